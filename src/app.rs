@@ -1,0 +1,176 @@
+//! Building and running the server: listeners, shared state, the router and its layers.
+//!
+//! `App::build` binds the sockets (so tests can bind port 0 and ask for the port), refuses configs that
+//! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` serves until a shutdown signal.
+//! Layer order, outermost first: access log and request id → error rendering → tenant resolution → routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tokio::net::TcpListener;
+
+use crate::auth::session::{MemoryStore, Sessions};
+use crate::config::{Config, SignIn};
+use crate::proxy::UpstreamClient;
+use crate::state::AppState;
+use crate::{admin, auth, error, proxy, shell, telemetry, tenant};
+
+/// Why the server would not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "tenant `{tenant}` uses dev sign-in, which lets anyone act as any user, but portico would listen on \
+         {addr}, which is not a loopback address; listen on 127.0.0.1 or configure a real sign-in method"
+    )]
+    DevSignInNotLoopback { tenant: String, addr: SocketAddr },
+}
+
+/// A bound, ready-to-run server.
+pub struct App {
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    state: AppState,
+}
+
+impl App {
+    /// Binds the listeners named in `config.server` and prepares the state.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let listen = config.server.listen;
+        for tenant in &config.tenants {
+            if matches!(tenant.sign_in, SignIn::Dev { .. }) {
+                if !listen.ip().is_loopback() {
+                    return Err(StartError::DevSignInNotLoopback {
+                        tenant: tenant.id.clone(),
+                        addr: listen,
+                    });
+                }
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    "DEV SIGN-IN IS ENABLED for tenant `{}`: anyone who can reach {listen} can act as any demo user. \
+                     Fine for a demo on loopback; never for production.",
+                    tenant.id
+                );
+            }
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let admin_listener = match config.server.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let bound = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let state = AppState {
+            upstreams: UpstreamClient::new(config.proxy.connect_timeout),
+            sessions: Sessions {
+                store: Arc::new(MemoryStore::default()),
+            },
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            listen: bound,
+        };
+        Ok(App {
+            listener,
+            admin_listener,
+            state,
+        })
+    }
+
+    /// The address the tenant listener is bound to (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.listen
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish.
+    pub async fn run(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let config = state.config.clone();
+        tokio::spawn(
+            state
+                .sessions
+                .clone()
+                .purge_periodically(move || config.load().sessions.clone()),
+        );
+        if let Some(admin_listener) = self.admin_listener {
+            let admin_router = admin::router(state.clone());
+            tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(admin_listener, admin_router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+                {
+                    tracing::error!(%error, "admin listener failed");
+                }
+            });
+        }
+        let snapshot = state.config.load();
+        tracing::info!(
+            addr = %state.listen,
+            config = %snapshot.source,
+            tenants = snapshot.tenants.len(),
+            "portico is serving on http://{}",
+            state.listen
+        );
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+/// The tenant-origin router with all its layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(auth::router())
+        .merge(proxy::router())
+        .merge(shell::router())
+        .layer(from_fn_with_state(state.clone(), tenant::resolve_tenant))
+        .layer(from_fn(error::render_errors))
+        .layer(from_fn(telemetry::access_log))
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,154 @@
+//! Development sign-in: pick a demo user from a list, no password.
+//!
+//! It exists so a newcomer can try the portal with one command. It must never be reachable in
+//! production: `app::App::build` refuses to start a config that uses it on a non-loopback listener, the
+//! handlers here check again on every request, and both the log and the page say loudly what it is.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::session::{Session, User};
+use super::{AuthError, SignedIn, csrf, form_field, safe_return_path, session_set_cookie};
+use crate::audit::{self, AuditEvent};
+use crate::config::{DevUser, SignIn};
+use crate::error::AppError;
+use crate::state::{AppState, RequestContext};
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+}
+
+struct DevUserRow<'a> {
+    user: &'a DevUser,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "dev_login.html")]
+struct DevLoginView<'a> {
+    title: &'a str,
+    tenant: &'a str,
+    listen: String,
+    users: Vec<DevUserRow<'a>>,
+    return_to: &'a str,
+}
+
+/// `GET /auth/login`: the sign-in page (for dev sign-in, the user picker).
+pub async fn login_page_get(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    Query(query): Query<LoginQuery>,
+    signed_in: Option<SignedIn>,
+) -> Result<Response, AppError> {
+    let return_to = safe_return_path(query.return_to.as_deref());
+    if signed_in.is_some() {
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response());
+    }
+    let tenant = &context.tenant;
+    let SignIn::Dev { users } = &tenant.sign_in;
+    if !state.dev_sign_in_allowed() {
+        return Err(AuthError::DevSignInRefused.into());
+    }
+    let view = DevLoginView {
+        title: &tenant.branding.title,
+        tenant: &tenant.id,
+        listen: state.listen.to_string(),
+        users: users
+            .iter()
+            .map(|user| DevUserRow {
+                user,
+                roles: {
+                    let roles = tenant.roles.roles_for(&user.groups);
+                    if roles.0.is_empty() {
+                        "none".into()
+                    } else {
+                        roles.names().join(", ")
+                    }
+                },
+            })
+            .collect(),
+        return_to: &return_to,
+    };
+    let page = view.render()?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        ],
+        Html(page),
+    )
+        .into_response())
+}
+
+/// `POST /auth/dev-login`: signs in as the chosen demo user with a fresh session id.
+pub async fn dev_login_post(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    if !state.dev_sign_in_allowed() {
+        audit::emit(AuditEvent::SignInRefused {
+            tenant: &tenant.id,
+            reason: "dev sign-in on non-loopback listener",
+        });
+        return Err(AuthError::DevSignInRefused.into());
+    }
+    // Login CSRF: another site must not be able to sign a visitor in as someone else.
+    if !csrf::is_same_origin(&headers) {
+        audit::emit(AuditEvent::CsrfRejected {
+            tenant: &tenant.id,
+            path: "/auth/dev-login",
+        });
+        return Err(AuthError::CsrfRejected.into());
+    }
+    let SignIn::Dev { users } = &tenant.sign_in;
+    let wanted = form_field(&body, "user").unwrap_or_default();
+    let Some(user) = users.iter().find(|user| user.id == wanted) else {
+        audit::emit(AuditEvent::SignInRefused {
+            tenant: &tenant.id,
+            reason: "unknown dev user",
+        });
+        return Err(AuthError::UnknownDevUser(wanted).into());
+    };
+    let session = Session::new(
+        &tenant.id,
+        User {
+            subject: user.id.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            groups: user.groups.clone(),
+        },
+    );
+    let id = session.id.clone();
+    state
+        .sessions
+        .store
+        .insert(session)
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::SignIn {
+        tenant: &tenant.id,
+        user: &user.id,
+        method: "dev",
+        session: &id.log_hash(),
+    });
+    let return_to = safe_return_path(form_field(&body, "return_to").as_deref());
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_set_cookie(&id, false));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store"
+            .parse()
+            .map_err(|_| AppError::Internal("header".into()))?,
+    );
+    Ok(response)
+}

@@ -1,0 +1,335 @@
+//! Server-side sessions: the opaque id the browser holds, the record the server keeps, and the store
+//! behind a trait so a shared store (Redis) can replace the in-memory one for scale-out.
+//!
+//! The cookie carries only a random id; user data and (later) tokens stay in the store. A store knows
+//! nothing about timeouts or tenants: [`Sessions`] enforces both on every lookup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::config::SessionSettings;
+
+/// Name of the session cookie on plain-HTTP origins.
+pub const COOKIE_NAME: &str = "portico_session";
+/// Name on HTTPS origins: the `__Host-` prefix makes browsers insist on Secure, Path=/ and no Domain.
+pub const SECURE_COOKIE_NAME: &str = "__Host-portico_session";
+
+/// An opaque session id: 256 random bits, base64url. Never logged; see [`SessionId::log_hash`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        SessionId(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts only values of the shape [`generate`](Self::generate) makes, so junk never reaches a store.
+    pub fn parse(value: &str) -> Option<Self> {
+        let well_formed = value.len() == 43
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| SessionId(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, one-way tag for logs and audit events that correlates without revealing the id.
+    pub fn log_hash(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({})", self.log_hash())
+    }
+}
+
+/// The signed-in user, as the IdP (or dev sign-in) described them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub subject: String,
+    pub name: String,
+    pub email: String,
+    /// Groups as the IdP sent them; roles are derived from them on every request.
+    pub groups: Vec<String>,
+}
+
+/// One server-side session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    /// The tenant that signed this user in; the session is worthless on any other tenant.
+    pub tenant: String,
+    pub user: User,
+    /// Sent by the shell with state-changing requests; see `auth::csrf`.
+    pub csrf_token: String,
+    pub created_at: u64,
+    pub last_seen: u64,
+}
+
+impl Session {
+    pub fn new(tenant: &str, user: User) -> Self {
+        let now = unix_now();
+        let mut csrf = [0u8; 16];
+        rand::rng().fill_bytes(&mut csrf);
+        Session {
+            id: SessionId::generate(),
+            tenant: tenant.to_owned(),
+            user,
+            csrf_token: URL_SAFE_NO_PAD.encode(csrf),
+            created_at: now,
+            last_seen: now,
+        }
+    }
+
+    fn expired(&self, now: u64, settings: &SessionSettings) -> bool {
+        now.saturating_sub(self.last_seen) > settings.idle_timeout.as_secs()
+            || now.saturating_sub(self.created_at) > settings.absolute_timeout.as_secs()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A session store failed (a network store being down); callers treat the user as signed out.
+#[derive(Debug, thiserror::Error)]
+#[error("session store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where sessions live. Implementations must be safe to share between instances of portico.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn insert(&self, session: Session) -> Result<(), StoreError>;
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// Records activity; may be skipped by the caller when the last touch is recent.
+    async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError>;
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
+    /// Drops every session idle or older than the limits; returns how many went.
+    async fn purge_expired(
+        &self,
+        now: u64,
+        settings: &SessionSettings,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Sessions in this process's memory. Lost on restart; not shared between instances.
+#[derive(Default)]
+pub struct MemoryStore {
+    sessions: RwLock<HashMap<SessionId, Session>>,
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert(&self, session: Session) -> Result<(), StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        sessions.insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let sessions = self
+            .sessions
+            .read()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        Ok(sessions.get(id).cloned())
+    }
+
+    async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        if let Some(session) = sessions.get_mut(id) {
+            session.last_seen = now;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        sessions.remove(id);
+        Ok(())
+    }
+
+    async fn purge_expired(
+        &self,
+        now: u64,
+        settings: &SessionSettings,
+    ) -> Result<usize, StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let before = sessions.len();
+        sessions.retain(|_, session| !session.expired(now, settings));
+        Ok(before - sessions.len())
+    }
+}
+
+/// Touch the store at most this often per session, so a busy page does not write on every request.
+const TOUCH_INTERVAL_SECS: u64 = 30;
+
+/// The session rules on top of a store: tenant binding and timeouts.
+#[derive(Clone)]
+pub struct Sessions {
+    pub store: Arc<dyn SessionStore>,
+}
+
+/// Why a presented session id did not yield a session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LookupMiss {
+    Unknown,
+    Expired,
+    /// Valid, but issued by another tenant: refused and audited (BRIEF invariant 5).
+    OtherTenant(String),
+    StoreDown,
+}
+
+impl Sessions {
+    pub async fn lookup(
+        &self,
+        id: &SessionId,
+        tenant: &str,
+        settings: &SessionSettings,
+    ) -> Result<Session, LookupMiss> {
+        let session = match self.store.get(id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(LookupMiss::Unknown),
+            Err(error) => {
+                tracing::error!(%error, "session lookup failed");
+                return Err(LookupMiss::StoreDown);
+            }
+        };
+        if session.tenant != tenant {
+            return Err(LookupMiss::OtherTenant(session.tenant));
+        }
+        let now = unix_now();
+        if session.expired(now, settings) {
+            let _ = self.store.remove(id).await;
+            return Err(LookupMiss::Expired);
+        }
+        if now.saturating_sub(session.last_seen) >= TOUCH_INTERVAL_SECS {
+            if let Err(error) = self.store.touch(id, now).await {
+                tracing::warn!(%error, "session touch failed");
+            }
+        }
+        Ok(session)
+    }
+
+    /// Runs forever, dropping expired sessions so memory follows live sessions, not past traffic.
+    pub async fn purge_periodically(self, settings: impl Fn() -> SessionSettings + Send + 'static) {
+        let mut interval = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+            match self.store.purge_expired(unix_now(), &settings()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "purged expired sessions"),
+                Err(error) => tracing::warn!(%error, "session purge failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            idle_timeout: Duration::from_secs(60),
+            absolute_timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn user() -> User {
+        User {
+            subject: "u".into(),
+            name: "U".into(),
+            email: "u@x".into(),
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_and_parse_back() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(SessionId::parse("short"), None);
+        assert_eq!(SessionId::parse(&format!("{}!", &a.as_str()[..42])), None);
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[tokio::test]
+    async fn lookup_enforces_tenant_and_timeouts() {
+        let sessions = Sessions {
+            store: Arc::new(MemoryStore::default()),
+        };
+        let session = Session::new("acme", user());
+        let id = session.id.clone();
+        sessions.store.insert(session).await.unwrap();
+        assert!(sessions.lookup(&id, "acme", &settings()).await.is_ok());
+        assert_eq!(
+            sessions
+                .lookup(&id, "globex", &settings())
+                .await
+                .unwrap_err(),
+            LookupMiss::OtherTenant("acme".into())
+        );
+
+        let mut idle = Session::new("acme", user());
+        idle.last_seen -= 61;
+        let idle_id = idle.id.clone();
+        sessions.store.insert(idle).await.unwrap();
+        assert_eq!(
+            sessions
+                .lookup(&idle_id, "acme", &settings())
+                .await
+                .unwrap_err(),
+            LookupMiss::Expired
+        );
+        assert_eq!(
+            sessions
+                .lookup(&idle_id, "acme", &settings())
+                .await
+                .unwrap_err(),
+            LookupMiss::Unknown
+        );
+
+        let mut old = Session::new("acme", user());
+        old.created_at -= 601;
+        sessions.store.insert(old).await.unwrap();
+        assert_eq!(
+            sessions
+                .store
+                .purge_expired(unix_now(), &settings())
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}

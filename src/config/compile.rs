@@ -1,0 +1,1324 @@
+//! Turns YAML trees into a validated [`Config`], collecting every problem with its position.
+//!
+//! The walk never stops at the first mistake: each reader records a [`Diagnostic`] and returns `None`,
+//! and the caller carries on with the rest of the document. No IO happens here except what the config
+//! itself asks for (reading `apps_from` files, checking that a static directory exists), and both go
+//! through [`Source`] so tests can feed files from memory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::model::*;
+use super::yaml::{self, Mark, Node, Value};
+use super::{Diagnostic, Severity};
+use crate::assets;
+use crate::rbac::{AccessPolicy, AccessRule, RoleMap, RoleName};
+
+/// Path prefixes that portico itself answers on every tenant origin. An app id or node path with one of
+/// these names would be shadowed in the shell's path routing, so config refuses them.
+pub const RESERVED_SEGMENTS: &[&str] =
+    &["auth", "shell", "apps", "backstage", ".well-known", "home"];
+
+/// What the compiler may read besides the main file: the environment and other files.
+pub trait Source {
+    fn env(&self, name: &str) -> Option<String>;
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// Files matching a glob pattern, sorted.
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String>;
+    fn is_dir(&self, path: &Path) -> bool;
+}
+
+/// The real environment and file system.
+pub struct OsSource;
+
+impl Source for OsSource {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let paths = glob::glob(pattern).map_err(|error| error.to_string())?;
+        let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        found.sort();
+        Ok(found)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+}
+
+/// Compiles the main config document. `file` names it in diagnostics; `base_dir` anchors relative paths.
+pub fn compile(
+    source: &dyn Source,
+    file: &str,
+    text: &str,
+    base_dir: &Path,
+) -> (Option<Config>, Vec<Diagnostic>) {
+    let mut reader = Reader {
+        source,
+        file: Arc::from(file),
+        diagnostics: Vec::new(),
+    };
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(errors) => {
+            for error in errors {
+                reader.error(
+                    error.mark,
+                    "",
+                    error.message,
+                    Some("fix the YAML syntax".into()),
+                );
+            }
+            return (None, reader.diagnostics);
+        }
+    };
+    let config = reader.config(&root, base_dir, file);
+    (config, reader.diagnostics)
+}
+
+struct Reader<'s> {
+    source: &'s dyn Source,
+    file: Arc<str>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The entries of a mapping whose keys were all checked against an allow-list.
+struct Fields<'n> {
+    node: &'n Node,
+    entries: Vec<(&'n str, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, node)| *node)
+            .filter(|node| !matches!(node.value, Value::Null))
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl<'s> Reader<'s> {
+    fn error(&mut self, mark: Mark, path: &str, message: impl Into<String>, hint: Option<String>) {
+        self.diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            file: self.file.to_string(),
+            mark,
+            key_path: path.to_owned(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn warn(&mut self, mark: Mark, path: &str, message: impl Into<String>, hint: Option<String>) {
+        self.diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            file: self.file.to_string(),
+            mark,
+            key_path: path.to_owned(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Reads a mapping, reporting keys outside `allowed` (with a "did you mean" hint).
+    fn map<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let Value::Map(entries) = &node.value else {
+            self.error(
+                node.mark,
+                path,
+                format!("expected a mapping of keys, found {}", node.kind()),
+                Some(format!("allowed keys here: {}", allowed.join(", "))),
+            );
+            return None;
+        };
+        let mut fields = Fields {
+            node,
+            entries: Vec::new(),
+        };
+        for (key, value) in entries {
+            let Value::Scalar { text, .. } = &key.value else {
+                self.error(key.mark, path, "keys must be plain strings", None);
+                continue;
+            };
+            if !allowed.contains(&text.as_str()) {
+                let hint = match closest(text, allowed) {
+                    Some(near) => format!(
+                        "did you mean `{near}`? allowed keys: {}",
+                        allowed.join(", ")
+                    ),
+                    None => format!("allowed keys here: {}", allowed.join(", ")),
+                };
+                self.error(
+                    key.mark,
+                    &join(path, text),
+                    format!("unknown key `{text}`"),
+                    Some(hint),
+                );
+                continue;
+            }
+            fields.entries.push((text.as_str(), value));
+        }
+        Some(fields)
+    }
+
+    /// A mapping whose keys are names chosen by the user (tenant ids, role names).
+    fn named_entries<'n>(&mut self, node: &'n Node, path: &str) -> Vec<(String, Mark, &'n Node)> {
+        let Value::Map(entries) = &node.value else {
+            self.error(
+                node.mark,
+                path,
+                format!("expected a mapping of names, found {}", node.kind()),
+                None,
+            );
+            return Vec::new();
+        };
+        let mut named = Vec::new();
+        for (key, value) in entries {
+            match &key.value {
+                Value::Scalar { text, .. } => named.push((text.clone(), key.mark, value)),
+                _ => self.error(key.mark, path, "names must be plain strings", None),
+            }
+        }
+        named
+    }
+
+    fn required<'n>(
+        &mut self,
+        fields: &Fields<'n>,
+        key: &str,
+        path: &str,
+        hint: &str,
+    ) -> Option<&'n Node> {
+        let node = fields.get(key);
+        if node.is_none() {
+            self.error(
+                fields.node.mark,
+                &join(path, key),
+                format!("missing required key `{key}`"),
+                Some(hint.to_owned()),
+            );
+        }
+        node
+    }
+
+    /// A scalar as a string, with `${VAR}` read from the environment.
+    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        let Value::Scalar { text, .. } = &node.value else {
+            self.error(
+                node.mark,
+                path,
+                format!("expected a single value, found {}", node.kind()),
+                None,
+            );
+            return None;
+        };
+        self.substitute_env(text, node.mark, path)
+    }
+
+    fn substitute_env(&mut self, text: &str, mark: Mark, path: &str) -> Option<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find('$') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            if let Some(escaped) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = escaped;
+            } else if let Some(inner) = after.strip_prefix("${") {
+                let Some(end) = inner.find('}') else {
+                    self.error(
+                        mark,
+                        path,
+                        "unclosed `${` in value",
+                        Some("write `${NAME}`, or `$${` for a literal `${`".into()),
+                    );
+                    return None;
+                };
+                let name = &inner[..end];
+                let valid = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if !valid {
+                    self.error(
+                        mark,
+                        path,
+                        format!("`${{{name}}}` is not a valid environment variable name"),
+                        None,
+                    );
+                    return None;
+                }
+                match self.source.env(name) {
+                    Some(value) => out.push_str(&value),
+                    None => {
+                        self.error(
+                            mark,
+                            path,
+                            format!("environment variable `{name}` is not set"),
+                            Some(format!(
+                                "export {name}=… before starting portico, or remove the reference"
+                            )),
+                        );
+                        return None;
+                    }
+                }
+                rest = &inner[end + 1..];
+            } else {
+                out.push('$');
+                rest = &after[1..];
+            }
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    fn items<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+        match &node.value {
+            Value::Seq(items) => Some(items),
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("expected a list, found {}", node.kind()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is accepted as a list of one.
+    fn strings(&mut self, node: &Node, path: &str) -> Option<Vec<(String, Mark)>> {
+        if let Value::Scalar { .. } = node.value {
+            return self.string(node, path).map(|s| vec![(s, node.mark)]);
+        }
+        let items = self.items(node, path)?;
+        let mut out = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(value) = self.string(item, &format!("{path}[{index}]")) {
+                out.push((value, item.mark));
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let text = self.string(node, path)?;
+        match humantime::parse_duration(&text) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                self.error(
+                    node.mark,
+                    path,
+                    "a duration of zero is not allowed",
+                    Some("e.g. 30s, 5m, 8h".into()),
+                );
+                None
+            }
+            Err(error) => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("`{text}` is not a duration: {error}"),
+                    Some("e.g. 30s, 5m, 8h".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match self.string(node, path)?.as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            other => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("`{other}` is not true or false"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, node: &Node, path: &str) -> Option<SocketAddr> {
+        let text = self.string(node, path)?;
+        match text.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("`{text}` is not an IP address with a port"),
+                    Some(
+                        "e.g. 127.0.0.1:8080 or [::1]:8080 (host names are not resolved here)"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// An identifier users type in URLs: lower-case letters, digits and `-`, starting with a letter.
+    fn identifier(&mut self, text: &str, mark: Mark, path: &str, what: &str) -> bool {
+        let valid = text.starts_with(|c: char| c.is_ascii_lowercase())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && text.len() <= 63;
+        if !valid {
+            self.error(
+                mark,
+                path,
+                format!("{what} `{text}` is not valid"),
+                Some(
+                    "use lower-case letters, digits and `-`, starting with a letter (at most 63)"
+                        .into(),
+                ),
+            );
+        }
+        valid
+    }
+
+    fn config(&mut self, root: &Node, base_dir: &Path, source_name: &str) -> Option<Config> {
+        let fields = self.map(
+            root,
+            "",
+            &[
+                "version",
+                "server",
+                "sessions",
+                "proxy",
+                "default_tenant",
+                "tenants",
+            ],
+        )?;
+        if let Some(version) = fields.get("version") {
+            if let Some(text) = self.string(version, "version") {
+                if text != "1" {
+                    self.error(
+                        version.mark,
+                        "version",
+                        format!("unsupported config version `{text}`"),
+                        Some("this portico reads version 1".into()),
+                    );
+                }
+            }
+        }
+        let server = self.server(fields.get("server"));
+        let sessions = self.sessions(fields.get("sessions"));
+        let proxy = self.proxy(fields.get("proxy"));
+
+        let mut tenants = Vec::new();
+        match self.required(
+            &fields,
+            "tenants",
+            "",
+            "define at least one tenant under `tenants:`",
+        ) {
+            Some(node) => {
+                for (id, mark, tenant_node) in self.named_entries(node, "tenants") {
+                    let path = format!("tenants.{id}");
+                    if !self.identifier(&id, mark, &path, "tenant id") {
+                        continue;
+                    }
+                    if let Some(tenant) = self.tenant(&id, tenant_node, &path, base_dir) {
+                        tenants.push(Arc::new(tenant));
+                    }
+                }
+                if tenants.is_empty()
+                    && matches!(&node.value, Value::Map(entries) if entries.is_empty())
+                {
+                    self.error(
+                        node.mark,
+                        "tenants",
+                        "no tenants are defined",
+                        Some("add one, e.g. `tenants: { acme: { … } }`".into()),
+                    );
+                }
+            }
+            None => {}
+        }
+        self.check_hosts(&tenants, fields.get("tenants"));
+
+        let mut default_tenant = None;
+        if let Some(node) = fields.get("default_tenant") {
+            if let Some(id) = self.string(node, "default_tenant") {
+                if tenants.iter().any(|tenant| tenant.id == id) {
+                    default_tenant = Some(id);
+                } else {
+                    let known: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+                    self.error(
+                        node.mark,
+                        "default_tenant",
+                        format!("unknown tenant `{id}`"),
+                        Some(format!("tenants defined: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
+
+        Some(Config {
+            server: server?,
+            sessions: sessions?,
+            proxy: proxy?,
+            tenants,
+            default_tenant,
+            source: source_name.to_owned(),
+        })
+    }
+
+    fn server(&mut self, node: Option<&Node>) -> Option<ServerSettings> {
+        let mut settings = ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+        };
+        let Some(node) = node else {
+            return Some(settings);
+        };
+        let fields = self.map(node, "server", &["listen", "admin_listen"])?;
+        if let Some(listen) = fields.get("listen") {
+            settings.listen = self.socket_addr(listen, "server.listen")?;
+        }
+        if let Some(admin) = fields.get("admin_listen") {
+            settings.admin_listen = Some(self.socket_addr(admin, "server.admin_listen")?);
+        }
+        Some(settings)
+    }
+
+    fn sessions(&mut self, node: Option<&Node>) -> Option<SessionSettings> {
+        let mut settings = SessionSettings {
+            idle_timeout: Duration::from_secs(8 * 3600),
+            absolute_timeout: Duration::from_secs(24 * 3600),
+        };
+        let Some(node) = node else {
+            return Some(settings);
+        };
+        let fields = self.map(
+            node,
+            "sessions",
+            &["store", "idle_timeout", "absolute_timeout"],
+        )?;
+        if let Some(store) = fields.get("store") {
+            let text = self.string(store, "sessions.store")?;
+            if text != "memory" {
+                self.error(
+                    store.mark,
+                    "sessions.store",
+                    format!("session store `{text}` is not supported yet"),
+                    Some("use `memory`; a Redis store for scale-out is planned".into()),
+                );
+            }
+        }
+        if let Some(idle) = fields.get("idle_timeout") {
+            settings.idle_timeout = self.duration(idle, "sessions.idle_timeout")?;
+        }
+        if let Some(absolute) = fields.get("absolute_timeout") {
+            settings.absolute_timeout = self.duration(absolute, "sessions.absolute_timeout")?;
+        }
+        if settings.idle_timeout > settings.absolute_timeout {
+            self.error(
+                node.mark,
+                "sessions.idle_timeout",
+                "idle_timeout is longer than absolute_timeout",
+                Some("the idle timeout can never fire; shorten it".into()),
+            );
+        }
+        Some(settings)
+    }
+
+    fn proxy(&mut self, node: Option<&Node>) -> Option<ProxySettings> {
+        let mut settings = ProxySettings {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+        };
+        let Some(node) = node else {
+            return Some(settings);
+        };
+        let fields = self.map(node, "proxy", &["connect_timeout", "response_timeout"])?;
+        if let Some(value) = fields.get("connect_timeout") {
+            settings.connect_timeout = self.duration(value, "proxy.connect_timeout")?;
+        }
+        if let Some(value) = fields.get("response_timeout") {
+            settings.response_timeout = self.duration(value, "proxy.response_timeout")?;
+        }
+        Some(settings)
+    }
+
+    fn tenant(&mut self, id: &str, node: &Node, path: &str, base_dir: &Path) -> Option<Tenant> {
+        let fields = self.map(
+            node,
+            path,
+            &["hosts", "branding", "auth", "roles", "apps", "apps_from"],
+        )?;
+        let hosts = match fields.get("hosts") {
+            Some(hosts) => self
+                .strings(hosts, &join(path, "hosts"))?
+                .into_iter()
+                .map(|(host, _)| host.to_ascii_lowercase())
+                .collect(),
+            None => Vec::new(),
+        };
+        let branding = self.branding(fields.get("branding"), &join(path, "branding"), id);
+        let sign_in = match self.required(
+            &fields,
+            "auth",
+            path,
+            "say how users sign in, e.g. `auth: { dev_sign_in: { users: [...] } }`",
+        ) {
+            Some(auth) => self.sign_in(auth, &join(path, "auth")),
+            None => None,
+        };
+        let roles = match self.required(
+            &fields,
+            "roles",
+            path,
+            "map IdP groups to roles, e.g. `roles: { developer: { groups: [eng] } }`",
+        ) {
+            Some(roles) => self.roles(roles, &join(path, "roles")),
+            None => None,
+        };
+        let roles = roles.unwrap_or_default();
+
+        let mut apps: Vec<Arc<App>> = Vec::new();
+        if let Some(inline) = fields.get("apps") {
+            let apps_path = join(path, "apps");
+            if let Some(items) = self.items(inline, &apps_path) {
+                for (index, item) in items.iter().enumerate() {
+                    let app_path = format!("{apps_path}[{index}]");
+                    if let Some(app) = self.app(item, &app_path, &roles, id, base_dir) {
+                        self.add_app(&mut apps, app, item.mark, &app_path);
+                    }
+                }
+            }
+        }
+        if let Some(patterns) = fields.get("apps_from") {
+            let from_path = join(path, "apps_from");
+            for (pattern, mark) in self.strings(patterns, &from_path).unwrap_or_default() {
+                self.apps_from(&pattern, mark, &from_path, &roles, id, base_dir, &mut apps);
+            }
+        }
+
+        Some(Tenant {
+            id: id.to_owned(),
+            hosts,
+            branding: branding?,
+            sign_in: sign_in?,
+            roles,
+            apps,
+        })
+    }
+
+    fn add_app(&mut self, apps: &mut Vec<Arc<App>>, app: App, mark: Mark, path: &str) {
+        if apps.iter().any(|existing| existing.id == app.id) {
+            self.error(
+                mark,
+                &join(path, "id"),
+                format!("duplicate app id `{}`", app.id),
+                Some("app ids must be unique within a tenant".into()),
+            );
+            return;
+        }
+        apps.push(Arc::new(app));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apps_from(
+        &mut self,
+        pattern: &str,
+        mark: Mark,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+        base_dir: &Path,
+        apps: &mut Vec<Arc<App>>,
+    ) {
+        let full = base_dir.join(pattern);
+        let files = match self.source.glob(&full.to_string_lossy()) {
+            Ok(files) => files,
+            Err(error) => {
+                self.error(
+                    mark,
+                    path,
+                    format!("bad glob pattern `{pattern}`: {error}"),
+                    None,
+                );
+                return;
+            }
+        };
+        if files.is_empty() {
+            self.warn(
+                mark,
+                path,
+                format!("`{pattern}` matches no files"),
+                Some(format!("paths are relative to {}", base_dir.display())),
+            );
+        }
+        for file in files {
+            let display = file.display().to_string();
+            let text = match self.source.read(&file) {
+                Ok(text) => text,
+                Err(error) => {
+                    self.error(mark, path, format!("cannot read {display}: {error}"), None);
+                    continue;
+                }
+            };
+            // Diagnostics inside an app file name that file, so the team that owns it sees its own line.
+            let main_file = std::mem::replace(&mut self.file, Arc::from(display.as_str()));
+            match yaml::parse(&text) {
+                Ok(node) => {
+                    let app_dir = file.parent().unwrap_or(base_dir).to_path_buf();
+                    if let Some(app) = self.app(&node, "", roles, tenant, &app_dir) {
+                        self.add_app(apps, app, node.mark, "");
+                    }
+                }
+                Err(errors) => {
+                    for error in errors {
+                        self.error(
+                            error.mark,
+                            "",
+                            error.message,
+                            Some("fix the YAML syntax".into()),
+                        );
+                    }
+                }
+            }
+            self.file = main_file;
+        }
+    }
+
+    fn branding(&mut self, node: Option<&Node>, path: &str, tenant: &str) -> Option<Branding> {
+        let mut branding = Branding {
+            title: format!("{tenant} portal"),
+            logo: None,
+            favicon: None,
+        };
+        let Some(node) = node else {
+            return Some(branding);
+        };
+        let fields = self.map(node, path, &["title", "logo", "favicon"])?;
+        if let Some(title) = fields.get("title") {
+            branding.title = self.string(title, &join(path, "title"))?;
+        }
+        if let Some(logo) = fields.get("logo") {
+            branding.logo = Some(self.string(logo, &join(path, "logo"))?);
+        }
+        if let Some(favicon) = fields.get("favicon") {
+            branding.favicon = Some(self.string(favicon, &join(path, "favicon"))?);
+        }
+        Some(branding)
+    }
+
+    fn sign_in(&mut self, node: &Node, path: &str) -> Option<SignIn> {
+        let fields = self.map(node, path, &["dev_sign_in", "oidc"])?;
+        if let Some(oidc) = fields.get("oidc") {
+            self.error(
+                oidc.mark,
+                &join(path, "oidc"),
+                "OIDC sign-in is not available in this version",
+                Some("use `dev_sign_in` on a loopback listener for now".into()),
+            );
+            return None;
+        }
+        let Some(dev) = fields.get("dev_sign_in") else {
+            self.error(
+                node.mark,
+                path,
+                "no sign-in method configured",
+                Some("add `dev_sign_in: { users: [...] }`".into()),
+            );
+            return None;
+        };
+        let dev_path = join(path, "dev_sign_in");
+        let dev_fields = self.map(dev, &dev_path, &["users"])?;
+        let users_path = join(&dev_path, "users");
+        let users_node = self.required(
+            &dev_fields,
+            "users",
+            &dev_path,
+            "list the demo users that can be picked",
+        )?;
+        let mut users: Vec<DevUser> = Vec::new();
+        for (index, item) in self.items(users_node, &users_path)?.iter().enumerate() {
+            let user_path = format!("{users_path}[{index}]");
+            let Some(user_fields) = self.map(item, &user_path, &["id", "name", "email", "groups"])
+            else {
+                continue;
+            };
+            let id = self
+                .required(&user_fields, "id", &user_path, "a short login name")
+                .and_then(|n| self.string(n, &join(&user_path, "id")));
+            let name = user_fields
+                .get("name")
+                .and_then(|n| self.string(n, &join(&user_path, "name")));
+            let email = user_fields
+                .get("email")
+                .and_then(|n| self.string(n, &join(&user_path, "email")));
+            let groups = match user_fields.get("groups") {
+                Some(groups) => self
+                    .strings(groups, &join(&user_path, "groups"))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let Some(id) = id else { continue };
+            if users.iter().any(|user| user.id == id) {
+                self.error(
+                    item.mark,
+                    &join(&user_path, "id"),
+                    format!("duplicate dev user `{id}`"),
+                    None,
+                );
+                continue;
+            }
+            users.push(DevUser {
+                name: name.unwrap_or_else(|| id.clone()),
+                email: email.unwrap_or_else(|| format!("{id}@example.invalid")),
+                groups: groups.into_iter().map(|(group, _)| group).collect(),
+                id,
+            });
+        }
+        if users.is_empty() {
+            self.error(
+                users_node.mark,
+                &users_path,
+                "dev sign-in needs at least one user",
+                None,
+            );
+            return None;
+        }
+        Some(SignIn::Dev { users })
+    }
+
+    fn roles(&mut self, node: &Node, path: &str) -> Option<RoleMap> {
+        let mut map = RoleMap::default();
+        for (name, mark, role_node) in self.named_entries(node, path) {
+            let role_path = join(path, &name);
+            if !self.identifier(&name, mark, &role_path, "role name") {
+                continue;
+            }
+            let Some(fields) = self.map(role_node, &role_path, &["groups", "description"]) else {
+                continue;
+            };
+            let groups = match fields.get("groups") {
+                Some(groups) => self
+                    .strings(groups, &join(&role_path, "groups"))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            if groups.is_empty() {
+                self.error(
+                    mark,
+                    &join(&role_path, "groups"),
+                    format!("role `{name}` is not granted by any group"),
+                    Some("list the IdP groups that grant it, e.g. `groups: [eng]`; a role no group maps to can never be held".into()),
+                );
+                continue;
+            }
+            if let Some(description) = fields.get("description") {
+                self.string(description, &join(&role_path, "description"));
+            }
+            map.roles.push((
+                RoleName(name),
+                groups.into_iter().map(|(group, _)| group).collect(),
+            ));
+        }
+        Some(map)
+    }
+
+    fn access_rule(
+        &mut self,
+        node: &Node,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+    ) -> Option<AccessRule> {
+        let fields = self.map(node, path, &["roles"])?;
+        let roles_path = join(path, "roles");
+        let Some(list) = self.required(
+            &fields,
+            "roles",
+            path,
+            "list the roles that may use this, e.g. `roles: [developer]`",
+        ) else {
+            return None;
+        };
+        let mut rule = AccessRule { roles: Vec::new() };
+        let mut ok = true;
+        for (index, (role, mark)) in self.strings(list, &roles_path)?.into_iter().enumerate() {
+            if !roles.defines(&role) {
+                let known: Vec<&str> = roles
+                    .roles
+                    .iter()
+                    .map(|(name, _)| name.0.as_str())
+                    .collect();
+                let hint = match closest(&role, &known) {
+                    Some(near) => format!(
+                        "did you mean `{near}`? roles of tenant `{tenant}`: {}",
+                        known.join(", ")
+                    ),
+                    None => format!(
+                        "roles of tenant `{tenant}`: {}",
+                        if known.is_empty() {
+                            "(none)".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                };
+                self.error(
+                    mark,
+                    &format!("{roles_path}[{index}]"),
+                    format!("unknown role `{role}`"),
+                    Some(hint),
+                );
+                ok = false;
+                continue;
+            }
+            rule.roles.push(RoleName(role));
+        }
+        if rule.roles.is_empty() && ok {
+            self.error(
+                list.mark,
+                &roles_path,
+                "an access rule needs at least one role",
+                Some("default deny: an empty list would hide this from everyone".into()),
+            );
+            return None;
+        }
+        ok.then_some(rule)
+    }
+
+    fn app(
+        &mut self,
+        node: &Node,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+        base_dir: &Path,
+    ) -> Option<App> {
+        let fields = self.map(
+            node,
+            path,
+            &[
+                "id",
+                "label",
+                "category",
+                "icon",
+                "owner",
+                "description",
+                "access",
+                "upstream",
+                "static",
+                "nodes",
+                "luigi_client",
+            ],
+        )?;
+        let id_node = self.required(
+            &fields,
+            "id",
+            path,
+            "give the app a unique id, e.g. `id: cost-insights`",
+        )?;
+        let id = self.string(id_node, &join(path, "id"))?;
+        // Name the app in key paths from here on, so errors read `apps[cost-insights].access`.
+        let path = if path.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}[{id}]",
+                path.rsplit_once('[').map_or(path, |(head, _)| head)
+            )
+        };
+        let id_path = join(&path, "id");
+        let valid_id = self.identifier(&id, id_node.mark, &id_path, "app id");
+        if valid_id && RESERVED_SEGMENTS.contains(&id.as_str()) {
+            self.error(
+                id_node.mark,
+                &id_path,
+                format!("app id `{id}` collides with the reserved path /{id}"),
+                Some(format!(
+                    "reserved: {}; pick another id",
+                    RESERVED_SEGMENTS.join(", ")
+                )),
+            );
+        }
+        let label = match fields.get("label") {
+            Some(label) => self.string(label, &join(&path, "label")),
+            None => Some(id.clone()),
+        };
+        let category = fields
+            .get("category")
+            .and_then(|n| self.string(n, &join(&path, "category")));
+        let icon = fields
+            .get("icon")
+            .and_then(|n| self.string(n, &join(&path, "icon")));
+        let owner = fields
+            .get("owner")
+            .and_then(|n| self.string(n, &join(&path, "owner")));
+        if let Some(description) = fields.get("description") {
+            self.string(description, &join(&path, "description"));
+        }
+        let luigi_client = match fields.get("luigi_client") {
+            Some(flag) => self.bool(flag, &join(&path, "luigi_client")),
+            None => Some(true),
+        };
+        let access = match fields.get("access") {
+            Some(access) => self.access_rule(access, &join(&path, "access"), roles, tenant),
+            None => {
+                self.error(
+                    node.mark,
+                    &join(&path, "access"),
+                    format!("app `{id}` has no access rule"),
+                    Some(
+                        "default deny: add `access: { roles: [...] }`; there are no public apps"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        };
+        let target = self.app_target(&fields, &path, base_dir, node.mark);
+        let mut nodes = Vec::new();
+        if let Some(list) = fields.get("nodes") {
+            nodes = self
+                .nav_nodes(list, &join(&path, "nodes"), roles, tenant)
+                .unwrap_or_default();
+        }
+        let access = access?;
+        let mut paths = Vec::new();
+        collect_path_rules(&nodes, &mut paths);
+        Some(App {
+            policy: AccessPolicy {
+                app: access.clone(),
+                paths,
+            },
+            id,
+            label: label?,
+            category,
+            icon,
+            owner,
+            access,
+            target: target?,
+            nodes,
+            luigi_client: luigi_client?,
+        })
+        .filter(|_| valid_id)
+    }
+
+    fn app_target(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        base_dir: &Path,
+        mark: Mark,
+    ) -> Option<AppTarget> {
+        match (fields.get("upstream"), fields.get("static")) {
+            (Some(_), Some(static_node)) => {
+                self.error(
+                    static_node.mark,
+                    &join(path, "static"),
+                    "an app has either `upstream` or `static`, not both",
+                    None,
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    mark,
+                    path,
+                    "the app has neither `upstream` nor `static`",
+                    Some("add `upstream: http://host:port` or `static: ./dist`".into()),
+                );
+                None
+            }
+            (Some(node), None) => {
+                let upstream_path = join(path, "upstream");
+                let url = self.string(node, &upstream_path)?;
+                match parse_upstream(&url) {
+                    Ok(upstream) => Some(AppTarget::Upstream(upstream)),
+                    Err(message) => {
+                        self.error(
+                            node.mark,
+                            &upstream_path,
+                            message,
+                            Some(
+                                "e.g. http://127.0.0.1:3000 or http://app.internal:8080/base"
+                                    .into(),
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(node)) => {
+                let static_path = join(path, "static");
+                let dir = self.string(node, &static_path)?;
+                if let Some(name) = dir.strip_prefix("embedded:") {
+                    if assets::DemoApps::has_bundle(name) {
+                        return Some(AppTarget::Embedded(name.to_owned()));
+                    }
+                    self.error(
+                        node.mark,
+                        &static_path,
+                        format!("no embedded bundle `{name}`"),
+                        Some(format!(
+                            "embedded bundles: {}",
+                            assets::DemoApps::bundles().join(", ")
+                        )),
+                    );
+                    return None;
+                }
+                let full = base_dir.join(&dir);
+                if !self.source.is_dir(&full) {
+                    self.error(
+                        node.mark,
+                        &static_path,
+                        format!("`{}` is not a directory", full.display()),
+                        Some("paths are relative to the file that names them".into()),
+                    );
+                    return None;
+                }
+                Some(AppTarget::StaticDir(full))
+            }
+        }
+    }
+
+    fn nav_nodes(
+        &mut self,
+        node: &Node,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+    ) -> Option<Vec<NavNode>> {
+        let mut nodes: Vec<NavNode> = Vec::new();
+        for (index, item) in self.items(node, path)?.iter().enumerate() {
+            let node_path = format!("{path}[{index}]");
+            let Some(fields) = self.map(
+                item,
+                &node_path,
+                &["path", "label", "view", "icon", "access", "nodes"],
+            ) else {
+                continue;
+            };
+            let segment = self
+                .required(
+                    &fields,
+                    "path",
+                    &node_path,
+                    "the node's path segment, e.g. `path: reports`",
+                )
+                .and_then(|n| Some((self.string(n, &join(&node_path, "path"))?, n.mark)));
+            let label = self
+                .required(
+                    &fields,
+                    "label",
+                    &node_path,
+                    "the text shown in the navigation",
+                )
+                .and_then(|n| self.string(n, &join(&node_path, "label")));
+            let view = self
+                .required(
+                    &fields,
+                    "view",
+                    &node_path,
+                    "the path inside the app to show, e.g. `view: /reports`",
+                )
+                .and_then(|n| Some((self.string(n, &join(&node_path, "view"))?, n.mark)));
+            let icon = fields
+                .get("icon")
+                .and_then(|n| self.string(n, &join(&node_path, "icon")));
+            let access = match fields.get("access") {
+                Some(access) => {
+                    match self.access_rule(access, &join(&node_path, "access"), roles, tenant) {
+                        Some(rule) => Some(Some(rule)),
+                        None => None,
+                    }
+                }
+                None => Some(None),
+            };
+            let children = match fields.get("nodes") {
+                Some(list) => self.nav_nodes(list, &join(&node_path, "nodes"), roles, tenant),
+                None => Some(Vec::new()),
+            };
+            let (
+                Some((segment, segment_mark)),
+                Some(label),
+                Some((view, view_mark)),
+                Some(access),
+                Some(children),
+            ) = (segment, label, view, access, children)
+            else {
+                continue;
+            };
+            let segment_path = join(&node_path, "path");
+            if !self.identifier(&segment, segment_mark, &segment_path, "node path") {
+                continue;
+            }
+            if RESERVED_SEGMENTS.contains(&segment.as_str()) {
+                self.error(
+                    segment_mark,
+                    &segment_path,
+                    format!("node path `{segment}` collides with the reserved path /{segment}"),
+                    Some(format!("reserved: {}", RESERVED_SEGMENTS.join(", "))),
+                );
+                continue;
+            }
+            if nodes.iter().any(|existing| existing.path == segment) {
+                self.error(
+                    segment_mark,
+                    &segment_path,
+                    format!("duplicate node path `{segment}`"),
+                    Some("sibling nodes need distinct paths".into()),
+                );
+                continue;
+            }
+            if let Err(message) = check_view(&view) {
+                self.error(
+                    view_mark,
+                    &join(&node_path, "view"),
+                    message,
+                    Some("a path inside the app such as /reports; no `..`, `?` or `#`".into()),
+                );
+                continue;
+            }
+            nodes.push(NavNode {
+                path: segment,
+                label,
+                view,
+                icon,
+                access,
+                children,
+            });
+        }
+        Some(nodes)
+    }
+
+    fn check_hosts(&mut self, tenants: &[Arc<Tenant>], node: Option<&Node>) {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for tenant in tenants {
+            for host in &tenant.hosts {
+                if let Some((_, owner)) = seen
+                    .iter()
+                    .find(|(seen_host, _)| *seen_host == host.as_str())
+                {
+                    let mark = node.map_or_else(Mark::default, |n| n.mark);
+                    self.error(
+                        mark,
+                        &format!("tenants.{}.hosts", tenant.id),
+                        format!("host `{host}` is also listed by tenant `{owner}`"),
+                        Some("each host belongs to exactly one tenant".into()),
+                    );
+                }
+                seen.push((host, &tenant.id));
+            }
+        }
+    }
+}
+
+fn collect_path_rules(nodes: &[NavNode], out: &mut Vec<(String, AccessRule)>) {
+    for node in nodes {
+        if let Some(rule) = &node.access {
+            out.push((node.view.clone(), rule.clone()));
+        }
+        collect_path_rules(&node.children, out);
+    }
+}
+
+fn check_view(view: &str) -> Result<(), String> {
+    if !view.starts_with('/') {
+        return Err(format!("view `{view}` must start with `/`"));
+    }
+    if view.contains(['?', '#', '\\', '%']) {
+        return Err(format!(
+            "view `{view}` may not contain `?`, `#`, `%` or `\\`"
+        ));
+    }
+    if view
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(format!(
+            "view `{view}` may not contain `.` or `..` segments"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `http://host:port[/base]`. Only plain HTTP upstreams are supported for now.
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err(format!("`{url}`: https upstreams are not supported yet"));
+    } else {
+        return Err(format!("`{url}` is not an http:// URL"));
+    };
+    let (authority, base) = match rest.find('/') {
+        Some(index) => (&rest[..index], &rest[index..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("`{url}` has no usable host"));
+    }
+    if base.contains(['?', '#']) {
+        return Err(format!("`{url}` may not carry a query or fragment"));
+    }
+    let authority: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("`{url}` has an invalid host or port"))?;
+    let authority = if authority.port().is_some() {
+        authority.to_string()
+    } else {
+        format!("{}:80", authority.host())
+    };
+    Ok(Upstream {
+        authority,
+        base_path: base.trim_end_matches('/').to_owned(),
+        url: url.to_owned(),
+    })
+}
+
+/// The allowed word nearest to `word`, if it is close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (edit_distance(word, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

@@ -1,0 +1,143 @@
+//! The compiled config: what the running server reads. Every value here has been validated; nothing
+//! here knows YAML or file positions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::rbac::{AccessPolicy, AccessRule, RoleMap};
+
+/// A whole validated configuration: one snapshot that a request reads from start to end.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub sessions: SessionSettings,
+    pub proxy: ProxySettings,
+    pub tenants: Vec<Arc<Tenant>>,
+    /// The tenant that answers a Host no tenant lists; `None` means such a request gets 404.
+    pub default_tenant: Option<String>,
+    /// Where this config came from (a path, or "embedded default"), for logs.
+    pub source: String,
+}
+
+impl Config {
+    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.iter().find(|tenant| tenant.id == id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Health and readiness; never served on tenant origins.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub connect_timeout: Duration,
+    /// How long an upstream may take to send its response headers before the client gets 504.
+    pub response_timeout: Duration,
+}
+
+/// One isolated portal.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    /// Lower-case `host` or `host:port` values the Host header is matched against.
+    pub hosts: Vec<String>,
+    pub branding: Branding,
+    pub sign_in: SignIn,
+    pub roles: RoleMap,
+    /// In the order they appear in config, which is the order of the navigation.
+    pub apps: Vec<Arc<App>>,
+}
+
+impl Tenant {
+    pub fn app(&self, id: &str) -> Option<&Arc<App>> {
+        self.apps.iter().find(|app| app.id == id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Branding {
+    pub title: String,
+    pub logo: Option<String>,
+    pub favicon: Option<String>,
+}
+
+/// How users of a tenant sign in.
+#[derive(Debug, Clone)]
+pub enum SignIn {
+    /// Pick a demo user from a list. Only ever served on a loopback listener (see `auth::dev`).
+    Dev { users: Vec<DevUser> },
+}
+
+/// A demo user for dev sign-in, with the groups an IdP would send.
+#[derive(Debug, Clone)]
+pub struct DevUser {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub groups: Vec<String>,
+}
+
+/// One registered micro-app.
+#[derive(Debug)]
+pub struct App {
+    pub id: String,
+    pub label: String,
+    pub category: Option<String>,
+    pub icon: Option<String>,
+    pub owner: Option<String>,
+    pub access: AccessRule,
+    /// The app's rule plus its nodes' narrower rules; what `rbac::decide` reads.
+    pub policy: AccessPolicy,
+    pub target: AppTarget,
+    /// The app's navigation entries below its own top-level entry.
+    pub nodes: Vec<NavNode>,
+    /// Whether the app loads Luigi Client; if not, Luigi must not wait for its handshake.
+    pub luigi_client: bool,
+}
+
+/// Where an app's content comes from.
+#[derive(Debug, Clone)]
+pub enum AppTarget {
+    /// An HTTP upstream; requests to `/apps/<id>/rest` go to `base_path + rest`.
+    Upstream(Upstream),
+    /// Files in a directory on disk.
+    StaticDir(PathBuf),
+    /// A bundle compiled into the binary (the demo apps), by name.
+    Embedded(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` to connect to and to send as Host.
+    pub authority: String,
+    /// Path prefix on the upstream, without a trailing slash ("" for the root).
+    pub base_path: String,
+    /// The URL as written, for logs and error pages.
+    pub url: String,
+}
+
+/// One navigation entry of an app.
+#[derive(Debug, Clone)]
+pub struct NavNode {
+    /// One path segment; the entry lives at `/<app-id>/<path>` in the shell.
+    pub path: String,
+    pub label: String,
+    /// Path inside the app that the entry shows, starting with `/`.
+    pub view: String,
+    pub icon: Option<String>,
+    /// `None` inherits the app's rule.
+    pub access: Option<AccessRule>,
+    pub children: Vec<NavNode>,
+}

@@ -1,0 +1,182 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Handlers return `Result<_, AppError>`; `AppError::into_response` only records an [`ErrorReport`] in the
+//! response extensions. The [`render_errors`] middleware, which can see the request, then writes it as a
+//! readable HTML page for a browser navigation or as JSON for an API call, with the request id that is
+//! also in the log line. A browser navigation without a session becomes a redirect to sign-in instead.
+//! Internal details go to the log only, never into a response.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::auth::AuthError;
+use crate::proxy::ProxyError;
+use crate::telemetry::RequestId;
+use crate::tenant::TenantError;
+
+/// Every error a request can end in, by module.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// 404: nothing lives at this path.
+    #[error("there is nothing at this address")]
+    NotFound,
+    /// 500: a bug or an unexpected failure; the detail is logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// What the renderer needs to know about a failed request.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub status: StatusCode,
+    /// A stable machine-readable code, e.g. `forbidden`, `upstream_unreachable`.
+    pub code: &'static str,
+    /// Safe to show to the user.
+    pub message: String,
+    /// For the log only.
+    pub detail: Option<String>,
+    /// A browser navigation should be sent to sign in rather than shown an error.
+    pub sign_in: bool,
+}
+
+impl AppError {
+    fn report(&self) -> ErrorReport {
+        let (status, code, sign_in) = match self {
+            AppError::Tenant(TenantError::UnknownHost(_)) => {
+                (StatusCode::NOT_FOUND, "unknown_host", false)
+            }
+            AppError::Auth(error) => (
+                error.status(),
+                error.code(),
+                matches!(error, AuthError::NotSignedIn),
+            ),
+            AppError::Proxy(error) => (error.status(), error.code(), false),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", false),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
+        };
+        let detail = match self {
+            AppError::Internal(detail) => Some(detail.clone()),
+            AppError::Proxy(error) => error.detail(),
+            _ => None,
+        };
+        ErrorReport {
+            status,
+            code,
+            message: self.to_string(),
+            detail,
+            sign_in,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let report = self.report();
+        let mut response = report.status.into_response();
+        response.extensions_mut().insert(report);
+        response
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(error: askama::Error) -> Self {
+        AppError::Internal(format!("template: {error}"))
+    }
+}
+
+/// Does this request come from a browser navigating (wanting a page), rather than a script or API client?
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    if let Some(mode) = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        return mode == "navigate";
+    }
+    if headers.contains_key("x-requested-with") {
+        return false;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorView<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+/// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let html = wants_html(request.headers());
+    let return_to = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(String::new, |id| id.0.clone());
+    let response = next.run(request).await;
+    let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
+        return response;
+    };
+    if let Some(detail) = &report.detail {
+        tracing::warn!(request_id, code = report.code, detail, "request failed");
+    }
+    let mut rendered = if report.sign_in && html {
+        let target = format!(
+            "/auth/login?return_to={}",
+            percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
+        );
+        Redirect::to(&target).into_response()
+    } else if html {
+        let view = ErrorView {
+            status: report.status.as_u16(),
+            reason: report.status.canonical_reason().unwrap_or("Error"),
+            message: &report.message,
+            request_id: &request_id,
+        };
+        match view.render() {
+            Ok(page) => (report.status, Html(page)).into_response(),
+            Err(_) => (report.status, report.message.clone()).into_response(),
+        }
+    } else {
+        let body = serde_json::json!({
+            "error": report.code,
+            "message": report.message,
+            "status": report.status.as_u16(),
+            "request_id": request_id,
+        });
+        let mut json = (report.status, Json(body)).into_response();
+        if report.status == StatusCode::UNAUTHORIZED {
+            json.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Cookie realm=\"portico\""),
+            );
+        }
+        json
+    };
+    // Keep what the handler set for the log line (user, app) and any cookie it cleared.
+    for (name, value) in response.headers() {
+        if name == header::SET_COOKIE {
+            rendered.headers_mut().append(name, value.clone());
+        }
+    }
+    *rendered.extensions_mut() = response.extensions().clone();
+    rendered
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    rendered
+}

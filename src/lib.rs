@@ -1,0 +1,32 @@
+//! portico: the front door of an internal developer portal.
+//!
+//! It hosts the SAP Luigi shell, builds each user's navigation on the server from the roles their IdP
+//! groups map to, and reverse-proxies micro-apps under one authenticated origin, per tenant.
+//! Start at `ARCHITECTURE.md` for the map; the modules below are listed in request order.
+
+/// Health and readiness on the admin listener.
+pub mod admin;
+/// Building, binding and running the server; the router and its layer order.
+pub mod app;
+/// Files compiled into the binary.
+pub mod assets;
+/// Security events on the `audit` log target.
+pub mod audit;
+/// Sign-in, sessions, CSRF, sign-out.
+pub mod auth;
+/// Config loading and validation with positioned diagnostics; the only module that knows YAML.
+pub mod config;
+/// Errors → responses (HTML for browsers, JSON for API calls), in one place.
+pub mod error;
+/// `/apps/<id>/…`: role-checked reverse proxy and static bundles.
+pub mod proxy;
+/// Roles from groups and the one access decision.
+pub mod rbac;
+/// The Luigi shell page, per-user config and embedded Luigi files.
+pub mod shell;
+/// Shared state and the per-request context.
+pub mod state;
+/// Logging setup, request ids, access log.
+pub mod telemetry;
+/// Host header → tenant, before anything else runs.
+pub mod tenant;

@@ -1,0 +1,153 @@
+//! The `portico` command: `serve` runs the portal, `check` validates config files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portico::config::{self, ConfigError, Loaded, Severity};
+use portico::telemetry::{self, LogFormat};
+
+/// The front door of an internal developer portal: Luigi shell, server-built navigation, role-checked proxy.
+#[derive(Parser)]
+#[command(name = "portico", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the portal. Without --config, runs the embedded demo (dev sign-in on 127.0.0.1:8080).
+    Serve {
+        /// The YAML config file.
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+        /// Override `server.listen`, e.g. 127.0.0.1:8081.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Override `server.admin_listen`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// Log line format.
+        #[arg(long, value_enum, default_value = "text", env = "PORTICO_LOG_FORMAT")]
+        log_format: LogFormat,
+    },
+    /// Validate config files and report every problem with file:line:column; exits 1 on any error.
+    Check {
+        /// Config files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+            log_format,
+        } => {
+            telemetry::init(log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config, listen, admin_listen))
+        }
+    }
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match config::load_file(file) {
+            Ok(Loaded { warnings, config }) => {
+                for warning in &warnings {
+                    println!("{warning}");
+                }
+                let apps: usize = config.tenants.iter().map(|t| t.apps.len()).sum();
+                println!(
+                    "{}: ok ({} tenant(s), {apps} app(s))",
+                    file.display(),
+                    config.tenants.len()
+                );
+            }
+            Err(error) => {
+                failed = true;
+                print_config_error(&error);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_config_error(error: &ConfigError) {
+    for diagnostic in &error.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let count = error
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    eprintln!("{count} error(s) found");
+}
+
+async fn serve(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+) -> ExitCode {
+    let loaded = match &path {
+        Some(path) => config::load_file(path),
+        None => config::load_embedded(),
+    };
+    let Loaded {
+        mut config,
+        warnings,
+    } = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            print_config_error(&error);
+            eprintln!(
+                "portico did not start: fix the config above (`portico check FILE` shows the same report)"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(admin_listen) = admin_listen {
+        config.server.admin_listen = Some(admin_listen);
+    }
+    let app = match portico::app::App::build(config).await {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Header hygiene for proxied requests and responses.
+//!
+//! What goes upstream: no hop-by-hop headers, no session cookie, no client-sent identity or forwarding
+//! headers (BRIEF invariant 4), then portico's own identity headers and fresh X-Forwarded-* values.
+//! What comes back: no hop-by-hop headers. Everything here is a pure function over a `HeaderMap`.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::auth::session::{COOKIE_NAME, SECURE_COOKIE_NAME};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Identity headers other proxies use; a client could send them to impersonate someone upstream.
+const SPOOFABLE_IDENTITY: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-oauth2-proxy-id-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "x-remote-user",
+    "remote-user",
+    // Forwarding facts are set by portico alone; a client's values would be believed upstream.
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// Prefix of every header portico sets upstream; all client-sent headers with it are dropped.
+pub const IDENTITY_PREFIX: &str = "x-portico-";
+
+/// Who the user is, as portico tells an upstream.
+pub struct Identity<'a> {
+    pub user: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub groups: &'a [String],
+    pub roles: &'a [&'a str],
+    pub tenant: &'a str,
+    pub app: &'a str,
+}
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Makes a client's request headers safe to send upstream and adds portico's identity and forwarding headers.
+pub fn prepare_upstream_request(
+    headers: &mut HeaderMap,
+    identity: &Identity<'_>,
+    client_ip: IpAddr,
+    original_host: Option<HeaderValue>,
+    scheme: &'static str,
+) {
+    remove_hop_by_hop(headers);
+    for name in SPOOFABLE_IDENTITY {
+        headers.remove(*name);
+    }
+    let own: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(IDENTITY_PREFIX))
+        .cloned()
+        .collect();
+    for name in own {
+        headers.remove(name);
+    }
+    strip_session_cookie(headers);
+    headers.remove(header::HOST);
+
+    headers.insert("x-forwarded-for", header_value(&client_ip.to_string()));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    if let Some(host) = original_host {
+        headers.insert("x-forwarded-host", host);
+    }
+    headers.insert("x-portico-user", header_value(identity.user));
+    headers.insert("x-portico-email", header_value(identity.email));
+    headers.insert("x-portico-name", header_value(identity.name));
+    headers.insert("x-portico-groups", header_value(&identity.groups.join(",")));
+    headers.insert("x-portico-roles", header_value(&identity.roles.join(",")));
+    headers.insert("x-portico-tenant", header_value(identity.tenant));
+    headers.insert("x-portico-app", header_value(identity.app));
+}
+
+/// Removes portico's session cookie from `Cookie`, keeping the app's own cookies.
+pub fn strip_session_cookie(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name).trim();
+            name != COOKIE_NAME && name != SECURE_COOKIE_NAME
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+/// A header value from text that may hold UTF-8; control characters are dropped rather than failing.
+fn header_value(text: &str) -> HeaderValue {
+    let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
+    HeaderValue::from_bytes(cleaned.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity<'static> {
+        Identity {
+            user: "dave",
+            email: "dave@x",
+            name: "Dave Developer",
+            groups: &[],
+            roles: &["developer"],
+            tenant: "demo",
+            app: "status",
+        }
+    }
+
+    #[test]
+    fn spoofed_identity_and_session_cookie_never_go_upstream() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-user", HeaderValue::from_static("admin"));
+        headers.insert(
+            "x-oauth2-proxy-id-token",
+            HeaderValue::from_static("Bearer x"),
+        );
+        headers.insert(
+            "x-portico-roles",
+            HeaderValue::from_static("platform-admin"),
+        );
+        headers.insert("x-portico-anything", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; portico_session=secret; b=2"),
+        );
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-custom-hop"),
+        );
+        headers.insert("x-custom-hop", HeaderValue::from_static("1"));
+        headers.insert("accept", HeaderValue::from_static("text/html"));
+        prepare_upstream_request(
+            &mut headers,
+            &identity(),
+            "127.0.0.1".parse().unwrap(),
+            None,
+            "http",
+        );
+        assert_eq!(headers["x-portico-roles"], "developer");
+        assert_eq!(headers["x-portico-user"], "dave");
+        assert!(headers.get("x-forwarded-user").is_none());
+        assert!(headers.get("x-oauth2-proxy-id-token").is_none());
+        assert!(headers.get("x-portico-anything").is_none());
+        assert!(headers.get("x-custom-hop").is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(headers[header::COOKIE], "a=1; b=2");
+        assert_eq!(headers["accept"], "text/html");
+    }
+
+    #[test]
+    fn a_lone_session_cookie_removes_the_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("portico_session=secret"),
+        );
+        strip_session_cookie(&mut headers);
+        assert!(headers.get(header::COOKIE).is_none());
+    }
+}

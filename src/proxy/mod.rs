@@ -1,0 +1,289 @@
+//! `/apps/<id>/…`: the role-checked gateway to every micro-app.
+//!
+//! Each request is authenticated, its path normalised, and then `rbac::decide` — the same function that
+//! built the user's navigation — says whether it may pass. Only then is it forwarded to the app's
+//! upstream, or answered from its static bundle. This module is the only one that talks to upstream apps;
+//! it must never forward the session cookie or a client-sent identity header.
+
+mod headers;
+mod path;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Redirect, Response};
+use axum::routing::any;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+pub use headers::IDENTITY_PREFIX;
+pub use upstream::UpstreamClient;
+
+use crate::assets::{self, CachePolicy, DemoApps};
+use crate::audit::{self, AuditEvent};
+use crate::auth::SignedIn;
+use crate::config::{App, AppTarget};
+use crate::error::AppError;
+use crate::rbac::{self, Decision};
+use crate::state::{AppState, RequestContext};
+use crate::telemetry::Labels;
+use headers::Identity;
+
+/// Why a proxied request did not reach its app, or the app did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// 404: the tenant has no app with this id.
+    #[error("there is no app `{0}` in this portal")]
+    UnknownApp(String),
+    /// 403: the user's roles do not allow this app or this part of it.
+    #[error("you do not have access to this app; it needs one of the roles: {needed}")]
+    Forbidden { app: String, needed: String },
+    /// 400: a path that could mean different things to portico and to the app.
+    #[error("bad request path: {0}")]
+    BadPath(&'static str),
+    /// 404: a static bundle has no such file.
+    #[error("this app has no file at that path")]
+    FileNotFound,
+    /// 502: the upstream refused or did not accept the connection.
+    #[error("the app is not reachable right now")]
+    UpstreamUnreachable { upstream: String, detail: String },
+    /// 502: the upstream broke the exchange.
+    #[error("the app failed to answer")]
+    UpstreamFailed { upstream: String, detail: String },
+    /// 504: no response headers within the response timeout.
+    #[error("the app took too long to answer")]
+    UpstreamTimeout { upstream: String, after: Duration },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::UnknownApp(_) | ProxyError::FileNotFound => StatusCode::NOT_FOUND,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::UnknownApp(_) => "unknown_app",
+            ProxyError::Forbidden { .. } => "forbidden",
+            ProxyError::BadPath(_) => "bad_path",
+            ProxyError::FileNotFound => "not_found",
+            ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            ProxyError::UpstreamFailed { .. } => "upstream_failed",
+            ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
+        }
+    }
+
+    /// What the log should say beyond the public message.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            ProxyError::UpstreamUnreachable { upstream, detail }
+            | ProxyError::UpstreamFailed { upstream, detail } => {
+                Some(format!("{upstream}: {detail}"))
+            }
+            ProxyError::UpstreamTimeout { upstream, after } => {
+                Some(format!("{upstream}: no response within {after:?}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The `/apps/*` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/apps/{app}", any(app_root_redirect))
+        .route("/apps/{app}/", any(app_request))
+        .route("/apps/{app}/{*rest}", any(app_request))
+}
+
+/// `/apps/<id>` → `/apps/<id>/`, so relative URLs inside the app resolve below its prefix.
+async fn app_root_redirect(Path(app): Path<String>) -> Redirect {
+    Redirect::permanent(&format!("/apps/{app}/"))
+}
+
+async fn app_request(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    signed_in: SignedIn,
+    request: Request,
+) -> Result<Response, AppError> {
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("request context missing".into()))?;
+    // Split `/apps/<id>/<rest>` from the raw (still percent-encoded) path.
+    let raw_path = request.uri().path().to_owned();
+    let after_prefix = raw_path.strip_prefix("/apps/").unwrap_or("");
+    let (app_id, rest) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
+    let tenant = &context.tenant;
+    let app = tenant
+        .app(app_id)
+        .ok_or_else(|| ProxyError::UnknownApp(app_id.to_owned()))?;
+    if let Some(labels) = request.extensions().get::<Labels>() {
+        labels.app(&app.id);
+    }
+    let app_path = path::normalise(rest).map_err(|bad| ProxyError::BadPath(bad.0))?;
+
+    if let Decision::Deny { needed } =
+        rbac::decide(&signed_in.roles, &app.policy, &app_path.decoded)
+    {
+        audit::emit(AuditEvent::AccessDenied {
+            tenant: &tenant.id,
+            user: &signed_in.session.user.subject,
+            app: &app.id,
+            path: &app_path.decoded,
+        });
+        let needed = needed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ProxyError::Forbidden {
+            app: app.id.clone(),
+            needed,
+        }
+        .into());
+    }
+
+    let response = match &app.target {
+        AppTarget::Upstream(upstream) => {
+            let path_and_query = match request.uri().query() {
+                Some(query) => format!("{}?{query}", app_path.raw),
+                None => app_path.raw.clone(),
+            };
+            let (mut parts, body) = request.into_parts();
+            let original_host = parts.headers.get(header::HOST).cloned();
+            let user = &signed_in.session.user;
+            let roles = signed_in.roles.names();
+            let identity = Identity {
+                user: &user.subject,
+                email: &user.email,
+                name: &user.name,
+                groups: &user.groups,
+                roles: &roles,
+                tenant: &tenant.id,
+                app: &app.id,
+            };
+            headers::prepare_upstream_request(
+                &mut parts.headers,
+                &identity,
+                peer.ip(),
+                original_host,
+                "http",
+            );
+            parts.extensions = Default::default();
+            let outgoing = Request::from_parts(parts, body);
+            state
+                .upstreams
+                .forward(
+                    upstream,
+                    &path_and_query,
+                    outgoing,
+                    context.config.proxy.response_timeout,
+                )
+                .await?
+        }
+        AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path.decoded, request).await?,
+        AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
+    };
+    Ok(frame_for_shell(app, response))
+}
+
+/// Files from a directory: existing files as they are, anything else without an extension falls back to
+/// `index.html` so single-page apps can route client-side.
+async fn serve_static_dir(
+    dir: &std::path::Path,
+    path: &str,
+    request: Request,
+) -> Result<Response, ProxyError> {
+    let (mut parts, _body) = request.into_parts();
+    parts.uri = path
+        .parse()
+        .map_err(|_| ProxyError::BadPath("the path cannot be served"))?;
+    let index = dir.join("index.html");
+    let wants_fallback = !path.rsplit('/').next().unwrap_or("").contains('.');
+    let service = ServeDir::new(dir).append_index_html_on_directories(true);
+    let request = Request::from_parts(parts, Body::empty());
+    let response = if wants_fallback {
+        service
+            .fallback(ServeFile::new(index))
+            .oneshot(request)
+            .await
+    } else {
+        service.oneshot(request).await
+    };
+    let response = match response {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    };
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(ProxyError::FileNotFound);
+    }
+    Ok(response)
+}
+
+/// The same, from a bundle compiled into the binary.
+fn serve_embedded(bundle: &str, path: &str, request: &Request) -> Result<Response, ProxyError> {
+    let file = path.trim_start_matches('/');
+    let file = if file.is_empty() || file.ends_with('/') {
+        format!("{file}index.html")
+    } else {
+        file.to_owned()
+    };
+    let headers = request.headers();
+    let last = file.rsplit('/').next().unwrap_or("");
+    let mut response = assets::serve::<DemoApps>(
+        &format!("{bundle}/{file}"),
+        headers,
+        CachePolicy::Revalidate,
+    )
+    .or_else(|| {
+        (!last.contains('.'))
+            .then(|| {
+                assets::serve::<DemoApps>(
+                    &format!("{bundle}/index.html"),
+                    headers,
+                    CachePolicy::Revalidate,
+                )
+            })
+            .flatten()
+    })
+    .ok_or(ProxyError::FileNotFound)?;
+    // The embedded bundles are ours, so they get a strict policy of their own.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'",
+        ),
+    );
+    Ok(response)
+}
+
+/// Apps may be framed by the shell on this origin and by nothing else.
+fn frame_for_shell(_app: &App, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'self'"),
+        );
+    }
+    response
+}

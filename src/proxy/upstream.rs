@@ -1,0 +1,91 @@
+//! The pooled HTTP client and the forwarding of one request to an app's upstream.
+//!
+//! Bodies stream in both directions: the client's request body is handed to hyper as it arrives and the
+//! upstream's response body is handed back the same way; nothing is collected in memory. A connect failure
+//! is a 502, no response headers within the response timeout is a 504: never a hang, never a panic.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::ProxyError;
+use super::headers::remove_hop_by_hop;
+use crate::config::Upstream;
+
+/// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Body>,
+}
+
+impl UpstreamClient {
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        UpstreamClient { client }
+    }
+
+    /// Sends `request` (headers already cleaned) to `upstream` at `path_and_query` below its base path.
+    pub async fn forward(
+        &self,
+        upstream: &Upstream,
+        path_and_query: &str,
+        mut request: Request<Body>,
+        response_timeout: Duration,
+    ) -> Result<Response<Body>, ProxyError> {
+        let uri: Uri = format!(
+            "http://{}{}{}",
+            upstream.authority, upstream.base_path, path_and_query
+        )
+        .parse()
+        .map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))?;
+        *request.uri_mut() = uri;
+        // hyper sets Host from the URI's authority when none is present.
+        let outcome = tokio::time::timeout(response_timeout, self.client.request(request)).await;
+        let response = match outcome {
+            Err(_) => {
+                return Err(ProxyError::UpstreamTimeout {
+                    upstream: upstream.url.clone(),
+                    after: response_timeout,
+                });
+            }
+            Ok(Err(error)) if error.is_connect() => {
+                return Err(ProxyError::UpstreamUnreachable {
+                    upstream: upstream.url.clone(),
+                    detail: error_chain(&error),
+                });
+            }
+            Ok(Err(error)) => {
+                return Err(ProxyError::UpstreamFailed {
+                    upstream: upstream.url.clone(),
+                    detail: error_chain(&error),
+                });
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (mut parts, body) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

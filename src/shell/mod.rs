@@ -1,0 +1,137 @@
+//! The Luigi shell: the page, its per-user config, the bootstrap script and the embedded Luigi files.
+//!
+//! Every path that no other module claims is a shell route (Luigi path routing), so a reload of any deep
+//! link returns the shell page for a signed-in user and a sign-in redirect otherwise. The page's CSP is
+//! `script-src 'self'`: no inline script, so the config arrives as JSON. This module builds navigation;
+//! it must not decide access itself, only ask `rbac` through `luigi::visible_apps`.
+
+pub mod luigi;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json};
+
+use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
+use crate::auth::SignedIn;
+use crate::error::AppError;
+use crate::state::{AppState, RequestContext};
+
+/// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part).
+const SHELL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; font-src 'self' data:; frame-src 'self'; connect-src 'self'; \
+frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// The `/shell/*` routes and the catch-all shell page.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/shell/config.json", get(config_get))
+        .route("/shell/luigi/{version}/{*file}", get(luigi_core_get))
+        .route(
+            "/shell/luigi-client/{version}/{*file}",
+            get(luigi_client_get),
+        )
+        .route("/shell/{*file}", get(shell_file_get))
+        .fallback(shell_page)
+}
+
+#[derive(Template)]
+#[template(path = "shell.html")]
+struct ShellView<'a> {
+    title: &'a str,
+    favicon: Option<&'a str>,
+    luigi_version: &'a str,
+}
+
+/// Any other path: the shell page for a signed-in user (Luigi routes on the client).
+async fn shell_page(
+    Extension(context): Extension<RequestContext>,
+    method: Method,
+    uri: Uri,
+    signed_in: Result<SignedIn, AppError>,
+) -> Result<Response, AppError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(AppError::NotFound);
+    }
+    // Reserved prefixes that reached the fallback have no such route: a 404, never the shell.
+    let reserved = [
+        "/auth/",
+        "/shell/",
+        "/apps/",
+        "/backstage/",
+        "/.well-known/",
+    ];
+    if reserved.iter().any(|prefix| uri.path().starts_with(prefix)) {
+        return Err(AppError::NotFound);
+    }
+    signed_in?;
+    let tenant = &context.tenant;
+    let view = ShellView {
+        title: &tenant.branding.title,
+        favicon: tenant.branding.favicon.as_deref(),
+        luigi_version: LUIGI_VERSION,
+    };
+    let page = view.render()?;
+    Ok((
+        [
+            (header::CONTENT_SECURITY_POLICY, SHELL_CSP),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        Html(page),
+    )
+        .into_response())
+}
+
+/// `GET /shell/config.json`: the signed-in user's Luigi config. Never cached: it is per user.
+async fn config_get(
+    Extension(context): Extension<RequestContext>,
+    signed_in: SignedIn,
+) -> Response {
+    let body = luigi::shell_config(&context.tenant, &signed_in);
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// Luigi core files under a versioned path, cached forever.
+async fn luigi_core_get(
+    Path((version, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if version != LUIGI_VERSION {
+        return Err(AppError::NotFound);
+    }
+    assets::serve::<LuigiCore>(&file, &headers, CachePolicy::Immutable).ok_or(AppError::NotFound)
+}
+
+/// Luigi client for micro-apps, under a versioned path, cached forever.
+async fn luigi_client_get(
+    Path((version, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if version != LUIGI_VERSION {
+        return Err(AppError::NotFound);
+    }
+    assets::serve::<LuigiClient>(&file, &headers, CachePolicy::Immutable).ok_or(AppError::NotFound)
+}
+
+/// The shell's own files (bootstrap script, stylesheet, home view): public, revalidated.
+async fn shell_file_get(
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let mut response = assets::serve::<ShellFiles>(&file, &headers, CachePolicy::Revalidate)
+        .ok_or(AppError::NotFound)?;
+    if file.ends_with(".html") {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+            ),
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,37 @@
+//! Shared server state and the per-request context.
+//!
+//! `AppState` holds what outlives a config reload (the session store, the upstream connection pool, the
+//! listener facts) plus the one swappable config snapshot. `RequestContext` is that snapshot and the
+//! tenant resolved from Host, loaded once per request so a reload never splits a request across configs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::session::Sessions;
+use crate::config::{Config, Tenant};
+use crate::proxy::UpstreamClient;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ArcSwap<Config>>,
+    pub sessions: Sessions,
+    pub upstreams: UpstreamClient,
+    /// The address the tenant listener is bound to.
+    pub listen: SocketAddr,
+}
+
+impl AppState {
+    /// Dev sign-in is only ever offered on a loopback listener: nobody else can reach it there.
+    pub fn dev_sign_in_allowed(&self) -> bool {
+        self.listen.ip().is_loopback()
+    }
+}
+
+/// The config snapshot and tenant of one request, put into request extensions by `tenant::resolve`.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub config: Arc<Config>,
+    pub tenant: Arc<Tenant>,
+}

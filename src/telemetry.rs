@@ -1,0 +1,119 @@
+//! Logging: the subscriber setup, request ids, and one access-log line per request.
+//!
+//! Every request gets a random id (echoed as `x-request-id` and shown on error pages) and, when it ends,
+//! one `access` line with method, path, status, latency, tenant, user and app. Handlers fill in who and
+//! what through [`Labels`]. Nothing here may log a session id, a token or a cookie value.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    // A second init (tests start several servers in one process) keeps the first subscriber.
+    drop(result);
+}
+
+/// The id of one request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// What the access-log line says about who did what; filled in by handlers as they learn it.
+#[derive(Debug, Clone, Default)]
+pub struct Labels(Arc<Mutex<LabelValues>>);
+
+#[derive(Debug, Default)]
+struct LabelValues {
+    tenant: Option<String>,
+    user: Option<String>,
+    app: Option<String>,
+}
+
+impl Labels {
+    pub fn tenant(&self, tenant: &str) {
+        if let Ok(mut values) = self.0.lock() {
+            values.tenant = Some(tenant.to_owned());
+        }
+    }
+    pub fn user(&self, user: &str) {
+        if let Ok(mut values) = self.0.lock() {
+            values.user = Some(user.to_owned());
+        }
+    }
+    pub fn app(&self, app: &str) {
+        if let Ok(mut values) = self.0.lock() {
+            values.app = Some(app.to_owned());
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Middleware (outermost): assigns the request id and writes the access line when the response is ready.
+///
+/// The line is written when headers are sent; a streamed body may still be flowing. That is what nginx's
+/// `$upstream_header_time` measures too, and it keeps the log from waiting on slow clients.
+pub async fn access_log(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let labels = Labels::default();
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
+    request.extensions_mut().insert(labels.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let latency_us = started.elapsed().as_micros() as u64;
+    let values = labels
+        .0
+        .lock()
+        .map(|v| (v.tenant.clone(), v.user.clone(), v.app.clone()));
+    let (tenant, user, app) = values.unwrap_or_default();
+    tracing::info!(
+        target: "access",
+        request_id,
+        method = %method,
+        path,
+        status = response.status().as_u16(),
+        latency_us,
+        tenant = tenant.as_deref().unwrap_or("-"),
+        user = user.as_deref().unwrap_or("-"),
+        app = app.as_deref().unwrap_or("-"),
+    );
+    response
+}

@@ -1,0 +1,103 @@
+//! Host-based tenant resolution: the first thing that runs for every request on a tenant origin.
+//!
+//! The Host header (or the HTTP/2 authority) picks the tenant; a host no tenant lists gets the configured
+//! default tenant or a 404, never another tenant's shell. This module must not look at cookies or
+//! X-Forwarded-Host: identity and forwarding headers are not trusted to choose a tenant.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::config::{Config, Tenant};
+use crate::error::AppError;
+use crate::state::{AppState, RequestContext};
+use crate::telemetry::Labels;
+
+/// Why no tenant answers a request.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// 404: the Host names no tenant and there is no default tenant.
+    #[error("no portal is configured for host `{0}`")]
+    UnknownHost(String),
+}
+
+/// Finds the tenant for a Host value (`name` or `name:port`, any case).
+pub fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
+    let host = host.trim().to_ascii_lowercase();
+    let host_without_port = strip_port(&host);
+    config
+        .tenants
+        .iter()
+        .find(|tenant| {
+            tenant.hosts.iter().any(|listed| {
+                *listed == host || (*listed == host_without_port && !listed.contains(':'))
+            })
+        })
+        .or_else(|| {
+            config
+                .default_tenant
+                .as_deref()
+                .and_then(|id| config.tenant(id))
+        })
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        return host
+            .split_once("]:")
+            .map_or(host, |(name, _)| name)
+            .trim_end_matches(']')
+            .trim_start_matches('[');
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// Middleware: loads the config snapshot once, resolves the tenant and stores both for the handlers.
+pub async fn resolve_tenant(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let config = state.config.load_full();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.to_string())
+        })
+        .unwrap_or_default();
+    let Some(tenant) = resolve(&config, &host).cloned() else {
+        return AppError::from(TenantError::UnknownHost(host)).into_response();
+    };
+    if let Some(labels) = request.extensions().get::<Labels>() {
+        labels.tenant(&tenant.id);
+    }
+    request
+        .extensions_mut()
+        .insert(RequestContext { config, tenant });
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports_from_names_and_ipv6_literals() {
+        assert_eq!(
+            strip_port("portal.acme.example:8443"),
+            "portal.acme.example"
+        );
+        assert_eq!(strip_port("portal.acme.example"), "portal.acme.example");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+}
