@@ -426,34 +426,31 @@ impl<'s> Reader<'s> {
         let proxy = self.proxy(fields.get("proxy"));
 
         let mut tenants = Vec::new();
-        match self.required(
+        if let Some(node) = self.required(
             &fields,
             "tenants",
             "",
             "define at least one tenant under `tenants:`",
         ) {
-            Some(node) => {
-                for (id, mark, tenant_node) in self.named_entries(node, "tenants") {
-                    let path = format!("tenants.{id}");
-                    if !self.identifier(&id, mark, &path, "tenant id") {
-                        continue;
-                    }
-                    if let Some(tenant) = self.tenant(&id, tenant_node, &path, base_dir) {
-                        tenants.push(Arc::new(tenant));
-                    }
+            for (id, mark, tenant_node) in self.named_entries(node, "tenants") {
+                let path = format!("tenants.{id}");
+                if !self.identifier(&id, mark, &path, "tenant id") {
+                    continue;
                 }
-                if tenants.is_empty()
-                    && matches!(&node.value, Value::Map(entries) if entries.is_empty())
-                {
-                    self.error(
-                        node.mark,
-                        "tenants",
-                        "no tenants are defined",
-                        Some("add one, e.g. `tenants: { acme: { … } }`".into()),
-                    );
+                if let Some(tenant) = self.tenant(&id, tenant_node, &path, base_dir) {
+                    tenants.push(Arc::new(tenant));
                 }
             }
-            None => {}
+            if tenants.is_empty()
+                && matches!(&node.value, Value::Map(entries) if entries.is_empty())
+            {
+                self.error(
+                    node.mark,
+                    "tenants",
+                    "no tenants are defined",
+                    Some("add one, e.g. `tenants: { acme: { … } }`".into()),
+                );
+            }
         }
         self.check_hosts(&tenants, fields.get("tenants"));
 
@@ -850,14 +847,12 @@ impl<'s> Reader<'s> {
     ) -> Option<AccessRule> {
         let fields = self.map(node, path, &["roles"])?;
         let roles_path = join(path, "roles");
-        let Some(list) = self.required(
+        let list = self.required(
             &fields,
             "roles",
             path,
             "list the roles that may use this, e.g. `roles: [developer]`",
-        ) else {
-            return None;
-        };
+        )?;
         let mut rule = AccessRule { roles: Vec::new() };
         let mut ok = true;
         for (index, (role, mark)) in self.strings(list, &roles_path)?.into_iter().enumerate() {
@@ -1144,12 +1139,9 @@ impl<'s> Reader<'s> {
                 .get("icon")
                 .and_then(|n| self.string(n, &join(&node_path, "icon")));
             let access = match fields.get("access") {
-                Some(access) => {
-                    match self.access_rule(access, &join(&node_path, "access"), roles, tenant) {
-                        Some(rule) => Some(Some(rule)),
-                        None => None,
-                    }
-                }
+                Some(access) => self
+                    .access_rule(access, &join(&node_path, "access"), roles, tenant)
+                    .map(Some),
                 None => Some(None),
             };
             let children = match fields.get("nodes") {

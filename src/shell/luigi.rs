@@ -35,10 +35,8 @@ pub fn shell_config(tenant: &Tenant, signed_in: &SignedIn) -> Value {
         .map(|app| json!({ "id": app.id, "label": app.label, "category": app.category, "path": format!("/home/{}", app.id) }))
         .collect();
     let branding = &tenant.branding;
-    let mut header = json!({ "title": branding.title });
-    if let Some(logo) = &branding.logo {
-        header["logo"] = json!(logo);
-    }
+    let logo = branding.logo.as_deref().unwrap_or("/shell/logo.svg");
+    let mut header = json!({ "title": branding.title, "logo": logo });
     if let Some(favicon) = &branding.favicon {
         header["favicon"] = json!(favicon);
     }

@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` starts the demo portal, `make test` runs every test.
+# Both install what they need first (the pinned npm packages; Chromium for the browser tests).
+
+.PHONY: run test test-rust test-e2e deps lint bench
+
+run: deps
+	cargo run --release -- serve
+
+test: deps
+	scripts/ensure-chromium.sh
+	cargo build --bins
+	cargo test --all-targets
+	node --test e2e/
+
+test-rust: deps
+	cargo test --all-targets
+
+test-e2e: deps
+	scripts/ensure-chromium.sh
+	cargo build --bins
+	node --test e2e/
+
+lint: deps
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+# npm ci only when the lockfile changed since the last install.
+deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@

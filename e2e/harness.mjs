@@ -1,0 +1,84 @@
+// Test harness for end-to-end tests: starts the real portico binary on a free loopback port and a real
+// headless Chromium (Debian's package) driven by playwright-core. Everything started here is stopped by
+// the returned `stop` functions, and every wait is bounded.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/** The portico binary the tests run: PORTICO_BIN, else the debug build. */
+export function porticoBinary() {
+  const binary = process.env.PORTICO_BIN || path.join(root, 'target', 'debug', 'portico');
+  if (!existsSync(binary)) {
+    throw new Error(`${binary} does not exist: run \`cargo build\` first (make test does it)`);
+  }
+  return binary;
+}
+
+/** Starts `portico serve` with extra args; resolves with its base URL once it says it is serving. */
+export async function startPortico(args = []) {
+  const child = spawn(porticoBinary(), ['serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
+  });
+  let log = '';
+  const baseUrl = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`portico did not start within 20s:\n${log}`)), 20000);
+    child.stderr.on('data', (chunk) => {
+      log += chunk.toString();
+      const match = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`portico exited with ${code} before serving:\n${log}`));
+    });
+  });
+  return {
+    baseUrl,
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([once(child, 'exit'), new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+/** A fresh headless Chromium. The flags keep it off the closed network and quiet. */
+export async function startBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Waits (bounded) for a frame whose URL contains `fragment`, e.g. the iframe of an app. */
+export async function frameWithUrl(page, fragment, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const frame = page.frames().find((f) => f.url().includes(fragment));
+    if (frame) return frame;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`no frame with ${fragment}; frames: ${page.frames().map((f) => f.url()).join(', ')}`);
+}
