@@ -1079,7 +1079,7 @@ impl<'s> Reader<'s> {
                     );
                     return None;
                 }
-                let full = base_dir.join(&dir);
+                let full = base_dir.join(dir.trim_start_matches("./"));
                 if !self.source.is_dir(&full) {
                     self.error(
                         node.mark,

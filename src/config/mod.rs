@@ -136,7 +136,23 @@ pub fn load_str(
     finish(compile::compile(source, name, text, base_dir))
 }
 
-fn finish((config, diagnostics): (Option<Config>, Vec<Diagnostic>)) -> Result<Loaded, ConfigError> {
+fn finish(
+    (config, mut diagnostics): (Option<Config>, Vec<Diagnostic>),
+) -> Result<Loaded, ConfigError> {
+    // Report in reading order: files as first met, then by position within each file.
+    let mut file_order: Vec<String> = Vec::new();
+    for diagnostic in &diagnostics {
+        if !file_order.contains(&diagnostic.file) {
+            file_order.push(diagnostic.file.clone());
+        }
+    }
+    diagnostics.sort_by_key(|d| {
+        let file = file_order
+            .iter()
+            .position(|f| *f == d.file)
+            .unwrap_or(usize::MAX);
+        (file, d.mark.line, d.mark.column)
+    });
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match config {
         Some(config) if !has_errors => Ok(Loaded {
@@ -144,5 +160,200 @@ fn finish((config, diagnostics): (Option<Config>, Vec<Diagnostic>)) -> Result<Lo
             warnings: diagnostics,
         }),
         _ => Err(ConfigError { diagnostics }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Files and environment from memory, so each rule is tested without touching the disk.
+    #[derive(Default)]
+    struct MemorySource {
+        files: HashMap<PathBuf, String>,
+        env: HashMap<String, String>,
+    }
+
+    impl Source for MemorySource {
+        fn env(&self, name: &str) -> Option<String> {
+            self.env.get(name).cloned()
+        }
+        fn read(&self, path: &Path) -> std::io::Result<String> {
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
+        fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+            let prefix = pattern.trim_end_matches("*.yaml");
+            let mut found: Vec<PathBuf> = self
+                .files
+                .keys()
+                .filter(|p| p.to_string_lossy().starts_with(prefix))
+                .cloned()
+                .collect();
+            found.sort();
+            Ok(found)
+        }
+        fn is_dir(&self, _path: &Path) -> bool {
+            true
+        }
+    }
+
+    const BASE: &str = "\
+tenants:
+  acme:
+    hosts: [portal.acme.example]
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+";
+
+    fn compile(source: &MemorySource, text: &str) -> Result<Loaded, ConfigError> {
+        load_str(source, "portico.yaml", text, Path::new("/etc/portico"))
+    }
+
+    /// Asserts that `text` fails with an error at `line`, whose message contains `message`.
+    fn check_error(text: &str, line: usize, message: &str) {
+        let error = compile(&MemorySource::default(), text).expect_err("config should be refused");
+        let found = error
+            .errors()
+            .any(|d| d.mark.line == line && d.message.contains(message));
+        assert!(found, "expected `{message}` at line {line}, got:\n{error}");
+    }
+
+    #[test]
+    fn a_minimal_tenant_compiles() {
+        let loaded = compile(&MemorySource::default(), BASE).unwrap();
+        assert_eq!(loaded.config.tenants[0].id, "acme");
+        assert_eq!(loaded.config.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn each_rule_reports_its_line() {
+        let app =
+            |extra: &str| format!("{BASE}    apps:\n      - {{ id: x, static: ./d{extra} }}\n");
+        check_error(
+            &app(", access: { roles: [developer] }, colour: red"),
+            8,
+            "unknown key `colour`",
+        );
+        check_error(&app(""), 8, "has no access rule");
+        check_error(
+            &app(", access: { roles: [admin] }"),
+            8,
+            "unknown role `admin`",
+        );
+        check_error(&app(", access: { roles: [] }"), 8, "at least one role");
+        check_error(
+            &format!(
+                "{BASE}    apps:\n      - {{ id: auth, static: ./d, access: {{ roles: [developer] }} }}\n"
+            ),
+            8,
+            "reserved path /auth",
+        );
+        check_error(
+            &BASE.replace("developer: { groups: [eng] }", "developer: { groups: [] }"),
+            6,
+            "not granted by any group",
+        );
+        check_error(&BASE.replace("hosts:", "hostz:"), 3, "unknown key `hostz`");
+        check_error(
+            &format!(
+                "{BASE}  globex:\n    hosts: [portal.acme.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n"
+            ),
+            2,
+            "also listed by tenant `acme`",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let error =
+            compile(&MemorySource::default(), &BASE.replace("hosts:", "hots:")).unwrap_err();
+        let diagnostic = error.errors().next().unwrap();
+        assert_eq!(diagnostic.key_path, "tenants.acme.hots");
+        assert!(
+            diagnostic
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `hosts`")
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let text = format!(
+            "{BASE}    apps:\n      - {{ id: a, static: ./d }}\n      - {{ id: b, static: ./d, access: {{ roles: [nope] }} }}\n      - {{ id: a, static: ./d, access: {{ roles: [developer] }} }}\n"
+        );
+        let error = compile(&MemorySource::default(), &text).unwrap_err();
+        let messages: Vec<String> = error
+            .errors()
+            .map(|d| format!("{}: {}", d.mark.line, d.message))
+            .collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].contains("8: app `a` has no access rule"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].contains("9: unknown role `nope`"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn environment_variables_are_substituted_or_reported() {
+        let text = BASE.replace("title_placeholder", "")
+            + "    branding: { title: \"${PORTAL_TITLE} portal\" }\n";
+        let mut source = MemorySource::default();
+        let error = compile(&source, &text).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("environment variable `PORTAL_TITLE` is not set"),
+            "{error}"
+        );
+        source.env.insert("PORTAL_TITLE".into(), "Acme".into());
+        let loaded = compile(&source, &text).unwrap();
+        assert_eq!(loaded.config.tenants[0].branding.title, "Acme portal");
+    }
+
+    #[test]
+    fn app_files_report_errors_in_their_own_file() {
+        let mut source = MemorySource::default();
+        source.files.insert(
+            PathBuf::from("/etc/portico/apps.d/cost.yaml"),
+            "id: cost\nlabel: Cost\nstatic: ./dist\naccess: { roles: [finance] }\n".into(),
+        );
+        source.files.insert(
+            PathBuf::from("/etc/portico/apps.d/ok.yaml"),
+            "id: ok\nstatic: ./dist\naccess: { roles: [developer] }\n".into(),
+        );
+        let text = format!("{BASE}    apps_from: apps.d/*.yaml\n");
+        let error = compile(&source, &text).unwrap_err();
+        let diagnostic = error.errors().next().unwrap();
+        assert_eq!(diagnostic.file, "/etc/portico/apps.d/cost.yaml");
+        assert_eq!(diagnostic.mark.line, 4);
+        assert!(diagnostic.message.contains("unknown role `finance`"));
+
+        source
+            .files
+            .remove(Path::new("/etc/portico/apps.d/cost.yaml"));
+        let loaded = compile(&source, &text).unwrap();
+        assert_eq!(loaded.config.tenants[0].apps[0].id, "ok");
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let loaded = load_embedded().unwrap();
+        assert!(loaded.warnings.is_empty());
+        let demo = &loaded.config.tenants[0];
+        assert!(demo.apps.len() >= 3);
+        assert!(matches!(demo.sign_in, SignIn::Dev { .. }));
     }
 }
