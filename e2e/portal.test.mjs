@@ -80,8 +80,16 @@ test('an admin sees the admin app and opens it inside the shell', async () => {
 
   // The admin also gets the admin-only node of a shared app, and it loads.
   await page.goto(portico.baseUrl + '/home/service-status/incidents');
-  const incidents = await frameWithUrl(page, '/apps/service-status/incidents');
+  let incidents = await frameWithUrl(page, '/apps/service-status/incidents');
+  await incidents.getByText('Service Status', { exact: true }).waitFor();
   assert.equal(await incidents.getByTestId('ctx-view').textContent(), '/incidents');
+
+  // A reload of the deep link comes back to the same place (Luigi path routing, server fallback).
+  await page.reload();
+  assert.equal(new URL(page.url()).pathname, '/home/service-status/incidents');
+  incidents = await frameWithUrl(page, '/apps/service-status/incidents');
+  await incidents.getByText('Service Status', { exact: true }).waitFor();
+  assert.equal(await incidents.getByTestId('ctx-user').textContent(), 'Alice Admin (alice)');
   await context.close();
 });
 
@@ -118,5 +126,21 @@ test('signing out ends the session and the back button does not bring the portal
   // The shell page is never cached (no-store), so going back asks the server, which asks to sign in.
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
   assert.match(page.url(), /\/auth\/login/);
+  await context.close();
+});
+
+test('an app opened after the session ended sends the whole window to sign in, then back', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, 'dave', '/home/service-status');
+  await frameWithUrl(page, '/apps/service-status/');
+  // The session ends behind the shell's back (expiry, sign-out in another tab): the cookie is gone.
+  await context.clearCookies();
+  await page.getByTestId('nav-home').click();
+  await page.getByTestId('nav-team-directory').click();
+  await page.waitForURL(/\/auth\/login\?return_to=%2Fhome%2Fteam-directory/);
+  await page.getByTestId('sign-in-dave').click();
+  await page.waitForURL(/\/home\/team-directory$/);
+  await frameWithUrl(page, '/apps/team-directory/');
   await context.close();
 });

@@ -115,11 +115,19 @@ struct ErrorView<'a> {
     reason: &'a str,
     message: &'a str,
     request_id: &'a str,
+    /// Shown inside an app's iframe when the session ended: sign in again in the top window.
+    sign_in_href: Option<String>,
 }
 
 /// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use.
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let html = wants_html(request.headers());
+    // A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed), so an
+    // iframe gets a page with a link that signs in again in the top window.
+    let in_iframe = request
+        .headers()
+        .get("sec-fetch-dest")
+        .is_some_and(|dest| dest == "iframe");
     let return_to = request
         .uri()
         .path_and_query()
@@ -135,18 +143,19 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     if let Some(detail) = &report.detail {
         tracing::warn!(request_id, code = report.code, detail, "request failed");
     }
-    let mut rendered = if report.sign_in && html {
-        let target = format!(
-            "/auth/login?return_to={}",
-            percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
-        );
-        Redirect::to(&target).into_response()
+    let sign_in_href = format!(
+        "/auth/login?return_to={}",
+        percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut rendered = if report.sign_in && html && !in_iframe {
+        Redirect::to(&sign_in_href).into_response()
     } else if html {
         let view = ErrorView {
             status: report.status.as_u16(),
             reason: report.status.canonical_reason().unwrap_or("Error"),
             message: &report.message,
             request_id: &request_id,
+            sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
         };
         match view.render() {
             Ok(page) => (report.status, Html(page)).into_response(),

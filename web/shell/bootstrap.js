@@ -30,6 +30,11 @@
       .catch(function () { location.assign('/auth/login'); });
   }
 
+  // An app's iframe that finds the session gone asks the shell to sign in again (see session-ended.js).
+  window.addEventListener('message', function (event) {
+    if (event.origin === location.origin && event.data && event.data.portico === 'session-ended') signIn();
+  });
+
   fetch('/shell/config.json', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
     .then(function (response) {
       if (response.status === 401) {
