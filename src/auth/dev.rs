@@ -17,6 +17,7 @@ use crate::audit::{self, AuditEvent};
 use crate::config::{DevUser, SignIn};
 use crate::error::AppError;
 use crate::state::{AppState, RequestContext};
+use crate::telemetry::Labels;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -89,6 +90,7 @@ pub async fn login_page_get(
 pub async fn dev_login_post(
     State(state): State<AppState>,
     Extension(context): Extension<RequestContext>,
+    Extension(labels): Extension<Labels>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, AppError> {
@@ -127,6 +129,7 @@ pub async fn dev_login_post(
         },
     );
     let id = session.id.clone();
+    labels.user(&user.id);
     state
         .sessions
         .store
