@@ -62,6 +62,7 @@ pub fn compile(
         source,
         file: Arc::from(file),
         diagnostics: Vec::new(),
+        hosts_claimed: Vec::new(),
     };
     let root = match yaml::parse(text) {
         Ok(root) => root,
@@ -85,6 +86,8 @@ struct Reader<'s> {
     source: &'s dyn Source,
     file: Arc<str>,
     diagnostics: Vec<Diagnostic>,
+    /// `(tenant, host, where)` for every host listed so far, to find a host claimed twice.
+    hosts_claimed: Vec<(String, String, Mark)>,
 }
 
 /// The entries of a mapping whose keys were all checked against an allow-list.
@@ -452,7 +455,6 @@ impl<'s> Reader<'s> {
                 );
             }
         }
-        self.check_hosts(&tenants, fields.get("tenants"));
 
         let mut default_tenant = None;
         if let Some(node) = fields.get("default_tenant") {
@@ -565,11 +567,19 @@ impl<'s> Reader<'s> {
             &["hosts", "branding", "auth", "roles", "apps", "apps_from"],
         )?;
         let hosts = match fields.get("hosts") {
-            Some(hosts) => self
-                .strings(hosts, &join(path, "hosts"))?
-                .into_iter()
-                .map(|(host, _)| host.to_ascii_lowercase())
-                .collect(),
+            Some(hosts) => {
+                let mut lowered = Vec::new();
+                for (index, (host, mark)) in self
+                    .strings(hosts, &join(path, "hosts"))?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let host = host.to_ascii_lowercase();
+                    self.claim_host(id, &host, mark, &format!("{path}.hosts[{index}]"));
+                    lowered.push(host);
+                }
+                lowered
+            }
             None => Vec::new(),
         };
         let branding = self.branding(fields.get("branding"), &join(path, "branding"), id);
@@ -1201,25 +1211,34 @@ impl<'s> Reader<'s> {
         Some(nodes)
     }
 
-    fn check_hosts(&mut self, tenants: &[Arc<Tenant>], node: Option<&Node>) {
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        for tenant in tenants {
-            for host in &tenant.hosts {
-                if let Some((_, owner)) = seen
-                    .iter()
-                    .find(|(seen_host, _)| *seen_host == host.as_str())
-                {
-                    let mark = node.map_or_else(Mark::default, |n| n.mark);
-                    self.error(
-                        mark,
-                        &format!("tenants.{}.hosts", tenant.id),
-                        format!("host `{host}` is also listed by tenant `{owner}`"),
-                        Some("each host belongs to exactly one tenant".into()),
-                    );
-                }
-                seen.push((host, &tenant.id));
-            }
+    /// Records that `tenant` lists `host`, reporting it where it is listed a second time.
+    fn claim_host(&mut self, tenant: &str, host: &str, mark: Mark, path: &str) {
+        if let Some((owner, _, first)) = self
+            .hosts_claimed
+            .iter()
+            .find(|(_, claimed, _)| claimed == host)
+        {
+            let message = if owner == tenant {
+                format!(
+                    "host `{host}` is listed twice (first at line {})",
+                    first.line
+                )
+            } else {
+                format!(
+                    "host `{host}` is also listed by tenant `{owner}` (line {})",
+                    first.line
+                )
+            };
+            self.error(
+                mark,
+                path,
+                message,
+                Some("each host belongs to exactly one tenant".into()),
+            );
+            return;
         }
+        self.hosts_claimed
+            .push((tenant.to_owned(), host.to_owned(), mark));
     }
 }
 

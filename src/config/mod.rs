@@ -265,7 +265,7 @@ tenants:
             &format!(
                 "{BASE}  globex:\n    hosts: [portal.acme.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n"
             ),
-            2,
+            8,
             "also listed by tenant `acme`",
         );
     }

@@ -118,7 +118,13 @@ impl TreeBuilder {
                 }
             }
             Some(Frame::Map(map, _, pending_key)) => match pending_key.take() {
-                None => *pending_key = Some(node),
+                None => {
+                    // yaml-rust2 marks a block mapping at the `:` after its first key; point at the key.
+                    if matches!(&map.value, Value::Map(entries) if entries.is_empty()) {
+                        map.mark = node.mark;
+                    }
+                    *pending_key = Some(node);
+                }
                 Some(key) => {
                     if let Value::Map(entries) = &mut map.value {
                         if let Value::Scalar { text, .. } = &key.value {

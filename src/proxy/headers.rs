@@ -138,6 +138,25 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
     }
 }
 
+/// Drops upstream `Set-Cookie` headers that would set or overwrite portico's session cookie: an app on the
+/// shared origin must not be able to plant a session (session fixation) or sign the user out.
+pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|value| {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let name = text.split(['=', ';']).next().unwrap_or("").trim();
+            name != COOKIE_NAME && name != SECURE_COOKIE_NAME
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
 /// A header value from text that may hold UTF-8; control characters are dropped rather than failing.
 fn header_value(text: &str) -> HeaderValue {
     let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
@@ -201,6 +220,26 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
         assert_eq!(headers[header::COOKIE], "a=1; b=2");
         assert_eq!(headers["accept"], "text/html");
+    }
+
+    #[test]
+    fn upstreams_cannot_set_the_session_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("portico_session=planted; Path=/"),
+        );
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("__Host-portico_session=x; Secure; Path=/"),
+        );
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("app_pref=1; Path=/apps/x/"),
+        );
+        remove_session_cookie_overrides(&mut headers);
+        let left: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["app_pref=1; Path=/apps/x/"]);
     }
 
     #[test]

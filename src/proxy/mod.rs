@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Redirect, Response};
 use axum::routing::any;
 use tower::ServiceExt;
@@ -109,8 +109,21 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `/apps/<id>` → `/apps/<id>/`, so relative URLs inside the app resolve below its prefix.
-async fn app_root_redirect(Path(app): Path<String>) -> Redirect {
-    Redirect::permanent(&format!("/apps/{app}/"))
+async fn app_root_redirect(uri: Uri) -> Result<Redirect, AppError> {
+    // Built from the raw path, and only for ids that could exist: a junk id is a 404, not a bad header.
+    let app = uri.path().trim_start_matches("/apps/");
+    let plausible = !app.is_empty()
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !plausible {
+        return Err(ProxyError::UnknownApp(app.to_owned()).into());
+    }
+    let target = match uri.query() {
+        Some(query) => format!("/apps/{app}/?{query}"),
+        None => format!("/apps/{app}/"),
+    };
+    Ok(Redirect::permanent(&target))
 }
 
 async fn app_request(
@@ -196,7 +209,7 @@ async fn app_request(
                 )
                 .await?
         }
-        AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path.decoded, request).await?,
+        AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path, request).await?,
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
     };
     Ok(frame_for_shell(app, response))
@@ -206,15 +219,18 @@ async fn app_request(
 /// `index.html` so single-page apps can route client-side.
 async fn serve_static_dir(
     dir: &std::path::Path,
-    path: &str,
+    path: &path::AppPath,
     request: Request,
 ) -> Result<Response, ProxyError> {
     let (mut parts, _body) = request.into_parts();
+    // ServeDir decodes the path itself, so it gets the still-encoded form: decoded exactly once, like the
+    // access decision saw it. Handing it the decoded path would decode twice (`%256f` → `o`).
     parts.uri = path
+        .raw
         .parse()
         .map_err(|_| ProxyError::BadPath("the path cannot be served"))?;
     let index = dir.join("index.html");
-    let wants_fallback = !path.rsplit('/').next().unwrap_or("").contains('.');
+    let wants_fallback = !path.decoded.rsplit('/').next().unwrap_or("").contains('.');
     let service = ServeDir::new(dir).append_index_html_on_directories(true);
     let request = Request::from_parts(parts, Body::empty());
     let response = if wants_fallback {

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
-use super::headers::remove_hop_by_hop;
+use super::headers::{remove_hop_by_hop, remove_session_cookie_overrides};
 use crate::config::Upstream;
 
 /// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
@@ -75,6 +75,7 @@ impl UpstreamClient {
         };
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
+        remove_session_cookie_overrides(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
     }
 }

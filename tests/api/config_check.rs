@@ -1,0 +1,778 @@
+//! The `portico` binary: `check` reports every config problem with file:line:column, key path and hint;
+//! `serve` refuses broken or unsafe configs with the same report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+const UNSET_VAR: &str = "PORTICO_TEST_SURELY_UNSET_VARIABLE";
+
+/// A valid config; the broken ones below are small edits of it, so line numbers are easy to follow.
+const VALID: &str = "\
+version: 1
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: ann, groups: [eng] }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - id: billing
+        access: { roles: [developer] }
+        upstream: http://127.0.0.1:9000
+";
+
+/// One diagnostic as `portico check` prints it.
+#[derive(Debug)]
+struct Diagnostic {
+    file: String,
+    line: usize,
+    column: usize,
+    severity: String,
+    message: String,
+    key: Option<String>,
+    hint: Option<String>,
+}
+
+/// What a run of the binary printed.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Parses `file:line:col: severity: message` blocks with their `key:` and `hint:` lines.
+    fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut found: Vec<Diagnostic> = Vec::new();
+        for line in self.all().lines() {
+            if let Some(key) = line.strip_prefix("    key: ") {
+                if let Some(last) = found.last_mut() {
+                    last.key = Some(key.to_owned());
+                }
+                continue;
+            }
+            if let Some(hint) = line.strip_prefix("    hint: ") {
+                if let Some(last) = found.last_mut() {
+                    last.hint = Some(hint.to_owned());
+                }
+                continue;
+            }
+            if let Some(diagnostic) = parse_head(line) {
+                found.push(diagnostic);
+            }
+        }
+        found
+    }
+
+    fn errors(&self) -> Vec<Diagnostic> {
+        self.diagnostics()
+            .into_iter()
+            .filter(|d| d.severity == "error")
+            .collect()
+    }
+}
+
+/// `"/tmp/x/a.yaml:12:7: error: message"`; the file name may itself contain `:` only on Windows.
+fn parse_head(line: &str) -> Option<Diagnostic> {
+    for severity in ["error", "warning"] {
+        let marker = format!(": {severity}: ");
+        let Some((location, message)) = line.split_once(&marker) else {
+            continue;
+        };
+        let mut parts = location.rsplitn(3, ':');
+        let column = parts.next()?.parse().ok()?;
+        let line_number = parts.next()?.parse().ok()?;
+        let file = parts.next()?.to_owned();
+        return Some(Diagnostic {
+            file,
+            line: line_number,
+            column,
+            severity: severity.to_owned(),
+            message: message.to_owned(),
+            key: None,
+            hint: None,
+        });
+    }
+    None
+}
+
+/// What one expected error looks like. `column: None` checks the line only.
+struct Expect<'a> {
+    line: usize,
+    column: Option<usize>,
+    message: &'a str,
+    key: &'a str,
+    hint: Option<&'a str>,
+}
+
+fn assert_reported(run: &Run, file: &Path, expect: &Expect<'_>) {
+    let file = file.display().to_string();
+    let errors = run.errors();
+    let found = errors.iter().find(|d| d.message.contains(expect.message));
+    let Some(found) = found else {
+        panic!(
+            "no error containing {:?}; output was:\n{}",
+            expect.message,
+            run.all()
+        );
+    };
+    assert_eq!(found.file, file, "file of {found:?}");
+    assert_eq!(found.line, expect.line, "line of {found:?}");
+    if let Some(column) = expect.column {
+        assert_eq!(found.column, column, "column of {found:?}");
+    } else {
+        assert!(found.column >= 1, "a 1-based column in {found:?}");
+    }
+    // Syntax errors have no key path: the report leaves the `key:` line out.
+    let key = Some(expect.key).filter(|key| !key.is_empty());
+    assert_eq!(found.key.as_deref(), key, "key of {found:?}");
+    if let Some(hint) = expect.hint {
+        assert!(
+            found.hint.as_deref().is_some_and(|h| h.contains(hint)),
+            "hint {hint:?} in {found:?}"
+        );
+    }
+}
+
+fn portico(args: &[&str]) -> Run {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove(UNSET_VAR)
+        .env_remove("PORTICO_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the portico binary");
+    Run::from(output)
+}
+
+/// Runs `portico <args>` and kills it if it has not exited within `limit`.
+fn portico_with_timeout(args: &[&str], limit: Duration) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("PORTICO_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the portico binary");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("poll the child").is_some() {
+            return Run::from(child.wait_with_output().expect("collect output"));
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let run = Run::from(child.wait_with_output().expect("collect output"));
+            panic!(
+                "`portico {}` was still running after {limit:?}; output:\n{}",
+                args.join(" "),
+                run.all()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn check(file: &Path) -> Run {
+    portico(&["check", path_arg(file)])
+}
+
+fn path_arg(file: &Path) -> &str {
+    file.to_str().expect("temp paths are UTF-8")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Checks `text` as a config file and asserts it fails with exactly this error.
+fn assert_single_error(text: &str, expect: Expect<'_>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "exit code; output:\n{}", run.all());
+    assert_reported(&run, &file, &expect);
+    assert_eq!(run.errors().len(), 1, "exactly one error:\n{}", run.all());
+    assert!(run.all().contains("error(s) found"), "{}", run.all());
+}
+
+#[test]
+fn a_valid_config_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", VALID);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(
+        run.stdout.contains("ok (1 tenant(s), 1 app(s))"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.errors().is_empty());
+}
+
+#[test]
+fn unknown_keys_are_reported_with_a_did_you_mean_hint() {
+    let text = VALID.replace(
+        "        upstream: http://127.0.0.1:9000",
+        "        upstrem: http://127.0.0.1:9000",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1));
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 14,
+            column: Some(9),
+            message: "unknown key `upstrem`",
+            key: "tenants.acme.apps[0].upstrem",
+            hint: Some("did you mean `upstream`?"),
+        },
+    );
+
+    let top = format!("defualt_tenant: acme\n{VALID}");
+    let file = write(dir.path(), "top.yaml", &top);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1));
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 1,
+            column: Some(1),
+            message: "unknown key `defualt_tenant`",
+            key: "defualt_tenant",
+            hint: Some("did you mean `default_tenant`?"),
+        },
+    );
+}
+
+#[test]
+fn unknown_role_is_reported_where_it_is_used() {
+    let text = VALID.replace("roles: [developer] }", "roles: [developr] }");
+    assert_single_error(
+        &text,
+        Expect {
+            line: 13,
+            column: Some(27),
+            message: "unknown role `developr`",
+            key: "tenants.acme.apps[billing].access.roles[0]",
+            hint: Some("did you mean `developer`?"),
+        },
+    );
+}
+
+#[test]
+fn an_app_without_an_access_rule_is_refused() {
+    let text = VALID.replace("        access: { roles: [developer] }\n", "");
+    // The position is the app's entry; its column is not asserted (see the report on mapping marks).
+    assert_single_error(
+        &text,
+        Expect {
+            line: 12,
+            column: None,
+            message: "app `billing` has no access rule",
+            key: "tenants.acme.apps[billing].access",
+            hint: Some("default deny"),
+        },
+    );
+}
+
+#[test]
+fn duplicate_app_ids_are_refused() {
+    let text = format!(
+        "{VALID}      - id: billing\n        access: {{ roles: [developer] }}\n        upstream: http://127.0.0.1:9001\n"
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 15,
+            column: None,
+            message: "duplicate app id `billing`",
+            key: "tenants.acme.apps[1].id",
+            hint: Some("unique"),
+        },
+    );
+}
+
+#[test]
+fn reserved_app_ids_are_refused() {
+    let text = VALID.replace("- id: billing", "- id: auth");
+    assert_single_error(
+        &text,
+        Expect {
+            line: 12,
+            column: Some(13),
+            message: "app id `auth` collides with the reserved path /auth",
+            key: "tenants.acme.apps[auth].id",
+            hint: Some("pick another id"),
+        },
+    );
+}
+
+#[test]
+fn reserved_node_paths_are_refused() {
+    let text = format!(
+        "{VALID}        nodes:\n          - {{ path: shell, label: Shell, view: /shell }}\n"
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 16,
+            column: Some(21),
+            message: "node path `shell` collides with the reserved path /shell",
+            key: "tenants.acme.apps[billing].nodes[0].path",
+            hint: Some("reserved"),
+        },
+    );
+}
+
+#[test]
+fn a_role_no_group_grants_is_refused() {
+    let text = VALID.replace(
+        "      developer: { groups: [eng] }\n",
+        "      developer: { groups: [eng] }\n      auditor: { groups: [] }\n",
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 11,
+            column: Some(7),
+            message: "role `auditor` is not granted by any group",
+            key: "tenants.acme.roles.auditor.groups",
+            hint: Some("list the IdP groups"),
+        },
+    );
+}
+
+#[test]
+fn unset_environment_variables_are_reported() {
+    let text = VALID.replace("http://127.0.0.1:9000", &format!("${{{UNSET_VAR}}}"));
+    assert_single_error(
+        &text,
+        Expect {
+            line: 14,
+            column: Some(19),
+            message: "environment variable `PORTICO_TEST_SURELY_UNSET_VARIABLE` is not set",
+            key: "tenants.acme.apps[billing].upstream",
+            hint: Some("export PORTICO_TEST_SURELY_UNSET_VARIABLE="),
+        },
+    );
+}
+
+#[test]
+fn environment_variables_are_substituted_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = VALID.replace("http://127.0.0.1:9000", "${PORTICO_TEST_UPSTREAM}");
+    let file = write(dir.path(), "portico.yaml", &text);
+    let output = Command::new(BIN)
+        .args(["check", path_arg(&file)])
+        .env("PORTICO_TEST_UPSTREAM", "http://127.0.0.1:9000")
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+}
+
+#[test]
+fn yaml_syntax_errors_are_positioned() {
+    let text = VALID.replace(
+        "    hosts: [portal.acme.test]",
+        "    hosts: portal: acme.test",
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 4,
+            column: Some(18),
+            message: "mapping values are not allowed",
+            key: "",
+            hint: Some("fix the YAML syntax"),
+        },
+    );
+}
+
+#[test]
+fn errors_in_apps_from_files_name_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = VALID.replace(
+        "    apps:\n      - id: billing\n        access: { roles: [developer] }\n        upstream: http://127.0.0.1:9000\n",
+        "    apps_from: apps/*.yaml\n",
+    );
+    let main = write(dir.path(), "portico.yaml", &main);
+    let billing = write(
+        dir.path(),
+        "apps/billing.yaml",
+        "id: billing\naccess: { roles: [developr] }\nupstream: http://127.0.0.1:9000\n",
+    );
+    let broken = write(
+        dir.path(),
+        "apps/crm.yaml",
+        "id: crm\naccess: { roles: [developer] }\nupstream: http: //x\n",
+    );
+    let good = write(
+        dir.path(),
+        "apps/wiki.yaml",
+        "id: wiki\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9002\n",
+    );
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &billing,
+        &Expect {
+            line: 2,
+            column: Some(19),
+            message: "unknown role `developr`",
+            key: "access.roles[0]",
+            hint: Some("roles of tenant `acme`"),
+        },
+    );
+    assert_reported(
+        &run,
+        &broken,
+        &Expect {
+            line: 3,
+            column: Some(15),
+            message: "mapping values are not allowed",
+            key: "",
+            hint: None,
+        },
+    );
+    assert_eq!(run.errors().len(), 2, "{}", run.all());
+    assert!(
+        !run.all().contains(&good.display().to_string()),
+        "the good file is not blamed"
+    );
+    assert!(
+        run.errors()
+            .iter()
+            .all(|d| d.file != main.display().to_string()),
+        "errors name the app file, not the main file"
+    );
+
+    // Fixed, the same layout loads all apps from the directory.
+    std::fs::write(
+        &billing,
+        "id: billing\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9000\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&broken).unwrap();
+    let run = check(&main);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.stdout.contains("2 app(s)"), "{}", run.stdout);
+}
+
+#[test]
+fn an_apps_from_pattern_matching_nothing_is_only_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{VALID}    apps_from: teams/*.yaml\n");
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let warnings: Vec<Diagnostic> = run
+        .diagnostics()
+        .into_iter()
+        .filter(|d| d.severity == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.all());
+    assert!(warnings[0].message.contains("matches no files"));
+    assert_eq!(warnings[0].line, 15);
+}
+
+/// Every mistake in one file, each at its own place.
+const MANY_ERRORS: &str = "\
+version: 1
+defualt_tenant: acme
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: ann, groups: [eng] }
+    roles:
+      developer: { groups: [eng] }
+      auditor: { description: Reads logs }
+    apps:
+      - id: billing
+        access: { roles: [developer] }
+        upstream: http://127.0.0.1:9000
+      - id: ledger
+        access: { roles: [developr] }
+        upstream: http://127.0.0.1:9001
+      - id: no-rule
+        upstream: http://127.0.0.1:9002
+      - id: auth
+        access: { roles: [developer] }
+        upstream: http://127.0.0.1:9003
+      - id: reports
+        access: { roles: [developer] }
+        upstream: ${PORTICO_TEST_SURELY_UNSET_VARIABLE}
+        nodes:
+          - { path: shell, label: Shell, view: /shell }
+      - id: billing
+        access: { roles: [developer] }
+        static: embedded:demo
+";
+
+fn many_errors_expected() -> Vec<Expect<'static>> {
+    vec![
+        Expect {
+            line: 2,
+            column: Some(1),
+            message: "unknown key `defualt_tenant`",
+            key: "defualt_tenant",
+            hint: Some("did you mean `default_tenant`?"),
+        },
+        Expect {
+            line: 12,
+            column: Some(7),
+            message: "role `auditor` is not granted by any group",
+            key: "tenants.acme.roles.auditor.groups",
+            hint: None,
+        },
+        Expect {
+            line: 18,
+            column: Some(27),
+            message: "unknown role `developr`",
+            key: "tenants.acme.apps[ledger].access.roles[0]",
+            hint: Some("did you mean `developer`?"),
+        },
+        Expect {
+            line: 20,
+            column: None,
+            message: "app `no-rule` has no access rule",
+            key: "tenants.acme.apps[no-rule].access",
+            hint: None,
+        },
+        Expect {
+            line: 22,
+            column: Some(13),
+            message: "app id `auth` collides with the reserved path /auth",
+            key: "tenants.acme.apps[auth].id",
+            hint: None,
+        },
+        Expect {
+            line: 27,
+            column: Some(19),
+            message: "environment variable `PORTICO_TEST_SURELY_UNSET_VARIABLE` is not set",
+            key: "tenants.acme.apps[reports].upstream",
+            hint: None,
+        },
+        Expect {
+            line: 29,
+            column: Some(21),
+            message: "node path `shell` collides with the reserved path /shell",
+            key: "tenants.acme.apps[reports].nodes[0].path",
+            hint: None,
+        },
+        Expect {
+            line: 30,
+            column: None,
+            message: "duplicate app id `billing`",
+            key: "tenants.acme.apps[5].id",
+            hint: None,
+        },
+    ]
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", MANY_ERRORS);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let expected = many_errors_expected();
+    for expect in &expected {
+        assert_reported(&run, &file, expect);
+    }
+    assert_eq!(run.errors().len(), expected.len(), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("{} error(s) found", expected.len())),
+        "{}",
+        run.stderr
+    );
+    // In file order, so a reader can work top to bottom.
+    let lines: Vec<usize> = run.errors().iter().map(|d| d.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted);
+}
+
+const DUPLICATE_HOSTS: &str = "\
+version: 1
+tenants:
+  acme:
+    hosts: [portal.test]
+    auth: { dev_sign_in: { users: [ { id: a } ] } }
+    roles: { dev: { groups: [g] } }
+  globex:
+    hosts: [portal.test]
+    auth: { dev_sign_in: { users: [ { id: a } ] } }
+    roles: { dev: { groups: [g] } }
+";
+
+#[test]
+fn a_host_listed_by_two_tenants_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", DUPLICATE_HOSTS);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{}", run.all());
+    assert_eq!(
+        errors[0].message,
+        "host `portal.test` is also listed by tenant `acme` (line 4)"
+    );
+    assert_eq!(errors[0].key.as_deref(), Some("tenants.globex.hosts[0]"));
+}
+
+#[test]
+fn a_duplicate_host_is_reported_where_it_is_listed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", DUPLICATE_HOSTS);
+    let run = check(&file);
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 8,
+            column: Some(13),
+            message: "host `portal.test` is also listed by tenant `acme` (line 4)",
+            key: "tenants.globex.hosts[0]",
+            hint: None,
+        },
+    );
+}
+
+#[test]
+fn check_reports_each_file_and_fails_if_any_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", VALID);
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &VALID.replace("- id: billing", "- id: apps"),
+    );
+    let run = portico(&["check", path_arg(&good), path_arg(&bad)]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stdout.contains(&format!("{}: ok", good.display())));
+    assert!(
+        run.stderr
+            .contains(&format!("{}:12:13: error", bad.display()))
+    );
+
+    let missing = dir.path().join("nope.yaml");
+    let run = check(&missing);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.all().contains("cannot read config file"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn serve_refuses_a_broken_config_with_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", MANY_ERRORS);
+    let run = portico_with_timeout(
+        &[
+            "serve",
+            "--config",
+            path_arg(&file),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_ne!(run.code, Some(0), "{}", run.all());
+    assert!(run.code.is_some(), "exited rather than being killed");
+    for expect in &many_errors_expected() {
+        assert_reported(&run, &file, expect);
+    }
+    assert!(
+        run.stderr.contains("portico did not start"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn dev_sign_in_refuses_to_start_on_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", VALID);
+    let run = portico_with_timeout(
+        &[
+            "serve",
+            "--config",
+            path_arg(&file),
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stderr.contains("loopback"), "{}", run.stderr);
+    assert!(run.stderr.contains("dev sign-in"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn dev_sign_in_on_a_non_loopback_address_is_refused_by_app_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::compile(VALID, dir.path());
+    config.server.listen = "0.0.0.0:0".parse().unwrap();
+    config.server.admin_listen = None;
+    match portico::app::App::build(config).await {
+        Ok(_) => panic!("a dev sign-in config must not start on 0.0.0.0"),
+        Err(error) => assert!(error.to_string().contains("loopback"), "{error}"),
+    }
+}
+
+#[test]
+fn version_and_help_work() {
+    let version = portico(&["--version"]);
+    assert_eq!(version.code, Some(0));
+    assert_eq!(
+        version.stdout.trim(),
+        format!("portico {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let help = portico(&["--help"]);
+    assert_eq!(help.code, Some(0));
+    for word in ["serve", "check", "Usage"] {
+        assert!(help.stdout.contains(word), "{word} in {}", help.stdout);
+    }
+    let check_help = portico(&["check", "--help"]);
+    assert_eq!(check_help.code, Some(0));
+    assert!(check_help.stdout.contains("file:line:column"));
+
+    let no_files = portico(&["check"]);
+    assert_eq!(no_files.code, Some(2), "usage error: {}", no_files.all());
+}

@@ -1,0 +1,286 @@
+//! Starting a real server, signing in by hand, and speaking raw HTTP when a client library would tidy
+//! the request up (reqwest resolves `..` and `%2e%2e` before sending, so path tricks need raw bytes).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use portico::config::{self, Config};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The upper bound for any single wait in these tests; nothing may hang a test run.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A reqwest client that shows redirects instead of following them and ignores proxy settings.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .expect("reqwest client")
+}
+
+/// Compiles config text as if it were a file named `test.yaml` in `dir`; panics with the full report.
+pub fn compile(yaml: &str, dir: &Path) -> Config {
+    match config::load_str(&config::OsSource, "test.yaml", yaml, dir) {
+        Ok(loaded) => loaded.config,
+        Err(error) => panic!("test config does not compile:\n{error}"),
+    }
+}
+
+/// A running portico on 127.0.0.1:<ephemeral>.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+/// A signed-in browser's session cookie.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// `portico_session=<id>`, ready for a `Cookie` header.
+    pub cookie: String,
+    /// The opaque id alone.
+    pub id: String,
+}
+
+impl TestServer {
+    /// Starts `config` on a loopback ephemeral port with no admin listener.
+    pub async fn start(mut config: Config) -> TestServer {
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.admin_listen = None;
+        let app = portico::app::App::build(config)
+            .await
+            .expect("portico starts");
+        let addr = app.local_addr();
+        assert_ne!(addr.port(), 0, "local_addr reports the bound port");
+        tokio::spawn(app.run());
+        TestServer {
+            addr,
+            client: client(),
+        }
+    }
+
+    /// The embedded demo config (tenant `demo`, users alice, dave, nora).
+    pub async fn embedded() -> TestServer {
+        let loaded = config::load_embedded().expect("embedded config is valid");
+        TestServer::start(loaded.config).await
+    }
+
+    /// Config text whose relative paths resolve against `dir`.
+    pub async fn from_yaml(yaml: &str, dir: &Path) -> TestServer {
+        TestServer::start(compile(yaml, dir)).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What a browser on this server's own pages sends as `Origin`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// Signs in through dev sign-in like the picker page's form does, and returns the session cookie.
+    pub async fn sign_in(&self, user: &str) -> Session {
+        let response = self
+            .post("/auth/dev-login")
+            .header("origin", self.origin())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("user={user}&return_to=%2Fx"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "dev sign-in as {user}"
+        );
+        assert_eq!(response.headers()[LOCATION], "/x");
+        session_from(response.headers()).expect("dev sign-in sets the session cookie")
+    }
+
+    /// `GET /shell/config.json` as the holder of `session`; asserts 200.
+    pub async fn shell_config(&self, session: &Session) -> Value {
+        let response = self
+            .get("/shell/config.json")
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+/// The session cookie a response sets, if any (a cleared cookie counts as none).
+pub fn session_from(headers: &HeaderMap) -> Option<Session> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == "portico_session" && !value.is_empty())
+        .map(|(name, value)| Session {
+            cookie: format!("{name}={value}"),
+            id: value.to_owned(),
+        })
+}
+
+/// An HTTP/1.1 response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "body is not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends `GET <target>` exactly as written (no normalisation of `..`, `%2e` or `//`).
+pub async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> RawResponse {
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    head.push_str("\r\n");
+    tokio::time::timeout(TIMEOUT, raw_exchange(addr, head.as_bytes()))
+        .await
+        .expect("raw request timed out")
+}
+
+async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let split = bytes
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let mut body = bytes[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+}
+
+/// The app entries below the home node of a `/shell/config.json` document.
+pub fn app_nodes(shell_config: &Value) -> Vec<Value> {
+    let home = &shell_config["luigi"]["navigation"]["nodes"][0];
+    assert_eq!(home["pathSegment"], "home", "first node is home");
+    home["children"]
+        .as_array()
+        .expect("home has a children array")
+        .clone()
+}
+
+/// The `pathSegment`s of a list of Luigi nodes, in order.
+pub fn segments(nodes: &[Value]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|node| node["pathSegment"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The children of the node with `segment`, or an empty list when it has none.
+pub fn children_of(nodes: &[Value], segment: &str) -> Vec<Value> {
+    let node = nodes
+        .iter()
+        .find(|node| node["pathSegment"] == segment)
+        .unwrap_or_else(|| panic!("no node `{segment}`"));
+    node["children"].as_array().cloned().unwrap_or_default()
+}
+
+/// Asserts a JSON error body of the documented shape and returns it.
+pub async fn json_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "JSON error, got content-type {content_type:?}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert_eq!(body["status"], status, "status in body {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "a message in {body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "a request id in {body}"
+    );
+    body
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real portico server, started in-process on an ephemeral loopback port, driven
+//! over HTTP like a browser or an API client would; and the real `portico` binary for config checking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config_check;
+mod helpers;
+mod proxy;
+mod shell;

@@ -1,0 +1,848 @@
+//! `/apps/<id>/…` against a real upstream HTTP server started by the test: what the upstream sees,
+//! what it never sees, access decisions, path tricks, streaming both ways, and upstream failures.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::helpers::{Session, TIMEOUT, TestServer, json_error, raw_get};
+
+const BLOCK: usize = 64 * 1024;
+const BIG_DOWNLOAD: usize = 32 * 1024 * 1024;
+const BIG_UPLOAD: usize = 16 * 1024 * 1024;
+const FIRST_CHUNK: &[u8] = b"first chunk, sent before the upstream is released\n";
+const REST: &[u8] = b"the rest, sent after the gate opened\n";
+
+/// Byte `i` of a test body: blocks of 64 KiB, each filled with its own value, so a lost, repeated or
+/// reordered block shows.
+fn block(index: usize) -> Vec<u8> {
+    vec![(index % 251) as u8; BLOCK]
+}
+
+fn is_pattern(data: &[u8]) -> bool {
+    data.chunks(BLOCK)
+        .enumerate()
+        .all(|(index, chunk)| chunk == &block(index)[..chunk.len()])
+}
+
+/// The test's upstream app: echoes requests as JSON, and has a few special paths below `/base`.
+struct Upstream {
+    addr: SocketAddr,
+    /// Requests that reached it.
+    hits: Arc<AtomicUsize>,
+    /// Opens the gate of `/base/gate`.
+    gate: Arc<Notify>,
+}
+
+#[derive(Clone)]
+struct UpstreamState {
+    hits: Arc<AtomicUsize>,
+    gate: Arc<Notify>,
+}
+
+impl Upstream {
+    async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = UpstreamState {
+            hits: Arc::new(AtomicUsize::new(0)),
+            gate: Arc::new(Notify::new()),
+        };
+        let router = Router::new()
+            .fallback(upstream_handler)
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Upstream {
+            addr,
+            hits: state.hits,
+            gate: state.gate,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/base", self.addr)
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn upstream_handler(State(state): State<UpstreamState>, request: Request) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    match request.uri().path() {
+        "/base/big" => {
+            let blocks =
+                (0..BIG_DOWNLOAD / BLOCK).map(|i| Ok::<_, Infallible>(Bytes::from(block(i))));
+            Body::from_stream(futures_util::stream::iter(blocks)).into_response()
+        }
+        "/base/gate" => {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
+            let gate = state.gate.clone();
+            tokio::spawn(async move {
+                let _ = sender.send(Bytes::from_static(FIRST_CHUNK)).await;
+                gate.notified().await;
+                let _ = sender.send(Bytes::from_static(REST)).await;
+            });
+            let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+                let chunk = receiver.recv().await?;
+                Some((Ok::<_, Infallible>(chunk), receiver))
+            });
+            Body::from_stream(stream).into_response()
+        }
+        "/base/upload" => {
+            let mut stream = request.into_body().into_data_stream();
+            let mut received = Vec::new();
+            let mut chunks = 0usize;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        chunks += 1;
+                        received.extend_from_slice(&chunk);
+                    }
+                    Err(error) => {
+                        return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
+                    }
+                }
+            }
+            axum::Json(json!({
+                "bytes": received.len(),
+                "intact": is_pattern(&received),
+                "chunks": chunks,
+            }))
+            .into_response()
+        }
+        _ => {
+            let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (name, value) in request.headers() {
+                headers
+                    .entry(name.as_str().to_owned())
+                    .or_default()
+                    .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            }
+            let mut response = axum::Json(json!({
+                "method": request.method().as_str(),
+                "path": request.uri().path(),
+                "query": request.uri().query(),
+                "headers": headers,
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert("x-upstream", "echo".parse().unwrap());
+            response
+        }
+    }
+}
+
+/// A tenant with an `echo` app in front of `upstream`, and `extra` top-level config.
+fn acme(upstream: &str, extra: &str) -> String {
+    format!(
+        r#"
+version: 1
+default_tenant: acme
+{extra}
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: ann, name: Ann Admin, email: ann@acme.example, groups: [acme-admins, acme-eng] }}
+          - {{ id: dev, name: Dev Eloper, email: dev@acme.example, groups: [acme-eng] }}
+          - {{ id: sam, name: Sam Sales, email: sam@acme.example, groups: [acme-sales] }}
+    roles:
+      admin: {{ groups: [acme-admins] }}
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - id: echo
+        access: {{ roles: [developer, admin] }}
+        upstream: {upstream}
+        nodes:
+          - {{ path: overview, label: Overview, view: /overview }}
+          - {{ path: reports, label: Reports, view: /reports, access: {{ roles: [admin] }} }}
+"#
+    )
+}
+
+async fn start(upstream: &str, extra: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::from_yaml(&acme(upstream, extra), dir.path()).await
+}
+
+/// GET through the proxy as `session`, returning the upstream's echo of the request.
+async fn echo(server: &TestServer, session: &Session, path: &str) -> Value {
+    let response = server
+        .get(path)
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    assert_eq!(response.headers()["x-upstream"], "echo");
+    response.json().await.unwrap()
+}
+
+fn upstream_header<'v>(echoed: &'v Value, name: &str) -> Vec<&'v str> {
+    echoed["headers"][name]
+        .as_array()
+        .map(|values| values.iter().map(|v| v.as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn upstream_receives_the_path_below_its_base_and_the_query() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+
+    let echoed = echo(&server, &dev, "/apps/echo/api/items/42?sort=name&q=a%20b").await;
+    assert_eq!(echoed["method"], "GET");
+    assert_eq!(echoed["path"], "/base/api/items/42");
+    assert_eq!(echoed["query"], "sort=name&q=a%20b");
+
+    let root = echo(&server, &dev, "/apps/echo/").await;
+    assert_eq!(root["path"], "/base/");
+    assert_eq!(root["query"], Value::Null);
+
+    // Repeated slashes collapse; the upstream sees the path the access decision saw.
+    let collapsed = raw_get(server.addr, "/apps/echo//api///items", Some(&dev.cookie)).await;
+    assert_eq!(collapsed.status, 200);
+    assert_eq!(collapsed.json()["path"], "/base/api/items");
+
+    // Other methods and bodies go through as well.
+    let posted = server
+        .post("/apps/echo/api/items")
+        .header("cookie", &dev.cookie)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::OK);
+    let posted: Value = posted.json().await.unwrap();
+    assert_eq!(posted["method"], "POST");
+    assert_eq!(upstream_header(&posted, "content-length"), ["12"]);
+    assert_eq!(upstream.hits(), 4);
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_upstream() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+
+    let response = server
+        .get("/apps/echo/whoami")
+        .header("cookie", &dev.cookie)
+        .header("x-forwarded-user", "ann")
+        .header("x-forwarded-email", "ann@acme.example")
+        .header("x-forwarded-groups", "acme-admins")
+        .header("x-oauth2-proxy-id-token", "eyJhbGciOi.forged.token")
+        .header("x-auth-request-user", "ann")
+        .header("x-remote-user", "ann")
+        .header("x-portico-roles", "admin")
+        .header("x-portico-user", "ann")
+        .header("x-portico-tenant", "globex")
+        .header("x-portico-extra", "1")
+        .header("x-forwarded-for", "10.9.8.7")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "for=10.9.8.7;proto=https")
+        .header("x-real-ip", "10.9.8.7")
+        .header("x-app-specific", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echoed: Value = response.json().await.unwrap();
+
+    for name in [
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-oauth2-proxy-id-token",
+        "x-auth-request-user",
+        "x-remote-user",
+        "x-portico-extra",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert!(
+            upstream_header(&echoed, name).is_empty(),
+            "{name} reached the upstream: {echoed}"
+        );
+    }
+    assert!(!echoed.to_string().contains("forged.token"));
+    assert!(!echoed.to_string().contains("10.9.8.7"));
+    assert!(!echoed.to_string().contains("evil.example"));
+
+    // portico's own identity headers, exactly once each, with the signed-in user's values.
+    assert_eq!(upstream_header(&echoed, "x-portico-user"), ["dev"]);
+    assert_eq!(
+        upstream_header(&echoed, "x-portico-email"),
+        ["dev@acme.example"]
+    );
+    assert_eq!(upstream_header(&echoed, "x-portico-name"), ["Dev Eloper"]);
+    assert_eq!(upstream_header(&echoed, "x-portico-groups"), ["acme-eng"]);
+    assert_eq!(upstream_header(&echoed, "x-portico-roles"), ["developer"]);
+    assert_eq!(upstream_header(&echoed, "x-portico-tenant"), ["acme"]);
+    assert_eq!(upstream_header(&echoed, "x-portico-app"), ["echo"]);
+
+    // Fresh forwarding facts, set by portico alone.
+    assert_eq!(upstream_header(&echoed, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
+    assert_eq!(
+        upstream_header(&echoed, "x-forwarded-host"),
+        [server.addr.to_string()]
+    );
+    assert_eq!(
+        upstream_header(&echoed, "host"),
+        [upstream.addr.to_string()],
+        "Host names the upstream"
+    );
+    assert_eq!(upstream_header(&echoed, "x-app-specific"), ["kept"]);
+}
+
+#[tokio::test]
+async fn identity_headers_follow_the_user() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let ann = server.sign_in("ann").await;
+    let echoed = echo(&server, &ann, "/apps/echo/whoami").await;
+    assert_eq!(upstream_header(&echoed, "x-portico-user"), ["ann"]);
+    assert_eq!(
+        upstream_header(&echoed, "x-portico-groups"),
+        ["acme-admins,acme-eng"]
+    );
+    assert_eq!(
+        upstream_header(&echoed, "x-portico-roles"),
+        ["admin,developer"]
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_never_reaches_the_upstream_but_app_cookies_do() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+
+    let send = |cookie: String| {
+        server
+            .get("/apps/echo/cookies")
+            .header("cookie", cookie)
+            .send()
+    };
+    let mixed: Value = send(format!("theme=dark; {}; app_pref=compact", dev.cookie))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream_header(&mixed, "cookie"),
+        ["theme=dark; app_pref=compact"]
+    );
+    assert!(!mixed.to_string().contains(&dev.id), "{mixed}");
+
+    let alone: Value = send(dev.cookie.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(upstream_header(&alone, "cookie").is_empty(), "{alone}");
+    assert!(!alone.to_string().contains(&dev.id), "{alone}");
+
+    let secure_name: Value = send(format!("a=1; __Host-portico_session={}", dev.id))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(upstream_header(&secure_name, "cookie"), ["a=1"]);
+    assert!(!secure_name.to_string().contains(&dev.id));
+}
+
+#[tokio::test]
+async fn users_without_the_role_are_refused_before_the_upstream() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let sam = server.sign_in("sam").await;
+
+    let api = server
+        .get("/apps/echo/data")
+        .header("cookie", &sam.cookie)
+        .send()
+        .await
+        .unwrap();
+    let body = json_error(api, 403, "forbidden").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("developer"),
+        "names the roles needed: {body}"
+    );
+
+    let browser = server
+        .get("/apps/echo/")
+        .header("cookie", &sam.cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::FORBIDDEN);
+    assert!(
+        browser.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = browser.text().await.unwrap();
+    assert!(page.contains("Error 403"), "{page}");
+    assert!(page.contains("you do not have access"), "{page}");
+
+    // Writes are refused just the same.
+    let post = server
+        .post("/apps/echo/data")
+        .header("cookie", &sam.cookie)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    json_error(post, 403, "forbidden").await;
+
+    // Not signed in at all: 401, and also nothing upstream.
+    let anonymous = server.get("/apps/echo/data").send().await.unwrap();
+    json_error(anonymous, 401, "not_signed_in").await;
+
+    assert_eq!(
+        upstream.hits(),
+        0,
+        "the upstream never saw a refused request"
+    );
+}
+
+#[tokio::test]
+async fn unknown_app_is_404() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let ann = server.sign_in("ann").await;
+    let response = server
+        .get("/apps/nope/anything")
+        .header("cookie", &ann.cookie)
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 404, "unknown_app").await;
+    assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn path_tricks_are_refused() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let ann = server.sign_in("ann").await;
+    for target in [
+        "/apps/echo/public/../admin",
+        "/apps/echo/public/..",
+        "/apps/echo/./admin",
+        "/apps/echo/public/%2e%2e/admin",
+        "/apps/echo/public/%2E%2E/admin",
+        "/apps/echo/public/.%2e/admin",
+        "/apps/echo/public%2fadmin",
+        "/apps/echo/public%2F..%2Fadmin",
+        "/apps/echo/public%5cadmin",
+        "/apps/echo/public\\admin",
+        "/apps/echo/a%00b",
+    ] {
+        let response = raw_get(server.addr, target, Some(&ann.cookie)).await;
+        assert_eq!(response.status, 400, "{target}");
+        assert!(
+            response
+                .header("content-type")
+                .is_some_and(|value| value.starts_with("application/json")),
+            "{target}: {response:?}"
+        );
+        assert_eq!(response.json()["error"], "bad_path", "{target}");
+    }
+    assert_eq!(upstream.hits(), 0, "no trick reached the upstream");
+}
+
+#[tokio::test]
+async fn node_rules_cannot_be_bypassed_by_spelling_the_path_differently() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let ann = server.sign_in("ann").await;
+    for target in [
+        "/apps/echo/reports",
+        "/apps/echo/reports/",
+        "/apps/echo/reports/2024?format=csv",
+        "/apps/echo//reports",
+        "/apps/echo///reports//2024",
+        "/apps/echo/rep%6frts",
+        "/apps/echo/rep%6Frts/2024",
+        "/apps/echo/%72%65%70%6f%72%74%73",
+    ] {
+        let response = raw_get(server.addr, target, Some(&dev.cookie)).await;
+        assert_eq!(response.status, 403, "{target} as dev");
+        assert_eq!(response.json()["error"], "forbidden", "{target}");
+    }
+    assert_eq!(upstream.hits(), 0, "no bypass reached the upstream");
+
+    // The rule is about /reports only: siblings are fine, and admins pass.
+    assert_eq!(
+        raw_get(server.addr, "/apps/echo/reportsx", Some(&dev.cookie))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        raw_get(server.addr, "/apps/echo/overview", Some(&dev.cookie))
+            .await
+            .status,
+        200
+    );
+    let admin = raw_get(server.addr, "/apps/echo//reports//2024", Some(&ann.cookie)).await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(admin.json()["path"], "/base/reports/2024");
+    let encoded = raw_get(server.addr, "/apps/echo/rep%6frts", Some(&ann.cookie)).await;
+    assert_eq!(encoded.status, 200);
+    assert_eq!(
+        encoded.json()["path"],
+        "/base/rep%6frts",
+        "encoding is kept for the upstream"
+    );
+    assert_eq!(upstream.hits(), 4);
+
+    // The navigation says the same as the gateway.
+    let nav = server.shell_config(&dev).await;
+    let echo_children = &nav["luigi"]["navigation"]["nodes"][0]["children"][0]["children"];
+    assert_eq!(echo_children.as_array().unwrap().len(), 1, "{nav}");
+    assert_eq!(echo_children[0]["pathSegment"], "overview");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_responses_stream_through_completely() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let response = server
+        .get("/apps/echo/big")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut received = Vec::with_capacity(BIG_DOWNLOAD);
+    while let Some(chunk) = stream.next().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(received.len(), BIG_DOWNLOAD);
+    assert!(
+        is_pattern(&received),
+        "the body arrived intact and in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_not_buffered() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let request = server
+        .get("/apps/echo/gate")
+        .header("cookie", &dev.cookie)
+        .send();
+    let mut response = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("response headers arrive while the upstream still waits (no buffering)")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The upstream is still holding back the rest: the first chunk must arrive anyway.
+    let mut received = Vec::new();
+    while received.len() < FIRST_CHUNK.len() {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("the first chunk arrives while the upstream still waits (no buffering)")
+            .unwrap()
+            .expect("the body does not end before the gate opens");
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received, FIRST_CHUNK);
+
+    upstream.gate.notify_one();
+    let rest = tokio::time::timeout(TIMEOUT, response.bytes())
+        .await
+        .expect("the rest arrives after the gate opens")
+        .unwrap();
+    assert_eq!(&rest[..], REST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_uploads_stream_through_intact() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let blocks = futures_util::stream::iter(
+        (0..BIG_UPLOAD / BLOCK).map(|i| Ok::<_, std::io::Error>(Bytes::from(block(i)))),
+    );
+    let response = server
+        .post("/apps/echo/upload")
+        .header("cookie", &dev.cookie)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(blocks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["bytes"], BIG_UPLOAD, "{report}");
+    assert_eq!(report["intact"], true, "{report}");
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_502() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let server = start(&format!("http://127.0.0.1:{port}/base"), "").await;
+    let dev = server.sign_in("dev").await;
+    let response = server
+        .get("/apps/echo/anything")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    let body = json_error(response, 502, "upstream_unreachable").await;
+    assert!(
+        !body.to_string().contains(&port.to_string()),
+        "internal addresses stay in the log: {body}"
+    );
+
+    let page = server
+        .get("/apps/echo/anything")
+        .header("cookie", &dev.cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
+    assert!(page.text().await.unwrap().contains("not reachable"));
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_is_504_after_the_response_timeout() {
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let server = start(
+        &format!("http://{addr}/base"),
+        "proxy: { response_timeout: 1s }",
+    )
+    .await;
+    let dev = server.sign_in("dev").await;
+    let started = Instant::now();
+    let response = server
+        .get("/apps/echo/slow")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    json_error(response, 504, "upstream_timeout").await;
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+const STATIC_CONFIG: &str = r#"
+version: 1
+tenants:
+  acme:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: dev, groups: [acme-eng] }
+          - { id: sam, groups: [acme-sales] }
+    roles:
+      developer: { groups: [acme-eng] }
+    apps:
+      - id: files
+        access: { roles: [developer] }
+        static: ./site
+"#;
+
+#[tokio::test]
+async fn static_directory_apps_serve_files_and_fall_back_to_index_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>files app index</h1>").unwrap();
+    std::fs::write(site.join("assets/app.js"), "console.log('files app');").unwrap();
+    std::fs::write(site.join("notes.txt"), "plain notes").unwrap();
+    let config_path = dir.path().join("portico.yaml");
+    std::fs::write(&config_path, STATIC_CONFIG).unwrap();
+    let loaded = portico::config::load_file(&config_path).unwrap();
+    let server = TestServer::start(loaded.config).await;
+    let dev = server.sign_in("dev").await;
+
+    let get = |path: &'static str| server.get(path).header("cookie", dev.cookie.clone()).send();
+    let index = get("/apps/files/").await.unwrap();
+    assert_eq!(index.status(), StatusCode::OK);
+    assert_eq!(index.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(index.text().await.unwrap(), "<h1>files app index</h1>");
+
+    let script = get("/apps/files/assets/app.js").await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert_eq!(script.text().await.unwrap(), "console.log('files app');");
+
+    let notes = get("/apps/files/notes.txt").await.unwrap();
+    assert_eq!(notes.text().await.unwrap(), "plain notes");
+
+    // Client-side routes (no extension) get the app's index.html.
+    for route in ["/apps/files/settings", "/apps/files/projects/42/edit"] {
+        let response = server
+            .get(route)
+            .header("cookie", &dev.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{route}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            "<h1>files app index</h1>",
+            "{route}"
+        );
+    }
+
+    // A missing file with an extension is a 404, not the index.
+    let missing = get("/apps/files/assets/missing.js").await.unwrap();
+    json_error(missing, 404, "not_found").await;
+
+    // Nothing outside the directory, and nothing for users without the role.
+    let outside = raw_get(
+        server.addr,
+        "/apps/files/../portico.yaml",
+        Some(&dev.cookie),
+    )
+    .await;
+    assert_eq!(outside.status, 400);
+    let sam = server.sign_in("sam").await;
+    let refused = server
+        .get("/apps/files/notes.txt")
+        .header("cookie", &sam.cookie)
+        .send()
+        .await
+        .unwrap();
+    json_error(refused, 403, "forbidden").await;
+}
+
+const STATIC_WITH_NODE_RULE: &str = r#"
+version: 1
+tenants:
+  acme:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: ann, groups: [acme-admins, acme-eng] }
+          - { id: dev, groups: [acme-eng] }
+    roles:
+      admin: { groups: [acme-admins] }
+      developer: { groups: [acme-eng] }
+    apps:
+      - id: files
+        access: { roles: [developer] }
+        static: ./site
+        nodes:
+          - { path: reports, label: Reports, view: /reports, access: { roles: [admin] } }
+"#;
+
+async fn static_site_with_reports() -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("reports")).unwrap();
+    std::fs::write(site.join("index.html"), "index").unwrap();
+    std::fs::write(site.join("reports/secret.txt"), "admin only").unwrap();
+    std::fs::write(site.join("my notes.txt"), "spaced name").unwrap();
+    let server = TestServer::from_yaml(STATIC_WITH_NODE_RULE, dir.path()).await;
+    (dir, server)
+}
+
+#[tokio::test]
+async fn static_directory_apps_enforce_node_rules() {
+    let (_dir, server) = static_site_with_reports().await;
+    let dev = server.sign_in("dev").await;
+    let ann = server.sign_in("ann").await;
+    for target in [
+        "/apps/files/reports/secret.txt",
+        "/apps/files//reports/secret.txt",
+        "/apps/files/rep%6frts/secret.txt",
+    ] {
+        let response = raw_get(server.addr, target, Some(&dev.cookie)).await;
+        assert_eq!(response.status, 403, "{target} as dev");
+    }
+    let admin = raw_get(
+        server.addr,
+        "/apps/files/reports/secret.txt",
+        Some(&ann.cookie),
+    )
+    .await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(admin.body, b"admin only");
+}
+
+/// A path is decoded exactly once: `%256f` is the text `%6f` for the decision and for the file lookup,
+/// never `o` (which would serve the admin-only `/reports/secret.txt`).
+#[tokio::test]
+async fn static_directory_node_rules_cannot_be_bypassed_with_double_encoding() {
+    let (_dir, server) = static_site_with_reports().await;
+    let dev = server.sign_in("dev").await;
+    let response = raw_get(
+        server.addr,
+        "/apps/files/rep%256frts/secret.txt",
+        Some(&dev.cookie),
+    )
+    .await;
+    assert_ne!(response.body, b"admin only", "admin-only file leaked");
+    assert_ne!(response.status, 200);
+}
+
+/// File names that need percent-encoding are served.
+#[tokio::test]
+async fn static_directory_apps_serve_files_with_encoded_names() {
+    let (_dir, server) = static_site_with_reports().await;
+    let dev = server.sign_in("dev").await;
+    let response = raw_get(server.addr, "/apps/files/my%20notes.txt", Some(&dev.cookie)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"spaced name");
+}

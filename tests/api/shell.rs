@@ -1,0 +1,622 @@
+//! The Luigi shell on the embedded demo config: per-user navigation, sign-in and sign-out, the shell page
+//! and its headers, Luigi assets, and tenant resolution by Host.
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+use crate::helpers::{
+    Session, TestServer, app_nodes, children_of, compile, json_error, segments, session_from,
+};
+
+fn header<'r>(response: &'r reqwest::Response, name: &str) -> &'r str {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn roles(config: &Value) -> Vec<String> {
+    config["luigi"]["navigation"]["globalContext"]["roles"]
+        .as_array()
+        .expect("roles array")
+        .iter()
+        .map(|role| role.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn admin_sees_every_app_and_the_admin_only_node() {
+    let server = TestServer::embedded().await;
+    let alice = server.sign_in("alice").await;
+    let config = server.shell_config(&alice).await;
+    let apps = app_nodes(&config);
+    assert_eq!(
+        segments(&apps),
+        ["service-status", "team-directory", "admin-console"],
+        "config order"
+    );
+    assert_eq!(
+        segments(&children_of(&apps, "service-status")),
+        ["overview", "incidents"]
+    );
+    let incidents = &children_of(&apps, "service-status")[1];
+    assert_eq!(incidents["viewUrl"], "/apps/service-status/incidents");
+    assert_eq!(roles(&config), ["developer", "platform-admin"]);
+    assert_eq!(
+        config["luigi"]["navigation"]["globalContext"]["user"]["id"],
+        "alice"
+    );
+    assert_eq!(config["portico"]["user"]["initials"], "AA");
+}
+
+#[tokio::test]
+async fn developer_does_not_learn_of_admin_apps_or_nodes() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let config = server.shell_config(&dave).await;
+    let apps = app_nodes(&config);
+    assert_eq!(segments(&apps), ["service-status", "team-directory"]);
+    assert_eq!(
+        segments(&children_of(&apps, "service-status")),
+        ["overview"]
+    );
+    assert_eq!(roles(&config), ["developer"]);
+    // Left out, not hidden: the words never reach the browser.
+    let text = config.to_string();
+    assert!(!text.contains("admin-console"), "{text}");
+    assert!(!text.contains("incidents"), "{text}");
+    let home_apps = config["luigi"]["navigation"]["nodes"][0]["context"]["apps"]
+        .as_array()
+        .unwrap();
+    assert_eq!(home_apps.len(), 2, "home view lists only reachable apps");
+}
+
+#[tokio::test]
+async fn user_without_groups_gets_no_apps() {
+    let server = TestServer::embedded().await;
+    let nora = server.sign_in("nora").await;
+    let config = server.shell_config(&nora).await;
+    assert!(app_nodes(&config).is_empty(), "{config}");
+    assert!(roles(&config).is_empty());
+    assert_eq!(
+        config["luigi"]["navigation"]["nodes"][0]["context"]["apps"],
+        Value::Array(vec![])
+    );
+}
+
+#[tokio::test]
+async fn shell_config_is_never_cached_and_carries_a_csrf_token() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let response = server
+        .get("/shell/config.json")
+        .header("cookie", &dave.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header(&response, "cache-control").contains("no-store"));
+    assert!(header(&response, "content-type").starts_with("application/json"));
+    let config: Value = response.json().await.unwrap();
+    let token = config["portico"]["csrfToken"].as_str().unwrap();
+    assert!(token.len() >= 16, "a real token: {token}");
+    assert_eq!(config["portico"]["luigiVersion"], "2.31.0");
+
+    // Each session has its own token.
+    let other = server.sign_in("dave").await;
+    let other_config = server.shell_config(&other).await;
+    assert_ne!(other_config["portico"]["csrfToken"], token);
+}
+
+#[tokio::test]
+async fn sign_in_sets_an_opaque_http_only_cookie() {
+    let server = TestServer::embedded().await;
+    let response = server
+        .post("/auth/dev-login")
+        .header("origin", server.origin())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=dave&return_to=%2Fhome%2Fteam-directory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/home/team-directory");
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+    let session = session_from(response.headers()).unwrap();
+    assert!(!session.id.contains("dave"), "the cookie is opaque");
+    assert_eq!(session.id.len(), 43);
+
+    let who = server
+        .get("/auth/session")
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.status(), StatusCode::OK);
+    let who: Value = who.json().await.unwrap();
+    assert_eq!(who["user"]["id"], "dave");
+    assert_eq!(who["tenant"], "demo");
+    assert_eq!(who["roles"], serde_json::json!(["developer"]));
+}
+
+#[tokio::test]
+async fn sign_in_refuses_cross_site_posts_unknown_users_and_foreign_return_targets() {
+    let server = TestServer::embedded().await;
+    let form = |body: &'static str| {
+        server
+            .post("/auth/dev-login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let cross_site = form("user=alice&return_to=%2F")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(session_from(cross_site.headers()).is_none());
+    json_error(cross_site, 403, "csrf_rejected").await;
+
+    let unknown = form("user=mallory&return_to=%2F")
+        .header("origin", server.origin())
+        .send()
+        .await
+        .unwrap();
+    assert!(session_from(unknown.headers()).is_none());
+    json_error(unknown, 400, "unknown_user").await;
+
+    for target in ["https%3A%2F%2Fevil.example%2F", "%2F%2Fevil.example%2F"] {
+        let open_redirect = server
+            .post("/auth/dev-login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", server.origin())
+            .body(format!("user=dave&return_to={target}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(open_redirect.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            open_redirect.headers()[LOCATION],
+            "/",
+            "return_to={target} stays on this origin"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sign_in_page_lists_the_demo_users_and_warns() {
+    let server = TestServer::embedded().await;
+    let response = server
+        .get("/auth/login?return_to=%2Fhome%2Fservice-status")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("DEVELOPMENT SIGN-IN"), "{body}");
+    for user in ["alice", "dave", "nora"] {
+        assert!(body.contains(&format!("sign-in-{user}")), "{user} listed");
+    }
+    assert!(body.contains(r#"value="/home/service-status""#), "{body}");
+}
+
+#[tokio::test]
+async fn without_a_session_api_calls_get_401_and_browsers_go_to_sign_in() {
+    let server = TestServer::embedded().await;
+    let api = server.get("/shell/config.json").send().await.unwrap();
+    assert!(
+        header(&api, "www-authenticate").contains("portico"),
+        "401 names the auth scheme"
+    );
+    assert!(header(&api, "cache-control").contains("no-store"));
+    json_error(api, 401, "not_signed_in").await;
+
+    let browser = server
+        .get("/")
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.headers()[LOCATION], "/auth/login?return_to=%2F");
+
+    // A deep link comes back to where the user was going after sign-in.
+    let deep = server
+        .get("/home/service-status/overview?tab=2")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deep.status(), StatusCode::SEE_OTHER);
+    let location = deep.headers()[LOCATION].to_str().unwrap();
+    let encoded = location
+        .strip_prefix("/auth/login?return_to=")
+        .unwrap_or_else(|| panic!("redirect to sign-in, got {location}"));
+    let return_to = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(return_to, "/home/service-status/overview?tab=2");
+
+    // The same navigation without a browser's headers is an API call: 401, not a redirect.
+    let script = server.get("/home/service-status").send().await.unwrap();
+    json_error(script, 401, "not_signed_in").await;
+}
+
+#[tokio::test]
+async fn deep_link_reload_returns_the_shell_page_with_a_strict_csp() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let response = server
+        .get("/home/service-status/overview")
+        .header("cookie", &dave.cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header(&response, "content-type").starts_with("text/html"));
+    let csp = response.headers()[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|directive| directive.starts_with("script-src"))
+        .unwrap();
+    assert_eq!(script_src, "script-src 'self'", "no inline or eval script");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&response, "x-frame-options"), "DENY");
+    assert!(header(&response, "cache-control").contains("no-store"));
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains(r#"<script src="/shell/luigi/2.31.0/luigi.js"></script>"#),
+        "{page}"
+    );
+    assert!(page.contains("/shell/bootstrap.js"));
+    assert!(page.contains("<title>Portico Demo Portal</title>"));
+    // CSP forbids inline script, so the page must not contain any.
+    assert_eq!(
+        page.matches("<script").count(),
+        page.matches("<script src=").count(),
+        "only external scripts: {page}"
+    );
+}
+
+#[tokio::test]
+async fn reserved_prefixes_never_fall_through_to_the_shell() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    for path in ["/auth/nope", "/shell/nope.js", "/.well-known/nope"] {
+        let response = server
+            .get(path)
+            .header("cookie", &dave.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn luigi_assets_are_versioned_and_cached_forever() {
+    let server = TestServer::embedded().await;
+    let response = server
+        .get("/shell/luigi/2.31.0/luigi.js")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cache = header(&response, "cache-control").to_owned();
+    assert!(cache.contains("immutable"), "{cache}");
+    assert!(cache.contains("max-age=31536000"), "{cache}");
+    assert!(header(&response, "content-type").contains("javascript"));
+    let etag = header(&response, "etag").to_owned();
+    assert!(!etag.is_empty());
+    let body = response.bytes().await.unwrap();
+    assert!(
+        body.len() > 10_000,
+        "the real luigi.js, {} bytes",
+        body.len()
+    );
+
+    let revalidated = server
+        .get("/shell/luigi/2.31.0/luigi.js")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+
+    let css = server
+        .get("/shell/luigi/2.31.0/luigi.css")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(header(&css, "content-type").starts_with("text/css"));
+
+    let client = server
+        .get("/shell/luigi-client/2.31.0/luigi-client.js")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(client.status(), StatusCode::OK);
+    assert!(header(&client, "cache-control").contains("immutable"));
+
+    for path in [
+        "/shell/luigi/2.30.0/luigi.js",
+        "/shell/luigi-client/1.0.0/luigi-client.js",
+        "/shell/luigi/2.31.0/not-there.js",
+    ] {
+        let missing = server.get(path).send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !header(&missing, "cache-control").contains("immutable"),
+            "a 404 must not be cached forever"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logout_needs_the_csrf_token_and_then_ends_the_session() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let config = server.shell_config(&dave).await;
+    let token = config["portico"]["csrfToken"].as_str().unwrap().to_owned();
+
+    let no_token = server
+        .post("/auth/logout")
+        .header("cookie", &dave.cookie)
+        .header("origin", server.origin())
+        .send()
+        .await
+        .unwrap();
+    json_error(no_token, 403, "csrf_rejected").await;
+
+    let wrong_token = server
+        .post("/auth/logout")
+        .header("cookie", &dave.cookie)
+        .header("origin", server.origin())
+        .header("x-portico-csrf", format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    json_error(wrong_token, 403, "csrf_rejected").await;
+
+    let cross_site = server
+        .post("/auth/logout")
+        .header("cookie", &dave.cookie)
+        .header("origin", "http://evil.example")
+        .header("x-portico-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    json_error(cross_site, 403, "csrf_rejected").await;
+
+    // The refused attempts did not sign dave out.
+    server.shell_config(&dave).await;
+
+    let response = server
+        .post("/auth/logout")
+        .header("cookie", &dave.cookie)
+        .header("origin", server.origin())
+        .header("x-portico-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cleared = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        cleared.starts_with("portico_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert!(header(&response, "cache-control").contains("no-store"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["signed_out"], true);
+
+    let after = server
+        .get("/shell/config.json")
+        .header("cookie", &dave.cookie)
+        .send()
+        .await
+        .unwrap();
+    json_error(after, 401, "not_signed_in").await;
+}
+
+#[tokio::test]
+async fn forged_session_cookies_are_not_signed_in() {
+    let server = TestServer::embedded().await;
+    // Signing someone in first makes sure the store is not simply empty.
+    let real = server.sign_in("alice").await;
+    let mut tampered = real.id.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for value in [
+        "forged".to_owned(),
+        "alice".to_owned(),
+        "A".repeat(43),
+        tampered,
+        format!("{}x", real.id),
+    ] {
+        let response = server
+            .get("/shell/config.json")
+            .header("cookie", format!("portico_session={value}"))
+            .send()
+            .await
+            .unwrap();
+        json_error(response, 401, "not_signed_in").await;
+    }
+}
+
+const TWO_TENANTS: &str = r#"
+version: 1
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    branding: { title: Acme Portal }
+    auth:
+      dev_sign_in:
+        users:
+          - { id: ann, groups: [eng] }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - id: docs
+        access: { roles: [developer] }
+        static: embedded:demo
+  globex:
+    hosts: [portal.globex.test]
+    branding: { title: Globex Portal }
+    auth:
+      dev_sign_in:
+        users:
+          - { id: gus, groups: [eng] }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - id: wiki
+        access: { roles: [developer] }
+        static: embedded:demo
+"#;
+
+async fn sign_in_on_host(server: &TestServer, host: &str, user: &str) -> Session {
+    let response = server
+        .post("/auth/dev-login")
+        .header("host", host)
+        .header("origin", format!("http://{host}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("user={user}&return_to=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    session_from(response.headers()).unwrap()
+}
+
+#[tokio::test]
+async fn unknown_host_without_default_tenant_is_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(compile(TWO_TENANTS, dir.path())).await;
+
+    // 127.0.0.1:<port> is no tenant's host and there is no default tenant.
+    let api = server.get("/shell/config.json").send().await.unwrap();
+    json_error(api, 404, "unknown_host").await;
+    let browser = server
+        .get("/auth/login")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::NOT_FOUND);
+    let page = browser.text().await.unwrap();
+    assert!(page.contains("no portal is configured"), "{page}");
+    assert!(
+        !page.contains("Acme") && !page.contains("Globex"),
+        "no tenant is revealed"
+    );
+
+    // The same request with a listed Host reaches that tenant, in any letter case.
+    let known = server
+        .get("/auth/login")
+        .header("host", "Portal.Acme.Test")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.status(), StatusCode::OK);
+    assert!(known.text().await.unwrap().contains("Acme Portal"));
+}
+
+#[tokio::test]
+async fn a_session_works_only_on_the_tenant_that_issued_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(compile(TWO_TENANTS, dir.path())).await;
+    let ann = sign_in_on_host(&server, "portal.acme.test", "ann").await;
+
+    let own = server
+        .get("/shell/config.json")
+        .header("host", "portal.acme.test")
+        .header("cookie", &ann.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(segments(&app_nodes(&own)), ["docs"]);
+
+    let other = server
+        .get("/shell/config.json")
+        .header("host", "portal.globex.test")
+        .header("cookie", &ann.cookie)
+        .send()
+        .await
+        .unwrap();
+    json_error(other, 401, "not_signed_in").await;
+
+    // gus is a globex user: acme's sign-in does not know him.
+    let response = server
+        .post("/auth/dev-login")
+        .header("host", "portal.acme.test")
+        .header("origin", "http://portal.acme.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=gus&return_to=%2F")
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 400, "unknown_user").await;
+}
+
+#[tokio::test]
+async fn navigation_and_the_app_gateway_agree() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let alice = server.sign_in("alice").await;
+    let get = |path: &'static str, session: &Session| {
+        server
+            .get(path)
+            .header("cookie", session.cookie.clone())
+            .send()
+    };
+
+    let page = get("/apps/service-status/", &dave).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    assert_eq!(header(&page, "x-frame-options"), "SAMEORIGIN");
+    assert!(header(&page, "cache-control").contains("no-cache"));
+
+    json_error(
+        get("/apps/service-status/incidents", &dave).await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    json_error(
+        get("/apps/admin-console/", &dave).await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        get("/apps/service-status/incidents", &alice)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/apps/admin-console/", &alice).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // `/apps/<id>` gets a trailing slash so relative URLs inside the app resolve below it.
+    let bare = get("/apps/team-directory", &dave).await.unwrap();
+    assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(bare.headers()[LOCATION], "/apps/team-directory/");
+}
