@@ -3,10 +3,12 @@
 //! It must never expose anything about users or sessions, and never be reachable through a tenant host.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::auth::oidc::IdpStatus;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -21,13 +23,43 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: a config is loaded; says which and how many tenants it serves.
-async fn readyz(State(state): State<AppState>) -> Json<Value> {
+/// Ready: a config is loaded and every tenant's identity provider has been reached. 503 otherwise, saying
+/// which tenant cannot sign users in and why.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let config = state.config.load();
-    Json(json!({
-        "status": "ready",
-        "config": config.source,
-        "tenants": config.tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    let mut ready = true;
+    let sign_in: serde_json::Map<String, Value> = state
+        .oidc
+        .statuses()
+        .into_iter()
+        .map(|(tenant, status)| {
+            let value = match status {
+                IdpStatus::Ready => json!({ "status": "ready" }),
+                IdpStatus::Starting => {
+                    ready = false;
+                    json!({ "status": "starting", "reason": "the identity provider has not been reached yet" })
+                }
+                IdpStatus::Unavailable(reason) => {
+                    ready = false;
+                    json!({ "status": "unavailable", "reason": reason })
+                }
+            };
+            (tenant, value)
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "config": config.source,
+            "tenants": config.tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            "sign_in": sign_in,
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
 }

@@ -12,6 +12,7 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use tokio::net::TcpListener;
 
+use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
@@ -79,6 +80,7 @@ impl App {
             source,
         })?;
         let state = AppState {
+            oidc: Arc::new(OidcRegistry::new(&config.tenants)),
             upstreams: UpstreamClient::new(config.proxy.connect_timeout),
             sessions: Sessions {
                 store: Arc::new(MemoryStore::default()),

@@ -38,6 +38,23 @@ pub enum AuditEvent<'a> {
         tenant: &'a str,
         path: &'a str,
     },
+    /// Refreshing a session's tokens failed; the session was ended.
+    RefreshFailed {
+        tenant: &'a str,
+        session: &'a str,
+        reason: &'a str,
+    },
+    /// The IdP ended sessions server-to-server.
+    BackchannelLogout {
+        tenant: &'a str,
+        user: &'a str,
+        sid: &'a str,
+        sessions: usize,
+    },
+    BackchannelLogoutRefused {
+        tenant: &'a str,
+        reason: &'a str,
+    },
 }
 
 /// Writes the event as one structured line on the `audit` target.
@@ -75,6 +92,24 @@ pub fn emit(event: AuditEvent<'_>) {
             path,
         } => {
             tracing::info!(target: "audit", event = "access_denied", outcome = "refused", tenant, user, app, path);
+        }
+        AuditEvent::RefreshFailed {
+            tenant,
+            session,
+            reason,
+        } => {
+            tracing::warn!(target: "audit", event = "refresh", outcome = "failure", tenant, session, reason);
+        }
+        AuditEvent::BackchannelLogout {
+            tenant,
+            user,
+            sid,
+            sessions,
+        } => {
+            tracing::info!(target: "audit", event = "backchannel_logout", outcome = "success", tenant, user, sid, sessions);
+        }
+        AuditEvent::BackchannelLogoutRefused { tenant, reason } => {
+            tracing::warn!(target: "audit", event = "backchannel_logout", outcome = "failure", tenant, reason);
         }
         AuditEvent::CsrfRejected { tenant, path } => {
             tracing::warn!(target: "audit", event = "csrf_rejected", outcome = "refused", tenant, path);

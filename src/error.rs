@@ -67,6 +67,7 @@ impl AppError {
         let detail = match self {
             AppError::Internal(detail) => Some(detail.clone()),
             AppError::Proxy(error) => error.detail(),
+            AppError::Auth(error) => error.detail(),
             _ => None,
         };
         ErrorReport {

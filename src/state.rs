@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::config::{Config, Tenant};
 use crate::proxy::UpstreamClient;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub config: Arc<ArcSwap<Config>>,
     pub sessions: Sessions,
     pub upstreams: UpstreamClient,
+    /// Every OIDC tenant's relying party; discovery runs in the background.
+    pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.
     pub listen: SocketAddr,
 }

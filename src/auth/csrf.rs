@@ -37,7 +37,8 @@ pub fn token_matches(headers: &HeaderMap, form_token: Option<&str>, expected: &s
     presented.is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit, so timing does not reveal how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

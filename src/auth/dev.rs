@@ -6,23 +6,17 @@
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
 
 use super::session::{Session, User};
-use super::{AuthError, SignedIn, csrf, form_field, safe_return_path, session_set_cookie};
+use super::{AuthError, csrf, form_field, safe_return_path, session_set_cookie};
 use crate::audit::{self, AuditEvent};
-use crate::config::{DevUser, SignIn};
+use crate::config::{DevUser, SignIn, Tenant};
 use crate::error::AppError;
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    return_to: Option<String>,
-}
 
 struct DevUserRow<'a> {
     user: &'a DevUser,
@@ -39,19 +33,13 @@ struct DevLoginView<'a> {
     return_to: &'a str,
 }
 
-/// `GET /auth/login`: the sign-in page (for dev sign-in, the user picker).
-pub async fn login_page_get(
-    State(state): State<AppState>,
-    Extension(context): Extension<RequestContext>,
-    Query(query): Query<LoginQuery>,
-    signed_in: Option<SignedIn>,
+/// The dev sign-in page (what `GET /auth/login` shows for a dev tenant): the user picker.
+pub fn login_page(
+    state: &AppState,
+    tenant: &Tenant,
+    users: &[DevUser],
+    return_to: &str,
 ) -> Result<Response, AppError> {
-    let return_to = safe_return_path(query.return_to.as_deref());
-    if signed_in.is_some() {
-        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response());
-    }
-    let tenant = &context.tenant;
-    let SignIn::Dev { users } = &tenant.sign_in;
     if !state.dev_sign_in_allowed() {
         return Err(AuthError::DevSignInRefused.into());
     }
@@ -73,13 +61,16 @@ pub async fn login_page_get(
                 },
             })
             .collect(),
-        return_to: &return_to,
+        return_to,
     };
     let page = view.render()?;
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
         ],
         Html(page),
     )
@@ -110,7 +101,9 @@ pub async fn dev_login_post(
         });
         return Err(AuthError::CsrfRejected.into());
     }
-    let SignIn::Dev { users } = &tenant.sign_in;
+    let SignIn::Dev { users } = &tenant.sign_in else {
+        return Err(AuthError::DevSignInRefused.into());
+    };
     let wanted = form_field(&body, "user").unwrap_or_default();
     let Some(user) = users.iter().find(|user| user.id == wanted) else {
         audit::emit(AuditEvent::SignInRefused {

@@ -8,6 +8,7 @@
 
 pub mod csrf;
 pub mod dev;
+pub mod oidc;
 pub mod session;
 
 use axum::Router;
@@ -43,6 +44,20 @@ pub enum AuthError {
     /// 503: the session store did not answer.
     #[error("sessions are unavailable right now; try again shortly")]
     StoreUnavailable,
+    /// 503: the tenant's identity provider cannot be reached (or was never reached).
+    #[error(
+        "sign-in is unavailable right now: the identity provider cannot be reached; try again shortly"
+    )]
+    SignInUnavailable(String),
+    /// 401: the IdP's answer failed a check (state, issuer, ID token); the reason is logged and audited.
+    #[error("sign-in failed; please try again")]
+    LoginFailed(String),
+    /// 401: refreshing the tokens failed, so the session ended.
+    #[error("your session has ended; please sign in again")]
+    RefreshFailed(String),
+    /// 400: a back-channel logout token failed validation.
+    #[error("invalid logout token")]
+    InvalidLogoutToken(String),
 }
 
 impl AuthError {
@@ -50,8 +65,13 @@ impl AuthError {
         match self {
             AuthError::NotSignedIn => StatusCode::UNAUTHORIZED,
             AuthError::CsrfRejected | AuthError::DevSignInRefused => StatusCode::FORBIDDEN,
-            AuthError::UnknownDevUser(_) => StatusCode::BAD_REQUEST,
-            AuthError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::UnknownDevUser(_) | AuthError::InvalidLogoutToken(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            AuthError::StoreUnavailable | AuthError::SignInUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuthError::LoginFailed(_) | AuthError::RefreshFailed(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -62,6 +82,21 @@ impl AuthError {
             AuthError::DevSignInRefused => "dev_sign_in_refused",
             AuthError::UnknownDevUser(_) => "unknown_user",
             AuthError::StoreUnavailable => "session_store_unavailable",
+            AuthError::SignInUnavailable(_) => "sign_in_unavailable",
+            AuthError::LoginFailed(_) => "sign_in_failed",
+            AuthError::RefreshFailed(_) => "session_ended",
+            AuthError::InvalidLogoutToken(_) => "invalid_logout_token",
+        }
+    }
+
+    /// What the log should say beyond the public message.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            AuthError::SignInUnavailable(reason)
+            | AuthError::LoginFailed(reason)
+            | AuthError::RefreshFailed(reason)
+            | AuthError::InvalidLogoutToken(reason) => Some(reason.clone()),
+            _ => None,
         }
     }
 }
@@ -69,9 +104,12 @@ impl AuthError {
 /// The `/auth/*` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auth/login", get(dev::login_page_get))
+        .route("/auth/login", get(login_get))
+        .route("/auth/callback", get(callback_get))
         .route("/auth/dev-login", post(dev::dev_login_post))
         .route("/auth/logout", post(logout_post))
+        .route("/auth/signed-out", get(signed_out_get))
+        .route("/auth/backchannel-logout", post(backchannel_logout_post))
         .route("/auth/session", get(session_get))
 }
 
@@ -116,6 +154,36 @@ impl FromRequestParts<AppState> for SignedIn {
             Err(LookupMiss::Unknown | LookupMiss::Expired) => {
                 return Err(AuthError::NotSignedIn.into());
             }
+        };
+        // Tokens near expiry are refreshed first, which also re-reads the user's groups.
+        let session = match state
+            .oidc
+            .refresh_if_needed(session, state.sessions.store.as_ref())
+            .await
+        {
+            Ok(session) => session,
+            Err(AuthError::RefreshFailed(reason)) => {
+                let _ = state.sessions.store.remove(&id).await;
+                audit::emit(AuditEvent::RefreshFailed {
+                    tenant: &tenant.id,
+                    session: &id.log_hash(),
+                    reason: &reason,
+                });
+                return Err(AuthError::NotSignedIn.into());
+            }
+            Err(AuthError::SignInUnavailable(_)) => {
+                // The IdP is briefly unreachable: keep the session on its current roles rather than
+                // signing everyone out; the next request tries again.
+                state
+                    .sessions
+                    .store
+                    .get(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or(AuthError::NotSignedIn)?
+            }
+            Err(error) => return Err(error.into()),
         };
         if let Some(labels) = parts.extensions.get::<Labels>() {
             labels.user(&session.user.subject);
@@ -174,6 +242,13 @@ pub fn session_clear_cookie() -> HeaderValue {
     HeaderValue::from_static("portico_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
+/// The same for the `__Host-` cookie of HTTPS origins.
+fn session_clear_cookie_secure() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-portico_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0",
+    )
+}
+
 /// Only a same-origin, relative path may be a return target: anything else becomes `/` (no open redirect).
 pub fn safe_return_path(candidate: Option<&str>) -> String {
     let Some(path) = candidate else {
@@ -191,6 +266,189 @@ pub fn safe_return_path(candidate: Option<&str>) -> String {
     }
 }
 
+/// Name of the cookie that ties a login in flight to the browser that started it.
+const LOGIN_BINDING_COOKIE: &str = "portico_login";
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// `GET /auth/login`: dev sign-in shows its picker; OIDC sends the browser to the IdP.
+async fn login_get(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+    signed_in: Option<SignedIn>,
+) -> Result<Response, AppError> {
+    let return_to = safe_return_path(query.return_to.as_deref());
+    if signed_in.is_some() {
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response());
+    }
+    let tenant = &context.tenant;
+    match &tenant.sign_in {
+        crate::config::SignIn::Dev { users } => dev::login_page(&state, tenant, users, &return_to),
+        crate::config::SignIn::Oidc(_) => {
+            let start = state.oidc.begin_login(&tenant.id, return_to)?;
+            let secure = is_https(&context);
+            let binding = format!(
+                "{LOGIN_BINDING_COOKIE}={}; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=600{}",
+                start.browser_binding,
+                if secure { "; Secure" } else { "" }
+            );
+            let mut response = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, start.authorize_url)],
+            )
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&binding) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
+}
+
+/// `GET /auth/callback`: the IdP sends the browser back here with a code; a fresh session starts.
+async fn callback_get(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    Extension(labels): Extension<Labels>,
+    axum::extract::Query(params): axum::extract::Query<oidc::CallbackParams>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let binding = cookie_value(&headers, LOGIN_BINDING_COOKIE);
+    let done = match state
+        .oidc
+        .finish_login(&tenant.id, &params, binding.as_deref())
+        .await
+    {
+        Ok(done) => done,
+        Err(error) => {
+            let reason = error.detail().unwrap_or_else(|| error.to_string());
+            audit::emit(AuditEvent::SignInRefused {
+                tenant: &tenant.id,
+                reason: &reason,
+            });
+            return Err(error.into());
+        }
+    };
+    let session = done.session;
+    let id = session.id.clone();
+    labels.user(&session.user.subject);
+    let user = session.user.subject.clone();
+    state
+        .sessions
+        .store
+        .insert(session)
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::SignIn {
+        tenant: &tenant.id,
+        user: &user,
+        method: "oidc",
+        session: &id.log_hash(),
+    });
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        session_set_cookie(&id, is_https(&context)),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "portico_login=; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /auth/signed-out`: where the IdP returns the browser after ending its session.
+async fn signed_out_get(Extension(context): Extension<RequestContext>) -> Response {
+    let title = askama::filters::escape(&context.tenant.branding.title, askama::filters::Html)
+        .map(|escaped| escaped.to_string())
+        .unwrap_or_default();
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out · {title}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;margin:12vh auto;max-width:32rem\">\
+         <h1 data-testid=\"signed-out\">You are signed out of {title}</h1>\
+         <p><a href=\"/auth/login\">Sign in again</a></p></body></html>"
+    );
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        ],
+        axum::response::Html(page),
+    )
+        .into_response()
+}
+
+/// `POST /auth/backchannel-logout`: the IdP ends sessions server-to-server (OIDC Back-Channel Logout 1.0).
+async fn backchannel_logout_post(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    body: String,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let token = form_field(&body, "logout_token")
+        .ok_or_else(|| AuthError::InvalidLogoutToken("no logout_token".into()))?;
+    let target = match state.oidc.verify_logout_token(&tenant.id, &token).await {
+        Ok(target) => target,
+        Err(error) => {
+            let reason = error.detail().unwrap_or_default();
+            audit::emit(AuditEvent::BackchannelLogoutRefused {
+                tenant: &tenant.id,
+                reason: &reason,
+            });
+            return Err(error.into());
+        }
+    };
+    let ended = state
+        .sessions
+        .store
+        .remove_for_logout(&tenant.id, target.subject.as_deref(), target.sid.as_deref())
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::BackchannelLogout {
+        tenant: &tenant.id,
+        user: target.subject.as_deref().unwrap_or("-"),
+        sid: target.sid.as_deref().unwrap_or("-"),
+        sessions: ended,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
+}
+
+fn is_https(context: &RequestContext) -> bool {
+    context
+        .tenant
+        .public_origin
+        .as_ref()
+        .is_some_and(|origin| origin.https)
+}
+
+/// A cookie's value by name.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
 /// `POST /auth/logout`: ends the session. Needs the CSRF token and a same-origin request.
 async fn logout_post(
     State(state): State<AppState>,
@@ -202,7 +460,7 @@ async fn logout_post(
     let tenant = &context.tenant.id;
     let Ok(signed_in) = signed_in else {
         // Already signed out: say so, and clear whatever cookie the browser still has.
-        return Ok(logged_out_response(&headers));
+        return Ok(logged_out_response(&headers, "/auth/login"));
     };
     let form_token = form_field(&body, "csrf_token");
     if !csrf::is_same_origin(&headers)
@@ -227,11 +485,19 @@ async fn logout_post(
         user: &session.user.subject,
         session: &session.id.log_hash(),
     });
-    Ok(logged_out_response(&headers))
+    // Ending portico's session is not enough: the IdP's session would sign the user straight back in.
+    let end_session = state.oidc.end_session_url(session);
+    let mut response =
+        logged_out_response(&headers, end_session.as_deref().unwrap_or("/auth/login"));
+    if is_https(&context) {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, session_clear_cookie_secure());
+    }
+    Ok(response)
 }
 
-fn logged_out_response(headers: &HeaderMap) -> Response {
-    let target = "/auth/login";
+fn logged_out_response(headers: &HeaderMap, target: &str) -> Response {
     let mut response = if crate::error::wants_html(headers) {
         (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
     } else {

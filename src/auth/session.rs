@@ -68,6 +68,29 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// The IdP's tokens for one session. They stay on the server; `Debug` never prints them.
+#[derive(Clone)]
+pub struct OidcTokens {
+    pub access_token: String,
+    /// Unix seconds when the access token expires; a refresh runs shortly before.
+    pub expires_at: u64,
+    pub refresh_token: Option<String>,
+    /// Sent back as `id_token_hint` at logout.
+    pub id_token: String,
+    /// The IdP's session id, for back-channel logout by `sid`.
+    pub sid: Option<String>,
+}
+
+impl std::fmt::Debug for OidcTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcTokens")
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One server-side session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -79,6 +102,8 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: u64,
     pub last_seen: u64,
+    /// Present for OIDC sign-ins; dev sign-in has no tokens.
+    pub oidc: Option<OidcTokens>,
 }
 
 impl Session {
@@ -93,6 +118,27 @@ impl Session {
             csrf_token: URL_SAFE_NO_PAD.encode(csrf),
             created_at: now,
             last_seen: now,
+            oidc: None,
+        }
+    }
+
+    pub fn with_oidc(mut self, tokens: OidcTokens) -> Self {
+        self.oidc = Some(tokens);
+        self
+    }
+
+    /// Whether a back-channel logout for `subject`/`sid` of `tenant` covers this session: by `sid` when
+    /// the token names one (and then the subject too, if named), else every session of the subject.
+    pub fn matches_logout(&self, tenant: &str, subject: Option<&str>, sid: Option<&str>) -> bool {
+        if self.tenant != tenant {
+            return false;
+        }
+        let subject_ok = subject.is_none_or(|subject| subject == self.user.subject);
+        match sid {
+            Some(sid) => {
+                subject_ok && self.oidc.as_ref().and_then(|t| t.sid.as_deref()) == Some(sid)
+            }
+            None => subject.is_some() && subject_ok,
         }
     }
 
@@ -126,6 +172,13 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         now: u64,
         settings: &SessionSettings,
+    ) -> Result<usize, StoreError>;
+    /// Ends the sessions a back-channel logout names (see [`Session::matches_logout`]); returns how many.
+    async fn remove_for_logout(
+        &self,
+        tenant: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
     ) -> Result<usize, StoreError>;
 }
 
@@ -185,6 +238,21 @@ impl SessionStore for MemoryStore {
             .map_err(|_| StoreError("lock poisoned".into()))?;
         let before = sessions.len();
         sessions.retain(|_, session| !session.expired(now, settings));
+        Ok(before - sessions.len())
+    }
+
+    async fn remove_for_logout(
+        &self,
+        tenant: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let before = sessions.len();
+        sessions.retain(|_, session| !session.matches_logout(tenant, subject, sid));
         Ok(before - sessions.len())
     }
 }

@@ -564,8 +564,35 @@ impl<'s> Reader<'s> {
         let fields = self.map(
             node,
             path,
-            &["hosts", "branding", "auth", "roles", "apps", "apps_from"],
+            &[
+                "hosts",
+                "public_origin",
+                "branding",
+                "auth",
+                "roles",
+                "apps",
+                "apps_from",
+            ],
         )?;
+        let public_origin = match fields.get("public_origin") {
+            Some(origin) => {
+                let origin_path = join(path, "public_origin");
+                let text = self.string(origin, &origin_path)?;
+                match parse_origin(&text) {
+                    Ok(origin) => Some(origin),
+                    Err(message) => {
+                        self.error(
+                            origin.mark,
+                            &origin_path,
+                            message,
+                            Some("the URL users type, e.g. https://portal.acme.example".into()),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
         let hosts = match fields.get("hosts") {
             Some(hosts) => {
                 let mut lowered = Vec::new();
@@ -622,9 +649,18 @@ impl<'s> Reader<'s> {
             }
         }
 
+        if let (Some(SignIn::Oidc(_)), None) = (&sign_in, &public_origin) {
+            self.error(
+                fields.node.mark,
+                &join(path, "public_origin"),
+                "OIDC sign-in needs the tenant's `public_origin`",
+                Some("redirect URIs are built from it, never from the Host header, e.g. `public_origin: https://portal.acme.example`".into()),
+            );
+        }
         Some(Tenant {
             id: id.to_owned(),
             hosts,
+            public_origin,
             branding: branding?,
             sign_in: sign_in?,
             roles,
@@ -734,23 +770,27 @@ impl<'s> Reader<'s> {
 
     fn sign_in(&mut self, node: &Node, path: &str) -> Option<SignIn> {
         let fields = self.map(node, path, &["dev_sign_in", "oidc"])?;
-        if let Some(oidc) = fields.get("oidc") {
-            self.error(
-                oidc.mark,
-                &join(path, "oidc"),
-                "OIDC sign-in is not available in this version",
-                Some("use `dev_sign_in` on a loopback listener for now".into()),
-            );
-            return None;
-        }
-        let Some(dev) = fields.get("dev_sign_in") else {
-            self.error(
-                node.mark,
-                path,
-                "no sign-in method configured",
-                Some("add `dev_sign_in: { users: [...] }`".into()),
-            );
-            return None;
+        let dev = match (fields.get("dev_sign_in"), fields.get("oidc")) {
+            (Some(_), Some(oidc)) => {
+                self.error(
+                    oidc.mark,
+                    &join(path, "oidc"),
+                    "a tenant signs in with either `oidc` or `dev_sign_in`, not both",
+                    None,
+                );
+                return None;
+            }
+            (None, Some(oidc)) => return self.oidc(oidc, &join(path, "oidc")).map(SignIn::Oidc),
+            (Some(dev), None) => dev,
+            (None, None) => {
+                self.error(
+                    node.mark,
+                    path,
+                    "no sign-in method configured",
+                    Some("add `oidc: { issuer: …, client_id: …, client_secret: … }`".into()),
+                );
+                return None;
+            }
         };
         let dev_path = join(path, "dev_sign_in");
         let dev_fields = self.map(dev, &dev_path, &["users"])?;
@@ -810,6 +850,142 @@ impl<'s> Reader<'s> {
             return None;
         }
         Some(SignIn::Dev { users })
+    }
+
+    fn oidc(&mut self, node: &Node, path: &str) -> Option<OidcSettings> {
+        let fields = self.map(
+            node,
+            path,
+            &[
+                "issuer",
+                "client_id",
+                "client_secret",
+                "client_secret_file",
+                "scopes",
+                "groups_claim",
+                "signing_algs",
+            ],
+        )?;
+        let issuer = self
+            .required(
+                &fields,
+                "issuer",
+                path,
+                "the IdP's issuer URL, e.g. https://idp.acme.example",
+            )
+            .and_then(|n| Some((self.string(n, &join(path, "issuer"))?, n.mark)));
+        let client_id = self
+            .required(
+                &fields,
+                "client_id",
+                path,
+                "the client id registered at the IdP",
+            )
+            .and_then(|n| self.string(n, &join(path, "client_id")));
+        let client_secret = match (
+            fields.get("client_secret"),
+            fields.get("client_secret_file"),
+        ) {
+            (Some(secret), None) => self.string(secret, &join(path, "client_secret")),
+            (None, Some(file)) => {
+                let file_path = join(path, "client_secret_file");
+                let name = self.string(file, &file_path)?;
+                match self.source.read(Path::new(&name)) {
+                    Ok(secret) => Some(secret.trim().to_owned()),
+                    Err(error) => {
+                        self.error(
+                            file.mark,
+                            &file_path,
+                            format!("cannot read `{name}`: {error}"),
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(file)) => {
+                self.error(
+                    file.mark,
+                    &join(path, "client_secret_file"),
+                    "give `client_secret` or `client_secret_file`, not both",
+                    None,
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    node.mark,
+                    &join(path, "client_secret"),
+                    "missing required key `client_secret`",
+                    Some("portico is a confidential client: `client_secret: ${ACME_OIDC_SECRET}` or `client_secret_file: /run/secrets/acme`".into()),
+                );
+                None
+            }
+        };
+        let mut scopes = vec![
+            "openid".to_owned(),
+            "profile".to_owned(),
+            "email".to_owned(),
+        ];
+        if let Some(list) = fields.get("scopes") {
+            scopes = vec!["openid".to_owned()];
+            for (scope, _) in self
+                .strings(list, &join(path, "scopes"))
+                .unwrap_or_default()
+            {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        let groups_claim = match fields.get("groups_claim") {
+            Some(claim) => self.string(claim, &join(path, "groups_claim")),
+            None => Some("groups".to_owned()),
+        };
+        let mut signing_algs = DEFAULT_SIGNING_ALGS
+            .iter()
+            .map(|alg| (*alg).to_owned())
+            .collect::<Vec<_>>();
+        if let Some(list) = fields.get("signing_algs") {
+            signing_algs.clear();
+            for (alg, mark) in self
+                .strings(list, &join(path, "signing_algs"))
+                .unwrap_or_default()
+            {
+                if DEFAULT_SIGNING_ALGS.contains(&alg.as_str()) {
+                    signing_algs.push(alg);
+                } else {
+                    self.error(
+                        mark,
+                        &join(path, "signing_algs"),
+                        format!("`{alg}` is not an accepted ID token signing algorithm"),
+                        Some(format!(
+                            "choose from {} (never `none` or HMAC)",
+                            DEFAULT_SIGNING_ALGS.join(", ")
+                        )),
+                    );
+                }
+            }
+        }
+        let (issuer, issuer_mark) = issuer?;
+        if let Err(message) = check_issuer(&issuer) {
+            self.error(
+                issuer_mark,
+                &join(path, "issuer"),
+                message,
+                Some("e.g. https://idp.acme.example/realms/acme".into()),
+            );
+            return None;
+        }
+        let groups_claim = groups_claim?;
+        Some(OidcSettings {
+            issuer,
+            client_id: client_id?,
+            client_secret: Secret(client_secret?),
+            scopes,
+            groups_claim: groups_claim.split('.').map(str::to_owned).collect(),
+            signing_algs,
+        })
     }
 
     fn roles(&mut self, node: &Node, path: &str) -> Option<RoleMap> {
@@ -1240,6 +1416,64 @@ impl<'s> Reader<'s> {
         self.hosts_claimed
             .push((tenant.to_owned(), host.to_owned(), mark));
     }
+}
+
+/// ID token signing algorithms portico accepts: asymmetric only, so no one holding the client secret
+/// can mint ID tokens, and never `none`.
+pub const DEFAULT_SIGNING_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    let origin = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| format!("issuer `{issuer}` is not an http(s) URL"))?;
+    let host = origin.split('/').next().unwrap_or("");
+    if issuer.starts_with("http://") {
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        let loopback = name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || name == "[::1]";
+        if !loopback {
+            return Err(format!(
+                "issuer `{issuer}` must use https (plain http is only accepted on loopback, for tests)"
+            ));
+        }
+    }
+    if host.is_empty() || issuer.contains(['?', '#']) {
+        return Err(format!("issuer `{issuer}` is not a valid issuer URL"));
+    }
+    Ok(())
+}
+
+/// Parses `scheme://host[:port]` with nothing after it.
+fn parse_origin(text: &str) -> Result<PublicOrigin, String> {
+    let (https, rest) = if let Some(rest) = text.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("`{text}` is not an http(s) origin"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "`{text}` must be an origin only: scheme, host and optional port"
+        ));
+    }
+    rest.parse::<http::uri::Authority>()
+        .map_err(|_| format!("`{text}` has an invalid host or port"))?;
+    Ok(PublicOrigin {
+        https,
+        origin: format!(
+            "{}://{}",
+            if https { "https" } else { "http" },
+            rest.to_ascii_lowercase()
+        ),
+    })
 }
 
 fn collect_path_rules(nodes: &[NavNode], out: &mut Vec<(String, AccessRule)>) {

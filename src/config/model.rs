@@ -53,6 +53,8 @@ pub struct Tenant {
     pub id: String,
     /// Lower-case `host` or `host:port` values the Host header is matched against.
     pub hosts: Vec<String>,
+    /// The origin users reach the tenant at; absolute URLs (redirect URIs) are built from it, never from Host.
+    pub public_origin: Option<PublicOrigin>,
     pub branding: Branding,
     pub sign_in: SignIn,
     pub roles: RoleMap,
@@ -73,11 +75,46 @@ pub struct Branding {
     pub favicon: Option<String>,
 }
 
+/// `scheme://host[:port]` of a tenant, as users see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOrigin {
+    /// HTTPS origins get `Secure`, `__Host-` cookies.
+    pub https: bool,
+    /// Lower-case, no trailing slash, e.g. `https://portal.acme.example`.
+    pub origin: String,
+}
+
 /// How users of a tenant sign in.
 #[derive(Debug, Clone)]
 pub enum SignIn {
     /// Pick a demo user from a list. Only ever served on a loopback listener (see `auth::dev`).
     Dev { users: Vec<DevUser> },
+    /// OpenID Connect authorization code flow with PKCE, portico as a confidential client.
+    Oidc(OidcSettings),
+}
+
+/// One tenant's OpenID Provider and client registration.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Always starts with `openid`.
+    pub scopes: Vec<String>,
+    /// Path into the ID token's claims, e.g. `["realm_access", "roles"]` or `["cognito:groups"]`.
+    pub groups_claim: Vec<String>,
+    /// Accepted ID token signing algorithms (asymmetric only).
+    pub signing_algs: Vec<String>,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// A demo user for dev sign-in, with the groups an IdP would send.
