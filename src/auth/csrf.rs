@@ -28,6 +28,18 @@ pub fn is_same_origin(headers: &HeaderMap) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
+/// For a state-changing request authenticated by the cookie: the browser says same-origin
+/// (`Sec-Fetch-Site`, else `Origin`), or, from a client that sends neither, the CSRF token header matches.
+pub fn proves_same_origin(headers: &HeaderMap, expected_token: &str) -> bool {
+    let browser_said =
+        headers.contains_key("sec-fetch-site") || headers.contains_key(header::ORIGIN);
+    if browser_said {
+        is_same_origin(headers)
+    } else {
+        token_matches(headers, None, expected_token)
+    }
+}
+
 /// The header or form token equals the session's, compared in constant time.
 pub fn token_matches(headers: &HeaderMap, form_token: Option<&str>, expected: &str) -> bool {
     let presented = headers
@@ -81,6 +93,23 @@ mod tests {
             ("origin", "null"),
             ("host", "portal:8080")
         ])));
+    }
+
+    #[test]
+    fn state_changes_need_a_same_origin_browser_or_the_token() {
+        assert!(proves_same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            "t"
+        ));
+        assert!(!proves_same_origin(
+            &headers(&[("sec-fetch-site", "cross-site"), ("x-portico-csrf", "t")]),
+            "t"
+        ));
+        assert!(proves_same_origin(
+            &headers(&[("x-portico-csrf", "t")]),
+            "t"
+        ));
+        assert!(!proves_same_origin(&HeaderMap::new(), "t"));
     }
 
     #[test]

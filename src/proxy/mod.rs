@@ -26,7 +26,7 @@ pub use upstream::UpstreamClient;
 
 use crate::assets::{self, CachePolicy, DemoApps};
 use crate::audit::{self, AuditEvent};
-use crate::auth::SignedIn;
+use crate::auth::{AuthError, SignedIn, csrf};
 use crate::config::{App, AppTarget};
 use crate::error::AppError;
 use crate::rbac::{self, Decision};
@@ -169,6 +169,18 @@ async fn app_request(
             needed,
         }
         .into());
+    }
+
+    // A state-changing request must prove it comes from this origin (CSRF), after the access decision
+    // so a user without access learns nothing more than 403.
+    if !request.method().is_safe()
+        && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token)
+    {
+        audit::emit(AuditEvent::CsrfRejected {
+            tenant: &tenant.id,
+            path: &raw_path,
+        });
+        return Err(AuthError::CsrfRejected.into());
     }
 
     let response = match &app.target {

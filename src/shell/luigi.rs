@@ -62,6 +62,8 @@ pub fn shell_config(tenant: &Tenant, signed_in: &SignedIn) -> Value {
                     "tenant": { "id": tenant.id, "title": branding.title },
                     "user": { "id": user.subject, "name": user.name, "email": user.email, "groups": user.groups },
                     "roles": roles,
+                    // Micro-apps send it as `X-Portico-CSRF` on state-changing calls from non-browser code paths.
+                    "csrfToken": signed_in.session.csrf_token,
                 },
                 "profile": {
                     "logout": { "label": "Sign out", "icon": "log" },

@@ -228,6 +228,7 @@ async fn upstream_receives_the_path_below_its_base_and_the_query() {
     let posted = server
         .post("/apps/echo/api/items")
         .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
         .header("content-type", "application/json")
         .body(r#"{"name":"x"}"#)
         .send()
@@ -605,6 +606,7 @@ async fn large_uploads_stream_through_intact() {
     let response = server
         .post("/apps/echo/upload")
         .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
         .header("content-type", "application/octet-stream")
         .body(reqwest::Body::wrap_stream(blocks))
         .send()
@@ -845,4 +847,53 @@ async fn static_directory_apps_serve_files_with_encoded_names() {
     let response = raw_get(server.addr, "/apps/files/my%20notes.txt", Some(&dev.cookie)).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"spaced name");
+}
+
+/// A state-changing call through the proxy must prove it comes from the portal's origin (CSRF); a
+/// cross-site form or script cannot ride on the session cookie into an app.
+#[tokio::test]
+async fn state_changing_requests_must_prove_same_origin() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let token = server.shell_config(&dev).await["portico"]["csrfToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |headers: &[(&str, &str)]| {
+        let mut request = server
+            .post("/apps/echo/api/items")
+            .header("cookie", &dev.cookie)
+            .body("{}");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+
+    let cross_site = post(&[("sec-fetch-site", "cross-site"), ("x-portico-csrf", &token)])
+        .await
+        .unwrap();
+    json_error(cross_site, 403, "csrf_rejected").await;
+    let other_origin = post(&[("origin", "http://evil.example")]).await.unwrap();
+    json_error(other_origin, 403, "csrf_rejected").await;
+    let no_proof = post(&[]).await.unwrap();
+    json_error(no_proof, 403, "csrf_rejected").await;
+    let wrong_token = post(&[("x-portico-csrf", "not-the-token")]).await.unwrap();
+    json_error(wrong_token, 403, "csrf_rejected").await;
+    assert_eq!(upstream.hits(), 0, "no refused request reached the app");
+
+    let same_origin = post(&[("origin", &server.origin())]).await.unwrap();
+    assert_eq!(same_origin.status(), StatusCode::OK);
+    let with_token = post(&[("x-portico-csrf", &token)]).await.unwrap();
+    assert_eq!(with_token.status(), StatusCode::OK);
+    // Reads need no proof.
+    let read = server
+        .get("/apps/echo/api/items")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(upstream.hits(), 3);
 }
