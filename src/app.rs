@@ -116,6 +116,7 @@ impl App {
                 .clone()
                 .purge_periodically(move || config.load().sessions.clone()),
         );
+        tokio::spawn(state.oidc.clone().run_discovery());
         if let Some(admin_listener) = self.admin_listener {
             let admin_router = admin::router(state.clone());
             tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");

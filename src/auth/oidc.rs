@@ -83,7 +83,7 @@ struct PendingLogin {
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Pending logins kept at most; the oldest go first, so a flood of login starts cannot exhaust memory.
 const MAX_PENDING_LOGINS: usize = 10_000;
-/// Refresh this long before the access token expires.
+/// Refresh this long before the access token expires (at most a quarter of its lifetime).
 const REFRESH_MARGIN_SECS: u64 = 30;
 
 /// What the background discovery knows about one tenant's IdP.
@@ -708,9 +708,11 @@ fn tokens_from(
     let lifetime = response
         .expires_in()
         .map_or(300, |duration| duration.as_secs());
+    let now = unix_now();
     Ok(OidcTokens {
         access_token: response.access_token().secret().clone(),
-        expires_at: unix_now() + lifetime,
+        expires_at: now + lifetime,
+        refresh_at: now + lifetime - REFRESH_MARGIN_SECS.min(lifetime / 4),
         // Without a rotated refresh token, the old one stays valid (RFC 6749 §6).
         refresh_token: response
             .refresh_token()

@@ -72,8 +72,10 @@ pub struct User {
 #[derive(Clone)]
 pub struct OidcTokens {
     pub access_token: String,
-    /// Unix seconds when the access token expires; a refresh runs shortly before.
+    /// Unix seconds when the access token expires.
     pub expires_at: u64,
+    /// Unix seconds from when a request refreshes the tokens: shortly before expiry.
+    pub refresh_at: u64,
     pub refresh_token: Option<String>,
     /// Sent back as `id_token_hint` at logout.
     pub id_token: String,

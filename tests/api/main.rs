@@ -4,5 +4,7 @@
 
 mod config_check;
 mod helpers;
+mod oidc_real;
+mod op;
 mod proxy;
 mod shell;

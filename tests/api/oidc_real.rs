@@ -1,0 +1,371 @@
+//! Sign-in against a real, certified OpenID Provider (`oidc-provider` from npm): the full authorization
+//! code flow with PKCE, roles from groups (also from a nested claim path), refresh after access-token
+//! expiry with group changes taking effect, RP-initiated logout with end_session, back-channel logout
+//! ending the right sessions only, and 401 JSON for API calls.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::compile;
+use crate::op::{Browser, RealOp, reserve_port, urlencode};
+
+struct Portal {
+    base: String,
+    nested_base: String,
+    op: RealOp,
+    _dir: tempfile::TempDir,
+}
+
+/// A portal with two OIDC tenants on one real OP: `acme` (groups claim `groups`) on 127.0.0.1 and
+/// `nested` (claim path `realm_access.roles`) on localhost, same port.
+async fn portal(access_token_ttl: u64) -> Portal {
+    let addr: SocketAddr = reserve_port();
+    let port = addr.port();
+    let acme = format!("http://127.0.0.1:{port}");
+    let nested = format!("http://localhost:{port}");
+    let client = |id: &str, secret: &str, origin: &str| {
+        json!({
+            "client_id": id,
+            "client_secret": secret,
+            "redirect_uris": [format!("{origin}/auth/callback")],
+            "post_logout_redirect_uris": [format!("{origin}/auth/signed-out")],
+            "backchannel_logout_uri": format!("{origin}/auth/backchannel-logout"),
+        })
+    };
+    let op = RealOp::start(json!({
+        "clients": [client("portico", "portico-secret", &acme), client("nested", "nested-secret", &nested)],
+        "accessTokenTtl": access_token_ttl,
+    }));
+    let yaml = format!(
+        r#"
+server: {{ listen: "{addr}" }}
+tenants:
+  acme:
+    hosts: ["127.0.0.1:{port}"]
+    public_origin: {acme}
+    auth:
+      oidc: {{ issuer: "{issuer}", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }}
+    roles:
+      platform-admin: {{ groups: [acme-platform-admins] }}
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }}
+      - {{ id: admin-console, access: {{ roles: [platform-admin] }}, static: embedded:demo }}
+  nested:
+    hosts: ["localhost:{port}"]
+    public_origin: {nested}
+    auth:
+      oidc: {{ issuer: "{issuer}", client_id: nested, client_secret: nested-secret, scopes: [profile, email, groups], groups_claim: realm_access.roles }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }}
+"#,
+        issuer = op.issuer,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = compile(&yaml, dir.path());
+    config.server.admin_listen = None;
+    let app = portico::app::App::build(config)
+        .await
+        .expect("portico starts");
+    tokio::spawn(app.run());
+    let portal = Portal {
+        base: acme,
+        nested_base: nested,
+        op,
+        _dir: dir,
+    };
+    wait_until_ready(&portal.base).await;
+    wait_until_ready(&portal.nested_base).await;
+    portal
+}
+
+/// Discovery runs in the background; wait (bounded) until sign-in redirects to the IdP.
+async fn wait_until_ready(base: &str) {
+    for _ in 0..100 {
+        let page = Browser::default().get(&format!("{base}/auth/login")).await;
+        if page.status == 303 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sign-in at {base} never became available");
+}
+
+async fn session_json(browser: &mut Browser, base: &str) -> (u16, Value) {
+    browser
+        .fetch("GET", &format!("{base}/auth/session"), None)
+        .await
+}
+
+#[tokio::test]
+async fn full_login_lands_on_the_deep_link_with_roles_from_groups() {
+    let portal = portal(3600).await;
+    let mut browser = Browser::default();
+    let landed = browser
+        .sign_in(&portal.base, &portal.op.issuer, "dev", "/home/tools?tab=2")
+        .await;
+    assert_eq!(
+        landed, "/home/tools?tab=2",
+        "the return path survives the round trip"
+    );
+
+    let (status, session) = session_json(&mut browser, &portal.base).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["user"]["id"], "dev");
+    assert_eq!(session["user"]["name"], "Dev Eloper");
+    assert_eq!(session["user"]["email"], "dev@acme.test");
+    assert_eq!(session["roles"], json!(["developer"]));
+
+    // The browser holds only the opaque session cookie: no token anywhere it can read.
+    let (_, shell) = browser
+        .fetch("GET", &format!("{}/shell/config.json", portal.base), None)
+        .await;
+    let text = shell.to_string();
+    assert!(!text.contains("eyJ"), "no JWT in the shell config");
+    assert_eq!(
+        browser
+            .get(&format!("{}/apps/tools/", portal.base))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        browser
+            .get(&format!("{}/apps/admin-console/", portal.base))
+            .await
+            .status,
+        403
+    );
+
+    let mut admin = Browser::default();
+    admin
+        .sign_in(&portal.base, &portal.op.issuer, "admin", "/")
+        .await;
+    let (_, session) = session_json(&mut admin, &portal.base).await;
+    assert_eq!(session["roles"], json!(["developer", "platform-admin"]));
+    assert_eq!(
+        admin
+            .get(&format!("{}/apps/admin-console/", portal.base))
+            .await
+            .status,
+        200
+    );
+
+    let mut nobody = Browser::default();
+    nobody
+        .sign_in(&portal.base, &portal.op.issuer, "nogroups", "/")
+        .await;
+    let (_, session) = session_json(&mut nobody, &portal.base).await;
+    assert_eq!(session["roles"], json!([]));
+    assert_eq!(
+        nobody
+            .get(&format!("{}/apps/tools/", portal.base))
+            .await
+            .status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn groups_can_come_from_a_nested_claim_path() {
+    let portal = portal(3600).await;
+    let mut browser = Browser::default();
+    browser
+        .sign_in(&portal.nested_base, &portal.op.issuer, "nested", "/")
+        .await;
+    let (status, session) = session_json(&mut browser, &portal.nested_base).await;
+    assert_eq!(status, 200);
+    assert_eq!(session["tenant"], "nested");
+    assert_eq!(session["user"]["groups"], json!(["acme-eng"]));
+    assert_eq!(session["roles"], json!(["developer"]));
+}
+
+#[tokio::test]
+async fn api_calls_without_a_session_get_401_json_never_an_idp_redirect() {
+    let portal = portal(3600).await;
+    let mut browser = Browser::default();
+    let (status, body) = browser
+        .fetch("GET", &format!("{}/shell/config.json", portal.base), None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "not_signed_in");
+    let (status, _) = browser
+        .fetch("GET", &format!("{}/apps/tools/data", portal.base), None)
+        .await;
+    assert_eq!(status, 401);
+    // A browser navigation is sent to sign in, which goes to the IdP with PKCE, state and nonce.
+    let page = browser.get(&format!("{}/home/tools", portal.base)).await;
+    assert_eq!(page.status, 303);
+    let login = browser.get(&page.location.unwrap()).await;
+    let authorize = login.location.unwrap();
+    for parameter in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "response_type=code",
+    ] {
+        assert!(authorize.contains(parameter), "{parameter} in {authorize}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_after_expiry_rereads_groups_so_removed_users_lose_access() {
+    let portal = portal(2).await;
+    let mut browser = Browser::default();
+    browser
+        .sign_in(&portal.base, &portal.op.issuer, "dev", "/")
+        .await;
+    let tools = format!("{}/apps/tools/", portal.base);
+    assert_eq!(browser.get(&tools).await.status, 200);
+    let first_cookie = browser.session(&portal.base).unwrap();
+
+    // The IdP admin removes the user from the group; the access token runs out.
+    portal.op.set_groups("dev", &[]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // The next request refreshes, reads the groups again and recomputes the roles.
+    let (status, session) = session_json(&mut browser, &portal.base).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(
+        session["roles"],
+        json!([]),
+        "the role is gone after the refresh"
+    );
+    assert_eq!(browser.get(&tools).await.status, 403);
+    assert_eq!(
+        browser.session(&portal.base).unwrap(),
+        first_cookie,
+        "same session, refreshed tokens"
+    );
+
+    // Put back in the group: access returns at the next refresh.
+    portal.op.set_groups("dev", &["acme-eng"]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(browser.get(&tools).await.status, 200);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_sends_the_browser_to_end_session() {
+    let portal = portal(3600).await;
+    let mut browser = Browser::default();
+    browser
+        .sign_in(&portal.base, &portal.op.issuer, "dev", "/")
+        .await;
+    let (_, shell) = browser
+        .fetch("GET", &format!("{}/shell/config.json", portal.base), None)
+        .await;
+    let csrf = shell["portico"]["csrfToken"].as_str().unwrap().to_owned();
+
+    let (status, body) = browser
+        .fetch("POST", &format!("{}/auth/logout", portal.base), Some(&csrf))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let redirect = body["redirect"].as_str().unwrap().to_owned();
+    assert!(
+        redirect.starts_with(&format!("{}/session/end", portal.op.issuer)),
+        "{redirect}"
+    );
+    assert!(redirect.contains("id_token_hint="), "{redirect}");
+    let signed_out = format!("{}/auth/signed-out", portal.base);
+    assert!(
+        redirect.contains(&format!(
+            "post_logout_redirect_uri={}",
+            urlencode(&signed_out)
+        )),
+        "{redirect}"
+    );
+
+    // portico's session is over at once.
+    let (status, _) = session_json(&mut browser, &portal.base).await;
+    assert_eq!(status, 401);
+
+    // The OP asks to confirm, ends its own session and returns the browser to portico.
+    let confirm = browser.get(&redirect).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let xsrf = confirm
+        .body
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the OP's logout form has an xsrf field")
+        .to_owned();
+    let done = browser
+        .post_form(
+            &format!("{}/session/end/confirm", portal.op.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+            &portal.op.issuer,
+        )
+        .await;
+    let back = done.location.expect("the OP returns the browser");
+    assert!(back.starts_with(&signed_out), "{back}");
+    let page = browser.get(&back).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("signed out"));
+
+    // Signing in again needs the OP's login form: its session is gone too.
+    let login = browser.get(&format!("{}/auth/login", portal.base)).await;
+    let (_, form) = browser
+        .follow(&login.location.unwrap(), Some(&portal.base))
+        .await;
+    assert_eq!(form.status, 200, "the OP shows its login form again");
+}
+
+#[tokio::test]
+async fn back_channel_logout_ends_the_sessions_of_that_idp_session_only() {
+    let portal = portal(3600).await;
+    // The same user in two browsers (two IdP sessions), and another user.
+    let mut first = Browser::default();
+    first
+        .sign_in(&portal.base, &portal.op.issuer, "dev", "/")
+        .await;
+    let mut second = Browser::default();
+    second
+        .sign_in(&portal.base, &portal.op.issuer, "dev", "/")
+        .await;
+    let mut other = Browser::default();
+    other
+        .sign_in(&portal.base, &portal.op.issuer, "admin", "/")
+        .await;
+
+    // The first browser signs out at the IdP itself (not through portico): the OP tells portico
+    // server-to-server with a logout token for that IdP session.
+    let end = first
+        .get(&format!("{}/session/end", portal.op.issuer))
+        .await;
+    assert_eq!(end.status, 200, "{}", end.body);
+    let xsrf = end
+        .body
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    first
+        .post_form(
+            &format!("{}/session/end/confirm", portal.op.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+            &portal.op.issuer,
+        )
+        .await;
+
+    assert_eq!(
+        session_json(&mut first, &portal.base).await.0,
+        401,
+        "that IdP session's portal session ended"
+    );
+    assert_eq!(
+        session_json(&mut second, &portal.base).await.0,
+        200,
+        "the user's other session lives on"
+    );
+    assert_eq!(
+        session_json(&mut other, &portal.base).await.0,
+        200,
+        "other users are untouched"
+    );
+}

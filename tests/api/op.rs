@@ -1,0 +1,284 @@
+//! A real OpenID Provider for tests (the npm package `oidc-provider`, run by tests/support/op.mjs) and
+//! a browser-like HTTP driver that signs in through it: no redirects followed automatically, one cookie
+//! jar per origin, every step bounded in time.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+
+/// A running `oidc-provider`; stopped when dropped (its stdin closes and it is killed).
+pub struct RealOp {
+    pub issuer: String,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl RealOp {
+    /// Starts the OP with the given options (see tests/support/op.mjs for what they mean).
+    pub fn start(options: Value) -> RealOp {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut child = Command::new("node")
+            .arg(format!("{root}/tests/support/op.mjs"))
+            .arg(options.to_string())
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be installed to run the test OpenID Provider");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the test OP did not start within 20 s");
+        let started: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("OP said: {line}"));
+        RealOp {
+            issuer: started["issuer"].as_str().unwrap().to_owned(),
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    /// Changes an account's groups at the OP, as an IdP admin would.
+    pub async fn set_groups(&self, account: &str, groups: &[&str]) {
+        let response = client()
+            .post(format!("{}/__test/accounts/{account}/groups", self.issuer))
+            .json(&json!(groups))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+}
+
+impl Drop for RealOp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port for portico, found before the OP starts (the OP must know the redirect URI).
+pub fn reserve_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// What a browser keeps: cookies per origin (`scheme://host:port`).
+#[derive(Default)]
+pub struct Browser {
+    jars: HashMap<String, HashMap<String, String>>,
+}
+
+/// One response as the browser saw it.
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+fn origin_of(url: &str) -> String {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    format!("{}://{}", parsed.scheme(), parsed.authority())
+}
+
+impl Browser {
+    fn cookie_header(&self, url: &str) -> Option<String> {
+        let jar = self.jars.get(&origin_of(url))?;
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn remember(&mut self, url: &str, response: &reqwest::Response) {
+        let jar = self.jars.entry(origin_of(url)).or_default();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            let attributes = attributes.to_ascii_lowercase();
+            let deleted = value.is_empty()
+                || attributes.contains("max-age=0")
+                || attributes.contains("expires=thu, 01 jan 1970");
+            if deleted {
+                jar.remove(name.trim());
+            } else {
+                jar.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    /// The session cookie portico set for `origin`, if any.
+    pub fn session(&self, origin: &str) -> Option<String> {
+        self.jars.get(origin)?.get("portico_session").cloned()
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        let mut request = client()
+            .get(url)
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate");
+        if let Some(cookies) = self.cookie_header(url) {
+            request = request.header(COOKIE, cookies);
+        }
+        self.finish(url, request).await
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)], origin: &str) -> Page {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = client()
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header("origin", origin)
+            .body(body);
+        if let Some(cookies) = self.cookie_header(url) {
+            request = request.header(COOKIE, cookies);
+        }
+        self.finish(url, request).await
+    }
+
+    /// A same-origin script call (fetch) with JSON back, as the shell's bootstrap makes it.
+    pub async fn fetch(&mut self, method: &str, url: &str, csrf: Option<&str>) -> (u16, Value) {
+        let mut request = client()
+            .request(method.parse().unwrap(), url)
+            .header("accept", "application/json")
+            .header("sec-fetch-site", "same-origin")
+            .header("sec-fetch-mode", "cors");
+        if let Some(token) = csrf {
+            request = request.header("x-portico-csrf", token);
+        }
+        if let Some(cookies) = self.cookie_header(url) {
+            request = request.header(COOKIE, cookies);
+        }
+        let response = request.send().await.unwrap();
+        self.remember(url, &response);
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn finish(&mut self, url: &str, request: reqwest::RequestBuilder) -> Page {
+        let response = request.send().await.unwrap();
+        self.remember(url, &response);
+        let status = response.status().as_u16();
+        let location = response.headers().get(LOCATION).map(|l| {
+            reqwest::Url::parse(url)
+                .unwrap()
+                .join(l.to_str().unwrap())
+                .unwrap()
+                .to_string()
+        });
+        let body = response.text().await.unwrap_or_default();
+        Page {
+            status,
+            location,
+            body,
+        }
+    }
+
+    /// Follows redirects from `url` (at most 10) until a page that is not a redirect, or until one would
+    /// leave for `stop_at_origin`. Returns the last URL and page.
+    pub async fn follow(&mut self, url: &str, stop_before: Option<&str>) -> (String, Page) {
+        let mut current = url.to_owned();
+        for _ in 0..10 {
+            let page = self.get(&current).await;
+            match (&page.location, page.status) {
+                (Some(next), 301..=308) => {
+                    if stop_before.is_some_and(|prefix| next.starts_with(prefix)) {
+                        return (current, page);
+                    }
+                    current = next.clone();
+                }
+                _ => return (current, page),
+            }
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// Signs in at portico `base` (e.g. `http://127.0.0.1:1234`) as `account` through the real OP's
+    /// login form; returns the path portico finally sent the browser to.
+    pub async fn sign_in(
+        &mut self,
+        base: &str,
+        issuer: &str,
+        account: &str,
+        return_to: &str,
+    ) -> String {
+        let start = format!("{base}/auth/login?return_to={}", urlencode(return_to));
+        let login = self.get(&start).await;
+        assert_eq!(
+            login.status, 303,
+            "portico sends the browser to the IdP: {}",
+            login.body
+        );
+        let authorize = login.location.unwrap();
+        assert!(authorize.starts_with(issuer), "{authorize}");
+        // The OP's interaction page.
+        let (interaction, form) = self.follow(&authorize, Some(base)).await;
+        if let Some(back) = form.location.as_deref().filter(|l| l.starts_with(base)) {
+            // Already signed in at the OP (single sign-on): the redirect went straight back.
+            return self.land(base, back).await;
+        }
+        assert_eq!(form.status, 200, "login form: {}", form.body);
+        let after = self
+            .post_form(
+                &interaction,
+                &[("prompt", "login"), ("login", account), ("password", "any")],
+                issuer,
+            )
+            .await;
+        assert_eq!(after.status, 303, "login accepted: {}", after.body);
+        let (_, last) = self.follow(&after.location.unwrap(), Some(base)).await;
+        let back = last.location.expect("the OP redirects back to portico");
+        assert!(back.starts_with(&format!("{base}/auth/callback")), "{back}");
+        self.land(base, &back).await
+    }
+
+    async fn land(&mut self, base: &str, callback: &str) -> String {
+        let done = self.get(callback).await;
+        assert_eq!(done.status, 303, "callback accepted: {}", done.body);
+        let target = done.location.unwrap();
+        target.strip_prefix(base).unwrap_or(&target).to_owned()
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
