@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -22,8 +23,8 @@ export function porticoBinary() {
 }
 
 /** Starts `portico serve` with extra args; resolves with its base URL once it says it is serving. */
-export async function startPortico(args = []) {
-  const child = spawn(porticoBinary(), ['serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args], {
+export async function startPortico(args = [], { listen = '127.0.0.1:0' } = {}) {
+  const child = spawn(porticoBinary(), ['serve', '--listen', listen, '--admin-listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
   });
@@ -54,6 +55,15 @@ export async function startPortico(args = []) {
       }
     },
   };
+}
+
+/** A free loopback port, for a server whose address another party must know in advance. */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** A fresh headless Chromium. The flags keep it off the closed network and quiet. */
