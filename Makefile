@@ -10,7 +10,7 @@ test: deps
 	scripts/ensure-chromium.sh
 	cargo build --bins
 	cargo test --all-targets
-	node --test e2e/
+	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
 test-rust: deps
 	cargo test --all-targets
@@ -18,7 +18,7 @@ test-rust: deps
 test-e2e: deps
 	scripts/ensure-chromium.sh
 	cargo build --bins
-	node --test e2e/
+	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
 lint: deps
 	cargo fmt --check

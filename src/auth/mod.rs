@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for SignedIn {
             .get::<RequestContext>()
             .cloned()
             .ok_or_else(|| AppError::Internal("request context missing".into()))?;
-        let Some(id) = session_cookie(&parts.headers) else {
+        let Some(id) = session_cookie(&parts.headers, is_https(&context)) else {
             return Err(AuthError::NotSignedIn.into());
         };
         let tenant = &context.tenant;
@@ -210,15 +210,17 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// The session id from the request's cookies, if one is well-formed.
-pub fn session_cookie(headers: &HeaderMap) -> Option<SessionId> {
+/// The session id from the request's cookies, if one is well-formed. On an HTTPS origin only the
+/// `__Host-` cookie counts: a plain-named one could have been planted over HTTP (cookie tossing).
+pub fn session_cookie(headers: &HeaderMap, https: bool) -> Option<SessionId> {
+    let name = if https { SECURE_COOKIE_NAME } else { COOKIE_NAME };
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == COOKIE_NAME || *name == SECURE_COOKIE_NAME)
+        .filter(|(cookie, _)| *cookie == name)
         .find_map(|(_, value)| SessionId::parse(value.trim()))
 }
 
@@ -575,12 +577,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         let cookie = format!("theme=dark; portico_session={}; other=1", id.as_str());
         headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
-        assert_eq!(session_cookie(&headers), Some(id));
+        assert_eq!(session_cookie(&headers, false), Some(id.clone()));
+        assert_eq!(session_cookie(&headers, true), None, "an https origin wants the __Host- cookie");
+        let secure = format!("__Host-portico_session={}", id.as_str());
+        headers.insert(header::COOKIE, HeaderValue::from_str(&secure).unwrap());
+        assert_eq!(session_cookie(&headers, true), Some(id));
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("portico_session=forged"),
         );
-        assert_eq!(session_cookie(&headers), None);
+        assert_eq!(session_cookie(&headers, false), None);
     }
 
     #[test]

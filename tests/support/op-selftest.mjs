@@ -185,6 +185,7 @@ test('code + PKCE login as dev; claims in ID token; refresh token issued', T, as
   });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.ok(r.body.access_token && r.body.refresh_token, 'access + refresh token');
+  assert.equal(r.body.expires_in, 3600);
   const id = await verifyJwt(r.body.id_token);
   assert.equal(id.iss, op.issuer);
   assert.equal(id.aud, CLIENT_ID);
@@ -194,7 +195,16 @@ test('code + PKCE login as dev; claims in ID token; refresh token issued', T, as
   assert.equal(id.email, 'dev@acme.test');
   assert.deepEqual(id.groups, ['acme-eng']);
   assert.ok(id.sid, 'sid in ID token');
+  assert.equal(id.exp - id.iat, 3600);
   devTokens = r.body;
+});
+
+test('SSO: a second authorize with the _session cookie skips the login form', T, async () => {
+  const r = await http(devJar, authorizeUrl({ state: 'sso', nonce: 'n2', verifier: b64url(randomBytes(32)) }));
+  assert.equal(r.status, 303);
+  const cb = new URL(r.location);
+  assert.equal(cb.pathname, '/auth/callback');
+  assert.ok(cb.searchParams.get('code'));
 });
 
 test('unknown account: login form shows an error', T, async () => {
@@ -245,14 +255,24 @@ test('refresh returns a new ID token that follows setGroups', T, async () => {
   devTokens = { ...r.body };
 });
 
-test('nested account: realm_access.roles, no groups claim', T, async () => {
-  const { code, verifier } = await login(new Jar(), 'nested');
+async function idTokenOf(account) {
+  const { code, verifier } = await login(new Jar(), account);
   const r = await token({
     grant_type: 'authorization_code', code, redirect_uri: `${rpBase}/auth/callback`, code_verifier: verifier,
   });
-  const id = decode(r.body.id_token);
-  assert.deepEqual(id.realm_access, { roles: ['acme-eng'] });
-  assert.equal('groups' in id, false);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return decode(r.body.id_token);
+}
+
+test('other accounts: admin, nogroups, nested (realm_access only)', T, async () => {
+  const admin = await idTokenOf('admin');
+  assert.deepEqual(admin.groups, ['acme-platform-admins', 'acme-eng']);
+  assert.equal(admin.name, 'Ada Admin');
+  assert.equal(admin.email, 'admin@acme.test');
+  assert.deepEqual((await idTokenOf('nogroups')).groups, []);
+  const nested = await idTokenOf('nested');
+  assert.deepEqual(nested.realm_access, { roles: ['acme-eng'] });
+  assert.equal('groups' in nested, false);
 });
 
 test('RP-initiated logout with backchannel logout', T, async () => {

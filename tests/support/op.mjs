@@ -10,14 +10,19 @@
 //            the ChildStdin alive): a stdin of /dev/null or a closed fd ends it at
 //            once; a parent that dies closes the pipe and so always stops it.
 //            Everything else the OP or oidc-provider logs goes to stderr.
-//   Module:  const op = await startOp(options) -> { issuer, port, close(), setGroups(id, groups) }
+//   Module:  const op = await startOp(options) -> { issuer, port, close(), setGroups(id, groups),
+//            provider } (provider: the oidc-provider instance, for events like backchannel.error)
 //   HTTP:    POST /__test/accounts/<id>/groups, body JSON ["g1","g2"] -> 204 (404 unknown id)
 //            (for the `nested` account this sets realm_access.roles, as it has no groups).
 //
 // OPTIONS (all optional): port (0 = any free port), clients [{client_id, client_secret,
 //   redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, ...any other client
-//   metadata}], accessTokenTtl / idTokenTtl / refreshTokenTtl (seconds; 3600 / 3600 /
-//   14 days), accounts ({ id: { name, email, groups?, realm_access? } }, replaces defaults).
+//   metadata}] (default: portico / portico-secret, redirect http://127.0.0.1:8080/auth/callback,
+//   post-logout http://127.0.0.1:8080/auth/signed-out; grant_types authorization_code +
+//   refresh_token, client_secret_basic; a backchannel_logout_uri implies
+//   backchannel_logout_session_required, so logout tokens carry sid), accessTokenTtl /
+//   idTokenTtl / refreshTokenTtl (seconds; 3600 / 3600 / 14 days), accounts
+//   ({ id: { name, email, groups?, realm_access? } }, replaces the defaults below).
 //
 // ACCOUNTS: admin (acme-platform-admins, acme-eng), dev (acme-eng), nogroups (groups []),
 //   nested (no `groups` claim; realm_access: { roles: ["acme-eng"] }). Any password works;
@@ -41,8 +46,8 @@
 //   4. GET  /auth/<uid>  (cookie _interaction_resume + .sig)
 //      -> 303 Location: <redirect_uri>?code=..&state=..&iss=<issuer urlencoded>
 //         Set-Cookie: _session (+ .sig, path /) = the OP login session (needed for SSO and
-//         logout); the interaction cookies are cleared. No consent screen: loadExistingGrant
-//         grants whatever was asked for.
+//         logout); _interaction_resume is cleared (_interaction just expires, harmless).
+//         No consent screen: loadExistingGrant grants whatever was asked for.
 //   5. POST /token, Authorization: Basic base64(id:secret),
 //           grant_type=authorization_code&code=..&redirect_uri=..&code_verifier=..
 //      -> { access_token, id_token, refresh_token, expires_in, scope, token_type }
@@ -55,7 +60,8 @@
 //        <form id="op.logoutForm" method="post" action="<issuer>/session/end/confirm">
 //          <input type="hidden" name="xsrf" value="<secret>"/>
 //      and a button name="logout" value="yes". (Without a _session cookie the OP answers
-//      with an auto-submitting form_post page carrying the same two fields.)
+//      with an auto-submitting form_post page with xsrf + logout=yes and sets a fresh
+//      _session cookie, which step 2 then needs.)
 //   2. POST /session/end/confirm  xsrf=<secret>&logout=yes  (cookie _session + .sig)
 //      -> the OP first POSTs logout_token=<JWT with sub, sid, events
 //         {"http://schemas.openid.net/event/backchannel-logout":{}}> to each client's
@@ -74,6 +80,7 @@ const DEFAULT_CLIENT = {
   client_id: 'portico',
   client_secret: 'portico-secret',
   redirect_uris: ['http://127.0.0.1:8080/auth/callback'],
+  post_logout_redirect_uris: ['http://127.0.0.1:8080/auth/signed-out'], // portico's route
 };
 
 const DEFAULT_ACCOUNTS = {
@@ -90,7 +97,7 @@ export async function startOp(options = {}) {
   const accounts = structuredClone(options.accounts ?? DEFAULT_ACCOUNTS);
 
   function setGroups(accountId, groups) {
-    const account = accounts[accountId];
+    const account = Object.hasOwn(accounts, accountId) ? accounts[accountId] : undefined;
     if (!account) throw new Error(`unknown account ${accountId}`);
     if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
       throw new TypeError('groups must be an array of strings');
@@ -112,7 +119,9 @@ export async function startOp(options = {}) {
 
   // Fresh signing key per run; RS256 is the default id_token_signed_response_alg.
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `op-${port}`, alg: 'RS256', use: 'sig' };
+  const jwk = {
+    ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig',
+  };
 
   const clients = (options.clients ?? [DEFAULT_CLIENT]).map((c) => ({
     grant_types: ['authorization_code', 'refresh_token'],
@@ -124,7 +133,7 @@ export async function startOp(options = {}) {
     ...c,
   }));
 
-  const provider = new Provider(issuer, {
+  const config = {
     clients,
     jwks: { keys: [jwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -203,7 +212,15 @@ export async function startOp(options = {}) {
       ctx.type = 'json';
       ctx.body = out;
     },
-  });
+  };
+
+  let provider;
+  try {
+    provider = new Provider(issuer, config);
+  } catch (err) {
+    server.close(); // e.g. invalid client metadata: don't leave the port open
+    throw err;
+  }
 
   // Runs before the provider's own routes (Provider#use inserts ahead of them).
   provider.use(async (ctx, next) => {
