@@ -109,7 +109,12 @@ pub struct TenantIdp {
     post_logout_uri: String,
     discovered: ArcSwapOption<Discovered>,
     status: ArcSwap<IdpStatus>,
+    /// When discovery last ran, so a token naming an unknown key triggers at most one fetch every few seconds.
+    last_discovery: Mutex<Option<Instant>>,
 }
+
+/// The shortest time between two discoveries of one IdP prompted by tokens (not by the schedule).
+const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// All tenants' relying parties, plus the state of logins in flight and refreshes under way.
 pub struct OidcRegistry {
@@ -156,6 +161,7 @@ impl OidcRegistry {
                     post_logout_uri: format!("{}/auth/signed-out", origin.origin),
                     discovered: ArcSwapOption::empty(),
                     status: ArcSwap::from_pointee(IdpStatus::Starting),
+                    last_discovery: Mutex::new(None),
                 }),
             );
         }
@@ -240,7 +246,27 @@ impl OidcRegistry {
             end_session,
         })));
         idp.status.store(Arc::new(IdpStatus::Ready));
+        if let Ok(mut last) = idp.last_discovery.lock() {
+            *last = Some(Instant::now());
+        }
         Ok(())
+    }
+
+    /// Discovers again if the last discovery is older than `REDISCOVERY_INTERVAL`: the IdP may have rotated its keys.
+    /// Returns whether it did, so the caller retries once. Rate-limited, so tokens naming unknown keys
+    /// cannot make portico hammer the IdP.
+    async fn rediscover_if_stale(&self, idp: &TenantIdp) -> bool {
+        let due = match idp.last_discovery.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|at| at.elapsed() >= REDISCOVERY_INTERVAL);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        due && self.discover(idp).await.is_ok()
     }
 
     fn idp(&self, tenant: &str) -> Result<(&Arc<TenantIdp>, Arc<Discovered>), AuthError> {
@@ -368,7 +394,15 @@ impl OidcRegistry {
                 AuthError::LoginFailed(format!("code exchange failed: {}", error_chain(&error)))
             })?;
         let nonce = Nonce::new(pending.nonce);
-        let (user, sid) = self.verified_user(idp, &discovered, &response, Some(&nonce), None)?;
+        let verified = match self.verified_user(idp, &discovered, &response, Some(&nonce), None) {
+            // Signed with a key we have not seen: the IdP may have rotated since discovery.
+            Err(_) if self.rediscover_if_stale(idp).await => {
+                let (_, rediscovered) = self.idp(tenant)?;
+                self.verified_user(idp, &rediscovered, &response, Some(&nonce), None)
+            }
+            other => other,
+        };
+        let (user, sid) = verified?;
         let tokens = tokens_from(&response, None, sid)?;
         Ok(LoginDone {
             session: Session::new(tenant, user).with_oidc(tokens),
@@ -458,8 +492,7 @@ impl OidcRegistry {
     ) -> Result<Session, AuthError> {
         let needs_refresh = |session: &Session| {
             session.oidc.as_ref().is_some_and(|tokens| {
-                tokens.refresh_token.is_some()
-                    && tokens.expires_at <= unix_now() + REFRESH_MARGIN_SECS
+                tokens.refresh_token.is_some() && tokens.refresh_at <= unix_now()
             })
         };
         if !needs_refresh(&session) {
@@ -564,7 +597,9 @@ impl OidcRegistry {
             Err(LogoutTokenError::UnknownKey) => {
                 // The IdP may have rotated its keys since the last discovery: look once more.
                 let (idp, _) = self.idp(tenant)?;
-                let _ = self.discover(idp).await;
+                if !self.rediscover_if_stale(idp).await {
+                    return Err(LogoutTokenError::UnknownKey.into_auth());
+                }
                 self.check_logout_token(tenant, token)
                     .map_err(LogoutTokenError::into_auth)
             }
