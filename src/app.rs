@@ -12,12 +12,13 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use tokio::net::TcpListener;
 
+use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
 use crate::state::AppState;
-use crate::{admin, auth, error, proxy, shell, telemetry, tenant};
+use crate::{admin, assertion, auth, error, proxy, shell, telemetry, tenant};
 
 /// Why the server would not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum StartError {
          {addr}, which is not a loopback address; listen on 127.0.0.1 or configure a real sign-in method"
     )]
     DevSignInNotLoopback { tenant: String, addr: SocketAddr },
+    #[error(transparent)]
+    SigningKeys(#[from] crate::assertion::KeyError),
 }
 
 /// A bound, ready-to-run server.
@@ -79,7 +82,17 @@ impl App {
             addr: listen,
             source,
         })?;
+        let signing_keys = if config.server.signing_keys.is_empty() {
+            tracing::info!(
+                "assertion signing key generated at start; several instances need shared `server.signing_keys`"
+            );
+            SigningKeys::generate()
+        } else {
+            SigningKeys::from_files(&config.server.signing_keys)?
+        };
         let state = AppState {
+            signing_keys: Arc::new(signing_keys),
+            assertions: Arc::new(AssertionCache::default()),
             oidc: Arc::new(OidcRegistry::new(&config.tenants)),
             upstreams: UpstreamClient::new(config.proxy.connect_timeout),
             sessions: Sessions {
@@ -149,6 +162,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(proxy::router())
+        .merge(assertion::router())
         .merge(shell::router())
         .layer(from_fn_with_state(state.clone(), tenant::resolve_tenant))
         .layer(from_fn(error::render_errors))

@@ -8,6 +8,8 @@
 pub mod admin;
 /// Building, binding and running the server; the router and its layer order.
 pub mod app;
+/// The signed identity assertion for upstreams and its JWKS.
+pub mod assertion;
 /// Files compiled into the binary.
 pub mod assets;
 /// Security events on the `audit` log target.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::config::{Config, Tenant};
@@ -19,6 +20,9 @@ pub struct AppState {
     pub config: Arc<ArcSwap<Config>>,
     pub sessions: Sessions,
     pub upstreams: UpstreamClient,
+    /// The keys that sign identity assertions, and the assertions already signed.
+    pub signing_keys: Arc<SigningKeys>,
+    pub assertions: Arc<AssertionCache>,
     /// Every OIDC tenant's relying party; discovery runs in the background.
     pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.

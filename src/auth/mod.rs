@@ -213,7 +213,11 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
 /// The session id from the request's cookies, if one is well-formed. On an HTTPS origin only the
 /// `__Host-` cookie counts: a plain-named one could have been planted over HTTP (cookie tossing).
 pub fn session_cookie(headers: &HeaderMap, https: bool) -> Option<SessionId> {
-    let name = if https { SECURE_COOKIE_NAME } else { COOKIE_NAME };
+    let name = if https {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    };
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -578,7 +582,11 @@ mod tests {
         let cookie = format!("theme=dark; portico_session={}; other=1", id.as_str());
         headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
         assert_eq!(session_cookie(&headers, false), Some(id.clone()));
-        assert_eq!(session_cookie(&headers, true), None, "an https origin wants the __Host- cookie");
+        assert_eq!(
+            session_cookie(&headers, true),
+            None,
+            "an https origin wants the __Host- cookie"
+        );
         let secure = format!("__Host-portico_session={}", id.as_str());
         headers.insert(header::COOKIE, HeaderValue::from_str(&secure).unwrap());
         assert_eq!(session_cookie(&headers, true), Some(id));

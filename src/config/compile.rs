@@ -63,6 +63,7 @@ pub fn compile(
         file: Arc::from(file),
         diagnostics: Vec::new(),
         hosts_claimed: Vec::new(),
+        base_dir: base_dir.to_path_buf(),
     };
     let root = match yaml::parse(text) {
         Ok(root) => root,
@@ -88,6 +89,8 @@ struct Reader<'s> {
     diagnostics: Vec<Diagnostic>,
     /// `(tenant, host, where)` for every host listed so far, to find a host claimed twice.
     hosts_claimed: Vec<(String, String, Mark)>,
+    /// The main file's directory, for paths in it.
+    base_dir: PathBuf,
 }
 
 /// The entries of a mapping whose keys were all checked against an allow-list.
@@ -487,11 +490,32 @@ impl<'s> Reader<'s> {
         let mut settings = ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
+            signing_keys: Vec::new(),
         };
         let Some(node) = node else {
             return Some(settings);
         };
-        let fields = self.map(node, "server", &["listen", "admin_listen"])?;
+        let fields = self.map(node, "server", &["listen", "admin_listen", "signing_keys"])?;
+        if let Some(keys) = fields.get("signing_keys") {
+            for (index, (file, mark)) in self
+                .strings(keys, "server.signing_keys")
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let path = self.base_dir.join(&file);
+                if self.source.read(&path).is_err() {
+                    self.error(
+                        mark,
+                        &format!("server.signing_keys[{index}]"),
+                        format!("cannot read signing key `{}`", path.display()),
+                        Some("a P-256 private key in PEM, e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem`".into()),
+                    );
+                    continue;
+                }
+                settings.signing_keys.push(path);
+            }
+        }
         if let Some(listen) = fields.get("listen") {
             settings.listen = self.socket_addr(listen, "server.listen")?;
         }
@@ -546,11 +570,27 @@ impl<'s> Reader<'s> {
         let mut settings = ProxySettings {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
+            assertion_lifetime: Duration::from_secs(60),
         };
         let Some(node) = node else {
             return Some(settings);
         };
-        let fields = self.map(node, "proxy", &["connect_timeout", "response_timeout"])?;
+        let fields = self.map(
+            node,
+            "proxy",
+            &["connect_timeout", "response_timeout", "assertion_lifetime"],
+        )?;
+        if let Some(value) = fields.get("assertion_lifetime") {
+            settings.assertion_lifetime = self.duration(value, "proxy.assertion_lifetime")?;
+            if settings.assertion_lifetime > Duration::from_secs(600) {
+                self.error(
+                    value.mark,
+                    "proxy.assertion_lifetime",
+                    "an assertion may live at most 10m",
+                    Some("keep it short: about a minute".into()),
+                );
+            }
+        }
         if let Some(value) = fields.get("connect_timeout") {
             settings.connect_timeout = self.duration(value, "proxy.connect_timeout")?;
         }
@@ -1108,6 +1148,7 @@ impl<'s> Reader<'s> {
                 "static",
                 "nodes",
                 "luigi_client",
+                "identity",
             ],
         )?;
         let id_node = self.required(
@@ -1159,6 +1200,10 @@ impl<'s> Reader<'s> {
             Some(flag) => self.bool(flag, &join(&path, "luigi_client")),
             None => Some(true),
         };
+        let identity = match fields.get("identity") {
+            Some(node) => self.identity(node, &join(&path, "identity")),
+            None => Some(IdentityModes::default()),
+        };
         let access = match fields.get("access") {
             Some(access) => self.access_rule(access, &join(&path, "access"), roles, tenant),
             None => {
@@ -1198,8 +1243,33 @@ impl<'s> Reader<'s> {
             target: target?,
             nodes,
             luigi_client: luigi_client?,
+            identity: identity?,
         })
         .filter(|_| valid_id)
+    }
+
+    /// `identity: [assertion, headers, access_token]` or `identity: none`.
+    fn identity(&mut self, node: &Node, path: &str) -> Option<IdentityModes> {
+        let mut modes = IdentityModes {
+            assertion: false,
+            headers: false,
+            access_token: false,
+        };
+        for (mode, mark) in self.strings(node, path)? {
+            match mode.as_str() {
+                "assertion" => modes.assertion = true,
+                "headers" => modes.headers = true,
+                "access_token" => modes.access_token = true,
+                "none" => {}
+                other => self.error(
+                    mark,
+                    path,
+                    format!("unknown identity mode `{other}`"),
+                    Some("choose from assertion, headers, access_token, or none".into()),
+                ),
+            }
+        }
+        Some(modes)
     }
 
     fn app_target(

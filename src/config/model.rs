@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Health and readiness; never served on tenant origins.
     pub admin_listen: Option<SocketAddr>,
+    /// PEM files of the assertion signing keys: the first signs, all are published. Empty: generated.
+    pub signing_keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct ProxySettings {
     pub connect_timeout: Duration,
     /// How long an upstream may take to send its response headers before the client gets 504.
     pub response_timeout: Duration,
+    /// How long a signed identity assertion is valid (default one minute).
+    pub assertion_lifetime: Duration,
 }
 
 /// One isolated portal.
@@ -142,6 +146,29 @@ pub struct App {
     pub nodes: Vec<NavNode>,
     /// Whether the app loads Luigi Client; if not, Luigi must not wait for its handshake.
     pub luigi_client: bool,
+    /// What portico tells the upstream about the user.
+    pub identity: IdentityModes,
+}
+
+/// What goes upstream about the user (`identity:` of an app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityModes {
+    /// `X-Portico-Assertion`: the signed JWT (verify with `/.well-known/jwks.json`).
+    pub assertion: bool,
+    /// `X-Portico-User`, `-Email`, `-Name`, `-Groups`, `-Roles`, `-Tenant`, `-App`.
+    pub headers: bool,
+    /// `Authorization: Bearer <the user's OIDC access token>`; opt-in.
+    pub access_token: bool,
+}
+
+impl Default for IdentityModes {
+    fn default() -> Self {
+        IdentityModes {
+            assertion: true,
+            headers: true,
+            access_token: false,
+        }
+    }
 }
 
 /// Where an app's content comes from.

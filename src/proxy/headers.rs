@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::auth::session::{COOKIE_NAME, SECURE_COOKIE_NAME};
+use crate::config::IdentityModes;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones.
 const HOP_BY_HOP: &[&str] = &[
@@ -50,8 +51,13 @@ const SPOOFABLE_IDENTITY: &[&str] = &[
 /// Prefix of every header portico sets upstream; all client-sent headers with it are dropped.
 pub const IDENTITY_PREFIX: &str = "x-portico-";
 
-/// Who the user is, as portico tells an upstream.
+/// Who the user is, as portico tells an upstream, and in which forms (`identity:` of the app).
 pub struct Identity<'a> {
+    pub modes: IdentityModes,
+    /// The signed assertion, when `modes.assertion`.
+    pub assertion: Option<&'a str>,
+    /// The user's OIDC access token, when `modes.access_token` and the session has one.
+    pub access_token: Option<&'a str>,
     pub user: &'a str,
     pub email: &'a str,
     pub name: &'a str,
@@ -100,20 +106,39 @@ pub fn prepare_upstream_request(
     }
     strip_session_cookie(headers);
     headers.remove(header::HOST);
+    // The browser holds no token (BFF), so a client-sent Authorization is someone else's credential.
+    headers.remove(header::AUTHORIZATION);
 
     headers.insert("x-forwarded-for", header_value(&client_ip.to_string()));
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     if let Some(host) = original_host {
         headers.insert("x-forwarded-host", host);
     }
-    headers.insert("x-portico-user", header_value(identity.user));
-    headers.insert("x-portico-email", header_value(identity.email));
-    headers.insert("x-portico-name", header_value(identity.name));
-    headers.insert("x-portico-groups", header_value(&identity.groups.join(",")));
-    headers.insert("x-portico-roles", header_value(&identity.roles.join(",")));
-    headers.insert("x-portico-tenant", header_value(identity.tenant));
-    headers.insert("x-portico-app", header_value(identity.app));
+    if let Some(assertion) = identity.assertion.filter(|_| identity.modes.assertion) {
+        headers.insert(ASSERTION_HEADER, header_value(assertion));
+    }
+    if let Some(token) = identity
+        .access_token
+        .filter(|_| identity.modes.access_token)
+    {
+        headers.insert(
+            header::AUTHORIZATION,
+            header_value(&format!("Bearer {token}")),
+        );
+    }
+    if identity.modes.headers {
+        headers.insert("x-portico-user", header_value(identity.user));
+        headers.insert("x-portico-email", header_value(identity.email));
+        headers.insert("x-portico-name", header_value(identity.name));
+        headers.insert("x-portico-groups", header_value(&identity.groups.join(",")));
+        headers.insert("x-portico-roles", header_value(&identity.roles.join(",")));
+        headers.insert("x-portico-tenant", header_value(identity.tenant));
+        headers.insert("x-portico-app", header_value(identity.app));
+    }
 }
+
+/// The header that carries the signed identity assertion.
+pub const ASSERTION_HEADER: &str = "x-portico-assertion";
 
 /// Removes portico's session cookie from `Cookie`, keeping the app's own cookies.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
@@ -169,6 +194,9 @@ mod tests {
 
     fn identity() -> Identity<'static> {
         Identity {
+            modes: IdentityModes::default(),
+            assertion: Some("signed"),
+            access_token: Some("at"),
             user: "dave",
             email: "dave@x",
             name: "Dave Developer",

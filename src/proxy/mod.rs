@@ -193,7 +193,10 @@ async fn app_request(
             let original_host = parts.headers.get(header::HOST).cloned();
             let user = &signed_in.session.user;
             let roles = signed_in.roles.names();
-            let identity = Identity {
+            let mut identity = Identity {
+                modes: app.identity,
+                assertion: None,
+                access_token: None,
                 user: &user.subject,
                 email: &user.email,
                 name: &user.name,
@@ -202,6 +205,30 @@ async fn app_request(
                 tenant: &tenant.id,
                 app: &app.id,
             };
+            let issuer = tenant_issuer(tenant);
+            let assertion = app.identity.assertion.then(|| {
+                state.assertions.assertion(
+                    &state.signing_keys,
+                    &crate::assertion::Subject {
+                        issuer: &issuer,
+                        audience: &app.id,
+                        session: signed_in.session.id.as_str(),
+                        user: &user.subject,
+                        email: &user.email,
+                        name: &user.name,
+                        groups: &user.groups,
+                        roles: &roles,
+                        tenant: &tenant.id,
+                        lifetime: context.config.proxy.assertion_lifetime.as_secs().max(1),
+                    },
+                )
+            });
+            identity.assertion = assertion.as_deref();
+            identity.access_token = signed_in
+                .session
+                .oidc
+                .as_ref()
+                .map(|tokens| tokens.access_token.as_str());
             headers::prepare_upstream_request(
                 &mut parts.headers,
                 &identity,
@@ -225,6 +252,15 @@ async fn app_request(
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
     };
     Ok(frame_for_shell(app, response))
+}
+
+/// The assertion's issuer: the tenant's public origin, or its first host.
+fn tenant_issuer(tenant: &crate::config::Tenant) -> String {
+    match (&tenant.public_origin, tenant.hosts.first()) {
+        (Some(origin), _) => origin.origin.clone(),
+        (None, Some(host)) => format!("http://{host}"),
+        (None, None) => format!("urn:portico:tenant:{}", tenant.id),
+    }
 }
 
 /// Files from a directory: existing files as they are, anything else without an extension falls back to

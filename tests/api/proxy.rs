@@ -901,3 +901,214 @@ async fn state_changing_requests_must_prove_same_origin() {
     assert_eq!(read.status(), StatusCode::OK);
     assert_eq!(upstream.hits(), 3);
 }
+
+/// A P-256 private key in PKCS#8 PEM, written to `dir/name`, as an operator would provide it.
+fn write_signing_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use p256::pkcs8::EncodePrivateKey;
+    let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    path
+}
+
+async fn jwks_of(server: &TestServer) -> jsonwebtoken::jwk::JwkSet {
+    let response = server.get("/.well-known/jwks.json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    response.json().await.unwrap()
+}
+
+/// Verifies `token` the way an upstream team would: a JWT library and the published JWKS, nothing of portico.
+fn verify(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks.find(&kid).ok_or("kid not published")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["echo"]);
+    validation.set_issuer(&["http://portal.acme.test"]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| e.to_string())
+}
+
+async fn assertion_for(server: &TestServer, session: &Session) -> String {
+    let echoed = echo(server, session, "/apps/echo/whoami").await;
+    upstream_header(&echoed, "x-portico-assertion")
+        .first()
+        .expect("the upstream receives an assertion")
+        .to_string()
+}
+
+#[tokio::test]
+async fn upstreams_verify_the_signed_assertion_with_the_published_jwks() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "proxy: { assertion_lifetime: 2s }").await;
+    let dev = server.sign_in("dev").await;
+    let jwks = jwks_of(&server).await;
+
+    let token = assertion_for(&server, &dev).await;
+    let claims = verify(&token, &jwks).unwrap();
+    assert_eq!(claims["sub"], "dev");
+    assert_eq!(claims["email"], "dev@acme.example");
+    assert_eq!(claims["roles"], serde_json::json!(["developer"]));
+    assert_eq!(claims["groups"], serde_json::json!(["acme-eng"]));
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        2
+    );
+
+    // A client cannot bring its own: a spoofed assertion header is replaced.
+    let spoofed = server
+        .get("/apps/echo/whoami")
+        .header("cookie", &dev.cookie)
+        .header("x-portico-assertion", "eyJhbGciOiJub25lIn0.e30.")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream_header(&spoofed, "x-portico-assertion"),
+        [token.as_str()],
+        "reused, and not the client's"
+    );
+
+    // Tampering with any claim breaks the signature.
+    let parts: Vec<&str> = token.split('.').collect();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut forged_claims = claims.clone();
+    forged_claims["roles"] = serde_json::json!(["admin"]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        engine.encode(forged_claims.to_string()),
+        parts[2]
+    );
+    assert!(
+        verify(&forged, &jwks)
+            .unwrap_err()
+            .contains("InvalidSignature"),
+        "tampered token refused"
+    );
+
+    // It expires: after its lifetime the same token no longer verifies, and upstreams get a new one.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(
+        verify(&token, &jwks)
+            .unwrap_err()
+            .contains("ExpiredSignature")
+    );
+    let fresh = assertion_for(&server, &dev).await;
+    assert_ne!(fresh, token);
+    verify(&fresh, &jwks).unwrap();
+}
+
+#[tokio::test]
+async fn assertions_survive_a_key_rotation() {
+    let keys = tempfile::tempdir().unwrap();
+    let old = write_signing_key(keys.path(), "old.pem");
+    let new = write_signing_key(keys.path(), "new.pem");
+    let keys_config = |paths: &[&std::path::Path]| {
+        let list: Vec<String> = paths
+            .iter()
+            .map(|p| format!("\"{}\"", p.display()))
+            .collect();
+        format!("server: {{ signing_keys: [{}] }}", list.join(", "))
+    };
+    let upstream = Upstream::start().await;
+
+    // Before: every instance signs with the old key.
+    let before = start(&upstream.url(), &keys_config(&[&old])).await;
+    let dev = before.sign_in("dev").await;
+    let old_token = assertion_for(&before, &dev).await;
+    assert_eq!(jwks_of(&before).await.keys.len(), 1);
+
+    // Step 1: the new key is published next to the old one, which still signs.
+    let step1 = start(&upstream.url(), &keys_config(&[&old, &new])).await;
+    let step1_jwks = jwks_of(&step1).await;
+    assert_eq!(step1_jwks.keys.len(), 2);
+    verify(&old_token, &step1_jwks).unwrap();
+    let dev1 = step1.sign_in("dev").await;
+    let step1_token = assertion_for(&step1, &dev1).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&step1_token).unwrap().kid,
+        jsonwebtoken::decode_header(&old_token).unwrap().kid,
+        "the new key is not used before it is published everywhere"
+    );
+
+    // Step 2: the new key signs; the old one stays published until its tokens expire.
+    let step2 = start(&upstream.url(), &keys_config(&[&new, &old])).await;
+    let step2_jwks = jwks_of(&step2).await;
+    let dev2 = step2.sign_in("dev").await;
+    let new_token = assertion_for(&step2, &dev2).await;
+    assert_ne!(
+        jsonwebtoken::decode_header(&new_token).unwrap().kid,
+        jsonwebtoken::decode_header(&old_token).unwrap().kid
+    );
+    verify(&new_token, &step2_jwks).unwrap();
+    verify(&old_token, &step2_jwks).unwrap();
+    // An upstream that fetched the JWKS in step 1 already knows the new key.
+    verify(&new_token, &step1_jwks).unwrap();
+
+    // Step 3: the old key is gone; its tokens no longer verify.
+    let step3 = start(&upstream.url(), &keys_config(&[&new])).await;
+    let step3_jwks = jwks_of(&step3).await;
+    verify(&new_token, &step3_jwks).unwrap();
+    assert!(
+        verify(&old_token, &step3_jwks)
+            .unwrap_err()
+            .contains("kid not published")
+    );
+}
+
+#[tokio::test]
+async fn each_app_chooses_what_identity_goes_upstream() {
+    let upstream = Upstream::start().await;
+    let url = upstream.url();
+    let yaml = acme(&url, "").replace(
+        "        upstream: ",
+        "        identity: none\n        upstream: ",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let dev = server.sign_in("dev").await;
+    let echoed = server
+        .get("/apps/echo/x")
+        .header("cookie", &dev.cookie)
+        .header("x-portico-user", "spoofed")
+        .header("authorization", "Bearer stolen")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let headers = echoed["headers"].as_object().unwrap();
+    assert!(
+        !headers
+            .keys()
+            .any(|name| name.starts_with("x-portico-") || name == "authorization"),
+        "identity: none sends nothing about the user, and drops what the client sent: {echoed}"
+    );
+
+    let yaml = acme(&url, "").replace(
+        "        upstream: ",
+        "        identity: [headers]\n        upstream: ",
+    );
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let dev = server.sign_in("dev").await;
+    let echoed = echo(&server, &dev, "/apps/echo/x").await;
+    assert_eq!(upstream_header(&echoed, "x-portico-user"), ["dev"]);
+    assert!(upstream_header(&echoed, "x-portico-assertion").is_empty());
+}

@@ -1,0 +1,325 @@
+//! The signed identity assertion: a short-lived ES256 JWT that tells an upstream who the user is, and the
+//! JWKS that lets the upstream verify it (Pomerium's model, not oauth2-proxy's unsigned headers).
+//!
+//! Keys come from PEM files (so every instance signs with the same key) or are generated at start. The
+//! first key signs; every key is published, so rotation is: add the next key second, roll out, swap it
+//! first, roll out, drop the old one once its last tokens (one minute) have expired. Signing is not paid
+//! per request: a token is reused per session and app until shortly before it expires.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::DecodePrivateKey;
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::auth::session::unix_now;
+
+/// A cached assertion is replaced when it has less than a third of its lifetime left, so upstreams
+/// never receive one about to expire.
+const REUSE_FRACTION: u64 = 3;
+/// Cache entries kept before expired ones are swept.
+const CACHE_SWEEP_AT: usize = 20_000;
+
+/// Why the signing keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read signing key {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("signing key {path} is not a P-256 private key in PEM (PKCS#8 or SEC1): {reason}")]
+    Parse { path: String, reason: String },
+}
+
+struct Key {
+    kid: String,
+    signing: SigningKey,
+}
+
+/// The keys portico signs assertions with and publishes.
+pub struct SigningKeys {
+    keys: Vec<Key>,
+    jwks: Bytes,
+}
+
+impl SigningKeys {
+    /// One fresh key, for a single instance. Several instances behind one name need keys from files.
+    pub fn generate() -> Self {
+        let signing = loop {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            if let Ok(key) = SigningKey::from_bytes(&bytes.into()) {
+                break key;
+            }
+        };
+        Self::from_signing_keys(vec![signing])
+    }
+
+    /// Keys from PEM files; the first signs, all are published.
+    pub fn from_files(paths: &[impl AsRef<Path>]) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let display = path.display().to_string();
+            let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                path: display.clone(),
+                source,
+            })?;
+            keys.push(parse_pem(&pem).map_err(|reason| KeyError::Parse {
+                path: display,
+                reason,
+            })?);
+        }
+        Ok(Self::from_signing_keys(keys))
+    }
+
+    fn from_signing_keys(signing_keys: Vec<SigningKey>) -> Self {
+        let mut jwks = Vec::new();
+        let keys: Vec<Key> = signing_keys
+            .into_iter()
+            .map(|signing| {
+                let (x, y, kid) = public_coordinates(&signing);
+                jwks.push(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" }));
+                Key { kid, signing }
+            })
+            .collect();
+        let jwks = Bytes::from(json!({ "keys": jwks }).to_string());
+        SigningKeys { keys, jwks }
+    }
+
+    /// The JWKS document served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> Bytes {
+        self.jwks.clone()
+    }
+
+    /// The id of the key that signs.
+    pub fn signing_kid(&self) -> &str {
+        self.keys.first().map_or("", |key| key.kid.as_str())
+    }
+
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        let Some(key) = self.keys.first() else {
+            return String::new();
+        };
+        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": key.kid });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: Signature = key.signing.sign(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
+    }
+}
+
+fn parse_pem(pem: &str) -> Result<SigningKey, String> {
+    if let Ok(key) = SigningKey::from_pkcs8_pem(pem) {
+        return Ok(key);
+    }
+    p256::SecretKey::from_sec1_pem(pem)
+        .map(SigningKey::from)
+        .map_err(|error| error.to_string())
+}
+
+/// `x`, `y` (base64url) and the RFC 7638 thumbprint used as `kid`.
+fn public_coordinates(key: &SigningKey) -> (String, String, String) {
+    let point = key.verifying_key().to_encoded_point(false);
+    let x = point
+        .x()
+        .map(|x| URL_SAFE_NO_PAD.encode(x))
+        .unwrap_or_default();
+    let y = point
+        .y()
+        .map(|y| URL_SAFE_NO_PAD.encode(y))
+        .unwrap_or_default();
+    // The thumbprint input has exactly these members in lexicographic order, no whitespace.
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    (x, y, kid)
+}
+
+/// `GET /.well-known/jwks.json` on every tenant origin: the public keys upstreams verify assertions with.
+pub fn router() -> axum::Router<crate::state::AppState> {
+    axum::Router::new().route("/.well-known/jwks.json", axum::routing::get(jwks_get))
+}
+
+async fn jwks_get(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            // Short enough that a newly published key is seen well before it signs.
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        state.signing_keys.jwks(),
+    )
+        .into_response()
+}
+
+/// Who an assertion speaks for, and to whom.
+pub struct Subject<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub session: &'a str,
+    pub user: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub groups: &'a [String],
+    pub roles: &'a [&'a str],
+    pub tenant: &'a str,
+    /// Seconds the assertion is valid (`proxy.assertion_lifetime`).
+    pub lifetime: u64,
+}
+
+struct Cached {
+    token: String,
+    expires_at: u64,
+    fingerprint: u64,
+}
+
+/// Assertions already signed, per session and app, reused until shortly before they expire.
+#[derive(Default)]
+pub struct AssertionCache {
+    entries: Mutex<HashMap<(String, String), Cached>>,
+}
+
+impl AssertionCache {
+    /// A valid assertion for `subject`, from the cache when one has enough life left and says the same.
+    pub fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> String {
+        let now = unix_now();
+        let fingerprint = fingerprint(subject, keys.signing_kid());
+        let cache_key = (subject.session.to_owned(), subject.audience.to_owned());
+        if let Ok(entries) = self.entries.lock() {
+            if let Some(cached) = entries.get(&cache_key) {
+                if cached.fingerprint == fingerprint
+                    && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
+                {
+                    return cached.token.clone();
+                }
+            }
+        }
+        let expires_at = now + subject.lifetime;
+        let token = keys.sign(&json!({
+            "iss": subject.issuer,
+            "aud": subject.audience,
+            "sub": subject.user,
+            "email": subject.email,
+            "name": subject.name,
+            "groups": subject.groups,
+            "roles": subject.roles,
+            "tenant": subject.tenant,
+            "iat": now,
+            "nbf": now.saturating_sub(5),
+            "exp": expires_at,
+        }));
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_SWEEP_AT {
+                entries.retain(|_, cached| cached.expires_at > now);
+            }
+            entries.insert(
+                cache_key,
+                Cached {
+                    token: token.clone(),
+                    expires_at,
+                    fingerprint,
+                },
+            );
+        }
+        token
+    }
+}
+
+/// Changes whenever anything the token says would change (roles after a refresh, the signing key).
+fn fingerprint(subject: &Subject<'_>, kid: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        subject.issuer,
+        subject.user,
+        subject.email,
+        subject.name,
+        subject.groups,
+        subject.roles,
+        subject.tenant,
+        kid,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::VerifyingKey;
+    use p256::ecdsa::signature::Verifier;
+
+    fn subject<'a>(roles: &'a [&'a str]) -> Subject<'a> {
+        Subject {
+            issuer: "https://portal.acme.example",
+            audience: "cost-insights",
+            session: "s1",
+            user: "dev",
+            email: "dev@acme.example",
+            name: "Dev",
+            groups: &[],
+            roles,
+            tenant: "acme",
+            lifetime: 60,
+        }
+    }
+
+    #[test]
+    fn tokens_verify_with_the_published_key_and_say_who() {
+        let keys = SigningKeys::generate();
+        let cache = AssertionCache::default();
+        let token = cache.assertion(&keys, &subject(&["developer"]));
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks()).unwrap();
+        let jwk = &jwks["keys"][0];
+        let mut point = vec![4u8];
+        point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+        point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+        let verifying = VerifyingKey::from_sec1_bytes(&point).unwrap();
+        let signature = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+        verifying
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+            .unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["aud"], "cost-insights");
+        assert_eq!(claims["roles"], json!(["developer"]));
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            60
+        );
+    }
+
+    #[test]
+    fn tokens_are_reused_until_what_they_say_changes() {
+        let keys = SigningKeys::generate();
+        let cache = AssertionCache::default();
+        let first = cache.assertion(&keys, &subject(&["developer"]));
+        assert_eq!(cache.assertion(&keys, &subject(&["developer"])), first);
+        assert_ne!(
+            cache.assertion(&keys, &subject(&[])),
+            first,
+            "new roles, new token"
+        );
+    }
+}
