@@ -1149,6 +1149,7 @@ impl<'s> Reader<'s> {
                 "nodes",
                 "luigi_client",
                 "identity",
+                "cookies",
             ],
         )?;
         let id_node = self.required(
@@ -1200,6 +1201,23 @@ impl<'s> Reader<'s> {
             Some(flag) => self.bool(flag, &join(&path, "luigi_client")),
             None => Some(true),
         };
+        let drop_cookies = match fields.get("cookies") {
+            Some(node) => match self.string(node, &join(&path, "cookies")).as_deref() {
+                Some("scoped") => Some(false),
+                Some("drop") => Some(true),
+                Some(other) => {
+                    self.error(
+                        node.mark,
+                        &join(&path, "cookies"),
+                        format!("unknown cookie mode `{other}`"),
+                        Some("`scoped` (the default: Path below /apps/<id>/) or `drop`".into()),
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => Some(false),
+        };
         let identity = match fields.get("identity") {
             Some(node) => self.identity(node, &join(&path, "identity")),
             None => Some(IdentityModes::default()),
@@ -1244,6 +1262,7 @@ impl<'s> Reader<'s> {
             nodes,
             luigi_client: luigi_client?,
             identity: identity?,
+            drop_cookies: drop_cookies?,
         })
         .filter(|_| valid_id)
     }

@@ -148,6 +148,8 @@ pub struct App {
     pub luigi_client: bool,
     /// What portico tells the upstream about the user.
     pub identity: IdentityModes,
+    /// `cookies: drop`: the upstream's `Set-Cookie` never reaches the browser (default: scoped to the app).
+    pub drop_cookies: bool,
 }
 
 /// What goes upstream about the user (`identity:` of an app).

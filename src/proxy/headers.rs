@@ -182,6 +182,133 @@ pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
     }
 }
 
+/// Keeps an upstream's cookies inside its app: `Path` is put below `/apps/<id>/` and `Domain` dropped
+/// (host-only), so an app can neither read nor overwrite another app's or the portal's cookies by path.
+/// With `drop`, the app sets no cookies at all.
+pub fn scope_set_cookies(headers: &mut HeaderMap, app_prefix: &str, drop: bool) {
+    let values: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    if drop {
+        return;
+    }
+    for value in values {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let mut parts = text.split(';').map(str::trim);
+        let Some(pair) = parts.next() else { continue };
+        let mut scoped = vec![pair.to_owned()];
+        let mut path = None;
+        for attribute in parts {
+            let name = attribute
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match name.as_str() {
+                "path" => path = attribute.split_once('=').map(|(_, p)| p.trim().to_owned()),
+                "domain" => {}
+                _ => scoped.push(attribute.to_owned()),
+            }
+        }
+        let inner = path.unwrap_or_default();
+        let inner = inner.trim_start_matches('/');
+        scoped.insert(1, format!("Path={app_prefix}{inner}"));
+        if let Ok(value) = HeaderValue::from_str(&scoped.join("; ")) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// Rewrites a `Location` that points at the upstream (absolute, or root-relative on the upstream) so the
+/// browser stays on the portal below `app_prefix`. Other origins are left alone.
+pub fn rewrite_location(
+    headers: &mut HeaderMap,
+    upstream_authority: &str,
+    base_path: &str,
+    app_prefix: &str,
+) {
+    let Some(location) = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let upstream_path = if let Some(rest) = location.strip_prefix("http://") {
+        match rest.split_once('/') {
+            Some((authority, path)) if same_authority(authority, upstream_authority) => {
+                format!("/{path}")
+            }
+            None if same_authority(rest, upstream_authority) => "/".to_owned(),
+            _ => return,
+        }
+    } else if location.starts_with('/') && !location.starts_with("//") {
+        location
+    } else {
+        return;
+    };
+    let inside = upstream_path
+        .strip_prefix(base_path)
+        .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        .unwrap_or(&upstream_path);
+    let rewritten = format!(
+        "{}{}",
+        app_prefix.trim_end_matches('/'),
+        if inside.is_empty() { "/" } else { inside }
+    );
+    if let Ok(value) = HeaderValue::from_str(&rewritten) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
+fn same_authority(a: &str, b: &str) -> bool {
+    let with_port = |authority: &str| {
+        if authority.contains(':') {
+            authority.to_ascii_lowercase()
+        } else {
+            format!("{}:80", authority.to_ascii_lowercase())
+        }
+    };
+    with_port(a) == with_port(b)
+}
+
+/// An app may be framed by the shell on this origin and by nothing else, whatever the upstream said:
+/// `X-Frame-Options: SAMEORIGIN` and CSP `frame-ancestors 'self'` (replacing the upstream's directive).
+pub fn frame_only_by_shell(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    let policies: Vec<String> = headers
+        .get_all(header::CONTENT_SECURITY_POLICY)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    headers.remove(header::CONTENT_SECURITY_POLICY);
+    if policies.is_empty() {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'self'"),
+        );
+        return;
+    }
+    for policy in policies {
+        let mut directives: Vec<&str> = policy
+            .split(';')
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && !d.to_ascii_lowercase().starts_with("frame-ancestors"))
+            .collect();
+        directives.push("frame-ancestors 'self'");
+        if let Ok(value) = HeaderValue::from_str(&directives.join("; ")) {
+            headers.append(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+}
+
 /// A header value from text that may hold UTF-8; control characters are dropped rather than failing.
 fn header_value(text: &str) -> HeaderValue {
     let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
@@ -268,6 +395,75 @@ mod tests {
         remove_session_cookie_overrides(&mut headers);
         let left: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
         assert_eq!(left, ["app_pref=1; Path=/apps/x/"]);
+    }
+
+    #[test]
+    fn upstream_cookies_stay_inside_their_app() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("a=1; Path=/; Domain=example.com; HttpOnly"),
+        );
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("b=2; Path=/reports"),
+        );
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("c=3"));
+        scope_set_cookies(&mut headers, "/apps/cost/", false);
+        let cookies: Vec<_> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            cookies,
+            [
+                "a=1; Path=/apps/cost/; HttpOnly",
+                "b=2; Path=/apps/cost/reports",
+                "c=3; Path=/apps/cost/"
+            ]
+        );
+        scope_set_cookies(&mut headers, "/apps/cost/", true);
+        assert!(headers.get(header::SET_COOKIE).is_none());
+    }
+
+    #[test]
+    fn locations_to_the_upstream_stay_on_the_portal() {
+        let check = |location: &'static str, expected: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::LOCATION, HeaderValue::from_static(location));
+            rewrite_location(&mut headers, "10.0.0.5:3000", "/base", "/apps/cost/");
+            assert_eq!(headers[header::LOCATION], expected, "{location}");
+        };
+        check(
+            "http://10.0.0.5:3000/base/reports?x=1",
+            "/apps/cost/reports?x=1",
+        );
+        check("/base/login", "/apps/cost/login");
+        check("/login", "/apps/cost/login");
+        check("http://10.0.0.5:3000", "/apps/cost/");
+        check(
+            "https://idp.example/authorize",
+            "https://idp.example/authorize",
+        );
+        check("//evil.example/x", "//evil.example/x");
+        check("reports", "reports");
+    }
+
+    #[test]
+    fn only_the_shell_may_frame_an_app() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        );
+        frame_only_by_shell(&mut headers);
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "default-src 'self'; frame-ancestors 'self'"
+        );
     }
 
     #[test]

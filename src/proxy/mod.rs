@@ -246,7 +246,19 @@ async fn app_request(
                     outgoing,
                     context.config.proxy.response_timeout,
                 )
-                .await?
+                .await
+                .map(|mut response| {
+                    let prefix = format!("/apps/{}/", app.id);
+                    let headers = response.headers_mut();
+                    headers::scope_set_cookies(headers, &prefix, app.drop_cookies);
+                    headers::rewrite_location(
+                        headers,
+                        &upstream.authority,
+                        &upstream.base_path,
+                        &prefix,
+                    );
+                    response
+                })?
         }
         AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path, request).await?,
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
@@ -338,16 +350,6 @@ fn serve_embedded(bundle: &str, path: &str, request: &Request) -> Result<Respons
 
 /// Apps may be framed by the shell on this origin and by nothing else.
 fn frame_for_shell(_app: &App, mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("frame-ancestors 'self'"),
-        );
-    }
+    headers::frame_only_by_shell(response.headers_mut());
     response
 }

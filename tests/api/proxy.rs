@@ -104,6 +104,34 @@ async fn upstream_handler(State(state): State<UpstreamState>, request: Request) 
             });
             Body::from_stream(stream).into_response()
         }
+        "/base/hygiene" => {
+            // An app that sets a site-wide cookie, redirects to its own absolute URL and forbids framing.
+            let host = request.headers()["host"].to_str().unwrap().to_owned();
+            let mut response = StatusCode::FOUND.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                "location",
+                format!("http://{host}/base/next?step=2").parse().unwrap(),
+            );
+            headers.append(
+                "set-cookie",
+                "pref=dark; Path=/; Domain=portal.acme.test; HttpOnly"
+                    .parse()
+                    .unwrap(),
+            );
+            headers.append(
+                "set-cookie",
+                "portico_session=planted; Path=/".parse().unwrap(),
+            );
+            headers.insert("x-frame-options", "DENY".parse().unwrap());
+            headers.insert(
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors 'none'"
+                    .parse()
+                    .unwrap(),
+            );
+            response
+        }
         "/base/upload" => {
             let mut stream = request.into_body().into_data_stream();
             let mut received = Vec::new();
@@ -1111,4 +1139,53 @@ async fn each_app_chooses_what_identity_goes_upstream() {
     let echoed = echo(&server, &dev, "/apps/echo/x").await;
     assert_eq!(upstream_header(&echoed, "x-portico-user"), ["dev"]);
     assert!(upstream_header(&echoed, "x-portico-assertion").is_empty());
+}
+
+/// What an upstream answers is made safe for the shared origin: its cookies stay below its prefix and
+/// cannot touch the session, its redirects stay on the portal, and only the shell may frame it.
+#[tokio::test]
+async fn upstream_responses_are_scoped_to_their_app() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+    let response = server
+        .get("/apps/echo/hygiene")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let headers = response.headers();
+    assert_eq!(headers["location"], "/apps/echo/next?step=2");
+    let cookies: Vec<&str> = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies, ["pref=dark; Path=/apps/echo/; HttpOnly"]);
+    assert_eq!(headers["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'self'; frame-ancestors 'self'"
+    );
+    // The planted cookie did not replace the session.
+    assert_eq!(echo(&server, &dev, "/apps/echo/x").await["method"], "GET");
+
+    let yaml = acme(&upstream.url(), "").replace(
+        "        upstream: ",
+        "        cookies: drop\n        upstream: ",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let dev = server.sign_in("dev").await;
+    let response = server
+        .get("/apps/echo/hygiene")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "cookies: drop"
+    );
 }
