@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_check;
+mod fake_idp;
 mod helpers;
+mod oidc_negative;
 mod oidc_real;
 mod op;
 mod proxy;
