@@ -173,7 +173,9 @@ async fn app_request(
 
     // A state-changing request must prove it comes from this origin (CSRF), after the access decision
     // so a user without access learns nothing more than 403.
-    if !request.method().is_safe()
+    // A WebSocket handshake is a GET, but it opens a two-way channel: it needs the same proof
+    // (against cross-site WebSocket hijacking).
+    if (!request.method().is_safe() || is_websocket_handshake(request.headers()))
         && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token)
     {
         audit::emit(AuditEvent::CsrfRejected {
@@ -189,6 +191,13 @@ async fn app_request(
                 Some(query) => format!("{}?{query}", app_path.raw),
                 None => app_path.raw.clone(),
             };
+            let mut request = request;
+            // A WebSocket handshake: keep its Upgrade through the header cleaning, and take the
+            // browser's side of the upgrade before the request is handed on.
+            let websocket = is_websocket_handshake(request.headers()).then(|| {
+                let upgrade = request.headers().get(header::UPGRADE).cloned();
+                (upgrade, hyper::upgrade::on(&mut request))
+            });
             let (mut parts, body) = request.into_parts();
             let original_host = parts.headers.get(header::HOST).cloned();
             let user = &signed_in.session.user;
@@ -237,6 +246,15 @@ async fn app_request(
                 "http",
             );
             parts.extensions = Default::default();
+            let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                if let Some(upgrade) = upgrade {
+                    parts.headers.insert(header::UPGRADE, upgrade);
+                }
+                on_upgrade
+            });
             let outgoing = Request::from_parts(parts, body);
             state
                 .upstreams
@@ -245,6 +263,7 @@ async fn app_request(
                     &path_and_query,
                     outgoing,
                     context.config.proxy.response_timeout,
+                    client_upgrade,
                 )
                 .await
                 .map(|mut response| {
@@ -264,6 +283,21 @@ async fn app_request(
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
     };
     Ok(frame_for_shell(app, response))
+}
+
+/// `Connection: upgrade` with `Upgrade: websocket` on a GET: the start of a WebSocket.
+fn is_websocket_handshake(headers: &axum::http::HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    connection_upgrade && websocket
 }
 
 /// The assertion's issuer: the tenant's public origin, or its first host.

@@ -7,10 +7,13 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::StatusCode;
+use axum::http::header::{CONNECTION, UPGRADE};
 use axum::http::{Request, Response, Uri};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::ProxyError;
 use super::headers::{remove_hop_by_hop, remove_session_cookie_overrides};
@@ -36,12 +39,16 @@ impl UpstreamClient {
     }
 
     /// Sends `request` (headers already cleaned) to `upstream` at `path_and_query` below its base path.
+    ///
+    /// With `client_upgrade` (a WebSocket handshake), a `101 Switching Protocols` from the upstream
+    /// joins the two upgraded connections and copies bytes both ways until either side closes.
     pub async fn forward(
         &self,
         upstream: &Upstream,
         path_and_query: &str,
         mut request: Request<Body>,
         response_timeout: Duration,
+        client_upgrade: Option<OnUpgrade>,
     ) -> Result<Response<Body>, ProxyError> {
         let uri: Uri = format!(
             "http://{}{}{}",
@@ -73,10 +80,42 @@ impl UpstreamClient {
             }
             Ok(Ok(response)) => response,
         };
+        let mut response = response;
+        if let Some(client_upgrade) = client_upgrade {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade));
+                let (mut parts, _) = response.into_parts();
+                // The handshake's Connection/Upgrade must reach the browser; nothing else hop-by-hop.
+                let connection = parts.headers.get(CONNECTION).cloned();
+                let upgrade = parts.headers.get(UPGRADE).cloned();
+                remove_hop_by_hop(&mut parts.headers);
+                remove_session_cookie_overrides(&mut parts.headers);
+                if let (Some(connection), Some(upgrade)) = (connection, upgrade) {
+                    parts.headers.insert(CONNECTION, connection);
+                    parts.headers.insert(UPGRADE, upgrade);
+                }
+                return Ok(Response::from_parts(parts, Body::empty()));
+            }
+        }
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         remove_session_cookie_overrides(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+/// Copies bytes between the browser's and the upstream's upgraded connections until one side closes.
+async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
+    let (client, upstream) = tokio::join!(client, upstream);
+    let (Ok(client), Ok(upstream)) = (client, upstream) else {
+        tracing::debug!("a WebSocket upgrade did not complete on both sides");
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%error, "WebSocket connection ended");
     }
 }
 

@@ -63,6 +63,7 @@ impl Upstream {
             gate: Arc::new(Notify::new()),
         };
         let router = Router::new()
+            .route("/base/ws", axum::routing::get(websocket_echo))
             .fallback(upstream_handler)
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -1188,4 +1189,112 @@ async fn upstream_responses_are_scoped_to_their_app() {
         response.headers().get("set-cookie").is_none(),
         "cookies: drop"
     );
+}
+
+/// The upstream's WebSocket endpoint: echoes text frames, prefixed with the user portico named.
+async fn websocket_echo(
+    State(state): State<UpstreamState>,
+    headers: axum::http::HeaderMap,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let user = headers
+        .get("x-portico-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nobody")
+        .to_owned();
+    upgrade.on_upgrade(move |mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Text(text) = message {
+                let reply = format!("{user}: {}", text.as_str());
+                if socket.send(Message::Text(reply.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+async fn websocket(
+    server: &TestServer,
+    cookie: Option<&str>,
+    origin: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/apps/echo/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+    }
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    {
+        Ok(Ok((stream, _))) => Ok(stream),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(response.status().as_u16())
+        }
+        Ok(Err(error)) => panic!("websocket: {error}"),
+        Err(_) => panic!("websocket handshake timed out"),
+    }
+}
+
+/// WebSockets proxy through after the same access check, with identity, and only from the portal's origin.
+#[tokio::test]
+async fn websockets_proxy_through_after_the_access_check() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let upstream = Upstream::start().await;
+    let server = start(&upstream.url(), "").await;
+    let dev = server.sign_in("dev").await;
+
+    let mut socket = websocket(&server, Some(&dev.cookie), &server.origin())
+        .await
+        .unwrap();
+    for text in ["hello", "second frame"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("echo within 5 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.into_text().unwrap().as_str(), format!("dev: {text}"));
+    }
+    socket.close(None).await.unwrap();
+
+    // Refused before the upstream: no session, no role, another origin.
+    let hits = upstream.hits();
+    assert_eq!(
+        websocket(&server, None, &server.origin())
+            .await
+            .unwrap_err(),
+        401
+    );
+    let sam = server.sign_in("sam").await;
+    assert_eq!(
+        websocket(&server, Some(&sam.cookie), &server.origin())
+            .await
+            .unwrap_err(),
+        403
+    );
+    assert_eq!(
+        websocket(&server, Some(&dev.cookie), "http://evil.example")
+            .await
+            .unwrap_err(),
+        403,
+        "cross-site WebSocket hijacking is refused"
+    );
+    assert_eq!(upstream.hits(), hits);
 }
