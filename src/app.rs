@@ -18,7 +18,7 @@ use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
 use crate::state::AppState;
-use crate::{admin, assertion, auth, error, proxy, shell, telemetry, tenant};
+use crate::{admin, assertion, auth, backstage, error, proxy, shell, telemetry, tenant};
 
 /// Why the server would not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,7 @@ impl App {
         let state = AppState {
             signing_keys: Arc::new(signing_keys),
             assertions: Arc::new(AssertionCache::default()),
+            backstage_tokens: Arc::default(),
             oidc: Arc::new(OidcRegistry::new(&config.tenants)),
             upstreams: UpstreamClient::new(config.proxy.connect_timeout),
             sessions: Sessions {
@@ -163,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(proxy::router())
         .merge(assertion::router())
+        .merge(backstage::router())
         .merge(shell::router())
         .layer(from_fn_with_state(state.clone(), tenant::resolve_tenant))
         .layer(from_fn(error::render_errors))

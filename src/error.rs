@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::auth::AuthError;
+use crate::backstage::BackstageError;
 use crate::proxy::ProxyError;
 use crate::telemetry::RequestId;
 use crate::tenant::TenantError;
@@ -27,6 +28,8 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Backstage(#[from] BackstageError),
     /// 404: nothing lives at this path.
     #[error("there is nothing at this address")]
     NotFound,
@@ -61,6 +64,7 @@ impl AppError {
                 matches!(error, AuthError::NotSignedIn),
             ),
             AppError::Proxy(error) => (error.status(), error.code(), false),
+            AppError::Backstage(error) => (error.status(), error.code(), false),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", false),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
         };
@@ -68,6 +72,7 @@ impl AppError {
             AppError::Internal(detail) => Some(detail.clone()),
             AppError::Proxy(error) => error.detail(),
             AppError::Auth(error) => error.detail(),
+            AppError::Backstage(error) => error.detail(),
             _ => None,
         };
         ErrorReport {

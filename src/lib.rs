@@ -16,6 +16,8 @@ pub mod assets;
 pub mod audit;
 /// Sign-in, sessions, CSRF, sign-out.
 pub mod auth;
+/// `/backstage/api/…`: the tenant's Backstage backend, called as the user or as a service.
+pub mod backstage;
 /// Config loading and validation with positioned diagnostics; the only module that knows YAML.
 pub mod config;
 /// Errors → responses (HTML for browsers, JSON for API calls), in one place.

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
+use crate::backstage::BackstageTokens;
 use crate::config::{Config, Tenant};
 use crate::proxy::UpstreamClient;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     /// The keys that sign identity assertions, and the assertions already signed.
     pub signing_keys: Arc<SigningKeys>,
     pub assertions: Arc<AssertionCache>,
+    /// Backstage user tokens per session.
+    pub backstage_tokens: Arc<BackstageTokens>,
     /// Every OIDC tenant's relying party; discovery runs in the background.
     pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.

@@ -612,8 +612,13 @@ impl<'s> Reader<'s> {
                 "roles",
                 "apps",
                 "apps_from",
+                "backstage",
             ],
         )?;
+        let backstage = match fields.get("backstage") {
+            Some(node) => Some(self.backstage(node, &join(path, "backstage"))?),
+            None => None,
+        };
         let public_origin = match fields.get("public_origin") {
             Some(origin) => {
                 let origin_path = join(path, "public_origin");
@@ -701,6 +706,7 @@ impl<'s> Reader<'s> {
             id: id.to_owned(),
             hosts,
             public_origin,
+            backstage,
             branding: branding?,
             sign_in: sign_in?,
             roles,
@@ -1025,6 +1031,96 @@ impl<'s> Reader<'s> {
             scopes,
             groups_claim: groups_claim.split('.').map(str::to_owned).collect(),
             signing_algs,
+        })
+    }
+
+    fn backstage(&mut self, node: &Node, path: &str) -> Option<BackstageSettings> {
+        let fields = self.map(
+            node,
+            path,
+            &["url", "identity", "service_token", "plugins", "namespaces"],
+        )?;
+        let url_node = self.required(
+            &fields,
+            "url",
+            path,
+            "the Backstage backend's base URL, e.g. http://127.0.0.1:7007",
+        )?;
+        let url = self.string(url_node, &join(path, "url"))?;
+        let backend = match parse_upstream(&url) {
+            Ok(backend) => backend,
+            Err(message) => {
+                self.error(
+                    url_node.mark,
+                    &join(path, "url"),
+                    message,
+                    Some("e.g. http://backstage.internal:7007".into()),
+                );
+                return None;
+            }
+        };
+        let identity = match fields.get("identity") {
+            Some(node) => self.string(node, &join(path, "identity"))?,
+            None => "user".to_owned(),
+        };
+        let identity = match (identity.as_str(), fields.get("service_token")) {
+            ("user", _) => BackstageIdentity::User,
+            ("service", Some(token)) => BackstageIdentity::Service(Secret(
+                self.string(token, &join(path, "service_token"))?,
+            )),
+            ("service", None) => {
+                self.error(
+                    node.mark,
+                    &join(path, "service_token"),
+                    "service identity needs `service_token`",
+                    Some("a static token from Backstage's backend.auth.externalAccess, e.g. `service_token: ${BACKSTAGE_TOKEN}`".into()),
+                );
+                return None;
+            }
+            (other, _) => {
+                let mark = fields.get("identity").map_or(node.mark, |n| n.mark);
+                self.error(
+                    mark,
+                    &join(path, "identity"),
+                    format!("unknown Backstage identity `{other}`"),
+                    Some(
+                        "`user` (sign users in to Backstage) or `service` (a static token)".into(),
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut plugins = vec!["catalog".to_owned()];
+        if let Some(list) = fields.get("plugins") {
+            plugins.clear();
+            for (plugin, mark) in self
+                .strings(list, &join(path, "plugins"))
+                .unwrap_or_default()
+            {
+                if plugin == "auth" {
+                    self.error(mark, &join(path, "plugins"), "the `auth` plugin is never reachable through portico", Some("portico signs users in to Backstage itself; exposing auth would let clients mint tokens".into()));
+                    continue;
+                }
+                if !self.identifier(&plugin, mark, &join(path, "plugins"), "plugin id") {
+                    continue;
+                }
+                plugins.push(plugin);
+            }
+        }
+        let namespaces = match fields.get("namespaces") {
+            Some(list) => self
+                .strings(list, &join(path, "namespaces"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect(),
+            None => Vec::new(),
+        };
+        Some(BackstageSettings {
+            backend,
+            identity,
+            plugins,
+            namespaces,
         })
     }
 

@@ -64,6 +64,28 @@ pub struct Tenant {
     pub roles: RoleMap,
     /// In the order they appear in config, which is the order of the navigation.
     pub apps: Vec<Arc<App>>,
+    /// The Backstage backend mounted at `/backstage/api/`, if any.
+    pub backstage: Option<BackstageSettings>,
+}
+
+/// A tenant's Backstage backend.
+#[derive(Debug, Clone)]
+pub struct BackstageSettings {
+    pub backend: Upstream,
+    pub identity: BackstageIdentity,
+    /// Plugins reachable under `/backstage/api/<plugin>/`; never `auth`.
+    pub plugins: Vec<String>,
+    /// Catalog namespaces of this tenant (scoping comes with tenancy).
+    pub namespaces: Vec<String>,
+}
+
+/// Who portico is when it calls Backstage.
+#[derive(Debug, Clone)]
+pub enum BackstageIdentity {
+    /// The signed-in user, through Backstage's oauth2Proxy provider.
+    User,
+    /// A static external-access token.
+    Service(Secret),
 }
 
 impl Tenant {

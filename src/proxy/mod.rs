@@ -5,8 +5,8 @@
 //! upstream, or answered from its static bundle. This module is the only one that talks to upstream apps;
 //! it must never forward the session cookie or a client-sent identity header.
 
-mod headers;
-mod path;
+pub(crate) mod headers;
+pub(crate) mod path;
 mod upstream;
 
 use std::net::SocketAddr;

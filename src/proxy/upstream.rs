@@ -105,6 +105,32 @@ impl UpstreamClient {
     }
 }
 
+impl UpstreamClient {
+    /// A small request whose answer portico reads itself (at most 64 KiB), e.g. a token exchange.
+    pub async fn fetch_small(
+        &self,
+        upstream: &Upstream,
+        path_and_query: &str,
+        request: Request<Body>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, bytes::Bytes), ProxyError> {
+        use http_body_util::BodyExt;
+        let response = self
+            .forward(upstream, path_and_query, request, timeout, None)
+            .await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|error| ProxyError::UpstreamFailed {
+                upstream: upstream.url.clone(),
+                detail: format!("reading the answer: {error}"),
+            })?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
 /// Copies bytes between the browser's and the upstream's upgraded connections until one side closes.
 async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
     let (client, upstream) = tokio::join!(client, upstream);

@@ -85,7 +85,8 @@ tenants:
 
 /// Discovery runs in the background; wait (bounded) until sign-in redirects to the IdP.
 async fn wait_until_ready(base: &str) {
-    for _ in 0..100 {
+    // Generous: under a loaded CI machine several OPs and portals start at once.
+    for _ in 0..300 {
         let page = Browser::default().get(&format!("{base}/auth/login")).await;
         if page.status == 303 {
             return;
