@@ -76,6 +76,78 @@ pub struct AccessPolicy {
     pub app: AccessRule,
     /// `(path prefix inside the app, rule)`; a request path under a prefix needs that rule too.
     pub paths: Vec<(String, AccessRule)>,
+    /// The app's own method + path-glob rules (`rules:` in config); a matching request needs that rule too.
+    pub requests: Vec<RequestRule>,
+}
+
+/// A narrowing rule for some requests inside an app, e.g. `POST /admin/**` needs `platform-admin`.
+#[derive(Debug, Clone)]
+pub struct RequestRule {
+    /// Upper-case method names; empty means every method.
+    pub methods: Vec<String>,
+    pub path: PathGlob,
+    pub rule: AccessRule,
+}
+
+/// A path pattern: `*` matches within one segment, `**` any number of whole segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathGlob {
+    pattern: String,
+}
+
+impl PathGlob {
+    /// `pattern` must start with `/`; config checks it.
+    pub fn new(pattern: &str) -> Self {
+        PathGlob {
+            pattern: pattern.to_owned(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let pattern: Vec<&str> = self.pattern.split('/').filter(|s| !s.is_empty()).collect();
+        let path: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        match_segments(&pattern, &path)
+    }
+}
+
+fn match_segments(pattern: &[&str], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((&"**", rest)) => (0..=path.len()).any(|skip| match_segments(rest, &path[skip..])),
+        Some((segment, rest)) => match path.split_first() {
+            Some((first, path_rest)) => {
+                match_segment(segment, first) && match_segments(rest, path_rest)
+            }
+            None => false,
+        },
+    }
+}
+
+/// `*` within one segment: any run of characters.
+fn match_segment(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(index) => rest = &rest[index + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// The outcome of [`decide`].
@@ -94,11 +166,12 @@ impl Decision {
     }
 }
 
-/// May a user with `roles` reach `path` (a normalised path inside the app, starting with `/`)?
+/// May a user with `roles` send `method` to `path` (a normalised path inside the app, starting with `/`)?
 ///
 /// The app's own rule must pass, and so must the rule of every node whose view path is a prefix of `path`
-/// on a segment boundary: a node only ever narrows access, it never widens it.
-pub fn decide(roles: &Roles, policy: &AccessPolicy, path: &str) -> Decision {
+/// on a segment boundary, and of every request rule matching the method and path: node and request
+/// rules only ever narrow access, they never widen it. The navigation asks with `GET`.
+pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) -> Decision {
     if !policy.app.allows(roles) {
         return Decision::Deny {
             needed: policy.app.roles.clone(),
@@ -108,6 +181,18 @@ pub fn decide(roles: &Roles, policy: &AccessPolicy, path: &str) -> Decision {
         if is_under(path, prefix) && !rule.allows(roles) {
             return Decision::Deny {
                 needed: rule.roles.clone(),
+            };
+        }
+    }
+    for request in &policy.requests {
+        let method_matches = request.methods.is_empty()
+            || request
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method));
+        if method_matches && request.path.matches(path) && !request.rule.allows(roles) {
+            return Decision::Deny {
+                needed: request.rule.roles.clone(),
             };
         }
     }
@@ -144,6 +229,11 @@ mod tests {
         AccessPolicy {
             app: rule(&["developer", "admin"]),
             paths: vec![("/reports".into(), rule(&["admin"]))],
+            requests: vec![RequestRule {
+                methods: vec!["POST".into(), "DELETE".into()],
+                path: PathGlob::new("/admin/**"),
+                rule: rule(&["admin"]),
+            }],
         }
     }
 
@@ -169,18 +259,18 @@ mod tests {
 
     #[test]
     fn no_role_no_access() {
-        assert!(!decide(&roles(&[]), &policy(), "/").is_allowed());
-        assert!(!decide(&roles(&["sales"]), &policy(), "/").is_allowed());
+        assert!(!decide(&roles(&[]), &policy(), "GET", "/").is_allowed());
+        assert!(!decide(&roles(&["sales"]), &policy(), "GET", "/").is_allowed());
     }
 
     #[test]
     fn node_rules_narrow_on_segment_boundaries() {
         let developer = roles(&["developer"]);
-        assert!(decide(&developer, &policy(), "/").is_allowed());
-        assert!(decide(&developer, &policy(), "/reportsx").is_allowed());
-        assert!(!decide(&developer, &policy(), "/reports").is_allowed());
-        assert!(!decide(&developer, &policy(), "/reports/2024").is_allowed());
-        assert!(decide(&roles(&["admin"]), &policy(), "/reports/2024").is_allowed());
+        assert!(decide(&developer, &policy(), "GET", "/").is_allowed());
+        assert!(decide(&developer, &policy(), "GET", "/reportsx").is_allowed());
+        assert!(!decide(&developer, &policy(), "GET", "/reports").is_allowed());
+        assert!(!decide(&developer, &policy(), "GET", "/reports/2024").is_allowed());
+        assert!(decide(&roles(&["admin"]), &policy(), "GET", "/reports/2024").is_allowed());
     }
 
     #[test]
@@ -188,7 +278,32 @@ mod tests {
         let policy = AccessPolicy {
             app: rule(&["admin"]),
             paths: vec![("/public".into(), rule(&["developer"]))],
+            requests: vec![],
         };
-        assert!(!decide(&roles(&["developer"]), &policy, "/public").is_allowed());
+        assert!(!decide(&roles(&["developer"]), &policy, "GET", "/public").is_allowed());
+    }
+
+    #[test]
+    fn request_rules_narrow_by_method_and_glob() {
+        let developer = roles(&["developer"]);
+        let admin = roles(&["admin"]);
+        assert!(decide(&developer, &policy(), "GET", "/admin/users").is_allowed());
+        assert!(!decide(&developer, &policy(), "POST", "/admin/users").is_allowed());
+        assert!(!decide(&developer, &policy(), "delete", "/admin").is_allowed());
+        assert!(!decide(&developer, &policy(), "POST", "/admin/a/b/c").is_allowed());
+        assert!(decide(&developer, &policy(), "POST", "/administrator").is_allowed());
+        assert!(decide(&admin, &policy(), "POST", "/admin/users").is_allowed());
+    }
+
+    #[test]
+    fn globs_match_segments() {
+        let glob = |p: &str| PathGlob::new(p);
+        assert!(glob("/api/*/items").matches("/api/v1/items"));
+        assert!(!glob("/api/*/items").matches("/api/v1/x/items"));
+        assert!(glob("/api/**/items").matches("/api/v1/x/items"));
+        assert!(glob("/api/**").matches("/api"));
+        assert!(glob("/files/*.csv").matches("/files/report.csv"));
+        assert!(!glob("/files/*.csv").matches("/files/report.csv.exe"));
+        assert!(glob("/**").matches("/anything/at/all"));
     }
 }

@@ -14,7 +14,7 @@ use super::model::*;
 use super::yaml::{self, Mark, Node, Value};
 use super::{Diagnostic, Severity};
 use crate::assets;
-use crate::rbac::{AccessPolicy, AccessRule, RoleMap, RoleName};
+use crate::rbac::{AccessPolicy, AccessRule, PathGlob, RequestRule, RoleMap, RoleName};
 
 /// Path prefixes that portico itself answers on every tenant origin. An app id or node path with one of
 /// these names would be shadowed in the shell's path routing, so config refuses them.
@@ -1168,9 +1168,20 @@ impl<'s> Reader<'s> {
         tenant: &str,
     ) -> Option<AccessRule> {
         let fields = self.map(node, path, &["roles"])?;
+        self.access_rule_in(&fields, path, roles, tenant)
+    }
+
+    /// The `roles:` of an access rule, from a mapping whose keys were already checked.
+    fn access_rule_in(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+    ) -> Option<AccessRule> {
         let roles_path = join(path, "roles");
         let list = self.required(
-            &fields,
+            fields,
             "roles",
             path,
             "list the roles that may use this, e.g. `roles: [developer]`",
@@ -1246,6 +1257,7 @@ impl<'s> Reader<'s> {
                 "luigi_client",
                 "identity",
                 "cookies",
+                "rules",
             ],
         )?;
         let id_node = self.required(
@@ -1297,6 +1309,10 @@ impl<'s> Reader<'s> {
             Some(flag) => self.bool(flag, &join(&path, "luigi_client")),
             None => Some(true),
         };
+        let requests = match fields.get("rules") {
+            Some(list) => self.request_rules(list, &join(&path, "rules"), roles, tenant),
+            None => Some(Vec::new()),
+        };
         let drop_cookies = match fields.get("cookies") {
             Some(node) => match self.string(node, &join(&path, "cookies")).as_deref() {
                 Some("scoped") => Some(false),
@@ -1347,6 +1363,7 @@ impl<'s> Reader<'s> {
             policy: AccessPolicy {
                 app: access.clone(),
                 paths,
+                requests: requests?,
             },
             id,
             label: label?,
@@ -1361,6 +1378,78 @@ impl<'s> Reader<'s> {
             drop_cookies: drop_cookies?,
         })
         .filter(|_| valid_id)
+    }
+
+    /// `rules: [{ methods: [POST], path: /admin/**, roles: [platform-admin] }]`: narrowing rules.
+    fn request_rules(
+        &mut self,
+        node: &Node,
+        path: &str,
+        roles: &RoleMap,
+        tenant: &str,
+    ) -> Option<Vec<RequestRule>> {
+        const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let mut rules = Vec::new();
+        let mut ok = true;
+        for (index, item) in self.items(node, path)?.iter().enumerate() {
+            let rule_path = format!("{path}[{index}]");
+            let Some(fields) = self.map(item, &rule_path, &["methods", "path", "roles"]) else {
+                ok = false;
+                continue;
+            };
+            let mut methods = Vec::new();
+            if let Some(list) = fields.get("methods") {
+                for (method, mark) in self
+                    .strings(list, &join(&rule_path, "methods"))
+                    .unwrap_or_default()
+                {
+                    let upper = method.to_ascii_uppercase();
+                    if METHODS.contains(&upper.as_str()) {
+                        methods.push(upper);
+                    } else {
+                        self.error(
+                            mark,
+                            &join(&rule_path, "methods"),
+                            format!("unknown method `{method}`"),
+                            Some(format!("one of {}", METHODS.join(", "))),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            let glob = self
+                .required(
+                    &fields,
+                    "path",
+                    &rule_path,
+                    "a path glob inside the app, e.g. `/admin/**`",
+                )
+                .and_then(|n| Some((self.string(n, &join(&rule_path, "path"))?, n.mark)));
+            let rule = self.access_rule_in(&fields, &rule_path, roles, tenant);
+            let (Some((glob, mark)), Some(rule)) = (glob, rule) else {
+                ok = false;
+                continue;
+            };
+            if !glob.starts_with('/')
+                || glob.contains(['?', '#', '%', '\\'])
+                || glob.split('/').any(|s| s == "." || s == "..")
+            {
+                self.error(
+                    mark,
+                    &join(&rule_path, "path"),
+                    format!("`{glob}` is not a path glob"),
+                    Some("start with `/`; `*` matches in one segment, `**` across segments".into()),
+                );
+                ok = false;
+                continue;
+            }
+            rules.push(RequestRule {
+                methods,
+                path: PathGlob::new(&glob),
+                rule,
+            });
+        }
+        ok.then_some(rules)
     }
 
     /// `identity: [assertion, headers, access_token]` or `identity: none`.

@@ -150,9 +150,12 @@ async fn app_request(
     }
     let app_path = path::normalise(rest).map_err(|bad| ProxyError::BadPath(bad.0))?;
 
-    if let Decision::Deny { needed } =
-        rbac::decide(&signed_in.roles, &app.policy, &app_path.decoded)
-    {
+    if let Decision::Deny { needed } = rbac::decide(
+        &signed_in.roles,
+        &app.policy,
+        request.method().as_str(),
+        &app_path.decoded,
+    ) {
         audit::emit(AuditEvent::AccessDenied {
             tenant: &tenant.id,
             user: &signed_in.session.user.subject,

@@ -16,7 +16,7 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
     tenant
         .apps
         .iter()
-        .filter(|app| rbac::decide(roles, &app.policy, "/").is_allowed())
+        .filter(|app| rbac::decide(roles, &app.policy, "GET", "/").is_allowed())
         .map(AsRef::as_ref)
         .collect()
 }
@@ -111,7 +111,7 @@ fn app_node(app: &App, roles: &Roles) -> Value {
 
 /// One entry, or `None` when the user may not reach its view (its children go with it).
 fn nav_node(app: &App, node: &NavNode, roles: &Roles) -> Option<Value> {
-    if !rbac::decide(roles, &app.policy, &node.view).is_allowed() {
+    if !rbac::decide(roles, &app.policy, "GET", &node.view).is_allowed() {
         return None;
     }
     let children: Vec<Value> = node

@@ -1298,3 +1298,91 @@ async fn websockets_proxy_through_after_the_access_check() {
     );
     assert_eq!(upstream.hits(), hits);
 }
+
+/// Access rules inside an app narrow by method and path glob, on the normalised path.
+#[tokio::test]
+async fn request_rules_inside_an_app_narrow_access_by_method_and_path() {
+    let upstream = Upstream::start().await;
+    let yaml = acme(&upstream.url(), "").replace(
+        "        upstream: ",
+        "        rules:\n          - { methods: [POST, DELETE], path: /admin/**, roles: [admin] }\n          - { path: /exports/*.csv, roles: [admin] }\n        upstream: ",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let dev = server.sign_in("dev").await;
+    let ann = server.sign_in("ann").await;
+    let send = |method: &str, path: &str, session: &Session| {
+        server
+            .client
+            .request(method.parse().unwrap(), server.url(path))
+            .header("cookie", &session.cookie)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+    };
+
+    assert_eq!(
+        send("GET", "/apps/echo/admin/users", &dev)
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "reads stay open"
+    );
+    json_error(
+        send("POST", "/apps/echo/admin/users", &dev).await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    json_error(
+        send("DELETE", "/apps/echo/admin/a/b", &dev).await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    json_error(
+        send("POST", "/apps/echo//admin//users", &dev)
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    json_error(
+        send("GET", "/apps/echo/exports/q3.csv", &dev)
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        send("GET", "/apps/echo/exports/q3.pdf", &dev)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send("POST", "/apps/echo/admin/users", &ann)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send("GET", "/apps/echo/exports/q3.csv", &ann)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Encoded spellings are decoded once before the rule is applied.
+    let raw = raw_get(
+        server.addr,
+        "/apps/echo/exports/q3%2ecsv",
+        Some(&dev.cookie),
+    )
+    .await;
+    assert_eq!(raw.status, 403);
+}
