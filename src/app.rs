@@ -95,7 +95,7 @@ impl App {
             assertions: Arc::new(AssertionCache::default()),
             backstage_tokens: Arc::default(),
             oidc: Arc::new(OidcRegistry::new(&config.tenants)),
-            upstreams: UpstreamClient::new(config.proxy.connect_timeout),
+            upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
             sessions: Sessions {
                 store: Arc::new(MemoryStore::default()),
             },

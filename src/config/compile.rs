@@ -346,6 +346,38 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// A byte size: `512`, `64KiB`, `10MiB`, `1GiB` (also KB/MB/GB as powers of 1000).
+    fn size(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let text = self.string(node, path)?;
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let factor = match unit.trim() {
+            "" | "B" => Some(1),
+            "KiB" => Some(1 << 10),
+            "MiB" => Some(1 << 20),
+            "GiB" => Some(1 << 30),
+            "KB" => Some(1_000),
+            "MB" => Some(1_000_000),
+            "GB" => Some(1_000_000_000),
+            _ => None,
+        };
+        match (digits.parse::<u64>(), factor) {
+            (Ok(number), Some(factor)) if number > 0 => Some(number.saturating_mul(factor)),
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("`{text}` is not a size"),
+                    Some("e.g. 512KiB, 10MiB, 1GiB".into()),
+                );
+                None
+            }
+        }
+    }
+
     fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
         match self.string(node, path)?.as_str() {
             "true" | "yes" | "on" => Some(true),
@@ -571,6 +603,8 @@ impl<'s> Reader<'s> {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
             assertion_lifetime: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_request_body: 100 * 1024 * 1024,
         };
         let Some(node) = node else {
             return Some(settings);
@@ -578,8 +612,20 @@ impl<'s> Reader<'s> {
         let fields = self.map(
             node,
             "proxy",
-            &["connect_timeout", "response_timeout", "assertion_lifetime"],
+            &[
+                "connect_timeout",
+                "response_timeout",
+                "idle_timeout",
+                "max_request_body",
+                "assertion_lifetime",
+            ],
         )?;
+        if let Some(value) = fields.get("idle_timeout") {
+            settings.idle_timeout = self.duration(value, "proxy.idle_timeout")?;
+        }
+        if let Some(value) = fields.get("max_request_body") {
+            settings.max_request_body = self.size(value, "proxy.max_request_body")?;
+        }
         if let Some(value) = fields.get("assertion_lifetime") {
             settings.assertion_lifetime = self.duration(value, "proxy.assertion_lifetime")?;
             if settings.assertion_lifetime > Duration::from_secs(600) {

@@ -47,6 +47,10 @@ pub struct ProxySettings {
     pub connect_timeout: Duration,
     /// How long an upstream may take to send its response headers before the client gets 504.
     pub response_timeout: Duration,
+    /// A response body that sends nothing for this long is cut off (default 60 s).
+    pub idle_timeout: Duration,
+    /// Request bodies larger than this are refused with 413 (default 100 MiB).
+    pub max_request_body: u64,
     /// How long a signed identity assertion is valid (default one minute).
     pub assertion_lifetime: Duration,
 }

@@ -46,6 +46,9 @@ pub enum ProxyError {
     /// 400: a path that could mean different things to portico and to the app.
     #[error("bad request path: {0}")]
     BadPath(&'static str),
+    /// 413: the request body is larger than `proxy.max_request_body`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
     /// 404: a static bundle has no such file.
     #[error("this app has no file at that path")]
     FileNotFound,
@@ -66,6 +69,7 @@ impl ProxyError {
             ProxyError::UnknownApp(_) | ProxyError::FileNotFound => StatusCode::NOT_FOUND,
             ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -78,6 +82,7 @@ impl ProxyError {
             ProxyError::UnknownApp(_) => "unknown_app",
             ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::BadPath(_) => "bad_path",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::FileNotFound => "not_found",
             ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
@@ -187,6 +192,24 @@ async fn app_request(
         });
         return Err(AuthError::CsrfRejected.into());
     }
+
+    // Refuse what is announced as too large before anything is forwarded; a body without a length is
+    // cut off at the limit as it streams.
+    let max_body = context.config.proxy.max_request_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body) {
+        return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
+    }
+    let request = request.map(|body| {
+        Body::new(http_body_util::Limited::new(
+            body,
+            usize::try_from(max_body).unwrap_or(usize::MAX),
+        ))
+    });
 
     let response = match &app.target {
         AppTarget::Upstream(upstream) => {

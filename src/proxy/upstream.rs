@@ -23,10 +23,11 @@ use crate::config::Upstream;
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, Body>,
+    idle_timeout: Duration,
 }
 
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
@@ -35,7 +36,10 @@ impl UpstreamClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        UpstreamClient { client }
+        UpstreamClient {
+            client,
+            idle_timeout,
+        }
     }
 
     /// Sends `request` (headers already cleaned) to `upstream` at `path_and_query` below its base path.
@@ -101,7 +105,10 @@ impl UpstreamClient {
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         remove_session_cookie_overrides(&mut parts.headers);
-        Ok(Response::from_parts(parts, Body::new(body)))
+        Ok(Response::from_parts(
+            parts,
+            Body::new(IdleTimeoutBody::new(body, self.idle_timeout)),
+        ))
     }
 }
 
@@ -142,6 +149,64 @@ async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
     let mut upstream = TokioIo::new(upstream);
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(%error, "WebSocket connection ended");
+    }
+}
+
+/// An upstream response body that fails when no data arrives for `idle`: a stalled upstream then ends
+/// the client's response instead of holding it open forever.
+pub struct IdleTimeoutBody<B> {
+    inner: B,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> IdleTimeoutBody<B> {
+    pub fn new(inner: B, idle: Duration) -> Self {
+        IdleTimeoutBody {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl<B> http_body::Body for IdleTimeoutBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let idle = this.idle;
+                this.deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + idle);
+                Poll::Ready(frame.map(|result| result.map_err(Into::into)))
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(
+                    "the upstream stopped sending (idle timeout)".into(),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

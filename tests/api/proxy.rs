@@ -1386,3 +1386,54 @@ async fn request_rules_inside_an_app_narrow_access_by_method_and_path() {
     .await;
     assert_eq!(raw.status, 403);
 }
+
+/// A stalled upstream cannot hold a response open forever, and oversized uploads are refused up front.
+#[tokio::test]
+async fn idle_upstreams_are_cut_off_and_big_bodies_refused() {
+    let upstream = Upstream::start().await;
+    let server = start(
+        &upstream.url(),
+        "proxy: { idle_timeout: 1s, max_request_body: 1KiB }",
+    )
+    .await;
+    let dev = server.sign_in("dev").await;
+
+    // The gate never opens: after the first chunk the upstream goes silent.
+    let response = server
+        .get("/apps/echo/gate")
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let body = tokio::time::timeout(Duration::from_secs(10), response.bytes())
+        .await
+        .expect("the response ends by itself, it does not hang");
+    assert!(body.is_err(), "the cut-off response is not a complete body");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off after about the idle timeout"
+    );
+
+    let hits = upstream.hits();
+    let big = server
+        .post("/apps/echo/upload")
+        .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    json_error(big, 413, "body_too_large").await;
+    assert_eq!(upstream.hits(), hits, "refused before the upstream");
+    let small = server
+        .post("/apps/echo/upload")
+        .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(vec![b'x'; 512])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), StatusCode::OK);
+}
