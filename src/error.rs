@@ -100,6 +100,18 @@ impl From<askama::Error> for AppError {
     }
 }
 
+/// An error and all its causes on one line, for logs and error details.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Does this request come from a browser navigating (wanting a page), rather than a script or API client?
 pub fn wants_html(headers: &HeaderMap) -> bool {
     if let Some(mode) = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {

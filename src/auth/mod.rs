@@ -218,14 +218,7 @@ pub fn session_cookie(headers: &HeaderMap, https: bool) -> Option<SessionId> {
     } else {
         COOKIE_NAME
     };
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(cookie, _)| *cookie == name)
-        .find_map(|(_, value)| SessionId::parse(value.trim()))
+    cookie_values(headers, name).find_map(SessionId::parse)
 }
 
 /// `Set-Cookie` for a new session. `secure` on HTTPS origins switches to the `__Host-` name.
@@ -443,16 +436,21 @@ fn is_https(context: &RequestContext) -> bool {
         .is_some_and(|origin| origin.https)
 }
 
-/// A cookie's value by name.
+/// A cookie's value by name (the first, if the browser sent several).
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_values(headers, name).next().map(str::to_owned)
+}
+
+/// Every value the request's `Cookie` headers give for `name`.
+fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().to_owned())
+        .filter(move |(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.trim())
 }
 
 /// `POST /auth/logout`: ends the session. Needs the CSRF token and a same-origin request.

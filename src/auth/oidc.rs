@@ -34,6 +34,7 @@ use serde_json::Value;
 use super::AuthError;
 use super::session::{OidcTokens, Session, User, unix_now};
 use crate::config::{OidcSettings, Tenant};
+use crate::error::error_chain;
 
 /// Every claim the standard types do not name, so any groups claim path can be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -797,17 +798,6 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
+use axum::{Extension, Router};
 use serde::Deserialize;
 
 use crate::audit::{self, AuditEvent};
@@ -125,14 +125,10 @@ struct BackstageIdentityAnswer {
 async fn backstage_request(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(context): Extension<RequestContext>,
     signed_in: SignedIn,
     request: Request,
 ) -> Result<Response, AppError> {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .ok_or_else(|| AppError::Internal("request context missing".into()))?;
     let tenant = &context.tenant;
     let settings = tenant
         .backstage

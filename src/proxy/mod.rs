@@ -12,12 +12,12 @@ mod upstream;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Redirect, Response};
 use axum::routing::any;
+use axum::{Extension, Router};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -134,14 +134,10 @@ async fn app_root_redirect(uri: Uri) -> Result<Redirect, AppError> {
 async fn app_request(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(context): Extension<RequestContext>,
     signed_in: SignedIn,
     request: Request,
 ) -> Result<Response, AppError> {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .ok_or_else(|| AppError::Internal("request context missing".into()))?;
     // Split `/apps/<id>/<rest>` from the raw (still percent-encoded) path.
     let raw_path = request.uri().path().to_owned();
     let after_prefix = raw_path.strip_prefix("/apps/").unwrap_or("");

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::ProxyError;
 use super::headers::{remove_hop_by_hop, remove_session_cookie_overrides};
 use crate::config::Upstream;
+use crate::error::error_chain;
 
 /// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
 #[derive(Clone)]
@@ -208,15 +209,4 @@ where
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
