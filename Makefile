@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` starts the demo portal, `make test` runs every test.
-# Both install what they need first (the pinned npm packages; Chromium for the browser tests).
+# Both install what they need first (the pinned npm packages; Chromium for the browser tests; a real
+# Backstage backend for the Backstage tests, built once into tests/backstage/node_modules).
 
 .PHONY: run test test-rust test-e2e deps lint bench
 
@@ -8,11 +9,13 @@ run: deps
 
 test: deps
 	scripts/ensure-chromium.sh
+	scripts/install-backstage.sh
 	cargo build --bins
 	cargo test --all-targets
 	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
 test-rust: deps
+	scripts/install-backstage.sh
 	cargo test --all-targets
 
 test-e2e: deps

@@ -2,6 +2,7 @@
 //! over HTTP like a browser or an API client would; and the real `portico` binary for config checking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backstage;
 mod config_check;
 mod fake_idp;
 mod helpers;

@@ -1,0 +1,707 @@
+//! portico's `/backstage/api/…` mount against a real Backstage backend: catalog, auth with the
+//! `oauth2Proxy` provider, proxy, and a `whoami` test plugin that echoes who Backstage thinks the caller is
+//! and which headers reached it (tests/backstage/index.js). One backend serves every test in this file; it
+//! is started on first use by tests/backstage/start.mjs (about 4–8 s) and stops when this test binary exits.
+//! Install it first with `scripts/install-backstage.sh` (about 2–3 minutes the first time).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use serde_json::{Value, json};
+
+use crate::helpers::{Session, TestServer, client, json_error, raw_get};
+
+/// The full-access static token in tests/backstage/app-config.yaml (subject `portico`).
+const SERVICE_TOKEN: &str = "portico-service-token-for-tests";
+/// How long start.mjs may take to print its ready line (it gives up itself after 120 s).
+const START_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// The running test backend; its process lives as long as this test binary.
+struct Backstage {
+    url: String,
+    token: String,
+    /// Never dropped: when the test binary exits, the pipe closes and start.mjs stops the backend.
+    _process: Child,
+    _stdin: ChildStdin,
+}
+
+static BACKSTAGE: OnceLock<Result<Backstage, String>> = OnceLock::new();
+
+/// The shared backend, started on first use. A failed start fails every test here with the same reason.
+fn backstage() -> &'static Backstage {
+    match BACKSTAGE.get_or_init(start_backstage) {
+        Ok(backstage) => backstage,
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
+fn start_backstage() -> Result<Backstage, String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let fixture = format!("{root}/tests/backstage");
+    if !std::path::Path::new(&format!(
+        "{fixture}/node_modules/@backstage/backend-defaults"
+    ))
+    .exists()
+    {
+        return Err(format!(
+            "the test Backstage backend is not installed: run scripts/install-backstage.sh \
+             (it fills {fixture}/node_modules)"
+        ));
+    }
+    let mut process = Command::new("node")
+        .arg(format!("{fixture}/start.mjs"))
+        .current_dir(root)
+        // Backstage logs every request at `info`; keep test output readable unless asked otherwise.
+        .env(
+            "LOG_LEVEL",
+            std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| format!("node must be installed to run the test Backstage: {error}"))?;
+    let stdin = process.stdin.take().ok_or("no stdin pipe")?;
+    let stdout = process.stdout.take().ok_or("no stdout pipe")?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let line = receiver.recv_timeout(START_TIMEOUT).map_err(|_| {
+        format!(
+            "the test Backstage did not start within {} s",
+            START_TIMEOUT.as_secs()
+        )
+    })?;
+    let started: Value = serde_json::from_str(&line).map_err(|_| {
+        format!("start.mjs did not start Backstage (its stderr is above); it said: {line:?}")
+    })?;
+    Ok(Backstage {
+        url: started["url"].as_str().ok_or("no url")?.to_owned(),
+        token: started["token"].as_str().ok_or("no token")?.to_owned(),
+        _process: process,
+        _stdin: stdin,
+    })
+}
+
+/// A portal (tenant `acme` on 127.0.0.1) whose users are also Backstage catalog users, with `backstage`
+/// as the tenant's `backstage:` block (a YAML flow mapping).
+fn portal_yaml(backstage: &str) -> String {
+    format!(
+        r#"
+version: 1
+tenants:
+  acme:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: alice, email: alice@acme.example, groups: [acme-eng] }}
+          - {{ id: bob, email: bob@acme.example, groups: [acme-eng] }}
+          - {{ id: hank, email: hank@globex.example, groups: [acme-eng] }}
+          - {{ id: zed, email: zed@nowhere.example, groups: [acme-eng] }}
+          # One portal user per test that counts sign-ins to Backstage (the backend is shared by tests
+          # running in parallel). Backstage finds them by email, as it finds alice and bob.
+          - {{ id: cache-alice, email: alice@acme.example, groups: [acme-eng] }}
+          - {{ id: retry-alice, email: alice@acme.example, groups: [acme-eng] }}
+          - {{ id: spoof-bob, email: bob@acme.example, groups: [acme-eng] }}
+          - {{ id: svc-bob, email: bob@acme.example, groups: [acme-eng] }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
+    backstage: {backstage}
+"#
+    )
+}
+
+async fn portal(backstage: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::from_yaml(&portal_yaml(backstage), dir.path()).await
+}
+
+/// A portal that calls the shared backend as the signed-in user, with `plugins` allow-listed.
+async fn user_portal(plugins: &str) -> TestServer {
+    let url = &backstage().url;
+    portal(&format!(
+        "{{ url: \"{url}\", identity: user, plugins: {plugins} }}"
+    ))
+    .await
+}
+
+/// A portal that calls the shared backend with the static service token.
+async fn service_portal(plugins: &str) -> TestServer {
+    let backstage = backstage();
+    let (url, token) = (&backstage.url, &backstage.token);
+    portal(&format!(
+        "{{ url: \"{url}\", identity: service, service_token: \"{token}\", plugins: {plugins} }}"
+    ))
+    .await
+}
+
+/// `GET <path>` as an API client holding `session`, with extra headers.
+async fn api_get(
+    server: &TestServer,
+    session: &Session,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = server
+        .get(path)
+        .header("accept", "application/json")
+        .header("cookie", &session.cookie);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The JSON body of a response that must be 200.
+async fn ok_json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+}
+
+/// What Backstage's `whoami` test plugin saw for `GET /backstage/api/whoami<rest>`.
+async fn whoami(server: &TestServer, session: &Session, rest: &str) -> Value {
+    ok_json(
+        api_get(
+            server,
+            session,
+            &format!("/backstage/api/whoami{rest}"),
+            &[],
+        )
+        .await,
+    )
+    .await
+}
+
+/// The Backstage entity ref of the user token the backend received (its `sub` claim).
+fn user_of(seen: &Value) -> &str {
+    assert_eq!(
+        seen["principal"]["type"], "user",
+        "a user principal: {seen}"
+    );
+    let user = seen["principal"]["userEntityRef"].as_str().unwrap();
+    assert_eq!(
+        seen["token"]["sub"], user,
+        "the token's sub is the principal"
+    );
+    user
+}
+
+fn fingerprint(seen: &Value) -> String {
+    seen["token"]["fingerprint"].as_str().unwrap().to_owned()
+}
+
+/// No credential or identity header the client sent may reach Backstage.
+fn assert_no_client_identity(seen: &Value) {
+    let headers = seen["headers"].as_object().unwrap();
+    for name in [
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-preferred-username",
+        "x-oauth2-proxy-id-token",
+    ] {
+        assert!(
+            !headers.contains_key(name),
+            "{name} reached Backstage: {seen}"
+        );
+    }
+    let cookies = headers.get("cookie").and_then(Value::as_str).unwrap_or("");
+    assert!(
+        !cookies.contains("portico_session"),
+        "portico's session cookie reached Backstage: {cookies}"
+    );
+}
+
+/// The calls of Backstage's oauth2Proxy sign-in endpoint made for portal user `id` (recorded by the
+/// fixture before Backstage handled them), oldest first.
+async fn sign_ins_of(id: &str) -> Vec<Value> {
+    let response = client()
+        .get(format!("{}/api/whoami/sign-ins", backstage().url))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let all = ok_json(response).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["headers"]["x-forwarded-user"] == id)
+        .cloned()
+        .collect()
+}
+
+/// A sign-in call carries exactly the portal user's identity, as the contract says, and nothing else.
+fn assert_sign_in_headers(call: &Value, id: &str, email: &str) {
+    let headers = &call["headers"];
+    assert_eq!(headers["x-forwarded-user"], id, "{call}");
+    assert_eq!(headers["x-forwarded-email"], email, "{call}");
+    assert_eq!(headers["x-forwarded-preferred-username"], id, "{call}");
+    for name in ["authorization", "x-oauth2-proxy-id-token"] {
+        assert!(headers.get(name).is_none(), "{name} in {call}");
+    }
+    let cookies = headers.get("cookie").and_then(Value::as_str).unwrap_or("");
+    assert!(!cookies.contains("portico_session"), "{call}");
+}
+
+/// A Backstage user token for `user`, obtained from the backend directly (as an attacker who can reach it
+/// would); the bearer token a client might try to smuggle through portico.
+async fn token_from_backend(user: &str, email: &str) -> String {
+    let response = client()
+        .get(format!("{}/api/auth/oauth2Proxy/refresh", backstage().url))
+        .header("x-forwarded-user", user)
+        .header("x-forwarded-email", email)
+        .send()
+        .await
+        .unwrap();
+    let body = ok_json(response).await;
+    body["backstageIdentity"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An unsigned (`alg: none`) JWT claiming `email`: the oauth2Proxy provider only decodes this header.
+fn unsigned_id_token(email: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT" }).to_string());
+    let claims = URL_SAFE_NO_PAD
+        .encode(json!({ "sub": email, "email": email, "preferred_username": "alice" }).to_string());
+    format!("{header}.{claims}.")
+}
+
+#[tokio::test]
+async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
+    let server = user_portal("[catalog, whoami]").await;
+    let alice = server.sign_in("alice").await;
+
+    let entity = ok_json(
+        api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/user/acme/alice",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(entity["kind"], "User");
+    assert_eq!(entity["metadata"]["namespace"], "acme");
+    assert_eq!(entity["spec"]["profile"]["email"], "alice@acme.example");
+
+    // The query string reaches the catalog unchanged.
+    let components = ok_json(
+        api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities?filter=kind=component,metadata.namespace=acme&fields=metadata.name",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let mut names: Vec<&str> = components
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entity| entity["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["billing-ui", "payments-api"]);
+    let missing = api_get(
+        &server,
+        &alice,
+        "/backstage/api/catalog/entities/by-name/component/acme/no-such-thing",
+        &[],
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND, "Backstage's 404");
+
+    // Backstage sees alice's own user token, issued by this backend, and nothing of portico's.
+    let seen = whoami(&server, &alice, "/deep/path?x=1&y=two").await;
+    assert_eq!(user_of(&seen), "user:acme/alice");
+    assert_eq!(
+        seen["token"]["iss"],
+        format!("{}/api/auth", backstage().url)
+    );
+    assert_eq!(seen["path"], "/deep/path");
+    assert_eq!(seen["query"], json!({ "x": "1", "y": "two" }));
+    assert_no_client_identity(&seen);
+
+    // Every user is themselves, whichever namespace their catalog entity is in.
+    for (user, entity_ref) in [("bob", "user:acme/bob"), ("hank", "user:globex/hank")] {
+        let session = server.sign_in(user).await;
+        assert_eq!(user_of(&whoami(&server, &session, "").await), entity_ref);
+    }
+}
+
+#[tokio::test]
+async fn backstage_user_tokens_are_cached_per_session() {
+    let server = user_portal("[catalog, whoami]").await;
+    let first = server.sign_in("cache-alice").await;
+    assert!(
+        sign_ins_of("cache-alice").await.is_empty(),
+        "no sign-in yet"
+    );
+    let seen = whoami(&server, &first, "").await;
+    assert_eq!(user_of(&seen), "user:acme/alice");
+    let token = fingerprint(&seen);
+    // ES256 signatures are randomised, so a fresh sign-in to Backstage always gives a different token.
+    assert_eq!(fingerprint(&whoami(&server, &first, "").await), token);
+    assert_eq!(fingerprint(&whoami(&server, &first, "/again").await), token);
+    ok_json(
+        api_get(
+            &server,
+            &first,
+            "/backstage/api/catalog/entities/by-name/user/acme/alice",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let calls = sign_ins_of("cache-alice").await;
+    assert_eq!(calls.len(), 1, "one sign-in for four requests: {calls:?}");
+    assert_sign_in_headers(&calls[0], "cache-alice", "alice@acme.example");
+
+    let second = server.sign_in("cache-alice").await;
+    let other = whoami(&server, &second, "").await;
+    assert_eq!(user_of(&other), "user:acme/alice");
+    assert_ne!(fingerprint(&other), token, "another session, another token");
+    assert_eq!(sign_ins_of("cache-alice").await.len(), 2);
+    assert_eq!(fingerprint(&whoami(&server, &first, "").await), token);
+}
+
+#[tokio::test]
+async fn backstage_service_mode_sends_the_static_token() {
+    let server = service_portal("[catalog, whoami]").await;
+    let bob = server.sign_in("svc-bob").await;
+    let seen = whoami(&server, &bob, "").await;
+    assert_eq!(
+        seen["principal"],
+        json!({ "type": "service", "subject": "portico" })
+    );
+    assert_no_client_identity(&seen);
+
+    let entity = ok_json(
+        api_get(
+            &server,
+            &bob,
+            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(entity["spec"]["owner"], "group:ops");
+
+    // A client-sent user token does not replace the service token.
+    let alice_token = token_from_backend("alice", "alice@acme.example").await;
+    let bearer = format!("Bearer {alice_token}");
+    let smuggled = ok_json(
+        api_get(
+            &server,
+            &bob,
+            "/backstage/api/whoami",
+            &[("authorization", bearer.as_str())],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(smuggled["principal"]["type"], "service", "{smuggled}");
+    assert!(
+        sign_ins_of("svc-bob").await.is_empty(),
+        "no user sign-in in service mode"
+    );
+}
+
+#[tokio::test]
+async fn backstage_plugins_default_to_the_catalog_only() {
+    let url = &backstage().url;
+    let server = portal(&format!("{{ url: \"{url}\" }}")).await;
+    let alice = server.sign_in("alice").await;
+    let entity = ok_json(
+        api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/group/acme/platform",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(entity["kind"], "Group");
+    let whoami = api_get(&server, &alice, "/backstage/api/whoami", &[]).await;
+    json_error(whoami, 403, "backstage_plugin_not_allowed").await;
+}
+
+#[tokio::test]
+async fn backstage_ignores_identity_headers_and_tokens_the_client_sends() {
+    let server = user_portal("[catalog, whoami]").await;
+    let alice_token = token_from_backend("alice", "alice@acme.example").await;
+    let bearer = format!("Bearer {alice_token}");
+    let id_token = format!("Bearer {}", unsigned_id_token("alice@acme.example"));
+    let spoofed: [(&str, &str); 5] = [
+        ("authorization", &bearer),
+        ("x-forwarded-user", "alice"),
+        ("x-forwarded-email", "alice@acme.example"),
+        ("x-forwarded-preferred-username", "alice"),
+        ("x-oauth2-proxy-id-token", &id_token),
+    ];
+
+    // The first request of bob's session is the one that signs him in to Backstage: the spoofed headers
+    // must not reach that sign-in either.
+    let bob = server.sign_in("spoof-bob").await;
+    let seen = ok_json(api_get(&server, &bob, "/backstage/api/whoami", &spoofed).await).await;
+    assert_eq!(user_of(&seen), "user:acme/bob");
+    assert_ne!(
+        seen["token"]["fingerprint"],
+        whoami_fingerprint_of(&alice_token).await,
+        "alice's token reached Backstage"
+    );
+    assert_no_client_identity(&seen);
+
+    // Also once bob's Backstage token is cached, and on the catalog.
+    let again = ok_json(api_get(&server, &bob, "/backstage/api/whoami", &spoofed).await).await;
+    assert_eq!(user_of(&again), "user:acme/bob");
+    assert_no_client_identity(&again);
+    let entity = ok_json(
+        api_get(
+            &server,
+            &bob,
+            "/backstage/api/catalog/entities/by-name/user/acme/bob",
+            &spoofed,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(entity["metadata"]["name"], "bob");
+    let calls = sign_ins_of("spoof-bob").await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_sign_in_headers(&calls[0], "spoof-bob", "bob@acme.example");
+}
+
+/// The whoami plugin's fingerprint of a token, computed by the plugin itself (so the test needs no
+/// hashing crate): the token sent straight to the backend.
+async fn whoami_fingerprint_of(token: &str) -> Value {
+    let url = format!("{}/api/whoami", backstage().url);
+    let seen = ok_json(client().get(url).bearer_auth(token).send().await.unwrap()).await;
+    seen["token"]["fingerprint"].clone()
+}
+
+#[tokio::test]
+async fn backstage_plugins_outside_the_allow_list_and_auth_are_refused() {
+    let server = user_portal("[catalog, whoami]").await;
+    let alice = server.sign_in("alice").await;
+    for path in [
+        // Real plugins of this backend, not listed: Backstage would answer them.
+        "/backstage/api/proxy/self-catalog/entities",
+        "/backstage/api/auth/oauth2Proxy/refresh",
+        "/backstage/api/auth/v1/userinfo",
+        "/backstage/api/auth",
+        "/backstage/api/search/query?term=x",
+        // Express matches routes case-insensitively; portico must not.
+        "/backstage/api/AUTH/oauth2Proxy/refresh",
+        "/backstage/api/Catalog/entities",
+    ] {
+        let response = api_get(&server, &alice, path, &[]).await;
+        let body = json_error(response, 403, "backstage_plugin_not_allowed").await;
+        assert!(body.get("backstageIdentity").is_none(), "{path}: {body}");
+    }
+    // A POST to the sign-in endpoint, with a valid same-origin proof, is refused too.
+    let refresh = server
+        .post("/backstage/api/auth/oauth2Proxy/refresh")
+        .header("accept", "application/json")
+        .header("cookie", &alice.cookie)
+        .header("origin", server.origin())
+        .header("x-forwarded-user", "guest")
+        .send()
+        .await
+        .unwrap();
+    json_error(refresh, 403, "backstage_plugin_not_allowed").await;
+
+    // Path tricks from an allowed plugin into auth never reach the sign-in endpoint.
+    for target in [
+        "/backstage/api/whoami/../auth/oauth2Proxy/refresh",
+        "/backstage/api/whoami/%2e%2e/auth/oauth2Proxy/refresh",
+        "/backstage/api/whoami/..%2fauth/oauth2Proxy/refresh",
+        "/backstage/api/catalog/%2e%2e%2fauth/oauth2Proxy/refresh",
+        "/backstage/api/whoami%2f..%2fauth/oauth2Proxy/refresh",
+        "/backstage/api/%61uth/oauth2Proxy/refresh",
+    ] {
+        let response = raw_get(server.addr, target, Some(&alice.cookie)).await;
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(
+            !body.contains("backstageIdentity") && !body.contains("\"principal\""),
+            "{target} reached Backstage: {} {body}",
+            response.status
+        );
+        assert!(
+            matches!(response.status, 400 | 403 | 404),
+            "{target}: {} {body}",
+            response.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn backstage_auth_plugin_cannot_be_allow_listed() {
+    let url = &backstage().url;
+    let yaml = portal_yaml(&format!(
+        "{{ url: \"{url}\", identity: user, plugins: [catalog, auth] }}"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    match portico::config::load_str(&portico::config::OsSource, "test.yaml", &yaml, dir.path()) {
+        // Rejected when the config is checked...
+        Err(error) => assert!(error.to_string().contains("auth"), "{error}"),
+        // ... or accepted and still never reachable.
+        Ok(loaded) => {
+            let server = TestServer::start(loaded.config).await;
+            let alice = server.sign_in("alice").await;
+            let response = api_get(
+                &server,
+                &alice,
+                "/backstage/api/auth/oauth2Proxy/refresh",
+                &[],
+            )
+            .await;
+            json_error(response, 403, "backstage_plugin_not_allowed").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn backstage_without_a_session_is_401_for_api_clients_and_sign_in_for_browsers() {
+    let server = user_portal("[catalog, whoami]").await;
+    let api = server
+        .get("/backstage/api/catalog/entities")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    json_error(api, 401, "not_signed_in").await;
+
+    // Client-made identity headers do not sign anyone in.
+    let spoofed = server
+        .get("/backstage/api/whoami")
+        .header("accept", "application/json")
+        .header("x-forwarded-user", "alice")
+        .header("x-forwarded-email", "alice@acme.example")
+        .header("authorization", format!("Bearer {SERVICE_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    json_error(spoofed, 401, "not_signed_in").await;
+
+    let forged = server
+        .get("/backstage/api/whoami")
+        .header("accept", "application/json")
+        .header("cookie", "portico_session=forged-session-id")
+        .send()
+        .await
+        .unwrap();
+    json_error(forged, 401, "not_signed_in").await;
+
+    let browser = server
+        .get("/backstage/api/catalog/entities")
+        .header("sec-fetch-mode", "navigate")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    let location = browser.headers()[LOCATION].to_str().unwrap();
+    assert!(location.starts_with("/auth/login"), "{location}");
+}
+
+#[tokio::test]
+async fn backstage_down_is_502_upstream_unreachable() {
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    for block in [
+        format!("{{ url: \"{url}\", identity: user, plugins: [catalog] }}"),
+        format!(
+            "{{ url: \"{url}\", identity: service, service_token: \"{SERVICE_TOKEN}\", plugins: [catalog] }}"
+        ),
+    ] {
+        let server = portal(&block).await;
+        let alice = server.sign_in("alice").await;
+        let response = api_get(&server, &alice, "/backstage/api/catalog/entities", &[]).await;
+        json_error(response, 502, "upstream_unreachable").await;
+    }
+}
+
+#[tokio::test]
+async fn backstage_user_unknown_to_the_catalog_gets_a_json_502() {
+    let server = user_portal("[catalog, whoami]").await;
+    let zed = server.sign_in("zed").await;
+    let response = api_get(&server, &zed, "/backstage/api/whoami", &[]).await;
+    let body = json_error(response, 502, "backstage_sign_in_refused").await;
+    assert!(
+        !body.to_string().contains("backstageIdentity"),
+        "no Backstage identity leaks: {body}"
+    );
+}
+
+#[tokio::test]
+async fn backstage_token_rejected_by_backstage_is_renewed_once_for_bodyless_requests() {
+    let server = user_portal("[catalog, whoami]").await;
+    let alice = server.sign_in("retry-alice").await;
+    let first = fingerprint(&whoami(&server, &alice, "").await);
+    assert_eq!(sign_ins_of("retry-alice").await.len(), 1);
+
+    // The fixture's whoami plugin now answers 401 to that token, as Backstage does to a token signed
+    // with keys it no longer has (after a restart).
+    let revoked = whoami(&server, &alice, "/revoke").await;
+    assert_eq!(revoked["revoked"], first.as_str());
+    let renewed = whoami(&server, &alice, "").await;
+    assert_eq!(user_of(&renewed), "user:acme/alice");
+    let second = fingerprint(&renewed);
+    assert_ne!(second, first, "a new token after the 401");
+    assert_eq!(
+        fingerprint(&whoami(&server, &alice, "").await),
+        second,
+        "the renewed token is cached"
+    );
+    let calls = sign_ins_of("retry-alice").await;
+    assert_eq!(calls.len(), 2, "one sign-in more for the 401: {calls:?}");
+    assert_sign_in_headers(&calls[1], "retry-alice", "alice@acme.example");
+
+    // A request with a body is not replayed: the client sees Backstage's 401.
+    let csrf = server.shell_config(&alice).await["portico"]["csrfToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    whoami(&server, &alice, "/revoke").await;
+    let with_body = server
+        .post("/backstage/api/whoami")
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("cookie", &alice.cookie)
+        .header("x-portico-csrf", &csrf)
+        .body(r#"{"hello":"backstage"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_body.status(), StatusCode::UNAUTHORIZED);
+    // The next bodyless request signs in again and works.
+    let after = whoami(&server, &alice, "").await;
+    assert_eq!(user_of(&after), "user:acme/alice");
+    assert_ne!(fingerprint(&after), second);
+    assert_eq!(sign_ins_of("retry-alice").await.len(), 3);
+}
