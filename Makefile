@@ -23,6 +23,10 @@ test-e2e: deps
 	cargo build --bins
 	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
+# Proxy cost against nginx and lighttpd on loopback (installs nginx, lighttpd, wrk as root). About a minute.
+bench: deps
+	bench/run.sh
+
 lint: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             admin_listen,
             log_format,
         } => {
-            telemetry::init(log_format);
+            let _log_guard = telemetry::init(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
                 Err(error) => {

@@ -24,11 +24,18 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
-pub fn init(format: LogFormat) {
+///
+/// Lines are written by a background thread through a buffer, so a request never waits on a `write(2)`
+/// to stderr; keep the returned guard alive until exit, it flushes what is left.
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer)
+        // Colours only for a person at a terminal, never in files or log shippers.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
@@ -39,6 +46,7 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests start several servers in one process) keeps the first subscriber.
     drop(result);
+    guard
 }
 
 /// The id of one request.

@@ -1,0 +1,508 @@
+#!/usr/bin/env bash
+# Proxy overhead benchmark: the same 1 KiB GET load (wrk) sent on loopback to
+#   1. the upstream directly (nginx serving a static 1 KiB file),
+#   2. nginx proxy_pass, 3. lighttpd mod_proxy, 4. portico (signed-in session, /apps/echo/…),
+# each proxy alone on core 1, wrk and the upstream on core 0. Reports req/s, p99 latency and the
+# proxy's CPU time per request, and the ratios portico/nginx and lighttpd/nginx.
+#
+# Usage: bench/run.sh            (see bench/README.md)
+# Env:   BENCH_DURATION=10s  BENCH_CONNECTIONS=32  BENCH_WARMUP=2s  BENCH_ACCESS_LOG=on|off
+#        BENCH_KEEP=1 (keep the work dir)  PORTICO_BIN=path (skip the cargo build, use this binary)
+#
+# Everything listens on 127.0.0.1 only; every wrk run is bounded by -d and by `timeout`; every process
+# the script starts is killed on exit, failure or Ctrl-C.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR="$ROOT/bench"
+RESULTS="$BENCH_DIR/results-latest.md"
+
+to_seconds() { # 10 / 10s / 2m / 1h -> seconds
+    local v=$1
+    case "$v" in
+        *s) v=${v%s}; m=1 ;;
+        *m) v=${v%m}; m=60 ;;
+        *h) v=${v%h}; m=3600 ;;
+        *) m=1 ;;
+    esac
+    [[ $v =~ ^[0-9]+$ && $v -gt 0 ]] || { echo "error: bad duration '$1' (use e.g. 10s, 1m)" >&2; exit 2; }
+    echo $((v * m))
+}
+DURATION_S=$(to_seconds "${BENCH_DURATION:-10s}")
+WARMUP_S=$(to_seconds "${BENCH_WARMUP:-2s}")
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+[[ $CONNECTIONS =~ ^[0-9]+$ && $CONNECTIONS -ge 1 && $CONNECTIONS -le 500 ]] \
+    || { echo "error: BENCH_CONNECTIONS must be 1..500, got '$CONNECTIONS'" >&2; exit 2; }
+ACCESS_LOG=${BENCH_ACCESS_LOG:-on}
+[[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || { echo "error: BENCH_ACCESS_LOG is on or off" >&2; exit 2; }
+THREADS=1
+LOAD_CORE=0   # wrk + upstream
+PROXY_CORE=1  # the proxy under test, alone
+
+START_TIME=$(date +%s)
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------
+# Processes we start, and cleanup: on any exit (success, failure, Ctrl-C, TERM) kill exactly those.
+PIDS=()
+WORK=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 30); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ $rc -eq 0 && -z ${BENCH_KEEP:-} ]]; then
+            rm -rf "$WORK"
+        else
+            echo "bench: work dir kept (configs, logs, wrk output): $WORK" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench: error: line $LINENO failed: $BASH_COMMAND" >&2' ERR
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'echo "bench: terminated" >&2; exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------------
+# Prerequisites: Debian packages, two cores, the portico binary.
+(($(nproc) >= 2)) || die "needs at least 2 CPU cores (one for wrk + upstream, one for the proxy); this machine has $(nproc)"
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+LIGHTTPD=$(command -v lighttpd || echo /usr/sbin/lighttpd)
+missing=()
+[[ -x $NGINX ]] || missing+=(nginx)
+[[ -x $LIGHTTPD ]] || missing+=(lighttpd)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        log "installing Debian packages: ${missing[*]}"
+        # The packages' own service (port 80) is not used: the script runs its own instances.
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+        NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+        LIGHTTPD=$(command -v lighttpd || echo /usr/sbin/lighttpd)
+    else
+        die "missing ${missing[*]}: run  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    fi
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+if [[ -n ${PORTICO_BIN:-} ]]; then
+    PORTICO=$PORTICO_BIN
+    [[ -x $PORTICO ]] || die "PORTICO_BIN=$PORTICO is not an executable"
+    log "using PORTICO_BIN=$PORTICO (no build)"
+else
+    if [[ ! -f $ROOT/node_modules/@luigi-project/core/luigi.js ]] || [[ $ROOT/package-lock.json -nt $ROOT/node_modules/.package-lock.json ]]; then
+        log "installing the pinned npm packages portico embeds (npm ci)"
+        (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null)
+    fi
+    log "building portico (cargo build --release)"
+    build_start=$(date +%s)
+    (cd "$ROOT" && cargo build --release --bin portico)
+    log "build took $(($(date +%s) - build_start)) s"
+    PORTICO="$ROOT/target/release/portico"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Work dir, free ports, helpers.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
+mkdir -p "$WORK/www" "$WORK/upstream" "$WORK/nginx" "$WORK/lighttpd/tmp" "$WORK/lighttpd/docroot" "$WORK/portico" "$WORK/wrk"
+# Exactly 1024 bytes, printable.
+awk 'BEGIN { line = "portico bench: a 1 KiB static body for proxy overhead measurements.\n"
+             while (length(body) < 1024) body = body line
+             printf "%s", substr(body, 1, 1024) }' >"$WORK/www/file1k"
+[[ $(stat -c %s "$WORK/www/file1k") -eq 1024 ]] || die "could not write the 1 KiB body"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+USED_PORTS=" "
+FREE_PORT=""
+free_port() { # sets FREE_PORT
+    # Below the ephemeral range (32768+) so wrk's and the proxies' client sockets cannot take it.
+    local p
+    for _ in $(seq 500); do
+        p=$((20000 + RANDOM % 12000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        port_open "$p" && continue
+        USED_PORTS+="$p "
+        FREE_PORT=$p
+        return 0
+    done
+    die "no free port found"
+}
+
+# start NAME CORE LOGFILE CMD... : starts CMD pinned to CORE, records its pid in START_PID.
+START_PID=""
+start() {
+    local name=$1 core=$2 logfile=$3
+    shift 3
+    taskset -c "$core" "$@" >>"$logfile" 2>&1 &
+    START_PID=$!
+    PIDS+=("$START_PID")
+    log "started $name (pid $START_PID, core $core)"
+}
+
+wait_listening() { # NAME PID PORT LOGFILE
+    local name=$1 pid=$2 port=$3 logfile=$4
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logfile" >&2; die "$name exited at start (log above)"; }
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$logfile" >&2
+    die "$name is not listening on 127.0.0.1:$port after 10 s"
+}
+
+cpu_ticks() { # "utime stime" of a whole process (all its threads), in clock ticks
+    local stat rest
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    rest=${stat##*) }
+    local -a f
+    read -r -a f <<<"$rest"
+    echo "${f[11]} ${f[12]}"
+}
+core_jiffies() { # "busy total" jiffies of one core from /proc/stat (steal counts as busy: someone else ran)
+    awk -v c="cpu$1" '$1 == c { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+upstream_accepts() { # connections the upstream has accepted so far
+    curl -sS --max-time 5 "http://127.0.0.1:$U_PORT/__upstream_status" | awk 'NR == 3 { print $1 }'
+}
+
+free_port; U_PORT=$FREE_PORT
+free_port; N_PORT=$FREE_PORT
+free_port; L_PORT=$FREE_PORT
+free_port; P_PORT=$FREE_PORT
+
+# ---------------------------------------------------------------------------------------------------
+# The upstream: nginx serving the static file, one process, on the load core.
+cat >"$WORK/upstream/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/upstream/client_body;
+    proxy_temp_path $WORK/upstream/proxy;
+    fastcgi_temp_path $WORK/upstream/fastcgi;
+    uwsgi_temp_path $WORK/upstream/uwsgi;
+    scgi_temp_path $WORK/upstream/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    server {
+        listen 127.0.0.1:$U_PORT backlog=4096;
+        root $WORK/www;
+        location / { }
+        # Counts the connections the upstream accepted: shows whether a proxy reuses them.
+        location = /__upstream_status { stub_status; }
+    }
+}
+EOF
+start "upstream nginx :$U_PORT" "$LOAD_CORE" "$WORK/upstream/stdout.log" \
+    "$NGINX" -p "$WORK/upstream/" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log"
+UPSTREAM_PID=$START_PID
+wait_listening "upstream nginx" "$UPSTREAM_PID" "$U_PORT" "$WORK/upstream/error.log"
+
+# ---------------------------------------------------------------------------------------------------
+# nginx proxy_pass, one process, keep-alive pool to the upstream.
+POOL=$((CONNECTIONS > 32 ? CONNECTIONS : 32))
+if [[ $ACCESS_LOG == on ]]; then NGINX_ACCESS="access_log $WORK/nginx/access.log;"; else NGINX_ACCESS="access_log off;"; fi
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    $NGINX_ACCESS
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    upstream bench_upstream {
+        server 127.0.0.1:$U_PORT;
+        keepalive $POOL;
+        keepalive_requests 10000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:$N_PORT backlog=4096;
+        location / {
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+start "nginx proxy :$N_PORT" "$PROXY_CORE" "$WORK/nginx/stdout.log" \
+    "$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+NGINX_PID=$START_PID
+wait_listening "nginx proxy" "$NGINX_PID" "$N_PORT" "$WORK/nginx/error.log"
+
+# ---------------------------------------------------------------------------------------------------
+# lighttpd mod_proxy, single process (lighttpd 1.4 has no pool of upstream connections: see README).
+if [[ $ACCESS_LOG == on ]]; then
+    LIGHTTPD_MODULES='"mod_proxy", "mod_accesslog"'
+    LIGHTTPD_ACCESS="accesslog.filename = \"$WORK/lighttpd/access.log\""
+else
+    LIGHTTPD_MODULES='"mod_proxy"'
+    LIGHTTPD_ACCESS=""
+fi
+cat >"$WORK/lighttpd/lighttpd.conf" <<EOF
+server.bind = "127.0.0.1"
+server.port = $L_PORT
+server.document-root = "$WORK/lighttpd/docroot"
+server.errorlog = "$WORK/lighttpd/error.log"
+server.upload-dirs = ( "$WORK/lighttpd/tmp" )
+server.max-worker = 0
+server.max-connections = 1024
+server.max-keep-alive-requests = 65535
+server.max-keep-alive-idle = 60
+server.modules += ( $LIGHTTPD_MODULES )
+$LIGHTTPD_ACCESS
+proxy.server = ( "" => ( ( "host" => "127.0.0.1", "port" => $U_PORT ) ) )
+EOF
+"$LIGHTTPD" -tt -f "$WORK/lighttpd/lighttpd.conf" >"$WORK/lighttpd/check.log" 2>&1 \
+    || { cat "$WORK/lighttpd/check.log" >&2; die "lighttpd rejected its config"; }
+start "lighttpd proxy :$L_PORT" "$PROXY_CORE" "$WORK/lighttpd/stdout.log" \
+    "$LIGHTTPD" -D -f "$WORK/lighttpd/lighttpd.conf"
+LIGHTTPD_PID=$START_PID
+wait_listening "lighttpd proxy" "$LIGHTTPD_PID" "$L_PORT" "$WORK/lighttpd/stdout.log"
+
+# ---------------------------------------------------------------------------------------------------
+# portico: dev sign-in tenant, one app proxied to the upstream; tokio limited to one worker thread.
+cat >"$WORK/portico/portico.yaml" <<EOF
+version: 1
+server:
+  listen: 127.0.0.1:$P_PORT
+default_tenant: bench
+tenants:
+  bench:
+    hosts: [127.0.0.1:$P_PORT]
+    auth: { dev_sign_in: { users: [{ id: bench, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$U_PORT }
+EOF
+"$PORTICO" check "$WORK/portico/portico.yaml" >"$WORK/portico/check.log" 2>&1 \
+    || { cat "$WORK/portico/check.log" >&2; die "portico check rejected the generated config"; }
+if [[ $ACCESS_LOG == on ]]; then PORTICO_RUST_LOG=info; else PORTICO_RUST_LOG=info,access=off; fi
+start "portico :$P_PORT" "$PROXY_CORE" "$WORK/portico/portico.log" \
+    env TOKIO_WORKER_THREADS=1 RUST_LOG="$PORTICO_RUST_LOG" NO_COLOR=1 "$PORTICO" serve --config "$WORK/portico/portico.yaml"
+PORTICO_PID=$START_PID
+wait_listening "portico" "$PORTICO_PID" "$P_PORT" "$WORK/portico/portico.log"
+# `env` execs portico, so the pid is portico's own. Check that TOKIO_WORKER_THREADS was honoured.
+# tokio names its workers tokio-rt-worker (tokio-runtime-worker before 1.4x; comm keeps 15 characters).
+PORTICO_WORKERS=$(cat /proc/"$PORTICO_PID"/task/*/comm 2>/dev/null | grep -cE '^tokio-(rt-worker|runtime-w)' || true)
+PORTICO_THREADS=$(find /proc/"$PORTICO_PID"/task -mindepth 1 -maxdepth 1 | wc -l)
+log "portico: $PORTICO_THREADS threads, $PORTICO_WORKERS tokio worker(s) (TOKIO_WORKER_THREADS=1)"
+[[ $PORTICO_WORKERS -eq 1 ]] || log "WARNING: expected 1 tokio worker thread, found $PORTICO_WORKERS (taskset still confines them to core $PROXY_CORE)"
+
+# Sign in and take the session cookie.
+SET_COOKIE=$(curl -sS --max-time 5 -D - -o /dev/null -H "Origin: http://127.0.0.1:$P_PORT" \
+    -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' | grep -i '^set-cookie:' || true)
+COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' <<<"$SET_COOKIE" | head -n 1)
+[[ -n $COOKIE && $COOKIE != portico_session= ]] || die "dev sign-in gave no portico_session cookie (got: ${SET_COOKIE:-no Set-Cookie})"
+
+# ---------------------------------------------------------------------------------------------------
+# Verify every path before measuring anything: 200 and exactly the 1 KiB body.
+TARGETS=(direct nginx lighttpd portico)
+declare -A URL PID LABEL
+URL[direct]="http://127.0.0.1:$U_PORT/file1k"
+URL[nginx]="http://127.0.0.1:$N_PORT/file1k"
+URL[lighttpd]="http://127.0.0.1:$L_PORT/file1k"
+URL[portico]="http://127.0.0.1:$P_PORT/apps/echo/file1k"
+PID[direct]=""
+PID[nginx]=$NGINX_PID
+PID[lighttpd]=$LIGHTTPD_PID
+PID[portico]=$PORTICO_PID
+LABEL[direct]="upstream direct (nginx static)"
+LABEL[nginx]="nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||') proxy_pass"
+LABEL[lighttpd]="lighttpd $("$LIGHTTPD" -v 2>&1 | sed -n 's|^lighttpd/\([^ ]*\).*|\1|p') mod_proxy"
+LABEL[portico]="portico (session + access check)"
+header_args() { if [[ $1 == portico ]]; then printf '%s\n' -H "Cookie: $COOKIE"; fi; }
+
+for t in "${TARGETS[@]}"; do
+    mapfile -t hdr < <(header_args "$t")
+    code=$(curl -sS --max-time 5 -o "$WORK/verify-$t.body" -w '%{http_code}' "${hdr[@]}" "${URL[$t]}" || echo "000")
+    [[ $code == 200 ]] || die "$t: ${URL[$t]} answered $code, expected 200"
+    cmp -s "$WORK/verify-$t.body" "$WORK/www/file1k" || die "$t: ${URL[$t]} did not return the 1 KiB body"
+done
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[portico]}" || echo "000")
+[[ $code == 401 ]] || die "portico without the session cookie answered $code, expected 401"
+log "verified: all four paths answer 200 with the 1 KiB body; portico without the cookie answers 401"
+
+# ---------------------------------------------------------------------------------------------------
+# Measure.
+cat >"$WORK/wrk/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d errors_connect=%d errors_read=%d errors_write=%d errors_status=%d errors_timeout=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+
+# run_wrk TARGET SECONDS OUTFILE: bounded by -d, and by `timeout` in case wrk ever hangs.
+run_wrk() {
+    local t=$1 secs=$2 out=$3
+    local -a hdr
+    mapfile -t hdr < <(header_args "$t")
+    timeout --kill-after=5 $((secs + 30)) \
+        taskset -c "$LOAD_CORE" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency \
+        -s "$WORK/wrk/report.lua" "${hdr[@]}" "${URL[$t]}" >"$out" 2>&1 &
+    local wrk_pid=$!
+    PIDS+=("$wrk_pid")
+    local rc=0
+    wait "$wrk_pid" || rc=$?
+    ((rc == 0)) || { cat "$out" >&2; die "wrk against $t failed (exit $rc)"; }
+}
+
+field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" "$1" | head -n 1; }
+
+declare -A RPS P50 P99 CPU_US SYS_US BUSY OTHER UP_US UP_CONNS ERRS REQS
+NOISY=0
+read -r LOAD1 _ </proc/loadavg
+if awk -v l="$LOAD1" 'BEGIN { exit !(l > 1.0) }'; then
+    log "WARNING: load average is $LOAD1 before the first run: something else may be using the CPUs (each run's 'other load' column tells)"
+fi
+INVALID=0
+for t in "${TARGETS[@]}"; do
+    log "$t: warm-up ${WARMUP_S}s, then ${DURATION_S}s with -t$THREADS -c$CONNECTIONS"
+    run_wrk "$t" "$WARMUP_S" "$WORK/wrk/$t-warmup.txt"
+    sleep 0.5
+    pid=${PID[$t]}
+    before="0 0" after="0 0"
+    [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+    up_before=$(cpu_ticks "$UPSTREAM_PID")
+    accepts_before=$(upstream_accepts)
+    core_before=$(core_jiffies "$PROXY_CORE")
+    run_wrk "$t" "$DURATION_S" "$WORK/wrk/$t.txt"
+    [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+    up_after=$(cpu_ticks "$UPSTREAM_PID")
+    core_after=$(core_jiffies "$PROXY_CORE")
+    accepts_after=$(upstream_accepts)
+    read -r b_user b_sys <<<"$before"
+    read -r a_user a_sys <<<"$after"
+    read -r ub_user ub_sys <<<"$up_before"
+    read -r ua_user ua_sys <<<"$up_after"
+    read -r cb_busy cb_total <<<"$core_before"
+    read -r ca_busy ca_total <<<"$core_after"
+    # What else ran on the proxy's core (other processes, steal): should be close to 0 %.
+    OTHER[$t]=$(awk -v b="$((ca_busy - cb_busy))" -v t="$((ca_total - cb_total))" -v p="$((a_user + a_sys - b_user - b_sys))" \
+        'BEGIN { o = t > 0 ? (b - p) / t * 100 : 0; if (o < 0) o = 0; printf "%.0f", o }')
+    if ((OTHER[$t] > 10)); then
+        NOISY=1
+        log "WARNING: during $t, ${OTHER[$t]} % of core $PROXY_CORE went to something other than the proxy under test"
+    fi
+    # Minus the one connection of the status request itself.
+    UP_CONNS[$t]=$((accepts_after - accepts_before - 1))
+    out="$WORK/wrk/$t.txt"
+    grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "no wrk summary for $t"; }
+    reqs=$(field "$out" requests)
+    dur=$(field "$out" duration_us)
+    ((reqs > 0)) || die "$t: wrk completed no request"
+    errs=0
+    for k in connect read write status timeout; do errs=$((errs + $(field "$out" "errors_$k"))); done
+    ERRS[$t]=$errs
+    REQS[$t]=$reqs
+    ((errs == 0)) || { INVALID=1; log "WARNING: $t had $errs errors (non-2xx or socket errors): its numbers are not valid"; }
+    RPS[$t]=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
+    P50[$t]=$(awk -v v="$(field "$out" p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')
+    P99[$t]=$(awk -v v="$(field "$out" p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')
+    per_req() { awk -v d="$1" -v hz="$CLK_TCK" -v r="$reqs" 'BEGIN { printf "%.2f", d / hz * 1e6 / r }'; }
+    UP_US[$t]=$(per_req $((ua_user + ua_sys - ub_user - ub_sys)))
+    if [[ -n $pid ]]; then
+        CPU_US[$t]=$(per_req $((a_user + a_sys - b_user - b_sys)))
+        SYS_US[$t]=$(per_req $((a_sys - b_sys)))
+        BUSY[$t]=$(awk -v d="$((a_user + a_sys - b_user - b_sys))" -v hz="$CLK_TCK" -v w="$dur" \
+            'BEGIN { printf "%.0f", d / hz / (w / 1e6) * 100 }')
+    else
+        CPU_US[$t]="-"
+        SYS_US[$t]="-"
+        BUSY[$t]="-"
+    fi
+    log "$t: ${RPS[$t]} req/s, p99 ${P99[$t]} ms, proxy CPU ${CPU_US[$t]} µs/req"
+    sleep 1
+done
+
+# ---------------------------------------------------------------------------------------------------
+# Report.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "-" || b == "-") print "-"; else printf "%.2f", a / b }'; }
+R_RPS=$(ratio "${RPS[portico]}" "${RPS[nginx]}")
+R_P99=$(ratio "${P99[portico]}" "${P99[nginx]}")
+R_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[nginx]}")
+L_RPS=$(ratio "${RPS[lighttpd]}" "${RPS[nginx]}")
+L_P99=$(ratio "${P99[lighttpd]}" "${P99[nginx]}")
+L_CPU=$(ratio "${CPU_US[lighttpd]}" "${CPU_US[nginx]}")
+
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then GIT_REV+=" (uncommitted changes)"; fi
+WRK_VERSION=$(wrk -v 2>&1 || true)  # wrk -v prints its version and the usage, and exits 1
+WRK_VERSION=$(sed -n 's/^wrk \([^ ]*\).*/\1/p' <<<"$WRK_VERSION" | head -n 1)
+ELAPSED=$(($(date +%s) - START_TIME))
+
+{
+    echo "# Proxy overhead benchmark: latest run"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), portico $GIT_REV, $(nproc) cores ($CPU_MODEL), Linux $(uname -r)."
+    echo "wrk ${WRK_VERSION:-?} \`-t$THREADS -c$CONNECTIONS -d${DURATION_S}s\` (after a ${WARMUP_S}s warm-up), GET of a 1024-byte static file on 127.0.0.1;"
+    echo "wrk and the upstream (nginx, static file) on core $LOAD_CORE, each proxy alone on core $PROXY_CORE; access logs $ACCESS_LOG;"
+    echo "portico with TOKIO_WORKER_THREADS=1 ($PORTICO_WORKERS tokio worker, $PORTICO_THREADS threads)."
+    echo
+    echo "| target | req/s | p50 ms | p99 ms | proxy CPU µs/req | of which kernel | proxy core busy | other load on core $PROXY_CORE | upstream CPU µs/req | upstream conns opened | requests | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for t in "${TARGETS[@]}"; do
+        busy=${BUSY[$t]}
+        [[ $busy != - ]] && busy="$busy %"
+        echo "| ${LABEL[$t]} | ${RPS[$t]} | ${P50[$t]} | ${P99[$t]} | ${CPU_US[$t]} | ${SYS_US[$t]} | $busy | ${OTHER[$t]} % | ${UP_US[$t]} | ${UP_CONNS[$t]} | ${REQS[$t]} | ${ERRS[$t]} |"
+    done
+    echo
+    echo "| ratio | req/s | p99 | CPU/request |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| portico / nginx | $R_RPS | $R_P99 | $R_CPU |"
+    echo "| lighttpd / nginx | $L_RPS | $L_P99 | $L_CPU |"
+    echo
+    echo "Whole run (build included): ${ELAPSED} s."
+    if ((NOISY)); then
+        echo
+        echo "**NOISY RUN: something else used the proxy's core during a measurement (see 'other load'); rerun on a quiet machine.**"
+    fi
+    if ((INVALID)); then
+        echo
+        echo "**INVALID RUN: some target had errors (see the errors column); do not use these numbers.**"
+    fi
+} >"$RESULTS"
+
+echo
+cat "$RESULTS"
+echo
+echo "(written to ${RESULTS#"$ROOT"/})"
+((INVALID == 0)) || exit 1
