@@ -121,20 +121,7 @@ pub async fn dev_login_post(
             groups: user.groups.clone(),
         },
     );
-    let id = session.id.clone();
-    labels.user(&user.id);
-    state
-        .sessions
-        .store
-        .insert(session)
-        .await
-        .map_err(|_| AuthError::StoreUnavailable)?;
-    audit::emit(AuditEvent::SignIn {
-        tenant: &tenant.id,
-        user: &user.id,
-        method: "dev",
-        session: &id.log_hash(),
-    });
+    let id = super::start_session(&state, session, "dev", &labels).await?;
     let return_to = safe_return_path(form_field(&body, "return_to").as_deref());
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     response

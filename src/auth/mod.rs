@@ -265,6 +265,31 @@ pub fn safe_return_path(candidate: Option<&str>) -> String {
     }
 }
 
+/// Stores a new session (always a fresh id: no session fixation) and audits the sign-in.
+pub(crate) async fn start_session(
+    state: &AppState,
+    session: Session,
+    method: &str,
+    labels: &Labels,
+) -> Result<SessionId, AuthError> {
+    let id = session.id.clone();
+    let (tenant, user) = (session.tenant.clone(), session.user.subject.clone());
+    labels.user(&user);
+    state
+        .sessions
+        .store
+        .insert(session)
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::SignIn {
+        tenant: &tenant,
+        user: &user,
+        method,
+        session: &id.log_hash(),
+    });
+    Ok(id)
+}
+
 /// Name of the cookie that ties a login in flight to the browser that started it.
 const LOGIN_BINDING_COOKIE: &str = "portico_login";
 
@@ -336,22 +361,7 @@ async fn callback_get(
             return Err(error.into());
         }
     };
-    let session = done.session;
-    let id = session.id.clone();
-    labels.user(&session.user.subject);
-    let user = session.user.subject.clone();
-    state
-        .sessions
-        .store
-        .insert(session)
-        .await
-        .map_err(|_| AuthError::StoreUnavailable)?;
-    audit::emit(AuditEvent::SignIn {
-        tenant: &tenant.id,
-        user: &user,
-        method: "oidc",
-        session: &id.log_hash(),
-    });
+    let id = start_session(&state, done.session, "oidc", &labels).await?;
     let mut response =
         (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
     let headers = response.headers_mut();

@@ -162,23 +162,13 @@ async fn backstage_request(
     let original_host = parts.headers.get(header::HOST).cloned();
     let user = &signed_in.session.user;
     let roles = signed_in.roles.names();
-    let identity = Identity {
-        // Backstage gets its own credential below; no portico identity headers.
-        modes: IdentityModes {
-            assertion: false,
-            headers: false,
-            access_token: false,
-        },
-        assertion: None,
-        access_token: None,
-        user: &user.subject,
-        email: &user.email,
-        name: &user.name,
-        groups: &user.groups,
-        roles: &roles,
-        tenant: &tenant.id,
-        app: "backstage",
+    // Backstage gets its own credential below; no portico identity headers.
+    let none = IdentityModes {
+        assertion: false,
+        headers: false,
+        access_token: false,
     };
+    let identity = Identity::of(user, &roles, &tenant.id, "backstage", none);
     headers::prepare_upstream_request(
         &mut parts.headers,
         &identity,

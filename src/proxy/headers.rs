@@ -67,6 +67,30 @@ pub struct Identity<'a> {
     pub app: &'a str,
 }
 
+impl<'a> Identity<'a> {
+    /// The user of `session` in `tenant`, for `app`, in the given forms; assertion and token are set later.
+    pub fn of(
+        user: &'a crate::auth::session::User,
+        roles: &'a [&'a str],
+        tenant: &'a str,
+        app: &'a str,
+        modes: IdentityModes,
+    ) -> Self {
+        Identity {
+            modes,
+            assertion: None,
+            access_token: None,
+            user: &user.subject,
+            email: &user.email,
+            name: &user.name,
+            groups: &user.groups,
+            roles,
+            tenant,
+            app,
+        }
+    }
+}
+
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers

@@ -224,18 +224,7 @@ async fn app_request(
             let original_host = parts.headers.get(header::HOST).cloned();
             let user = &signed_in.session.user;
             let roles = signed_in.roles.names();
-            let mut identity = Identity {
-                modes: app.identity,
-                assertion: None,
-                access_token: None,
-                user: &user.subject,
-                email: &user.email,
-                name: &user.name,
-                groups: &user.groups,
-                roles: &roles,
-                tenant: &tenant.id,
-                app: &app.id,
-            };
+            let mut identity = Identity::of(user, &roles, &tenant.id, &app.id, app.identity);
             let issuer = tenant_issuer(tenant);
             let assertion = app.identity.assertion.then(|| {
                 state.assertions.assertion(
