@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Mutex;
 
+use axum::http::HeaderValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -188,25 +189,31 @@ pub struct Subject<'a> {
 }
 
 struct Cached {
-    token: String,
+    audience: String,
+    /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying them.
+    token: HeaderValue,
     expires_at: u64,
     fingerprint: u64,
 }
 
-/// Assertions already signed, per session and app, reused until shortly before they expire.
+/// Assertions already signed, per session and app, reused until shortly before they expire. Keyed by
+/// session, then a short list of apps, so a lookup borrows instead of allocating a key.
 #[derive(Default)]
 pub struct AssertionCache {
-    entries: Mutex<HashMap<(String, String), Cached>>,
+    entries: Mutex<HashMap<String, Vec<Cached>>>,
 }
 
 impl AssertionCache {
     /// A valid assertion for `subject`, from the cache when one has enough life left and says the same.
-    pub fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> String {
+    pub fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> HeaderValue {
         let now = unix_now();
         let fingerprint = fingerprint(subject, keys.signing_kid());
-        let cache_key = (subject.session.to_owned(), subject.audience.to_owned());
         if let Ok(entries) = self.entries.lock() {
-            if let Some(cached) = entries.get(&cache_key) {
+            let cached = entries.get(subject.session).and_then(|apps| {
+                apps.iter()
+                    .find(|cached| cached.audience == subject.audience)
+            });
+            if let Some(cached) = cached {
                 if cached.fingerprint == fingerprint
                     && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
                 {
@@ -228,18 +235,23 @@ impl AssertionCache {
             "nbf": now.saturating_sub(5),
             "exp": expires_at,
         }));
+        // A JWT is base64url and dots: always a valid header value.
+        let token = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""));
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_SWEEP_AT {
-                entries.retain(|_, cached| cached.expires_at > now);
+                entries.retain(|_, apps| {
+                    apps.retain(|cached| cached.expires_at > now);
+                    !apps.is_empty()
+                });
             }
-            entries.insert(
-                cache_key,
-                Cached {
-                    token: token.clone(),
-                    expires_at,
-                    fingerprint,
-                },
-            );
+            let apps = entries.entry(subject.session.to_owned()).or_default();
+            apps.retain(|cached| cached.audience != subject.audience);
+            apps.push(Cached {
+                audience: subject.audience.to_owned(),
+                token: token.clone(),
+                expires_at,
+                fingerprint,
+            });
         }
         token
     }
@@ -288,7 +300,7 @@ mod tests {
         let keys = SigningKeys::generate();
         let cache = AssertionCache::default();
         let token = cache.assertion(&keys, &subject(&["developer"]));
-        let parts: Vec<&str> = token.split('.').collect();
+        let parts: Vec<&str> = token.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
         let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks()).unwrap();
         let jwk = &jwks["keys"][0];

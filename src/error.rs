@@ -146,10 +146,8 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         .headers()
         .get("sec-fetch-dest")
         .is_some_and(|dest| dest == "iframe");
-    let return_to = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    // Kept as the URI (a cheap clone); the return path is only built when a sign-in redirect needs it.
+    let uri = request.uri().clone();
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -161,9 +159,10 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     if let Some(detail) = &report.detail {
         tracing::warn!(request_id, code = report.code, detail, "request failed");
     }
+    let return_to = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let sign_in_href = format!(
         "/auth/login?return_to={}",
-        percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(return_to, percent_encoding::NON_ALPHANUMERIC)
     );
     let mut rendered = if report.sign_in && html && !in_iframe {
         Redirect::to(&sign_in_href).into_response()

@@ -26,14 +26,16 @@ pub enum TenantError {
 
 /// Finds the tenant for a Host value (`name` or `name:port`, any case).
 pub fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
-    let host = host.trim().to_ascii_lowercase();
-    let host_without_port = strip_port(&host);
+    // Listed hosts are lower-case already; compare without allocating per request.
+    let host = host.trim();
+    let host_without_port = strip_port(host);
     config
         .tenants
         .iter()
         .find(|tenant| {
             tenant.hosts.iter().any(|listed| {
-                *listed == host || (*listed == host_without_port && !listed.contains(':'))
+                listed.eq_ignore_ascii_case(host)
+                    || (listed.eq_ignore_ascii_case(host_without_port) && !listed.contains(':'))
             })
         })
         .or_else(|| {

@@ -54,8 +54,8 @@ pub const IDENTITY_PREFIX: &str = "x-portico-";
 /// Who the user is, as portico tells an upstream, and in which forms (`identity:` of the app).
 pub struct Identity<'a> {
     pub modes: IdentityModes,
-    /// The signed assertion, when `modes.assertion`.
-    pub assertion: Option<&'a str>,
+    /// The signed assertion, when `modes.assertion` (a shared, ready header value).
+    pub assertion: Option<HeaderValue>,
     /// The user's OIDC access token, when `modes.access_token` and the session has one.
     pub access_token: Option<&'a str>,
     pub user: &'a str,
@@ -144,8 +144,12 @@ pub fn prepare_upstream_request(
     if let Some(host) = original_host {
         headers.insert("x-forwarded-host", host);
     }
-    if let Some(assertion) = identity.assertion.filter(|_| identity.modes.assertion) {
-        headers.insert(ASSERTION_HEADER, header_value(assertion));
+    if let Some(assertion) = identity
+        .assertion
+        .clone()
+        .filter(|_| identity.modes.assertion)
+    {
+        headers.insert(ASSERTION_HEADER, assertion);
     }
     if let Some(token) = identity
         .access_token
@@ -352,7 +356,7 @@ mod tests {
     fn identity() -> Identity<'static> {
         Identity {
             modes: IdentityModes::default(),
-            assertion: Some("signed"),
+            assertion: Some(HeaderValue::from_static("signed")),
             access_token: Some("at"),
             user: "dave",
             email: "dave@x",

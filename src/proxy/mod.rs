@@ -243,7 +243,7 @@ async fn app_request(
                     },
                 )
             });
-            identity.assertion = assertion.as_deref();
+            identity.assertion = assertion;
             identity.access_token = signed_in
                 .session
                 .oidc
