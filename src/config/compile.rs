@@ -748,10 +748,16 @@ impl<'s> Reader<'s> {
                 Some("redirect URIs are built from it, never from the Host header, e.g. `public_origin: https://portal.acme.example`".into()),
             );
         }
+        let assertion_issuer = match (&public_origin, hosts.first()) {
+            (Some(origin), _) => origin.origin.clone(),
+            (None, Some(host)) => format!("http://{host}"),
+            (None, None) => format!("urn:portico:tenant:{id}"),
+        };
         Some(Tenant {
             id: id.to_owned(),
             hosts,
             public_origin,
+            assertion_issuer,
             backstage,
             branding: branding?,
             sign_in: sign_in?,

@@ -63,6 +63,9 @@ pub struct Tenant {
     pub hosts: Vec<String>,
     /// The origin users reach the tenant at; absolute URLs (redirect URIs) are built from it, never from Host.
     pub public_origin: Option<PublicOrigin>,
+    /// `iss` of the identity assertions sent upstream: the public origin, else `http://<first host>`.
+    /// Computed once here because the proxy needs it on every request.
+    pub assertion_issuer: String,
     pub branding: Branding,
     pub sign_in: SignIn,
     pub roles: RoleMap,

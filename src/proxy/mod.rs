@@ -225,12 +225,11 @@ async fn app_request(
             let user = &signed_in.session.user;
             let roles = signed_in.roles.names();
             let mut identity = Identity::of(user, &roles, &tenant.id, &app.id, app.identity);
-            let issuer = tenant_issuer(tenant);
             let assertion = app.identity.assertion.then(|| {
                 state.assertions.assertion(
                     &state.signing_keys,
                     &crate::assertion::Subject {
-                        issuer: &issuer,
+                        issuer: &tenant.assertion_issuer,
                         audience: &app.id,
                         session: signed_in.session.id.as_str(),
                         user: &user.subject,
@@ -309,15 +308,6 @@ fn is_websocket_handshake(headers: &axum::http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     connection_upgrade && websocket
-}
-
-/// The assertion's issuer: the tenant's public origin, or its first host.
-fn tenant_issuer(tenant: &crate::config::Tenant) -> String {
-    match (&tenant.public_origin, tenant.hosts.first()) {
-        (Some(origin), _) => origin.origin.clone(),
-        (None, Some(host)) => format!("http://{host}"),
-        (None, None) => format!("urn:portico:tenant:{}", tenant.id),
-    }
 }
 
 /// Files from a directory: existing files as they are, anything else without an extension falls back to
