@@ -20,13 +20,12 @@ use axum::routing::any;
 use axum::{Extension, Router};
 use serde::Deserialize;
 
-use crate::audit::{self, AuditEvent};
+use crate::auth::SignedIn;
 use crate::auth::session::unix_now;
-use crate::auth::{AuthError, SignedIn, csrf};
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
 use crate::error::AppError;
 use crate::proxy::headers::{self, Identity};
-use crate::proxy::{ProxyError, path};
+use crate::proxy::{ProxyError, guard_forwarded_request, path};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
 
@@ -144,15 +143,7 @@ async fn backstage_request(
         return Err(BackstageError::PluginNotAllowed(plugin.to_owned()).into());
     }
     let inside = path::normalise(rest).map_err(|bad| ProxyError::BadPath(bad.0))?;
-    if !request.method().is_safe()
-        && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token)
-    {
-        audit::emit(AuditEvent::CsrfRejected {
-            tenant: &tenant.id,
-            path: &raw_path,
-        });
-        return Err(AuthError::CsrfRejected.into());
-    }
+    let request = guard_forwarded_request(request, &context, &signed_in)?;
     let path_and_query = match request.uri().query() {
         Some(query) => format!("/api/{plugin}{}?{query}", inside.raw),
         None => format!("/api/{plugin}{}", inside.raw),
@@ -163,12 +154,7 @@ async fn backstage_request(
     let user = &signed_in.session.user;
     let roles = signed_in.roles.names();
     // Backstage gets its own credential below; no portico identity headers.
-    let none = IdentityModes {
-        assertion: false,
-        headers: false,
-        access_token: false,
-    };
-    let identity = Identity::of(user, &roles, &tenant.id, "backstage", none);
+    let identity = Identity::of(user, &roles, &tenant.id, "backstage", IdentityModes::NONE);
     headers::prepare_upstream_request(
         &mut parts.headers,
         &identity,

@@ -1506,11 +1506,7 @@ impl<'s> Reader<'s> {
 
     /// `identity: [assertion, headers, access_token]` or `identity: none`.
     fn identity(&mut self, node: &Node, path: &str) -> Option<IdentityModes> {
-        let mut modes = IdentityModes {
-            assertion: false,
-            headers: false,
-            access_token: false,
-        };
+        let mut modes = IdentityModes::NONE;
         for (mode, mark) in self.strings(node, path)? {
             match mode.as_str() {
                 "assertion" => modes.assertion = true,

@@ -192,6 +192,15 @@ pub struct IdentityModes {
     pub access_token: bool,
 }
 
+impl IdentityModes {
+    /// Nothing about the user goes upstream (`identity: none`).
+    pub const NONE: IdentityModes = IdentityModes {
+        assertion: false,
+        headers: false,
+        access_token: false,
+    };
+}
+
 impl Default for IdentityModes {
     fn default() -> Self {
         IdentityModes {

@@ -175,37 +175,8 @@ async fn app_request(
         .into());
     }
 
-    // A state-changing request must prove it comes from this origin (CSRF), after the access decision
-    // so a user without access learns nothing more than 403.
-    // A WebSocket handshake is a GET, but it opens a two-way channel: it needs the same proof
-    // (against cross-site WebSocket hijacking).
-    if (!request.method().is_safe() || is_websocket_handshake(request.headers()))
-        && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token)
-    {
-        audit::emit(AuditEvent::CsrfRejected {
-            tenant: &tenant.id,
-            path: &raw_path,
-        });
-        return Err(AuthError::CsrfRejected.into());
-    }
-
-    // Refuse what is announced as too large before anything is forwarded; a body without a length is
-    // cut off at the limit as it streams.
-    let max_body = context.config.proxy.max_request_body;
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > max_body) {
-        return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
-    }
-    let request = request.map(|body| {
-        Body::new(http_body_util::Limited::new(
-            body,
-            usize::try_from(max_body).unwrap_or(usize::MAX),
-        ))
-    });
+    // After the access decision, so a user without access learns nothing more than 403.
+    let request = guard_forwarded_request(request, &context, &signed_in)?;
 
     let response = match &app.target {
         AppTarget::Upstream(upstream) => {
@@ -293,6 +264,37 @@ async fn app_request(
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
     };
     Ok(frame_for_shell(app, response))
+}
+
+/// What every request forwarded to an upstream (an app or Backstage) must pass, after the access decision:
+/// proof that a state change or WebSocket handshake comes from this origin (CSRF; a handshake is a GET
+/// but opens a two-way channel, hence cross-site WebSocket hijacking), and the request body limit (a
+/// body announced too large is refused before anything is forwarded; one without a length is cut off
+/// at the limit as it streams).
+pub(crate) fn guard_forwarded_request(
+    request: Request,
+    context: &RequestContext,
+    signed_in: &SignedIn,
+) -> Result<Request, AppError> {
+    let needs_proof = !request.method().is_safe() || is_websocket_handshake(request.headers());
+    if needs_proof && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token) {
+        audit::emit(AuditEvent::CsrfRejected {
+            tenant: &context.tenant.id,
+            path: request.uri().path(),
+        });
+        return Err(AuthError::CsrfRejected.into());
+    }
+    let max_body = context.config.proxy.max_request_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body) {
+        return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
+    }
+    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }
 
 /// `Connection: upgrade` with `Upgrade: websocket` on a GET: the start of a WebSocket.
