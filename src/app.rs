@@ -18,7 +18,7 @@ use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 use crate::{admin, assertion, auth, backstage, error, proxy, shell, telemetry, tenant};
 
 /// Why the server would not start.
@@ -91,7 +91,7 @@ impl App {
         } else {
             SigningKeys::from_files(&config.server.signing_keys)?
         };
-        let state = AppState {
+        let state = AppState::new(SharedState {
             signing_keys: Arc::new(signing_keys),
             assertions: Arc::new(AssertionCache::default()),
             backstage_tokens: Arc::default(),
@@ -102,7 +102,7 @@ impl App {
             },
             config: Arc::new(ArcSwap::from_pointee(config)),
             listen: bound,
-        };
+        });
         Ok(App {
             listener,
             admin_listener,

@@ -16,8 +16,25 @@ use crate::backstage::BackstageTokens;
 use crate::config::{Config, Tenant};
 use crate::proxy::UpstreamClient;
 
+/// The server's shared state, one pointer wide: axum clones the state for every request and every
+/// extractor, so a clone must be one reference-count increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+pub struct SharedState {
     pub config: Arc<ArcSwap<Config>>,
     pub sessions: Sessions,
     pub upstreams: UpstreamClient,
@@ -32,7 +49,7 @@ pub struct AppState {
     pub listen: SocketAddr,
 }
 
-impl AppState {
+impl SharedState {
     /// Dev sign-in is only ever offered on a loopback listener: nobody else can reach it there.
     pub fn dev_sign_in_allowed(&self) -> bool {
         self.listen.ip().is_loopback()
