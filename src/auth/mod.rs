@@ -11,6 +11,8 @@ pub mod dev;
 pub mod oidc;
 pub mod session;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
@@ -116,7 +118,7 @@ pub fn router() -> Router<AppState> {
 /// A request made with a valid session of the current tenant, with the roles its groups grant now.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub roles: Roles,
 }
 

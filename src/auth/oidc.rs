@@ -488,9 +488,9 @@ impl OidcRegistry {
     /// session share one refresh. A failed refresh is an error: the caller ends the session.
     pub async fn refresh_if_needed(
         &self,
-        session: Session,
+        session: Arc<Session>,
         store: &dyn super::session::SessionStore,
-    ) -> Result<Session, AuthError> {
+    ) -> Result<Arc<Session>, AuthError> {
         let needs_refresh = |session: &Session| {
             session.oidc.as_ref().is_some_and(|tokens| {
                 tokens.refresh_token.is_some() && tokens.refresh_at <= unix_now()
@@ -531,15 +531,16 @@ impl OidcRegistry {
 
     async fn refresh(
         &self,
-        mut session: Session,
+        current: Arc<Session>,
         store: &dyn super::session::SessionStore,
-    ) -> Result<Session, AuthError> {
-        let (idp, discovered) = self.idp(&session.tenant)?;
+    ) -> Result<Arc<Session>, AuthError> {
+        let (idp, discovered) = self.idp(&current.tenant)?;
+        let mut session = Arc::unwrap_or_clone(current);
         let Some(tokens) = session.oidc.clone() else {
-            return Ok(session);
+            return Ok(Arc::new(session));
         };
         let Some(refresh_token) = tokens.refresh_token.clone() else {
-            return Ok(session);
+            return Ok(Arc::new(session));
         };
         let refresh_token = RefreshToken::new(refresh_token);
         let response = discovered
@@ -569,7 +570,7 @@ impl OidcRegistry {
             .insert(session.clone())
             .await
             .map_err(|_| AuthError::StoreUnavailable)?;
-        Ok(session)
+        Ok(Arc::new(session))
     }
 
     /// Where to send the browser after the session ended: the IdP's end-session endpoint when it has one.

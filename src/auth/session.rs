@@ -165,7 +165,8 @@ pub struct StoreError(pub String);
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn insert(&self, session: Session) -> Result<(), StoreError>;
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// The session, shared: a lookup on every request must not copy its user and tokens.
+    async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
     /// Records activity; may be skipped by the caller when the last touch is recent.
     async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError>;
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
@@ -187,7 +188,7 @@ pub trait SessionStore: Send + Sync + 'static {
 /// Sessions in this process's memory. Lost on restart; not shared between instances.
 #[derive(Default)]
 pub struct MemoryStore {
-    sessions: RwLock<HashMap<SessionId, Session>>,
+    sessions: RwLock<HashMap<SessionId, Arc<Session>>>,
 }
 
 #[async_trait]
@@ -197,11 +198,11 @@ impl SessionStore for MemoryStore {
             .sessions
             .write()
             .map_err(|_| StoreError("lock poisoned".into()))?;
-        sessions.insert(session.id.clone(), session);
+        sessions.insert(session.id.clone(), Arc::new(session));
         Ok(())
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let sessions = self
             .sessions
             .read()
@@ -215,7 +216,8 @@ impl SessionStore for MemoryStore {
             .write()
             .map_err(|_| StoreError("lock poisoned".into()))?;
         if let Some(session) = sessions.get_mut(id) {
-            session.last_seen = now;
+            // Copies the session only while a request still holds the old one (once per interval).
+            Arc::make_mut(session).last_seen = now;
         }
         Ok(())
     }
@@ -284,7 +286,7 @@ impl Sessions {
         id: &SessionId,
         tenant: &str,
         settings: &SessionSettings,
-    ) -> Result<Session, LookupMiss> {
+    ) -> Result<Arc<Session>, LookupMiss> {
         let session = match self.store.get(id).await {
             Ok(Some(session)) => session,
             Ok(None) => return Err(LookupMiss::Unknown),
@@ -294,7 +296,7 @@ impl Sessions {
             }
         };
         if session.tenant != tenant {
-            return Err(LookupMiss::OtherTenant(session.tenant));
+            return Err(LookupMiss::OtherTenant(session.tenant.clone()));
         }
         let now = unix_now();
         if session.expired(now, settings) {
