@@ -2,8 +2,9 @@
 # Proxy overhead benchmark: the same 1 KiB GET load (wrk) sent on loopback to
 #   1. the upstream directly (nginx serving a static 1 KiB file),
 #   2. nginx proxy_pass, 3. lighttpd mod_proxy, 4. portico (signed-in session, /apps/echo/…),
+#   5. the hyper floor (examples/bare_proxy.rs: portico's stack forwarding only),
 # each proxy alone on core 1, wrk and the upstream on core 0. Reports req/s, p99 latency and the
-# proxy's CPU time per request, and the ratios portico/nginx and lighttpd/nginx.
+# proxy's CPU time per request, and the ratios portico/nginx, lighttpd/nginx and to the floor.
 #
 # Usage: bench/run.sh            (see bench/README.md)
 # Env:   BENCH_DURATION=10s  BENCH_CONNECTIONS=32  BENCH_WARMUP=2s  BENCH_ACCESS_LOG=on|off
@@ -105,6 +106,7 @@ if [[ -n ${PORTICO_BIN:-} ]]; then
     PORTICO=$PORTICO_BIN
     [[ -x $PORTICO ]] || die "PORTICO_BIN=$PORTICO is not an executable"
     log "using PORTICO_BIN=$PORTICO (no build)"
+    FLOOR=$(dirname "$PORTICO")/examples/bare_proxy
 else
     if [[ ! -f $ROOT/node_modules/@luigi-project/core/luigi.js ]] || [[ $ROOT/package-lock.json -nt $ROOT/node_modules/.package-lock.json ]]; then
         log "installing the pinned npm packages portico embeds (npm ci)"
@@ -112,10 +114,13 @@ else
     fi
     log "building portico (cargo build --release)"
     build_start=$(date +%s)
-    (cd "$ROOT" && cargo build --release --bin portico)
+    (cd "$ROOT" && cargo build --release --bin portico --example bare_proxy)
     log "build took $(($(date +%s) - build_start)) s"
     PORTICO="$ROOT/target/release/portico"
+    FLOOR="$ROOT/target/release/examples/bare_proxy"
 fi
+# The "hyper floor" row: examples/bare_proxy.rs, portico's runtime, server and client doing nothing else.
+[[ -x $FLOOR ]] || { log "no $FLOOR (cargo build --release --example bare_proxy): the hyper floor row is skipped"; FLOOR=""; }
 
 # ---------------------------------------------------------------------------------------------------
 # Work dir, free ports, helpers.
@@ -185,6 +190,7 @@ free_port; U_PORT=$FREE_PORT
 free_port; N_PORT=$FREE_PORT
 free_port; L_PORT=$FREE_PORT
 free_port; P_PORT=$FREE_PORT
+free_port; F_PORT=$FREE_PORT
 
 # ---------------------------------------------------------------------------------------------------
 # The upstream: nginx serving the static file, one process, on the load core.
@@ -323,6 +329,13 @@ PORTICO_THREADS=$(find /proc/"$PORTICO_PID"/task -mindepth 1 -maxdepth 1 | wc -l
 log "portico: $PORTICO_THREADS threads, $PORTICO_WORKERS tokio worker(s) (TOKIO_WORKER_THREADS=1)"
 [[ $PORTICO_WORKERS -eq 1 ]] || log "WARNING: expected 1 tokio worker thread, found $PORTICO_WORKERS (taskset still confines them to core $PROXY_CORE)"
 
+if [[ -n $FLOOR ]]; then
+    start "hyper floor :$F_PORT" "$PROXY_CORE" "$WORK/floor.log" \
+        env TOKIO_WORKER_THREADS=1 "$FLOOR" "127.0.0.1:$F_PORT" "http://127.0.0.1:$U_PORT"
+    FLOOR_PID=$START_PID
+    wait_listening "hyper floor" "$FLOOR_PID" "$F_PORT" "$WORK/floor.log"
+fi
+
 # Sign in and take the session cookie.
 SET_COOKIE=$(curl -sS --max-time 5 -D - -o /dev/null -H "Origin: http://127.0.0.1:$P_PORT" \
     -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' | grep -i '^set-cookie:' || true)
@@ -333,6 +346,12 @@ COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' <<<"$SE
 # Verify every path before measuring anything: 200 and exactly the 1 KiB body.
 TARGETS=(direct nginx lighttpd portico)
 declare -A URL PID LABEL
+if [[ -n $FLOOR ]]; then
+    TARGETS+=(floor)
+    URL[floor]="http://127.0.0.1:$F_PORT/file1k"
+    PID[floor]=$FLOOR_PID
+    LABEL[floor]="hyper floor (examples/bare_proxy.rs)"
+fi
 URL[direct]="http://127.0.0.1:$U_PORT/file1k"
 URL[nginx]="http://127.0.0.1:$N_PORT/file1k"
 URL[lighttpd]="http://127.0.0.1:$L_PORT/file1k"
@@ -355,7 +374,7 @@ for t in "${TARGETS[@]}"; do
 done
 code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[portico]}" || echo "000")
 [[ $code == 401 ]] || die "portico without the session cookie answered $code, expected 401"
-log "verified: all four paths answer 200 with the 1 KiB body; portico without the cookie answers 401"
+log "verified: all ${#TARGETS[@]} paths answer 200 with the 1 KiB body; portico without the cookie answers 401"
 
 # ---------------------------------------------------------------------------------------------------
 # Measure.
@@ -461,6 +480,14 @@ R_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[nginx]}")
 L_RPS=$(ratio "${RPS[lighttpd]}" "${RPS[nginx]}")
 L_P99=$(ratio "${P99[lighttpd]}" "${P99[nginx]}")
 L_CPU=$(ratio "${CPU_US[lighttpd]}" "${CPU_US[nginx]}")
+if [[ -n $FLOOR ]]; then
+    F_RPS=$(ratio "${RPS[floor]}" "${RPS[nginx]}")
+    F_P99=$(ratio "${P99[floor]}" "${P99[nginx]}")
+    F_CPU=$(ratio "${CPU_US[floor]}" "${CPU_US[nginx]}")
+    O_RPS=$(ratio "${RPS[portico]}" "${RPS[floor]}")
+    O_P99=$(ratio "${P99[portico]}" "${P99[floor]}")
+    O_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[floor]}")
+fi
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -489,6 +516,10 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo "| --- | ---: | ---: | ---: |"
     echo "| portico / nginx | $R_RPS | $R_P99 | $R_CPU |"
     echo "| lighttpd / nginx | $L_RPS | $L_P99 | $L_CPU |"
+    if [[ -n $FLOOR ]]; then
+        echo "| hyper floor / nginx | $F_RPS | $F_P99 | $F_CPU |"
+        echo "| portico / hyper floor | $O_RPS | $O_P99 | $O_CPU |"
+    fi
     echo
     echo "Whole run (build included): ${ELAPSED} s."
     if ((NOISY)); then
