@@ -63,6 +63,8 @@ pub fn compile(
         file: Arc::from(file),
         diagnostics: Vec::new(),
         hosts_claimed: Vec::new(),
+        namespaces_claimed: Vec::new(),
+        unscoped_backstage: Vec::new(),
         base_dir: base_dir.to_path_buf(),
     };
     let root = match yaml::parse(text) {
@@ -89,8 +91,71 @@ struct Reader<'s> {
     diagnostics: Vec<Diagnostic>,
     /// `(tenant, host, where)` for every host listed so far, to find a host claimed twice.
     hosts_claimed: Vec<(String, String, Mark)>,
+    /// Every Backstage namespace a tenant lists, to find one claimed by two tenants.
+    namespaces_claimed: Vec<NamespaceClaim>,
+    /// `(tenant, backend, where, key path)` of each Backstage mount that lists no namespaces.
+    unscoped_backstage: Vec<(String, String, Mark, String)>,
     /// The main file's directory, for paths in it.
     base_dir: PathBuf,
+}
+
+/// One entry of `shared_apps:`: an app defined once and enabled for several tenants.
+struct SharedApp<'n> {
+    index: usize,
+    /// The app's own keys (without `tenants` and `overrides`).
+    base: Vec<(&'n Node, &'n Node)>,
+    mark: Mark,
+    /// The tenants that enable it, as listed.
+    tenants: Vec<(String, Mark)>,
+    /// Per-tenant replacements for some of the app's keys.
+    overrides: Vec<(String, Vec<(&'n Node, &'n Node)>)>,
+}
+
+/// What a tenant's copy of a shared app may change.
+const SHARED_APP_OVERRIDES: &[&str] = &["label", "access", "upstream"];
+
+impl SharedApp<'_> {
+    /// The app as `tenant` sees it: the shared keys, with that tenant's overrides replacing them. An
+    /// overriding `upstream` also replaces a shared `static` bundle. Marks stay where each key was
+    /// written, so an error in an override points at the override.
+    fn for_tenant(&self, tenant: &str) -> Node {
+        let overrides: &[(&Node, &Node)] = self
+            .overrides
+            .iter()
+            .find(|(name, _)| name == tenant)
+            .map_or(&[], |(_, entries)| entries.as_slice());
+        let key_text = |node: &Node| match &node.value {
+            Value::Scalar { text } => text.clone(),
+            _ => String::new(),
+        };
+        let overridden: Vec<String> = overrides.iter().map(|(k, _)| key_text(k)).collect();
+        let replaces = |key: &str| {
+            overridden.iter().any(|o| o == key)
+                || (key == "static" && overridden.iter().any(|o| o == "upstream"))
+        };
+        let mut entries: Vec<(Node, Node)> = self
+            .base
+            .iter()
+            .filter(|(key, _)| !replaces(&key_text(key)))
+            .map(|(k, v)| ((*k).clone(), (*v).clone()))
+            .collect();
+        entries.extend(overrides.iter().map(|(k, v)| ((*k).clone(), (*v).clone())));
+        Node {
+            value: Value::Map(entries),
+            mark: self.mark,
+        }
+    }
+}
+
+/// One Backstage namespace listed by one tenant.
+struct NamespaceClaim {
+    tenant: String,
+    /// The Backstage backend URL, normalised: the same name on two Backstage instances is no conflict.
+    backend: String,
+    namespace: String,
+    shared: bool,
+    mark: Mark,
+    path: String,
 }
 
 /// The entries of a mapping whose keys were all checked against an allow-list.
@@ -445,6 +510,7 @@ impl<'s> Reader<'s> {
                 "proxy",
                 "default_tenant",
                 "tenants",
+                "shared_apps",
             ],
         )?;
         if let Some(version) = fields.get("version") {
@@ -463,6 +529,22 @@ impl<'s> Reader<'s> {
         let sessions = self.sessions(fields.get("sessions"));
         let proxy = self.proxy(fields.get("proxy"));
 
+        // Tenant ids first: shared apps name them, and each tenant compiles the shared apps it enables.
+        let tenant_ids: Vec<String> = match fields.get("tenants").map(|n| &n.value) {
+            Some(Value::Map(entries)) => entries
+                .iter()
+                .filter_map(|(key, _)| match &key.value {
+                    Value::Scalar { text } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let shared_apps = match fields.get("shared_apps") {
+            Some(node) => self.shared_apps(node, &tenant_ids),
+            None => Vec::new(),
+        };
+
         let mut tenants = Vec::new();
         if let Some(node) = self.required(
             &fields,
@@ -475,7 +557,7 @@ impl<'s> Reader<'s> {
                 if !self.identifier(&id, mark, &path, "tenant id") {
                     continue;
                 }
-                if let Some(tenant) = self.tenant(&id, tenant_node, &path, base_dir) {
+                if let Some(tenant) = self.tenant(&id, tenant_node, &path, base_dir, &shared_apps) {
                     tenants.push(Arc::new(tenant));
                 }
             }
@@ -507,6 +589,8 @@ impl<'s> Reader<'s> {
                 }
             }
         }
+
+        self.check_namespaces();
 
         Some(Config {
             server: server?,
@@ -646,7 +730,167 @@ impl<'s> Reader<'s> {
         Some(settings)
     }
 
-    fn tenant(&mut self, id: &str, node: &Node, path: &str, base_dir: &Path) -> Option<Tenant> {
+    /// `shared_apps:`: apps defined once and enabled for a list of tenants, with per-tenant overrides.
+    /// Only the `tenants` and `overrides` keys are read here; each tenant compiles its copy of the app
+    /// against its own role map (see [`SharedApp::for_tenant`]).
+    fn shared_apps<'n>(&mut self, node: &'n Node, tenant_ids: &[String]) -> Vec<SharedApp<'n>> {
+        let mut out = Vec::new();
+        let Some(items) = self.items(node, "shared_apps") else {
+            return out;
+        };
+        let known: Vec<&str> = tenant_ids.iter().map(String::as_str).collect();
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("shared_apps[{index}]");
+            let Value::Map(entries) = &item.value else {
+                self.error(
+                    item.mark,
+                    &path,
+                    format!("expected a mapping (an app), found {}", item.kind()),
+                    Some("e.g. `- { id: wiki, tenants: [acme, globex], access: { roles: [developer] }, upstream: http://wiki:8080 }`".into()),
+                );
+                continue;
+            };
+            let key_is = |key: &Node, name: &str| matches!(&key.value, Value::Scalar { text } if text == name);
+            let base: Vec<(&Node, &Node)> = entries
+                .iter()
+                .filter(|(key, _)| !key_is(key, "tenants") && !key_is(key, "overrides"))
+                .map(|(k, v)| (k, v))
+                .collect();
+            let mut shared = SharedApp {
+                index,
+                base,
+                mark: item.mark,
+                tenants: Vec::new(),
+                overrides: Vec::new(),
+            };
+            let tenants_node = entries.iter().find(|(key, _)| key_is(key, "tenants"));
+            let Some((_, tenants_node)) = tenants_node else {
+                self.error(
+                    item.mark,
+                    &join(&path, "tenants"),
+                    "a shared app needs `tenants`",
+                    Some(format!(
+                        "the tenants that enable it, e.g. `tenants: [{}]`",
+                        known.join(", ")
+                    )),
+                );
+                continue;
+            };
+            let tenants_path = join(&path, "tenants");
+            for (tenant, mark) in self
+                .strings(tenants_node, &tenants_path)
+                .unwrap_or_default()
+            {
+                if !known.contains(&tenant.as_str()) {
+                    let hint = match closest(&tenant, &known) {
+                        Some(near) => {
+                            format!("did you mean `{near}`? tenants: {}", known.join(", "))
+                        }
+                        None => format!("tenants: {}", known.join(", ")),
+                    };
+                    self.error(
+                        mark,
+                        &tenants_path,
+                        format!("unknown tenant `{tenant}`"),
+                        Some(hint),
+                    );
+                    continue;
+                }
+                if shared.tenants.iter().any(|(seen, _)| *seen == tenant) {
+                    self.error(
+                        mark,
+                        &tenants_path,
+                        format!("tenant `{tenant}` is listed twice"),
+                        None,
+                    );
+                    continue;
+                }
+                shared.tenants.push((tenant, mark));
+            }
+            if let Some((_, overrides_node)) =
+                entries.iter().find(|(key, _)| key_is(key, "overrides"))
+            {
+                let overrides_path = join(&path, "overrides");
+                for (tenant, mark, override_node) in
+                    self.named_entries(overrides_node, &overrides_path)
+                {
+                    let tenant_path = join(&overrides_path, &tenant);
+                    if !shared.tenants.iter().any(|(enabled, _)| *enabled == tenant) {
+                        self.error(
+                            mark,
+                            &tenant_path,
+                            format!(
+                                "overrides for tenant `{tenant}`, which does not enable this app"
+                            ),
+                            Some("add the tenant to `tenants`, or remove these overrides".into()),
+                        );
+                        continue;
+                    }
+                    let Some(fields) = self.map(override_node, &tenant_path, SHARED_APP_OVERRIDES)
+                    else {
+                        continue;
+                    };
+                    let keys: Vec<(&Node, &Node)> = match &fields.node.value {
+                        Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+                        _ => Vec::new(),
+                    };
+                    shared.overrides.push((tenant, keys));
+                }
+            }
+            if shared.tenants.is_empty() {
+                continue;
+            }
+            out.push(shared);
+        }
+        out
+    }
+
+    /// A Backstage namespace listed by two tenants of the same Backstage backend: both would read it.
+    /// Allowed only when every tenant that lists it marks it shared (`shared_namespaces`).
+    fn check_namespaces(&mut self) {
+        let claims = std::mem::take(&mut self.namespaces_claimed);
+        for (index, claim) in claims.iter().enumerate() {
+            let earlier = claims[..index].iter().find(|other| {
+                other.backend == claim.backend
+                    && other.namespace == claim.namespace
+                    && other.tenant != claim.tenant
+            });
+            let Some(other) = earlier else { continue };
+            if claim.shared && other.shared {
+                continue;
+            }
+            self.error(
+                claim.mark,
+                &claim.path,
+                format!(
+                    "Backstage namespace `{}` is also claimed by tenant `{}` (line {}) on the same backend",
+                    claim.namespace, other.tenant, other.mark.line
+                ),
+                Some("each tenant owns its namespaces; a namespace several tenants may read goes in `shared_namespaces` of every one of them".into()),
+            );
+        }
+        // A tenant without namespaces reads the whole catalog; next to scoped tenants of the same
+        // Backstage that is almost certainly an oversight.
+        for (tenant, backend, mark, path) in std::mem::take(&mut self.unscoped_backstage) {
+            if claims.iter().any(|claim| claim.backend == backend) {
+                self.warn(
+                    mark,
+                    &path,
+                    format!("tenant `{tenant}` lists no namespaces, so it reads every namespace of a Backstage that other tenants scope"),
+                    Some("list its catalog namespaces in `namespaces`".into()),
+                );
+            }
+        }
+    }
+
+    fn tenant(
+        &mut self,
+        id: &str,
+        node: &Node,
+        path: &str,
+        base_dir: &Path,
+        shared_apps: &[SharedApp<'_>],
+    ) -> Option<Tenant> {
         let fields = self.map(
             node,
             path,
@@ -662,7 +906,7 @@ impl<'s> Reader<'s> {
             ],
         )?;
         let backstage = match fields.get("backstage") {
-            Some(node) => Some(self.backstage(node, &join(path, "backstage"))?),
+            Some(node) => Some(self.backstage(node, &join(path, "backstage"), id)?),
             None => None,
         };
         let public_origin = match fields.get("public_origin") {
@@ -737,6 +981,17 @@ impl<'s> Reader<'s> {
             let from_path = join(path, "apps_from");
             for (pattern, mark) in self.strings(patterns, &from_path).unwrap_or_default() {
                 self.apps_from(&pattern, mark, &from_path, &roles, id, base_dir, &mut apps);
+            }
+        }
+        // Shared apps this tenant enables come after its own, with its overrides applied.
+        for shared in shared_apps {
+            if !shared.tenants.iter().any(|(tenant, _)| tenant == id) {
+                continue;
+            }
+            let merged = shared.for_tenant(id);
+            let app_path = format!("shared_apps[{}]", shared.index);
+            if let Some(app) = self.app(&merged, &app_path, &roles, id, base_dir) {
+                self.add_app(&mut apps, app, merged.mark, &app_path);
             }
         }
 
@@ -849,11 +1104,12 @@ impl<'s> Reader<'s> {
             title: format!("{tenant} portal"),
             logo: None,
             favicon: None,
+            theme: Theme::default(),
         };
         let Some(node) = node else {
             return Some(branding);
         };
-        let fields = self.map(node, path, &["title", "logo", "favicon"])?;
+        let fields = self.map(node, path, &["title", "logo", "favicon", "theme"])?;
         if let Some(title) = fields.get("title") {
             branding.title = self.string(title, &join(path, "title"))?;
         }
@@ -863,7 +1119,41 @@ impl<'s> Reader<'s> {
         if let Some(favicon) = fields.get("favicon") {
             branding.favicon = Some(self.string(favicon, &join(path, "favicon"))?);
         }
+        if let Some(theme) = fields.get("theme") {
+            let theme_path = join(path, "theme");
+            let theme_fields = self.map(theme, &theme_path, &["shell_color", "accent_color"])?;
+            branding.theme.shell_color = self.color(&theme_fields, "shell_color", &theme_path);
+            branding.theme.accent_color = self.color(&theme_fields, "accent_color", &theme_path);
+        }
         Some(branding)
+    }
+
+    /// A CSS hex colour; it is written into a stylesheet, so nothing else is accepted.
+    fn color(&mut self, fields: &Fields<'_>, key: &str, path: &str) -> Option<String> {
+        let node = fields.get(key)?;
+        let key_path = join(path, key);
+        if matches!(node.value, Value::Null) {
+            // `shell_color: #0a6ed1` parses as an empty value: YAML reads `#…` as a comment.
+            self.error(
+                node.mark,
+                &key_path,
+                "the colour is empty",
+                Some("in YAML an unquoted `#` starts a comment: write `\"#0a6ed1\"`".into()),
+            );
+            return None;
+        }
+        let text = self.string(node, &key_path)?;
+        let hex = text.strip_prefix('#').unwrap_or("");
+        if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(text.to_ascii_lowercase());
+        }
+        self.error(
+            node.mark,
+            &key_path,
+            format!("`{text}` is not a hex colour"),
+            Some("`#rgb` or `#rrggbb`, e.g. `#0a6ed1`; quote it in YAML: \"#0a6ed1\"".into()),
+        );
+        None
     }
 
     fn sign_in(&mut self, node: &Node, path: &str) -> Option<SignIn> {
@@ -1086,11 +1376,19 @@ impl<'s> Reader<'s> {
         })
     }
 
-    fn backstage(&mut self, node: &Node, path: &str) -> Option<BackstageSettings> {
+    fn backstage(&mut self, node: &Node, path: &str, tenant: &str) -> Option<BackstageSettings> {
         let fields = self.map(
             node,
             path,
-            &["url", "identity", "service_token", "plugins", "namespaces"],
+            &[
+                "url",
+                "identity",
+                "service_token",
+                "plugins",
+                "namespaces",
+                "shared_namespaces",
+                "allow_unscoped",
+            ],
         )?;
         let url_node = self.required(
             &fields,
@@ -1159,21 +1457,105 @@ impl<'s> Reader<'s> {
                 plugins.push(plugin);
             }
         }
-        let namespaces = match fields.get("namespaces") {
-            Some(list) => self
-                .strings(list, &join(path, "namespaces"))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect(),
-            None => Vec::new(),
-        };
+        let namespaces = self.namespaces(&fields, "namespaces", path);
+        let shared_namespaces = self.namespaces(&fields, "shared_namespaces", path);
+        for (list, shared) in [(&namespaces, false), (&shared_namespaces, true)] {
+            for (name, mark) in list {
+                self.namespaces_claimed.push(NamespaceClaim {
+                    tenant: tenant.to_owned(),
+                    backend: url.trim_end_matches('/').to_ascii_lowercase(),
+                    namespace: name.clone(),
+                    shared,
+                    mark: *mark,
+                    path: join(
+                        path,
+                        if shared {
+                            "shared_namespaces"
+                        } else {
+                            "namespaces"
+                        },
+                    ),
+                });
+            }
+        }
+        if namespaces.is_empty() {
+            self.unscoped_backstage.push((
+                tenant.to_owned(),
+                url.trim_end_matches('/').to_ascii_lowercase(),
+                node.mark,
+                join(path, "namespaces"),
+            ));
+        }
+        let namespaces: Vec<String> = namespaces.into_iter().map(|(n, _)| n).collect();
+        let shared_namespaces: Vec<String> =
+            shared_namespaces.into_iter().map(|(n, _)| n).collect();
+        if namespaces.is_empty() && !shared_namespaces.is_empty() {
+            let mark = fields
+                .get("shared_namespaces")
+                .map_or(node.mark, |n| n.mark);
+            self.error(
+                mark,
+                &join(path, "shared_namespaces"),
+                "shared namespaces without `namespaces` of its own would leave the catalog unscoped",
+                Some("list the tenant's own catalog namespaces in `namespaces`".into()),
+            );
+        }
+        let mut allow_unscoped = Vec::new();
+        if let Some(list) = fields.get("allow_unscoped") {
+            let list_path = join(path, "allow_unscoped");
+            for (glob, mark) in self.strings(list, &list_path).unwrap_or_default() {
+                if !glob.starts_with('/')
+                    || glob.contains(['?', '#', '%', '\\'])
+                    || glob.split('/').any(|s| s == "." || s == "..")
+                {
+                    self.error(
+                        mark,
+                        &list_path,
+                        format!("`{glob}` is not a path glob"),
+                        Some("a catalog endpoint below /api/catalog, e.g. `/entity-facets`".into()),
+                    );
+                    continue;
+                }
+                allow_unscoped.push(PathGlob::new(&glob));
+            }
+        }
         Some(BackstageSettings {
             backend,
             identity,
             plugins,
             namespaces,
+            shared_namespaces,
+            allow_unscoped,
         })
+    }
+
+    /// A list of catalog namespace names (Backstage's rules: lower-case letters, digits, `-`).
+    fn namespaces(&mut self, fields: &Fields<'_>, key: &str, path: &str) -> Vec<(String, Mark)> {
+        let Some(list) = fields.get(key) else {
+            return Vec::new();
+        };
+        let list_path = join(path, key);
+        let mut out: Vec<(String, Mark)> = Vec::new();
+        for (name, mark) in self.strings(list, &list_path).unwrap_or_default() {
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !valid {
+                self.error(
+                    mark,
+                    &list_path,
+                    format!("`{name}` is not a Backstage namespace"),
+                    Some("letters, digits, `-`, `_` and `.`, at most 63 characters".into()),
+                );
+                continue;
+            }
+            if !out.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&name)) {
+                out.push((name.to_ascii_lowercase(), mark));
+            }
+        }
+        out
     }
 
     fn roles(&mut self, node: &Node, path: &str) -> Option<RoleMap> {

@@ -82,8 +82,33 @@ pub struct BackstageSettings {
     pub identity: BackstageIdentity,
     /// Plugins reachable under `/backstage/api/<plugin>/`; never `auth`.
     pub plugins: Vec<String>,
-    /// Catalog namespaces of this tenant (scoping comes with tenancy).
+    /// Catalog namespaces this tenant owns. Empty: the catalog is not scoped (one tenant per Backstage).
+    /// Otherwise `backstage::scope` narrows catalog reads to these plus `shared_namespaces`.
     pub namespaces: Vec<String>,
+    /// Namespaces this tenant reads but shares with other tenants (e.g. `common`); `portico check`
+    /// accepts a namespace claimed by several tenants only when every one of them marks it shared.
+    pub shared_namespaces: Vec<String>,
+    /// Catalog endpoints that cannot be scoped to namespaces but are let through anyway (e.g.
+    /// `/entity-facets`), as path globs below `/api/catalog`; everything unscopable is refused otherwise.
+    pub allow_unscoped: Vec<crate::rbac::PathGlob>,
+}
+
+impl BackstageSettings {
+    /// Whether catalog reads are narrowed to namespaces at all.
+    pub fn scoped(&self) -> bool {
+        !self.namespaces.is_empty()
+    }
+
+    /// Whether `namespace` is readable by this tenant (own or shared); case-insensitive, as Backstage
+    /// compares entity refs.
+    pub fn namespace_visible(&self, namespace: &str) -> bool {
+        !self.scoped()
+            || self
+                .namespaces
+                .iter()
+                .chain(&self.shared_namespaces)
+                .any(|listed| listed.eq_ignore_ascii_case(namespace))
+    }
 }
 
 /// Who portico is when it calls Backstage.
@@ -106,6 +131,17 @@ pub struct Branding {
     pub title: String,
     pub logo: Option<String>,
     pub favicon: Option<String>,
+    /// Colours of the shell, served as CSS custom properties at `/shell/theme.css`.
+    pub theme: Theme,
+}
+
+/// A tenant's colours; each a CSS hex colour (`#rgb` or `#rrggbb`), checked by config.
+#[derive(Debug, Clone, Default)]
+pub struct Theme {
+    /// The shell bar's background.
+    pub shell_color: Option<String>,
+    /// Selection and highlight colour (selected navigation entry, links, focus).
+    pub accent_color: Option<String>,
 }
 
 /// `scheme://host[:port]` of a tenant, as users see it.

@@ -776,3 +776,198 @@ fn version_and_help_work() {
     let no_files = portico(&["check"]);
     assert_eq!(no_files.code, Some(2), "usage error: {}", no_files.all());
 }
+
+/// Two tenants with one shared app, overridden for globex.
+const SHARED_APPS: &str = "\
+version: 1
+tenants:
+  acme:
+    hosts: [acme.test]
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+  globex:
+    hosts: [globex.test]
+    auth: { dev_sign_in: { users: [{ id: gil, groups: [staff] }] } }
+    roles:
+      engineer: { groups: [staff] }
+shared_apps:
+  - id: wiki
+    label: Wiki
+    tenants: [acme, globex]
+    access: { roles: [developer] }
+    upstream: http://127.0.0.1:9000
+    overrides:
+      globex: { label: Globex Wiki, access: { roles: [engineer] } }
+";
+
+#[test]
+fn a_shared_app_compiles_for_every_tenant_that_enables_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", SHARED_APPS);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    // One app definition, two tenants' copies.
+    assert!(
+        run.stdout.contains("ok (2 tenant(s), 2 app(s))"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_shared_app_for_an_unknown_tenant_is_refused() {
+    let text = SHARED_APPS.replace("tenants: [acme, globex]", "tenants: [acme, globx]");
+    let text = text.replace(
+        "    overrides:\n      globex: { label: Globex Wiki, access: { roles: [engineer] } }\n",
+        "",
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 16,
+            column: Some(21),
+            message: "unknown tenant `globx`",
+            key: "shared_apps[0].tenants",
+            hint: Some("did you mean `globex`? tenants: acme, globex"),
+        },
+    );
+}
+
+#[test]
+fn a_shared_app_role_is_checked_against_each_tenants_role_map() {
+    // Without its override, globex's copy asks for `developer`, a role globex does not define.
+    let text = SHARED_APPS.replace(
+        "      globex: { label: Globex Wiki, access: { roles: [engineer] } }",
+        "      globex: { label: Globex Wiki }",
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 17,
+            column: Some(23),
+            message: "unknown role `developer`",
+            key: "shared_apps[wiki].access.roles[0]",
+            hint: Some("roles of tenant `globex`: engineer"),
+        },
+    );
+}
+
+#[test]
+fn overrides_are_limited_to_label_access_and_upstream() {
+    let text = SHARED_APPS.replace(
+        "globex: { label: Globex Wiki,",
+        "globex: { label: Globex Wiki, owner: team-x,",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{}", run.all());
+    assert_eq!(errors[0].line, 20, "{}", run.all());
+    assert_eq!(
+        errors[0].key.as_deref(),
+        Some("shared_apps[0].overrides.globex.owner")
+    );
+    assert!(
+        errors[0]
+            .hint
+            .as_deref()
+            .is_some_and(|hint| hint.contains("label, access, upstream")),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn overrides_for_a_tenant_that_does_not_enable_the_app_are_refused() {
+    let text = SHARED_APPS.replace("tenants: [acme, globex]", "tenants: [acme]");
+    assert_single_error(
+        &text,
+        Expect {
+            line: 20,
+            column: Some(7),
+            message: "overrides for tenant `globex`, which does not enable this app",
+            key: "shared_apps[0].overrides.globex",
+            hint: Some("add the tenant to `tenants`, or remove these overrides"),
+        },
+    );
+}
+
+/// Two tenants on one Backstage; globex claims acme's namespace (in other case) on line 16.
+const SHARED_BACKSTAGE: &str = "\
+version: 1
+tenants:
+  acme:
+    hosts: [acme.test]
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+    backstage: { url: http://127.0.0.1:7007, identity: user, namespaces: [acme], shared_namespaces: [common] }
+  globex:
+    hosts: [globex.test]
+    auth: { dev_sign_in: { users: [{ id: gil, groups: [staff] }] } }
+    roles:
+      engineer: { groups: [staff] }
+    backstage:
+      url: http://127.0.0.1:7007/
+      namespaces: [globex, ACME]
+      shared_namespaces: [common]
+";
+
+#[test]
+fn a_namespace_claimed_by_two_tenants_of_one_backstage_is_refused() {
+    assert_single_error(
+        SHARED_BACKSTAGE,
+        Expect {
+            line: 16,
+            column: Some(28),
+            message: "Backstage namespace `acme` is also claimed by tenant `acme` (line 8) on the same backend",
+            key: "tenants.globex.backstage.namespaces",
+            hint: Some(
+                "each tenant owns its namespaces; a namespace several tenants may read goes in `shared_namespaces` of every one of them",
+            ),
+        },
+    );
+}
+
+#[test]
+fn a_namespace_shared_by_every_tenant_that_lists_it_is_accepted() {
+    let text = SHARED_BACKSTAGE.replace("namespaces: [globex, ACME]", "namespaces: [globex]");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.diagnostics().is_empty(), "{}", run.all());
+    // The same name on another Backstage instance is no conflict either.
+    let text =
+        SHARED_BACKSTAGE.replace("url: http://127.0.0.1:7007/", "url: http://127.0.0.1:7008");
+    let file = write(dir.path(), "other.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+}
+
+#[test]
+fn an_unscoped_tenant_next_to_scoped_ones_is_warned_about() {
+    let text = SHARED_BACKSTAGE.replace(
+        "      namespaces: [globex, ACME]\n      shared_namespaces: [common]\n",
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "a warning only:\n{}", run.all());
+    let warnings: Vec<Diagnostic> = run
+        .diagnostics()
+        .into_iter()
+        .filter(|d| d.severity == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.all());
+    assert_eq!(warnings[0].line, 15, "{}", run.all());
+    assert_eq!(
+        warnings[0].key.as_deref(),
+        Some("tenants.globex.backstage.namespaces")
+    );
+    assert!(warnings[0].message.contains("reads every namespace"));
+}
