@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::assets::LUIGI_VERSION;
 use crate::auth::SignedIn;
-use crate::config::{App, NavNode, Tenant};
+use crate::config::{App, Config, NavNode, SignIn, Tenant};
 use crate::rbac::{self, Roles};
 
 /// The apps of `tenant` that `roles` may open, in config order.
@@ -22,7 +22,7 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
 }
 
 /// The document `/shell/config.json` returns: Luigi's config plus what the bootstrap needs.
-pub fn shell_config(tenant: &Tenant, signed_in: &SignedIn) -> Value {
+pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Value {
     let user = &signed_in.session.user;
     let roles = signed_in.roles.names();
     let apps = visible_apps(tenant, &signed_in.roles);
@@ -40,7 +40,24 @@ pub fn shell_config(tenant: &Tenant, signed_in: &SignedIn) -> Value {
     if let Some(favicon) = &branding.favicon {
         header["favicon"] = json!(favicon);
     }
-    json!({
+    let other_portals = other_portals(config, tenant, signed_in);
+    let mut navigation_extra = serde_json::Map::new();
+    if !other_portals.is_empty() {
+        let mut items = vec![json!({
+            "label": branding.title,
+            "subTitle": "This portal",
+            "icon": "home",
+            "selected": true,
+            "testId": format!("portal-{}", tenant.id),
+            "link": "/home",
+        })];
+        items.extend(other_portals);
+        navigation_extra.insert(
+            "productSwitcher".into(),
+            json!({ "label": "Your portals", "icon": "grid", "columns": "auto", "items": items }),
+        );
+    }
+    let mut document = json!({
         "portico": {
             "csrfToken": signed_in.session.csrf_token,
             "luigiVersion": LUIGI_VERSION,
@@ -77,7 +94,67 @@ pub fn shell_config(tenant: &Tenant, signed_in: &SignedIn) -> Value {
                 "appLoadingIndicator": { "hideAutomatically": true },
             },
         },
-    })
+    });
+    if let Some(navigation) = document["luigi"]["navigation"].as_object_mut() {
+        navigation.extend(navigation_extra);
+    }
+    document
+}
+
+/// Links to the user's other portals on this deployment, for Luigi's product switcher.
+///
+/// A user "belongs" to another tenant when that tenant signs people in from the same source (the same
+/// OIDC issuer, or the same dev sign-in user id) and the user's current groups give them a role there.
+/// That is all the server can know without a session on that tenant; the link leads to its sign-in,
+/// and nothing of the other tenant is shared: no session, no cookie, no token.
+fn other_portals(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Vec<Value> {
+    let user = &signed_in.session.user;
+    config
+        .tenants
+        .iter()
+        .filter(|other| other.id != tenant.id)
+        .filter(|other| {
+            groups_there(&tenant.sign_in, other, &user.subject, &user.groups)
+                .is_some_and(|groups| !other.roles.roles_for(groups).0.is_empty())
+        })
+        .filter_map(|other| {
+            let url = portal_url(other)?;
+            Some(json!({
+                "label": other.branding.title,
+                "subTitle": url,
+                "icon": "chain-link",
+                "testId": format!("portal-{}", other.id),
+                "externalLink": { "url": url, "sameWindow": true },
+            }))
+        })
+        .collect()
+}
+
+/// The user's groups as `other` would see them, if it signs people in from the same source: the same
+/// OIDC issuer (the groups of this session), or dev sign-in listing the same user id (that listing's groups).
+fn groups_there<'a>(
+    here: &SignIn,
+    other: &'a Tenant,
+    subject: &str,
+    groups: &'a [String],
+) -> Option<&'a [String]> {
+    match (here, &other.sign_in) {
+        (SignIn::Oidc(a), SignIn::Oidc(b)) => (a.issuer == b.issuer).then_some(groups),
+        (SignIn::Dev { .. }, SignIn::Dev { users }) => users
+            .iter()
+            .find(|listed| listed.id == subject)
+            .map(|listed| listed.groups.as_slice()),
+        _ => None,
+    }
+}
+
+/// Where users reach a tenant: its public origin, else its first host over plain http (loopback demos).
+fn portal_url(tenant: &Tenant) -> Option<String> {
+    match (&tenant.public_origin, tenant.hosts.first()) {
+        (Some(origin), _) => Some(format!("{}/", origin.origin)),
+        (None, Some(host)) => Some(format!("http://{host}/")),
+        (None, None) => None,
+    }
 }
 
 fn app_node(app: &App, roles: &Roles) -> Value {

@@ -29,6 +29,7 @@ frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/shell/config.json", get(config_get))
+        .route("/shell/theme.css", get(theme_get))
         .route("/shell/luigi/{version}/{*file}", get(luigi_core_get))
         .route(
             "/shell/luigi-client/{version}/{*file}",
@@ -92,8 +93,46 @@ async fn config_get(
     Extension(context): Extension<RequestContext>,
     signed_in: SignedIn,
 ) -> Response {
-    let body = luigi::shell_config(&context.tenant, &signed_in);
+    let body = luigi::shell_config(&context.config, &context.tenant, &signed_in);
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.
+/// Public like the other shell files (branding is not secret), and per tenant, so revalidated.
+async fn theme_get(Extension(context): Extension<RequestContext>) -> Response {
+    let theme = &context.tenant.branding.theme;
+    let mut css = String::from("/* portico: this tenant's theme (branding.theme) */\n:root {\n");
+    // Values are hex colours, checked by config; nothing else can reach this stylesheet.
+    if let Some(shell) = &theme.shell_color {
+        for property in [
+            "--sapShellColor",
+            "--sapShell_Background",
+            "--portico-shell-color",
+        ] {
+            css.push_str(&format!("  {property}: {shell};\n"));
+        }
+    }
+    if let Some(accent) = &theme.accent_color {
+        for property in [
+            "--sapBrandColor",
+            "--sapHighlightColor",
+            "--sapShell_Navigation_SelectedColor",
+            "--sapList_SelectionBorderColor",
+            "--sapLinkColor",
+            "--portico-accent-color",
+        ] {
+            css.push_str(&format!("  {property}: {accent};\n"));
+        }
+    }
+    css.push_str("}\n");
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        css,
+    )
+        .into_response()
 }
 
 /// Luigi core files under a versioned path, cached forever.

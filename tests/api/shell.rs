@@ -34,8 +34,8 @@ async fn admin_sees_every_app_and_the_admin_only_node() {
     let apps = app_nodes(&config);
     assert_eq!(
         segments(&apps),
-        ["service-status", "team-directory", "admin-console"],
-        "config order"
+        ["service-status", "admin-console", "team-directory"],
+        "config order: the tenant's own apps, then the shared ones it enables"
     );
     assert_eq!(
         segments(&children_of(&apps, "service-status")),
@@ -619,4 +619,212 @@ async fn navigation_and_the_app_gateway_agree() {
     let bare = get("/apps/team-directory", &dave).await.unwrap();
     assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(bare.headers()[LOCATION], "/apps/team-directory/");
+}
+
+/// The embedded demo's second tenant, as a browser reaches it.
+const GLOBEX: &str = "globex.localhost:8080";
+
+async fn config_on(server: &TestServer, host: &str, session: &Session) -> reqwest::Response {
+    server
+        .get("/shell/config.json")
+        .header("host", host)
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn labels(apps: &[Value]) -> Vec<String> {
+    apps.iter()
+        .map(|app| app["label"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_embedded_demo_has_a_second_tenant_with_its_own_navigation_and_branding() {
+    let server = TestServer::embedded().await;
+    let gina = sign_in_on_host(&server, GLOBEX, "gina").await;
+    let response = config_on(&server, GLOBEX, &gina).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let config: Value = response.json().await.unwrap();
+    let apps = app_nodes(&config);
+    // Her own tenant's app, and the shared app under globex's label and role.
+    assert_eq!(segments(&apps), ["ledger", "team-directory"]);
+    assert_eq!(labels(&apps), ["Ledger", "Globex People"]);
+    assert_eq!(
+        config["luigi"]["settings"]["header"]["title"],
+        "Globex Portal"
+    );
+    assert_eq!(
+        config["luigi"]["navigation"]["globalContext"]["tenant"]["id"],
+        "globex"
+    );
+    let text = config.to_string();
+    for demo_only in ["service-status", "admin-console", "Portico Demo Portal"] {
+        assert!(
+            !text.contains(demo_only),
+            "globex config mentions {demo_only}: {text}"
+        );
+    }
+
+    // The demo tenant's copy of the shared app keeps its own label.
+    let dave = server.sign_in("dave").await;
+    let demo = server.shell_config(&dave).await;
+    let demo_apps = app_nodes(&demo);
+    assert_eq!(labels(&demo_apps), ["Service Status", "Team Directory"]);
+
+    // A globex user is unknown to the demo tenant's sign-in, and the reverse.
+    for (host, user) in [("localhost:8080", "gina"), (GLOBEX, "dave")] {
+        let response = server
+            .post("/auth/dev-login")
+            .header("host", host)
+            .header("origin", format!("http://{host}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("user={user}&return_to=%2F"))
+            .send()
+            .await
+            .unwrap();
+        json_error(response, 400, "unknown_user").await;
+    }
+}
+
+#[tokio::test]
+async fn each_tenant_serves_its_own_theme() {
+    let server = TestServer::embedded().await;
+    let mut themes = Vec::new();
+    for host in ["localhost:8080", GLOBEX] {
+        let response = server
+            .get("/shell/theme.css")
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(header(&response, "content-type").starts_with("text/css"));
+        themes.push(response.text().await.unwrap());
+    }
+    assert!(
+        themes[0].contains("--sapShellColor: #354a5f;"),
+        "{}",
+        themes[0]
+    );
+    assert!(
+        themes[1].contains("--sapShellColor: #2f3d1f;"),
+        "{}",
+        themes[1]
+    );
+    assert!(
+        themes[1].contains("--sapBrandColor: #2b7d2b;"),
+        "{}",
+        themes[1]
+    );
+
+    // The shell page links it, on every tenant.
+    let gina = sign_in_on_host(&server, GLOBEX, "gina").await;
+    let page = server
+        .get("/home")
+        .header("host", GLOBEX)
+        .header("cookie", &gina.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<link rel="stylesheet" href="/shell/theme.css">"#),
+        "{page}"
+    );
+    assert!(page.contains("<title>Globex Portal</title>"), "{page}");
+}
+
+#[tokio::test]
+async fn the_product_switcher_links_only_the_users_other_portals() {
+    let server = TestServer::embedded().await;
+    // alice is listed by both tenants and has roles in both.
+    let alice = server.sign_in("alice").await;
+    let config = server.shell_config(&alice).await;
+    let switcher = &config["luigi"]["navigation"]["productSwitcher"];
+    let items = switcher["items"]
+        .as_array()
+        .expect("product switcher items");
+    assert_eq!(items.len(), 2, "{switcher}");
+    assert_eq!(items[0]["label"], "Portico Demo Portal");
+    assert_eq!(items[0]["selected"], true);
+    assert_eq!(items[1]["label"], "Globex Portal");
+    assert_eq!(
+        items[1]["externalLink"]["url"],
+        "http://globex.localhost:8080/"
+    );
+
+    // The link is only a link: alice's demo session means nothing on globex.
+    let response = config_on(&server, GLOBEX, &alice).await;
+    json_error(response, 401, "not_signed_in").await;
+
+    // And from globex, back to the demo portal.
+    let alice_globex = sign_in_on_host(&server, GLOBEX, "alice").await;
+    let config: Value = config_on(&server, GLOBEX, &alice_globex)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = config["luigi"]["navigation"]["productSwitcher"]["items"]
+        .as_array()
+        .expect("product switcher items")
+        .clone();
+    assert_eq!(labels(&items), ["Globex Portal", "Portico Demo Portal"]);
+    assert_eq!(items[1]["externalLink"]["url"], "http://localhost:8080/");
+
+    // dave and gina each belong to one tenant only: no switcher at all.
+    let dave = server.sign_in("dave").await;
+    let config = server.shell_config(&dave).await;
+    assert!(
+        config["luigi"]["navigation"]["productSwitcher"].is_null(),
+        "{config}"
+    );
+    let gina = sign_in_on_host(&server, GLOBEX, "gina").await;
+    let config: Value = config_on(&server, GLOBEX, &gina)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        config["luigi"]["navigation"]["productSwitcher"].is_null(),
+        "{config}"
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_app_is_not_found_whatever_the_role_names() {
+    let server = TestServer::embedded().await;
+    // alice is platform-admin on demo; `ledger` exists only on globex.
+    let alice = server.sign_in("alice").await;
+    let response = server
+        .get("/apps/ledger/")
+        .header("cookie", &alice.cookie)
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 404, "unknown_app").await;
+    // gina on globex cannot reach demo's apps by editing the URL.
+    let gina = sign_in_on_host(&server, GLOBEX, "gina").await;
+    for path in ["/apps/service-status/", "/apps/admin-console/"] {
+        let response = server
+            .get(path)
+            .header("host", GLOBEX)
+            .header("cookie", &gina.cookie)
+            .send()
+            .await
+            .unwrap();
+        json_error(response, 404, "unknown_app").await;
+    }
+    // Her own app works.
+    let response = server
+        .get("/apps/ledger/")
+        .header("host", GLOBEX)
+        .header("cookie", &gina.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
