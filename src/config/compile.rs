@@ -903,6 +903,7 @@ impl<'s> Reader<'s> {
                 "apps",
                 "apps_from",
                 "backstage",
+                "luigi",
             ],
         )?;
         let backstage = match fields.get("backstage") {
@@ -945,6 +946,10 @@ impl<'s> Reader<'s> {
             None => Vec::new(),
         };
         let branding = self.branding(fields.get("branding"), &join(path, "branding"), id);
+        let luigi = match fields.get("luigi") {
+            Some(node) => self.luigi_settings(node, &join(path, "luigi")),
+            None => Some(LuigiSettings::default()),
+        };
         let sign_in = match self.required(
             &fields,
             "auth",
@@ -1015,6 +1020,7 @@ impl<'s> Reader<'s> {
             assertion_issuer,
             backstage,
             branding: branding?,
+            luigi: luigi?,
             sign_in: sign_in?,
             roles,
             apps,
@@ -1126,6 +1132,37 @@ impl<'s> Reader<'s> {
             branding.theme.accent_color = self.color(&theme_fields, "accent_color", &theme_path);
         }
         Some(branding)
+    }
+
+    /// `luigi: { responsive_navigation, side_nav_footer }`.
+    fn luigi_settings(&mut self, node: &Node, path: &str) -> Option<LuigiSettings> {
+        const NAVIGATION: &[&str] = &["semiCollapsible", "simple", "simpleMobileOnly", "Fiori3"];
+        let fields = self.map(node, path, &["responsive_navigation", "side_nav_footer"])?;
+        let mut settings = LuigiSettings::default();
+        if let Some(mode) = fields.get("responsive_navigation") {
+            let mode_path = join(path, "responsive_navigation");
+            let text = self.string(mode, &mode_path)?;
+            if !NAVIGATION.contains(&text.as_str()) {
+                let hint = match closest(&text, NAVIGATION) {
+                    Some(near) => {
+                        format!("did you mean `{near}`? one of: {}", NAVIGATION.join(", "))
+                    }
+                    None => format!("one of: {}", NAVIGATION.join(", ")),
+                };
+                self.error(
+                    mode.mark,
+                    &mode_path,
+                    format!("unknown navigation mode `{text}`"),
+                    Some(hint),
+                );
+                return None;
+            }
+            settings.responsive_navigation = text;
+        }
+        if let Some(footer) = fields.get("side_nav_footer") {
+            settings.side_nav_footer = Some(self.string(footer, &join(path, "side_nav_footer"))?);
+        }
+        Some(settings)
     }
 
     /// A CSS hex colour; it is written into a stylesheet, so nothing else is accepted.

@@ -67,6 +67,8 @@ pub struct Tenant {
     /// Computed once here because the proxy needs it on every request.
     pub assertion_issuer: String,
     pub branding: Branding,
+    /// The few Luigi shell settings a tenant may choose (`luigi:`).
+    pub luigi: LuigiSettings,
     pub sign_in: SignIn,
     pub roles: RoleMap,
     /// In the order they appear in config, which is the order of the navigation.
@@ -133,6 +135,24 @@ pub struct Branding {
     pub favicon: Option<String>,
     /// Colours of the shell, served as CSS custom properties at `/shell/theme.css`.
     pub theme: Theme,
+}
+
+/// Luigi settings per tenant. Only JSON values: function-valued settings stay in the shell's script.
+#[derive(Debug, Clone)]
+pub struct LuigiSettings {
+    /// `settings.responsiveNavigation`: semiCollapsible, simple, simpleMobileOnly or Fiori3.
+    pub responsive_navigation: String,
+    /// `settings.sideNavFooterText`; default `portico <version>`.
+    pub side_nav_footer: Option<String>,
+}
+
+impl Default for LuigiSettings {
+    fn default() -> Self {
+        LuigiSettings {
+            responsive_navigation: "semiCollapsible".into(),
+            side_nav_footer: None,
+        }
+    }
 }
 
 /// A tenant's colours; each a CSS hex colour (`#rgb` or `#rrggbb`), checked by config.

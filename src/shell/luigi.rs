@@ -89,8 +89,9 @@ pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> V
             "routing": { "useHashRouting": false },
             "settings": {
                 "header": header,
-                "responsiveNavigation": "semiCollapsible",
-                "sideNavFooterText": format!("portico {}", env!("CARGO_PKG_VERSION")),
+                "responsiveNavigation": tenant.luigi.responsive_navigation,
+                "sideNavFooterText": tenant.luigi.side_nav_footer.clone()
+                    .unwrap_or_else(|| format!("portico {}", env!("CARGO_PKG_VERSION"))),
                 "appLoadingIndicator": { "hideAutomatically": true },
             },
         },

@@ -659,6 +659,15 @@ async fn the_embedded_demo_has_a_second_tenant_with_its_own_navigation_and_brand
         config["luigi"]["navigation"]["globalContext"]["tenant"]["id"],
         "globex"
     );
+    // Its own Luigi settings.
+    assert_eq!(
+        config["luigi"]["settings"]["responsiveNavigation"],
+        "simple"
+    );
+    assert_eq!(
+        config["luigi"]["settings"]["sideNavFooterText"],
+        "Globex internal portal"
+    );
     let text = config.to_string();
     for demo_only in ["service-status", "admin-console", "Portico Demo Portal"] {
         assert!(
