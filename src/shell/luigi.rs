@@ -54,7 +54,7 @@ pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> V
         items.extend(other_portals);
         navigation_extra.insert(
             "productSwitcher".into(),
-            json!({ "label": "Your portals", "icon": "grid", "columns": "auto", "items": items }),
+            json!({ "label": "Your portals", "icon": "grid", "columns": "auto", "testId": "portico-portals", "items": items }),
         );
     }
     let mut document = json!({
