@@ -4,8 +4,12 @@
 //! trusts `X-Forwarded-*` headers blindly, so only portico may ever send them) and sends the returned
 //! Backstage user token; in `service` mode it sends a static external-access token. Client-sent
 //! `Authorization` and oauth2-proxy headers are always removed first, only allow-listed plugins are
-//! reachable, and the `auth` plugin never is. This module must not decide app access (`rbac`) and
-//! talks to Backstage only through the proxy's pooled client.
+//! reachable, and the `auth` plugin never is. A tenant with catalog `namespaces` only reads those
+//! (and its shared ones) through the `catalog` plugin: `scope` narrows or refuses each catalog request.
+//! This module must not decide app access (`rbac`) and talks to Backstage only through the proxy's
+//! pooled client.
+
+pub mod scope;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,10 +18,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::auth::SignedIn;
@@ -28,6 +34,7 @@ use crate::proxy::headers::{self, Identity};
 use crate::proxy::{ProxyError, guard_forwarded_request, path};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
+use scope::{AnswerRule, BodyRule, Plan, Scope};
 
 /// Why a Backstage request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +48,32 @@ pub enum BackstageError {
     /// 502: Backstage would not sign the user in (for example, no catalog user matches).
     #[error("Backstage did not accept your identity")]
     SignInRefused(String),
+    /// 403: a catalog endpoint that cannot be narrowed to the tenant's namespaces and is not in
+    /// `allow_unscoped` (the path below `/api/catalog`, for the log).
+    #[error("this catalog endpoint cannot be limited to this portal's namespaces")]
+    CatalogUnscoped(String),
+    /// 404: the entity is outside the tenant's namespaces (or does not exist: the two look the same).
+    #[error("there is no such entity in this portal's catalog")]
+    EntityNotFound,
+    /// 400: a catalog request portico cannot scope safely as written (what is wrong is shown).
+    #[error("bad catalog request: {0}")]
+    BadCatalogRequest(&'static str),
+    /// 502: a catalog answer portico must check was not what Backstage sends (or too large).
+    #[error("Backstage gave an answer that could not be checked")]
+    UnexpectedAnswer(String),
 }
 
 impl BackstageError {
     pub fn status(&self) -> StatusCode {
         match self {
-            BackstageError::NotConfigured => StatusCode::NOT_FOUND,
-            BackstageError::PluginNotAllowed(_) => StatusCode::FORBIDDEN,
-            BackstageError::SignInRefused(_) => StatusCode::BAD_GATEWAY,
+            BackstageError::NotConfigured | BackstageError::EntityNotFound => StatusCode::NOT_FOUND,
+            BackstageError::PluginNotAllowed(_) | BackstageError::CatalogUnscoped(_) => {
+                StatusCode::FORBIDDEN
+            }
+            BackstageError::BadCatalogRequest(_) => StatusCode::BAD_REQUEST,
+            BackstageError::SignInRefused(_) | BackstageError::UnexpectedAnswer(_) => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -57,12 +82,19 @@ impl BackstageError {
             BackstageError::NotConfigured => "backstage_not_configured",
             BackstageError::PluginNotAllowed(_) => "backstage_plugin_not_allowed",
             BackstageError::SignInRefused(_) => "backstage_sign_in_refused",
+            BackstageError::CatalogUnscoped(_) => "backstage_catalog_unscoped",
+            BackstageError::EntityNotFound => "backstage_entity_not_found",
+            BackstageError::BadCatalogRequest(_) => "backstage_bad_catalog_request",
+            BackstageError::UnexpectedAnswer(_) => "backstage_unexpected_answer",
         }
     }
 
     pub fn detail(&self) -> Option<String> {
         match self {
-            BackstageError::SignInRefused(detail) => Some(detail.clone()),
+            BackstageError::SignInRefused(detail) | BackstageError::UnexpectedAnswer(detail) => {
+                Some(detail.clone())
+            }
+            BackstageError::CatalogUnscoped(path) => Some(format!("refused catalog path {path}")),
             _ => None,
         }
     }
@@ -144,11 +176,32 @@ async fn backstage_request(
     }
     let inside = path::normalise(rest).map_err(|bad| ProxyError::BadPath(bad.0))?;
     let request = guard_forwarded_request(request, &context, &signed_in)?;
-    let path_and_query = match request.uri().query() {
+    // Only the catalog holds namespaced data; other plugins are governed by the allow-list alone.
+    let scope = if plugin == "catalog" {
+        Scope::of(settings)
+    } else {
+        None
+    };
+    let plan = match &scope {
+        Some(scope) => scope::plan(
+            scope,
+            &settings.allow_unscoped,
+            request.method(),
+            &inside.decoded,
+            request.uri().query(),
+        )?,
+        None => Plan::pass(),
+    };
+    let query = plan
+        .query
+        .as_deref()
+        .or(request.uri().query())
+        .filter(|query| !query.is_empty());
+    let path_and_query = match query {
         Some(query) => format!("/api/{plugin}{}?{query}", inside.raw),
         None => format!("/api/{plugin}{}", inside.raw),
     };
-    let timeout = context.config.proxy.response_timeout;
+    let max_body = context.config.proxy.max_request_body;
     let (mut parts, body) = request.into_parts();
     let original_host = parts.headers.get(header::HOST).cloned();
     let user = &signed_in.session.user;
@@ -163,7 +216,29 @@ async fn backstage_request(
         "http",
     );
     parts.extensions = Default::default();
-    let retry_headers = parts.headers.clone();
+    let body = match (&scope, plan.body) {
+        (Some(scope), rule) if rule != BodyRule::Keep => {
+            let sent = read_request_body(&parts.headers, body, max_body).await?;
+            let rewritten = scope::scope_body(scope, rule, &sent)?;
+            let headers = &mut parts.headers;
+            headers.remove(header::CONTENT_ENCODING);
+            headers.remove(header::TRANSFER_ENCODING);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+            Body::from(rewritten)
+        }
+        _ => body,
+    };
+    if plan.answer != AnswerRule::Stream {
+        // Portico reads these answers, so it asks for them uncompressed.
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
     let bodyless = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
@@ -171,38 +246,125 @@ async fn backstage_request(
         .headers
         .get(header::CONTENT_LENGTH)
         .is_none_or(|length| length == "0");
-    let method = parts.method.clone();
+    let call = Call {
+        state: &state,
+        settings,
+        signed_in: &signed_in,
+        path_and_query: &path_and_query,
+        timeout: context.config.proxy.response_timeout,
+    };
 
-    let first = credential(&state, settings, &signed_in, false).await?;
-    parts.headers.insert(header::AUTHORIZATION, bearer(&first)?);
-    let response = state
-        .upstreams
-        .forward(
-            &settings.backend,
-            &path_and_query,
-            Request::from_parts(parts, body),
-            timeout,
-            None,
-        )
-        .await?;
-    // A user token Backstage no longer accepts (it restarted with new keys): sign in again, once.
-    if response.status() == StatusCode::UNAUTHORIZED
-        && bodyless
-        && matches!(settings.identity, BackstageIdentity::User)
-    {
-        let renewed = credential(&state, settings, &signed_in, true).await?;
-        let mut retry = Request::new(Body::empty());
-        *retry.method_mut() = method;
-        *retry.headers_mut() = retry_headers;
-        retry
+    if let (Some(scope), true) = (&scope, plan.check_first) {
+        // by-uid DELETE: the uid says nothing of the namespace, so read the entity first.
+        let mut probe = Request::new(Body::empty());
+        let probe_headers = probe.headers_mut();
+        probe_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        probe_headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        let (probe_parts, probe_body) = probe.into_parts();
+        let answer = call.send(probe_parts, probe_body, true).await?;
+        let checked = scope::checked_entity(scope, answer).await?;
+        if !checked.status().is_success() {
+            return Ok(checked);
+        }
+    }
+    let response = call.send(parts, body, bodyless).await?;
+    Ok(match (&scope, plan.answer) {
+        (Some(scope), AnswerRule::Entity) => scope::checked_entity(scope, response).await?,
+        (Some(scope), AnswerRule::Ancestry) => scope::checked_ancestry(scope, response).await?,
+        _ => response,
+    })
+}
+
+/// One request to the tenant's Backstage, with the right credential.
+struct Call<'a> {
+    state: &'a AppState,
+    settings: &'a BackstageSettings,
+    signed_in: &'a SignedIn,
+    path_and_query: &'a str,
+    timeout: Duration,
+}
+
+impl Call<'_> {
+    /// Sends the request; `replayable` (no body) lets a rejected user token be renewed once.
+    async fn send(
+        &self,
+        mut parts: Parts,
+        body: Body,
+        replayable: bool,
+    ) -> Result<Response, AppError> {
+        let retry = replayable.then(|| (parts.method.clone(), parts.headers.clone()));
+        let first = credential(self.state, self.settings, self.signed_in, false).await?;
+        parts.headers.insert(header::AUTHORIZATION, bearer(&first)?);
+        let response = self
+            .state
+            .upstreams
+            .forward(
+                &self.settings.backend,
+                self.path_and_query,
+                Request::from_parts(parts, body),
+                self.timeout,
+                None,
+            )
+            .await?;
+        // A user token Backstage no longer accepts (it restarted with new keys): sign in again, once.
+        let user_mode = matches!(self.settings.identity, BackstageIdentity::User);
+        let (StatusCode::UNAUTHORIZED, true, Some((method, headers))) =
+            (response.status(), user_mode, retry)
+        else {
+            return Ok(response);
+        };
+        let renewed = credential(self.state, self.settings, self.signed_in, true).await?;
+        let mut again = Request::new(Body::empty());
+        *again.method_mut() = method;
+        *again.headers_mut() = headers;
+        again
             .headers_mut()
             .insert(header::AUTHORIZATION, bearer(&renewed)?);
-        return Ok(state
+        Ok(self
+            .state
             .upstreams
-            .forward(&settings.backend, &path_and_query, retry, timeout, None)
-            .await?);
+            .forward(
+                &self.settings.backend,
+                self.path_and_query,
+                again,
+                self.timeout,
+                None,
+            )
+            .await?)
     }
-    Ok(response)
+}
+
+/// A request body portico rewrites, read whole (at most `scope::MAX_REWRITTEN_BODY`).
+async fn read_request_body(
+    headers: &HeaderMap,
+    body: Body,
+    max_body: u64,
+) -> Result<bytes::Bytes, AppError> {
+    // Backstage would inflate a compressed body; portico would be checking the compressed bytes.
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|encoding| encoding != "identity")
+    {
+        return Err(BackstageError::BadCatalogRequest("compressed bodies are not accepted").into());
+    }
+    let limit = usize::try_from(max_body)
+        .unwrap_or(usize::MAX)
+        .min(scope::MAX_REWRITTEN_BODY);
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::BodyTooLarge {
+                limit: limit as u64,
+            }
+            .into())
+        }
+        Err(_) => {
+            Err(BackstageError::BadCatalogRequest("the request body could not be read").into())
+        }
+    }
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, AppError> {

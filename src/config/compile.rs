@@ -1549,7 +1549,7 @@ impl<'s> Reader<'s> {
                         mark,
                         &list_path,
                         format!("`{glob}` is not a path glob"),
-                        Some("a catalog endpoint below /api/catalog, e.g. `/entity-facets`".into()),
+                        Some("a catalog endpoint below /api/catalog, e.g. `/locations`".into()),
                     );
                     continue;
                 }

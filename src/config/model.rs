@@ -91,7 +91,7 @@ pub struct BackstageSettings {
     /// accepts a namespace claimed by several tenants only when every one of them marks it shared.
     pub shared_namespaces: Vec<String>,
     /// Catalog endpoints that cannot be scoped to namespaces but are let through anyway (e.g.
-    /// `/entity-facets`), as path globs below `/api/catalog`; everything unscopable is refused otherwise.
+    /// `/locations`), as path globs below `/api/catalog`; everything unscopable is refused otherwise.
     pub allow_unscoped: Vec<crate::rbac::PathGlob>,
 }
 

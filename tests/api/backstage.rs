@@ -705,3 +705,720 @@ async fn backstage_token_rejected_by_backstage_is_renewed_once_for_bodyless_requ
     assert_ne!(fingerprint(&after), second);
     assert_eq!(sign_ins_of("retry-alice").await.len(), 3);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Catalog scoping (docs/backstage-scoping.md): a tenant with `namespaces: [acme]` and
+// `shared_namespaces: [common]` reads only those, in user and in service mode.
+
+/// Everything in the fixture catalog (tests/backstage/catalog.yaml) that the acme tenant may read.
+const ACME_SCOPE: [&str; 11] = [
+    "api:acme/billing-events",
+    "api:acme/ledger-grpc",
+    "api:acme/payments-rest",
+    "api:common/audit-events",
+    "component:acme/billing-ui",
+    "component:acme/payments-api",
+    "component:common/design-system",
+    "group:acme/platform",
+    "system:acme/payments",
+    "user:acme/alice",
+    "user:acme/bob",
+];
+const ACME_APIS: [&str; 4] = [
+    "api:acme/billing-events",
+    "api:acme/ledger-grpc",
+    "api:acme/payments-rest",
+    "api:common/audit-events",
+];
+
+/// An acme-scoped portal in each identity mode, with alice signed in; `extra` adds keys to the
+/// `backstage:` block (e.g. `allow_unscoped: [...]`).
+async fn scoped_portals(extra: &str) -> Vec<(&'static str, TestServer, Session)> {
+    let backstage = backstage();
+    let (url, token) = (&backstage.url, &backstage.token);
+    let scope = format!("namespaces: [acme], shared_namespaces: [common]{extra}");
+    let mut portals = Vec::new();
+    for (mode, identity) in [
+        ("user", "identity: user".to_owned()),
+        (
+            "service",
+            format!("identity: service, service_token: \"{token}\""),
+        ),
+    ] {
+        let server = portal(&format!(
+            "{{ url: \"{url}\", {identity}, plugins: [catalog], {scope} }}"
+        ))
+        .await;
+        let alice = server.sign_in("alice").await;
+        portals.push((mode, server, alice));
+    }
+    portals
+}
+
+/// `POST <path>` with a JSON body as a same-origin API client holding `session`.
+async fn api_post(
+    server: &TestServer,
+    session: &Session,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
+    server
+        .post(path)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("cookie", &session.cookie)
+        .header("origin", server.origin())
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `kind:namespace/name` of an entity, lower-case, as Backstage writes refs.
+fn entity_ref(entity: &Value) -> String {
+    let namespace = entity["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    format!(
+        "{}:{namespace}/{}",
+        entity["kind"].as_str().unwrap(),
+        entity["metadata"]["name"].as_str().unwrap()
+    )
+    .to_lowercase()
+}
+
+/// The sorted refs of a list of entities.
+fn refs_of(entities: &Value) -> Vec<String> {
+    let mut refs: Vec<String> = entities
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of entities: {entities}"))
+        .iter()
+        .map(entity_ref)
+        .collect();
+    refs.sort_unstable();
+    refs
+}
+
+/// A catalog path with query parameters, encoded.
+fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{name}={}",
+                percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// Base64 JSON, the form of Backstage's by-query cursors.
+fn cursor_of(value: &Value) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value.to_string())
+}
+
+fn decode_cursor(cursor: &str) -> Value {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// An entity's uid, read from the backend directly.
+async fn uid_of(kind: &str, namespace: &str, name: &str) -> String {
+    let url = format!(
+        "{}/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+        backstage().url
+    );
+    let response = client()
+        .get(url)
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    ok_json(response).await["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
+    for (mode, server, alice) in scoped_portals("").await {
+        for inside in [
+            "/backstage/api/catalog/entities/by-name/component/acme/payments-api",
+            "/backstage/api/catalog/entities/by-name/Component/ACME/payments-api",
+            "/backstage/api/catalog/entities/by-name/component/common/design-system",
+            "/backstage/api/catalog/entities/by-name/user/acme/alice/",
+        ] {
+            let entity = ok_json(api_get(&server, &alice, inside, &[]).await).await;
+            assert!(
+                ACME_SCOPE.contains(&entity_ref(&entity).as_str()),
+                "{mode} {inside}: {entity}"
+            );
+        }
+        for outside in [
+            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
+            "/backstage/api/catalog/entities/by-name/component/GLOBEX/inventory-api",
+            "/backstage/api/catalog/entities/by-name/component/glob%65x/inventory-api",
+            "/backstage/api/catalog/Entities/By-Name/component/globex/inventory-api/",
+            "/backstage/api/catalog/entities/by-name/user/default/guest",
+            "/backstage/api/catalog/entities/by-name/user/globex/hank/ancestry",
+            "/backstage/api/catalog/locations/by-entity/component/globex/inventory-api",
+        ] {
+            let response = api_get(&server, &alice, outside, &[]).await;
+            let body = json_error(response, 404, "backstage_entity_not_found").await;
+            assert!(
+                !body.to_string().contains("inventory"),
+                "{mode} {outside}: {body}"
+            );
+        }
+        // Backstage's own 404 inside the scope is untouched.
+        let missing = api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/component/acme/no-such-thing",
+            &[],
+        )
+        .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{mode}");
+
+        // Ancestry inside the scope leaves out the `default` namespace's Location entities.
+        let ancestry = ok_json(
+            api_get(
+                &server,
+                &alice,
+                "/backstage/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
+                &[],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(ancestry["rootEntityRef"], "component:acme/payments-api");
+        let items = ancestry["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{mode}: {ancestry}");
+        assert_eq!(items[0]["parentEntityRefs"], json!([]), "{mode}");
+        // Inside the scope the location lookup reaches Backstage (which has no API-registered location
+        // for a file-provided entity: its own 404, not portico's).
+        let location = api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/locations/by-entity/component/acme/payments-api",
+            &[],
+        )
+        .await;
+        assert_eq!(location.status(), StatusCode::NOT_FOUND, "{mode}");
+        let location: Value = location.json().await.unwrap();
+        assert_eq!(
+            location["error"]["name"], "NotFoundError",
+            "{mode}: {location}"
+        );
+    }
+    // Without portico, the same ancestry names the generated Location in `default`.
+    let direct = client()
+        .get(format!(
+            "{}/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
+            backstage().url
+        ))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(direct).await["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn backstage_scoped_entity_lists_hold_only_the_tenants_namespaces() {
+    for (mode, server, alice) in scoped_portals("").await {
+        let list = |query: &[(&str, &str)]| {
+            let path = with_query("/backstage/api/catalog/entities", query);
+            let (server, alice) = (&server, &alice);
+            async move { refs_of(&ok_json(api_get(server, alice, &path, &[]).await).await) }
+        };
+        assert_eq!(list(&[]).await, ACME_SCOPE, "{mode}: no filter");
+        assert_eq!(
+            list(&[("filter", "kind=component")]).await,
+            [
+                "component:acme/billing-ui",
+                "component:acme/payments-api",
+                "component:common/design-system"
+            ],
+            "{mode}"
+        );
+        // Several filters are OR-ed, each narrowed.
+        let mut either = list(&[("filter", "kind=api"), ("filter", "kind=group")]).await;
+        either.retain(|r| !r.starts_with("api:"));
+        assert_eq!(either, ["group:acme/platform"], "{mode}");
+        // Asking for another tenant's namespace, however it is spelled, finds nothing of it.
+        for filter in [
+            "metadata.namespace=globex",
+            "kind=component,metadata.namespace=globex",
+            "kind=component,metadata.namespace=acme,metadata.namespace=globex",
+            "Metadata.Namespace=globex",
+            "\u{feff}metadata.namespace=globex",
+            "metadata.namespace=default",
+        ] {
+            let refs = list(&[("filter", filter)]).await;
+            assert!(
+                refs.iter().all(|r| ACME_SCOPE.contains(&r.as_str())),
+                "{mode} {filter:?}: {refs:?}"
+            );
+        }
+        assert_eq!(
+            list(&[(
+                "filter",
+                "kind=component,metadata.namespace=acme,metadata.namespace=globex"
+            )])
+            .await,
+            ["component:acme/billing-ui", "component:acme/payments-api"],
+            "{mode}"
+        );
+        // Offset pagination (`limit`, `offset`, `after`) stays in scope.
+        let mut paged = Vec::new();
+        for offset in 0..6 {
+            let offset = (offset * 2).to_string();
+            paged.extend(list(&[("limit", "2"), ("offset", &offset)]).await);
+        }
+        paged.sort_unstable();
+        assert_eq!(paged, ACME_SCOPE, "{mode}: pages of two");
+        // Express reads `filter[]` as `filter`: refused rather than passed on unchecked.
+        let bracket = api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities?filter%5B%5D=metadata.namespace%3Dglobex",
+            &[],
+        )
+        .await;
+        json_error(bracket, 400, "backstage_bad_catalog_request").await;
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_by_query_pages_through_exactly_the_scoped_set() {
+    for (mode, server, alice) in scoped_portals("").await {
+        // GET, following nextCursor to the end.
+        let mut seen = Vec::new();
+        let mut path = with_query(
+            "/backstage/api/catalog/entities/by-query",
+            &[("filter", "kind=api"), ("limit", "1")],
+        );
+        for page in 0.. {
+            assert!(page < 10, "{mode}: paging does not end");
+            let answer = ok_json(api_get(&server, &alice, &path, &[]).await).await;
+            assert_eq!(answer["totalItems"], 4, "{mode}: {answer}");
+            seen.extend(refs_of(&answer["items"]));
+            let Some(next) = answer["pageInfo"]["nextCursor"].as_str() else {
+                break;
+            };
+            path = with_query(
+                "/backstage/api/catalog/entities/by-query",
+                &[("cursor", next), ("limit", "1")],
+            );
+        }
+        assert_eq!(seen.len(), 4, "{mode}: GET pages: {seen:?}");
+        seen.sort_unstable();
+        assert_eq!(seen, ACME_APIS, "{mode}: GET pages, no duplicates");
+
+        // POST, following nextCursor in the body.
+        let mut seen = Vec::new();
+        let mut body = json!({ "query": { "kind": "api" }, "limit": 1 });
+        for page in 0.. {
+            assert!(page < 10, "{mode}: paging does not end");
+            let answer = ok_json(
+                api_post(
+                    &server,
+                    &alice,
+                    "/backstage/api/catalog/entities/by-query",
+                    &body,
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(answer["totalItems"], 4, "{mode}: {answer}");
+            seen.extend(refs_of(&answer["items"]));
+            let Some(next) = answer["pageInfo"]["nextCursor"].as_str() else {
+                break;
+            };
+            body = json!({ "cursor": next, "limit": 1 });
+        }
+        assert_eq!(seen.len(), 4, "{mode}: POST pages: {seen:?}");
+        seen.sort_unstable();
+        assert_eq!(seen, ACME_APIS, "{mode}: POST pages, no duplicates");
+
+        // No query at all, larger pages: the whole scope.
+        let mut seen = Vec::new();
+        let mut body = json!({ "limit": 4 });
+        loop {
+            let answer = ok_json(
+                api_post(
+                    &server,
+                    &alice,
+                    "/backstage/api/catalog/entities/by-query",
+                    &body,
+                )
+                .await,
+            )
+            .await;
+            seen.extend(refs_of(&answer["items"]));
+            let Some(next) = answer["pageInfo"]["nextCursor"].as_str() else {
+                break;
+            };
+            body = json!({ "cursor": next, "limit": 4 });
+        }
+        assert_eq!(seen.len(), ACME_SCOPE.len(), "{mode}: {seen:?}");
+        seen.sort_unstable();
+        assert_eq!(seen, ACME_SCOPE, "{mode}: everything, in pages of four");
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
+    // A cursor written by the client: every API in the catalog, from the start.
+    let forged = cursor_of(&json!({
+        "orderFields": [], "orderFieldValues": [], "isPrevious": false, "query": { "kind": "api" },
+    }));
+    // The forgery works against Backstage directly, so the checks below can fail.
+    let direct = client()
+        .get(with_query(
+            &format!("{}/api/catalog/entities/by-query", backstage().url),
+            &[("cursor", &forged)],
+        ))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let direct = refs_of(&ok_json(direct).await["items"]);
+    assert!(
+        direct.contains(&"api:globex/inventory-rest".to_owned()),
+        "{direct:?}"
+    );
+
+    for (mode, server, alice) in scoped_portals("").await {
+        let by_query = "/backstage/api/catalog/entities/by-query";
+        let answer = ok_json(
+            api_get(
+                &server,
+                &alice,
+                &with_query(by_query, &[("cursor", &forged)]),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            refs_of(&answer["items"]),
+            ACME_APIS,
+            "{mode}: forged GET cursor"
+        );
+        let answer =
+            ok_json(api_post(&server, &alice, by_query, &json!({ "cursor": forged })).await).await;
+        assert_eq!(
+            refs_of(&answer["items"]),
+            ACME_APIS,
+            "{mode}: forged POST cursor"
+        );
+
+        // A real cursor of a scoped query, modified to read globex (in both the predicate and the older
+        // `filter` form), in URL-safe base64.
+        let first = ok_json(
+            api_get(
+                &server,
+                &alice,
+                &with_query(by_query, &[("filter", "kind=api"), ("limit", "1")]),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        let mut cursor = decode_cursor(first["pageInfo"]["nextCursor"].as_str().unwrap());
+        cursor["query"] = json!({ "metadata.namespace": "globex" });
+        cursor["filter"] = json!({ "key": "metadata.namespace", "values": ["globex"] });
+        cursor["orderFieldValues"] = json!([]);
+        let modified = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor.to_string());
+        for answer in [
+            ok_json(
+                api_get(
+                    &server,
+                    &alice,
+                    &with_query(by_query, &[("cursor", &modified)]),
+                    &[],
+                )
+                .await,
+            )
+            .await,
+            ok_json(api_post(&server, &alice, by_query, &json!({ "cursor": modified })).await)
+                .await,
+        ] {
+            let refs = refs_of(&answer["items"]);
+            assert!(
+                refs.iter().all(|r| ACME_SCOPE.contains(&r.as_str())),
+                "{mode}: modified cursor read {refs:?}"
+            );
+        }
+        // Not a cursor at all, or two of them: refused.
+        for path in [
+            with_query(by_query, &[("cursor", "not a cursor!")]),
+            format!("{by_query}?cursor={forged}&cursor={forged}"),
+        ] {
+            let response = api_get(&server, &alice, &path, &[]).await;
+            json_error(response, 400, "backstage_bad_catalog_request").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_by_refs_answers_null_outside_the_tenants_namespaces() {
+    let refs = json!({ "entityRefs": [
+        "component:acme/payments-api",
+        "component:globex/inventory-api",
+        "component:common/design-system",
+        "user:default/guest",
+        "component:acme/no-such-thing",
+        "user:globex/hank",
+    ] });
+    for (mode, server, alice) in scoped_portals("").await {
+        let path = "/backstage/api/catalog/entities/by-refs";
+        let answer = ok_json(api_post(&server, &alice, path, &refs).await).await;
+        let items = answer["items"].as_array().unwrap();
+        let found: Vec<Option<String>> = items
+            .iter()
+            .map(|item| (!item.is_null()).then(|| entity_ref(item)))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                Some("component:acme/payments-api".to_owned()),
+                None,
+                Some("component:common/design-system".to_owned()),
+                None,
+                None,
+                None
+            ],
+            "{mode}: {answer}"
+        );
+        // A client filter for another namespace narrows further, never wider.
+        let filtered = ok_json(
+            api_post(
+                &server,
+                &alice,
+                &with_query(path, &[("filter", "metadata.namespace=globex")]),
+                &refs,
+            )
+            .await,
+        )
+        .await;
+        assert!(
+            filtered["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(Value::is_null),
+            "{mode}: {filtered}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_by_uid_and_refresh_stay_inside_the_tenants_namespaces() {
+    let acme_uid = uid_of("component", "acme", "payments-api").await;
+    let globex_uid = uid_of("component", "globex", "inventory-api").await;
+    for (mode, server, alice) in scoped_portals("").await {
+        let by_uid = |uid: &str| format!("/backstage/api/catalog/entities/by-uid/{uid}");
+        let entity = ok_json(api_get(&server, &alice, &by_uid(&acme_uid), &[]).await).await;
+        assert_eq!(entity_ref(&entity), "component:acme/payments-api", "{mode}");
+        for uid in [globex_uid.as_str(), "no-such-uid"] {
+            let response = api_get(&server, &alice, &by_uid(uid), &[]).await;
+            json_error(response, 404, "backstage_entity_not_found").await;
+        }
+        // Deleting another tenant's entity by uid is refused before Backstage deletes anything.
+        let delete = server
+            .client
+            .delete(server.url(&by_uid(&globex_uid)))
+            .header("accept", "application/json")
+            .header("cookie", &alice.cookie)
+            .header("origin", server.origin())
+            .send()
+            .await
+            .unwrap();
+        json_error(delete, 404, "backstage_entity_not_found").await;
+        assert_eq!(
+            uid_of("component", "globex", "inventory-api").await,
+            globex_uid,
+            "{mode}: still there"
+        );
+
+        let refresh = "/backstage/api/catalog/refresh";
+        let inside = api_post(
+            &server,
+            &alice,
+            refresh,
+            &json!({ "entityRef": "component:acme/payments-api" }),
+        )
+        .await;
+        assert_eq!(inside.status(), StatusCode::OK, "{mode}");
+        for entity_ref in ["component:globex/inventory-api", "user:default/guest"] {
+            let outside = api_post(
+                &server,
+                &alice,
+                refresh,
+                &json!({ "entityRef": entity_ref }),
+            )
+            .await;
+            json_error(outside, 404, "backstage_entity_not_found").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
+    for (mode, server, alice) in scoped_portals("").await {
+        let facets = "/backstage/api/catalog/entity-facets";
+        let values = |answer: &Value, facet: &str| -> Vec<(String, u64)> {
+            answer["facets"][facet]
+                .as_array()
+                .unwrap_or_else(|| panic!("{answer}"))
+                .iter()
+                .map(|v| {
+                    (
+                        v["value"].as_str().unwrap().to_owned(),
+                        v["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let get = ok_json(
+            api_get(
+                &server,
+                &alice,
+                &format!("{facets}?facet=metadata.namespace"),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            values(&get, "metadata.namespace"),
+            [("acme".to_owned(), 9), ("common".to_owned(), 2)],
+            "{mode}: {get}"
+        );
+        let globex = ok_json(
+            api_get(
+                &server,
+                &alice,
+                &with_query(
+                    facets,
+                    &[("facet", "kind"), ("filter", "metadata.namespace=globex")],
+                ),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(values(&globex, "kind"), [], "{mode}: {globex}");
+        let post = ok_json(
+            api_post(
+                &server,
+                &alice,
+                facets,
+                &json!({ "facets": ["metadata.namespace"], "query": { "kind": "api" } }),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            values(&post, "metadata.namespace"),
+            [("acme".to_owned(), 3), ("common".to_owned(), 1)],
+            "{mode}: {post}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
+    for (mode, server, alice) in scoped_portals("").await {
+        for path in [
+            "/backstage/api/catalog/locations",
+            "/backstage/api/catalog/locations/by-query",
+            "/backstage/api/catalog/.backstage/actions/v1/actions",
+            "/backstage/api/catalog/openapi.json",
+            "/backstage/api/catalog",
+        ] {
+            let response = api_get(&server, &alice, path, &[]).await;
+            json_error(response, 403, "backstage_catalog_unscoped").await;
+        }
+        for path in [
+            "/backstage/api/catalog/analyze-location",
+            "/backstage/api/catalog/validate-entity",
+            "/backstage/api/catalog/locations",
+        ] {
+            let response = api_post(&server, &alice, path, &json!({})).await;
+            json_error(response, 403, "backstage_catalog_unscoped").await;
+        }
+        // A browser gets the HTML error page.
+        let page = server
+            .get("/backstage/api/catalog/locations")
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .header("cookie", &alice.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::FORBIDDEN, "{mode}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("cannot be limited"), "{mode}: {html}");
+    }
+    for (mode, server, alice) in
+        scoped_portals(", allow_unscoped: [/locations, \"/.backstage/actions/**\"]").await
+    {
+        let locations =
+            ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+        // The fixture registers no locations through the API, so the list is empty but answered.
+        assert!(locations.is_array(), "{mode}: {locations}");
+        let actions = ok_json(
+            api_get(
+                &server,
+                &alice,
+                "/backstage/api/catalog/.backstage/actions/v1/actions",
+                &[],
+            )
+            .await,
+        )
+        .await;
+        assert!(actions["actions"].is_array(), "{mode}: {actions}");
+        // Only what the globs name: the rest stays refused, and scoped endpoints stay scoped.
+        let analyze = api_post(
+            &server,
+            &alice,
+            "/backstage/api/catalog/analyze-location",
+            &json!({}),
+        )
+        .await;
+        json_error(analyze, 403, "backstage_catalog_unscoped").await;
+        let globex = api_get(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
+            &[],
+        )
+        .await;
+        json_error(globex, 404, "backstage_entity_not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn backstage_without_namespaces_the_catalog_is_not_scoped() {
+    let server = service_portal("[catalog]").await;
+    let alice = server.sign_in("alice").await;
+    let all = refs_of(
+        &ok_json(api_get(&server, &alice, "/backstage/api/catalog/entities", &[]).await).await,
+    );
+    assert!(
+        all.contains(&"component:globex/inventory-api".to_owned()),
+        "{all:?}"
+    );
+    assert!(all.contains(&"user:default/guest".to_owned()), "{all:?}");
+    let locations =
+        ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+    assert!(locations.is_array());
+}

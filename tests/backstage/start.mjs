@@ -14,7 +14,7 @@
 //   The backend's logs, and this script's, go to stderr; a failed start exits 1 with the reason there.
 //
 // WHAT IS IN IT: see app-config.yaml (static tokens, oauth2Proxy sign-in resolvers), catalog.yaml (namespaces
-// acme, globex, default) and index.js (the `whoami` test plugin).
+// acme, globex, common, default) and index.js (the `whoami` test plugin).
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,6 +30,9 @@ const EXPECTED_ENTITIES = [
   'group:acme/platform', 'group:globex/ops',
   'component:acme/payments-api', 'component:acme/billing-ui', 'component:globex/inventory-api',
   'system:acme/payments', 'system:globex/warehouse',
+  'api:acme/payments-rest', 'api:acme/billing-events', 'api:acme/ledger-grpc',
+  'api:globex/inventory-rest', 'api:globex/orders-events',
+  'component:common/design-system', 'api:common/audit-events',
 ];
 
 function log(message) {
