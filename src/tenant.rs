@@ -65,19 +65,34 @@ pub async fn resolve_tenant(
     next: Next,
 ) -> Response {
     let config = state.config.load_full();
-    let host = request
+    // Every authority the request names: its Host header lines, then the request target's (the HTTP/2
+    // `:authority`, or an HTTP/1.1 absolute-form target). Normally there is exactly one.
+    let mut names = request
         .headers()
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
+        .get_all(header::HOST)
+        .iter()
+        .map(|value| value.to_str().unwrap_or_default())
+        .chain(
             request
                 .uri()
                 .authority()
-                .map(|authority| authority.to_string())
-        })
-        .unwrap_or_default();
-    let Some(tenant) = resolve(&config, &host).cloned() else {
+                .map(|authority| authority.as_str()),
+        );
+    let host = names.next().unwrap_or_default().to_owned();
+    let tenant = resolve(&config, &host).cloned();
+    // Names that lead to different tenants make the request ambiguous: a proxy in front may have routed
+    // or filtered it by one name while we would serve another tenant by the other (several Host lines
+    // are a 400 in RFC 9112 §3.2; a Host that differs from `:authority` is malformed in RFC 9113
+    // §8.3.1). Without this check the first Host line won, even over the HTTP/2 `:authority`, so
+    // `:authority: acme…` with `host: globex…` was served by globex. Refuse such a request, never guess.
+    let same_tenant = |other: &str| {
+        resolve(&config, other).map(|t| t.id.as_str()) == tenant.as_ref().map(|t| t.id.as_str())
+    };
+    if let Some(other) = names.find(|other| !same_tenant(other)) {
+        let names = format!("{host}` and `{other}");
+        return AppError::from(TenantError::UnknownHost(names)).into_response();
+    }
+    let Some(tenant) = tenant else {
         return AppError::from(TenantError::UnknownHost(host)).into_response();
     };
     if let Some(labels) = request.extensions().get::<Labels>() {
