@@ -11,3 +11,4 @@ mod oidc_real;
 mod op;
 mod proxy;
 mod shell;
+mod tenancy;

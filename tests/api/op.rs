@@ -89,6 +89,10 @@ fn client() -> reqwest::Client {
 #[derive(Default)]
 pub struct Browser {
     jars: HashMap<String, HashMap<String, String>>,
+    /// Host names resolved to a fixed address, like `/etc/hosts` entries (the URL's port is used).
+    resolve: Vec<(String, SocketAddr)>,
+    /// Every `Set-Cookie` received, as (URL of the response, header value), oldest first.
+    pub set_cookies: Vec<(String, String)>,
 }
 
 /// One response as the browser saw it.
@@ -104,6 +108,28 @@ fn origin_of(url: &str) -> String {
 }
 
 impl Browser {
+    /// A browser that resolves each of `hosts` to `addr` (e.g. `acme.test` to 127.0.0.1).
+    pub fn resolving(hosts: &[&str], addr: SocketAddr) -> Browser {
+        Browser {
+            resolve: hosts
+                .iter()
+                .map(|host| ((*host).to_owned(), addr))
+                .collect(),
+            ..Browser::default()
+        }
+    }
+
+    fn http(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(30));
+        for (host, addr) in &self.resolve {
+            builder = builder.resolve(host, *addr);
+        }
+        builder.build().unwrap()
+    }
+
     fn cookie_header(&self, url: &str) -> Option<String> {
         let jar = self.jars.get(&origin_of(url))?;
         (!jar.is_empty()).then(|| {
@@ -118,6 +144,7 @@ impl Browser {
         let jar = self.jars.entry(origin_of(url)).or_default();
         for value in response.headers().get_all(SET_COOKIE) {
             let text = value.to_str().unwrap();
+            self.set_cookies.push((url.to_owned(), text.to_owned()));
             let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
             let (name, value) = pair.split_once('=').unwrap();
             let attributes = attributes.to_ascii_lowercase();
@@ -134,11 +161,17 @@ impl Browser {
 
     /// The session cookie portico set for `origin`, if any.
     pub fn session(&self, origin: &str) -> Option<String> {
-        self.jars.get(origin)?.get("portico_session").cloned()
+        self.cookie(origin, "portico_session")
+    }
+
+    /// The value of the cookie `name` this browser holds for `origin`, if any.
+    pub fn cookie(&self, origin: &str, name: &str) -> Option<String> {
+        self.jars.get(origin)?.get(name).cloned()
     }
 
     pub async fn get(&mut self, url: &str) -> Page {
-        let mut request = client()
+        let mut request = self
+            .http()
             .get(url)
             .header("accept", "text/html")
             .header("sec-fetch-mode", "navigate");
@@ -154,7 +187,8 @@ impl Browser {
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let mut request = client()
+        let mut request = self
+            .http()
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "text/html")
@@ -168,7 +202,8 @@ impl Browser {
 
     /// A same-origin script call (fetch) with JSON back, as the shell's bootstrap makes it.
     pub async fn fetch(&mut self, method: &str, url: &str, csrf: Option<&str>) -> (u16, Value) {
-        let mut request = client()
+        let mut request = self
+            .http()
             .request(method.parse().unwrap(), url)
             .header("accept", "application/json")
             .header("sec-fetch-site", "same-origin")
@@ -233,6 +268,19 @@ impl Browser {
         account: &str,
         return_to: &str,
     ) -> String {
+        let callback = self.sign_in_at_op(base, issuer, account, return_to).await;
+        self.land(base, &callback).await
+    }
+
+    /// The first half of [`Self::sign_in`]: starts the login at portico `base` and signs in at the OP,
+    /// but stops before the callback. Returns the callback URL the OP sent the browser to.
+    pub async fn sign_in_at_op(
+        &mut self,
+        base: &str,
+        issuer: &str,
+        account: &str,
+        return_to: &str,
+    ) -> String {
         let start = format!("{base}/auth/login?return_to={}", urlencode(return_to));
         let login = self.get(&start).await;
         assert_eq!(
@@ -246,7 +294,7 @@ impl Browser {
         let (interaction, form) = self.follow(&authorize, Some(base)).await;
         if let Some(back) = form.location.as_deref().filter(|l| l.starts_with(base)) {
             // Already signed in at the OP (single sign-on): the redirect went straight back.
-            return self.land(base, back).await;
+            return back.to_owned();
         }
         assert_eq!(form.status, 200, "login form: {}", form.body);
         let after = self
@@ -260,10 +308,12 @@ impl Browser {
         let (_, last) = self.follow(&after.location.unwrap(), Some(base)).await;
         let back = last.location.expect("the OP redirects back to portico");
         assert!(back.starts_with(&format!("{base}/auth/callback")), "{back}");
-        self.land(base, &back).await
+        back
     }
 
-    async fn land(&mut self, base: &str, callback: &str) -> String {
+    /// Opens the callback URL at portico `base`; asserts sign-in succeeded and returns where it sent the
+    /// browser.
+    pub async fn land(&mut self, base: &str, callback: &str) -> String {
         let done = self.get(callback).await;
         assert_eq!(done.status, 303, "callback accepted: {}", done.body);
         let target = done.location.unwrap();
