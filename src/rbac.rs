@@ -103,6 +103,15 @@ impl PathGlob {
         }
     }
 
+    /// A pattern from config: it must start with `/` and may not hold `?`, `#`, `%`, `\\` or dot
+    /// segments, because it is matched against normalised, decoded paths that never contain them.
+    pub fn parse(pattern: &str) -> Option<Self> {
+        let valid = pattern.starts_with('/')
+            && !pattern.contains(['?', '#', '%', '\\'])
+            && !pattern.split('/').any(|s| s == "." || s == "..");
+        valid.then(|| PathGlob::new(pattern))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.pattern
     }

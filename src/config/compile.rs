@@ -782,12 +782,7 @@ impl<'s> Reader<'s> {
                 .unwrap_or_default()
             {
                 if !known.contains(&tenant.as_str()) {
-                    let hint = match closest(&tenant, &known) {
-                        Some(near) => {
-                            format!("did you mean `{near}`? tenants: {}", known.join(", "))
-                        }
-                        None => format!("tenants: {}", known.join(", ")),
-                    };
+                    let hint = suggest(&tenant, &known, &format!("tenants: {}", known.join(", ")));
                     self.error(
                         mark,
                         &tenants_path,
@@ -1008,15 +1003,19 @@ impl<'s> Reader<'s> {
                 Some("redirect URIs are built from it, never from the Host header, e.g. `public_origin: https://portal.acme.example`".into()),
             );
         }
-        let assertion_issuer = match (&public_origin, hosts.first()) {
-            (Some(origin), _) => origin.origin.clone(),
-            (None, Some(host)) => format!("http://{host}"),
-            (None, None) => format!("urn:portico:tenant:{id}"),
+        let origin = match (&public_origin, hosts.first()) {
+            (Some(origin), _) => Some(origin.origin.clone()),
+            (None, Some(host)) => Some(format!("http://{host}")),
+            (None, None) => None,
         };
+        let assertion_issuer = origin
+            .clone()
+            .unwrap_or_else(|| format!("urn:portico:tenant:{id}"));
         Some(Tenant {
             id: id.to_owned(),
             hosts,
             public_origin,
+            origin,
             assertion_issuer,
             backstage,
             branding: branding?,
@@ -1143,12 +1142,11 @@ impl<'s> Reader<'s> {
             let mode_path = join(path, "responsive_navigation");
             let text = self.string(mode, &mode_path)?;
             if !NAVIGATION.contains(&text.as_str()) {
-                let hint = match closest(&text, NAVIGATION) {
-                    Some(near) => {
-                        format!("did you mean `{near}`? one of: {}", NAVIGATION.join(", "))
-                    }
-                    None => format!("one of: {}", NAVIGATION.join(", ")),
-                };
+                let hint = suggest(
+                    &text,
+                    NAVIGATION,
+                    &format!("one of: {}", NAVIGATION.join(", ")),
+                );
                 self.error(
                     mode.mark,
                     &mode_path,
@@ -1541,10 +1539,7 @@ impl<'s> Reader<'s> {
         if let Some(list) = fields.get("allow_unscoped") {
             let list_path = join(path, "allow_unscoped");
             for (glob, mark) in self.strings(list, &list_path).unwrap_or_default() {
-                if !glob.starts_with('/')
-                    || glob.contains(['?', '#', '%', '\\'])
-                    || glob.split('/').any(|s| s == "." || s == "..")
-                {
+                let Some(parsed) = PathGlob::parse(&glob) else {
                     self.error(
                         mark,
                         &list_path,
@@ -1552,8 +1547,8 @@ impl<'s> Reader<'s> {
                         Some("a catalog endpoint below /api/catalog, e.g. `/locations`".into()),
                     );
                     continue;
-                }
-                allow_unscoped.push(PathGlob::new(&glob));
+                };
+                allow_unscoped.push(parsed);
             }
         }
         Some(BackstageSettings {
@@ -1666,20 +1661,16 @@ impl<'s> Reader<'s> {
                     .iter()
                     .map(|(name, _)| name.0.as_str())
                     .collect();
-                let hint = match closest(&role, &known) {
-                    Some(near) => format!(
-                        "did you mean `{near}`? roles of tenant `{tenant}`: {}",
-                        known.join(", ")
-                    ),
-                    None => format!(
-                        "roles of tenant `{tenant}`: {}",
-                        if known.is_empty() {
-                            "(none)".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
+                let listing = if known.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    known.join(", ")
                 };
+                let hint = suggest(
+                    &role,
+                    &known,
+                    &format!("roles of tenant `{tenant}`: {listing}"),
+                );
                 self.error(
                     mark,
                     &format!("{roles_path}[{index}]"),
@@ -1901,10 +1892,7 @@ impl<'s> Reader<'s> {
                 ok = false;
                 continue;
             };
-            if !glob.starts_with('/')
-                || glob.contains(['?', '#', '%', '\\'])
-                || glob.split('/').any(|s| s == "." || s == "..")
-            {
+            let Some(path) = PathGlob::parse(&glob) else {
                 self.error(
                     mark,
                     &join(&rule_path, "path"),
@@ -1913,10 +1901,10 @@ impl<'s> Reader<'s> {
                 );
                 ok = false;
                 continue;
-            }
+            };
             rules.push(RequestRule {
                 methods,
-                path: PathGlob::new(&glob),
+                path,
                 rule,
             });
         }
@@ -2281,6 +2269,14 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
 }
 
 /// The allowed word nearest to `word`, if it is close enough to be a likely typo.
+/// A hint that names the closest candidate when one is near, then `listing` (what there is to choose).
+fn suggest(word: &str, candidates: &[&str], listing: &str) -> String {
+    match closest(word, candidates) {
+        Some(near) => format!("did you mean `{near}`? {listing}"),
+        None => listing.to_owned(),
+    }
+}
+
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()

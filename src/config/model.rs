@@ -63,7 +63,10 @@ pub struct Tenant {
     pub hosts: Vec<String>,
     /// The origin users reach the tenant at; absolute URLs (redirect URIs) are built from it, never from Host.
     pub public_origin: Option<PublicOrigin>,
-    /// `iss` of the identity assertions sent upstream: the public origin, else `http://<first host>`.
+    /// Where users reach the tenant: the public origin, else `http://<first host>` (loopback demos);
+    /// `None` for a tenant that lists no host. Links to the tenant are built from it.
+    pub origin: Option<String>,
+    /// `iss` of the identity assertions sent upstream: `origin`, else a URN naming the tenant.
     /// Computed once here because the proxy needs it on every request.
     pub assertion_issuer: String,
     pub branding: Branding,
@@ -99,17 +102,6 @@ impl BackstageSettings {
     /// Whether catalog reads are narrowed to namespaces at all.
     pub fn scoped(&self) -> bool {
         !self.namespaces.is_empty()
-    }
-
-    /// Whether `namespace` is readable by this tenant (own or shared); case-insensitive, as Backstage
-    /// compares entity refs.
-    pub fn namespace_visible(&self, namespace: &str) -> bool {
-        !self.scoped()
-            || self
-                .namespaces
-                .iter()
-                .chain(&self.shared_namespaces)
-                .any(|listed| listed.eq_ignore_ascii_case(namespace))
     }
 }
 

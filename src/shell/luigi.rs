@@ -119,7 +119,7 @@ fn other_portals(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Vec<
                 .is_some_and(|groups| !other.roles.roles_for(groups).0.is_empty())
         })
         .filter_map(|other| {
-            let url = portal_url(other)?;
+            let url = format!("{}/", other.origin.as_deref()?);
             Some(json!({
                 "label": other.branding.title,
                 "subTitle": url,
@@ -146,15 +146,6 @@ fn groups_there<'a>(
             .find(|listed| listed.id == subject)
             .map(|listed| listed.groups.as_slice()),
         _ => None,
-    }
-}
-
-/// Where users reach a tenant: its public origin, else its first host over plain http (loopback demos).
-fn portal_url(tenant: &Tenant) -> Option<String> {
-    match (&tenant.public_origin, tenant.hosts.first()) {
-        (Some(origin), _) => Some(format!("{}/", origin.origin)),
-        (None, Some(host)) => Some(format!("http://{host}/")),
-        (None, None) => None,
     }
 }
 
