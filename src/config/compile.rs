@@ -165,12 +165,18 @@ struct Fields<'n> {
 }
 
 impl<'n> Fields<'n> {
+    /// The value of `key`; a key with an empty value (`key:`) counts as absent.
     fn get(&self, key: &str) -> Option<&'n Node> {
+        self.written(key)
+            .filter(|node| !matches!(node.value, Value::Null))
+    }
+
+    /// The value of `key` as written, an empty one included.
+    fn written(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(name, _)| *name == key)
             .map(|(_, node)| *node)
-            .filter(|node| !matches!(node.value, Value::Null))
     }
 }
 
@@ -1165,7 +1171,7 @@ impl<'s> Reader<'s> {
 
     /// A CSS hex colour; it is written into a stylesheet, so nothing else is accepted.
     fn color(&mut self, fields: &Fields<'_>, key: &str, path: &str) -> Option<String> {
-        let node = fields.get(key)?;
+        let node = fields.written(key)?;
         let key_path = join(path, key);
         if matches!(node.value, Value::Null) {
             // `shell_color: #0a6ed1` parses as an empty value: YAML reads `#…` as a comment.

@@ -971,3 +971,65 @@ fn an_unscoped_tenant_next_to_scoped_ones_is_warned_about() {
     );
     assert!(warnings[0].message.contains("reads every namespace"));
 }
+
+#[test]
+fn branding_luigi_and_backstage_scoping_values_are_checked() {
+    let text = VALID.replace(
+        "    hosts: [portal.acme.test]\n",
+        "    hosts: [portal.acme.test]
+    branding:
+      theme:
+        shell_color: #354a5f
+        accent_color: blue
+    luigi: { responsive_navigation: semiColapsible }
+    backstage:
+      url: http://127.0.0.1:7007
+      namespaces: [acme, \"no/slash\"]
+      allow_unscoped: [locations]
+",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let errors = run.errors();
+    let by_key = |key: &str| {
+        errors
+            .iter()
+            .find(|e| e.key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no error at {key}:\n{}", run.all()))
+    };
+    // An unquoted `#` starts a YAML comment: the hint says to quote it.
+    let shell = by_key("tenants.acme.branding.theme.shell_color");
+    assert_eq!(shell.message, "the colour is empty");
+    assert!(
+        shell.hint.as_deref().unwrap_or("").contains("quote")
+            || shell.hint.as_deref().unwrap_or("").contains("\"#0a6ed1\""),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        by_key("tenants.acme.branding.theme.accent_color").message,
+        "`blue` is not a hex colour"
+    );
+    let navigation = by_key("tenants.acme.luigi.responsive_navigation");
+    assert_eq!(
+        navigation.message,
+        "unknown navigation mode `semiColapsible`"
+    );
+    assert_eq!(
+        navigation.hint.as_deref(),
+        Some(
+            "did you mean `semiCollapsible`? one of: semiCollapsible, simple, simpleMobileOnly, Fiori3"
+        )
+    );
+    assert_eq!(
+        by_key("tenants.acme.backstage.namespaces").message,
+        "`no/slash` is not a Backstage namespace"
+    );
+    assert_eq!(
+        by_key("tenants.acme.backstage.allow_unscoped").message,
+        "`locations` is not a path glob"
+    );
+    assert_eq!(errors.len(), 5, "{}", run.all());
+}
