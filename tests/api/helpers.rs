@@ -284,3 +284,28 @@ pub async fn json_error(response: reqwest::Response, status: u16, code: &str) ->
     );
     body
 }
+
+/// The query parameters of `url`.
+pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// `url` with one query parameter replaced (or added).
+pub fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != name)
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(name, value);
+    parsed.to_string()
+}

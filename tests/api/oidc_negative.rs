@@ -4,14 +4,12 @@
 //! user or the IdP sees: the callback's 401 `sign_in_failed` (JSON for API clients, an HTML page for a
 //! browser) and no `portico_session` cookie; a 401 on the next request once a session must have ended.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
-use reqwest::Url;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -20,7 +18,9 @@ use crate::fake_idp::{
     self, CLIENT_ID, CLIENT_SECRET, FakeIdp, TokenReply, s256, sign_hs256, sign_rs256,
     sign_rs256_typ, sign_with_other_key, sign_with_rotated_key, tampered, unsigned,
 };
-use crate::helpers::{Session, TIMEOUT, client, compile, json_error, session_from};
+use crate::helpers::{
+    Session, TIMEOUT, client, compile, json_error, query_of, session_from, with_param,
+};
 
 /// Reserves a loopback port portico can then listen on (its public origin must be known up front).
 fn free_port() -> u16 {
@@ -329,30 +329,6 @@ async fn assert_login_refused_page(portal: &Portal) {
     let start = portal.start_login("/x").await;
     let callback = portal.at_idp(&start).await;
     assert_refused_page(portal.callback_html(&callback, Some(&start.binding)).await).await;
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect()
-}
-
-/// `url` with one query parameter replaced (or added).
-fn with_param(url: &str, name: &str, value: &str) -> String {
-    let mut parsed = Url::parse(url).unwrap();
-    let pairs: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(key, _)| key != name)
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect();
-    parsed
-        .query_pairs_mut()
-        .clear()
-        .extend_pairs(pairs)
-        .append_pair(name, value);
-    parsed.to_string()
 }
 
 fn roles(whoami: &Value) -> Vec<String> {

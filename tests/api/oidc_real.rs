@@ -286,21 +286,8 @@ async fn logout_ends_the_session_and_sends_the_browser_to_end_session() {
     assert_eq!(status, 401);
 
     // The OP asks to confirm, ends its own session and returns the browser to portico.
-    let confirm = browser.get(&redirect).await;
-    assert_eq!(confirm.status, 200, "{}", confirm.body);
-    let xsrf = confirm
-        .body
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the OP's logout form has an xsrf field")
-        .to_owned();
     let done = browser
-        .post_form(
-            &format!("{}/session/end/confirm", portal.op.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-            &portal.op.issuer,
-        )
+        .confirm_logout_at_op(&redirect, &portal.op.issuer)
         .await;
     let back = done.location.expect("the OP returns the browser");
     assert!(back.starts_with(&signed_out), "{back}");
@@ -335,21 +322,9 @@ async fn back_channel_logout_ends_the_sessions_of_that_idp_session_only() {
 
     // The first browser signs out at the IdP itself (not through portico): the OP tells portico
     // server-to-server with a logout token for that IdP session.
-    let end = first
-        .get(&format!("{}/session/end", portal.op.issuer))
-        .await;
-    assert_eq!(end.status, 200, "{}", end.body);
-    let xsrf = end
-        .body
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
     first
-        .post_form(
-            &format!("{}/session/end/confirm", portal.op.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
+        .confirm_logout_at_op(
+            &format!("{}/session/end", portal.op.issuer),
             &portal.op.issuer,
         )
         .await;

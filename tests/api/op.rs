@@ -200,6 +200,26 @@ impl Browser {
         self.finish(url, request).await
     }
 
+    /// Opens the OP's logout confirmation page at `url` (oidc-provider's `/session/end` form) and
+    /// confirms it, as a user clicking "yes" would; returns the OP's answer to the confirmation.
+    pub async fn confirm_logout_at_op(&mut self, url: &str, issuer: &str) -> Page {
+        let confirm = self.get(url).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.body);
+        let xsrf = confirm
+            .body
+            .split("name=\"xsrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the OP's logout form has an xsrf field")
+            .to_owned();
+        self.post_form(
+            &format!("{issuer}/session/end/confirm"),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+            issuer,
+        )
+        .await
+    }
+
     /// A same-origin script call (fetch) with JSON back, as the shell's bootstrap makes it.
     pub async fn fetch(&mut self, method: &str, url: &str, csrf: Option<&str>) -> (u16, Value) {
         let mut request = self

@@ -14,7 +14,6 @@
 //! as the real OPs produce every response used here. Audit events are read from the log: the server
 //! runs on the test's single-threaded runtime, so a thread-local subscriber sees its events.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,11 +24,12 @@ use axum::http::{HeaderMap, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
-use reqwest::Url;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::{app_nodes, compile, json_error, segments, session_from};
+use crate::helpers::{
+    app_nodes, compile, json_error, query_of, segments, session_from, with_param,
+};
 use crate::op::{Browser, RealOp, reserve_port};
 
 const ACME: &str = "acme.test";
@@ -380,30 +380,6 @@ impl Logs {
             .map(|line| line["fields"].clone())
             .collect()
     }
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect()
-}
-
-/// `url` with one query parameter replaced.
-fn with_param(url: &str, name: &str, value: &str) -> String {
-    let mut parsed = Url::parse(url).unwrap();
-    let pairs: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(key, _)| key != name)
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect();
-    parsed
-        .query_pairs_mut()
-        .clear()
-        .extend_pairs(pairs)
-        .append_pair(name, value);
-    parsed.to_string()
 }
 
 /// The shell config as text without its random CSRF tokens (which could spell anything).
@@ -1271,21 +1247,8 @@ async fn absolute_urls_come_from_the_public_origin_never_from_host_or_forwarded_
     assert!(!redirect.contains(EVIL) && !redirect.contains(ACME_ALIAS));
 
     // The OP accepts it and sends the browser back to acme's public origin.
-    let confirm = browser.get(&redirect).await;
-    assert_eq!(confirm.status, 200, "{}", confirm.body);
-    let xsrf = confirm
-        .body
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the OP's logout form")
-        .to_owned();
     let done = browser
-        .post_form(
-            &format!("{}/session/end/confirm", portal.op.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-            &portal.op.issuer,
-        )
+        .confirm_logout_at_op(&redirect, &portal.op.issuer)
         .await;
     let back = done.location.expect("the OP returns the browser");
     assert!(
