@@ -49,6 +49,8 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+const X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// The id of one request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -110,7 +112,7 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let latency_us = started.elapsed().as_micros() as u64;
     let values = labels

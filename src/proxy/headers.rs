@@ -161,7 +161,7 @@ pub fn prepare_upstream_request(
         .clone()
         .filter(|_| identity.modes.assertion)
     {
-        headers.insert(HeaderName::from_static(ASSERTION_HEADER), assertion);
+        headers.insert(X_PORTICO_ASSERTION, assertion);
     }
     if let Some(token) = identity
         .access_token
@@ -184,7 +184,7 @@ pub fn prepare_upstream_request(
 }
 
 /// The header that carries the signed identity assertion.
-pub const ASSERTION_HEADER: &str = "x-portico-assertion";
+const X_PORTICO_ASSERTION: HeaderName = HeaderName::from_static("x-portico-assertion");
 
 /// Removes portico's session cookie from `Cookie`, keeping the app's own cookies.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
