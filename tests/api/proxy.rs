@@ -557,8 +557,8 @@ async fn node_rules_cannot_be_bypassed_by_spelling_the_path_differently() {
     assert_eq!(encoded.status, 200);
     assert_eq!(
         encoded.json()["path"],
-        "/base/rep%6frts",
-        "encoding is kept for the upstream"
+        "/base/reports",
+        "the upstream gets the spelling that was decided on (unreserved escapes decoded)"
     );
     assert_eq!(upstream.hits(), 4);
 
