@@ -98,8 +98,8 @@ pub enum PathCase {
 impl PathCase {
     /// The form both sides of every comparison are brought to: unchanged when case-sensitive, else each
     /// character's simple upper case, then its lower case. That equates at least what JavaScript's `i`
-    /// regexes (Express) and Java's `equalsIgnoreCase` (Spring) equate: `ſ`, `K` (Kelvin) and `İ` fold
-    /// to `s`, `k` and `i`. Only ever widens what a narrowing rule covers.
+    /// regexes (Express) and Java's `equalsIgnoreCase` (Spring) equate: `ſ`, U+212A (Kelvin sign)
+    /// and `İ` fold to `s`, `k` and `i`. Only ever widens what a narrowing rule covers.
     pub fn fold<'a>(self, text: &'a str) -> Cow<'a, str> {
         let already_folded = !text
             .bytes()
