@@ -323,11 +323,12 @@ pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) ->
         }
     }
     for request in &policy.requests {
+        // A rule on GET covers HEAD: Express, servlets and Spring run the GET handler for a HEAD.
         let method_matches = request.methods.is_empty()
-            || request
-                .methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(method));
+            || request.methods.iter().any(|m| {
+                m.eq_ignore_ascii_case(method)
+                    || (m == "GET" && method.eq_ignore_ascii_case("HEAD"))
+            });
         if method_matches
             && request.path.covers(&segments, policy.case)
             && !request.rule.allows(roles)
@@ -491,6 +492,23 @@ mod tests {
         assert!(decide(&developer, &sensitive, "DELETE", "/Admin/users").is_allowed());
         assert!(!decide(&developer, &sensitive, "GET", "/reports/").is_allowed());
         assert!(!decide(&developer, &sensitive, "DELETE", "/admin/users").is_allowed());
+    }
+
+    #[test]
+    fn a_get_rule_covers_head() {
+        let policy = AccessPolicy {
+            requests: vec![RequestRule {
+                methods: vec!["GET".into()],
+                path: PathGlob::new("/exports/**"),
+                rule: rule(&["admin"]),
+            }],
+            ..policy()
+        };
+        let developer = roles(&["developer"]);
+        for method in ["GET", "HEAD", "head"] {
+            assert!(!decide(&developer, &policy, method, "/exports/q3.csv").is_allowed());
+        }
+        assert!(decide(&developer, &policy, "OPTIONS", "/exports/q3.csv").is_allowed());
     }
 
     #[test]
