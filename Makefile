@@ -1,6 +1,7 @@
 # The two commands a newcomer needs: `make run` starts the demo portal, `make test` runs every test.
-# Both install what they need first (the pinned npm packages; Chromium for the browser tests; a real
-# Backstage backend for the Backstage tests, built once into tests/backstage/node_modules).
+# Both install what they need first (the pinned npm packages, Express among them; Chromium for the browser
+# tests; Debian's Jetty 9 for the canonical-path tests; a real Backstage backend for the Backstage tests,
+# built once into tests/backstage/node_modules).
 
 .PHONY: run test test-rust test-e2e deps lint bench
 
@@ -9,12 +10,14 @@ run: deps
 
 test: deps
 	scripts/ensure-chromium.sh
+	scripts/ensure-jetty.sh
 	scripts/install-backstage.sh
 	cargo build --bins
 	cargo test --all-targets
 	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
 test-rust: deps
+	scripts/ensure-jetty.sh
 	scripts/install-backstage.sh
 	cargo test --all-targets
 

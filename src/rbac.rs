@@ -8,6 +8,7 @@
 //! This module is pure: no IO, no config parsing, no HTTP. Default deny is structural: a rule lists the
 //! roles it allows and nothing else passes.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -78,6 +79,50 @@ pub struct AccessPolicy {
     pub paths: Vec<(String, AccessRule)>,
     /// The app's own method + path-glob rules (`rules:` in config); a matching request needs that rule too.
     pub requests: Vec<RequestRule>,
+    /// Whether node prefixes and rule globs compare letter case (`paths: case_sensitive`).
+    pub case: PathCase,
+}
+
+/// How an app's paths compare letter case (`paths:` of an app in config).
+///
+/// Case-insensitive is the default because Express, ASP.NET and IIS route that way out of the box (and
+/// Spring can be told to): a rule on `/reports` that `/REPORTS` slipped past would be no rule. An app
+/// whose upstream really serves different things at `/a` and `/A` opts out with `case_sensitive`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PathCase {
+    #[default]
+    Insensitive,
+    Sensitive,
+}
+
+impl PathCase {
+    /// The form both sides of every comparison are brought to: unchanged when case-sensitive, else each
+    /// character's simple upper case, then its lower case. That equates at least what JavaScript's `i`
+    /// regexes (Express) and Java's `equalsIgnoreCase` (Spring) equate: `ſ`, U+212A (Kelvin sign)
+    /// and `İ` fold to `s`, `k` and `i`. Only ever widens what a narrowing rule covers.
+    pub fn fold<'a>(self, text: &'a str) -> Cow<'a, str> {
+        let already_folded = !text
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii());
+        if self == PathCase::Sensitive || already_folded {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(text.chars().map(fold_char).collect())
+    }
+}
+
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut upper = c.to_uppercase();
+    // A character whose upper case is several characters (`ß` → `SS`) keeps its own: simple mapping.
+    let upper = match (upper.next(), upper.next()) {
+        (Some(single), None) => single,
+        _ => c,
+    };
+    // `İ` lowers to `i` + combining dot; Java's simple mapping gives `i`, which is the first character.
+    upper.to_lowercase().next().unwrap_or(upper)
 }
 
 /// A narrowing rule for some requests inside an app, e.g. `POST /admin/**` needs `platform-admin`.
@@ -93,22 +138,60 @@ pub struct RequestRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathGlob {
     pattern: String,
+    /// The pattern's segments as written, and folded to lower case (see [`PathCase::fold`]).
+    segments: Vec<GlobSegment>,
+    folded: Vec<GlobSegment>,
+}
+
+/// One segment of a glob, split once when the glob is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GlobSegment {
+    /// `**`: any number of whole segments, none included.
+    AnySegments,
+    /// Text with `*` wildcards; `suffixed` is the same plus `.*` when the text has no dot, because
+    /// Spring's suffix matching (and a static file server's extension negotiation) routes
+    /// `/reports.json` to `/reports`.
+    Text {
+        text: String,
+        suffixed: Option<String>,
+    },
+}
+
+impl GlobSegment {
+    fn of(text: &str) -> GlobSegment {
+        if text == "**" {
+            return GlobSegment::AnySegments;
+        }
+        GlobSegment::Text {
+            text: text.to_owned(),
+            suffixed: (!text.contains('.')).then(|| format!("{text}.*")),
+        }
+    }
 }
 
 impl PathGlob {
     /// `pattern` must start with `/`; config checks it.
     pub fn new(pattern: &str) -> Self {
+        let split = |text: &str| -> Vec<GlobSegment> {
+            text.split('/')
+                .filter(|s| !s.is_empty())
+                .map(GlobSegment::of)
+                .collect()
+        };
         PathGlob {
             pattern: pattern.to_owned(),
+            segments: split(pattern),
+            folded: split(&PathCase::Insensitive.fold(pattern)),
         }
     }
 
-    /// A pattern from config: it must start with `/` and may not hold `?`, `#`, `%`, `\\` or dot
-    /// segments, because it is matched against normalised, decoded paths that never contain them.
+    /// A pattern from config: it must start with `/` and may not hold `?`, `#`, `%`, `;`, `\\`, dot
+    /// segments or segments ending in a dot, because it is matched against canonical paths that
+    /// never contain them (see `proxy::path`).
     pub fn parse(pattern: &str) -> Option<Self> {
         let valid = pattern.starts_with('/')
-            && !pattern.contains(['?', '#', '%', '\\'])
-            && !pattern.split('/').any(|s| s == "." || s == "..");
+            && !pattern.contains(['?', '#', '%', ';', '\\'])
+            && !pattern.split('/').any(|s| s.ends_with('.'));
         valid.then(|| PathGlob::new(pattern))
     }
 
@@ -116,37 +199,73 @@ impl PathGlob {
         &self.pattern
     }
 
+    /// Whether `path` matches exactly as written: case-sensitive, no suffix equivalence. For allow-lists,
+    /// where a wider match would let more through. Access rules, which narrow, use [`decide`].
     pub fn matches(&self, path: &str) -> bool {
-        let pattern: Vec<&str> = self.pattern.split('/').filter(|s| !s.is_empty()).collect();
         let path: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        match_segments(&pattern, &path)
+        match_segments(&self.segments, &path, false)
+    }
+
+    /// Whether a rule with this glob covers `path` (its segments, already folded by `case`): every
+    /// spelling an upstream may route to the same place, so the rule cannot be stepped around.
+    fn covers(&self, path: &[&str], case: PathCase) -> bool {
+        let pattern = match case {
+            PathCase::Insensitive => &self.folded,
+            PathCase::Sensitive => &self.segments,
+        };
+        match_segments(pattern, path, true)
     }
 }
 
-fn match_segments(pattern: &[&str], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((&"**", rest)) => (0..=path.len()).any(|skip| match_segments(rest, &path[skip..])),
-        Some((segment, rest)) => match path.split_first() {
-            Some((first, path_rest)) => {
-                match_segment(segment, first) && match_segments(rest, path_rest)
+/// Glob matching over segments in O(pattern × path) steps: the classic wildcard algorithm, where
+/// `**` plays the star and every other segment matches exactly one path segment. On a mismatch it
+/// backtracks only to the most recent `**`, which then swallows one more segment; earlier `**` never
+/// need revisiting, because the later one can absorb anything they would have. (The recursive matcher
+/// this replaces tried every split for every `**`: exponential in their number.)
+fn match_segments(pattern: &[GlobSegment], path: &[&str], wide: bool) -> bool {
+    let (mut p, mut s) = (0, 0);
+    // After a `**`: the pattern index behind it, and the path index it has swallowed up to.
+    let mut resume: Option<(usize, usize)> = None;
+    while s < path.len() {
+        match pattern.get(p) {
+            Some(GlobSegment::AnySegments) => {
+                p += 1;
+                resume = Some((p, s));
             }
-            None => false,
-        },
+            Some(GlobSegment::Text { text, suffixed })
+                if match_segment(text, path[s])
+                    || (wide
+                        && suffixed
+                            .as_deref()
+                            .is_some_and(|x| match_segment(x, path[s]))) =>
+            {
+                p += 1;
+                s += 1;
+            }
+            _ => match resume {
+                Some((after, swallowed)) => {
+                    p = after;
+                    s = swallowed + 1;
+                    resume = Some((after, s));
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..]
+        .iter()
+        .all(|segment| *segment == GlobSegment::AnySegments)
 }
 
-/// `*` within one segment: any run of characters.
+/// `*` within one segment: any run of characters. Linear-ish: each literal part is found once, left to
+/// right (leftmost is always a safe choice, since the next `*` can absorb what it skipped).
 fn match_segment(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first)
-        || !text[first.len()..].ends_with(last)
-        || text.len() < first.len() + last.len()
-    {
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -175,31 +294,45 @@ impl Decision {
     }
 }
 
-/// May a user with `roles` send `method` to `path` (a normalised path inside the app, starting with `/`)?
+/// May a user with `roles` send `method` to `path` (a canonical path inside the app, starting with `/`,
+/// as `proxy::path::normalise` decodes it)?
 ///
 /// The app's own rule must pass, and so must the rule of every node whose view path is a prefix of `path`
 /// on a segment boundary, and of every request rule matching the method and path: node and request
 /// rules only ever narrow access, they never widen it. The navigation asks with `GET`.
+///
+/// Prefixes and globs compare as the app's upstream routes: letter case folded unless the app is
+/// case-sensitive, a trailing slash ignored, and a segment `x.anything` taken for a rule segment `x`
+/// that has no dot (suffix matching). Each of these only makes a narrowing rule cover more.
 pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) -> Decision {
     if !policy.app.allows(roles) {
         return Decision::Deny {
             needed: policy.app.roles.clone(),
         };
     }
+    if policy.paths.is_empty() && policy.requests.is_empty() {
+        return Decision::Allow;
+    }
+    let folded = policy.case.fold(path);
+    let segments: Vec<&str> = folded.split('/').filter(|s| !s.is_empty()).collect();
     for (prefix, rule) in &policy.paths {
-        if is_under(path, prefix) && !rule.allows(roles) {
+        if is_under(&segments, &policy.case.fold(prefix)) && !rule.allows(roles) {
             return Decision::Deny {
                 needed: rule.roles.clone(),
             };
         }
     }
     for request in &policy.requests {
+        // A rule on GET covers HEAD: Express, servlets and Spring run the GET handler for a HEAD.
         let method_matches = request.methods.is_empty()
-            || request
-                .methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(method));
-        if method_matches && request.path.matches(path) && !request.rule.allows(roles) {
+            || request.methods.iter().any(|m| {
+                m.eq_ignore_ascii_case(method)
+                    || (m == "GET" && method.eq_ignore_ascii_case("HEAD"))
+            });
+        if method_matches
+            && request.path.covers(&segments, policy.case)
+            && !request.rule.allows(roles)
+        {
             return Decision::Deny {
                 needed: request.rule.roles.clone(),
             };
@@ -208,16 +341,19 @@ pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) ->
     Decision::Allow
 }
 
-/// `path` is `prefix` or below it, on a segment boundary (`/reports` covers `/reports/x`, not `/reportsx`).
-fn is_under(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
-        return true;
-    }
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
+/// The path (its segments, folded) is `prefix` (folded the same way) or below it, on a segment boundary:
+/// `/reports` covers `/reports/x` and `/reports.json`, not `/reportsx`.
+fn is_under(path: &[&str], prefix: &str) -> bool {
+    let mut path = path.iter();
+    prefix.split('/').filter(|s| !s.is_empty()).all(|wanted| {
+        path.next().is_some_and(|segment| {
+            segment == &wanted
+                || (!wanted.contains('.')
+                    && segment
+                        .strip_prefix(wanted)
+                        .is_some_and(|rest| rest.starts_with('.')))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -243,6 +379,7 @@ mod tests {
                 path: PathGlob::new("/admin/**"),
                 rule: rule(&["admin"]),
             }],
+            case: PathCase::Insensitive,
         }
     }
 
@@ -288,6 +425,7 @@ mod tests {
             app: rule(&["admin"]),
             paths: vec![("/public".into(), rule(&["developer"]))],
             requests: vec![],
+            case: PathCase::Insensitive,
         };
         assert!(!decide(&roles(&["developer"]), &policy, "GET", "/public").is_allowed());
     }
@@ -314,5 +452,145 @@ mod tests {
         assert!(glob("/files/*.csv").matches("/files/report.csv"));
         assert!(!glob("/files/*.csv").matches("/files/report.csv.exe"));
         assert!(glob("/**").matches("/anything/at/all"));
+    }
+
+    #[test]
+    fn rules_cover_every_letter_case_unless_the_app_is_case_sensitive() {
+        let developer = roles(&["developer"]);
+        for path in ["/REPORTS", "/Reports/2024", "/rEpOrTs/"] {
+            assert!(
+                !decide(&developer, &policy(), "GET", path).is_allowed(),
+                "{path}"
+            );
+        }
+        for path in ["/ADMIN/users", "/Admin", "/aDmIn/a/b"] {
+            assert!(
+                !decide(&developer, &policy(), "DELETE", path).is_allowed(),
+                "{path}"
+            );
+        }
+        // Unicode letters that Java or JavaScript equate with ASCII ones in a case-insensitive match.
+        let keys = AccessPolicy {
+            paths: vec![("/keys".into(), rule(&["admin"]))],
+            ..policy()
+        };
+        for path in ["/reporTſ", "/\u{212A}EYS", "/\u{212A}eys/x"] {
+            assert!(
+                !decide(&developer, &policy(), "GET", path).is_allowed()
+                    || path.contains('\u{212A}')
+            );
+            assert!(!decide(&developer, &keys, "GET", path).is_allowed() || path.contains('ſ'));
+        }
+        assert_eq!(PathCase::Insensitive.fold("/İNDEX"), "/index");
+        assert_eq!(PathCase::Insensitive.fold("/straße"), "/straße");
+
+        let sensitive = AccessPolicy {
+            case: PathCase::Sensitive,
+            ..policy()
+        };
+        assert!(decide(&developer, &sensitive, "GET", "/REPORTS").is_allowed());
+        assert!(decide(&developer, &sensitive, "DELETE", "/Admin/users").is_allowed());
+        assert!(!decide(&developer, &sensitive, "GET", "/reports/").is_allowed());
+        assert!(!decide(&developer, &sensitive, "DELETE", "/admin/users").is_allowed());
+    }
+
+    #[test]
+    fn a_get_rule_covers_head() {
+        let policy = AccessPolicy {
+            requests: vec![RequestRule {
+                methods: vec!["GET".into()],
+                path: PathGlob::new("/exports/**"),
+                rule: rule(&["admin"]),
+            }],
+            ..policy()
+        };
+        let developer = roles(&["developer"]);
+        for method in ["GET", "HEAD", "head"] {
+            assert!(!decide(&developer, &policy, method, "/exports/q3.csv").is_allowed());
+        }
+        assert!(decide(&developer, &policy, "OPTIONS", "/exports/q3.csv").is_allowed());
+    }
+
+    #[test]
+    fn rules_cover_suffixed_spellings_of_dotless_segments() {
+        let developer = roles(&["developer"]);
+        for path in ["/reports.json", "/reports.csv/x", "/Reports.HTML"] {
+            assert!(
+                !decide(&developer, &policy(), "GET", path).is_allowed(),
+                "{path}"
+            );
+        }
+        assert!(!decide(&developer, &policy(), "DELETE", "/admin.json/users").is_allowed());
+        assert!(decide(&developer, &policy(), "GET", "/reportsx.json").is_allowed());
+        let csv = PathGlob::new("/exports/*.csv");
+        assert!(csv.covers(&["exports", "q3.csv"], PathCase::Insensitive));
+        assert!(!csv.covers(&["exports", "q3.csv.pdf"], PathCase::Insensitive));
+        let exact = PathGlob::new("/admin/users");
+        assert!(exact.covers(&["admin", "users.json"], PathCase::Insensitive));
+        assert!(
+            !exact.matches("/admin/users.json"),
+            "allow-lists match exactly"
+        );
+        assert!(!exact.matches("/Admin/users"), "allow-lists match exactly");
+    }
+
+    #[test]
+    fn globs_with_several_double_stars_are_linear_in_the_path() {
+        // The recursive matcher tried every split for every `**`: about n³/6 ≈ 10¹¹ steps here.
+        let glob = PathGlob::new("/**/a/**/a/**/b");
+        let mut path = "/a".repeat(10_000);
+        assert!(!glob.matches(&path));
+        assert!(!glob.covers(
+            &path.split('/').skip(1).collect::<Vec<_>>(),
+            PathCase::Sensitive
+        ));
+        path.push_str("/b");
+        assert!(glob.matches(&path));
+        let glob = PathGlob::new("/**/x*y/**/*/**/z");
+        let path = "/xay/q".repeat(5_000);
+        assert!(!glob.matches(&path));
+        assert!(glob.matches(&format!("{path}/z")));
+    }
+
+    #[test]
+    fn globs_match_like_the_recursive_definition() {
+        // The two-pointer matcher against the obvious recursive one, on every short combination.
+        fn reference(pattern: &[&str], path: &[&str]) -> bool {
+            match pattern.split_first() {
+                None => path.is_empty(),
+                Some((&"**", rest)) => (0..=path.len()).any(|skip| reference(rest, &path[skip..])),
+                Some((segment, rest)) => path.split_first().is_some_and(|(first, path_rest)| {
+                    match_segment(segment, first) && reference(rest, path_rest)
+                }),
+            }
+        }
+        let atoms = ["**", "a", "b", "*"];
+        let words = ["a", "b", "c"];
+        let mut patterns: Vec<Vec<&str>> = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<&str>> = patterns
+                .iter()
+                .flat_map(|p| atoms.iter().map(move |a| [p.clone(), vec![*a]].concat()))
+                .collect();
+            patterns.extend(longer);
+        }
+        let mut paths: Vec<Vec<&str>> = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<&str>> = paths
+                .iter()
+                .flat_map(|p| words.iter().map(move |w| [p.clone(), vec![*w]].concat()))
+                .collect();
+            paths.extend(longer);
+        }
+        for pattern in &patterns {
+            let glob = PathGlob::new(&format!("/{}", pattern.join("/")));
+            for path in &paths {
+                assert_eq!(
+                    glob.matches(&format!("/{}", path.join("/"))),
+                    reference(pattern, path),
+                    "{pattern:?} on {path:?}"
+                );
+            }
+        }
     }
 }

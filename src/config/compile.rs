@@ -14,7 +14,7 @@ use super::model::*;
 use super::yaml::{self, Mark, Node, Value};
 use super::{Diagnostic, Severity};
 use crate::assets;
-use crate::rbac::{AccessPolicy, AccessRule, PathGlob, RequestRule, RoleMap, RoleName};
+use crate::rbac::{AccessPolicy, AccessRule, PathCase, PathGlob, RequestRule, RoleMap, RoleName};
 
 /// Path prefixes that portico itself answers on every tenant origin. An app id or node path with one of
 /// these names would be shadowed in the shell's path routing, so config refuses them.
@@ -1726,6 +1726,7 @@ impl<'s> Reader<'s> {
                 "identity",
                 "cookies",
                 "rules",
+                "paths",
             ],
         )?;
         let id_node = self.required(
@@ -1802,6 +1803,28 @@ impl<'s> Reader<'s> {
             Some(node) => self.identity(node, &join(&path, "identity")),
             None => Some(IdentityModes::default()),
         };
+        // How node prefixes and rule globs compare letter case (see `rbac::PathCase`).
+        let case = match fields.get("paths") {
+            Some(node) => match self.string(node, &join(&path, "paths")).as_deref() {
+                Some("case_insensitive") => Some(PathCase::Insensitive),
+                Some("case_sensitive") => Some(PathCase::Sensitive),
+                Some(other) => {
+                    self.error(
+                        node.mark,
+                        &join(&path, "paths"),
+                        format!("unknown path mode `{other}`"),
+                        Some(
+                            "`case_insensitive` (the default: `/Reports` is `/reports`, as Express \
+                             routes) or `case_sensitive`"
+                                .into(),
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => Some(PathCase::default()),
+        };
         let access = match fields.get("access") {
             Some(access) => self.access_rule(access, &join(&path, "access"), roles, tenant),
             None => {
@@ -1832,6 +1855,7 @@ impl<'s> Reader<'s> {
                 app: access.clone(),
                 paths,
                 requests: requests?,
+                case: case?,
             },
             id,
             label: label?,
@@ -1903,7 +1927,11 @@ impl<'s> Reader<'s> {
                     mark,
                     &join(&rule_path, "path"),
                     format!("`{glob}` is not a path glob"),
-                    Some("start with `/`; `*` matches in one segment, `**` across segments".into()),
+                    Some(
+                        "start with `/`; no `?`, `#`, `%`, `;`, `\\` or segments ending in `.`; \
+                         `*` matches in one segment, `**` across segments"
+                            .into(),
+                    ),
                 );
                 ok = false;
                 continue;
@@ -2224,9 +2252,10 @@ fn check_view(view: &str) -> Result<(), String> {
     if !view.starts_with('/') {
         return Err(format!("view `{view}` must start with `/`"));
     }
-    if view.contains(['?', '#', '\\', '%']) {
+    // Views are matched against canonical paths (see `proxy::path`), which never hold these.
+    if view.contains(['?', '#', '\\', '%', ';']) {
         return Err(format!(
-            "view `{view}` may not contain `?`, `#`, `%` or `\\`"
+            "view `{view}` may not contain `?`, `#`, `%`, `;` or `\\`"
         ));
     }
     if view
@@ -2235,6 +2264,11 @@ fn check_view(view: &str) -> Result<(), String> {
     {
         return Err(format!(
             "view `{view}` may not contain `.` or `..` segments"
+        ));
+    }
+    if view.split('/').any(|segment| segment.ends_with('.')) {
+        return Err(format!(
+            "view `{view}` may not have a segment ending in `.`"
         ));
     }
     Ok(())

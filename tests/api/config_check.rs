@@ -302,6 +302,34 @@ fn an_app_without_an_access_rule_is_refused() {
     );
 }
 
+/// `paths:` of an app takes two values; anything else is reported where it is written, with both.
+#[test]
+fn an_unknown_path_mode_is_refused() {
+    for mode in ["case_sensitive", "case_insensitive"] {
+        let text = VALID.replace(
+            "        upstream: http://127.0.0.1:9000\n",
+            &format!("        upstream: http://127.0.0.1:9000\n        paths: {mode}\n"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = check(&write(dir.path(), "portico.yaml", &text));
+        assert_eq!(run.code, Some(0), "{mode}: {}", run.all());
+    }
+    let text = VALID.replace(
+        "        upstream: http://127.0.0.1:9000\n",
+        "        upstream: http://127.0.0.1:9000\n        paths: ignore_case\n",
+    );
+    assert_single_error(
+        &text,
+        Expect {
+            line: 15,
+            column: Some(16),
+            message: "unknown path mode `ignore_case`",
+            key: "tenants.acme.apps[billing].paths",
+            hint: Some("`case_sensitive`"),
+        },
+    );
+}
+
 #[test]
 fn duplicate_app_ids_are_refused() {
     let text = format!(

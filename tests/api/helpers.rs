@@ -178,7 +178,7 @@ pub async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> Ra
         .expect("raw request timed out")
 }
 
-async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut bytes = Vec::new();

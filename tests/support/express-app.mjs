@@ -1,0 +1,30 @@
+// A stock Express 4 app used as an upstream by the canonical-path tests (tests/api/canonical_paths.rs).
+// Nothing is configured away from Express's defaults: routing is case-insensitive and ignores one
+// trailing slash, as in every Express app that does not opt out. Each route answers with JSON naming
+// the route it matched, so a test can tell which handler a spelling of a path reached.
+//
+// Usage: node tests/support/express-app.mjs  → prints `listening <port>` once it accepts connections
+// on 127.0.0.1 (port 0: the system picks one); exits when its stdin closes.
+import express from 'express';
+
+const app = express();
+
+function echo(route) {
+  return (req, res) => {
+    res.json({ route, method: req.method, path: req.path, url: req.originalUrl });
+  };
+}
+
+app.get('/overview', echo('/overview'));
+app.all('/reports', echo('/reports'));
+app.all('/reports/*', echo('/reports/*'));
+app.all('/admin/*', echo('/admin/*'));
+app.use((req, res) => {
+  res.status(404).json({ route: null, method: req.method, path: req.path, url: req.originalUrl });
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
+});
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
