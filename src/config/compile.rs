@@ -2110,6 +2110,17 @@ impl<'s> Reader<'s> {
             match mode.as_str() {
                 "assertion" => modes.assertion = true,
                 "headers" => modes.headers = true,
+                // The user's IdP token reaches whatever else accepts it, not only this app: only
+                // the platform (main file, shared_apps) may send it upstream.
+                "access_token" if self.team.is_some() => self.error(
+                    mark,
+                    path,
+                    "an app file may not forward the user's access token",
+                    Some(format!(
+                        "the token is valid beyond this app; the platform can define the app in {} (`apps:` or `shared_apps:`) if it must have it",
+                        self.team.as_ref().map_or("the main config", |t| &*t.main_file)
+                    )),
+                ),
                 "access_token" => modes.access_token = true,
                 "none" => {}
                 other => self.error(

@@ -7,7 +7,7 @@
 //!
 //! It must not let a config value carry more than its author may reach. The main file is the
 //! platform's; an `apps_from` file is a team's and is confined: `${VAR}` only for variables its tenant
-//! allows (`apps_env`), `static:` only below its own directory (symlinks resolved) or an
+//! allows (`apps_env`), never the user's access token, `static:` only below its own directory (symlinks resolved) or an
 //! `apps_static_roots` entry. And no value the browser receives (labels, categories, icons, branding,
 //! node views, dev users, …) reads the environment at all, in any file: those are written literally,
 //! so a secret can never reach a page through config. Input is bounded: 1 MiB per file, and a cap on

@@ -1133,6 +1133,31 @@ fn a_team_app_file_cannot_read_environment_variables_the_platform_did_not_allow(
     assert_eq!(run.code, Some(0), "{}", run.all());
 }
 
+/// Invariant 8: the user's access token is good beyond one app, so a team's file cannot ask for it.
+#[test]
+fn a_team_app_file_cannot_ask_for_the_users_access_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    let file = write(
+        dir.path(),
+        "apps/billing.yaml",
+        "id: billing\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9000\nidentity: [assertion, access_token]\n",
+    );
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 4,
+            column: Some(23),
+            message: "an app file may not forward the user's access token",
+            key: "identity",
+            hint: Some("portico.yaml"),
+        },
+    );
+}
+
 /// Invariant 8: values the browser shows (labels, branding, …) never come from the environment, so a
 /// secret cannot reach a page by a slip of the keyboard, even in the platform's own file.
 #[test]
