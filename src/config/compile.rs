@@ -1254,6 +1254,30 @@ impl<'s> Reader<'s> {
         }
         for file in files {
             let display = file.display().to_string();
+            // A team's file that is a link out of its directory would have portico read (and
+            // quote in diagnostics) a file of the host.
+            let dir = file.parent().unwrap_or(base_dir);
+            let real_dir = self
+                .source
+                .canonicalize(dir)
+                .unwrap_or_else(|_| normalise_lexically(dir));
+            if let Ok(real) = self.source.canonicalize(&file) {
+                if !real.starts_with(&real_dir) {
+                    self.error(
+                        mark,
+                        path,
+                        format!(
+                            "{display} is a link to `{}`, outside its directory; not read",
+                            real.display()
+                        ),
+                        Some(
+                            "app files must be regular files (or links within their own directory)"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+            }
             let text = match self.source.read(&file) {
                 Ok(text) => text,
                 Err(error) => {

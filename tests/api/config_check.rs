@@ -1081,6 +1081,35 @@ fn a_team_app_file_cannot_serve_files_outside_its_directory() {
     assert_eq!(run.code, Some(0), "{}", run.all());
 }
 
+/// Invariant 8: an app file that is a link out of its directory is not read (its content would be a
+/// file of the host, quoted back in diagnostics).
+#[test]
+fn an_app_file_linking_out_of_its_directory_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    let outside = write(
+        dir.path(),
+        "host-secrets.yaml",
+        "id: billing\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9000\nlabel: top-secret-label\n",
+    );
+    std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("apps/billing.yaml")).unwrap();
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &main,
+        &Expect {
+            line: 11,
+            column: Some(16),
+            message: "is a link to",
+            key: "tenants.acme.apps_from",
+            hint: Some("regular files"),
+        },
+    );
+    assert!(!run.all().contains("top-secret-label"), "{}", run.all());
+}
+
 /// Invariant 8: a team's app file reads only the environment variables its tenant allows.
 #[test]
 fn a_team_app_file_cannot_read_environment_variables_the_platform_did_not_allow() {
