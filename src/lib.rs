@@ -34,3 +34,12 @@ pub mod state;
 pub mod telemetry;
 /// Host header → tenant, before anything else runs.
 pub mod tenant;
+
+/// Internals the fuzz targets in `fuzz/` call directly; not an API, may change at any time.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::proxy::headers::{
+        remove_session_cookie_overrides, rewrite_location, scope_set_cookies, strip_session_cookie,
+    };
+    pub use crate::proxy::path::{AppPath, normalise};
+}

@@ -28,7 +28,17 @@ pub trait Source {
     /// Files matching a glob pattern, sorted.
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String>;
     fn is_dir(&self, path: &Path) -> bool;
+    /// `path` with symlinks resolved, as the file system will open it. The default only removes `.`
+    /// and `..` lexically, which is right for sources without symlinks (memory, fuzzing); a source
+    /// backed by a real file system must resolve links, or confinement of app files is bypassable.
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        Ok(normalise_lexically(path))
+    }
 }
+
+/// The largest config file portico reads (main file and every `apps_from` file). Also checked by
+/// `yaml::parse`, so text that comes from memory is held to the same limit.
+pub const MAX_FILE_BYTES: usize = yaml::MAX_DOCUMENT_BYTES;
 
 /// The real environment and file system.
 pub struct OsSource;
@@ -38,7 +48,24 @@ impl Source for OsSource {
         std::env::var(name).ok()
     }
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        use std::io::Read;
+        // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
+        // without being loaded.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the file is larger than {} (the limit for config files)",
+                    yaml::MAX_DOCUMENT_SIZE_TEXT
+                ),
+            ));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
     }
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
         let paths = glob::glob(pattern).map_err(|error| error.to_string())?;
@@ -49,6 +76,27 @@ impl Source for OsSource {
     fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()
     }
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system (`..` at the root stays at the root).
+pub fn normalise_lexically(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() && !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Compiles the main config document. `file` names it in diagnostics; `base_dir` anchors relative paths.
@@ -66,6 +114,7 @@ pub fn compile(
         namespaces_claimed: Vec::new(),
         unscoped_backstage: Vec::new(),
         base_dir: base_dir.to_path_buf(),
+        team: None,
     };
     let root = match yaml::parse(text) {
         Ok(root) => root,
@@ -75,7 +124,7 @@ pub fn compile(
                     error.mark,
                     "",
                     error.message,
-                    Some("fix the YAML syntax".into()),
+                    Some(error.hint.unwrap_or("fix the YAML syntax").into()),
                 );
             }
             return (None, reader.diagnostics);
@@ -97,6 +146,24 @@ struct Reader<'s> {
     unscoped_backstage: Vec<(String, String, Mark, String)>,
     /// The main file's directory, for paths in it.
     base_dir: PathBuf,
+    /// Set while an `apps_from` file is read: what that team's file may reach.
+    team: Option<TeamScope>,
+}
+
+/// What a team's app file (`apps_from`) may reach: files below its own directory or a directory the
+/// tenant allows (`apps_static_roots`), and only the environment variables the tenant allows
+/// (`apps_env`). The main config and `shared_apps` are the platform's and are not confined.
+#[derive(Clone, Default)]
+struct TeamScope {
+    tenant: String,
+    /// The app file's directory, symlinks resolved.
+    dir: PathBuf,
+    /// `apps_static_roots`, symlinks resolved.
+    static_roots: Vec<PathBuf>,
+    /// `apps_env`.
+    env: Vec<String>,
+    /// The main config file, named in hints (the team cannot fix these in its own file).
+    main_file: Arc<str>,
 }
 
 /// One entry of `shared_apps:`: an app defined once and enabled for several tenants.
@@ -292,8 +359,19 @@ impl<'s> Reader<'s> {
         node
     }
 
-    /// A scalar as a string, with `${VAR}` read from the environment.
+    /// A scalar as a string, with `${VAR}` read from the environment. Only for values the browser
+    /// never receives; text shown to users goes through [`Reader::shown`].
     fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        self.scalar(node, path, false)
+    }
+
+    /// A scalar that reaches users' browsers (labels, titles, icons, branding, dev sign-in users):
+    /// written literally, never from the environment, so no secret can end up on a page by mistake.
+    fn shown(&mut self, node: &Node, path: &str) -> Option<String> {
+        self.scalar(node, path, true)
+    }
+
+    fn scalar(&mut self, node: &Node, path: &str, shown: bool) -> Option<String> {
         let Value::Scalar { text, .. } = &node.value else {
             self.error(
                 node.mark,
@@ -303,10 +381,18 @@ impl<'s> Reader<'s> {
             );
             return None;
         };
-        self.substitute_env(text, node.mark, path)
+        self.substitute_env(text, node.mark, path, shown)
     }
 
-    fn substitute_env(&mut self, text: &str, mark: Mark, path: &str) -> Option<String> {
+    /// Replaces `${NAME}` with the variable's value (`$${` is a literal `${`). Refused in values shown to
+    /// users, and in a team's app file unless its tenant allows the variable (`apps_env`).
+    fn substitute_env(
+        &mut self,
+        text: &str,
+        mark: Mark,
+        path: &str,
+        shown: bool,
+    ) -> Option<String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find('$') {
@@ -337,6 +423,31 @@ impl<'s> Reader<'s> {
                         None,
                     );
                     return None;
+                }
+                if shown {
+                    let key = path.rsplit('.').next().unwrap_or(path);
+                    self.error(
+                        mark,
+                        path,
+                        format!("`${{{name}}}` cannot be used in `{key}`: it is shown in users' browsers"),
+                        Some("write the text itself; environment variables are read only in settings the browser never receives (secrets, upstream URLs, listen addresses); `$${` is a literal `${`".into()),
+                    );
+                    return None;
+                }
+                if let Some(team) = &self.team {
+                    if !team.env.iter().any(|allowed| allowed == name) {
+                        let hint = format!(
+                            "a team's app file reads only the variables its tenant allows: the platform can add `apps_env: [{name}]` to tenant `{}` in {}; otherwise write the value itself",
+                            team.tenant, team.main_file
+                        );
+                        self.error(
+                            mark,
+                            path,
+                            format!("`${{{name}}}` is not available in an app file"),
+                            Some(hint),
+                        );
+                        return None;
+                    }
                 }
                 match self.source.env(name) {
                     Some(value) => out.push_str(&value),
@@ -379,13 +490,22 @@ impl<'s> Reader<'s> {
 
     /// A list of strings; a single string is accepted as a list of one.
     fn strings(&mut self, node: &Node, path: &str) -> Option<Vec<(String, Mark)>> {
+        self.scalars(node, path, false)
+    }
+
+    /// Like [`Reader::strings`], for lists shown to users (see [`Reader::shown`]).
+    fn shown_strings(&mut self, node: &Node, path: &str) -> Option<Vec<(String, Mark)>> {
+        self.scalars(node, path, true)
+    }
+
+    fn scalars(&mut self, node: &Node, path: &str, shown: bool) -> Option<Vec<(String, Mark)>> {
         if let Value::Scalar { .. } = node.value {
-            return self.string(node, path).map(|s| vec![(s, node.mark)]);
+            return self.scalar(node, path, shown).map(|s| vec![(s, node.mark)]);
         }
         let items = self.items(node, path)?;
         let mut out = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            if let Some(value) = self.string(item, &format!("{path}[{index}]")) {
+            if let Some(value) = self.scalar(item, &format!("{path}[{index}]"), shown) {
                 out.push((value, item.mark));
             }
         }
@@ -903,6 +1023,8 @@ impl<'s> Reader<'s> {
                 "roles",
                 "apps",
                 "apps_from",
+                "apps_env",
+                "apps_static_roots",
                 "backstage",
                 "luigi",
             ],
@@ -983,10 +1105,13 @@ impl<'s> Reader<'s> {
                 }
             }
         }
+        let team = self.team_scope(&fields, path, id, base_dir);
         if let Some(patterns) = fields.get("apps_from") {
             let from_path = join(path, "apps_from");
             for (pattern, mark) in self.strings(patterns, &from_path).unwrap_or_default() {
-                self.apps_from(&pattern, mark, &from_path, &roles, id, base_dir, &mut apps);
+                self.apps_from(
+                    &pattern, mark, &from_path, &roles, &team, base_dir, &mut apps,
+                );
             }
         }
         // Shared apps this tenant enables come after its own, with its overrides applied.
@@ -1032,6 +1157,55 @@ impl<'s> Reader<'s> {
         })
     }
 
+    /// `apps_env` and `apps_static_roots`: what the tenant lets its teams' app files reach.
+    fn team_scope(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        tenant: &str,
+        base_dir: &Path,
+    ) -> TeamScope {
+        let mut scope = TeamScope {
+            tenant: tenant.to_owned(),
+            main_file: self.file.clone(),
+            ..TeamScope::default()
+        };
+        if let Some(list) = fields.get("apps_env") {
+            let env_path = join(path, "apps_env");
+            for (name, mark) in self.strings(list, &env_path).unwrap_or_default() {
+                let valid = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if valid {
+                    scope.env.push(name);
+                } else {
+                    self.error(
+                        mark,
+                        &env_path,
+                        format!("`{name}` is not an environment variable name"),
+                        Some("the bare name, e.g. `apps_env: [REGION]`, not `${REGION}`".into()),
+                    );
+                }
+            }
+        }
+        if let Some(list) = fields.get("apps_static_roots") {
+            let roots_path = join(path, "apps_static_roots");
+            for (dir, mark) in self.strings(list, &roots_path).unwrap_or_default() {
+                let full = base_dir.join(&dir);
+                match self.source.canonicalize(&full) {
+                    Ok(root) if self.source.is_dir(&root) => scope.static_roots.push(root),
+                    _ => self.error(
+                        mark,
+                        &roots_path,
+                        format!("`{}` is not a directory", full.display()),
+                        Some("a directory whose bundles app files may serve with `static:`; relative to this file".into()),
+                    ),
+                }
+            }
+        }
+        scope
+    }
+
     fn add_app(&mut self, apps: &mut Vec<Arc<App>>, app: App, mark: Mark, path: &str) {
         if apps.iter().any(|existing| existing.id == app.id) {
             self.error(
@@ -1052,10 +1226,11 @@ impl<'s> Reader<'s> {
         mark: Mark,
         path: &str,
         roles: &RoleMap,
-        tenant: &str,
+        team: &TeamScope,
         base_dir: &Path,
         apps: &mut Vec<Arc<App>>,
     ) {
+        let tenant = team.tenant.as_str();
         let full = base_dir.join(pattern);
         let files = match self.source.glob(&full.to_string_lossy()) {
             Ok(files) => files,
@@ -1079,6 +1254,30 @@ impl<'s> Reader<'s> {
         }
         for file in files {
             let display = file.display().to_string();
+            // A team's file that is a link out of its directory would have portico read (and
+            // quote in diagnostics) a file of the host.
+            let dir = file.parent().unwrap_or(base_dir);
+            let real_dir = self
+                .source
+                .canonicalize(dir)
+                .unwrap_or_else(|_| normalise_lexically(dir));
+            if let Ok(real) = self.source.canonicalize(&file) {
+                if !real.starts_with(&real_dir) {
+                    self.error(
+                        mark,
+                        path,
+                        format!(
+                            "{display} is a link to `{}`, outside its directory; not read",
+                            real.display()
+                        ),
+                        Some(
+                            "app files must be regular files (or links within their own directory)"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+            }
             let text = match self.source.read(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -1091,9 +1290,20 @@ impl<'s> Reader<'s> {
             match yaml::parse(&text) {
                 Ok(node) => {
                     let app_dir = file.parent().unwrap_or(base_dir).to_path_buf();
+                    // The file is the team's: from here until it is compiled, it reaches only
+                    // its own directory tree and the variables its tenant allows.
+                    let dir = self
+                        .source
+                        .canonicalize(&app_dir)
+                        .unwrap_or_else(|_| normalise_lexically(&app_dir));
+                    self.team = Some(TeamScope {
+                        dir,
+                        ..team.clone()
+                    });
                     if let Some(app) = self.app(&node, "", roles, tenant, &app_dir) {
                         self.add_app(apps, app, node.mark, "");
                     }
+                    self.team = None;
                 }
                 Err(errors) => {
                     for error in errors {
@@ -1101,7 +1311,7 @@ impl<'s> Reader<'s> {
                             error.mark,
                             "",
                             error.message,
-                            Some("fix the YAML syntax".into()),
+                            Some(error.hint.unwrap_or("fix the YAML syntax").into()),
                         );
                     }
                 }
@@ -1122,13 +1332,13 @@ impl<'s> Reader<'s> {
         };
         let fields = self.map(node, path, &["title", "logo", "favicon", "theme"])?;
         if let Some(title) = fields.get("title") {
-            branding.title = self.string(title, &join(path, "title"))?;
+            branding.title = self.shown(title, &join(path, "title"))?;
         }
         if let Some(logo) = fields.get("logo") {
-            branding.logo = Some(self.string(logo, &join(path, "logo"))?);
+            branding.logo = Some(self.shown(logo, &join(path, "logo"))?);
         }
         if let Some(favicon) = fields.get("favicon") {
-            branding.favicon = Some(self.string(favicon, &join(path, "favicon"))?);
+            branding.favicon = Some(self.shown(favicon, &join(path, "favicon"))?);
         }
         if let Some(theme) = fields.get("theme") {
             let theme_path = join(path, "theme");
@@ -1146,7 +1356,7 @@ impl<'s> Reader<'s> {
         let mut settings = LuigiSettings::default();
         if let Some(mode) = fields.get("responsive_navigation") {
             let mode_path = join(path, "responsive_navigation");
-            let text = self.string(mode, &mode_path)?;
+            let text = self.shown(mode, &mode_path)?;
             if !NAVIGATION.contains(&text.as_str()) {
                 let hint = suggest(
                     &text,
@@ -1164,7 +1374,7 @@ impl<'s> Reader<'s> {
             settings.responsive_navigation = text;
         }
         if let Some(footer) = fields.get("side_nav_footer") {
-            settings.side_nav_footer = Some(self.string(footer, &join(path, "side_nav_footer"))?);
+            settings.side_nav_footer = Some(self.shown(footer, &join(path, "side_nav_footer"))?);
         }
         Some(settings)
     }
@@ -1183,7 +1393,7 @@ impl<'s> Reader<'s> {
             );
             return None;
         }
-        let text = self.string(node, &key_path)?;
+        let text = self.shown(node, &key_path)?;
         let hex = text.strip_prefix('#').unwrap_or("");
         if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Some(text.to_ascii_lowercase());
@@ -1239,16 +1449,16 @@ impl<'s> Reader<'s> {
             };
             let id = self
                 .required(&user_fields, "id", &user_path, "a short login name")
-                .and_then(|n| self.string(n, &join(&user_path, "id")));
+                .and_then(|n| self.shown(n, &join(&user_path, "id")));
             let name = user_fields
                 .get("name")
-                .and_then(|n| self.string(n, &join(&user_path, "name")));
+                .and_then(|n| self.shown(n, &join(&user_path, "name")));
             let email = user_fields
                 .get("email")
-                .and_then(|n| self.string(n, &join(&user_path, "email")));
+                .and_then(|n| self.shown(n, &join(&user_path, "email")));
             let groups = match user_fields.get("groups") {
                 Some(groups) => self
-                    .strings(groups, &join(&user_path, "groups"))
+                    .shown_strings(groups, &join(&user_path, "groups"))
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
@@ -1622,7 +1832,7 @@ impl<'s> Reader<'s> {
                 continue;
             }
             if let Some(description) = fields.get("description") {
-                self.string(description, &join(&role_path, "description"));
+                self.shown(description, &join(&role_path, "description"));
             }
             map.roles.push((
                 RoleName(name),
@@ -1735,7 +1945,7 @@ impl<'s> Reader<'s> {
             path,
             "give the app a unique id, e.g. `id: cost-insights`",
         )?;
-        let id = self.string(id_node, &join(path, "id"))?;
+        let id = self.shown(id_node, &join(path, "id"))?;
         // Name the app in key paths from here on, so errors read `apps[cost-insights].access`.
         let path = if path.is_empty() {
             String::new()
@@ -1759,20 +1969,20 @@ impl<'s> Reader<'s> {
             );
         }
         let label = match fields.get("label") {
-            Some(label) => self.string(label, &join(&path, "label")),
+            Some(label) => self.shown(label, &join(&path, "label")),
             None => Some(id.clone()),
         };
         let category = fields
             .get("category")
-            .and_then(|n| self.string(n, &join(&path, "category")));
+            .and_then(|n| self.shown(n, &join(&path, "category")));
         let icon = fields
             .get("icon")
-            .and_then(|n| self.string(n, &join(&path, "icon")));
+            .and_then(|n| self.shown(n, &join(&path, "icon")));
         let owner = fields
             .get("owner")
-            .and_then(|n| self.string(n, &join(&path, "owner")));
+            .and_then(|n| self.shown(n, &join(&path, "owner")));
         if let Some(description) = fields.get("description") {
-            self.string(description, &join(&path, "description"));
+            self.shown(description, &join(&path, "description"));
         }
         let luigi_client = match fields.get("luigi_client") {
             Some(flag) => self.bool(flag, &join(&path, "luigi_client")),
@@ -1952,6 +2162,17 @@ impl<'s> Reader<'s> {
             match mode.as_str() {
                 "assertion" => modes.assertion = true,
                 "headers" => modes.headers = true,
+                // The user's IdP token reaches whatever else accepts it, not only this app: only
+                // the platform (main file, shared_apps) may send it upstream.
+                "access_token" if self.team.is_some() => self.error(
+                    mark,
+                    path,
+                    "an app file may not forward the user's access token",
+                    Some(format!(
+                        "the token is valid beyond this app; the platform can define the app in {} (`apps:` or `shared_apps:`) if it must have it",
+                        self.team.as_ref().map_or("the main config", |t| &*t.main_file)
+                    )),
+                ),
                 "access_token" => modes.access_token = true,
                 "none" => {}
                 other => self.error(
@@ -2038,6 +2259,41 @@ impl<'s> Reader<'s> {
                     );
                     return None;
                 }
+                if let Some(team) = &self.team {
+                    // Decided on the resolved path: `..`, an absolute path and a symlink that
+                    // leaves the tree are all the same escape.
+                    let resolved = self
+                        .source
+                        .canonicalize(&full)
+                        .unwrap_or_else(|_| normalise_lexically(&full));
+                    let inside = resolved.starts_with(&team.dir)
+                        || team
+                            .static_roots
+                            .iter()
+                            .any(|root| resolved.starts_with(root));
+                    if !inside {
+                        let mut allowed = vec![team.dir.display().to_string()];
+                        allowed.extend(team.static_roots.iter().map(|r| r.display().to_string()));
+                        let hint = format!(
+                            "an app file serves only files below its own directory or a directory its tenant allows ({}); the platform can allow more with `apps_static_roots` in tenant `{}` in {}",
+                            allowed.join(", "),
+                            team.tenant,
+                            team.main_file
+                        );
+                        self.error(
+                            node.mark,
+                            &static_path,
+                            format!(
+                                "`static: {dir}` resolves to `{}`, outside the app file's directory",
+                                resolved.display()
+                            ),
+                            Some(hint),
+                        );
+                        return None;
+                    }
+                    // Serve what was checked: a link swapped later cannot move the bundle.
+                    return Some(AppTarget::StaticDir(resolved));
+                }
                 Some(AppTarget::StaticDir(full))
             }
         }
@@ -2067,7 +2323,7 @@ impl<'s> Reader<'s> {
                     &node_path,
                     "the node's path segment, e.g. `path: reports`",
                 )
-                .and_then(|n| Some((self.string(n, &join(&node_path, "path"))?, n.mark)));
+                .and_then(|n| Some((self.shown(n, &join(&node_path, "path"))?, n.mark)));
             let label = self
                 .required(
                     &fields,
@@ -2075,7 +2331,7 @@ impl<'s> Reader<'s> {
                     &node_path,
                     "the text shown in the navigation",
                 )
-                .and_then(|n| self.string(n, &join(&node_path, "label")));
+                .and_then(|n| self.shown(n, &join(&node_path, "label")));
             let view = self
                 .required(
                     &fields,
@@ -2083,10 +2339,10 @@ impl<'s> Reader<'s> {
                     &node_path,
                     "the path inside the app to show, e.g. `view: /reports`",
                 )
-                .and_then(|n| Some((self.string(n, &join(&node_path, "view"))?, n.mark)));
+                .and_then(|n| Some((self.shown(n, &join(&node_path, "view"))?, n.mark)));
             let icon = fields
                 .get("icon")
-                .and_then(|n| self.string(n, &join(&node_path, "icon")));
+                .and_then(|n| self.shown(n, &join(&node_path, "icon")));
             let access = match fields.get("access") {
                 Some(access) => self
                     .access_rule(access, &join(&node_path, "access"), roles, tenant)
@@ -2176,8 +2432,37 @@ impl<'s> Reader<'s> {
             );
             return;
         }
+        // Cookies are scoped to a host name, not to a port: two tenants on one name share every
+        // cookie (each sign-in replaces the other's session cookie, app cookies cross over).
+        let name = host_name(host);
+        let sibling = self
+            .hosts_claimed
+            .iter()
+            .find(|(owner, claimed, _)| owner != tenant && host_name(claimed) == name)
+            .map(|(owner, claimed, first)| (owner.clone(), claimed.clone(), first.line));
+        if let Some((owner, claimed, line)) = sibling {
+            self.warn(
+                mark,
+                path,
+                format!(
+                    "host `{host}` differs from `{claimed}` of tenant `{owner}` (line {line}) only by port, so the two tenants share cookies"
+                ),
+                Some("browsers send a host's cookies to every port of it: give each tenant its own host name, e.g. `acme.portal.example` and `globex.portal.example`".into()),
+            );
+        }
         self.hosts_claimed
             .push((tenant.to_owned(), host.to_owned(), mark));
+    }
+}
+
+/// The name part of `host[:port]` (`[v6]:port` included), which is what cookies are scoped to.
+pub(super) fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 

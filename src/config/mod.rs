@@ -4,6 +4,14 @@
 //! each a [`Diagnostic`] with file, line, column, key path and hint. Only this module knows YAML; the rest
 //! of the server reads the typed model. It must never hand out a half-valid config: a config with one
 //! error is refused whole, so a running server keeps its previous snapshot (hot reload builds on this).
+//!
+//! It must not let a config value carry more than its author may reach. The main file is the
+//! platform's; an `apps_from` file is a team's and is confined: `${VAR}` only for variables its tenant
+//! allows (`apps_env`), never the user's access token, `static:` only below its own directory (symlinks resolved) or an
+//! `apps_static_roots` entry. And no value the browser receives (labels, categories, icons, branding,
+//! node views, dev users, …) reads the environment at all, in any file: those are written literally,
+//! so a secret can never reach a page through config. Input is bounded: 1 MiB per file, and a cap on
+//! nesting and on what anchors and aliases copy.
 
 mod compile;
 pub mod model;
@@ -106,7 +114,11 @@ pub fn load_with(source: &dyn Source, path: &Path) -> Result<Loaded, ConfigError
             mark: Mark { line: 1, column: 1 },
             key_path: String::new(),
             message: format!("cannot read config file: {error}"),
-            hint: Some("check the path given to --config".into()),
+            hint: Some(if error.kind() == std::io::ErrorKind::InvalidData {
+                "split it: one file per app with `apps_from`".into()
+            } else {
+                "check the path given to --config".into()
+            }),
         }],
     })?;
     let base_dir = path
@@ -308,19 +320,174 @@ tenants:
 
     #[test]
     fn environment_variables_are_substituted_or_reported() {
-        let text = BASE.replace("title_placeholder", "")
-            + "    branding: { title: \"${PORTAL_TITLE} portal\" }\n";
+        let text = format!(
+            "{BASE}    apps:\n      - {{ id: x, upstream: \"${{UPSTREAM}}\", access: {{ roles: [developer] }} }}\n"
+        );
         let mut source = MemorySource::default();
         let error = compile(&source, &text).unwrap_err();
         assert!(
             error
                 .to_string()
-                .contains("environment variable `PORTAL_TITLE` is not set"),
+                .contains("environment variable `UPSTREAM` is not set"),
             "{error}"
         );
-        source.env.insert("PORTAL_TITLE".into(), "Acme".into());
+        source
+            .env
+            .insert("UPSTREAM".into(), "http://127.0.0.1:9000".into());
         let loaded = compile(&source, &text).unwrap();
-        assert_eq!(loaded.config.tenants[0].branding.title, "Acme portal");
+        assert!(matches!(
+            &loaded.config.tenants[0].apps[0].target,
+            AppTarget::Upstream(upstream) if upstream.authority == "127.0.0.1:9000"
+        ));
+    }
+
+    /// Invariant 8: nothing secret reaches the browser through config values. Every value shown to
+    /// users is written literally; `${VAR}` there is an error even when the variable is set.
+    #[test]
+    fn values_shown_in_the_browser_never_read_the_environment() {
+        let mut source = MemorySource::default();
+        source.env.insert("SECRET".into(), "s3cr3t".into());
+        let app = |keys: &str| {
+            format!(
+                "{BASE}    apps:\n      - {{ id: x, upstream: http://127.0.0.1:9000, access: {{ roles: [developer] }}, {keys} }}\n"
+            )
+        };
+        let cases = [
+            app("label: \"${SECRET}\""),
+            app("category: \"a ${SECRET}\""),
+            app("icon: \"${SECRET}\""),
+            app("owner: \"${SECRET}\""),
+            app("description: \"${SECRET}\""),
+            app("nodes: [{ path: r, label: \"${SECRET}\", view: /r }]"),
+            app("nodes: [{ path: r, label: R, view: \"/${SECRET}\" }]"),
+            app("nodes: [{ path: r, label: R, view: /r, icon: \"${SECRET}\" }]"),
+            format!("{BASE}    branding: {{ title: \"${{SECRET}}\" }}\n"),
+            format!("{BASE}    branding: {{ logo: \"/x/${{SECRET}}.svg\" }}\n"),
+            format!("{BASE}    branding: {{ favicon: \"${{SECRET}}\" }}\n"),
+            format!("{BASE}    branding: {{ theme: {{ accent_color: \"${{SECRET}}\" }} }}\n"),
+            format!("{BASE}    luigi: {{ side_nav_footer: \"${{SECRET}}\" }}\n"),
+            BASE.replace("{ id: ann,", "{ id: ann, name: \"${SECRET}\","),
+            BASE.replace("groups: [eng] }] }", "groups: [eng, \"${SECRET}\"] }] }"),
+            BASE.replace(
+                "developer: { groups: [eng] }",
+                "developer: { groups: [eng], description: \"${SECRET}\" }",
+            ),
+        ];
+        for text in cases {
+            let error = compile(&source, &text).expect_err(&text);
+            let diagnostic = error.errors().next().unwrap();
+            assert!(
+                diagnostic.message.contains("cannot be used in")
+                    && diagnostic.message.contains("shown in users' browsers"),
+                "{text}\n{error}"
+            );
+            assert!(!error.to_string().contains("s3cr3t"), "{error}");
+        }
+        // `$${` still writes a literal `${`.
+        let loaded = compile(&source, &app("label: \"$${SECRET}\"")).unwrap();
+        assert_eq!(loaded.config.tenants[0].apps[0].label, "${SECRET}");
+    }
+
+    #[test]
+    fn app_files_read_only_the_variables_their_tenant_allows() {
+        let mut source = MemorySource::default();
+        source.env.insert("REGION".into(), "eu".into());
+        source
+            .env
+            .insert("ACME_OIDC_SECRET".into(), "s3cr3t".into());
+        let app = |var: &str| {
+            format!(
+                "id: cost\naccess: {{ roles: [developer] }}\nupstream: \"http://cost-${{{var}}}.internal:3000\"\n"
+            )
+        };
+        let file = PathBuf::from("/etc/portico/apps.d/cost.yaml");
+        source.files.insert(file.clone(), app("ACME_OIDC_SECRET"));
+        let text = format!("{BASE}    apps_from: apps.d/*.yaml\n    apps_env: [REGION]\n");
+        let error = compile(&source, &text).unwrap_err();
+        let diagnostic = error.errors().next().unwrap();
+        assert_eq!(diagnostic.file, "/etc/portico/apps.d/cost.yaml");
+        assert_eq!(diagnostic.mark.line, 3);
+        assert!(
+            diagnostic
+                .message
+                .contains("`${ACME_OIDC_SECRET}` is not available in an app file"),
+            "{error}"
+        );
+        assert!(
+            diagnostic
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("`apps_env: [ACME_OIDC_SECRET]` to tenant `acme` in portico.yaml"),
+            "{error}"
+        );
+        source.files.insert(file, app("REGION"));
+        let loaded = compile(&source, &text).unwrap();
+        assert!(matches!(
+            &loaded.config.tenants[0].apps[0].target,
+            AppTarget::Upstream(upstream) if upstream.authority == "cost-eu.internal:3000"
+        ));
+        // The main file itself is the platform's: it reads any variable.
+        let inline = format!(
+            "{BASE}    apps:\n      - {{ id: x, upstream: \"http://x-${{ACME_OIDC_SECRET}}:1\", access: {{ roles: [developer] }} }}\n"
+        );
+        compile(&source, &inline).unwrap();
+    }
+
+    #[test]
+    fn app_files_serve_static_files_only_below_their_directory() {
+        let mut source = MemorySource::default();
+        let file = PathBuf::from("/etc/portico/apps.d/cost.yaml");
+        let app =
+            |dir: &str| format!("id: cost\naccess: {{ roles: [developer] }}\nstatic: {dir}\n");
+        let text = format!("{BASE}    apps_from: apps.d/*.yaml\n");
+        for escape in [
+            "../..",
+            "/etc",
+            "./dist/../../secrets",
+            "/etc/portico/apps.d/../bundles",
+        ] {
+            source.files.insert(file.clone(), app(escape));
+            let error = compile(&source, &text).expect_err(escape);
+            let diagnostic = error.errors().next().unwrap();
+            assert_eq!(diagnostic.mark.line, 3, "{error}");
+            assert!(
+                diagnostic
+                    .message
+                    .contains("outside the app file's directory"),
+                "{error}"
+            );
+        }
+        source.files.insert(file.clone(), app("./dist"));
+        compile(&source, &text).unwrap();
+        // A directory the tenant allows is fine.
+        source.files.insert(file, app("/srv/bundles/cost"));
+        compile(
+            &source,
+            &format!("{text}    apps_static_roots: [/srv/bundles]\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn tenants_that_differ_only_by_port_are_warned_about() {
+        let text = format!(
+            "{}  globex:\n    hosts: [\"portal.acme.example:9090\"]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n",
+            BASE.replace("[portal.acme.example]", "[\"portal.acme.example:8080\"]")
+        );
+        let loaded = compile(&MemorySource::default(), &text).unwrap();
+        let warning = &loaded.warnings[0];
+        assert_eq!(warning.mark.line, 8);
+        assert!(
+            warning.message.contains("only by port"),
+            "{}",
+            warning.message
+        );
+        assert_eq!(host_name_for_test("[::1]:8080"), "::1");
+    }
+
+    fn host_name_for_test(host: &str) -> &str {
+        compile::host_name(host)
     }
 
     #[test]

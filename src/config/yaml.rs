@@ -67,17 +67,45 @@ impl Node {
 pub struct SyntaxError {
     pub mark: Mark,
     pub message: String,
+    /// What to do about it, when "fix the YAML syntax" would not help.
+    pub hint: Option<&'static str>,
 }
 
-/// Parses one YAML document. An empty document is `Null`.
+/// The largest document `parse` accepts (1 MiB): a config file, even a big one, is a few KiB.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+/// [`MAX_DOCUMENT_BYTES`] as people read it, for messages.
+pub const MAX_DOCUMENT_SIZE_TEXT: &str = "1 MiB";
+/// How many nodes anchors and aliases may copy in one document in total. Each alias copies its anchored
+/// node, so nested aliases grow exponentially ("billion laughs": 528 bytes become gigabytes); real
+/// configs reuse a few small access rules.
+pub const MAX_COPIED_NODES: usize = 100_000;
+/// How deeply collections may nest; the tree is walked and dropped recursively.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses one YAML document. An empty document is `Null`. Documents over [`MAX_DOCUMENT_BYTES`], deeper
+/// than [`MAX_DEPTH`] or whose anchors and aliases copy more than [`MAX_COPIED_NODES`] nodes are refused.
 pub fn parse(source: &str) -> Result<Node, Vec<SyntaxError>> {
+    if source.len() > MAX_DOCUMENT_BYTES {
+        return Err(vec![SyntaxError {
+            mark: Mark { line: 1, column: 1 },
+            message: format!(
+                "the file is {} bytes, more than the {MAX_DOCUMENT_SIZE_TEXT} a config file may have",
+                source.len()
+            ),
+            hint: Some("split it: one file per app with `apps_from`"),
+        }]);
+    }
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(source);
     if let Err(error) = parser.load(&mut builder, false) {
-        return Err(vec![SyntaxError {
-            mark: (*error.marker()).into(),
-            message: error.info().to_owned(),
-        }]);
+        // A limit the builder hit stops it from building, and is the clearer report.
+        if builder.errors.is_empty() {
+            return Err(vec![SyntaxError {
+                mark: (*error.marker()).into(),
+                message: error.info().to_owned(),
+                hint: None,
+            }]);
+        }
     }
     if !builder.errors.is_empty() {
         return Err(builder.errors);
@@ -88,23 +116,59 @@ pub fn parse(source: &str) -> Result<Node, Vec<SyntaxError>> {
     }))
 }
 
+/// An open collection: the node being filled, its anchor id and the node count when it was opened.
+const COPIES_HINT: &str =
+    "write repeated values out, or anchor smaller pieces; aliases of aliases multiply";
+
+fn too_many_copies() -> String {
+    format!(
+        "anchors and aliases copy more than {MAX_COPIED_NODES} nodes in this file (a YAML alias bomb?)"
+    )
+}
+
 enum Frame {
-    Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    Seq(Node, usize, usize),
+    Map(Node, usize, usize, Option<Node>),
 }
 
 #[derive(Default)]
 struct TreeBuilder {
     stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with the number of nodes in each (what an alias to it copies).
+    anchors: HashMap<usize, (Node, usize)>,
     errors: Vec<SyntaxError>,
+    /// Nodes in the tree so far, those copied by aliases included.
+    nodes: usize,
+    /// Nodes copied by anchors and aliases so far.
+    copied: usize,
+    /// A limit was hit: every later event is ignored, so the bad document costs nothing more.
+    stopped: bool,
 }
 
 impl TreeBuilder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn stop(&mut self, mark: Mark, message: String, hint: &'static str) {
+        self.errors.push(SyntaxError {
+            mark,
+            message,
+            hint: Some(hint),
+        });
+        self.stopped = true;
+        self.stack.clear();
+        self.anchors.clear();
+        self.root = None;
+    }
+
+    /// Adds a finished node; `count` is the number of nodes in it.
+    fn push_value(&mut self, node: Node, anchor: usize, count: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            // Remembering an anchor copies it too: nested anchors must not multiply the tree.
+            if self.copied + count > MAX_COPIED_NODES {
+                self.stop(node.mark, too_many_copies(), COPIES_HINT);
+                return;
+            }
+            self.copied += count;
+            self.anchors.insert(anchor, (node.clone(), count));
         }
         match self.stack.last_mut() {
             None => {
@@ -112,12 +176,12 @@ impl TreeBuilder {
                     self.root = Some(node);
                 }
             }
-            Some(Frame::Seq(seq, _)) => {
+            Some(Frame::Seq(seq, _, _)) => {
                 if let Value::Seq(items) = &mut seq.value {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending_key)) => match pending_key.take() {
+            Some(Frame::Map(map, _, _, pending_key)) => match pending_key.take() {
                 None => {
                     // yaml-rust2 marks a block mapping at the `:` after its first key; point at the key.
                     if matches!(&map.value, Value::Map(entries) if entries.is_empty()) {
@@ -138,6 +202,7 @@ impl TreeBuilder {
                                         "duplicate key `{text}` (first defined at line {})",
                                         first.mark.line
                                     ),
+                                    hint: None,
                                 });
                             }
                         }
@@ -151,7 +216,20 @@ impl TreeBuilder {
 
 impl MarkedEventReceiver for TreeBuilder {
     fn on_event(&mut self, event: Event, marker: Marker) {
+        if self.stopped {
+            return;
+        }
         let mark = Mark::from(marker);
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            self.stop(
+                mark,
+                format!("lists and mappings nest more than {MAX_DEPTH} levels deep"),
+                "flatten the structure; portico's config never needs this depth",
+            );
+            return;
+        }
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
@@ -161,39 +239,59 @@ impl MarkedEventReceiver for TreeBuilder {
                     } else {
                         Value::Scalar { text }
                     };
-                self.push_value(Node { value, mark }, anchor);
+                self.nodes += 1;
+                self.push_value(Node { value, mark }, anchor, 1);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(
-                Node {
-                    value: Value::Seq(Vec::new()),
-                    mark,
-                },
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(
-                Node {
-                    value: Value::Map(Vec::new()),
-                    mark,
-                },
-                anchor,
-                None,
-            )),
+            Event::SequenceStart(anchor, _) => {
+                self.nodes += 1;
+                self.stack.push(Frame::Seq(
+                    Node {
+                        value: Value::Seq(Vec::new()),
+                        mark,
+                    },
+                    anchor,
+                    self.nodes,
+                ));
+            }
+            Event::MappingStart(anchor, _) => {
+                self.nodes += 1;
+                self.stack.push(Frame::Map(
+                    Node {
+                        value: Value::Map(Vec::new()),
+                        mark,
+                    },
+                    anchor,
+                    self.nodes,
+                    None,
+                ));
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
-                    let (node, anchor) = match frame {
-                        Frame::Seq(node, anchor) | Frame::Map(node, anchor, _) => (node, anchor),
+                    let (node, anchor, opened) = match frame {
+                        Frame::Seq(node, anchor, opened) | Frame::Map(node, anchor, opened, _) => {
+                            (node, anchor, opened)
+                        }
                     };
-                    self.push_value(node, anchor);
+                    let count = self.nodes + 1 - opened;
+                    self.push_value(node, anchor, count);
                 }
             }
-            Event::Alias(anchor) => match self.anchors.get(&anchor).cloned() {
-                Some(mut node) => {
+            Event::Alias(anchor) => match self.anchors.get(&anchor) {
+                Some((_, count)) if self.copied + count > MAX_COPIED_NODES => {
+                    self.stop(mark, too_many_copies(), COPIES_HINT);
+                }
+                Some((node, count)) => {
+                    let count = *count;
+                    let mut node = node.clone();
                     node.mark = mark;
-                    self.push_value(node, 0);
+                    self.copied += count;
+                    self.nodes += count;
+                    self.push_value(node, 0, count);
                 }
                 None => self.errors.push(SyntaxError {
                     mark,
                     message: "alias refers to an unknown anchor".into(),
+                    hint: None,
                 }),
             },
             Event::Nothing
@@ -234,6 +332,44 @@ mod tests {
     fn syntax_errors_have_positions() {
         let errors = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(errors[0].mark.line >= 1);
+    }
+
+    /// The classic "billion laughs": nine levels of nine aliases would be 9^9 nodes.
+    pub(crate) const ALIAS_BOMB: &str = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+";
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() {
+        let errors = parse(ALIAS_BOMB).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("alias bomb"), "{errors:?}");
+        assert_eq!(errors[0].mark.line, 5);
+    }
+
+    #[test]
+    fn oversized_and_overly_deep_documents_are_refused() {
+        let big = "# padding\n".repeat(MAX_DOCUMENT_BYTES / 10 + 1);
+        let errors = parse(&big).unwrap_err();
+        assert!(errors[0].message.contains("1 MiB"), "{errors:?}");
+        let deep: String = (0..100)
+            .map(|depth| format!("{}k:\n", " ".repeat(depth)))
+            .collect();
+        let errors = parse(&deep).unwrap_err();
+        assert!(errors[0].message.contains("nest more than"), "{errors:?}");
+        assert_eq!(errors[0].mark.line, 65);
+        // Flow collections hit the parser's own recursion limit first; either way a clear error.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep).is_err());
+        // Within the limits, aliases still work.
+        assert!(parse("a: &r { roles: [x] }\nb: *r\nc: *r\n").is_ok());
     }
 
     #[test]

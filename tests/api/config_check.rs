@@ -1061,3 +1061,304 @@ fn branding_luigi_and_backstage_scoping_values_are_checked() {
     );
     assert_eq!(errors.len(), 5, "{}", run.all());
 }
+
+/// A main config whose tenant reads its apps from `apps/*.yaml`; `extra` is added to the tenant.
+fn team_main(extra: &str) -> String {
+    VALID.replace(
+        "    apps:\n      - id: billing\n        access: { roles: [developer] }\n        upstream: http://127.0.0.1:9000\n",
+        &format!("    apps_from: apps/*.yaml\n{extra}"),
+    )
+}
+
+/// Invariant 8: a team's app file serves nothing outside its own directory tree, however it spells
+/// the way out (`..`, an absolute path, a symlink), unless the platform allows the directory.
+#[test]
+fn a_team_app_file_cannot_serve_files_outside_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    std::fs::create_dir_all(dir.path().join("apps/dist")).unwrap();
+    std::fs::create_dir_all(dir.path().join("bundles/billing")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("apps/dist/etc")).unwrap();
+    let app =
+        |target: &str| format!("id: billing\naccess: {{ roles: [developer] }}\nstatic: {target}\n");
+    let file = dir.path().join("apps/billing.yaml");
+    for escape in ["../bundles/billing", "/etc", "./dist/etc", "dist/../.."] {
+        std::fs::write(&file, app(escape)).unwrap();
+        let run = check(&main);
+        assert_eq!(run.code, Some(1), "{escape}: {}", run.all());
+        assert_reported(
+            &run,
+            &file,
+            &Expect {
+                line: 3,
+                column: Some(9),
+                message: "outside the app file's directory",
+                key: "static",
+                hint: Some("apps_static_roots` in tenant `acme`"),
+            },
+        );
+        assert_eq!(run.errors().len(), 1, "{}", run.all());
+    }
+    // Its own bundle is fine, and so is a directory the platform allows.
+    std::fs::write(&file, app("./dist")).unwrap();
+    let run = check(&main);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    std::fs::write(&file, app("../bundles/billing")).unwrap();
+    std::fs::write(&main, team_main("    apps_static_roots: [bundles]\n")).unwrap();
+    let run = check(&main);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+}
+
+/// Invariant 8: an app file that is a link out of its directory is not read (its content would be a
+/// file of the host, quoted back in diagnostics).
+#[test]
+fn an_app_file_linking_out_of_its_directory_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    let outside = write(
+        dir.path(),
+        "host-secrets.yaml",
+        "id: billing\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9000\nlabel: top-secret-label\n",
+    );
+    std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("apps/billing.yaml")).unwrap();
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &main,
+        &Expect {
+            line: 11,
+            column: Some(16),
+            message: "is a link to",
+            key: "tenants.acme.apps_from",
+            hint: Some("regular files"),
+        },
+    );
+    assert!(!run.all().contains("top-secret-label"), "{}", run.all());
+}
+
+/// Invariant 8: a team's app file reads only the environment variables its tenant allows.
+#[test]
+fn a_team_app_file_cannot_read_environment_variables_the_platform_did_not_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    let file = write(
+        dir.path(),
+        "apps/billing.yaml",
+        "id: billing\naccess: { roles: [developer] }\nupstream: \"http://${ACME_OIDC_SECRET}@127.0.0.1:9000\"\nowner: team-billing\nrules:\n  - { path: \"/${HOME}/**\", roles: [developer] }\n",
+    );
+    let run_with_env = || {
+        let output = Command::new(BIN)
+            .args(["check", path_arg(&main)])
+            .env("ACME_OIDC_SECRET", "s3cr3t-value")
+            .env("HOME", "/root")
+            .env("REGION", "eu")
+            .output()
+            .unwrap();
+        Run::from(output)
+    };
+    let run = run_with_env();
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    for (line, column, name, key) in [
+        (3, 11, "ACME_OIDC_SECRET", "upstream"),
+        (6, 13, "HOME", "rules[0].path"),
+    ] {
+        assert_reported(
+            &run,
+            &file,
+            &Expect {
+                line,
+                column: Some(column),
+                message: &format!("`${{{name}}}` is not available in an app file"),
+                key,
+                hint: Some(&format!("`apps_env: [{name}]` to tenant `acme`")),
+            },
+        );
+    }
+    assert_eq!(run.errors().len(), 2, "{}", run.all());
+    assert!(!run.all().contains("s3cr3t-value"), "{}", run.all());
+
+    // What the platform allows is read.
+    std::fs::write(
+        &file,
+        "id: billing\naccess: { roles: [developer] }\nupstream: \"http://127.0.0.1:9000/${REGION}\"\n",
+    )
+    .unwrap();
+    std::fs::write(&main, team_main("    apps_env: [REGION]\n")).unwrap();
+    let run = run_with_env();
+    assert_eq!(run.code, Some(0), "{}", run.all());
+}
+
+/// Invariant 8: the user's access token is good beyond one app, so a team's file cannot ask for it.
+#[test]
+fn a_team_app_file_cannot_ask_for_the_users_access_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "portico.yaml", &team_main(""));
+    let file = write(
+        dir.path(),
+        "apps/billing.yaml",
+        "id: billing\naccess: { roles: [developer] }\nupstream: http://127.0.0.1:9000\nidentity: [assertion, access_token]\n",
+    );
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 4,
+            column: Some(23),
+            message: "an app file may not forward the user's access token",
+            key: "identity",
+            hint: Some("portico.yaml"),
+        },
+    );
+}
+
+/// Invariant 8: values the browser shows (labels, branding, …) never come from the environment, so a
+/// secret cannot reach a page by a slip of the keyboard, even in the platform's own file.
+#[test]
+fn browser_visible_values_cannot_take_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = VALID.replace(
+        "      - id: billing\n",
+        "      - id: billing\n        label: \"Billing ${ACME_OIDC_SECRET}\"\n",
+    ) + "    branding: { title: \"${ACME_OIDC_SECRET}\" }\n";
+    let file = write(dir.path(), "portico.yaml", &text);
+    let output = Command::new(BIN)
+        .args(["check", path_arg(&file)])
+        .env("ACME_OIDC_SECRET", "s3cr3t-value")
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    for (line, key, name) in [
+        (13, "tenants.acme.apps[billing].label", "label"),
+        (16, "tenants.acme.branding.title", "title"),
+    ] {
+        assert_reported(
+            &run,
+            &file,
+            &Expect {
+                line,
+                column: None,
+                message: &format!(
+                    "`${{ACME_OIDC_SECRET}}` cannot be used in `{name}`: it is shown in users' browsers"
+                ),
+                key,
+                hint: Some("write the text itself"),
+            },
+        );
+    }
+    assert!(!run.all().contains("s3cr3t-value"), "{}", run.all());
+}
+
+/// A 342-byte "billion laughs" would expand to 9^9 nodes; `check` refuses it with a position and
+/// exits normally, even with its address space capped at 400 MB.
+#[test]
+fn a_yaml_alias_bomb_is_refused_quickly_and_in_bounded_memory() {
+    const BOMB: &str = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+";
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", BOMB);
+    let script = format!("ulimit -v 400000; exec '{BIN}' check '{}'", path_arg(&file));
+    let run = portico_in_shell(&script);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 5,
+            column: None,
+            message: "a YAML alias bomb",
+            key: "",
+            hint: Some("aliases of aliases multiply"),
+        },
+    );
+    // The same in a team's app file names that file.
+    let main = write(dir.path(), "main.yaml", &team_main(""));
+    let app = write(dir.path(), "apps/bomb.yaml", BOMB);
+    let run = check(&main);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.errors()
+            .iter()
+            .any(|d| d.file == path_arg(&app) && d.message.contains("alias bomb")),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn a_config_file_over_one_mebibyte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let padding = "# padding to make the file large\n".repeat(40_000);
+    let file = write(dir.path(), "portico.yaml", &format!("{VALID}{padding}"));
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert_reported(
+        &run,
+        &file,
+        &Expect {
+            line: 1,
+            column: Some(1),
+            message: "larger than 1 MiB",
+            key: "",
+            hint: Some("apps_from"),
+        },
+    );
+}
+
+/// Browsers scope cookies by host name, not port: two tenants on one name share cookies.
+#[test]
+fn tenants_that_differ_only_by_port_are_warned_about() {
+    let text = format!(
+        "{}  globex:\n    hosts: [\"portal.acme.test:9090\"]\n    auth: {{ dev_sign_in: {{ users: [{{ id: gil, groups: [eng] }}] }} }}\n    roles: {{ developer: {{ groups: [eng] }} }}\n",
+        VALID.replace("[portal.acme.test]", "[\"portal.acme.test:8080\"]")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(0), "a warning does not fail: {}", run.all());
+    let warnings: Vec<Diagnostic> = run
+        .diagnostics()
+        .into_iter()
+        .filter(|d| d.severity == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.all());
+    assert_eq!(warnings[0].line, 16);
+    assert!(
+        warnings[0].message.contains(
+            "host `portal.acme.test:9090` differs from `portal.acme.test:8080` of tenant `acme` (line 4) only by port"
+        ),
+        "{}",
+        run.all()
+    );
+    assert!(
+        warnings[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("its own host name")),
+        "{}",
+        run.all()
+    );
+}
+
+/// Runs a shell script (for `ulimit`), with the same environment rules as [`portico`].
+fn portico_in_shell(script: &str) -> Run {
+    let output = Command::new("sh")
+        .args(["-c", script])
+        .env_remove("PORTICO_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh");
+    Run::from(output)
+}
