@@ -1500,6 +1500,21 @@ async fn an_https_tenant_refuses_state_changes_from_its_plain_http_origin() {
         .await
         .unwrap();
     assert_eq!(still.status(), StatusCode::OK, "the session survived");
+    // A Sec-Fetch-Site no browser would send (not ASCII) is cross-site, whatever the Origin says.
+    let garbled = server
+        .post("/auth/logout")
+        .header("host", host)
+        .header("origin", "https://secure.acme.test")
+        .header(
+            "sec-fetch-site",
+            reqwest::header::HeaderValue::from_bytes(b"same-origin\xff").unwrap(),
+        )
+        .header("cookie", &cookie)
+        .header("x-portico-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    json_error(garbled, 403, "csrf_rejected").await;
     let out = logout("https://secure.acme.test").await.unwrap();
     assert_eq!(out.status(), StatusCode::OK);
     assert!(
