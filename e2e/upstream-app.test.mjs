@@ -19,11 +19,13 @@ before(async () => {
   upstream = await startUpstreamApp({ basePath: '/base' });
   dir = mkdtempSync(path.join(tmpdir(), 'portico-e2e-upstream-'));
   const config = path.join(dir, 'portico.yaml');
-  // No hosts: the tenant answers through default_tenant on whatever loopback port portico gets.
+  // 127.0.0.1 on any port: dev sign-in answers only on a host the tenant lists, never merely as the
+  // default tenant (DNS rebinding).
   writeFileSync(config, `
 default_tenant: acme
 tenants:
   acme:
+    hosts: [127.0.0.1]
     branding: { title: Acme Portal }
     auth:
       dev_sign_in:

@@ -38,6 +38,11 @@ pub enum AuditEvent<'a> {
         tenant: &'a str,
         path: &'a str,
     },
+    /// A request carried the session cookie more than once (one was planted) and was refused.
+    DuplicateSessionCookie {
+        tenant: &'a str,
+        path: &'a str,
+    },
     /// Refreshing a session's tokens failed; the session was ended.
     RefreshFailed {
         tenant: &'a str,
@@ -113,6 +118,9 @@ pub fn emit(event: AuditEvent<'_>) {
         }
         AuditEvent::CsrfRejected { tenant, path } => {
             tracing::warn!(target: "audit", event = "csrf_rejected", outcome = "refused", tenant, path);
+        }
+        AuditEvent::DuplicateSessionCookie { tenant, path } => {
+            tracing::warn!(target: "audit", event = "duplicate_session_cookie", outcome = "refused", tenant, path);
         }
     }
 }

@@ -194,9 +194,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         }
         json
     };
-    // Keep what the handler set for the log line (user, app) and any cookie it cleared.
+    // Keep what the handler set for the log line (user, app), any cookie it cleared and when to retry.
     for (name, value) in response.headers() {
-        if name == header::SET_COOKIE {
+        if name == header::SET_COOKIE || name == header::RETRY_AFTER {
             rendered.headers_mut().append(name, value.clone());
         }
     }

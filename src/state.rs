@@ -61,4 +61,7 @@ impl SharedState {
 pub struct RequestContext {
     pub config: Arc<Config>,
     pub tenant: Arc<Tenant>,
+    /// Every name the request gave (Host, `:authority`) is one of the tenant's own hosts; false when the
+    /// tenant answers only as `default_tenant`.
+    pub host_listed: bool,
 }

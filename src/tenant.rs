@@ -1,7 +1,9 @@
 //! Host-based tenant resolution: the first thing that runs for every request on a tenant origin.
 //!
 //! The Host header (or the HTTP/2 authority) picks the tenant; a host no tenant lists gets the configured
-//! default tenant or a 404, never another tenant's shell. This module must not look at cookies or
+//! default tenant or a 404, never another tenant's shell. Whether the tenant answers by a listed host or
+//! only as the default is recorded (`RequestContext::host_listed`), so what must never answer a foreign
+//! host name (dev sign-in, against DNS rebinding) can refuse. This module must not look at cookies or
 //! X-Forwarded-Host: identity and forwarding headers are not trusted to choose a tenant.
 
 use std::sync::Arc;
@@ -24,20 +26,24 @@ pub enum TenantError {
     UnknownHost(String),
 }
 
-/// Finds the tenant for a Host value (`name` or `name:port`, any case).
-pub fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
+/// Whether `tenant` lists the Host value (`name` or `name:port`, any case) among its own hosts: a
+/// listed `name:port` must match exactly, a listed bare `name` matches it on any port.
+pub fn lists_host(tenant: &Tenant, host: &str) -> bool {
     // Listed hosts are lower-case already; compare without allocating per request.
     let host = host.trim();
     let host_without_port = strip_port(host);
+    tenant.hosts.iter().any(|listed| {
+        listed.eq_ignore_ascii_case(host)
+            || (listed.eq_ignore_ascii_case(host_without_port) && !listed.contains(':'))
+    })
+}
+
+/// Finds the tenant for a Host value (`name` or `name:port`, any case).
+pub fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
     config
         .tenants
         .iter()
-        .find(|tenant| {
-            tenant.hosts.iter().any(|listed| {
-                listed.eq_ignore_ascii_case(host)
-                    || (listed.eq_ignore_ascii_case(host_without_port) && !listed.contains(':'))
-            })
-        })
+        .find(|tenant| lists_host(tenant, host))
         .or_else(|| {
             config
                 .default_tenant
@@ -88,9 +94,14 @@ pub async fn resolve_tenant(
     let same_tenant = |other: &str| {
         resolve(&config, other).map(|t| t.id.as_str()) == tenant.as_ref().map(|t| t.id.as_str())
     };
-    if let Some(other) = names.find(|other| !same_tenant(other)) {
-        let names = format!("{host}` and `{other}");
-        return AppError::from(TenantError::UnknownHost(names)).into_response();
+    // Whether the tenant answers because it lists every name, rather than as `default_tenant`.
+    let mut host_listed = tenant.as_ref().is_some_and(|t| lists_host(t, &host));
+    for other in names {
+        if !same_tenant(other) {
+            let names = format!("{host}` and `{other}");
+            return AppError::from(TenantError::UnknownHost(names)).into_response();
+        }
+        host_listed &= tenant.as_ref().is_some_and(|t| lists_host(t, other));
     }
     let Some(tenant) = tenant else {
         return AppError::from(TenantError::UnknownHost(host)).into_response();
@@ -98,9 +109,11 @@ pub async fn resolve_tenant(
     if let Some(labels) = request.extensions().get::<Labels>() {
         labels.tenant(&tenant.id);
     }
-    request
-        .extensions_mut()
-        .insert(RequestContext { config, tenant });
+    request.extensions_mut().insert(RequestContext {
+        config,
+        tenant,
+        host_listed,
+    });
     next.run(request).await
 }
 

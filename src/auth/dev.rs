@@ -3,6 +3,12 @@
 //! It exists so a newcomer can try the portal with one command. It must never be reachable in
 //! production: `app::App::build` refuses to start a config that uses it on a non-loopback listener, the
 //! handlers here check again on every request, and both the log and the page say loudly what it is.
+//!
+//! A loopback listener is still reachable from any web page the user visits through DNS rebinding
+//! (`evil.example` re-resolved to 127.0.0.1 makes the attacker's page same-origin with portico, so
+//! even the `Origin` check passes). Such a request carries the attacker's host name, so dev sign-in
+//! answers only when every name the request gives is one the tenant lists, never for a host that
+//! reached the tenant as `default_tenant`.
 
 use askama::Template;
 use axum::Extension;
@@ -36,12 +42,20 @@ struct DevLoginView<'a> {
 /// The dev sign-in page (what `GET /auth/login` shows for a dev tenant): the user picker.
 pub fn login_page(
     state: &AppState,
-    tenant: &Tenant,
+    context: &RequestContext,
     users: &[DevUser],
     return_to: &str,
 ) -> Result<Response, AppError> {
+    let tenant: &Tenant = &context.tenant;
     if !state.dev_sign_in_allowed() {
         return Err(AuthError::DevSignInRefused.into());
+    }
+    if !context.host_listed {
+        audit::emit(AuditEvent::SignInRefused {
+            tenant: &tenant.id,
+            reason: "dev sign-in asked for on a host the tenant does not list",
+        });
+        return Err(AuthError::DevSignInUnlistedHost.into());
     }
     let view = DevLoginView {
         title: &tenant.branding.title,
@@ -93,8 +107,15 @@ pub async fn dev_login_post(
         });
         return Err(AuthError::DevSignInRefused.into());
     }
+    if !context.host_listed {
+        audit::emit(AuditEvent::SignInRefused {
+            tenant: &tenant.id,
+            reason: "dev sign-in asked for on a host the tenant does not list",
+        });
+        return Err(AuthError::DevSignInUnlistedHost.into());
+    }
     // Login CSRF: another site must not be able to sign a visitor in as someone else.
-    if !csrf::is_same_origin(&headers) {
+    if !csrf::is_same_origin(&headers, super::is_https(&context)) {
         audit::emit(AuditEvent::CsrfRejected {
             tenant: &tenant.id,
             path: "/auth/dev-login",
@@ -124,9 +145,10 @@ pub async fn dev_login_post(
     let id = super::start_session(&state, session, "dev", &labels).await?;
     let return_to = safe_return_path(form_field(&body, "return_to").as_deref());
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_set_cookie(&id, false));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_set_cookie(&id, super::is_https(&context)),
+    );
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         "no-store"

@@ -11,10 +11,11 @@ pub mod dev;
 pub mod oidc;
 pub mod session;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,9 +41,27 @@ pub enum AuthError {
     /// 403: dev sign-in asked for where it is not allowed.
     #[error("development sign-in is disabled: portico is not listening on a loopback address")]
     DevSignInRefused,
+    /// 403: dev sign-in asked for on a host name the tenant does not list (DNS rebinding).
+    #[error(
+        "development sign-in answers only on this portal's own host names; open the portal at the address it was configured with"
+    )]
+    DevSignInUnlistedHost,
     /// 400: a dev sign-in form named a user that does not exist.
     #[error("there is no demo user `{0}`")]
     UnknownDevUser(String),
+    /// 400: the request carried the session cookie twice; one of them was planted.
+    #[error(
+        "your browser sent more than one portal session cookie, so this request was refused; clear this site's cookies and sign in again"
+    )]
+    DuplicateSessionCookie,
+    /// 429: this client has started too many sign-ins that have not finished yet.
+    #[error(
+        "too many sign-ins were started from your network and have not finished yet; try again in a few minutes"
+    )]
+    TooManySignIns {
+        /// Seconds until one of this client's pending sign-ins expires (for `Retry-After`).
+        retry_after: u64,
+    },
     /// 503: the session store did not answer.
     #[error("sessions are unavailable right now; try again shortly")]
     StoreUnavailable,
@@ -66,10 +85,13 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::NotSignedIn => StatusCode::UNAUTHORIZED,
-            AuthError::CsrfRejected | AuthError::DevSignInRefused => StatusCode::FORBIDDEN,
-            AuthError::UnknownDevUser(_) | AuthError::InvalidLogoutToken(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            AuthError::CsrfRejected
+            | AuthError::DevSignInRefused
+            | AuthError::DevSignInUnlistedHost => StatusCode::FORBIDDEN,
+            AuthError::UnknownDevUser(_)
+            | AuthError::InvalidLogoutToken(_)
+            | AuthError::DuplicateSessionCookie => StatusCode::BAD_REQUEST,
+            AuthError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::StoreUnavailable | AuthError::SignInUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -81,8 +103,10 @@ impl AuthError {
         match self {
             AuthError::NotSignedIn => "not_signed_in",
             AuthError::CsrfRejected => "csrf_rejected",
-            AuthError::DevSignInRefused => "dev_sign_in_refused",
+            AuthError::DevSignInRefused | AuthError::DevSignInUnlistedHost => "dev_sign_in_refused",
             AuthError::UnknownDevUser(_) => "unknown_user",
+            AuthError::DuplicateSessionCookie => "duplicate_session_cookie",
+            AuthError::TooManySignIns { .. } => "too_many_sign_ins",
             AuthError::StoreUnavailable => "session_store_unavailable",
             AuthError::SignInUnavailable(_) => "sign_in_unavailable",
             AuthError::LoginFailed(_) => "sign_in_failed",
@@ -134,10 +158,18 @@ impl FromRequestParts<AppState> for SignedIn {
             .get::<RequestContext>()
             .cloned()
             .ok_or_else(|| AppError::Internal("request context missing".into()))?;
-        let Some(id) = session_cookie(&parts.headers, is_https(&context)) else {
-            return Err(AuthError::NotSignedIn.into());
-        };
         let tenant = &context.tenant;
+        let id = match session_cookie(&parts.headers, is_https(&context)) {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err(AuthError::NotSignedIn.into()),
+            Err(CookieError::Duplicate) => {
+                audit::emit(AuditEvent::DuplicateSessionCookie {
+                    tenant: &tenant.id,
+                    path: parts.uri.path(),
+                });
+                return Err(AuthError::DuplicateSessionCookie.into());
+            }
+        };
         let session = match state
             .sessions
             .lookup(&id, &tenant.id, &context.config.sessions)
@@ -212,59 +244,122 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// Why a request's session cookie could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CookieError {
+    /// The session cookie's name appeared more than once (in one `Cookie` header or across several).
+    Duplicate,
+}
+
 /// The session id from the request's cookies, if one is well-formed. On an HTTPS origin only the
 /// `__Host-` cookie counts: a plain-named one could have been planted over HTTP (cookie tossing).
-pub fn session_cookie(headers: &HeaderMap, https: bool) -> Option<SessionId> {
-    let name = if https {
-        SECURE_COOKIE_NAME
-    } else {
-        COOKIE_NAME
-    };
-    cookie_values(headers, name).find_map(SessionId::parse)
+/// Two cookies of that name are refused rather than resolved: one of them was planted (by a sibling
+/// domain, or by a script on this origin for a narrower path), and picking either would let the
+/// planter choose which session a request runs in.
+pub fn session_cookie(headers: &HeaderMap, https: bool) -> Result<Option<SessionId>, CookieError> {
+    let mut values = cookie_values(headers, cookie_name(COOKIE_NAME, https));
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(CookieError::Duplicate);
+    }
+    Ok(first.and_then(SessionId::parse))
+}
+
+/// The name a portico cookie has on an origin: on HTTPS the `__Host-` prefix, with which browsers accept
+/// it only with `Secure`, `Path=/` and no `Domain`, so neither a sibling subdomain nor a plain-HTTP page
+/// can plant or overwrite it.
+fn cookie_name(base: &'static str, https: bool) -> &'static str {
+    match (base, https) {
+        (COOKIE_NAME, true) => SECURE_COOKIE_NAME,
+        (LOGIN_BINDING_COOKIE, true) => SECURE_LOGIN_BINDING_COOKIE,
+        (name, _) => name,
+    }
+}
+
+/// `Set-Cookie` for one of portico's own cookies: HttpOnly, SameSite=Lax, host-only, and on HTTPS
+/// `__Host-`, `Secure` and `Path=/`. `path` is used on plain HTTP only (the prefix demands `/`);
+/// `max_age` `Some(0)` removes the cookie.
+fn own_set_cookie(
+    base: &'static str,
+    value: &str,
+    https: bool,
+    path: &str,
+    max_age: Option<u64>,
+) -> HeaderValue {
+    let name = cookie_name(base, https);
+    let path = if https { "/" } else { path };
+    let secure = if https { "; Secure" } else { "" };
+    let max_age = max_age.map_or_else(String::new, |age| format!("; Max-Age={age}"));
+    let text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax{secure}{max_age}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `Set-Cookie` for a new session. `secure` on HTTPS origins switches to the `__Host-` name.
 pub fn session_set_cookie(id: &SessionId, secure: bool) -> HeaderValue {
-    let name = if secure {
-        SECURE_COOKIE_NAME
-    } else {
-        COOKIE_NAME
-    };
-    let flags = if secure { "; Secure" } else { "" };
-    let value = format!(
-        "{name}={}; Path=/; HttpOnly; SameSite=Lax{flags}",
-        id.as_str()
-    );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    own_set_cookie(COOKIE_NAME, id.as_str(), secure, "/", None)
 }
 
 /// `Set-Cookie` that removes the session cookie.
-pub fn session_clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("portico_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
-}
-
-/// The same for the `__Host-` cookie of HTTPS origins.
-fn session_clear_cookie_secure() -> HeaderValue {
-    HeaderValue::from_static(
-        "__Host-portico_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0",
-    )
+pub fn session_clear_cookie(secure: bool) -> HeaderValue {
+    own_set_cookie(COOKIE_NAME, "", secure, "/", Some(0))
 }
 
 /// Only a same-origin, relative path may be a return target: anything else becomes `/` (no open redirect).
+///
+/// The path is judged the way a browser will resolve it as a `Location`: `\\` counts as `/`, and `.`,
+/// `..` and their percent-encoded spellings (`%2e`, `.%2E`, …) are removed first (WHATWG URL). Only the
+/// result is checked and returned, so `/..//evil.example` or `/%2e%2e/\\evil.example` cannot come out as
+/// the protocol-relative `//evil.example`, and `/x/../auth/logout` is an auth path like any other.
 pub fn safe_return_path(candidate: Option<&str>) -> String {
-    let Some(path) = candidate else {
-        return "/".into();
-    };
-    let acceptable = path.starts_with('/')
-        && !path.starts_with("//")
-        && !path.starts_with("/\\")
-        && !path.chars().any(|c| c.is_control() || c == '\\')
-        && !path.starts_with("/auth/");
-    if acceptable {
-        path.to_owned()
-    } else {
-        "/".into()
+    candidate
+        .and_then(normalised_return_path)
+        .unwrap_or_else(|| "/".into())
+}
+
+fn normalised_return_path(candidate: &str) -> Option<String> {
+    // Browsers drop tabs and newlines from URLs, so `/\t/evil` would become `//evil`: refuse them all.
+    if !candidate.starts_with('/') || candidate.chars().any(char::is_control) {
+        return None;
     }
+    let split = candidate.find(['?', '#']).unwrap_or(candidate.len());
+    let (path, rest) = candidate.split_at(split);
+    let is_dot = |segment: &str| segment == "." || segment.eq_ignore_ascii_case("%2e");
+    let is_dot_dot = |segment: &str| {
+        matches!(
+            segment.to_ascii_lowercase().as_str(),
+            ".." | ".%2e" | "%2e." | "%2e%2e"
+        )
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    let mut parts = path[1..].split(['/', '\\']).peekable();
+    while let Some(segment) = parts.next() {
+        let last = parts.peek().is_none();
+        if is_dot_dot(segment) {
+            segments.pop();
+            if last {
+                segments.push("");
+            }
+        } else if is_dot(segment) {
+            if last {
+                segments.push("");
+            }
+        } else {
+            segments.push(segment);
+        }
+    }
+    let path = format!("/{}", segments.join("/"));
+    // A path that starts with an empty segment is protocol-relative (`//host`), also once a later hop
+    // decodes `%2F` or `%5C`.
+    let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
+    let off_site = |text: &str| text.starts_with("//") || text.starts_with("/\\");
+    if off_site(&path) || off_site(&decoded) {
+        return None;
+    }
+    let lower = decoded.to_ascii_lowercase();
+    if lower == "/auth" || lower.starts_with("/auth/") {
+        return None;
+    }
+    Some(format!("{path}{rest}"))
 }
 
 /// Stores a new session (always a fresh id: no session fixation) and audits the sign-in.
@@ -292,8 +387,14 @@ pub(crate) async fn start_session(
     Ok(id)
 }
 
-/// Name of the cookie that ties a login in flight to the browser that started it.
+/// Name of the cookie that ties a login in flight to the browser that started it (plain HTTP; it is
+/// only sent to the callback).
 const LOGIN_BINDING_COOKIE: &str = "portico_login";
+/// Its name on HTTPS origins. A sibling subdomain that could plant the binding cookie could make a
+/// victim's browser finish the planter's own login (login CSRF); `__Host-` makes browsers refuse that.
+const SECURE_LOGIN_BINDING_COOKIE: &str = "__Host-portico_login";
+/// How long a login may take; the binding cookie lasts as long (see `oidc::LOGIN_TIMEOUT`).
+const LOGIN_BINDING_MAX_AGE: u64 = 600;
 
 #[derive(serde::Deserialize)]
 struct LoginQuery {
@@ -301,9 +402,13 @@ struct LoginQuery {
 }
 
 /// `GET /auth/login`: dev sign-in shows its picker; OIDC sends the browser to the IdP.
+///
+/// The client whose pending logins are counted is the connection's peer address: portico trusts no
+/// `X-Forwarded-For` anywhere (the proxy overwrites it with the same peer address).
 async fn login_get(
     State(state): State<AppState>,
     Extension(context): Extension<RequestContext>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     axum::extract::Query(query): axum::extract::Query<LoginQuery>,
     signed_in: Option<SignedIn>,
 ) -> Result<Response, AppError> {
@@ -313,23 +418,45 @@ async fn login_get(
     }
     let tenant = &context.tenant;
     match &tenant.sign_in {
-        crate::config::SignIn::Dev { users } => dev::login_page(&state, tenant, users, &return_to),
+        crate::config::SignIn::Dev { users } => {
+            dev::login_page(&state, &context, users, &return_to)
+        }
         crate::config::SignIn::Oidc(_) => {
-            let start = state.oidc.begin_login(&tenant.id, return_to)?;
-            let secure = is_https(&context);
-            let binding = format!(
-                "{LOGIN_BINDING_COOKIE}={}; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=600{}",
-                start.browser_binding,
-                if secure { "; Secure" } else { "" }
+            let sessions = &context.config.sessions;
+            let limits = oidc::PendingLimits {
+                per_client: sessions.pending_sign_ins_per_client,
+                per_tenant: sessions.pending_sign_ins_per_tenant,
+            };
+            let start = match state
+                .oidc
+                .begin_login(&tenant.id, peer.ip(), limits, return_to)
+            {
+                Ok(start) => start,
+                Err(AuthError::TooManySignIns { retry_after }) => {
+                    // Debug only: a flood must not become a flood of log lines too (the access log has the 429).
+                    tracing::debug!(tenant = %tenant.id, client = %peer.ip(), "too many pending sign-ins from one client");
+                    let mut response =
+                        AppError::from(AuthError::TooManySignIns { retry_after }).into_response();
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                    return Ok(response);
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let binding = own_set_cookie(
+                LOGIN_BINDING_COOKIE,
+                &start.browser_binding,
+                is_https(&context),
+                "/auth/callback",
+                Some(LOGIN_BINDING_MAX_AGE),
             );
             let mut response = (
                 StatusCode::SEE_OTHER,
                 [(header::LOCATION, start.authorize_url)],
             )
                 .into_response();
-            if let Ok(value) = HeaderValue::from_str(&binding) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
+            response.headers_mut().insert(header::SET_COOKIE, binding);
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -347,7 +474,13 @@ async fn callback_get(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
-    let binding = cookie_value(&headers, LOGIN_BINDING_COOKIE);
+    let https = is_https(&context);
+    // Exactly one binding cookie: with two, one was planted, and either could be the planter's.
+    let mut bindings = cookie_values(&headers, cookie_name(LOGIN_BINDING_COOKIE, https));
+    let binding = match (bindings.next(), bindings.next()) {
+        (Some(binding), None) => Some(binding.to_owned()),
+        _ => None,
+    };
     let done = match state
         .oidc
         .finish_login(&tenant.id, &params, binding.as_deref())
@@ -367,15 +500,10 @@ async fn callback_get(
     let mut response =
         (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
     let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session_set_cookie(&id, https));
     headers.append(
         header::SET_COOKIE,
-        session_set_cookie(&id, is_https(&context)),
-    );
-    headers.append(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "portico_login=; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=0",
-        ),
+        own_set_cookie(LOGIN_BINDING_COOKIE, "", https, "/auth/callback", Some(0)),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
@@ -440,17 +568,14 @@ async fn backchannel_logout_post(
     Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
 }
 
-fn is_https(context: &RequestContext) -> bool {
+/// Whether the tenant is served over HTTPS (its `public_origin` says so): `__Host-` cookies, `Secure`, and
+/// an `https://` `Origin` expected on state changes.
+pub fn is_https(context: &RequestContext) -> bool {
     context
         .tenant
         .public_origin
         .as_ref()
         .is_some_and(|origin| origin.https)
-}
-
-/// A cookie's value by name (the first, if the browser sent several).
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    cookie_values(headers, name).next().map(str::to_owned)
 }
 
 /// Every value the request's `Cookie` headers give for `name`.
@@ -476,10 +601,14 @@ async fn logout_post(
     let tenant = &context.tenant.id;
     let Ok(signed_in) = signed_in else {
         // Already signed out: say so, and clear whatever cookie the browser still has.
-        return Ok(logged_out_response(&headers, "/auth/login"));
+        return Ok(logged_out_response(
+            &headers,
+            "/auth/login",
+            is_https(&context),
+        ));
     };
     let form_token = form_field(&body, "csrf_token");
-    if !csrf::is_same_origin(&headers)
+    if !csrf::is_same_origin(&headers, is_https(&context))
         || !csrf::token_matches(
             &headers,
             form_token.as_deref(),
@@ -503,17 +632,14 @@ async fn logout_post(
     });
     // Ending portico's session is not enough: the IdP's session would sign the user straight back in.
     let end_session = state.oidc.end_session_url(session);
-    let mut response =
-        logged_out_response(&headers, end_session.as_deref().unwrap_or("/auth/login"));
-    if is_https(&context) {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, session_clear_cookie_secure());
-    }
-    Ok(response)
+    Ok(logged_out_response(
+        &headers,
+        end_session.as_deref().unwrap_or("/auth/login"),
+        is_https(&context),
+    ))
 }
 
-fn logged_out_response(headers: &HeaderMap, target: &str) -> Response {
+fn logged_out_response(headers: &HeaderMap, target: &str, https: bool) -> Response {
     let mut response = if crate::error::wants_html(headers) {
         (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
     } else {
@@ -521,7 +647,7 @@ fn logged_out_response(headers: &HeaderMap, target: &str) -> Response {
     };
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_clear_cookie());
+        .insert(header::SET_COOKIE, session_clear_cookie(https));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -586,25 +712,99 @@ mod tests {
     }
 
     #[test]
+    fn return_paths_are_judged_after_removing_dot_segments() {
+        for evil in [
+            "/a/../../\\evil",
+            "/./\\/evil.example",
+            "/..//evil.example",
+            "/%2e%2e//evil.example",
+            "/.%2E/%2E./\\evil.example",
+            "/a/..//evil.example?x=1",
+            "/%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/x/../auth/logout",
+            "/%2e/AUTH/callback",
+        ] {
+            assert_eq!(safe_return_path(Some(evil)), "/", "{evil}");
+        }
+        assert_eq!(safe_return_path(Some("/%2e%2e/")), "/");
+        assert_eq!(safe_return_path(Some("/a/./b/../c?d=../e")), "/a/c?d=../e");
+        assert_eq!(safe_return_path(Some("/a/b/..")), "/a/");
+        assert_eq!(safe_return_path(Some("/home/tools#x")), "/home/tools#x");
+        assert_eq!(safe_return_path(Some("/authors")), "/authors");
+    }
+
+    #[test]
     fn reads_the_session_cookie_among_others() {
         let id = SessionId::generate();
         let mut headers = HeaderMap::new();
         let cookie = format!("theme=dark; portico_session={}; other=1", id.as_str());
         headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
-        assert_eq!(session_cookie(&headers, false), Some(id.clone()));
+        assert_eq!(session_cookie(&headers, false), Ok(Some(id.clone())));
         assert_eq!(
             session_cookie(&headers, true),
-            None,
+            Ok(None),
             "an https origin wants the __Host- cookie"
         );
         let secure = format!("__Host-portico_session={}", id.as_str());
         headers.insert(header::COOKIE, HeaderValue::from_str(&secure).unwrap());
-        assert_eq!(session_cookie(&headers, true), Some(id));
+        assert_eq!(session_cookie(&headers, true), Ok(Some(id)));
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("portico_session=forged"),
         );
-        assert_eq!(session_cookie(&headers, false), None);
+        assert_eq!(session_cookie(&headers, false), Ok(None));
+    }
+
+    #[test]
+    fn a_duplicate_session_cookie_is_refused_not_resolved() {
+        let (a, b) = (SessionId::generate(), SessionId::generate());
+        let mut headers = HeaderMap::new();
+        let both = format!(
+            "portico_session={}; x=1; portico_session={}",
+            a.as_str(),
+            b.as_str()
+        );
+        headers.insert(header::COOKIE, HeaderValue::from_str(&both).unwrap());
+        assert_eq!(session_cookie(&headers, false), Err(CookieError::Duplicate));
+        let mut split = HeaderMap::new();
+        for id in [&a, &b] {
+            let one = format!("__Host-portico_session={}", id.as_str());
+            split.append(header::COOKIE, HeaderValue::from_str(&one).unwrap());
+        }
+        assert_eq!(session_cookie(&split, true), Err(CookieError::Duplicate));
+        // A plain-named cookie next to the `__Host-` one on HTTPS is ignored, not a duplicate.
+        let mixed = format!(
+            "portico_session={}; __Host-portico_session={}",
+            a.as_str(),
+            b.as_str()
+        );
+        headers.insert(header::COOKIE, HeaderValue::from_str(&mixed).unwrap());
+        assert_eq!(session_cookie(&headers, true), Ok(Some(b)));
+    }
+
+    #[test]
+    fn portico_cookies_get_the_host_prefix_on_https() {
+        let binding = own_set_cookie(LOGIN_BINDING_COOKIE, "v", true, "/auth/callback", Some(600));
+        assert_eq!(
+            binding,
+            "__Host-portico_login=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=600"
+        );
+        let binding = own_set_cookie(
+            LOGIN_BINDING_COOKIE,
+            "v",
+            false,
+            "/auth/callback",
+            Some(600),
+        );
+        assert_eq!(
+            binding,
+            "portico_login=v; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=600"
+        );
+        assert_eq!(
+            session_clear_cookie(true),
+            "__Host-portico_session=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0"
+        );
     }
 
     #[test]

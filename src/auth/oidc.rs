@@ -7,7 +7,8 @@
 //! re-reads groups; RP-initiated and back-channel logout. This is the only module that talks to IdPs.
 //! Tokens never leave the server: they live in the session record, never in a cookie or a page.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,17 +16,20 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
-    CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse,
+    CoreTokenType,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenFields, IssuerUrl, JsonWebKey, LogoutRequest, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, RefreshToken, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    AccessTokenHash, AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, JsonWebKey, LogoutProviderMetadata,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RefreshToken, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -40,6 +44,30 @@ use crate::error::error_chain;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtraClaims(HashMap<String, Value>);
 impl AdditionalClaims for ExtraClaims {}
+
+/// Discovery fields beyond OIDC Discovery 1.0 that portico acts on.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+struct ExtraProviderMetadata {
+    /// RFC 9207: the IdP puts `iss` on every authorization response, so one without it is forged.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<bool>,
+}
+impl AdditionalProviderMetadata for ExtraProviderMetadata {}
+
+type Metadata = ProviderMetadata<
+    LogoutProviderMetadata<ExtraProviderMetadata>,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 type IdFields = IdTokenFields<
     ExtraClaims,
@@ -72,6 +100,8 @@ type OidcClient = Client<
 /// A login that went to the IdP and has not come back yet.
 struct PendingLogin {
     tenant: String,
+    /// Who started it, for the per-client bound.
+    client: ClientKey,
     pkce_verifier: String,
     nonce: String,
     return_to: String,
@@ -82,8 +112,6 @@ struct PendingLogin {
 
 /// How long a user may take at the IdP's login page.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
-/// Pending logins kept at most; the oldest go first, so a flood of login starts cannot exhaust memory.
-const MAX_PENDING_LOGINS: usize = 10_000;
 /// Refresh this long before the access token expires (at most a quarter of its lifetime).
 const REFRESH_MARGIN_SECS: u64 = 30;
 
@@ -93,6 +121,8 @@ struct Discovered {
     issuer: String,
     jwks: CoreJsonWebKeySet,
     end_session: Option<EndSessionUrl>,
+    /// The discovery document says `authorization_response_iss_parameter_supported: true` (RFC 9207).
+    requires_iss: bool,
 }
 
 /// The state of one tenant's IdP, for pages and readiness.
@@ -121,7 +151,7 @@ const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 pub struct OidcRegistry {
     idps: HashMap<String, Arc<TenantIdp>>,
     http: openidconnect::reqwest::Client,
-    pending: Mutex<HashMap<String, PendingLogin>>,
+    pending: Mutex<PendingLogins>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -177,7 +207,7 @@ impl OidcRegistry {
         OidcRegistry {
             idps,
             http,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(PendingLogins::default()),
             refresh_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -228,10 +258,15 @@ impl OidcRegistry {
     /// Discovers one IdP now (also used when a token names a key we have not seen: the IdP rotated).
     async fn discover(&self, idp: &TenantIdp) -> Result<(), String> {
         let issuer = IssuerUrl::new(idp.settings.issuer.clone()).map_err(|e| e.to_string())?;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+        let metadata = Metadata::discover_async(issuer, &self.http)
             .await
             .map_err(|error| error_chain(&error))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let requires_iss = metadata
+            .additional_metadata()
+            .additional_metadata
+            .authorization_response_iss_parameter_supported
+            == Some(true);
         let jwks = metadata.jwks().clone();
         let redirect = RedirectUrl::new(idp.redirect_uri.clone()).map_err(|e| e.to_string())?;
         let client = OidcClient::from_provider_metadata(
@@ -245,6 +280,7 @@ impl OidcRegistry {
             issuer: idp.settings.issuer.clone(),
             jwks,
             end_session,
+            requires_iss,
         })));
         idp.status.store(Arc::new(IdpStatus::Ready));
         if let Ok(mut last) = idp.last_discovery.lock() {
@@ -287,8 +323,15 @@ impl OidcRegistry {
         }
     }
 
-    /// Starts a login: PKCE S256, state and nonce, all fresh; remembers them server-side.
-    pub fn begin_login(&self, tenant: &str, return_to: String) -> Result<LoginStart, AuthError> {
+    /// Starts a login: PKCE S256, state and nonce, all fresh; remembers them server-side, within the
+    /// `limits` per client (`client` is the connection's peer address) and per tenant.
+    pub fn begin_login(
+        &self,
+        tenant: &str,
+        client: IpAddr,
+        limits: PendingLimits,
+        return_to: String,
+    ) -> Result<LoginStart, AuthError> {
         let (idp, discovered) = self.idp(tenant)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = discovered.client.authorize_url(
@@ -306,31 +349,19 @@ impl OidcRegistry {
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let browser_binding = random_token();
-        let mut pending = self
-            .pending
+        let login = PendingLogin {
+            tenant: tenant.to_owned(),
+            client: ClientKey::of(client),
+            pkce_verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+            return_to,
+            browser_binding: browser_binding.clone(),
+            started: Instant::now(),
+        };
+        self.pending
             .lock()
-            .map_err(|_| AuthError::StoreUnavailable)?;
-        pending.retain(|_, login| login.started.elapsed() < LOGIN_TIMEOUT);
-        if pending.len() >= MAX_PENDING_LOGINS {
-            if let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, login)| login.started)
-                .map(|(key, _)| key.clone())
-            {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(
-            state.secret().clone(),
-            PendingLogin {
-                tenant: tenant.to_owned(),
-                pkce_verifier: verifier.secret().clone(),
-                nonce: nonce.secret().clone(),
-                return_to,
-                browser_binding: browser_binding.clone(),
-                started: Instant::now(),
-            },
-        );
+            .map_err(|_| AuthError::StoreUnavailable)?
+            .insert(state.secret().clone(), login, limits)?;
         Ok(LoginStart {
             authorize_url: url.to_string(),
             browser_binding,
@@ -354,7 +385,7 @@ impl OidcRegistry {
             .pending
             .lock()
             .map_err(|_| AuthError::StoreUnavailable)?
-            .remove(state)
+            .take(state)
             .ok_or_else(|| failed("unknown or already used state"))?;
         if pending.tenant != tenant {
             return Err(failed("the login was started for another tenant"));
@@ -374,11 +405,19 @@ impl OidcRegistry {
             )));
         }
         let (idp, discovered) = self.idp(tenant)?;
-        // RFC 9207: an `iss` on the callback must be our IdP's (defends against IdP mix-up).
-        if let Some(iss) = &callback.iss {
-            if iss.trim_end_matches('/') != discovered.issuer.trim_end_matches('/') {
+        // RFC 9207 (defends against IdP mix-up): an `iss` on the callback must be exactly our IdP's
+        // issuer, and an IdP that advertises the parameter always sends it, so a response without it
+        // did not come from that IdP. Checked before the code goes anywhere.
+        match &callback.iss {
+            Some(iss) if *iss != discovered.issuer => {
                 return Err(failed("the callback came from another issuer"));
             }
+            None if discovered.requires_iss => {
+                return Err(failed(
+                    "the callback has no `iss`, which the identity provider always sends (RFC 9207)",
+                ));
+            }
+            _ => {}
         }
         let code = callback
             .code
@@ -722,6 +761,138 @@ impl LogoutTokenError {
     }
 }
 
+/// Who started a login, for the per-client bound: the peer's IPv4 address, or its IPv6 /64 (one
+/// subscriber's whole prefix, which a single attacker can draw addresses from at will).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(address: IpAddr) -> ClientKey {
+        match address {
+            IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey(IpAddr::V4(v4)),
+                None => ClientKey(IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !((1u128 << 64) - 1),
+                ))),
+            },
+        }
+    }
+}
+
+/// How many logins may be in flight at once (from `sessions:` in the config).
+#[derive(Clone, Copy, Debug)]
+pub struct PendingLimits {
+    pub per_client: usize,
+    pub per_tenant: usize,
+}
+
+/// Logins in flight, bounded per tenant and per client so that a flood of `/auth/login` from one place
+/// neither exhausts memory nor evicts other people's sign-ins: a client at its share gets 429, and a
+/// full tenant makes the client holding the most give up its oldest login, never someone with fewer.
+#[derive(Default)]
+struct PendingLogins {
+    by_state: HashMap<String, PendingLogin>,
+    /// Per tenant: each client's states, oldest first, and how many the tenant holds.
+    tenants: HashMap<String, TenantLogins>,
+}
+
+#[derive(Default)]
+struct TenantLogins {
+    clients: HashMap<ClientKey, VecDeque<(Instant, String)>>,
+    total: usize,
+}
+
+impl PendingLogins {
+    fn insert(
+        &mut self,
+        state: String,
+        login: PendingLogin,
+        limits: PendingLimits,
+    ) -> Result<(), AuthError> {
+        let tenant = self.tenants.entry(login.tenant.clone()).or_default();
+        let queue = tenant.clients.entry(login.client).or_default();
+        expire(queue, &mut tenant.total, &mut self.by_state);
+        if queue.len() >= limits.per_client {
+            // Retry when this client's oldest login times out (at most the login timeout).
+            let retry_after = queue.front().map_or(LOGIN_TIMEOUT, |(started, _)| {
+                LOGIN_TIMEOUT.saturating_sub(started.elapsed())
+            });
+            return Err(AuthError::TooManySignIns {
+                retry_after: retry_after.as_secs().max(1),
+            });
+        }
+        let own = queue.len();
+        if tenant.total >= limits.per_tenant {
+            for queue in tenant.clients.values_mut() {
+                expire(queue, &mut tenant.total, &mut self.by_state);
+            }
+            tenant
+                .clients
+                .retain(|client, queue| !queue.is_empty() || *client == login.client);
+        }
+        if tenant.total >= limits.per_tenant {
+            // Fair share: the client with the most logins in flight gives up its oldest, but only if
+            // it holds more than this one; otherwise this client is the one over its share.
+            let largest = tenant
+                .clients
+                .iter_mut()
+                .max_by_key(|(_, queue)| queue.len())
+                .filter(|(_, queue)| queue.len() > own);
+            let Some((_, queue)) = largest else {
+                return Err(AuthError::TooManySignIns {
+                    retry_after: LOGIN_TIMEOUT.as_secs(),
+                });
+            };
+            if let Some((_, oldest)) = queue.pop_front() {
+                self.by_state.remove(&oldest);
+                tenant.total -= 1;
+            }
+        }
+        tenant
+            .clients
+            .entry(login.client)
+            .or_default()
+            .push_back((login.started, state.clone()));
+        tenant.total += 1;
+        self.by_state.insert(state, login);
+        Ok(())
+    }
+
+    /// Takes the login out for good, so a state can be used only once.
+    fn take(&mut self, state: &str) -> Option<PendingLogin> {
+        let login = self.by_state.remove(state)?;
+        if let Some(tenant) = self.tenants.get_mut(&login.tenant) {
+            if let Some(queue) = tenant.clients.get_mut(&login.client) {
+                if let Some(position) = queue.iter().position(|(_, s)| s == state) {
+                    queue.remove(position);
+                    tenant.total -= 1;
+                }
+                if queue.is_empty() {
+                    tenant.clients.remove(&login.client);
+                }
+            }
+        }
+        Some(login)
+    }
+}
+
+/// Drops a client's timed-out logins (its queue is oldest first).
+fn expire(
+    queue: &mut VecDeque<(Instant, String)>,
+    total: &mut usize,
+    by_state: &mut HashMap<String, PendingLogin>,
+) {
+    while let Some((started, state)) = queue.front() {
+        if started.elapsed() < LOGIN_TIMEOUT {
+            break;
+        }
+        by_state.remove(state);
+        queue.pop_front();
+        *total -= 1;
+    }
+}
+
 /// The query of `/auth/callback`.
 #[derive(Debug, Default, Deserialize)]
 pub struct CallbackParams {
@@ -807,6 +978,88 @@ mod tests {
 
     fn claims(json: &str) -> HashMap<String, Value> {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn login(tenant: &str, client: &str) -> PendingLogin {
+        PendingLogin {
+            tenant: tenant.into(),
+            client: ClientKey::of(client.parse().unwrap()),
+            pkce_verifier: String::new(),
+            nonce: String::new(),
+            return_to: "/".into(),
+            browser_binding: String::new(),
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_flood_from_one_client_neither_evicts_others_nor_grows() {
+        let limits = PendingLimits {
+            per_client: 3,
+            per_tenant: 5,
+        };
+        let mut pending = PendingLogins::default();
+        pending
+            .insert("victim".into(), login("acme", "10.0.0.9"), limits)
+            .unwrap();
+        for n in 0..3 {
+            pending
+                .insert(format!("flood-{n}"), login("acme", "10.0.0.1"), limits)
+                .unwrap();
+        }
+        let refused = pending.insert("flood-3".into(), login("acme", "10.0.0.1"), limits);
+        assert!(
+            matches!(refused, Err(AuthError::TooManySignIns { retry_after }) if retry_after > 0)
+        );
+        // Another tenant counts apart.
+        pending
+            .insert("other".into(), login("globex", "10.0.0.1"), limits)
+            .unwrap();
+        // The tenant fills up: a new client takes the place of the flooder's oldest, not the victim's.
+        pending
+            .insert("late".into(), login("acme", "10.0.0.7"), limits)
+            .unwrap();
+        pending
+            .insert("later".into(), login("acme", "10.0.0.8"), limits)
+            .unwrap();
+        assert!(
+            pending.take("flood-0").is_none(),
+            "the biggest holder gave way"
+        );
+        assert!(pending.take("victim").is_some());
+        assert!(pending.take("victim").is_none(), "a state is single-use");
+        assert_eq!(pending.tenants["acme"].total, 4);
+        assert_eq!(pending.by_state.len(), 5);
+    }
+
+    #[test]
+    fn a_full_tenant_refuses_the_client_that_already_holds_the_most() {
+        let limits = PendingLimits {
+            per_client: 10,
+            per_tenant: 2,
+        };
+        let mut pending = PendingLogins::default();
+        pending
+            .insert("a".into(), login("acme", "10.0.0.1"), limits)
+            .unwrap();
+        pending
+            .insert("b".into(), login("acme", "10.0.0.2"), limits)
+            .unwrap();
+        assert!(
+            pending
+                .insert("c".into(), login("acme", "10.0.0.1"), limits)
+                .is_err()
+        );
+        assert!(pending.take("a").is_some() && pending.take("b").is_some());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let key = |text: &str| ClientKey::of(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+        assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
     }
 
     #[test]

@@ -333,6 +333,8 @@ mod tests {
         SessionSettings {
             idle_timeout: Duration::from_secs(60),
             absolute_timeout: Duration::from_secs(600),
+            pending_sign_ins_per_client: 10,
+            pending_sign_ins_per_tenant: 100,
         }
     }
 

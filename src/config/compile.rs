@@ -569,6 +569,23 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// A positive whole number, e.g. a limit.
+    fn count(&mut self, node: &Node, path: &str) -> Option<usize> {
+        let text = self.string(node, path)?;
+        match text.trim().parse::<usize>() {
+            Ok(number) if number > 0 => Some(number),
+            _ => {
+                self.error(
+                    node.mark,
+                    path,
+                    format!("`{text}` is not a positive whole number"),
+                    Some("e.g. 100".into()),
+                );
+                None
+            }
+        }
+    }
+
     fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
         match self.string(node, path)?.as_str() {
             "true" | "yes" | "on" => Some(true),
@@ -771,6 +788,8 @@ impl<'s> Reader<'s> {
         let mut settings = SessionSettings {
             idle_timeout: Duration::from_secs(8 * 3600),
             absolute_timeout: Duration::from_secs(24 * 3600),
+            pending_sign_ins_per_client: 100,
+            pending_sign_ins_per_tenant: 10_000,
         };
         let Some(node) = node else {
             return Some(settings);
@@ -778,7 +797,13 @@ impl<'s> Reader<'s> {
         let fields = self.map(
             node,
             "sessions",
-            &["store", "idle_timeout", "absolute_timeout"],
+            &[
+                "store",
+                "idle_timeout",
+                "absolute_timeout",
+                "pending_sign_ins_per_client",
+                "pending_sign_ins_per_tenant",
+            ],
         )?;
         if let Some(store) = fields.get("store") {
             let text = self.string(store, "sessions.store")?;
@@ -796,6 +821,20 @@ impl<'s> Reader<'s> {
         }
         if let Some(absolute) = fields.get("absolute_timeout") {
             settings.absolute_timeout = self.duration(absolute, "sessions.absolute_timeout")?;
+        }
+        for (key, limit) in [
+            (
+                "pending_sign_ins_per_client",
+                &mut settings.pending_sign_ins_per_client,
+            ),
+            (
+                "pending_sign_ins_per_tenant",
+                &mut settings.pending_sign_ins_per_tenant,
+            ),
+        ] {
+            if let Some(value) = fields.get(key) {
+                *limit = self.count(value, &format!("sessions.{key}"))?;
+            }
         }
         if settings.idle_timeout > settings.absolute_timeout {
             self.error(

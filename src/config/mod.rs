@@ -283,6 +283,21 @@ tenants:
     }
 
     #[test]
+    fn pending_sign_in_limits_have_defaults_and_must_be_positive() {
+        let loaded = compile(&MemorySource::default(), BASE).unwrap();
+        assert_eq!(loaded.config.sessions.pending_sign_ins_per_client, 100);
+        assert_eq!(loaded.config.sessions.pending_sign_ins_per_tenant, 10_000);
+        let text = format!("sessions: {{ pending_sign_ins_per_client: 5 }}\n{BASE}");
+        let loaded = compile(&MemorySource::default(), &text).unwrap();
+        assert_eq!(loaded.config.sessions.pending_sign_ins_per_client, 5);
+        check_error(
+            &format!("sessions:\n  pending_sign_ins_per_tenant: 0\n{BASE}"),
+            2,
+            "not a positive whole number",
+        );
+    }
+
+    #[test]
     fn unknown_keys_suggest_the_nearest() {
         let error =
             compile(&MemorySource::default(), &BASE.replace("hosts:", "hots:")).unwrap_err();

@@ -40,6 +40,11 @@ pub struct ServerSettings {
 pub struct SessionSettings {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// Sign-ins started (sent to the IdP) and not yet back, at most, per client address (an IPv6 /64)
+    /// and tenant. Behind a proxy every user shares its address: raise it to `pending_sign_ins_per_tenant`.
+    pub pending_sign_ins_per_client: usize,
+    /// The same per tenant; when full, the client holding the most gives up its oldest.
+    pub pending_sign_ins_per_tenant: usize,
 }
 
 #[derive(Debug, Clone)]

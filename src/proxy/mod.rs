@@ -277,7 +277,13 @@ pub(crate) fn guard_forwarded_request(
     signed_in: &SignedIn,
 ) -> Result<Request, AppError> {
     let needs_proof = !request.method().is_safe() || is_websocket_handshake(request.headers());
-    if needs_proof && !csrf::proves_same_origin(request.headers(), &signed_in.session.csrf_token) {
+    if needs_proof
+        && !csrf::proves_same_origin(
+            request.headers(),
+            &signed_in.session.csrf_token,
+            crate::auth::is_https(context),
+        )
+    {
         audit::emit(AuditEvent::CsrfRejected {
             tenant: &context.tenant.id,
             path: request.uri().path(),

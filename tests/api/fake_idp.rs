@@ -152,6 +152,8 @@ struct IdpState {
     /// How often discovery and the JWKS were fetched.
     discovery_fetches: Mutex<usize>,
     jwks_fetches: Mutex<usize>,
+    /// Discovery says `authorization_response_iss_parameter_supported: true` (RFC 9207).
+    advertises_iss: Mutex<bool>,
 }
 
 /// A running fake IdP; it stops with the test's runtime.
@@ -191,6 +193,7 @@ impl FakeIdp {
             keys: Mutex::new(vec![serde_json::from_str(IDP_JWK).unwrap()]),
             discovery_fetches: Mutex::default(),
             jwks_fetches: Mutex::default(),
+            advertises_iss: Mutex::default(),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -203,6 +206,12 @@ impl FakeIdp {
             let _ = axum::serve(listener, router).await;
         });
         FakeIdp { issuer, state }
+    }
+
+    /// Makes discovery advertise `authorization_response_iss_parameter_supported: true`, as a real OP
+    /// that sends `iss` does; call before portico discovers this IdP.
+    pub fn advertise_iss_parameter(&self) {
+        *self.state.advertises_iss.lock().unwrap() = true;
     }
 
     /// The user the next `/authorize` signs in (the fake has no login form).
@@ -368,7 +377,9 @@ pub fn s256(verifier: &str) -> String {
 async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
     *state.discovery_fetches.lock().unwrap() += 1;
     let issuer = &state.issuer;
+    let advertises_iss = *state.advertises_iss.lock().unwrap();
     axum::Json(json!({
+        "authorization_response_iss_parameter_supported": advertises_iss,
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),

@@ -70,6 +70,9 @@ tenants:
     )
 }
 
+/// Acme's host when its public origin is HTTPS ([`Portal::start_https`]).
+const HTTPS_HOST: &str = "portal.acme.test";
+
 /// A running portico whose tenant `acme` signs in at the fake IdP (or at whatever `issuer` names).
 struct Portal {
     addr: SocketAddr,
@@ -96,10 +99,31 @@ impl Portal {
 
     /// Starts portico for any issuer URL, without waiting for it.
     async fn start_for(issuer: &str) -> Portal {
+        Portal::start_with(issuer, false).await
+    }
+
+    /// The same, with acme at `https://portal.acme.test` (TLS ending in front of portico): requests
+    /// must then name that host (see [`HTTPS_HOST`]).
+    async fn start_https(idp: &FakeIdp) -> Portal {
+        let portal = Portal::start_with(&idp.issuer, true).await;
+        portal.wait_until_ready().await;
+        portal
+    }
+
+    async fn start_with(issuer: &str, https: bool) -> Portal {
         for attempt in 0..5 {
             let port = free_port();
             let dir = tempfile::tempdir().unwrap();
-            let config = compile(&config_yaml(port, issuer), dir.path());
+            let mut yaml = config_yaml(port, issuer);
+            if https {
+                yaml = yaml.replace(
+                    &format!(
+                        "hosts: [\"127.0.0.1:{port}\"]\n    public_origin: http://127.0.0.1:{port}"
+                    ),
+                    &format!("hosts: [{HTTPS_HOST}]\n    public_origin: https://{HTTPS_HOST}"),
+                );
+            }
+            let config = compile(&yaml, dir.path());
             match portico::app::App::build(config).await {
                 Ok(app) => {
                     let addr = app.local_addr();
@@ -1388,5 +1412,146 @@ async fn logout_tokens_naming_unknown_keys_do_not_make_portico_refetch_keys_each
         "ten forged logout tokens caused {} discovery and {} JWKS fetches",
         after.0 - before.0,
         after.1 - before.1
+    );
+}
+
+// RFC 9207 ------------------------------------------------------------------------------------------
+
+/// `url` without the query parameter `name`.
+fn without_param(url: &str, name: &str) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != name)
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
+}
+
+#[tokio::test]
+async fn an_idp_that_advertises_iss_must_send_exactly_its_own_on_the_callback() {
+    let idp = FakeIdp::start().await;
+    idp.advertise_iss_parameter();
+    let portal = Portal::start(&idp).await;
+    // A mix-up attacker relays a code without the `iss` the real IdP always adds.
+    let start = portal.start_login("/x").await;
+    let callback = portal.at_idp(&start).await;
+    let stripped = without_param(&callback, "iss");
+    assert_refused(portal.callback(&stripped, Some(&start.binding)).await).await;
+    // `iss` is compared as the exact string (RFC 9207 §2.4), not up to a trailing slash.
+    let start = portal.start_login("/x").await;
+    let callback = portal.at_idp(&start).await;
+    let slashed = with_param(&callback, "iss", &format!("{}/", idp.issuer));
+    assert_refused(portal.callback(&slashed, Some(&start.binding)).await).await;
+    assert_eq!(
+        idp.token_calls("authorization_code"),
+        0,
+        "no code was redeemed"
+    );
+    // The genuine callback signs in.
+    let (session, location) = portal.sign_in_to("/x").await;
+    assert_eq!(location, "/x");
+    portal.whoami(&session).await;
+}
+
+#[tokio::test]
+async fn an_idp_that_does_not_advertise_iss_may_leave_it_out() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    let start = portal.start_login("/x").await;
+    let callback = without_param(&portal.at_idp(&start).await, "iss");
+    let response = portal.callback(&callback, Some(&start.binding)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(session_from(response.headers()).is_some());
+}
+
+// __Host- login binding -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn on_https_the_login_binding_cookie_is_host_prefixed_so_a_sibling_cannot_plant_it() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start_https(&idp).await;
+    let login = || async {
+        let response = portal
+            .get("/auth/login?return_to=%2Fx")
+            .header("host", HTTPS_HOST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let authorize = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        let binding = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .find(|value| value.contains("portico_login="))
+            .expect("a binding cookie");
+        let redirect = portal.client.get(&authorize).send().await.unwrap();
+        let back = redirect.headers()[LOCATION].to_str().unwrap().to_owned();
+        // The IdP sends the browser to https://portal.acme.test/auth/callback?…; TLS ends in front.
+        let callback = back.replace(&format!("https://{HTTPS_HOST}"), &portal.origin());
+        assert_ne!(callback, back, "{back}");
+        (binding, callback)
+    };
+    let callback_with = |url: String, cookie: String| {
+        portal
+            .client
+            .get(url)
+            .header("host", HTTPS_HOST)
+            .header("cookie", cookie)
+            .send()
+    };
+
+    let (binding, callback) = login().await;
+    assert!(
+        binding.starts_with("__Host-portico_login="),
+        "a __Host- cookie: {binding}"
+    );
+    for attribute in ["; Path=/;", "; Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(binding.contains(attribute), "{attribute} in {binding}");
+    }
+    assert!(
+        !binding.to_ascii_lowercase().contains("domain="),
+        "{binding}"
+    );
+    let value = binding
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
+
+    // Login CSRF: the attacker's own login, finished in the victim's browser with the binding cookie
+    // planted from a sibling subdomain (which can set `portico_login` for the parent domain, but never
+    // a `__Host-` cookie).
+    let planted = callback_with(callback.clone(), format!("portico_login={value}"))
+        .await
+        .unwrap();
+    assert_refused(planted).await;
+
+    let (binding, callback) = login().await;
+    let pair = binding.split(';').next().unwrap().to_owned();
+    let response = callback_with(callback, pair).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-portico_session=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-portico_login=;") && c.contains("Max-Age=0")),
+        "the binding cookie is cleared under its own name: {cookies:?}"
     );
 }

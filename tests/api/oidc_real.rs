@@ -21,6 +21,11 @@ struct Portal {
 /// A portal with two OIDC tenants on one real OP: `acme` (groups claim `groups`) on 127.0.0.1 and
 /// `nested` (claim path `realm_access.roles`) on localhost, same port.
 async fn portal(access_token_ttl: u64) -> Portal {
+    portal_with(access_token_ttl, "").await
+}
+
+/// The same with `extra` top-level config (e.g. a `sessions:` section).
+async fn portal_with(access_token_ttl: u64, extra: &str) -> Portal {
     let addr: SocketAddr = reserve_port();
     let port = addr.port();
     let acme = format!("http://127.0.0.1:{port}");
@@ -41,6 +46,7 @@ async fn portal(access_token_ttl: u64) -> Portal {
     let yaml = format!(
         r#"
 server: {{ listen: "{addr}" }}
+{extra}
 tenants:
   acme:
     hosts: ["127.0.0.1:{port}"]
@@ -344,4 +350,197 @@ async fn back_channel_logout_ends_the_sessions_of_that_idp_session_only() {
         200,
         "other users are untouched"
     );
+}
+
+/// An HTTP client whose connections come from `local` (another loopback address, so portico sees
+/// another client than the test's browsers on 127.0.0.1).
+fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .local_address(Some(local.parse().unwrap()))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Starts `count` sign-ins from `client` and returns their statuses, in order.
+async fn start_sign_ins(client: &reqwest::Client, base: &str, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let response = client
+            .get(format!("{base}/auth/login"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_from_one_client_gets_429_and_does_not_stop_anyone_else() {
+    let portal = portal(3600).await;
+    let flooder = client_from("127.0.0.2");
+    // The victim signs in at the real OP while the flood runs (one thread: the two interleave).
+    let mut victim = Browser::default();
+    let (callback, flood) = tokio::join!(
+        victim.sign_in_at_op(&portal.base, &portal.op.issuer, "dev", "/home/tools"),
+        start_sign_ins(&flooder, &portal.base, 150),
+    );
+    // The default share of one client is 100 sign-ins in flight; then 429, never an eviction.
+    assert!(
+        flood[..100].iter().all(|status| *status == 303),
+        "{flood:?}"
+    );
+    assert!(
+        flood[100..].iter().all(|status| *status == 429),
+        "{flood:?}"
+    );
+
+    // An API client is told in JSON and when to come back; a browser gets a readable page.
+    let response = flooder
+        .get(format!("{}/auth/login", portal.base))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    crate::helpers::json_error(response, 429, "too_many_sign_ins").await;
+    let page = flooder
+        .get(format!("{}/auth/login", portal.base))
+        .header("accept", "text/html")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 429);
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("too many sign-ins were started from your network")
+    );
+
+    // Someone else starts a sign-in during the flood, and the victim's finishes.
+    let other = start_sign_ins(&client_from("127.0.0.3"), &portal.base, 1).await;
+    assert_eq!(other, [303]);
+    assert_eq!(victim.land(&portal.base, &callback).await, "/home/tools");
+    let (status, session) = session_json(&mut victim, &portal.base).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["user"]["id"], "dev");
+}
+
+#[tokio::test]
+async fn when_sign_ins_fill_the_tenant_the_biggest_holder_gives_way_not_a_waiting_user() {
+    let portal = portal_with(
+        3600,
+        "sessions: { pending_sign_ins_per_client: 4, pending_sign_ins_per_tenant: 8 }",
+    )
+    .await;
+    // 127.0.0.1 holds the readiness probe's sign-in and the victim's: 2 of 8.
+    let mut victim = Browser::default();
+    let callback = victim
+        .sign_in_at_op(&portal.base, &portal.op.issuer, "dev", "/")
+        .await;
+    let first = start_sign_ins(&client_from("127.0.0.2"), &portal.base, 5).await;
+    assert_eq!(first, [303, 303, 303, 303, 429], "one client's share is 4");
+    // The tenant is full after two more; a third makes the biggest holder (127.0.0.2) give up its
+    // oldest, and a fourth would take this client above everyone else: 429.
+    let second = start_sign_ins(&client_from("127.0.0.3"), &portal.base, 4).await;
+    assert_eq!(second, [303, 303, 303, 429]);
+    assert_eq!(victim.land(&portal.base, &callback).await, "/");
+}
+
+#[tokio::test]
+async fn the_real_op_sends_iss_so_a_callback_without_it_or_with_another_is_refused() {
+    let portal = portal(3600).await;
+    let discovery: Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        portal.op.issuer
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        discovery["authorization_response_iss_parameter_supported"],
+        true
+    );
+    let mut browser = Browser::default();
+    for tamper in ["drop", "slash"] {
+        let callback = browser
+            .sign_in_at_op(&portal.base, &portal.op.issuer, "dev", "/")
+            .await;
+        let mut url = reqwest::Url::parse(&callback).unwrap();
+        let iss = crate::helpers::query_of(&callback)["iss"].clone();
+        assert_eq!(iss, portal.op.issuer);
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(key, _)| key != "iss")
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        if tamper == "slash" {
+            url.query_pairs_mut().append_pair("iss", &format!("{iss}/"));
+        }
+        let page = browser.get(url.as_str()).await;
+        assert_eq!(page.status, 401, "{tamper}: {}", page.body);
+        assert!(page.body.contains("sign-in failed"), "{}", page.body);
+        assert_eq!(browser.session(&portal.base), None, "{tamper}");
+    }
+    // Untouched, the same OP's callback signs in.
+    assert_eq!(
+        browser
+            .sign_in(&portal.base, &portal.op.issuer, "dev", "/x")
+            .await,
+        "/x"
+    );
+}
+
+#[tokio::test]
+async fn return_paths_are_judged_after_removing_dot_segments_in_the_real_login_flow() {
+    let portal = portal(3600).await;
+    for evil in [
+        "/..//evil.example",
+        "/%2e%2e//evil.example",
+        "/a/../../\\evil",
+        "/./\\/evil.example",
+        "/x/../auth/logout",
+    ] {
+        let mut browser = Browser::default();
+        let landed = browser
+            .sign_in(&portal.base, &portal.op.issuer, "dev", evil)
+            .await;
+        assert_eq!(landed, "/", "return_to={evil:?}");
+        // Signed in already, the login page redirects at once: the same rule applies.
+        let again = browser
+            .get(&format!(
+                "{}/auth/login?return_to={}",
+                portal.base,
+                urlencode(evil)
+            ))
+            .await;
+        assert_eq!(again.status, 303);
+        assert_eq!(
+            again.location.as_deref(),
+            Some(format!("{}/", portal.base).as_str())
+        );
+    }
+    let mut browser = Browser::default();
+    let landed = browser
+        .sign_in(
+            &portal.base,
+            &portal.op.issuer,
+            "dev",
+            "/home/./tools/../status?q=../x",
+        )
+        .await;
+    assert_eq!(landed, "/home/status?q=../x");
 }

@@ -187,7 +187,8 @@ default_tenant: acme
 {extra}
 tenants:
   acme:
-    hosts: [portal.acme.test]
+    # 127.0.0.1 too: dev sign-in answers only on a listed host, never as the default tenant.
+    hosts: [portal.acme.test, 127.0.0.1]
     auth:
       dev_sign_in:
         users:

@@ -1343,3 +1343,245 @@ async fn every_cookie_portico_sets_is_host_only_on_both_tenants() {
         );
     }
 }
+
+// Dev sign-in, host names and cookies on a loopback portal ---------------------------------------
+
+/// A loopback portal with dev sign-in: `acme` on `portal.acme.test` (also the default tenant) and
+/// `secure` on `secure.acme.test`, whose `public_origin` is HTTPS (TLS ends in front of portico).
+async fn dev_portal() -> crate::helpers::TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let users = "users: [ { id: ann, name: Ann, email: ann@acme.test, groups: [acme-eng] } ]";
+    let yaml = format!(
+        r#"
+version: 1
+default_tenant: acme
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    auth: {{ dev_sign_in: {{ {users} }} }}
+    roles: {{ developer: {{ groups: [acme-eng] }} }}
+    apps: [ {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }} ]
+  secure:
+    hosts: [secure.acme.test]
+    public_origin: https://secure.acme.test
+    auth: {{ dev_sign_in: {{ {users} }} }}
+    roles: {{ developer: {{ groups: [acme-eng] }} }}
+    apps: [ {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }} ]
+"#
+    );
+    crate::helpers::TestServer::from_yaml(&yaml, dir.path()).await
+}
+
+/// `POST /auth/dev-login` as the picker's form would send it, with the given Host and Origin.
+async fn dev_login(
+    server: &crate::helpers::TestServer,
+    host: &str,
+    origin: &str,
+) -> reqwest::Response {
+    server
+        .post("/auth/dev-login")
+        .header("host", host)
+        .header("origin", origin)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=ann&return_to=%2Fhome")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `name=value` of the cookie `name` a response sets, if any.
+fn set_cookie_named(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or_default().to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")) && pair.len() > name.len() + 1)
+}
+
+#[tokio::test]
+async fn dev_sign_in_answers_only_on_host_names_the_tenant_lists() {
+    let server = dev_portal().await;
+    let (logs, _guard) = Logs::capture();
+    // DNS rebinding: a page on evil.example re-resolves its name to 127.0.0.1, so the browser sends
+    // that name as Host and Origin, which agree with each other; the default tenant would answer.
+    let rebound = format!("{EVIL}:{}", server.addr.port());
+    let response = dev_login(&server, &rebound, &format!("http://{rebound}")).await;
+    assert!(set_cookie_named(&response, "portico_session").is_none());
+    json_error(response, 403, "dev_sign_in_refused").await;
+    let picker = server
+        .get("/auth/login")
+        .header("host", &rebound)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(picker.status(), StatusCode::FORBIDDEN);
+    assert!(
+        !picker.text().await.unwrap().contains("ann"),
+        "no user picker"
+    );
+    let refused = logs.audit("sign_in");
+    assert!(
+        refused
+            .iter()
+            .any(|event| event["outcome"] == "failure" && event["tenant"] == "acme"),
+        "{refused:?}"
+    );
+    // What the default tenant still answers a foreign name with is only the way to sign in, which
+    // then refuses: no session, nothing of the tenant's apps.
+    let shell = server
+        .get("/shell/config.json")
+        .header("host", &rebound)
+        .send()
+        .await
+        .unwrap();
+    json_error(shell, 401, "not_signed_in").await;
+
+    // On its own name, with or without the port, dev sign-in works.
+    let own = format!("portal.acme.test:{}", server.addr.port());
+    let response = dev_login(&server, &own, &format!("http://{own}")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie_named(&response, "portico_session").is_some());
+    let picker = server
+        .get("/auth/login")
+        .header("host", "portal.acme.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(picker.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_https_tenant_refuses_state_changes_from_its_plain_http_origin() {
+    let server = dev_portal().await;
+    let host = "secure.acme.test";
+    // A plain-HTTP page on the same name (anyone on the network path can write one) is another origin.
+    let response = dev_login(&server, host, "http://secure.acme.test").await;
+    json_error(response, 403, "csrf_rejected").await;
+
+    let response = dev_login(&server, host, "https://secure.acme.test").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie_named(&response, "portico_session").is_none());
+    let cookie = set_cookie_named(&response, "__Host-portico_session")
+        .expect("an https tenant's session cookie has the __Host- prefix");
+    let config: Value = server
+        .get("/shell/config.json")
+        .header("host", host)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = config["portico"]["csrfToken"].as_str().unwrap().to_owned();
+    let logout = |origin: &'static str| {
+        server
+            .post("/auth/logout")
+            .header("host", host)
+            .header("origin", origin)
+            .header("cookie", &cookie)
+            .header("x-portico-csrf", &token)
+            .send()
+    };
+    json_error(
+        logout("http://secure.acme.test").await.unwrap(),
+        403,
+        "csrf_rejected",
+    )
+    .await;
+    let still = server
+        .get("/auth/session")
+        .header("host", host)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK, "the session survived");
+    // A Sec-Fetch-Site no browser would send (not ASCII) is cross-site, whatever the Origin says.
+    let garbled = server
+        .post("/auth/logout")
+        .header("host", host)
+        .header("origin", "https://secure.acme.test")
+        .header(
+            "sec-fetch-site",
+            reqwest::header::HeaderValue::from_bytes(b"same-origin\xff").unwrap(),
+        )
+        .header("cookie", &cookie)
+        .header("x-portico-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    json_error(garbled, 403, "csrf_rejected").await;
+    let out = logout("https://secure.acme.test").await.unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    assert!(
+        out.headers().get_all(SET_COOKIE).iter().any(|value| value
+            .to_str()
+            .unwrap()
+            .starts_with("__Host-portico_session=;")),
+        "the __Host- cookie is cleared"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_session_cookie_is_refused_and_audited_not_resolved() {
+    let server = dev_portal().await;
+    let (logs, _guard) = Logs::capture();
+    let host = "portal.acme.test";
+    let sign_in = || async {
+        let response = dev_login(&server, host, "http://portal.acme.test").await;
+        set_cookie_named(&response, "portico_session").expect("a session")
+    };
+    let (mine, planted) = (sign_in().await, sign_in().await);
+    let session = |cookies: &[&str]| {
+        let mut request = server.get("/auth/session").header("host", host);
+        for cookie in cookies {
+            request = request.header("cookie", *cookie);
+        }
+        request.send()
+    };
+    assert_eq!(session(&[&mine]).await.unwrap().status(), StatusCode::OK);
+    // Both in one header, either order, and split over two Cookie headers: refused every time.
+    let both = format!("{mine}; theme=dark; {planted}");
+    let reversed = format!("{planted}; {mine}");
+    for cookies in [
+        vec![both.as_str()],
+        vec![reversed.as_str()],
+        vec![&mine, &planted],
+    ] {
+        let response = session(&cookies).await.unwrap();
+        let body = json_error(response, 400, "duplicate_session_cookie").await;
+        assert!(
+            body["message"].as_str().unwrap().contains("more than one"),
+            "{body}"
+        );
+    }
+    // A browser navigation gets a readable page, not a sign-in loop.
+    let page = server
+        .get("/")
+        .header("host", host)
+        .header("accept", "text/html")
+        .header("sec-fetch-mode", "navigate")
+        .header("cookie", &both)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("more than one portal session cookie")
+    );
+    let audited = logs.audit("duplicate_session_cookie");
+    assert_eq!(audited.len(), 4, "{audited:?}");
+    assert_eq!(audited[0]["tenant"], "acme");
+    assert_eq!(audited[0]["outcome"], "refused");
+    assert!(
+        !logs.text().contains(mine.split('=').nth(1).unwrap()),
+        "no session id in the log"
+    );
+}
