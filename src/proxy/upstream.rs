@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::header::{CONNECTION, UPGRADE};
-use axum::http::{Request, Response, Uri};
+use axum::http::{Request, Response, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -62,6 +62,9 @@ impl UpstreamClient {
         .parse()
         .map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))?;
         *request.uri_mut() = uri;
+        // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
+        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
+        *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
         let outcome = tokio::time::timeout(response_timeout, self.client.request(request)).await;
         let response = match outcome {

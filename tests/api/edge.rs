@@ -1,0 +1,296 @@
+//! The HTTP edge: what any client can do to the listener and to what portico forwards, whatever it
+//! sends. HTTP/2 clients, half-sent requests and connection caps, override and forwarding headers,
+//! identity values that try to add a group, over-limit chunked bodies, upgrades on the wrong method,
+//! and the safety headers on portico's own JSON and error pages. Against a real upstream (an axum app
+//! started here that echoes what it received) and the real Backstage test backend.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::helpers::{TIMEOUT, TestServer};
+
+/// What the upstream made of one request body: `Ok(bytes)` when it ended properly, `Err` when the
+/// message broke off.
+type BodyRecord = Result<usize, String>;
+
+/// An upstream app that echoes each request as JSON and records every body it read.
+struct Upstream {
+    addr: SocketAddr,
+    bodies: Arc<Mutex<Vec<BodyRecord>>>,
+}
+
+impl Upstream {
+    async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let router = Router::new()
+            .fallback(echo_handler)
+            .with_state(bodies.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Upstream { addr, bodies }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/base", self.addr)
+    }
+
+    fn bodies(&self) -> Vec<BodyRecord> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+async fn echo_handler(
+    State(bodies): State<Arc<Mutex<Vec<BodyRecord>>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        headers
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let mut stream = body.into_data_stream();
+    let mut received: BodyRecord = Ok(0);
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if let Ok(total) = &mut received {
+                    *total += chunk.len();
+                }
+            }
+            Err(error) => {
+                received = Err(error.to_string());
+                break;
+            }
+        }
+    }
+    bodies.lock().unwrap().push(received.clone());
+    axum::Json(json!({
+        "method": parts.method.as_str(),
+        "version": format!("{:?}", parts.version),
+        "path": parts.uri.path(),
+        "headers": headers,
+        "body": received.ok(),
+    }))
+    .into_response()
+}
+
+/// Tenant `acme` at `portal.acme.test` (also the default tenant, so 127.0.0.1 reaches it) with an `echo`
+/// app in front of `upstream`; `extra` is more top-level config and `tenant_extra` more tenant keys.
+fn acme(upstream: &str, extra: &str, tenant_extra: &str) -> String {
+    format!(
+        r#"
+version: 1
+default_tenant: acme
+{extra}
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+{tenant_extra}
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: dev, name: Dev Eloper, email: dev@acme.example, groups: [acme-eng] }}
+          - {{ id: mallory, name: "Doe, Mallory", email: mallory@acme.example, groups: ["acme-eng", "eng, platform-admin", "x\u0001,platform-admin", "50%"] }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+      platform-admin: {{ groups: [platform-admin] }}
+    apps:
+      - id: echo
+        access: {{ roles: [developer] }}
+        upstream: {upstream}
+"#
+    )
+}
+
+async fn start(upstream: &Upstream, extra: &str, tenant_extra: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::from_yaml(&acme(&upstream.url(), extra, tenant_extra), dir.path()).await
+}
+
+/// A client that speaks HTTP/2 from the first byte (prior knowledge, no TLS), as gRPC-web gateways
+/// and some API clients do.
+fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap()
+}
+
+fn upstream_header<'v>(echoed: &'v Value, name: &str) -> Vec<&'v str> {
+    echoed["headers"][name]
+        .as_array()
+        .map(|values| values.iter().map(|v| v.as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+async fn ok_json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+}
+
+/// HTTP/2 clients reach apps: reads and writes, identity attached, in HTTP/1.1 to the upstream.
+#[tokio::test]
+async fn http2_clients_reach_apps() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "", "").await;
+    let dev = server.sign_in("dev").await;
+    let h2 = h2_client();
+
+    let response = h2
+        .get(server.url("/apps/echo/items?x=1"))
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let echoed = ok_json(response).await;
+    assert_eq!(echoed["path"], "/base/items");
+    assert_eq!(echoed["version"], "HTTP/1.1");
+    assert_eq!(upstream_header(&echoed, "x-portico-user"), ["dev"]);
+    assert_eq!(upstream_header(&echoed, "cookie"), Vec::<&str>::new());
+
+    let posted = h2
+        .post(server.url("/apps/echo/items"))
+        .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(vec![b'x'; 3000])
+        .send()
+        .await
+        .unwrap();
+    let posted = ok_json(posted).await;
+    assert_eq!(posted["method"], "POST");
+    assert_eq!(posted["body"], 3000);
+    assert!(
+        upstream.bodies().contains(&Ok(3000)),
+        "the whole body arrived"
+    );
+}
+
+/// HTTP/2 clients reach the real Backstage backend through `/backstage/api/*`.
+#[tokio::test]
+async fn http2_clients_reach_backstage() {
+    let server = crate::backstage::user_portal("[catalog, whoami]").await;
+    let alice = server.sign_in("alice").await;
+    let response = h2_client()
+        .get(server.url("/backstage/api/catalog/entities/by-name/user/acme/alice"))
+        .header("accept", "application/json")
+        .header("cookie", &alice.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let entity = ok_json(response).await;
+    assert_eq!(entity["kind"], "User");
+    assert_eq!(entity["metadata"]["name"], "alice");
+}
+
+/// A TCP connection to `server` from the loopback address `from` (127.0.0.2 is another client).
+async fn connect_from(from: [u8; 4], server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// A request whose head never ends: the client stops before the blank line (slowloris).
+async fn half_sent(server: SocketAddr) -> TcpStream {
+    let mut stream = connect_from([127, 0, 0, 1], server).await;
+    stream
+        .write_all(b"GET /apps/echo/ HTTP/1.1\r\nHost: portal.acme.test\r\nX-Still-Typing: 1\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Sends a complete `GET /.well-known/jwks.json` (public) on `stream` and returns the status line.
+async fn status_of_complete_request(mut stream: TcpStream) -> String {
+    let request = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: portal.acme.test\r\nConnection: close\r\n\r\n";
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer, not a hang");
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or("").to_owned()
+}
+
+/// Half-sent requests from one address neither starve other clients nor stay open: the address's
+/// connection cap refuses its excess with 429, and the header-read timeout closes what it holds.
+#[tokio::test]
+async fn half_sent_requests_cannot_starve_other_clients() {
+    let upstream = Upstream::start().await;
+    let server = start(
+        &upstream,
+        "server: { header_read_timeout: 2s, max_connections_per_client: 6 }",
+        "",
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..6 {
+        slow.push(half_sent(server.addr).await);
+    }
+
+    // The same address again, with a complete request: over its cap, refused before anything is read.
+    let refused = status_of_complete_request(connect_from([127, 0, 0, 1], server.addr).await).await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "got {refused:?}");
+
+    // Another client is served while the half-sent requests are open.
+    let other = status_of_complete_request(connect_from([127, 0, 0, 2], server.addr).await).await;
+    assert!(other.starts_with("HTTP/1.1 200"), "got {other:?}");
+
+    // The half-sent requests are closed by the server (after the header-read timeout), never answered.
+    for mut stream in slow {
+        let mut answer = Vec::new();
+        let ended = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer)).await;
+        assert!(ended.is_ok(), "a half-sent request stays open");
+        assert!(
+            !String::from_utf8_lossy(&answer).contains(" 200 "),
+            "a half-sent request was answered"
+        );
+    }
+
+    // Their places are free again: the address is served once more.
+    let mut again = String::new();
+    for _ in 0..100 {
+        again = status_of_complete_request(connect_from([127, 0, 0, 1], server.addr).await).await;
+        if again.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.starts_with("HTTP/1.1 200"), "got {again:?}");
+}
+
+/// The listener's own cap: once `max_connections` are open, the next connection gets 503 at once
+/// instead of waiting unanswered.
+#[tokio::test]
+async fn a_full_listener_refuses_new_connections_with_503() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "server: { max_connections: 3 }", "").await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        slow.push(half_sent(server.addr).await);
+    }
+    let refused = status_of_complete_request(connect_from([127, 0, 0, 2], server.addr).await).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "got {refused:?}");
+    drop(slow);
+}
