@@ -203,7 +203,6 @@ async fn backstage_request(
     };
     let max_body = context.config.proxy.max_request_body;
     let (mut parts, body) = request.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned();
     let user = &signed_in.session.user;
     let roles = signed_in.roles.names();
     // Backstage gets its own credential below; no portico identity headers.
@@ -212,8 +211,7 @@ async fn backstage_request(
         &mut parts.headers,
         &identity,
         peer.ip(),
-        original_host,
-        "http",
+        tenant.origin.as_deref(),
     );
     parts.extensions = Default::default();
     let body = match (&scope, plan.body) {

@@ -192,7 +192,6 @@ async fn app_request(
                 (upgrade, hyper::upgrade::on(&mut request))
             });
             let (mut parts, body) = request.into_parts();
-            let original_host = parts.headers.get(header::HOST).cloned();
             let user = &signed_in.session.user;
             let roles = signed_in.roles.names();
             let mut identity = Identity::of(user, &roles, &tenant.id, &app.id, app.identity);
@@ -223,8 +222,7 @@ async fn app_request(
                 &mut parts.headers,
                 &identity,
                 peer.ip(),
-                original_host,
-                "http",
+                tenant.origin.as_deref(),
             );
             parts.extensions = Default::default();
             let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::helpers::{TIMEOUT, TestServer};
+use crate::helpers::{Session, TIMEOUT, TestServer};
 
 /// What the upstream made of one request body: `Ok(bytes)` when it ended properly, `Err` when the
 /// message broke off.
@@ -293,4 +293,150 @@ async fn a_full_listener_refuses_new_connections_with_503() {
     let refused = status_of_complete_request(connect_from([127, 0, 0, 2], server.addr).await).await;
     assert!(refused.starts_with("HTTP/1.1 503"), "got {refused:?}");
     drop(slow);
+}
+
+/// GET through the proxy as `session` with extra request headers; the upstream's echo of the request.
+async fn echo_with(
+    server: &TestServer,
+    session: &Session,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut request = server.get(path).header("cookie", &session.cookie);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    ok_json(request.send().await.unwrap()).await
+}
+
+/// Headers that upstream frameworks believe because a proxy would have set them (URL and method
+/// overrides, other proxies' identity, client addresses, forwarding facts) never reach the app.
+#[tokio::test]
+async fn override_and_foreign_identity_headers_never_reach_the_upstream() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "", "").await;
+    let dev = server.sign_in("dev").await;
+    let forged = [
+        ("x-original-url", "/admin/delete-all"),
+        ("x-rewrite-url", "/admin/delete-all"),
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "DELETE"),
+        ("x-original-method", "DELETE"),
+        ("x-webauth-user", "admin"),
+        ("x-webauth-groups", "platform-admin"),
+        ("x-auth-request-groups", "platform-admin"),
+        ("true-client-ip", "10.66.0.1"),
+        ("x-client-ip", "10.66.0.1"),
+        ("cf-connecting-ip", "10.66.0.1"),
+        ("x-cluster-client-ip", "10.66.0.1"),
+        ("x-proxyuser-ip", "10.66.0.1"),
+        ("x-real-ip", "10.66.0.1"),
+        ("forwarded", "for=10.66.0.1;host=evil.example;proto=https"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-path", "/admin"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-server", "evil.example"),
+        ("x-remote-user", "admin"),
+        ("remote-user", "admin"),
+        ("x-amzn-oidc-identity", "admin"),
+        ("x-ms-client-principal-name", "admin"),
+        (
+            "x-goog-authenticated-user-email",
+            "accounts.google.com:admin@acme.example",
+        ),
+    ];
+    let mut extra = forged.to_vec();
+    extra.push(("x-requested-with", "XMLHttpRequest"));
+    extra.push(("x-app-specific", "kept"));
+    let echoed = echo_with(&server, &dev, "/apps/echo/items", &extra).await;
+    for (name, _) in forged {
+        assert!(
+            upstream_header(&echoed, name).is_empty(),
+            "{name} reached the upstream: {echoed}"
+        );
+    }
+    let seen = echoed.to_string();
+    for value in [
+        "/admin",
+        "DELETE",
+        "10.66.0.1",
+        "evil.example",
+        "platform-admin",
+    ] {
+        assert!(
+            !seen.contains(value),
+            "{value} reached the upstream: {seen}"
+        );
+    }
+    assert_eq!(echoed["method"], "GET");
+    assert_eq!(echoed["path"], "/base/items");
+    // Ordinary application headers still pass.
+    assert_eq!(
+        upstream_header(&echoed, "x-requested-with"),
+        ["XMLHttpRequest"]
+    );
+    assert_eq!(upstream_header(&echoed, "x-app-specific"), ["kept"]);
+}
+
+/// A group name holding the list separator (or control characters) cannot add a group upstream: it
+/// arrives as one percent-encoded item, and the roles are what the role map says.
+#[tokio::test]
+async fn identity_header_values_cannot_add_a_group() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "", "").await;
+    let mallory = server.sign_in("mallory").await;
+    let echoed = echo_with(&server, &mallory, "/apps/echo/whoami", &[]).await;
+    let groups = upstream_header(&echoed, "x-portico-groups");
+    assert_eq!(groups.len(), 1, "one header: {echoed}");
+    // What an upstream that splits on commas and trims (as most do) makes of it.
+    let items: Vec<&str> = groups[0].split(',').map(str::trim).collect();
+    assert!(
+        !items.contains(&"platform-admin"),
+        "a group was added: {items:?}"
+    );
+    assert_eq!(
+        items,
+        [
+            "acme-eng",
+            "eng%2C platform-admin",
+            "x%01%2Cplatform-admin",
+            "50%25"
+        ]
+    );
+    assert_eq!(upstream_header(&echoed, "x-portico-roles"), ["developer"]);
+    assert_eq!(upstream_header(&echoed, "x-portico-name"), ["Doe, Mallory"]);
+}
+
+/// X-Forwarded-Host and -Proto name the tenant's origin, whatever Host or X-Forwarded-Host the client
+/// sent: an upstream that builds absolute links or redirects from them cannot be steered elsewhere.
+#[tokio::test]
+async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "", "").await;
+    let dev = server.sign_in("dev").await;
+    let port = server.addr.port();
+    for host in [
+        format!("evil.example:{port}"),
+        format!("PORTAL.ACME.TEST:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        let echoed = echo_with(
+            &server,
+            &dev,
+            "/apps/echo/links",
+            &[
+                ("host", &host),
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-proto", "https"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            upstream_header(&echoed, "x-forwarded-host"),
+            ["portal.acme.test"],
+            "Host {host}"
+        );
+        assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
+    }
 }
