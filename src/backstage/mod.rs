@@ -31,7 +31,7 @@ use crate::auth::session::unix_now;
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
 use crate::error::AppError;
 use crate::proxy::headers::{self, Identity};
-use crate::proxy::{ProxyError, guard_forwarded_request, path};
+use crate::proxy::{ProxyError, guard_forwarded_request, over_body_limit, path};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -353,7 +353,10 @@ async fn read_request_body(
         .min(scope::MAX_REWRITTEN_BODY);
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        // Over this limit, or over `proxy.max_request_body` as the body streamed in.
+        Err(error)
+            if error.is::<http_body_util::LengthLimitError>() || over_body_limit(&*error) =>
+        {
             Err(ProxyError::BodyTooLarge {
                 limit: limit as u64,
             }

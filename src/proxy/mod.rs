@@ -23,6 +23,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 pub use headers::IDENTITY_PREFIX;
 pub use upstream::UpstreamClient;
+pub(crate) use upstream::over_body_limit;
 
 use crate::assets::{self, CachePolicy, DemoApps};
 use crate::audit::{self, AuditEvent};
@@ -267,8 +268,8 @@ async fn app_request(
 /// What every request forwarded to an upstream (an app or Backstage) must pass, after the access decision:
 /// proof that a state change or WebSocket handshake comes from this origin (CSRF; a handshake is a GET
 /// but opens a two-way channel, hence cross-site WebSocket hijacking), and the request body limit (a
-/// body announced too large is refused before anything is forwarded; one without a length is cut off
-/// at the limit as it streams).
+/// body announced too large is refused before anything is forwarded; one without a length fails at the
+/// limit as it streams, which breaks the upstream exchange and answers 413, never a shortened body).
 pub(crate) fn guard_forwarded_request(
     request: Request,
     context: &RequestContext,
@@ -291,8 +292,7 @@ pub(crate) fn guard_forwarded_request(
     if announced.is_some_and(|length| length > max_body) {
         return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
     }
-    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-    Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+    Ok(request.map(|body| Body::new(upstream::LimitedBody::new(body, max_body))))
 }
 
 /// `Connection: upgrade` with `Upgrade: websocket` on a GET: the start of a WebSocket.

@@ -440,3 +440,44 @@ async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
         assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
     }
 }
+
+/// A chunked upload (no Content-Length, so it cannot be refused up front) that goes over
+/// `proxy.max_request_body` is answered 413, and the upstream never takes the cut body as complete.
+#[tokio::test]
+async fn an_over_limit_chunked_body_is_413_and_never_complete_upstream() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "proxy: { max_request_body: 4KiB }", "").await;
+    let dev = server.sign_in("dev").await;
+    let chunks = (0..16).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 1024])));
+    let response = server
+        .post("/apps/echo/upload")
+        .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::json_error(response, 413, "body_too_large").await;
+    for body in upstream.bodies() {
+        assert!(
+            body.is_err(),
+            "the upstream took a cut body as complete: {body:?}"
+        );
+    }
+
+    // Under the limit, a chunked upload goes through whole.
+    let chunks = (0..3).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 1024])));
+    let response = server
+        .post("/apps/echo/upload")
+        .header("cookie", &dev.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(response).await["body"], 3072);
+}
