@@ -481,3 +481,29 @@ async fn an_over_limit_chunked_body_is_413_and_never_complete_upstream() {
         .unwrap();
     assert_eq!(ok_json(response).await["body"], 3072);
 }
+
+/// A WebSocket upgrade must be a GET: on POST (or any other method) it is refused before the upstream,
+/// which could otherwise switch protocols on a request whose access was decided as a POST.
+#[tokio::test]
+async fn a_websocket_upgrade_needs_get() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "", "").await;
+    let dev = server.sign_in("dev").await;
+    for method in ["POST", "PUT", "DELETE"] {
+        let response = server
+            .client
+            .request(method.parse().unwrap(), server.url("/apps/echo/ws"))
+            .header("cookie", &dev.cookie)
+            .header("origin", server.origin())
+            .header("sec-fetch-site", "same-origin")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+            .await
+            .unwrap();
+        crate::helpers::json_error(response, 400, "bad_upgrade").await;
+    }
+    assert!(upstream.bodies().is_empty(), "refused before the upstream");
+}
