@@ -507,3 +507,74 @@ async fn a_websocket_upgrade_needs_get() {
     }
     assert!(upstream.bodies().is_empty(), "refused before the upstream");
 }
+
+/// Error pages (also inside an app's iframe) and JSON answers carry `nosniff`; error pages carry a CSP
+/// that allows nothing but their own style and script, and may be framed by the portal only.
+#[tokio::test]
+async fn errors_and_json_carry_nosniff_and_error_pages_a_policy() {
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/base", dead.local_addr().unwrap());
+    drop(dead);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&acme(&dead_url, "", ""), dir.path()).await;
+    let dev = server.sign_in("dev").await;
+
+    // An app's 502 as the shell's iframe loads it, and a 404 as a top-level navigation.
+    for (path, dest, status) in [
+        ("/apps/echo/", "iframe", 502),
+        ("/apps/nothing-here/", "document", 404),
+    ] {
+        let page = server
+            .get(path)
+            .header("cookie", &dev.cookie)
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", dest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), status, "{path}");
+        let headers = page.headers();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "SAMEORIGIN", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'self'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+    }
+
+    // JSON errors and portico's own JSON.
+    let error = server
+        .get("/apps/nothing-here/")
+        .header("cookie", &dev.cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error.headers()["x-content-type-options"], "nosniff");
+    crate::helpers::json_error(error, 404, "unknown_app").await;
+    for path in ["/shell/config.json", "/.well-known/jwks.json"] {
+        let json = server
+            .get(path)
+            .header("cookie", &dev.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            json.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+}
