@@ -48,6 +48,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Clients::default();
+    let mut refusals = Refusals::default();
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -67,12 +68,12 @@ pub async fn serve(
         // (about 40 ms on Linux): invisible in the median, dominant in the p99 (see bench/README.md).
         let _ = stream.set_nodelay(true);
         let Some(client) = clients.take(peer.ip(), limits.max_connections_per_client) else {
-            tracing::warn!(client = %peer.ip(), "connection refused: too many from this client address");
+            refusals.note(peer.ip(), "too many connections from this client address");
             tokio::spawn(refuse(stream, "429 Too Many Requests"));
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(client = %peer.ip(), "connection refused: the listener is full");
+            refusals.note(peer.ip(), "the listener is full (server.max_connections)");
             tokio::spawn(refuse(stream, "503 Service Unavailable"));
             continue;
         };
@@ -140,6 +141,36 @@ async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(bool, Replay
             stream,
         },
     ))
+}
+
+/// Refused connections are logged at most every few seconds, with a count: a flood must not become
+/// a flood of log lines too.
+#[derive(Default)]
+struct Refusals {
+    since_last_line: u64,
+    last_line: Option<tokio::time::Instant>,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, client: IpAddr, why: &'static str) {
+        self.since_last_line += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last_line
+            .is_some_and(|last| now.duration_since(last) < Self::EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            %client,
+            refused = self.since_last_line,
+            "connections refused: {why}"
+        );
+        self.since_last_line = 0;
+        self.last_line = Some(now);
+    }
 }
 
 /// A refusal before any request is read: one short response, then the connection is closed.
