@@ -67,6 +67,7 @@ impl App {
                 );
             }
         }
+        raise_file_limit(config.server.max_connections);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -160,6 +161,45 @@ impl App {
             max_connections_per_client: snapshot.server.max_connections_per_client,
         };
         listener::serve(self.listener, router(state), limits, shutdown_signal()).await
+    }
+}
+
+/// Each proxied connection needs a second descriptor for its upstream: with fewer files than that,
+/// accepting fails (and is retried) long before `max_connections` is reached. So the soft file limit
+/// is raised towards what the caps need, up to the hard limit (as Go programs and nginx's
+/// `worker_rlimit_nofile` do), and a limit that is still too low is reported.
+fn raise_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let wanted = u64::try_from(max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2)
+            .saturating_add(1024);
+        let limit = getrlimit(Resource::Nofile);
+        let Some(current) = limit.current else {
+            return; // unlimited
+        };
+        let target = limit.maximum.map_or(wanted, |maximum| wanted.min(maximum));
+        let mut now = current;
+        if target > current {
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                now = target;
+            }
+        }
+        if now < wanted.saturating_sub(1024) {
+            tracing::warn!(
+                open_files = now,
+                max_connections,
+                "the process may open {now} files, fewer than twice server.max_connections \
+                 ({max_connections}); raise the hard limit (e.g. LimitNOFILE in the systemd unit) or \
+                 lower max_connections"
+            );
+        }
     }
 }
 
