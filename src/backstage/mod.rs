@@ -31,7 +31,7 @@ use crate::auth::session::unix_now;
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
 use crate::error::AppError;
 use crate::proxy::headers::{self, Identity};
-use crate::proxy::{ProxyError, guard_forwarded_request, over_body_limit, path};
+use crate::proxy::{ProxyError, forwarded_origin, guard_forwarded_request, over_body_limit, path};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -211,7 +211,7 @@ async fn backstage_request(
         &mut parts.headers,
         &identity,
         peer.ip(),
-        tenant.origin.as_deref(),
+        forwarded_origin(tenant, state.listen).as_deref(),
     );
     parts.extensions = Default::default();
     let body = match (&scope, plan.body) {

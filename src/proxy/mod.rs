@@ -229,7 +229,7 @@ async fn app_request(
                 &mut parts.headers,
                 &identity,
                 peer.ip(),
-                tenant.origin.as_deref(),
+                forwarded_origin(tenant, state.listen).as_deref(),
             );
             parts.extensions = Default::default();
             let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {
@@ -304,6 +304,22 @@ pub(crate) fn guard_forwarded_request(
         return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
     }
     Ok(request.map(|body| Body::new(upstream::LimitedBody::new(body, max_body))))
+}
+
+/// The origin upstreams are told the user reached (`X-Forwarded-Host`/`-Proto`): the tenant's, or for
+/// a tenant without hosts (reached through `default_tenant`, a loopback demo) the listener's own
+/// address when it names one. Never the client's Host, which is whatever the client chose.
+pub(crate) fn forwarded_origin(
+    tenant: &crate::config::Tenant,
+    listen: SocketAddr,
+) -> Option<std::borrow::Cow<'_, str>> {
+    match &tenant.origin {
+        Some(origin) => Some(std::borrow::Cow::Borrowed(origin.as_str())),
+        None if !listen.ip().is_unspecified() => {
+            Some(std::borrow::Cow::Owned(format!("http://{listen}")))
+        }
+        None => None,
+    }
 }
 
 /// `Connection: upgrade` with `Upgrade: websocket`: the start of a WebSocket (only valid on a GET).

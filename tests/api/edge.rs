@@ -439,6 +439,27 @@ async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
         );
         assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
     }
+
+    // A tenant without hosts (reached through default_tenant): the listener's address, still not the
+    // client's Host.
+    let yaml = acme(&upstream.url(), "", "").replace("    hosts: [portal.acme.test]\n", "");
+    let dir = tempfile::tempdir().unwrap();
+    let hostless = TestServer::from_yaml(&yaml, dir.path()).await;
+    let dev = hostless.sign_in("dev").await;
+    let echoed = echo_with(
+        &hostless,
+        &dev,
+        "/apps/echo/links",
+        &[
+            ("host", "evil.example"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        upstream_header(&echoed, "x-forwarded-host"),
+        [hostless.addr.to_string()]
+    );
 }
 
 /// A chunked upload (no Content-Length, so it cannot be refused up front) that goes over
