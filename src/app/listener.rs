@@ -94,7 +94,13 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            builder.http2().timer(TokioTimer::new());
+            // HTTP/2 has no header-read timeout; pings at least find peers that are gone (a crashed
+            // client's half-open connection would otherwise hold its slot forever).
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(limits.header_read_timeout)
+                .keep_alive_timeout(Duration::from_secs(20));
             let builder = if http2 {
                 builder.http2_only()
             } else {
