@@ -6,18 +6,22 @@
 //! a connection over either cap gets a one-line 503 or 429 and is closed before any request is read.
 //! A connection must show its protocol (the HTTP/2 preface or an HTTP/1 request line) within
 //! `header_read_timeout`, and for HTTP/1 each request head (and each keep-alive pause) must arrive within
-//! it too. This module must not look at requests: routing, tenants and errors stay in the router.
+//! it too; an HTTP/2 connection with no request in flight that sends nothing for that long is closed.
+//! This module must not look at requests: routing, tenants and errors stay in the router.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -84,18 +88,38 @@ pub async fn serve(
             let Some((http2, io)) = sniff(stream, limits.header_read_timeout).await else {
                 return;
             };
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            // HTTP/2 has no header-read timeout of its own: an HTTP/2 connection with no request in
+            // flight that sends nothing for `header_read_timeout` is closed instead.
+            let mut io = io;
+            if http2 {
+                io.idle = Some(IdleWatch {
+                    limit: limits.header_read_timeout,
+                    in_flight: in_flight.clone(),
+                    deadline: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
+                });
+            }
             let service =
                 hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
                     request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request)
+                    let guard = InFlightGuard::start(&in_flight);
+                    let response = router.clone().oneshot(request);
+                    async move {
+                        let response = response.await?;
+                        Ok::<_, Infallible>(response.map(|body| {
+                            Body::new(Tracked {
+                                inner: body,
+                                _guard: guard,
+                            })
+                        }))
+                    }
                 });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            // HTTP/2 has no header-read timeout; pings at least find peers that are gone (a crashed
-            // client's half-open connection would otherwise hold its slot forever).
+            // Pings find peers that are gone while a request is in flight.
             builder
                 .http2()
                 .timer(TokioTimer::new())
@@ -145,6 +169,7 @@ async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(bool, Replay
             at: 0,
             len: filled,
             stream,
+            idle: None,
         },
     ))
 }
@@ -259,12 +284,63 @@ impl Drop for ClientSlot {
     }
 }
 
-/// The connection with the bytes `sniff` read put back in front.
+/// The connection with the bytes `sniff` read put back in front, and for HTTP/2 the idle watch.
 struct Replay {
     head: [u8; 24],
     at: usize,
     len: usize,
     stream: TcpStream,
+    idle: Option<IdleWatch>,
+}
+
+/// Ends (as if the client had closed) a connection that has had no request in flight and sent
+/// nothing for `limit`.
+struct IdleWatch {
+    limit: Duration,
+    in_flight: Arc<AtomicUsize>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// One request of a connection, from its start until its response body is dropped (sent or abandoned).
+struct InFlightGuard(Arc<AtomicUsize>);
+
+impl InFlightGuard {
+    fn start(in_flight: &Arc<AtomicUsize>) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(in_flight.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is dropped.
+struct Tracked {
+    inner: Body,
+    _guard: InFlightGuard,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl AsyncRead for Replay {
@@ -280,7 +356,31 @@ impl AsyncRead for Replay {
             this.at += n;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => {}
+            ready => {
+                if let Some(watch) = &mut this.idle {
+                    if buf.filled().len() > before {
+                        let next = tokio::time::Instant::now() + watch.limit;
+                        watch.deadline.as_mut().reset(next);
+                    }
+                }
+                return ready;
+            }
+        }
+        let Some(watch) = &mut this.idle else {
+            return Poll::Pending;
+        };
+        while watch.deadline.as_mut().poll(cx).is_ready() {
+            if watch.in_flight.load(Ordering::Relaxed) == 0 {
+                return Poll::Ready(Ok(())); // nothing read: the connection ends
+            }
+            // Busy: look again later (polling the new deadline registers the wake-up).
+            let next = tokio::time::Instant::now() + watch.limit;
+            watch.deadline.as_mut().reset(next);
+        }
+        Poll::Pending
     }
 }
 

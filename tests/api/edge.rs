@@ -56,6 +56,10 @@ async fn echo_handler(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/base/slow" {
+        // Slower than the test listeners' header-read timeout: a request in flight is not idle.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in &parts.headers {
         headers
@@ -598,4 +602,32 @@ async fn errors_and_json_carry_nosniff_and_error_pages_a_policy() {
             "{path}"
         );
     }
+}
+
+/// HTTP/2 has no header-read timeout of its own: a connection that sent its preface and then nothing is
+/// closed after `header_read_timeout`, but a request that takes longer than that is not cut off.
+#[tokio::test]
+async fn idle_http2_connections_are_closed_but_slow_requests_finish() {
+    let upstream = Upstream::start().await;
+    let server = start(&upstream, "server: { header_read_timeout: 1s }", "").await;
+    let dev = server.sign_in("dev").await;
+
+    let mut idle = connect_from([127, 0, 0, 1], server.addr).await;
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // An empty SETTINGS frame: a valid start, then silence.
+    idle.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut answer = Vec::new();
+    let ended = tokio::time::timeout(TIMEOUT, idle.read_to_end(&mut answer)).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection stays open");
+
+    let response = h2_client()
+        .get(server.url("/apps/echo/slow"))
+        .header("cookie", &dev.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(ok_json(response).await["path"], "/base/slow");
 }
