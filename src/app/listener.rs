@@ -102,16 +102,20 @@ pub async fn serve(
             let service =
                 hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
                     request.extensions_mut().insert(ConnectInfo(peer));
-                    let guard = InFlightGuard::start(&in_flight);
+                    // Only HTTP/2 needs the count (for the idle watch); HTTP/1 keeps its hot path.
+                    let guard = http2.then(|| InFlightGuard::start(&in_flight));
                     let response = router.clone().oneshot(request);
                     async move {
                         let response = response.await?;
-                        Ok::<_, Infallible>(response.map(|body| {
-                            Body::new(Tracked {
-                                inner: body,
-                                _guard: guard,
-                            })
-                        }))
+                        Ok::<_, Infallible>(match guard {
+                            Some(guard) => response.map(|body| {
+                                Body::new(Tracked {
+                                    inner: body,
+                                    _guard: guard,
+                                })
+                            }),
+                            None => response,
+                        })
                     }
                 });
             let mut builder = auto::Builder::new(TokioExecutor::new());
