@@ -3,6 +3,7 @@
 //! `App::build` binds the sockets (so tests can bind port 0 and ask for the port), refuses configs that
 //! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` serves until a shutdown signal.
 //! Layer order, outermost first: access log and request id → error rendering → tenant resolution → routes.
+//! The tenant listener's connections (caps, header-read timeout, protocols) are `listener`'s business.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::assertion::{AssertionCache, SigningKeys};
@@ -19,6 +19,8 @@ use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
+mod listener;
+
 use crate::{admin, assertion, auth, backstage, error, proxy, shell, telemetry, tenant};
 
 /// Why the server would not start.
@@ -65,6 +67,7 @@ impl App {
                 );
             }
         }
+        raise_file_limit(config.server.max_connections);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -152,15 +155,51 @@ impl App {
             "portico is serving on http://{}",
             state.listen
         );
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        // Without TCP_NODELAY a response written in two segments waits for the client's delayed ACK
-        // (about 40 ms on Linux): invisible in the median, dominant in the p99 (see bench/README.md).
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let limits = listener::Limits {
+            header_read_timeout: snapshot.server.header_read_timeout,
+            max_connections: snapshot.server.max_connections,
+            max_connections_per_client: snapshot.server.max_connections_per_client,
+        };
+        listener::serve(self.listener, router(state), limits, shutdown_signal()).await
+    }
+}
+
+/// Each proxied connection needs a second descriptor for its upstream: with fewer files than that,
+/// accepting fails (and is retried) long before `max_connections` is reached. So the soft file limit
+/// is raised towards what the caps need, up to the hard limit (as Go programs and nginx's
+/// `worker_rlimit_nofile` do), and a limit that is still too low is reported.
+fn raise_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let wanted = u64::try_from(max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2)
+            .saturating_add(1024);
+        let limit = getrlimit(Resource::Nofile);
+        let Some(current) = limit.current else {
+            return; // unlimited
+        };
+        let target = limit.maximum.map_or(wanted, |maximum| wanted.min(maximum));
+        let mut now = current;
+        if target > current {
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                now = target;
+            }
+        }
+        if now < wanted.saturating_sub(1024) {
+            tracing::warn!(
+                open_files = now,
+                max_connections,
+                "the process may open {now} files, fewer than twice server.max_connections \
+                 ({max_connections}); raise the hard limit (e.g. LimitNOFILE in the systemd unit) or \
+                 lower max_connections"
+            );
+        }
     }
 }
 

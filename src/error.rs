@@ -4,7 +4,9 @@
 //! response extensions. The [`render_errors`] middleware, which can see the request, then writes it as a
 //! readable HTML page for a browser navigation or as JSON for an API call, with the request id that is
 //! also in the log line. A browser navigation without a session becomes a redirect to sign-in instead.
-//! Internal details go to the log only, never into a response.
+//! Internal details go to the log only, never into a response. Every error and every JSON response
+//! carries `X-Content-Type-Options: nosniff`; error pages carry their own CSP and may be framed by this
+//! origin only (they show inside the shell's app iframes).
 
 use askama::Template;
 use axum::Json;
@@ -137,7 +139,33 @@ struct ErrorView<'a> {
     sign_in_href: Option<String>,
 }
 
-/// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use.
+/// The error page's policy: its inline `<style>`, the `session-ended.js` script, nothing else. It may be
+/// framed by this origin only, because an app's error shows inside the shell's iframe for that app.
+const ERROR_PAGE_CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'self'",
+);
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
+/// JSON is never sniffed into something a browser would run or render (it may echo user input).
+fn mark_json_nosniff(response: &mut Response) {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|content_type| {
+            let essence = content_type.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+        });
+    if json {
+        response
+            .headers_mut()
+            .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    }
+}
+
+/// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use, and
+/// marks every JSON response `nosniff`.
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let html = wants_html(request.headers());
     // A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed), so an
@@ -152,8 +180,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         .extensions()
         .get::<RequestId>()
         .map_or_else(String::new, |id| id.0.clone());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
+        mark_json_nosniff(&mut response);
         return response;
     };
     if let Some(detail) = &report.detail {
@@ -174,10 +203,17 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             request_id: &request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
         };
-        match view.render() {
+        let mut page = match view.render() {
             Ok(page) => (report.status, Html(page)).into_response(),
             Err(_) => (report.status, report.message.clone()).into_response(),
-        }
+        };
+        let headers = page.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, ERROR_PAGE_CSP);
+        headers.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
+        page
     } else {
         let body = serde_json::json!({
             "error": report.code,
@@ -201,8 +237,8 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         }
     }
     *rendered.extensions_mut() = response.extensions().clone();
-    rendered
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = rendered.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     rendered
 }

@@ -31,7 +31,7 @@ use crate::auth::session::unix_now;
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
 use crate::error::AppError;
 use crate::proxy::headers::{self, Identity};
-use crate::proxy::{ProxyError, guard_forwarded_request, path};
+use crate::proxy::{ProxyError, forwarded_origin, guard_forwarded_request, over_body_limit, path};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -203,7 +203,6 @@ async fn backstage_request(
     };
     let max_body = context.config.proxy.max_request_body;
     let (mut parts, body) = request.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned();
     let user = &signed_in.session.user;
     let roles = signed_in.roles.names();
     // Backstage gets its own credential below; no portico identity headers.
@@ -212,8 +211,7 @@ async fn backstage_request(
         &mut parts.headers,
         &identity,
         peer.ip(),
-        original_host,
-        "http",
+        forwarded_origin(tenant, state.listen).as_deref(),
     );
     parts.extensions = Default::default();
     let body = match (&scope, plan.body) {
@@ -355,7 +353,10 @@ async fn read_request_body(
         .min(scope::MAX_REWRITTEN_BODY);
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        // Over this limit, or over `proxy.max_request_body` as the body streamed in.
+        Err(error)
+            if error.is::<http_body_util::LengthLimitError>() || over_body_limit(&*error) =>
+        {
             Err(ProxyError::BodyTooLarge {
                 limit: limit as u64,
             }

@@ -750,11 +750,35 @@ impl<'s> Reader<'s> {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
             signing_keys: Vec::new(),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_client: 256,
         };
         let Some(node) = node else {
             return Some(settings);
         };
-        let fields = self.map(node, "server", &["listen", "admin_listen", "signing_keys"])?;
+        let fields = self.map(
+            node,
+            "server",
+            &[
+                "listen",
+                "admin_listen",
+                "signing_keys",
+                "header_read_timeout",
+                "max_connections",
+                "max_connections_per_client",
+            ],
+        )?;
+        if let Some(value) = fields.get("header_read_timeout") {
+            settings.header_read_timeout = self.duration(value, "server.header_read_timeout")?;
+        }
+        if let Some(value) = fields.get("max_connections") {
+            settings.max_connections = self.count(value, "server.max_connections")?;
+        }
+        if let Some(value) = fields.get("max_connections_per_client") {
+            settings.max_connections_per_client =
+                self.count(value, "server.max_connections_per_client")?;
+        }
         if let Some(keys) = fields.get("signing_keys") {
             for (index, (file, mark)) in self
                 .strings(keys, "server.signing_keys")

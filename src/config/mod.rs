@@ -298,6 +298,42 @@ tenants:
     }
 
     #[test]
+    fn server_connection_limits_are_read_and_checked() {
+        let defaults = compile(&MemorySource::default(), BASE)
+            .unwrap()
+            .config
+            .server;
+        assert_eq!(defaults.header_read_timeout.as_secs(), 30);
+        assert_eq!(defaults.max_connections, 4096);
+        assert_eq!(defaults.max_connections_per_client, 256);
+        let text = format!(
+            "server: {{ header_read_timeout: 5s, max_connections: 100, max_connections_per_client: 10 }}\n{BASE}"
+        );
+        let server = compile(&MemorySource::default(), &text)
+            .unwrap()
+            .config
+            .server;
+        assert_eq!(server.header_read_timeout.as_secs(), 5);
+        assert_eq!(server.max_connections, 100);
+        assert_eq!(server.max_connections_per_client, 10);
+        check_error(
+            &format!("server: {{ max_connections: 0 }}\n{BASE}"),
+            1,
+            "`0` is not a positive whole number",
+        );
+        check_error(
+            &format!("server:\n  max_connections_per_client: lots\n{BASE}"),
+            2,
+            "`lots` is not a positive whole number",
+        );
+        check_error(
+            &format!("server: {{ header_read_timeout: 0s }}\n{BASE}"),
+            1,
+            "a duration of zero",
+        );
+    }
+
+    #[test]
     fn unknown_keys_suggest_the_nearest() {
         let error =
             compile(&MemorySource::default(), &BASE.replace("hosts:", "hots:")).unwrap_err();

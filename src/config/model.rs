@@ -34,6 +34,14 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// PEM files of the assertion signing keys: the first signs, all are published. Empty: generated.
     pub signing_keys: Vec<PathBuf>,
+    /// A connection must send a request's complete head within this long (also the keep-alive idle
+    /// limit between requests), else it is closed: half-sent requests cannot hold a slot (default 30 s).
+    pub header_read_timeout: Duration,
+    /// Open connections on the tenant listener; more are refused with 503 (default 4096).
+    pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 /64 counts as one); more are refused with
+    /// 429 (default 256). Raise it when clients arrive through one NAT or load-balancer address.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone)]

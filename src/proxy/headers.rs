@@ -1,8 +1,24 @@
 //! Header hygiene for proxied requests and responses.
 //!
-//! What goes upstream: no hop-by-hop headers, no session cookie, no client-sent identity or forwarding
-//! headers (BRIEF invariant 4), then portico's own identity headers and fresh X-Forwarded-* values.
-//! What comes back: no hop-by-hop headers. Everything here is a pure function over a `HeaderMap`.
+//! What goes upstream: no hop-by-hop headers, no session cookie, no client-sent identity, forwarding or
+//! override headers (BRIEF invariant 4), then portico's own identity headers and forwarding facts
+//! (`X-Forwarded-Host`/`-Proto` from the tenant's origin, never from the client's Host). What comes
+//! back: no hop-by-hop headers. Everything here is a pure function over a `HeaderMap`.
+//!
+//! Request headers are cleaned with a deny-list, not an allow-list. An allow-list would have to name
+//! every header some app relies on (its own API headers, CSRF tokens, tracing, content negotiation)
+//! and would break apps silently; what is dangerous is a known family: headers that an upstream
+//! framework or auth layer believes because it thinks a trusted proxy set them. Those are removed by
+//! exact name and by prefix ([`UNTRUSTED_EXACT`], [`UNTRUSTED_PREFIXES`]): identity headers of other
+//! identity proxies, client-address headers, forwarding headers (`Forwarded`, all `X-Forwarded-*`),
+//! URL and method overrides (`X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`…), which would
+//! let a request decided as `GET /public` run as `DELETE /admin`, and client-certificate headers.
+//!
+//! Identity values cannot add anything: each header value is ASCII, with every byte outside visible
+//! ASCII (and an inner space), every `%`, and in list headers (`X-Portico-Groups`, `-Roles`) every `,`,
+//! `;`, `"` and `\` percent-encoded (UTF-8). A group `eng, platform-admin` arrives as
+//! `eng%2C platform-admin`: one item, never a second group; an upstream that percent-decodes each item
+//! gets the exact name back. The signed assertion carries the same values as JSON.
 
 use std::net::IpAddr;
 
@@ -24,29 +40,73 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Identity headers other proxies use; a client could send them to impersonate someone upstream.
-const SPOOFABLE_IDENTITY: &[&str] = &[
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-groups",
-    "x-forwarded-preferred-username",
-    "x-forwarded-access-token",
+/// Request headers that upstream frameworks or auth layers believe because a trusted proxy would set
+/// them; a client sending them could impersonate someone, fake its address or change what runs.
+const UNTRUSTED_EXACT: &[&str] = &[
+    // Identity set by other identity-aware proxies (oauth2-proxy, Apache, Grafana's auth proxy…).
     "x-oauth2-proxy-id-token",
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-auth-request-groups",
-    "x-auth-request-preferred-username",
-    "x-auth-request-access-token",
     "x-remote-user",
     "remote-user",
-    // Forwarding facts are set by portico alone; a client's values would be believed upstream.
+    "x-user",
+    "x-email",
+    // The client's address: portico sets X-Forwarded-For alone.
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
     "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-proxyuser-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-host",
+    // URL and method overrides (IIS/Symfony/Zend, Express method-override, Rails, Spring, Jersey…):
+    // the access decision saw the request line, so nothing may replace it.
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    // Client certificates as a TLS-terminating proxy reports them.
+    "ssl-client-cert",
+    "x-client-cert",
+    "x-client-verify",
+    "x-arr-clientcert",
 ];
+
+/// The same, for whole families of names.
+const UNTRUSTED_PREFIXES: &[&str] = &[
+    // Portico's own; only portico sets them (after this cleaning).
+    IDENTITY_PREFIX,
+    // X-Forwarded-For/-Host/-Proto/-Port/-Server/-Prefix/-Path/-User/-Email/-Groups/-Client-Cert…
+    "x-forwarded-",
+    // oauth2-proxy's auth-request headers, Grafana/Jetty-style X-WEBAUTH-USER, Pomerium, AWS ALB,
+    // Google IAP, Azure App Service and Cloudflare Access identity headers.
+    "x-auth-request-",
+    "x-webauth-",
+    "x-pomerium-",
+    "x-amzn-oidc-",
+    "x-goog-authenticated-",
+    "x-goog-iap-",
+    "x-ms-client-principal",
+    "cf-access-",
+    // X-Original-URL, -Method, -Host, -URI, -Forwarded-For: overrides of what was decided on.
+    "x-original-",
+    // Envoy and Istio sidecars trust these from the hop before them.
+    "x-envoy-",
+    // Client-certificate details from TLS terminators.
+    "x-ssl-",
+    "ssl-client-",
+];
+
+/// Whether a client-sent request header must not reach an upstream (names are lower-case).
+fn untrusted(name: &str) -> bool {
+    UNTRUSTED_EXACT.contains(&name)
+        || UNTRUSTED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
 
 // Names portico sets on every forwarded request, parsed once rather than per insert.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -125,22 +185,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Makes a client's request headers safe to send upstream and adds portico's identity and forwarding headers.
+/// Makes a client's request headers safe to send upstream and adds portico's identity and forwarding
+/// headers. `origin` is the tenant's origin (`https://portal.example`): the host and scheme the upstream
+/// is told the user reached, whatever Host or X-Forwarded-Host the client sent.
 pub fn prepare_upstream_request(
     headers: &mut HeaderMap,
     identity: &Identity<'_>,
     client_ip: IpAddr,
-    original_host: Option<HeaderValue>,
-    scheme: &'static str,
+    origin: Option<&str>,
 ) {
     remove_hop_by_hop(headers);
     // One pass over what the client sent (usually a dozen headers) instead of a lookup per name.
     let unwanted: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name.starts_with(IDENTITY_PREFIX) || SPOOFABLE_IDENTITY.contains(&name)
-        })
+        .filter(|name| untrusted(name.as_str()))
         .cloned()
         .collect();
     for name in unwanted {
@@ -152,8 +210,13 @@ pub fn prepare_upstream_request(
     headers.remove(header::AUTHORIZATION);
 
     headers.insert(X_FORWARDED_FOR, header_value(&client_ip.to_string()));
+    let (scheme, host) = match origin.and_then(|origin| origin.split_once("://")) {
+        Some(("https", host)) => ("https", Some(host)),
+        Some((_, host)) => ("http", Some(host)),
+        None => ("http", None),
+    };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-    if let Some(host) = original_host {
+    if let Some(host) = host.and_then(|host| HeaderValue::from_str(host).ok()) {
         headers.insert(X_FORWARDED_HOST, host);
     }
     if let Some(assertion) = identity
@@ -176,8 +239,8 @@ pub fn prepare_upstream_request(
         headers.insert(X_PORTICO_USER, header_value(identity.user));
         headers.insert(X_PORTICO_EMAIL, header_value(identity.email));
         headers.insert(X_PORTICO_NAME, header_value(identity.name));
-        headers.insert(X_PORTICO_GROUPS, header_value(&identity.groups.join(",")));
-        headers.insert(X_PORTICO_ROLES, header_value(&identity.roles.join(",")));
+        headers.insert(X_PORTICO_GROUPS, list_value(identity.groups));
+        headers.insert(X_PORTICO_ROLES, list_value(identity.roles));
         headers.insert(X_PORTICO_TENANT, header_value(identity.tenant));
         headers.insert(X_PORTICO_APP, header_value(identity.app));
     }
@@ -355,16 +418,66 @@ pub fn frame_only_by_shell(headers: &mut HeaderMap) {
     }
 }
 
-/// A header value from text that may hold UTF-8; control characters are dropped rather than failing.
+/// One identity value as an ASCII header value (see the module docs): clean values as they are,
+/// anything else percent-encoded, so no value can end a header, start another or read differently.
 fn header_value(text: &str) -> HeaderValue {
-    // The usual case, a clean value, costs one copy; only a value with control characters is rebuilt.
-    if !text.chars().any(char::is_control) {
-        if let Ok(value) = HeaderValue::from_bytes(text.as_bytes()) {
+    encoded_value(text, false)
+}
+
+/// A list of identity values, comma-separated; no item can contain the separator.
+fn list_value<S: AsRef<str>>(items: &[S]) -> HeaderValue {
+    let mut joined = String::new();
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            joined.push(',');
+        }
+        encode_into(&mut joined, item.as_ref(), true);
+    }
+    // Only visible ASCII and spaces are left, which is always a valid header value.
+    HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn encoded_value(text: &str, list_item: bool) -> HeaderValue {
+    // The usual case, a clean value, costs one copy; only a value that needs encoding is rebuilt.
+    if !needs_encoding(text, list_item) {
+        if let Ok(value) = HeaderValue::from_str(text) {
             return value;
         }
     }
-    let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
-    HeaderValue::from_bytes(cleaned.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut encoded = String::with_capacity(text.len() + 8);
+    encode_into(&mut encoded, text, list_item);
+    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn needs_encoding(text: &str, list_item: bool) -> bool {
+    let bytes = text.as_bytes();
+    bytes.first() == Some(&b' ')
+        || bytes.last() == Some(&b' ')
+        || bytes.iter().any(|&byte| must_encode(byte, list_item))
+}
+
+fn must_encode(byte: u8, list_item: bool) -> bool {
+    match byte {
+        b'%' => true,
+        b',' | b';' | b'"' | b'\\' => list_item,
+        b' ' => false,
+        byte => !byte.is_ascii_graphic(),
+    }
+}
+
+fn encode_into(out: &mut String, text: &str, list_item: bool) {
+    use std::fmt::Write;
+    let bytes = text.as_bytes();
+    let last = bytes.len().saturating_sub(1);
+    for (index, &byte) in bytes.iter().enumerate() {
+        // A leading or trailing space would vanish when an upstream trims the item.
+        let edge_space = byte == b' ' && (index == 0 || index == last);
+        if edge_space || must_encode(byte, list_item) {
+            let _ = write!(out, "%{byte:02X}");
+        } else {
+            out.push(char::from(byte));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -415,7 +528,6 @@ mod tests {
             &identity(),
             "127.0.0.1".parse().unwrap(),
             None,
-            "http",
         );
         assert_eq!(headers["x-portico-roles"], "developer");
         assert_eq!(headers["x-portico-user"], "dave");
@@ -427,6 +539,76 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
         assert_eq!(headers[header::COOKIE], "a=1; b=2");
         assert_eq!(headers["accept"], "text/html");
+    }
+
+    #[test]
+    fn override_and_foreign_identity_headers_never_go_upstream() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-original-url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+            "x-original-method",
+            "x-webauth-user",
+            "true-client-ip",
+            "x-forwarded-prefix",
+            "x-forwarded-port",
+            "x-forwarded-server",
+            "cf-connecting-ip",
+            "x-amzn-oidc-identity",
+            "x-ms-client-principal-name",
+        ] {
+            headers.insert(name, HeaderValue::from_static("forged"));
+        }
+        headers.insert(
+            "x-requested-with",
+            HeaderValue::from_static("XMLHttpRequest"),
+        );
+        headers.insert("traceparent", HeaderValue::from_static("00-ab-cd-01"));
+        prepare_upstream_request(
+            &mut headers,
+            &identity(),
+            "127.0.0.1".parse().unwrap(),
+            Some("https://portal.acme.example"),
+        );
+        assert!(
+            headers.iter().all(|(_, value)| value != "forged"),
+            "{headers:?}"
+        );
+        assert_eq!(headers["x-requested-with"], "XMLHttpRequest");
+        assert_eq!(headers["traceparent"], "00-ab-cd-01");
+        assert_eq!(headers["x-forwarded-host"], "portal.acme.example");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn identity_values_cannot_add_items_or_headers() {
+        let groups = [
+            "acme-eng".to_owned(),
+            "eng, platform-admin".to_owned(),
+            "x\r\nX-Portico-Roles: admin".to_owned(),
+            " admin ".to_owned(),
+            "50%".to_owned(),
+            "Entwickler Jürgen".to_owned(),
+        ];
+        let value = list_value(&groups);
+        let items: Vec<&str> = value.to_str().unwrap().split(',').map(str::trim).collect();
+        assert_eq!(
+            items,
+            [
+                "acme-eng",
+                "eng%2C platform-admin",
+                "x%0D%0AX-Portico-Roles: admin",
+                "%20admin%20",
+                "50%25",
+                "Entwickler J%C3%BCrgen"
+            ]
+        );
+        assert_eq!(header_value("Doe, Jane"), "Doe, Jane");
+        assert_eq!(header_value("a\u{1}b"), "a%01b", "not `ab`, another user");
+        assert_eq!(header_value("Dev Eloper"), "Dev Eloper");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 pub use headers::IDENTITY_PREFIX;
 pub use upstream::UpstreamClient;
+pub(crate) use upstream::over_body_limit;
 
 use crate::assets::{self, CachePolicy, DemoApps};
 use crate::audit::{self, AuditEvent};
@@ -46,6 +47,10 @@ pub enum ProxyError {
     /// 400: a path that could mean different things to portico and to the app.
     #[error("bad request path: {0}")]
     BadPath(&'static str),
+    /// 400: a WebSocket upgrade on another method than GET (RFC 6455 §4.1), which an upstream might
+    /// still switch protocols on after an access decision taken for that method.
+    #[error("a WebSocket upgrade must be a GET request")]
+    UpgradeNotGet,
     /// 413: the request body is larger than `proxy.max_request_body`.
     #[error("the request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
@@ -68,7 +73,7 @@ impl ProxyError {
         match self {
             ProxyError::UnknownApp(_) | ProxyError::FileNotFound => StatusCode::NOT_FOUND,
             ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadPath(_) | ProxyError::UpgradeNotGet => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -82,6 +87,7 @@ impl ProxyError {
             ProxyError::UnknownApp(_) => "unknown_app",
             ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::BadPath(_) => "bad_path",
+            ProxyError::UpgradeNotGet => "bad_upgrade",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::FileNotFound => "not_found",
             ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
@@ -187,12 +193,12 @@ async fn app_request(
             let mut request = request;
             // A WebSocket handshake: keep its Upgrade through the header cleaning, and take the
             // browser's side of the upgrade before the request is handed on.
-            let websocket = is_websocket_handshake(request.headers()).then(|| {
+            // (`guard_forwarded_request` refused an upgrade on any other method than GET.)
+            let websocket = asks_for_websocket(request.headers()).then(|| {
                 let upgrade = request.headers().get(header::UPGRADE).cloned();
                 (upgrade, hyper::upgrade::on(&mut request))
             });
             let (mut parts, body) = request.into_parts();
-            let original_host = parts.headers.get(header::HOST).cloned();
             let user = &signed_in.session.user;
             let roles = signed_in.roles.names();
             let mut identity = Identity::of(user, &roles, &tenant.id, &app.id, app.identity);
@@ -223,8 +229,7 @@ async fn app_request(
                 &mut parts.headers,
                 &identity,
                 peer.ip(),
-                original_host,
-                "http",
+                forwarded_origin(tenant, state.listen).as_deref(),
             );
             parts.extensions = Default::default();
             let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {
@@ -267,16 +272,21 @@ async fn app_request(
 }
 
 /// What every request forwarded to an upstream (an app or Backstage) must pass, after the access decision:
-/// proof that a state change or WebSocket handshake comes from this origin (CSRF; a handshake is a GET
-/// but opens a two-way channel, hence cross-site WebSocket hijacking), and the request body limit (a
-/// body announced too large is refused before anything is forwarded; one without a length is cut off
-/// at the limit as it streams).
+/// a WebSocket upgrade only on GET, proof that a state change or WebSocket handshake comes from this
+/// origin (CSRF; a handshake is a GET but opens a two-way channel, hence cross-site WebSocket
+/// hijacking), and the request body limit (a
+/// body announced too large is refused before anything is forwarded; one without a length fails at the
+/// limit as it streams, which breaks the upstream exchange and answers 413, never a shortened body).
 pub(crate) fn guard_forwarded_request(
     request: Request,
     context: &RequestContext,
     signed_in: &SignedIn,
 ) -> Result<Request, AppError> {
-    let needs_proof = !request.method().is_safe() || is_websocket_handshake(request.headers());
+    let websocket = asks_for_websocket(request.headers());
+    if websocket && request.method() != axum::http::Method::GET {
+        return Err(ProxyError::UpgradeNotGet.into());
+    }
+    let needs_proof = !request.method().is_safe() || websocket;
     if needs_proof
         && !csrf::proves_same_origin(
             request.headers(),
@@ -299,12 +309,27 @@ pub(crate) fn guard_forwarded_request(
     if announced.is_some_and(|length| length > max_body) {
         return Err(ProxyError::BodyTooLarge { limit: max_body }.into());
     }
-    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-    Ok(request.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+    Ok(request.map(|body| Body::new(upstream::LimitedBody::new(body, max_body))))
 }
 
-/// `Connection: upgrade` with `Upgrade: websocket` on a GET: the start of a WebSocket.
-fn is_websocket_handshake(headers: &axum::http::HeaderMap) -> bool {
+/// The origin upstreams are told the user reached (`X-Forwarded-Host`/`-Proto`): the tenant's, or for
+/// a tenant without hosts (reached through `default_tenant`, a loopback demo) the listener's own
+/// address when it names one. Never the client's Host, which is whatever the client chose.
+pub(crate) fn forwarded_origin(
+    tenant: &crate::config::Tenant,
+    listen: SocketAddr,
+) -> Option<std::borrow::Cow<'_, str>> {
+    match &tenant.origin {
+        Some(origin) => Some(std::borrow::Cow::Borrowed(origin.as_str())),
+        None if !listen.ip().is_unspecified() => {
+            Some(std::borrow::Cow::Owned(format!("http://{listen}")))
+        }
+        None => None,
+    }
+}
+
+/// `Connection: upgrade` with `Upgrade: websocket`: the start of a WebSocket (only valid on a GET).
+fn asks_for_websocket(headers: &axum::http::HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::header::{CONNECTION, UPGRADE};
-use axum::http::{Request, Response, Uri};
+use axum::http::{Request, Response, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -62,6 +62,9 @@ impl UpstreamClient {
         .parse()
         .map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))?;
         *request.uri_mut() = uri;
+        // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
+        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
+        *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
         let outcome = tokio::time::timeout(response_timeout, self.client.request(request)).await;
         let response = match outcome {
@@ -69,6 +72,15 @@ impl UpstreamClient {
                 return Err(ProxyError::UpstreamTimeout {
                     upstream: upstream.url.clone(),
                     after: response_timeout,
+                });
+            }
+            Ok(Err(error)) if over_body_limit(&error) => {
+                // The request body went over `proxy.max_request_body` as it streamed (a chunked body
+                // has no length to refuse up front). hyper stops writing and closes the upstream
+                // connection without the final chunk, so the upstream sees a broken message, not a
+                // shorter complete one; the client learns why.
+                return Err(ProxyError::BodyTooLarge {
+                    limit: body_limit(&error),
                 });
             }
             Ok(Err(error)) if error.is_connect() => {
@@ -137,6 +149,95 @@ impl UpstreamClient {
             .to_bytes();
         Ok((status, body))
     }
+}
+
+/// Whether a failed exchange failed because the client's body went over the limit.
+pub(crate) fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<BodyLimitExceeded>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn body_limit(error: &(dyn std::error::Error + 'static)) -> u64 {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(exceeded) = cause.downcast_ref::<BodyLimitExceeded>() {
+            return exceeded.limit;
+        }
+        source = cause.source();
+    }
+    0
+}
+
+/// A client's request body that fails with [`BodyLimitExceeded`] as soon as it has given more than
+/// `limit` bytes. It fails rather than ends: an ended body would be sent upstream as complete.
+pub struct LimitedBody<B> {
+    inner: B,
+    left: u64,
+    limit: u64,
+}
+
+impl<B> LimitedBody<B> {
+    pub fn new(inner: B, limit: u64) -> Self {
+        LimitedBody {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
+}
+
+impl<B> http_body::Body for LimitedBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let size = frame.data_ref().map_or(0, |data| data.len() as u64);
+                if size > this.left {
+                    this.left = 0;
+                    return Poll::Ready(Some(Err(Box::new(BodyLimitExceeded {
+                        limit: this.limit,
+                    }))));
+                }
+                this.left -= size;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The error of a request body cut off at `proxy.max_request_body`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than the limit of {limit} bytes")]
+pub struct BodyLimitExceeded {
+    pub limit: u64,
 }
 
 /// Copies bytes between the browser's and the upstream's upgraded connections until one side closes.

@@ -129,7 +129,7 @@ async fn portal(backstage: &str) -> TestServer {
 }
 
 /// A portal that calls the shared backend as the signed-in user, with `plugins` allow-listed.
-async fn user_portal(plugins: &str) -> TestServer {
+pub(crate) async fn user_portal(plugins: &str) -> TestServer {
     let url = &backstage().url;
     portal(&format!(
         "{{ url: \"{url}\", identity: user, plugins: {plugins} }}"

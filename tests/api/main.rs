@@ -5,6 +5,7 @@
 mod backstage;
 mod canonical_paths;
 mod config_check;
+mod edge;
 mod fake_idp;
 mod helpers;
 mod oidc_negative;

@@ -337,9 +337,10 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     // Fresh forwarding facts, set by portico alone.
     assert_eq!(upstream_header(&echoed, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
+    // The tenant's origin (its first host here), not the Host the client used.
     assert_eq!(
         upstream_header(&echoed, "x-forwarded-host"),
-        [server.addr.to_string()]
+        ["portal.acme.test"]
     );
     assert_eq!(
         upstream_header(&echoed, "host"),
