@@ -1720,7 +1720,10 @@ fn backstage_user_namespace_must_be_one_the_tenant_owns() {
             "`acme/alice` is not a Backstage namespace",
         ),
     ] {
-        let error = load(block).err().expect(block).to_string();
+        let Err(error) = load(block) else {
+            panic!("{block} was accepted");
+        };
+        let error = error.to_string();
         assert!(error.contains(expected), "{block}: {error}");
         assert!(
             error.contains("test.yaml:") && error.contains("user_namespace"),
