@@ -1749,3 +1749,48 @@ fn backstage_user_namespace_must_be_one_the_tenant_owns() {
         assert_eq!(settings.user_namespace, expected, "{block}");
     }
 }
+
+#[tokio::test]
+async fn backstage_user_owning_through_another_tenants_group_is_refused() {
+    // initech's catalog entry for `mole` says it is a member of globex's `ops`: Backstage would let
+    // mole own everything globex's ops team owns.
+    let url = &backstage().url;
+    let yaml = format!(
+        r#"
+version: 1
+tenants:
+  initech:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: mole, email: mole@initech.example, groups: [eng] }}
+    roles:
+      developer: {{ groups: [eng] }}
+    apps:
+      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
+    backstage: {{ url: "{url}", identity: user, plugins: [catalog, whoami], namespaces: [initech] }}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let mole = server.sign_in("mole").await;
+    let response = api_get(&server, &mole, "/backstage/api/whoami", &[]).await;
+    let body = json_error(response, 502, "backstage_sign_in_refused").await;
+    assert!(!body.to_string().contains("globex"), "{body}");
+    // Backstage itself does sign mole in, owning through globex's group: only portico stops it.
+    let direct = client()
+        .get(format!("{url}/api/auth/oauth2Proxy/refresh"))
+        .header("x-forwarded-user", "initech/mole")
+        .send()
+        .await
+        .unwrap();
+    let direct = ok_json(direct).await;
+    let owns = &direct["backstageIdentity"]["identity"]["ownershipEntityRefs"];
+    assert!(
+        owns.as_array()
+            .unwrap()
+            .contains(&json!("group:globex/ops")),
+        "{direct}"
+    );
+}
