@@ -495,8 +495,11 @@ impl OidcRegistry {
         }
         let extra = &claims.additional_claims().0;
         let groups = groups_at(extra, &idp.settings.groups_claim);
+        // An address the IdP has not verified is just text the user typed: it never becomes identity
+        // (apps and Backstage match users by email), so the session keeps only a verified one.
         let email = claims
             .email()
+            .filter(|_| claims.email_verified() == Some(true))
             .map(|email| email.as_str().to_owned())
             .unwrap_or_default();
         let name = claims

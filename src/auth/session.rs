@@ -63,6 +63,8 @@ impl std::fmt::Debug for SessionId {
 pub struct User {
     pub subject: String,
     pub name: String,
+    /// A verified email address, or empty: OIDC sign-in drops an `email` whose `email_verified` is not
+    /// true, so everything that passes this on (headers, assertion, Backstage) passes only verified ones.
     pub email: String,
     /// Groups as the IdP sent them; roles are derived from them on every request.
     pub groups: Vec<String>,

@@ -1701,6 +1701,7 @@ impl<'s> Reader<'s> {
                 "plugins",
                 "namespaces",
                 "shared_namespaces",
+                "user_namespace",
                 "allow_unscoped",
             ],
         )?;
@@ -1800,6 +1801,7 @@ impl<'s> Reader<'s> {
                 join(path, "namespaces"),
             ));
         }
+        let user_namespace = self.user_namespace(&fields, path, &namespaces);
         let namespaces: Vec<String> = namespaces.into_iter().map(|(n, _)| n).collect();
         let shared_namespaces: Vec<String> =
             shared_namespaces.into_iter().map(|(n, _)| n).collect();
@@ -1836,8 +1838,57 @@ impl<'s> Reader<'s> {
             plugins,
             namespaces,
             shared_namespaces,
+            user_namespace,
             allow_unscoped,
         })
+    }
+
+    /// The namespace users are signed in to Backstage in: one the tenant owns (not merely shares), so
+    /// a tenant can never name users of another tenant's namespace, or of `default` it does not own.
+    fn user_namespace(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        namespaces: &[(String, Mark)],
+    ) -> String {
+        let fallback = namespaces
+            .first()
+            .map_or_else(|| "default".to_owned(), |(first, _)| first.clone());
+        let Some(node) = fields.get("user_namespace") else {
+            return fallback;
+        };
+        let key_path = join(path, "user_namespace");
+        let Some(name) = self.string(node, &key_path) else {
+            return fallback;
+        };
+        let name = name.to_ascii_lowercase();
+        let owned = namespaces.is_empty() || namespaces.iter().any(|(owned, _)| *owned == name);
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !valid || !owned {
+            let listed: Vec<&str> = namespaces.iter().map(|(n, _)| n.as_str()).collect();
+            self.error(
+                node.mark,
+                &key_path,
+                if valid {
+                    format!("`{name}` is not one of this tenant's own `namespaces`")
+                } else {
+                    format!("`{name}` is not a Backstage namespace")
+                },
+                Some(if listed.is_empty() {
+                    "letters, digits, `-`, `_` and `.`, at most 63 characters".to_owned()
+                } else {
+                    format!(
+                        "users are signed in to Backstage only in a namespace the tenant owns: one of [{}]",
+                        listed.join(", ")
+                    )
+                }),
+            );
+        }
+        name
     }
 
     /// A list of catalog namespace names (Backstage's rules: lower-case letters, digits, `-`).

@@ -103,6 +103,10 @@ pub struct BackstageSettings {
     /// Catalog namespaces this tenant owns. Empty: the catalog is not scoped (one tenant per Backstage).
     /// Otherwise `backstage::scope` narrows catalog reads to these plus `shared_namespaces`.
     pub namespaces: Vec<String>,
+    /// The namespace this tenant's users are signed in to Backstage in (`user` identity): portico names
+    /// them `<user_namespace>/<subject>` and Backstage resolves them only there (docs/backstage-identity.md).
+    /// One of `namespaces` (default: the first), or `default` for a tenant that lists none.
+    pub user_namespace: String,
     /// Namespaces this tenant reads but shares with other tenants (e.g. `common`); `portico check`
     /// accepts a namespace claimed by several tenants only when every one of them marks it shared.
     pub shared_namespaces: Vec<String>,

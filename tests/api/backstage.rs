@@ -128,11 +128,12 @@ async fn portal(backstage: &str) -> TestServer {
     TestServer::from_yaml(&portal_yaml(backstage), dir.path()).await
 }
 
-/// A portal that calls the shared backend as the signed-in user, with `plugins` allow-listed.
+/// A portal that calls the shared backend as the signed-in user, with `plugins` allow-listed. Its
+/// catalog is not scoped; its users are signed in to Backstage in namespace `acme`.
 pub(crate) async fn user_portal(plugins: &str) -> TestServer {
     let url = &backstage().url;
     portal(&format!(
-        "{{ url: \"{url}\", identity: user, plugins: {plugins} }}"
+        "{{ url: \"{url}\", identity: user, plugins: {plugins}, user_namespace: acme }}"
     ))
     .await
 }
@@ -238,18 +239,22 @@ async fn sign_ins_of(id: &str) -> Vec<Value> {
     all.as_array()
         .unwrap()
         .iter()
-        .filter(|call| call["headers"]["x-forwarded-user"] == id)
+        .filter(|call| call["headers"]["x-forwarded-user"] == format!("acme/{id}").as_str())
         .cloned()
         .collect()
 }
 
-/// A sign-in call carries exactly the portal user's identity, as the contract says, and nothing else.
+/// A sign-in call carries exactly the portal user's identity, as the contract says, and nothing else:
+/// the user named inside the tenant's user namespace `acme`, and the (verified) email.
 fn assert_sign_in_headers(call: &Value, id: &str, email: &str) {
     let headers = &call["headers"];
-    assert_eq!(headers["x-forwarded-user"], id, "{call}");
+    assert_eq!(headers["x-forwarded-user"], format!("acme/{id}"), "{call}");
     assert_eq!(headers["x-forwarded-email"], email, "{call}");
-    assert_eq!(headers["x-forwarded-preferred-username"], id, "{call}");
-    for name in ["authorization", "x-oauth2-proxy-id-token"] {
+    for name in [
+        "authorization",
+        "x-oauth2-proxy-id-token",
+        "x-forwarded-preferred-username",
+    ] {
         assert!(headers.get(name).is_none(), "{name} in {call}");
     }
     let cookies = headers.get("cookie").and_then(Value::as_str).unwrap_or("");
@@ -339,11 +344,13 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     assert_eq!(seen["query"], json!({ "x": "1", "y": "two" }));
     assert_no_client_identity(&seen);
 
-    // Every user is themselves, whichever namespace their catalog entity is in.
-    for (user, entity_ref) in [("bob", "user:acme/bob"), ("hank", "user:globex/hank")] {
-        let session = server.sign_in(user).await;
-        assert_eq!(user_of(&whoami(&server, &session, "").await), entity_ref);
-    }
+    // Every user is themselves, inside the tenant's user namespace only: hank's address is a globex
+    // catalog user's, which this tenant cannot sign anyone in as.
+    let bob = server.sign_in("bob").await;
+    assert_eq!(user_of(&whoami(&server, &bob, "").await), "user:acme/bob");
+    let hank = server.sign_in("hank").await;
+    let refused = api_get(&server, &hank, "/backstage/api/whoami", &[]).await;
+    json_error(refused, 502, "backstage_sign_in_refused").await;
 }
 
 #[tokio::test]
@@ -406,7 +413,7 @@ async fn backstage_service_mode_sends_the_static_token() {
     assert_eq!(entity["spec"]["owner"], "group:ops");
 
     // A client-sent user token does not replace the service token.
-    let alice_token = token_from_backend("alice", "alice@acme.example").await;
+    let alice_token = token_from_backend("acme/alice", "alice@acme.example").await;
     let bearer = format!("Bearer {alice_token}");
     let smuggled = ok_json(
         api_get(
@@ -428,7 +435,7 @@ async fn backstage_service_mode_sends_the_static_token() {
 #[tokio::test]
 async fn backstage_plugins_default_to_the_catalog_only() {
     let url = &backstage().url;
-    let server = portal(&format!("{{ url: \"{url}\" }}")).await;
+    let server = portal(&format!("{{ url: \"{url}\", user_namespace: acme }}")).await;
     let alice = server.sign_in("alice").await;
     let entity = ok_json(
         api_get(
@@ -448,7 +455,7 @@ async fn backstage_plugins_default_to_the_catalog_only() {
 #[tokio::test]
 async fn backstage_ignores_identity_headers_and_tokens_the_client_sends() {
     let server = user_portal("[catalog, whoami]").await;
-    let alice_token = token_from_backend("alice", "alice@acme.example").await;
+    let alice_token = token_from_backend("acme/alice", "alice@acme.example").await;
     let bearer = format!("Bearer {alice_token}");
     let id_token = format!("Bearer {}", unsigned_id_token("alice@acme.example"));
     let spoofed: [(&str, &str); 5] = [
@@ -1421,4 +1428,369 @@ async fn backstage_without_namespaces_the_catalog_is_not_scoped() {
     let locations =
         ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
     assert!(locations.is_array());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Identity bound to the tenant (docs/backstage-identity.md): portico names the user as
+// `<user namespace>/<subject>` plus a verified email, and Backstage's resolver (tests/backstage/index.js)
+// looks only inside that namespace.
+
+/// Two tenants on one portico share the Backstage: acme (namespace `acme`, on acme.localhost) and globex
+/// (namespace `globex`, on 127.0.0.1, where the tests sign in). globex's users stand in for what
+/// globex's IdP says about them: one has a subject and email that belong to acme's catalog users.
+async fn shared_backstage_portal() -> TestServer {
+    let url = &backstage().url;
+    let block = |namespace: &str| {
+        format!(
+            "{{ url: \"{url}\", identity: user, plugins: [catalog, whoami], namespaces: [{namespace}] }}"
+        )
+    };
+    let yaml = format!(
+        r#"
+version: 1
+tenants:
+  acme:
+    hosts: [acme.localhost]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: alice, email: alice@acme.example, groups: [eng] }}
+    roles:
+      developer: {{ groups: [eng] }}
+    apps:
+      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
+    backstage: {acme}
+  globex:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: hank, email: hank@globex.example, groups: [eng] }}
+          # globex's IdP vouches for an address that is an acme catalog user's.
+          - {{ id: impostor, email: alice@acme.example, groups: [eng] }}
+          # ... or names a subject that is a catalog user in the `default` namespace, or in acme.
+          - {{ id: guest, email: guest@example.test, groups: [eng] }}
+          - {{ id: bob, groups: [eng] }}
+    roles:
+      developer: {{ groups: [eng] }}
+    apps:
+      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
+    backstage: {globex}
+"#,
+        acme = block("acme"),
+        globex = block("globex"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::from_yaml(&yaml, dir.path()).await
+}
+
+#[tokio::test]
+async fn backstage_users_of_one_tenant_never_become_entities_of_another_tenant() {
+    let server = shared_backstage_portal().await;
+    let hank = server.sign_in("hank").await;
+    assert_eq!(
+        user_of(&whoami(&server, &hank, "").await),
+        "user:globex/hank"
+    );
+
+    for id in ["impostor", "guest", "bob"] {
+        let session = server.sign_in(id).await;
+        let response = api_get(&server, &session, "/backstage/api/whoami", &[]).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::BAD_GATEWAY,
+            "globex's `{id}` must not be signed in to Backstage as anyone outside globex: {body}"
+        );
+        assert!(body.contains("backstage_sign_in_refused"), "{body}");
+        assert!(!body.contains("user:"), "no entity ref leaks: {body}");
+        // Nor through the catalog plugin.
+        let catalog = api_get(
+            &server,
+            &session,
+            "/backstage/api/catalog/entities/by-name/user/globex/hank",
+            &[],
+        )
+        .await;
+        assert_eq!(catalog.status(), StatusCode::BAD_GATEWAY, "{id}");
+    }
+}
+
+/// `GET /api/auth/oauth2Proxy/refresh` straight at the backend with these headers: the user entity ref
+/// Backstage signs in, or the error status.
+async fn backend_sign_in(headers: &[(&str, &str)]) -> Result<String, u16> {
+    let mut request = client().get(format!("{}/api/auth/oauth2Proxy/refresh", backstage().url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    match body["backstageIdentity"]["identity"]["userEntityRef"].as_str() {
+        Some(user) if status == 200 => Ok(user.to_owned()),
+        _ => Err(status),
+    }
+}
+
+#[tokio::test]
+async fn backstage_resolver_finds_users_only_inside_the_namespace_portico_names() {
+    let user = "x-forwarded-user";
+    let email = "x-forwarded-email";
+    // The exact entity, by name in the named namespace ...
+    assert_eq!(
+        backend_sign_in(&[(user, "acme/alice")]).await,
+        Ok("user:acme/alice".to_owned())
+    );
+    assert_eq!(
+        backend_sign_in(&[(user, "globex/hank")]).await,
+        Ok("user:globex/hank".to_owned())
+    );
+    // ... or by email, but only among that namespace's users.
+    assert_eq!(
+        backend_sign_in(&[(user, "acme/0f3a-subject"), (email, "bob@acme.example")]).await,
+        Ok("user:acme/bob".to_owned())
+    );
+    for refused in [
+        // Another namespace's user by email.
+        [(user, "globex/0f3a-subject"), (email, "alice@acme.example")],
+        // A name that exists only in another namespace.
+        [(user, "globex/alice"), (email, "nobody@globex.example")],
+        // No namespace: never the `default` namespace by omission.
+        [(user, "guest"), (email, "guest@example.test")],
+        // A name that tries to carry its own namespace or kind.
+        [(user, "globex/acme/alice"), (email, "")],
+        [(user, "globex/user:acme/alice"), (email, "")],
+    ] {
+        let headers: Vec<(&str, &str)> = refused
+            .iter()
+            .copied()
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        let result = backend_sign_in(&headers).await;
+        assert!(result.is_err(), "{headers:?} signed in as {result:?}");
+    }
+}
+
+/// An upstream app that answers every request with the request's headers as JSON.
+async fn header_echo() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|request: axum::extract::Request| async move {
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = value.to_str().unwrap_or("<not text>").to_owned();
+                (name.as_str().to_owned(), Value::String(value))
+            })
+            .collect();
+        axum::Json(Value::Object(headers))
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// The claims of a JWT, unverified (the signature is the proxy tests' business).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn backstage_and_apps_never_get_an_email_the_idp_did_not_verify() {
+    use crate::op::{Browser, RealOp, reserve_port};
+    let addr = reserve_port();
+    let base = format!("http://{addr}");
+    // A real OP whose `mallory` has alice's address, unverified; `carol` has bob's, verified.
+    let op = RealOp::start(json!({
+        "clients": [{
+            "client_id": "portico",
+            "client_secret": "portico-secret",
+            "redirect_uris": [format!("{base}/auth/callback")],
+        }],
+        "accounts": {
+            "mallory": { "name": "Mallory", "email": "alice@acme.example", "email_verified": false, "groups": ["acme-eng"] },
+            "carol": { "name": "Carol", "email": "bob@acme.example", "groups": ["acme-eng"] },
+        },
+    }));
+    let upstream = header_echo().await;
+    let yaml = format!(
+        r#"
+server: {{ listen: "{addr}" }}
+tenants:
+  acme:
+    hosts: ["{addr}"]
+    public_origin: {base}
+    auth:
+      oidc: {{ issuer: "{issuer}", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: echo, access: {{ roles: [developer] }}, upstream: "{upstream}" }}
+    backstage: {{ url: "{backstage}", identity: user, plugins: [catalog, whoami], namespaces: [acme] }}
+"#,
+        issuer = op.issuer,
+        backstage = backstage().url,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::compile(&yaml, dir.path());
+    config.server.admin_listen = None;
+    let app = portico::app::App::build(config)
+        .await
+        .expect("portico starts");
+    tokio::spawn(app.run());
+    // Discovery runs in the background: wait (bounded) until sign-in redirects to the IdP.
+    for attempt in 0.. {
+        if Browser::default()
+            .get(&format!("{base}/auth/login"))
+            .await
+            .status
+            == 303
+        {
+            break;
+        }
+        assert!(attempt < 300, "sign-in never became available");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut mallory = Browser::default();
+    mallory.sign_in(&base, &op.issuer, "mallory", "/").await;
+    // The app learns nothing of the unverified address, in headers or in the signed assertion.
+    let (status, seen) = mallory
+        .fetch("GET", &format!("{base}/apps/echo/x"), None)
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["x-portico-user"], "mallory");
+    let email = seen["x-portico-email"].as_str().unwrap_or("");
+    assert!(!email.contains('@'), "unverified email in headers: {seen}");
+    let assertion = jwt_claims(seen["x-portico-assertion"].as_str().unwrap());
+    assert_eq!(assertion["sub"], "mallory");
+    assert!(
+        !assertion.to_string().contains("alice@acme.example"),
+        "unverified email in the assertion: {assertion}"
+    );
+    // Backstage is not told the address, so it cannot sign mallory in as alice.
+    let (status, answer) = mallory
+        .fetch("GET", &format!("{base}/backstage/api/whoami"), None)
+        .await;
+    assert_eq!(status, 502, "mallory must not become alice: {answer}");
+    assert_eq!(answer["error"], "backstage_sign_in_refused", "{answer}");
+
+    // A verified address is passed on, and Backstage finds its owner in the tenant's namespace.
+    let mut carol = Browser::default();
+    carol.sign_in(&base, &op.issuer, "carol", "/").await;
+    let (status, seen) = carol
+        .fetch("GET", &format!("{base}/apps/echo/x"), None)
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["x-portico-email"], "bob@acme.example");
+    let assertion = jwt_claims(seen["x-portico-assertion"].as_str().unwrap());
+    assert_eq!(assertion["email"], "bob@acme.example");
+    let (status, answer) = carol
+        .fetch("GET", &format!("{base}/backstage/api/whoami"), None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(user_of(&answer), "user:acme/bob");
+}
+
+#[test]
+fn backstage_user_namespace_must_be_one_the_tenant_owns() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |block: &str| {
+        portico::config::load_str(
+            &portico::config::OsSource,
+            "test.yaml",
+            &portal_yaml(block),
+            dir.path(),
+        )
+    };
+    for (block, expected) in [
+        // Shared with other tenants, or another tenant's: its users are not this tenant's to name.
+        (
+            "{ url: \"http://127.0.0.1:7007\", namespaces: [acme], shared_namespaces: [common], user_namespace: common }",
+            "`common` is not one of this tenant's own `namespaces`",
+        ),
+        (
+            "{ url: \"http://127.0.0.1:7007\", namespaces: [acme], user_namespace: default }",
+            "`default` is not one of this tenant's own `namespaces`",
+        ),
+        (
+            "{ url: \"http://127.0.0.1:7007\", user_namespace: \"acme/alice\" }",
+            "`acme/alice` is not a Backstage namespace",
+        ),
+    ] {
+        let Err(error) = load(block) else {
+            panic!("{block} was accepted");
+        };
+        let error = error.to_string();
+        assert!(error.contains(expected), "{block}: {error}");
+        assert!(
+            error.contains("test.yaml:") && error.contains("user_namespace"),
+            "file:line and key path: {error}"
+        );
+    }
+    // The first of the tenant's own namespaces by default; `default` when it lists none.
+    for (block, expected) in [
+        (
+            "{ url: \"http://127.0.0.1:7007\", namespaces: [acme, acme-labs] }",
+            "acme",
+        ),
+        (
+            "{ url: \"http://127.0.0.1:7007\", namespaces: [acme, acme-labs], user_namespace: ACME-labs }",
+            "acme-labs",
+        ),
+        ("{ url: \"http://127.0.0.1:7007\" }", "default"),
+    ] {
+        let config = load(block)
+            .unwrap_or_else(|error| panic!("{block}: {error}"))
+            .config;
+        let settings = config.tenants[0].backstage.as_ref().unwrap();
+        assert_eq!(settings.user_namespace, expected, "{block}");
+    }
+}
+
+#[tokio::test]
+async fn backstage_user_owning_through_another_tenants_group_is_refused() {
+    // initech's catalog entry for `mole` says it is a member of globex's `ops`: Backstage would let
+    // mole own everything globex's ops team owns.
+    let url = &backstage().url;
+    let yaml = format!(
+        r#"
+version: 1
+tenants:
+  initech:
+    hosts: [127.0.0.1]
+    auth:
+      dev_sign_in:
+        users:
+          - {{ id: mole, email: mole@initech.example, groups: [eng] }}
+    roles:
+      developer: {{ groups: [eng] }}
+    apps:
+      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
+    backstage: {{ url: "{url}", identity: user, plugins: [catalog, whoami], namespaces: [initech] }}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let mole = server.sign_in("mole").await;
+    let response = api_get(&server, &mole, "/backstage/api/whoami", &[]).await;
+    let body = json_error(response, 502, "backstage_sign_in_refused").await;
+    assert!(!body.to_string().contains("globex"), "{body}");
+    // Backstage itself does sign mole in, owning through globex's group: only portico stops it.
+    let direct = client()
+        .get(format!("{url}/api/auth/oauth2Proxy/refresh"))
+        .header("x-forwarded-user", "initech/mole")
+        .send()
+        .await
+        .unwrap();
+    let direct = ok_json(direct).await;
+    let owns = &direct["backstageIdentity"]["identity"]["ownershipEntityRefs"];
+    assert!(
+        owns.as_array()
+            .unwrap()
+            .contains(&json!("group:globex/ops")),
+        "{direct}"
+    );
 }

@@ -72,6 +72,7 @@ impl TokenContext {
             "auth_time": now,
             "name": format!("User {}", self.subject),
             "email": format!("{}@idp.test", self.subject),
+            "email_verified": true,
             "groups": self.groups,
             "sid": format!("sid-{}", self.subject),
         });

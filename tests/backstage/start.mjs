@@ -14,7 +14,7 @@
 //   The backend's logs, and this script's, go to stderr; a failed start exits 1 with the reason there.
 //
 // WHAT IS IN IT: see app-config.yaml (static tokens, oauth2Proxy sign-in resolvers), catalog.yaml (namespaces
-// acme, globex, common, default) and index.js (the `whoami` test plugin).
+// acme, globex, common, default, initech) and index.js (the `whoami` test plugin).
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -32,7 +32,7 @@ const EXPECTED_ENTITIES = [
   'system:acme/payments', 'system:globex/warehouse',
   'api:acme/payments-rest', 'api:acme/billing-events', 'api:acme/ledger-grpc',
   'api:globex/inventory-rest', 'api:globex/orders-events',
-  'component:common/design-system', 'api:common/audit-events',
+  'component:common/design-system', 'api:common/audit-events', 'user:initech/mole',
 ];
 
 function log(message) {

@@ -22,7 +22,8 @@
 //   refresh_token, client_secret_basic; a backchannel_logout_uri implies
 //   backchannel_logout_session_required, so logout tokens carry sid), accessTokenTtl /
 //   idTokenTtl / refreshTokenTtl (seconds; 3600 / 3600 / 14 days), accounts
-//   ({ id: { name, email, groups?, realm_access? } }, replaces the defaults below).
+//   ({ id: { name, email, email_verified? (default: true when there is an email), groups?,
+//   realm_access? } }, replaces the defaults below).
 //
 // ACCOUNTS: admin (acme-platform-admins, acme-eng), dev (acme-eng), nogroups (groups []),
 //   nested (no `groups` claim; realm_access: { roles: ["acme-eng"] }). Any password works;
@@ -149,7 +150,7 @@ export async function startOp(options = {}) {
             sub: id,
             name: a.name,
             email: a.email,
-            email_verified: a.email !== undefined,
+            email_verified: a.email_verified ?? a.email !== undefined,
             ...(a.groups ? { groups: [...a.groups] } : {}),
             ...(a.realm_access ? { realm_access: structuredClone(a.realm_access) } : {}),
           };
