@@ -4,6 +4,7 @@
 
 mod backstage;
 mod config_check;
+mod cookie_jar;
 mod fake_idp;
 mod helpers;
 mod oidc_negative;
