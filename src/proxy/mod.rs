@@ -264,6 +264,7 @@ async fn app_request(
                 CookieMode::Drop => headers::scope_set_cookies(headers, &prefix, true),
             }
             headers::rewrite_location(headers, &upstream.authority, &upstream.base_path, &prefix);
+            remove_origin_wide_headers(headers);
             response
         }
         AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path, request).await?,
@@ -316,6 +317,19 @@ async fn keep_in_jar(
         .await
     {
         tracing::warn!(app = %app.id, %error, "cookie jar: the app's cookies could not be kept");
+    }
+}
+
+/// Response headers whose effect browsers apply to the whole origin, which every app shares: an app
+/// that could send them would act beyond its own page and outlive it. `Service-Worker-Allowed: /`
+/// would let its service worker control the shell, `/auth/*` and every other app, across sign-outs
+/// (without it a worker's scope stays below the app's own path). `Clear-Site-Data` has no path: its
+/// `"cookies"` signs the user out of the portal, its `"storage"` wipes every app's storage.
+const ORIGIN_WIDE: [&str; 2] = ["service-worker-allowed", "clear-site-data"];
+
+fn remove_origin_wide_headers(headers: &mut HeaderMap) {
+    for name in ORIGIN_WIDE {
+        headers.remove(name);
     }
 }
 

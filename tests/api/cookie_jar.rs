@@ -48,6 +48,16 @@ fn answer(request: Request) -> Response {
         ]),
         "logout" => set(vec!["sid=; Path=/; Max-Age=0".into()]),
         "toss" => set(vec![format!("sid={app}-tossed; Path=/apps/a/")]),
+        "origin-wide" => {
+            let mut response = set(vec![]);
+            let headers = response.headers_mut();
+            headers.insert("service-worker-allowed", "/".parse().unwrap());
+            headers.insert(
+                "clear-site-data",
+                "\"cookies\", \"storage\"".parse().unwrap(),
+            );
+            response
+        }
         _ => {
             let cookies: Vec<String> = request
                 .headers()
@@ -270,6 +280,23 @@ async fn signing_out_drops_the_sessions_jars() {
         .retain(|(name, _), _| name != "portico_session");
     browser.set(&format!("{}; Path=/", again.cookie));
     assert_eq!(browser.upstream_cookie(&server, "/apps/a/home").await, "");
+}
+
+/// Headers whose effect a browser applies to the whole origin are an app's to send no more than the
+/// portal session is: `Service-Worker-Allowed: /` would let the app's service worker control the shell
+/// and every other app, `Clear-Site-Data: "cookies"` would sign the user out of the portal.
+#[tokio::test]
+async fn an_app_cannot_send_headers_that_act_on_the_whole_origin() {
+    let server = start().await;
+    let mut browser = Browser::signed_in(&server).await;
+    for app in ["a", "c"] {
+        let response = browser
+            .get(&server, &format!("/apps/{app}/origin-wide"))
+            .await;
+        let headers = response.headers();
+        assert!(headers.get("service-worker-allowed").is_none(), "{app}");
+        assert!(headers.get("clear-site-data").is_none(), "{app}");
+    }
 }
 
 /// `cookies: scoped` (the opt-out) keeps today's behaviour: the browser holds the app's cookies below
