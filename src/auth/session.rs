@@ -252,7 +252,9 @@ impl SessionStore for MemoryStore {
             .write()
             .map_err(|_| StoreError("lock poisoned".into()))?;
         sessions.remove(id);
-        self.drop_ended_jars(&sessions);
+        if let Ok(mut jars) = self.jars.write() {
+            jars.remove(id);
+        }
         Ok(())
     }
 
