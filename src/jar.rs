@@ -40,8 +40,9 @@ pub const MAX_APP_BYTES: usize = 8 * 1024;
 /// cookie that would exceed it is refused; one app never evicts another app's cookies.
 pub const MAX_SESSION_BYTES: usize = 32 * 1024;
 
-/// One `Set-Cookie` of an upstream response, parsed, with its expiry made absolute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `Set-Cookie` of an upstream response, parsed, with its expiry made absolute. `Debug` leaves
+/// the value out: it is often the app's session credential.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SetCookie {
     pub name: String,
     pub value: String,
@@ -49,6 +50,16 @@ pub struct SetCookie {
     pub path: String,
     /// Unix seconds after which the cookie is gone; `None` keeps it as long as the session.
     pub expires: Option<u64>,
+}
+
+impl std::fmt::Debug for SetCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetCookie")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SetCookie {
@@ -299,6 +310,7 @@ mod tests {
         assert_eq!(SetCookie::parse("novalue", "/", NOW), None);
         assert_eq!(SetCookie::parse("=1", "/", NOW), None);
         assert_eq!(SetCookie::parse("a b=1", "/", NOW), None);
+        assert!(!format!("{:?}", cookie("sid=the-secret")).contains("the-secret"));
     }
 
     #[test]
