@@ -22,6 +22,8 @@ pub mod backstage;
 pub mod config;
 /// Errors → responses (HTML for browsers, JSON for API calls), in one place.
 pub mod error;
+/// Server-side cookie jars per session and app: app cookies that never reach the browser.
+pub mod jar;
 /// `/apps/<id>/…`: role-checked reverse proxy and static bundles.
 pub mod proxy;
 /// Roles from groups and the one access decision.

@@ -15,6 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::SessionSettings;
+use crate::jar::{AppJar, SessionJars, SetCookie};
 
 /// Name of the session cookie on plain-HTTP origins.
 pub const COOKIE_NAME: &str = "portico_session";
@@ -185,12 +186,35 @@ pub trait SessionStore: Send + Sync + 'static {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError>;
+    /// The cookies the session's jar holds for `app` (`cookies: jar`), if any. Jars live and die with
+    /// their session: every way a session ends above must drop its jars too.
+    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError>;
+    /// Applies an app's `Set-Cookie`s to the session's jar (see `jar::SessionJars::apply`). A session
+    /// that has ended gets no jar back: a late response cannot outlive a sign-out.
+    async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &str,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Sessions in this process's memory. Lost on restart; not shared between instances.
 #[derive(Default)]
 pub struct MemoryStore {
     sessions: RwLock<HashMap<SessionId, Arc<Session>>>,
+    /// Each session's cookie jars, beside the session and removed with it (lock order: sessions first).
+    jars: RwLock<HashMap<SessionId, SessionJars>>,
+}
+
+impl MemoryStore {
+    /// Drops the jars of sessions that are gone; called with the sessions' write lock held.
+    fn drop_ended_jars(&self, sessions: &HashMap<SessionId, Arc<Session>>) {
+        if let Ok(mut jars) = self.jars.write() {
+            jars.retain(|id, _| sessions.contains_key(id));
+        }
+    }
 }
 
 #[async_trait]
@@ -230,6 +254,9 @@ impl SessionStore for MemoryStore {
             .write()
             .map_err(|_| StoreError("lock poisoned".into()))?;
         sessions.remove(id);
+        if let Ok(mut jars) = self.jars.write() {
+            jars.remove(id);
+        }
         Ok(())
     }
 
@@ -244,6 +271,7 @@ impl SessionStore for MemoryStore {
             .map_err(|_| StoreError("lock poisoned".into()))?;
         let before = sessions.len();
         sessions.retain(|_, session| !session.expired(now, settings));
+        self.drop_ended_jars(&sessions);
         Ok(before - sessions.len())
     }
 
@@ -259,7 +287,42 @@ impl SessionStore for MemoryStore {
             .map_err(|_| StoreError("lock poisoned".into()))?;
         let before = sessions.len();
         sessions.retain(|_, session| !session.matches_logout(tenant, subject, sid));
+        self.drop_ended_jars(&sessions);
         Ok(before - sessions.len())
+    }
+
+    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError> {
+        let jars = self
+            .jars
+            .read()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        Ok(jars.get(id).and_then(|jars| jars.app(app)))
+    }
+
+    async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &str,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let sessions = self
+            .sessions
+            .read()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        if !sessions.contains_key(id) {
+            return Ok(());
+        }
+        let mut jars = self
+            .jars
+            .write()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let session_jars = jars.entry(id.clone()).or_default();
+        session_jars.apply(app, cookies, now);
+        if session_jars.is_empty() {
+            jars.remove(id);
+        }
+        Ok(())
     }
 }
 
@@ -407,5 +470,49 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn cookie_jars_end_with_their_session_however_it_ends() {
+        let store = MemoryStore::default();
+        let now = unix_now();
+        let cookie = || vec![SetCookie::parse("sid=1; Path=/", "/", now).unwrap()];
+        let mut with_sid = Session::new("acme", user());
+        with_sid.oidc = Some(OidcTokens {
+            access_token: "at".into(),
+            expires_at: now + 600,
+            refresh_at: now + 500,
+            refresh_token: None,
+            id_token: "id".into(),
+            sid: Some("idp-sid".into()),
+        });
+        let mut idle = Session::new("acme", user());
+        idle.last_seen -= 61;
+        let signed_out = Session::new("acme", user());
+        let ids: Vec<SessionId> = [&with_sid, &idle, &signed_out]
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        for session in [with_sid, idle, signed_out] {
+            store.insert(session).await.unwrap();
+        }
+        for id in &ids {
+            store.update_jar(id, "app", cookie(), now).await.unwrap();
+            assert!(store.jar(id, "app").await.unwrap().is_some());
+            assert!(store.jar(id, "other").await.unwrap().is_none());
+        }
+        store.remove(&ids[2]).await.unwrap();
+        store.purge_expired(now, &settings()).await.unwrap();
+        store
+            .remove_for_logout("acme", None, Some("idp-sid"))
+            .await
+            .unwrap();
+        for id in &ids {
+            assert!(store.jar(id, "app").await.unwrap().is_none());
+            // A response that arrives after the session ended keeps nothing.
+            store.update_jar(id, "app", cookie(), now).await.unwrap();
+            assert!(store.jar(id, "app").await.unwrap().is_none());
+        }
+        assert!(store.jars.read().unwrap().is_empty());
     }
 }

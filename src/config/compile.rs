@@ -2106,22 +2106,29 @@ impl<'s> Reader<'s> {
             Some(list) => self.request_rules(list, &join(&path, "rules"), roles, tenant),
             None => Some(Vec::new()),
         };
-        let drop_cookies = match fields.get("cookies") {
+        let cookies = match fields.get("cookies") {
             Some(node) => match self.string(node, &join(&path, "cookies")).as_deref() {
-                Some("scoped") => Some(false),
-                Some("drop") => Some(true),
+                Some("jar") => Some(CookieMode::Jar),
+                Some("scoped") => Some(CookieMode::Scoped),
+                Some("drop") => Some(CookieMode::Drop),
                 Some(other) => {
+                    let hint = suggest(
+                        other,
+                        CookieMode::NAMES,
+                        "`jar` (the default: kept by portico, never in the browser), `scoped` \
+                         (in the browser below /apps/<id>/, readable by every app's script) or `drop`",
+                    );
                     self.error(
                         node.mark,
                         &join(&path, "cookies"),
                         format!("unknown cookie mode `{other}`"),
-                        Some("`scoped` (the default: Path below /apps/<id>/) or `drop`".into()),
+                        Some(hint),
                     );
                     None
                 }
                 None => None,
             },
-            None => Some(false),
+            None => Some(CookieMode::default()),
         };
         let identity = match fields.get("identity") {
             Some(node) => self.identity(node, &join(&path, "identity")),
@@ -2191,7 +2198,7 @@ impl<'s> Reader<'s> {
             nodes,
             luigi_client: luigi_client?,
             identity: identity?,
-            drop_cookies: drop_cookies?,
+            cookies: cookies?,
         })
         .filter(|_| valid_id)
     }

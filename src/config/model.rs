@@ -242,8 +242,26 @@ pub struct App {
     pub luigi_client: bool,
     /// What portico tells the upstream about the user.
     pub identity: IdentityModes,
-    /// `cookies: drop`: the upstream's `Set-Cookie` never reaches the browser (default: scoped to the app).
-    pub drop_cookies: bool,
+    /// What happens to the upstream's cookies (`cookies:`); see `jar` for why `Jar` is the default.
+    pub cookies: CookieMode,
+}
+
+/// Where an app's cookies live (`cookies:` of an app).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CookieMode {
+    /// In portico's session store, per session and app; the browser never sees them and the
+    /// upstream gets only these (the default).
+    #[default]
+    Jar,
+    /// In the browser, `Path` moved below `/apps/<id>/` and `Domain` dropped: script-readable, and
+    /// readable and writable by every other app's script on the origin.
+    Scoped,
+    /// Nowhere: the upstream's `Set-Cookie` is dropped.
+    Drop,
+}
+
+impl CookieMode {
+    pub const NAMES: &'static [&'static str] = &["jar", "scoped", "drop"];
 }
 
 /// What goes upstream about the user (`identity:` of an app).

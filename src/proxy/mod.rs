@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Redirect, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
@@ -28,8 +28,9 @@ pub(crate) use upstream::over_body_limit;
 use crate::assets::{self, CachePolicy, DemoApps};
 use crate::audit::{self, AuditEvent};
 use crate::auth::{AuthError, SignedIn, csrf};
-use crate::config::{App, AppTarget};
+use crate::config::{App, AppTarget, CookieMode};
 use crate::error::AppError;
+use crate::jar;
 use crate::rbac::{self, Decision};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
@@ -231,6 +232,12 @@ async fn app_request(
                 peer.ip(),
                 forwarded_origin(tenant, state.listen).as_deref(),
             );
+            // The path as the upstream sees it, which is what its cookies' `Path` speaks about.
+            let upstream_path = format!("{}{}", upstream.base_path, app_path.raw);
+            if app.cookies == CookieMode::Jar {
+                send_jar_cookies(&state, &signed_in, app, &upstream_path, &mut parts.headers)
+                    .await?;
+            }
             parts.extensions = Default::default();
             let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {
                 parts
@@ -242,7 +249,7 @@ async fn app_request(
                 on_upgrade
             });
             let outgoing = Request::from_parts(parts, body);
-            state
+            let mut response = state
                 .upstreams
                 .forward(
                     upstream,
@@ -251,24 +258,84 @@ async fn app_request(
                     context.config.proxy.response_timeout,
                     client_upgrade,
                 )
-                .await
-                .map(|mut response| {
-                    let prefix = format!("/apps/{}/", app.id);
-                    let headers = response.headers_mut();
-                    headers::scope_set_cookies(headers, &prefix, app.drop_cookies);
-                    headers::rewrite_location(
-                        headers,
-                        &upstream.authority,
-                        &upstream.base_path,
-                        &prefix,
-                    );
-                    response
-                })?
+                .await?;
+            let prefix = format!("/apps/{}/", app.id);
+            let headers = response.headers_mut();
+            match app.cookies {
+                CookieMode::Jar => {
+                    keep_in_jar(&state, &signed_in, app, &upstream_path, headers).await;
+                }
+                CookieMode::Scoped => headers::scope_set_cookies(headers, &prefix, false),
+                CookieMode::Drop => headers::scope_set_cookies(headers, &prefix, true),
+            }
+            headers::rewrite_location(headers, &upstream.authority, &upstream.base_path, &prefix);
+            remove_origin_wide_headers(headers);
+            response
         }
         AppTarget::StaticDir(dir) => serve_static_dir(dir, &app_path, request).await?,
         AppTarget::Embedded(bundle) => serve_embedded(bundle, &app_path.decoded, &request)?,
     };
     Ok(frame_for_shell(app, response))
+}
+
+/// `cookies: jar`: the upstream gets the session's jar for this app and nothing the browser sent as
+/// cookies (any app's script can write those, so none of them can be trusted as this app's).
+async fn send_jar_cookies(
+    state: &AppState,
+    signed_in: &SignedIn,
+    app: &App,
+    upstream_path: &str,
+    headers: &mut HeaderMap,
+) -> Result<(), AppError> {
+    headers.remove(header::COOKIE);
+    let jar = state
+        .sessions
+        .store
+        .jar(&signed_in.session.id, &app.id)
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    let now = crate::auth::session::unix_now();
+    if let Some(cookies) = jar.and_then(|jar| jar.cookie_header(upstream_path, now)) {
+        headers.insert(header::COOKIE, cookies);
+    }
+    Ok(())
+}
+
+/// `cookies: jar`: the upstream's `Set-Cookie`s go into the session's jar and never to the browser.
+/// A store failure loses those cookies (logged), not the response.
+async fn keep_in_jar(
+    state: &AppState,
+    signed_in: &SignedIn,
+    app: &App,
+    upstream_path: &str,
+    headers: &mut HeaderMap,
+) {
+    let now = crate::auth::session::unix_now();
+    let cookies = jar::take_set_cookies(headers, upstream_path, now);
+    if cookies.is_empty() {
+        return;
+    }
+    if let Err(error) = state
+        .sessions
+        .store
+        .update_jar(&signed_in.session.id, &app.id, cookies, now)
+        .await
+    {
+        tracing::warn!(app = %app.id, %error, "cookie jar: the app's cookies could not be kept");
+    }
+}
+
+/// Response headers whose effect browsers apply to the whole origin, which every app shares: an app
+/// that could send them would act beyond its own page and outlive it. `Service-Worker-Allowed: /`
+/// would let its service worker control the shell, `/auth/*` and every other app, across sign-outs
+/// (without it a worker's scope stays below the app's own path). `Clear-Site-Data` has no path: its
+/// `"cookies"` signs the user out of the portal, its `"storage"` wipes every app's storage.
+const ORIGIN_WIDE: [&str; 2] = ["service-worker-allowed", "clear-site-data"];
+
+fn remove_origin_wide_headers(headers: &mut HeaderMap) {
+    for name in ORIGIN_WIDE {
+        headers.remove(name);
+    }
 }
 
 /// What every request forwarded to an upstream (an app or Backstage) must pass, after the access decision:

@@ -6,6 +6,7 @@ mod backstage;
 mod canonical_paths;
 mod config_check;
 mod edge;
+mod cookie_jar;
 mod fake_idp;
 mod helpers;
 mod oidc_negative;

@@ -214,6 +214,17 @@ async fn start(upstream: &str, extra: &str) -> TestServer {
     TestServer::from_yaml(&acme(upstream, extra), dir.path()).await
 }
 
+/// The same with `cookies: scoped`: the app's cookies live in the browser (the default is a jar, see
+/// `cookie_jar.rs`).
+async fn start_scoped(upstream: &str) -> TestServer {
+    let yaml = acme(upstream, "").replace(
+        "        upstream: ",
+        "        cookies: scoped\n        upstream: ",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::from_yaml(&yaml, dir.path()).await
+}
+
 /// GET through the proxy as `session`, returning the upstream's echo of the request.
 async fn echo(server: &TestServer, session: &Session, path: &str) -> Value {
     let response = server
@@ -370,7 +381,7 @@ async fn identity_headers_follow_the_user() {
 #[tokio::test]
 async fn the_session_cookie_never_reaches_the_upstream_but_app_cookies_do() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream.url(), "").await;
+    let server = start_scoped(&upstream.url()).await;
     let dev = server.sign_in("dev").await;
 
     let send = |cookie: String| {
@@ -1167,7 +1178,7 @@ async fn each_app_chooses_what_identity_goes_upstream() {
 #[tokio::test]
 async fn upstream_responses_are_scoped_to_their_app() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream.url(), "").await;
+    let server = start_scoped(&upstream.url()).await;
     let dev = server.sign_in("dev").await;
     let response = server
         .get("/apps/echo/hygiene")

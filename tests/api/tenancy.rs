@@ -117,6 +117,7 @@ tenants:
         label: Acme Tools
         category: Build
         access: {{ roles: [developer] }}
+        cookies: scoped   # in the browser, so the host-only test sees the app's cookie
         upstream: http://{acme_upstream}
   globex:
     hosts: ["{GLOBEX}:{port}"]
@@ -131,6 +132,7 @@ tenants:
         label: Globex Ledger
         category: Finance
         access: {{ roles: [developer] }}
+        cookies: scoped   # in the browser, so the host-only test sees the app's cookie
         upstream: http://{globex_upstream}
 shared_apps:
   - id: wiki
