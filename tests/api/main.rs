@@ -5,8 +5,8 @@
 mod backstage;
 mod canonical_paths;
 mod config_check;
-mod edge;
 mod cookie_jar;
+mod edge;
 mod fake_idp;
 mod helpers;
 mod oidc_negative;
