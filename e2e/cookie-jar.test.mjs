@@ -61,6 +61,7 @@ before(async () => {
 default_tenant: acme
 tenants:
   acme:
+    hosts: [127.0.0.1]
     branding: { title: Acme Portal }
     auth:
       dev_sign_in:

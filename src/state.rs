@@ -64,4 +64,8 @@ pub struct RequestContext {
     /// Every name the request gave (Host, `:authority`) is one of the tenant's own hosts; false when the
     /// tenant answers only as `default_tenant`.
     pub host_listed: bool,
+    /// The Host (or `:authority`) as the client gave it, port included, when `host_listed` and its port
+    /// is a number: the tenant chose to answer that name, so upstreams may be told it when the tenant
+    /// has no `public_origin` (a demo on `127.0.0.1:<any port>`).
+    pub listed_authority: Option<String>,
 }

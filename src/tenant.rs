@@ -64,6 +64,21 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
+/// `name` or `name:port` with a decimal port: a listed name cannot smuggle a path or a second authority
+/// into what upstreams are told through the part after the colon.
+fn has_numeric_port_or_none(host: &str) -> bool {
+    let after_name = match host.strip_prefix('[') {
+        Some(literal) => literal.split_once(']').map_or("", |(_, rest)| rest),
+        None => host.rsplit_once(':').map_or("", |(_, port)| port),
+    };
+    let port = after_name.strip_prefix(':').unwrap_or(after_name);
+    if host.starts_with('[') && !after_name.is_empty() && !after_name.starts_with(':') {
+        return false;
+    }
+    port.is_empty() && !after_name.starts_with(':')
+        || (1..=5).contains(&port.len()) && port.bytes().all(|byte| byte.is_ascii_digit())
+}
+
 /// Middleware: loads the config snapshot once, resolves the tenant and stores both for the handlers.
 pub async fn resolve_tenant(
     State(state): State<AppState>,
@@ -109,10 +124,13 @@ pub async fn resolve_tenant(
     if let Some(labels) = request.extensions().get::<Labels>() {
         labels.tenant(&tenant.id);
     }
+    let listed_authority =
+        (host_listed && has_numeric_port_or_none(&host)).then(|| host.to_ascii_lowercase());
     request.extensions_mut().insert(RequestContext {
         config,
         tenant,
         host_listed,
+        listed_authority,
     });
     next.run(request).await
 }
@@ -129,5 +147,21 @@ mod tests {
         );
         assert_eq!(strip_port("portal.acme.example"), "portal.acme.example");
         assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+
+    #[test]
+    fn only_numeric_ports_are_passed_on_as_the_listed_authority() {
+        for good in ["acme.example", "acme.example:8080", "[::1]", "[::1]:8080"] {
+            assert!(has_numeric_port_or_none(good), "{good}");
+        }
+        for bad in [
+            "acme.example:80/evil",
+            "acme.example:evil.example",
+            "acme.example:123456",
+            "[::1]evil",
+            "[::1]:x",
+        ] {
+            assert!(!has_numeric_port_or_none(bad), "{bad}");
+        }
     }
 }

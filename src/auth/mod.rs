@@ -389,10 +389,19 @@ pub(crate) async fn start_session(
 
 /// Name of the cookie that ties a login in flight to the browser that started it (plain HTTP; it is
 /// only sent to the callback).
-const LOGIN_BINDING_COOKIE: &str = "portico_login";
+pub(crate) const LOGIN_BINDING_COOKIE: &str = "portico_login";
 /// Its name on HTTPS origins. A sibling subdomain that could plant the binding cookie could make a
 /// victim's browser finish the planter's own login (login CSRF); `__Host-` makes browsers refuse that.
-const SECURE_LOGIN_BINDING_COOKIE: &str = "__Host-portico_login";
+pub(crate) const SECURE_LOGIN_BINDING_COOKIE: &str = "__Host-portico_login";
+
+/// Every cookie portico itself sets. None of them is ever forwarded upstream, and no upstream may set
+/// one: the proxy and the Backstage mount both filter on this list.
+pub const PORTAL_COOKIES: [&str; 4] = [
+    COOKIE_NAME,
+    SECURE_COOKIE_NAME,
+    LOGIN_BINDING_COOKIE,
+    SECURE_LOGIN_BINDING_COOKIE,
+];
 /// How long a login may take; the binding cookie lasts as long (see `oidc::LOGIN_TIMEOUT`).
 const LOGIN_BINDING_MAX_AGE: u64 = 600;
 

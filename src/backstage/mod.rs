@@ -224,8 +224,11 @@ async fn backstage_request(
         &mut parts.headers,
         &identity,
         peer.ip(),
-        forwarded_origin(tenant, state.listen).as_deref(),
+        forwarded_origin(&context, state.listen).as_deref(),
     );
+    // Backstage authenticates by the token portico attaches. The browser's cookies on this origin are
+    // the apps' (or, in jar mode, none at all), and none of them is Backstage's business.
+    parts.headers.remove(header::COOKIE);
     parts.extensions = Default::default();
     let body = match (&scope, plan.body) {
         (Some(scope), rule) if rule != BodyRule::Keep => {
@@ -281,7 +284,10 @@ async fn backstage_request(
             return Ok(checked);
         }
     }
-    let response = call.send(parts, body, bodyless).await?;
+    let mut response = call.send(parts, body, bodyless).await?;
+    // A plugin's cookie would land on the portal's origin beside every app's (and with `Path=/`, be
+    // sent to all of them): the Backstage mount is an API behind portico's session, so it sets none.
+    response.headers_mut().remove(header::SET_COOKIE);
     Ok(match (&scope, plan.answer) {
         (Some(scope), AnswerRule::Entity) => scope::checked_entity(scope, response).await?,
         (Some(scope), AnswerRule::Ancestry) => scope::checked_ancestry(scope, response).await?,

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::auth::session::{COOKIE_NAME, SECURE_COOKIE_NAME};
+use crate::auth::PORTAL_COOKIES;
 use crate::config::IdentityModes;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones.
@@ -249,7 +249,7 @@ pub fn prepare_upstream_request(
 /// The header that carries the signed identity assertion.
 const X_PORTICO_ASSERTION: HeaderName = HeaderName::from_static("x-portico-assertion");
 
-/// Removes portico's session cookie from `Cookie`, keeping the app's own cookies.
+/// Removes portico's own cookies (the session and the login binding) from `Cookie`, keeping the app's.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
@@ -260,7 +260,7 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let name = pair.split_once('=').map_or(*pair, |(name, _)| name).trim();
-            name != COOKIE_NAME && name != SECURE_COOKIE_NAME
+            !PORTAL_COOKIES.contains(&name)
         })
         .map(str::to_owned)
         .collect();
@@ -272,8 +272,9 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// Drops upstream `Set-Cookie` headers that would set or overwrite portico's session cookie: an app on the
-/// shared origin must not be able to plant a session (session fixation) or sign the user out.
+/// Drops upstream `Set-Cookie` headers that would set or overwrite portico's own cookies: an app on the
+/// shared origin must not be able to plant a session (session fixation), sign the user out, or plant a
+/// login binding (login CSRF).
 pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
@@ -281,7 +282,7 @@ pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
         .filter(|value| {
             let text = String::from_utf8_lossy(value.as_bytes());
             let name = text.split(['=', ';']).next().unwrap_or("").trim();
-            name != COOKIE_NAME && name != SECURE_COOKIE_NAME
+            !PORTAL_COOKIES.contains(&name)
         })
         .cloned()
         .collect();
@@ -709,5 +710,24 @@ mod tests {
         );
         strip_session_cookie(&mut headers);
         assert!(headers.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn the_login_binding_cookie_never_goes_upstream_nor_comes_back() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-portico_login=b1; app=1; portico_login=b2"),
+        );
+        strip_session_cookie(&mut headers);
+        assert_eq!(headers[header::COOKIE], "app=1");
+
+        let mut response = HeaderMap::new();
+        for value in ["__Host-portico_login=planted; Path=/", "app=2"] {
+            response.append(header::SET_COOKIE, HeaderValue::from_static(value));
+        }
+        remove_session_cookie_overrides(&mut response);
+        let left: Vec<_> = response.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["app=2"]);
     }
 }

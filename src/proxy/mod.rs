@@ -230,7 +230,7 @@ async fn app_request(
                 &mut parts.headers,
                 &identity,
                 peer.ip(),
-                forwarded_origin(tenant, state.listen).as_deref(),
+                forwarded_origin(&context, state.listen).as_deref(),
             );
             // The path as the upstream sees it, which is what its cookies' `Path` speaks about.
             let upstream_path = format!("{}{}", upstream.base_path, app_path.raw);
@@ -379,13 +379,21 @@ pub(crate) fn guard_forwarded_request(
     Ok(request.map(|body| Body::new(upstream::LimitedBody::new(body, max_body))))
 }
 
-/// The origin upstreams are told the user reached (`X-Forwarded-Host`/`-Proto`): the tenant's, or for
-/// a tenant without hosts (reached through `default_tenant`, a loopback demo) the listener's own
-/// address when it names one. Never the client's Host, which is whatever the client chose.
+/// The origin upstreams are told the user reached (`X-Forwarded-Host`/`-Proto`): the tenant's public
+/// origin when it has one; else the name the client used when the tenant lists it (with its port, so a
+/// demo on `127.0.0.1:<port>` gets working absolute links); else the tenant's first host, or for a
+/// tenant without hosts (reached through `default_tenant`) the listener's own address when it names
+/// one. Never a Host the tenant does not list, which is whatever the client chose.
 pub(crate) fn forwarded_origin(
-    tenant: &crate::config::Tenant,
+    context: &RequestContext,
     listen: SocketAddr,
 ) -> Option<std::borrow::Cow<'_, str>> {
+    let tenant = &context.tenant;
+    if tenant.public_origin.is_none() {
+        if let Some(authority) = &context.listed_authority {
+            return Some(std::borrow::Cow::Owned(format!("http://{authority}")));
+        }
+    }
     match &tenant.origin {
         Some(origin) => Some(std::borrow::Cow::Borrowed(origin.as_str())),
         None if !listen.ip().is_unspecified() => {

@@ -114,6 +114,7 @@ tenants:
           - {{ id: retry-alice, email: alice@acme.example, groups: [acme-eng] }}
           - {{ id: spoof-bob, email: bob@acme.example, groups: [acme-eng] }}
           - {{ id: svc-bob, email: bob@acme.example, groups: [acme-eng] }}
+          - {{ id: cookie-bob, email: bob@acme.example, groups: [acme-eng] }}
     roles:
       developer: {{ groups: [acme-eng] }}
     apps:
@@ -496,6 +497,34 @@ async fn backstage_ignores_identity_headers_and_tokens_the_client_sends() {
     let calls = sign_ins_of("spoof-bob").await;
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_sign_in_headers(&calls[0], "spoof-bob", "bob@acme.example");
+}
+
+/// The Backstage mount is an API, not an app: the browser's cookies (other apps' cookies, on the shared
+/// origin) never reach Backstage, and a cookie a Backstage plugin sets never reaches the browser.
+#[tokio::test]
+async fn backstage_neither_receives_nor_sets_browser_cookies() {
+    let server = user_portal("[catalog, whoami]").await;
+    let bob = server.sign_in("cookie-bob").await;
+    let app_cookies = format!("{}; app_sid=secret-of-another-app", bob.cookie);
+    let response = server
+        .get("/backstage/api/whoami?set-cookie=plugin_sid%3Dx")
+        .header("accept", "application/json")
+        .header("cookie", &app_cookies)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "a Backstage cookie reached the browser: {:?}",
+        response.headers().get_all("set-cookie")
+    );
+    let seen = ok_json(response).await;
+    assert_eq!(user_of(&seen), "user:acme/bob");
+    assert_eq!(
+        seen["headers"].get("cookie"),
+        None,
+        "browser cookies reached Backstage: {seen}"
+    );
 }
 
 /// The whoami plugin's fingerprint of a token, computed by the plugin itself (so the test needs no

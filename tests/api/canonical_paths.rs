@@ -166,7 +166,7 @@ version: 1
 default_tenant: acme
 tenants:
   acme:
-    hosts: [portal.acme.test]
+    hosts: [portal.acme.test, 127.0.0.1]
     auth:
       dev_sign_in:
         users:

@@ -93,7 +93,7 @@ async fn echo_handler(
     .into_response()
 }
 
-/// Tenant `acme` at `portal.acme.test` (also the default tenant, so 127.0.0.1 reaches it) with an `echo`
+/// Tenant `acme` at `portal.acme.test` and 127.0.0.1 (listed, so dev sign-in answers there) with an `echo`
 /// app in front of `upstream`; `extra` is more top-level config and `tenant_extra` more tenant keys.
 fn acme(upstream: &str, extra: &str, tenant_extra: &str) -> String {
     format!(
@@ -103,7 +103,7 @@ default_tenant: acme
 {extra}
 tenants:
   acme:
-    hosts: [portal.acme.test]
+    hosts: [portal.acme.test, 127.0.0.1]
 {tenant_extra}
     auth:
       dev_sign_in:
@@ -414,56 +414,75 @@ async fn identity_header_values_cannot_add_a_group() {
 
 /// X-Forwarded-Host and -Proto name the tenant's origin, whatever Host or X-Forwarded-Host the client
 /// sent: an upstream that builds absolute links or redirects from them cannot be steered elsewhere.
+/// Without a `public_origin`, a name the tenant lists is passed on as the client gave it (with its
+/// port, so links work on a demo's `127.0.0.1:<port>`), but only with a numeric port; any other name is
+/// replaced by the tenant's first host.
 #[tokio::test]
 async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
     let upstream = Upstream::start().await;
     let server = start(&upstream, "", "").await;
     let dev = server.sign_in("dev").await;
     let port = server.addr.port();
-    for host in [
-        format!("evil.example:{port}"),
-        format!("PORTAL.ACME.TEST:{port}"),
-        format!("127.0.0.1:{port}"),
-    ] {
+    let forwarded = |host: String| {
+        let (server, dev) = (&server, &dev);
+        async move {
+            let echoed = echo_with(
+                server,
+                dev,
+                "/apps/echo/links",
+                &[
+                    ("host", &host),
+                    ("x-forwarded-host", "evil.example"),
+                    ("x-forwarded-proto", "https"),
+                ],
+            )
+            .await;
+            assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
+            upstream_header(&echoed, "x-forwarded-host")
+                .iter()
+                .map(|value| value.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        forwarded(format!("evil.example:{port}")).await,
+        ["portal.acme.test"]
+    );
+    assert_eq!(
+        forwarded(format!("PORTAL.ACME.TEST:{port}")).await,
+        [format!("portal.acme.test:{port}")]
+    );
+    assert_eq!(
+        forwarded(format!("127.0.0.1:{port}")).await,
+        [format!("127.0.0.1:{port}")]
+    );
+    assert_eq!(
+        forwarded("portal.acme.test:80@evil.example".to_owned()).await,
+        ["portal.acme.test"]
+    );
+
+    // With a public origin, that is what upstreams are told, whatever name the client used.
+    let public = start(
+        &upstream,
+        "",
+        "    public_origin: http://portal.acme.test:8443",
+    )
+    .await;
+    let dev = public.sign_in("dev").await;
+    for host in [format!("127.0.0.1:{port}"), format!("evil.example:{port}")] {
         let echoed = echo_with(
-            &server,
+            &public,
             &dev,
             "/apps/echo/links",
-            &[
-                ("host", &host),
-                ("x-forwarded-host", "evil.example"),
-                ("x-forwarded-proto", "https"),
-            ],
+            &[("host", &host), ("x-forwarded-host", "evil.example")],
         )
         .await;
         assert_eq!(
             upstream_header(&echoed, "x-forwarded-host"),
-            ["portal.acme.test"],
+            ["portal.acme.test:8443"],
             "Host {host}"
         );
-        assert_eq!(upstream_header(&echoed, "x-forwarded-proto"), ["http"]);
     }
-
-    // A tenant without hosts (reached through default_tenant): the listener's address, still not the
-    // client's Host.
-    let yaml = acme(&upstream.url(), "", "").replace("    hosts: [portal.acme.test]\n", "");
-    let dir = tempfile::tempdir().unwrap();
-    let hostless = TestServer::from_yaml(&yaml, dir.path()).await;
-    let dev = hostless.sign_in("dev").await;
-    let echoed = echo_with(
-        &hostless,
-        &dev,
-        "/apps/echo/links",
-        &[
-            ("host", "evil.example"),
-            ("x-forwarded-host", "evil.example"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        upstream_header(&echoed, "x-forwarded-host"),
-        [hostless.addr.to_string()]
-    );
 }
 
 /// A chunked upload (no Content-Length, so it cannot be refused up front) that goes over

@@ -6,6 +6,7 @@
 //   200 {"principal": {"type": "user", "userEntityRef": "user:acme/alice"} | {"type": "service", "subject": "portico"},
 //        "token": {"fingerprint": <first 16 hex of sha256(bearer token)>, "sub", "iss", "iat", "exp"} | null,
 //        "method", "path", "query", "headers": {<every request header except authorization>}}
+//   ?set-cookie=<name>=<value> makes the answer carry that Set-Cookie (Path=/).
 //   GET /api/whoami/sign-ins: 200 [{"method", "headers": {...}}, ...], every request that reached
 //   /api/auth/oauth2Proxy/refresh since start (oldest first, at most 1000), recorded before Backstage
 //   handles it: so tests see exactly what a gateway sent when it signed a user in.
@@ -102,6 +103,11 @@ const whoamiPlugin = createBackendPlugin({
             const credentials = await httpAuth.credentials(req);
             const { authorization, ...headers } = req.headers;
             const { sub, iss, iat, exp } = token ? claims(token) : {};
+            // A plugin that sets a cookie (`?set-cookie=name=value`): on the portal's shared origin it
+            // would land beside every app's cookies, so portico must not pass it on.
+            if (typeof req.query['set-cookie'] === 'string') {
+              res.append('Set-Cookie', `${req.query['set-cookie']}; Path=/`);
+            }
             res.json({
               principal: credentials.principal,
               token: token ? { fingerprint: fingerprint(token), sub, iss, iat, exp } : null,
