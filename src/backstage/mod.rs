@@ -34,7 +34,10 @@ use crate::auth::session::unix_now;
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
 use crate::error::AppError;
 use crate::proxy::headers::{self, Identity};
-use crate::proxy::{ProxyError, forwarded_origin, guard_forwarded_request, over_body_limit, path};
+use crate::proxy::{
+    ProxyError, forwarded_origin, guard_forwarded_request, over_body_limit, path,
+    remove_origin_wide_headers,
+};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -288,6 +291,7 @@ async fn backstage_request(
     // A plugin's cookie would land on the portal's origin beside every app's (and with `Path=/`, be
     // sent to all of them): the Backstage mount is an API behind portico's session, so it sets none.
     response.headers_mut().remove(header::SET_COOKIE);
+    remove_origin_wide_headers(response.headers_mut());
     Ok(match (&scope, plan.answer) {
         (Some(scope), AnswerRule::Entity) => scope::checked_entity(scope, response).await?,
         (Some(scope), AnswerRule::Ancestry) => scope::checked_ancestry(scope, response).await?,

@@ -330,9 +330,17 @@ async fn keep_in_jar(
 /// would let its service worker control the shell, `/auth/*` and every other app, across sign-outs
 /// (without it a worker's scope stays below the app's own path). `Clear-Site-Data` has no path: its
 /// `"cookies"` signs the user out of the portal, its `"storage"` wipes every app's storage.
-const ORIGIN_WIDE: [&str; 2] = ["service-worker-allowed", "clear-site-data"];
+/// `Strict-Transport-Security` and `Alt-Svc` decide how browsers reach the whole host (HSTS with
+/// `includeSubDomains` also its siblings, `preload` for good): the platform's decision, not an app's
+/// (Backstage's own helmet defaults send HSTS with `includeSubDomains`).
+const ORIGIN_WIDE: [&str; 4] = [
+    "service-worker-allowed",
+    "clear-site-data",
+    "strict-transport-security",
+    "alt-svc",
+];
 
-fn remove_origin_wide_headers(headers: &mut HeaderMap) {
+pub(crate) fn remove_origin_wide_headers(headers: &mut HeaderMap) {
     for name in ORIGIN_WIDE {
         headers.remove(name);
     }

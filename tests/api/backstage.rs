@@ -500,7 +500,8 @@ async fn backstage_ignores_identity_headers_and_tokens_the_client_sends() {
 }
 
 /// The Backstage mount is an API, not an app: the browser's cookies (other apps' cookies, on the shared
-/// origin) never reach Backstage, and a cookie a Backstage plugin sets never reaches the browser.
+/// origin) never reach Backstage, and neither a cookie a Backstage plugin sets nor Backstage's
+/// origin-wide headers (HSTS) reach the browser.
 #[tokio::test]
 async fn backstage_neither_receives_nor_sets_browser_cookies() {
     let server = user_portal("[catalog, whoami]").await;
@@ -517,6 +518,15 @@ async fn backstage_neither_receives_nor_sets_browser_cookies() {
         response.headers().get("set-cookie").is_none(),
         "a Backstage cookie reached the browser: {:?}",
         response.headers().get_all("set-cookie")
+    );
+    // Backstage's helmet defaults send HSTS with includeSubDomains: how browsers reach the portal's
+    // host is the platform's decision, not a mounted backend's.
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
+        "Backstage's HSTS reached the browser"
     );
     let seen = ok_json(response).await;
     assert_eq!(user_of(&seen), "user:acme/bob");

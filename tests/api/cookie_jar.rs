@@ -56,6 +56,13 @@ fn answer(request: Request) -> Response {
                 "clear-site-data",
                 "\"cookies\", \"storage\"".parse().unwrap(),
             );
+            headers.insert(
+                "strict-transport-security",
+                "max-age=31536000; includeSubDomains; preload"
+                    .parse()
+                    .unwrap(),
+            );
+            headers.insert("alt-svc", "h3=\":443\"; ma=86400".parse().unwrap());
             response
         }
         _ => {
@@ -284,7 +291,8 @@ async fn signing_out_drops_the_sessions_jars() {
 
 /// Headers whose effect a browser applies to the whole origin are an app's to send no more than the
 /// portal session is: `Service-Worker-Allowed: /` would let the app's service worker control the shell
-/// and every other app, `Clear-Site-Data: "cookies"` would sign the user out of the portal.
+/// and every other app, `Clear-Site-Data: "cookies"` would sign the user out of the portal, HSTS and
+/// `Alt-Svc` would decide for the whole host (and with `includeSubDomains`, its siblings).
 #[tokio::test]
 async fn an_app_cannot_send_headers_that_act_on_the_whole_origin() {
     let server = start().await;
@@ -296,6 +304,8 @@ async fn an_app_cannot_send_headers_that_act_on_the_whole_origin() {
         let headers = response.headers();
         assert!(headers.get("service-worker-allowed").is_none(), "{app}");
         assert!(headers.get("clear-site-data").is_none(), "{app}");
+        assert!(headers.get("strict-transport-security").is_none(), "{app}");
+        assert!(headers.get("alt-svc").is_none(), "{app}");
     }
 }
 
