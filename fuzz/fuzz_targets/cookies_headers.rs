@@ -1,7 +1,8 @@
 //! Cookie and header handling on the way to and from an app.
 //!
-//! Properties: after `strip_session_cookie` no `Cookie` header carries the session cookie under either
-//! name and `auth::session_cookie` finds none; after `remove_session_cookie_overrides` no `Set-Cookie`
+//! Properties: a request naming the session cookie twice is refused by `auth::session_cookie`; after
+//! `strip_session_cookie` no `Cookie` header carries any of portico's own cookies (`PORTAL_COOKIES`)
+//! and `session_cookie` finds none; after `remove_session_cookie_overrides` no `Set-Cookie`
 //! sets it; after `scope_set_cookies` every `Set-Cookie` has exactly one `Path`, below the app's prefix,
 //! and no `Domain`; a `Location` that is rewritten lands below `/apps/<id>` (path or query next).
 #![no_main]
@@ -13,7 +14,7 @@ use portico::fuzzing::{
     remove_session_cookie_overrides, rewrite_location, scope_set_cookies, strip_session_cookie,
 };
 
-const NAMES: [&str; 2] = ["portico_session", "__Host-portico_session"];
+use portico::auth::PORTAL_COOKIES;
 const PREFIX: &str = "/apps/wiki/";
 
 /// Cookie pairs of all `Cookie` headers, names trimmed as a server would.
@@ -46,12 +47,26 @@ fuzz_target!(|data: &[u8]| {
             for value in values {
                 headers.append(header::COOKIE, value);
             }
+            // Two session cookies are refused, never resolved to one of them.
+            // Counted as RFC 6265 servers read a `Cookie` header: `name=value` pairs split on `;`.
+            let sent: Vec<&str> = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(';'))
+                .filter_map(|pair| pair.trim().split_once('=').map(|(name, _)| name))
+                .collect();
+            for (https, name) in [(false, PORTAL_COOKIES[0]), (true, PORTAL_COOKIES[1])] {
+                if sent.iter().filter(|sent| **sent == name).count() > 1 {
+                    assert!(session_cookie(&headers, https).is_err(), "{headers:?}");
+                }
+            }
             strip_session_cookie(&mut headers);
             for name in cookie_names(&headers) {
-                assert!(!NAMES.contains(&name.as_str()), "{headers:?}");
+                assert!(!PORTAL_COOKIES.contains(&name.as_str()), "{headers:?}");
             }
-            assert!(session_cookie(&headers, false).is_none());
-            assert!(session_cookie(&headers, true).is_none());
+            assert!(matches!(session_cookie(&headers, false), Ok(None)));
+            assert!(matches!(session_cookie(&headers, true), Ok(None)));
         }
         1 => {
             for value in values {
@@ -61,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
             for value in headers.get_all(header::SET_COOKIE) {
                 let text = String::from_utf8_lossy(value.as_bytes());
                 let name = text.split(['=', ';']).next().unwrap_or("").trim();
-                assert!(!NAMES.contains(&name), "{text}");
+                assert!(!PORTAL_COOKIES.contains(&name), "{text}");
             }
         }
         2 => {
