@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             for value in values {
                 headers.append(header::SET_COOKIE, value);
             }
-            scope_set_cookies(&mut headers, PREFIX, false);
+            scope_set_cookies(&mut headers, PREFIX, "/base", false);
             for value in headers.get_all(header::SET_COOKIE) {
                 let text = String::from_utf8_lossy(value.as_bytes());
                 let attributes: Vec<(String, String)> = text

@@ -294,8 +294,10 @@ pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
 
 /// Keeps an upstream's cookies inside its app: `Path` is put below `/apps/<id>/` and `Domain` dropped
 /// (host-only), so an app can neither read nor overwrite another app's or the portal's cookies by path.
-/// With `drop`, the app sets no cookies at all.
-pub fn scope_set_cookies(headers: &mut HeaderMap, app_prefix: &str, drop: bool) {
+/// A `Path` speaks of the upstream's own paths, which start with its `base_path`: that part becomes
+/// the app prefix (an upstream at `/c` setting `Path=/c/settings` gets `/apps/<id>/settings`), and a
+/// path above the base (`Path=/`) covers the whole app. With `drop`, the app sets no cookies at all.
+pub fn scope_set_cookies(headers: &mut HeaderMap, app_prefix: &str, base_path: &str, drop: bool) {
     let values: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -324,7 +326,13 @@ pub fn scope_set_cookies(headers: &mut HeaderMap, app_prefix: &str, drop: bool) 
                 _ => scoped.push(attribute.to_owned()),
             }
         }
-        let inner = path.unwrap_or_default();
+        let path = path.unwrap_or_default();
+        let base = base_path.trim_end_matches('/');
+        let inner = match path.strip_prefix(base) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ if base.is_empty() => path.as_str(),
+            _ => "",
+        };
         let inner = inner.trim_start_matches('/');
         scoped.insert(1, format!("Path={app_prefix}{inner}"));
         if let Ok(value) = HeaderValue::from_str(&scoped.join("; ")) {
@@ -644,7 +652,7 @@ mod tests {
             HeaderValue::from_static("b=2; Path=/reports"),
         );
         headers.append(header::SET_COOKIE, HeaderValue::from_static("c=3"));
-        scope_set_cookies(&mut headers, "/apps/cost/", false);
+        scope_set_cookies(&mut headers, "/apps/cost/", "", false);
         let cookies: Vec<_> = headers
             .get_all(header::SET_COOKIE)
             .iter()
@@ -658,8 +666,24 @@ mod tests {
                 "c=3; Path=/apps/cost/"
             ]
         );
-        scope_set_cookies(&mut headers, "/apps/cost/", true);
+        scope_set_cookies(&mut headers, "/apps/cost/", "", true);
         assert!(headers.get(header::SET_COOKIE).is_none());
+    }
+
+    #[test]
+    fn scoped_cookie_paths_speak_of_the_upstreams_own_paths() {
+        let scoped = |path: &str| {
+            let mut headers = HeaderMap::new();
+            let value = format!("sid=1; Path={path}");
+            headers.insert(header::SET_COOKIE, HeaderValue::from_str(&value).unwrap());
+            scope_set_cookies(&mut headers, "/apps/c/", "/c", false);
+            headers[header::SET_COOKIE].to_str().unwrap().to_owned()
+        };
+        assert_eq!(scoped("/c/settings"), "sid=1; Path=/apps/c/settings");
+        assert_eq!(scoped("/c"), "sid=1; Path=/apps/c/");
+        assert_eq!(scoped("/"), "sid=1; Path=/apps/c/");
+        assert_eq!(scoped("/cx"), "sid=1; Path=/apps/c/");
+        assert_eq!(scoped("/elsewhere/x"), "sid=1; Path=/apps/c/");
     }
 
     #[test]

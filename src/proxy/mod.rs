@@ -265,8 +265,12 @@ async fn app_request(
                 CookieMode::Jar => {
                     keep_in_jar(&state, &signed_in, app, &upstream_path, headers).await;
                 }
-                CookieMode::Scoped => headers::scope_set_cookies(headers, &prefix, false),
-                CookieMode::Drop => headers::scope_set_cookies(headers, &prefix, true),
+                CookieMode::Scoped => {
+                    headers::scope_set_cookies(headers, &prefix, &upstream.base_path, false)
+                }
+                CookieMode::Drop => {
+                    headers::scope_set_cookies(headers, &prefix, &upstream.base_path, true)
+                }
             }
             headers::rewrite_location(headers, &upstream.authority, &upstream.base_path, &prefix);
             remove_origin_wide_headers(headers);
