@@ -124,8 +124,12 @@ pub async fn resolve_tenant(
     if let Some(labels) = request.extensions().get::<Labels>() {
         labels.tenant(&tenant.id);
     }
-    let listed_authority =
-        (host_listed && has_numeric_port_or_none(&host)).then(|| host.to_ascii_lowercase());
+    // The name is already owned; it moves into the context rather than being copied per request.
+    let listed_authority = (host_listed && has_numeric_port_or_none(&host)).then(|| {
+        let mut host = host;
+        host.make_ascii_lowercase();
+        host
+    });
     request.extensions_mut().insert(RequestContext {
         config,
         tenant,

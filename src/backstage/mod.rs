@@ -223,15 +223,15 @@ async fn backstage_request(
     let roles = signed_in.roles.names();
     // Backstage gets its own credential below; no portico identity headers.
     let identity = Identity::of(user, &roles, &tenant.id, "backstage", IdentityModes::NONE);
+    // Backstage authenticates by the token portico attaches. The browser's cookies on this origin are
+    // the apps' (or, in jar mode, none at all), and none of them is Backstage's business.
+    parts.headers.remove(header::COOKIE);
     headers::prepare_upstream_request(
         &mut parts.headers,
         &identity,
         peer.ip(),
-        forwarded_origin(&context, state.listen).as_deref(),
+        forwarded_origin(&context, state.listen).as_ref(),
     );
-    // Backstage authenticates by the token portico attaches. The browser's cookies on this origin are
-    // the apps' (or, in jar mode, none at all), and none of them is Backstage's business.
-    parts.headers.remove(header::COOKIE);
     parts.extensions = Default::default();
     let body = match (&scope, plan.body) {
         (Some(scope), rule) if rule != BodyRule::Keep => {

@@ -20,6 +20,7 @@
 //! `eng%2C platform-admin`: one item, never a second group; an upstream that percent-decodes each item
 //! gets the exact name back. The signed assertion carries the same values as JSON.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -185,14 +186,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// What an upstream is told the user reached (`X-Forwarded-Proto`, `-Host`): decided by portico from
+/// the tenant (`proxy::forwarded_origin`), never taken from the client's Host or X-Forwarded-Host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedOrigin<'a> {
+    pub https: bool,
+    /// `name` or `name:port`.
+    pub host: Cow<'a, str>,
+}
+
+impl<'a> ForwardedOrigin<'a> {
+    /// From an origin such as `https://portal.example`; anything but `https://` counts as plain HTTP.
+    pub fn of(origin: &'a str) -> Self {
+        let (scheme, host) = origin.split_once("://").unwrap_or(("http", origin));
+        ForwardedOrigin {
+            https: scheme == "https",
+            host: Cow::Borrowed(host),
+        }
+    }
+}
+
 /// Makes a client's request headers safe to send upstream and adds portico's identity and forwarding
-/// headers. `origin` is the tenant's origin (`https://portal.example`): the host and scheme the upstream
-/// is told the user reached, whatever Host or X-Forwarded-Host the client sent.
+/// headers. `origin` is the host and scheme the upstream is told the user reached.
 pub fn prepare_upstream_request(
     headers: &mut HeaderMap,
     identity: &Identity<'_>,
     client_ip: IpAddr,
-    origin: Option<&str>,
+    origin: Option<&ForwardedOrigin<'_>>,
 ) {
     remove_hop_by_hop(headers);
     // One pass over what the client sent (usually a dozen headers) instead of a lookup per name.
@@ -210,13 +230,12 @@ pub fn prepare_upstream_request(
     headers.remove(header::AUTHORIZATION);
 
     headers.insert(X_FORWARDED_FOR, header_value(&client_ip.to_string()));
-    let (scheme, host) = match origin.and_then(|origin| origin.split_once("://")) {
-        Some(("https", host)) => ("https", Some(host)),
-        Some((_, host)) => ("http", Some(host)),
-        None => ("http", None),
-    };
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-    if let Some(host) = host.and_then(|host| HeaderValue::from_str(host).ok()) {
+    let https = origin.is_some_and(|origin| origin.https);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if let Some(host) = origin.and_then(|origin| HeaderValue::from_str(&origin.host).ok()) {
         headers.insert(X_FORWARDED_HOST, host);
     }
     if let Some(assertion) = identity
@@ -249,8 +268,20 @@ pub fn prepare_upstream_request(
 /// The header that carries the signed identity assertion.
 const X_PORTICO_ASSERTION: HeaderName = HeaderName::from_static("x-portico-assertion");
 
+/// Every name in `PORTAL_COOKIES` contains this, so a `Cookie` header without it needs no rebuild.
+const PORTAL_COOKIE_MARK: &[u8] = b"portico_";
+
 /// Removes portico's own cookies (the session and the login binding) from `Cookie`, keeping the app's.
 pub fn strip_session_cookie(headers: &mut HeaderMap) {
+    let marked = headers.get_all(header::COOKIE).iter().any(|value| {
+        value
+            .as_bytes()
+            .windows(PORTAL_COOKIE_MARK.len())
+            .any(|window| window == PORTAL_COOKIE_MARK)
+    });
+    if !marked {
+        return;
+    }
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
@@ -580,7 +611,7 @@ mod tests {
             &mut headers,
             &identity(),
             "127.0.0.1".parse().unwrap(),
-            Some("https://portal.acme.example"),
+            Some(&ForwardedOrigin::of("https://portal.acme.example")),
         );
         assert!(
             headers.iter().all(|(_, value)| value != "forged"),
@@ -734,6 +765,18 @@ mod tests {
         );
         strip_session_cookie(&mut headers);
         assert!(headers.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn every_portal_cookie_carries_the_mark_the_fast_path_looks_for() {
+        for name in PORTAL_COOKIES {
+            assert!(
+                name.as_bytes()
+                    .windows(PORTAL_COOKIE_MARK.len())
+                    .any(|window| window == PORTAL_COOKIE_MARK),
+                "{name}"
+            );
+        }
     }
 
     #[test]

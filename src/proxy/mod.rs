@@ -34,7 +34,7 @@ use crate::jar;
 use crate::rbac::{self, Decision};
 use crate::state::{AppState, RequestContext};
 use crate::telemetry::Labels;
-use headers::Identity;
+use headers::{ForwardedOrigin, Identity};
 
 /// Why a proxied request did not reach its app, or the app did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -226,18 +226,19 @@ async fn app_request(
                 .oidc
                 .as_ref()
                 .map(|tokens| tokens.access_token.as_str());
-            headers::prepare_upstream_request(
-                &mut parts.headers,
-                &identity,
-                peer.ip(),
-                forwarded_origin(&context, state.listen).as_deref(),
-            );
             // The path as the upstream sees it, which is what its cookies' `Path` speaks about.
             let upstream_path = format!("{}{}", upstream.base_path, app_path.raw);
+            // Before the header cleaning, so it never rebuilds a browser `Cookie` that goes anyway.
             if app.cookies == CookieMode::Jar {
                 send_jar_cookies(&state, &signed_in, app, &upstream_path, &mut parts.headers)
                     .await?;
             }
+            headers::prepare_upstream_request(
+                &mut parts.headers,
+                &identity,
+                peer.ip(),
+                forwarded_origin(&context, state.listen).as_ref(),
+            );
             parts.extensions = Default::default();
             let client_upgrade = websocket.map(|(upgrade, on_upgrade)| {
                 parts
@@ -395,22 +396,27 @@ pub(crate) fn guard_forwarded_request(
 /// origin when it has one; else the name the client used when the tenant lists it (with its port, so a
 /// demo on `127.0.0.1:<port>` gets working absolute links); else the tenant's first host, or for a
 /// tenant without hosts (reached through `default_tenant`) the listener's own address when it names
-/// one. Never a Host the tenant does not list, which is whatever the client chose.
+/// one. Never a Host the tenant does not list, which is whatever the client chose. Borrowed from the
+/// request's context: nothing is built per request but for the hostless fallback.
 pub(crate) fn forwarded_origin(
     context: &RequestContext,
     listen: SocketAddr,
-) -> Option<std::borrow::Cow<'_, str>> {
+) -> Option<ForwardedOrigin<'_>> {
     let tenant = &context.tenant;
     if tenant.public_origin.is_none() {
         if let Some(authority) = &context.listed_authority {
-            return Some(std::borrow::Cow::Owned(format!("http://{authority}")));
+            return Some(ForwardedOrigin {
+                https: false,
+                host: std::borrow::Cow::Borrowed(authority),
+            });
         }
     }
     match &tenant.origin {
-        Some(origin) => Some(std::borrow::Cow::Borrowed(origin.as_str())),
-        None if !listen.ip().is_unspecified() => {
-            Some(std::borrow::Cow::Owned(format!("http://{listen}")))
-        }
+        Some(origin) => Some(ForwardedOrigin::of(origin)),
+        None if !listen.ip().is_unspecified() => Some(ForwardedOrigin {
+            https: false,
+            host: std::borrow::Cow::Owned(listen.to_string()),
+        }),
         None => None,
     }
 }

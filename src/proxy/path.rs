@@ -44,8 +44,11 @@ pub fn normalise(raw_rest: &str) -> Result<AppPath, BadPath> {
     let mut raw = String::with_capacity(raw_rest.len() + 1);
     let mut decoded = String::with_capacity(raw_rest.len() + 1);
     for segment in raw_rest.split('/').filter(|segment| !segment.is_empty()) {
-        let canonical = canonical_segment(segment)?;
-        let text = percent_encoding::percent_decode_str(&canonical)
+        // Written straight into the forwarded path, then decoded from there: no buffer per segment.
+        raw.push('/');
+        let start = raw.len();
+        push_canonical_segment(&mut raw, segment)?;
+        let text = percent_encoding::percent_decode_str(&raw[start..])
             .decode_utf8()
             // Includes overlong forms such as `%c0%ae` (a dot to a lenient decoder).
             .map_err(|_| BadPath("the path is not valid UTF-8"))?;
@@ -59,8 +62,6 @@ pub fn normalise(raw_rest: &str) -> Result<AppPath, BadPath> {
         if text.ends_with(['.', ' ']) {
             return Err(BadPath("path segments may not end with a dot or a space"));
         }
-        raw.push('/');
-        raw.push_str(&canonical);
         decoded.push('/');
         decoded.push_str(&text);
     }
@@ -71,10 +72,10 @@ pub fn normalise(raw_rest: &str) -> Result<AppPath, BadPath> {
     Ok(AppPath { raw, decoded })
 }
 
-/// One segment in its forwarded spelling, or why the whole path is refused.
-fn canonical_segment(segment: &str) -> Result<String, BadPath> {
+/// Appends one segment in its forwarded spelling to `out`, or says why the whole path is refused.
+fn push_canonical_segment(out: &mut String, segment: &str) -> Result<(), BadPath> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = segment.as_bytes();
-    let mut out = String::with_capacity(segment.len());
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
@@ -97,7 +98,8 @@ fn canonical_segment(segment: &str) -> Result<String, BadPath> {
                     value if is_unreserved(value) => out.push(char::from(value)),
                     value => {
                         out.push('%');
-                        out.push_str(&format!("{value:02X}"));
+                        out.push(char::from(HEX[usize::from(value >> 4)]));
+                        out.push(char::from(HEX[usize::from(value & 0xf)]));
                     }
                 }
                 index += 2; // the two hex digits
@@ -117,7 +119,7 @@ fn canonical_segment(segment: &str) -> Result<String, BadPath> {
         }
         index += 1;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
