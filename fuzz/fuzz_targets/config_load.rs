@@ -12,44 +12,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
-use portico::config::{AppTarget, NavNode, Source, load_str};
+use portico::config::{AppTarget, MemorySource, NavNode, load_str};
 
 /// What the fuzzer may reference as `${SECRET}`; it must never show up in the browser.
 const SECRET: &str = "zq-secret-7731";
-
-struct Memory {
-    files: HashMap<PathBuf, String>,
-}
-
-impl Source for Memory {
-    fn env(&self, name: &str) -> Option<String> {
-        match name {
-            "SECRET" | "HOME" => Some(SECRET.to_owned()),
-            "PORT" => Some("9000".to_owned()),
-            _ => None,
-        }
-    }
-    fn read(&self, path: &Path) -> std::io::Result<String> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| std::io::ErrorKind::NotFound.into())
-    }
-    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
-        let prefix = pattern.trim_end_matches("*.yaml");
-        let mut found: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| p.to_string_lossy().starts_with(prefix))
-            .cloned()
-            .collect();
-        found.sort();
-        Ok(found)
-    }
-    fn is_dir(&self, _path: &Path) -> bool {
-        true
-    }
-}
 
 fn nodes_shown(nodes: &[NavNode], out: &mut Vec<String>) {
     for node in nodes {
@@ -68,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     let (main, app) = text.split_once("---8<---").unwrap_or((text, ""));
     let mut files = HashMap::new();
     files.insert(PathBuf::from("/cfg/apps.d/team.yaml"), app.to_owned());
-    let source = Memory { files };
+    let env = [("SECRET", SECRET), ("HOME", SECRET), ("PORT", "9000")]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let source = MemorySource { files, env };
     match load_str(&source, "portico.yaml", main, Path::new("/cfg")) {
         Err(error) => {
             assert!(error.errors().next().is_some(), "refused without an error");

@@ -40,6 +40,40 @@ pub trait Source {
 /// `yaml::parse`, so text that comes from memory is held to the same limit.
 pub const MAX_FILE_BYTES: usize = yaml::MAX_DOCUMENT_BYTES;
 
+/// Files and environment from memory, so rules are tested (and fuzzed, `fuzz/`) without the disk.
+/// `apps_from` globs match by the text before `*.yaml`; every path counts as a directory.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    pub files: std::collections::HashMap<PathBuf, String>,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Source for MemorySource {
+    fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let prefix = pattern.trim_end_matches("*.yaml");
+        let mut found: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| p.to_string_lossy().starts_with(prefix))
+            .cloned()
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+    fn is_dir(&self, _path: &Path) -> bool {
+        true
+    }
+}
+
 /// The real environment and file system.
 pub struct OsSource;
 

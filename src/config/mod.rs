@@ -20,7 +20,7 @@ mod yaml;
 use std::fmt;
 use std::path::Path;
 
-pub use compile::{OsSource, RESERVED_SEGMENTS, Source, parse_upstream};
+pub use compile::{MemorySource, OsSource, RESERVED_SEGMENTS, Source, parse_upstream};
 pub use model::*;
 pub use yaml::Mark;
 
@@ -177,43 +177,9 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::path::{Path, PathBuf};
 
     use super::*;
-
-    /// Files and environment from memory, so each rule is tested without touching the disk.
-    #[derive(Default)]
-    struct MemorySource {
-        files: HashMap<PathBuf, String>,
-        env: HashMap<String, String>,
-    }
-
-    impl Source for MemorySource {
-        fn env(&self, name: &str) -> Option<String> {
-            self.env.get(name).cloned()
-        }
-        fn read(&self, path: &Path) -> std::io::Result<String> {
-            self.files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-        }
-        fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
-            let prefix = pattern.trim_end_matches("*.yaml");
-            let mut found: Vec<PathBuf> = self
-                .files
-                .keys()
-                .filter(|p| p.to_string_lossy().starts_with(prefix))
-                .cloned()
-                .collect();
-            found.sort();
-            Ok(found)
-        }
-        fn is_dir(&self, _path: &Path) -> bool {
-            true
-        }
-    }
 
     const BASE: &str = "\
 tenants:
