@@ -21,7 +21,7 @@ use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
 mod listener;
 
-use crate::{admin, assertion, auth, backstage, error, proxy, shell, telemetry, tenant};
+use crate::{admin, assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
 
 /// Why the server would not start.
 #[derive(Debug, thiserror::Error)]
@@ -208,11 +208,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(proxy::router())
-        .merge(assertion::router())
+        .merge(assertion::router(state.signing_keys.clone()))
         .merge(backstage::router())
         .merge(shell::router())
-        .layer(from_fn_with_state(state.clone(), tenant::resolve_tenant))
-        .layer(from_fn(error::render_errors))
+        .layer(from_fn_with_state(
+            state.config.clone(),
+            tenant::resolve_tenant,
+        ))
+        .layer(from_fn(http::error::render_errors))
         .layer(from_fn(telemetry::access_log))
         .with_state(state)
 }

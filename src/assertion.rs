@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderValue;
 use base64::Engine;
@@ -22,7 +22,7 @@ use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::auth::session::unix_now;
+use crate::clock::unix_now;
 
 /// A cached assertion is replaced when it has less than a third of its lifetime left, so upstreams
 /// never receive one about to expire.
@@ -153,12 +153,15 @@ fn public_coordinates(key: &SigningKey) -> (String, String, String) {
 }
 
 /// `GET /.well-known/jwks.json` on every tenant origin: the public keys upstreams verify assertions with.
-pub fn router() -> axum::Router<crate::state::AppState> {
-    axum::Router::new().route("/.well-known/jwks.json", axum::routing::get(jwks_get))
+/// It needs the keys only, not the server's state.
+pub fn router<S: Clone + Send + Sync + 'static>(keys: Arc<SigningKeys>) -> axum::Router<S> {
+    axum::Router::new()
+        .route("/.well-known/jwks.json", axum::routing::get(jwks_get))
+        .with_state(keys)
 }
 
 async fn jwks_get(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    axum::extract::State(keys): axum::extract::State<Arc<SigningKeys>>,
 ) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
@@ -168,7 +171,7 @@ async fn jwks_get(
             // Short enough that a newly published key is seen well before it signs.
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        state.signing_keys.jwks(),
+        keys.jwks(),
     )
         .into_response()
 }

@@ -18,10 +18,12 @@ pub mod audit;
 pub mod auth;
 /// `/backstage/api/…`: the tenant's Backstage backend, called as the user or as a service.
 pub mod backstage;
+/// Seconds since the Unix epoch, the one clock.
+pub mod clock;
 /// Config loading and validation with positioned diagnostics; the only module that knows YAML.
 pub mod config;
-/// Errors → responses (HTML for browsers, JSON for API calls), in one place.
-pub mod error;
+/// The HTTP kit: errors → responses (HTML for browsers, JSON for API calls) and the request context.
+pub mod http;
 /// Server-side cookie jars per session and app: app cookies that never reach the browser.
 pub mod jar;
 /// `/apps/<id>/…`: role-checked reverse proxy and static bundles.

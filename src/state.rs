@@ -1,8 +1,8 @@
 //! Shared server state and the per-request context.
 //!
 //! `AppState` holds what outlives a config reload (the session store, the upstream connection pool, the
-//! listener facts) plus the one swappable config snapshot. `RequestContext` is that snapshot and the
-//! tenant resolved from Host, loaded once per request so a reload never splits a request across configs.
+//! listener facts) plus the one swappable config snapshot. It imports services, never handlers: the
+//! per-request view of the snapshot is `http::RequestContext`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::backstage::BackstageTokens;
-use crate::config::{Config, Tenant};
+use crate::config::Config;
 use crate::proxy::UpstreamClient;
 
 /// The server's shared state, one pointer wide: axum clones the state for every request and every
@@ -54,18 +54,4 @@ impl SharedState {
     pub fn dev_sign_in_allowed(&self) -> bool {
         self.listen.ip().is_loopback()
     }
-}
-
-/// The config snapshot and tenant of one request, put into request extensions by `tenant::resolve`.
-#[derive(Clone)]
-pub struct RequestContext {
-    pub config: Arc<Config>,
-    pub tenant: Arc<Tenant>,
-    /// Every name the request gave (Host, `:authority`) is one of the tenant's own hosts; false when the
-    /// tenant answers only as `default_tenant`.
-    pub host_listed: bool,
-    /// The Host (or `:authority`) as the client gave it, port included, when `host_listed` and its port
-    /// is a number: the tenant chose to answer that name, so upstreams may be told it when the tenant
-    /// has no `public_origin` (a demo on `127.0.0.1:<any port>`).
-    pub listed_authority: Option<String>,
 }

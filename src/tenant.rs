@@ -8,14 +8,15 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, Tenant};
-use crate::error::AppError;
-use crate::state::{AppState, RequestContext};
+use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::telemetry::Labels;
 
 /// Why no tenant answers a request.
@@ -24,6 +25,14 @@ pub enum TenantError {
     /// 404: the Host names no tenant and there is no default tenant.
     #[error("no portal is configured for host `{0}`")]
     UnknownHost(String),
+}
+
+impl Problem for TenantError {
+    fn classify(&self) -> Class {
+        match self {
+            TenantError::UnknownHost(_) => Class::new(StatusCode::NOT_FOUND, "unknown_host"),
+        }
+    }
 }
 
 /// Whether `tenant` lists the Host value (`name` or `name:port`, any case) among its own hosts: a
@@ -81,11 +90,11 @@ fn has_numeric_port_or_none(host: &str) -> bool {
 
 /// Middleware: loads the config snapshot once, resolves the tenant and stores both for the handlers.
 pub async fn resolve_tenant(
-    State(state): State<AppState>,
+    State(config): State<Arc<ArcSwap<Config>>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let config = state.config.load_full();
+    let config = config.load_full();
     // Every authority the request names: its Host header lines, then the request target's (the HTTP/2
     // `:authority`, or an HTTP/1.1 absolute-form target). Normally there is exactly one.
     let mut names = request

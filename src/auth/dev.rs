@@ -13,15 +13,15 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::session::{Session, User};
 use super::{AuthError, csrf, form_field, safe_return_path, session_set_cookie};
 use crate::audit::{self, AuditEvent};
 use crate::config::{DevUser, SignIn, Tenant};
-use crate::error::AppError;
-use crate::state::{AppState, RequestContext};
+use crate::http::{AppError, RequestContext};
+use crate::state::AppState;
 use crate::telemetry::Labels;
 
 struct DevUserRow<'a> {
@@ -115,7 +115,7 @@ pub async fn dev_login_post(
         return Err(AuthError::DevSignInUnlistedHost.into());
     }
     // Login CSRF: another site must not be able to sign a visitor in as someone else.
-    if !csrf::is_same_origin(&headers, super::is_https(&context)) {
+    if !csrf::is_same_origin(&headers, context.is_https()) {
         audit::emit(AuditEvent::CsrfRejected {
             tenant: &tenant.id,
             path: "/auth/dev-login",
@@ -147,13 +147,10 @@ pub async fn dev_login_post(
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session_set_cookie(&id, super::is_https(&context)),
+        session_set_cookie(&id, context.is_https()),
     );
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        "no-store"
-            .parse()
-            .map_err(|_| AppError::Internal("header".into()))?,
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

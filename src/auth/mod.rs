@@ -23,9 +23,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json};
 
 use crate::audit::{self, AuditEvent};
-use crate::error::AppError;
+use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::rbac::Roles;
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::telemetry::Labels;
 use session::{COOKIE_NAME, LookupMiss, SECURE_COOKIE_NAME, Session, SessionId};
 
@@ -81,48 +81,38 @@ pub enum AuthError {
     InvalidLogoutToken(String),
 }
 
-impl AuthError {
-    pub fn status(&self) -> StatusCode {
+impl Problem for AuthError {
+    fn classify(&self) -> Class {
+        let class = |status, code| Class::new(status, code);
         match self {
-            AuthError::NotSignedIn => StatusCode::UNAUTHORIZED,
-            AuthError::CsrfRejected
-            | AuthError::DevSignInRefused
-            | AuthError::DevSignInUnlistedHost => StatusCode::FORBIDDEN,
-            AuthError::UnknownDevUser(_)
-            | AuthError::InvalidLogoutToken(_)
-            | AuthError::DuplicateSessionCookie => StatusCode::BAD_REQUEST,
-            AuthError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AuthError::StoreUnavailable | AuthError::SignInUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
+            AuthError::NotSignedIn => class(StatusCode::UNAUTHORIZED, "not_signed_in").sign_in(),
+            AuthError::CsrfRejected => class(StatusCode::FORBIDDEN, "csrf_rejected"),
+            AuthError::DevSignInRefused | AuthError::DevSignInUnlistedHost => {
+                class(StatusCode::FORBIDDEN, "dev_sign_in_refused")
             }
-            AuthError::LoginFailed(_) | AuthError::RefreshFailed(_) => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::NotSignedIn => "not_signed_in",
-            AuthError::CsrfRejected => "csrf_rejected",
-            AuthError::DevSignInRefused | AuthError::DevSignInUnlistedHost => "dev_sign_in_refused",
-            AuthError::UnknownDevUser(_) => "unknown_user",
-            AuthError::DuplicateSessionCookie => "duplicate_session_cookie",
-            AuthError::TooManySignIns { .. } => "too_many_sign_ins",
-            AuthError::StoreUnavailable => "session_store_unavailable",
-            AuthError::SignInUnavailable(_) => "sign_in_unavailable",
-            AuthError::LoginFailed(_) => "sign_in_failed",
-            AuthError::RefreshFailed(_) => "session_ended",
-            AuthError::InvalidLogoutToken(_) => "invalid_logout_token",
-        }
-    }
-
-    /// What the log should say beyond the public message.
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            AuthError::SignInUnavailable(reason)
-            | AuthError::LoginFailed(reason)
-            | AuthError::RefreshFailed(reason)
-            | AuthError::InvalidLogoutToken(reason) => Some(reason.clone()),
-            _ => None,
+            AuthError::UnknownDevUser(_) => class(StatusCode::BAD_REQUEST, "unknown_user"),
+            AuthError::DuplicateSessionCookie => {
+                class(StatusCode::BAD_REQUEST, "duplicate_session_cookie")
+            }
+            AuthError::TooManySignIns { .. } => {
+                class(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins")
+            }
+            AuthError::StoreUnavailable => {
+                class(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable")
+            }
+            AuthError::SignInUnavailable(reason) => {
+                class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
+                    .detail(reason.as_str())
+            }
+            AuthError::LoginFailed(reason) => {
+                class(StatusCode::UNAUTHORIZED, "sign_in_failed").detail(reason.as_str())
+            }
+            AuthError::RefreshFailed(reason) => {
+                class(StatusCode::UNAUTHORIZED, "session_ended").detail(reason.as_str())
+            }
+            AuthError::InvalidLogoutToken(reason) => {
+                class(StatusCode::BAD_REQUEST, "invalid_logout_token").detail(reason.as_str())
+            }
         }
     }
 }
@@ -153,13 +143,9 @@ impl FromRequestParts<AppState> for SignedIn {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let context = parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .ok_or_else(|| AppError::Internal("request context missing".into()))?;
+        let context = RequestContext::from_request_parts(parts, state).await?;
         let tenant = &context.tenant;
-        let id = match session_cookie(&parts.headers, is_https(&context)) {
+        let id = match session_cookie(&parts.headers, context.is_https()) {
             Ok(Some(id)) => id,
             Ok(None) => return Err(AuthError::NotSignedIn.into()),
             Err(CookieError::Duplicate) => {
@@ -238,7 +224,14 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
     ) -> Result<Option<Self>, Self::Rejection> {
         match <SignedIn as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
             Ok(signed_in) => Ok(Some(signed_in)),
-            Err(AppError::Auth(AuthError::NotSignedIn)) => Ok(None),
+            Err(error)
+                if matches!(
+                    error.downcast_ref::<AuthError>(),
+                    Some(AuthError::NotSignedIn)
+                ) =>
+            {
+                Ok(None)
+            }
             Err(error) => Err(error),
         }
     }
@@ -456,7 +449,7 @@ async fn login_get(
             let binding = own_set_cookie(
                 LOGIN_BINDING_COOKIE,
                 &start.browser_binding,
-                is_https(&context),
+                context.is_https(),
                 "/auth/callback",
                 Some(LOGIN_BINDING_MAX_AGE),
             );
@@ -483,7 +476,7 @@ async fn callback_get(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
-    let https = is_https(&context);
+    let https = context.is_https();
     // Exactly one binding cookie: with two, one was planted, and either could be the planter's.
     let mut bindings = cookie_values(&headers, cookie_name(LOGIN_BINDING_COOKIE, https));
     let binding = match (bindings.next(), bindings.next()) {
@@ -497,7 +490,7 @@ async fn callback_get(
     {
         Ok(done) => done,
         Err(error) => {
-            let reason = error.detail().unwrap_or_else(|| error.to_string());
+            let reason = error.log_detail().unwrap_or_else(|| error.to_string());
             audit::emit(AuditEvent::SignInRefused {
                 tenant: &tenant.id,
                 reason: &reason,
@@ -554,7 +547,7 @@ async fn backchannel_logout_post(
     let target = match state.oidc.verify_logout_token(&tenant.id, &token).await {
         Ok(target) => target,
         Err(error) => {
-            let reason = error.detail().unwrap_or_default();
+            let reason = error.log_detail().unwrap_or_default();
             audit::emit(AuditEvent::BackchannelLogoutRefused {
                 tenant: &tenant.id,
                 reason: &reason,
@@ -575,16 +568,6 @@ async fn backchannel_logout_post(
         sessions: ended,
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
-}
-
-/// Whether the tenant is served over HTTPS (its `public_origin` says so): `__Host-` cookies, `Secure`, and
-/// an `https://` `Origin` expected on state changes.
-pub fn is_https(context: &RequestContext) -> bool {
-    context
-        .tenant
-        .public_origin
-        .as_ref()
-        .is_some_and(|origin| origin.https)
 }
 
 /// Every value the request's `Cookie` headers give for `name`.
@@ -613,11 +596,11 @@ async fn logout_post(
         return Ok(logged_out_response(
             &headers,
             "/auth/login",
-            is_https(&context),
+            context.is_https(),
         ));
     };
     let form_token = form_field(&body, "csrf_token");
-    if !csrf::is_same_origin(&headers, is_https(&context))
+    if !csrf::is_same_origin(&headers, context.is_https())
         || !csrf::token_matches(
             &headers,
             form_token.as_deref(),
@@ -644,12 +627,12 @@ async fn logout_post(
     Ok(logged_out_response(
         &headers,
         end_session.as_deref().unwrap_or("/auth/login"),
-        is_https(&context),
+        context.is_https(),
     ))
 }
 
 fn logged_out_response(headers: &HeaderMap, target: &str, https: bool) -> Response {
-    let mut response = if crate::error::wants_html(headers) {
+    let mut response = if crate::http::error::wants_html(headers) {
         (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
     } else {
         Json(serde_json::json!({ "signed_out": true, "redirect": target })).into_response()

@@ -36,9 +36,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AuthError;
-use super::session::{OidcTokens, Session, User, unix_now};
+use super::session::{OidcTokens, Session, User};
+use crate::clock::unix_now;
 use crate::config::{OidcSettings, Tenant};
-use crate::error::error_chain;
+use crate::http::error::error_chain;
 
 /// Every claim the standard types do not name, so any groups claim path can be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::unix_now;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -151,12 +153,6 @@ impl Session {
         now.saturating_sub(self.last_seen) > settings.idle_timeout.as_secs()
             || now.saturating_sub(self.created_at) > settings.absolute_timeout.as_secs()
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A session store failed (a network store being down); callers treat the user as signed out.

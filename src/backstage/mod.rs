@@ -30,15 +30,15 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::auth::SignedIn;
-use crate::auth::session::unix_now;
+use crate::clock::unix_now;
 use crate::config::{BackstageIdentity, BackstageSettings, IdentityModes};
-use crate::error::AppError;
+use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::proxy::headers::{self, Identity};
 use crate::proxy::{
     ProxyError, forwarded_origin, guard_forwarded_request, over_body_limit, path,
     remove_origin_wide_headers,
 };
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::telemetry::Labels;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
 
@@ -69,39 +69,33 @@ pub enum BackstageError {
     UnexpectedAnswer(String),
 }
 
-impl BackstageError {
-    pub fn status(&self) -> StatusCode {
+impl Problem for BackstageError {
+    fn classify(&self) -> Class {
         match self {
-            BackstageError::NotConfigured | BackstageError::EntityNotFound => StatusCode::NOT_FOUND,
-            BackstageError::PluginNotAllowed(_) | BackstageError::CatalogUnscoped(_) => {
-                StatusCode::FORBIDDEN
+            BackstageError::NotConfigured => {
+                Class::new(StatusCode::NOT_FOUND, "backstage_not_configured")
             }
-            BackstageError::BadCatalogRequest(_) => StatusCode::BAD_REQUEST,
-            BackstageError::SignInRefused(_) | BackstageError::UnexpectedAnswer(_) => {
-                StatusCode::BAD_GATEWAY
+            BackstageError::EntityNotFound => {
+                Class::new(StatusCode::NOT_FOUND, "backstage_entity_not_found")
             }
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            BackstageError::NotConfigured => "backstage_not_configured",
-            BackstageError::PluginNotAllowed(_) => "backstage_plugin_not_allowed",
-            BackstageError::SignInRefused(_) => "backstage_sign_in_refused",
-            BackstageError::CatalogUnscoped(_) => "backstage_catalog_unscoped",
-            BackstageError::EntityNotFound => "backstage_entity_not_found",
-            BackstageError::BadCatalogRequest(_) => "backstage_bad_catalog_request",
-            BackstageError::UnexpectedAnswer(_) => "backstage_unexpected_answer",
-        }
-    }
-
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            BackstageError::SignInRefused(detail) | BackstageError::UnexpectedAnswer(detail) => {
-                Some(detail.clone())
+            BackstageError::PluginNotAllowed(_) => {
+                Class::new(StatusCode::FORBIDDEN, "backstage_plugin_not_allowed")
             }
-            BackstageError::CatalogUnscoped(path) => Some(format!("refused catalog path {path}")),
-            _ => None,
+            BackstageError::CatalogUnscoped(path) => {
+                Class::new(StatusCode::FORBIDDEN, "backstage_catalog_unscoped")
+                    .detail(format!("refused catalog path {path}"))
+            }
+            BackstageError::BadCatalogRequest(_) => {
+                Class::new(StatusCode::BAD_REQUEST, "backstage_bad_catalog_request")
+            }
+            BackstageError::SignInRefused(detail) => {
+                Class::new(StatusCode::BAD_GATEWAY, "backstage_sign_in_refused")
+                    .detail(detail.as_str())
+            }
+            BackstageError::UnexpectedAnswer(detail) => {
+                Class::new(StatusCode::BAD_GATEWAY, "backstage_unexpected_answer")
+                    .detail(detail.as_str())
+            }
         }
     }
 }
@@ -393,7 +387,7 @@ async fn read_request_body(
 
 fn bearer(token: &str) -> Result<HeaderValue, AppError> {
     HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| AppError::Internal("Backstage token is not a header value".into()))
+        .map_err(|_| AppError::internal("Backstage token is not a header value"))
 }
 
 /// The credential for this request: the static service token, or the user's Backstage token.

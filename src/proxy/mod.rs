@@ -29,10 +29,10 @@ use crate::assets::{self, CachePolicy, DemoApps};
 use crate::audit::{self, AuditEvent};
 use crate::auth::{AuthError, SignedIn, csrf};
 use crate::config::{App, AppTarget, CookieMode};
-use crate::error::AppError;
+use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::jar;
 use crate::rbac::{self, Decision};
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 use crate::telemetry::Labels;
 use headers::{ForwardedOrigin, Identity};
 
@@ -69,45 +69,29 @@ pub enum ProxyError {
     UpstreamTimeout { upstream: String, after: Duration },
 }
 
-impl ProxyError {
-    pub fn status(&self) -> StatusCode {
+impl Problem for ProxyError {
+    fn classify(&self) -> Class {
         match self {
-            ProxyError::UnknownApp(_) | ProxyError::FileNotFound => StatusCode::NOT_FOUND,
-            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ProxyError::BadPath(_) | ProxyError::UpgradeNotGet => StatusCode::BAD_REQUEST,
-            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
-                StatusCode::BAD_GATEWAY
+            ProxyError::UnknownApp(_) => Class::new(StatusCode::NOT_FOUND, "unknown_app"),
+            ProxyError::FileNotFound => Class::new(StatusCode::NOT_FOUND, "not_found"),
+            ProxyError::Forbidden { .. } => Class::new(StatusCode::FORBIDDEN, "forbidden"),
+            ProxyError::BadPath(_) => Class::new(StatusCode::BAD_REQUEST, "bad_path"),
+            ProxyError::UpgradeNotGet => Class::new(StatusCode::BAD_REQUEST, "bad_upgrade"),
+            ProxyError::BodyTooLarge { .. } => {
+                Class::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
             }
-            ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            ProxyError::UnknownApp(_) => "unknown_app",
-            ProxyError::Forbidden { .. } => "forbidden",
-            ProxyError::BadPath(_) => "bad_path",
-            ProxyError::UpgradeNotGet => "bad_upgrade",
-            ProxyError::BodyTooLarge { .. } => "body_too_large",
-            ProxyError::FileNotFound => "not_found",
-            ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
-            ProxyError::UpstreamFailed { .. } => "upstream_failed",
-            ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
-        }
-    }
-
-    /// What the log should say beyond the public message.
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            ProxyError::UpstreamUnreachable { upstream, detail }
-            | ProxyError::UpstreamFailed { upstream, detail } => {
-                Some(format!("{upstream}: {detail}"))
+            ProxyError::UpstreamUnreachable { upstream, detail } => {
+                Class::new(StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                    .detail(format!("{upstream}: {detail}"))
+            }
+            ProxyError::UpstreamFailed { upstream, detail } => {
+                Class::new(StatusCode::BAD_GATEWAY, "upstream_failed")
+                    .detail(format!("{upstream}: {detail}"))
             }
             ProxyError::UpstreamTimeout { upstream, after } => {
-                Some(format!("{upstream}: no response within {after:?}"))
+                Class::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+                    .detail(format!("{upstream}: no response within {after:?}"))
             }
-            _ => None,
         }
     }
 }
@@ -299,7 +283,7 @@ async fn send_jar_cookies(
         .jar(&signed_in.session.id, &app.id)
         .await
         .map_err(|_| AuthError::StoreUnavailable)?;
-    let now = crate::auth::session::unix_now();
+    let now = crate::clock::unix_now();
     if let Some(cookies) = jar.and_then(|jar| jar.cookie_header(upstream_path, now)) {
         headers.insert(header::COOKIE, cookies);
     }
@@ -315,7 +299,7 @@ async fn keep_in_jar(
     upstream_path: &str,
     headers: &mut HeaderMap,
 ) {
-    let now = crate::auth::session::unix_now();
+    let now = crate::clock::unix_now();
     let cookies = jar::take_set_cookies(headers, upstream_path, now);
     if cookies.is_empty() {
         return;
@@ -371,7 +355,7 @@ pub(crate) fn guard_forwarded_request(
         && !csrf::proves_same_origin(
             request.headers(),
             &signed_in.session.csrf_token,
-            crate::auth::is_https(context),
+            context.is_https(),
         )
     {
         audit::emit(AuditEvent::CsrfRejected {

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::ProxyError;
 use super::headers::{remove_hop_by_hop, remove_session_cookie_overrides};
 use crate::config::Upstream;
-use crate::error::error_chain;
+use crate::http::error::error_chain;
 
 /// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
 #[derive(Clone)]

@@ -17,8 +17,8 @@ use axum::{Extension, Json};
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
-use crate::error::AppError;
-use crate::state::{AppState, RequestContext};
+use crate::http::{AppError, RequestContext};
+use crate::state::AppState;
 
 /// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part).
 const SHELL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -55,7 +55,7 @@ async fn shell_page(
     signed_in: Result<SignedIn, AppError>,
 ) -> Result<Response, AppError> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(AppError::NotFound);
+        return Err(AppError::not_found());
     }
     // Reserved prefixes that reached the fallback have no such route: a 404, never the shell.
     let reserved = [
@@ -66,7 +66,7 @@ async fn shell_page(
         "/.well-known/",
     ];
     if reserved.iter().any(|prefix| uri.path().starts_with(prefix)) {
-        return Err(AppError::NotFound);
+        return Err(AppError::not_found());
     }
     signed_in?;
     let tenant = &context.tenant;
@@ -141,9 +141,10 @@ async fn luigi_core_get(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if version != LUIGI_VERSION {
-        return Err(AppError::NotFound);
+        return Err(AppError::not_found());
     }
-    assets::serve::<LuigiCore>(&file, &headers, CachePolicy::Immutable).ok_or(AppError::NotFound)
+    assets::serve::<LuigiCore>(&file, &headers, CachePolicy::Immutable)
+        .ok_or_else(AppError::not_found)
 }
 
 /// Luigi client for micro-apps, under a versioned path, cached forever.
@@ -152,9 +153,10 @@ async fn luigi_client_get(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if version != LUIGI_VERSION {
-        return Err(AppError::NotFound);
+        return Err(AppError::not_found());
     }
-    assets::serve::<LuigiClient>(&file, &headers, CachePolicy::Immutable).ok_or(AppError::NotFound)
+    assets::serve::<LuigiClient>(&file, &headers, CachePolicy::Immutable)
+        .ok_or_else(AppError::not_found)
 }
 
 /// The shell's own files (bootstrap script, stylesheet, home view): public, revalidated.
@@ -163,7 +165,7 @@ async fn shell_file_get(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let mut response = assets::serve::<ShellFiles>(&file, &headers, CachePolicy::Revalidate)
-        .ok_or(AppError::NotFound)?;
+        .ok_or_else(AppError::not_found)?;
     if file.ends_with(".html") {
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,

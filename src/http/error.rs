@@ -1,12 +1,19 @@
 //! The one place where errors become HTTP responses.
 //!
-//! Handlers return `Result<_, AppError>`; `AppError::into_response` only records an [`ErrorReport`] in the
+//! Each module keeps its own error enum and implements [`Problem`] for it once: one `match` that says,
+//! per variant, the status, a stable machine-readable code, whether a browser should be sent to sign in,
+//! and what the log should say beyond the public message. Handlers return `Result<_, AppError>`;
+//! `AppError` boxes any `Problem`, and `AppError::into_response` only records an [`ErrorReport`] in the
 //! response extensions. The [`render_errors`] middleware, which can see the request, then writes it as a
 //! readable HTML page for a browser navigation or as JSON for an API call, with the request id that is
 //! also in the log line. A browser navigation without a session becomes a redirect to sign-in instead.
 //! Internal details go to the log only, never into a response. Every error and every JSON response
 //! carries `X-Content-Type-Options: nosniff`; error pages carry their own CSP and may be framed by this
 //! origin only (they show inside the shell's app iframes).
+//!
+//! This module must not name any feature: features depend on it, never the other way round.
+
+use std::error::Error as StdError;
 
 use askama::Template;
 use axum::Json;
@@ -15,29 +22,130 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::auth::AuthError;
-use crate::backstage::BackstageError;
-use crate::proxy::ProxyError;
 use crate::telemetry::RequestId;
-use crate::tenant::TenantError;
 
-/// Every error a request can end in, by module.
+/// An error that can end a request: how it is shown and logged. Implemented once per module error.
+pub trait Problem: StdError + Send + Sync + 'static {
+    /// Status, code, sign-in and log detail of this error, from one `match` over its variants.
+    fn classify(&self) -> Class;
+
+    /// What the log should say beyond the public message, if anything.
+    fn log_detail(&self) -> Option<String> {
+        self.classify().detail
+    }
+}
+
+/// How one error is answered; its public message is the error's `Display`.
+#[derive(Debug, Clone)]
+pub struct Class {
+    status: StatusCode,
+    code: &'static str,
+    sign_in: bool,
+    detail: Option<String>,
+}
+
+impl Class {
+    /// An error answered with `status` and the stable `code` (e.g. `forbidden`, `upstream_unreachable`).
+    pub fn new(status: StatusCode, code: &'static str) -> Self {
+        Class {
+            status,
+            code,
+            sign_in: false,
+            detail: None,
+        }
+    }
+
+    /// What the log should say beyond the public message.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// A browser navigation should be sent to sign in rather than shown this error.
+    #[must_use]
+    pub fn sign_in(mut self) -> Self {
+        self.sign_in = true;
+        self
+    }
+}
+
+/// Errors that belong to no feature: a path nothing serves, and bugs.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error(transparent)]
-    Tenant(#[from] TenantError),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Proxy(#[from] ProxyError),
-    #[error(transparent)]
-    Backstage(#[from] BackstageError),
+pub enum HttpError {
     /// 404: nothing lives at this path.
     #[error("there is nothing at this address")]
     NotFound,
     /// 500: a bug or an unexpected failure; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
+    /// 500: a page template failed to render.
+    #[error("internal error")]
+    Template(#[source] askama::Error),
+}
+
+impl Problem for HttpError {
+    fn classify(&self) -> Class {
+        match self {
+            HttpError::NotFound => Class::new(StatusCode::NOT_FOUND, "not_found"),
+            HttpError::Internal(detail) => {
+                Class::new(StatusCode::INTERNAL_SERVER_ERROR, "internal").detail(detail.as_str())
+            }
+            HttpError::Template(error) => Class::new(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                .detail(format!("template: {error}")),
+        }
+    }
+}
+
+/// Any module's error, on its way to becoming a response.
+#[derive(Debug)]
+pub struct AppError(Box<dyn Problem>);
+
+impl AppError {
+    /// 404: nothing lives at this path.
+    pub fn not_found() -> Self {
+        AppError::from(HttpError::NotFound)
+    }
+
+    /// 500 with a detail for the log.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        AppError::from(HttpError::Internal(detail.into()))
+    }
+
+    /// The module error inside, when it is an `E`.
+    pub fn downcast_ref<E: Problem>(&self) -> Option<&E> {
+        let error: &(dyn StdError + 'static) = &*self.0;
+        error.downcast_ref::<E>()
+    }
+
+    fn report(&self) -> ErrorReport {
+        let class = self.0.classify();
+        ErrorReport {
+            status: class.status,
+            code: class.code,
+            message: self.0.to_string(),
+            detail: class.detail,
+            sign_in: class.sign_in,
+        }
+    }
+}
+
+impl<P: Problem> From<P> for AppError {
+    fn from(problem: P) -> Self {
+        AppError(Box::new(problem))
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(error: askama::Error) -> Self {
+        AppError::from(HttpError::Template(error))
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// What the renderer needs to know about a failed request.
@@ -54,51 +162,12 @@ pub struct ErrorReport {
     pub sign_in: bool,
 }
 
-impl AppError {
-    fn report(&self) -> ErrorReport {
-        let (status, code, sign_in) = match self {
-            AppError::Tenant(TenantError::UnknownHost(_)) => {
-                (StatusCode::NOT_FOUND, "unknown_host", false)
-            }
-            AppError::Auth(error) => (
-                error.status(),
-                error.code(),
-                matches!(error, AuthError::NotSignedIn),
-            ),
-            AppError::Proxy(error) => (error.status(), error.code(), false),
-            AppError::Backstage(error) => (error.status(), error.code(), false),
-            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", false),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
-        };
-        let detail = match self {
-            AppError::Internal(detail) => Some(detail.clone()),
-            AppError::Proxy(error) => error.detail(),
-            AppError::Auth(error) => error.detail(),
-            AppError::Backstage(error) => error.detail(),
-            _ => None,
-        };
-        ErrorReport {
-            status,
-            code,
-            message: self.to_string(),
-            detail,
-            sign_in,
-        }
-    }
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let report = self.report();
         let mut response = report.status.into_response();
         response.extensions_mut().insert(report);
         response
-    }
-}
-
-impl From<askama::Error> for AppError {
-    fn from(error: askama::Error) -> Self {
-        AppError::Internal(format!("template: {error}"))
     }
 }
 
