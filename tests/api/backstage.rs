@@ -191,18 +191,14 @@ async fn ok_json(response: reqwest::Response) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
 }
 
+/// The JSON body of `GET <path>` as an API client holding `session`, which must be 200.
+async fn get_ok(server: &TestServer, session: &Session, path: &str) -> Value {
+    ok_json(api_get(server, session, path, &[]).await).await
+}
+
 /// What Backstage's `whoami` test plugin saw for `GET /backstage/api/whoami<rest>`.
 async fn whoami(server: &TestServer, session: &Session, rest: &str) -> Value {
-    ok_json(
-        api_get(
-            server,
-            session,
-            &format!("/backstage/api/whoami{rest}"),
-            &[],
-        )
-        .await,
-    )
-    .await
+    get_ok(server, session, &format!("/backstage/api/whoami{rest}")).await
 }
 
 /// The Backstage entity ref of the user token the backend received (its `sub` claim).
@@ -309,14 +305,10 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     let server = user_portal("[catalog, whoami]").await;
     let alice = server.sign_in("alice").await;
 
-    let entity = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities/by-name/user/acme/alice",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &alice,
+        "/backstage/api/catalog/entities/by-name/user/acme/alice",
     )
     .await;
     assert_eq!(entity["kind"], "User");
@@ -324,16 +316,7 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     assert_eq!(entity["spec"]["profile"]["email"], "alice@acme.example");
 
     // The query string reaches the catalog unchanged.
-    let components = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities?filter=kind=component,metadata.namespace=acme&fields=metadata.name",
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let components = get_ok(&server, &alice, "/backstage/api/catalog/entities?filter=kind=component,metadata.namespace=acme&fields=metadata.name").await;
     let mut names: Vec<&str> = components
         .as_array()
         .unwrap()
@@ -391,14 +374,10 @@ async fn backstage_user_tokens_are_cached_per_session() {
     // ES256 signatures are randomised, so a fresh sign-in to Backstage always gives a different token.
     assert_eq!(fingerprint(&whoami(&server, &first, "").await), token);
     assert_eq!(fingerprint(&whoami(&server, &first, "/again").await), token);
-    ok_json(
-        api_get(
-            &server,
-            &first,
-            "/backstage/api/catalog/entities/by-name/user/acme/alice",
-            &[],
-        )
-        .await,
+    get_ok(
+        &server,
+        &first,
+        "/backstage/api/catalog/entities/by-name/user/acme/alice",
     )
     .await;
     let calls = sign_ins_of("cache-alice").await;
@@ -424,14 +403,10 @@ async fn backstage_service_mode_sends_the_static_token() {
     );
     assert_no_client_identity(&seen);
 
-    let entity = ok_json(
-        api_get(
-            &server,
-            &bob,
-            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &bob,
+        "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
     )
     .await;
     assert_eq!(entity["spec"]["owner"], "group:ops");
@@ -461,14 +436,10 @@ async fn backstage_plugins_default_to_the_catalog_only() {
     let url = &backstage().url;
     let server = portal(&format!("{{ url: \"{url}\", user_namespace: acme }}")).await;
     let alice = server.sign_in("alice").await;
-    let entity = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities/by-name/group/acme/platform",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &alice,
+        "/backstage/api/catalog/entities/by-name/group/acme/platform",
     )
     .await;
     assert_eq!(entity["kind"], "Group");
@@ -952,7 +923,7 @@ async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
             "/backstage/api/catalog/entities/by-name/component/common/design-system",
             "/backstage/api/catalog/entities/by-name/user/acme/alice/",
         ] {
-            let entity = ok_json(api_get(&server, &alice, inside, &[]).await).await;
+            let entity = get_ok(&server, &alice, inside).await;
             assert!(
                 ACME_SCOPE.contains(&entity_ref(&entity).as_str()),
                 "{mode} {inside}: {entity}"
@@ -985,14 +956,10 @@ async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{mode}");
 
         // Ancestry inside the scope leaves out the `default` namespace's Location entities.
-        let ancestry = ok_json(
-            api_get(
-                &server,
-                &alice,
-                "/backstage/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
-                &[],
-            )
-            .await,
+        let ancestry = get_ok(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
         )
         .await;
         assert_eq!(ancestry["rootEntityRef"], "component:acme/payments-api");
@@ -1034,7 +1001,7 @@ async fn backstage_scoped_entity_lists_hold_only_the_tenants_namespaces() {
         let list = |query: &[(&str, &str)]| {
             let path = with_query("/backstage/api/catalog/entities", query);
             let (server, alice) = (&server, &alice);
-            async move { refs_of(&ok_json(api_get(server, alice, &path, &[]).await).await) }
+            async move { refs_of(&get_ok(server, alice, &path).await) }
         };
         assert_eq!(list(&[]).await, ACME_SCOPE, "{mode}: no filter");
         assert_eq!(
@@ -1105,7 +1072,7 @@ async fn backstage_scoped_by_query_pages_through_exactly_the_scoped_set() {
         );
         for page in 0.. {
             assert!(page < 10, "{mode}: paging does not end");
-            let answer = ok_json(api_get(&server, &alice, &path, &[]).await).await;
+            let answer = get_ok(&server, &alice, &path).await;
             assert_eq!(answer["totalItems"], 4, "{mode}: {answer}");
             seen.extend(refs_of(&answer["items"]));
             let Some(next) = answer["pageInfo"]["nextCursor"].as_str() else {
@@ -1196,14 +1163,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
 
     for (mode, server, alice) in scoped_portals("").await {
         let by_query = "/backstage/api/catalog/entities/by-query";
-        let answer = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(by_query, &[("cursor", &forged)]),
-                &[],
-            )
-            .await,
+        let answer = get_ok(
+            &server,
+            &alice,
+            &with_query(by_query, &[("cursor", &forged)]),
         )
         .await;
         assert_eq!(
@@ -1221,14 +1184,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
 
         // A real cursor of a scoped query, modified to read globex (in both the predicate and the older
         // `filter` form), in URL-safe base64.
-        let first = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(by_query, &[("filter", "kind=api"), ("limit", "1")]),
-                &[],
-            )
-            .await,
+        let first = get_ok(
+            &server,
+            &alice,
+            &with_query(by_query, &[("filter", "kind=api"), ("limit", "1")]),
         )
         .await;
         let mut cursor = decode_cursor(first["pageInfo"]["nextCursor"].as_str().unwrap());
@@ -1237,14 +1196,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
         cursor["orderFieldValues"] = json!([]);
         let modified = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor.to_string());
         for answer in [
-            ok_json(
-                api_get(
-                    &server,
-                    &alice,
-                    &with_query(by_query, &[("cursor", &modified)]),
-                    &[],
-                )
-                .await,
+            get_ok(
+                &server,
+                &alice,
+                &with_query(by_query, &[("cursor", &modified)]),
             )
             .await,
             ok_json(api_post(&server, &alice, by_query, &json!({ "cursor": modified })).await)
@@ -1324,7 +1279,7 @@ async fn backstage_scoped_by_uid_and_refresh_stay_inside_the_tenants_namespaces(
     let globex_uid = uid_of("component", "globex", "inventory-api").await;
     for (mode, server, alice) in scoped_portals("").await {
         let by_uid = |uid: &str| format!("/backstage/api/catalog/entities/by-uid/{uid}");
-        let entity = ok_json(api_get(&server, &alice, &by_uid(&acme_uid), &[]).await).await;
+        let entity = get_ok(&server, &alice, &by_uid(&acme_uid)).await;
         assert_eq!(entity_ref(&entity), "component:acme/payments-api", "{mode}");
         for uid in [globex_uid.as_str(), "no-such-uid"] {
             get_refused(
@@ -1392,14 +1347,10 @@ async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
                 })
                 .collect()
         };
-        let get = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &format!("{facets}?facet=metadata.namespace"),
-                &[],
-            )
-            .await,
+        let get = get_ok(
+            &server,
+            &alice,
+            &format!("{facets}?facet=metadata.namespace"),
         )
         .await;
         assert_eq!(
@@ -1407,17 +1358,13 @@ async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
             [("acme".to_owned(), 9), ("common".to_owned(), 2)],
             "{mode}: {get}"
         );
-        let globex = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(
-                    facets,
-                    &[("facet", "kind"), ("filter", "metadata.namespace=globex")],
-                ),
-                &[],
-            )
-            .await,
+        let globex = get_ok(
+            &server,
+            &alice,
+            &with_query(
+                facets,
+                &[("facet", "kind"), ("filter", "metadata.namespace=globex")],
+            ),
         )
         .await;
         assert_eq!(values(&globex, "kind"), [], "{mode}: {globex}");
@@ -1475,18 +1422,13 @@ async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
     for (mode, server, alice) in
         scoped_portals(", allow_unscoped: [/locations, \"/.backstage/actions/**\"]").await
     {
-        let locations =
-            ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+        let locations = get_ok(&server, &alice, "/backstage/api/catalog/locations").await;
         // The fixture registers no locations through the API, so the list is empty but answered.
         assert!(locations.is_array(), "{mode}: {locations}");
-        let actions = ok_json(
-            api_get(
-                &server,
-                &alice,
-                "/backstage/api/catalog/.backstage/actions/v1/actions",
-                &[],
-            )
-            .await,
+        let actions = get_ok(
+            &server,
+            &alice,
+            "/backstage/api/catalog/.backstage/actions/v1/actions",
         )
         .await;
         assert!(actions["actions"].is_array(), "{mode}: {actions}");
@@ -1516,16 +1458,13 @@ async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
 async fn backstage_without_namespaces_the_catalog_is_not_scoped() {
     let server = service_portal("[catalog]").await;
     let alice = server.sign_in("alice").await;
-    let all = refs_of(
-        &ok_json(api_get(&server, &alice, "/backstage/api/catalog/entities", &[]).await).await,
-    );
+    let all = refs_of(&get_ok(&server, &alice, "/backstage/api/catalog/entities").await);
     assert!(
         all.contains(&"component:globex/inventory-api".to_owned()),
         "{all:?}"
     );
     assert!(all.contains(&"user:default/guest".to_owned()), "{all:?}");
-    let locations =
-        ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+    let locations = get_ok(&server, &alice, "/backstage/api/catalog/locations").await;
     assert!(locations.is_array());
 }
 
