@@ -613,3 +613,43 @@ pub fn dev() -> UserYaml {
         .name("Dev Eloper")
         .email("dev@acme.example")
 }
+
+/// What the builder writes, in full: the text a reader of a failing test's config would see.
+#[test]
+fn the_config_builder_writes_plain_yaml() {
+    let yaml = config()
+        .default_tenant("acme")
+        .top("proxy: { idle_timeout: 1s }")
+        .tenant(
+            acme().user(dev()).role("developer", &["acme-eng"]).app(
+                app("echo", &["developer"])
+                    .upstream("http://127.0.0.1:1/base")
+                    .key("cookies", "scoped")
+                    .node("{ path: overview, label: Overview, view: /overview }"),
+            ),
+        )
+        .yaml();
+    assert_eq!(
+        yaml,
+        r#"version: 1
+default_tenant: "acme"
+proxy: { idle_timeout: 1s }
+tenants:
+  acme:
+    hosts: ["portal.acme.test","127.0.0.1"]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: "dev", groups: ["acme-eng"], name: "Dev Eloper", email: "dev@acme.example" }
+    roles:
+      developer: { groups: ["acme-eng"] }
+    apps:
+      - id: "echo"
+        access: { roles: ["developer"] }
+        upstream: "http://127.0.0.1:1/base"
+        cookies: scoped
+        nodes:
+          - { path: overview, label: Overview, view: /overview }
+"#
+    );
+}
