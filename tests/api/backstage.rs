@@ -15,7 +15,10 @@ use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestServer, client, json_error, raw_get};
+use crate::helpers::{
+    ConfigYaml, Session, TestServer, client, config, json_error, json_error_of, oidc_client,
+    raw_get, tenant, user,
+};
 
 /// The full-access static token in tests/backstage/app-config.yaml (subject `portico`).
 const SERVICE_TOKEN: &str = "portico-service-token-for-tests";
@@ -94,39 +97,41 @@ fn start_backstage() -> Result<Backstage, String> {
 
 /// A portal (tenant `acme` on 127.0.0.1) whose users are also Backstage catalog users, with `backstage`
 /// as the tenant's `backstage:` block (a YAML flow mapping).
-fn portal_yaml(backstage: &str) -> String {
-    format!(
-        r#"
-version: 1
-tenants:
-  acme:
-    hosts: [127.0.0.1]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: alice, email: alice@acme.example, groups: [acme-eng] }}
-          - {{ id: bob, email: bob@acme.example, groups: [acme-eng] }}
-          - {{ id: hank, email: hank@globex.example, groups: [acme-eng] }}
-          - {{ id: zed, email: zed@nowhere.example, groups: [acme-eng] }}
-          # One portal user per test that counts sign-ins to Backstage (the backend is shared by tests
-          # running in parallel). Backstage finds them by email, as it finds alice and bob.
-          - {{ id: cache-alice, email: alice@acme.example, groups: [acme-eng] }}
-          - {{ id: retry-alice, email: alice@acme.example, groups: [acme-eng] }}
-          - {{ id: spoof-bob, email: bob@acme.example, groups: [acme-eng] }}
-          - {{ id: svc-bob, email: bob@acme.example, groups: [acme-eng] }}
-          - {{ id: cookie-bob, email: bob@acme.example, groups: [acme-eng] }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
-    backstage: {backstage}
-"#
+fn portal_config(backstage: &str) -> ConfigYaml {
+    let mut acme = tenant("acme", &["127.0.0.1"]);
+    for (id, email) in [
+        ("alice", "alice@acme.example"),
+        ("bob", "bob@acme.example"),
+        ("hank", "hank@globex.example"),
+        ("zed", "zed@nowhere.example"),
+        // One portal user per test that counts sign-ins to Backstage (the backend is shared by tests
+        // running in parallel). Backstage finds them by email, as it finds alice and bob.
+        ("cache-alice", "alice@acme.example"),
+        ("retry-alice", "alice@acme.example"),
+        ("spoof-bob", "bob@acme.example"),
+        ("svc-bob", "bob@acme.example"),
+        ("cookie-bob", "bob@acme.example"),
+    ] {
+        acme = acme.user(user(id, &["acme-eng"]).email(email));
+    }
+    config().tenant(
+        acme.role("developer", &["acme-eng"])
+            .app(docs())
+            .backstage(backstage),
     )
 }
 
+/// The app every Backstage portal has (a tenant needs one); the tests here never open it.
+fn docs() -> crate::helpers::AppYaml {
+    crate::helpers::app("docs", &["developer"]).files("embedded:demo")
+}
+
+fn portal_yaml(backstage: &str) -> String {
+    portal_config(backstage).yaml()
+}
+
 async fn portal(backstage: &str) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    TestServer::from_yaml(&portal_yaml(backstage), dir.path()).await
+    portal_config(backstage).start().await
 }
 
 /// A portal that calls the shared backend as the signed-in user, with `plugins` allow-listed. Its
@@ -166,6 +171,18 @@ async fn api_get(
     request.send().await.unwrap()
 }
 
+/// `GET <path>` as `session` must be refused with portico's JSON error `status`/`code`; its body.
+async fn get_refused(
+    server: &TestServer,
+    session: &Session,
+    path: &str,
+    status: u16,
+    code: &str,
+) -> Value {
+    let response = api_get(server, session, path, &[]).await;
+    json_error_of(&format!("GET {path}"), response, status, code).await
+}
+
 /// The JSON body of a response that must be 200.
 async fn ok_json(response: reqwest::Response) -> Value {
     let status = response.status();
@@ -174,18 +191,14 @@ async fn ok_json(response: reqwest::Response) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
 }
 
+/// The JSON body of `GET <path>` as an API client holding `session`, which must be 200.
+async fn get_ok(server: &TestServer, session: &Session, path: &str) -> Value {
+    ok_json(api_get(server, session, path, &[]).await).await
+}
+
 /// What Backstage's `whoami` test plugin saw for `GET /backstage/api/whoami<rest>`.
 async fn whoami(server: &TestServer, session: &Session, rest: &str) -> Value {
-    ok_json(
-        api_get(
-            server,
-            session,
-            &format!("/backstage/api/whoami{rest}"),
-            &[],
-        )
-        .await,
-    )
-    .await
+    get_ok(server, session, &format!("/backstage/api/whoami{rest}")).await
 }
 
 /// The Backstage entity ref of the user token the backend received (its `sub` claim).
@@ -292,14 +305,10 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     let server = user_portal("[catalog, whoami]").await;
     let alice = server.sign_in("alice").await;
 
-    let entity = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities/by-name/user/acme/alice",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &alice,
+        "/backstage/api/catalog/entities/by-name/user/acme/alice",
     )
     .await;
     assert_eq!(entity["kind"], "User");
@@ -307,16 +316,7 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     assert_eq!(entity["spec"]["profile"]["email"], "alice@acme.example");
 
     // The query string reaches the catalog unchanged.
-    let components = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities?filter=kind=component,metadata.namespace=acme&fields=metadata.name",
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let components = get_ok(&server, &alice, "/backstage/api/catalog/entities?filter=kind=component,metadata.namespace=acme&fields=metadata.name").await;
     let mut names: Vec<&str> = components
         .as_array()
         .unwrap()
@@ -350,8 +350,14 @@ async fn backstage_user_mode_reads_the_catalog_as_the_signed_in_user() {
     let bob = server.sign_in("bob").await;
     assert_eq!(user_of(&whoami(&server, &bob, "").await), "user:acme/bob");
     let hank = server.sign_in("hank").await;
-    let refused = api_get(&server, &hank, "/backstage/api/whoami", &[]).await;
-    json_error(refused, 502, "backstage_sign_in_refused").await;
+    get_refused(
+        &server,
+        &hank,
+        "/backstage/api/whoami",
+        502,
+        "backstage_sign_in_refused",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -368,14 +374,10 @@ async fn backstage_user_tokens_are_cached_per_session() {
     // ES256 signatures are randomised, so a fresh sign-in to Backstage always gives a different token.
     assert_eq!(fingerprint(&whoami(&server, &first, "").await), token);
     assert_eq!(fingerprint(&whoami(&server, &first, "/again").await), token);
-    ok_json(
-        api_get(
-            &server,
-            &first,
-            "/backstage/api/catalog/entities/by-name/user/acme/alice",
-            &[],
-        )
-        .await,
+    get_ok(
+        &server,
+        &first,
+        "/backstage/api/catalog/entities/by-name/user/acme/alice",
     )
     .await;
     let calls = sign_ins_of("cache-alice").await;
@@ -401,14 +403,10 @@ async fn backstage_service_mode_sends_the_static_token() {
     );
     assert_no_client_identity(&seen);
 
-    let entity = ok_json(
-        api_get(
-            &server,
-            &bob,
-            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &bob,
+        "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
     )
     .await;
     assert_eq!(entity["spec"]["owner"], "group:ops");
@@ -438,19 +436,21 @@ async fn backstage_plugins_default_to_the_catalog_only() {
     let url = &backstage().url;
     let server = portal(&format!("{{ url: \"{url}\", user_namespace: acme }}")).await;
     let alice = server.sign_in("alice").await;
-    let entity = ok_json(
-        api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities/by-name/group/acme/platform",
-            &[],
-        )
-        .await,
+    let entity = get_ok(
+        &server,
+        &alice,
+        "/backstage/api/catalog/entities/by-name/group/acme/platform",
     )
     .await;
     assert_eq!(entity["kind"], "Group");
-    let whoami = api_get(&server, &alice, "/backstage/api/whoami", &[]).await;
-    json_error(whoami, 403, "backstage_plugin_not_allowed").await;
+    get_refused(
+        &server,
+        &alice,
+        "/backstage/api/whoami",
+        403,
+        "backstage_plugin_not_allowed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -560,8 +560,7 @@ async fn backstage_plugins_outside_the_allow_list_and_auth_are_refused() {
         "/backstage/api/AUTH/oauth2Proxy/refresh",
         "/backstage/api/Catalog/entities",
     ] {
-        let response = api_get(&server, &alice, path, &[]).await;
-        let body = json_error(response, 403, "backstage_plugin_not_allowed").await;
+        let body = get_refused(&server, &alice, path, 403, "backstage_plugin_not_allowed").await;
         assert!(body.get("backstageIdentity").is_none(), "{path}: {body}");
     }
     // A POST to the sign-in endpoint, with a valid same-origin proof, is refused too.
@@ -614,14 +613,14 @@ async fn backstage_auth_plugin_cannot_be_allow_listed() {
         Ok(loaded) => {
             let server = TestServer::start(loaded.config).await;
             let alice = server.sign_in("alice").await;
-            let response = api_get(
+            get_refused(
                 &server,
                 &alice,
                 "/backstage/api/auth/oauth2Proxy/refresh",
-                &[],
+                403,
+                "backstage_plugin_not_allowed",
             )
             .await;
-            json_error(response, 403, "backstage_plugin_not_allowed").await;
         }
     }
 }
@@ -687,8 +686,14 @@ async fn backstage_down_is_502_upstream_unreachable() {
     ] {
         let server = portal(&block).await;
         let alice = server.sign_in("alice").await;
-        let response = api_get(&server, &alice, "/backstage/api/catalog/entities", &[]).await;
-        json_error(response, 502, "upstream_unreachable").await;
+        get_refused(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities",
+            502,
+            "upstream_unreachable",
+        )
+        .await;
     }
 }
 
@@ -696,8 +701,14 @@ async fn backstage_down_is_502_upstream_unreachable() {
 async fn backstage_user_unknown_to_the_catalog_gets_a_json_502() {
     let server = user_portal("[catalog, whoami]").await;
     let zed = server.sign_in("zed").await;
-    let response = api_get(&server, &zed, "/backstage/api/whoami", &[]).await;
-    let body = json_error(response, 502, "backstage_sign_in_refused").await;
+    let body = get_refused(
+        &server,
+        &zed,
+        "/backstage/api/whoami",
+        502,
+        "backstage_sign_in_refused",
+    )
+    .await;
     assert!(
         !body.to_string().contains("backstageIdentity"),
         "no Backstage identity leaks: {body}"
@@ -820,6 +831,20 @@ async fn api_post(
         .unwrap()
 }
 
+/// `GET` or `POST` (with an empty JSON object) as an API client holding `session`.
+async fn call(
+    server: &TestServer,
+    session: &Session,
+    method: &str,
+    path: &str,
+) -> reqwest::Response {
+    match method {
+        "GET" => api_get(server, session, path, &[]).await,
+        "POST" => api_post(server, session, path, &json!({})).await,
+        other => panic!("no {other} in these tables"),
+    }
+}
+
 /// `kind:namespace/name` of an entity, lower-case, as Backstage writes refs.
 fn entity_ref(entity: &Value) -> String {
     let namespace = entity["metadata"]["namespace"]
@@ -898,7 +923,7 @@ async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
             "/backstage/api/catalog/entities/by-name/component/common/design-system",
             "/backstage/api/catalog/entities/by-name/user/acme/alice/",
         ] {
-            let entity = ok_json(api_get(&server, &alice, inside, &[]).await).await;
+            let entity = get_ok(&server, &alice, inside).await;
             assert!(
                 ACME_SCOPE.contains(&entity_ref(&entity).as_str()),
                 "{mode} {inside}: {entity}"
@@ -913,8 +938,8 @@ async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
             "/backstage/api/catalog/entities/by-name/user/globex/hank/ancestry",
             "/backstage/api/catalog/locations/by-entity/component/globex/inventory-api",
         ] {
-            let response = api_get(&server, &alice, outside, &[]).await;
-            let body = json_error(response, 404, "backstage_entity_not_found").await;
+            let body =
+                get_refused(&server, &alice, outside, 404, "backstage_entity_not_found").await;
             assert!(
                 !body.to_string().contains("inventory"),
                 "{mode} {outside}: {body}"
@@ -931,14 +956,10 @@ async fn backstage_scoped_by_name_is_404_outside_the_tenants_namespaces() {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{mode}");
 
         // Ancestry inside the scope leaves out the `default` namespace's Location entities.
-        let ancestry = ok_json(
-            api_get(
-                &server,
-                &alice,
-                "/backstage/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
-                &[],
-            )
-            .await,
+        let ancestry = get_ok(
+            &server,
+            &alice,
+            "/backstage/api/catalog/entities/by-name/component/acme/payments-api/ancestry",
         )
         .await;
         assert_eq!(ancestry["rootEntityRef"], "component:acme/payments-api");
@@ -980,7 +1001,7 @@ async fn backstage_scoped_entity_lists_hold_only_the_tenants_namespaces() {
         let list = |query: &[(&str, &str)]| {
             let path = with_query("/backstage/api/catalog/entities", query);
             let (server, alice) = (&server, &alice);
-            async move { refs_of(&ok_json(api_get(server, alice, &path, &[]).await).await) }
+            async move { refs_of(&get_ok(server, alice, &path).await) }
         };
         assert_eq!(list(&[]).await, ACME_SCOPE, "{mode}: no filter");
         assert_eq!(
@@ -1029,14 +1050,14 @@ async fn backstage_scoped_entity_lists_hold_only_the_tenants_namespaces() {
         paged.sort_unstable();
         assert_eq!(paged, ACME_SCOPE, "{mode}: pages of two");
         // Express reads `filter[]` as `filter`: refused rather than passed on unchecked.
-        let bracket = api_get(
+        get_refused(
             &server,
             &alice,
             "/backstage/api/catalog/entities?filter%5B%5D=metadata.namespace%3Dglobex",
-            &[],
+            400,
+            "backstage_bad_catalog_request",
         )
         .await;
-        json_error(bracket, 400, "backstage_bad_catalog_request").await;
     }
 }
 
@@ -1051,7 +1072,7 @@ async fn backstage_scoped_by_query_pages_through_exactly_the_scoped_set() {
         );
         for page in 0.. {
             assert!(page < 10, "{mode}: paging does not end");
-            let answer = ok_json(api_get(&server, &alice, &path, &[]).await).await;
+            let answer = get_ok(&server, &alice, &path).await;
             assert_eq!(answer["totalItems"], 4, "{mode}: {answer}");
             seen.extend(refs_of(&answer["items"]));
             let Some(next) = answer["pageInfo"]["nextCursor"].as_str() else {
@@ -1142,14 +1163,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
 
     for (mode, server, alice) in scoped_portals("").await {
         let by_query = "/backstage/api/catalog/entities/by-query";
-        let answer = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(by_query, &[("cursor", &forged)]),
-                &[],
-            )
-            .await,
+        let answer = get_ok(
+            &server,
+            &alice,
+            &with_query(by_query, &[("cursor", &forged)]),
         )
         .await;
         assert_eq!(
@@ -1167,14 +1184,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
 
         // A real cursor of a scoped query, modified to read globex (in both the predicate and the older
         // `filter` form), in URL-safe base64.
-        let first = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(by_query, &[("filter", "kind=api"), ("limit", "1")]),
-                &[],
-            )
-            .await,
+        let first = get_ok(
+            &server,
+            &alice,
+            &with_query(by_query, &[("filter", "kind=api"), ("limit", "1")]),
         )
         .await;
         let mut cursor = decode_cursor(first["pageInfo"]["nextCursor"].as_str().unwrap());
@@ -1183,14 +1196,10 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
         cursor["orderFieldValues"] = json!([]);
         let modified = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor.to_string());
         for answer in [
-            ok_json(
-                api_get(
-                    &server,
-                    &alice,
-                    &with_query(by_query, &[("cursor", &modified)]),
-                    &[],
-                )
-                .await,
+            get_ok(
+                &server,
+                &alice,
+                &with_query(by_query, &[("cursor", &modified)]),
             )
             .await,
             ok_json(api_post(&server, &alice, by_query, &json!({ "cursor": modified })).await)
@@ -1207,8 +1216,7 @@ async fn backstage_scoped_forged_cursors_cannot_read_other_namespaces() {
             with_query(by_query, &[("cursor", "not a cursor!")]),
             format!("{by_query}?cursor={forged}&cursor={forged}"),
         ] {
-            let response = api_get(&server, &alice, &path, &[]).await;
-            json_error(response, 400, "backstage_bad_catalog_request").await;
+            get_refused(&server, &alice, &path, 400, "backstage_bad_catalog_request").await;
         }
     }
 }
@@ -1271,11 +1279,17 @@ async fn backstage_scoped_by_uid_and_refresh_stay_inside_the_tenants_namespaces(
     let globex_uid = uid_of("component", "globex", "inventory-api").await;
     for (mode, server, alice) in scoped_portals("").await {
         let by_uid = |uid: &str| format!("/backstage/api/catalog/entities/by-uid/{uid}");
-        let entity = ok_json(api_get(&server, &alice, &by_uid(&acme_uid), &[]).await).await;
+        let entity = get_ok(&server, &alice, &by_uid(&acme_uid)).await;
         assert_eq!(entity_ref(&entity), "component:acme/payments-api", "{mode}");
         for uid in [globex_uid.as_str(), "no-such-uid"] {
-            let response = api_get(&server, &alice, &by_uid(uid), &[]).await;
-            json_error(response, 404, "backstage_entity_not_found").await;
+            get_refused(
+                &server,
+                &alice,
+                &by_uid(uid),
+                404,
+                "backstage_entity_not_found",
+            )
+            .await;
         }
         // Deleting another tenant's entity by uid is refused before Backstage deletes anything.
         let delete = server
@@ -1333,14 +1347,10 @@ async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
                 })
                 .collect()
         };
-        let get = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &format!("{facets}?facet=metadata.namespace"),
-                &[],
-            )
-            .await,
+        let get = get_ok(
+            &server,
+            &alice,
+            &format!("{facets}?facet=metadata.namespace"),
         )
         .await;
         assert_eq!(
@@ -1348,17 +1358,13 @@ async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
             [("acme".to_owned(), 9), ("common".to_owned(), 2)],
             "{mode}: {get}"
         );
-        let globex = ok_json(
-            api_get(
-                &server,
-                &alice,
-                &with_query(
-                    facets,
-                    &[("facet", "kind"), ("filter", "metadata.namespace=globex")],
-                ),
-                &[],
-            )
-            .await,
+        let globex = get_ok(
+            &server,
+            &alice,
+            &with_query(
+                facets,
+                &[("facet", "kind"), ("filter", "metadata.namespace=globex")],
+            ),
         )
         .await;
         assert_eq!(values(&globex, "kind"), [], "{mode}: {globex}");
@@ -1383,23 +1389,22 @@ async fn backstage_scoped_entity_facets_count_only_the_tenants_namespaces() {
 #[tokio::test]
 async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
     for (mode, server, alice) in scoped_portals("").await {
-        for path in [
-            "/backstage/api/catalog/locations",
-            "/backstage/api/catalog/locations/by-query",
-            "/backstage/api/catalog/.backstage/actions/v1/actions",
-            "/backstage/api/catalog/openapi.json",
-            "/backstage/api/catalog",
+        for (method, path) in [
+            ("GET", "/backstage/api/catalog/locations"),
+            ("GET", "/backstage/api/catalog/locations/by-query"),
+            (
+                "GET",
+                "/backstage/api/catalog/.backstage/actions/v1/actions",
+            ),
+            ("GET", "/backstage/api/catalog/openapi.json"),
+            ("GET", "/backstage/api/catalog"),
+            ("POST", "/backstage/api/catalog/analyze-location"),
+            ("POST", "/backstage/api/catalog/validate-entity"),
+            ("POST", "/backstage/api/catalog/locations"),
         ] {
-            let response = api_get(&server, &alice, path, &[]).await;
-            json_error(response, 403, "backstage_catalog_unscoped").await;
-        }
-        for path in [
-            "/backstage/api/catalog/analyze-location",
-            "/backstage/api/catalog/validate-entity",
-            "/backstage/api/catalog/locations",
-        ] {
-            let response = api_post(&server, &alice, path, &json!({})).await;
-            json_error(response, 403, "backstage_catalog_unscoped").await;
+            let response = call(&server, &alice, method, path).await;
+            let row = format!("{mode} {method} {path}");
+            json_error_of(&row, response, 403, "backstage_catalog_unscoped").await;
         }
         // A browser gets the HTML error page.
         let page = server
@@ -1417,38 +1422,35 @@ async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
     for (mode, server, alice) in
         scoped_portals(", allow_unscoped: [/locations, \"/.backstage/actions/**\"]").await
     {
-        let locations =
-            ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+        let locations = get_ok(&server, &alice, "/backstage/api/catalog/locations").await;
         // The fixture registers no locations through the API, so the list is empty but answered.
         assert!(locations.is_array(), "{mode}: {locations}");
-        let actions = ok_json(
-            api_get(
-                &server,
-                &alice,
-                "/backstage/api/catalog/.backstage/actions/v1/actions",
-                &[],
-            )
-            .await,
+        let actions = get_ok(
+            &server,
+            &alice,
+            "/backstage/api/catalog/.backstage/actions/v1/actions",
         )
         .await;
         assert!(actions["actions"].is_array(), "{mode}: {actions}");
         // Only what the globs name: the rest stays refused, and scoped endpoints stay scoped.
-        let analyze = api_post(
-            &server,
-            &alice,
-            "/backstage/api/catalog/analyze-location",
-            &json!({}),
-        )
-        .await;
-        json_error(analyze, 403, "backstage_catalog_unscoped").await;
-        let globex = api_get(
-            &server,
-            &alice,
-            "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
-            &[],
-        )
-        .await;
-        json_error(globex, 404, "backstage_entity_not_found").await;
+        for (method, path, status, code) in [
+            (
+                "POST",
+                "/backstage/api/catalog/analyze-location",
+                403,
+                "backstage_catalog_unscoped",
+            ),
+            (
+                "GET",
+                "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
+                404,
+                "backstage_entity_not_found",
+            ),
+        ] {
+            let response = call(&server, &alice, method, path).await;
+            let row = format!("{mode} {method} {path}");
+            json_error_of(&row, response, status, code).await;
+        }
     }
 }
 
@@ -1456,16 +1458,13 @@ async fn backstage_scoped_unscopable_endpoints_are_refused_unless_allowed() {
 async fn backstage_without_namespaces_the_catalog_is_not_scoped() {
     let server = service_portal("[catalog]").await;
     let alice = server.sign_in("alice").await;
-    let all = refs_of(
-        &ok_json(api_get(&server, &alice, "/backstage/api/catalog/entities", &[]).await).await,
-    );
+    let all = refs_of(&get_ok(&server, &alice, "/backstage/api/catalog/entities").await);
     assert!(
         all.contains(&"component:globex/inventory-api".to_owned()),
         "{all:?}"
     );
     assert!(all.contains(&"user:default/guest".to_owned()), "{all:?}");
-    let locations =
-        ok_json(api_get(&server, &alice, "/backstage/api/catalog/locations", &[]).await).await;
+    let locations = get_ok(&server, &alice, "/backstage/api/catalog/locations").await;
     assert!(locations.is_array());
 }
 
@@ -1484,43 +1483,22 @@ async fn shared_backstage_portal() -> TestServer {
             "{{ url: \"{url}\", identity: user, plugins: [catalog, whoami], namespaces: [{namespace}] }}"
         )
     };
-    let yaml = format!(
-        r#"
-version: 1
-tenants:
-  acme:
-    hosts: [acme.localhost]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: alice, email: alice@acme.example, groups: [eng] }}
-    roles:
-      developer: {{ groups: [eng] }}
-    apps:
-      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
-    backstage: {acme}
-  globex:
-    hosts: [127.0.0.1]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: hank, email: hank@globex.example, groups: [eng] }}
-          # globex's IdP vouches for an address that is an acme catalog user's.
-          - {{ id: impostor, email: alice@acme.example, groups: [eng] }}
-          # ... or names a subject that is a catalog user in the `default` namespace, or in acme.
-          - {{ id: guest, email: guest@example.test, groups: [eng] }}
-          - {{ id: bob, groups: [eng] }}
-    roles:
-      developer: {{ groups: [eng] }}
-    apps:
-      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
-    backstage: {globex}
-"#,
-        acme = block("acme"),
-        globex = block("globex"),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    TestServer::from_yaml(&yaml, dir.path()).await
+    let acme = tenant("acme", &["acme.localhost"])
+        .user(user("alice", &["eng"]).email("alice@acme.example"))
+        .role("developer", &["eng"])
+        .app(docs())
+        .backstage(&block("acme"));
+    let globex = tenant("globex", &["127.0.0.1"])
+        .user(user("hank", &["eng"]).email("hank@globex.example"))
+        // globex's IdP vouches for an address that is an acme catalog user's.
+        .user(user("impostor", &["eng"]).email("alice@acme.example"))
+        // ... or names a subject that is a catalog user in the `default` namespace, or in acme.
+        .user(user("guest", &["eng"]).email("guest@example.test"))
+        .user(user("bob", &["eng"]))
+        .role("developer", &["eng"])
+        .app(docs())
+        .backstage(&block("globex"));
+    config().tenant(acme).tenant(globex).start().await
 }
 
 #[tokio::test]
@@ -1654,26 +1632,20 @@ async fn backstage_and_apps_never_get_an_email_the_idp_did_not_verify() {
         },
     }));
     let upstream = header_echo().await;
-    let yaml = format!(
-        r#"
-server: {{ listen: "{addr}" }}
-tenants:
-  acme:
-    hosts: ["{addr}"]
-    public_origin: {base}
-    auth:
-      oidc: {{ issuer: "{issuer}", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - {{ id: echo, access: {{ roles: [developer] }}, upstream: "{upstream}" }}
-    backstage: {{ url: "{backstage}", identity: user, plugins: [catalog, whoami], namespaces: [acme] }}
-"#,
-        issuer = op.issuer,
-        backstage = backstage().url,
-    );
+    let backstage_url = &backstage().url;
+    let acme = tenant("acme", &[&addr.to_string()])
+        .public_origin(&base)
+        .oidc(&oidc_client(&op.issuer, "portico", "portico-secret"))
+        .role("developer", &["acme-eng"])
+        .app(crate::helpers::app("echo", &["developer"]).upstream(&upstream))
+        .backstage(&format!(
+            "{{ url: \"{backstage_url}\", identity: user, plugins: [catalog, whoami], namespaces: [acme] }}"
+        ));
+    let yaml = config()
+        .top(&format!("server: {{ listen: \"{addr}\" }}"))
+        .tenant(acme);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::compile(&yaml, dir.path());
+    let mut config = yaml.compile(dir.path());
     config.server.admin_listen = None;
     let app = portico::app::App::build(config)
         .await
@@ -1794,28 +1766,23 @@ async fn backstage_user_owning_through_another_tenants_group_is_refused() {
     // initech's catalog entry for `mole` says it is a member of globex's `ops`: Backstage would let
     // mole own everything globex's ops team owns.
     let url = &backstage().url;
-    let yaml = format!(
-        r#"
-version: 1
-tenants:
-  initech:
-    hosts: [127.0.0.1]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: mole, email: mole@initech.example, groups: [eng] }}
-    roles:
-      developer: {{ groups: [eng] }}
-    apps:
-      - {{ id: docs, access: {{ roles: [developer] }}, static: "embedded:demo" }}
-    backstage: {{ url: "{url}", identity: user, plugins: [catalog, whoami], namespaces: [initech] }}
-"#
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let initech = tenant("initech", &["127.0.0.1"])
+        .user(user("mole", &["eng"]).email("mole@initech.example"))
+        .role("developer", &["eng"])
+        .app(docs())
+        .backstage(&format!(
+            "{{ url: \"{url}\", identity: user, plugins: [catalog, whoami], namespaces: [initech] }}"
+        ));
+    let server = config().tenant(initech).start().await;
     let mole = server.sign_in("mole").await;
-    let response = api_get(&server, &mole, "/backstage/api/whoami", &[]).await;
-    let body = json_error(response, 502, "backstage_sign_in_refused").await;
+    let body = get_refused(
+        &server,
+        &mole,
+        "/backstage/api/whoami",
+        502,
+        "backstage_sign_in_refused",
+    )
+    .await;
     assert!(!body.to_string().contains("globex"), "{body}");
     // Backstage itself does sign mole in, owning through globex's group: only portico stops it.
     let direct = client()

@@ -15,7 +15,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::helpers::{RawResponse, Session, TIMEOUT, TestServer, raw_exchange, raw_get};
+use crate::helpers::{
+    AppYaml, ConfigYaml, RawResponse, Session, TIMEOUT, TestServer, acme, app, config,
+    raw_exchange, raw_get, user,
+};
 
 /// A running framework app; stopped when dropped (stdin closes and it is killed).
 struct Framework {
@@ -144,42 +147,31 @@ fn jetty_classes() -> &'static PathBuf {
     })
 }
 
+/// The admin-only `reports` node.
+const REPORTS_NODE: &str =
+    "{ path: reports, label: Reports, view: /reports, access: { roles: [platform-admin] } }";
+
 /// A tenant with the same two apps in front of each framework: the `reports` node and `DELETE /admin/**`
-/// are for platform-admin only; the rest is open to developers. `extra_app` is appended verbatim.
-fn config(express: &Framework, jetty: &Framework, extra_app: &str) -> String {
-    let app = |id: &str, upstream: &str| {
-        format!(
-            r#"
-      - id: {id}
-        access: {{ roles: [developer, platform-admin] }}
-        upstream: {upstream}
-        rules:
-          - {{ methods: [DELETE], path: /admin/**, roles: [platform-admin] }}
-        nodes:
-          - {{ path: overview, label: Overview, view: /overview }}
-          - {{ path: reports, label: Reports, view: /reports, access: {{ roles: [platform-admin] }} }}"#
-        )
+/// are for platform-admin only; the rest is open to developers. `extra_app` is a third app, if any.
+fn config_of(express: &Framework, jetty: &Framework, extra_app: Option<AppYaml>) -> ConfigYaml {
+    let app_at = |id: &str, upstream: &str| {
+        app(id, &["developer", "platform-admin"])
+            .upstream(upstream)
+            .rule("{ methods: [DELETE], path: /admin/**, roles: [platform-admin] }")
+            .node("{ path: overview, label: Overview, view: /overview }")
+            .node(REPORTS_NODE)
     };
-    format!(
-        r#"
-version: 1
-default_tenant: acme
-tenants:
-  acme:
-    hosts: [portal.acme.test, 127.0.0.1]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: ann, name: Ann Admin, groups: [acme-platform, acme-eng] }}
-          - {{ id: dev, name: Dev Eloper, groups: [acme-eng] }}
-    roles:
-      platform-admin: {{ groups: [acme-platform] }}
-      developer: {{ groups: [acme-eng] }}
-    apps:{}{}{extra_app}
-"#,
-        app("express", &express.url()),
-        app("jetty", &jetty.url()),
-    )
+    let mut acme = acme()
+        .user(user("ann", &["acme-platform", "acme-eng"]).name("Ann Admin"))
+        .user(user("dev", &["acme-eng"]).name("Dev Eloper"))
+        .role("platform-admin", &["acme-platform"])
+        .role("developer", &["acme-eng"])
+        .app(app_at("express", &express.url()))
+        .app(app_at("jetty", &jetty.url()));
+    if let Some(extra) = extra_app {
+        acme = acme.app(extra);
+    }
+    config().default_tenant("acme").tenant(acme)
 }
 
 struct Setup {
@@ -189,11 +181,11 @@ struct Setup {
     _frameworks: (Framework, Framework),
 }
 
-async fn setup(extra_app: impl Fn(&Framework, &Framework) -> String) -> Setup {
+async fn setup(extra_app: impl Fn(&Framework, &Framework) -> Option<AppYaml>) -> Setup {
     let (express, jetty) = (Framework::express(), Framework::jetty());
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = config(&express, &jetty, &extra_app(&express, &jetty));
-    let server = TestServer::from_yaml(&yaml, dir.path()).await;
+    let server = config_of(&express, &jetty, extra_app(&express, &jetty))
+        .start()
+        .await;
     let dev = server.sign_in("dev").await;
     let ann = server.sign_in("ann").await;
     Setup {
@@ -275,7 +267,7 @@ const REPORTS_SPELLINGS: &[&str] = &[
 /// parameter (Jetty): every spelling is refused, on both frameworks.
 #[tokio::test]
 async fn every_spelling_of_an_admin_node_is_refused_to_a_developer() {
-    let setup = setup(|_, _| String::new()).await;
+    let setup = setup(|_, _| None).await;
     for app in ["express", "jetty"] {
         for spelling in REPORTS_SPELLINGS {
             let target = format!("/apps/{app}{spelling}");
@@ -291,7 +283,7 @@ async fn every_spelling_of_an_admin_node_is_refused_to_a_developer() {
 /// A `DELETE` rule on `/admin/**` holds for every spelling of `/admin` as well.
 #[tokio::test]
 async fn a_method_rule_holds_for_every_spelling_of_its_path() {
-    let setup = setup(|_, _| String::new()).await;
+    let setup = setup(|_, _| None).await;
     for app in ["express", "jetty"] {
         for spelling in [
             "/ADMIN/users",
@@ -340,7 +332,7 @@ async fn a_method_rule_holds_for_every_spelling_of_its_path() {
 /// decoded, `//` collapsed; letter case is kept (the decision covered every case).
 #[tokio::test]
 async fn allowed_paths_reach_the_framework_in_the_canonical_spelling() {
-    let setup = setup(|_, _| String::new()).await;
+    let setup = setup(|_, _| None).await;
     let (server, dev, ann) = (&setup.server, &setup.dev, &setup.ann);
 
     let overview = send(server, "GET", "/apps/express/%6Fverview", dev).await;
@@ -384,15 +376,11 @@ async fn allowed_paths_reach_the_framework_in_the_canonical_spelling() {
 #[tokio::test]
 async fn an_app_may_declare_case_sensitive_paths() {
     let setup = setup(|_, jetty| {
-        format!(
-            r#"
-      - id: strict
-        access: {{ roles: [developer, platform-admin] }}
-        upstream: {}
-        paths: case_sensitive
-        nodes:
-          - {{ path: reports, label: Reports, view: /reports, access: {{ roles: [platform-admin] }} }}"#,
-            jetty.url()
+        Some(
+            app("strict", &["developer", "platform-admin"])
+                .upstream(&jetty.url())
+                .key("paths", "case_sensitive")
+                .node(REPORTS_NODE),
         )
     })
     .await;

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::helpers::TestServer;
+use crate::helpers::{ConfigYaml, TestServer, acme, app, config, dev};
 
 /// One upstream for every app: `/<app>/login` sets that app's cookies, `/<app>/logout` deletes its
 /// `sid`, `/<app>/toss` sets a cookie aimed at another app's path, and anything else echoes the
@@ -77,33 +77,21 @@ fn answer(request: Request) -> Response {
     }
 }
 
-/// Apps `a` and `b` with the default mode, and `c` with `cookies: scoped`.
-fn config(upstream: &str) -> String {
-    format!(
-        r#"
-version: 1
-default_tenant: acme
-tenants:
-  acme:
-    hosts: [portal.acme.test, 127.0.0.1]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: dev, name: Dev Eloper, email: dev@acme.example, groups: [acme-eng] }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - {{ id: a, access: {{ roles: [developer] }}, upstream: "{upstream}/a" }}
-      - {{ id: b, access: {{ roles: [developer] }}, upstream: "{upstream}/b" }}
-      - {{ id: c, access: {{ roles: [developer] }}, upstream: "{upstream}/c", cookies: scoped }}
-"#
+/// Apps `a` and `b` with the default mode (a jar), and `c` with `cookies: <c_mode>`.
+fn apps_config(upstream: &str, c_mode: &str) -> ConfigYaml {
+    let app_at = |id: &str| app(id, &["developer"]).upstream(&format!("{upstream}/{id}"));
+    config().default_tenant("acme").tenant(
+        acme()
+            .user(dev())
+            .role("developer", &["acme-eng"])
+            .app(app_at("a"))
+            .app(app_at("b"))
+            .app(app_at("c").key("cookies", c_mode)),
     )
 }
 
 async fn start() -> TestServer {
-    let upstream = upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    TestServer::from_yaml(&config(&upstream), dir.path()).await
+    apps_config(&upstream().await, "scoped").start().await
 }
 
 /// A browser's cookie store, as much of one as these tests need: name, path → value.
@@ -348,7 +336,7 @@ async fn scoped_mode_keeps_cookies_in_the_browser_with_what_that_costs() {
 /// A mistyped mode is an error at its line with a hint, not a silent fallback to some mode.
 #[test]
 fn an_unknown_cookie_mode_is_reported_with_its_line_and_a_hint() {
-    let yaml = config("http://127.0.0.1:9").replace("cookies: scoped", "cookies: jars");
+    let yaml = apps_config("http://127.0.0.1:9", "jars").yaml();
     let dir = tempfile::tempdir().unwrap();
     let error =
         match portico::config::load_str(&portico::config::OsSource, "test.yaml", &yaml, dir.path())

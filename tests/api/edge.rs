@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::helpers::{Session, TIMEOUT, TestServer};
+use crate::helpers::{
+    Session, TIMEOUT, TenantYaml, TestServer, acme, app, config, dev, json_error, user,
+};
 
 /// What the upstream made of one request body: `Ok(bytes)` when it ended properly, `Err` when the
 /// message broke off.
@@ -93,37 +95,41 @@ async fn echo_handler(
     .into_response()
 }
 
-/// Tenant `acme` at `portal.acme.test` and 127.0.0.1 (listed, so dev sign-in answers there) with an `echo`
-/// app in front of `upstream`; `extra` is more top-level config and `tenant_extra` more tenant keys.
-fn acme(upstream: &str, extra: &str, tenant_extra: &str) -> String {
-    format!(
-        r#"
-version: 1
-default_tenant: acme
-{extra}
-tenants:
-  acme:
-    hosts: [portal.acme.test, 127.0.0.1]
-{tenant_extra}
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: dev, name: Dev Eloper, email: dev@acme.example, groups: [acme-eng] }}
-          - {{ id: mallory, name: "Doe, Mallory", email: mallory@acme.example, groups: ["acme-eng", "eng, platform-admin", "x\u0001,platform-admin", "50%"] }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-      platform-admin: {{ groups: [platform-admin] }}
-    apps:
-      - id: echo
-        access: {{ roles: [developer] }}
-        upstream: {upstream}
-"#
-    )
+/// Tenant `acme` with an `echo` app in front of `upstream`; mallory's groups try to smuggle a second
+/// group (and a control character) into the identity headers.
+fn acme_with_echo(upstream: &str) -> TenantYaml {
+    acme()
+        .user(dev())
+        .user(
+            user(
+                "mallory",
+                &[
+                    "acme-eng",
+                    "eng, platform-admin",
+                    "x\u{1},platform-admin",
+                    "50%",
+                ],
+            )
+            .name("Doe, Mallory")
+            .email("mallory@acme.example"),
+        )
+        .role("developer", &["acme-eng"])
+        .role("platform-admin", &["platform-admin"])
+        .app(app("echo", &["developer"]).upstream(upstream))
 }
 
-async fn start(upstream: &Upstream, extra: &str, tenant_extra: &str) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    TestServer::from_yaml(&acme(&upstream.url(), extra, tenant_extra), dir.path()).await
+/// [`acme_with_echo`] as the default tenant, with `extra` top-level config.
+async fn start(upstream: &Upstream, extra: &str) -> TestServer {
+    start_tenant(acme_with_echo(&upstream.url()), extra).await
+}
+
+async fn start_tenant(acme: TenantYaml, extra: &str) -> TestServer {
+    config()
+        .default_tenant("acme")
+        .top(extra)
+        .tenant(acme)
+        .start()
+        .await
 }
 
 /// A client that speaks HTTP/2 from the first byte (prior knowledge, no TLS), as gRPC-web gateways
@@ -156,7 +162,7 @@ async fn ok_json(response: reqwest::Response) -> Value {
 #[tokio::test]
 async fn http2_clients_reach_apps() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "", "").await;
+    let server = start(&upstream, "").await;
     let dev = server.sign_in("dev").await;
     let h2 = h2_client();
 
@@ -245,7 +251,6 @@ async fn half_sent_requests_cannot_starve_other_clients() {
     let server = start(
         &upstream,
         "server: { header_read_timeout: 2s, max_connections_per_client: 6 }",
-        "",
     )
     .await;
     let mut slow = Vec::new();
@@ -289,7 +294,7 @@ async fn half_sent_requests_cannot_starve_other_clients() {
 #[tokio::test]
 async fn a_full_listener_refuses_new_connections_with_503() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "server: { max_connections: 3 }", "").await;
+    let server = start(&upstream, "server: { max_connections: 3 }").await;
     let mut slow = Vec::new();
     for _ in 0..3 {
         slow.push(half_sent(server.addr).await);
@@ -318,7 +323,7 @@ async fn echo_with(
 #[tokio::test]
 async fn override_and_foreign_identity_headers_never_reach_the_upstream() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "", "").await;
+    let server = start(&upstream, "").await;
     let dev = server.sign_in("dev").await;
     let forged = [
         ("x-original-url", "/admin/delete-all"),
@@ -388,7 +393,7 @@ async fn override_and_foreign_identity_headers_never_reach_the_upstream() {
 #[tokio::test]
 async fn identity_header_values_cannot_add_a_group() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "", "").await;
+    let server = start(&upstream, "").await;
     let mallory = server.sign_in("mallory").await;
     let echoed = echo_with(&server, &mallory, "/apps/echo/whoami", &[]).await;
     let groups = upstream_header(&echoed, "x-portico-groups");
@@ -420,7 +425,7 @@ async fn identity_header_values_cannot_add_a_group() {
 #[tokio::test]
 async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "", "").await;
+    let server = start(&upstream, "").await;
     let dev = server.sign_in("dev").await;
     let port = server.addr.port();
     let forwarded = |host: String| {
@@ -462,10 +467,9 @@ async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
     );
 
     // With a public origin, that is what upstreams are told, whatever name the client used.
-    let public = start(
-        &upstream,
+    let public = start_tenant(
+        acme_with_echo(&upstream.url()).public_origin("http://portal.acme.test:8443"),
         "",
-        "    public_origin: http://portal.acme.test:8443",
     )
     .await;
     let dev = public.sign_in("dev").await;
@@ -490,7 +494,7 @@ async fn forwarded_host_and_proto_come_from_the_tenant_origin() {
 #[tokio::test]
 async fn an_over_limit_chunked_body_is_413_and_never_complete_upstream() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "proxy: { max_request_body: 4KiB }", "").await;
+    let server = start(&upstream, "proxy: { max_request_body: 4KiB }").await;
     let dev = server.sign_in("dev").await;
     let chunks = (0..16).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 1024])));
     let response = server
@@ -503,7 +507,7 @@ async fn an_over_limit_chunked_body_is_413_and_never_complete_upstream() {
         .send()
         .await
         .unwrap();
-    crate::helpers::json_error(response, 413, "body_too_large").await;
+    json_error(response, 413, "body_too_large").await;
     for body in upstream.bodies() {
         assert!(
             body.is_err(),
@@ -531,7 +535,7 @@ async fn an_over_limit_chunked_body_is_413_and_never_complete_upstream() {
 #[tokio::test]
 async fn a_websocket_upgrade_needs_get() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "", "").await;
+    let server = start(&upstream, "").await;
     let dev = server.sign_in("dev").await;
     for method in ["POST", "PUT", "DELETE"] {
         let response = server
@@ -547,7 +551,7 @@ async fn a_websocket_upgrade_needs_get() {
             .send()
             .await
             .unwrap();
-        crate::helpers::json_error(response, 400, "bad_upgrade").await;
+        json_error(response, 400, "bad_upgrade").await;
     }
     assert!(upstream.bodies().is_empty(), "refused before the upstream");
 }
@@ -559,8 +563,7 @@ async fn errors_and_json_carry_nosniff_and_error_pages_a_policy() {
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead_url = format!("http://{}/base", dead.local_addr().unwrap());
     drop(dead);
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::from_yaml(&acme(&dead_url, "", ""), dir.path()).await;
+    let server = start_tenant(acme_with_echo(&dead_url), "").await;
     let dev = server.sign_in("dev").await;
 
     // An app's 502 as the shell's iframe loads it, and a 404 as a top-level navigation.
@@ -606,14 +609,9 @@ async fn errors_and_json_carry_nosniff_and_error_pages_a_policy() {
         .await
         .unwrap();
     assert_eq!(error.headers()["x-content-type-options"], "nosniff");
-    crate::helpers::json_error(error, 404, "unknown_app").await;
+    json_error(error, 404, "unknown_app").await;
     for path in ["/shell/config.json", "/.well-known/jwks.json"] {
-        let json = server
-            .get(path)
-            .header("cookie", &dev.cookie)
-            .send()
-            .await
-            .unwrap();
+        let json = server.get_as(path, &dev).await;
         assert_eq!(json.status(), StatusCode::OK, "{path}");
         assert_eq!(
             json.headers()["x-content-type-options"],
@@ -628,7 +626,7 @@ async fn errors_and_json_carry_nosniff_and_error_pages_a_policy() {
 #[tokio::test]
 async fn idle_http2_connections_are_closed_but_slow_requests_finish() {
     let upstream = Upstream::start().await;
-    let server = start(&upstream, "server: { header_read_timeout: 1s }", "").await;
+    let server = start(&upstream, "server: { header_read_timeout: 1s }").await;
     let dev = server.sign_in("dev").await;
 
     let mut idle = connect_from([127, 0, 0, 1], server.addr).await;

@@ -93,6 +93,15 @@ impl TestServer {
         self.client.post(self.url(path))
     }
 
+    /// `GET <path>` as the holder of `session`.
+    pub async fn get_as(&self, path: &str, session: &Session) -> reqwest::Response {
+        self.get(path)
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signs in through dev sign-in like the picker page's form does, and returns the session cookie.
     pub async fn sign_in(&self, user: &str) -> Session {
         let response = self
@@ -114,12 +123,7 @@ impl TestServer {
 
     /// `GET /shell/config.json` as the holder of `session`; asserts 200.
     pub async fn shell_config(&self, session: &Session) -> Value {
-        let response = self
-            .get("/shell/config.json")
-            .header("cookie", &session.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_as("/shell/config.json", session).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
@@ -260,7 +264,22 @@ pub fn children_of(nodes: &[Value], segment: &str) -> Vec<Value> {
 
 /// Asserts a JSON error body of the documented shape and returns it.
 pub async fn json_error(response: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status");
+    json_error_of("", response, status, code).await
+}
+
+/// The same, for one row of a table: `what` names the row in every failure message.
+pub async fn json_error_of(
+    what: &str,
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> Value {
+    let what = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what}: ")
+    };
+    assert_eq!(response.status().as_u16(), status, "{what}status");
     let content_type = response
         .headers()
         .get("content-type")
@@ -269,18 +288,18 @@ pub async fn json_error(response: reqwest::Response, status: u16, code: &str) ->
         .to_owned();
     assert!(
         content_type.starts_with("application/json"),
-        "JSON error, got content-type {content_type:?}"
+        "{what}JSON error, got content-type {content_type:?}"
     );
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], code, "error code in {body}");
-    assert_eq!(body["status"], status, "status in body {body}");
+    assert_eq!(body["error"], code, "{what}error code in {body}");
+    assert_eq!(body["status"], status, "{what}status in body {body}");
     assert!(
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "a message in {body}"
+        "{what}a message in {body}"
     );
     assert!(
         body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
-        "a request id in {body}"
+        "{what}a request id in {body}"
     );
     body
 }
@@ -308,4 +327,329 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
         .extend_pairs(pairs)
         .append_pair(name, value);
     parsed.to_string()
+}
+
+// Config text ------------------------------------------------------------------------------------------
+
+/// Config text for a test, written by one builder instead of the same tenant YAML in every file. It is
+/// only text: each test still goes through the real config loader (`compile`, `TestServer::from_yaml`).
+/// Names, hosts, URLs and groups are written as JSON strings, which are also YAML double-quoted strings,
+/// so ports, colons and odd group names need no care; the other values (`key`, `rule`, `node`, `top`)
+/// are YAML text as given. A test whose point is unusual YAML writes its config out by hand.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigYaml {
+    /// Top-level sections other than `tenants`, as YAML text (`proxy: { idle_timeout: 1s }`).
+    top: Vec<String>,
+    tenants: Vec<TenantYaml>,
+}
+
+/// A config with no tenants yet.
+pub fn config() -> ConfigYaml {
+    ConfigYaml::default()
+}
+
+impl ConfigYaml {
+    pub fn default_tenant(self, id: &str) -> Self {
+        self.top(&format!("default_tenant: {}", q(id)))
+    }
+
+    /// A top-level section as YAML text, e.g. `server: { max_connections: 3 }`; empty text adds nothing.
+    pub fn top(mut self, yaml: &str) -> Self {
+        if !yaml.is_empty() {
+            self.top.push(yaml.to_owned());
+        }
+        self
+    }
+
+    pub fn tenant(mut self, tenant: TenantYaml) -> Self {
+        self.tenants.push(tenant);
+        self
+    }
+
+    pub fn yaml(&self) -> String {
+        let mut out = String::from("version: 1\n");
+        for section in &self.top {
+            out.push_str(section);
+            out.push('\n');
+        }
+        out.push_str("tenants:\n");
+        for tenant in &self.tenants {
+            tenant.write(&mut out);
+        }
+        out
+    }
+
+    /// Compiled with relative paths resolved against `dir`.
+    pub fn compile(&self, dir: &Path) -> Config {
+        compile(&self.yaml(), dir)
+    }
+
+    /// Started on a loopback port, for a config with no relative paths.
+    pub async fn start(&self) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        TestServer::from_yaml(&self.yaml(), dir.path()).await
+    }
+}
+
+/// One tenant of a [`ConfigYaml`].
+#[derive(Clone, Debug)]
+pub struct TenantYaml {
+    id: String,
+    /// Keys other than `auth`, `roles` and `apps`, as YAML text (`hosts: [...]`).
+    keys: Vec<String>,
+    /// `auth.dev_sign_in.users`, each a flow mapping.
+    users: Vec<String>,
+    /// The fields of `auth.oidc`, as YAML flow text.
+    oidc: Option<String>,
+    roles: Vec<String>,
+    apps: Vec<AppYaml>,
+}
+
+/// A tenant named `id`, listening on `hosts`.
+pub fn tenant(id: &str, hosts: &[&str]) -> TenantYaml {
+    TenantYaml {
+        id: id.to_owned(),
+        keys: vec![format!("hosts: {}", list(hosts))],
+        users: Vec::new(),
+        oidc: None,
+        roles: Vec::new(),
+        apps: Vec::new(),
+    }
+}
+
+impl TenantYaml {
+    pub fn public_origin(self, origin: &str) -> Self {
+        self.key("public_origin", &q(origin))
+    }
+
+    pub fn title(self, title: &str) -> Self {
+        self.key("branding", &format!("{{ title: {} }}", q(title)))
+    }
+
+    /// The tenant's `backstage:` block, as a YAML flow mapping.
+    pub fn backstage(self, block: &str) -> Self {
+        self.key("backstage", block)
+    }
+
+    fn key(mut self, key: &str, value: &str) -> Self {
+        self.keys.push(format!("{key}: {value}"));
+        self
+    }
+
+    /// A dev sign-in user; the first one turns dev sign-in on.
+    pub fn user(mut self, user: UserYaml) -> Self {
+        self.users.push(format!("{{ {} }}", user.0.join(", ")));
+        self
+    }
+
+    /// OIDC sign-in, the fields of `oidc:` as YAML flow text (see [`oidc_client`]).
+    pub fn oidc(mut self, fields: &str) -> Self {
+        self.oidc = Some(fields.to_owned());
+        self
+    }
+
+    /// Role `name` for members of any of `groups`.
+    pub fn role(mut self, name: &str, groups: &[&str]) -> Self {
+        self.roles
+            .push(format!("{name}: {{ groups: {} }}", list(groups)));
+        self
+    }
+
+    pub fn app(mut self, app: AppYaml) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    fn write(&self, out: &mut String) {
+        let mut line = |indent: usize, text: &str| {
+            out.push_str(&" ".repeat(indent));
+            out.push_str(text);
+            out.push('\n');
+        };
+        line(2, &format!("{}:", self.id));
+        for key in &self.keys {
+            line(4, key);
+        }
+        if !self.users.is_empty() || self.oidc.is_some() {
+            line(4, "auth:");
+        }
+        if !self.users.is_empty() {
+            line(6, "dev_sign_in:");
+            line(8, "users:");
+            for user in &self.users {
+                line(10, &format!("- {user}"));
+            }
+        }
+        if let Some(oidc) = &self.oidc {
+            line(6, &format!("oidc: {{ {oidc} }}"));
+        }
+        if !self.roles.is_empty() {
+            line(4, "roles:");
+            for role in &self.roles {
+                line(6, role);
+            }
+        }
+        if !self.apps.is_empty() {
+            line(4, "apps:");
+            for app in &self.apps {
+                line(6, &format!("- id: {}", q(&app.id)));
+                for key in &app.keys {
+                    line(8, key);
+                }
+                for (name, items) in [("rules", &app.rules), ("nodes", &app.nodes)] {
+                    if !items.is_empty() {
+                        line(8, &format!("{name}:"));
+                        for item in items {
+                            line(10, &format!("- {item}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fields of an `oidc:` block for a client asking for the usual scopes (for [`TenantYaml::oidc`]).
+pub fn oidc_client(issuer: &str, client_id: &str, client_secret: &str) -> String {
+    format!(
+        "issuer: {}, client_id: {}, client_secret: {}, scopes: [profile, email, groups]",
+        q(issuer),
+        q(client_id),
+        q(client_secret)
+    )
+}
+
+/// A dev sign-in user: the fields of one flow mapping.
+#[derive(Clone, Debug)]
+pub struct UserYaml(Vec<String>);
+
+/// Dev sign-in user `id`, member of `groups`.
+pub fn user(id: &str, groups: &[&str]) -> UserYaml {
+    UserYaml(vec![
+        format!("id: {}", q(id)),
+        format!("groups: {}", list(groups)),
+    ])
+}
+
+impl UserYaml {
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.push(format!("name: {}", q(name)));
+        self
+    }
+
+    pub fn email(mut self, email: &str) -> Self {
+        self.0.push(format!("email: {}", q(email)));
+        self
+    }
+}
+
+/// One app of a tenant, written as a block mapping.
+#[derive(Clone, Debug)]
+pub struct AppYaml {
+    id: String,
+    keys: Vec<String>,
+    rules: Vec<String>,
+    nodes: Vec<String>,
+}
+
+/// App `id`, open to `roles`; give it an [`AppYaml::upstream`] or [`AppYaml::files`].
+pub fn app(id: &str, roles: &[&str]) -> AppYaml {
+    AppYaml {
+        id: id.to_owned(),
+        keys: vec![format!("access: {{ roles: {} }}", list(roles))],
+        rules: Vec::new(),
+        nodes: Vec::new(),
+    }
+}
+
+impl AppYaml {
+    pub fn upstream(self, url: &str) -> Self {
+        self.key("upstream", &q(url))
+    }
+
+    /// `static:` content: a directory relative to the config, or `embedded:demo`.
+    pub fn files(self, source: &str) -> Self {
+        self.key("static", &q(source))
+    }
+
+    /// Any other key, its value as YAML text (`cookies`, `scoped`; `identity`, `[headers]`).
+    pub fn key(mut self, key: &str, value: &str) -> Self {
+        self.keys.push(format!("{key}: {value}"));
+        self
+    }
+
+    /// A request rule, as YAML flow text.
+    pub fn rule(mut self, rule: &str) -> Self {
+        self.rules.push(rule.to_owned());
+        self
+    }
+
+    /// A navigation node, as YAML flow text.
+    pub fn node(mut self, node: &str) -> Self {
+        self.nodes.push(node.to_owned());
+        self
+    }
+}
+
+/// `text` as a YAML double-quoted scalar (a JSON string is one).
+fn q(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// `items` as a YAML flow sequence of double-quoted scalars.
+fn list(items: &[&str]) -> String {
+    Value::from(items.to_vec()).to_string()
+}
+
+/// Tenant `acme` at `portal.acme.test` and at 127.0.0.1, where the tests reach it: dev sign-in answers
+/// only on a host the tenant lists, never as the default tenant.
+pub fn acme() -> TenantYaml {
+    tenant("acme", &["portal.acme.test", "127.0.0.1"])
+}
+
+/// The developer most tests sign in as.
+pub fn dev() -> UserYaml {
+    user("dev", &["acme-eng"])
+        .name("Dev Eloper")
+        .email("dev@acme.example")
+}
+
+/// What the builder writes, in full: the text a reader of a failing test's config would see.
+#[test]
+fn the_config_builder_writes_plain_yaml() {
+    let yaml = config()
+        .default_tenant("acme")
+        .top("proxy: { idle_timeout: 1s }")
+        .tenant(
+            acme().user(dev()).role("developer", &["acme-eng"]).app(
+                app("echo", &["developer"])
+                    .upstream("http://127.0.0.1:1/base")
+                    .key("cookies", "scoped")
+                    .node("{ path: overview, label: Overview, view: /overview }"),
+            ),
+        )
+        .yaml();
+    assert_eq!(
+        yaml,
+        r#"version: 1
+default_tenant: "acme"
+proxy: { idle_timeout: 1s }
+tenants:
+  acme:
+    hosts: ["portal.acme.test","127.0.0.1"]
+    auth:
+      dev_sign_in:
+        users:
+          - { id: "dev", groups: ["acme-eng"], name: "Dev Eloper", email: "dev@acme.example" }
+    roles:
+      developer: { groups: ["acme-eng"] }
+    apps:
+      - id: "echo"
+        access: { roles: ["developer"] }
+        upstream: "http://127.0.0.1:1/base"
+        cookies: scoped
+        nodes:
+          - { path: overview, label: Overview, view: /overview }
+"#
+    );
 }

@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::fake_idp::{
-    self, CLIENT_ID, CLIENT_SECRET, FakeIdp, TokenReply, s256, sign_hs256, sign_rs256,
-    sign_rs256_typ, sign_with_other_key, sign_with_rotated_key, tampered, unsigned,
+    self, CLIENT_ID, CLIENT_SECRET, FakeIdp, TokenContext, TokenReply, s256, sign_hs256,
+    sign_rs256, sign_rs256_typ, sign_with_other_key, sign_with_rotated_key, tampered, unsigned,
 };
 use crate::helpers::{
-    Session, TIMEOUT, client, compile, json_error, query_of, session_from, with_param,
+    Session, TIMEOUT, app, client, compile, config, json_error, query_of, session_from, tenant,
+    user, with_param,
 };
 
 /// Reserves a loopback port portico can then listen on (its public origin must be known up front).
@@ -31,43 +32,46 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config_yaml(port: u16, issuer: &str) -> String {
-    format!(
-        r#"
-version: 1
-server:
-  listen: 127.0.0.1:{port}
-  admin_listen: 127.0.0.1:0
-tenants:
-  acme:
-    hosts: ["127.0.0.1:{port}"]
-    public_origin: http://127.0.0.1:{port}
-    branding: {{ title: Acme Portal }}
-    auth:
-      oidc: {{ issuer: "{issuer}", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}, groups_claim: groups }}
-    roles:
-      admin: {{ groups: [acme-admins] }}
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - id: status
-        label: Status
-        access: {{ roles: [developer, admin] }}
-        static: embedded:demo
-  globex:
-    hosts: [globex.test]
-    auth:
-      dev_sign_in:
-        users:
-          - {{ id: alice, name: Alice Globex, email: alice@globex.test, groups: [acme-admins, acme-eng] }}
-    roles:
-      admin: {{ groups: [acme-admins] }}
-    apps:
-      - id: status
-        label: Status
-        access: {{ roles: [admin] }}
-        static: embedded:demo
-"#
-    )
+/// Tenant `acme` signs in at `issuer`, on 127.0.0.1:`port` or (`https`) behind TLS at [`HTTPS_HOST`];
+/// tenant `globex` uses dev sign-in, with a user whose groups would be admin on acme.
+fn config_yaml(port: u16, issuer: &str, https: bool) -> String {
+    let (host, origin) = if https {
+        (HTTPS_HOST.to_owned(), format!("https://{HTTPS_HOST}"))
+    } else {
+        (
+            format!("127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        )
+    };
+    let status = |roles: &[&str]| {
+        app("status", roles)
+            .key("label", "Status")
+            .files("embedded:demo")
+    };
+    let acme = tenant("acme", &[&host])
+        .public_origin(&origin)
+        .title("Acme Portal")
+        .oidc(&format!(
+            "issuer: \"{issuer}\", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}, groups_claim: groups"
+        ))
+        .role("admin", &["acme-admins"])
+        .role("developer", &["acme-eng"])
+        .app(status(&["developer", "admin"]));
+    let globex = tenant("globex", &["globex.test"])
+        .user(
+            user("alice", &["acme-admins", "acme-eng"])
+                .name("Alice Globex")
+                .email("alice@globex.test"),
+        )
+        .role("admin", &["acme-admins"])
+        .app(status(&["admin"]));
+    config()
+        .top(&format!(
+            "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:0\" }}"
+        ))
+        .tenant(acme)
+        .tenant(globex)
+        .yaml()
 }
 
 /// Acme's host when its public origin is HTTPS ([`Portal::start_https`]).
@@ -114,15 +118,7 @@ impl Portal {
         for attempt in 0..5 {
             let port = free_port();
             let dir = tempfile::tempdir().unwrap();
-            let mut yaml = config_yaml(port, issuer);
-            if https {
-                yaml = yaml.replace(
-                    &format!(
-                        "hosts: [\"127.0.0.1:{port}\"]\n    public_origin: http://127.0.0.1:{port}"
-                    ),
-                    &format!("hosts: [{HTTPS_HOST}]\n    public_origin: https://{HTTPS_HOST}"),
-                );
-            }
+            let yaml = config_yaml(port, issuer, https);
             let config = compile(&yaml, dir.path());
             match portico::app::App::build(config).await {
                 Ok(app) => {
@@ -355,6 +351,37 @@ async fn assert_login_refused_page(portal: &Portal) {
     assert_refused_page(portal.callback_html(&callback, Some(&start.binding)).await).await;
 }
 
+/// A fake IdP and a portal that signs in at it (discovery done).
+async fn started() -> (FakeIdp, Portal) {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    (idp, portal)
+}
+
+/// The IdP answers every login with the ID token `id_token` makes; the login must be refused.
+async fn refuses_token(
+    idp: &FakeIdp,
+    portal: &Portal,
+    id_token: impl Fn(&TokenContext) -> String + Send + Sync + 'static,
+) {
+    idp.set_id_token(id_token);
+    assert_login_refused(portal).await;
+}
+
+/// The IdP correctly signs ID tokens whose claims `change` altered; the login must be refused.
+async fn refuses(
+    idp: &FakeIdp,
+    portal: &Portal,
+    change: impl Fn(&mut Value) + Send + Sync + 'static,
+) {
+    refuses_token(idp, portal, move |ctx| {
+        let mut claims = ctx.claims();
+        change(&mut claims);
+        sign_rs256(&claims)
+    })
+    .await;
+}
+
 fn roles(whoami: &Value) -> Vec<String> {
     whoami["roles"]
         .as_array()
@@ -485,121 +512,100 @@ async fn sign_in_uses_pkce_state_nonce_and_client_authentication() {
 
 #[tokio::test]
 async fn id_token_signed_with_another_key_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| sign_with_other_key(&ctx.claims()));
-    assert_login_refused(&portal).await;
+    let (idp, portal) = started().await;
+    refuses_token(&idp, &portal, |ctx| sign_with_other_key(&ctx.claims())).await;
     assert_login_refused_page(&portal).await;
 }
 
 #[tokio::test]
 async fn id_token_whose_claims_were_changed_after_signing_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| {
+    let (idp, portal) = started().await;
+    refuses_token(&idp, &portal, |ctx| {
         let signed = sign_rs256(&ctx.claims());
         let mut claims = ctx.claims();
         claims["groups"] = json!(["acme-admins"]);
         tampered(&signed, &claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
 }
 
 // 3 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn id_token_from_another_issuer_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    let (idp, portal) = started().await;
+    refuses(&idp, &portal, |claims| {
         claims["iss"] = json!("https://evil.example");
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    })
+    .await;
+    refuses(&idp, &portal, |claims| {
         claims.as_object_mut().unwrap().remove("iss");
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
 }
 
 // 4 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn id_token_for_another_audience_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
-        claims["aud"] = json!("someone-else");
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    let (idp, portal) = started().await;
+    refuses(&idp, &portal, |claims| {
+        claims["aud"] = json!("someone-else")
+    })
+    .await;
     // Issued to another client as well as to us: that client could replay it here.
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    refuses(&idp, &portal, |claims| {
         claims["aud"] = json!([CLIENT_ID, "someone-else"]);
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
 }
 
 // 5 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn expired_id_token_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    let (idp, portal) = started().await;
+    refuses(&idp, &portal, |claims| {
         let now = fake_idp::now();
         claims["iat"] = json!(now - 3600);
         claims["exp"] = json!(now - 600);
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
 }
 
 // 6 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn id_token_with_a_wrong_or_missing_nonce_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    let (idp, portal) = started().await;
+    refuses(&idp, &portal, |claims| {
         claims["nonce"] = json!("not-the-nonce-portico-sent");
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    })
+    .await;
+    refuses(&idp, &portal, |claims| {
         claims.as_object_mut().unwrap().remove("nonce");
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
 }
 
 // 7 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn unsigned_and_client_secret_signed_id_tokens_are_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
-    idp.set_id_token(|ctx| unsigned(&ctx.claims()));
-    assert_login_refused(&portal).await;
+    let (idp, portal) = started().await;
+    refuses_token(&idp, &portal, |ctx| unsigned(&ctx.claims())).await;
     // `alg: none` with the old signature left on.
-    idp.set_id_token(|ctx| {
+    refuses_token(&idp, &portal, |ctx| {
         let signed = sign_rs256(&ctx.claims());
         let signature = signed.rsplit('.').next().unwrap().to_owned();
         format!("{}{signature}", unsigned(&ctx.claims()))
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
     // HS256 keyed with the client secret: anyone holding the secret could mint this.
-    idp.set_id_token(|ctx| sign_hs256(&ctx.claims(), CLIENT_SECRET));
-    assert_login_refused(&portal).await;
+    refuses_token(&idp, &portal, |ctx| {
+        sign_hs256(&ctx.claims(), CLIENT_SECRET)
+    })
+    .await;
     // The honest IdP still works on the same portal: the refusals above were about the tokens.
     idp.set_scenario(|ctx| ctx.honest());
     portal.sign_in().await;
@@ -609,8 +615,7 @@ async fn unsigned_and_client_secret_signed_id_tokens_are_refused() {
 
 #[tokio::test]
 async fn a_replayed_callback_is_refused_and_creates_no_session() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let start = portal.start_login("/x").await;
     let callback = portal.at_idp(&start).await;
     let first = portal.callback(&callback, Some(&start.binding)).await;
@@ -631,8 +636,7 @@ async fn a_replayed_callback_is_refused_and_creates_no_session() {
 
 #[tokio::test]
 async fn a_code_the_idp_refuses_as_already_used_fails_sign_in_without_retrying() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let first = portal.start_login("/x").await;
     let first_callback = portal.at_idp(&first).await;
     let response = portal.callback(&first_callback, Some(&first.binding)).await;
@@ -662,8 +666,7 @@ async fn a_code_the_idp_refuses_as_already_used_fails_sign_in_without_retrying()
 
 #[tokio::test]
 async fn a_callback_with_a_state_portico_never_issued_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     // PKCE is always sent: the fake refuses authorization requests without an S256 challenge, and
     // the first test checks the verifier; here, states portico never issued.
     let start = portal.start_login("/x").await;
@@ -692,8 +695,7 @@ async fn a_callback_with_a_state_portico_never_issued_is_refused() {
 
 #[tokio::test]
 async fn a_callback_naming_another_issuer_is_refused_before_the_code_is_redeemed() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let start = portal.start_login("/x").await;
     let callback = portal.at_idp(&start).await;
     let mixed_up = with_param(&callback, "iss", "https://evil.example");
@@ -707,8 +709,7 @@ async fn a_callback_naming_another_issuer_is_refused_before_the_code_is_redeemed
 
 #[tokio::test]
 async fn a_callback_with_an_idp_error_shows_a_sign_in_failed_page() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let start = portal.start_login("/x").await;
     let callback = portal.at_idp(&start).await;
     let state = &query_of(&callback)["state"];
@@ -735,8 +736,7 @@ async fn a_callback_with_an_idp_error_shows_a_sign_in_failed_page() {
 
 #[tokio::test]
 async fn a_callback_without_the_browsers_binding_cookie_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     // An attacker starts a login, and gets the victim's browser to open the callback link.
     let start = portal.start_login("/x").await;
     let callback = portal.at_idp(&start).await;
@@ -766,8 +766,7 @@ async fn a_callback_without_the_browsers_binding_cookie_is_refused() {
 
 #[tokio::test]
 async fn return_paths_never_leave_the_portal() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (_idp, portal) = started().await;
     for evil in [
         "https://evil.example/",
         "//evil.example",
@@ -803,8 +802,7 @@ async fn return_paths_never_leave_the_portal() {
 
 #[tokio::test]
 async fn forged_or_tampered_session_cookies_are_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (_idp, portal) = started().await;
     let session = portal.sign_in().await;
     let shell_config = |cookie: String| {
         portal
@@ -868,8 +866,7 @@ async fn forged_or_tampered_session_cookies_are_refused() {
 
 #[tokio::test]
 async fn logout_needs_this_origin_and_then_ends_the_idp_session_too() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let session = portal.sign_in().await;
     let config: Value = portal
         .get("/shell/config.json")
@@ -1041,8 +1038,7 @@ async fn an_idp_that_is_down_at_start_makes_sign_in_unavailable_not_the_portal()
 
 #[tokio::test]
 async fn backchannel_logout_ends_only_the_named_users_sessions() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.sign_in_next_as("alice");
     let alice = portal.sign_in().await;
     let alice_again = portal.sign_in().await;
@@ -1069,8 +1065,7 @@ async fn backchannel_logout_ends_only_the_named_users_sessions() {
 
 #[tokio::test]
 async fn invalid_logout_tokens_are_refused_and_sessions_survive() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let alice = portal.sign_in().await;
     let good = idp.logout_claims("alice");
     let with = |change: &dyn Fn(&mut Value)| {
@@ -1151,8 +1146,7 @@ async fn invalid_logout_tokens_are_refused_and_sessions_survive() {
 
 #[tokio::test]
 async fn a_refresh_rereads_the_users_groups() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.set_expires_in(1);
     let (session, _) = portal.sign_in_to("/x").await;
     assert_eq!(idp.token_calls("refresh_token"), 0);
@@ -1187,8 +1181,7 @@ async fn a_refresh_rereads_the_users_groups() {
 
 #[tokio::test]
 async fn a_refresh_the_idp_refuses_ends_the_session() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.set_expires_in(1);
     idp.set_scenario(|ctx| {
         if ctx.grant_type == "refresh_token" {
@@ -1232,8 +1225,7 @@ async fn a_refresh_the_idp_refuses_ends_the_session() {
 
 #[tokio::test]
 async fn a_refreshed_id_token_that_fails_verification_ends_the_session() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.set_expires_in(1);
     let first = portal.sign_in().await;
     let second = portal.sign_in().await;
@@ -1264,8 +1256,7 @@ async fn a_refreshed_id_token_that_fails_verification_ends_the_session() {
 
 #[tokio::test]
 async fn concurrent_requests_at_refresh_time_share_one_refresh() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.set_expires_in(1);
     let session = portal.sign_in().await;
     idp.set_expires_in(3600);
@@ -1290,8 +1281,7 @@ async fn concurrent_requests_at_refresh_time_share_one_refresh() {
 /// With a token lifetime shorter than the refresh margin, every request was due for a refresh.
 #[tokio::test]
 async fn short_lived_tokens_are_not_refreshed_on_every_request() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.set_expires_in(20);
     let session = portal.sign_in().await;
     for _ in 0..3 {
@@ -1308,15 +1298,12 @@ async fn short_lived_tokens_are_not_refreshed_on_every_request() {
 
 #[tokio::test]
 async fn id_token_bound_to_another_access_token_is_refused() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     // `at_hash` names a different access token than the one in the response (OIDC Core 3.1.3.6).
-    idp.set_id_token(|ctx| {
-        let mut claims = ctx.claims();
+    refuses(&idp, &portal, |claims| {
         claims["at_hash"] = json!(URL_SAFE_NO_PAD.encode([0u8; 16]));
-        sign_rs256(&claims)
-    });
-    assert_login_refused(&portal).await;
+    })
+    .await;
     // A correct `at_hash` is accepted (so the refusal above was about the hash).
     idp.set_id_token(|ctx| {
         let mut claims = ctx.claims();
@@ -1348,8 +1335,7 @@ async fn eventually(what: &str, mut attempt: impl AsyncFnMut() -> bool) -> usize
 
 #[tokio::test]
 async fn a_logout_token_signed_with_a_newly_rotated_key_is_accepted() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let alice = portal.sign_in().await;
     idp.rotate_keys();
     let token = sign_with_rotated_key(&idp.logout_claims("alice"), "logout+jwt");
@@ -1372,8 +1358,7 @@ async fn a_logout_token_signed_with_a_newly_rotated_key_is_accepted() {
 
 #[tokio::test]
 async fn an_id_token_signed_with_a_newly_rotated_key_is_accepted() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     idp.rotate_keys();
     idp.set_id_token(|ctx| sign_with_rotated_key(&ctx.claims(), "JWT"));
     let mut session = None;
@@ -1391,14 +1376,12 @@ async fn an_id_token_signed_with_a_newly_rotated_key_is_accepted() {
     let session = session.unwrap();
     assert_eq!(portal.whoami(&session).await["user"]["id"], "alice");
     // Keys the IdP never published are still refused after the re-fetch.
-    idp.set_id_token(|ctx| sign_with_other_key(&ctx.claims()));
-    assert_login_refused(&portal).await;
+    refuses_token(&idp, &portal, |ctx| sign_with_other_key(&ctx.claims())).await;
 }
 
 #[tokio::test]
 async fn logout_tokens_naming_unknown_keys_do_not_make_portico_refetch_keys_each_time() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (idp, portal) = started().await;
     let before = idp.discovery_fetches();
     for _ in 0..10 {
         // Signed with a key the IdP never published, under a kid it never named.
@@ -1457,8 +1440,7 @@ async fn an_idp_that_advertises_iss_must_send_exactly_its_own_on_the_callback() 
 
 #[tokio::test]
 async fn an_idp_that_does_not_advertise_iss_may_leave_it_out() {
-    let idp = FakeIdp::start().await;
-    let portal = Portal::start(&idp).await;
+    let (_idp, portal) = started().await;
     let start = portal.start_login("/x").await;
     let callback = without_param(&portal.at_idp(&start).await, "iss");
     let response = portal.callback(&callback, Some(&start.binding)).await;

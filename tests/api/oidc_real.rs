@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::compile;
+use crate::helpers::{app, config, oidc_client, tenant};
 use crate::op::{Browser, RealOp, reserve_port, urlencode};
 
 struct Portal {
@@ -43,36 +43,29 @@ async fn portal_with(access_token_ttl: u64, extra: &str) -> Portal {
         "clients": [client("portico", "portico-secret", &acme), client("nested", "nested-secret", &nested)],
         "accessTokenTtl": access_token_ttl,
     }));
-    let yaml = format!(
-        r#"
-server: {{ listen: "{addr}" }}
-{extra}
-tenants:
-  acme:
-    hosts: ["127.0.0.1:{port}"]
-    public_origin: {acme}
-    auth:
-      oidc: {{ issuer: "{issuer}", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }}
-    roles:
-      platform-admin: {{ groups: [acme-platform-admins] }}
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }}
-      - {{ id: admin-console, access: {{ roles: [platform-admin] }}, static: embedded:demo }}
-  nested:
-    hosts: ["localhost:{port}"]
-    public_origin: {nested}
-    auth:
-      oidc: {{ issuer: "{issuer}", client_id: nested, client_secret: nested-secret, scopes: [profile, email, groups], groups_claim: realm_access.roles }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }}
-"#,
-        issuer = op.issuer,
-    );
+    let tools = || app("tools", &["developer"]).files("embedded:demo");
+    let acme_tenant = tenant("acme", &[&format!("127.0.0.1:{port}")])
+        .public_origin(&acme)
+        .oidc(&oidc_client(&op.issuer, "portico", "portico-secret"))
+        .role("platform-admin", &["acme-platform-admins"])
+        .role("developer", &["acme-eng"])
+        .app(tools())
+        .app(app("admin-console", &["platform-admin"]).files("embedded:demo"));
+    let nested_tenant = tenant("nested", &[&format!("localhost:{port}")])
+        .public_origin(&nested)
+        .oidc(&format!(
+            "{}, groups_claim: realm_access.roles",
+            oidc_client(&op.issuer, "nested", "nested-secret")
+        ))
+        .role("developer", &["acme-eng"])
+        .app(tools());
+    let yaml = config()
+        .top(&format!("server: {{ listen: \"{addr}\" }}"))
+        .top(extra)
+        .tenant(acme_tenant)
+        .tenant(nested_tenant);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = compile(&yaml, dir.path());
+    let mut config = yaml.compile(dir.path());
     config.server.admin_listen = None;
     let app = portico::app::App::build(config)
         .await

@@ -6,7 +6,8 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
 use crate::helpers::{
-    Session, TestServer, app_nodes, children_of, compile, json_error, segments, session_from,
+    ConfigYaml, Session, TestServer, app, app_nodes, children_of, config, json_error,
+    json_error_of, segments, session_from, tenant, user,
 };
 
 fn header<'r>(response: &'r reqwest::Response, name: &str) -> &'r str {
@@ -90,12 +91,7 @@ async fn user_without_groups_gets_no_apps() {
 async fn shell_config_is_never_cached_and_carries_a_csrf_token() {
     let server = TestServer::embedded().await;
     let dave = server.sign_in("dave").await;
-    let response = server
-        .get("/shell/config.json")
-        .header("cookie", &dave.cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = server.get_as("/shell/config.json", &dave).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(header(&response, "cache-control").contains("no-store"));
     assert!(header(&response, "content-type").starts_with("application/json"));
@@ -131,12 +127,7 @@ async fn sign_in_sets_an_opaque_http_only_cookie() {
     assert!(!session.id.contains("dave"), "the cookie is opaque");
     assert_eq!(session.id.len(), 43);
 
-    let who = server
-        .get("/auth/session")
-        .header("cookie", &session.cookie)
-        .send()
-        .await
-        .unwrap();
+    let who = server.get_as("/auth/session", &session).await;
     assert_eq!(who.status(), StatusCode::OK);
     let who: Value = who.json().await.unwrap();
     assert_eq!(who["user"]["id"], "dave");
@@ -294,12 +285,7 @@ async fn reserved_prefixes_never_fall_through_to_the_shell() {
     let server = TestServer::embedded().await;
     let dave = server.sign_in("dave").await;
     for path in ["/auth/nope", "/shell/nope.js", "/.well-known/nope"] {
-        let response = server
-            .get(path)
-            .header("cookie", &dave.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = server.get_as(path, &dave).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
@@ -371,34 +357,25 @@ async fn logout_needs_the_csrf_token_and_then_ends_the_session() {
     let config = server.shell_config(&dave).await;
     let token = config["portico"]["csrfToken"].as_str().unwrap().to_owned();
 
-    let no_token = server
-        .post("/auth/logout")
-        .header("cookie", &dave.cookie)
-        .header("origin", server.origin())
-        .send()
-        .await
-        .unwrap();
-    json_error(no_token, 403, "csrf_rejected").await;
-
-    let wrong_token = server
-        .post("/auth/logout")
-        .header("cookie", &dave.cookie)
-        .header("origin", server.origin())
-        .header("x-portico-csrf", format!("{token}x"))
-        .send()
-        .await
-        .unwrap();
-    json_error(wrong_token, 403, "csrf_rejected").await;
-
-    let cross_site = server
-        .post("/auth/logout")
-        .header("cookie", &dave.cookie)
-        .header("origin", "http://evil.example")
-        .header("x-portico-csrf", &token)
-        .send()
-        .await
-        .unwrap();
-    json_error(cross_site, 403, "csrf_rejected").await;
+    let wrong_token = format!("{token}x");
+    for (what, origin, csrf) in [
+        ("no token", server.origin(), None),
+        ("wrong token", server.origin(), Some(wrong_token.as_str())),
+        (
+            "cross-site",
+            "http://evil.example".to_owned(),
+            Some(token.as_str()),
+        ),
+    ] {
+        let mut request = server
+            .post("/auth/logout")
+            .header("cookie", &dave.cookie)
+            .header("origin", origin);
+        if let Some(csrf) = csrf {
+            request = request.header("x-portico-csrf", csrf);
+        }
+        json_error_of(what, request.send().await.unwrap(), 403, "csrf_rejected").await;
+    }
 
     // The refused attempts did not sign dave out.
     server.shell_config(&dave).await;
@@ -421,12 +398,7 @@ async fn logout_needs_the_csrf_token_and_then_ends_the_session() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["signed_out"], true);
 
-    let after = server
-        .get("/shell/config.json")
-        .header("cookie", &dave.cookie)
-        .send()
-        .await
-        .unwrap();
+    let after = server.get_as("/shell/config.json", &dave).await;
     json_error(after, 401, "not_signed_in").await;
 }
 
@@ -455,36 +427,31 @@ async fn forged_session_cookies_are_not_signed_in() {
     }
 }
 
-const TWO_TENANTS: &str = r#"
-version: 1
-tenants:
-  acme:
-    hosts: [portal.acme.test]
-    branding: { title: Acme Portal }
-    auth:
-      dev_sign_in:
-        users:
-          - { id: ann, groups: [eng] }
-    roles:
-      developer: { groups: [eng] }
-    apps:
-      - id: docs
-        access: { roles: [developer] }
-        static: embedded:demo
-  globex:
-    hosts: [portal.globex.test]
-    branding: { title: Globex Portal }
-    auth:
-      dev_sign_in:
-        users:
-          - { id: gus, groups: [eng] }
-    roles:
-      developer: { groups: [eng] }
-    apps:
-      - id: wiki
-        access: { roles: [developer] }
-        static: embedded:demo
-"#;
+/// Tenants `acme` (user ann, app docs) and `globex` (user gus, app wiki), each on its own host name.
+fn two_tenants() -> ConfigYaml {
+    let tenant_of = |id: &str, host: &str, title: &str, user_id: &str, app_id: &str| {
+        tenant(id, &[host])
+            .title(title)
+            .user(user(user_id, &["eng"]))
+            .role("developer", &["eng"])
+            .app(app(app_id, &["developer"]).files("embedded:demo"))
+    };
+    config()
+        .tenant(tenant_of(
+            "acme",
+            "portal.acme.test",
+            "Acme Portal",
+            "ann",
+            "docs",
+        ))
+        .tenant(tenant_of(
+            "globex",
+            "portal.globex.test",
+            "Globex Portal",
+            "gus",
+            "wiki",
+        ))
+}
 
 async fn sign_in_on_host(server: &TestServer, host: &str, user: &str) -> Session {
     let response = server
@@ -502,8 +469,7 @@ async fn sign_in_on_host(server: &TestServer, host: &str, user: &str) -> Session
 
 #[tokio::test]
 async fn unknown_host_without_default_tenant_is_404() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(compile(TWO_TENANTS, dir.path())).await;
+    let server = two_tenants().start().await;
 
     // 127.0.0.1:<port> is no tenant's host and there is no default tenant.
     let api = server.get("/shell/config.json").send().await.unwrap();
@@ -536,8 +502,7 @@ async fn unknown_host_without_default_tenant_is_404() {
 
 #[tokio::test]
 async fn a_session_works_only_on_the_tenant_that_issued_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(compile(TWO_TENANTS, dir.path())).await;
+    let server = two_tenants().start().await;
     let ann = sign_in_on_host(&server, "portal.acme.test", "ann").await;
 
     let own = server
@@ -591,29 +556,22 @@ async fn navigation_and_the_app_gateway_agree() {
     assert_eq!(header(&page, "x-frame-options"), "SAMEORIGIN");
     assert!(header(&page, "cache-control").contains("no-cache"));
 
-    json_error(
-        get("/apps/service-status/incidents", &dave).await.unwrap(),
-        403,
-        "forbidden",
-    )
-    .await;
-    json_error(
-        get("/apps/admin-console/", &dave).await.unwrap(),
-        403,
-        "forbidden",
-    )
-    .await;
-    assert_eq!(
-        get("/apps/service-status/incidents", &alice)
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        get("/apps/admin-console/", &alice).await.unwrap().status(),
-        StatusCode::OK
-    );
+    // 403 rows are JSON `forbidden` errors.
+    for (path, who, status) in [
+        ("/apps/service-status/incidents", "dave", 403),
+        ("/apps/admin-console/", "dave", 403),
+        ("/apps/service-status/incidents", "alice", 200),
+        ("/apps/admin-console/", "alice", 200),
+    ] {
+        let session = if who == "alice" { &alice } else { &dave };
+        let response = get(path, session).await.unwrap();
+        let row = format!("{path} as {who}");
+        if status == 403 {
+            json_error_of(&row, response, 403, "forbidden").await;
+        } else {
+            assert_eq!(response.status(), status, "{row}");
+        }
+    }
 
     // `/apps/<id>` gets a trailing slash so relative URLs inside the app resolve below it.
     let bare = get("/apps/team-directory", &dave).await.unwrap();
@@ -808,12 +766,7 @@ async fn another_tenants_app_is_not_found_whatever_the_role_names() {
     let server = TestServer::embedded().await;
     // alice is platform-admin on demo; `ledger` exists only on globex.
     let alice = server.sign_in("alice").await;
-    let response = server
-        .get("/apps/ledger/")
-        .header("cookie", &alice.cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = server.get_as("/apps/ledger/", &alice).await;
     json_error(response, 404, "unknown_app").await;
     // gina on globex cannot reach demo's apps by editing the URL.
     let gina = sign_in_on_host(&server, GLOBEX, "gina").await;

@@ -28,7 +28,8 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    app_nodes, compile, json_error, query_of, segments, session_from, with_param,
+    TenantYaml, app, app_nodes, compile, config, json_error, oidc_client, query_of, segments,
+    session_from, tenant, user, with_param,
 };
 use crate::op::{Browser, RealOp, reserve_port};
 
@@ -94,46 +95,40 @@ fn config_yaml(
     acme_app: &Upstream,
     globex_app: &Upstream,
 ) -> String {
-    let default_tenant = setup
-        .default_tenant
-        .map(|id| format!("default_tenant: {id}"))
-        .unwrap_or_default();
-    format!(
+    // Each tenant's app keeps its cookies in the browser, so the host-only test sees them.
+    let own_app = |id: &str, label: &str, category: &str, upstream: &Upstream| {
+        app(id, &["developer"])
+            .key("label", label)
+            .key("category", category)
+            .key("cookies", "scoped")
+            .upstream(&format!("http://{}", upstream.addr))
+    };
+    let acme = tenant(
+        "acme",
+        &[&format!("{ACME}:{port}"), &format!("{ACME_ALIAS}:{port}")],
+    )
+    .public_origin(&format!("http://{ACME}:{port}"))
+    .title("Acme Portal")
+    .oidc(&oidc_client(acme_issuer, "acme-portal", "acme-secret"))
+    .role("developer", &["acme-eng"])
+    .app(own_app("acme-tools", "Acme Tools", "Build", acme_app));
+    let globex = tenant("globex", &[&format!("{GLOBEX}:{port}")])
+        .public_origin(&format!("http://{GLOBEX}:{port}"))
+        .title("Globex Portal")
+        .oidc(&oidc_client(
+            globex_issuer,
+            "globex-portal",
+            "globex-secret",
+        ))
+        .role("developer", &["globex-eng"])
+        .app(own_app(
+            "globex-ledger",
+            "Globex Ledger",
+            "Finance",
+            globex_app,
+        ));
+    let shared_apps = format!(
         r#"
-version: 1
-server: {{ listen: "127.0.0.1:{port}" }}
-{default_tenant}
-tenants:
-  acme:
-    hosts: ["{ACME}:{port}", "{ACME_ALIAS}:{port}"]
-    public_origin: http://{ACME}:{port}
-    branding: {{ title: Acme Portal }}
-    auth:
-      oidc: {{ issuer: "{acme_issuer}", client_id: acme-portal, client_secret: acme-secret, scopes: [profile, email, groups] }}
-    roles:
-      developer: {{ groups: [acme-eng] }}
-    apps:
-      - id: acme-tools
-        label: Acme Tools
-        category: Build
-        access: {{ roles: [developer] }}
-        cookies: scoped   # in the browser, so the host-only test sees the app's cookie
-        upstream: http://{acme_upstream}
-  globex:
-    hosts: ["{GLOBEX}:{port}"]
-    public_origin: http://{GLOBEX}:{port}
-    branding: {{ title: Globex Portal }}
-    auth:
-      oidc: {{ issuer: "{globex_issuer}", client_id: globex-portal, client_secret: globex-secret, scopes: [profile, email, groups] }}
-    roles:
-      developer: {{ groups: [globex-eng] }}
-    apps:
-      - id: globex-ledger
-        label: Globex Ledger
-        category: Finance
-        access: {{ roles: [developer] }}
-        cookies: scoped   # in the browser, so the host-only test sees the app's cookie
-        upstream: http://{globex_upstream}
 shared_apps:
   - id: wiki
     label: Wiki
@@ -141,11 +136,19 @@ shared_apps:
     access: {{ roles: [developer] }}
     upstream: http://{acme_upstream}
     overrides:
-      globex: {{ label: Globex Wiki, upstream: "http://{globex_upstream}" }}
-"#,
+      globex: {{ label: Globex Wiki, upstream: "http://{globex_upstream}" }}"#,
         acme_upstream = acme_app.addr,
         globex_upstream = globex_app.addr,
-    )
+    );
+    let mut config = config()
+        .top(&format!("server: {{ listen: \"127.0.0.1:{port}\" }}"))
+        .top(&shared_apps)
+        .tenant(acme)
+        .tenant(globex);
+    if let Some(id) = setup.default_tenant {
+        config = config.default_tenant(id);
+    }
+    config.yaml()
 }
 
 impl Portal {
@@ -1351,27 +1354,24 @@ async fn every_cookie_portico_sets_is_host_only_on_both_tenants() {
 /// A loopback portal with dev sign-in: `acme` on `portal.acme.test` (also the default tenant) and
 /// `secure` on `secure.acme.test`, whose `public_origin` is HTTPS (TLS ends in front of portico).
 async fn dev_portal() -> crate::helpers::TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let users = "users: [ { id: ann, name: Ann, email: ann@acme.test, groups: [acme-eng] } ]";
-    let yaml = format!(
-        r#"
-version: 1
-default_tenant: acme
-tenants:
-  acme:
-    hosts: [portal.acme.test]
-    auth: {{ dev_sign_in: {{ {users} }} }}
-    roles: {{ developer: {{ groups: [acme-eng] }} }}
-    apps: [ {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }} ]
-  secure:
-    hosts: [secure.acme.test]
-    public_origin: https://secure.acme.test
-    auth: {{ dev_sign_in: {{ {users} }} }}
-    roles: {{ developer: {{ groups: [acme-eng] }} }}
-    apps: [ {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }} ]
-"#
-    );
-    crate::helpers::TestServer::from_yaml(&yaml, dir.path()).await
+    let with_ann = |tenant: TenantYaml| {
+        tenant
+            .user(
+                user("ann", &["acme-eng"])
+                    .name("Ann")
+                    .email("ann@acme.test"),
+            )
+            .role("developer", &["acme-eng"])
+            .app(app("tools", &["developer"]).files("embedded:demo"))
+    };
+    config()
+        .default_tenant("acme")
+        .tenant(with_ann(tenant("acme", &["portal.acme.test"])))
+        .tenant(with_ann(
+            tenant("secure", &["secure.acme.test"]).public_origin("https://secure.acme.test"),
+        ))
+        .start()
+        .await
 }
 
 /// `POST /auth/dev-login` as the picker's form would send it, with the given Host and Origin.
