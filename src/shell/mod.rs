@@ -14,9 +14,11 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json};
+use rust_embed::RustEmbed;
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
+use crate::config::RESERVED_SEGMENTS;
 use crate::http::{AppError, RequestContext};
 use crate::state::AppState;
 
@@ -30,10 +32,13 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/shell/config.json", get(config_get))
         .route("/shell/theme.css", get(theme_get))
-        .route("/shell/luigi/{version}/{*file}", get(luigi_core_get))
+        .route(
+            "/shell/luigi/{version}/{*file}",
+            get(luigi_file_get::<LuigiCore>),
+        )
         .route(
             "/shell/luigi-client/{version}/{*file}",
-            get(luigi_client_get),
+            get(luigi_file_get::<LuigiClient>),
         )
         .route("/shell/{*file}", get(shell_file_get))
         .fallback(shell_page)
@@ -58,14 +63,7 @@ async fn shell_page(
         return Err(AppError::not_found());
     }
     // Reserved prefixes that reached the fallback have no such route: a 404, never the shell.
-    let reserved = [
-        "/auth/",
-        "/shell/",
-        "/apps/",
-        "/backstage/",
-        "/.well-known/",
-    ];
-    if reserved.iter().any(|prefix| uri.path().starts_with(prefix)) {
+    if under_other_route(uri.path()) {
         return Err(AppError::not_found());
     }
     signed_in?;
@@ -86,6 +84,19 @@ async fn shell_page(
         Html(page),
     )
         .into_response())
+}
+
+/// Whether `path` lies below a prefix that portico routes elsewhere (`/auth/…`, `/apps/…`, …): every
+/// reserved segment but `home`, which is the shell's own navigation root.
+fn under_other_route(path: &str) -> bool {
+    RESERVED_SEGMENTS
+        .iter()
+        .filter(|segment| **segment != luigi::HOME_SEGMENT)
+        .any(|segment| {
+            path.strip_prefix('/')
+                .and_then(|rest| rest.strip_prefix(segment))
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 /// `GET /shell/config.json`: the signed-in user's Luigi config. Never cached: it is per user.
@@ -135,28 +146,16 @@ async fn theme_get(Extension(context): Extension<RequestContext>) -> Response {
         .into_response()
 }
 
-/// Luigi core files under a versioned path, cached forever.
-async fn luigi_core_get(
+/// Luigi's core files (for the shell) or its client (for micro-apps), under a versioned path, cached
+/// forever: a new Luigi version is a new path.
+async fn luigi_file_get<Files: RustEmbed>(
     Path((version, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if version != LUIGI_VERSION {
         return Err(AppError::not_found());
     }
-    assets::serve::<LuigiCore>(&file, &headers, CachePolicy::Immutable)
-        .ok_or_else(AppError::not_found)
-}
-
-/// Luigi client for micro-apps, under a versioned path, cached forever.
-async fn luigi_client_get(
-    Path((version, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    if version != LUIGI_VERSION {
-        return Err(AppError::not_found());
-    }
-    assets::serve::<LuigiClient>(&file, &headers, CachePolicy::Immutable)
-        .ok_or_else(AppError::not_found)
+    assets::serve::<Files>(&file, &headers, CachePolicy::Immutable).ok_or_else(AppError::not_found)
 }
 
 /// The shell's own files (bootstrap script, stylesheet, home view): public, revalidated.
