@@ -96,7 +96,10 @@ impl App {
         let state = self.state.clone();
         spawn_background_tasks(&state);
         if let Some(admin_listener) = self.admin_listener {
-            let admin_router = admin::router(state.clone());
+            let admin_router = admin::router(admin::AdminState {
+                config: state.config.clone(),
+                oidc: state.oidc.clone(),
+            });
             tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(admin_listener, admin_router)

@@ -461,3 +461,31 @@ async fn a_request_naming_two_tenants_is_refused() {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     assert_eq!(answer.json()["error"], "not_signed_in");
 }
+
+#[tokio::test]
+async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
+    let config = config::load_embedded().expect("embedded config").config;
+    let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let state = portico::app::shared_state(config, listen).expect("state");
+    let admin = portico::admin::router(portico::admin::AdminState {
+        config: state.config.clone(),
+        oidc: state.oidc.clone(),
+    });
+    let alive = admin
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), StatusCode::OK);
+    // Dev sign-in reaches no identity provider, so the demo is ready at once.
+    let ready = admin
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body = ready.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["tenants"], serde_json::json!(["demo", "globex"]));
+    assert!(!String::from_utf8_lossy(&serde_json::to_vec(&body).unwrap()).contains("alice"));
+}
