@@ -8,12 +8,12 @@
 pub mod luigi;
 
 use askama::Template;
+use axum::Json;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json};
 use rust_embed::RustEmbed;
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
@@ -54,7 +54,7 @@ struct ShellView<'a> {
 
 /// Any other path: the shell page for a signed-in user (Luigi routes on the client).
 async fn shell_page(
-    Extension(context): Extension<RequestContext>,
+    context: RequestContext,
     method: Method,
     uri: Uri,
     signed_in: Result<SignedIn, AppError>,
@@ -100,17 +100,14 @@ fn under_other_route(path: &str) -> bool {
 }
 
 /// `GET /shell/config.json`: the signed-in user's Luigi config. Never cached: it is per user.
-async fn config_get(
-    Extension(context): Extension<RequestContext>,
-    signed_in: SignedIn,
-) -> Response {
+async fn config_get(context: RequestContext, signed_in: SignedIn) -> Response {
     let body = luigi::shell_config(&context.config, &context.tenant, &signed_in);
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 /// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.
 /// Public like the other shell files (branding is not secret), and per tenant, so revalidated.
-async fn theme_get(Extension(context): Extension<RequestContext>) -> Response {
+async fn theme_get(context: RequestContext) -> Response {
     let theme = &context.tenant.branding.theme;
     let mut css = String::from("/* portico: this tenant's theme (branding.theme) */\n:root {\n");
     // Values are hex colours, checked by config; nothing else can reach this stylesheet.
