@@ -11,10 +11,11 @@ use askama::Template;
 use axum::Json;
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
@@ -30,7 +31,14 @@ frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 /// The `/shell/*` routes and the catch-all shell page.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/shell/config.json", get(config_get))
+        // Per user and carrying the CSRF token: no cache may keep it, whatever the handler answers.
+        .route(
+            "/shell/config.json",
+            get(config_get).layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
+        )
         .route("/shell/theme.css", get(theme_get))
         .route(
             "/shell/luigi/{version}/{*file}",
@@ -99,10 +107,14 @@ fn under_other_route(path: &str) -> bool {
         })
 }
 
-/// `GET /shell/config.json`: the signed-in user's Luigi config. Never cached: it is per user.
+/// `GET /shell/config.json`: the signed-in user's Luigi config (`no-store` comes from its route's layer).
 async fn config_get(context: RequestContext, signed_in: SignedIn) -> Response {
-    let body = luigi::shell_config(&context.config, &context.tenant, &signed_in);
-    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    Json(luigi::shell_config(
+        &context.config,
+        &context.tenant,
+        &signed_in,
+    ))
+    .into_response()
 }
 
 /// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.
