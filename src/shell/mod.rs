@@ -28,6 +28,9 @@ const SHELL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'
 img-src 'self' data:; font-src 'self' data:; frame-src 'self'; connect-src 'self'; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
+/// The policy of the shell's own views (the home view): framed by the shell on this origin only.
+const SHELL_VIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'";
+
 /// The `/shell/*` routes and the catch-all shell page.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -177,9 +180,7 @@ async fn shell_file_get(
     if file.ends_with(".html") {
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
-            ),
+            HeaderValue::from_static(SHELL_VIEW_CSP),
         );
     }
     Ok(response)

@@ -438,6 +438,20 @@ async fn a_request_naming_two_tenants_is_refused() {
         .body(Body::empty())
         .unwrap();
     refused(two_hosts).await;
+    let answer = portal
+        .send(
+            Request::get("/")
+                .header(header::HOST, "acme.example")
+                .header(header::HOST, "intranet.example")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        answer.json()["message"],
+        "no portal is configured for host `acme.example` and `intranet.example`"
+    );
     // …or a Host that differs from the request target's authority (HTTP/2 `:authority`, or an
     // absolute-form target).
     let authority_and_host = Request::builder()
