@@ -2,16 +2,28 @@
 //!
 //! It must never expose anything about users or sessions, and never be reachable through a tenant host.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::auth::oidc::IdpStatus;
-use crate::state::AppState;
+use crate::auth::oidc::{IdpStatus, OidcRegistry};
+use crate::config::Config;
 
-pub fn router(state: AppState) -> Router {
+/// What the admin listener reads: the config snapshot and the identity providers' status. Nothing that
+/// reaches a session or a user.
+#[derive(Clone)]
+pub struct AdminState {
+    pub config: Arc<ArcSwap<Config>>,
+    pub oidc: Arc<OidcRegistry>,
+}
+
+/// The admin listener's routes.
+pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -25,7 +37,7 @@ async fn healthz() -> Json<Value> {
 
 /// Ready: a config is loaded and every tenant's identity provider has been reached. 503 otherwise, saying
 /// which tenant cannot sign users in and why.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let config = state.config.load();
     let mut ready = true;
     let sign_in: serde_json::Map<String, Value> = state

@@ -1,8 +1,11 @@
 //! Security-relevant events, on their own log target (`audit`) so they can be shipped and kept apart
 //! from access logs.
 //!
-//! Events are a typed enum so that what is audited is reviewed in one place. They carry a hash of the
-//! session id, never the id itself, and never a token.
+//! Events are a typed enum so that what is audited is reviewed in one place. Each event says its name,
+//! its outcome and its fields once (`AuditEvent::name`, `outcome`, `fields`), and one call writes every
+//! line, so a field is spelled the same in every event. They carry a hash of the session id, never the
+//! id itself, and never a token. Log shippers and tests select lines by `target`, `event` and `outcome`:
+//! those names are an interface.
 
 /// One auditable event.
 #[derive(Debug)]
@@ -62,65 +65,332 @@ pub enum AuditEvent<'a> {
     },
 }
 
-/// Writes the event as one structured line on the `audit` target.
+/// The fields an event carries, each recorded under its own name; an event leaves out what it lacks.
+/// The order here is the order in a text log line.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    tenant: &'a str,
+    user: Option<&'a str>,
+    method: Option<&'a str>,
+    app: Option<&'a str>,
+    path: Option<&'a str>,
+    sid: Option<&'a str>,
+    sessions: Option<usize>,
+    session_tenant: Option<&'a str>,
+    session: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+/// How an event ended: `success`, `failure` (something went wrong) or `refused` (portico said no).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+impl AuditEvent<'_> {
+    /// The `event` field: what happened. Several variants share a name and differ in outcome.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditEvent::SignIn { .. } | AuditEvent::SignInRefused { .. } => "sign_in",
+            AuditEvent::SignOut { .. } => "sign_out",
+            AuditEvent::CrossTenantSession { .. } => "cross_tenant_session",
+            AuditEvent::AccessDenied { .. } => "access_denied",
+            AuditEvent::CsrfRejected { .. } => "csrf_rejected",
+            AuditEvent::DuplicateSessionCookie { .. } => "duplicate_session_cookie",
+            AuditEvent::RefreshFailed { .. } => "refresh",
+            AuditEvent::BackchannelLogout { .. } | AuditEvent::BackchannelLogoutRefused { .. } => {
+                "backchannel_logout"
+            }
+        }
+    }
+
+    /// The `outcome` field.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            AuditEvent::SignIn { .. }
+            | AuditEvent::SignOut { .. }
+            | AuditEvent::BackchannelLogout { .. } => Outcome::Success,
+            AuditEvent::SignInRefused { .. }
+            | AuditEvent::RefreshFailed { .. }
+            | AuditEvent::BackchannelLogoutRefused { .. } => Outcome::Failure,
+            AuditEvent::CrossTenantSession { .. }
+            | AuditEvent::AccessDenied { .. }
+            | AuditEvent::CsrfRejected { .. }
+            | AuditEvent::DuplicateSessionCookie { .. } => Outcome::Refused,
+        }
+    }
+
+    /// Whether the line is a warning: failures, and refusals that point at an attack or a bug. A denied
+    /// access is an ordinary answer to an ordinary user, so it stays informational.
+    fn is_warning(&self) -> bool {
+        match self.outcome() {
+            Outcome::Success => false,
+            Outcome::Failure => true,
+            Outcome::Refused => !matches!(self, AuditEvent::AccessDenied { .. }),
+        }
+    }
+
+    fn fields(&self) -> Fields<'_> {
+        match *self {
+            AuditEvent::SignIn {
+                tenant,
+                user,
+                method,
+                session,
+            } => Fields {
+                tenant,
+                user: Some(user),
+                method: Some(method),
+                session: Some(session),
+                ..Fields::default()
+            },
+            AuditEvent::SignInRefused { tenant, reason }
+            | AuditEvent::BackchannelLogoutRefused { tenant, reason } => Fields {
+                tenant,
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            AuditEvent::SignOut {
+                tenant,
+                user,
+                session,
+            } => Fields {
+                tenant,
+                user: Some(user),
+                session: Some(session),
+                ..Fields::default()
+            },
+            AuditEvent::CrossTenantSession {
+                tenant,
+                session_tenant,
+                session,
+            } => Fields {
+                tenant,
+                session_tenant: Some(session_tenant),
+                session: Some(session),
+                ..Fields::default()
+            },
+            AuditEvent::AccessDenied {
+                tenant,
+                user,
+                app,
+                path,
+            } => Fields {
+                tenant,
+                user: Some(user),
+                app: Some(app),
+                path: Some(path),
+                ..Fields::default()
+            },
+            AuditEvent::CsrfRejected { tenant, path }
+            | AuditEvent::DuplicateSessionCookie { tenant, path } => Fields {
+                tenant,
+                path: Some(path),
+                ..Fields::default()
+            },
+            AuditEvent::RefreshFailed {
+                tenant,
+                session,
+                reason,
+            } => Fields {
+                tenant,
+                session: Some(session),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            AuditEvent::BackchannelLogout {
+                tenant,
+                user,
+                sid,
+                sessions,
+            } => Fields {
+                tenant,
+                user: Some(user),
+                sid: Some(sid),
+                sessions: Some(sessions),
+                ..Fields::default()
+            },
+        }
+    }
+}
+
+/// Writes the event as one structured line on the `audit` target: `event`, `outcome`, then the fields
+/// the event carries (an absent field is left out of the line, not written empty).
 pub fn emit(event: AuditEvent<'_>) {
-    match event {
-        AuditEvent::SignIn {
-            tenant,
-            user,
-            method,
-            session,
-        } => {
-            tracing::info!(target: "audit", event = "sign_in", outcome = "success", tenant, user, method, session);
+    let Fields {
+        tenant,
+        user,
+        method,
+        app,
+        path,
+        sid,
+        sessions,
+        session_tenant,
+        session,
+        reason,
+    } = event.fields();
+    // The level of a tracing call is fixed per call site, so the one field list is written for both.
+    macro_rules! audit_line {
+        ($level:expr) => {
+            tracing::event!(
+                target: "audit",
+                $level,
+                event = event.name(),
+                outcome = event.outcome().as_str(),
+                tenant,
+                user,
+                method,
+                app,
+                path,
+                sid,
+                sessions,
+                session_tenant,
+                session,
+                reason
+            )
+        };
+    }
+    if event.is_warning() {
+        audit_line!(tracing::Level::WARN);
+    } else {
+        audit_line!(tracing::Level::INFO);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
         }
-        AuditEvent::SignInRefused { tenant, reason } => {
-            tracing::warn!(target: "audit", event = "sign_in", outcome = "failure", tenant, reason);
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
-        AuditEvent::SignOut {
-            tenant,
-            user,
-            session,
-        } => {
-            tracing::info!(target: "audit", event = "sign_out", outcome = "success", tenant, user, session);
-        }
-        AuditEvent::CrossTenantSession {
-            tenant,
-            session_tenant,
-            session,
-        } => {
-            tracing::warn!(target: "audit", event = "cross_tenant_session", outcome = "refused", tenant, session_tenant, session);
-        }
-        AuditEvent::AccessDenied {
-            tenant,
-            user,
-            app,
-            path,
-        } => {
-            tracing::info!(target: "audit", event = "access_denied", outcome = "refused", tenant, user, app, path);
-        }
-        AuditEvent::RefreshFailed {
-            tenant,
-            session,
-            reason,
-        } => {
-            tracing::warn!(target: "audit", event = "refresh", outcome = "failure", tenant, session, reason);
-        }
-        AuditEvent::BackchannelLogout {
-            tenant,
-            user,
-            sid,
-            sessions,
-        } => {
-            tracing::info!(target: "audit", event = "backchannel_logout", outcome = "success", tenant, user, sid, sessions);
-        }
-        AuditEvent::BackchannelLogoutRefused { tenant, reason } => {
-            tracing::warn!(target: "audit", event = "backchannel_logout", outcome = "failure", tenant, reason);
-        }
-        AuditEvent::CsrfRejected { tenant, path } => {
-            tracing::warn!(target: "audit", event = "csrf_rejected", outcome = "refused", tenant, path);
-        }
-        AuditEvent::DuplicateSessionCookie { tenant, path } => {
-            tracing::warn!(target: "audit", event = "duplicate_session_cookie", outcome = "refused", tenant, path);
+    }
+
+    /// The text line an event writes, without the timestamp.
+    fn line(event: AuditEvent<'_>) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        tracing::subscriber::with_default(subscriber, || emit(event));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.trim().to_owned()
+    }
+
+    /// Each event's line as it was when every event had its own `tracing` call: level, target, and
+    /// fields in the same order, none added.
+    #[test]
+    fn every_event_writes_the_line_it_always_wrote() {
+        let cases = [
+            (
+                AuditEvent::SignIn {
+                    tenant: "t",
+                    user: "u",
+                    method: "dev",
+                    session: "h",
+                },
+                r#"INFO audit: event="sign_in" outcome="success" tenant="t" user="u" method="dev" session="h""#,
+            ),
+            (
+                AuditEvent::SignInRefused {
+                    tenant: "t",
+                    reason: "r",
+                },
+                r#"WARN audit: event="sign_in" outcome="failure" tenant="t" reason="r""#,
+            ),
+            (
+                AuditEvent::SignOut {
+                    tenant: "t",
+                    user: "u",
+                    session: "h",
+                },
+                r#"INFO audit: event="sign_out" outcome="success" tenant="t" user="u" session="h""#,
+            ),
+            (
+                AuditEvent::CrossTenantSession {
+                    tenant: "t",
+                    session_tenant: "o",
+                    session: "h",
+                },
+                r#"WARN audit: event="cross_tenant_session" outcome="refused" tenant="t" session_tenant="o" session="h""#,
+            ),
+            (
+                AuditEvent::AccessDenied {
+                    tenant: "t",
+                    user: "u",
+                    app: "a",
+                    path: "/p",
+                },
+                r#"INFO audit: event="access_denied" outcome="refused" tenant="t" user="u" app="a" path="/p""#,
+            ),
+            (
+                AuditEvent::RefreshFailed {
+                    tenant: "t",
+                    session: "h",
+                    reason: "r",
+                },
+                r#"WARN audit: event="refresh" outcome="failure" tenant="t" session="h" reason="r""#,
+            ),
+            (
+                AuditEvent::BackchannelLogout {
+                    tenant: "t",
+                    user: "u",
+                    sid: "s",
+                    sessions: 2,
+                },
+                r#"INFO audit: event="backchannel_logout" outcome="success" tenant="t" user="u" sid="s" sessions=2"#,
+            ),
+            (
+                AuditEvent::BackchannelLogoutRefused {
+                    tenant: "t",
+                    reason: "r",
+                },
+                r#"WARN audit: event="backchannel_logout" outcome="failure" tenant="t" reason="r""#,
+            ),
+            (
+                AuditEvent::CsrfRejected {
+                    tenant: "t",
+                    path: "/p",
+                },
+                r#"WARN audit: event="csrf_rejected" outcome="refused" tenant="t" path="/p""#,
+            ),
+            (
+                AuditEvent::DuplicateSessionCookie {
+                    tenant: "t",
+                    path: "/p",
+                },
+                r#"WARN audit: event="duplicate_session_cookie" outcome="refused" tenant="t" path="/p""#,
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(line(event), expected);
         }
     }
 }

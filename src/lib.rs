@@ -32,7 +32,7 @@ pub mod proxy;
 pub mod rbac;
 /// The Luigi shell page, per-user config and embedded Luigi files.
 pub mod shell;
-/// Shared state and the per-request context.
+/// Shared state: one pointer to the services every request uses.
 pub mod state;
 /// Logging setup, request ids, access log.
 pub mod telemetry;

@@ -1,8 +1,10 @@
-//! Shared server state and the per-request context.
+//! Shared server state: the services every request uses.
 //!
 //! `AppState` holds what outlives a config reload (the session store, the upstream connection pool, the
-//! listener facts) plus the one swappable config snapshot. It imports services, never handlers: the
-//! per-request view of the snapshot is `http::RequestContext`.
+//! signing keys, the token caches, the OIDC registry, the listener facts) plus the one swappable config
+//! snapshot. It imports services, never handlers, extractors or middleware: those import it. The
+//! per-request view of the snapshot is `http::RequestContext`. A route that needs one service only (the
+//! JWKS, tenant resolution, the admin listener) takes that service as its own state instead.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

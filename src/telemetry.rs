@@ -114,11 +114,12 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
-    let latency_us = started.elapsed().as_micros() as u64;
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    // The request is over: the labels are taken, not copied, and the lock is released at once.
     let values = labels
         .0
         .lock()
-        .map(|v| (v.tenant.clone(), v.user.clone(), v.app.clone()));
+        .map(|mut v| (v.tenant.take(), v.user.take(), v.app.take()));
     let (tenant, user, app) = values.unwrap_or_default();
     tracing::info!(
         target: "access",

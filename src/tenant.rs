@@ -25,12 +25,18 @@ pub enum TenantError {
     /// 404: the Host names no tenant and there is no default tenant.
     #[error("no portal is configured for host `{0}`")]
     UnknownHost(String),
+    /// 404: the request names two hosts (Host lines, `:authority`) that lead to different tenants (or
+    /// one to none); answered like an unknown host, never guessed.
+    #[error("no portal is configured for host `{first}` and `{other}`")]
+    AmbiguousHost { first: String, other: String },
 }
 
 impl Problem for TenantError {
     fn classify(&self) -> Class {
         match self {
-            TenantError::UnknownHost(_) => Class::new(StatusCode::NOT_FOUND, "unknown_host"),
+            TenantError::UnknownHost(_) | TenantError::AmbiguousHost { .. } => {
+                Class::new(StatusCode::NOT_FOUND, "unknown_host")
+            }
         }
     }
 }
@@ -122,8 +128,9 @@ pub async fn resolve_tenant(
     let mut host_listed = tenant.as_ref().is_some_and(|t| lists_host(t, &host));
     for other in names {
         if !same_tenant(other) {
-            let names = format!("{host}` and `{other}");
-            return AppError::from(TenantError::UnknownHost(names)).into_response();
+            let other = other.to_owned();
+            return AppError::from(TenantError::AmbiguousHost { first: host, other })
+                .into_response();
         }
         host_listed &= tenant.as_ref().is_some_and(|t| lists_host(t, other));
     }

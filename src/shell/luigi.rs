@@ -3,13 +3,304 @@
 //! Apps and nodes the user may not reach are left out, not hidden: the browser never learns they exist.
 //! Visibility is `rbac::decide` on the path each entry shows, the same call the proxy makes. Only JSON
 //! goes out; the few function-valued parts of Luigi's config are added by the static bootstrap script.
+//!
+//! The document is typed: the structs below are the contract with the browser, and their field names
+//! (serialised in camelCase) are the only place the keys are spelled. Who reads what:
+//!
+//! - `web/shell/bootstrap.js` passes `luigi` to `Luigi.setConfig`, adds `staticUserInfoFn` (returning
+//!   `portico.user`) to `navigation.profile` and `customLogoutFn` to `navigation.profile.logout`, and
+//!   sends `portico.csrfToken` when signing out.
+//! - `web/shell/home.js` (the home view) reads its node's `context.apps` (`label`, `category`, `path`) and
+//!   the global context's `tenant`, `user` and `roles`.
+//! - Luigi itself reads the rest: `pathSegment`, `viewUrl` and `viewGroup` route and reuse iframes;
+//!   `testId` becomes the entry's `data-testid`, which the browser tests select by; `context` reaches the
+//!   micro-app through Luigi Client.
+//!
+//! This module must not decide access beyond asking `rbac`, and must not put anything in the document
+//! that the user could not see in the shell anyway: no token but the CSRF token, nothing of another tenant
+//! but its title and public origin.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::assets::LUIGI_VERSION;
 use crate::auth::SignedIn;
 use crate::config::{App, Config, NavNode, SignIn, Tenant};
 use crate::rbac::{self, Roles};
+
+/// The path segment of the home node, the root of the shell's navigation: apps live at `/home/<app-id>`.
+/// Config reserves it (`config::RESERVED_SEGMENTS`) so that no app id shadows it.
+pub const HOME_SEGMENT: &str = "home";
+
+/// The document `/shell/config.json` returns: Luigi's config plus what the bootstrap needs.
+#[derive(Debug, Serialize)]
+pub struct ShellConfig<'a> {
+    pub portico: Portico<'a>,
+    pub luigi: LuigiConfig<'a>,
+}
+
+/// What the bootstrap script needs besides Luigi's config.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Portico<'a> {
+    /// Sent as `X-Portico-CSRF` when signing out.
+    pub csrf_token: &'a str,
+    pub luigi_version: &'a str,
+    /// What Luigi's profile menu shows (the bootstrap returns it from `staticUserInfoFn`).
+    pub user: ProfileUser<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileUser<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub initials: String,
+}
+
+/// The JSON part of Luigi's config (`Luigi.setConfig`).
+#[derive(Debug, Serialize)]
+pub struct LuigiConfig<'a> {
+    pub navigation: Navigation<'a>,
+    pub routing: Routing,
+    pub settings: Settings<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Navigation<'a> {
+    /// One root: the home node, with the user's apps as its children.
+    pub nodes: [LuigiNode<'a>; 1],
+    pub global_context: GlobalContext<'a>,
+    pub profile: Profile,
+    /// Only when the user has other portals on this deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_switcher: Option<ProductSwitcher<'a>>,
+}
+
+/// One navigation entry.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LuigiNode<'a> {
+    pub path_segment: &'a str,
+    pub label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon: Option<&'a str>,
+    pub view_url: String,
+    /// Entries of one group share an iframe; see [`LuigiNode::in_app`] for why the group is the app.
+    pub view_group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loading_indicator: Option<LoadingIndicator>,
+    /// The entry's `data-testid` in the page.
+    pub test_id: String,
+    pub context: NodeContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_selected_for_children: Option<bool>,
+    /// The home node always lists its children (maybe none); other entries only when they have some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<LuigiNode<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoadingIndicator {
+    pub enabled: bool,
+}
+
+/// What a node's view receives as its Luigi context.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum NodeContext<'a> {
+    /// The home view: the apps it lists.
+    Home { apps: Vec<AppSummary<'a>> },
+    /// An app's view; `view` is the path inside the app, for entries below the app's own.
+    App {
+        app: AppContext<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        view: Option<&'a str>,
+    },
+}
+
+/// One app as the home view lists it.
+#[derive(Debug, Serialize)]
+pub struct AppSummary<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub category: Option<&'a str>,
+    /// The shell path the home view navigates to.
+    pub path: String,
+}
+
+/// The app an entry belongs to, as its view sees it.
+#[derive(Debug, Serialize)]
+pub struct AppContext<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub owner: Option<&'a str>,
+}
+
+/// Luigi's global context: every view receives it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalContext<'a> {
+    pub tenant: TenantContext<'a>,
+    pub user: UserContext<'a>,
+    pub roles: Vec<&'a str>,
+    /// Micro-apps send it as `X-Portico-CSRF` on state-changing calls from non-browser code paths.
+    pub csrf_token: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantContext<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserContext<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub groups: &'a [String],
+}
+
+/// The profile menu; the bootstrap adds the user info and the sign-out function.
+#[derive(Debug, Serialize)]
+pub struct Profile {
+    pub logout: Logout,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Logout {
+    pub label: &'static str,
+    pub icon: &'static str,
+}
+
+/// Luigi's product switcher, listing the user's portals.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductSwitcher<'a> {
+    pub label: &'static str,
+    pub icon: &'static str,
+    pub columns: &'static str,
+    pub test_id: &'static str,
+    pub items: Vec<PortalLink<'a>>,
+}
+
+/// One portal in the product switcher: this one (`selected`, `link`) or another (`externalLink`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalLink<'a> {
+    pub label: &'a str,
+    pub sub_title: String,
+    pub icon: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<bool>,
+    pub test_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_link: Option<ExternalLink>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalLink {
+    pub url: String,
+    pub same_window: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Routing {
+    pub use_hash_routing: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings<'a> {
+    pub header: Header<'a>,
+    /// Config's `luigi.responsive_navigation`, as Luigi names the mode.
+    pub responsive_navigation: &'a str,
+    pub side_nav_footer_text: String,
+    pub app_loading_indicator: AppLoadingIndicator,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Header<'a> {
+    pub title: &'a str,
+    pub logo: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub favicon: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppLoadingIndicator {
+    pub hide_automatically: bool,
+}
+
+impl<'a> LuigiNode<'a> {
+    /// The root entry: the home view, listing `apps`, with their entries below it.
+    fn home(apps: Vec<AppSummary<'a>>, children: Vec<LuigiNode<'a>>) -> Self {
+        LuigiNode {
+            path_segment: HOME_SEGMENT,
+            label: "Home",
+            category: None,
+            icon: Some("home"),
+            view_url: "/shell/home.html".into(),
+            view_group: "portico-home",
+            loading_indicator: None,
+            test_id: "nav-home".into(),
+            context: NodeContext::Home { apps },
+            keep_selected_for_children: None,
+            children: Some(children),
+        }
+    }
+
+    /// An entry of `app`: the app's own (`node` is `None`, showing the app's root) or one of its nodes.
+    fn in_app(app: &'a App, node: Option<&'a NavNode>, children: Vec<LuigiNode<'a>>) -> Self {
+        let (path_segment, label, icon, view, test_id) = match node {
+            None => (
+                &app.id,
+                &app.label,
+                &app.icon,
+                "/",
+                format!("nav-{}", app.id),
+            ),
+            Some(node) => (
+                &node.path,
+                &node.label,
+                &node.icon,
+                node.view.as_str(),
+                format!("nav-{}-{}", app.id, node.path),
+            ),
+        };
+        let is_app = node.is_none();
+        LuigiNode {
+            path_segment,
+            label,
+            category: app.category.as_deref().filter(|_| is_app),
+            icon: icon.as_deref(),
+            view_url: format!("/apps/{}{view}", app.id),
+            // One iframe group per app: same-origin frames of different apps must never be reused.
+            view_group: &app.id,
+            loading_indicator: Some(LoadingIndicator {
+                enabled: app.luigi_client,
+            }),
+            test_id,
+            context: NodeContext::App {
+                app: AppContext {
+                    id: &app.id,
+                    label: &app.label,
+                    owner: app.owner.as_deref(),
+                },
+                view: node.map(|node| node.view.as_str()),
+            },
+            keep_selected_for_children: is_app.then_some(false),
+            children: (!children.is_empty()).then_some(children),
+        }
+    }
+}
 
 /// The apps of `tenant` that `roles` may open, in config order.
 pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
@@ -21,85 +312,123 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
         .collect()
 }
 
-/// The document `/shell/config.json` returns: Luigi's config plus what the bootstrap needs.
-pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Value {
+/// The document `/shell/config.json` returns for `signed_in` on `tenant`.
+pub fn shell_config<'a>(
+    config: &'a Config,
+    tenant: &'a Tenant,
+    signed_in: &'a SignedIn,
+) -> ShellConfig<'a> {
     let user = &signed_in.session.user;
-    let roles = signed_in.roles.names();
+    let csrf_token = signed_in.session.csrf_token.as_str();
     let apps = visible_apps(tenant, &signed_in.roles);
-    let app_nodes: Vec<Value> = apps
+    let summaries = apps
         .iter()
-        .map(|app| app_node(app, &signed_in.roles))
+        .map(|app| AppSummary {
+            id: &app.id,
+            label: &app.label,
+            category: app.category.as_deref(),
+            path: format!("/{HOME_SEGMENT}/{}", app.id),
+        })
         .collect();
-    let app_summaries: Vec<Value> = apps
+    let app_nodes = apps
         .iter()
-        .map(|app| json!({ "id": app.id, "label": app.label, "category": app.category, "path": format!("/home/{}", app.id) }))
+        .map(|app| LuigiNode::in_app(app, None, nav_nodes(app, &app.nodes, &signed_in.roles)))
         .collect();
     let branding = &tenant.branding;
-    let logo = branding.logo.as_deref().unwrap_or("/shell/logo.svg");
-    let mut header = json!({ "title": branding.title, "logo": logo });
-    if let Some(favicon) = &branding.favicon {
-        header["favicon"] = json!(favicon);
-    }
-    let other_portals = other_portals(config, tenant, signed_in);
-    let mut navigation_extra = serde_json::Map::new();
-    if !other_portals.is_empty() {
-        let mut items = vec![json!({
-            "label": branding.title,
-            "subTitle": "This portal",
-            "icon": "home",
-            "selected": true,
-            "testId": format!("portal-{}", tenant.id),
-            "link": "/home",
-        })];
-        items.extend(other_portals);
-        navigation_extra.insert(
-            "productSwitcher".into(),
-            json!({ "label": "Your portals", "icon": "grid", "columns": "auto", "testId": "portico-portals", "items": items }),
-        );
-    }
-    let mut document = json!({
-        "portico": {
-            "csrfToken": signed_in.session.csrf_token,
-            "luigiVersion": LUIGI_VERSION,
-            "user": { "name": user.name, "email": user.email, "initials": initials(&user.name) },
-        },
-        "luigi": {
-            "navigation": {
-                "nodes": [{
-                    "pathSegment": "home",
-                    "label": "Home",
-                    "icon": "home",
-                    "viewUrl": "/shell/home.html",
-                    "viewGroup": "portico-home",
-                    "testId": "nav-home",
-                    "context": { "apps": app_summaries },
-                    "children": app_nodes,
-                }],
-                "globalContext": {
-                    "tenant": { "id": tenant.id, "title": branding.title },
-                    "user": { "id": user.subject, "name": user.name, "email": user.email, "groups": user.groups },
-                    "roles": roles,
-                    // Micro-apps send it as `X-Portico-CSRF` on state-changing calls from non-browser code paths.
-                    "csrfToken": signed_in.session.csrf_token,
-                },
-                "profile": {
-                    "logout": { "label": "Sign out", "icon": "log" },
-                },
+    ShellConfig {
+        portico: Portico {
+            csrf_token,
+            luigi_version: LUIGI_VERSION,
+            user: ProfileUser {
+                name: &user.name,
+                email: &user.email,
+                initials: initials(&user.name),
             },
-            "routing": { "useHashRouting": false },
-            "settings": {
-                "header": header,
-                "responsiveNavigation": tenant.luigi.responsive_navigation,
-                "sideNavFooterText": tenant.luigi.side_nav_footer.clone()
+        },
+        luigi: LuigiConfig {
+            navigation: Navigation {
+                nodes: [LuigiNode::home(summaries, app_nodes)],
+                global_context: GlobalContext {
+                    tenant: TenantContext {
+                        id: &tenant.id,
+                        title: &branding.title,
+                    },
+                    user: UserContext {
+                        id: &user.subject,
+                        name: &user.name,
+                        email: &user.email,
+                        groups: &user.groups,
+                    },
+                    roles: signed_in.roles.names(),
+                    csrf_token,
+                },
+                profile: Profile {
+                    logout: Logout {
+                        label: "Sign out",
+                        icon: "log",
+                    },
+                },
+                product_switcher: product_switcher(config, tenant, signed_in),
+            },
+            routing: Routing {
+                use_hash_routing: false,
+            },
+            settings: Settings {
+                header: Header {
+                    title: &branding.title,
+                    logo: branding.logo.as_deref().unwrap_or("/shell/logo.svg"),
+                    favicon: branding.favicon.as_deref(),
+                },
+                responsive_navigation: &tenant.luigi.responsive_navigation,
+                side_nav_footer_text: tenant
+                    .luigi
+                    .side_nav_footer
+                    .clone()
                     .unwrap_or_else(|| format!("portico {}", env!("CARGO_PKG_VERSION"))),
-                "appLoadingIndicator": { "hideAutomatically": true },
+                app_loading_indicator: AppLoadingIndicator {
+                    hide_automatically: true,
+                },
             },
         },
-    });
-    if let Some(navigation) = document["luigi"]["navigation"].as_object_mut() {
-        navigation.extend(navigation_extra);
     }
-    document
+}
+
+/// The entries among `nodes` the user may reach, each with its reachable children; an entry the user
+/// may not reach takes its children with it.
+fn nav_nodes<'a>(app: &'a App, nodes: &'a [NavNode], roles: &Roles) -> Vec<LuigiNode<'a>> {
+    nodes
+        .iter()
+        .filter(|node| rbac::decide(roles, &app.policy, "GET", &node.view).is_allowed())
+        .map(|node| LuigiNode::in_app(app, Some(node), nav_nodes(app, &node.children, roles)))
+        .collect()
+}
+
+/// Luigi's product switcher: this portal first, then the user's other portals; none if there are none.
+fn product_switcher<'a>(
+    config: &'a Config,
+    tenant: &'a Tenant,
+    signed_in: &SignedIn,
+) -> Option<ProductSwitcher<'a>> {
+    let others = other_portals(config, tenant, signed_in);
+    if others.is_empty() {
+        return None;
+    }
+    let this_portal = PortalLink {
+        label: &tenant.branding.title,
+        sub_title: "This portal".into(),
+        icon: "home",
+        selected: Some(true),
+        test_id: format!("portal-{}", tenant.id),
+        link: Some("/home"),
+        external_link: None,
+    };
+    Some(ProductSwitcher {
+        label: "Your portals",
+        icon: "grid",
+        columns: "auto",
+        test_id: "portico-portals",
+        items: std::iter::once(this_portal).chain(others).collect(),
+    })
 }
 
 /// Links to the user's other portals on this deployment, for Luigi's product switcher.
@@ -108,7 +437,11 @@ pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> V
 /// OIDC issuer, or the same dev sign-in user id) and the user's current groups give them a role there.
 /// That is all the server can know without a session on that tenant; the link leads to its sign-in,
 /// and nothing of the other tenant is shared: no session, no cookie, no token.
-fn other_portals(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Vec<Value> {
+fn other_portals<'a>(
+    config: &'a Config,
+    tenant: &Tenant,
+    signed_in: &SignedIn,
+) -> Vec<PortalLink<'a>> {
     let user = &signed_in.session.user;
     config
         .tenants
@@ -120,13 +453,18 @@ fn other_portals(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> Vec<
         })
         .filter_map(|other| {
             let url = format!("{}/", other.origin.as_deref()?);
-            Some(json!({
-                "label": other.branding.title,
-                "subTitle": url,
-                "icon": "chain-link",
-                "testId": format!("portal-{}", other.id),
-                "externalLink": { "url": url, "sameWindow": true },
-            }))
+            Some(PortalLink {
+                label: &other.branding.title,
+                sub_title: url.clone(),
+                icon: "chain-link",
+                selected: None,
+                test_id: format!("portal-{}", other.id),
+                link: None,
+                external_link: Some(ExternalLink {
+                    url,
+                    same_window: true,
+                }),
+            })
         })
         .collect()
 }
@@ -149,63 +487,6 @@ fn groups_there<'a>(
     }
 }
 
-fn app_node(app: &App, roles: &Roles) -> Value {
-    let children: Vec<Value> = app
-        .nodes
-        .iter()
-        .filter_map(|node| nav_node(app, node, roles))
-        .collect();
-    let mut node = json!({
-        "pathSegment": app.id,
-        "label": app.label,
-        "viewUrl": format!("/apps/{}/", app.id),
-        // One iframe group per app: same-origin frames of different apps must never be reused.
-        "viewGroup": app.id,
-        "loadingIndicator": { "enabled": app.luigi_client },
-        "testId": format!("nav-{}", app.id),
-        "context": { "app": { "id": app.id, "label": app.label, "owner": app.owner } },
-        "keepSelectedForChildren": false,
-    });
-    if let Some(category) = &app.category {
-        node["category"] = json!(category);
-    }
-    if let Some(icon) = &app.icon {
-        node["icon"] = json!(icon);
-    }
-    if !children.is_empty() {
-        node["children"] = json!(children);
-    }
-    node
-}
-
-/// One entry, or `None` when the user may not reach its view (its children go with it).
-fn nav_node(app: &App, node: &NavNode, roles: &Roles) -> Option<Value> {
-    if !rbac::decide(roles, &app.policy, "GET", &node.view).is_allowed() {
-        return None;
-    }
-    let children: Vec<Value> = node
-        .children
-        .iter()
-        .filter_map(|child| nav_node(app, child, roles))
-        .collect();
-    let mut value = json!({
-        "pathSegment": node.path,
-        "label": node.label,
-        "viewUrl": format!("/apps/{}{}", app.id, node.view),
-        "viewGroup": app.id,
-        "loadingIndicator": { "enabled": app.luigi_client },
-        "testId": format!("nav-{}-{}", app.id, node.path),
-        "context": { "app": { "id": app.id, "label": app.label, "owner": app.owner }, "view": node.view },
-    });
-    if let Some(icon) = &node.icon {
-        value["icon"] = json!(icon);
-    }
-    if !children.is_empty() {
-        value["children"] = json!(children);
-    }
-    Some(value)
-}
-
 fn initials(name: &str) -> String {
     name.split_whitespace()
         .filter_map(|word| word.chars().next())
@@ -213,3 +494,6 @@ fn initials(name: &str) -> String {
         .collect::<String>()
         .to_uppercase()
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,15 +8,18 @@
 pub mod luigi;
 
 use askama::Template;
+use axum::Json;
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json};
+use rust_embed::RustEmbed;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
+use crate::config::RESERVED_SEGMENTS;
 use crate::http::{AppError, RequestContext};
 use crate::state::AppState;
 
@@ -25,15 +28,28 @@ const SHELL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'
 img-src 'self' data:; font-src 'self' data:; frame-src 'self'; connect-src 'self'; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
+/// The policy of the shell's own views (the home view): framed by the shell on this origin only.
+const SHELL_VIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'";
+
 /// The `/shell/*` routes and the catch-all shell page.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/shell/config.json", get(config_get))
+        // Per user and carrying the CSRF token: no cache may keep it, whatever the handler answers.
+        .route(
+            "/shell/config.json",
+            get(config_get).layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
+        )
         .route("/shell/theme.css", get(theme_get))
-        .route("/shell/luigi/{version}/{*file}", get(luigi_core_get))
+        .route(
+            "/shell/luigi/{version}/{*file}",
+            get(luigi_file_get::<LuigiCore>),
+        )
         .route(
             "/shell/luigi-client/{version}/{*file}",
-            get(luigi_client_get),
+            get(luigi_file_get::<LuigiClient>),
         )
         .route("/shell/{*file}", get(shell_file_get))
         .fallback(shell_page)
@@ -49,7 +65,7 @@ struct ShellView<'a> {
 
 /// Any other path: the shell page for a signed-in user (Luigi routes on the client).
 async fn shell_page(
-    Extension(context): Extension<RequestContext>,
+    context: RequestContext,
     method: Method,
     uri: Uri,
     signed_in: Result<SignedIn, AppError>,
@@ -58,14 +74,7 @@ async fn shell_page(
         return Err(AppError::not_found());
     }
     // Reserved prefixes that reached the fallback have no such route: a 404, never the shell.
-    let reserved = [
-        "/auth/",
-        "/shell/",
-        "/apps/",
-        "/backstage/",
-        "/.well-known/",
-    ];
-    if reserved.iter().any(|prefix| uri.path().starts_with(prefix)) {
+    if under_other_route(uri.path()) {
         return Err(AppError::not_found());
     }
     signed_in?;
@@ -88,18 +97,32 @@ async fn shell_page(
         .into_response())
 }
 
-/// `GET /shell/config.json`: the signed-in user's Luigi config. Never cached: it is per user.
-async fn config_get(
-    Extension(context): Extension<RequestContext>,
-    signed_in: SignedIn,
-) -> Response {
-    let body = luigi::shell_config(&context.config, &context.tenant, &signed_in);
-    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+/// Whether `path` lies below a prefix that portico routes elsewhere (`/auth/…`, `/apps/…`, …): every
+/// reserved segment but `home`, which is the shell's own navigation root.
+fn under_other_route(path: &str) -> bool {
+    RESERVED_SEGMENTS
+        .iter()
+        .filter(|segment| **segment != luigi::HOME_SEGMENT)
+        .any(|segment| {
+            path.strip_prefix('/')
+                .and_then(|rest| rest.strip_prefix(segment))
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+/// `GET /shell/config.json`: the signed-in user's Luigi config (`no-store` comes from its route's layer).
+async fn config_get(context: RequestContext, signed_in: SignedIn) -> Response {
+    Json(luigi::shell_config(
+        &context.config,
+        &context.tenant,
+        &signed_in,
+    ))
+    .into_response()
 }
 
 /// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.
 /// Public like the other shell files (branding is not secret), and per tenant, so revalidated.
-async fn theme_get(Extension(context): Extension<RequestContext>) -> Response {
+async fn theme_get(context: RequestContext) -> Response {
     let theme = &context.tenant.branding.theme;
     let mut css = String::from("/* portico: this tenant's theme (branding.theme) */\n:root {\n");
     // Values are hex colours, checked by config; nothing else can reach this stylesheet.
@@ -135,28 +158,16 @@ async fn theme_get(Extension(context): Extension<RequestContext>) -> Response {
         .into_response()
 }
 
-/// Luigi core files under a versioned path, cached forever.
-async fn luigi_core_get(
+/// Luigi's core files (for the shell) or its client (for micro-apps), under a versioned path, cached
+/// forever: a new Luigi version is a new path.
+async fn luigi_file_get<Files: RustEmbed>(
     Path((version, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if version != LUIGI_VERSION {
         return Err(AppError::not_found());
     }
-    assets::serve::<LuigiCore>(&file, &headers, CachePolicy::Immutable)
-        .ok_or_else(AppError::not_found)
-}
-
-/// Luigi client for micro-apps, under a versioned path, cached forever.
-async fn luigi_client_get(
-    Path((version, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    if version != LUIGI_VERSION {
-        return Err(AppError::not_found());
-    }
-    assets::serve::<LuigiClient>(&file, &headers, CachePolicy::Immutable)
-        .ok_or_else(AppError::not_found)
+    assets::serve::<Files>(&file, &headers, CachePolicy::Immutable).ok_or_else(AppError::not_found)
 }
 
 /// The shell's own files (bootstrap script, stylesheet, home view): public, revalidated.
@@ -169,9 +180,7 @@ async fn shell_file_get(
     if file.ends_with(".html") {
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
-            ),
+            HeaderValue::from_static(SHELL_VIEW_CSP),
         );
     }
     Ok(response)

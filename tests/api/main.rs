@@ -11,6 +11,7 @@ mod fake_idp;
 mod helpers;
 mod oidc_negative;
 mod oidc_real;
+mod oneshot;
 mod op;
 mod proxy;
 mod shell;

@@ -1,27 +1,28 @@
-//! Building and running the server: listeners, shared state, the router and its layers.
+//! Building and running the server: listeners, shared state, background tasks.
 //!
 //! `App::build` binds the sockets (so tests can bind port 0 and ask for the port), refuses configs that
-//! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` serves until a shutdown signal.
-//! Layer order, outermost first: access log and request id → error rendering → tenant resolution → routes.
-//! The tenant listener's connections (caps, header-read timeout, protocols) are `listener`'s business.
+//! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` starts the background tasks and
+//! serves until a shutdown signal. The routes and the layer order are [`router`]'s; the tenant listener's
+//! connections (caps, header-read timeout, protocols) are `listener`'s. It must not hold handlers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
 use tokio::net::TcpListener;
 
+use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::{MemoryStore, Sessions};
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
-mod listener;
 
-use crate::{admin, assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
+mod listener;
+mod router;
+
+pub use router::router;
 
 /// Why the server would not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,22 +52,7 @@ impl App {
     /// Binds the listeners named in `config.server` and prepares the state.
     pub async fn build(config: Config) -> Result<App, StartError> {
         let listen = config.server.listen;
-        for tenant in &config.tenants {
-            if matches!(tenant.sign_in, SignIn::Dev { .. }) {
-                if !listen.ip().is_loopback() {
-                    return Err(StartError::DevSignInNotLoopback {
-                        tenant: tenant.id.clone(),
-                        addr: listen,
-                    });
-                }
-                tracing::warn!(
-                    tenant = %tenant.id,
-                    "DEV SIGN-IN IS ENABLED for tenant `{}`: anyone who can reach {listen} can act as any demo user. \
-                     Fine for a demo on loopback; never for production.",
-                    tenant.id
-                );
-            }
-        }
+        refuse_unsafe_dev_sign_in(&config)?;
         raise_file_limit(config.server.max_connections);
         let listener = TcpListener::bind(listen)
             .await
@@ -86,26 +72,7 @@ impl App {
             addr: listen,
             source,
         })?;
-        let signing_keys = if config.server.signing_keys.is_empty() {
-            tracing::info!(
-                "assertion signing key generated at start; several instances need shared `server.signing_keys`"
-            );
-            SigningKeys::generate()
-        } else {
-            SigningKeys::from_files(&config.server.signing_keys)?
-        };
-        let state = AppState::new(SharedState {
-            signing_keys: Arc::new(signing_keys),
-            assertions: Arc::new(AssertionCache::default()),
-            backstage_tokens: Arc::default(),
-            oidc: Arc::new(OidcRegistry::new(&config.tenants)),
-            upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
-            sessions: Sessions {
-                store: Arc::new(MemoryStore::default()),
-            },
-            config: Arc::new(ArcSwap::from_pointee(config)),
-            listen: bound,
-        });
+        let state = shared_state(config, bound)?;
         Ok(App {
             listener,
             admin_listener,
@@ -127,16 +94,12 @@ impl App {
     /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish.
     pub async fn run(self) -> std::io::Result<()> {
         let state = self.state.clone();
-        let config = state.config.clone();
-        tokio::spawn(
-            state
-                .sessions
-                .clone()
-                .purge_periodically(move || config.load().sessions.clone()),
-        );
-        tokio::spawn(state.oidc.clone().run_discovery());
+        spawn_background_tasks(&state);
         if let Some(admin_listener) = self.admin_listener {
-            let admin_router = admin::router(state.clone());
+            let admin_router = admin::router(admin::AdminState {
+                config: state.config.clone(),
+                oidc: state.oidc.clone(),
+            });
             tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(admin_listener, admin_router)
@@ -162,6 +125,67 @@ impl App {
         };
         listener::serve(self.listener, router(state), limits, shutdown_signal()).await
     }
+}
+
+/// The services every request shares, for a tenant listener bound to `listen`. Binds nothing, so a test
+/// can drive [`router`] in-process with it.
+pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, StartError> {
+    let signing_keys = if config.server.signing_keys.is_empty() {
+        tracing::info!(
+            "assertion signing key generated at start; several instances need shared `server.signing_keys`"
+        );
+        SigningKeys::generate()
+    } else {
+        SigningKeys::from_files(&config.server.signing_keys)?
+    };
+    Ok(AppState::new(SharedState {
+        signing_keys: Arc::new(signing_keys),
+        assertions: Arc::new(AssertionCache::default()),
+        backstage_tokens: Arc::default(),
+        oidc: Arc::new(OidcRegistry::new(&config.tenants)),
+        upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
+        sessions: Sessions {
+            store: Arc::new(MemoryStore::default()),
+        },
+        config: Arc::new(ArcSwap::from_pointee(config)),
+        listen,
+    }))
+}
+
+/// Dev sign-in lets anyone act as any user: it is refused on a listener others can reach, and shouted
+/// about on loopback.
+fn refuse_unsafe_dev_sign_in(config: &Config) -> Result<(), StartError> {
+    let listen = config.server.listen;
+    for tenant in &config.tenants {
+        if matches!(tenant.sign_in, SignIn::Dev { .. }) {
+            if !listen.ip().is_loopback() {
+                return Err(StartError::DevSignInNotLoopback {
+                    tenant: tenant.id.clone(),
+                    addr: listen,
+                });
+            }
+            tracing::warn!(
+                tenant = %tenant.id,
+                "DEV SIGN-IN IS ENABLED for tenant `{}`: anyone who can reach {listen} can act as any demo user. \
+                 Fine for a demo on loopback; never for production.",
+                tenant.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What runs beside the listeners for the server's lifetime: expired sessions are purged (with the
+/// timeouts of the current config snapshot), and every OIDC tenant's discovery is kept fresh.
+fn spawn_background_tasks(state: &AppState) {
+    let config = state.config.clone();
+    tokio::spawn(
+        state
+            .sessions
+            .clone()
+            .purge_periodically(move || config.load().sessions.clone()),
+    );
+    tokio::spawn(state.oidc.clone().run_discovery());
 }
 
 /// Each proxied connection needs a second descriptor for its upstream: with fewer files than that,
@@ -201,23 +225,6 @@ fn raise_file_limit(max_connections: usize) {
             );
         }
     }
-}
-
-/// The tenant-origin router with all its layers.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(auth::router())
-        .merge(proxy::router())
-        .merge(assertion::router(state.signing_keys.clone()))
-        .merge(backstage::router())
-        .merge(shell::router())
-        .layer(from_fn_with_state(
-            state.config.clone(),
-            tenant::resolve_tenant,
-        ))
-        .layer(from_fn(http::error::render_errors))
-        .layer(from_fn(telemetry::access_log))
-        .with_state(state)
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,51 @@
+//! The tenant origin's router: every route prefix and the layer order, in one place.
+//!
+//! Each feature keeps its own handlers and route table; this file decides which features answer on a
+//! tenant origin and which layers every request passes through, so the order is read here and nowhere
+//! else. It must not hold handlers, and must not add a route prefix that `config::RESERVED_SEGMENTS`
+//! does not list: config refuses app ids and node paths that a portico route would shadow, and the
+//! shell answers only what no other route claims.
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+
+use crate::state::AppState;
+use crate::{assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
+
+/// The tenant-origin router with all its layers.
+///
+/// Routes (the first path segment of each is in `config::RESERVED_SEGMENTS`):
+///
+/// | prefix | feature | what |
+/// |---|---|---|
+/// | `/auth/…` | `auth` | sign-in (OIDC or dev), callback, sign-out, back-channel logout, session probe |
+/// | `/apps/<id>/…` | `proxy` | role-checked reverse proxy and static bundles of one app |
+/// | `/.well-known/jwks.json` | `assertion` | the keys that verify identity assertions (its own state) |
+/// | `/backstage/api/…` | `backstage` | the tenant's Backstage backend, called as the user |
+/// | `/shell/…` | `shell` | the per-user Luigi config, theme, bootstrap and embedded Luigi files |
+/// | anything else | `shell` | the shell page (Luigi path routing; `/home/…` is its navigation root) |
+///
+/// Layers, outermost first (`.layer` wraps what is above it, so they are listed here innermost first):
+///
+/// 1. `telemetry::access_log`: the request id, then one access line when the response is ready, so
+///    every answer below, errors and unknown hosts included, is logged with its id.
+/// 2. `http::error::render_errors`: turns an error left by anything below into an HTML page for a
+///    browser navigation, JSON for an API call, or a sign-in redirect; marks JSON `nosniff`. It sits
+///    outside tenant resolution so that an unknown Host is rendered like any other error.
+/// 3. `tenant::resolve_tenant`: Host → tenant and one config snapshot per request, before any route
+///    runs, so no handler can run without a tenant or see two configs.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(auth::router())
+        .merge(proxy::router())
+        .merge(assertion::router(state.signing_keys.clone()))
+        .merge(backstage::router())
+        .merge(shell::router())
+        .layer(from_fn_with_state(
+            state.config.clone(),
+            tenant::resolve_tenant,
+        ))
+        .layer(from_fn(http::error::render_errors))
+        .layer(from_fn(telemetry::access_log))
+        .with_state(state)
+}
