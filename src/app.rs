@@ -21,7 +21,7 @@ use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
 mod listener;
 
-use crate::{admin, assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
+use crate::{admin, apps, assertion, auth, backstage, http, shell, telemetry, tenant};
 
 /// Why the server would not start.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +207,7 @@ fn raise_file_limit(max_connections: usize) {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
-        .merge(proxy::router())
+        .merge(apps::router())
         .merge(assertion::router(state.signing_keys.clone()))
         .merge(backstage::router())
         .merge(shell::router())
