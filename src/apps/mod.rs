@@ -1,9 +1,9 @@
 //! `/apps/<id>/…`: the role-checked gateway to every micro-app, on top of the forwarding kit (`proxy`).
 //!
-//! A request goes through named phases: [`resolve`] finds the app, [`decide`] normalises the path and
+//! A request goes through named phases: `resolve` finds the app, `decide` normalises the path and
 //! asks `rbac::decide` — the same function that built the user's navigation — whether it may pass,
 //! `proxy::guard` refuses cross-site state changes and oversized bodies, and the app's target answers:
-//! its upstream ([`upstream`]: prepare, send, shape the response) or its static files ([`files`]).
+//! its upstream (`upstream`: prepare, send, shape the response) or its static files (`files`).
 //! Every answer may be framed by the shell and nothing else. This module must never forward the session
 //! cookie or a client-sent identity header (the kit's `prepare` sees to it) and decides access only
 //! through `rbac::decide`, before anything is forwarded or served.

@@ -15,7 +15,7 @@ use crate::http::AppError;
 use crate::jar;
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
-use crate::proxy::{self, Forward};
+use crate::proxy::{self, Forward, Target};
 
 /// Phase 4 for an upstream app: prepare, send, shape.
 pub(super) async fn forward(
@@ -24,10 +24,8 @@ pub(super) async fn forward(
     path: &AppPath,
     request: Request,
 ) -> Result<Response, AppError> {
-    let path_and_query = match request.uri().query() {
-        Some(query) => format!("{}?{query}", path.raw),
-        None => path.raw.clone(),
-    };
+    // Kept apart from the request (a cheap clone of shared bytes), which `prepare` takes over.
+    let uri = request.uri().clone();
     // The path as the upstream sees it, which is what its cookies' `Path` speaks about (jar only).
     let jar_path = (call.app.cookies == CookieMode::Jar)
         .then(|| format!("{}{}", upstream.base_path, path.raw));
@@ -52,7 +50,10 @@ pub(super) async fn forward(
         .upstreams
         .forward(
             upstream,
-            &path_and_query,
+            Target {
+                path: &[&path.raw],
+                query: uri.query(),
+            },
             Request::from_parts(prepared.parts, prepared.body),
             call.context.config.proxy.response_timeout,
             prepared.upgrade,

@@ -17,7 +17,7 @@ use super::{BackstageError, BackstageTokens};
 use crate::auth::session::User;
 use crate::config::{BackstageIdentity, BackstageSettings};
 use crate::http::AppError;
-use crate::proxy::UpstreamClient;
+use crate::proxy::{Target, UpstreamClient};
 
 /// Everything needed to get the credential of one user's request.
 #[derive(Clone, Copy)]
@@ -87,7 +87,10 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
     let (status, body) = client
         .fetch_small(
             &settings.backend,
-            "/api/auth/oauth2Proxy/refresh",
+            Target {
+                path: &["/api/auth/oauth2Proxy/refresh"],
+                query: None,
+            },
             sign_in_request(settings, user)?,
             Duration::from_secs(10),
         )

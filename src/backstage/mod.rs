@@ -2,7 +2,7 @@
 //!
 //! In `user` mode portico signs the user in to Backstage's `oauth2Proxy` provider itself (that provider
 //! trusts `X-Forwarded-*` headers blindly, so only portico may ever send them) and sends the returned
-//! Backstage user token; in `service` mode it sends a static external-access token ([`credential`]).
+//! Backstage user token; in `service` mode it sends a static external-access token (`credential`).
 //! The user is named `<user_namespace>/<subject>` with at most a verified email, for a resolver that
 //! looks only in that namespace (docs/backstage-identity.md), and portico refuses any answer naming a
 //! user outside it: a user of one tenant never becomes an entity of another tenant's namespace, whatever
@@ -11,9 +11,9 @@
 //! `namespaces` only reads those (and its shared ones) through the `catalog` plugin: [`scope`] narrows
 //! or refuses each catalog request.
 //!
-//! A request goes through named phases on top of the forwarding kit (`proxy`): [`route`] (plugin
-//! allowed?), the canonical path and `proxy::guard`, [`plan`] (how the catalog scope applies),
-//! `proxy::prepare` and [`rewrite_body`], [`send`] with the credential, and [`check_answer`]. This
+//! A request goes through named phases on top of the forwarding kit (`proxy`): `route` (plugin
+//! allowed?), the canonical path and `proxy::guard`, `plan` (how the catalog scope applies),
+//! `proxy::prepare` and `rewrite_body`, `send` with the credential, and `check_answer`. This
 //! module must not decide app access (`rbac`) and talks to Backstage only through the kit's pooled
 //! client.
 
@@ -38,7 +38,9 @@ use crate::auth::SignedIn;
 use crate::config::{BackstageIdentity, BackstageSettings};
 use crate::http::{AppError, RequestContext};
 use crate::proxy::headers::{self, Hop, SendCookies};
-use crate::proxy::{self, Forward, Guard, ProxyError, UpstreamClient, over_body_limit, path};
+use crate::proxy::{
+    self, Forward, Guard, ProxyError, Target, UpstreamClient, over_body_limit, path,
+};
 use crate::state::AppState;
 use crate::telemetry::Labels;
 use credential::{Credentials, bearer};
@@ -80,10 +82,6 @@ async fn backstage_request(
         .as_deref()
         .or(uri.query())
         .filter(|query| !query.is_empty());
-    let path_and_query = match query {
-        Some(query) => format!("/api/{plugin}{}?{query}", inside.raw),
-        None => format!("/api/{plugin}{}", inside.raw),
-    };
     let prepared = proxy::prepare(
         request,
         Forward {
@@ -113,7 +111,10 @@ async fn backstage_request(
             session: signed_in.session.id.as_str(),
             user: &signed_in.session.user,
         },
-        path_and_query: &path_and_query,
+        target: Target {
+            path: &["/api/", plugin, &inside.raw],
+            query,
+        },
         timeout: context.config.proxy.response_timeout,
     };
     send(&call, scope.as_ref(), &plan, parts, body).await
@@ -254,7 +255,7 @@ async fn check_answer(
 struct Call<'a> {
     client: &'a UpstreamClient,
     credentials: Credentials<'a>,
-    path_and_query: &'a str,
+    target: Target<'a>,
     timeout: Duration,
 }
 
@@ -274,7 +275,7 @@ impl Call<'_> {
             .client
             .forward(
                 &settings.backend,
-                self.path_and_query,
+                self.target,
                 Request::from_parts(parts, body),
                 self.timeout,
                 None,
@@ -296,13 +297,7 @@ impl Call<'_> {
             .insert(header::AUTHORIZATION, bearer(&renewed)?);
         Ok(self
             .client
-            .forward(
-                &settings.backend,
-                self.path_and_query,
-                again,
-                self.timeout,
-                None,
-            )
+            .forward(&settings.backend, self.target, again, self.timeout, None)
             .await?)
     }
 }

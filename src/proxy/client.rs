@@ -46,25 +46,19 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request` (headers already cleaned) to `upstream` at `path_and_query` below its base path.
+    /// Sends `request` (headers already cleaned) to `upstream` at `target` below its base path.
     ///
     /// With `client_upgrade` (a WebSocket handshake), a `101 Switching Protocols` from the upstream
     /// joins the two upgraded connections and copies bytes both ways until either side closes.
     pub async fn forward(
         &self,
         upstream: &Upstream,
-        path_and_query: &str,
+        target: Target<'_>,
         mut request: Request<Body>,
         response_timeout: Duration,
         client_upgrade: Option<OnUpgrade>,
     ) -> Result<Response<Body>, ProxyError> {
-        let uri: Uri = format!(
-            "http://{}{}{}",
-            upstream.authority, upstream.base_path, path_and_query
-        )
-        .parse()
-        .map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))?;
-        *request.uri_mut() = uri;
+        *request.uri_mut() = target.uri(upstream)?;
         // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
         // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
         *request.version_mut() = Version::HTTP_11;
@@ -129,13 +123,13 @@ impl UpstreamClient {
     pub async fn fetch_small(
         &self,
         upstream: &Upstream,
-        path_and_query: &str,
+        target: Target<'_>,
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<(StatusCode, bytes::Bytes), ProxyError> {
         use http_body_util::BodyExt;
         let response = self
-            .forward(upstream, path_and_query, request, timeout, None)
+            .forward(upstream, target, request, timeout, None)
             .await?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
@@ -147,6 +141,38 @@ impl UpstreamClient {
             })?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// Where on an upstream a request goes: `path`, the pieces of the path below the upstream's base path
+/// (already canonical, see `proxy::path`), and the query string, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub path: &'a [&'a str],
+    pub query: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The absolute URI on `upstream`, written into one buffer that the URI then owns (no copy).
+    fn uri(&self, upstream: &Upstream) -> Result<Uri, ProxyError> {
+        const SCHEME: &str = "http://";
+        let length = SCHEME.len()
+            + upstream.authority.len()
+            + upstream.base_path.len()
+            + self.path.iter().map(|piece| piece.len()).sum::<usize>()
+            + self.query.map_or(0, |query| query.len() + 1);
+        let mut text = String::with_capacity(length);
+        text.push_str(SCHEME);
+        text.push_str(&upstream.authority);
+        text.push_str(&upstream.base_path);
+        for piece in self.path {
+            text.push_str(piece);
+        }
+        if let Some(query) = self.query {
+            text.push('?');
+            text.push_str(query);
+        }
+        Uri::try_from(text).map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The forwarding kit: what both gateways (`/apps`, `/backstage`) use to hand a request to an upstream.
 //!
-//! [`path`] turns a raw path into its canonical spelling, [`guard`] refuses what must not be forwarded
+//! `path` turns a raw path into its canonical spelling, `guard` refuses what must not be forwarded
 //! (cross-site state changes, upgrades on other methods than GET, bodies over the limit), [`prepare`]
 //! turns the client's request into the upstream's (header hygiene from [`headers`], forwarding facts,
 //! identity, cookies, a WebSocket handshake's upgrade), and [`UpstreamClient`] sends it over the pooled
@@ -22,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
 
-pub use client::UpstreamClient;
+pub use client::{Target, UpstreamClient};
 pub use guard::{Guard, guard, over_body_limit};
 use headers::{Hop, Identity, SendCookies};
 
