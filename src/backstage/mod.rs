@@ -13,7 +13,7 @@
 //!
 //! A request goes through named phases on top of the forwarding kit (`proxy`): `route` (plugin
 //! allowed?), the canonical path and `proxy::guard`, `plan` (how the catalog scope applies),
-//! `proxy::prepare` and `rewrite_body`, `send` with the credential, and `check_answer`. This
+//! `prepare` (the kit's, then `rewrite_body`), `send` with the credential, and `check_answer`. This
 //! module must not decide app access (`rbac`) and talks to Backstage only through the kit's pooled
 //! client.
 
@@ -38,9 +38,7 @@ use crate::auth::SignedIn;
 use crate::config::{BackstageIdentity, BackstageSettings};
 use crate::http::{AppError, RequestContext};
 use crate::proxy::headers::{self, Hop, SendCookies};
-use crate::proxy::{
-    self, Forward, Guard, ProxyError, Target, UpstreamClient, over_body_limit, path,
-};
+use crate::proxy::{self, Forward, Guard, ProxyError, Target, over_body_limit, path};
 use crate::state::AppState;
 use crate::telemetry::Labels;
 use credential::{Credentials, bearer};
@@ -82,28 +80,15 @@ async fn backstage_request(
         .as_deref()
         .or(uri.query())
         .filter(|query| !query.is_empty());
-    let prepared = proxy::prepare(
+    let (parts, body) = prepare(
         request,
-        Forward {
-            hop: Hop::of(peer, &context, state.listen),
-            // Backstage gets its own credential below; no portico identity headers.
-            identity: None,
-            // Backstage authenticates by the token portico attaches. The browser's cookies on this
-            // origin are the apps' (or, in jar mode, none at all), and none of them is Backstage's.
-            cookies: SendCookies::Replace(None),
-            websocket: false,
-        },
-    );
-    let (parts, body) = rewrite_body(
+        Hop::of(peer, &context, state.listen),
         scope.as_ref(),
         &plan,
-        prepared.parts,
-        prepared.body,
         &context,
     )
     .await?;
     let call = Call {
-        client: &state.upstreams,
         credentials: Credentials {
             client: &state.upstreams,
             tokens: &state.backstage_tokens,
@@ -162,8 +147,31 @@ fn plan(
     }
 }
 
-/// Phase 3: the request body as the plan wants it (read whole and rewritten, or streamed as sent), and
-/// an uncompressed answer asked for when portico will read it.
+/// Phase 3: the upstream request: the kit's preparation, then the body as the plan wants it.
+async fn prepare(
+    request: Request,
+    hop: Hop<'_>,
+    scope: Option<&Scope>,
+    plan: &Plan,
+    context: &RequestContext,
+) -> Result<(Parts, Body), AppError> {
+    let prepared = proxy::prepare(
+        request,
+        Forward {
+            hop,
+            // Backstage gets its own credential (`send`); no portico identity headers.
+            identity: None,
+            // Backstage authenticates by the token portico attaches. The browser's cookies on this
+            // origin are the apps' (or, in jar mode, none at all), and none of them is Backstage's.
+            cookies: SendCookies::Replace(None),
+            websocket: false,
+        },
+    );
+    rewrite_body(scope, plan, prepared.parts, prepared.body, context).await
+}
+
+/// The request body as the plan wants it (read whole and rewritten, or streamed as sent), and an
+/// uncompressed answer asked for when portico will read it.
 async fn rewrite_body(
     scope: Option<&Scope>,
     plan: &Plan,
@@ -253,7 +261,6 @@ async fn check_answer(
 
 /// One request to the tenant's Backstage, with the right credential.
 struct Call<'a> {
-    client: &'a UpstreamClient,
     credentials: Credentials<'a>,
     target: Target<'a>,
     timeout: Duration,
@@ -272,6 +279,7 @@ impl Call<'_> {
         let first = credential::credential(self.credentials, false).await?;
         parts.headers.insert(header::AUTHORIZATION, bearer(&first)?);
         let response = self
+            .credentials
             .client
             .forward(
                 &settings.backend,
@@ -296,6 +304,7 @@ impl Call<'_> {
             .headers_mut()
             .insert(header::AUTHORIZATION, bearer(&renewed)?);
         Ok(self
+            .credentials
             .client
             .forward(&settings.backend, self.target, again, self.timeout, None)
             .await?)
