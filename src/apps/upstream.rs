@@ -3,6 +3,8 @@
 //! app's cookies kept in its jar or scoped below its prefix, `Location` kept on the portal, no
 //! origin-wide headers).
 
+use std::borrow::Cow;
+
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -27,8 +29,7 @@ pub(super) async fn forward(
     // Kept apart from the request (a cheap clone of shared bytes), which `prepare` takes over.
     let uri = request.uri().clone();
     // The path as the upstream sees it, which is what its cookies' `Path` speaks about (jar only).
-    let jar_path = (call.app.cookies == CookieMode::Jar)
-        .then(|| format!("{}{}", upstream.base_path, path.raw));
+    let jar_path = (call.app.cookies == CookieMode::Jar).then(|| upstream_path(upstream, path));
     let cookies = match &jar_path {
         Some(jar_path) => SendCookies::Replace(jar_cookies(call, jar_path).await?),
         None => SendCookies::Browser(&PORTAL_COOKIES),
@@ -61,6 +62,15 @@ pub(super) async fn forward(
         .await?;
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
     Ok(response)
+}
+
+/// `path` below the upstream's base path; built only when the upstream has one.
+fn upstream_path<'a>(upstream: &Upstream, path: &'a AppPath) -> Cow<'a, str> {
+    if upstream.base_path.is_empty() {
+        Cow::Borrowed(&path.raw)
+    } else {
+        Cow::Owned(format!("{}{}", upstream.base_path, path.raw))
+    }
 }
 
 /// Who the user is, once per request, for the identity headers and the assertion alike.
