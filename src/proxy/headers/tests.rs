@@ -1,3 +1,5 @@
+//! Header hygiene, case by case: what reaches an upstream and what comes back.
+
 use axum::http::{HeaderValue, header};
 
 use super::identity::{header_value, list_value};
