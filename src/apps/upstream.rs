@@ -26,8 +26,6 @@ pub(super) async fn forward(
     path: &AppPath,
     request: Request,
 ) -> Result<Response, AppError> {
-    // Kept apart from the request (a cheap clone of shared bytes), which `prepare` takes over.
-    let uri = request.uri().clone();
     // The path as the upstream sees it, which is what its cookies' `Path` speaks about (jar only).
     let jar_path = (call.app.cookies == CookieMode::Jar).then(|| upstream_path(upstream, path));
     let cookies = match &jar_path {
@@ -37,7 +35,7 @@ pub(super) async fn forward(
     let roles = call.signed_in.roles.names();
     let claims = user_claims(call, &roles);
     let identity = identity(call, &claims);
-    let prepared = proxy::prepare(
+    let mut prepared = proxy::prepare(
         request,
         Forward {
             hop: Hop::of(call.peer, call.context, call.state.listen),
@@ -46,6 +44,8 @@ pub(super) async fn forward(
             websocket: true,
         },
     );
+    // The client's URI, for its query; the client replaces it with the upstream's.
+    let client_uri = std::mem::take(&mut prepared.parts.uri);
     let mut response = call
         .state
         .upstreams
@@ -53,7 +53,7 @@ pub(super) async fn forward(
             upstream,
             Target {
                 path: &[&path.raw],
-                query: uri.query(),
+                query: client_uri.query(),
             },
             Request::from_parts(prepared.parts, prepared.body),
             call.context.config.proxy.response_timeout,
