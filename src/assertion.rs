@@ -176,17 +176,26 @@ async fn jwks_get(
         .into_response()
 }
 
-/// Who an assertion speaks for, and to whom.
-pub struct Subject<'a> {
-    pub issuer: &'a str,
-    pub audience: &'a str,
-    pub session: &'a str,
+/// Who the user is, as portico tells an upstream: the identity headers (`proxy::headers`) and the
+/// signed assertion say the same, so they read one struct, built once per request and borrowed from
+/// the session and the request's role set.
+#[derive(Debug, Clone, Copy)]
+pub struct UserClaims<'a> {
+    /// The subject at the IdP (or the dev user's id).
     pub user: &'a str,
     pub email: &'a str,
     pub name: &'a str,
     pub groups: &'a [String],
     pub roles: &'a [&'a str],
     pub tenant: &'a str,
+}
+
+/// Who an assertion speaks for, and to whom.
+pub struct Subject<'a> {
+    pub claims: &'a UserClaims<'a>,
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub session: &'a str,
     /// Seconds the assertion is valid (`proxy.assertion_lifetime`).
     pub lifetime: u64,
 }
@@ -228,12 +237,12 @@ impl AssertionCache {
         let token = keys.sign(&json!({
             "iss": subject.issuer,
             "aud": subject.audience,
-            "sub": subject.user,
-            "email": subject.email,
-            "name": subject.name,
-            "groups": subject.groups,
-            "roles": subject.roles,
-            "tenant": subject.tenant,
+            "sub": subject.claims.user,
+            "email": subject.claims.email,
+            "name": subject.claims.name,
+            "groups": subject.claims.groups,
+            "roles": subject.claims.roles,
+            "tenant": subject.claims.tenant,
             "iat": now,
             "nbf": now.saturating_sub(5),
             "exp": expires_at,
@@ -265,12 +274,12 @@ fn fingerprint(subject: &Subject<'_>, kid: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (
         subject.issuer,
-        subject.user,
-        subject.email,
-        subject.name,
-        subject.groups,
-        subject.roles,
-        subject.tenant,
+        subject.claims.user,
+        subject.claims.email,
+        subject.claims.name,
+        subject.claims.groups,
+        subject.claims.roles,
+        subject.claims.tenant,
         kid,
     )
         .hash(&mut hasher);
@@ -283,17 +292,23 @@ mod tests {
     use p256::ecdsa::VerifyingKey;
     use p256::ecdsa::signature::Verifier;
 
-    fn subject<'a>(roles: &'a [&'a str]) -> Subject<'a> {
-        Subject {
-            issuer: "https://portal.acme.example",
-            audience: "cost-insights",
-            session: "s1",
+    fn claims<'a>(roles: &'a [&'a str]) -> UserClaims<'a> {
+        UserClaims {
             user: "dev",
             email: "dev@acme.example",
             name: "Dev",
             groups: &[],
             roles,
             tenant: "acme",
+        }
+    }
+
+    fn subject<'a>(claims: &'a UserClaims<'a>) -> Subject<'a> {
+        Subject {
+            claims,
+            issuer: "https://portal.acme.example",
+            audience: "cost-insights",
+            session: "s1",
             lifetime: 60,
         }
     }
@@ -302,7 +317,7 @@ mod tests {
     fn tokens_verify_with_the_published_key_and_say_who() {
         let keys = SigningKeys::generate();
         let cache = AssertionCache::default();
-        let token = cache.assertion(&keys, &subject(&["developer"]));
+        let token = cache.assertion(&keys, &subject(&claims(&["developer"])));
         let parts: Vec<&str> = token.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
         let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks()).unwrap();
@@ -329,10 +344,11 @@ mod tests {
     fn tokens_are_reused_until_what_they_say_changes() {
         let keys = SigningKeys::generate();
         let cache = AssertionCache::default();
-        let first = cache.assertion(&keys, &subject(&["developer"]));
-        assert_eq!(cache.assertion(&keys, &subject(&["developer"])), first);
+        let developer = claims(&["developer"]);
+        let first = cache.assertion(&keys, &subject(&developer));
+        assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
         assert_ne!(
-            cache.assertion(&keys, &subject(&[])),
+            cache.assertion(&keys, &subject(&claims(&[]))),
             first,
             "new roles, new token"
         );

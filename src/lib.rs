@@ -8,6 +8,8 @@
 pub mod admin;
 /// Building, binding and running the server; the router and its layer order.
 pub mod app;
+/// `/apps/<id>/…`: role-checked gateway to the micro-apps (upstreams and static bundles).
+pub mod apps;
 /// The signed identity assertion for upstreams and its JWKS.
 pub mod assertion;
 /// Files compiled into the binary.
@@ -26,7 +28,7 @@ pub mod config;
 pub mod http;
 /// Server-side cookie jars per session and app: app cookies that never reach the browser.
 pub mod jar;
-/// `/apps/<id>/…`: role-checked reverse proxy and static bundles.
+/// The forwarding kit both gateways use: path canonicalisation, guard, header hygiene, pooled client.
 pub mod proxy;
 /// Roles from groups and the one access decision.
 pub mod rbac;
@@ -42,8 +44,18 @@ pub mod tenant;
 /// Internals the fuzz targets in `fuzz/` call directly; not an API, may change at any time.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::proxy::headers::{
-        remove_session_cookie_overrides, rewrite_location, scope_set_cookies, strip_session_cookie,
-    };
+    use axum::http::HeaderMap;
+
+    pub use crate::proxy::headers::{rewrite_location, scope_set_cookies};
     pub use crate::proxy::path::{AppPath, normalise};
+
+    /// `Cookie` without portico's own cookies, as `/apps` sends it.
+    pub fn strip_session_cookie(headers: &mut HeaderMap) {
+        crate::proxy::headers::strip_portal_cookies(headers, &crate::apps::PORTAL_COOKIES);
+    }
+
+    /// `Set-Cookie`s without portico's own cookies, as `/apps` passes them on.
+    pub fn remove_session_cookie_overrides(headers: &mut HeaderMap) {
+        crate::proxy::headers::remove_portal_set_cookies(headers, &crate::apps::PORTAL_COOKIES);
+    }
 }

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 
 use crate::state::AppState;
-use crate::{assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
+use crate::{apps, assertion, auth, backstage, http, shell, telemetry, tenant};
 
 /// The tenant-origin router with all its layers.
 ///
@@ -19,7 +19,7 @@ use crate::{assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
 /// | prefix | feature | what |
 /// |---|---|---|
 /// | `/auth/…` | `auth` | sign-in (OIDC or dev), callback, sign-out, back-channel logout, session probe |
-/// | `/apps/<id>/…` | `proxy` | role-checked reverse proxy and static bundles of one app |
+/// | `/apps/<id>/…` | `apps` (on the `proxy` kit) | role-checked reverse proxy and static bundles of one app |
 /// | `/.well-known/jwks.json` | `assertion` | the keys that verify identity assertions (its own state) |
 /// | `/backstage/api/…` | `backstage` | the tenant's Backstage backend, called as the user |
 /// | `/shell/…` | `shell` | the per-user Luigi config, theme, bootstrap and embedded Luigi files |
@@ -37,7 +37,7 @@ use crate::{assertion, auth, backstage, http, proxy, shell, telemetry, tenant};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
-        .merge(proxy::router())
+        .merge(apps::router())
         .merge(assertion::router(state.signing_keys.clone()))
         .merge(backstage::router())
         .merge(shell::router())

@@ -1,8 +1,10 @@
-//! The pooled HTTP client and the forwarding of one request to an app's upstream.
+//! The pooled HTTP client and the sending of one prepared request to an upstream (an app or Backstage).
 //!
 //! Bodies stream in both directions: the client's request body is handed to hyper as it arrives and the
 //! upstream's response body is handed back the same way; nothing is collected in memory. A connect failure
 //! is a 502, no response headers within the response timeout is a 504: never a hang, never a panic.
+//! Responses come back without hop-by-hop headers; everything else about them is the gateway's to shape.
+//! This is a service: it outlives config reloads and knows neither the server state nor any feature.
 
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::ProxyError;
-use super::headers::{remove_hop_by_hop, remove_session_cookie_overrides};
+use super::guard::exceeded;
+use super::headers::remove_hop_by_hop;
 use crate::config::Upstream;
 use crate::http::error::error_chain;
 
@@ -43,25 +46,19 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request` (headers already cleaned) to `upstream` at `path_and_query` below its base path.
+    /// Sends `request` (headers already cleaned) to `upstream` at `target` below its base path.
     ///
     /// With `client_upgrade` (a WebSocket handshake), a `101 Switching Protocols` from the upstream
     /// joins the two upgraded connections and copies bytes both ways until either side closes.
     pub async fn forward(
         &self,
         upstream: &Upstream,
-        path_and_query: &str,
+        target: Target<'_>,
         mut request: Request<Body>,
         response_timeout: Duration,
         client_upgrade: Option<OnUpgrade>,
     ) -> Result<Response<Body>, ProxyError> {
-        let uri: Uri = format!(
-            "http://{}{}{}",
-            upstream.authority, upstream.base_path, path_and_query
-        )
-        .parse()
-        .map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))?;
-        *request.uri_mut() = uri;
+        *request.uri_mut() = target.uri(upstream)?;
         // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
         // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
         *request.version_mut() = Version::HTTP_11;
@@ -74,13 +71,13 @@ impl UpstreamClient {
                     after: response_timeout,
                 });
             }
-            Ok(Err(error)) if over_body_limit(&error) => {
+            Ok(Err(error)) if exceeded(&error).is_some() => {
                 // The request body went over `proxy.max_request_body` as it streamed (a chunked body
                 // has no length to refuse up front). hyper stops writing and closes the upstream
                 // connection without the final chunk, so the upstream sees a broken message, not a
                 // shorter complete one; the client learns why.
                 return Err(ProxyError::BodyTooLarge {
-                    limit: body_limit(&error),
+                    limit: exceeded(&error).unwrap_or_default(),
                 });
             }
             Ok(Err(error)) if error.is_connect() => {
@@ -107,7 +104,6 @@ impl UpstreamClient {
                 let connection = parts.headers.get(CONNECTION).cloned();
                 let upgrade = parts.headers.get(UPGRADE).cloned();
                 remove_hop_by_hop(&mut parts.headers);
-                remove_session_cookie_overrides(&mut parts.headers);
                 if let (Some(connection), Some(upgrade)) = (connection, upgrade) {
                     parts.headers.insert(CONNECTION, connection);
                     parts.headers.insert(UPGRADE, upgrade);
@@ -117,26 +113,23 @@ impl UpstreamClient {
         }
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        remove_session_cookie_overrides(&mut parts.headers);
         Ok(Response::from_parts(
             parts,
             Body::new(IdleTimeoutBody::new(body, self.idle_timeout)),
         ))
     }
-}
 
-impl UpstreamClient {
     /// A small request whose answer portico reads itself (at most 64 KiB), e.g. a token exchange.
     pub async fn fetch_small(
         &self,
         upstream: &Upstream,
-        path_and_query: &str,
+        target: Target<'_>,
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<(StatusCode, bytes::Bytes), ProxyError> {
         use http_body_util::BodyExt;
         let response = self
-            .forward(upstream, path_and_query, request, timeout, None)
+            .forward(upstream, target, request, timeout, None)
             .await?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
@@ -151,93 +144,36 @@ impl UpstreamClient {
     }
 }
 
-/// Whether a failed exchange failed because the client's body went over the limit.
-pub(crate) fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        if cause.is::<BodyLimitExceeded>() {
-            return true;
+/// Where on an upstream a request goes: `path`, the pieces of the path below the upstream's base path
+/// (already canonical, see `proxy::path`), and the query string, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub path: &'a [&'a str],
+    pub query: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The absolute URI on `upstream`, written into one buffer that the URI then owns (no copy).
+    fn uri(&self, upstream: &Upstream) -> Result<Uri, ProxyError> {
+        const SCHEME: &str = "http://";
+        let length = SCHEME.len()
+            + upstream.authority.len()
+            + upstream.base_path.len()
+            + self.path.iter().map(|piece| piece.len()).sum::<usize>()
+            + self.query.map_or(0, |query| query.len() + 1);
+        let mut text = String::with_capacity(length);
+        text.push_str(SCHEME);
+        text.push_str(&upstream.authority);
+        text.push_str(&upstream.base_path);
+        for piece in self.path {
+            text.push_str(piece);
         }
-        source = cause.source();
-    }
-    false
-}
-
-fn body_limit(error: &(dyn std::error::Error + 'static)) -> u64 {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        if let Some(exceeded) = cause.downcast_ref::<BodyLimitExceeded>() {
-            return exceeded.limit;
+        if let Some(query) = self.query {
+            text.push('?');
+            text.push_str(query);
         }
-        source = cause.source();
+        Uri::try_from(text).map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))
     }
-    0
-}
-
-/// A client's request body that fails with [`BodyLimitExceeded`] as soon as it has given more than
-/// `limit` bytes. It fails rather than ends: an ended body would be sent upstream as complete.
-pub struct LimitedBody<B> {
-    inner: B,
-    left: u64,
-    limit: u64,
-}
-
-impl<B> LimitedBody<B> {
-    pub fn new(inner: B, limit: u64) -> Self {
-        LimitedBody {
-            inner,
-            left: limit,
-            limit,
-        }
-    }
-}
-
-impl<B> http_body::Body for LimitedBody<B>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let size = frame.data_ref().map_or(0, |data| data.len() as u64);
-                if size > this.left {
-                    this.left = 0;
-                    return Poll::Ready(Some(Err(Box::new(BodyLimitExceeded {
-                        limit: this.limit,
-                    }))));
-                }
-                this.left -= size;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The error of a request body cut off at `proxy.max_request_body`.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body is larger than the limit of {limit} bytes")]
-pub struct BodyLimitExceeded {
-    pub limit: u64,
 }
 
 /// Copies bytes between the browser's and the upstream's upgraded connections until one side closes.
@@ -256,6 +192,11 @@ async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
 
 /// An upstream response body that fails when no data arrives for `idle`: a stalled upstream then ends
 /// the client's response instead of holding it open forever.
+///
+/// Not tower-http's `timeout::TimeoutBody`, which looks alike but differs where it matters here: it
+/// does not pass on `is_end_stream` and `size_hint` (so hyper could no longer see an empty or
+/// fixed-length upstream body as such), and it checks its timer before polling the body, failing a
+/// frame that is ready at the deadline. This one polls the body first and passes both hints through.
 pub struct IdleTimeoutBody<B> {
     inner: B,
     idle: Duration,

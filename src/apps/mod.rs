@@ -1,0 +1,185 @@
+//! `/apps/<id>/…`: the role-checked gateway to every micro-app, on top of the forwarding kit (`proxy`).
+//!
+//! A request goes through named phases: `resolve` finds the app, `decide` normalises the path and
+//! asks `rbac::decide` — the same function that built the user's navigation — whether it may pass,
+//! `proxy::guard` refuses cross-site state changes and oversized bodies, and the app's target answers:
+//! its upstream (`upstream`: prepare, send, shape the response) or its static files (`files`).
+//! Every answer may be framed by the shell and nothing else. This module must never forward the session
+//! cookie or a client-sent identity header (the kit's `prepare` sees to it) and decides access only
+//! through `rbac::decide`, before anything is forwarded or served.
+
+mod files;
+mod upstream;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{Redirect, Response};
+use axum::routing::any;
+
+use crate::audit::{self, AuditEvent};
+use crate::auth::{self, SignedIn};
+use crate::config::{App, AppTarget};
+use crate::http::{AppError, Class, Problem, RequestContext};
+use crate::proxy::headers::{self, PortalCookies};
+use crate::proxy::path::{self, AppPath};
+use crate::proxy::{self, Guard, ProxyError};
+use crate::rbac::{self, Decision};
+use crate::state::AppState;
+use crate::telemetry::Labels;
+
+/// Why a request for an app was refused, or its static files had no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AppsError {
+    /// 404: the tenant has no app with this id.
+    #[error("there is no app `{0}` in this portal")]
+    UnknownApp(String),
+    /// 403: the user's roles do not allow this app or this part of it.
+    #[error("you do not have access to this app; it needs one of the roles: {needed}")]
+    Forbidden { app: String, needed: String },
+    /// 404: a static bundle has no such file.
+    #[error("this app has no file at that path")]
+    FileNotFound,
+}
+
+impl Problem for AppsError {
+    fn classify(&self) -> Class {
+        match self {
+            AppsError::UnknownApp(_) => Class::new(StatusCode::NOT_FOUND, "unknown_app"),
+            AppsError::FileNotFound => Class::new(StatusCode::NOT_FOUND, "not_found"),
+            AppsError::Forbidden { .. } => Class::new(StatusCode::FORBIDDEN, "forbidden"),
+        }
+    }
+}
+
+/// Portico's own cookies, as the kit needs them: never sent to an app, never set by one. Every name
+/// contains `portico_`; the build stops here if one ever does not.
+pub(crate) const PORTAL_COOKIES: PortalCookies =
+    PortalCookies::new(&auth::PORTAL_COOKIES, "portico_");
+
+/// The `/apps/*` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/apps/{app}", any(app_root_redirect))
+        .route("/apps/{app}/", any(app_request))
+        .route("/apps/{app}/{*rest}", any(app_request))
+}
+
+/// `/apps/<id>` → `/apps/<id>/`, so relative URLs inside the app resolve below its prefix.
+async fn app_root_redirect(uri: Uri) -> Result<Redirect, AppError> {
+    // Built from the raw path, and only for ids that could exist: a junk id is a 404, not a bad header.
+    let app = uri.path().trim_start_matches("/apps/");
+    let plausible = !app.is_empty()
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !plausible {
+        return Err(AppsError::UnknownApp(app.to_owned()).into());
+    }
+    let target = match uri.query() {
+        Some(query) => format!("/apps/{app}/?{query}"),
+        None => format!("/apps/{app}/"),
+    };
+    Ok(Redirect::permanent(&target))
+}
+
+/// One signed-in request for one app, after the decision: what the dispatch phases share.
+struct Call<'a> {
+    state: &'a AppState,
+    context: &'a RequestContext,
+    signed_in: &'a SignedIn,
+    peer: SocketAddr,
+    app: &'a App,
+}
+
+async fn app_request(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    context: RequestContext,
+    signed_in: SignedIn,
+    request: Request,
+) -> Result<Response, AppError> {
+    let (app, rest) = resolve(&context, &request)?;
+    let path = decide(&context, &signed_in, app, request.method(), rest)?;
+    // After the access decision, so a user without access learns nothing more than 403.
+    let request = proxy::guard(
+        request,
+        &Guard {
+            tenant: &context.tenant.id,
+            csrf_token: &signed_in.session.csrf_token,
+            https: context.is_https(),
+            max_body: context.config.proxy.max_request_body,
+        },
+    )?;
+    let call = Call {
+        state: &state,
+        context: &context,
+        signed_in: &signed_in,
+        peer,
+        app,
+    };
+    let mut response = match &app.target {
+        AppTarget::Upstream(target) => upstream::forward(&call, target, &path, request).await?,
+        AppTarget::StaticDir(dir) => files::serve_dir(dir, &path, request).await?,
+        AppTarget::Embedded(bundle) => files::serve_embedded(bundle, &path.decoded, &request)?,
+    };
+    // Apps may be framed by the shell on this origin and by nothing else.
+    headers::frame_only_by_shell(response.headers_mut());
+    Ok(response)
+}
+
+/// Phase 1: the app named by `/apps/<id>/<rest>` (split from the raw, still percent-encoded path) and
+/// the rest of that path; the app's id goes on the access log line.
+fn resolve<'a, 'r>(
+    context: &'a RequestContext,
+    request: &'r Request,
+) -> Result<(&'a App, &'r str), AppsError> {
+    let after_prefix = request.uri().path().strip_prefix("/apps/").unwrap_or("");
+    let (app_id, rest) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
+    let app = context
+        .tenant
+        .app(app_id)
+        .ok_or_else(|| AppsError::UnknownApp(app_id.to_owned()))?;
+    if let Some(labels) = request.extensions().get::<Labels>() {
+        labels.app(&app.id);
+    }
+    Ok((app, rest))
+}
+
+/// Phase 2: the path inside the app in its canonical forms, if `rbac::decide` lets the user's roles
+/// reach it with this method; a refusal is audited.
+fn decide(
+    context: &RequestContext,
+    signed_in: &SignedIn,
+    app: &App,
+    method: &Method,
+    rest: &str,
+) -> Result<AppPath, AppError> {
+    let app_path = path::normalise(rest).map_err(ProxyError::from)?;
+    let Decision::Deny { needed } = rbac::decide(
+        &signed_in.roles,
+        &app.policy,
+        method.as_str(),
+        &app_path.decoded,
+    ) else {
+        return Ok(app_path);
+    };
+    audit::emit(AuditEvent::AccessDenied {
+        tenant: &context.tenant.id,
+        user: &signed_in.session.user.subject,
+        app: &app.id,
+        path: &app_path.decoded,
+    });
+    let needed = needed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(AppsError::Forbidden {
+        app: app.id.clone(),
+        needed,
+    }
+    .into())
+}

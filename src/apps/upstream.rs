@@ -1,0 +1,178 @@
+//! Dispatch to an app's upstream: the user's claims, the identity the app asked for and its cookies go
+//! into the kit's `prepare`, the pooled client sends it, and the answer is shaped for the portal (the
+//! app's cookies kept in its jar or scoped below its prefix, `Location` kept on the portal, no
+//! origin-wide headers).
+
+use std::borrow::Cow;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+
+use super::{Call, PORTAL_COOKIES};
+use crate::assertion::{Subject, UserClaims};
+use crate::auth::AuthError;
+use crate::config::{CookieMode, Upstream};
+use crate::http::AppError;
+use crate::jar;
+use crate::proxy::headers::{self, Hop, Identity, SendCookies};
+use crate::proxy::path::AppPath;
+use crate::proxy::{self, Forward, Target};
+
+/// Phase 4 for an upstream app: prepare, send, shape.
+pub(super) async fn forward(
+    call: &Call<'_>,
+    upstream: &Upstream,
+    path: &AppPath,
+    request: Request,
+) -> Result<Response, AppError> {
+    // The path as the upstream sees it, which is what its cookies' `Path` speaks about (jar only).
+    let jar_path = (call.app.cookies == CookieMode::Jar).then(|| upstream_path(upstream, path));
+    let cookies = match &jar_path {
+        Some(jar_path) => SendCookies::Replace(jar_cookies(call, jar_path).await?),
+        None => SendCookies::Browser(&PORTAL_COOKIES),
+    };
+    let roles = call.signed_in.roles.names();
+    let claims = user_claims(call, &roles);
+    let identity = identity(call, &claims);
+    let mut prepared = proxy::prepare(
+        request,
+        Forward {
+            hop: Hop::of(call.peer, call.context, call.state.listen),
+            identity: Some(&identity),
+            cookies,
+            websocket: true,
+        },
+    );
+    // The client's URI, for its query; the client replaces it with the upstream's.
+    let client_uri = std::mem::take(&mut prepared.parts.uri);
+    let mut response = call
+        .state
+        .upstreams
+        .forward(
+            upstream,
+            Target {
+                path: &[&path.raw],
+                query: client_uri.query(),
+            },
+            Request::from_parts(prepared.parts, prepared.body),
+            call.context.config.proxy.response_timeout,
+            prepared.upgrade,
+        )
+        .await?;
+    shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
+    Ok(response)
+}
+
+/// `path` below the upstream's base path; built only when the upstream has one.
+fn upstream_path<'a>(upstream: &Upstream, path: &'a AppPath) -> Cow<'a, str> {
+    if upstream.base_path.is_empty() {
+        Cow::Borrowed(&path.raw)
+    } else {
+        Cow::Owned(format!("{}{}", upstream.base_path, path.raw))
+    }
+}
+
+/// Who the user is, once per request, for the identity headers and the assertion alike.
+fn user_claims<'a>(call: &'a Call<'_>, roles: &'a [&'a str]) -> UserClaims<'a> {
+    let user = &call.signed_in.session.user;
+    UserClaims {
+        user: &user.subject,
+        email: &user.email,
+        name: &user.name,
+        groups: &user.groups,
+        roles,
+        tenant: &call.context.tenant.id,
+    }
+}
+
+/// The identity the app asked for (`identity:`): the signed assertion (cached per session and app),
+/// the user's access token, the identity headers.
+fn identity<'a>(call: &'a Call<'_>, claims: &'a UserClaims<'a>) -> Identity<'a> {
+    let (app, session) = (call.app, &call.signed_in.session);
+    let assertion = app.identity.assertion.then(|| {
+        call.state.assertions.assertion(
+            &call.state.signing_keys,
+            &Subject {
+                claims,
+                issuer: &call.context.tenant.assertion_issuer,
+                audience: &app.id,
+                session: session.id.as_str(),
+                lifetime: call
+                    .context
+                    .config
+                    .proxy
+                    .assertion_lifetime
+                    .as_secs()
+                    .max(1),
+            },
+        )
+    });
+    Identity {
+        claims,
+        app: &app.id,
+        modes: app.identity,
+        assertion,
+        access_token: session
+            .oidc
+            .as_ref()
+            .map(|tokens| tokens.access_token.as_str()),
+    }
+}
+
+/// The answer as the portal passes it on. No app may set a portal cookie, whatever its cookie mode.
+async fn shape_response(
+    call: &Call<'_>,
+    upstream: &Upstream,
+    jar_path: Option<&str>,
+    headers: &mut HeaderMap,
+) {
+    headers::remove_portal_set_cookies(headers, &PORTAL_COOKIES);
+    // The app's prefix is only spelled out when a header needs it (not on every response).
+    let prefix = || format!("/apps/{}/", call.app.id);
+    match (call.app.cookies, jar_path) {
+        (CookieMode::Jar, Some(jar_path)) => keep_in_jar(call, jar_path, headers).await,
+        (mode, _) if headers.contains_key(header::SET_COOKIE) => {
+            let drop = mode != CookieMode::Scoped;
+            headers::scope_set_cookies(headers, &prefix(), &upstream.base_path, drop);
+        }
+        _ => {}
+    }
+    if headers.contains_key(header::LOCATION) {
+        headers::rewrite_location(headers, &upstream.authority, &upstream.base_path, &prefix());
+    }
+    headers::remove_origin_wide_headers(headers);
+}
+
+/// `cookies: jar`: the upstream gets the session's jar for this app and nothing the browser sent as
+/// cookies (any app's script can write those, so none of them can be trusted as this app's).
+async fn jar_cookies(call: &Call<'_>, jar_path: &str) -> Result<Option<HeaderValue>, AppError> {
+    let jar = call
+        .state
+        .sessions
+        .store
+        .jar(&call.signed_in.session.id, &call.app.id)
+        .await
+        .map_err(|_| AuthError::StoreUnavailable)?;
+    let now = crate::clock::unix_now();
+    Ok(jar.and_then(|jar| jar.cookie_header(jar_path, now)))
+}
+
+/// `cookies: jar`: the upstream's `Set-Cookie`s go into the session's jar and never to the browser.
+/// A store failure loses those cookies (logged), not the response.
+async fn keep_in_jar(call: &Call<'_>, jar_path: &str, headers: &mut HeaderMap) {
+    let now = crate::clock::unix_now();
+    let cookies = jar::take_set_cookies(headers, jar_path, now);
+    if cookies.is_empty() {
+        return;
+    }
+    if let Err(error) = call
+        .state
+        .sessions
+        .store
+        .update_jar(&call.signed_in.session.id, &call.app.id, cookies, now)
+        .await
+    {
+        tracing::warn!(app = %call.app.id, %error, "cookie jar: the app's cookies could not be kept");
+    }
+}

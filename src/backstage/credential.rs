@@ -1,0 +1,271 @@
+//! The credential portico sends to Backstage for a user: the static service token (`identity: service`),
+//! or the user's own Backstage token, obtained by signing the user in to Backstage's `oauth2Proxy`
+//! provider (`identity: user`) and cached per session in [`BackstageTokens`].
+//!
+//! The user is named `<user_namespace>/<subject>` with at most a verified email, and any answer naming a
+//! user or an owner outside the tenant's namespaces is refused ([`check_identity`]). This file takes the
+//! client, the cache and the user as plain values; it never sees the server state.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, header};
+use serde::Deserialize;
+
+use super::{BackstageError, BackstageTokens};
+use crate::auth::session::User;
+use crate::config::{BackstageIdentity, BackstageSettings};
+use crate::http::AppError;
+use crate::proxy::{Target, UpstreamClient};
+
+/// Everything needed to get the credential of one user's request.
+#[derive(Clone, Copy)]
+pub(super) struct Credentials<'a> {
+    pub client: &'a UpstreamClient,
+    pub tokens: &'a BackstageTokens,
+    pub settings: &'a BackstageSettings,
+    /// The portal session's id, which the user's Backstage token is cached under.
+    pub session: &'a str,
+    pub user: &'a User,
+}
+
+#[derive(Deserialize)]
+struct RefreshAnswer {
+    #[serde(rename = "backstageIdentity")]
+    backstage_identity: BackstageIdentityAnswer,
+}
+
+#[derive(Deserialize)]
+struct BackstageIdentityAnswer {
+    token: String,
+    #[serde(rename = "expiresInSeconds")]
+    expires_in_seconds: Option<u64>,
+    identity: SignedInIdentity,
+}
+
+/// Who Backstage signed the user in as (`backstageIdentity.identity` of the refresh answer).
+#[derive(Deserialize)]
+struct SignedInIdentity {
+    #[serde(rename = "userEntityRef")]
+    user_entity_ref: String,
+    #[serde(rename = "ownershipEntityRefs", default)]
+    ownership_entity_refs: Vec<String>,
+}
+
+/// `Authorization: Bearer <token>`.
+pub(super) fn bearer(token: &str) -> Result<HeaderValue, AppError> {
+    HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| AppError::internal("Backstage token is not a header value"))
+}
+
+/// The credential for this request: the static service token, or the user's Backstage token (signed
+/// in again when `renew`: Backstage no longer accepted the cached one).
+pub(super) async fn credential(
+    credentials: Credentials<'_>,
+    renew: bool,
+) -> Result<String, AppError> {
+    let BackstageIdentity::Service(token) = &credentials.settings.identity else {
+        return user_token(credentials, renew).await;
+    };
+    Ok(token.0.clone())
+}
+
+async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String, AppError> {
+    let Credentials {
+        client,
+        tokens,
+        settings,
+        session,
+        user,
+    } = credentials;
+    if renew {
+        tokens.forget(session);
+    } else if let Some(token) = tokens.get(session) {
+        return Ok(token);
+    }
+    let (status, body) = client
+        .fetch_small(
+            &settings.backend,
+            Target {
+                path: &["/api/auth/oauth2Proxy/refresh"],
+                query: None,
+            },
+            sign_in_request(settings, user)?,
+            Duration::from_secs(10),
+        )
+        .await?;
+    if !status.is_success() {
+        let detail = format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+        return Err(BackstageError::SignInRefused(detail).into());
+    }
+    let answer: RefreshAnswer = serde_json::from_slice(&body)
+        .map_err(|error| BackstageError::SignInRefused(format!("unexpected answer: {error}")))?;
+    // Whatever resolvers Backstage runs, portico only uses an identity inside the tenant's namespaces.
+    check_identity(settings, &answer.backstage_identity.identity)?;
+    let token = answer.backstage_identity.token;
+    tokens.put(
+        session,
+        token.clone(),
+        answer.backstage_identity.expires_in_seconds.unwrap_or(3600),
+    );
+    Ok(token)
+}
+
+/// The sign-in request to Backstage's `oauth2Proxy` provider for `user`.
+fn sign_in_request(settings: &BackstageSettings, user: &User) -> Result<Request, AppError> {
+    let mut request = Request::new(Body::empty());
+    let headers: &mut HeaderMap = request.headers_mut();
+    // The headers Backstage's oauth2Proxy provider reads; only portico ever sends them. The user is
+    // named inside the tenant's own namespace, and the resolver (docs/backstage-identity.md) looks
+    // only there. No preferred username: a stock resolver would look it up in `default`. No ID token:
+    // Backstage never checks its signature, and its claims (an unverified email, say) are the IdP's
+    // raw word, not what portico verified.
+    let forwarded_user = format!("{}/{}", settings.user_namespace, user.subject);
+    headers.insert("x-forwarded-user", header_text(&forwarded_user)?);
+    // Only ever a verified address (`User::email`), and only one the IdP sent.
+    if !user.email.is_empty() {
+        headers.insert("x-forwarded-email", header_text(&user.email)?);
+    }
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    Ok(request)
+}
+
+fn header_text(text: &str) -> Result<HeaderValue, AppError> {
+    HeaderValue::from_str(text).map_err(|_| {
+        BackstageError::SignInRefused("the user's identity is not a valid header value".into())
+            .into()
+    })
+}
+
+/// Refuses a Backstage identity that is not bound to the tenant: the user entity must be in the
+/// tenant's `user_namespace`, and (for a scoped tenant) everything it owns through must be in the
+/// tenant's own or shared namespaces. A stock resolver that matches by email across namespaces, or a
+/// catalog user that claims membership of another tenant's group, is stopped here.
+fn check_identity(
+    settings: &BackstageSettings,
+    identity: &SignedInIdentity,
+) -> Result<(), BackstageError> {
+    let outside = |detail: String| Err(BackstageError::SignInRefused(detail));
+    let user = identity.user_entity_ref.as_str();
+    match ref_namespace(user) {
+        Some(("user", namespace)) if namespace == settings.user_namespace => {}
+        _ => {
+            return outside(format!(
+                "Backstage signed the user in as `{user}`, outside the user namespace `{}`",
+                settings.user_namespace
+            ));
+        }
+    }
+    if !settings.scoped() {
+        return Ok(());
+    }
+    let readable = |namespace: &str| {
+        settings
+            .namespaces
+            .iter()
+            .chain(&settings.shared_namespaces)
+            .any(|owned| owned == namespace)
+    };
+    for owner in &identity.ownership_entity_refs {
+        if !ref_namespace(owner).is_some_and(|(_, namespace)| readable(&namespace)) {
+            return outside(format!(
+                "`{user}` owns through `{owner}`, outside this tenant's namespaces"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The kind and namespace of a full entity ref `kind:namespace/name`, lower-cased (Backstage compares
+/// refs case-insensitively); `None` for anything else.
+fn ref_namespace(entity_ref: &str) -> Option<(&str, String)> {
+    let (kind, rest) = entity_ref.split_once(':')?;
+    let (namespace, name) = rest.split_once('/')?;
+    if name.is_empty() || name.contains('/') || namespace.is_empty() {
+        return None;
+    }
+    let kind = if kind.eq_ignore_ascii_case("user") {
+        "user"
+    } else {
+        kind
+    };
+    Some((kind, namespace.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(namespaces: &[&str], shared: &[&str], user_namespace: &str) -> BackstageSettings {
+        BackstageSettings {
+            backend: crate::config::parse_upstream("http://127.0.0.1:7007").unwrap(),
+            identity: BackstageIdentity::User,
+            plugins: vec!["catalog".into()],
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            shared_namespaces: shared.iter().map(|n| n.to_string()).collect(),
+            user_namespace: user_namespace.into(),
+            allow_unscoped: Vec::new(),
+        }
+    }
+
+    fn identity(user: &str, owns: &[&str]) -> SignedInIdentity {
+        SignedInIdentity {
+            user_entity_ref: user.into(),
+            ownership_entity_refs: owns.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_identity_in_the_user_namespace_owning_inside_the_tenant_is_accepted() {
+        let acme = settings(&["acme"], &["common"], "acme");
+        let alice = [
+            "user:acme/alice",
+            "group:acme/platform",
+            "group:common/guild",
+        ];
+        assert!(check_identity(&acme, &identity("user:acme/alice", &alice)).is_ok());
+        // Backstage spells refs in lower case, but an upper-case kind or namespace is the same ref.
+        assert!(check_identity(&acme, &identity("User:ACME/alice", &[])).is_ok());
+        // A tenant without namespaces owns its Backstage: only the user namespace is checked.
+        let single = settings(&[], &[], "default");
+        let guest = ["user:default/guest", "group:ops/x"];
+        assert!(check_identity(&single, &identity("user:default/guest", &guest)).is_ok());
+    }
+
+    #[test]
+    fn an_identity_outside_the_tenant_is_refused() {
+        let globex = settings(&["globex", "globex-labs"], &["common"], "globex");
+        for (user, owns) in [
+            // What Backstage's stock email resolver does across namespaces.
+            ("user:acme/alice", vec!["user:acme/alice"]),
+            ("user:default/guest", vec![]),
+            // Another namespace of the tenant, but not the one users sign in to.
+            ("user:globex-labs/hank", vec![]),
+            // Not a user, or not a full ref.
+            ("group:globex/ops", vec![]),
+            ("user:hank", vec![]),
+            ("globex/hank", vec![]),
+            ("user:globex/a/b", vec![]),
+            ("", vec![]),
+            // A globex user whose catalog entry claims another tenant's group.
+            (
+                "user:globex/hank",
+                vec!["user:globex/hank", "group:acme/platform"],
+            ),
+            ("user:globex/hank", vec!["group:ops"]),
+        ] {
+            let result = check_identity(&globex, &identity(user, &owns));
+            assert!(
+                matches!(result, Err(BackstageError::SignInRefused(_))),
+                "{user} {owns:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What every request forwarded to an upstream (an app or Backstage) must pass, after the access
+//! decision: a WebSocket upgrade only on GET, proof that a state change or WebSocket handshake comes
+//! from this origin (CSRF; a handshake is a GET but opens a two-way channel, hence cross-site WebSocket
+//! hijacking), and the request body limit (a body announced too large is refused before anything is
+//! forwarded; one without a length fails at the limit as it streams, which breaks the upstream exchange
+//! and answers 413, never a shortened body).
+//!
+//! The guard takes what it needs as plain values ([`Guard`]), not the session or the request context.
+//! It borrows only the CSRF proof itself from `auth::csrf`, a pure function over the headers.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, header};
+
+use super::ProxyError;
+use crate::audit::{self, AuditEvent};
+use crate::auth::csrf;
+
+/// What [`guard`] checks a request against.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard<'a> {
+    /// The tenant, for the audit log.
+    pub tenant: &'a str,
+    /// The session's CSRF token, which a state change or WebSocket handshake must carry.
+    pub csrf_token: &'a str,
+    /// Whether the tenant's origin is HTTPS (which `Origin` counts as this origin).
+    pub https: bool,
+    /// `proxy.max_request_body`.
+    pub max_body: u64,
+}
+
+/// Refuses what must not be forwarded, and wraps the body so it cannot grow past the limit.
+pub fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, ProxyError> {
+    let websocket = asks_for_websocket(request.headers());
+    if websocket && request.method() != Method::GET {
+        return Err(ProxyError::UpgradeNotGet);
+    }
+    let needs_proof = !request.method().is_safe() || websocket;
+    if needs_proof && !csrf::proves_same_origin(request.headers(), guard.csrf_token, guard.https) {
+        audit::emit(AuditEvent::CsrfRejected {
+            tenant: guard.tenant,
+            path: request.uri().path(),
+        });
+        return Err(ProxyError::CsrfRejected);
+    }
+    let max_body = guard.max_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body) {
+        return Err(ProxyError::BodyTooLarge { limit: max_body });
+    }
+    Ok(request.map(|body| Body::new(LimitedBody::new(body, max_body))))
+}
+
+/// `Connection: upgrade` with `Upgrade: websocket`: the start of a WebSocket (only valid on a GET).
+pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    connection_upgrade && websocket
+}
+
+/// Whether a failed exchange failed because the client's body went over the limit.
+pub fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    exceeded(error).is_some()
+}
+
+/// The limit a failed exchange's body went over, if that is why it failed.
+pub(super) fn exceeded(error: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(exceeded) = cause.downcast_ref::<BodyLimitExceeded>() {
+            return Some(exceeded.limit);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// A client's request body that fails with [`BodyLimitExceeded`] as soon as it has given more than
+/// `limit` bytes. It fails rather than ends: an ended body would be sent upstream as complete.
+pub struct LimitedBody<B> {
+    inner: B,
+    left: u64,
+    limit: u64,
+}
+
+impl<B> LimitedBody<B> {
+    pub fn new(inner: B, limit: u64) -> Self {
+        LimitedBody {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
+}
+
+impl<B> http_body::Body for LimitedBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let size = frame.data_ref().map_or(0, |data| data.len() as u64);
+                if size > this.left {
+                    this.left = 0;
+                    return Poll::Ready(Some(Err(Box::new(BodyLimitExceeded {
+                        limit: this.limit,
+                    }))));
+                }
+                this.left -= size;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The error of a request body cut off at `proxy.max_request_body`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than the limit of {limit} bytes")]
+pub struct BodyLimitExceeded {
+    pub limit: u64,
+}

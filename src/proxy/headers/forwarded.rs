@@ -1,0 +1,112 @@
+//! The forwarding facts an upstream is told: the client's address (`X-Forwarded-For`) and the origin
+//! the user reached (`X-Forwarded-Host`/`-Proto`), decided by portico from the tenant, never taken from
+//! the client's `Host` or its own `X-Forwarded-*` (those were removed before, see `untrusted`).
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::http::RequestContext;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What an upstream is told the user reached (`X-Forwarded-Proto`, `-Host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedOrigin<'a> {
+    pub https: bool,
+    /// `name` or `name:port`.
+    pub host: Cow<'a, str>,
+}
+
+impl<'a> ForwardedOrigin<'a> {
+    /// From an origin such as `https://portal.example`; anything but `https://` counts as plain HTTP.
+    pub fn of(origin: &'a str) -> Self {
+        let (scheme, host) = origin.split_once("://").unwrap_or(("http", origin));
+        ForwardedOrigin {
+            https: scheme == "https",
+            host: Cow::Borrowed(host),
+        }
+    }
+}
+
+/// The hop a request takes through portico: who sent it and what the upstream is told it reached.
+#[derive(Debug, Clone)]
+pub struct Hop<'a> {
+    pub client_ip: IpAddr,
+    pub origin: Option<ForwardedOrigin<'a>>,
+}
+
+impl<'a> Hop<'a> {
+    /// The hop of a request from `peer` in `context`, on the tenant listener bound to `listen`.
+    pub fn of(peer: SocketAddr, context: &'a RequestContext, listen: SocketAddr) -> Self {
+        Hop {
+            client_ip: peer.ip(),
+            origin: forwarded_origin(context, listen),
+        }
+    }
+}
+
+/// The origin upstreams are told the user reached (`X-Forwarded-Host`/`-Proto`): the tenant's public
+/// origin when it has one; else the name the client used when the tenant lists it (with its port, so a
+/// demo on `127.0.0.1:<port>` gets working absolute links); else the tenant's first host, or for a
+/// tenant without hosts (reached through `default_tenant`) the listener's own address when it names
+/// one. Never a Host the tenant does not list, which is whatever the client chose. Borrowed from the
+/// request's context: nothing is built per request but for the hostless fallback.
+pub fn forwarded_origin(
+    context: &RequestContext,
+    listen: SocketAddr,
+) -> Option<ForwardedOrigin<'_>> {
+    let tenant = &context.tenant;
+    if tenant.public_origin.is_none() {
+        if let Some(authority) = &context.listed_authority {
+            return Some(ForwardedOrigin {
+                https: false,
+                host: Cow::Borrowed(authority),
+            });
+        }
+    }
+    match &tenant.origin {
+        Some(origin) => Some(ForwardedOrigin::of(origin)),
+        None if !listen.ip().is_unspecified() => Some(ForwardedOrigin {
+            https: false,
+            host: Cow::Owned(listen.to_string()),
+        }),
+        None => None,
+    }
+}
+
+/// Sets `X-Forwarded-For`, `-Proto` and `-Host` from `hop`.
+pub fn insert_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    headers.insert(X_FORWARDED_FOR, ip_value(hop.client_ip));
+    let https = hop.origin.as_ref().is_some_and(|origin| origin.https);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if let Some(host) = hop
+        .origin
+        .as_ref()
+        .and_then(|origin| HeaderValue::from_str(&origin.host).ok())
+    {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// An address as a header value, written on the stack: the header value is the only copy.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    // The longest text form, an IPv4-mapped IPv6 address, is 45 bytes.
+    let mut buffer = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let written = write!(cursor, "{ip}").is_ok();
+    let length = usize::try_from(cursor.position()).unwrap_or(0);
+    match buffer.get(..length) {
+        Some(text) if written => {
+            HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+        _ => HeaderValue::from_static(""),
+    }
+}

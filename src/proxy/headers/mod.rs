@@ -1,0 +1,51 @@
+//! Header hygiene for forwarded requests and responses, one job per file.
+//!
+//! What goes upstream ([`prepare_request_headers`]): no hop-by-hop headers ([`hop`]), no client-sent
+//! identity, forwarding or override headers ([`untrusted`], BRIEF invariant 4), no portal cookie
+//! ([`cookies`]), no client `Host` or `Authorization`; then portico's forwarding facts ([`forwarded`]:
+//! `X-Forwarded-Host`/`-Proto` from the tenant's origin, never from the client's Host) and identity
+//! headers ([`identity`]). What comes back: no hop-by-hop headers, no portal cookie set by an app, app
+//! cookies scoped, `Location` kept on the portal ([`location`]), framing and origin-wide headers decided
+//! by portico ([`framing`]). Everything here is a pure function over a `HeaderMap`; nothing here knows
+//! a feature (the portal's cookie names are the caller's, see [`PortalCookies`]).
+
+pub mod cookies;
+pub mod forwarded;
+pub mod framing;
+pub mod hop;
+pub mod identity;
+pub mod location;
+#[cfg(test)]
+mod tests;
+pub mod untrusted;
+
+use axum::http::{HeaderMap, header};
+
+pub use cookies::{
+    PortalCookies, SendCookies, remove_portal_set_cookies, scope_set_cookies, strip_portal_cookies,
+};
+pub use forwarded::{ForwardedOrigin, Hop, forwarded_origin};
+pub use framing::{frame_only_by_shell, remove_origin_wide_headers};
+pub use hop::remove_hop_by_hop;
+pub use identity::{IDENTITY_PREFIX, Identity};
+pub use location::rewrite_location;
+
+/// Makes a client's request headers safe to send upstream and adds portico's forwarding headers and,
+/// with an `identity`, its identity headers. `cookies` says which `Cookie` the upstream gets.
+pub fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    hop: &Hop<'_>,
+    identity: Option<&Identity<'_>>,
+    cookies: SendCookies<'_>,
+) {
+    hop::remove_hop_by_hop(headers);
+    untrusted::remove_untrusted(headers);
+    cookies::send_cookies(headers, cookies);
+    headers.remove(header::HOST);
+    // The browser holds no token (BFF), so a client-sent Authorization is someone else's credential.
+    headers.remove(header::AUTHORIZATION);
+    forwarded::insert_forwarded(headers, hop);
+    if let Some(identity) = identity {
+        identity::insert_identity(headers, identity);
+    }
+}
