@@ -18,7 +18,6 @@ use bytes::Bytes;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::DecodePrivateKey;
-use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -57,8 +56,7 @@ impl SigningKeys {
     /// One fresh key, for a single instance. Several instances behind one name need keys from files.
     pub fn generate() -> Self {
         let signing = loop {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
+            let bytes = crate::token::random_bytes::<32>();
             if let Ok(key) = SigningKey::from_bytes(&bytes.into()) {
                 break key;
             }

@@ -279,10 +279,9 @@ async fn send_jar_cookies(
     headers.remove(header::COOKIE);
     let jar = state
         .sessions
-        .store
         .jar(&signed_in.session.id, &app.id)
         .await
-        .map_err(|_| AuthError::StoreUnavailable)?;
+        .map_err(AuthError::StoreUnavailable)?;
     let now = crate::clock::unix_now();
     if let Some(cookies) = jar.and_then(|jar| jar.cookie_header(upstream_path, now)) {
         headers.insert(header::COOKIE, cookies);
@@ -306,7 +305,6 @@ async fn keep_in_jar(
     }
     if let Err(error) = state
         .sessions
-        .store
         .update_jar(&signed_in.session.id, &app.id, cookies, now)
         .await
     {
