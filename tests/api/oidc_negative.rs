@@ -1614,3 +1614,45 @@ async fn a_replayed_logout_token_is_refused_and_ends_no_later_session() {
     );
     portal.assert_signed_out(&after).await;
 }
+
+#[tokio::test]
+async fn every_auth_answer_is_never_cached() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    let no_store = |response: &reqwest::Response, what: &str| {
+        let cache = response.headers().get("cache-control");
+        assert_eq!(
+            cache.and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{what}"
+        );
+    };
+    let login = portal.get("/auth/login").send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    no_store(&login, "the redirect to the IdP");
+    let start = portal.start_login("/x").await;
+    let callback = portal.at_idp(&start).await;
+    let landed = portal.callback(&callback, Some(&start.binding)).await;
+    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
+    no_store(&landed, "the callback");
+    let session = session_from(landed.headers()).unwrap();
+    let again = portal
+        .get("/auth/login")
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    no_store(&again, "login while signed in");
+    no_store(&portal.session_info(&session).await, "/auth/session");
+    let signed_out = portal.get("/auth/signed-out").send().await.unwrap();
+    no_store(&signed_out, "the signed-out page");
+    let logout = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    no_store(
+        &portal.backchannel_logout(&logout).await,
+        "back-channel logout",
+    );
+    let refused = portal.backchannel_logout("not-a-jwt").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    no_store(&refused, "a refused logout token");
+}
