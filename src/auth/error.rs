@@ -7,7 +7,43 @@
 use axum::http::StatusCode;
 
 use super::session::StoreError;
+use crate::http::error::error_chain;
 use crate::http::{Class, Problem};
+
+/// The library error behind a failed check, kept as a source rather than flattened into text.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a sign-in or a refresh failed: the reason, and the error behind it when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct Failure {
+    reason: String,
+    #[source]
+    cause: Option<Cause>,
+}
+
+impl Failure {
+    /// A check that failed on its own (state, issuer, binding, …).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// A step that failed because of `cause` (the code exchange, the ID token verification, …).
+    pub fn caused_by(reason: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Failure {
+            reason: reason.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The reason and every cause on one line, for the log and the audit trail.
+    pub fn chain(&self) -> String {
+        error_chain(self)
+    }
+}
 
 /// Why a request could not be authenticated, or an auth endpoint refused it.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +88,10 @@ pub enum AuthError {
     SignInUnavailable(String),
     /// 401: the IdP's answer failed a check (state, issuer, ID token); the reason is logged and audited.
     #[error("sign-in failed; please try again")]
-    LoginFailed(String),
+    LoginFailed(#[source] Failure),
     /// 401: refreshing the tokens failed, so the session ended.
     #[error("your session has ended; please sign in again")]
-    RefreshFailed(String),
+    RefreshFailed(#[source] Failure),
     /// 400: a back-channel logout token failed validation.
     #[error("invalid logout token")]
     InvalidLogoutToken(String),
@@ -85,15 +121,33 @@ impl Problem for AuthError {
                 class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
                     .detail(reason.as_str())
             }
-            AuthError::LoginFailed(reason) => {
-                class(StatusCode::UNAUTHORIZED, "sign_in_failed").detail(reason.as_str())
+            AuthError::LoginFailed(failure) => {
+                class(StatusCode::UNAUTHORIZED, "sign_in_failed").detail(failure.chain())
             }
-            AuthError::RefreshFailed(reason) => {
-                class(StatusCode::UNAUTHORIZED, "session_ended").detail(reason.as_str())
+            AuthError::RefreshFailed(failure) => {
+                class(StatusCode::UNAUTHORIZED, "session_ended").detail(failure.chain())
             }
             AuthError::InvalidLogoutToken(reason) => {
                 class(StatusCode::BAD_REQUEST, "invalid_logout_token").detail(reason.as_str())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_keeps_its_cause_for_the_log_only() {
+        let cause = std::io::Error::other("connection reset");
+        let error = AuthError::LoginFailed(Failure::caused_by("code exchange failed", cause));
+        assert_eq!(error.to_string(), "sign-in failed; please try again");
+        assert_eq!(
+            error.log_detail().as_deref(),
+            Some("code exchange failed: connection reset")
+        );
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("code exchange failed"));
     }
 }

@@ -93,12 +93,12 @@ async fn refreshed(
 ) -> Result<Arc<Session>, AuthError> {
     match state.oidc.refresh_if_needed(session, &state.sessions).await {
         Ok(session) => Ok(session),
-        Err(AuthError::RefreshFailed(reason)) => {
+        Err(AuthError::RefreshFailed(failure)) => {
             let _ = state.sessions.remove(id).await;
             audit::emit(AuditEvent::RefreshFailed {
                 tenant: &tenant.id,
                 session: &id.log_hash(),
-                reason: &reason,
+                reason: &failure.chain(),
             });
             Err(AuthError::NotSignedIn)
         }

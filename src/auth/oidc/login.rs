@@ -19,9 +19,8 @@ use serde_json::Value;
 use super::pending::{ClientKey, LOGIN_TIMEOUT, PendingLimits, PendingLogin};
 use super::refresh::tokens_from;
 use super::{Algorithms, Discovered, OidcRegistry, OidcTokenResponse, TenantIdp};
-use crate::auth::error::AuthError;
+use crate::auth::error::{AuthError, Cause, Failure};
 use crate::auth::session::{Session, User};
-use crate::http::error::error_chain;
 use crate::token::random_token;
 
 /// Where the browser goes next after a successful callback.
@@ -98,7 +97,7 @@ impl OidcRegistry {
         callback: &CallbackParams,
         browser_binding: Option<&str>,
     ) -> Result<LoginDone, AuthError> {
-        let failed = |reason: &str| AuthError::LoginFailed(reason.to_owned());
+        let failed = |reason: &str| AuthError::LoginFailed(Failure::new(reason));
         let state = callback
             .state
             .as_deref()
@@ -125,9 +124,9 @@ impl OidcRegistry {
         }
         if let Some(error) = &callback.error {
             let description = callback.error_description.as_deref().unwrap_or("");
-            return Err(AuthError::LoginFailed(format!(
+            return Err(AuthError::LoginFailed(Failure::new(format!(
                 "the identity provider answered `{error}` {description}"
-            )));
+            ))));
         }
         let (idp, discovered) = self.idp(tenant)?;
         // RFC 9207 (defends against IdP mix-up): an `iss` on the callback must be exactly our IdP's
@@ -151,12 +150,14 @@ impl OidcRegistry {
         let response = discovered
             .client
             .exchange_code(AuthorizationCode::new(code))
-            .map_err(|error| AuthError::LoginFailed(error.to_string()))?
+            .map_err(|error| {
+                AuthError::LoginFailed(Failure::caused_by("the code cannot be exchanged", error))
+            })?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
             .request_async(&self.http)
             .await
             .map_err(|error| {
-                AuthError::LoginFailed(format!("code exchange failed: {}", error_chain(&error)))
+                AuthError::LoginFailed(Failure::caused_by("code exchange failed", error))
             })?;
         let nonce = Nonce::new(pending.nonce);
         let verified = match self.verified_user(idp, &discovered, &response, Some(&nonce), None) {
@@ -184,10 +185,12 @@ impl OidcRegistry {
         nonce: Option<&Nonce>,
         expected_subject: Option<&str>,
     ) -> Result<(User, Option<String>), AuthError> {
-        let failed = |reason: String| AuthError::LoginFailed(reason);
+        let failed = |reason: &str| AuthError::LoginFailed(Failure::new(reason));
+        let failed_by =
+            |reason: &str, cause: Cause| AuthError::LoginFailed(Failure::caused_by(reason, cause));
         let id_token = response
             .id_token()
-            .ok_or_else(|| failed("the token response has no ID token".into()))?;
+            .ok_or_else(|| failed("the token response has no ID token"))?;
         let algs = Algorithms::for_id_tokens(&idp.settings);
         let verifier = discovered.client.id_token_verifier().set_allowed_algs(algs);
         let claims = match nonce {
@@ -195,23 +198,25 @@ impl OidcRegistry {
             // A refreshed ID token carries no nonce of ours (OIDC Core 12.2).
             None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
         }
-        .map_err(|error| failed(format!("ID token rejected: {error}")))?;
+        .map_err(|error| failed_by("ID token rejected", error.into()))?;
         if let Some(expected_hash) = claims.access_token_hash() {
-            let alg = id_token.signing_alg().map_err(|e| failed(e.to_string()))?;
+            let at_hash =
+                |error: Cause| failed_by("the access token hash cannot be checked", error);
+            let alg = id_token
+                .signing_alg()
+                .map_err(|error| at_hash(error.into()))?;
             let key = id_token
                 .signing_key(&verifier)
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|error| at_hash(error.into()))?;
             let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|error| at_hash(error.into()))?;
             if actual != *expected_hash {
-                return Err(failed(
-                    "the access token does not belong to the ID token".into(),
-                ));
+                return Err(failed("the access token does not belong to the ID token"));
             }
         }
         let subject = claims.subject().as_str().to_owned();
         if expected_subject.is_some_and(|expected| expected != subject) {
-            return Err(failed("the refreshed ID token names another user".into()));
+            return Err(failed("the refreshed ID token names another user"));
         }
         let extra = &claims.additional_claims().0;
         let groups = groups_at(extra, &idp.settings.groups_claim);

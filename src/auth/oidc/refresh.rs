@@ -8,10 +8,9 @@ use std::sync::Arc;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
 
 use super::{OidcRegistry, OidcTokenResponse};
-use crate::auth::error::AuthError;
+use crate::auth::error::{AuthError, Failure};
 use crate::auth::session::{OidcTokens, Session, Sessions};
 use crate::clock::unix_now;
-use crate::http::error::error_chain;
 
 /// Refresh this long before the access token expires (at most a quarter of its lifetime).
 const REFRESH_MARGIN_SECS: u64 = 30;
@@ -76,10 +75,14 @@ impl OidcRegistry {
         let response = discovered
             .client
             .exchange_refresh_token(&refresh_token)
-            .map_err(|error| AuthError::RefreshFailed(error.to_string()))?
+            .map_err(|error| {
+                AuthError::RefreshFailed(Failure::caused_by("the refresh cannot be sent", error))
+            })?
             .request_async(&self.http)
             .await
-            .map_err(|error| AuthError::RefreshFailed(error_chain(&error)))?;
+            .map_err(|error| {
+                AuthError::RefreshFailed(Failure::caused_by("the refresh was refused", error))
+            })?;
         let mut sid = tokens.sid.clone();
         if response.id_token().is_some() {
             // Groups are read again, so a user removed from a group loses the role now.
@@ -91,7 +94,12 @@ impl OidcRegistry {
                     None,
                     Some(&session.user.subject),
                 )
-                .map_err(|error| AuthError::RefreshFailed(error.to_string()))?;
+                .map_err(|error| match error {
+                    AuthError::LoginFailed(failure) => AuthError::RefreshFailed(failure),
+                    other => {
+                        AuthError::RefreshFailed(Failure::caused_by("refreshed ID token", other))
+                    }
+                })?;
             session.user = user;
             sid = new_sid.or(sid);
         }
@@ -114,7 +122,7 @@ pub(super) fn tokens_from(
         .id_token()
         .map(ToString::to_string)
         .or_else(|| previous.map(|tokens| tokens.id_token.clone()))
-        .ok_or_else(|| AuthError::LoginFailed("no ID token".into()))?;
+        .ok_or_else(|| AuthError::LoginFailed(Failure::new("no ID token")))?;
     let lifetime = response
         .expires_in()
         .map_or(300, |duration| duration.as_secs());
