@@ -4,13 +4,32 @@
 //! Events are a typed enum so that what is audited is reviewed in one place. They carry a hash of the
 //! session id, never the id itself, and never a token.
 
+/// How a user signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// Through the tenant's OpenID Provider.
+    Oidc,
+    /// Development sign-in (a demo user picked from a list).
+    Dev,
+}
+
+impl SignInMethod {
+    /// The value of the `method` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Oidc => "oidc",
+            SignInMethod::Dev => "dev",
+        }
+    }
+}
+
 /// One auditable event.
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
     SignIn {
         tenant: &'a str,
         user: &'a str,
-        method: &'a str,
+        method: SignInMethod,
         session: &'a str,
     },
     SignInRefused {
@@ -71,6 +90,7 @@ pub fn emit(event: AuditEvent<'_>) {
             method,
             session,
         } => {
+            let method = method.as_str();
             tracing::info!(target: "audit", event = "sign_in", outcome = "success", tenant, user, method, session);
         }
         AuditEvent::SignInRefused { tenant, reason } => {

@@ -24,7 +24,7 @@ use super::error::AuthError;
 use super::return_path::safe_return_path;
 use super::routes::{form_fields, start_session};
 use super::session::{Session, User};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::{DevUser, SignIn, Tenant};
 use crate::http::{AppError, RequestContext};
 use crate::state::AppState;
@@ -154,7 +154,7 @@ pub async fn dev_login_post(
             groups: user.groups.clone(),
         },
     );
-    let id = start_session(&state.sessions, session, "dev", &labels).await?;
+    let id = start_session(&state.sessions, session, SignInMethod::Dev, &labels).await?;
     let return_to = safe_return_path(form.return_to.as_deref());
     Ok((
         StatusCode::SEE_OTHER,

@@ -25,7 +25,7 @@ use super::extract::SignedIn;
 use super::return_path::safe_return_path;
 use super::session::{Session, SessionId, Sessions};
 use super::{csrf, dev, oidc};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::SignIn;
 use crate::http::{AppError, Problem, RequestContext};
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub(crate) fn form_fields<T: Default>(form: Result<Form<T>, FormRejection>) -> T
 pub(crate) async fn start_session(
     sessions: &Sessions,
     session: Session,
-    method: &str,
+    method: SignInMethod,
     labels: &Labels,
 ) -> Result<SessionId, AuthError> {
     let id = session.id.clone();
@@ -167,7 +167,7 @@ async fn callback_get(
             return Err(error.into());
         }
     };
-    let id = start_session(&state.sessions, done.session, "oidc", &labels).await?;
+    let id = start_session(&state.sessions, done.session, SignInMethod::Oidc, &labels).await?;
     let mut response =
         (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
     let headers = response.headers_mut();
