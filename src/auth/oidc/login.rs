@@ -160,11 +160,11 @@ impl OidcRegistry {
                 AuthError::LoginFailed(Failure::caused_by("code exchange failed", error))
             })?;
         let nonce = Nonce::new(pending.nonce);
-        let verified = match self.verified_user(idp, &discovered, &response, Some(&nonce), None) {
+        let verified = match verified_user(idp, &discovered, &response, Some(&nonce), None) {
             // Signed with a key we have not seen: the IdP may have rotated since discovery.
             Err(_) if self.rediscover_if_stale(idp).await => {
                 let (_, rediscovered) = self.idp(tenant)?;
-                self.verified_user(idp, &rediscovered, &response, Some(&nonce), None)
+                verified_user(idp, &rediscovered, &response, Some(&nonce), None)
             }
             other => other,
         };
@@ -175,81 +175,79 @@ impl OidcRegistry {
             return_to: pending.return_to,
         })
     }
+}
 
-    /// Verifies the response's ID token and reads the user from it. `expected_subject` is set on refresh.
-    pub(super) fn verified_user(
-        &self,
-        idp: &TenantIdp,
-        discovered: &Discovered,
-        response: &OidcTokenResponse,
-        nonce: Option<&Nonce>,
-        expected_subject: Option<&str>,
-    ) -> Result<(User, Option<String>), AuthError> {
-        let failed = |reason: &str| AuthError::LoginFailed(Failure::new(reason));
-        let failed_by =
-            |reason: &str, cause: Cause| AuthError::LoginFailed(Failure::caused_by(reason, cause));
-        let id_token = response
-            .id_token()
-            .ok_or_else(|| failed("the token response has no ID token"))?;
-        let algs = Algorithms::for_id_tokens(&idp.settings);
-        let verifier = discovered.client.id_token_verifier().set_allowed_algs(algs);
-        let claims = match nonce {
-            Some(nonce) => id_token.claims(&verifier, nonce),
-            // A refreshed ID token carries no nonce of ours (OIDC Core 12.2).
-            None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
-        }
-        .map_err(|error| failed_by("ID token rejected", error.into()))?;
-        if let Some(expected_hash) = claims.access_token_hash() {
-            let at_hash =
-                |error: Cause| failed_by("the access token hash cannot be checked", error);
-            let alg = id_token
-                .signing_alg()
-                .map_err(|error| at_hash(error.into()))?;
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|error| at_hash(error.into()))?;
-            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-                .map_err(|error| at_hash(error.into()))?;
-            if actual != *expected_hash {
-                return Err(failed("the access token does not belong to the ID token"));
-            }
-        }
-        let subject = claims.subject().as_str().to_owned();
-        if expected_subject.is_some_and(|expected| expected != subject) {
-            return Err(failed("the refreshed ID token names another user"));
-        }
-        let extra = &claims.additional_claims().0;
-        let groups = groups_at(extra, &idp.settings.groups_claim);
-        // An address the IdP has not verified is just text the user typed: it never becomes identity
-        // (apps and Backstage match users by email), so the session keeps only a verified one.
-        let email = claims
-            .email()
-            .filter(|_| claims.email_verified() == Some(true))
-            .map(|email| email.as_str().to_owned())
-            .unwrap_or_default();
-        let name = claims
-            .name()
-            .and_then(|name| name.get(None))
-            .map(|name| name.as_str().to_owned())
-            .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
-            .unwrap_or_else(|| {
-                if email.is_empty() {
-                    subject.clone()
-                } else {
-                    email.clone()
-                }
-            });
-        let sid = extra.get("sid").and_then(Value::as_str).map(str::to_owned);
-        Ok((
-            User {
-                subject,
-                name,
-                email,
-                groups,
-            },
-            sid,
-        ))
+/// Verifies the response's ID token and reads the user from it. `expected_subject` is set on refresh.
+pub(super) fn verified_user(
+    idp: &TenantIdp,
+    discovered: &Discovered,
+    response: &OidcTokenResponse,
+    nonce: Option<&Nonce>,
+    expected_subject: Option<&str>,
+) -> Result<(User, Option<String>), AuthError> {
+    let failed = |reason: &str| AuthError::LoginFailed(Failure::new(reason));
+    let failed_by =
+        |reason: &str, cause: Cause| AuthError::LoginFailed(Failure::caused_by(reason, cause));
+    let id_token = response
+        .id_token()
+        .ok_or_else(|| failed("the token response has no ID token"))?;
+    let algs = Algorithms::for_id_tokens(&idp.settings);
+    let verifier = discovered.client.id_token_verifier().set_allowed_algs(algs);
+    let claims = match nonce {
+        Some(nonce) => id_token.claims(&verifier, nonce),
+        // A refreshed ID token carries no nonce of ours (OIDC Core 12.2).
+        None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
     }
+    .map_err(|error| failed_by("ID token rejected", error.into()))?;
+    if let Some(expected_hash) = claims.access_token_hash() {
+        let at_hash = |error: Cause| failed_by("the access token hash cannot be checked", error);
+        let alg = id_token
+            .signing_alg()
+            .map_err(|error| at_hash(error.into()))?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|error| at_hash(error.into()))?;
+        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+            .map_err(|error| at_hash(error.into()))?;
+        if actual != *expected_hash {
+            return Err(failed("the access token does not belong to the ID token"));
+        }
+    }
+    let subject = claims.subject().as_str().to_owned();
+    if expected_subject.is_some_and(|expected| expected != subject) {
+        return Err(failed("the refreshed ID token names another user"));
+    }
+    let extra = &claims.additional_claims().0;
+    let groups = groups_at(extra, &idp.settings.groups_claim);
+    // An address the IdP has not verified is just text the user typed: it never becomes identity
+    // (apps and Backstage match users by email), so the session keeps only a verified one.
+    let email = claims
+        .email()
+        .filter(|_| claims.email_verified() == Some(true))
+        .map(|email| email.as_str().to_owned())
+        .unwrap_or_default();
+    let name = claims
+        .name()
+        .and_then(|name| name.get(None))
+        .map(|name| name.as_str().to_owned())
+        .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
+        .unwrap_or_else(|| {
+            if email.is_empty() {
+                subject.clone()
+            } else {
+                email.clone()
+            }
+        });
+    let sid = extra.get("sid").and_then(Value::as_str).map(str::to_owned);
+    Ok((
+        User {
+            subject,
+            name,
+            email,
+            groups,
+        },
+        sid,
+    ))
 }
 
 /// Reads the groups at a claim path: an array of strings, or one string of space- or comma-separated names.

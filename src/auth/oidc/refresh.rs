@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
 
+use super::login::verified_user;
 use super::{OidcRegistry, OidcTokenResponse};
 use crate::auth::error::{AuthError, Failure};
 use crate::auth::session::{OidcTokens, Session, Sessions};
@@ -86,20 +87,17 @@ impl OidcRegistry {
         let mut sid = tokens.sid.clone();
         if response.id_token().is_some() {
             // Groups are read again, so a user removed from a group loses the role now.
-            let (user, new_sid) = self
-                .verified_user(
-                    idp,
-                    &discovered,
-                    &response,
-                    None,
-                    Some(&session.user.subject),
-                )
-                .map_err(|error| match error {
-                    AuthError::LoginFailed(failure) => AuthError::RefreshFailed(failure),
-                    other => {
-                        AuthError::RefreshFailed(Failure::caused_by("refreshed ID token", other))
-                    }
-                })?;
+            let (user, new_sid) = verified_user(
+                idp,
+                &discovered,
+                &response,
+                None,
+                Some(&session.user.subject),
+            )
+            .map_err(|error| match error {
+                AuthError::LoginFailed(failure) => AuthError::RefreshFailed(failure),
+                other => AuthError::RefreshFailed(Failure::caused_by("refreshed ID token", other)),
+            })?;
             session.user = user;
             sid = new_sid.or(sid);
         }
