@@ -5,6 +5,9 @@
 //! first key signs; every key is published, so rotation is: add the next key second, roll out, swap it
 //! first, roll out, drop the old one once its last tokens (one minute) have expired. Signing is not paid
 //! per request: a token is reused per session and app until shortly before it expires.
+//!
+//! `p256` reads, generates and publishes the keys; `jsonwebtoken` writes the tokens (header `alg`,
+//! `typ: JWT`, `kid`; the claims below), the library upstream teams verify them with.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -15,10 +18,9 @@ use axum::http::HeaderValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::DecodePrivateKey;
-use rand::RngCore;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -43,8 +45,27 @@ pub enum KeyError {
 }
 
 struct Key {
-    kid: String,
-    signing: SigningKey,
+    /// `alg: ES256`, `typ: JWT` and this key's `kid`.
+    header: Header,
+    encoding: EncodingKey,
+}
+
+impl Key {
+    /// The key as `jsonwebtoken` signs with it (PKCS#8 DER), tried once so that signing cannot fail later.
+    fn new(signing: &SigningKey, kid: &str) -> Result<Key, String> {
+        let der = signing.to_pkcs8_der().map_err(|error| error.to_string())?;
+        let key = Key {
+            header: Header {
+                typ: Some("JWT".into()),
+                kid: Some(kid.to_owned()),
+                ..Header::new(Algorithm::ES256)
+            },
+            encoding: EncodingKey::from_ec_der(der.as_bytes()),
+        };
+        jsonwebtoken::encode(&key.header, &json!({}), &key.encoding)
+            .map_err(|error| error.to_string())?;
+        Ok(key)
+    }
 }
 
 /// The keys portico signs assertions with and publishes.
@@ -56,14 +77,16 @@ pub struct SigningKeys {
 impl SigningKeys {
     /// One fresh key, for a single instance. Several instances behind one name need keys from files.
     pub fn generate() -> Self {
-        let signing = loop {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            if let Ok(key) = SigningKey::from_bytes(&bytes.into()) {
-                break key;
+        // Not every 32 bytes are a P-256 scalar; draw again until they are (almost always at once).
+        loop {
+            let bytes = crate::token::random_bytes::<32>();
+            if let Ok(keys) = SigningKey::from_bytes(&bytes.into())
+                .map_err(|error| error.to_string())
+                .and_then(|signing| Self::from_signing_keys(vec![signing]))
+            {
+                return keys;
             }
-        };
-        Self::from_signing_keys(vec![signing])
+        }
     }
 
     /// Keys from PEM files; the first signs, all are published.
@@ -77,25 +100,30 @@ impl SigningKeys {
                 source,
             })?;
             keys.push(parse_pem(&pem).map_err(|reason| KeyError::Parse {
-                path: display,
+                path: display.clone(),
                 reason,
             })?);
         }
-        Ok(Self::from_signing_keys(keys))
+        Self::from_signing_keys(keys).map_err(|reason| KeyError::Parse {
+            path: paths
+                .iter()
+                .map(|path| path.as_ref().display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason,
+        })
     }
 
-    fn from_signing_keys(signing_keys: Vec<SigningKey>) -> Self {
+    fn from_signing_keys(signing_keys: Vec<SigningKey>) -> Result<Self, String> {
         let mut jwks = Vec::new();
-        let keys: Vec<Key> = signing_keys
-            .into_iter()
-            .map(|signing| {
-                let (x, y, kid) = public_coordinates(&signing);
-                jwks.push(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" }));
-                Key { kid, signing }
-            })
-            .collect();
+        let mut keys = Vec::new();
+        for signing in signing_keys {
+            let (x, y, kid) = public_coordinates(&signing);
+            keys.push(Key::new(&signing, &kid)?);
+            jwks.push(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" }));
+        }
         let jwks = Bytes::from(json!({ "keys": jwks }).to_string());
-        SigningKeys { keys, jwks }
+        Ok(SigningKeys { keys, jwks })
     }
 
     /// The JWKS document served at `/.well-known/jwks.json`.
@@ -105,24 +133,22 @@ impl SigningKeys {
 
     /// The id of the key that signs.
     pub fn signing_kid(&self) -> &str {
-        self.keys.first().map_or("", |key| key.kid.as_str())
+        self.keys
+            .first()
+            .and_then(|key| key.header.kid.as_deref())
+            .unwrap_or("")
     }
 
+    /// The signed token; empty only if there is no key (or signing failed, which the key was tried
+    /// against when it was loaded).
     fn sign(&self, claims: &serde_json::Value) -> String {
         let Some(key) = self.keys.first() else {
             return String::new();
         };
-        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": key.kid });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature: Signature = key.signing.sign(signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.to_bytes())
-        )
+        jsonwebtoken::encode(&key.header, claims, &key.encoding).unwrap_or_else(|error| {
+            tracing::error!(%error, "signing an assertion failed");
+            String::new()
+        })
     }
 }
 
@@ -289,8 +315,8 @@ fn fingerprint(subject: &Subject<'_>, kid: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p256::ecdsa::VerifyingKey;
     use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::{Signature, VerifyingKey};
 
     fn claims<'a>(roles: &'a [&'a str]) -> UserClaims<'a> {
         UserClaims {
@@ -330,8 +356,28 @@ mod tests {
         verifying
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            json!({ "alg": "ES256", "typ": "JWT", "kid": keys.signing_kid() })
+        );
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let mut names: Vec<&str> = claims
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "aud", "email", "exp", "groups", "iat", "iss", "name", "nbf", "roles", "sub",
+                "tenant"
+            ]
+        );
         assert_eq!(claims["aud"], "cost-insights");
         assert_eq!(claims["roles"], json!(["developer"]));
         assert_eq!(

@@ -68,7 +68,10 @@ pub fn serve<E: RustEmbed>(
     cache: CachePolicy,
 ) -> Option<Response> {
     let file = E::get(path)?;
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let etag = format!(
+        "\"{}\"",
+        crate::token::hex(&file.metadata.sha256_hash()[..16])
+    );
     let cache_control = match cache {
         CachePolicy::Immutable => "public, max-age=31536000, immutable",
         CachePolicy::Revalidate => "no-cache",
@@ -98,10 +101,6 @@ pub fn serve<E: RustEmbed>(
         HeaderValue::from_static("nosniff"),
     );
     Some(response)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -7,13 +7,32 @@
 //! id itself, and never a token. Log shippers and tests select lines by `target`, `event` and `outcome`:
 //! those names are an interface.
 
+/// How a user signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// Through the tenant's OpenID Provider.
+    Oidc,
+    /// Development sign-in (a demo user picked from a list).
+    Dev,
+}
+
+impl SignInMethod {
+    /// The value of the `method` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Oidc => "oidc",
+            SignInMethod::Dev => "dev",
+        }
+    }
+}
+
 /// One auditable event.
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
     SignIn {
         tenant: &'a str,
         user: &'a str,
-        method: &'a str,
+        method: SignInMethod,
         session: &'a str,
     },
     SignInRefused {
@@ -152,7 +171,7 @@ impl AuditEvent<'_> {
             } => Fields {
                 tenant,
                 user: Some(user),
-                method: Some(method),
+                method: Some(method.as_str()),
                 session: Some(session),
                 ..Fields::default()
             },
@@ -313,7 +332,7 @@ mod tests {
                 AuditEvent::SignIn {
                     tenant: "t",
                     user: "u",
-                    method: "dev",
+                    method: SignInMethod::Dev,
                     session: "h",
                 },
                 r#"INFO audit: event="sign_in" outcome="success" tenant="t" user="u" method="dev" session="h""#,

@@ -40,6 +40,8 @@ pub mod state;
 pub mod telemetry;
 /// Host header → tenant, before anything else runs.
 pub mod tenant;
+/// Random tokens and the one hex encoder.
+pub mod token;
 
 /// Internals the fuzz targets in `fuzz/` call directly; not an API, may change at any time.
 #[doc(hidden)]

@@ -11,7 +11,6 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use rand::RngCore;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -85,15 +84,7 @@ impl Labels {
 }
 
 fn new_request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bytes = [0u8; 8];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut id = String::with_capacity(16);
-    for byte in bytes {
-        id.push(HEX[usize::from(byte >> 4)] as char);
-        id.push(HEX[usize::from(byte & 0x0f)] as char);
-    }
-    id
+    crate::token::hex(&crate::token::random_bytes::<8>())
 }
 
 /// Middleware (outermost): assigns the request id and writes the access line when the response is ready.

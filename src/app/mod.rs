@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
-use crate::auth::session::{MemoryStore, Sessions};
+use crate::auth::session::Sessions;
 use crate::config::{Config, SignIn};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
@@ -39,6 +39,8 @@ pub enum StartError {
     DevSignInNotLoopback { tenant: String, addr: SocketAddr },
     #[error(transparent)]
     SigningKeys(#[from] crate::assertion::KeyError),
+    #[error(transparent)]
+    IdpClient(#[from] crate::auth::oidc::ClientError),
 }
 
 /// A bound, ready-to-run server.
@@ -142,11 +144,9 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
-        oidc: Arc::new(OidcRegistry::new(&config.tenants)),
+        oidc: Arc::new(OidcRegistry::new(&config.tenants)?),
         upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
-        sessions: Sessions {
-            store: Arc::new(MemoryStore::default()),
-        },
+        sessions: Sessions::in_memory(),
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,
     }))

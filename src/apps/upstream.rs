@@ -150,10 +150,9 @@ async fn jar_cookies(call: &Call<'_>, jar_path: &str) -> Result<Option<HeaderVal
     let jar = call
         .state
         .sessions
-        .store
         .jar(&call.signed_in.session.id, &call.app.id)
         .await
-        .map_err(|_| AuthError::StoreUnavailable)?;
+        .map_err(AuthError::StoreUnavailable)?;
     let now = crate::clock::unix_now();
     Ok(jar.and_then(|jar| jar.cookie_header(jar_path, now)))
 }
@@ -169,7 +168,6 @@ async fn keep_in_jar(call: &Call<'_>, jar_path: &str, headers: &mut HeaderMap) {
     if let Err(error) = call
         .state
         .sessions
-        .store
         .update_jar(&call.signed_in.session.id, &call.app.id, cookies, now)
         .await
     {

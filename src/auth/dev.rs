@@ -11,14 +11,20 @@
 //! reached the tenant as `default_tenant`.
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
 
+use super::cookies::session_set_cookie;
+use super::csrf;
+use super::error::AuthError;
+use super::return_path::safe_return_path;
+use super::routes::{form_fields, start_session};
 use super::session::{Session, User};
-use super::{AuthError, csrf, form_field, safe_return_path, session_set_cookie};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::{DevUser, SignIn, Tenant};
 use crate::http::{AppError, RequestContext};
 use crate::state::AppState;
@@ -78,17 +84,22 @@ pub fn login_page(
         return_to,
     };
     let page = view.render()?;
+    // `Cache-Control: no-store` comes from the `/auth` router's layer.
     Ok((
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        ],
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )],
         Html(page),
     )
         .into_response())
+}
+
+/// The picker's form: which demo user, and where to go afterwards.
+#[derive(Default, Deserialize)]
+pub struct DevLoginForm {
+    user: Option<String>,
+    return_to: Option<String>,
 }
 
 /// `POST /auth/dev-login`: signs in as the chosen demo user with a fresh session id.
@@ -97,7 +108,7 @@ pub async fn dev_login_post(
     Extension(context): Extension<RequestContext>,
     Extension(labels): Extension<Labels>,
     headers: HeaderMap,
-    body: String,
+    form: Result<Form<DevLoginForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
     if !state.dev_sign_in_allowed() {
@@ -125,7 +136,8 @@ pub async fn dev_login_post(
     let SignIn::Dev { users } = &tenant.sign_in else {
         return Err(AuthError::DevSignInRefused.into());
     };
-    let wanted = form_field(&body, "user").unwrap_or_default();
+    let form = form_fields(form);
+    let wanted = form.user.unwrap_or_default();
     let Some(user) = users.iter().find(|user| user.id == wanted) else {
         audit::emit(AuditEvent::SignInRefused {
             tenant: &tenant.id,
@@ -142,15 +154,15 @@ pub async fn dev_login_post(
             groups: user.groups.clone(),
         },
     );
-    let id = super::start_session(&state, session, "dev", &labels).await?;
-    let return_to = safe_return_path(form_field(&body, "return_to").as_deref());
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        session_set_cookie(&id, context.is_https()),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    let id = start_session(&state.sessions, session, SignInMethod::Dev, &labels).await?;
+    let return_to = safe_return_path(form.return_to.as_deref());
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, return_to)],
+        [(
+            header::SET_COOKIE,
+            session_set_cookie(&id, context.is_https()),
+        )],
+    )
+        .into_response())
 }

@@ -1537,3 +1537,104 @@ async fn on_https_the_login_binding_cookie_is_host_prefixed_so_a_sibling_cannot_
         "the binding cookie is cleared under its own name: {cookies:?}"
     );
 }
+
+// Back-Channel Logout 1.0 §2.4 and §2.6: `exp` and `jti` are required, and a token is good once -------
+
+#[tokio::test]
+async fn logout_tokens_without_exp_or_jti_are_refused() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    let alice = portal.sign_in().await;
+    for missing in ["exp", "jti"] {
+        let mut claims = idp.logout_claims("alice");
+        claims.as_object_mut().unwrap().remove(missing);
+        let response = portal
+            .backchannel_logout(&sign_rs256_typ(&claims, "logout+jwt"))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "no {missing}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"], "invalid_logout_token",
+            "no {missing}: {body}"
+        );
+        portal.whoami(&alice).await;
+    }
+    // With both, the same logout ends the session.
+    let token = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    assert_eq!(
+        portal.backchannel_logout(&token).await.status(),
+        StatusCode::OK
+    );
+    portal.assert_signed_out(&alice).await;
+}
+
+#[tokio::test]
+async fn a_replayed_logout_token_is_refused_and_ends_no_later_session() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    idp.sign_in_next_as("alice");
+    let before = portal.sign_in().await;
+    let token = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    assert_eq!(
+        portal.backchannel_logout(&token).await.status(),
+        StatusCode::OK
+    );
+    portal.assert_signed_out(&before).await;
+
+    // Alice signs in again; whoever kept a copy of the old token cannot sign her out with it.
+    idp.sign_in_next_as("alice");
+    let after = portal.sign_in().await;
+    let replay = portal.backchannel_logout(&token).await;
+    json_error(replay, 400, "invalid_logout_token").await;
+    assert_eq!(portal.whoami(&after).await["user"]["id"], "alice");
+
+    // A new token (another jti) for the same user still works.
+    let fresh = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    assert_eq!(
+        portal.backchannel_logout(&fresh).await.status(),
+        StatusCode::OK
+    );
+    portal.assert_signed_out(&after).await;
+}
+
+#[tokio::test]
+async fn every_auth_answer_is_never_cached() {
+    let idp = FakeIdp::start().await;
+    let portal = Portal::start(&idp).await;
+    let no_store = |response: &reqwest::Response, what: &str| {
+        let cache = response.headers().get("cache-control");
+        assert_eq!(
+            cache.and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{what}"
+        );
+    };
+    let login = portal.get("/auth/login").send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    no_store(&login, "the redirect to the IdP");
+    let start = portal.start_login("/x").await;
+    let callback = portal.at_idp(&start).await;
+    let landed = portal.callback(&callback, Some(&start.binding)).await;
+    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
+    no_store(&landed, "the callback");
+    let session = session_from(landed.headers()).unwrap();
+    let again = portal
+        .get("/auth/login")
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    no_store(&again, "login while signed in");
+    no_store(&portal.session_info(&session).await, "/auth/session");
+    let signed_out = portal.get("/auth/signed-out").send().await.unwrap();
+    no_store(&signed_out, "the signed-out page");
+    let logout = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    no_store(
+        &portal.backchannel_logout(&logout).await,
+        "back-channel logout",
+    );
+    let refused = portal.backchannel_logout("not-a-jwt").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    no_store(&refused, "a refused logout token");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{app, config, oidc_client, tenant};
+use crate::helpers::{app, compile, config, oidc_client, tenant};
 use crate::op::{Browser, RealOp, reserve_port, urlencode};
 
 struct Portal {
@@ -536,4 +536,111 @@ async fn return_paths_are_judged_after_removing_dot_segments_in_the_real_login_f
         )
         .await;
     assert_eq!(landed, "/home/status?q=../x");
+}
+
+/// What the OP posted to portico's back-channel endpoint, through a relay that keeps a copy.
+#[derive(Clone, Default)]
+struct Relayed(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+/// Starts a relay that forwards each POST body to `target` and answers with portico's status.
+async fn start_relay(target: String) -> (String, Relayed) {
+    use axum::extract::State;
+    let relayed = Relayed::default();
+    let forward = async |State((target, relayed)): State<(String, Relayed)>, body: String| {
+        relayed.0.lock().unwrap().push(body.clone());
+        let response = reqwest::Client::new()
+            .post(&target)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        axum::http::StatusCode::from_u16(response.status().as_u16()).unwrap()
+    };
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(forward))
+        .with_state((target, relayed.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, relayed)
+}
+
+#[tokio::test]
+async fn a_logout_token_from_the_real_op_works_once_and_is_refused_when_replayed() {
+    let addr: SocketAddr = reserve_port();
+    let base = format!("http://127.0.0.1:{}", addr.port());
+    let (relay, relayed) = start_relay(format!("{base}/auth/backchannel-logout")).await;
+    let op = RealOp::start(json!({
+        "clients": [{
+            "client_id": "portico",
+            "client_secret": "portico-secret",
+            "redirect_uris": [format!("{base}/auth/callback")],
+            "post_logout_redirect_uris": [format!("{base}/auth/signed-out")],
+            "backchannel_logout_uri": relay,
+        }],
+        "accessTokenTtl": 3600,
+    }));
+    let yaml = format!(
+        r#"
+server: {{ listen: "{addr}" }}
+tenants:
+  acme:
+    hosts: ["127.0.0.1:{port}"]
+    public_origin: {base}
+    auth:
+      oidc: {{ issuer: "{issuer}", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: tools, access: {{ roles: [developer] }}, static: embedded:demo }}
+"#,
+        port = addr.port(),
+        issuer = op.issuer,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = compile(&yaml, dir.path());
+    config.server.admin_listen = None;
+    let app = portico::app::App::build(config)
+        .await
+        .expect("portico starts");
+    tokio::spawn(app.run());
+    wait_until_ready(&base).await;
+
+    let mut first = Browser::default();
+    first.sign_in(&base, &op.issuer, "dev", "/").await;
+    let mut second = Browser::default();
+    second.sign_in(&base, &op.issuer, "dev", "/").await;
+    first
+        .confirm_logout_at_op(&format!("{}/session/end", op.issuer), &op.issuer)
+        .await;
+    assert_eq!(session_json(&mut first, &base).await.0, 401, "logged out");
+    assert_eq!(session_json(&mut second, &base).await.0, 200);
+
+    let bodies = relayed.0.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "the OP sent one logout token: {bodies:?}");
+    let token = bodies[0].strip_prefix("logout_token=").unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        claims["exp"].is_u64() && claims["jti"].is_string(),
+        "a real OP's logout token has exp and jti: {claims}"
+    );
+
+    // Someone who kept a copy of the token sends it again: refused, and nothing else ends.
+    let replay = reqwest::Client::new()
+        .post(format!("{base}/auth/backchannel-logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(bodies[0].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400, "a replayed logout token is refused");
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_logout_token", "{body}");
+    assert_eq!(session_json(&mut second, &base).await.0, 200);
 }

@@ -790,3 +790,35 @@ async fn another_tenants_app_is_not_found_whatever_the_role_names() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_dev_sign_in_page_and_form_are_never_cached() {
+    let server = TestServer::embedded().await;
+    let page = server
+        .get("/auth/login")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    let signed_in = server
+        .post("/auth/dev-login")
+        .header("origin", server.origin())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=dave&return_to=%2Fhome")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&signed_in, "cache-control"), "no-store");
+    // A form without its content type reads as empty: no user, so no sign-in (as before).
+    let unreadable = server
+        .post("/auth/dev-login")
+        .header("origin", server.origin())
+        .body("user=dave")
+        .send()
+        .await
+        .unwrap();
+    json_error(unreadable, 400, "unknown_user").await;
+}

@@ -1,0 +1,139 @@
+//! [`SignedIn`]: the extractor every protected handler uses to learn who is asking.
+//!
+//! It reads the session cookie (refusing a duplicate), looks the session up through `Sessions` (tenant
+//! binding and timeouts, with cross-tenant use audited), refreshes OIDC tokens near expiry, and derives
+//! the roles from the *current* role map on every request. It says who the user is, never what they may
+//! reach: that is `rbac`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+
+use super::cookies::{CookieError, session_cookie};
+use super::error::AuthError;
+use super::session::{LookupMiss, Session, SessionId};
+use crate::audit::{self, AuditEvent};
+use crate::config::Tenant;
+use crate::http::{AppError, RequestContext};
+use crate::rbac::Roles;
+use crate::state::AppState;
+use crate::telemetry::Labels;
+
+/// A request made with a valid session of the current tenant, with the roles its groups grant now.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub session: Arc<Session>,
+    pub roles: Roles,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state).await?;
+        let tenant = &context.tenant;
+        let id = presented_id(parts, tenant, context.is_https())?;
+        let session = match state
+            .sessions
+            .lookup(&id, &tenant.id, &context.config.sessions)
+            .await
+        {
+            Ok(session) => session,
+            Err(LookupMiss::OtherTenant(session_tenant)) => {
+                audit::emit(AuditEvent::CrossTenantSession {
+                    tenant: &tenant.id,
+                    session_tenant: &session_tenant,
+                    session: &id.log_hash(),
+                });
+                return Err(AuthError::NotSignedIn.into());
+            }
+            Err(LookupMiss::StoreDown(error)) => {
+                return Err(AuthError::StoreUnavailable(error).into());
+            }
+            Err(LookupMiss::Unknown | LookupMiss::Expired) => {
+                return Err(AuthError::NotSignedIn.into());
+            }
+        };
+        let session = refreshed(state, tenant, &id, session).await?;
+        if let Some(labels) = parts.extensions.get::<Labels>() {
+            labels.user(&session.user.subject);
+        }
+        // Roles come from the current role map on every request, so a config change applies at once.
+        let roles = tenant.roles.roles_for(&session.user.groups);
+        Ok(SignedIn { session, roles })
+    }
+}
+
+/// The session id the request presents; a duplicate session cookie is refused and audited.
+fn presented_id(parts: &Parts, tenant: &Tenant, https: bool) -> Result<SessionId, AuthError> {
+    match session_cookie(&parts.headers, https) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(AuthError::NotSignedIn),
+        Err(CookieError::Duplicate) => {
+            audit::emit(AuditEvent::DuplicateSessionCookie {
+                tenant: &tenant.id,
+                path: parts.uri.path(),
+            });
+            Err(AuthError::DuplicateSessionCookie)
+        }
+    }
+}
+
+/// The session after refreshing its tokens if they are near expiry, which also re-reads the groups.
+/// A refused refresh ends the session; an unreachable IdP keeps it on its current roles.
+async fn refreshed(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &SessionId,
+    session: Arc<Session>,
+) -> Result<Arc<Session>, AuthError> {
+    match state.oidc.refresh_if_needed(session, &state.sessions).await {
+        Ok(session) => Ok(session),
+        Err(AuthError::RefreshFailed(failure)) => {
+            let _ = state.sessions.remove(id).await;
+            audit::emit(AuditEvent::RefreshFailed {
+                tenant: &tenant.id,
+                session: &id.log_hash(),
+                reason: &failure.chain(),
+            });
+            Err(AuthError::NotSignedIn)
+        }
+        // The IdP is briefly unreachable: keep the session on its current roles rather than signing
+        // everyone out; the next request tries again.
+        Err(AuthError::SignInUnavailable(_)) => state
+            .sessions
+            .current(id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(AuthError::NotSignedIn),
+        Err(error) => Err(error),
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for SignedIn {
+    type Rejection = AppError;
+
+    /// `None` when nobody is signed in; other failures (a store outage) still fail the request.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match <SignedIn as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(signed_in) => Ok(Some(signed_in)),
+            Err(error)
+                if matches!(
+                    error.downcast_ref::<AuthError>(),
+                    Some(AuthError::NotSignedIn)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

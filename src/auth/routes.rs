@@ -1,0 +1,333 @@
+//! The `/auth/*` handlers: sign-in (dev picker or OIDC redirect), the OIDC callback, sign-out,
+//! back-channel logout, the signed-out page and `/auth/session`.
+//!
+//! Handlers only translate between HTTP and the services: `Sessions` for records, `OidcRegistry` for
+//! the IdP, `cookies` for what the browser holds. Every answer here is `Cache-Control: no-store` (one
+//! layer on the router, not a header per handler): none of it may be cached by a browser or a proxy.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Json, Router};
+use serde::Deserialize;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::cookies::{
+    login_binding, login_binding_clear_cookie, login_binding_set_cookie, session_clear_cookie,
+    session_set_cookie,
+};
+use super::error::AuthError;
+use super::extract::SignedIn;
+use super::return_path::safe_return_path;
+use super::session::{Session, SessionId, Sessions};
+use super::{csrf, dev, oidc};
+use crate::audit::{self, AuditEvent, SignInMethod};
+use crate::config::SignIn;
+use crate::http::{AppError, Problem, RequestContext};
+use crate::state::AppState;
+use crate::telemetry::Labels;
+
+/// The `/auth/*` routes, all answered `Cache-Control: no-store` unless a handler says otherwise.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login_get))
+        .route("/auth/callback", get(callback_get))
+        .route("/auth/dev-login", post(dev::dev_login_post))
+        .route("/auth/logout", post(logout_post))
+        .route("/auth/signed-out", get(signed_out_get))
+        .route("/auth/backchannel-logout", post(backchannel_logout_post))
+        .route("/auth/session", get(session_get))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// A form body's fields, or none when the body is not a readable form (no or another content type,
+/// a field given twice): each handler then answers exactly as for a missing field.
+pub(crate) fn form_fields<T: Default>(form: Result<Form<T>, FormRejection>) -> T {
+    form.map(|Form(fields)| fields).unwrap_or_default()
+}
+
+/// Stores a new session (always a fresh id: no session fixation) and audits the sign-in.
+pub(crate) async fn start_session(
+    sessions: &Sessions,
+    session: Session,
+    method: SignInMethod,
+    labels: &Labels,
+) -> Result<SessionId, AuthError> {
+    let id = session.id.clone();
+    let (tenant, user) = (session.tenant.clone(), session.user.subject.clone());
+    labels.user(&user);
+    sessions
+        .insert(session)
+        .await
+        .map_err(AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::SignIn {
+        tenant: &tenant,
+        user: &user,
+        method,
+        session: &id.log_hash(),
+    });
+    Ok(id)
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// `GET /auth/login`: dev sign-in shows its picker; OIDC sends the browser to the IdP.
+///
+/// The client whose pending logins are counted is the connection's peer address: portico trusts no
+/// `X-Forwarded-For` anywhere (the proxy overwrites it with the same peer address).
+async fn login_get(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<LoginQuery>,
+    signed_in: Option<SignedIn>,
+) -> Result<Response, AppError> {
+    let return_to = safe_return_path(query.return_to.as_deref());
+    if signed_in.is_some() {
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response());
+    }
+    match &context.tenant.sign_in {
+        SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to),
+        SignIn::Oidc(_) => oidc_login_redirect(&state, &context, peer, return_to),
+    }
+}
+
+/// Starts an OIDC login and sends the browser to the IdP with a fresh binding cookie.
+fn oidc_login_redirect(
+    state: &AppState,
+    context: &RequestContext,
+    peer: SocketAddr,
+    return_to: String,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let sessions = &context.config.sessions;
+    let limits = oidc::PendingLimits {
+        per_client: sessions.pending_sign_ins_per_client,
+        per_tenant: sessions.pending_sign_ins_per_tenant,
+    };
+    let start = match state
+        .oidc
+        .begin_login(&tenant.id, peer.ip(), limits, return_to)
+    {
+        Ok(start) => start,
+        Err(AuthError::TooManySignIns { retry_after }) => {
+            // Debug only: a flood must not become a flood of log lines too (the access log has the 429).
+            tracing::debug!(tenant = %tenant.id, client = %peer.ip(), "too many pending sign-ins from one client");
+            let mut response =
+                AppError::from(AuthError::TooManySignIns { retry_after }).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let binding = login_binding_set_cookie(&start.browser_binding, context.is_https());
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, start.authorize_url)],
+        [(header::SET_COOKIE, binding)],
+    )
+        .into_response())
+}
+
+/// `GET /auth/callback`: the IdP sends the browser back here with a code; a fresh session starts.
+async fn callback_get(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    Extension(labels): Extension<Labels>,
+    Query(params): Query<oidc::CallbackParams>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let https = context.is_https();
+    let binding = login_binding(&headers, https);
+    let done = match state
+        .oidc
+        .finish_login(&tenant.id, &params, binding.as_deref())
+        .await
+    {
+        Ok(done) => done,
+        Err(error) => {
+            let reason = error.log_detail().unwrap_or_else(|| error.to_string());
+            audit::emit(AuditEvent::SignInRefused {
+                tenant: &tenant.id,
+                reason: &reason,
+            });
+            return Err(error.into());
+        }
+    };
+    let id = start_session(&state.sessions, done.session, SignInMethod::Oidc, &labels).await?;
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session_set_cookie(&id, https));
+    headers.append(header::SET_COOKIE, login_binding_clear_cookie(https));
+    Ok(response)
+}
+
+/// `GET /auth/signed-out`: where the IdP returns the browser after ending its session.
+async fn signed_out_get(Extension(context): Extension<RequestContext>) -> Response {
+    let title = askama::filters::escape(&context.tenant.branding.title, askama::filters::Html)
+        .map(|escaped| escaped.to_string())
+        .unwrap_or_default();
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out · {title}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;margin:12vh auto;max-width:32rem\">\
+         <h1 data-testid=\"signed-out\">You are signed out of {title}</h1>\
+         <p><a href=\"/auth/login\">Sign in again</a></p></body></html>"
+    );
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        )],
+        Html(page),
+    )
+        .into_response()
+}
+
+#[derive(Default, Deserialize)]
+struct BackchannelLogoutForm {
+    logout_token: Option<String>,
+}
+
+/// `POST /auth/backchannel-logout`: the IdP ends sessions server-to-server (OIDC Back-Channel Logout 1.0).
+async fn backchannel_logout_post(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    form: Result<Form<BackchannelLogoutForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let token = form_fields(form)
+        .logout_token
+        .ok_or_else(|| AuthError::InvalidLogoutToken("no logout_token".into()))?;
+    let target = match state.oidc.verify_logout_token(&tenant.id, &token).await {
+        Ok(target) => target,
+        Err(error) => {
+            let reason = error.log_detail().unwrap_or_default();
+            audit::emit(AuditEvent::BackchannelLogoutRefused {
+                tenant: &tenant.id,
+                reason: &reason,
+            });
+            return Err(error.into());
+        }
+    };
+    let ended = match state
+        .sessions
+        .remove_for_logout(&tenant.id, target.subject.as_deref(), target.sid.as_deref())
+        .await
+    {
+        Ok(ended) => ended,
+        Err(error) => {
+            // Nothing ended: the IdP may deliver the same token again.
+            state.oidc.forget_logout_token(&tenant.id, &target);
+            return Err(AuthError::StoreUnavailable(error).into());
+        }
+    };
+    audit::emit(AuditEvent::BackchannelLogout {
+        tenant: &tenant.id,
+        user: target.subject.as_deref().unwrap_or("-"),
+        sid: target.sid.as_deref().unwrap_or("-"),
+        sessions: ended,
+    });
+    Ok(StatusCode::OK.into_response())
+}
+
+#[derive(Default, Deserialize)]
+struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+/// `POST /auth/logout`: ends the session. Needs the CSRF token and a same-origin request.
+async fn logout_post(
+    State(state): State<AppState>,
+    Extension(context): Extension<RequestContext>,
+    signed_in: Result<SignedIn, AppError>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant.id;
+    let Ok(signed_in) = signed_in else {
+        // Already signed out: say so, and clear whatever cookie the browser still has.
+        return Ok(logged_out_response(
+            &headers,
+            "/auth/login",
+            context.is_https(),
+        ));
+    };
+    let form_token = form_fields(form).csrf_token;
+    if !csrf::is_same_origin(&headers, context.is_https())
+        || !csrf::token_matches(
+            &headers,
+            form_token.as_deref(),
+            &signed_in.session.csrf_token,
+        )
+    {
+        audit::emit(AuditEvent::CsrfRejected {
+            tenant,
+            path: "/auth/logout",
+        });
+        return Err(AuthError::CsrfRejected.into());
+    }
+    let session = &signed_in.session;
+    state
+        .sessions
+        .remove(&session.id)
+        .await
+        .map_err(AuthError::StoreUnavailable)?;
+    audit::emit(AuditEvent::SignOut {
+        tenant,
+        user: &session.user.subject,
+        session: &session.id.log_hash(),
+    });
+    // Ending portico's session is not enough: the IdP's session would sign the user straight back in.
+    let end_session = state.oidc.end_session_url(session);
+    Ok(logged_out_response(
+        &headers,
+        end_session.as_deref().unwrap_or("/auth/login"),
+        context.is_https(),
+    ))
+}
+
+fn logged_out_response(headers: &HeaderMap, target: &str, https: bool) -> Response {
+    let mut response = if crate::http::error::wants_html(headers) {
+        (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
+    } else {
+        Json(serde_json::json!({ "signed_out": true, "redirect": target })).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_clear_cookie(https));
+    response
+}
+
+/// `GET /auth/session`: who is signed in, for scripts. 401 JSON when nobody is.
+async fn session_get(
+    Extension(context): Extension<RequestContext>,
+    signed_in: SignedIn,
+) -> Response {
+    let session = &signed_in.session;
+    let body = serde_json::json!({
+        "tenant": context.tenant.id,
+        "user": {
+            "id": session.user.subject,
+            "name": session.user.name,
+            "email": session.user.email,
+            "groups": session.user.groups,
+        },
+        "roles": signed_in.roles.names(),
+        "created_at": session.created_at,
+    });
+    Json(body).into_response()
+}

@@ -1,0 +1,227 @@
+//! The `SessionStore` conformance suite: what every store must do, written once. `MemoryStore` runs it
+//! (see `store.rs`); a Redis store will run the same functions against a live server.
+//!
+//! Each check takes a fresh store from `make`, so stores that share a backend must give each call its
+//! own namespace. Tenant binding and timeouts are checked through [`Sessions`], the way the server uses
+//! a store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{LookupMiss, OidcTokens, Session, SessionId, SessionStore, Sessions, User};
+use crate::clock::unix_now;
+use crate::config::SessionSettings;
+use crate::jar::SetCookie;
+
+/// Runs every check against stores from `make`.
+pub(crate) async fn run<S: SessionStore>(make: impl Fn() -> S) {
+    insert_get_and_remove(&make()).await;
+    insert_replaces_a_record_with_the_same_id(&make()).await;
+    touch_records_activity(&make()).await;
+    purge_drops_only_expired_sessions(&make()).await;
+    logout_by_subject_and_sid_ends_only_the_named_sessions(&make()).await;
+    jars_end_with_their_session(&make()).await;
+    lookup_binds_sessions_to_their_tenant_and_timeouts(make()).await;
+}
+
+pub(crate) fn settings() -> SessionSettings {
+    SessionSettings {
+        idle_timeout: Duration::from_secs(60),
+        absolute_timeout: Duration::from_secs(600),
+        pending_sign_ins_per_client: 10,
+        pending_sign_ins_per_tenant: 100,
+    }
+}
+
+fn user(subject: &str) -> User {
+    User {
+        subject: subject.into(),
+        name: subject.to_uppercase(),
+        email: format!("{subject}@x"),
+        groups: vec!["g".into()],
+    }
+}
+
+fn with_sid(tenant: &str, subject: &str, sid: &str) -> Session {
+    let now = unix_now();
+    Session::new(tenant, user(subject)).with_oidc(OidcTokens {
+        access_token: "at".into(),
+        expires_at: now + 600,
+        refresh_at: now + 500,
+        refresh_token: None,
+        id_token: "id".into(),
+        sid: Some(sid.into()),
+    })
+}
+
+async fn present(store: &impl SessionStore, id: &SessionId) -> bool {
+    store.get(id).await.unwrap().is_some()
+}
+
+async fn insert_get_and_remove(store: &impl SessionStore) {
+    let session = with_sid("acme", "alice", "sid-1");
+    let id = session.id.clone();
+    assert!(!present(store, &id).await, "unknown before insert");
+    store.insert(session).await.unwrap();
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.tenant, "acme");
+    assert_eq!(stored.user, user("alice"));
+    assert_eq!(
+        stored.oidc.as_ref().and_then(|t| t.sid.as_deref()),
+        Some("sid-1")
+    );
+    store.remove(&id).await.unwrap();
+    assert!(!present(store, &id).await, "gone after remove");
+    store.remove(&id).await.unwrap();
+    store.touch(&id, unix_now()).await.unwrap();
+    assert!(!present(store, &id).await, "touch does not bring it back");
+}
+
+async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
+    let mut session = Session::new("acme", user("alice"));
+    let id = session.id.clone();
+    store.insert(session.clone()).await.unwrap();
+    session.user.groups = vec!["new".into()];
+    store.insert(session).await.unwrap();
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.user.groups, ["new"]);
+}
+
+async fn touch_records_activity(store: &impl SessionStore) {
+    let session = Session::new("acme", user("alice"));
+    let id = session.id.clone();
+    let later = session.last_seen + 45;
+    store.insert(session).await.unwrap();
+    store.touch(&id, later).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().last_seen, later);
+}
+
+async fn purge_drops_only_expired_sessions(store: &impl SessionStore) {
+    let fresh = Session::new("acme", user("a"));
+    let mut idle = Session::new("acme", user("b"));
+    idle.last_seen -= 61;
+    let mut old = Session::new("globex", user("c"));
+    old.created_at -= 601;
+    let ids = [fresh.id.clone(), idle.id.clone(), old.id.clone()];
+    for session in [fresh, idle, old] {
+        store.insert(session).await.unwrap();
+    }
+    assert_eq!(
+        store.purge_expired(unix_now(), &settings()).await.unwrap(),
+        2
+    );
+    assert!(present(store, &ids[0]).await);
+    assert!(!present(store, &ids[1]).await && !present(store, &ids[2]).await);
+    assert_eq!(
+        store.purge_expired(unix_now(), &settings()).await.unwrap(),
+        0
+    );
+}
+
+async fn logout_by_subject_and_sid_ends_only_the_named_sessions(store: &impl SessionStore) {
+    let alice_1 = with_sid("acme", "alice", "sid-1");
+    let alice_2 = with_sid("acme", "alice", "sid-2");
+    let bob = with_sid("acme", "bob", "sid-3");
+    let alice_elsewhere = with_sid("globex", "alice", "sid-1");
+    let ids: Vec<SessionId> = [&alice_1, &alice_2, &bob, &alice_elsewhere]
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    for session in [alice_1, alice_2, bob, alice_elsewhere] {
+        store.insert(session).await.unwrap();
+    }
+    let ended = |tenant, subject, sid| store.remove_for_logout(tenant, subject, sid);
+    assert_eq!(ended("acme", None, None).await.unwrap(), 0, "names nobody");
+    assert_eq!(ended("acme", Some("bob"), Some("sid-1")).await.unwrap(), 0);
+    assert_eq!(ended("acme", None, Some("sid-1")).await.unwrap(), 1);
+    assert!(!present(store, &ids[0]).await);
+    assert!(
+        present(store, &ids[3]).await,
+        "another tenant's session stays"
+    );
+    assert_eq!(ended("acme", Some("alice"), None).await.unwrap(), 1);
+    assert!(!present(store, &ids[1]).await);
+    assert!(present(store, &ids[2]).await && present(store, &ids[3]).await);
+}
+
+/// Jars live and die with their session, however it ends; a late response keeps nothing.
+pub(crate) async fn jars_end_with_their_session(store: &impl SessionStore) {
+    let now = unix_now();
+    let cookie = || vec![SetCookie::parse("sid=1; Path=/", "/", now).unwrap()];
+    let logged_out = with_sid("acme", "alice", "idp-sid");
+    let mut idle = Session::new("acme", user("b"));
+    idle.last_seen -= 61;
+    let signed_out = Session::new("acme", user("c"));
+    let ids: Vec<SessionId> = [&logged_out, &idle, &signed_out]
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    for session in [logged_out, idle, signed_out] {
+        store.insert(session).await.unwrap();
+    }
+    for id in &ids {
+        store.update_jar(id, "app", cookie(), now).await.unwrap();
+        assert!(store.jar(id, "app").await.unwrap().is_some());
+        assert!(store.jar(id, "other").await.unwrap().is_none());
+    }
+    store.remove(&ids[2]).await.unwrap();
+    store.purge_expired(now, &settings()).await.unwrap();
+    store
+        .remove_for_logout("acme", None, Some("idp-sid"))
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(store.jar(id, "app").await.unwrap().is_none());
+        store.update_jar(id, "app", cookie(), now).await.unwrap();
+        assert!(store.jar(id, "app").await.unwrap().is_none());
+    }
+}
+
+async fn lookup_binds_sessions_to_their_tenant_and_timeouts(store: impl SessionStore) {
+    let sessions = Sessions::new(Arc::new(store));
+    let session = Session::new("acme", user("a"));
+    let id = session.id.clone();
+    sessions.insert(session).await.unwrap();
+    assert!(sessions.lookup(&id, "acme", &settings()).await.is_ok());
+    let miss = sessions
+        .lookup(&id, "globex", &settings())
+        .await
+        .unwrap_err();
+    assert_eq!(miss, LookupMiss::OtherTenant("acme".into()));
+    assert!(
+        sessions.current(&id).await.unwrap().is_some(),
+        "refused, not removed"
+    );
+
+    let mut idle = Session::new("acme", user("b"));
+    idle.last_seen -= 61;
+    let idle_id = idle.id.clone();
+    sessions.insert(idle).await.unwrap();
+    let miss = sessions.lookup(&idle_id, "acme", &settings()).await;
+    assert_eq!(miss.unwrap_err(), LookupMiss::Expired);
+    let miss = sessions.lookup(&idle_id, "acme", &settings()).await;
+    assert_eq!(
+        miss.unwrap_err(),
+        LookupMiss::Unknown,
+        "an expired session is removed"
+    );
+
+    let mut old = Session::new("acme", user("c"));
+    old.created_at -= 601;
+    let old_id = old.id.clone();
+    sessions.insert(old).await.unwrap();
+    let miss = sessions.lookup(&old_id, "acme", &settings()).await;
+    assert_eq!(miss.unwrap_err(), LookupMiss::Expired);
+
+    let mut quiet = Session::new("acme", user("d"));
+    quiet.last_seen -= 40;
+    let (quiet_id, seen) = (quiet.id.clone(), quiet.last_seen);
+    sessions.insert(quiet).await.unwrap();
+    sessions
+        .lookup(&quiet_id, "acme", &settings())
+        .await
+        .unwrap();
+    let touched = sessions.current(&quiet_id).await.unwrap().unwrap();
+    assert!(touched.last_seen > seen, "a lookup records activity");
+}

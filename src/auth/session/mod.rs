@@ -1,0 +1,284 @@
+//! Server-side sessions: the opaque id the browser holds, the record the server keeps, and
+//! [`Sessions`], the only door to the store behind it.
+//!
+//! The cookie carries only a random id; user data and tokens stay in the store. A store knows nothing
+//! about timeouts or tenants: [`Sessions`] enforces both on every lookup, and nothing else in the server
+//! holds the store, so no caller can read or write a session around those rules. It is a service: it
+//! never sees the app state or a request.
+
+#[cfg(test)]
+pub(crate) mod conformance;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::unix_now;
+use crate::config::SessionSettings;
+use crate::jar::{AppJar, SetCookie};
+use crate::token::{hex, random_token};
+
+pub use store::{MemoryStore, SessionStore, StoreError};
+
+/// An opaque session id: 256 random bits, base64url. Never logged; see [`SessionId::log_hash`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        SessionId(random_token::<32>())
+    }
+
+    /// Accepts only values of the shape [`generate`](Self::generate) makes, so junk never reaches a store.
+    pub fn parse(value: &str) -> Option<Self> {
+        let well_formed = value.len() == 43
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| SessionId(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, one-way tag for logs and audit events that correlates without revealing the id.
+    pub fn log_hash(&self) -> String {
+        hex(&Sha256::digest(self.0.as_bytes())[..8])
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({})", self.log_hash())
+    }
+}
+
+/// The signed-in user, as the IdP (or dev sign-in) described them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub subject: String,
+    pub name: String,
+    /// A verified email address, or empty: OIDC sign-in drops an `email` whose `email_verified` is not
+    /// true, so everything that passes this on (headers, assertion, Backstage) passes only verified ones.
+    pub email: String,
+    /// Groups as the IdP sent them; roles are derived from them on every request.
+    pub groups: Vec<String>,
+}
+
+/// The IdP's tokens for one session. They stay on the server; `Debug` never prints them.
+#[derive(Clone)]
+pub struct OidcTokens {
+    pub access_token: String,
+    /// Unix seconds when the access token expires.
+    pub expires_at: u64,
+    /// Unix seconds from when a request refreshes the tokens: shortly before expiry.
+    pub refresh_at: u64,
+    pub refresh_token: Option<String>,
+    /// Sent back as `id_token_hint` at logout.
+    pub id_token: String,
+    /// The IdP's session id, for back-channel logout by `sid`.
+    pub sid: Option<String>,
+}
+
+impl std::fmt::Debug for OidcTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcTokens")
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One server-side session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    /// The tenant that signed this user in; the session is worthless on any other tenant.
+    pub tenant: String,
+    pub user: User,
+    /// Sent by the shell with state-changing requests; see `auth::csrf`.
+    pub csrf_token: String,
+    pub created_at: u64,
+    pub last_seen: u64,
+    /// Present for OIDC sign-ins; dev sign-in has no tokens.
+    pub oidc: Option<OidcTokens>,
+}
+
+impl Session {
+    pub fn new(tenant: &str, user: User) -> Self {
+        let now = unix_now();
+        Session {
+            id: SessionId::generate(),
+            tenant: tenant.to_owned(),
+            user,
+            csrf_token: random_token::<16>(),
+            created_at: now,
+            last_seen: now,
+            oidc: None,
+        }
+    }
+
+    pub fn with_oidc(mut self, tokens: OidcTokens) -> Self {
+        self.oidc = Some(tokens);
+        self
+    }
+
+    /// Whether a back-channel logout for `subject`/`sid` of `tenant` covers this session: by `sid` when
+    /// the token names one (and then the subject too, if named), else every session of the subject.
+    pub fn matches_logout(&self, tenant: &str, subject: Option<&str>, sid: Option<&str>) -> bool {
+        if self.tenant != tenant {
+            return false;
+        }
+        let subject_ok = subject.is_none_or(|subject| subject == self.user.subject);
+        match sid {
+            Some(sid) => {
+                subject_ok && self.oidc.as_ref().and_then(|t| t.sid.as_deref()) == Some(sid)
+            }
+            None => subject.is_some() && subject_ok,
+        }
+    }
+
+    pub(crate) fn expired(&self, now: u64, settings: &SessionSettings) -> bool {
+        now.saturating_sub(self.last_seen) > settings.idle_timeout.as_secs()
+            || now.saturating_sub(self.created_at) > settings.absolute_timeout.as_secs()
+    }
+}
+
+/// Touch the store at most this often per session, so a busy page does not write on every request.
+const TOUCH_INTERVAL_SECS: u64 = 30;
+
+/// The session rules on top of a store: tenant binding and timeouts. The store is private: every read
+/// and write goes through a method here.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+}
+
+/// Why a presented session id did not yield a session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LookupMiss {
+    Unknown,
+    Expired,
+    /// Valid, but issued by another tenant: refused and audited (BRIEF invariant 5).
+    OtherTenant(String),
+    /// The store failed; the request fails (503) rather than being treated as signed out.
+    StoreDown(StoreError),
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Sessions { store }
+    }
+
+    /// Sessions in this process's memory (see [`MemoryStore`]).
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(MemoryStore::default()))
+    }
+
+    /// The session of `id` if it belongs to `tenant` and has not timed out; records activity.
+    pub async fn lookup(
+        &self,
+        id: &SessionId,
+        tenant: &str,
+        settings: &SessionSettings,
+    ) -> Result<Arc<Session>, LookupMiss> {
+        let session = match self.store.get(id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(LookupMiss::Unknown),
+            Err(error) => {
+                tracing::error!(%error, "session lookup failed");
+                return Err(LookupMiss::StoreDown(error));
+            }
+        };
+        if session.tenant != tenant {
+            return Err(LookupMiss::OtherTenant(session.tenant.clone()));
+        }
+        let now = unix_now();
+        if session.expired(now, settings) {
+            let _ = self.store.remove(id).await;
+            return Err(LookupMiss::Expired);
+        }
+        if now.saturating_sub(session.last_seen) >= TOUCH_INTERVAL_SECS {
+            if let Err(error) = self.store.touch(id, now).await {
+                tracing::warn!(%error, "session touch failed");
+            }
+        }
+        Ok(session)
+    }
+
+    /// Stores a new session, or the refreshed record of an existing one.
+    pub async fn insert(&self, session: Session) -> Result<(), StoreError> {
+        self.store.insert(session).await
+    }
+
+    /// The record as stored now, without the tenant and timeout checks of [`Self::lookup`]: for a caller
+    /// that already passed them in this request (re-reading after waiting for a refresh).
+    pub async fn current(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        self.store.get(id).await
+    }
+
+    /// Ends one session (sign-out, a failed refresh), with its cookie jars.
+    pub async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.store.remove(id).await
+    }
+
+    /// Ends the sessions of `tenant` a back-channel logout names; returns how many.
+    pub async fn remove_for_logout(
+        &self,
+        tenant: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        self.store.remove_for_logout(tenant, subject, sid).await
+    }
+
+    /// The session's cookie jar for `app` (`cookies: jar`).
+    pub async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError> {
+        self.store.jar(id, app).await
+    }
+
+    /// Keeps an app's `Set-Cookie`s in the session's jar; nothing for a session that has ended.
+    pub async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &str,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.store.update_jar(id, app, cookies, now).await
+    }
+
+    /// Runs forever, dropping expired sessions so memory follows live sessions, not past traffic.
+    pub async fn purge_periodically(self, settings: impl Fn() -> SessionSettings + Send + 'static) {
+        let mut interval = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+            match self.store.purge_expired(unix_now(), &settings()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "purged expired sessions"),
+                Err(error) => tracing::warn!(%error, "session purge failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_parse_back() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(SessionId::parse("short"), None);
+        assert_eq!(SessionId::parse(&format!("{}!", &a.as_str()[..42])), None);
+        assert!(!format!("{a:?}").contains(a.as_str()));
+        assert_eq!(a.log_hash().len(), 16);
+    }
+}

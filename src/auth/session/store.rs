@@ -1,0 +1,178 @@
+//! Where sessions live: the [`SessionStore`] trait a shared store (Redis) will implement for scale-out,
+//! and [`MemoryStore`], the in-process one.
+//!
+//! A store keeps records and their cookie jars, nothing more: it knows nothing about timeouts or
+//! tenants beyond what its operations are told (`purge_expired` gets the limits, `remove_for_logout`
+//! the tenant). The rules live in [`super::Sessions`]; every implementation must pass
+//! [`super::conformance`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{Session, SessionId};
+use crate::config::SessionSettings;
+use crate::jar::{AppJar, SessionJars, SetCookie};
+
+/// A session store failed (a network store being down); callers treat the user as signed out.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("session store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where sessions live. Implementations must be safe to share between instances of portico.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores the session, replacing one with the same id (a refresh writes the whole record again).
+    async fn insert(&self, session: Session) -> Result<(), StoreError>;
+    /// The session, shared: a lookup on every request must not copy its user and tokens.
+    async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Records activity; may be skipped by the caller when the last touch is recent.
+    async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError>;
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
+    /// Drops every session idle or older than the limits; returns how many went.
+    async fn purge_expired(
+        &self,
+        now: u64,
+        settings: &SessionSettings,
+    ) -> Result<usize, StoreError>;
+    /// Ends the sessions a back-channel logout names (see [`Session::matches_logout`]); returns how many.
+    async fn remove_for_logout(
+        &self,
+        tenant: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError>;
+    /// The cookies the session's jar holds for `app` (`cookies: jar`), if any. Jars live and die with
+    /// their session: every way a session ends above must drop its jars too.
+    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError>;
+    /// Applies an app's `Set-Cookie`s to the session's jar (see `jar::SessionJars::apply`). A session
+    /// that has ended gets no jar back: a late response cannot outlive a sign-out.
+    async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &str,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Sessions in this process's memory. Lost on restart; not shared between instances.
+///
+/// `parking_lot` locks: no poisoning, so no operation can fail, and no lock is held across an await.
+#[derive(Default)]
+pub struct MemoryStore {
+    sessions: RwLock<HashMap<SessionId, Arc<Session>>>,
+    /// Each session's cookie jars, beside the session and removed with it (lock order: sessions first).
+    jars: RwLock<HashMap<SessionId, SessionJars>>,
+}
+
+impl MemoryStore {
+    /// Drops the jars of sessions that are gone; called with the sessions' write lock held.
+    fn drop_ended_jars(&self, sessions: &HashMap<SessionId, Arc<Session>>) {
+        self.jars.write().retain(|id, _| sessions.contains_key(id));
+    }
+
+    /// How many sessions hold a jar (for the tests of this file).
+    #[cfg(test)]
+    fn jar_count(&self) -> usize {
+        self.jars.read().len()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert(&self, session: Session) -> Result<(), StoreError> {
+        self.sessions
+            .write()
+            .insert(session.id.clone(), Arc::new(session));
+        Ok(())
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.sessions.read().get(id).cloned())
+    }
+
+    async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
+        if let Some(session) = self.sessions.write().get_mut(id) {
+            // Copies the session only while a request still holds the old one (once per interval).
+            Arc::make_mut(session).last_seen = now;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.write();
+        sessions.remove(id);
+        self.jars.write().remove(id);
+        Ok(())
+    }
+
+    async fn purge_expired(
+        &self,
+        now: u64,
+        settings: &SessionSettings,
+    ) -> Result<usize, StoreError> {
+        let mut sessions = self.sessions.write();
+        let before = sessions.len();
+        sessions.retain(|_, session| !session.expired(now, settings));
+        self.drop_ended_jars(&sessions);
+        Ok(before - sessions.len())
+    }
+
+    async fn remove_for_logout(
+        &self,
+        tenant: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let mut sessions = self.sessions.write();
+        let before = sessions.len();
+        sessions.retain(|_, session| !session.matches_logout(tenant, subject, sid));
+        self.drop_ended_jars(&sessions);
+        Ok(before - sessions.len())
+    }
+
+    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError> {
+        Ok(self.jars.read().get(id).and_then(|jars| jars.app(app)))
+    }
+
+    async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &str,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let sessions = self.sessions.read();
+        if !sessions.contains_key(id) {
+            return Ok(());
+        }
+        let mut jars = self.jars.write();
+        let session_jars = jars.entry(id.clone()).or_default();
+        session_jars.apply(app, cookies, now);
+        if session_jars.is_empty() {
+            jars.remove(id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::session::conformance;
+
+    #[tokio::test]
+    async fn the_memory_store_passes_the_conformance_suite() {
+        conformance::run(MemoryStore::default).await;
+    }
+
+    #[tokio::test]
+    async fn no_jar_outlives_its_session_in_memory() {
+        let store = MemoryStore::default();
+        conformance::jars_end_with_their_session(&store).await;
+        assert_eq!(store.jar_count(), 0);
+    }
+}
