@@ -803,15 +803,25 @@ impl<'s> Reader<'s> {
                 "max_connections_per_client",
             ],
         )?;
+        // Each key is read even when an earlier one is broken, so every mistake is reported.
+        let mut broken = false;
         if let Some(value) = fields.get("header_read_timeout") {
-            settings.header_read_timeout = self.duration(value, "server.header_read_timeout")?;
+            match self.duration(value, "server.header_read_timeout") {
+                Some(timeout) => settings.header_read_timeout = timeout,
+                None => broken = true,
+            }
         }
         if let Some(value) = fields.get("max_connections") {
-            settings.max_connections = self.count(value, "server.max_connections")?;
+            match self.count(value, "server.max_connections") {
+                Some(count) => settings.max_connections = count,
+                None => broken = true,
+            }
         }
         if let Some(value) = fields.get("max_connections_per_client") {
-            settings.max_connections_per_client =
-                self.count(value, "server.max_connections_per_client")?;
+            match self.count(value, "server.max_connections_per_client") {
+                Some(count) => settings.max_connections_per_client = count,
+                None => broken = true,
+            }
         }
         if let Some(keys) = fields.get("signing_keys") {
             for (index, (file, mark)) in self
@@ -834,12 +844,18 @@ impl<'s> Reader<'s> {
             }
         }
         if let Some(listen) = fields.get("listen") {
-            settings.listen = self.socket_addr(listen, "server.listen")?;
+            match self.socket_addr(listen, "server.listen") {
+                Some(addr) => settings.listen = addr,
+                None => broken = true,
+            }
         }
         if let Some(admin) = fields.get("admin_listen") {
-            settings.admin_listen = Some(self.socket_addr(admin, "server.admin_listen")?);
+            match self.socket_addr(admin, "server.admin_listen") {
+                Some(addr) => settings.admin_listen = Some(addr),
+                None => broken = true,
+            }
         }
-        Some(settings)
+        (!broken).then_some(settings)
     }
 
     fn sessions(&mut self, node: Option<&Node>) -> Option<SessionSettings> {
@@ -1126,24 +1142,37 @@ impl<'s> Reader<'s> {
                 "luigi",
             ],
         )?;
+        // A broken key is reported and the rest of the tenant is still read: no `?` before the end.
+        let mut broken = false;
         let backstage = match fields.get("backstage") {
-            Some(node) => Some(self.backstage(node, &join(path, "backstage"), id)?),
+            Some(node) => {
+                let backstage = self.backstage(node, &join(path, "backstage"), id);
+                broken |= backstage.is_none();
+                backstage
+            }
             None => None,
         };
         let public_origin = match fields.get("public_origin") {
             Some(origin) => {
                 let origin_path = join(path, "public_origin");
-                let text = self.string(origin, &origin_path)?;
-                match parse_origin(&text) {
-                    Ok(origin) => Some(origin),
-                    Err(message) => {
+                match self
+                    .string(origin, &origin_path)
+                    .map(|text| parse_origin(&text))
+                {
+                    Some(Ok(origin)) => Some(origin),
+                    Some(Err(message)) => {
                         self.error(
                             origin.mark,
                             &origin_path,
                             message,
                             Some("the URL users type, e.g. https://portal.acme.example".into()),
                         );
-                        return None;
+                        broken = true;
+                        None
+                    }
+                    None => {
+                        broken = true;
+                        None
                     }
                 }
             }
@@ -1152,11 +1181,9 @@ impl<'s> Reader<'s> {
         let hosts = match fields.get("hosts") {
             Some(hosts) => {
                 let mut lowered = Vec::new();
-                for (index, (host, mark)) in self
-                    .strings(hosts, &join(path, "hosts"))?
-                    .into_iter()
-                    .enumerate()
-                {
+                let listed = self.strings(hosts, &join(path, "hosts"));
+                broken |= listed.is_none();
+                for (index, (host, mark)) in listed.unwrap_or_default().into_iter().enumerate() {
                     let host = host.to_ascii_lowercase();
                     self.claim_host(id, &host, mark, &format!("{path}.hosts[{index}]"));
                     lowered.push(host);
@@ -1239,6 +1266,9 @@ impl<'s> Reader<'s> {
         let assertion_issuer = origin
             .clone()
             .unwrap_or_else(|| format!("urn:portico:tenant:{id}"));
+        if broken {
+            return None;
+        }
         Some(Tenant {
             id: id.to_owned(),
             hosts,
