@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use super::AuthError;
 use super::session::{OidcTokens, Session, User, unix_now};
-use crate::config::{OidcSettings, Tenant};
+use crate::config::{OidcSettings, SigningAlg, Tenant};
 use crate::error::error_chain;
 
 /// Every claim the standard types do not name, so any groups claim path can be read.
@@ -467,7 +467,7 @@ impl OidcRegistry {
             .settings
             .signing_algs
             .iter()
-            .filter_map(|alg| serde_json::from_value(Value::String(alg.clone())).ok())
+            .map(|alg| core_alg(*alg))
             .collect();
         let verifier = discovered.client.id_token_verifier().set_allowed_algs(algs);
         let claims = match nonce {
@@ -672,7 +672,7 @@ impl OidcRegistry {
             .settings
             .signing_algs
             .iter()
-            .any(|allowed| allowed == alg_name)
+            .any(|allowed| allowed.as_str() == alg_name)
         {
             return Err(invalid("signing algorithm not allowed"));
         }
@@ -973,6 +973,21 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The openidconnect name of an algorithm config accepted (`config::SigningAlg`, parsed once there).
+fn core_alg(alg: SigningAlg) -> CoreJwsSigningAlgorithm {
+    match alg {
+        SigningAlg::Rs256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        SigningAlg::Rs384 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        SigningAlg::Rs512 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        SigningAlg::Ps256 => CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        SigningAlg::Ps384 => CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+        SigningAlg::Ps512 => CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        SigningAlg::Es256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        SigningAlg::Es384 => CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+        SigningAlg::EdDsa => CoreJwsSigningAlgorithm::EdDsa,
+    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,23 @@
 //! nesting and on what anchors and aliases copy.
 
 mod compile;
+mod de;
+mod diagnose;
+mod env;
 pub mod model;
+mod raw;
+#[cfg(test)]
+mod schema;
+mod source;
+mod wrap;
 mod yaml;
 
 use std::fmt;
 use std::path::Path;
 
-pub use compile::{MemorySource, OsSource, RESERVED_SEGMENTS, Source, parse_upstream};
+pub use compile::{RESERVED_SEGMENTS, parse_upstream};
 pub use model::*;
+pub use source::{MemorySource, OsSource, Source};
 pub use yaml::Mark;
 
 /// The config the binary runs on when no `--config` is given: a demo tenant with dev sign-in.
@@ -504,7 +513,7 @@ tenants:
     }
 
     fn host_name_for_test(host: &str) -> &str {
-        compile::host_name(host)
+        compile::values::host_name(host)
     }
 
     #[test]

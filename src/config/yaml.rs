@@ -1,9 +1,9 @@
 //! A YAML document tree that remembers where every value came from.
 //!
-//! serde stops at the first error and forgets positions; `portico check` must report every mistake at
-//! once with file:line:column. So the loader builds this small tree from yaml-rust2's parser events,
-//! keeping the marker of each node, and `config::compile` walks it by hand. This module knows YAML
-//! syntax only: it must not know anything about portico's config keys.
+//! A YAML deserializer stops at the first error and forgets positions; `portico check` must report every
+//! mistake at once with file:line:column. So the loader builds this small tree from yaml-rust2's parser
+//! events, keeping the marker of each node, and `config::de` shapes it with serde, value by value. This
+//! module knows YAML syntax only: it must not know anything about portico's config keys.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -161,7 +161,7 @@ async fn app_request(
     if let Decision::Deny { needed } = rbac::decide(
         &signed_in.roles,
         &app.policy,
-        request.method().as_str(),
+        request.method(),
         &app_path.decoded,
     ) {
         audit::emit(AuditEvent::AccessDenied {

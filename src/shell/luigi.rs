@@ -16,7 +16,7 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
     tenant
         .apps
         .iter()
-        .filter(|app| rbac::decide(roles, &app.policy, "GET", "/").is_allowed())
+        .filter(|app| rbac::decide(roles, &app.policy, &http::Method::GET, "/").is_allowed())
         .map(AsRef::as_ref)
         .collect()
 }
@@ -89,7 +89,7 @@ pub fn shell_config(config: &Config, tenant: &Tenant, signed_in: &SignedIn) -> V
             "routing": { "useHashRouting": false },
             "settings": {
                 "header": header,
-                "responsiveNavigation": tenant.luigi.responsive_navigation,
+                "responsiveNavigation": tenant.luigi.responsive_navigation.as_str(),
                 "sideNavFooterText": tenant.luigi.side_nav_footer.clone()
                     .unwrap_or_else(|| format!("portico {}", env!("CARGO_PKG_VERSION"))),
                 "appLoadingIndicator": { "hideAutomatically": true },
@@ -180,7 +180,7 @@ fn app_node(app: &App, roles: &Roles) -> Value {
 
 /// One entry, or `None` when the user may not reach its view (its children go with it).
 fn nav_node(app: &App, node: &NavNode, roles: &Roles) -> Option<Value> {
-    if !rbac::decide(roles, &app.policy, "GET", &node.view).is_allowed() {
+    if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
         return None;
     }
     let children: Vec<Value> = node
