@@ -26,7 +26,7 @@ pub trait Source {
 
 /// The largest config file portico reads (main file and every `apps_from` file). Also checked by
 /// `yaml::parse`, so text that comes from memory is held to the same limit.
-pub const MAX_FILE_BYTES: usize = yaml::MAX_DOCUMENT_BYTES;
+pub(crate) const MAX_FILE_BYTES: usize = yaml::MAX_DOCUMENT_BYTES;
 
 /// Files and environment from memory, so rules are tested (and fuzzed, `fuzz/`) without the disk.
 /// `apps_from` globs match by the text before `*.yaml`; every path counts as a directory.
@@ -104,7 +104,7 @@ impl Source for OsSource {
 }
 
 /// Removes `.` and `..` components without touching the file system (`..` at the root stays at the root).
-pub fn normalise_lexically(path: &Path) -> PathBuf {
+pub(crate) fn normalise_lexically(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for component in path.components() {

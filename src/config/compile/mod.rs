@@ -66,7 +66,7 @@ pub(crate) struct TeamScope {
 }
 
 /// Compiles the main config document. `file` names it in diagnostics; `base_dir` anchors relative paths.
-pub fn compile(
+pub(crate) fn compile(
     source: &dyn Source,
     file: &str,
     text: &str,
