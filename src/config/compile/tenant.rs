@@ -28,18 +28,11 @@ pub(super) fn tenants(
     base_dir: &Path,
     claims: &mut Claims,
 ) -> Vec<Arc<Tenant>> {
-    let mut tenants = Vec::new();
-    let Some(val) = &raw.tenants else {
-        cx.missing(
-            mark,
-            "tenants",
-            "define at least one tenant under `tenants:`",
-        );
-        return tenants;
-    };
     // Tenant ids first: shared apps name them, and each tenant compiles the shared apps it enables.
-    let named = val
-        .get()
+    let named = raw
+        .tenants
+        .as_ref()
+        .and_then(Val::get)
         .map(|named| named.0.as_slice())
         .unwrap_or_default();
     let ids: Vec<&str> = named
@@ -50,6 +43,12 @@ pub(super) fn tenants(
     let shared = cx.at("shared_apps", |cx| {
         shared_apps::read(raw.shared_apps.as_ref(), cx, &ids)
     });
+    let mut tenants = Vec::new();
+    let Some(val) = &raw.tenants else {
+        let hint = "define at least one tenant under `tenants:`";
+        cx.missing(mark, "tenants", hint);
+        return tenants;
+    };
     cx.at("tenants", |cx| {
         for (id, tenant) in named {
             let Some(id_text) = id.get() else { continue };
