@@ -176,8 +176,9 @@ impl<'a> De<'a> {
                 entries
                     .iter()
                     .find_map(|(key, value)| match (&key.value, &value.value) {
+                        // An id with `${` is refused (ids are shown text): it keeps its index.
                         (Value::Scalar { text: key }, Value::Scalar { text: id })
-                            if key == "id" =>
+                            if key == "id" && !id.contains("${") =>
                         {
                             Some(id.clone())
                         }

@@ -174,6 +174,9 @@ fn finish(
             .unwrap_or(usize::MAX);
         (file, d.mark.line, d.mark.column)
     });
+    // A rule that runs once per tenant (a shared app's) may find the same thing twice: say it once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert(d.to_string()));
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match config {
         Some(config) if !has_errors => Ok(Loaded {

@@ -24,7 +24,6 @@ mod tenant;
 pub(crate) mod values;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::Diagnostic;
 use super::de;
@@ -120,7 +119,7 @@ fn config(
     let proxy = cx.at("proxy", |cx| server::proxy(raw.proxy.as_ref(), cx));
     let mut claims = claims::Claims::default();
     let tenants = tenant::tenants(raw, mark, cx, base_dir, &mut claims);
-    let default_tenant = default_tenant(raw.default_tenant.as_ref(), cx, &tenants);
+    let default_tenant = default_tenant(raw, cx);
     claims.check(cx);
     Some(Config {
         server: server?,
@@ -132,17 +131,24 @@ fn config(
     })
 }
 
-fn default_tenant(
-    raw: Option<&Val<Env>>,
-    cx: &mut Cx<'_>,
-    tenants: &[Arc<crate::config::Tenant>],
-) -> Option<String> {
-    let val = raw?;
+/// `default_tenant`: one of the tenants written (a tenant that is broken is reported on its own).
+fn default_tenant(raw: &RawConfig, cx: &mut Cx<'_>) -> Option<String> {
+    let val = raw.default_tenant.as_ref()?;
     let Env(id) = val.get()?;
-    if tenants.iter().any(|tenant| tenant.id == *id) {
+    let named = raw.tenants.as_ref().and_then(Val::get);
+    let known: Vec<&str> = named
+        .map(|named| {
+            named
+                .0
+                .iter()
+                .filter_map(|(id, _)| id.get())
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    if known.contains(&id.as_str()) {
         return Some(id.clone());
     }
-    let known: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
     cx.error_at(
         val.mark,
         "default_tenant",

@@ -377,6 +377,10 @@ mod tests {
                 format!("{BASE}  globex:\n    hosts: [\"portal.acme.example:8080\", PORTAL.acme.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n"),
             ),
             ("an unknown default tenant", format!("default_tenant: acm\n{BASE}")),
+            (
+                "a broken default tenant is not also unknown",
+                format!("default_tenant: acme\n{}", BASE.replace("hosts: [portal.acme.example]", "hosts: {}")),
+            ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
     }
