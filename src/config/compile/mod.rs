@@ -10,10 +10,11 @@
 //! - `server`: `server`, `sessions`, `proxy`.
 //! - `tenant`: a tenant, its `branding` and `luigi`; `claims` holds what tenants may not share (hosts,
 //!   Backstage namespaces).
-//! - `sign_in`, `backstage`, `access` (roles and access rules), `apps` (apps, nodes, `apps_from`),
-//!   `shared_apps`; `values` parses single values.
+//! - `sign_in`, `backstage`, `access` (roles and access rules), `apps` (one app and its nodes),
+//!   `app_sources` (a tenant's apps, `apps_from` files), `shared_apps`; `values` parses single values.
 
 mod access;
+mod app_sources;
 mod apps;
 mod backstage;
 mod claims;

@@ -197,7 +197,9 @@ shared_apps:
             ("not a mapping", shared("wiki")),
             (
                 "a problem every tenant's copy has is reported once",
-                shared("{ tenants: [acme, globex], access: { roles: [developer] }, static: \"embedded:demo\" }"),
+                shared(
+                    "{ tenants: [acme, globex], access: { roles: [developer] }, static: \"embedded:demo\" }",
+                ),
             ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::claims::Claims;
 use super::shared_apps::{self, SharedApp};
 use super::values::{self, Bad};
-use super::{TeamScope, TenantScope, access, apps, backstage, sign_in};
+use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
@@ -128,7 +128,7 @@ fn tenant(
         base_dir: parts.base_dir,
         team: None,
     };
-    let apps = apps::tenant_apps(raw, cx, &scope, &team, parts.shared);
+    let apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
     if let (Some(SignIn::Oidc(_)), Some(None)) = (&sign_in, &public_origin) {
         cx.error_at(
             parts.mark,
