@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rbac::{AccessPolicy, AccessRule, RoleMap};
+use http::Method;
+
+use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
 
 /// A whole validated configuration: one snapshot that a request reads from start to end.
 #[derive(Debug)]
@@ -66,6 +68,11 @@ pub struct SessionSettings {
     pub pending_sign_ins_per_client: usize,
     /// The same per tenant; when full, the client holding the most gives up its oldest.
     pub pending_sign_ins_per_tenant: usize,
+}
+
+impl SessionSettings {
+    /// The session stores config accepts (`sessions.store`).
+    pub const STORES: [&'static str; 1] = ["memory"];
 }
 
 impl Default for SessionSettings {
@@ -165,6 +172,11 @@ pub enum BackstageIdentity {
     User,
     /// A static external-access token.
     Service(Secret),
+}
+
+impl BackstageIdentity {
+    /// The names of the identities in config (`backstage.identity`).
+    pub const NAMES: [&'static str; 2] = ["user", "service"];
 }
 
 impl Tenant {
@@ -388,6 +400,9 @@ pub struct IdentityModes {
 }
 
 impl IdentityModes {
+    /// The words of `identity:` in config.
+    pub const WORDS: [&'static str; 4] = ["assertion", "headers", "access_token", "none"];
+
     /// Nothing about the user goes upstream (`identity: none`).
     pub const NONE: IdentityModes = IdentityModes {
         assertion: false,
@@ -405,6 +420,23 @@ impl Default for IdentityModes {
         }
     }
 }
+
+/// The methods a request rule (`rules[].methods`) may name.
+pub const REQUEST_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// The path modes of an app (`paths:`), with how rules then compare letter case.
+pub const PATH_MODES: [(&str, PathCase); 2] = [
+    ("case_insensitive", PathCase::Insensitive),
+    ("case_sensitive", PathCase::Sensitive),
+];
 
 /// Where an app's content comes from.
 #[derive(Debug, Clone)]

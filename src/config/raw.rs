@@ -70,6 +70,8 @@ pub(crate) struct RawServer {
 #[cfg_attr(test, schemars(rename = "sessions"))]
 pub(crate) struct RawSessions {
     /// The session store; only `memory` exists yet.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::stores"))]
     pub store: Option<Val<Env>>,
     /// A session unused this long ends (default `8h`).
     pub idle_timeout: Option<Val<Env>>,
@@ -196,6 +198,8 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Written<T> {
 #[cfg_attr(test, schemars(rename = "luigi"))]
 pub(crate) struct RawLuigi {
     /// `semiCollapsible` (default), `simple`, `simpleMobileOnly` or `Fiori3`.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::navigation_modes"))]
     pub responsive_navigation: Option<Val<Shown>>,
     /// Text at the foot of the side navigation (default `portico <version>`).
     pub side_nav_footer: Option<Val<Shown>>,
@@ -259,6 +263,8 @@ pub(crate) struct RawOidc {
     pub groups_claim: Option<Val<Env>>,
     /// Accepted ID token signing algorithms: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
     /// EdDSA (default: all of them; never `none` or HMAC).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::signing_algs"))]
     pub signing_algs: Option<Val<Texts>>,
 }
 
@@ -271,6 +277,8 @@ pub(crate) struct RawBackstage {
     /// The backend's base URL, `http://host:port`. Required.
     pub url: Option<Val<Env>>,
     /// `user` (default: users are signed in to Backstage) or `service` (a static token).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::backstage_identities"))]
     pub identity: Option<Val<Env>>,
     /// The static external-access token for `identity: service`, usually `${VAR}`.
     pub service_token: Option<Val<Env>>,
@@ -374,13 +382,19 @@ app_structs! {
     luigi_client: Option<Val<FlexBool>>,
     /// What goes upstream about the user: any of `assertion`, `headers`, `access_token`; or `none`
     /// (default `[assertion, headers]`; app files may not ask for `access_token`).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::identity_modes"))]
     identity: Option<Val<Texts>>,
     /// The upstream's cookies: `jar` (default: kept by portico), `scoped` (in the browser below
     /// `/apps/<id>/`) or `drop`.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::cookie_modes"))]
     cookies: Option<Val<Env>>,
     /// Narrowing rules by method and path glob.
     rules: Option<Val<Vec<Val<RawRule>>>>,
     /// `case_insensitive` (default, as Express routes) or `case_sensitive`: how rules compare paths.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::path_modes"))]
     paths: Option<Val<Env>>,
 }
 
@@ -405,6 +419,8 @@ pub(crate) struct RawOverride {
 #[cfg_attr(test, schemars(rename = "rule"))]
 pub(crate) struct RawRule {
     /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (default: every method; GET covers HEAD).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::methods"))]
     pub methods: Option<Val<Texts>>,
     /// A path glob inside the app: `*` within a segment, `**` across segments. Required.
     pub path: Option<Val<Env>>,
@@ -430,4 +446,66 @@ pub(crate) struct RawNode {
     pub access: Option<Val<RawAccess>>,
     /// Child entries.
     pub nodes: Option<Val<Vec<Val<RawNode>>>>,
+}
+
+/// The closed sets of words some keys take, for the JSON Schema; the lists live next to the types
+/// they become (`config::model`), so config, schema and server agree.
+#[cfg(test)]
+mod words {
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    use crate::config::model::{
+        BackstageIdentity, CookieMode, IdentityModes, PATH_MODES, REQUEST_METHODS,
+        ResponsiveNavigation, SessionSettings, SigningAlg,
+    };
+
+    fn one_of(words: &[&str]) -> Schema {
+        json_schema!({ "enum": words })
+    }
+
+    fn list_of(words: &[&str]) -> Schema {
+        json_schema!({
+            "anyOf": [{ "enum": words }, { "type": "array", "items": { "enum": words } }]
+        })
+    }
+
+    pub(super) fn stores(_: &mut SchemaGenerator) -> Schema {
+        one_of(&SessionSettings::STORES)
+    }
+
+    pub(super) fn signing_algs(_: &mut SchemaGenerator) -> Schema {
+        list_of(&SigningAlg::ALL.map(SigningAlg::as_str))
+    }
+
+    pub(super) fn backstage_identities(_: &mut SchemaGenerator) -> Schema {
+        one_of(&BackstageIdentity::NAMES)
+    }
+
+    pub(super) fn navigation_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&ResponsiveNavigation::ALL.map(|(name, _)| name))
+    }
+
+    pub(super) fn identity_modes(_: &mut SchemaGenerator) -> Schema {
+        list_of(&IdentityModes::WORDS)
+    }
+
+    pub(super) fn cookie_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&CookieMode::ALL.map(|(name, _)| name))
+    }
+
+    pub(super) fn path_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&PATH_MODES.map(|(name, _)| name))
+    }
+
+    /// Methods compare ignoring case (`post` is POST), which an enum cannot say: a pattern does.
+    pub(super) fn methods(_: &mut SchemaGenerator) -> Schema {
+        let either = |c: char| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase());
+        let names: Vec<String> = REQUEST_METHODS
+            .iter()
+            .map(|method| method.as_str().chars().map(either).collect())
+            .collect();
+        let method =
+            json_schema!({ "type": "string", "pattern": format!("^({})$", names.join("|")) });
+        json_schema!({ "anyOf": [method.clone(), { "type": "array", "items": method }] })
+    }
 }

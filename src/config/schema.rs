@@ -71,6 +71,12 @@ fn kind(property: &Value) -> String {
         };
     }
     if let Some(Value::Array(options)) = property.get("anyOf") {
+        // `List<T>`: a single value or a list of them.
+        if let [one, Value::Object(many)] = options.as_slice() {
+            if many.get("items") == Some(one) {
+                return format!("{}, or a list", kind(one));
+            }
+        }
         let kinds: Vec<String> = options.iter().map(kind).filter(|k| k != "null").collect();
         return kinds.join(" or ");
     }

@@ -7,20 +7,10 @@ use http::Method;
 use super::TenantScope;
 use super::values;
 use crate::config::diagnose::{Cx, suggest};
+use crate::config::model::REQUEST_METHODS;
 use crate::config::raw::{Env, Named, RawAccess, RawRole, RawRule, Texts, Val, field};
 use crate::config::yaml::Mark;
 use crate::rbac::{AccessRule, PathGlob, RequestRule, RoleMap, RoleName};
-
-/// The methods a request rule may name.
-const METHODS: [Method; 7] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-];
 
 /// `roles:` of a tenant. Broken roles are reported and left out; the map is always usable, so the
 /// tenant's apps are still checked against the roles that are fine.
@@ -164,10 +154,10 @@ fn request_rule(
             continue;
         };
         let upper = name.to_ascii_uppercase();
-        match METHODS.iter().find(|known| known.as_str() == upper) {
+        match REQUEST_METHODS.iter().find(|known| known.as_str() == upper) {
             Some(known) => methods.push(known.clone()),
             None => {
-                let names: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+                let names: Vec<&str> = REQUEST_METHODS.iter().map(Method::as_str).collect();
                 let hint = format!("one of {}", names.join(", "));
                 cx.error_at(
                     method.mark,

@@ -6,7 +6,7 @@
 use super::{RESERVED_SEGMENTS, TenantScope, access, values};
 use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
-use crate::config::model::{App, AppTarget, CookieMode, IdentityModes, NavNode};
+use crate::config::model::{App, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
 use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
 use crate::config::source::normalise_lexically;
 use crate::config::yaml::Mark;
@@ -150,11 +150,10 @@ fn settings(
         "paths",
         raw.paths.as_ref(),
         PathCase::default(),
-        |text| match text {
-            "case_insensitive" => Ok(PathCase::Insensitive),
-            "case_sensitive" => Ok(PathCase::Sensitive),
-            other => Err(values::Bad::new(
-                format!("unknown path mode `{other}`"),
+        |text| match PATH_MODES.iter().find(|(name, _)| *name == text) {
+            Some((_, case)) => Ok(*case),
+            None => Err(values::Bad::new(
+                format!("unknown path mode `{text}`"),
                 "`case_insensitive` (the default: `/Reports` is `/reports`, as Express routes) or `case_sensitive`",
             )),
         },
