@@ -12,6 +12,10 @@
 //! node views, dev users, …) reads the environment at all, in any file: those are written literally,
 //! so a secret can never reach a page through config. Input is bounded: 1 MiB per file, and a cap on
 //! nesting and on what anchors and aliases copy.
+//!
+//! Three stages, each reporting everything it finds: syntax (`yaml`, a positioned tree), shape (`raw`,
+//! the document as serde structs, read by `de` value by value; `${VAR}` via `env`), meaning
+//! (`compile`, one rule file per section, reporting through `diagnose::Cx`). `source` is the only IO.
 
 mod compile;
 mod de;
