@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
+use http::Method;
+
 /// A portal role name, as written in a tenant's `roles:` map.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoleName(pub String);
@@ -128,8 +130,8 @@ fn fold_char(c: char) -> char {
 /// A narrowing rule for some requests inside an app, e.g. `POST /admin/**` needs `platform-admin`.
 #[derive(Debug, Clone)]
 pub struct RequestRule {
-    /// Upper-case method names; empty means every method.
-    pub methods: Vec<String>,
+    /// The methods it covers (config accepts the seven standard ones); empty means every method.
+    pub methods: Vec<Method>,
     pub path: PathGlob,
     pub rule: AccessRule,
 }
@@ -304,7 +306,7 @@ impl Decision {
 /// Prefixes and globs compare as the app's upstream routes: letter case folded unless the app is
 /// case-sensitive, a trailing slash ignored, and a segment `x.anything` taken for a rule segment `x`
 /// that has no dot (suffix matching). Each of these only makes a narrowing rule cover more.
-pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) -> Decision {
+pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &Method, path: &str) -> Decision {
     if !policy.app.allows(roles) {
         return Decision::Deny {
             needed: policy.app.roles.clone(),
@@ -324,10 +326,12 @@ pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &str, path: &str) ->
     }
     for request in &policy.requests {
         // A rule on GET covers HEAD: Express, servlets and Spring run the GET handler for a HEAD.
+        // Names compare ignoring case: Express routes `delete` as DELETE.
+        let method = method.as_str();
         let method_matches = request.methods.is_empty()
             || request.methods.iter().any(|m| {
-                m.eq_ignore_ascii_case(method)
-                    || (m == "GET" && method.eq_ignore_ascii_case("HEAD"))
+                m.as_str().eq_ignore_ascii_case(method)
+                    || (*m == Method::GET && method.eq_ignore_ascii_case("HEAD"))
             });
         if method_matches
             && request.path.covers(&segments, policy.case)
@@ -370,12 +374,16 @@ mod tests {
         Roles(names.iter().map(|r| RoleName(r.to_string())).collect())
     }
 
+    fn method(name: &str) -> Method {
+        Method::from_bytes(name.as_bytes()).unwrap()
+    }
+
     fn policy() -> AccessPolicy {
         AccessPolicy {
             app: rule(&["developer", "admin"]),
             paths: vec![("/reports".into(), rule(&["admin"]))],
             requests: vec![RequestRule {
-                methods: vec!["POST".into(), "DELETE".into()],
+                methods: vec![Method::POST, Method::DELETE],
                 path: PathGlob::new("/admin/**"),
                 rule: rule(&["admin"]),
             }],
@@ -405,18 +413,18 @@ mod tests {
 
     #[test]
     fn no_role_no_access() {
-        assert!(!decide(&roles(&[]), &policy(), "GET", "/").is_allowed());
-        assert!(!decide(&roles(&["sales"]), &policy(), "GET", "/").is_allowed());
+        assert!(!decide(&roles(&[]), &policy(), &Method::GET, "/").is_allowed());
+        assert!(!decide(&roles(&["sales"]), &policy(), &Method::GET, "/").is_allowed());
     }
 
     #[test]
     fn node_rules_narrow_on_segment_boundaries() {
         let developer = roles(&["developer"]);
-        assert!(decide(&developer, &policy(), "GET", "/").is_allowed());
-        assert!(decide(&developer, &policy(), "GET", "/reportsx").is_allowed());
-        assert!(!decide(&developer, &policy(), "GET", "/reports").is_allowed());
-        assert!(!decide(&developer, &policy(), "GET", "/reports/2024").is_allowed());
-        assert!(decide(&roles(&["admin"]), &policy(), "GET", "/reports/2024").is_allowed());
+        assert!(decide(&developer, &policy(), &Method::GET, "/").is_allowed());
+        assert!(decide(&developer, &policy(), &Method::GET, "/reportsx").is_allowed());
+        assert!(!decide(&developer, &policy(), &Method::GET, "/reports").is_allowed());
+        assert!(!decide(&developer, &policy(), &Method::GET, "/reports/2024").is_allowed());
+        assert!(decide(&roles(&["admin"]), &policy(), &Method::GET, "/reports/2024").is_allowed());
     }
 
     #[test]
@@ -427,19 +435,19 @@ mod tests {
             requests: vec![],
             case: PathCase::Insensitive,
         };
-        assert!(!decide(&roles(&["developer"]), &policy, "GET", "/public").is_allowed());
+        assert!(!decide(&roles(&["developer"]), &policy, &Method::GET, "/public").is_allowed());
     }
 
     #[test]
     fn request_rules_narrow_by_method_and_glob() {
         let developer = roles(&["developer"]);
         let admin = roles(&["admin"]);
-        assert!(decide(&developer, &policy(), "GET", "/admin/users").is_allowed());
-        assert!(!decide(&developer, &policy(), "POST", "/admin/users").is_allowed());
-        assert!(!decide(&developer, &policy(), "delete", "/admin").is_allowed());
-        assert!(!decide(&developer, &policy(), "POST", "/admin/a/b/c").is_allowed());
-        assert!(decide(&developer, &policy(), "POST", "/administrator").is_allowed());
-        assert!(decide(&admin, &policy(), "POST", "/admin/users").is_allowed());
+        assert!(decide(&developer, &policy(), &Method::GET, "/admin/users").is_allowed());
+        assert!(!decide(&developer, &policy(), &Method::POST, "/admin/users").is_allowed());
+        assert!(!decide(&developer, &policy(), &method("delete"), "/admin").is_allowed());
+        assert!(!decide(&developer, &policy(), &Method::POST, "/admin/a/b/c").is_allowed());
+        assert!(decide(&developer, &policy(), &Method::POST, "/administrator").is_allowed());
+        assert!(decide(&admin, &policy(), &Method::POST, "/admin/users").is_allowed());
     }
 
     #[test]
@@ -459,13 +467,13 @@ mod tests {
         let developer = roles(&["developer"]);
         for path in ["/REPORTS", "/Reports/2024", "/rEpOrTs/"] {
             assert!(
-                !decide(&developer, &policy(), "GET", path).is_allowed(),
+                !decide(&developer, &policy(), &Method::GET, path).is_allowed(),
                 "{path}"
             );
         }
         for path in ["/ADMIN/users", "/Admin", "/aDmIn/a/b"] {
             assert!(
-                !decide(&developer, &policy(), "DELETE", path).is_allowed(),
+                !decide(&developer, &policy(), &Method::DELETE, path).is_allowed(),
                 "{path}"
             );
         }
@@ -476,10 +484,12 @@ mod tests {
         };
         for path in ["/reporTſ", "/\u{212A}EYS", "/\u{212A}eys/x"] {
             assert!(
-                !decide(&developer, &policy(), "GET", path).is_allowed()
+                !decide(&developer, &policy(), &Method::GET, path).is_allowed()
                     || path.contains('\u{212A}')
             );
-            assert!(!decide(&developer, &keys, "GET", path).is_allowed() || path.contains('ſ'));
+            assert!(
+                !decide(&developer, &keys, &Method::GET, path).is_allowed() || path.contains('ſ')
+            );
         }
         assert_eq!(PathCase::Insensitive.fold("/İNDEX"), "/index");
         assert_eq!(PathCase::Insensitive.fold("/straße"), "/straße");
@@ -488,27 +498,27 @@ mod tests {
             case: PathCase::Sensitive,
             ..policy()
         };
-        assert!(decide(&developer, &sensitive, "GET", "/REPORTS").is_allowed());
-        assert!(decide(&developer, &sensitive, "DELETE", "/Admin/users").is_allowed());
-        assert!(!decide(&developer, &sensitive, "GET", "/reports/").is_allowed());
-        assert!(!decide(&developer, &sensitive, "DELETE", "/admin/users").is_allowed());
+        assert!(decide(&developer, &sensitive, &Method::GET, "/REPORTS").is_allowed());
+        assert!(decide(&developer, &sensitive, &Method::DELETE, "/Admin/users").is_allowed());
+        assert!(!decide(&developer, &sensitive, &Method::GET, "/reports/").is_allowed());
+        assert!(!decide(&developer, &sensitive, &Method::DELETE, "/admin/users").is_allowed());
     }
 
     #[test]
     fn a_get_rule_covers_head() {
         let policy = AccessPolicy {
             requests: vec![RequestRule {
-                methods: vec!["GET".into()],
+                methods: vec![Method::GET],
                 path: PathGlob::new("/exports/**"),
                 rule: rule(&["admin"]),
             }],
             ..policy()
         };
         let developer = roles(&["developer"]);
-        for method in ["GET", "HEAD", "head"] {
-            assert!(!decide(&developer, &policy, method, "/exports/q3.csv").is_allowed());
+        for name in ["GET", "HEAD", "head"] {
+            assert!(!decide(&developer, &policy, &method(name), "/exports/q3.csv").is_allowed());
         }
-        assert!(decide(&developer, &policy, "OPTIONS", "/exports/q3.csv").is_allowed());
+        assert!(decide(&developer, &policy, &Method::OPTIONS, "/exports/q3.csv").is_allowed());
     }
 
     #[test]
@@ -516,12 +526,12 @@ mod tests {
         let developer = roles(&["developer"]);
         for path in ["/reports.json", "/reports.csv/x", "/Reports.HTML"] {
             assert!(
-                !decide(&developer, &policy(), "GET", path).is_allowed(),
+                !decide(&developer, &policy(), &Method::GET, path).is_allowed(),
                 "{path}"
             );
         }
-        assert!(!decide(&developer, &policy(), "DELETE", "/admin.json/users").is_allowed());
-        assert!(decide(&developer, &policy(), "GET", "/reportsx.json").is_allowed());
+        assert!(!decide(&developer, &policy(), &Method::DELETE, "/admin.json/users").is_allowed());
+        assert!(decide(&developer, &policy(), &Method::GET, "/reportsx.json").is_allowed());
         let csv = PathGlob::new("/exports/*.csv");
         assert!(csv.covers(&["exports", "q3.csv"], PathCase::Insensitive));
         assert!(!csv.covers(&["exports", "q3.csv.pdf"], PathCase::Insensitive));

@@ -158,12 +158,9 @@ fn decide(
     rest: &str,
 ) -> Result<AppPath, AppError> {
     let app_path = path::normalise(rest).map_err(ProxyError::from)?;
-    let Decision::Deny { needed } = rbac::decide(
-        &signed_in.roles,
-        &app.policy,
-        method.as_str(),
-        &app_path.decoded,
-    ) else {
+    let Decision::Deny { needed } =
+        rbac::decide(&signed_in.roles, &app.policy, method, &app_path.decoded)
+    else {
         return Ok(app_path);
     };
     audit::emit(AuditEvent::AccessDenied {

@@ -12,16 +12,29 @@
 //! node views, dev users, …) reads the environment at all, in any file: those are written literally,
 //! so a secret can never reach a page through config. Input is bounded: 1 MiB per file, and a cap on
 //! nesting and on what anchors and aliases copy.
+//!
+//! Three stages, each reporting everything it finds: syntax (`yaml`, a positioned tree), shape (`raw`,
+//! the document as serde structs, read by `de` value by value; `${VAR}` via `env`), meaning
+//! (`compile`, one rule file per section, reporting through `diagnose::Cx`). `source` is the only IO.
 
 mod compile;
+mod de;
+mod diagnose;
+mod env;
 pub mod model;
+mod raw;
+#[cfg(test)]
+mod schema;
+mod source;
+mod wrap;
 mod yaml;
 
 use std::fmt;
 use std::path::Path;
 
-pub use compile::{MemorySource, OsSource, RESERVED_SEGMENTS, Source, parse_upstream};
+pub use compile::{RESERVED_SEGMENTS, parse_upstream};
 pub use model::*;
+pub use source::{MemorySource, OsSource, Source};
 pub use yaml::Mark;
 
 /// The config the binary runs on when no `--config` is given: a demo tenant with dev sign-in.
@@ -165,6 +178,9 @@ fn finish(
             .unwrap_or(usize::MAX);
         (file, d.mark.line, d.mark.column)
     });
+    // A rule that runs once per tenant (a shared app's) may find the same thing twice: say it once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert(d.to_string()));
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match config {
         Some(config) if !has_errors => Ok(Loaded {
@@ -504,7 +520,7 @@ tenants:
     }
 
     fn host_name_for_test(host: &str) -> &str {
-        compile::host_name(host)
+        compile::values::host_name(host)
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rbac::{AccessPolicy, AccessRule, RoleMap};
+use http::Method;
+
+use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
 
 /// A whole validated configuration: one snapshot that a request reads from start to end.
 #[derive(Debug)]
@@ -44,6 +46,19 @@ pub struct ServerSettings {
     pub max_connections_per_client: usize,
 }
 
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+            signing_keys: Vec::new(),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_client: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     pub idle_timeout: Duration,
@@ -53,6 +68,22 @@ pub struct SessionSettings {
     pub pending_sign_ins_per_client: usize,
     /// The same per tenant; when full, the client holding the most gives up its oldest.
     pub pending_sign_ins_per_tenant: usize,
+}
+
+impl SessionSettings {
+    /// The session stores config accepts (`sessions.store`).
+    pub const STORES: [&'static str; 1] = ["memory"];
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            idle_timeout: Duration::from_secs(8 * 3600),
+            absolute_timeout: Duration::from_secs(24 * 3600),
+            pending_sign_ins_per_client: 100,
+            pending_sign_ins_per_tenant: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +97,18 @@ pub struct ProxySettings {
     pub max_request_body: u64,
     /// How long a signed identity assertion is valid (default one minute).
     pub assertion_lifetime: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_request_body: 100 * 1024 * 1024,
+            assertion_lifetime: Duration::from_secs(60),
+        }
+    }
 }
 
 /// One isolated portal.
@@ -131,6 +174,11 @@ pub enum BackstageIdentity {
     Service(Secret),
 }
 
+impl BackstageIdentity {
+    /// The names of the identities in config (`backstage.identity`).
+    pub const NAMES: [&'static str; 2] = ["user", "service"];
+}
+
 impl Tenant {
     pub fn app(&self, id: &str) -> Option<&Arc<App>> {
         self.apps.iter().find(|app| app.id == id)
@@ -147,19 +195,40 @@ pub struct Branding {
 }
 
 /// Luigi settings per tenant. Only JSON values: function-valued settings stay in the shell's script.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LuigiSettings {
-    /// `settings.responsiveNavigation`: semiCollapsible, simple, simpleMobileOnly or Fiori3.
-    pub responsive_navigation: String,
+    /// `settings.responsiveNavigation`.
+    pub responsive_navigation: ResponsiveNavigation,
     /// `settings.sideNavFooterText`; default `portico <version>`.
     pub side_nav_footer: Option<String>,
 }
 
-impl Default for LuigiSettings {
-    fn default() -> Self {
-        LuigiSettings {
-            responsive_navigation: "semiCollapsible".into(),
-            side_nav_footer: None,
+/// Luigi's `settings.responsiveNavigation` modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponsiveNavigation {
+    #[default]
+    SemiCollapsible,
+    Simple,
+    SimpleMobileOnly,
+    Fiori3,
+}
+
+impl ResponsiveNavigation {
+    /// Each mode with its name in config and in Luigi's settings.
+    pub const ALL: [(&'static str, ResponsiveNavigation); 4] = [
+        ("semiCollapsible", ResponsiveNavigation::SemiCollapsible),
+        ("simple", ResponsiveNavigation::Simple),
+        ("simpleMobileOnly", ResponsiveNavigation::SimpleMobileOnly),
+        ("Fiori3", ResponsiveNavigation::Fiori3),
+    ];
+
+    /// The name Luigi knows the mode by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponsiveNavigation::SemiCollapsible => "semiCollapsible",
+            ResponsiveNavigation::Simple => "simple",
+            ResponsiveNavigation::SimpleMobileOnly => "simpleMobileOnly",
+            ResponsiveNavigation::Fiori3 => "Fiori3",
         }
     }
 }
@@ -201,8 +270,58 @@ pub struct OidcSettings {
     pub scopes: Vec<String>,
     /// Path into the ID token's claims, e.g. `["realm_access", "roles"]` or `["cognito:groups"]`.
     pub groups_claim: Vec<String>,
-    /// Accepted ID token signing algorithms (asymmetric only).
-    pub signing_algs: Vec<String>,
+    /// Accepted ID token signing algorithms (asymmetric only), parsed once here.
+    pub signing_algs: Vec<SigningAlg>,
+}
+
+/// An ID token signing algorithm portico accepts: asymmetric only, so no one holding the client
+/// secret can mint ID tokens, and never `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// Every accepted algorithm, in the order of the default list.
+    pub const ALL: [SigningAlg; 9] = [
+        SigningAlg::Rs256,
+        SigningAlg::Rs384,
+        SigningAlg::Rs512,
+        SigningAlg::Ps256,
+        SigningAlg::Ps384,
+        SigningAlg::Ps512,
+        SigningAlg::Es256,
+        SigningAlg::Es384,
+        SigningAlg::EdDsa,
+    ];
+
+    /// The JOSE name (`alg` in a JWS header).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Rs384 => "RS384",
+            SigningAlg::Rs512 => "RS512",
+            SigningAlg::Ps256 => "PS256",
+            SigningAlg::Ps384 => "PS384",
+            SigningAlg::Ps512 => "PS512",
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::Es384 => "ES384",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    /// The algorithm of a JOSE name, if portico accepts it.
+    pub fn from_name(name: &str) -> Option<SigningAlg> {
+        SigningAlg::ALL.into_iter().find(|alg| alg.as_str() == name)
+    }
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -261,7 +380,12 @@ pub enum CookieMode {
 }
 
 impl CookieMode {
-    pub const NAMES: &'static [&'static str] = &["jar", "scoped", "drop"];
+    /// Each mode with its name in config.
+    pub const ALL: [(&'static str, CookieMode); 3] = [
+        ("jar", CookieMode::Jar),
+        ("scoped", CookieMode::Scoped),
+        ("drop", CookieMode::Drop),
+    ];
 }
 
 /// What goes upstream about the user (`identity:` of an app).
@@ -276,6 +400,9 @@ pub struct IdentityModes {
 }
 
 impl IdentityModes {
+    /// The words of `identity:` in config.
+    pub const WORDS: [&'static str; 4] = ["assertion", "headers", "access_token", "none"];
+
     /// Nothing about the user goes upstream (`identity: none`).
     pub const NONE: IdentityModes = IdentityModes {
         assertion: false,
@@ -293,6 +420,23 @@ impl Default for IdentityModes {
         }
     }
 }
+
+/// The methods a request rule (`rules[].methods`) may name.
+pub const REQUEST_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// The path modes of an app (`paths:`), with how rules then compare letter case.
+pub const PATH_MODES: [(&str, PathCase); 2] = [
+    ("case_insensitive", PathCase::Insensitive),
+    ("case_sensitive", PathCase::Sensitive),
+];
 
 /// Where an app's content comes from.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 //! A YAML document tree that remembers where every value came from.
 //!
-//! serde stops at the first error and forgets positions; `portico check` must report every mistake at
-//! once with file:line:column. So the loader builds this small tree from yaml-rust2's parser events,
-//! keeping the marker of each node, and `config::compile` walks it by hand. This module knows YAML
-//! syntax only: it must not know anything about portico's config keys.
+//! A YAML deserializer stops at the first error and forgets positions; `portico check` must report every
+//! mistake at once with file:line:column. So the loader builds this small tree from yaml-rust2's parser
+//! events, keeping the marker of each node, and `config::de` shapes it with serde, value by value. This
+//! module knows YAML syntax only: it must not know anything about portico's config keys.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,14 +36,14 @@ impl From<Marker> for Mark {
 
 /// One YAML node with its position.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub value: Value,
     pub mark: Mark,
 }
 
 /// The shape of a YAML node. Scalars stay strings: the reader decides what type a key needs.
 #[derive(Debug, Clone)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Scalar { text: String },
     Seq(Vec<Node>),
@@ -52,7 +52,7 @@ pub enum Value {
 
 impl Node {
     /// A short word for the kind of node, for error messages.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match &self.value {
             Value::Null => "nothing (null)",
             Value::Scalar { .. } => "a single value",
@@ -64,7 +64,7 @@ impl Node {
 
 /// A YAML syntax error or a structural problem the tree builder refuses (duplicate keys, bad aliases).
 #[derive(Debug, Clone)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     pub mark: Mark,
     pub message: String,
     /// What to do about it, when "fix the YAML syntax" would not help.
@@ -72,19 +72,19 @@ pub struct SyntaxError {
 }
 
 /// The largest document `parse` accepts (1 MiB): a config file, even a big one, is a few KiB.
-pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// [`MAX_DOCUMENT_BYTES`] as people read it, for messages.
-pub const MAX_DOCUMENT_SIZE_TEXT: &str = "1 MiB";
+pub(crate) const MAX_DOCUMENT_SIZE_TEXT: &str = "1 MiB";
 /// How many nodes anchors and aliases may copy in one document in total. Each alias copies its anchored
 /// node, so nested aliases grow exponentially ("billion laughs": 528 bytes become gigabytes); real
 /// configs reuse a few small access rules.
-pub const MAX_COPIED_NODES: usize = 100_000;
+pub(crate) const MAX_COPIED_NODES: usize = 100_000;
 /// How deeply collections may nest; the tree is walked and dropped recursively.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses one YAML document. An empty document is `Null`. Documents over [`MAX_DOCUMENT_BYTES`], deeper
 /// than [`MAX_DEPTH`] or whose anchors and aliases copy more than [`MAX_COPIED_NODES`] nodes are refused.
-pub fn parse(source: &str) -> Result<Node, Vec<SyntaxError>> {
+pub(crate) fn parse(source: &str) -> Result<Node, Vec<SyntaxError>> {
     if source.len() > MAX_DOCUMENT_BYTES {
         return Err(vec![SyntaxError {
             mark: Mark { line: 1, column: 1 },

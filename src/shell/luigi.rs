@@ -307,7 +307,7 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
     tenant
         .apps
         .iter()
-        .filter(|app| rbac::decide(roles, &app.policy, "GET", "/").is_allowed())
+        .filter(|app| rbac::decide(roles, &app.policy, &http::Method::GET, "/").is_allowed())
         .map(AsRef::as_ref)
         .collect()
 }
@@ -379,7 +379,7 @@ pub fn shell_config<'a>(
                     logo: branding.logo.as_deref().unwrap_or("/shell/logo.svg"),
                     favicon: branding.favicon.as_deref(),
                 },
-                responsive_navigation: &tenant.luigi.responsive_navigation,
+                responsive_navigation: tenant.luigi.responsive_navigation.as_str(),
                 side_nav_footer_text: tenant
                     .luigi
                     .side_nav_footer
@@ -398,7 +398,9 @@ pub fn shell_config<'a>(
 fn nav_nodes<'a>(app: &'a App, nodes: &'a [NavNode], roles: &Roles) -> Vec<LuigiNode<'a>> {
     nodes
         .iter()
-        .filter(|node| rbac::decide(roles, &app.policy, "GET", &node.view).is_allowed())
+        .filter(|node| {
+            rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed()
+        })
         .map(|node| LuigiNode::in_app(app, Some(node), nav_nodes(app, &node.children, roles)))
         .collect()
 }

@@ -1362,3 +1362,103 @@ fn portico_in_shell(script: &str) -> Run {
         .expect("run sh");
     Run::from(output)
 }
+
+/// A broken tenant key that used to end the tenant's walk (`?` on `backstage.url`, `public_origin`,
+/// `hosts`) must not hide a later mistake in the same tenant: review §4.8's `a.yaml`, then each key.
+#[test]
+fn a_broken_tenant_key_does_not_hide_later_errors_in_the_tenant() {
+    const A_YAML: &str = "\
+tenants:
+  acme:
+    hosts: [portal.acme.example]
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+    backstage: { url: \"ftp://nope\" }
+    apps:
+      - { id: x, static: \"embedded:demo\", access: { roles: [admin] } }
+";
+    let cases = [
+        (A_YAML.to_owned(), 7, "`ftp://nope` is not an http:// URL"),
+        (
+            A_YAML.replace(
+                "    backstage: { url: \"ftp://nope\" }\n",
+                "    public_origin: \"ftp://x\"\n",
+            ),
+            7,
+            "`ftp://x` is not an http(s) origin",
+        ),
+        (
+            A_YAML.replace(
+                "    backstage: { url: \"ftp://nope\" }\n",
+                "    public_origin: { url: x }\n",
+            ),
+            7,
+            "expected a single value",
+        ),
+        (
+            A_YAML.replace("hosts: [portal.acme.example]", "hosts: { a: b }"),
+            3,
+            "expected a list",
+        ),
+    ];
+    for (text, line, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "portico.yaml", &text);
+        let run = check(&file);
+        assert_eq!(run.code, Some(1), "{}", run.all());
+        let errors = run.errors();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == line && e.message.contains(message)),
+            "`{message}` at line {line}:\n{}",
+            run.all()
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == 9 && e.message == "unknown role `admin`"),
+            "the unknown role on line 9 is reported too:\n{}",
+            run.all()
+        );
+    }
+}
+
+/// `server.listen` used to end the `server` section: `admin_listen` and the tenant's origin were not read.
+#[test]
+fn a_broken_listen_address_does_not_hide_the_other_server_errors() {
+    let text = "\
+server: { listen: \"nope\", admin_listen: \"also-nope\", max_connections: 0 }
+tenants:
+  acme:
+    hosts: [portal.acme.example]
+    public_origin: \"ftp://x\"
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - { id: x, static: \"embedded:demo\", access: { roles: [admin] } }
+";
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", text);
+    let run = check(&file);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let keys: Vec<String> = run
+        .errors()
+        .iter()
+        .map(|e| e.key.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "server.listen",
+            "server.admin_listen",
+            "server.max_connections",
+            "tenants.acme.public_origin",
+            "tenants.acme.apps[x].access.roles[0]",
+        ],
+        "{}",
+        run.all()
+    );
+}

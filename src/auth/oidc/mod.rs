@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::AuthError;
-use crate::config::{OidcSettings, SignIn, Tenant};
+use crate::config::{OidcSettings, SignIn, SigningAlg, Tenant};
 use crate::http::error::error_chain;
 
 pub use login::{CallbackParams, LoginDone, LoginStart, groups_at};
@@ -314,7 +314,7 @@ impl Algorithms {
         settings
             .signing_algs
             .iter()
-            .filter_map(|alg| serde_json::from_value(Value::String(alg.clone())).ok())
+            .map(|alg| core_alg(*alg))
             .collect()
     }
 
@@ -323,7 +323,22 @@ impl Algorithms {
         settings
             .signing_algs
             .iter()
-            .filter_map(|name| name.parse::<jsonwebtoken::Algorithm>().ok())
+            .filter_map(|name| name.as_str().parse::<jsonwebtoken::Algorithm>().ok())
             .any(|allowed| allowed == alg)
+    }
+}
+
+/// The openidconnect name of an algorithm config accepted (`config::SigningAlg`, parsed once there).
+fn core_alg(alg: SigningAlg) -> CoreJwsSigningAlgorithm {
+    match alg {
+        SigningAlg::Rs256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        SigningAlg::Rs384 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        SigningAlg::Rs512 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        SigningAlg::Ps256 => CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        SigningAlg::Ps384 => CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+        SigningAlg::Ps512 => CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        SigningAlg::Es256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        SigningAlg::Es384 => CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+        SigningAlg::EdDsa => CoreJwsSigningAlgorithm::EdDsa,
     }
 }

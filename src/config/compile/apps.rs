@@ -1,0 +1,465 @@
+//! Rules for one app, wherever it is written (a tenant's `apps`, a team's app file, a tenant's copy of a
+//! shared app; see `app_sources`): a valid, unreserved id, an access rule (there are no public apps),
+//! exactly one target (in a team's file, one inside what the team may reach), and navigation nodes
+//! whose views are canonical paths.
+
+use super::{RESERVED_SEGMENTS, TenantScope, access, values};
+use crate::assets;
+use crate::config::diagnose::{Cx, suggest};
+use crate::config::model::{App, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
+use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
+use crate::config::source::normalise_lexically;
+use crate::config::yaml::Mark;
+use crate::rbac::{AccessPolicy, AccessRule, PathCase};
+
+/// An app; the current key is its place in a list (`apps[3]`), or the root of an app file.
+pub(super) fn app(
+    raw: &RawApp,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> Option<App> {
+    let Some(id_val) = &raw.id else {
+        cx.missing(
+            mark,
+            "id",
+            "give the app a unique id, e.g. `id: cost-insights`",
+        );
+        return None;
+    };
+    let Shown(id) = id_val.get()?;
+    // Name the app in key paths from here on, so errors read `apps[cost-insights].access`.
+    let path = cx.path();
+    let named = match path.rsplit_once('[') {
+        _ if path.is_empty() => String::new(),
+        Some((head, _)) => format!("{head}[{id}]"),
+        None => format!("{path}[{id}]"),
+    };
+    cx.at_path(&named, |cx| {
+        named_app(raw, id, id_val.mark, mark, cx, scope)
+    })
+}
+
+fn named_app(
+    raw: &RawApp,
+    id: &str,
+    id_mark: Mark,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> Option<App> {
+    let valid_id = cx.at("id", |cx| values::identifier(cx, id, id_mark, "app id"));
+    if valid_id && RESERVED_SEGMENTS.contains(&id) {
+        cx.error_at(
+            id_mark,
+            "id",
+            format!("app id `{id}` collides with the reserved path /{id}"),
+            Some(format!(
+                "reserved: {}; pick another id",
+                RESERVED_SEGMENTS.join(", ")
+            )),
+        );
+    }
+    let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
+    let luigi_client = field(&raw.luigi_client).map(|flag| flag.is_none_or(|FlexBool(on)| *on));
+    let requests = match &raw.rules {
+        Some(list) => cx.at("rules", |cx| access::request_rules(list, cx, scope)),
+        None => Some(Vec::new()),
+    };
+    let (cookies, identity, case) = settings(raw, cx, scope);
+    let access = match &raw.access {
+        Some(val) => cx.at("access", |cx| access::access_rule(val, cx, scope)),
+        None => {
+            cx.error_at(
+                mark,
+                "access",
+                format!("app `{id}` has no access rule"),
+                Some(
+                    "default deny: add `access: { roles: [...] }`; there are no public apps".into(),
+                ),
+            );
+            None
+        }
+    };
+    let target = target(raw, mark, cx, scope);
+    let nodes = match &raw.nodes {
+        Some(list) => cx
+            .at("nodes", |cx| nav_nodes(list, cx, scope))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let access = access?;
+    let mut paths = Vec::new();
+    collect_path_rules(&nodes, &mut paths);
+    Some(App {
+        policy: AccessPolicy {
+            app: access.clone(),
+            paths,
+            requests: requests?,
+            case: case?,
+        },
+        id: id.to_owned(),
+        label: field(&raw.label)?.map_or_else(|| id.to_owned(), |Shown(label)| label.clone()),
+        category: shown(&raw.category),
+        icon: shown(&raw.icon),
+        owner: shown(&raw.owner),
+        access,
+        target: target?,
+        nodes,
+        luigi_client: luigi_client?,
+        identity: identity?,
+        cookies: cookies?,
+    })
+    .filter(|_| valid_id)
+}
+
+/// `cookies`, `identity` and `paths` of an app.
+fn settings(
+    raw: &RawApp,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> (Option<CookieMode>, Option<IdentityModes>, Option<PathCase>) {
+    let cookies = values::optional(
+        cx,
+        "cookies",
+        raw.cookies.as_ref(),
+        CookieMode::default(),
+        |text| {
+            let found = CookieMode::ALL.iter().find(|(name, _)| *name == text);
+            found.map(|(_, mode)| *mode).ok_or_else(|| {
+                let names: Vec<&str> = CookieMode::ALL.iter().map(|(name, _)| *name).collect();
+                values::Bad {
+                    message: format!("unknown cookie mode `{text}`"),
+                    hint: Some(suggest(
+                        text,
+                        &names,
+                        "`jar` (the default: kept by portico, never in the browser), `scoped` \
+                     (in the browser below /apps/<id>/, readable by every app's script) or `drop`",
+                    )),
+                }
+            })
+        },
+    );
+    let identity = match &raw.identity {
+        Some(list) => cx.at("identity", |cx| identity(list, cx, scope)),
+        None => Some(IdentityModes::default()),
+    };
+    // How node prefixes and rule globs compare letter case (see `rbac::PathCase`).
+    let case = values::optional(
+        cx,
+        "paths",
+        raw.paths.as_ref(),
+        PathCase::default(),
+        |text| match PATH_MODES.iter().find(|(name, _)| *name == text) {
+            Some((_, case)) => Ok(*case),
+            None => Err(values::Bad::new(
+                format!("unknown path mode `{text}`"),
+                "`case_insensitive` (the default: `/Reports` is `/reports`, as Express routes) or `case_sensitive`",
+            )),
+        },
+    );
+    (cookies, identity, case)
+}
+
+/// `identity: [assertion, headers, access_token]` or `identity: none` (the current key).
+fn identity(
+    list: &Val<crate::config::raw::Texts>,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> Option<IdentityModes> {
+    let mut modes = IdentityModes::NONE;
+    for item in &list.get()?.0 {
+        let Some(Env(mode)) = item.get() else {
+            continue;
+        };
+        match mode.as_str() {
+            "assertion" => modes.assertion = true,
+            "headers" => modes.headers = true,
+            // The user's IdP token reaches whatever else accepts it, not only this app: only the
+            // platform (main file, shared_apps) may send it upstream.
+            "access_token" => match scope.team {
+                Some(team) => cx.error(
+                    item.mark,
+                    "an app file may not forward the user's access token",
+                    Some(format!(
+                        "the token is valid beyond this app; the platform can define the app in {} (`apps:` or `shared_apps:`) if it must have it",
+                        team.env.main_file
+                    )),
+                ),
+                None => modes.access_token = true,
+            },
+            "none" => {}
+            other => cx.error(
+                item.mark,
+                format!("unknown identity mode `{other}`"),
+                Some("choose from assertion, headers, access_token, or none".into()),
+            ),
+        }
+    }
+    Some(modes)
+}
+
+/// Where the app's content comes from: exactly one of `upstream` and `static`.
+fn target(raw: &RawApp, mark: Mark, cx: &mut Cx<'_>, scope: &TenantScope<'_>) -> Option<AppTarget> {
+    match (&raw.upstream, &raw.static_dir) {
+        (Some(_), Some(static_dir)) => {
+            let message = "an app has either `upstream` or `static`, not both";
+            cx.error_at(static_dir.mark, "static", message, None);
+            None
+        }
+        (None, None) => {
+            cx.error(
+                mark,
+                "the app has neither `upstream` nor `static`",
+                Some("add `upstream: http://host:port` or `static: ./dist`".into()),
+            );
+            None
+        }
+        (Some(upstream), None) => values::parsed(cx, "upstream", upstream, |url| {
+            values::parse_upstream(url)
+                .map(AppTarget::Upstream)
+                .map_err(|message| {
+                    values::Bad::new(
+                        message,
+                        "e.g. http://127.0.0.1:3000 or http://app.internal:8080/base",
+                    )
+                })
+        }),
+        (None, Some(static_dir)) => {
+            let Env(dir) = static_dir.get()?;
+            cx.at("static", |cx| {
+                static_target(dir, static_dir.mark, cx, scope)
+            })
+        }
+    }
+}
+
+/// `static:` (the current key): an embedded bundle, or a directory; in a team's file, one below its
+/// own directory or an allowed root, decided on the resolved path.
+fn static_target(
+    dir: &str,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> Option<AppTarget> {
+    if let Some(name) = dir.strip_prefix("embedded:") {
+        if assets::DemoApps::has_bundle(name) {
+            return Some(AppTarget::Embedded(name.to_owned()));
+        }
+        let hint = format!(
+            "embedded bundles: {}",
+            assets::DemoApps::bundles().join(", ")
+        );
+        cx.error(mark, format!("no embedded bundle `{name}`"), Some(hint));
+        return None;
+    }
+    let full = scope.base_dir.join(dir.trim_start_matches("./"));
+    if !cx.source.is_dir(&full) {
+        cx.error(
+            mark,
+            format!("`{}` is not a directory", full.display()),
+            Some("paths are relative to the file that names them".into()),
+        );
+        return None;
+    }
+    let Some(team) = scope.team else {
+        return Some(AppTarget::StaticDir(full));
+    };
+    // `..`, an absolute path and a symlink that leaves the tree are all the same escape.
+    let resolved = cx
+        .source
+        .canonicalize(&full)
+        .unwrap_or_else(|_| normalise_lexically(&full));
+    let inside = resolved.starts_with(&team.dir)
+        || team
+            .static_roots
+            .iter()
+            .any(|root| resolved.starts_with(root));
+    if inside {
+        // Serve what was checked: a link swapped later cannot move the bundle.
+        return Some(AppTarget::StaticDir(resolved));
+    }
+    let mut allowed = vec![team.dir.display().to_string()];
+    allowed.extend(team.static_roots.iter().map(|r| r.display().to_string()));
+    cx.error(
+        mark,
+        format!(
+            "`static: {dir}` resolves to `{}`, outside the app file's directory",
+            resolved.display()
+        ),
+        Some(format!(
+            "an app file serves only files below its own directory or a directory its tenant allows ({}); the platform can allow more with `apps_static_roots` in tenant `{}` in {}",
+            allowed.join(", "),
+            team.env.tenant,
+            team.env.main_file
+        )),
+    );
+    None
+}
+
+/// `nodes:` (the current key): navigation entries, each checked; broken ones are left out.
+fn nav_nodes(
+    list: &Val<Vec<Val<RawNode>>>,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+) -> Option<Vec<NavNode>> {
+    let mut nodes: Vec<NavNode> = Vec::new();
+    for (index, item) in list.get()?.iter().enumerate() {
+        let Some(raw) = item.get() else { continue };
+        let node = cx.at(&format!("[{index}]"), |cx| {
+            nav_node(raw, item.mark, cx, scope, &nodes)
+        });
+        nodes.extend(node);
+    }
+    Some(nodes)
+}
+
+fn nav_node(
+    raw: &RawNode,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+    siblings: &[NavNode],
+) -> Option<NavNode> {
+    let required = |cx: &mut Cx<'_>, value: &Option<Val<Shown>>, key: &str, hint: &str| match value
+    {
+        None => {
+            cx.missing(mark, key, hint);
+            None
+        }
+        Some(val) => val.get().map(|Shown(text)| (text.clone(), val.mark)),
+    };
+    let segment = required(
+        cx,
+        &raw.path,
+        "path",
+        "the node's path segment, e.g. `path: reports`",
+    );
+    let label = required(cx, &raw.label, "label", "the text shown in the navigation");
+    let view = required(
+        cx,
+        &raw.view,
+        "view",
+        "the path inside the app to show, e.g. `view: /reports`",
+    );
+    let icon = field(&raw.icon).flatten().map(|Shown(icon)| icon.clone());
+    let access = match &raw.access {
+        Some(val) => cx
+            .at("access", |cx| access::access_rule(val, cx, scope))
+            .map(Some),
+        None => Some(None),
+    };
+    let children = match &raw.nodes {
+        Some(list) => cx.at("nodes", |cx| nav_nodes(list, cx, scope)),
+        None => Some(Vec::new()),
+    };
+    let ((segment, segment_mark), (label, _), (view, view_mark)) = (segment?, label?, view?);
+    let (access, children) = (access?, children?);
+    cx.at("path", |cx| {
+        check_segment(&segment, segment_mark, cx, siblings)
+    })?;
+    if let Err(message) = values::check_view(&view) {
+        let hint = "a path inside the app such as /reports; no `..`, `?` or `#`";
+        cx.error_at(view_mark, "view", message, Some(hint.into()));
+        return None;
+    }
+    Some(NavNode {
+        path: segment,
+        label,
+        view,
+        icon,
+        access,
+        children,
+    })
+}
+
+/// A node's path segment (the current key): an identifier, unreserved, unique among its siblings.
+fn check_segment(segment: &str, mark: Mark, cx: &mut Cx<'_>, siblings: &[NavNode]) -> Option<()> {
+    if !values::identifier(cx, segment, mark, "node path") {
+        return None;
+    }
+    if RESERVED_SEGMENTS.contains(&segment) {
+        cx.error(
+            mark,
+            format!("node path `{segment}` collides with the reserved path /{segment}"),
+            Some(format!("reserved: {}", RESERVED_SEGMENTS.join(", "))),
+        );
+        return None;
+    }
+    if siblings.iter().any(|existing| existing.path == segment) {
+        cx.error(
+            mark,
+            format!("duplicate node path `{segment}`"),
+            Some("sibling nodes need distinct paths".into()),
+        );
+        return None;
+    }
+    Some(())
+}
+
+fn collect_path_rules(nodes: &[NavNode], out: &mut Vec<(String, AccessRule)>) {
+    for node in nodes {
+        if let Some(rule) = &node.access {
+            out.push((node.view.clone(), rule.clone()));
+        }
+        collect_path_rules(&node.children, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{BASE, table};
+    use crate::config::MemorySource;
+
+    fn app(keys: &str) -> String {
+        format!("{BASE}    apps:\n      - {{ id: x, access: {{ roles: [developer] }}, {keys} }}\n")
+    }
+
+    #[test]
+    fn app_rules() {
+        let cases = [
+            (
+                "an unknown key and a bad value in one app",
+                app("static: \"embedded:demo\", colour: red, luigi_client: maybe"),
+            ),
+            ("no target", app("label: X")),
+            (
+                "both targets",
+                app("upstream: http://127.0.0.1:1, static: ./d"),
+            ),
+            ("a bad upstream", app("upstream: https://a.example")),
+            ("an unknown bundle", app("static: \"embedded:nope\"")),
+            (
+                "cookies, identity and path modes",
+                app("static: ./d, cookies: jars, identity: [assertion, token], paths: insensitive"),
+            ),
+            (
+                "yes and no are booleans",
+                app(
+                    "static: ./d, luigi_client: no, identity: none, cookies: scoped, paths: case_sensitive",
+                ),
+            ),
+            (
+                "ids: invalid, reserved, missing, duplicate",
+                format!(
+                    "{BASE}    apps:\n      - {{ id: X, static: ./d, access: {{ roles: [developer] }} }}\n      - {{ id: shell, static: ./d, access: {{ roles: [developer] }} }}\n      - {{ static: ./d }}\n      - {{ id: a, static: ./d, access: {{ roles: [developer] }} }}\n      - {{ id: a, static: ./d, access: {{ roles: [developer] }} }}\n"
+                ),
+            ),
+            (
+                "no access rule",
+                format!("{BASE}    apps:\n      - {{ id: x, static: ./d }}\n"),
+            ),
+            (
+                "apps is not a list",
+                format!("{BASE}    apps: {{ id: x }}\n"),
+            ),
+            (
+                "nodes",
+                app(
+                    "static: ./d, nodes: [{ path: shell, label: S, view: /s }, { path: r, label: R, view: r }, { path: a, label: A, view: /a }, { path: a, label: A2, view: /a2 }, { label: L, view: /v, access: { roles: [nope] } }, { path: n, label: N, view: /n, nodes: [{ path: c, label: C, view: \"/c/../d\" }] }]",
+                ),
+            ),
+        ];
+        insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+}

@@ -1,0 +1,307 @@
+//! Rules for a tenant's `backstage`: the backend URL, who portico is when it calls Backstage, which
+//! plugins are reachable (never `auth`), and the catalog namespaces the tenant owns or shares, which are
+//! claimed across tenants (see `claims`). Users are signed in to Backstage only in a namespace the
+//! tenant owns, so a tenant can never name another tenant's users.
+
+use super::claims::{Claims, NamespaceClaim, Unscoped};
+use super::values;
+use crate::config::diagnose::{Cx, join};
+use crate::config::model::{BackstageIdentity, BackstageSettings, Secret};
+use crate::config::raw::{Env, RawBackstage, Val, field};
+use crate::config::yaml::Mark;
+use crate::rbac::PathGlob;
+
+pub(super) fn backstage(
+    val: &Val<RawBackstage>,
+    cx: &mut Cx<'_>,
+    tenant: &str,
+    claims: &mut Claims,
+) -> Option<BackstageSettings> {
+    let raw = val.get()?;
+    let url = match &raw.url {
+        None => {
+            let hint = "the Backstage backend's base URL, e.g. http://127.0.0.1:7007";
+            cx.missing(val.mark, "url", hint);
+            None
+        }
+        Some(url) => values::parsed(cx, "url", url, |text| {
+            values::parse_upstream(text)
+                .map(|backend| (backend, text.trim_end_matches('/').to_ascii_lowercase()))
+                .map_err(|message| values::Bad::new(message, "e.g. http://backstage.internal:7007"))
+        }),
+    };
+    let identity = identity(raw, val.mark, cx);
+    let plugins = plugins(raw, cx);
+    let namespaces = namespaces(cx, "namespaces", &raw.namespaces);
+    let shared_namespaces = namespaces_shared(cx, raw, val.mark, &namespaces);
+    if let Some((_, backend)) = &url {
+        claim(
+            cx,
+            claims,
+            tenant,
+            backend,
+            &namespaces,
+            &shared_namespaces,
+            val.mark,
+        );
+    }
+    let user_namespace = user_namespace(raw, cx, &namespaces);
+    let allow_unscoped = allow_unscoped(raw, cx);
+    let (backend, _) = url?;
+    Some(BackstageSettings {
+        backend,
+        identity: identity?,
+        plugins,
+        namespaces: namespaces.into_iter().map(|(name, _)| name).collect(),
+        shared_namespaces: shared_namespaces
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+        user_namespace,
+        allow_unscoped,
+    })
+}
+
+/// `identity: user | service`; a service needs its token.
+fn identity(raw: &RawBackstage, mark: Mark, cx: &mut Cx<'_>) -> Option<BackstageIdentity> {
+    let identity = field(&raw.identity)?.map_or("user", |Env(text)| text.as_str());
+    match (identity, &raw.service_token) {
+        ("user", _) => Some(BackstageIdentity::User),
+        ("service", Some(token)) => token
+            .get()
+            .map(|Env(token)| BackstageIdentity::Service(Secret(token.clone()))),
+        ("service", None) => {
+            cx.error_at(
+                mark,
+                "service_token",
+                "service identity needs `service_token`",
+                Some("a static token from Backstage's backend.auth.externalAccess, e.g. `service_token: ${BACKSTAGE_TOKEN}`".into()),
+            );
+            None
+        }
+        (other, _) => {
+            let mark = raw.identity.as_ref().map_or(mark, |val| val.mark);
+            cx.error_at(
+                mark,
+                "identity",
+                format!("unknown Backstage identity `{other}`"),
+                Some("`user` (sign users in to Backstage) or `service` (a static token)".into()),
+            );
+            None
+        }
+    }
+}
+
+/// `plugins` (default `[catalog]`): identifiers, never `auth`.
+fn plugins(raw: &RawBackstage, cx: &mut Cx<'_>) -> Vec<String> {
+    let Some(list) = field(&raw.plugins).flatten() else {
+        return vec!["catalog".to_owned()];
+    };
+    let mut plugins = Vec::new();
+    cx.at("plugins", |cx| {
+        for item in &list.0 {
+            let Some(Env(plugin)) = item.get() else { continue };
+            if plugin == "auth" {
+                cx.error(
+                    item.mark,
+                    "the `auth` plugin is never reachable through portico",
+                    Some("portico signs users in to Backstage itself; exposing auth would let clients mint tokens".into()),
+                );
+                continue;
+            }
+            if values::identifier(cx, plugin, item.mark, "plugin id") {
+                plugins.push(plugin.clone());
+            }
+        }
+    });
+    plugins
+}
+
+/// A list of catalog namespace names, lower-cased and without repeats.
+fn namespaces(
+    cx: &mut Cx<'_>,
+    key: &str,
+    raw: &Option<Val<crate::config::raw::Texts>>,
+) -> Vec<(String, Mark)> {
+    let mut out: Vec<(String, Mark)> = Vec::new();
+    let Some(list) = field(raw).flatten() else {
+        return out;
+    };
+    for item in &list.0 {
+        let Some(Env(name)) = item.get() else {
+            continue;
+        };
+        if !values::namespace_ok(name) {
+            cx.error_at(
+                item.mark,
+                key,
+                format!("`{name}` is not a Backstage namespace"),
+                Some("letters, digits, `-`, `_` and `.`, at most 63 characters".into()),
+            );
+            continue;
+        }
+        if !out.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
+            out.push((name.to_ascii_lowercase(), item.mark));
+        }
+    }
+    out
+}
+
+/// `shared_namespaces`, which need namespaces of the tenant's own beside them.
+fn namespaces_shared(
+    cx: &mut Cx<'_>,
+    raw: &RawBackstage,
+    mark: Mark,
+    own: &[(String, Mark)],
+) -> Vec<(String, Mark)> {
+    let shared = namespaces(cx, "shared_namespaces", &raw.shared_namespaces);
+    if own.is_empty() && !shared.is_empty() {
+        let mark = raw.shared_namespaces.as_ref().map_or(mark, |val| val.mark);
+        cx.error_at(
+            mark,
+            "shared_namespaces",
+            "shared namespaces without `namespaces` of its own would leave the catalog unscoped",
+            Some("list the tenant's own catalog namespaces in `namespaces`".into()),
+        );
+    }
+    shared
+}
+
+/// Records the tenant's namespaces (or that it has none) for the cross-tenant check.
+fn claim(
+    cx: &Cx<'_>,
+    claims: &mut Claims,
+    tenant: &str,
+    backend: &str,
+    own: &[(String, Mark)],
+    shared: &[(String, Mark)],
+    mark: Mark,
+) {
+    for (list, is_shared, key) in [
+        (own, false, "namespaces"),
+        (shared, true, "shared_namespaces"),
+    ] {
+        for (name, mark) in list {
+            claims.namespace(NamespaceClaim {
+                tenant: tenant.to_owned(),
+                backend: backend.to_owned(),
+                namespace: name.clone(),
+                shared: is_shared,
+                mark: *mark,
+                path: join(cx.path(), key),
+            });
+        }
+    }
+    if own.is_empty() {
+        claims.unscoped(Unscoped {
+            tenant: tenant.to_owned(),
+            backend: backend.to_owned(),
+            mark,
+            path: join(cx.path(), "namespaces"),
+        });
+    }
+}
+
+/// The namespace users are signed in to Backstage in: one the tenant owns (not merely shares), so
+/// a tenant can never name users of another tenant's namespace, or of `default` it does not own.
+fn user_namespace(raw: &RawBackstage, cx: &mut Cx<'_>, namespaces: &[(String, Mark)]) -> String {
+    let fallback = namespaces
+        .first()
+        .map_or_else(|| "default".to_owned(), |(first, _)| first.clone());
+    let Some(val) = &raw.user_namespace else {
+        return fallback;
+    };
+    let Some(Env(name)) = val.get() else {
+        return fallback;
+    };
+    let name = name.to_ascii_lowercase();
+    let owned = namespaces.is_empty() || namespaces.iter().any(|(owned, _)| *owned == name);
+    let valid = values::namespace_ok(&name);
+    if !valid || !owned {
+        let listed: Vec<&str> = namespaces.iter().map(|(n, _)| n.as_str()).collect();
+        cx.error_at(
+            val.mark,
+            "user_namespace",
+            if valid {
+                format!("`{name}` is not one of this tenant's own `namespaces`")
+            } else {
+                format!("`{name}` is not a Backstage namespace")
+            },
+            Some(if listed.is_empty() {
+                "letters, digits, `-`, `_` and `.`, at most 63 characters".to_owned()
+            } else {
+                format!(
+                    "users are signed in to Backstage only in a namespace the tenant owns: one of [{}]",
+                    listed.join(", ")
+                )
+            }),
+        );
+    }
+    name
+}
+
+/// `allow_unscoped`: catalog endpoint globs let through although they cannot be scoped.
+fn allow_unscoped(raw: &RawBackstage, cx: &mut Cx<'_>) -> Vec<PathGlob> {
+    let mut globs = Vec::new();
+    for item in field(&raw.allow_unscoped)
+        .flatten()
+        .map(|l| l.0.as_slice())
+        .unwrap_or_default()
+    {
+        let Some(Env(glob)) = item.get() else {
+            continue;
+        };
+        match PathGlob::parse(glob) {
+            Some(parsed) => globs.push(parsed),
+            None => cx.error_at(
+                item.mark,
+                "allow_unscoped",
+                format!("`{glob}` is not a path glob"),
+                Some("a catalog endpoint below /api/catalog, e.g. `/locations`".into()),
+            ),
+        }
+    }
+    globs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{BASE, table};
+    use crate::config::MemorySource;
+
+    #[test]
+    fn backstage_rules() {
+        let mount = |keys: &str| format!("{BASE}    backstage: {{ {keys} }}\n");
+        let cases = [
+            ("no url", mount("identity: user")),
+            (
+                "a bad url hides nothing",
+                mount("url: \"ftp://nope\", identity: robot, plugins: [auth, Catalog]"),
+            ),
+            (
+                "service without a token",
+                mount("url: http://127.0.0.1:7007, identity: service"),
+            ),
+            (
+                "namespaces",
+                mount(
+                    "url: http://127.0.0.1:7007, namespaces: [acme, \"no/slash\", ACME], user_namespace: other, allow_unscoped: [locations, /locations]",
+                ),
+            ),
+            (
+                "shared without own",
+                mount("url: http://127.0.0.1:7007, shared_namespaces: [common]"),
+            ),
+            (
+                "a namespace claimed twice, and an unscoped neighbour",
+                format!(
+                    "{}  globex:\n    hosts: [g.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n    backstage: {{ url: http://127.0.0.1:7007/, namespaces: [Acme] }}\n  initech:\n    hosts: [i.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: i }}] }} }}\n    roles: {{}}\n    backstage: {{ url: http://127.0.0.1:7007 }}\n",
+                    mount(
+                        "url: http://127.0.0.1:7007, namespaces: [acme], shared_namespaces: [common]"
+                    )
+                ),
+            ),
+        ];
+        insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+}

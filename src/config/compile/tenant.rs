@@ -1,0 +1,387 @@
+//! Rules for `tenants`: each tenant's id, hosts, origin, branding and Luigi settings, and the order in
+//! which its parts are read (roles before the apps that name them). Every part is read even when
+//! another is broken; the tenant is assembled only at the end.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::claims::Claims;
+use super::shared_apps::{self, SharedApp};
+use super::values::{self, Bad};
+use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
+use crate::config::diagnose::{Cx, suggest};
+use crate::config::env::TeamEnv;
+use crate::config::model::{
+    Branding, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, Theme,
+};
+use crate::config::raw::{
+    Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
+};
+use crate::config::yaml::Mark;
+use crate::rbac::RoleMap;
+
+/// `tenants:`, with the shared apps each tenant enables. `mark` is the document's, for a missing key.
+pub(super) fn tenants(
+    raw: &RawConfig,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+    claims: &mut Claims,
+) -> Vec<Arc<Tenant>> {
+    // Tenant ids first: shared apps name them, and each tenant compiles the shared apps it enables.
+    let named = raw
+        .tenants
+        .as_ref()
+        .and_then(Val::get)
+        .map(|named| named.0.as_slice())
+        .unwrap_or_default();
+    let ids: Vec<&str> = named
+        .iter()
+        .filter_map(|(id, _)| id.get())
+        .map(String::as_str)
+        .collect();
+    let shared = cx.at("shared_apps", |cx| {
+        shared_apps::read(raw.shared_apps.as_ref(), cx, &ids)
+    });
+    let mut tenants = Vec::new();
+    let Some(val) = &raw.tenants else {
+        let hint = "define at least one tenant under `tenants:`";
+        cx.missing(mark, "tenants", hint);
+        return tenants;
+    };
+    cx.at("tenants", |cx| {
+        for (id, tenant) in named {
+            let Some(id_text) = id.get() else { continue };
+            cx.at(id_text, |cx| {
+                if !values::identifier(cx, id_text, id.mark, "tenant id") {
+                    return;
+                }
+                let read = tenant.get().and_then(|raw| {
+                    let parts = Parts {
+                        id: id_text,
+                        mark: tenant.mark,
+                        base_dir,
+                        shared: &shared,
+                    };
+                    self::tenant(raw, &parts, cx, claims)
+                });
+                tenants.extend(read.map(Arc::new));
+            });
+        }
+        if named.is_empty() && val.get().is_some() {
+            cx.error(
+                val.mark,
+                "no tenants are defined",
+                Some("add one, e.g. `tenants: { acme: { … } }`".into()),
+            );
+        }
+    });
+    tenants
+}
+
+/// What a tenant is read with besides its own keys.
+struct Parts<'p> {
+    id: &'p str,
+    /// The tenant's mapping, for keys it lacks.
+    mark: Mark,
+    base_dir: &'p Path,
+    shared: &'p [SharedApp],
+}
+
+fn tenant(
+    raw: &RawTenant,
+    parts: &Parts<'_>,
+    cx: &mut Cx<'_>,
+    claims: &mut Claims,
+) -> Option<Tenant> {
+    let id = parts.id;
+    let backstage = match &raw.backstage {
+        Some(val) => cx
+            .at("backstage", |cx| backstage::backstage(val, cx, id, claims))
+            .map(Some),
+        None => Some(None),
+    };
+    let public_origin = public_origin(raw, cx);
+    let hosts = hosts(raw, cx, id, claims);
+    let branding = cx.at("branding", |cx| branding(raw.branding.as_ref(), cx, id));
+    let luigi = cx.at("luigi", |cx| luigi(raw.luigi.as_ref(), cx));
+    let sign_in = match &raw.auth {
+        Some(val) => cx.at("auth", |cx| sign_in::sign_in(val, cx)),
+        None => {
+            let hint = "say how users sign in, e.g. `auth: { dev_sign_in: { users: [...] } }`";
+            cx.missing(parts.mark, "auth", hint);
+            None
+        }
+    };
+    let roles = match &raw.roles {
+        Some(val) => cx.at("roles", |cx| access::roles(val, cx)),
+        None => {
+            let hint = "map IdP groups to roles, e.g. `roles: { developer: { groups: [eng] } }`";
+            cx.missing(parts.mark, "roles", hint);
+            RoleMap::default()
+        }
+    };
+    let team = team_scope(raw, cx, id, parts.base_dir);
+    let scope = TenantScope {
+        id,
+        roles: &roles,
+        base_dir: parts.base_dir,
+        team: None,
+    };
+    let apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
+    if let (Some(SignIn::Oidc(_)), Some(None)) = (&sign_in, &public_origin) {
+        cx.error_at(
+            parts.mark,
+            "public_origin",
+            "OIDC sign-in needs the tenant's `public_origin`",
+            Some("redirect URIs are built from it, never from the Host header, e.g. `public_origin: https://portal.acme.example`".into()),
+        );
+    }
+    let public_origin = public_origin?;
+    let hosts = hosts?;
+    let origin = match (&public_origin, hosts.first()) {
+        (Some(origin), _) => Some(origin.origin.clone()),
+        (None, Some(host)) => Some(format!("http://{host}")),
+        (None, None) => None,
+    };
+    let assertion_issuer = origin
+        .clone()
+        .unwrap_or_else(|| format!("urn:portico:tenant:{id}"));
+    Some(Tenant {
+        id: id.to_owned(),
+        hosts,
+        public_origin,
+        origin,
+        assertion_issuer,
+        backstage: backstage?,
+        branding: branding?,
+        luigi: luigi?,
+        sign_in: sign_in?,
+        roles,
+        apps,
+    })
+}
+
+/// `public_origin`: `Some(None)` when absent, `None` when broken (reported).
+fn public_origin(raw: &RawTenant, cx: &mut Cx<'_>) -> Option<Option<PublicOrigin>> {
+    let Some(val) = &raw.public_origin else {
+        return Some(None);
+    };
+    values::parsed(cx, "public_origin", val, |text| {
+        values::parse_origin(text).map_err(|message| Bad {
+            message,
+            hint: Some("the URL users type, e.g. https://portal.acme.example".into()),
+        })
+    })
+    .map(Some)
+}
+
+/// `hosts`, lower-cased and claimed for this tenant.
+fn hosts(raw: &RawTenant, cx: &mut Cx<'_>, id: &str, claims: &mut Claims) -> Option<Vec<String>> {
+    let list = field(&raw.hosts)?;
+    let mut hosts = Vec::new();
+    for (index, item) in list
+        .map(|list| list.0.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let Some(Env(host)) = item.get() else {
+            continue;
+        };
+        let host = host.to_ascii_lowercase();
+        claims.host(cx, id, &host, item.mark, &format!("hosts[{index}]"));
+        hosts.push(host);
+    }
+    Some(hosts)
+}
+
+/// `apps_env` and `apps_static_roots`: what the tenant lets its teams' app files reach.
+fn team_scope(raw: &RawTenant, cx: &mut Cx<'_>, tenant: &str, base_dir: &Path) -> TeamScope {
+    let mut scope = TeamScope {
+        env: TeamEnv {
+            tenant: tenant.to_owned(),
+            main_file: cx.file().clone(),
+            ..TeamEnv::default()
+        },
+        ..TeamScope::default()
+    };
+    let env = field(&raw.apps_env).flatten().map(|list| list.0.as_slice());
+    for item in env.unwrap_or_default() {
+        let Some(Env(name)) = item.get() else {
+            continue;
+        };
+        if crate::config::env::valid_name(name) {
+            scope.env.allowed.push(name.clone());
+        } else {
+            cx.error_at(
+                item.mark,
+                "apps_env",
+                format!("`{name}` is not an environment variable name"),
+                Some("the bare name, e.g. `apps_env: [REGION]`, not `${REGION}`".into()),
+            );
+        }
+    }
+    let roots = field(&raw.apps_static_roots)
+        .flatten()
+        .map(|list| list.0.as_slice());
+    for item in roots.unwrap_or_default() {
+        let Some(Env(dir)) = item.get() else { continue };
+        let full = base_dir.join(dir);
+        match cx.source.canonicalize(&full) {
+            Ok(root) if cx.source.is_dir(&root) => scope.static_roots.push(root),
+            _ => cx.error_at(
+                item.mark,
+                "apps_static_roots",
+                format!("`{}` is not a directory", full.display()),
+                Some("a directory whose bundles app files may serve with `static:`; relative to this file".into()),
+            ),
+        }
+    }
+    scope
+}
+
+/// A shown value: the default when absent, `None` when broken (reported).
+fn shown_or(field_value: &Option<Val<Shown>>, default: Option<String>) -> Option<Option<String>> {
+    field(field_value).map(|text| text.map(|Shown(text)| text.clone()).or(default))
+}
+
+fn branding(raw: Option<&Val<RawBranding>>, cx: &mut Cx<'_>, tenant: &str) -> Option<Branding> {
+    let title = format!("{tenant} portal");
+    let Some(val) = raw else {
+        return Some(Branding {
+            title,
+            logo: None,
+            favicon: None,
+            theme: Theme::default(),
+        });
+    };
+    let raw = val.get()?;
+    let theme = match &raw.theme {
+        Some(val) => cx.at("theme", |cx| val.get().map(|theme| self::theme(theme, cx))),
+        None => Some(Some(Theme::default())),
+    };
+    Some(Branding {
+        title: shown_or(&raw.title, Some(title))?.unwrap_or_default(),
+        logo: shown_or(&raw.logo, None)?,
+        favicon: shown_or(&raw.favicon, None)?,
+        theme: theme??,
+    })
+}
+
+/// `theme:`; `None` when a colour is broken (reported).
+fn theme(raw: &RawTheme, cx: &mut Cx<'_>) -> Option<Theme> {
+    let shell_color = colour(&raw.shell_color, cx, "shell_color");
+    let accent_color = colour(&raw.accent_color, cx, "accent_color");
+    Some(Theme {
+        shell_color: shell_color?,
+        accent_color: accent_color?,
+    })
+}
+
+/// A CSS hex colour; it is written into a stylesheet, so nothing else is accepted.
+fn colour(raw: &Written<Shown>, cx: &mut Cx<'_>, key: &str) -> Option<Option<String>> {
+    let Written(Some(val)) = raw else {
+        return Some(None);
+    };
+    match val.get()? {
+        // `shell_color: #0a6ed1` parses as an empty value: YAML reads `#…` as a comment.
+        None => {
+            cx.error_at(
+                val.mark,
+                key,
+                "the colour is empty",
+                Some("in YAML an unquoted `#` starts a comment: write `\"#0a6ed1\"`".into()),
+            );
+            None
+        }
+        Some(Shown(text)) => match values::colour(text) {
+            Ok(colour) => Some(Some(colour)),
+            Err(bad) => {
+                cx.error_at(val.mark, key, bad.message, bad.hint);
+                None
+            }
+        },
+    }
+}
+
+/// `luigi: { responsive_navigation, side_nav_footer }`.
+fn luigi(raw: Option<&Val<RawLuigi>>, cx: &mut Cx<'_>) -> Option<LuigiSettings> {
+    let Some(val) = raw else {
+        return Some(LuigiSettings::default());
+    };
+    let raw = val.get()?;
+    let navigation = match field(&raw.responsive_navigation)? {
+        None => Some(ResponsiveNavigation::default()),
+        Some(Shown(text)) => {
+            let found = ResponsiveNavigation::ALL
+                .iter()
+                .find(|(name, _)| name == text);
+            if found.is_none() {
+                let names: Vec<&str> = ResponsiveNavigation::ALL
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect();
+                let hint = suggest(text, &names, &format!("one of: {}", names.join(", ")));
+                let mark = raw
+                    .responsive_navigation
+                    .as_ref()
+                    .map_or(val.mark, |v| v.mark);
+                cx.error_at(
+                    mark,
+                    "responsive_navigation",
+                    format!("unknown navigation mode `{text}`"),
+                    Some(hint),
+                );
+            }
+            found.map(|(_, mode)| *mode)
+        }
+    };
+    Some(LuigiSettings {
+        responsive_navigation: navigation?,
+        side_nav_footer: shown_or(&raw.side_nav_footer, None)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{BASE, table};
+    use crate::config::MemorySource;
+
+    #[test]
+    fn tenant_rules() {
+        let tenant = |extra: &str| format!("{BASE}{extra}");
+        let cases = [
+            ("a minimal tenant", tenant("")),
+            ("an invalid tenant id", BASE.replace("  acme:", "  Acme:")),
+            ("no tenants", "tenants: {}\n".to_owned()),
+            ("no tenants key", "version: 1\n".to_owned()),
+            ("not a mapping", "[]\n".to_owned()),
+            ("missing auth and roles", "tenants:\n  acme:\n    hosts: [a.example]\n".to_owned()),
+            ("a bad public origin", tenant("    public_origin: https://a.example/path\n")),
+            ("hosts as a mapping", BASE.replace("hosts: [portal.acme.example]", "hosts: { a: b }")),
+            (
+                "branding and luigi",
+                tenant("    branding:\n      title: [x]\n      theme:\n        shell_color: #fff\n        accent_color: \"#12345\"\n    luigi: { responsive_navigation: Simple, side_nav_footer: Acme }\n"),
+            ),
+            ("apps_env", tenant("    apps_env: [$REGION, OK_1, \"${REGION}\"]\n")),
+            (
+                "oidc without a public origin",
+                BASE.replace(
+                    "auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }",
+                    "auth: { oidc: { issuer: https://idp.example, client_id: portal, client_secret: s } }",
+                ),
+            ),
+            (
+                "a host listed twice and a port sibling",
+                format!("{BASE}  globex:\n    hosts: [\"portal.acme.example:8080\", PORTAL.acme.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n"),
+            ),
+            ("an unknown default tenant", format!("default_tenant: acm\n{BASE}")),
+            (
+                "a broken default tenant is not also unknown",
+                format!("default_tenant: acme\n{}", BASE.replace("hosts: [portal.acme.example]", "hosts: {}")),
+            ),
+        ];
+        insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+}

@@ -1,0 +1,423 @@
+//! Pure parsers for single config values: URLs, origins, issuers, views, durations, sizes, counts,
+//! addresses, colours, identifiers. Each returns what is wrong as a [`Bad`] (message and hint) and
+//! knows nothing of where the value was written; the section rules report it. The URL, origin, issuer
+//! and view parsers are security-relevant: they decide what portico connects to, what it redirects to
+//! and which paths a rule covers, so each is strict and has its own tests below.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::diagnose::Cx;
+use crate::config::model::{PublicOrigin, Upstream};
+use crate::config::raw::{Env, Val};
+
+/// What is wrong with a value, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bad {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Bad {
+    pub(crate) fn new(message: impl Into<String>, hint: &str) -> Self {
+        Bad {
+            message: message.into(),
+            hint: Some(hint.to_owned()),
+        }
+    }
+}
+
+/// The value of an optional key: `default` when it is absent, `None` when it is broken (reported).
+pub(crate) fn optional<T>(
+    cx: &mut Cx<'_>,
+    key: &str,
+    field: Option<&Val<Env>>,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, Bad>,
+) -> Option<T> {
+    match field {
+        None => Some(default),
+        Some(val) => parsed(cx, key, val, parse),
+    }
+}
+
+/// A written value parsed by `parse`; `None` when it is broken (reported at `key`).
+pub(crate) fn parsed<T>(
+    cx: &mut Cx<'_>,
+    key: &str,
+    val: &Val<Env>,
+    parse: impl FnOnce(&str) -> Result<T, Bad>,
+) -> Option<T> {
+    let Env(text) = val.get()?;
+    match parse(text) {
+        Ok(value) => Some(value),
+        Err(bad) => {
+            cx.error_at(val.mark, key, bad.message, bad.hint);
+            None
+        }
+    }
+}
+
+const DURATION_HINT: &str = "e.g. 30s, 5m, 8h";
+
+pub(crate) fn duration(text: &str) -> Result<Duration, Bad> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(Bad::new("a duration of zero is not allowed", DURATION_HINT)),
+        Err(error) => Err(Bad::new(
+            format!("`{text}` is not a duration: {error}"),
+            DURATION_HINT,
+        )),
+    }
+}
+
+/// A byte size: `512`, `64KiB`, `10MiB`, `1GiB` (also KB/MB/GB as powers of 1000).
+pub(crate) fn size(text: &str) -> Result<u64, Bad> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let factor = match unit.trim() {
+        "" | "B" => Some(1),
+        "KiB" => Some(1 << 10),
+        "MiB" => Some(1 << 20),
+        "GiB" => Some(1 << 30),
+        "KB" => Some(1_000),
+        "MB" => Some(1_000_000),
+        "GB" => Some(1_000_000_000),
+        _ => None,
+    };
+    match (digits.parse::<u64>(), factor) {
+        (Ok(number), Some(factor)) if number > 0 => Ok(number.saturating_mul(factor)),
+        _ => Err(Bad::new(
+            format!("`{text}` is not a size"),
+            "e.g. 512KiB, 10MiB, 1GiB",
+        )),
+    }
+}
+
+/// A positive whole number, e.g. a limit.
+pub(crate) fn count(text: &str) -> Result<usize, Bad> {
+    match text.trim().parse::<usize>() {
+        Ok(number) if number > 0 => Ok(number),
+        _ => Err(Bad::new(
+            format!("`{text}` is not a positive whole number"),
+            "e.g. 100",
+        )),
+    }
+}
+
+pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, Bad> {
+    text.parse().map_err(|_| {
+        Bad::new(
+            format!("`{text}` is not an IP address with a port"),
+            "e.g. 127.0.0.1:8080 or [::1]:8080 (host names are not resolved here)",
+        )
+    })
+}
+
+/// A CSS hex colour, lower-cased; it is written into a stylesheet, so nothing else is accepted.
+pub(crate) fn colour(text: &str) -> Result<String, Bad> {
+    let hex = text.strip_prefix('#').unwrap_or("");
+    if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(text.to_ascii_lowercase());
+    }
+    Err(Bad::new(
+        format!("`{text}` is not a hex colour"),
+        "`#rgb` or `#rrggbb`, e.g. `#0a6ed1`; quote it in YAML: \"#0a6ed1\"",
+    ))
+}
+
+/// An identifier users type in URLs: lower-case letters, digits and `-`, starting with a letter.
+pub(crate) fn identifier_ok(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_lowercase())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && text.len() <= 63
+}
+
+/// Checks an identifier, reporting it at the current key as a `what` (e.g. "app id").
+pub(crate) fn identifier(
+    cx: &mut Cx<'_>,
+    text: &str,
+    mark: crate::config::Mark,
+    what: &str,
+) -> bool {
+    let valid = identifier_ok(text);
+    if !valid {
+        cx.error(
+            mark,
+            format!("{what} `{text}` is not valid"),
+            Some(
+                "use lower-case letters, digits and `-`, starting with a letter (at most 63)"
+                    .into(),
+            ),
+        );
+    }
+    valid
+}
+
+/// A Backstage namespace name: letters, digits, `-`, `_` and `.`, at most 63.
+pub(crate) fn namespace_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The name part of `host[:port]` (`[v6]:port` included), which is what cookies are scoped to.
+pub(crate) fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// An OIDC issuer: https, or plain http on loopback only (tests); no query or fragment.
+pub(crate) fn check_issuer(issuer: &str) -> Result<(), String> {
+    let origin = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| format!("issuer `{issuer}` is not an http(s) URL"))?;
+    let host = origin.split('/').next().unwrap_or("");
+    if issuer.starts_with("http://") {
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        let loopback = name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || name == "[::1]";
+        if !loopback {
+            return Err(format!(
+                "issuer `{issuer}` must use https (plain http is only accepted on loopback, for tests)"
+            ));
+        }
+    }
+    if host.is_empty() || issuer.contains(['?', '#']) {
+        return Err(format!("issuer `{issuer}` is not a valid issuer URL"));
+    }
+    Ok(())
+}
+
+/// Parses `scheme://host[:port]` with nothing after it.
+pub(crate) fn parse_origin(text: &str) -> Result<PublicOrigin, String> {
+    let (https, rest) = if let Some(rest) = text.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("`{text}` is not an http(s) origin"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "`{text}` must be an origin only: scheme, host and optional port"
+        ));
+    }
+    rest.parse::<http::uri::Authority>()
+        .map_err(|_| format!("`{text}` has an invalid host or port"))?;
+    Ok(PublicOrigin {
+        https,
+        origin: format!(
+            "{}://{}",
+            if https { "https" } else { "http" },
+            rest.to_ascii_lowercase()
+        ),
+    })
+}
+
+/// A node's view: a path inside the app, as canonical paths (see `proxy::path`) can be.
+pub(crate) fn check_view(view: &str) -> Result<(), String> {
+    if !view.starts_with('/') {
+        return Err(format!("view `{view}` must start with `/`"));
+    }
+    // Views are matched against canonical paths (see `proxy::path`), which never hold these.
+    if view.contains(['?', '#', '\\', '%', ';']) {
+        return Err(format!(
+            "view `{view}` may not contain `?`, `#`, `%`, `;` or `\\`"
+        ));
+    }
+    if view
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(format!(
+            "view `{view}` may not contain `.` or `..` segments"
+        ));
+    }
+    if view.split('/').any(|segment| segment.ends_with('.')) {
+        return Err(format!(
+            "view `{view}` may not have a segment ending in `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `http://host:port[/base]`. Only plain HTTP upstreams are supported for now.
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err(format!("`{url}`: https upstreams are not supported yet"));
+    } else {
+        return Err(format!("`{url}` is not an http:// URL"));
+    };
+    let (authority, base) = match rest.find('/') {
+        Some(index) => (&rest[..index], &rest[index..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("`{url}` has no usable host"));
+    }
+    if base.contains(['?', '#']) {
+        return Err(format!("`{url}` may not carry a query or fragment"));
+    }
+    let authority: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("`{url}` has an invalid host or port"))?;
+    let authority = if authority.port().is_some() {
+        authority.to_string()
+    } else {
+        format!("{}:80", authority.host())
+    };
+    Ok(Upstream {
+        authority,
+        base_path: base.trim_end_matches('/').to_owned(),
+        url: url.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_are_https_except_on_loopback() {
+        assert!(check_issuer("https://idp.acme.example/realms/acme").is_ok());
+        assert!(check_issuer("http://127.0.0.1:8081/realms/x").is_ok());
+        assert!(check_issuer("http://localhost:8081").is_ok());
+        assert!(check_issuer("http://[::1]:8081").is_ok());
+        assert!(
+            check_issuer("http://idp.acme.example")
+                .unwrap_err()
+                .contains("must use https")
+        );
+        assert!(
+            check_issuer("ftp://idp")
+                .unwrap_err()
+                .contains("not an http(s) URL")
+        );
+        assert!(
+            check_issuer("https://")
+                .unwrap_err()
+                .contains("not a valid issuer URL")
+        );
+        assert!(check_issuer("https://idp/?x=1").is_err());
+        assert!(check_issuer("https://idp/#f").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        let origin = parse_origin("https://Portal.Acme.Example/").unwrap();
+        assert_eq!(origin.origin, "https://portal.acme.example");
+        assert!(origin.https);
+        assert!(!parse_origin("http://localhost:8080").unwrap().https);
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://a?x",
+            "https://a#x",
+            "https://user@a",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn upstreams_are_plain_http_with_an_optional_base() {
+        let upstream = parse_upstream("http://app.internal/base/").unwrap();
+        assert_eq!(upstream.authority, "app.internal:80");
+        assert_eq!(upstream.base_path, "/base");
+        assert_eq!(
+            parse_upstream("http://127.0.0.1:9000").unwrap().base_path,
+            ""
+        );
+        assert!(
+            parse_upstream("https://a")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        assert!(
+            parse_upstream("ftp://nope")
+                .unwrap_err()
+                .contains("not an http:// URL")
+        );
+        assert!(
+            parse_upstream("http://")
+                .unwrap_err()
+                .contains("no usable host")
+        );
+        assert!(
+            parse_upstream("http://u@h")
+                .unwrap_err()
+                .contains("no usable host")
+        );
+        assert!(
+            parse_upstream("http://h/a?b")
+                .unwrap_err()
+                .contains("query or fragment")
+        );
+    }
+
+    #[test]
+    fn views_are_canonical_paths() {
+        assert!(check_view("/reports/2024").is_ok());
+        assert!(
+            check_view("reports")
+                .unwrap_err()
+                .contains("must start with")
+        );
+        for bad in ["/a?b", "/a#b", "/a%2e", "/a;b", "/a\\b"] {
+            assert!(
+                check_view(bad).unwrap_err().contains("may not contain"),
+                "{bad}"
+            );
+        }
+        assert!(check_view("/a/../b").unwrap_err().contains("segments"));
+        assert!(check_view("/a/./b").unwrap_err().contains("segments"));
+        assert!(check_view("/a./b").unwrap_err().contains("ending in"));
+    }
+
+    #[test]
+    fn scalars_parse_with_their_hints() {
+        assert_eq!(duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            duration("0s").unwrap_err().message,
+            "a duration of zero is not allowed"
+        );
+        assert_eq!(size("10MiB").unwrap(), 10 << 20);
+        assert_eq!(size("2 KB").unwrap(), 2_000);
+        assert!(size("0").is_err() && size("10 parsecs").is_err());
+        assert_eq!(count("7").unwrap(), 7);
+        assert_eq!(
+            count("0").unwrap_err().message,
+            "`0` is not a positive whole number"
+        );
+        assert!(socket_addr("[::1]:8080").is_ok());
+        assert!(socket_addr("localhost:8080").is_err());
+        assert_eq!(colour("#0A6ED1").unwrap(), "#0a6ed1");
+        assert!(colour("blue").is_err() && colour("#12345").is_err());
+        assert!(identifier_ok("cost-insights") && !identifier_ok("Cost") && !identifier_ok("1x"));
+        assert!(namespace_ok("team_a.b-c") && !namespace_ok("no/slash") && !namespace_ok(""));
+        assert_eq!(host_name("[::1]:8080"), "::1");
+        assert_eq!(host_name("portal.acme:9090"), "portal.acme");
+        assert_eq!(host_name("portal.acme"), "portal.acme");
+    }
+}

@@ -1,0 +1,511 @@
+//! The config document as written: serde structs mirroring the YAML, one per mapping. This is the
+//! schema, in one place: the allowed keys of every mapping (their order is the order hints list them),
+//! what each key holds, and its documentation, from which `docs/portico.schema.json` and
+//! `docs/config-reference.md` are generated (see `config::schema`).
+//!
+//! Every key is optional here and every value is wrapped in a [`Val`], which keeps the value's position
+//! and stops a shape error (a list where a value belongs, a bad boolean) at that key: the rest of the
+//! document is still read, so every mistake is reported at once. What a value *means* (a URL, a role that
+//! exists, a duration) is checked by `config::compile`, which also reports required keys that are
+//! missing, with a hint per key. Text is either [`Env`] (may read `${VAR}`) or [`Shown`] (reaches
+//! users' browsers, so it is written literally): the type of each key says which.
+
+use serde::Deserialize;
+
+pub(crate) use super::wrap::{Entity, Env, FlexBool, List, Named, Shown, Val, field};
+
+/// A list of text values; a single value counts as a list of one.
+pub(crate) type Texts = List<Val<Env>>;
+/// A list of text values shown to users.
+pub(crate) type ShownTexts = List<Val<Shown>>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(title = "portico config"))]
+pub(crate) struct RawConfig {
+    /// The config format; only `1` exists.
+    pub version: Option<Val<Env>>,
+    /// The listeners and connection limits.
+    pub server: Option<Val<RawServer>>,
+    /// Where sessions live and how long they last.
+    pub sessions: Option<Val<RawSessions>>,
+    /// Timeouts and limits of proxied requests.
+    pub proxy: Option<Val<RawProxy>>,
+    /// The tenant that answers a Host no tenant lists. Without it such a request gets 404.
+    pub default_tenant: Option<Val<Env>>,
+    /// The portals, by id (lower-case letters, digits and `-`). Required: at least one.
+    pub tenants: Option<Val<Named<Val<RawTenant>>>>,
+    /// Apps defined once and enabled for several tenants, each checked against that tenant's roles.
+    pub shared_apps: Option<Val<Vec<Val<RawSharedApp>>>>,
+}
+
+/// `server:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "server"))]
+pub(crate) struct RawServer {
+    /// The tenant listener, an IP address with a port (default `127.0.0.1:8080`).
+    pub listen: Option<Val<Env>>,
+    /// Health and readiness (`/healthz`, `/readyz`); never served on tenant origins. Default: off.
+    pub admin_listen: Option<Val<Env>>,
+    /// PEM files of the P-256 keys that sign identity assertions: the first signs, all are published.
+    /// Default: a key generated at start (assertions then do not survive a restart).
+    pub signing_keys: Option<Val<Texts>>,
+    /// A connection must send a request's complete head within this long; also the keep-alive idle
+    /// limit (default `30s`).
+    pub header_read_timeout: Option<Val<Env>>,
+    /// Open connections on the tenant listener; more are refused with 503 (default 4096).
+    pub max_connections: Option<Val<Env>>,
+    /// Open connections from one client address (an IPv6 /64 counts as one); more get 429 (default 256).
+    pub max_connections_per_client: Option<Val<Env>>,
+}
+
+/// `sessions:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "sessions"))]
+pub(crate) struct RawSessions {
+    /// The session store; only `memory` exists yet.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::stores"))]
+    pub store: Option<Val<Env>>,
+    /// A session unused this long ends (default `8h`).
+    pub idle_timeout: Option<Val<Env>>,
+    /// A session ends this long after sign-in, used or not (default `24h`).
+    pub absolute_timeout: Option<Val<Env>>,
+    /// Sign-ins sent to the IdP and not yet back, per client address and tenant (default 100).
+    pub pending_sign_ins_per_client: Option<Val<Env>>,
+    /// The same per tenant (default 10000); when full, the client holding most gives up its oldest.
+    pub pending_sign_ins_per_tenant: Option<Val<Env>>,
+}
+
+/// `proxy:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "proxy"))]
+pub(crate) struct RawProxy {
+    /// How long connecting to an upstream may take (default `5s`).
+    pub connect_timeout: Option<Val<Env>>,
+    /// How long an upstream may take to send its response headers before the client gets 504
+    /// (default `30s`).
+    pub response_timeout: Option<Val<Env>>,
+    /// A response body that sends nothing for this long is cut off (default `60s`).
+    pub idle_timeout: Option<Val<Env>>,
+    /// Larger request bodies are refused with 413: `512KiB`, `10MiB`, `1GiB` (default `100MiB`).
+    pub max_request_body: Option<Val<Env>>,
+    /// How long a signed identity assertion is valid, at most `10m` (default `1m`).
+    pub assertion_lifetime: Option<Val<Env>>,
+}
+
+/// One tenant: an isolated portal with its own hosts, sign-in, roles and apps.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "tenant"))]
+pub(crate) struct RawTenant {
+    /// `host` or `host:port` values the Host header is matched against; each belongs to one tenant.
+    pub hosts: Option<Val<Texts>>,
+    /// The origin users type (`https://portal.acme.example`). Required for OIDC: redirect URIs are
+    /// built from it, never from the Host header. `https` origins get `Secure`, `__Host-` cookies.
+    pub public_origin: Option<Val<Env>>,
+    /// Title, logo, favicon and colours of the shell.
+    pub branding: Option<Val<RawBranding>>,
+    /// How users sign in. Required.
+    pub auth: Option<Val<RawAuth>>,
+    /// Portal roles by name, each granted by IdP groups. Required (may be empty: `{}`).
+    pub roles: Option<Val<Named<Val<RawRole>>>>,
+    /// The tenant's apps, in navigation order.
+    pub apps: Option<Val<Vec<Entity<RawApp>>>>,
+    /// Glob patterns of app files (one app per file, relative to this file), owned by teams: confined
+    /// to their own directory and to `apps_env` variables.
+    pub apps_from: Option<Val<Texts>>,
+    /// Environment variables that app files may read with `${VAR}` (bare names).
+    pub apps_env: Option<Val<Texts>>,
+    /// Directories whose bundles app files may serve with `static:`, besides their own directory.
+    pub apps_static_roots: Option<Val<Texts>>,
+    /// A Backstage backend mounted at `/backstage/api/`.
+    pub backstage: Option<Val<RawBackstage>>,
+    /// Luigi shell settings.
+    pub luigi: Option<Val<RawLuigi>>,
+}
+
+/// `branding:` of a tenant. Every value is shown in browsers: written literally, never `${VAR}`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "branding"))]
+pub(crate) struct RawBranding {
+    /// The portal's title (default `<tenant> portal`).
+    pub title: Option<Val<Shown>>,
+    /// URL of the logo in the shell bar.
+    pub logo: Option<Val<Shown>>,
+    /// URL of the favicon.
+    pub favicon: Option<Val<Shown>>,
+    /// The shell's colours.
+    pub theme: Option<Val<RawTheme>>,
+}
+
+/// `branding.theme:`: CSS hex colours (`#rgb` or `#rrggbb`); quote them, YAML reads `#` as a comment.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "theme"))]
+pub(crate) struct RawTheme {
+    /// The shell bar's background.
+    #[serde(default)]
+    pub shell_color: Written<Shown>,
+    /// Selection and highlight colour (selected navigation entry, links, focus).
+    #[serde(default)]
+    pub accent_color: Written<Shown>,
+}
+
+/// A key whose empty value (`key:`) is reported instead of being read as absent: `shell_color: #fff`
+/// is empty to YAML, and deserves a hint rather than silence.
+#[derive(Debug, Default)]
+pub(crate) struct Written<T>(pub Option<Val<Option<T>>>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Written<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Val::deserialize(deserializer).map(|value| Written(Some(value)))
+    }
+}
+
+#[cfg(test)]
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Written<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+/// `luigi:` of a tenant.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "luigi"))]
+pub(crate) struct RawLuigi {
+    /// `semiCollapsible` (default), `simple`, `simpleMobileOnly` or `Fiori3`.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::navigation_modes"))]
+    pub responsive_navigation: Option<Val<Shown>>,
+    /// Text at the foot of the side navigation (default `portico <version>`).
+    pub side_nav_footer: Option<Val<Shown>>,
+}
+
+/// `auth:` of a tenant: exactly one of `dev_sign_in` and `oidc`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "auth"))]
+pub(crate) struct RawAuth {
+    /// Pick a demo user from a list; only ever served on a loopback listener.
+    pub dev_sign_in: Option<Val<RawDevSignIn>>,
+    /// OpenID Connect, authorization code flow with PKCE; portico is a confidential client.
+    pub oidc: Option<Val<RawOidc>>,
+}
+
+/// `auth.dev_sign_in:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "dev_sign_in"))]
+pub(crate) struct RawDevSignIn {
+    /// The demo users that can be picked. Required, at least one.
+    pub users: Option<Val<Vec<Val<RawDevUser>>>>,
+}
+
+/// One demo user. Shown in browsers: written literally.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "dev_user"))]
+pub(crate) struct RawDevUser {
+    /// A short login name. Required, unique.
+    pub id: Option<Val<Shown>>,
+    /// Display name (default: the id).
+    pub name: Option<Val<Shown>>,
+    /// E-mail (default `<id>@example.invalid`).
+    pub email: Option<Val<Shown>>,
+    /// The groups an IdP would send.
+    pub groups: Option<Val<ShownTexts>>,
+}
+
+/// `auth.oidc:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "oidc"))]
+pub(crate) struct RawOidc {
+    /// The IdP's issuer URL; https (plain http only on loopback). Required.
+    pub issuer: Option<Val<Env>>,
+    /// The client id registered at the IdP. Required.
+    pub client_id: Option<Val<Env>>,
+    /// The client secret, usually `${VAR}`. Required unless `client_secret_file` is given.
+    pub client_secret: Option<Val<Env>>,
+    /// A file holding the client secret (e.g. a mounted secret).
+    pub client_secret_file: Option<Val<Env>>,
+    /// Scopes to ask for; `openid` is always added (default `openid profile email`).
+    pub scopes: Option<Val<Texts>>,
+    /// Dotted path to the groups in the ID token's claims, e.g. `realm_access.roles` (default `groups`).
+    pub groups_claim: Option<Val<Env>>,
+    /// Accepted ID token signing algorithms: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
+    /// EdDSA (default: all of them; never `none` or HMAC).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::signing_algs"))]
+    pub signing_algs: Option<Val<Texts>>,
+}
+
+/// `backstage:` of a tenant.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "backstage"))]
+pub(crate) struct RawBackstage {
+    /// The backend's base URL, `http://host:port`. Required.
+    pub url: Option<Val<Env>>,
+    /// `user` (default: users are signed in to Backstage) or `service` (a static token).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::backstage_identities"))]
+    pub identity: Option<Val<Env>>,
+    /// The static external-access token for `identity: service`, usually `${VAR}`.
+    pub service_token: Option<Val<Env>>,
+    /// Plugins reachable under `/backstage/api/<plugin>/` (default `[catalog]`; never `auth`).
+    pub plugins: Option<Val<Texts>>,
+    /// Catalog namespaces this tenant owns; catalog reads are narrowed to them. Empty: unscoped.
+    pub namespaces: Option<Val<Texts>>,
+    /// Namespaces this tenant reads but shares; every tenant listing one must mark it shared.
+    pub shared_namespaces: Option<Val<Texts>>,
+    /// The namespace users are signed in to Backstage in: one of `namespaces` (default: the first).
+    pub user_namespace: Option<Val<Env>>,
+    /// Catalog endpoints (path globs below `/api/catalog`) let through although they cannot be scoped.
+    pub allow_unscoped: Option<Val<Texts>>,
+}
+
+/// One role of a tenant.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "role"))]
+pub(crate) struct RawRole {
+    /// The IdP groups that grant the role; at least one.
+    pub groups: Option<Val<Texts>>,
+    /// What the role is for (shown in browsers: literal).
+    #[allow(
+        dead_code,
+        reason = "checked as shown text; not used by the portal yet"
+    )]
+    pub description: Option<Val<Shown>>,
+}
+
+/// Who may use an app, a node or a request rule: default deny.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "access"))]
+pub(crate) struct RawAccess {
+    /// Roles of the tenant that may; at least one. Required.
+    pub roles: Option<Val<Texts>>,
+}
+
+/// Declares the app structs from one list of keys: an app (in a tenant or an app file) and a shared app,
+/// which adds `tenants` and `overrides`.
+macro_rules! app_structs {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        /// One micro-app.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[cfg_attr(test, derive(schemars::JsonSchema))]
+        #[cfg_attr(test, schemars(deny_unknown_fields))]
+        #[cfg_attr(test, schemars(rename = "app"))]
+        pub(crate) struct RawApp {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        /// An app defined once and enabled for several tenants.
+        #[derive(Debug, Deserialize)]
+        #[cfg_attr(test, derive(schemars::JsonSchema))]
+        #[cfg_attr(test, schemars(deny_unknown_fields))]
+        #[cfg_attr(test, schemars(rename = "shared_app"))]
+        pub(crate) struct RawSharedApp {
+            $($(#[$doc])* pub $field: $ty,)*
+            /// The tenants that enable the app. Required.
+            pub tenants: Option<Val<Texts>>,
+            /// Per-tenant replacements of `label`, `access` and `upstream`.
+            pub overrides: Option<Val<Named<Val<RawOverride>>>>,
+        }
+
+        impl RawSharedApp {
+            /// The app's own keys, without `tenants` and `overrides`.
+            pub(crate) fn app(&self) -> RawApp {
+                RawApp { $($field: self.$field.clone(),)* }
+            }
+        }
+    };
+}
+
+app_structs! {
+    /// Unique within the tenant; the app lives at `/apps/<id>/`. Required.
+    id: Option<Val<Shown>>,
+    /// Navigation label (default: the id).
+    label: Option<Val<Shown>>,
+    /// Navigation category.
+    category: Option<Val<Shown>>,
+    /// Icon name (SAP icons, as Luigi shows them).
+    icon: Option<Val<Shown>>,
+    /// The owning team, shown in the portal.
+    owner: Option<Val<Shown>>,
+    /// What the app does.
+    #[allow(dead_code, reason = "checked as shown text; not used by the portal yet")]
+    description: Option<Val<Shown>>,
+    /// Who may use the app. Required: there are no public apps.
+    access: Option<Val<RawAccess>>,
+    /// `http://host:port[/base]` the app is proxied to; or `static`.
+    upstream: Option<Val<Env>>,
+    /// A directory of files (relative to this file), or `embedded:<bundle>`; or `upstream`.
+    #[serde(rename = "static")]
+    static_dir: Option<Val<Env>>,
+    /// Navigation entries below the app's own.
+    nodes: Option<Val<Vec<Val<RawNode>>>>,
+    /// Whether the app loads Luigi Client (default true): `true`/`false`, also `yes`/`no`, `on`/`off`.
+    luigi_client: Option<Val<FlexBool>>,
+    /// What goes upstream about the user: any of `assertion`, `headers`, `access_token`; or `none`
+    /// (default `[assertion, headers]`; app files may not ask for `access_token`).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::identity_modes"))]
+    identity: Option<Val<Texts>>,
+    /// The upstream's cookies: `jar` (default: kept by portico), `scoped` (in the browser below
+    /// `/apps/<id>/`) or `drop`.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::cookie_modes"))]
+    cookies: Option<Val<Env>>,
+    /// Narrowing rules by method and path glob.
+    rules: Option<Val<Vec<Val<RawRule>>>>,
+    /// `case_insensitive` (default, as Express routes) or `case_sensitive`: how rules compare paths.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::path_modes"))]
+    paths: Option<Val<Env>>,
+}
+
+/// What a tenant's copy of a shared app may change.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "override"))]
+pub(crate) struct RawOverride {
+    /// Replaces the label.
+    pub label: Option<Val<Shown>>,
+    /// Replaces the access rule.
+    pub access: Option<Val<RawAccess>>,
+    /// Replaces `upstream` (and a shared `static`).
+    pub upstream: Option<Val<Env>>,
+}
+
+/// A narrowing rule: requests matching `methods` and `path` also need `roles`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "rule"))]
+pub(crate) struct RawRule {
+    /// GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (default: every method; GET covers HEAD).
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::methods"))]
+    pub methods: Option<Val<Texts>>,
+    /// A path glob inside the app: `*` within a segment, `**` across segments. Required.
+    pub path: Option<Val<Env>>,
+    /// Roles that may. Required.
+    pub roles: Option<Val<Texts>>,
+}
+
+/// A navigation entry of an app. Shown in browsers: written literally.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "node"))]
+pub(crate) struct RawNode {
+    /// One path segment; the entry lives at `/<app-id>/<path>` in the shell. Required.
+    pub path: Option<Val<Shown>>,
+    /// The text in the navigation. Required.
+    pub label: Option<Val<Shown>>,
+    /// The path inside the app the entry shows, starting with `/`. Required.
+    pub view: Option<Val<Shown>>,
+    /// Icon name.
+    pub icon: Option<Val<Shown>>,
+    /// A narrower rule for the entry and everything under its view (default: the app's).
+    pub access: Option<Val<RawAccess>>,
+    /// Child entries.
+    pub nodes: Option<Val<Vec<Val<RawNode>>>>,
+}
+
+/// The closed sets of words some keys take, for the JSON Schema; the lists live next to the types
+/// they become (`config::model`), so config, schema and server agree.
+#[cfg(test)]
+mod words {
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    use crate::config::model::{
+        BackstageIdentity, CookieMode, IdentityModes, PATH_MODES, REQUEST_METHODS,
+        ResponsiveNavigation, SessionSettings, SigningAlg,
+    };
+
+    fn one_of(words: &[&str]) -> Schema {
+        json_schema!({ "enum": words })
+    }
+
+    fn list_of(words: &[&str]) -> Schema {
+        json_schema!({
+            "anyOf": [{ "enum": words }, { "type": "array", "items": { "enum": words } }]
+        })
+    }
+
+    pub(super) fn stores(_: &mut SchemaGenerator) -> Schema {
+        one_of(&SessionSettings::STORES)
+    }
+
+    pub(super) fn signing_algs(_: &mut SchemaGenerator) -> Schema {
+        list_of(&SigningAlg::ALL.map(SigningAlg::as_str))
+    }
+
+    pub(super) fn backstage_identities(_: &mut SchemaGenerator) -> Schema {
+        one_of(&BackstageIdentity::NAMES)
+    }
+
+    pub(super) fn navigation_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&ResponsiveNavigation::ALL.map(|(name, _)| name))
+    }
+
+    pub(super) fn identity_modes(_: &mut SchemaGenerator) -> Schema {
+        list_of(&IdentityModes::WORDS)
+    }
+
+    pub(super) fn cookie_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&CookieMode::ALL.map(|(name, _)| name))
+    }
+
+    pub(super) fn path_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&PATH_MODES.map(|(name, _)| name))
+    }
+
+    /// Methods compare ignoring case (`post` is POST), which an enum cannot say: a pattern does.
+    pub(super) fn methods(_: &mut SchemaGenerator) -> Schema {
+        let either = |c: char| format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase());
+        let names: Vec<String> = REQUEST_METHODS
+            .iter()
+            .map(|method| method.as_str().chars().map(either).collect())
+            .collect();
+        let method =
+            json_schema!({ "type": "string", "pattern": format!("^({})$", names.join("|")) });
+        json_schema!({ "anyOf": [method.clone(), { "type": "array", "items": method }] })
+    }
+}

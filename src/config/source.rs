@@ -1,0 +1,122 @@
+//! Where the config compiler reads from: the environment and files, through one [`Source`] trait.
+//!
+//! The compiler does no IO of its own: the main file, `apps_from` files, static directories, secrets
+//! and `${VAR}` all come through a `Source`, so tests and the fuzz target feed them from memory
+//! ([`MemorySource`]) and only the binary touches the disk ([`OsSource`]). It must not interpret what
+//! it reads: that is the compiler's job.
+
+use std::path::{Path, PathBuf};
+
+use super::yaml;
+
+/// What the compiler may read besides the main file: the environment and other files.
+pub trait Source {
+    fn env(&self, name: &str) -> Option<String>;
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// Files matching a glob pattern, sorted.
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String>;
+    fn is_dir(&self, path: &Path) -> bool;
+    /// `path` with symlinks resolved, as the file system will open it. The default only removes `.`
+    /// and `..` lexically, which is right for sources without symlinks (memory, fuzzing); a source
+    /// backed by a real file system must resolve links, or confinement of app files is bypassable.
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        Ok(normalise_lexically(path))
+    }
+}
+
+/// The largest config file portico reads (main file and every `apps_from` file). Also checked by
+/// `yaml::parse`, so text that comes from memory is held to the same limit.
+pub(crate) const MAX_FILE_BYTES: usize = yaml::MAX_DOCUMENT_BYTES;
+
+/// Files and environment from memory, so rules are tested (and fuzzed, `fuzz/`) without the disk.
+/// `apps_from` globs match by the text before `*.yaml`; every path counts as a directory.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    pub files: std::collections::HashMap<PathBuf, String>,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Source for MemorySource {
+    fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let prefix = pattern.trim_end_matches("*.yaml");
+        let mut found: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| p.to_string_lossy().starts_with(prefix))
+            .cloned()
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+    fn is_dir(&self, _path: &Path) -> bool {
+        true
+    }
+}
+
+/// The real environment and file system.
+pub struct OsSource;
+
+impl Source for OsSource {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        use std::io::Read;
+        // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
+        // without being loaded.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the file is larger than {} (the limit for config files)",
+                    yaml::MAX_DOCUMENT_SIZE_TEXT
+                ),
+            ));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    }
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let paths = glob::glob(pattern).map_err(|error| error.to_string())?;
+        let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        found.sort();
+        Ok(found)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system (`..` at the root stays at the root).
+pub(crate) fn normalise_lexically(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() && !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
