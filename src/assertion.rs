@@ -180,7 +180,7 @@ fn public_coordinates(key: &SigningKey) -> (String, String, String) {
 
 /// `GET /.well-known/jwks.json` on every tenant origin: the public keys upstreams verify assertions with.
 /// It needs the keys only, not the server's state.
-pub fn router<S: Clone + Send + Sync + 'static>(keys: Arc<SigningKeys>) -> axum::Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(keys: Arc<SigningKeys>) -> axum::Router<S> {
     axum::Router::new()
         .route("/.well-known/jwks.json", axum::routing::get(jwks_get))
         .with_state(keys)

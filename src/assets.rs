@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
 /// The Luigi version embedded; part of every Luigi asset URL so a new version never meets a stale cache.
-pub const LUIGI_VERSION: &str = "2.31.0";
+pub(crate) const LUIGI_VERSION: &str = "2.31.0";
 
 /// `@luigi-project/core`: luigi.js, the CSS and the fonts it references relatively.
 #[derive(RustEmbed)]
@@ -18,27 +18,27 @@ pub const LUIGI_VERSION: &str = "2.31.0";
 #[exclude = "*.map"]
 #[exclude = "package.json"]
 #[exclude = "README.md"]
-pub struct LuigiCore;
+pub(crate) struct LuigiCore;
 
 /// `@luigi-project/client`: the UMD build micro-apps load from portico.
 #[derive(RustEmbed)]
 #[folder = "node_modules/@luigi-project/client/"]
 #[include = "luigi-client.js"]
-pub struct LuigiClient;
+pub(crate) struct LuigiClient;
 
 /// The shell's own static files: bootstrap script, stylesheet, home view.
 #[derive(RustEmbed)]
 #[folder = "web/shell/"]
-pub struct ShellFiles;
+pub(crate) struct ShellFiles;
 
 /// Demo micro-app bundles, one folder each, usable as `static: embedded:<folder>`.
 #[derive(RustEmbed)]
 #[folder = "web/demo-apps/"]
-pub struct DemoApps;
+pub(crate) struct DemoApps;
 
 impl DemoApps {
     /// Names of the embedded bundles (top-level folders).
-    pub fn bundles() -> Vec<String> {
+    pub(crate) fn bundles() -> Vec<String> {
         let mut names: Vec<String> = Self::iter()
             .filter_map(|path| path.split_once('/').map(|(dir, _)| dir.to_owned()))
             .collect();
@@ -47,14 +47,14 @@ impl DemoApps {
         names
     }
 
-    pub fn has_bundle(name: &str) -> bool {
+    pub(crate) fn has_bundle(name: &str) -> bool {
         Self::get(&format!("{name}/index.html")).is_some()
     }
 }
 
 /// How long a browser may keep a file.
 #[derive(Debug, Clone, Copy)]
-pub enum CachePolicy {
+pub(crate) enum CachePolicy {
     /// The URL carries a version: cache for a year, never revalidate.
     Immutable,
     /// Cache, but ask with the ETag every time (bootstrap, demo apps).
@@ -62,7 +62,7 @@ pub enum CachePolicy {
 }
 
 /// Serves one embedded file, or `None` if it does not exist.
-pub fn serve<E: RustEmbed>(
+pub(crate) fn serve<E: RustEmbed>(
     path: &str,
     request_headers: &HeaderMap,
     cache: CachePolicy,

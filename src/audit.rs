@@ -9,7 +9,7 @@
 
 /// How a user signed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignInMethod {
+pub(crate) enum SignInMethod {
     /// Through the tenant's OpenID Provider.
     Oidc,
     /// Development sign-in (a demo user picked from a list).
@@ -18,7 +18,7 @@ pub enum SignInMethod {
 
 impl SignInMethod {
     /// The value of the `method` field.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SignInMethod::Oidc => "oidc",
             SignInMethod::Dev => "dev",
@@ -28,7 +28,7 @@ impl SignInMethod {
 
 /// One auditable event.
 #[derive(Debug)]
-pub enum AuditEvent<'a> {
+pub(crate) enum AuditEvent<'a> {
     SignIn {
         tenant: &'a str,
         user: &'a str,
@@ -102,14 +102,14 @@ struct Fields<'a> {
 
 /// How an event ended: `success`, `failure` (something went wrong) or `refused` (portico said no).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Failure,
     Refused,
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
@@ -120,7 +120,7 @@ impl Outcome {
 
 impl AuditEvent<'_> {
     /// The `event` field: what happened. Several variants share a name and differ in outcome.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             AuditEvent::SignIn { .. } | AuditEvent::SignInRefused { .. } => "sign_in",
             AuditEvent::SignOut { .. } => "sign_out",
@@ -136,7 +136,7 @@ impl AuditEvent<'_> {
     }
 
     /// The `outcome` field.
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         match self {
             AuditEvent::SignIn { .. }
             | AuditEvent::SignOut { .. }
@@ -247,7 +247,7 @@ impl AuditEvent<'_> {
 
 /// Writes the event as one structured line on the `audit` target: `event`, `outcome`, then the fields
 /// the event carries (an absent field is left out of the line, not written empty).
-pub fn emit(event: AuditEvent<'_>) {
+pub(crate) fn emit(event: AuditEvent<'_>) {
     let Fields {
         tenant,
         user,

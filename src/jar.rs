@@ -31,14 +31,14 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue, header};
 
 /// A single cookie larger than this (name, value and path) is refused, as browsers do at 4 KiB.
-pub const MAX_COOKIE_BYTES: usize = 4096;
+pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
 /// One app's jar keeps at most this many cookies; the oldest goes first when a new one arrives.
-pub const MAX_APP_COOKIES: usize = 50;
+pub(crate) const MAX_APP_COOKIES: usize = 50;
 /// One app's jar holds at most this many bytes; the app's own oldest cookies are evicted to fit.
-pub const MAX_APP_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_APP_BYTES: usize = 8 * 1024;
 /// All of one session's jars together: memory grows with sessions, and is bounded per session. A
 /// cookie that would exceed it is refused; one app never evicts another app's cookies.
-pub const MAX_SESSION_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_SESSION_BYTES: usize = 32 * 1024;
 
 /// One `Set-Cookie` of an upstream response, parsed, with its expiry made absolute. `Debug` leaves
 /// the value out: it is often the app's session credential.
@@ -157,19 +157,19 @@ impl AppJar {
 
 /// Every app's jar of one session.
 #[derive(Debug, Clone, Default)]
-pub struct SessionJars {
+pub(crate) struct SessionJars {
     apps: HashMap<String, Arc<AppJar>>,
 }
 
 impl SessionJars {
-    pub fn app(&self, app: &str) -> Option<Arc<AppJar>> {
+    pub(crate) fn app(&self, app: &str) -> Option<Arc<AppJar>> {
         self.apps.get(app).cloned()
     }
 
     /// Applies an app's `Set-Cookie`s in order: a new cookie replaces the one with the same name and
     /// path, an expired one deletes it, and the bounds above are kept, each refusal or eviction logged
     /// (with the cookie's name, never its value).
-    pub fn apply(&mut self, app: &str, cookies: Vec<SetCookie>, now: u64) {
+    pub(crate) fn apply(&mut self, app: &str, cookies: Vec<SetCookie>, now: u64) {
         for cookie in cookies {
             let others: usize = self
                 .apps
@@ -215,14 +215,18 @@ impl SessionJars {
         self.apps.retain(|_, jar| !jar.is_empty());
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.apps.is_empty()
     }
 }
 
 /// Takes every `Set-Cookie` out of an upstream response and parses it, so the browser never sees one.
 /// `request_path` is the path the upstream answered (for cookies without a `Path`).
-pub fn take_set_cookies(headers: &mut HeaderMap, request_path: &str, now: u64) -> Vec<SetCookie> {
+pub(crate) fn take_set_cookies(
+    headers: &mut HeaderMap,
+    request_path: &str,
+    now: u64,
+) -> Vec<SetCookie> {
     let cookies = headers
         .get_all(header::SET_COOKIE)
         .iter()

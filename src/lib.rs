@@ -9,39 +9,39 @@ pub mod admin;
 /// Building, binding and running the server; the router and its layer order.
 pub mod app;
 /// `/apps/<id>/…`: role-checked gateway to the micro-apps (upstreams and static bundles).
-pub mod apps;
+mod apps;
 /// The signed identity assertion for upstreams and its JWKS.
-pub mod assertion;
+mod assertion;
 /// Files compiled into the binary.
-pub mod assets;
+mod assets;
 /// Security events on the `audit` log target.
-pub mod audit;
+mod audit;
 /// Sign-in, sessions, CSRF, sign-out.
 pub mod auth;
 /// `/backstage/api/…`: the tenant's Backstage backend, called as the user or as a service.
 pub mod backstage;
 /// Seconds since the Unix epoch, the one clock.
-pub mod clock;
+mod clock;
 /// Config loading and validation with positioned diagnostics; the only module that knows YAML.
 pub mod config;
 /// The HTTP kit: errors → responses (HTML for browsers, JSON for API calls) and the request context.
-pub mod http;
+mod http;
 /// Server-side cookie jars per session and app: app cookies that never reach the browser.
-pub mod jar;
+mod jar;
 /// The forwarding kit both gateways use: path canonicalisation, guard, header hygiene, pooled client.
-pub mod proxy;
+mod proxy;
 /// Roles from groups and the one access decision.
 pub mod rbac;
 /// The Luigi shell page, per-user config and embedded Luigi files.
-pub mod shell;
+mod shell;
 /// Shared state: one pointer to the services every request uses.
-pub mod state;
+mod state;
 /// Logging setup, request ids, access log.
 pub mod telemetry;
 /// Host header → tenant, before anything else runs.
-pub mod tenant;
+mod tenant;
 /// Random tokens and the one hex encoder.
-pub mod token;
+mod token;
 
 /// Internals the fuzz targets in `fuzz/` call directly; not an API, may change at any time.
 #[doc(hidden)]

@@ -21,7 +21,7 @@ use crate::telemetry::Labels;
 
 /// Why no tenant answers a request.
 #[derive(Debug, thiserror::Error)]
-pub enum TenantError {
+pub(crate) enum TenantError {
     /// 404: the Host names no tenant and there is no default tenant.
     #[error("no portal is configured for host `{0}`")]
     UnknownHost(String),
@@ -43,7 +43,7 @@ impl Problem for TenantError {
 
 /// Whether `tenant` lists the Host value (`name` or `name:port`, any case) among its own hosts: a
 /// listed `name:port` must match exactly, a listed bare `name` matches it on any port.
-pub fn lists_host(tenant: &Tenant, host: &str) -> bool {
+pub(crate) fn lists_host(tenant: &Tenant, host: &str) -> bool {
     // Listed hosts are lower-case already; compare without allocating per request.
     let host = host.trim();
     let host_without_port = strip_port(host);
@@ -54,7 +54,7 @@ pub fn lists_host(tenant: &Tenant, host: &str) -> bool {
 }
 
 /// Finds the tenant for a Host value (`name` or `name:port`, any case).
-pub fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
+pub(crate) fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
     config
         .tenants
         .iter()
@@ -95,7 +95,7 @@ fn has_numeric_port_or_none(host: &str) -> bool {
 }
 
 /// Middleware: loads the config snapshot once, resolves the tenant and stores both for the handlers.
-pub async fn resolve_tenant(
+pub(crate) async fn resolve_tenant(
     State(config): State<Arc<ArcSwap<Config>>>,
     mut request: Request,
     next: Next,

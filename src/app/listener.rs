@@ -34,7 +34,7 @@ use tower::ServiceExt;
 
 /// The limits of one listener, from `server:`.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(super) struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
@@ -44,7 +44,7 @@ pub struct Limits {
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open connections finish.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,

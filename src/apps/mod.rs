@@ -32,7 +32,7 @@ use crate::telemetry::Labels;
 
 /// Why a request for an app was refused, or its static files had no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum AppsError {
+pub(crate) enum AppsError {
     /// 404: the tenant has no app with this id.
     #[error("there is no app `{0}` in this portal")]
     UnknownApp(String),
@@ -60,7 +60,7 @@ pub(crate) const PORTAL_COOKIES: PortalCookies =
     PortalCookies::new(&auth::PORTAL_COOKIES, "portico_");
 
 /// The `/apps/*` routes.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/apps/{app}", any(app_root_redirect))
         .route("/apps/{app}/", any(app_request))

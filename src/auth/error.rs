@@ -11,7 +11,7 @@ use crate::http::error::error_chain;
 use crate::http::{Class, Problem};
 
 /// The library error behind a failed check, kept as a source rather than flattened into text.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a sign-in or a refresh failed: the reason, and the error behind it when there is one.
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,7 @@ impl Class {
 
 /// Errors that belong to no feature: a path nothing serves, and bugs.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// 404: nothing lives at this path.
     #[error("there is nothing at this address")]
     NotFound,
@@ -150,7 +150,7 @@ impl std::fmt::Display for AppError {
 
 /// What the renderer needs to know about a failed request.
 #[derive(Debug, Clone)]
-pub struct ErrorReport {
+pub(crate) struct ErrorReport {
     pub status: StatusCode,
     /// A stable machine-readable code, e.g. `forbidden`, `upstream_unreachable`.
     pub code: &'static str,
@@ -172,7 +172,7 @@ impl IntoResponse for AppError {
 }
 
 /// An error and all its causes on one line, for logs and error details.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -184,7 +184,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Does this request come from a browser navigating (wanting a page), rather than a script or API client?
-pub fn wants_html(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     if let Some(mode) = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
         return mode == "navigate";
     }
@@ -235,7 +235,7 @@ fn mark_json_nosniff(response: &mut Response) {
 
 /// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use, and
 /// marks every JSON response `nosniff`.
-pub async fn render_errors(request: Request, next: Next) -> Response {
+pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     let html = wants_html(request.headers());
     // A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed), so an
     // iframe gets a page with a link that signs in again in the top window.

@@ -4,8 +4,8 @@
 //! leaves for the handlers ([`context`]). Features (auth, apps, backstage, shell) import this module;
 //! this module imports no feature, only `config` and `telemetry`, so it can sit low in the house.
 
-pub mod context;
-pub mod error;
+pub(crate) mod context;
+pub(crate) mod error;
 
-pub use context::RequestContext;
-pub use error::{AppError, Class, ErrorReport, HttpError, Problem};
+pub(crate) use context::RequestContext;
+pub(crate) use error::{AppError, Class, Problem};

@@ -197,14 +197,14 @@ async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
 /// does not pass on `is_end_stream` and `size_hint` (so hyper could no longer see an empty or
 /// fixed-length upstream body as such), and it checks its timer before polling the body, failing a
 /// frame that is ready at the deadline. This one polls the body first and passes both hints through.
-pub struct IdleTimeoutBody<B> {
+pub(super) struct IdleTimeoutBody<B> {
     inner: B,
     idle: Duration,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<B> IdleTimeoutBody<B> {
-    pub fn new(inner: B, idle: Duration) -> Self {
+    pub(super) fn new(inner: B, idle: Duration) -> Self {
         IdleTimeoutBody {
             inner,
             idle,

@@ -18,7 +18,7 @@ use crate::auth::csrf;
 
 /// What [`guard`] checks a request against.
 #[derive(Debug, Clone, Copy)]
-pub struct Guard<'a> {
+pub(crate) struct Guard<'a> {
     /// The tenant, for the audit log.
     pub tenant: &'a str,
     /// The session's CSRF token, which a state change or WebSocket handshake must carry.
@@ -30,7 +30,7 @@ pub struct Guard<'a> {
 }
 
 /// Refuses what must not be forwarded, and wraps the body so it cannot grow past the limit.
-pub fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, ProxyError> {
+pub(crate) fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, ProxyError> {
     let websocket = asks_for_websocket(request.headers());
     if websocket && request.method() != Method::GET {
         return Err(ProxyError::UpgradeNotGet);
@@ -56,7 +56,7 @@ pub fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, ProxyError>
 }
 
 /// `Connection: upgrade` with `Upgrade: websocket`: the start of a WebSocket (only valid on a GET).
-pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
+pub(crate) fn asks_for_websocket(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -71,7 +71,7 @@ pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a failed exchange failed because the client's body went over the limit.
-pub fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     exceeded(error).is_some()
 }
 
@@ -89,14 +89,14 @@ pub(super) fn exceeded(error: &(dyn std::error::Error + 'static)) -> Option<u64>
 
 /// A client's request body that fails with [`BodyLimitExceeded`] as soon as it has given more than
 /// `limit` bytes. It fails rather than ends: an ended body would be sent upstream as complete.
-pub struct LimitedBody<B> {
+pub(crate) struct LimitedBody<B> {
     inner: B,
     left: u64,
     limit: u64,
 }
 
 impl<B> LimitedBody<B> {
-    pub fn new(inner: B, limit: u64) -> Self {
+    pub(crate) fn new(inner: B, limit: u64) -> Self {
         LimitedBody {
             inner,
             left: limit,
@@ -149,6 +149,6 @@ where
 /// The error of a request body cut off at `proxy.max_request_body`.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body is larger than the limit of {limit} bytes")]
-pub struct BodyLimitExceeded {
+pub(crate) struct BodyLimitExceeded {
     pub limit: u64,
 }

@@ -10,9 +10,9 @@
 //! the CSRF token); only the CSRF proof is borrowed from `auth::csrf`, a pure function.
 
 mod client;
-pub mod guard;
-pub mod headers;
-pub mod path;
+pub(crate) mod guard;
+pub(crate) mod headers;
+pub(crate) mod path;
 
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
 
-pub use client::{Target, UpstreamClient};
-pub use guard::{Guard, guard, over_body_limit};
+pub(crate) use client::{Target, UpstreamClient};
+pub(crate) use guard::{Guard, guard, over_body_limit};
 use headers::{Hop, Identity, SendCookies};
 
 use crate::http::{Class, Problem};
@@ -88,7 +88,7 @@ impl From<path::BadPath> for ProxyError {
 }
 
 /// What [`prepare`] puts on a request beyond the cleaning every request gets.
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     /// Who sent it, and what the upstream is told the user reached.
     pub hop: Hop<'a>,
     /// Who the user is, in the forms the upstream asked for; `None` sends nothing about the user.
@@ -101,7 +101,7 @@ pub struct Forward<'a> {
 }
 
 /// A client's request made ready for an upstream.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub parts: Parts,
     pub body: Body,
     /// The browser's side of a WebSocket upgrade, to be joined with the upstream's.
@@ -112,7 +112,7 @@ pub struct Prepared {
 /// extensions of portico's own, and for a WebSocket handshake the browser's side of the upgrade taken
 /// and its `Connection`/`Upgrade` put back. The URI is the client's still; the client sets the
 /// upstream's when it sends.
-pub fn prepare(mut request: Request, forward: Forward<'_>) -> Prepared {
+pub(crate) fn prepare(mut request: Request, forward: Forward<'_>) -> Prepared {
     let websocket =
         (forward.websocket && guard::asks_for_websocket(request.headers())).then(|| {
             let upgrade = request.headers().get(header::UPGRADE).cloned();

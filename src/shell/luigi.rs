@@ -29,11 +29,11 @@ use crate::rbac::{self, Roles};
 
 /// The path segment of the home node, the root of the shell's navigation: apps live at `/home/<app-id>`.
 /// Config reserves it (`config::RESERVED_SEGMENTS`) so that no app id shadows it.
-pub const HOME_SEGMENT: &str = "home";
+pub(crate) const HOME_SEGMENT: &str = "home";
 
 /// The document `/shell/config.json` returns: Luigi's config plus what the bootstrap needs.
 #[derive(Debug, Serialize)]
-pub struct ShellConfig<'a> {
+pub(crate) struct ShellConfig<'a> {
     pub portico: Portico<'a>,
     pub luigi: LuigiConfig<'a>,
 }
@@ -41,7 +41,7 @@ pub struct ShellConfig<'a> {
 /// What the bootstrap script needs besides Luigi's config.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Portico<'a> {
+pub(crate) struct Portico<'a> {
     /// Sent as `X-Portico-CSRF` when signing out.
     pub csrf_token: &'a str,
     pub luigi_version: &'a str,
@@ -50,7 +50,7 @@ pub struct Portico<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProfileUser<'a> {
+pub(crate) struct ProfileUser<'a> {
     pub name: &'a str,
     pub email: &'a str,
     pub initials: String,
@@ -58,7 +58,7 @@ pub struct ProfileUser<'a> {
 
 /// The JSON part of Luigi's config (`Luigi.setConfig`).
 #[derive(Debug, Serialize)]
-pub struct LuigiConfig<'a> {
+pub(crate) struct LuigiConfig<'a> {
     pub navigation: Navigation<'a>,
     pub routing: Routing,
     pub settings: Settings<'a>,
@@ -66,7 +66,7 @@ pub struct LuigiConfig<'a> {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Navigation<'a> {
+pub(crate) struct Navigation<'a> {
     /// One root: the home node, with the user's apps as its children.
     pub nodes: [LuigiNode<'a>; 1],
     pub global_context: GlobalContext<'a>,
@@ -79,7 +79,7 @@ pub struct Navigation<'a> {
 /// One navigation entry.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LuigiNode<'a> {
+pub(crate) struct LuigiNode<'a> {
     pub path_segment: &'a str,
     pub label: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,14 +102,14 @@ pub struct LuigiNode<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LoadingIndicator {
+pub(crate) struct LoadingIndicator {
     pub enabled: bool,
 }
 
 /// What a node's view receives as its Luigi context.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum NodeContext<'a> {
+pub(crate) enum NodeContext<'a> {
     /// The home view: the apps it lists.
     Home { apps: Vec<AppSummary<'a>> },
     /// An app's view; `view` is the path inside the app, for entries below the app's own.
@@ -122,7 +122,7 @@ pub enum NodeContext<'a> {
 
 /// One app as the home view lists it.
 #[derive(Debug, Serialize)]
-pub struct AppSummary<'a> {
+pub(crate) struct AppSummary<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub category: Option<&'a str>,
@@ -132,7 +132,7 @@ pub struct AppSummary<'a> {
 
 /// The app an entry belongs to, as its view sees it.
 #[derive(Debug, Serialize)]
-pub struct AppContext<'a> {
+pub(crate) struct AppContext<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub owner: Option<&'a str>,
@@ -141,7 +141,7 @@ pub struct AppContext<'a> {
 /// Luigi's global context: every view receives it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GlobalContext<'a> {
+pub(crate) struct GlobalContext<'a> {
     pub tenant: TenantContext<'a>,
     pub user: UserContext<'a>,
     pub roles: Vec<&'a str>,
@@ -150,13 +150,13 @@ pub struct GlobalContext<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct TenantContext<'a> {
+pub(crate) struct TenantContext<'a> {
     pub id: &'a str,
     pub title: &'a str,
 }
 
 #[derive(Debug, Serialize)]
-pub struct UserContext<'a> {
+pub(crate) struct UserContext<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub email: &'a str,
@@ -165,12 +165,12 @@ pub struct UserContext<'a> {
 
 /// The profile menu; the bootstrap adds the user info and the sign-out function.
 #[derive(Debug, Serialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub logout: Logout,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Logout {
+pub(crate) struct Logout {
     pub label: &'static str,
     pub icon: &'static str,
 }
@@ -178,7 +178,7 @@ pub struct Logout {
 /// Luigi's product switcher, listing the user's portals.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProductSwitcher<'a> {
+pub(crate) struct ProductSwitcher<'a> {
     pub label: &'static str,
     pub icon: &'static str,
     pub columns: &'static str,
@@ -189,7 +189,7 @@ pub struct ProductSwitcher<'a> {
 /// One portal in the product switcher: this one (`selected`, `link`) or another (`externalLink`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PortalLink<'a> {
+pub(crate) struct PortalLink<'a> {
     pub label: &'a str,
     pub sub_title: String,
     pub icon: &'static str,
@@ -204,20 +204,20 @@ pub struct PortalLink<'a> {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExternalLink {
+pub(crate) struct ExternalLink {
     pub url: String,
     pub same_window: bool,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Routing {
+pub(crate) struct Routing {
     pub use_hash_routing: bool,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     pub header: Header<'a>,
     /// Config's `luigi.responsive_navigation`, as Luigi names the mode.
     pub responsive_navigation: &'a str,
@@ -226,7 +226,7 @@ pub struct Settings<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Header<'a> {
+pub(crate) struct Header<'a> {
     pub title: &'a str,
     pub logo: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,7 +235,7 @@ pub struct Header<'a> {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AppLoadingIndicator {
+pub(crate) struct AppLoadingIndicator {
     pub hide_automatically: bool,
 }
 
@@ -303,7 +303,7 @@ impl<'a> LuigiNode<'a> {
 }
 
 /// The apps of `tenant` that `roles` may open, in config order.
-pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
+pub(crate) fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
     tenant
         .apps
         .iter()
@@ -313,7 +313,7 @@ pub fn visible_apps<'t>(tenant: &'t Tenant, roles: &Roles) -> Vec<&'t App> {
 }
 
 /// The document `/shell/config.json` returns for `signed_in` on `tenant`.
-pub fn shell_config<'a>(
+pub(crate) fn shell_config<'a>(
     config: &'a Config,
     tenant: &'a Tenant,
     signed_in: &'a SignedIn,

@@ -5,7 +5,7 @@
 //! `script-src 'self'`: no inline script, so the config arrives as JSON. This module builds navigation;
 //! it must not decide access itself, only ask `rbac` through `luigi::visible_apps`.
 
-pub mod luigi;
+pub(crate) mod luigi;
 
 use askama::Template;
 use axum::Json;
@@ -32,7 +32,7 @@ frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 const SHELL_VIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'";
 
 /// The `/shell/*` routes and the catch-all shell page.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         // Per user and carrying the CSRF token: no cache may keep it, whatever the handler answers.
         .route(

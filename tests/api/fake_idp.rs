@@ -28,23 +28,23 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The client portico is registered as at the fake IdP.
-pub const CLIENT_ID: &str = "portico";
-pub const CLIENT_SECRET: &str = "s3cret";
+pub(crate) const CLIENT_ID: &str = "portico";
+pub(crate) const CLIENT_SECRET: &str = "s3cret";
 /// The `kid` of the published key (and of tokens signed with the unpublished one, to fake a forgery).
-pub const KID: &str = "test-key-1";
+pub(crate) const KID: &str = "test-key-1";
 /// The event a back-channel logout token must carry.
-pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+pub(crate) const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 const IDP_KEY_PEM: &str = include_str!("../fixtures/idp-rsa.pem");
 const IDP_JWK: &str = include_str!("../fixtures/idp-rsa.jwk.json");
 const OTHER_KEY_PEM: &str = include_str!("../fixtures/other-rsa.pem");
 const OTHER_JWK: &str = include_str!("../fixtures/other-rsa.jwk.json");
 /// The `kid` of the second key, which the IdP publishes only after [`FakeIdp::rotate_keys`].
-pub const ROTATED_KID: &str = "test-key-2";
+pub(crate) const ROTATED_KID: &str = "test-key-2";
 
 /// What the token endpoint knows when it answers; a scenario builds its answer from this.
 #[derive(Clone, Debug)]
-pub struct TokenContext {
+pub(crate) struct TokenContext {
     /// `authorization_code` or `refresh_token`.
     pub grant_type: String,
     pub issuer: String,
@@ -61,7 +61,7 @@ pub struct TokenContext {
 
 impl TokenContext {
     /// The claims of a correct ID token for this request.
-    pub fn claims(&self) -> Value {
+    pub(crate) fn claims(&self) -> Value {
         let now = now();
         let mut claims = json!({
             "iss": self.issuer,
@@ -83,7 +83,7 @@ impl TokenContext {
     }
 
     /// A correct token response around `id_token`.
-    pub fn tokens(&self, id_token: String) -> TokenReply {
+    pub(crate) fn tokens(&self, id_token: String) -> TokenReply {
         TokenReply {
             status: 200,
             body: json!({
@@ -98,21 +98,21 @@ impl TokenContext {
     }
 
     /// What an honest IdP answers: a correctly signed ID token in a correct token response.
-    pub fn honest(&self) -> TokenReply {
+    pub(crate) fn honest(&self) -> TokenReply {
         self.tokens(sign_rs256(&self.claims()))
     }
 }
 
 /// The token endpoint's answer.
 #[derive(Clone, Debug)]
-pub struct TokenReply {
+pub(crate) struct TokenReply {
     pub status: u16,
     pub body: Value,
 }
 
 impl TokenReply {
     /// An OAuth error answer, e.g. `invalid_grant` with 400.
-    pub fn error(status: u16, code: &str) -> TokenReply {
+    pub(crate) fn error(status: u16, code: &str) -> TokenReply {
         TokenReply {
             status,
             body: json!({ "error": code, "error_description": format!("fake IdP says {code}") }),
@@ -124,7 +124,7 @@ type Scenario = Arc<dyn Fn(&TokenContext) -> TokenReply + Send + Sync>;
 
 /// One request the token endpoint received.
 #[derive(Clone, Debug)]
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     pub form: HashMap<String, String>,
     pub authorization: Option<String>,
 }
@@ -159,7 +159,7 @@ struct IdpState {
 
 /// A running fake IdP; it stops with the test's runtime.
 #[derive(Clone)]
-pub struct FakeIdp {
+pub(crate) struct FakeIdp {
     /// `http://127.0.0.1:<port>`: the issuer, and the base of every endpoint.
     pub issuer: String,
     state: Arc<IdpState>,
@@ -168,13 +168,13 @@ pub struct FakeIdp {
 impl FakeIdp {
     /// Starts on an ephemeral loopback port. Users: `alice` (acme-eng), `bob` (acme-eng); `alice` signs in
     /// next.
-    pub async fn start() -> FakeIdp {
+    pub(crate) async fn start() -> FakeIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         FakeIdp::serve(listener)
     }
 
     /// Starts on a listener the test made (for an IdP that comes up after portico).
-    pub fn serve(listener: tokio::net::TcpListener) -> FakeIdp {
+    pub(crate) fn serve(listener: tokio::net::TcpListener) -> FakeIdp {
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let groups = HashMap::from([
             ("alice".to_owned(), vec!["acme-eng".to_owned()]),
@@ -211,17 +211,17 @@ impl FakeIdp {
 
     /// Makes discovery advertise `authorization_response_iss_parameter_supported: true`, as a real OP
     /// that sends `iss` does; call before portico discovers this IdP.
-    pub fn advertise_iss_parameter(&self) {
+    pub(crate) fn advertise_iss_parameter(&self) {
         *self.state.advertises_iss.lock().unwrap() = true;
     }
 
     /// The user the next `/authorize` signs in (the fake has no login form).
-    pub fn sign_in_next_as(&self, subject: &str) {
+    pub(crate) fn sign_in_next_as(&self, subject: &str) {
         *self.state.next_user.lock().unwrap() = subject.to_owned();
     }
 
     /// Changes a user's groups at the IdP; the next ID token (also a refreshed one) carries them.
-    pub fn set_groups(&self, subject: &str, groups: &[&str]) {
+    pub(crate) fn set_groups(&self, subject: &str, groups: &[&str]) {
         self.state.groups.lock().unwrap().insert(
             subject.to_owned(),
             groups.iter().map(|g| (*g).to_owned()).collect(),
@@ -229,17 +229,17 @@ impl FakeIdp {
     }
 
     /// The `expires_in` of the access tokens issued from now on.
-    pub fn set_expires_in(&self, seconds: u64) {
+    pub(crate) fn set_expires_in(&self, seconds: u64) {
         *self.state.expires_in.lock().unwrap() = seconds;
     }
 
     /// How long the token endpoint takes to answer (to make concurrent refreshes overlap).
-    pub fn set_token_delay(&self, delay: Duration) {
+    pub(crate) fn set_token_delay(&self, delay: Duration) {
         *self.state.token_delay.lock().unwrap() = delay;
     }
 
     /// What the token endpoint answers from now on (after its own checks of code, PKCE and client).
-    pub fn set_scenario(
+    pub(crate) fn set_scenario(
         &self,
         scenario: impl Fn(&TokenContext) -> TokenReply + Send + Sync + 'static,
     ) {
@@ -247,22 +247,25 @@ impl FakeIdp {
     }
 
     /// Shorthand: a correct token response whose ID token `id_token` builds.
-    pub fn set_id_token(&self, id_token: impl Fn(&TokenContext) -> String + Send + Sync + 'static) {
+    pub(crate) fn set_id_token(
+        &self,
+        id_token: impl Fn(&TokenContext) -> String + Send + Sync + 'static,
+    ) {
         self.set_scenario(move |ctx| ctx.tokens(id_token(ctx)));
     }
 
     /// Every `/authorize` query received, oldest first.
-    pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
+    pub(crate) fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
         self.state.authorize_requests.lock().unwrap().clone()
     }
 
     /// Every `/token` request received, oldest first.
-    pub fn token_requests(&self) -> Vec<TokenRequest> {
+    pub(crate) fn token_requests(&self) -> Vec<TokenRequest> {
         self.state.token_requests.lock().unwrap().clone()
     }
 
     /// How many `/token` requests had this grant type.
-    pub fn token_calls(&self, grant_type: &str) -> usize {
+    pub(crate) fn token_calls(&self, grant_type: &str) -> usize {
         self.token_requests()
             .iter()
             .filter(|request| {
@@ -273,24 +276,24 @@ impl FakeIdp {
 
     /// Publishes the second key (`kid` [`ROTATED_KID`]) instead of the first, as an IdP does when it
     /// rotates its signing key; tokens signed with [`sign_with_rotated_key`] verify from now on.
-    pub fn rotate_keys(&self) {
+    pub(crate) fn rotate_keys(&self) {
         *self.state.keys.lock().unwrap() = vec![serde_json::from_str(OTHER_JWK).unwrap()];
     }
 
     /// How often portico fetched the discovery document and the JWKS.
-    pub fn discovery_fetches(&self) -> (usize, usize) {
+    pub(crate) fn discovery_fetches(&self) -> (usize, usize) {
         (
             *self.state.discovery_fetches.lock().unwrap(),
             *self.state.jwks_fetches.lock().unwrap(),
         )
     }
 
-    pub fn end_session_endpoint(&self) -> String {
+    pub(crate) fn end_session_endpoint(&self) -> String {
         format!("{}/end_session", self.issuer)
     }
 
     /// Correct back-channel logout token claims for `subject`.
-    pub fn logout_claims(&self, subject: &str) -> Value {
+    pub(crate) fn logout_claims(&self, subject: &str) -> Value {
         let now = now();
         json!({
             "iss": self.issuer,
@@ -304,7 +307,7 @@ impl FakeIdp {
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -321,7 +324,7 @@ fn header(alg: Algorithm, typ: &str) -> Header {
 }
 
 /// Signed with the second key under its own `kid`: valid once the IdP has rotated to it.
-pub fn sign_with_rotated_key(claims: &Value, typ: &str) -> String {
+pub(crate) fn sign_with_rotated_key(claims: &Value, typ: &str) -> String {
     let key = EncodingKey::from_rsa_pem(OTHER_KEY_PEM.as_bytes()).unwrap();
     let mut header = header(Algorithm::RS256, typ);
     header.kid = Some(ROTATED_KID.to_owned());
@@ -329,24 +332,24 @@ pub fn sign_with_rotated_key(claims: &Value, typ: &str) -> String {
 }
 
 /// Signed with the IdP's published key: what an honest IdP sends.
-pub fn sign_rs256(claims: &Value) -> String {
+pub(crate) fn sign_rs256(claims: &Value) -> String {
     sign_rs256_typ(claims, "JWT")
 }
 
 /// The same with another `typ` header (`logout+jwt` for logout tokens).
-pub fn sign_rs256_typ(claims: &Value, typ: &str) -> String {
+pub(crate) fn sign_rs256_typ(claims: &Value, typ: &str) -> String {
     let key = EncodingKey::from_rsa_pem(IDP_KEY_PEM.as_bytes()).unwrap();
     jsonwebtoken::encode(&header(Algorithm::RS256, typ), claims, &key).unwrap()
 }
 
 /// Signed with a key the IdP never published, but naming the published key's `kid`: a forgery.
-pub fn sign_with_other_key(claims: &Value) -> String {
+pub(crate) fn sign_with_other_key(claims: &Value) -> String {
     let key = EncodingKey::from_rsa_pem(OTHER_KEY_PEM.as_bytes()).unwrap();
     jsonwebtoken::encode(&header(Algorithm::RS256, "JWT"), claims, &key).unwrap()
 }
 
 /// HS256 with `secret` as the HMAC key: what anyone holding the client secret could mint.
-pub fn sign_hs256(claims: &Value, secret: &str) -> String {
+pub(crate) fn sign_hs256(claims: &Value, secret: &str) -> String {
     let key = EncodingKey::from_secret(secret.as_bytes());
     let mut header = header(Algorithm::HS256, "JWT");
     header.kid = None;
@@ -354,14 +357,14 @@ pub fn sign_hs256(claims: &Value, secret: &str) -> String {
 }
 
 /// `alg: none`, no signature: `header.payload.` exactly as RFC 7519 §6 writes an unsecured JWT.
-pub fn unsigned(claims: &Value) -> String {
+pub(crate) fn unsigned(claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT" }).to_string());
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     format!("{header}.{payload}.")
 }
 
 /// A correctly signed token whose payload was then replaced by `claims` (the signature no longer fits).
-pub fn tampered(signed: &str, claims: &Value) -> String {
+pub(crate) fn tampered(signed: &str, claims: &Value) -> String {
     let mut parts = signed.split('.');
     let header = parts.next().unwrap();
     let _payload = parts.next().unwrap();
@@ -371,7 +374,7 @@ pub fn tampered(signed: &str, claims: &Value) -> String {
 }
 
 /// The S256 PKCE challenge of a verifier (RFC 7636 §4.2).
-pub fn s256(verifier: &str) -> String {
+pub(crate) fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 

@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The upper bound for any single wait in these tests; nothing may hang a test run.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A reqwest client that shows redirects instead of following them and ignores proxy settings.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -26,7 +26,7 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Compiles config text as if it were a file named `test.yaml` in `dir`; panics with the full report.
-pub fn compile(yaml: &str, dir: &Path) -> Config {
+pub(crate) fn compile(yaml: &str, dir: &Path) -> Config {
     match config::load_str(&config::OsSource, "test.yaml", yaml, dir) {
         Ok(loaded) => loaded.config,
         Err(error) => panic!("test config does not compile:\n{error}"),
@@ -34,14 +34,14 @@ pub fn compile(yaml: &str, dir: &Path) -> Config {
 }
 
 /// A running portico on 127.0.0.1:<ephemeral>.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
 }
 
 /// A signed-in browser's session cookie.
 #[derive(Clone, Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// `portico_session=<id>`, ready for a `Cookie` header.
     pub cookie: String,
     /// The opaque id alone.
@@ -50,7 +50,7 @@ pub struct Session {
 
 impl TestServer {
     /// Starts `config` on a loopback ephemeral port with no admin listener.
-    pub async fn start(mut config: Config) -> TestServer {
+    pub(crate) async fn start(mut config: Config) -> TestServer {
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         config.server.admin_listen = None;
         let app = portico::app::App::build(config)
@@ -66,35 +66,35 @@ impl TestServer {
     }
 
     /// The embedded demo config (tenant `demo`, users alice, dave, nora).
-    pub async fn embedded() -> TestServer {
+    pub(crate) async fn embedded() -> TestServer {
         let loaded = config::load_embedded().expect("embedded config is valid");
         TestServer::start(loaded.config).await
     }
 
     /// Config text whose relative paths resolve against `dir`.
-    pub async fn from_yaml(yaml: &str, dir: &Path) -> TestServer {
+    pub(crate) async fn from_yaml(yaml: &str, dir: &Path) -> TestServer {
         TestServer::start(compile(yaml, dir)).await
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// What a browser on this server's own pages sends as `Origin`.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path))
     }
 
-    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
     }
 
     /// `GET <path>` as the holder of `session`.
-    pub async fn get_as(&self, path: &str, session: &Session) -> reqwest::Response {
+    pub(crate) async fn get_as(&self, path: &str, session: &Session) -> reqwest::Response {
         self.get(path)
             .header("cookie", &session.cookie)
             .send()
@@ -103,7 +103,7 @@ impl TestServer {
     }
 
     /// Signs in through dev sign-in like the picker page's form does, and returns the session cookie.
-    pub async fn sign_in(&self, user: &str) -> Session {
+    pub(crate) async fn sign_in(&self, user: &str) -> Session {
         let response = self
             .post("/auth/dev-login")
             .header("origin", self.origin())
@@ -122,7 +122,7 @@ impl TestServer {
     }
 
     /// `GET /shell/config.json` as the holder of `session`; asserts 200.
-    pub async fn shell_config(&self, session: &Session) -> Value {
+    pub(crate) async fn shell_config(&self, session: &Session) -> Value {
         let response = self.get_as("/shell/config.json", session).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
@@ -130,7 +130,7 @@ impl TestServer {
 }
 
 /// The session cookie a response sets, if any (a cleared cookie counts as none).
-pub fn session_from(headers: &HeaderMap) -> Option<Session> {
+pub(crate) fn session_from(headers: &HeaderMap) -> Option<Session> {
     headers
         .get_all(SET_COOKIE)
         .iter()
@@ -146,21 +146,21 @@ pub fn session_from(headers: &HeaderMap) -> Option<Session> {
 
 /// An HTTP/1.1 response read off a raw socket.
 #[derive(Debug)]
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl RawResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!(
                 "body is not JSON ({error}): {}",
@@ -171,7 +171,7 @@ impl RawResponse {
 }
 
 /// Sends `GET <target>` exactly as written (no normalisation of `..`, `%2e` or `//`).
-pub async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> RawResponse {
+pub(crate) async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> RawResponse {
     let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie {
         head.push_str(&format!("Cookie: {cookie}\r\n"));
@@ -182,7 +182,7 @@ pub async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> Ra
         .expect("raw request timed out")
 }
 
-pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut bytes = Vec::new();
@@ -236,7 +236,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// The app entries below the home node of a `/shell/config.json` document.
-pub fn app_nodes(shell_config: &Value) -> Vec<Value> {
+pub(crate) fn app_nodes(shell_config: &Value) -> Vec<Value> {
     let home = &shell_config["luigi"]["navigation"]["nodes"][0];
     assert_eq!(home["pathSegment"], "home", "first node is home");
     home["children"]
@@ -246,7 +246,7 @@ pub fn app_nodes(shell_config: &Value) -> Vec<Value> {
 }
 
 /// The `pathSegment`s of a list of Luigi nodes, in order.
-pub fn segments(nodes: &[Value]) -> Vec<String> {
+pub(crate) fn segments(nodes: &[Value]) -> Vec<String> {
     nodes
         .iter()
         .map(|node| node["pathSegment"].as_str().unwrap_or_default().to_owned())
@@ -254,7 +254,7 @@ pub fn segments(nodes: &[Value]) -> Vec<String> {
 }
 
 /// The children of the node with `segment`, or an empty list when it has none.
-pub fn children_of(nodes: &[Value], segment: &str) -> Vec<Value> {
+pub(crate) fn children_of(nodes: &[Value], segment: &str) -> Vec<Value> {
     let node = nodes
         .iter()
         .find(|node| node["pathSegment"] == segment)
@@ -263,12 +263,12 @@ pub fn children_of(nodes: &[Value], segment: &str) -> Vec<Value> {
 }
 
 /// Asserts a JSON error body of the documented shape and returns it.
-pub async fn json_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+pub(crate) async fn json_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     json_error_of("", response, status, code).await
 }
 
 /// The same, for one row of a table: `what` names the row in every failure message.
-pub async fn json_error_of(
+pub(crate) async fn json_error_of(
     what: &str,
     response: reqwest::Response,
     status: u16,
@@ -305,7 +305,7 @@ pub async fn json_error_of(
 }
 
 /// The query parameters of `url`.
-pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     reqwest::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -314,7 +314,7 @@ pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// `url` with one query parameter replaced (or added).
-pub fn with_param(url: &str, name: &str, value: &str) -> String {
+pub(crate) fn with_param(url: &str, name: &str, value: &str) -> String {
     let mut parsed = reqwest::Url::parse(url).unwrap();
     let pairs: Vec<(String, String)> = parsed
         .query_pairs()
@@ -337,36 +337,36 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
 /// so ports, colons and odd group names need no care; the other values (`key`, `rule`, `node`, `top`)
 /// are YAML text as given. A test whose point is unusual YAML writes its config out by hand.
 #[derive(Clone, Debug, Default)]
-pub struct ConfigYaml {
+pub(crate) struct ConfigYaml {
     /// Top-level sections other than `tenants`, as YAML text (`proxy: { idle_timeout: 1s }`).
     top: Vec<String>,
     tenants: Vec<TenantYaml>,
 }
 
 /// A config with no tenants yet.
-pub fn config() -> ConfigYaml {
+pub(crate) fn config() -> ConfigYaml {
     ConfigYaml::default()
 }
 
 impl ConfigYaml {
-    pub fn default_tenant(self, id: &str) -> Self {
+    pub(crate) fn default_tenant(self, id: &str) -> Self {
         self.top(&format!("default_tenant: {}", q(id)))
     }
 
     /// A top-level section as YAML text, e.g. `server: { max_connections: 3 }`; empty text adds nothing.
-    pub fn top(mut self, yaml: &str) -> Self {
+    pub(crate) fn top(mut self, yaml: &str) -> Self {
         if !yaml.is_empty() {
             self.top.push(yaml.to_owned());
         }
         self
     }
 
-    pub fn tenant(mut self, tenant: TenantYaml) -> Self {
+    pub(crate) fn tenant(mut self, tenant: TenantYaml) -> Self {
         self.tenants.push(tenant);
         self
     }
 
-    pub fn yaml(&self) -> String {
+    pub(crate) fn yaml(&self) -> String {
         let mut out = String::from("version: 1\n");
         for section in &self.top {
             out.push_str(section);
@@ -380,12 +380,12 @@ impl ConfigYaml {
     }
 
     /// Compiled with relative paths resolved against `dir`.
-    pub fn compile(&self, dir: &Path) -> Config {
+    pub(crate) fn compile(&self, dir: &Path) -> Config {
         compile(&self.yaml(), dir)
     }
 
     /// Started on a loopback port, for a config with no relative paths.
-    pub async fn start(&self) -> TestServer {
+    pub(crate) async fn start(&self) -> TestServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
         TestServer::from_yaml(&self.yaml(), dir.path()).await
     }
@@ -393,7 +393,7 @@ impl ConfigYaml {
 
 /// One tenant of a [`ConfigYaml`].
 #[derive(Clone, Debug)]
-pub struct TenantYaml {
+pub(crate) struct TenantYaml {
     id: String,
     /// Keys other than `auth`, `roles` and `apps`, as YAML text (`hosts: [...]`).
     keys: Vec<String>,
@@ -406,7 +406,7 @@ pub struct TenantYaml {
 }
 
 /// A tenant named `id`, listening on `hosts`.
-pub fn tenant(id: &str, hosts: &[&str]) -> TenantYaml {
+pub(crate) fn tenant(id: &str, hosts: &[&str]) -> TenantYaml {
     TenantYaml {
         id: id.to_owned(),
         keys: vec![format!("hosts: {}", list(hosts))],
@@ -418,16 +418,16 @@ pub fn tenant(id: &str, hosts: &[&str]) -> TenantYaml {
 }
 
 impl TenantYaml {
-    pub fn public_origin(self, origin: &str) -> Self {
+    pub(crate) fn public_origin(self, origin: &str) -> Self {
         self.key("public_origin", &q(origin))
     }
 
-    pub fn title(self, title: &str) -> Self {
+    pub(crate) fn title(self, title: &str) -> Self {
         self.key("branding", &format!("{{ title: {} }}", q(title)))
     }
 
     /// The tenant's `backstage:` block, as a YAML flow mapping.
-    pub fn backstage(self, block: &str) -> Self {
+    pub(crate) fn backstage(self, block: &str) -> Self {
         self.key("backstage", block)
     }
 
@@ -437,25 +437,25 @@ impl TenantYaml {
     }
 
     /// A dev sign-in user; the first one turns dev sign-in on.
-    pub fn user(mut self, user: UserYaml) -> Self {
+    pub(crate) fn user(mut self, user: UserYaml) -> Self {
         self.users.push(format!("{{ {} }}", user.0.join(", ")));
         self
     }
 
     /// OIDC sign-in, the fields of `oidc:` as YAML flow text (see [`oidc_client`]).
-    pub fn oidc(mut self, fields: &str) -> Self {
+    pub(crate) fn oidc(mut self, fields: &str) -> Self {
         self.oidc = Some(fields.to_owned());
         self
     }
 
     /// Role `name` for members of any of `groups`.
-    pub fn role(mut self, name: &str, groups: &[&str]) -> Self {
+    pub(crate) fn role(mut self, name: &str, groups: &[&str]) -> Self {
         self.roles
             .push(format!("{name}: {{ groups: {} }}", list(groups)));
         self
     }
 
-    pub fn app(mut self, app: AppYaml) -> Self {
+    pub(crate) fn app(mut self, app: AppYaml) -> Self {
         self.apps.push(app);
         self
     }
@@ -510,7 +510,7 @@ impl TenantYaml {
 }
 
 /// The fields of an `oidc:` block for a client asking for the usual scopes (for [`TenantYaml::oidc`]).
-pub fn oidc_client(issuer: &str, client_id: &str, client_secret: &str) -> String {
+pub(crate) fn oidc_client(issuer: &str, client_id: &str, client_secret: &str) -> String {
     format!(
         "issuer: {}, client_id: {}, client_secret: {}, scopes: [profile, email, groups]",
         q(issuer),
@@ -521,10 +521,10 @@ pub fn oidc_client(issuer: &str, client_id: &str, client_secret: &str) -> String
 
 /// A dev sign-in user: the fields of one flow mapping.
 #[derive(Clone, Debug)]
-pub struct UserYaml(Vec<String>);
+pub(crate) struct UserYaml(Vec<String>);
 
 /// Dev sign-in user `id`, member of `groups`.
-pub fn user(id: &str, groups: &[&str]) -> UserYaml {
+pub(crate) fn user(id: &str, groups: &[&str]) -> UserYaml {
     UserYaml(vec![
         format!("id: {}", q(id)),
         format!("groups: {}", list(groups)),
@@ -532,12 +532,12 @@ pub fn user(id: &str, groups: &[&str]) -> UserYaml {
 }
 
 impl UserYaml {
-    pub fn name(mut self, name: &str) -> Self {
+    pub(crate) fn name(mut self, name: &str) -> Self {
         self.0.push(format!("name: {}", q(name)));
         self
     }
 
-    pub fn email(mut self, email: &str) -> Self {
+    pub(crate) fn email(mut self, email: &str) -> Self {
         self.0.push(format!("email: {}", q(email)));
         self
     }
@@ -545,7 +545,7 @@ impl UserYaml {
 
 /// One app of a tenant, written as a block mapping.
 #[derive(Clone, Debug)]
-pub struct AppYaml {
+pub(crate) struct AppYaml {
     id: String,
     keys: Vec<String>,
     rules: Vec<String>,
@@ -553,7 +553,7 @@ pub struct AppYaml {
 }
 
 /// App `id`, open to `roles`; give it an [`AppYaml::upstream`] or [`AppYaml::files`].
-pub fn app(id: &str, roles: &[&str]) -> AppYaml {
+pub(crate) fn app(id: &str, roles: &[&str]) -> AppYaml {
     AppYaml {
         id: id.to_owned(),
         keys: vec![format!("access: {{ roles: {} }}", list(roles))],
@@ -563,29 +563,29 @@ pub fn app(id: &str, roles: &[&str]) -> AppYaml {
 }
 
 impl AppYaml {
-    pub fn upstream(self, url: &str) -> Self {
+    pub(crate) fn upstream(self, url: &str) -> Self {
         self.key("upstream", &q(url))
     }
 
     /// `static:` content: a directory relative to the config, or `embedded:demo`.
-    pub fn files(self, source: &str) -> Self {
+    pub(crate) fn files(self, source: &str) -> Self {
         self.key("static", &q(source))
     }
 
     /// Any other key, its value as YAML text (`cookies`, `scoped`; `identity`, `[headers]`).
-    pub fn key(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn key(mut self, key: &str, value: &str) -> Self {
         self.keys.push(format!("{key}: {value}"));
         self
     }
 
     /// A request rule, as YAML flow text.
-    pub fn rule(mut self, rule: &str) -> Self {
+    pub(crate) fn rule(mut self, rule: &str) -> Self {
         self.rules.push(rule.to_owned());
         self
     }
 
     /// A navigation node, as YAML flow text.
-    pub fn node(mut self, node: &str) -> Self {
+    pub(crate) fn node(mut self, node: &str) -> Self {
         self.nodes.push(node.to_owned());
         self
     }
@@ -603,12 +603,12 @@ fn list(items: &[&str]) -> String {
 
 /// Tenant `acme` at `portal.acme.test` and at 127.0.0.1, where the tests reach it: dev sign-in answers
 /// only on a host the tenant lists, never as the default tenant.
-pub fn acme() -> TenantYaml {
+pub(crate) fn acme() -> TenantYaml {
     tenant("acme", &["portal.acme.test", "127.0.0.1"])
 }
 
 /// The developer most tests sign in as.
-pub fn dev() -> UserYaml {
+pub(crate) fn dev() -> UserYaml {
     user("dev", &["acme-eng"])
         .name("Dev Eloper")
         .email("dev@acme.example")

@@ -391,6 +391,26 @@ fn roles(whoami: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The token request authenticates the client with its secret, by exactly one method
+/// (`client_secret_basic` or `client_secret_post`).
+fn assert_client_authenticated_once(token: &fake_idp::TokenRequest) {
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    let client_secret_post = token.form.get("client_secret").map(String::as_str)
+        == Some(CLIENT_SECRET)
+        && token.form.get("client_id").map(String::as_str) == Some(CLIENT_ID);
+    assert!(
+        token.authorization.as_deref() == Some(basic.as_str()) || client_secret_post,
+        "client authentication: {token:?}"
+    );
+    assert!(
+        !(token.authorization.is_some() && token.form.contains_key("client_secret")),
+        "one client authentication method, not two"
+    );
+}
+
 // 1 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -468,21 +488,7 @@ async fn sign_in_uses_pkce_state_nonce_and_client_authentication() {
         challenge,
         "the verifier hashes to the challenge"
     );
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-    );
-    let client_secret_post = token.form.get("client_secret").map(String::as_str)
-        == Some(CLIENT_SECRET)
-        && token.form.get("client_id").map(String::as_str) == Some(CLIENT_ID);
-    assert!(
-        token.authorization.as_deref() == Some(basic.as_str()) || client_secret_post,
-        "client authentication: {token:?}"
-    );
-    assert!(
-        !(token.authorization.is_some() && token.form.contains_key("client_secret")),
-        "one client authentication method, not two"
-    );
+    assert_client_authenticated_once(token);
 
     // A second login: state, nonce, challenge and verifier are all fresh.
     let second = portal.start_login("/y").await;

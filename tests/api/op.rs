@@ -12,7 +12,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 /// A running `oidc-provider`; stopped when dropped (its stdin closes and it is killed).
-pub struct RealOp {
+pub(crate) struct RealOp {
     pub issuer: String,
     child: Child,
     _stdin: ChildStdin,
@@ -20,7 +20,7 @@ pub struct RealOp {
 
 impl RealOp {
     /// Starts the OP with the given options (see tests/support/op.mjs for what they mean).
-    pub fn start(options: Value) -> RealOp {
+    pub(crate) fn start(options: Value) -> RealOp {
         let root = env!("CARGO_MANIFEST_DIR");
         let mut child = Command::new("node")
             .arg(format!("{root}/tests/support/op.mjs"))
@@ -52,7 +52,7 @@ impl RealOp {
     }
 
     /// Changes an account's groups at the OP, as an IdP admin would.
-    pub async fn set_groups(&self, account: &str, groups: &[&str]) {
+    pub(crate) async fn set_groups(&self, account: &str, groups: &[&str]) {
         let response = client()
             .post(format!("{}/__test/accounts/{account}/groups", self.issuer))
             .json(&json!(groups))
@@ -71,7 +71,7 @@ impl Drop for RealOp {
 }
 
 /// A free loopback port for portico, found before the OP starts (the OP must know the redirect URI).
-pub fn reserve_port() -> SocketAddr {
+pub(crate) fn reserve_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
@@ -87,7 +87,7 @@ fn client() -> reqwest::Client {
 
 /// What a browser keeps: cookies per origin (`scheme://host:port`).
 #[derive(Default)]
-pub struct Browser {
+pub(crate) struct Browser {
     jars: HashMap<String, HashMap<String, String>>,
     /// Host names resolved to a fixed address, like `/etc/hosts` entries (the URL's port is used).
     resolve: Vec<(String, SocketAddr)>,
@@ -96,7 +96,7 @@ pub struct Browser {
 }
 
 /// One response as the browser saw it.
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub location: Option<String>,
     pub body: String,
@@ -109,7 +109,7 @@ fn origin_of(url: &str) -> String {
 
 impl Browser {
     /// A browser that resolves each of `hosts` to `addr` (e.g. `acme.test` to 127.0.0.1).
-    pub fn resolving(hosts: &[&str], addr: SocketAddr) -> Browser {
+    pub(crate) fn resolving(hosts: &[&str], addr: SocketAddr) -> Browser {
         Browser {
             resolve: hosts
                 .iter()
@@ -160,16 +160,16 @@ impl Browser {
     }
 
     /// The session cookie portico set for `origin`, if any.
-    pub fn session(&self, origin: &str) -> Option<String> {
+    pub(crate) fn session(&self, origin: &str) -> Option<String> {
         self.cookie(origin, "portico_session")
     }
 
     /// The value of the cookie `name` this browser holds for `origin`, if any.
-    pub fn cookie(&self, origin: &str, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, origin: &str, name: &str) -> Option<String> {
         self.jars.get(origin)?.get(name).cloned()
     }
 
-    pub async fn get(&mut self, url: &str) -> Page {
+    pub(crate) async fn get(&mut self, url: &str) -> Page {
         let mut request = self
             .http()
             .get(url)
@@ -181,7 +181,12 @@ impl Browser {
         self.finish(url, request).await
     }
 
-    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)], origin: &str) -> Page {
+    pub(crate) async fn post_form(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        origin: &str,
+    ) -> Page {
         let body = form
             .iter()
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
@@ -202,7 +207,7 @@ impl Browser {
 
     /// Opens the OP's logout confirmation page at `url` (oidc-provider's `/session/end` form) and
     /// confirms it, as a user clicking "yes" would; returns the OP's answer to the confirmation.
-    pub async fn confirm_logout_at_op(&mut self, url: &str, issuer: &str) -> Page {
+    pub(crate) async fn confirm_logout_at_op(&mut self, url: &str, issuer: &str) -> Page {
         let confirm = self.get(url).await;
         assert_eq!(confirm.status, 200, "{}", confirm.body);
         let xsrf = confirm
@@ -221,7 +226,12 @@ impl Browser {
     }
 
     /// A same-origin script call (fetch) with JSON back, as the shell's bootstrap makes it.
-    pub async fn fetch(&mut self, method: &str, url: &str, csrf: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn fetch(
+        &mut self,
+        method: &str,
+        url: &str,
+        csrf: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = self
             .http()
             .request(method.parse().unwrap(), url)
@@ -262,7 +272,7 @@ impl Browser {
 
     /// Follows redirects from `url` (at most 10) until a page that is not a redirect, or until one would
     /// leave for `stop_at_origin`. Returns the last URL and page.
-    pub async fn follow(&mut self, url: &str, stop_before: Option<&str>) -> (String, Page) {
+    pub(crate) async fn follow(&mut self, url: &str, stop_before: Option<&str>) -> (String, Page) {
         let mut current = url.to_owned();
         for _ in 0..10 {
             let page = self.get(&current).await;
@@ -281,7 +291,7 @@ impl Browser {
 
     /// Signs in at portico `base` (e.g. `http://127.0.0.1:1234`) as `account` through the real OP's
     /// login form; returns the path portico finally sent the browser to.
-    pub async fn sign_in(
+    pub(crate) async fn sign_in(
         &mut self,
         base: &str,
         issuer: &str,
@@ -294,7 +304,7 @@ impl Browser {
 
     /// The first half of [`Self::sign_in`]: starts the login at portico `base` and signs in at the OP,
     /// but stops before the callback. Returns the callback URL the OP sent the browser to.
-    pub async fn sign_in_at_op(
+    pub(crate) async fn sign_in_at_op(
         &mut self,
         base: &str,
         issuer: &str,
@@ -333,7 +343,7 @@ impl Browser {
 
     /// Opens the callback URL at portico `base`; asserts sign-in succeeded and returns where it sent the
     /// browser.
-    pub async fn land(&mut self, base: &str, callback: &str) -> String {
+    pub(crate) async fn land(&mut self, base: &str, callback: &str) -> String {
         let done = self.get(callback).await;
         assert_eq!(done.status, 303, "callback accepted: {}", done.body);
         let target = done.location.unwrap();
@@ -341,7 +351,7 @@ impl Browser {
     }
 }
 
-pub fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

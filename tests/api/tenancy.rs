@@ -529,6 +529,27 @@ async fn the_shell_config_lists_only_the_tenants_own_apps() {
     }
 }
 
+/// Each of `count` refusals on globex is audited as a cross-tenant use of acme's one session, named by
+/// its hash only: the session id itself is never logged.
+fn assert_crossings_audited(logs: &Logs, acme_id: &str, count: usize) {
+    let signed_in = logs.audit("sign_in");
+    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
+    assert_eq!(signed_in[0]["tenant"], "acme");
+    let hash = signed_in[0]["session"].as_str().unwrap().to_owned();
+    let crossings = logs.audit("cross_tenant_session");
+    assert_eq!(crossings.len(), count, "one per request: {crossings:?}");
+    for crossing in &crossings {
+        assert_eq!(crossing["tenant"], "globex");
+        assert_eq!(crossing["session_tenant"], "acme");
+        assert_eq!(crossing["outcome"], "refused");
+        assert_eq!(crossing["session"], hash.as_str());
+    }
+    assert!(
+        !logs.text().contains(acme_id),
+        "the session id itself is never logged"
+    );
+}
+
 // 2 ------------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -608,22 +629,7 @@ async fn a_session_replayed_on_the_other_tenants_host_is_not_signed_in_there() {
     );
 
     // Each refusal is audited as a cross-tenant session, naming the session by its hash only.
-    let signed_in = logs.audit("sign_in");
-    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
-    assert_eq!(signed_in[0]["tenant"], "acme");
-    let hash = signed_in[0]["session"].as_str().unwrap().to_owned();
-    let crossings = logs.audit("cross_tenant_session");
-    assert_eq!(crossings.len(), 7, "one per request: {crossings:?}");
-    for crossing in &crossings {
-        assert_eq!(crossing["tenant"], "globex");
-        assert_eq!(crossing["session_tenant"], "acme");
-        assert_eq!(crossing["outcome"], "refused");
-        assert_eq!(crossing["session"], hash.as_str());
-    }
-    assert!(
-        !logs.text().contains(&acme_id),
-        "the session id itself is never logged"
-    );
+    assert_crossings_audited(&logs, &acme_id, 7);
 
     // Nothing of this harmed the session at home.
     let (status, me) = browser

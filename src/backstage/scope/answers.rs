@@ -70,7 +70,7 @@ pub fn filter_ancestry(scope: &Scope, body: &[u8]) -> Result<Vec<u8>, BackstageE
 
 /// Reads a whole answer (at most [`MAX_CHECKED_ANSWER`]) so it can be checked. Portico asked for it
 /// uncompressed; a compressed one cannot be read and is refused.
-pub async fn read_answer(
+pub(super) async fn read_answer(
     response: Response,
 ) -> Result<(axum::http::response::Parts, Bytes), BackstageError> {
     let (mut parts, body) = response.into_parts();
@@ -94,7 +94,7 @@ pub async fn read_answer(
 }
 
 /// A response from checked or rewritten answer bytes.
-pub fn answer(mut parts: axum::http::response::Parts, body: Vec<u8>) -> Response {
+pub(super) fn answer(mut parts: axum::http::response::Parts, body: Vec<u8>) -> Response {
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

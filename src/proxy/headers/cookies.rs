@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 /// The names of portico's own cookies, and a text every one of them contains, so that a `Cookie`
 /// header without it is passed on without being parsed (the usual case).
 #[derive(Debug, Clone, Copy)]
-pub struct PortalCookies {
+pub(crate) struct PortalCookies {
     names: &'static [&'static str],
     mark: &'static str,
 }
@@ -19,7 +19,7 @@ pub struct PortalCookies {
 impl PortalCookies {
     /// The cookies `names`, all of which contain `mark`. Meant for a `const`: a name without the mark
     /// stops the build there, so the fast path can never let a portal cookie through.
-    pub const fn new(names: &'static [&'static str], mark: &'static str) -> Self {
+    pub(crate) const fn new(names: &'static [&'static str], mark: &'static str) -> Self {
         let mut index = 0;
         while index < names.len() {
             assert!(
@@ -32,7 +32,7 @@ impl PortalCookies {
     }
 
     /// Whether `name` is one of portico's own cookies.
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.names.contains(&name)
     }
 
@@ -58,7 +58,7 @@ const fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Which `Cookie` header an upstream gets.
 #[derive(Debug)]
-pub enum SendCookies<'a> {
+pub(crate) enum SendCookies<'a> {
     /// The browser's, without portico's own.
     Browser(&'a PortalCookies),
     /// This one instead of the browser's (an app's jar, which never holds a portal cookie since the
@@ -67,7 +67,7 @@ pub enum SendCookies<'a> {
 }
 
 /// Applies `cookies` to a request's headers.
-pub fn send_cookies(headers: &mut HeaderMap, cookies: SendCookies<'_>) {
+pub(crate) fn send_cookies(headers: &mut HeaderMap, cookies: SendCookies<'_>) {
     match cookies {
         SendCookies::Browser(portal) => strip_portal_cookies(headers, portal),
         SendCookies::Replace(replacement) => {
@@ -80,7 +80,7 @@ pub fn send_cookies(headers: &mut HeaderMap, cookies: SendCookies<'_>) {
 }
 
 /// Removes portico's own cookies (the session and the login binding) from `Cookie`, keeping the app's.
-pub fn strip_portal_cookies(headers: &mut HeaderMap, portal: &PortalCookies) {
+pub(crate) fn strip_portal_cookies(headers: &mut HeaderMap, portal: &PortalCookies) {
     let marked = headers
         .get_all(header::COOKIE)
         .iter()
@@ -112,7 +112,7 @@ pub fn strip_portal_cookies(headers: &mut HeaderMap, portal: &PortalCookies) {
 /// Drops upstream `Set-Cookie` headers that would set or overwrite portico's own cookies: an app on the
 /// shared origin must not be able to plant a session (session fixation), sign the user out, or plant a
 /// login binding (login CSRF).
-pub fn remove_portal_set_cookies(headers: &mut HeaderMap, portal: &PortalCookies) {
+pub(crate) fn remove_portal_set_cookies(headers: &mut HeaderMap, portal: &PortalCookies) {
     let planted = headers
         .get_all(header::SET_COOKIE)
         .iter()

@@ -16,7 +16,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// What an upstream is told the user reached (`X-Forwarded-Proto`, `-Host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForwardedOrigin<'a> {
+pub(crate) struct ForwardedOrigin<'a> {
     pub https: bool,
     /// `name` or `name:port`.
     pub host: Cow<'a, str>,
@@ -24,7 +24,7 @@ pub struct ForwardedOrigin<'a> {
 
 impl<'a> ForwardedOrigin<'a> {
     /// From an origin such as `https://portal.example`; anything but `https://` counts as plain HTTP.
-    pub fn of(origin: &'a str) -> Self {
+    pub(crate) fn of(origin: &'a str) -> Self {
         let (scheme, host) = origin.split_once("://").unwrap_or(("http", origin));
         ForwardedOrigin {
             https: scheme == "https",
@@ -35,14 +35,14 @@ impl<'a> ForwardedOrigin<'a> {
 
 /// The hop a request takes through portico: who sent it and what the upstream is told it reached.
 #[derive(Debug, Clone)]
-pub struct Hop<'a> {
+pub(crate) struct Hop<'a> {
     pub client_ip: IpAddr,
     pub origin: Option<ForwardedOrigin<'a>>,
 }
 
 impl<'a> Hop<'a> {
     /// The hop of a request from `peer` in `context`, on the tenant listener bound to `listen`.
-    pub fn of(peer: SocketAddr, context: &'a RequestContext, listen: SocketAddr) -> Self {
+    pub(crate) fn of(peer: SocketAddr, context: &'a RequestContext, listen: SocketAddr) -> Self {
         Hop {
             client_ip: peer.ip(),
             origin: forwarded_origin(context, listen),
@@ -56,7 +56,7 @@ impl<'a> Hop<'a> {
 /// tenant without hosts (reached through `default_tenant`) the listener's own address when it names
 /// one. Never a Host the tenant does not list, which is whatever the client chose. Borrowed from the
 /// request's context: nothing is built per request but for the hostless fallback.
-pub fn forwarded_origin(
+pub(crate) fn forwarded_origin(
     context: &RequestContext,
     listen: SocketAddr,
 ) -> Option<ForwardedOrigin<'_>> {
@@ -80,7 +80,7 @@ pub fn forwarded_origin(
 }
 
 /// Sets `X-Forwarded-For`, `-Proto` and `-Host` from `hop`.
-pub fn insert_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+pub(crate) fn insert_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     headers.insert(X_FORWARDED_FOR, ip_value(hop.client_ip));
     let https = hop.origin.as_ref().is_some_and(|origin| origin.https);
     headers.insert(

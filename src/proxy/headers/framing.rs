@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 /// An app may be framed by the shell on this origin and by nothing else, whatever the upstream said:
 /// `X-Frame-Options: SAMEORIGIN` and CSP `frame-ancestors 'self'` (replacing the upstream's directive).
-pub fn frame_only_by_shell(headers: &mut HeaderMap) {
+pub(crate) fn frame_only_by_shell(headers: &mut HeaderMap) {
     headers.insert(
         header::X_FRAME_OPTIONS,
         HeaderValue::from_static("SAMEORIGIN"),
@@ -52,7 +52,7 @@ const ORIGIN_WIDE: [&str; 4] = [
 ];
 
 /// Removes the [`ORIGIN_WIDE`] headers from an upstream's response.
-pub fn remove_origin_wide_headers(headers: &mut HeaderMap) {
+pub(crate) fn remove_origin_wide_headers(headers: &mut HeaderMap) {
     for name in ORIGIN_WIDE {
         headers.remove(name);
     }

@@ -18,7 +18,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // The names `Connection` lists that are present and not removed below anyway: almost always
     // none (`keep-alive`, `close`, `upgrade`), so nothing is allocated.
     let named: Vec<HeaderName> = headers

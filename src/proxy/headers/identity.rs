@@ -12,7 +12,7 @@ use crate::assertion::UserClaims;
 use crate::config::IdentityModes;
 
 /// Prefix of every header portico sets upstream; all client-sent headers with it are dropped.
-pub const IDENTITY_PREFIX: &str = "x-portico-";
+pub(crate) const IDENTITY_PREFIX: &str = "x-portico-";
 
 // Names portico sets on every forwarded request, parsed once rather than per insert.
 const X_PORTICO_USER: HeaderName = HeaderName::from_static("x-portico-user");
@@ -26,7 +26,7 @@ const X_PORTICO_APP: HeaderName = HeaderName::from_static("x-portico-app");
 const X_PORTICO_ASSERTION: HeaderName = HeaderName::from_static("x-portico-assertion");
 
 /// Who the user is, as portico tells one app, and in which forms (`identity:` of the app).
-pub struct Identity<'a> {
+pub(crate) struct Identity<'a> {
     pub claims: &'a UserClaims<'a>,
     pub app: &'a str,
     pub modes: IdentityModes,
@@ -38,7 +38,7 @@ pub struct Identity<'a> {
 
 /// Adds the identity headers `identity.modes` asks for. The client's own headers of these names were
 /// removed before (`untrusted`), and so was its `Authorization`.
-pub fn insert_identity(headers: &mut HeaderMap, identity: &Identity<'_>) {
+pub(crate) fn insert_identity(headers: &mut HeaderMap, identity: &Identity<'_>) {
     if let Some(assertion) = identity
         .assertion
         .clone()

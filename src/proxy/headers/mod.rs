@@ -9,30 +9,31 @@
 //! by portico ([`framing`]). Everything here is a pure function over a `HeaderMap`; nothing here knows
 //! a feature (the portal's cookie names are the caller's, see [`PortalCookies`]).
 
-pub mod cookies;
-pub mod forwarded;
-pub mod framing;
-pub mod hop;
-pub mod identity;
-pub mod location;
+pub(crate) mod cookies;
+pub(crate) mod forwarded;
+pub(crate) mod framing;
+pub(crate) mod hop;
+pub(crate) mod identity;
+pub(crate) mod location;
 #[cfg(test)]
 mod tests;
-pub mod untrusted;
+pub(crate) mod untrusted;
 
 use axum::http::{HeaderMap, header};
 
-pub use cookies::{
-    PortalCookies, SendCookies, remove_portal_set_cookies, scope_set_cookies, strip_portal_cookies,
+pub use cookies::scope_set_cookies;
+pub(crate) use cookies::{
+    PortalCookies, SendCookies, remove_portal_set_cookies, strip_portal_cookies,
 };
-pub use forwarded::{ForwardedOrigin, Hop, forwarded_origin};
-pub use framing::{frame_only_by_shell, remove_origin_wide_headers};
-pub use hop::remove_hop_by_hop;
-pub use identity::{IDENTITY_PREFIX, Identity};
+pub(crate) use forwarded::Hop;
+pub(crate) use framing::{frame_only_by_shell, remove_origin_wide_headers};
+pub(crate) use hop::remove_hop_by_hop;
+pub(crate) use identity::Identity;
 pub use location::rewrite_location;
 
 /// Makes a client's request headers safe to send upstream and adds portico's forwarding headers and,
 /// with an `identity`, its identity headers. `cookies` says which `Cookie` the upstream gets.
-pub fn prepare_request_headers(
+pub(crate) fn prepare_request_headers(
     headers: &mut HeaderMap,
     hop: &Hop<'_>,
     identity: Option<&Identity<'_>>,

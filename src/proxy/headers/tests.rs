@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, header};
 
+use super::forwarded::ForwardedOrigin;
 use super::identity::{header_value, list_value};
 use super::*;
 use crate::assertion::UserClaims;

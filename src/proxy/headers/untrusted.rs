@@ -82,7 +82,7 @@ fn untrusted(name: &str) -> bool {
 }
 
 /// Removes every untrusted header the client sent.
-pub fn remove_untrusted(headers: &mut HeaderMap) {
+pub(crate) fn remove_untrusted(headers: &mut HeaderMap) {
     // One pass over what the client sent (usually a dozen headers) instead of a lookup per name; the
     // list is only allocated when there is something to remove.
     let unwanted: Vec<HeaderName> = headers
