@@ -14,9 +14,9 @@ use arc_swap::ArcSwap;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
-use crate::backstage::BackstageTokens;
+use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
-use crate::proxy::UpstreamClient;
+use crate::proxy::client::UpstreamClient;
 
 /// The server's shared state, one pointer wide: axum clones the state for every request and every
 /// extractor, so a clone must be one reference-count increment, not one per field.

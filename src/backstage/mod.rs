@@ -20,7 +20,7 @@
 mod credential;
 mod error;
 pub mod scope;
-mod tokens;
+pub(crate) mod tokens;
 
 use std::net::SocketAddr;
 use std::time::Duration;

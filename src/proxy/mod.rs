@@ -9,7 +9,7 @@
 //! imports no feature: the gateways give it plain values (the user's claims, the portal's cookie names,
 //! the CSRF token); only the CSRF proof is borrowed from `auth::csrf`, a pure function.
 
-mod client;
+pub(crate) mod client;
 pub(crate) mod guard;
 pub(crate) mod headers;
 pub(crate) mod path;

@@ -220,8 +220,10 @@ pub(crate) fn parse_origin(text: &str) -> Result<PublicOrigin, String> {
             "`{text}` must be an origin only: scheme, host and optional port"
         ));
     }
-    rest.parse::<http::uri::Authority>()
+    let authority = rest
+        .parse::<http::uri::Authority>()
         .map_err(|_| format!("`{text}` has an invalid host or port"))?;
+    check_port(&authority, text)?;
     Ok(PublicOrigin {
         https,
         origin: format!(
@@ -230,6 +232,21 @@ pub(crate) fn parse_origin(text: &str) -> Result<PublicOrigin, String> {
             rest.to_ascii_lowercase()
         ),
     })
+}
+
+/// A port, when one is written, is a number from 1 to 65535. The `http` crate parses `host:99999` or
+/// `host:x` as an authority without a port, which would silently mean port 80 (or 443).
+fn check_port(authority: &http::uri::Authority, text: &str) -> Result<(), String> {
+    let after_host = &authority.as_str()[authority.host().len()..];
+    let Some(port) = after_host.strip_prefix(':') else {
+        return Ok(());
+    };
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(()),
+        _ => Err(format!(
+            "`{text}` has an invalid port `{port}`: write a number from 1 to 65535"
+        )),
+    }
 }
 
 /// A node's view: a path inside the app, as canonical paths (see `proxy::path`) can be.
@@ -281,6 +298,7 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let authority: http::uri::Authority = authority
         .parse()
         .map_err(|_| format!("`{url}` has an invalid host or port"))?;
+    check_port(&authority, url)?;
     let authority = if authority.port().is_some() {
         authority.to_string()
     } else {
@@ -296,6 +314,37 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_port_must_be_a_port_number() {
+        for bad in [
+            "http://h:99999",
+            "http://h:x",
+            "http://h:0",
+            "http://h:",
+            "http://[::1]:70000",
+        ] {
+            let error = parse_upstream(bad).err().unwrap_or_default();
+            assert!(error.contains("invalid"), "{bad}: {error}");
+        }
+        for bad in ["https://a:port", "http://a:65536", "https://a:"] {
+            let error = parse_origin(bad).err().unwrap_or_default();
+            assert!(error.contains("invalid"), "{bad}: {error}");
+        }
+        assert_eq!(
+            parse_upstream("http://h:8080/x").map(|u| u.authority),
+            Ok("h:8080".to_owned())
+        );
+        assert_eq!(
+            parse_upstream("http://[::1]:81").map(|u| u.authority),
+            Ok("[::1]:81".to_owned())
+        );
+        assert_eq!(
+            parse_upstream("http://h").map(|u| u.authority),
+            Ok("h:80".to_owned())
+        );
+        assert!(parse_origin("https://portal.acme.example:8443").is_ok());
+    }
 
     #[test]
     fn issuers_are_https_except_on_loopback() {
