@@ -3,7 +3,7 @@
 # tests; Debian's Jetty 9 for the canonical-path tests; a real Backstage backend for the Backstage tests,
 # built once into tests/backstage/node_modules).
 
-.PHONY: run test test-rust test-e2e deps lint bench
+.PHONY: run test test-rust test-e2e deps lint bench bench-instructions
 
 run: deps
 	cargo run --release -- serve
@@ -29,6 +29,10 @@ test-e2e: deps
 # Proxy cost against nginx and lighttpd on loopback (installs nginx, lighttpd, wrk as root). About a minute.
 bench: deps
 	bench/run.sh
+
+# Instructions per proxied request under callgrind: repeatable, for before/after comparisons.
+bench-instructions: deps
+	bench/instructions.sh
 
 lint: deps
 	cargo fmt --check

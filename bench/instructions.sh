@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: repeatable where wall-clock CPU
+# figures are not (on a shared 2-core VM, bench/run.sh's CPU per request moves by ±10 % between runs).
+#
+# It starts a static nginx upstream and portico (under callgrind) on loopback, signs in once, sends
+# N keep-alive GETs of /apps/echo/file1k, and reports (instructions(N) - instructions(0)) / N, which
+# leaves start-up and sign-in out. Same config and path as bench/run.sh's portico target.
+#
+# Usage:
+#   bench/instructions.sh                              # builds release; N=2000
+#   PORTICO_BIN=a/portico BASE_BIN=b/portico bench/instructions.sh   # compare two builds
+#   BENCH_REQUESTS=5000 bench/instructions.sh
+#
+# Everything listens on 127.0.0.1, lives in a mktemp -d work dir, is bounded by `timeout`, and is
+# stopped by an exit trap. Needs valgrind, nginx, curl and python3 (Debian packages; installed with
+# apt-get when run as root).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${BENCH_REQUESTS:-2000}
+[[ $N =~ ^[0-9]+$ && $N -gt 0 && $N -le 100000 ]] || { echo "error: BENCH_REQUESTS must be 1..100000" >&2; exit 2; }
+
+need() {
+    local missing=()
+    for pair in "valgrind:valgrind" "nginx:nginx" "curl:curl"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || [[ -x /usr/sbin/${pair%%:*} ]] || missing+=("${pair#*:}")
+    done
+    ((${#missing[@]} == 0)) && return
+    if [[ $(id -u) == 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "error: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 2
+    fi
+}
+need
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [[ -z ${PORTICO_BIN:-} ]]; then
+    (cd "$ROOT" && cargo build --release --quiet)
+    PORTICO_BIN=$ROOT/target/release/portico
+fi
+
+WORK=$(mktemp -d /tmp/portico-instructions.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+U_PORT=$(free_port)
+P_PORT=$(free_port)
+
+mkdir -p "$WORK/upstream/www" "$WORK/upstream/tmp"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/upstream/www/file1k"
+cat >"$WORK/upstream/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/upstream/tmp;
+    proxy_temp_path $WORK/upstream/tmp;
+    fastcgi_temp_path $WORK/upstream/tmp;
+    uwsgi_temp_path $WORK/upstream/tmp;
+    scgi_temp_path $WORK/upstream/tmp;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$U_PORT;
+        root $WORK/upstream/www;
+    }
+}
+EOF
+"$NGINX" -p "$WORK/upstream/" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
+PIDS+=($!)
+
+cat >"$WORK/portico.yaml" <<EOF
+version: 1
+server:
+  listen: 127.0.0.1:$P_PORT
+default_tenant: bench
+tenants:
+  bench:
+    hosts: [127.0.0.1:$P_PORT]
+    auth: { dev_sign_in: { users: [{ id: bench, groups: [eng] }] } }
+    roles:
+      developer: { groups: [eng] }
+    apps:
+      - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$U_PORT }
+EOF
+
+cat >"$WORK/requests.py" <<'EOF'
+import http.client, sys
+port, n, cookie = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+for _ in range(n):
+    conn.request("GET", "/apps/echo/file1k", headers={"Cookie": cookie})
+    answer = conn.getresponse()
+    body = answer.read()
+    if answer.status != 200 or len(body) != 1024:
+        sys.exit(f"unexpected answer: {answer.status}, {len(body)} bytes")
+EOF
+
+# Instructions portico executes for start-up, one sign-in and `count` requests.
+count_instructions() {
+    local bin=$1 count=$2 out="$WORK/callgrind.$RANDOM.out"
+    TOKIO_WORKER_THREADS=1 RUST_LOG=info NO_COLOR=1 timeout 600 \
+        valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve --config "$WORK/portico.yaml" \
+        2>"$WORK/portico.log" &
+    local pid=$!
+    for _ in $(seq 1 120); do
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$P_PORT/" && break
+        sleep 0.5
+    done
+    local cookie
+    cookie=$(curl -sS --max-time 30 -D - -o /dev/null -H "Origin: http://127.0.0.1:$P_PORT" \
+        -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' |
+        sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' | head -n 1)
+    [[ -n $cookie ]] || { tail -5 "$WORK/portico.log" >&2; echo "error: dev sign-in failed" >&2; kill "$pid"; exit 1; }
+    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$cookie"
+    kill -INT "$pid"
+    wait "$pid" || true
+    sed -n 's/^totals: *//p' "$out"
+}
+
+per_request() {
+    local bin=$1 idle busy
+    idle=$(count_instructions "$bin" 0)
+    busy=$(count_instructions "$bin" "$N")
+    echo $(((busy - idle) / N))
+}
+
+echo "instructions per proxied request (callgrind, $N keep-alive GETs of a 1 KiB file, start-up and sign-in subtracted)"
+NEW=$(per_request "$PORTICO_BIN")
+echo "  $PORTICO_BIN: $NEW"
+if [[ -n ${BASE_BIN:-} ]]; then
+    BASE=$(per_request "$BASE_BIN")
+    echo "  $BASE_BIN: $BASE"
+    echo "  ratio: $(python3 -c "print(f'{$NEW / $BASE:.3f}')")"
+fi
