@@ -104,15 +104,7 @@ async fn app_request(
     let (app, rest) = resolve(&context, &request)?;
     let path = decide(&context, &signed_in, app, request.method(), rest)?;
     // After the access decision, so a user without access learns nothing more than 403.
-    let request = proxy::guard(
-        request,
-        &Guard {
-            tenant: &context.tenant.id,
-            csrf_token: &signed_in.session.csrf_token,
-            https: context.is_https(),
-            max_body: context.config.proxy.max_request_body,
-        },
-    )?;
+    let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
     let call = Call {
         state: &state,
         context: &context,

@@ -63,15 +63,7 @@ async fn backstage_request(
     let uri = request.uri().clone();
     let (settings, plugin, rest) = route(&context, &uri, &request)?;
     let inside = path::normalise(rest).map_err(ProxyError::from)?;
-    let request = proxy::guard(
-        request,
-        &Guard {
-            tenant: &context.tenant.id,
-            csrf_token: &signed_in.session.csrf_token,
-            https: context.is_https(),
-            max_body: context.config.proxy.max_request_body,
-        },
-    )?;
+    let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
     // Only the catalog holds namespaced data; other plugins are governed by the allow-list alone.
     let scope = (plugin == "catalog").then(|| Scope::of(settings)).flatten();
     let plan = plan(scope.as_ref(), settings, &request, &inside.decoded)?;

@@ -197,14 +197,7 @@ mod tests {
 
     use super::*;
 
-    const BASE: &str = "\
-tenants:
-  acme:
-    hosts: [portal.acme.example]
-    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
-    roles:
-      developer: { groups: [eng] }
-";
+    use compile::testing::BASE;
 
     fn compile(source: &MemorySource, text: &str) -> Result<Loaded, ConfigError> {
         load_str(source, "portico.yaml", text, Path::new("/etc/portico"))

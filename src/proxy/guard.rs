@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Method, header};
 use super::ProxyError;
 use crate::audit::{self, AuditEvent};
 use crate::auth::csrf;
+use crate::http::RequestContext;
 
 /// What [`guard`] checks a request against.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,19 @@ pub(crate) struct Guard<'a> {
     pub https: bool,
     /// `proxy.max_request_body`.
     pub max_body: u64,
+}
+
+impl<'a> Guard<'a> {
+    /// The guard of a signed-in request to this tenant: its session's CSRF token, the tenant's
+    /// scheme and body limit.
+    pub(crate) fn of(context: &'a RequestContext, csrf_token: &'a str) -> Self {
+        Guard {
+            tenant: &context.tenant.id,
+            csrf_token,
+            https: context.is_https(),
+            max_body: context.config.proxy.max_request_body,
+        }
+    }
 }
 
 /// Refuses what must not be forwarded, and wraps the body so it cannot grow past the limit.
