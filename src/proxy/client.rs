@@ -21,7 +21,6 @@ use super::ProxyError;
 use super::guard::exceeded;
 use super::headers::remove_hop_by_hop;
 use crate::config::Upstream;
-use crate::http::error::error_chain;
 
 /// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
 #[derive(Clone)]
@@ -83,13 +82,13 @@ impl UpstreamClient {
             Ok(Err(error)) if error.is_connect() => {
                 return Err(ProxyError::UpstreamUnreachable {
                     upstream: upstream.url.clone(),
-                    detail: error_chain(&error),
+                    cause: Box::new(error),
                 });
             }
             Ok(Err(error)) => {
                 return Err(ProxyError::UpstreamFailed {
                     upstream: upstream.url.clone(),
-                    detail: error_chain(&error),
+                    cause: Box::new(error),
                 });
             }
             Ok(Ok(response)) => response,
@@ -137,7 +136,7 @@ impl UpstreamClient {
             .await
             .map_err(|error| ProxyError::UpstreamFailed {
                 upstream: upstream.url.clone(),
-                detail: format!("reading the answer: {error}"),
+                cause: format!("reading the answer: {error}").into(),
             })?
             .to_bytes();
         Ok((status, body))

@@ -26,6 +26,7 @@ pub(crate) use client::{Target, UpstreamClient};
 pub(crate) use guard::{Guard, guard, over_body_limit};
 use headers::{Hop, Identity, SendCookies};
 
+use crate::http::error::error_chain;
 use crate::http::{Class, Problem};
 
 /// Why a request could not be forwarded, or its upstream did not answer.
@@ -47,14 +48,25 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     /// 502: the upstream refused or did not accept the connection.
     #[error("the app is not reachable right now")]
-    UpstreamUnreachable { upstream: String, detail: String },
+    UpstreamUnreachable {
+        upstream: String,
+        #[source]
+        cause: Cause,
+    },
     /// 502: the upstream broke the exchange.
     #[error("the app failed to answer")]
-    UpstreamFailed { upstream: String, detail: String },
+    UpstreamFailed {
+        upstream: String,
+        #[source]
+        cause: Cause,
+    },
     /// 504: no response headers within the response timeout.
     #[error("the app took too long to answer")]
     UpstreamTimeout { upstream: String, after: Duration },
 }
+
+/// What broke an exchange with an upstream, kept as the error itself (its chain goes to the log).
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 impl Problem for ProxyError {
     fn classify(&self) -> Class {
@@ -65,13 +77,13 @@ impl Problem for ProxyError {
             ProxyError::BodyTooLarge { .. } => {
                 Class::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
             }
-            ProxyError::UpstreamUnreachable { upstream, detail } => {
+            ProxyError::UpstreamUnreachable { upstream, cause } => {
                 Class::new(StatusCode::BAD_GATEWAY, "upstream_unreachable")
-                    .detail(format!("{upstream}: {detail}"))
+                    .detail(format!("{upstream}: {}", error_chain(&**cause)))
             }
-            ProxyError::UpstreamFailed { upstream, detail } => {
+            ProxyError::UpstreamFailed { upstream, cause } => {
                 Class::new(StatusCode::BAD_GATEWAY, "upstream_failed")
-                    .detail(format!("{upstream}: {detail}"))
+                    .detail(format!("{upstream}: {}", error_chain(&**cause)))
             }
             ProxyError::UpstreamTimeout { upstream, after } => {
                 Class::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
