@@ -56,7 +56,7 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
                     json!({ "status": "unavailable", "reason": reason })
                 }
             };
-            (tenant, value)
+            (tenant.as_str().to_owned(), value)
         })
         .collect();
     let status = if ready {

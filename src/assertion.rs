@@ -25,6 +25,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_now;
+use crate::config::AppId;
 
 /// A cached assertion is replaced when it has less than a third of its lifetime left, so upstreams
 /// never receive one about to expire.
@@ -220,14 +221,14 @@ pub struct UserClaims<'a> {
 pub struct Subject<'a> {
     pub claims: &'a UserClaims<'a>,
     pub issuer: &'a str,
-    pub audience: &'a str,
+    pub audience: &'a AppId,
     pub session: &'a str,
     /// Seconds the assertion is valid (`proxy.assertion_lifetime`).
     pub lifetime: u64,
 }
 
 struct Cached {
-    audience: String,
+    audience: AppId,
     /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying them.
     token: HeaderValue,
     expires_at: u64,
@@ -249,7 +250,7 @@ impl AssertionCache {
         if let Ok(entries) = self.entries.lock() {
             let cached = entries.get(subject.session).and_then(|apps| {
                 apps.iter()
-                    .find(|cached| cached.audience == subject.audience)
+                    .find(|cached| cached.audience == *subject.audience)
             });
             if let Some(cached) = cached {
                 if cached.fingerprint == fingerprint
@@ -283,9 +284,9 @@ impl AssertionCache {
                 });
             }
             let apps = entries.entry(subject.session.to_owned()).or_default();
-            apps.retain(|cached| cached.audience != subject.audience);
+            apps.retain(|cached| cached.audience != *subject.audience);
             apps.push(Cached {
-                audience: subject.audience.to_owned(),
+                audience: subject.audience.clone(),
                 token: token.clone(),
                 expires_at,
                 fingerprint,
@@ -329,11 +330,14 @@ mod tests {
         }
     }
 
+    static AUDIENCE: std::sync::LazyLock<AppId> =
+        std::sync::LazyLock::new(|| AppId::new("cost-insights"));
+
     fn subject<'a>(claims: &'a UserClaims<'a>) -> Subject<'a> {
         Subject {
             claims,
             issuer: "https://portal.acme.example",
-            audience: "cost-insights",
+            audience: &AUDIENCE,
             session: "s1",
             lifetime: 60,
         }

@@ -30,6 +30,8 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use crate::config::AppId;
+
 /// A single cookie larger than this (name, value and path) is refused, as browsers do at 4 KiB.
 pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
 /// One app's jar keeps at most this many cookies; the oldest goes first when a new one arrives.
@@ -158,27 +160,27 @@ impl AppJar {
 /// Every app's jar of one session.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SessionJars {
-    apps: HashMap<String, Arc<AppJar>>,
+    apps: HashMap<AppId, Arc<AppJar>>,
 }
 
 impl SessionJars {
-    pub(crate) fn app(&self, app: &str) -> Option<Arc<AppJar>> {
+    pub(crate) fn app(&self, app: &AppId) -> Option<Arc<AppJar>> {
         self.apps.get(app).cloned()
     }
 
     /// Applies an app's `Set-Cookie`s in order: a new cookie replaces the one with the same name and
     /// path, an expired one deletes it, and the bounds above are kept, each refusal or eviction logged
     /// (with the cookie's name, never its value).
-    pub(crate) fn apply(&mut self, app: &str, cookies: Vec<SetCookie>, now: u64) {
+    pub(crate) fn apply(&mut self, app: &AppId, cookies: Vec<SetCookie>, now: u64) {
         for cookie in cookies {
             let others: usize = self
                 .apps
                 .iter()
-                .filter(|(id, _)| id.as_str() != app)
+                .filter(|(id, _)| *id != app)
                 .map(|(_, jar)| jar.bytes())
                 .sum();
             let budget = MAX_APP_BYTES.min(MAX_SESSION_BYTES.saturating_sub(others));
-            let jar = Arc::make_mut(self.apps.entry(app.to_owned()).or_default());
+            let jar = Arc::make_mut(self.apps.entry(app.clone()).or_default());
             jar.cookies.retain(|kept| !kept.expired(now));
             let same = |kept: &SetCookie| kept.name == cookie.name && kept.path == cookie.path;
             if cookie.expired(now) {
@@ -188,7 +190,7 @@ impl SessionJars {
             let size = cookie.size();
             if size > MAX_COOKIE_BYTES || size > budget {
                 tracing::warn!(
-                    app,
+                    app = app.as_str(),
                     cookie = %cookie.name,
                     size,
                     budget,
@@ -206,7 +208,7 @@ impl SessionJars {
                 // The newest cookie fits on its own (checked above), so the loop ends before it.
                 let evicted = jar.cookies.remove(0);
                 tracing::warn!(
-                    app,
+                    app = app.as_str(),
                     cookie = %evicted.name,
                     "cookie jar: evicted the app's oldest cookie to make room"
                 );
@@ -283,7 +285,7 @@ mod tests {
     }
 
     fn header(jars: &SessionJars, app: &str, path: &str) -> Option<String> {
-        jars.app(app)?
+        jars.app(&AppId::new(app))?
             .cookie_header(path, NOW)
             .map(|v| v.to_str().unwrap().to_owned())
     }
@@ -321,7 +323,7 @@ mod tests {
     fn a_jar_sends_matching_cookies_and_replaces_deletes_and_expires_them() {
         let mut jars = SessionJars::default();
         jars.apply(
-            "a",
+            &AppId::new("a"),
             vec![
                 cookie("sid=1; Path=/"),
                 cookie("deep=2; Path=/reports"),
@@ -338,13 +340,16 @@ mod tests {
             Some("sid=1; short=3")
         );
         assert_eq!(header(&jars, "b", "/"), None, "another app has no jar");
-        let later = jars.app("a").unwrap().cookie_header("/", NOW + 11);
+        let later = jars
+            .app(&AppId::new("a"))
+            .unwrap()
+            .cookie_header("/", NOW + 11);
         assert_eq!(later.unwrap(), "sid=1", "short expired");
 
-        jars.apply("a", vec![cookie("sid=new; Path=/")], NOW);
+        jars.apply(&AppId::new("a"), vec![cookie("sid=new; Path=/")], NOW);
         assert_eq!(header(&jars, "a", "/").as_deref(), Some("sid=new; short=3"));
         jars.apply(
-            "a",
+            &AppId::new("a"),
             vec![
                 cookie("sid=; Path=/; Max-Age=0"),
                 cookie("short=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
@@ -352,7 +357,11 @@ mod tests {
             NOW,
         );
         assert_eq!(header(&jars, "a", "/"), None);
-        jars.apply("a", vec![cookie("deep=; Path=/reports; Max-Age=0")], NOW);
+        jars.apply(
+            &AppId::new("a"),
+            vec![cookie("deep=; Path=/reports; Max-Age=0")],
+            NOW,
+        );
         assert!(jars.is_empty());
     }
 
@@ -361,9 +370,9 @@ mod tests {
         let mut jars = SessionJars::default();
         let big = "v".repeat(3000);
         // A cookie over the per-cookie limit is refused; the kept one with that name stays.
-        jars.apply("a", vec![cookie("sid=1; Path=/")], NOW);
+        jars.apply(&AppId::new("a"), vec![cookie("sid=1; Path=/")], NOW);
         jars.apply(
-            "a",
+            &AppId::new("a"),
             vec![cookie(&format!("sid={}; Path=/", "x".repeat(5000)))],
             NOW,
         );
@@ -372,7 +381,7 @@ mod tests {
         let many: Vec<SetCookie> = (0..4)
             .map(|i| cookie(&format!("c{i}={big}; Path=/")))
             .collect();
-        jars.apply("a", many, NOW);
+        jars.apply(&AppId::new("a"), many, NOW);
         let sent = header(&jars, "a", "/").unwrap();
         assert!(!sent.contains("sid=1") && !sent.contains("c0=") && !sent.contains("c1="));
         assert!(sent.contains("c2=") && sent.contains("c3="));
@@ -380,7 +389,7 @@ mod tests {
         let small: Vec<SetCookie> = (0..MAX_APP_COOKIES + 5)
             .map(|i| cookie(&format!("s{i}=1; Path=/")))
             .collect();
-        jars.apply("b", small, NOW);
+        jars.apply(&AppId::new("b"), small, NOW);
         let sent = header(&jars, "b", "/").unwrap();
         assert_eq!(sent.split("; ").count(), MAX_APP_COOKIES);
         assert!(!sent.contains("s0=") && sent.contains("s54="));
@@ -389,7 +398,7 @@ mod tests {
             let fill = (0..2)
                 .map(|i| cookie(&format!("f{i}={big}; Path=/")))
                 .collect();
-            jars.apply(app, fill, NOW);
+            jars.apply(&AppId::new(app), fill, NOW);
         }
         let apps = ["a", "b", "c", "d", "e", "f"];
         let before: Vec<_> = apps.iter().map(|app| header(&jars, app, "/")).collect();
@@ -398,14 +407,14 @@ mod tests {
         let room = MAX_SESSION_BYTES - total;
         assert!(room < MAX_COOKIE_BYTES - 10, "{room}");
         jars.apply(
-            "late",
+            &AppId::new("late"),
             vec![cookie(&format!("late={}; Path=/", "z".repeat(room)))],
             NOW,
         );
         assert_eq!(header(&jars, "late", "/"), None, "refused");
         let after: Vec<_> = apps.iter().map(|app| header(&jars, app, "/")).collect();
         assert_eq!(before, after);
-        jars.apply("late", vec![cookie("fits=1; Path=/")], NOW);
+        jars.apply(&AppId::new("late"), vec![cookie("fits=1; Path=/")], NOW);
         assert_eq!(header(&jars, "late", "/").as_deref(), Some("fits=1"));
     }
 

@@ -13,6 +13,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::TenantId;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -60,15 +62,15 @@ pub struct Labels(Arc<Mutex<LabelValues>>);
 
 #[derive(Debug, Default)]
 struct LabelValues {
-    tenant: Option<String>,
+    tenant: Option<TenantId>,
     user: Option<String>,
     app: Option<String>,
 }
 
 impl Labels {
-    pub fn tenant(&self, tenant: &str) {
+    pub fn tenant(&self, tenant: &TenantId) {
         if let Ok(mut values) = self.0.lock() {
-            values.tenant = Some(tenant.to_owned());
+            values.tenant = Some(tenant.clone());
         }
     }
     pub fn user(&self, user: &str) {
@@ -119,7 +121,7 @@ pub async fn access_log(mut request: Request, next: Next) -> Response {
         path,
         status = response.status().as_u16(),
         latency_us,
-        tenant = tenant.as_deref().unwrap_or("-"),
+        tenant = tenant.as_ref().map_or("-", TenantId::as_str),
         user = user.as_deref().unwrap_or("-"),
         app = app.as_deref().unwrap_or("-"),
     );

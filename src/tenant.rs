@@ -62,8 +62,8 @@ pub(crate) fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tena
         .or_else(|| {
             config
                 .default_tenant
-                .as_deref()
-                .and_then(|id| config.tenant(id))
+                .as_ref()
+                .and_then(|id| config.tenant(id.as_str()))
         })
 }
 

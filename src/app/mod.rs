@@ -15,7 +15,7 @@ use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
-use crate::config::{Config, SignIn};
+use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
 
@@ -36,7 +36,7 @@ pub enum StartError {
         "tenant `{tenant}` uses dev sign-in, which lets anyone act as any user, but portico would listen on \
          {addr}, which is not a loopback address; listen on 127.0.0.1 or configure a real sign-in method"
     )]
-    DevSignInNotLoopback { tenant: String, addr: SocketAddr },
+    DevSignInNotLoopback { tenant: TenantId, addr: SocketAddr },
     #[error(transparent)]
     SigningKeys(#[from] crate::assertion::KeyError),
     #[error(transparent)]

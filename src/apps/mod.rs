@@ -21,7 +21,7 @@ use axum::routing::any;
 
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
-use crate::config::{App, AppTarget};
+use crate::config::{App, AppId, AppTarget};
 use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::proxy::headers::{self, PortalCookies};
 use crate::proxy::path::{self, AppPath};
@@ -38,7 +38,7 @@ pub(crate) enum AppsError {
     UnknownApp(String),
     /// 403: the user's roles do not allow this app or this part of it.
     #[error("you do not have access to this app; it needs one of the roles: {needed}")]
-    Forbidden { app: String, needed: String },
+    Forbidden { app: AppId, needed: String },
     /// 404: a static bundle has no such file.
     #[error("this app has no file at that path")]
     FileNotFound,
@@ -135,7 +135,7 @@ fn resolve<'a, 'r>(
         .app(app_id)
         .ok_or_else(|| AppsError::UnknownApp(app_id.to_owned()))?;
     if let Some(labels) = request.extensions().get::<Labels>() {
-        labels.app(&app.id);
+        labels.app(app.id.as_str());
     }
     Ok((app, rest))
 }
@@ -156,9 +156,9 @@ fn decide(
         return Ok(app_path);
     };
     audit::emit(AuditEvent::AccessDenied {
-        tenant: &context.tenant.id,
+        tenant: context.tenant.id.as_str(),
         user: &signed_in.session.user.subject,
-        app: &app.id,
+        app: app.id.as_str(),
         path: &app_path.decoded,
     });
     let needed = needed

@@ -82,7 +82,7 @@ fn user_claims<'a>(call: &'a Call<'_>, roles: &'a [&'a str]) -> UserClaims<'a> {
         name: &user.name,
         groups: &user.groups,
         roles,
-        tenant: &call.context.tenant.id,
+        tenant: call.context.tenant.id.as_str(),
     }
 }
 
@@ -110,7 +110,7 @@ fn identity<'a>(call: &'a Call<'_>, claims: &'a UserClaims<'a>) -> Identity<'a> 
     });
     Identity {
         claims,
-        app: &app.id,
+        app: app.id.as_str(),
         modes: app.identity,
         assertion,
         access_token: session

@@ -58,14 +58,14 @@ pub fn login_page(
     }
     if !context.host_listed {
         audit::emit(AuditEvent::SignInRefused {
-            tenant: &tenant.id,
+            tenant: tenant.id.as_str(),
             reason: "dev sign-in asked for on a host the tenant does not list",
         });
         return Err(AuthError::DevSignInUnlistedHost.into());
     }
     let view = DevLoginView {
         title: &tenant.branding.title,
-        tenant: &tenant.id,
+        tenant: tenant.id.as_str(),
         listen: state.listen.to_string(),
         users: users
             .iter()
@@ -113,14 +113,14 @@ pub async fn dev_login_post(
     let tenant = &context.tenant;
     if !state.dev_sign_in_allowed() {
         audit::emit(AuditEvent::SignInRefused {
-            tenant: &tenant.id,
+            tenant: tenant.id.as_str(),
             reason: "dev sign-in on non-loopback listener",
         });
         return Err(AuthError::DevSignInRefused.into());
     }
     if !context.host_listed {
         audit::emit(AuditEvent::SignInRefused {
-            tenant: &tenant.id,
+            tenant: tenant.id.as_str(),
             reason: "dev sign-in asked for on a host the tenant does not list",
         });
         return Err(AuthError::DevSignInUnlistedHost.into());
@@ -128,7 +128,7 @@ pub async fn dev_login_post(
     // Login CSRF: another site must not be able to sign a visitor in as someone else.
     if !csrf::is_same_origin(&headers, context.is_https()) {
         audit::emit(AuditEvent::CsrfRejected {
-            tenant: &tenant.id,
+            tenant: tenant.id.as_str(),
             path: "/auth/dev-login",
         });
         return Err(AuthError::CsrfRejected.into());
@@ -140,7 +140,7 @@ pub async fn dev_login_post(
     let wanted = form.user.unwrap_or_default();
     let Some(user) = users.iter().find(|user| user.id == wanted) else {
         audit::emit(AuditEvent::SignInRefused {
-            tenant: &tenant.id,
+            tenant: tenant.id.as_str(),
             reason: "unknown dev user",
         });
         return Err(AuthError::UnknownDevUser(wanted).into());

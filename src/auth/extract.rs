@@ -45,8 +45,8 @@ impl FromRequestParts<AppState> for SignedIn {
             Ok(session) => session,
             Err(LookupMiss::OtherTenant(session_tenant)) => {
                 audit::emit(AuditEvent::CrossTenantSession {
-                    tenant: &tenant.id,
-                    session_tenant: &session_tenant,
+                    tenant: tenant.id.as_str(),
+                    session_tenant: session_tenant.as_str(),
                     session: &id.log_hash(),
                 });
                 return Err(AuthError::NotSignedIn.into());
@@ -75,7 +75,7 @@ fn presented_id(parts: &Parts, tenant: &Tenant, https: bool) -> Result<SessionId
         Ok(None) => Err(AuthError::NotSignedIn),
         Err(CookieError::Duplicate) => {
             audit::emit(AuditEvent::DuplicateSessionCookie {
-                tenant: &tenant.id,
+                tenant: tenant.id.as_str(),
                 path: parts.uri.path(),
             });
             Err(AuthError::DuplicateSessionCookie)
@@ -96,7 +96,7 @@ async fn refreshed(
         Err(AuthError::RefreshFailed(failure)) => {
             let _ = state.sessions.remove(id).await;
             audit::emit(AuditEvent::RefreshFailed {
-                tenant: &tenant.id,
+                tenant: tenant.id.as_str(),
                 session: &id.log_hash(),
                 reason: &failure.chain(),
             });

@@ -68,7 +68,7 @@ pub(crate) async fn start_session(
         .await
         .map_err(AuthError::StoreUnavailable)?;
     audit::emit(AuditEvent::SignIn {
-        tenant: &tenant,
+        tenant: tenant.as_str(),
         user: &user,
         method,
         session: &id.log_hash(),
@@ -161,7 +161,7 @@ async fn callback_get(
         Err(error) => {
             let reason = error.log_detail().unwrap_or_else(|| error.to_string());
             audit::emit(AuditEvent::SignInRefused {
-                tenant: &tenant.id,
+                tenant: tenant.id.as_str(),
                 reason: &reason,
             });
             return Err(error.into());
@@ -217,7 +217,7 @@ async fn backchannel_logout_post(
         Err(error) => {
             let reason = error.log_detail().unwrap_or_default();
             audit::emit(AuditEvent::BackchannelLogoutRefused {
-                tenant: &tenant.id,
+                tenant: tenant.id.as_str(),
                 reason: &reason,
             });
             return Err(error.into());
@@ -236,7 +236,7 @@ async fn backchannel_logout_post(
         }
     };
     audit::emit(AuditEvent::BackchannelLogout {
-        tenant: &tenant.id,
+        tenant: tenant.id.as_str(),
         user: target.subject.as_deref().unwrap_or("-"),
         sid: target.sid.as_deref().unwrap_or("-"),
         sessions: ended,
@@ -257,7 +257,7 @@ async fn logout_post(
     headers: HeaderMap,
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Result<Response, AppError> {
-    let tenant = &context.tenant.id;
+    let tenant = context.tenant.id.as_str();
     let Ok(signed_in) = signed_in else {
         // Already signed out: say so, and clear whatever cookie the browser still has.
         return Ok(logged_out_response(

@@ -21,6 +21,7 @@ mod compile;
 mod de;
 mod diagnose;
 mod env;
+mod ids;
 pub mod model;
 mod raw;
 #[cfg(test)]

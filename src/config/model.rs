@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::Method;
 
+pub use super::ids::{AppId, TenantId};
 use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
 
 /// A whole validated configuration: one snapshot that a request reads from start to end.
@@ -18,7 +19,7 @@ pub struct Config {
     pub proxy: ProxySettings,
     pub tenants: Vec<Arc<Tenant>>,
     /// The tenant that answers a Host no tenant lists; `None` means such a request gets 404.
-    pub default_tenant: Option<String>,
+    pub default_tenant: Option<TenantId>,
     /// Where this config came from (a path, or "embedded default"), for logs.
     pub source: String,
 }
@@ -114,7 +115,7 @@ impl Default for ProxySettings {
 /// One isolated portal.
 #[derive(Debug)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     /// Lower-case `host` or `host:port` values the Host header is matched against.
     pub hosts: Vec<String>,
     /// The origin users reach the tenant at; absolute URLs (redirect URIs) are built from it, never from Host.
@@ -346,7 +347,7 @@ pub struct DevUser {
 /// One registered micro-app.
 #[derive(Debug)]
 pub struct App {
-    pub id: String,
+    pub id: AppId,
     pub label: String,
     pub category: Option<String>,
     pub icon: Option<String>,

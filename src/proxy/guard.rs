@@ -35,7 +35,7 @@ impl<'a> Guard<'a> {
     /// scheme and body limit.
     pub(crate) fn of(context: &'a RequestContext, csrf_token: &'a str) -> Self {
         Guard {
-            tenant: &context.tenant.id,
+            tenant: context.tenant.id.as_str(),
             csrf_token,
             https: context.is_https(),
             max_body: context.config.proxy.max_request_body,

@@ -261,14 +261,14 @@ impl<'a> LuigiNode<'a> {
     fn in_app(app: &'a App, node: Option<&'a NavNode>, children: Vec<LuigiNode<'a>>) -> Self {
         let (path_segment, label, icon, view, test_id) = match node {
             None => (
-                &app.id,
+                app.id.as_str(),
                 &app.label,
                 &app.icon,
                 "/",
                 format!("nav-{}", app.id),
             ),
             Some(node) => (
-                &node.path,
+                node.path.as_str(),
                 &node.label,
                 &node.icon,
                 node.view.as_str(),
@@ -283,14 +283,14 @@ impl<'a> LuigiNode<'a> {
             icon: icon.as_deref(),
             view_url: format!("/apps/{}{view}", app.id),
             // One iframe group per app: same-origin frames of different apps must never be reused.
-            view_group: &app.id,
+            view_group: app.id.as_str(),
             loading_indicator: Some(LoadingIndicator {
                 enabled: app.luigi_client,
             }),
             test_id,
             context: NodeContext::App {
                 app: AppContext {
-                    id: &app.id,
+                    id: app.id.as_str(),
                     label: &app.label,
                     owner: app.owner.as_deref(),
                 },
@@ -324,7 +324,7 @@ pub(crate) fn shell_config<'a>(
     let summaries = apps
         .iter()
         .map(|app| AppSummary {
-            id: &app.id,
+            id: app.id.as_str(),
             label: &app.label,
             category: app.category.as_deref(),
             path: format!("/{HOME_SEGMENT}/{}", app.id),
@@ -350,7 +350,7 @@ pub(crate) fn shell_config<'a>(
                 nodes: [LuigiNode::home(summaries, app_nodes)],
                 global_context: GlobalContext {
                     tenant: TenantContext {
-                        id: &tenant.id,
+                        id: tenant.id.as_str(),
                         title: &branding.title,
                     },
                     user: UserContext {

@@ -21,6 +21,7 @@ use super::refresh::tokens_from;
 use super::{Algorithms, Discovered, OidcRegistry, OidcTokenResponse, TenantIdp};
 use crate::auth::error::{AuthError, Cause, Failure};
 use crate::auth::session::{Session, User};
+use crate::config::TenantId;
 use crate::token::random_token;
 
 /// Where the browser goes next after a successful callback.
@@ -50,7 +51,7 @@ impl OidcRegistry {
     /// `limits` per client (`client` is the connection's peer address) and per tenant.
     pub fn begin_login(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         client: IpAddr,
         limits: PendingLimits,
         return_to: String,
@@ -73,7 +74,7 @@ impl OidcRegistry {
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let browser_binding = random_token::<32>();
         let login = PendingLogin {
-            tenant: tenant.to_owned(),
+            tenant: tenant.clone(),
             client: ClientKey::of(client),
             pkce_verifier: verifier.secret().clone(),
             nonce: nonce.secret().clone(),
@@ -93,7 +94,7 @@ impl OidcRegistry {
     /// Completes a login from the IdP's redirect. Every check failing is a `LoginFailed` with the reason.
     pub async fn finish_login(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         callback: &CallbackParams,
         browser_binding: Option<&str>,
     ) -> Result<LoginDone, AuthError> {
@@ -108,7 +109,7 @@ impl OidcRegistry {
             .lock()
             .take(state)
             .ok_or_else(|| failed("unknown or already used state"))?;
-        if pending.tenant != tenant {
+        if pending.tenant != *tenant {
             return Err(failed("the login was started for another tenant"));
         }
         if !browser_binding.is_some_and(|binding| {

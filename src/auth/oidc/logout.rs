@@ -21,7 +21,7 @@ use super::{Algorithms, OidcRegistry, TenantIdp};
 use crate::auth::error::AuthError;
 use crate::auth::session::Session;
 use crate::clock::unix_now;
-use crate::config::OidcSettings;
+use crate::config::{OidcSettings, TenantId};
 
 /// The event a back-channel logout token must carry.
 const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -170,7 +170,7 @@ impl OidcRegistry {
     /// end. A token that passes is remembered: the same `jti` is refused from then on.
     pub async fn verify_logout_token(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         token: &str,
     ) -> Result<LogoutSubject, AuthError> {
         match self.check_logout_token(tenant, token) {
@@ -189,7 +189,7 @@ impl OidcRegistry {
 
     /// Forgets a verified token whose sessions could not be ended (the store failed), so the IdP's
     /// retry of the same token is not refused as a replay.
-    pub fn forget_logout_token(&self, tenant: &str, subject: &LogoutSubject) {
+    pub fn forget_logout_token(&self, tenant: &TenantId, subject: &LogoutSubject) {
         if let Some(idp) = self.idps.get(tenant) {
             idp.seen_logout_tokens.lock().until.remove(&subject.jti);
         }
@@ -197,7 +197,7 @@ impl OidcRegistry {
 
     fn check_logout_token(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         token: &str,
     ) -> Result<LogoutSubject, LogoutTokenError> {
         let (idp, discovered) = self

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::AuthError;
-use crate::config::{OidcSettings, SignIn, SigningAlg, Tenant};
+use crate::config::{OidcSettings, SignIn, SigningAlg, Tenant, TenantId};
 use crate::http::error::error_chain;
 
 pub use login::{CallbackParams, LoginDone, LoginStart, groups_at};
@@ -147,7 +147,7 @@ pub struct ClientError(#[source] openidconnect::reqwest::Error);
 
 /// All tenants' relying parties, plus the state of logins in flight and refreshes under way.
 pub struct OidcRegistry {
-    idps: HashMap<String, Arc<TenantIdp>>,
+    idps: HashMap<TenantId, Arc<TenantIdp>>,
     http: openidconnect::reqwest::Client,
     pending: Mutex<pending::PendingLogins>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -192,8 +192,8 @@ impl OidcRegistry {
     }
 
     /// Each tenant's IdP status, for readiness.
-    pub fn statuses(&self) -> Vec<(String, IdpStatus)> {
-        let mut statuses: Vec<(String, IdpStatus)> = self
+    pub fn statuses(&self) -> Vec<(TenantId, IdpStatus)> {
+        let mut statuses: Vec<(TenantId, IdpStatus)> = self
             .idps
             .iter()
             .map(|(tenant, idp)| (tenant.clone(), (**idp.status.load()).clone()))
@@ -219,17 +219,17 @@ impl OidcRegistry {
     }
 
     /// One IdP's discovery schedule, forever.
-    async fn keep_discovered(self: Arc<Self>, tenant: String, idp: Arc<TenantIdp>) {
+    async fn keep_discovered(self: Arc<Self>, tenant: TenantId, idp: Arc<TenantIdp>) {
         let mut backoff = Duration::from_secs(1);
         loop {
             match self.discover(&idp).await {
                 Ok(()) => {
-                    tracing::info!(tenant, issuer = %idp.settings.issuer, "OpenID Provider discovered");
+                    tracing::info!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, "OpenID Provider discovered");
                     backoff = Duration::from_secs(1);
                     tokio::time::sleep(REDISCOVERY_PERIOD).await;
                 }
                 Err(reason) => {
-                    tracing::warn!(tenant, issuer = %idp.settings.issuer, reason, "OpenID Provider unavailable; retrying");
+                    tracing::warn!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, reason, "OpenID Provider unavailable; retrying");
                     idp.status.store(Arc::new(IdpStatus::Unavailable(reason)));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -285,7 +285,7 @@ impl OidcRegistry {
         due && self.discover(idp).await.is_ok()
     }
 
-    fn idp(&self, tenant: &str) -> Result<(&Arc<TenantIdp>, Arc<Discovered>), AuthError> {
+    fn idp(&self, tenant: &TenantId) -> Result<(&Arc<TenantIdp>, Arc<Discovered>), AuthError> {
         let idp = self
             .idps
             .get(tenant)

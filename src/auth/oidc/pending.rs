@@ -10,10 +10,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::AuthError;
+use crate::config::TenantId;
 
 /// A login that went to the IdP and has not come back yet.
 pub(super) struct PendingLogin {
-    pub(super) tenant: String,
+    pub(super) tenant: TenantId,
     /// Who started it, for the per-client bound.
     pub(super) client: ClientKey,
     pub(super) pkce_verifier: String,
@@ -60,7 +61,7 @@ pub struct PendingLimits {
 pub(super) struct PendingLogins {
     by_state: HashMap<String, PendingLogin>,
     /// Per tenant: each client's states, oldest first, and how many the tenant holds.
-    tenants: HashMap<String, TenantLogins>,
+    tenants: HashMap<TenantId, TenantLogins>,
 }
 
 #[derive(Default)]
@@ -165,7 +166,7 @@ mod tests {
 
     fn login(tenant: &str, client: &str) -> PendingLogin {
         PendingLogin {
-            tenant: tenant.into(),
+            tenant: TenantId::new(tenant),
             client: ClientKey::of(client.parse().unwrap()),
             pkce_verifier: String::new(),
             nonce: String::new(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{LookupMiss, OidcTokens, Session, SessionId, SessionStore, Sessions, User};
 use crate::clock::unix_now;
-use crate::config::SessionSettings;
+use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::SetCookie;
 
 /// Runs every check against stores from `make`.
@@ -42,9 +42,18 @@ fn user(subject: &str) -> User {
     }
 }
 
-fn with_sid(tenant: &str, subject: &str, sid: &str) -> Session {
+/// A tenant id as config compilation would make it.
+fn tenant(id: &str) -> TenantId {
+    TenantId::new(id)
+}
+
+fn app(id: &str) -> AppId {
+    AppId::new(id)
+}
+
+fn with_sid(tenant_id: &str, subject: &str, sid: &str) -> Session {
     let now = unix_now();
-    Session::new(tenant, user(subject)).with_oidc(OidcTokens {
+    Session::new(&tenant(tenant_id), user(subject)).with_oidc(OidcTokens {
         access_token: "at".into(),
         expires_at: now + 600,
         refresh_at: now + 500,
@@ -79,7 +88,7 @@ async fn insert_get_and_remove(store: &impl SessionStore) {
 }
 
 async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
-    let mut session = Session::new("acme", user("alice"));
+    let mut session = Session::new(&tenant("acme"), user("alice"));
     let id = session.id.clone();
     store.insert(session.clone()).await.unwrap();
     session.user.groups = vec!["new".into()];
@@ -89,7 +98,7 @@ async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
 }
 
 async fn touch_records_activity(store: &impl SessionStore) {
-    let session = Session::new("acme", user("alice"));
+    let session = Session::new(&tenant("acme"), user("alice"));
     let id = session.id.clone();
     let later = session.last_seen + 45;
     store.insert(session).await.unwrap();
@@ -98,10 +107,10 @@ async fn touch_records_activity(store: &impl SessionStore) {
 }
 
 async fn purge_drops_only_expired_sessions(store: &impl SessionStore) {
-    let fresh = Session::new("acme", user("a"));
-    let mut idle = Session::new("acme", user("b"));
+    let fresh = Session::new(&tenant("acme"), user("a"));
+    let mut idle = Session::new(&tenant("acme"), user("b"));
     idle.last_seen -= 61;
-    let mut old = Session::new("globex", user("c"));
+    let mut old = Session::new(&tenant("globex"), user("c"));
     old.created_at -= 601;
     let ids = [fresh.id.clone(), idle.id.clone(), old.id.clone()];
     for session in [fresh, idle, old] {
@@ -131,16 +140,17 @@ async fn logout_by_subject_and_sid_ends_only_the_named_sessions(store: &impl Ses
     for session in [alice_1, alice_2, bob, alice_elsewhere] {
         store.insert(session).await.unwrap();
     }
-    let ended = |tenant, subject, sid| store.remove_for_logout(tenant, subject, sid);
-    assert_eq!(ended("acme", None, None).await.unwrap(), 0, "names nobody");
-    assert_eq!(ended("acme", Some("bob"), Some("sid-1")).await.unwrap(), 0);
-    assert_eq!(ended("acme", None, Some("sid-1")).await.unwrap(), 1);
+    let acme = tenant("acme");
+    let ended = |subject, sid| store.remove_for_logout(&acme, subject, sid);
+    assert_eq!(ended(None, None).await.unwrap(), 0, "names nobody");
+    assert_eq!(ended(Some("bob"), Some("sid-1")).await.unwrap(), 0);
+    assert_eq!(ended(None, Some("sid-1")).await.unwrap(), 1);
     assert!(!present(store, &ids[0]).await);
     assert!(
         present(store, &ids[3]).await,
         "another tenant's session stays"
     );
-    assert_eq!(ended("acme", Some("alice"), None).await.unwrap(), 1);
+    assert_eq!(ended(Some("alice"), None).await.unwrap(), 1);
     assert!(!present(store, &ids[1]).await);
     assert!(present(store, &ids[2]).await && present(store, &ids[3]).await);
 }
@@ -150,9 +160,9 @@ pub(crate) async fn jars_end_with_their_session(store: &impl SessionStore) {
     let now = unix_now();
     let cookie = || vec![SetCookie::parse("sid=1; Path=/", "/", now).unwrap()];
     let logged_out = with_sid("acme", "alice", "idp-sid");
-    let mut idle = Session::new("acme", user("b"));
+    let mut idle = Session::new(&tenant("acme"), user("b"));
     idle.last_seen -= 61;
-    let signed_out = Session::new("acme", user("c"));
+    let signed_out = Session::new(&tenant("acme"), user("c"));
     let ids: Vec<SessionId> = [&logged_out, &idle, &signed_out]
         .iter()
         .map(|s| s.id.clone())
@@ -161,65 +171,80 @@ pub(crate) async fn jars_end_with_their_session(store: &impl SessionStore) {
         store.insert(session).await.unwrap();
     }
     for id in &ids {
-        store.update_jar(id, "app", cookie(), now).await.unwrap();
-        assert!(store.jar(id, "app").await.unwrap().is_some());
-        assert!(store.jar(id, "other").await.unwrap().is_none());
+        store
+            .update_jar(id, &app("app"), cookie(), now)
+            .await
+            .unwrap();
+        assert!(store.jar(id, &app("app")).await.unwrap().is_some());
+        assert!(store.jar(id, &app("other")).await.unwrap().is_none());
     }
     store.remove(&ids[2]).await.unwrap();
     store.purge_expired(now, &settings()).await.unwrap();
     store
-        .remove_for_logout("acme", None, Some("idp-sid"))
+        .remove_for_logout(&tenant("acme"), None, Some("idp-sid"))
         .await
         .unwrap();
     for id in &ids {
-        assert!(store.jar(id, "app").await.unwrap().is_none());
-        store.update_jar(id, "app", cookie(), now).await.unwrap();
-        assert!(store.jar(id, "app").await.unwrap().is_none());
+        assert!(store.jar(id, &app("app")).await.unwrap().is_none());
+        store
+            .update_jar(id, &app("app"), cookie(), now)
+            .await
+            .unwrap();
+        assert!(store.jar(id, &app("app")).await.unwrap().is_none());
     }
 }
 
 async fn lookup_binds_sessions_to_their_tenant_and_timeouts(store: impl SessionStore) {
     let sessions = Sessions::new(Arc::new(store));
-    let session = Session::new("acme", user("a"));
+    let session = Session::new(&tenant("acme"), user("a"));
     let id = session.id.clone();
     sessions.insert(session).await.unwrap();
-    assert!(sessions.lookup(&id, "acme", &settings()).await.is_ok());
+    assert!(
+        sessions
+            .lookup(&id, &tenant("acme"), &settings())
+            .await
+            .is_ok()
+    );
     let miss = sessions
-        .lookup(&id, "globex", &settings())
+        .lookup(&id, &tenant("globex"), &settings())
         .await
         .unwrap_err();
-    assert_eq!(miss, LookupMiss::OtherTenant("acme".into()));
+    assert_eq!(miss, LookupMiss::OtherTenant(tenant("acme")));
     assert!(
         sessions.current(&id).await.unwrap().is_some(),
         "refused, not removed"
     );
 
-    let mut idle = Session::new("acme", user("b"));
+    let mut idle = Session::new(&tenant("acme"), user("b"));
     idle.last_seen -= 61;
     let idle_id = idle.id.clone();
     sessions.insert(idle).await.unwrap();
-    let miss = sessions.lookup(&idle_id, "acme", &settings()).await;
+    let miss = sessions
+        .lookup(&idle_id, &tenant("acme"), &settings())
+        .await;
     assert_eq!(miss.unwrap_err(), LookupMiss::Expired);
-    let miss = sessions.lookup(&idle_id, "acme", &settings()).await;
+    let miss = sessions
+        .lookup(&idle_id, &tenant("acme"), &settings())
+        .await;
     assert_eq!(
         miss.unwrap_err(),
         LookupMiss::Unknown,
         "an expired session is removed"
     );
 
-    let mut old = Session::new("acme", user("c"));
+    let mut old = Session::new(&tenant("acme"), user("c"));
     old.created_at -= 601;
     let old_id = old.id.clone();
     sessions.insert(old).await.unwrap();
-    let miss = sessions.lookup(&old_id, "acme", &settings()).await;
+    let miss = sessions.lookup(&old_id, &tenant("acme"), &settings()).await;
     assert_eq!(miss.unwrap_err(), LookupMiss::Expired);
 
-    let mut quiet = Session::new("acme", user("d"));
+    let mut quiet = Session::new(&tenant("acme"), user("d"));
     quiet.last_seen -= 40;
     let (quiet_id, seen) = (quiet.id.clone(), quiet.last_seen);
     sessions.insert(quiet).await.unwrap();
     sessions
-        .lookup(&quiet_id, "acme", &settings())
+        .lookup(&quiet_id, &tenant("acme"), &settings())
         .await
         .unwrap();
     let touched = sessions.current(&quiet_id).await.unwrap().unwrap();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_now;
-use crate::config::SessionSettings;
+use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SetCookie};
 use crate::token::{hex, random_token};
 
@@ -98,7 +98,7 @@ impl std::fmt::Debug for OidcTokens {
 pub struct Session {
     pub id: SessionId,
     /// The tenant that signed this user in; the session is worthless on any other tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     pub user: User,
     /// Sent by the shell with state-changing requests; see `auth::csrf`.
     pub csrf_token: String,
@@ -109,11 +109,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(tenant: &str, user: User) -> Self {
+    pub fn new(tenant: &TenantId, user: User) -> Self {
         let now = unix_now();
         Session {
             id: SessionId::generate(),
-            tenant: tenant.to_owned(),
+            tenant: tenant.clone(),
             user,
             csrf_token: random_token::<16>(),
             created_at: now,
@@ -129,8 +129,13 @@ impl Session {
 
     /// Whether a back-channel logout for `subject`/`sid` of `tenant` covers this session: by `sid` when
     /// the token names one (and then the subject too, if named), else every session of the subject.
-    pub fn matches_logout(&self, tenant: &str, subject: Option<&str>, sid: Option<&str>) -> bool {
-        if self.tenant != tenant {
+    pub fn matches_logout(
+        &self,
+        tenant: &TenantId,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> bool {
+        if self.tenant != *tenant {
             return false;
         }
         let subject_ok = subject.is_none_or(|subject| subject == self.user.subject);
@@ -164,7 +169,7 @@ pub enum LookupMiss {
     Unknown,
     Expired,
     /// Valid, but issued by another tenant: refused and audited (BRIEF invariant 5).
-    OtherTenant(String),
+    OtherTenant(TenantId),
     /// The store failed; the request fails (503) rather than being treated as signed out.
     StoreDown(StoreError),
 }
@@ -183,7 +188,7 @@ impl Sessions {
     pub async fn lookup(
         &self,
         id: &SessionId,
-        tenant: &str,
+        tenant: &TenantId,
         settings: &SessionSettings,
     ) -> Result<Arc<Session>, LookupMiss> {
         let session = match self.store.get(id).await {
@@ -194,7 +199,7 @@ impl Sessions {
                 return Err(LookupMiss::StoreDown(error));
             }
         };
-        if session.tenant != tenant {
+        if session.tenant != *tenant {
             return Err(LookupMiss::OtherTenant(session.tenant.clone()));
         }
         let now = unix_now();
@@ -229,7 +234,7 @@ impl Sessions {
     /// Ends the sessions of `tenant` a back-channel logout names; returns how many.
     pub async fn remove_for_logout(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
@@ -237,7 +242,11 @@ impl Sessions {
     }
 
     /// The session's cookie jar for `app` (`cookies: jar`).
-    pub async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError> {
+    pub async fn jar(
+        &self,
+        id: &SessionId,
+        app: &AppId,
+    ) -> Result<Option<Arc<AppJar>>, StoreError> {
         self.store.jar(id, app).await
     }
 
@@ -245,7 +254,7 @@ impl Sessions {
     pub async fn update_jar(
         &self,
         id: &SessionId,
-        app: &str,
+        app: &AppId,
         cookies: Vec<SetCookie>,
         now: u64,
     ) -> Result<(), StoreError> {

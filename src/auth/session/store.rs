@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use super::{Session, SessionId};
-use crate::config::SessionSettings;
+use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SessionJars, SetCookie};
 
 /// A session store failed (a network store being down); callers treat the user as signed out.
@@ -40,19 +40,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends the sessions a back-channel logout names (see [`Session::matches_logout`]); returns how many.
     async fn remove_for_logout(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError>;
     /// The cookies the session's jar holds for `app` (`cookies: jar`), if any. Jars live and die with
     /// their session: every way a session ends above must drop its jars too.
-    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError>;
+    async fn jar(&self, id: &SessionId, app: &AppId) -> Result<Option<Arc<AppJar>>, StoreError>;
     /// Applies an app's `Set-Cookie`s to the session's jar (see `jar::SessionJars::apply`). A session
     /// that has ended gets no jar back: a late response cannot outlive a sign-out.
     async fn update_jar(
         &self,
         id: &SessionId,
-        app: &str,
+        app: &AppId,
         cookies: Vec<SetCookie>,
         now: u64,
     ) -> Result<(), StoreError>;
@@ -123,7 +123,7 @@ impl SessionStore for MemoryStore {
 
     async fn remove_for_logout(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
@@ -134,14 +134,14 @@ impl SessionStore for MemoryStore {
         Ok(before - sessions.len())
     }
 
-    async fn jar(&self, id: &SessionId, app: &str) -> Result<Option<Arc<AppJar>>, StoreError> {
+    async fn jar(&self, id: &SessionId, app: &AppId) -> Result<Option<Arc<AppJar>>, StoreError> {
         Ok(self.jars.read().get(id).and_then(|jars| jars.app(app)))
     }
 
     async fn update_jar(
         &self,
         id: &SessionId,
-        app: &str,
+        app: &AppId,
         cookies: Vec<SetCookie>,
         now: u64,
     ) -> Result<(), StoreError> {

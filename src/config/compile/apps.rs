@@ -6,7 +6,7 @@
 use super::{RESERVED_SEGMENTS, TenantScope, access, values};
 use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
-use crate::config::model::{App, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
+use crate::config::model::{App, AppId, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
 use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
 use crate::config::source::normalise_lexically;
 use crate::config::yaml::Mark;
@@ -98,7 +98,7 @@ fn named_app(
             requests: requests?,
             case: case?,
         },
-        id: id.to_owned(),
+        id: AppId::new(id),
         label: field(&raw.label)?.map_or_else(|| id.to_owned(), |Shown(label)| label.clone()),
         category: shown(&raw.category),
         icon: shown(&raw.icon),

@@ -30,7 +30,7 @@ use super::Diagnostic;
 use super::de;
 use super::diagnose::Cx;
 use super::env::{EnvRules, TeamEnv};
-use super::model::Config;
+use super::model::{Config, TenantId};
 use super::raw::{Env, RawConfig, Val};
 use super::source::Source;
 use super::yaml::{self, Mark};
@@ -133,7 +133,7 @@ fn config(
 }
 
 /// `default_tenant`: one of the tenants written (a tenant that is broken is reported on its own).
-fn default_tenant(raw: &RawConfig, cx: &mut Cx<'_>) -> Option<String> {
+fn default_tenant(raw: &RawConfig, cx: &mut Cx<'_>) -> Option<TenantId> {
     let val = raw.default_tenant.as_ref()?;
     let Env(id) = val.get()?;
     let named = raw.tenants.as_ref().and_then(Val::get);
@@ -148,7 +148,7 @@ fn default_tenant(raw: &RawConfig, cx: &mut Cx<'_>) -> Option<String> {
         })
         .unwrap_or_default();
     if known.contains(&id.as_str()) {
-        return Some(id.clone());
+        return Some(TenantId::new(id));
     }
     cx.error_at(
         val.mark,

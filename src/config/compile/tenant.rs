@@ -12,7 +12,7 @@ use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
-    Branding, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, Theme,
+    Branding, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId, Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
@@ -148,7 +148,7 @@ fn tenant(
         .clone()
         .unwrap_or_else(|| format!("urn:portico:tenant:{id}"));
     Some(Tenant {
-        id: id.to_owned(),
+        id: TenantId::new(id),
         hosts,
         public_origin,
         origin,
