@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!app.access.roles.is_empty(), "default deny");
                     assert!(!app.policy.paths.iter().any(|(_, r)| r.roles.is_empty()));
                     shown.push(app.label.clone());
-                    shown.push(app.id.clone());
+                    shown.push(app.id.as_str().to_owned());
                     shown.extend(app.category.clone());
                     shown.extend(app.icon.clone());
                     shown.extend(app.owner.clone());
