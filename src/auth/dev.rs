@@ -19,13 +19,13 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::cookies::session_set_cookie;
-use super::csrf;
 use super::error::AuthError;
 use super::return_path::safe_return_path;
 use super::routes::{form_fields, start_session};
 use super::session::{Session, User};
 use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::{DevUser, SignIn, Tenant};
+use crate::http::csrf;
 use crate::http::{AppError, RequestContext};
 use crate::state::AppState;
 use crate::telemetry::Labels;

@@ -11,7 +11,6 @@
 //! the extractor (`extract`) sit on top of them.
 
 pub mod cookies;
-pub mod csrf;
 pub mod dev;
 mod error;
 mod extract;

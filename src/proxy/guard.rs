@@ -6,7 +6,7 @@
 //! and answers 413, never a shortened body).
 //!
 //! The guard takes what it needs as plain values ([`Guard`]), not the session or the request context.
-//! It borrows only the CSRF proof itself from `auth::csrf`, a pure function over the headers.
+//! The CSRF proof itself is the HTTP kit's (`http::csrf`), a pure function over the headers.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, Method, header};
 
 use super::ProxyError;
 use crate::audit::{self, AuditEvent};
-use crate::auth::csrf;
 use crate::http::RequestContext;
+use crate::http::csrf;
 
 /// What [`guard`] checks a request against.
 #[derive(Debug, Clone, Copy)]

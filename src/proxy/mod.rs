@@ -7,7 +7,7 @@
 //! connections. It never forwards the session cookie or a client-sent identity header. This module
 //! decides nothing about access (that is `rbac::decide`, called by each gateway before the guard) and
 //! imports no feature: the gateways give it plain values (the user's claims, the portal's cookie names,
-//! the CSRF token); only the CSRF proof is borrowed from `auth::csrf`, a pure function.
+//! the CSRF token); the CSRF proof itself is the HTTP kit's (`http::csrf`), a pure function.
 
 pub(crate) mod client;
 pub(crate) mod guard;

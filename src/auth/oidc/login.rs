@@ -113,7 +113,7 @@ impl OidcRegistry {
             return Err(failed("the login was started for another tenant"));
         }
         if !browser_binding.is_some_and(|binding| {
-            crate::auth::csrf::constant_time_eq(
+            crate::http::csrf::constant_time_eq(
                 binding.as_bytes(),
                 pending.browser_binding.as_bytes(),
             )

@@ -100,7 +100,7 @@ pub struct Session {
     /// The tenant that signed this user in; the session is worthless on any other tenant.
     pub tenant: TenantId,
     pub user: User,
-    /// Sent by the shell with state-changing requests; see `auth::csrf`.
+    /// Sent by the shell with state-changing requests; see `http::csrf`.
     pub csrf_token: String,
     pub created_at: u64,
     pub last_seen: u64,

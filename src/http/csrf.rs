@@ -7,7 +7,7 @@
 use axum::http::{HeaderMap, header};
 
 /// The header the shell's bootstrap and the demo apps send with state-changing fetch calls.
-pub const CSRF_HEADER: &str = "x-portico-csrf";
+pub(crate) const CSRF_HEADER: &str = "x-portico-csrf";
 
 /// True unless the browser says the request is cross-site. Requests without either header (non-browser
 /// clients) pass this check; they still need the token.
@@ -16,7 +16,7 @@ pub const CSRF_HEADER: &str = "x-portico-csrf";
 /// page served over plain HTTP on the same host name is another origin (and anyone on the network path
 /// can write it). A `Sec-Fetch-Site` that cannot be read (not visible ASCII) or that appears with
 /// differing values counts as cross-site: a browser never sends such a thing, so the request is forged.
-pub fn is_same_origin(headers: &HeaderMap, https: bool) -> bool {
+pub(crate) fn is_same_origin(headers: &HeaderMap, https: bool) -> bool {
     let mut sites = headers.get_all("sec-fetch-site").iter().peekable();
     if sites.peek().is_some() {
         return sites.all(|site| site.to_str().is_ok_and(|site| site == "same-origin"));
@@ -53,7 +53,7 @@ pub fn is_same_origin(headers: &HeaderMap, https: bool) -> bool {
 /// For a state-changing request authenticated by the cookie: the browser says same-origin
 /// (`Sec-Fetch-Site`, else `Origin`, see [`is_same_origin`]), or, from a client that sends neither, the
 /// CSRF token header matches.
-pub fn proves_same_origin(headers: &HeaderMap, expected_token: &str, https: bool) -> bool {
+pub(crate) fn proves_same_origin(headers: &HeaderMap, expected_token: &str, https: bool) -> bool {
     let browser_said =
         headers.contains_key("sec-fetch-site") || headers.contains_key(header::ORIGIN);
     if browser_said {
@@ -64,7 +64,7 @@ pub fn proves_same_origin(headers: &HeaderMap, expected_token: &str, https: bool
 }
 
 /// The header or form token equals the session's, compared in constant time.
-pub fn token_matches(headers: &HeaderMap, form_token: Option<&str>, expected: &str) -> bool {
+pub(crate) fn token_matches(headers: &HeaderMap, form_token: Option<&str>, expected: &str) -> bool {
     let presented = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -73,7 +73,7 @@ pub fn token_matches(headers: &HeaderMap, form_token: Option<&str>, expected: &s
 }
 
 /// Compares secrets without an early exit, so timing does not reveal how much matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
