@@ -17,6 +17,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/portico-config.sh
+. "$ROOT/bench/portico-config.sh"
 N=${BENCH_REQUESTS:-2000}
 [[ $N =~ ^[0-9]+$ && $N -gt 0 && $N -le 100000 ]] || { echo "error: BENCH_REQUESTS must be 1..100000" >&2; exit 2; }
 
@@ -80,20 +82,7 @@ EOF
 "$NGINX" -p "$WORK/upstream/" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
 PIDS+=($!)
 
-cat >"$WORK/portico.yaml" <<EOF
-version: 1
-server:
-  listen: 127.0.0.1:$P_PORT
-default_tenant: bench
-tenants:
-  bench:
-    hosts: [127.0.0.1:$P_PORT]
-    auth: { dev_sign_in: { users: [{ id: bench, groups: [eng] }] } }
-    roles:
-      developer: { groups: [eng] }
-    apps:
-      - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$U_PORT }
-EOF
+portico_bench_config "$P_PORT" "$U_PORT" >"$WORK/portico.yaml"
 
 cat >"$WORK/requests.py" <<'EOF'
 import http.client, sys

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/portico-config.sh
+. "$ROOT/bench/portico-config.sh"
 BENCH_DIR="$ROOT/bench"
 RESULTS="$BENCH_DIR/results-latest.md"
 
@@ -301,20 +303,7 @@ wait_listening "lighttpd proxy" "$LIGHTTPD_PID" "$L_PORT" "$WORK/lighttpd/stdout
 
 # ---------------------------------------------------------------------------------------------------
 # portico: dev sign-in tenant, one app proxied to the upstream; tokio limited to one worker thread.
-cat >"$WORK/portico/portico.yaml" <<EOF
-version: 1
-server:
-  listen: 127.0.0.1:$P_PORT
-default_tenant: bench
-tenants:
-  bench:
-    hosts: [127.0.0.1:$P_PORT]
-    auth: { dev_sign_in: { users: [{ id: bench, groups: [eng] }] } }
-    roles:
-      developer: { groups: [eng] }
-    apps:
-      - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$U_PORT }
-EOF
+portico_bench_config "$P_PORT" "$U_PORT" >"$WORK/portico/portico.yaml"
 "$PORTICO" check "$WORK/portico/portico.yaml" >"$WORK/portico/check.log" 2>&1 \
     || { cat "$WORK/portico/check.log" >&2; die "portico check rejected the generated config"; }
 if [[ $ACCESS_LOG == on ]]; then PORTICO_RUST_LOG=info; else PORTICO_RUST_LOG=info,access=off; fi
