@@ -3,7 +3,7 @@
 # tests; Debian's Jetty 9 for the canonical-path tests; a real Backstage backend for the Backstage tests,
 # built once into tests/backstage/node_modules).
 
-.PHONY: run test test-rust test-e2e deps lint bench bench-instructions
+.PHONY: run test test-rust test-e2e test-packaging deps lint bench bench-instructions
 
 run: deps
 	cargo run --release -- serve
@@ -13,6 +13,7 @@ test: deps
 	scripts/ensure-jetty.sh
 	scripts/install-backstage.sh
 	cargo build --bins
+	scripts/check-packaging.sh
 	cargo test --all-targets
 	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
 
@@ -25,6 +26,11 @@ test-e2e: deps
 	scripts/ensure-chromium.sh
 	cargo build --bins
 	node --test tests/support/op-selftest.mjs e2e/*.test.mjs
+
+# The container image definition (hadolint) and the systemd unit (systemd-analyze verify and security).
+test-packaging: deps
+	cargo build --bins
+	scripts/check-packaging.sh
 
 # Proxy cost against nginx and lighttpd on loopback (installs nginx, lighttpd, wrk as root). About a minute.
 bench: deps
