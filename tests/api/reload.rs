@@ -1,0 +1,630 @@
+//! Reload without restart, through the real `portico` binary (a subprocess with its config in a
+//! temporary directory): SIGHUP, the file watch (a changed app file, a new one, a removed one),
+//! `POST /reload` with a broken file (refused whole, last-known-good keeps serving) and its fix, and the
+//! issue's key check: an app file changes while a response streams from a real Express upstream, and
+//! nobody is signed out and nothing in flight is cut. Every wait is bounded by `TIMEOUT`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{Session, TIMEOUT, app_nodes, client, segments, session_from};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+/// The stock Express app of `tests/support/express-stream.mjs`, stopped on drop.
+struct Express {
+    addr: SocketAddr,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Express {
+    fn start() -> Express {
+        let mut child = Command::new("node")
+            .arg("tests/support/express-stream.mjs")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs the Express test app (run `npm ci`)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(TIMEOUT)
+            .expect("the Express app starts");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("the Express app said {line:?}"));
+        Express {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Express {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `portico serve` on loopback ports chosen by the system, its JSON log lines collected.
+struct Portico {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    logs: Arc<Mutex<Vec<Value>>>,
+    client: reqwest::Client,
+}
+
+impl Portico {
+    /// Starts with `config` (None: the embedded demo).
+    fn start(config: Option<&Path>) -> Portico {
+        let mut command = Command::new(BIN);
+        command.arg("serve");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .env_remove("PORTICO_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the portico binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                sink.lock().unwrap().push(value);
+            }
+        });
+        let mut portico = Portico {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: SocketAddr::from(([0, 0, 0, 0], 0)),
+            logs,
+            client: client(),
+        };
+        let addr_of = |line: &Value, message: &str| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+                .then(|| line["addr"].as_str().and_then(|addr| addr.parse().ok()))
+                .flatten()
+        };
+        portico.admin = portico.wait_for_log(|line| addr_of(line, "admin listener"));
+        portico.addr = portico.wait_for_log(|line| addr_of(line, "portico is serving"));
+        portico
+    }
+
+    /// The first log line for which `find` says something, waiting for it (bounded).
+    fn wait_for_log<T>(&mut self, find: impl Fn(&Value) -> Option<T>) -> T {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(found) = self.logs.lock().unwrap().iter().find_map(&find) {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("portico exited ({status}); it logged:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such log line within {TIMEOUT:?}; portico logged:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    async fn status(&self) -> Value {
+        let response = self
+            .client
+            .get(self.admin_url("/config/status"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// Waits (bounded) until `/config/status` satisfies `done`, and returns it.
+    async fn status_when(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {TIMEOUT:?}; status {status:#}\nportico logged:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn post_reload(&self) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.admin_url("/reload"))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    fn sighup(&self) {
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn sign_in(&self, user: &str) -> Session {
+        let response = self
+            .client
+            .post(self.url("/auth/dev-login"))
+            .header("origin", format!("http://{}", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("user={user}&return_to=%2F"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        session_from(response.headers()).expect("dev sign-in sets the session cookie")
+    }
+
+    async fn get_as(&self, path: &str, session: &Session) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The app ids in `session`'s navigation (asserts the session is still signed in).
+    async fn nav(&self, session: &Session) -> Vec<String> {
+        let response = self.get_as("/shell/config.json", session).await;
+        assert_eq!(response.status(), StatusCode::OK, "still signed in");
+        segments(&app_nodes(&response.json().await.unwrap()))
+    }
+
+    /// The audit lines of config reloads so far.
+    fn reload_audits(&self) -> Vec<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line["target"] == "audit" && line["event"] == "config_reload")
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The main file: tenant `t` on 127.0.0.1 with dev sign-in (ann: developer; ops: developer and ops),
+/// its apps from `apps.d/*.yaml`, plus `inline` apps as YAML list items.
+fn main_file(inline: &str) -> String {
+    format!(
+        "tenants:
+  t:
+    hosts: [\"127.0.0.1\"]
+    auth:
+      dev_sign_in:
+        users: [{{ id: ann, groups: [eng] }}, {{ id: olga, groups: [eng, ops] }}]
+    roles:
+      developer: {{ groups: [eng] }}
+      ops: {{ groups: [ops] }}
+    apps_from: apps.d/*.yaml
+    apps: [{inline}]
+"
+    )
+}
+
+fn app_file(id: &str, label: &str, role: &str, upstream: &str) -> String {
+    format!("id: {id}\nlabel: {label}\nupstream: \"{upstream}\"\naccess: {{ roles: [{role}] }}\n")
+}
+
+/// A temporary config directory with the main file and app files.
+struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    fn new(main: &str, apps: &[(&str, String)]) -> ConfigDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("apps.d")).unwrap();
+        let config = ConfigDir { dir };
+        config.write("portico.yaml", main);
+        for (name, text) in apps {
+            config.write(&format!("apps.d/{name}"), text);
+        }
+        config
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn main(&self) -> PathBuf {
+        self.path("portico.yaml")
+    }
+
+    /// Writes as editors do: a temporary file in the same directory, renamed over the target.
+    fn write(&self, name: &str, text: &str) {
+        let target = self.path(name);
+        let temporary = target.with_file_name(format!(
+            ".{}.tmp",
+            target.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(&temporary, &target).unwrap();
+    }
+}
+
+/// SIGHUP reloads (it used to end the process): an app added appears in the navigation and is
+/// proxied; an app removed answers 404 afterwards.
+#[tokio::test]
+async fn sighup_reloads_the_config() {
+    let express = Express::start();
+    let hello = |id: &str| {
+        format!(
+            "{{ id: {id}, upstream: \"{}\", access: {{ roles: [developer] }} }}",
+            express.url()
+        )
+    };
+    let config = ConfigDir::new(&main_file(&hello("one")), &[]);
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+    assert_eq!(portico.nav(&ann).await, ["one"]);
+    assert_eq!(portico.status().await["generation"], 1);
+
+    config.write("portico.yaml", &main_file(&hello("two")));
+    portico.sighup();
+    let status = portico
+        .status_when("SIGHUP reloads", |s| s["loaded_by"] == "signal")
+        .await;
+    assert!(status["generation"].as_u64().unwrap() >= 2, "{status:#}");
+    assert_eq!(
+        portico.nav(&ann).await,
+        ["two"],
+        "the same session, the new apps"
+    );
+    let two = portico.get_as("/apps/two/hello", &ann).await;
+    assert_eq!(two.status(), StatusCode::OK);
+    assert_eq!(two.json::<Value>().await.unwrap()["path"], "/hello");
+    let one = portico.get_as("/apps/one/hello", &ann).await;
+    assert_eq!(one.status(), StatusCode::NOT_FOUND, "a removed app is gone");
+}
+
+/// The file watch: a changed app file under an `apps_from` glob reloads by itself, so does a new file
+/// matching the glob, and a removed one.
+#[tokio::test]
+async fn app_files_written_created_and_removed_reload_by_themselves() {
+    let express = Express::start();
+    let upstream = express.url();
+    let config = ConfigDir::new(
+        &main_file(""),
+        &[("one.yaml", app_file("one", "One", "developer", &upstream))],
+    );
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+    let status = portico.status().await;
+    let files: Vec<&str> = status["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{status:#}");
+    assert!(files[0].ends_with("portico.yaml") && files[1].ends_with("apps.d/one.yaml"));
+    let hash_before = status["files"][1]["sha256"].clone();
+
+    config.write(
+        "apps.d/one.yaml",
+        &app_file("one", "Renamed", "developer", &upstream),
+    );
+    let status = portico
+        .status_when("a changed app file reloads", |s| s["generation"] == 2)
+        .await;
+    assert_eq!(status["loaded_by"], "file");
+    assert_ne!(status["files"][1]["sha256"], hash_before);
+    let config_json: Value = portico
+        .get_as("/shell/config.json", &ann)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app_nodes(&config_json)[0]["label"], "Renamed");
+
+    config.write(
+        "apps.d/two.yaml",
+        &app_file("two", "Two", "developer", &upstream),
+    );
+    portico
+        .status_when("a new app file reloads", |s| s["generation"] == 3)
+        .await;
+    assert_eq!(portico.nav(&ann).await, ["one", "two"]);
+    assert_eq!(
+        portico.get_as("/apps/two/x", &ann).await.status(),
+        StatusCode::OK
+    );
+
+    std::fs::remove_file(config.path("apps.d/one.yaml")).unwrap();
+    portico
+        .status_when("a removed app file reloads", |s| s["generation"] == 4)
+        .await;
+    assert_eq!(portico.nav(&ann).await, ["two"]);
+    assert_eq!(
+        portico.get_as("/apps/one/x", &ann).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// A broken file is refused whole: 422 with file:line:key diagnostics, the running config keeps
+/// serving, `/config/status` shows the error; the fixed file is applied as the next generation.
+#[tokio::test]
+async fn a_broken_config_is_refused_and_the_last_good_one_keeps_serving() {
+    let express = Express::start();
+    let upstream = express.url();
+    let config = ConfigDir::new(
+        &main_file(""),
+        &[("one.yaml", app_file("one", "One", "developer", &upstream))],
+    );
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+
+    // An unknown role, on line 4 of the app file.
+    config.write(
+        "apps.d/one.yaml",
+        &app_file("one", "One", "finance", &upstream),
+    );
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+    assert_eq!(body["outcome"], "refused");
+    assert_eq!(body["generation"], 1);
+    let diagnostic = &body["diagnostics"][0];
+    assert!(
+        diagnostic["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("apps.d/one.yaml"),
+        "{body:#}"
+    );
+    assert_eq!(diagnostic["line"], 4, "{body:#}");
+    assert!(
+        diagnostic["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown role `finance`"),
+        "{body:#}"
+    );
+    assert!(!diagnostic["key"].as_str().unwrap().is_empty(), "{body:#}");
+
+    // The last good config keeps serving, the session with it.
+    assert_eq!(portico.nav(&ann).await, ["one"]);
+    assert_eq!(
+        portico.get_as("/apps/one/x", &ann).await.status(),
+        StatusCode::OK
+    );
+    let status = portico.status().await;
+    assert_eq!(status["generation"], 1);
+    assert_eq!(status["last_attempt"]["outcome"], "refused", "{status:#}");
+    let shown = &status["last_error"]["diagnostics"][0];
+    assert!(
+        shown["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown role `finance`"),
+        "{status:#}"
+    );
+    assert!(status["last_error"]["at"].is_string());
+    let refusal = portico
+        .reload_audits()
+        .into_iter()
+        .find(|line| line["outcome"] == "failure")
+        .expect("an audit line for the refused reload");
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown role `finance`")
+    );
+
+    config.write(
+        "apps.d/one.yaml",
+        &app_file("one", "Fixed", "developer", &upstream),
+    );
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    assert_eq!(body["outcome"], "applied");
+    // The watcher may have applied the fix first; either way it is a newer generation.
+    let generation = body["generation"].as_u64().unwrap();
+    assert!(generation >= 2, "{body:#}");
+    let status = portico.status().await;
+    assert!(status["generation"].as_u64().unwrap() >= generation);
+    assert_eq!(status["last_attempt"]["outcome"], "applied", "{status:#}");
+    assert_eq!(portico.nav(&ann).await, ["one"]);
+}
+
+/// The embedded demo has no file: POST /reload says so, and SIGHUP does not end the process.
+#[tokio::test]
+async fn the_embedded_demo_has_nothing_to_reload() {
+    let portico = Portico::start(None);
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body:#}");
+    assert_eq!(body["error"], "no_config_file");
+    assert!(body["message"].as_str().unwrap().contains("embedded"));
+    portico.sighup();
+    let mut portico = portico;
+    portico.wait_for_log(|line| {
+        line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no file to read again"))
+            .then_some(())
+    });
+    let status = portico.status().await;
+    assert_eq!(status["reloadable"], false);
+    assert_eq!(status["generation"], 1);
+}
+
+/// The issue's key check: an app file changes while a response streams. The stream started on the
+/// old config and completes byte for byte, though the change takes its app away from the user; the
+/// user stays signed in; new requests see the new config (the changed app refused, a removed one 404).
+/// The audit line of the reload names what changed.
+#[tokio::test]
+async fn changing_app_files_while_a_response_streams_cuts_nothing_and_signs_nobody_out() {
+    let express = Express::start();
+    let upstream = express.url();
+    let config = ConfigDir::new(
+        &main_file(""),
+        &[
+            (
+                "stream.yaml",
+                app_file("stream", "Stream", "developer", &upstream),
+            ),
+            (
+                "gone.yaml",
+                app_file("gone", "Gone", "developer", &upstream),
+            ),
+            (
+                "stay.yaml",
+                app_file("stay", "Stay", "developer", &upstream),
+            ),
+        ],
+    );
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+    assert_eq!(portico.nav(&ann).await, ["gone", "stay", "stream"]);
+
+    const CHUNKS: usize = 40; // one every 100 ms: four seconds in flight
+    let response = portico
+        .get_as(&format!("/apps/stream/stream?chunks={CHUNKS}&ms=100"), &ann)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (first_chunk, first_received) = tokio::sync::oneshot::channel();
+    let stream = tokio::spawn(async move {
+        let mut body = Vec::new();
+        let mut first = Some(first_chunk);
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk.expect("the stream is not cut"));
+            if let Some(first) = first.take() {
+                let _ = first.send(());
+            }
+        }
+        body
+    });
+    tokio::time::timeout(TIMEOUT, first_received)
+        .await
+        .expect("the stream starts")
+        .unwrap();
+
+    // The stream's own app is retitled and now needs `ops`, which ann lacks; another app goes.
+    config.write(
+        "apps.d/stream.yaml",
+        &app_file("stream", "Stream (ops only)", "ops", &upstream),
+    );
+    std::fs::remove_file(config.path("apps.d/gone.yaml")).unwrap();
+    portico
+        .status_when("the change is applied", |s| s["generation"] == 2)
+        .await;
+    assert!(
+        !stream.is_finished(),
+        "the reload must land while the response is still streaming"
+    );
+
+    // New requests see the new config; the session is the same one.
+    assert_eq!(portico.nav(&ann).await, ["stay"]);
+    assert_eq!(
+        portico.get_as("/apps/gone/hello", &ann).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        portico.get_as("/apps/stream/hello", &ann).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        portico.get_as("/apps/stay/hello", &ann).await.status(),
+        StatusCode::OK
+    );
+
+    // The stream that began before finishes complete and in order.
+    let body = tokio::time::timeout(TIMEOUT, stream)
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert_eq!(body.len(), CHUNKS * 1000, "every byte arrived");
+    for (index, chunk) in body.chunks(1000).enumerate() {
+        let letter = b'a' + u8::try_from(index % 26).unwrap();
+        assert!(chunk.iter().all(|&b| b == letter), "chunk {index} intact");
+    }
+    assert_eq!(portico.nav(&ann).await, ["stay"], "still signed in after");
+
+    let audits = portico.reload_audits();
+    let applied = audits
+        .iter()
+        .find(|line| line["outcome"] == "success")
+        .unwrap_or_else(|| panic!("an audit line for the reload in {audits:#?}"));
+    assert_eq!(applied["trigger"], "file");
+    assert_eq!(applied["generation"], 2);
+    assert_eq!(applied["apps_changed"], "t/stream", "{applied:#}");
+    assert_eq!(applied["apps_removed"], "t/gone", "{applied:#}");
+    assert!(applied.get("apps_added").is_none(), "{applied:#}");
+}
