@@ -251,6 +251,49 @@ impl Portico {
     }
 }
 
+impl Portico {
+    /// `POST /reload`, asserting it applied, and what changed since generation `*seen` according to
+    /// the audit lines: the file watcher may have applied the same edit first (then the POST applies
+    /// nothing new), so the lines of every generation since are merged. Moves `*seen` on.
+    async fn reload_changes(&mut self, seen: &mut u64) -> Value {
+        let (status, body) = self.post_reload().await;
+        assert_eq!(status, StatusCode::OK, "{body:#}");
+        let generation = body["generation"].as_u64().unwrap();
+        self.wait_for_log(|line| {
+            (line["event"] == "config_reload" && line["generation"] == generation).then_some(())
+        });
+        let mut changes = serde_json::Map::new();
+        for line in self.reload_audits() {
+            let at = line["generation"].as_u64().unwrap();
+            if line["outcome"] != "success" || at <= *seen || at > generation {
+                continue;
+            }
+            for field in [
+                "tenants_added",
+                "tenants_removed",
+                "tenants_changed",
+                "apps_added",
+                "apps_removed",
+                "apps_changed",
+            ] {
+                let entry = changes
+                    .entry(field)
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                for item in line[field]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|i| !i.is_empty())
+                {
+                    entry.as_array_mut().unwrap().push(Value::from(item));
+                }
+            }
+        }
+        *seen = generation;
+        Value::Object(changes)
+    }
+}
+
 impl Drop for Portico {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -627,4 +670,157 @@ async fn changing_app_files_while_a_response_streams_cuts_nothing_and_signs_nobo
     assert_eq!(applied["apps_changed"], "t/stream", "{applied:#}");
     assert_eq!(applied["apps_removed"], "t/gone", "{applied:#}");
     assert!(applied.get("apps_added").is_none(), "{applied:#}");
+}
+
+/// The main file plus tenant `acme` on `localhost` signing in at `issuer` as `client_id` (secret
+/// `<client_id>-secret`), with one app labelled `label`.
+fn with_acme(base: &str, issuer: &str, client_id: &str, label: &str) -> String {
+    format!(
+        "{}  acme:
+    hosts: [localhost]
+    public_origin: \"{base}\"
+    auth:
+      oidc: {{ issuer: \"{issuer}\", client_id: {client_id}, client_secret: {client_id}-secret, scopes: [groups] }}
+    roles:
+      developer: {{ groups: [acme-eng] }}
+    apps:
+      - {{ id: tools, label: {label}, static: \"embedded:demo\", access: {{ roles: [developer] }} }}
+",
+        main_file("")
+    )
+}
+
+/// `GET /auth/login` on tenant `acme` (`localhost`, resolved to portico).
+struct LoginProbe {
+    base: String,
+    issuer: String,
+    client: reqwest::Client,
+}
+
+impl LoginProbe {
+    fn new(base: &str, issuer: &str, portico: SocketAddr) -> LoginProbe {
+        LoginProbe {
+            base: base.to_owned(),
+            issuer: issuer.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .resolve("localhost", portico)
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn login(&self) -> (StatusCode, Option<String>) {
+        let response = self
+            .client
+            .get(format!("{}/auth/login", self.base))
+            .send()
+            .await
+            .unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (response.status(), location)
+    }
+
+    /// Waits (bounded) until sign-in sends browsers to the IdP as `client_id`.
+    async fn redirects_as(&self, client_id: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (status, location) = self.login().await;
+            if status == StatusCode::SEE_OTHER {
+                let location = location.unwrap();
+                assert!(location.starts_with(&self.issuer), "{location}");
+                assert!(
+                    location.contains(&format!("client_id={client_id}&")),
+                    "{location}"
+                );
+                return;
+            }
+            assert!(Instant::now() < deadline, "sign-in never became available");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A reload that adds an OIDC tenant makes its sign-in work (discovery starts at the reload), one that
+/// changes only an app keeps the discovered IdP as it is, one that changes the tenant's client makes
+/// sign-in use the new client while existing sessions stay, and one that removes the tenant drops it.
+/// Against the real OP.
+#[tokio::test]
+async fn the_oidc_registry_follows_reloaded_tenants() {
+    use crate::op::{Browser, RealOp};
+    use serde_json::json;
+
+    let config = ConfigDir::new(&main_file(""), &[]);
+    let mut portico = Portico::start(Some(&config.main()));
+    let mut seen = 1;
+    let base = format!("http://localhost:{}", portico.addr.port());
+    let client = |id: &str| {
+        json!({
+            "client_id": id,
+            "client_secret": format!("{id}-secret"),
+            "redirect_uris": [format!("{base}/auth/callback")],
+            "post_logout_redirect_uris": [format!("{base}/auth/signed-out")],
+        })
+    };
+    let op = RealOp::start(json!({ "clients": [client("portico"), client("portico2")] }));
+    let probe = LoginProbe::new(&base, &op.issuer, portico.addr);
+    // Added: discovered after the reload, and a user signs in through it.
+    config.write(
+        "portico.yaml",
+        &with_acme(&base, &op.issuer, "portico", "Tools"),
+    );
+    let changes = portico.reload_changes(&mut seen).await;
+    assert_eq!(changes["tenants_added"], json!(["acme"]), "{changes:#}");
+    assert_eq!(changes["apps_added"], json!(["acme/tools"]), "{changes:#}");
+    probe.redirects_as("portico").await;
+    let mut first = Browser::resolving(&["localhost"], portico.addr);
+    assert_eq!(first.sign_in(&base, &op.issuer, "dev", "/").await, "/");
+    let shell_config = format!("{base}/shell/config.json");
+    assert_eq!(first.get(&shell_config).await.status, 200);
+
+    // Only an app changed: the relying party is kept, discovered, so sign-in is available at once.
+    config.write(
+        "portico.yaml",
+        &with_acme(&base, &op.issuer, "portico", "Tools 2"),
+    );
+    let changes = portico.reload_changes(&mut seen).await;
+    assert_eq!(
+        changes["apps_changed"],
+        json!(["acme/tools"]),
+        "{changes:#}"
+    );
+    assert_eq!(changes["tenants_changed"], json!([]), "{changes:#}");
+    assert_eq!(
+        probe.login().await.0,
+        StatusCode::SEE_OTHER,
+        "sign-in stays available"
+    );
+
+    // Another client: new sign-ins use it; the session made with the old one stays.
+    config.write(
+        "portico.yaml",
+        &with_acme(&base, &op.issuer, "portico2", "Tools 2"),
+    );
+    let changes = portico.reload_changes(&mut seen).await;
+    assert_eq!(changes["tenants_changed"], json!(["acme"]), "{changes:#}");
+    probe.redirects_as("portico2").await;
+    let mut second = Browser::resolving(&["localhost"], portico.addr);
+    second.sign_in(&base, &op.issuer, "dev", "/").await;
+    assert_eq!(second.get(&shell_config).await.status, 200);
+    assert_eq!(
+        first.get(&shell_config).await.status,
+        200,
+        "still signed in"
+    );
+
+    // Removed: its host is unknown now.
+    config.write("portico.yaml", &main_file(""));
+    let changes = portico.reload_changes(&mut seen).await;
+    assert_eq!(changes["tenants_removed"], json!(["acme"]), "{changes:#}");
+    assert_eq!(probe.login().await.0, StatusCode::NOT_FOUND);
 }
