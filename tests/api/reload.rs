@@ -546,6 +546,52 @@ async fn a_broken_config_is_refused_and_the_last_good_one_keeps_serving() {
     assert_eq!(portico.nav(&ann).await, ["one"]);
 }
 
+/// A start-only setting changed by a reload keeps its running value and is named as waiting for a
+/// restart; the rest of the reload applies. `--listen`/`--admin-listen` (given to every test server)
+/// keep overriding the file, so they are not reported as changed.
+#[tokio::test]
+async fn start_only_settings_wait_for_a_restart_and_the_rest_applies() {
+    let express = Express::start();
+    let upstream = express.url();
+    let config = ConfigDir::new(
+        &main_file(""),
+        &[("one.yaml", app_file("one", "One", "developer", &upstream))],
+    );
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+    config.write(
+        "portico.yaml",
+        &format!(
+            "server: {{ max_connections: 7 }}\nsessions: {{ idle_timeout: 2h }}\n{}",
+            main_file("")
+        ),
+    );
+    config.write(
+        "apps.d/two.yaml",
+        &app_file("two", "Two", "developer", &upstream),
+    );
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let status = portico
+        .status_when("the reload applied", |s| {
+            s["last_attempt"]["outcome"] == "applied"
+        })
+        .await;
+    assert_eq!(
+        status["restart_needed"],
+        serde_json::json!(["server.max_connections"]),
+        "{status:#}"
+    );
+    assert_eq!(portico.nav(&ann).await, ["one", "two"], "the rest applied");
+    let audit = portico.reload_audits();
+    assert!(
+        audit
+            .iter()
+            .any(|line| line["restart_needed"] == "server.max_connections"),
+        "{audit:#?}"
+    );
+}
+
 /// The embedded demo has no file: POST /reload says so, and SIGHUP does not end the process.
 #[tokio::test]
 async fn the_embedded_demo_has_nothing_to_reload() {
