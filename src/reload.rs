@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -210,6 +210,9 @@ pub struct Reloader {
     gate: tokio::sync::Mutex<(u64, Option<Arc<ReloadOutcome>>)>,
     /// Reloads asked for so far.
     requested: AtomicU64,
+    /// A signal or admin reload is waiting: the next run applies even if no file changed (a secret
+    /// file or an environment variable may have).
+    forced: AtomicBool,
     hooks: Mutex<Vec<ReloadHook>>,
 }
 
@@ -262,6 +265,7 @@ impl Reloader {
             }),
             gate: tokio::sync::Mutex::new((0, None)),
             requested: AtomicU64::new(0),
+            forced: AtomicBool::new(false),
             hooks: Mutex::default(),
         }
     }
@@ -316,6 +320,9 @@ impl Reloader {
     /// made while a reload runs waits for it, then either shares the outcome of a reload that started
     /// after the call was made, or runs one (for itself and everyone else waiting).
     pub async fn reload(&self, trigger: Trigger) -> Arc<ReloadOutcome> {
+        if trigger != Trigger::File {
+            self.forced.store(true, Ordering::SeqCst);
+        }
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut gate = self.gate.lock().await;
         if gate.0 >= ticket {
@@ -325,12 +332,15 @@ impl Reloader {
         }
         // Every request counted so far was made before this run reads a file: it covers them.
         let covers = self.requested.load(Ordering::SeqCst);
-        let outcome = Arc::new(self.run(trigger).await);
+        let forced = self.forced.swap(false, Ordering::SeqCst);
+        let outcome = Arc::new(self.run(trigger, forced).await);
         *gate = (covers, Some(outcome.clone()));
         outcome
     }
 
-    async fn run(&self, trigger: Trigger) -> ReloadOutcome {
+    /// One reload. Only a file event that no signal or admin request joined (`forced`) may end as
+    /// `Unchanged` when no config file's content changed.
+    async fn run(&self, trigger: Trigger, forced: bool) -> ReloadOutcome {
         let Some(origin) = &self.origin else {
             tracing::warn!(
                 trigger = trigger.as_str(),
@@ -359,7 +369,7 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(error) => return self.refuse(trigger, error.diagnostics),
         };
-        if trigger == Trigger::File && files == self.status.lock().files {
+        if trigger == Trigger::File && !forced && files == self.status.lock().files {
             return self.unchanged(trigger);
         }
         let mut next = loaded.config;
@@ -994,12 +1004,9 @@ tenants:
         assert_eq!(dirs, expected);
     }
 
-    /// A reload asked for while one runs waits and is coalesced: never two at once, and a crowd of
-    /// requests costs at most one more run.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn reloads_never_overlap_and_waiting_ones_are_coalesced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("portico.yaml");
+    /// A reloader for `MAIN`, written in `dir`.
+    fn reloader_in(dir: &Path) -> Arc<Reloader> {
+        let path = dir.join("portico.yaml");
         std::fs::write(&path, MAIN).unwrap();
         let (loaded, files) = config::load_file_traced(&path);
         let config = Arc::new(ArcSwap::from_pointee(loaded.unwrap().config));
@@ -1010,12 +1017,45 @@ tenants:
             listen: None,
             admin_listen: None,
         };
-        let reloader = Arc::new(Reloader::new(
+        Arc::new(Reloader::new(
             config,
             oidc,
             "127.0.0.1:1".parse().unwrap(),
             Some(origin),
-        ));
+        ))
+    }
+
+    /// A file event that changed no file's content swaps nothing; a signal or admin reload always
+    /// applies (a secret file or an environment variable may have changed).
+    #[tokio::test]
+    async fn only_file_events_skip_unchanged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let reloader = reloader_in(dir.path());
+        let outcome = reloader.reload(Trigger::File).await;
+        assert!(
+            matches!(*outcome, ReloadOutcome::Unchanged { generation: 1 }),
+            "{outcome:?}"
+        );
+        let outcome = reloader.reload(Trigger::Signal).await;
+        assert!(
+            matches!(*outcome, ReloadOutcome::Applied { generation: 2, .. }),
+            "{outcome:?}"
+        );
+        std::fs::write(dir.path().join("portico.yaml"), format!("{MAIN}# edited\n")).unwrap();
+        let outcome = reloader.reload(Trigger::File).await;
+        assert!(
+            matches!(*outcome, ReloadOutcome::Applied { generation: 3, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(reloader.status().loaded_by, Trigger::File);
+    }
+
+    /// A reload asked for while one runs waits and is coalesced: never two at once, and a crowd of
+    /// requests costs at most one more run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reloads_never_overlap_and_waiting_ones_are_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let reloader = reloader_in(dir.path());
         let active = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let (a, m) = (active.clone(), most.clone());
