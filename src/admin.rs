@@ -1,4 +1,5 @@
-//! The admin listener: liveness and readiness for orchestrators, kept off tenant origins.
+//! The admin listener: liveness and readiness for orchestrators, config reload and its status for
+//! operators, kept off tenant origins.
 //!
 //! It must never expose anything about users or sessions, and never be reachable through a tenant host.
 
@@ -7,12 +8,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::config::Config;
+use crate::reload::{ReloadOutcome, Reloader, Trigger};
 
 /// What the admin listener reads: the config snapshot and the identity providers' status. Nothing that
 /// reaches a session or a user.
@@ -20,6 +22,8 @@ use crate::config::Config;
 pub struct AdminState {
     pub config: Arc<ArcSwap<Config>>,
     pub oidc: Arc<OidcRegistry>,
+    /// Config reload (`POST /reload`) and its status (`GET /config/status`).
+    pub reload: Arc<Reloader>,
 }
 
 /// The admin listener's routes.
@@ -27,6 +31,8 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/reload", post(reload))
+        .route("/config/status", get(config_status))
         .with_state(state)
 }
 
@@ -74,4 +80,32 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
             "version": env!("CARGO_PKG_VERSION"),
         })),
     )
+}
+
+/// Reloads the config now: 200 with the new generation and what changed, 422 with every diagnostic
+/// when the config has errors (the running one stays), 409 for the embedded demo (no file).
+async fn reload(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
+    let outcome = state.reload.reload(Trigger::Admin).await;
+    let status = match &*outcome {
+        ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged { .. } => StatusCode::OK,
+        ReloadOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadOutcome::NoSource => {
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "outcome": "no_source",
+                    "error": "no_config_file",
+                    "message": "portico runs the embedded demo config (no --config): there is no file to reload",
+                })),
+            );
+        }
+    };
+    let body = serde_json::to_value(&*outcome).unwrap_or_else(|_| json!({}));
+    (status, Json(body))
+}
+
+/// The running config: generation, when and why it was loaded, its files with SHA-256, the last
+/// reload attempt and the last refused one with its diagnostics.
+async fn config_status(State(state): State<AdminState>) -> Json<Value> {
+    Json(serde_json::to_value(state.reload.status()).unwrap_or_else(|_| json!({})))
 }

@@ -82,13 +82,42 @@ pub(crate) enum AuditEvent<'a> {
         tenant: &'a str,
         reason: &'a str,
     },
+    /// A new config was compiled and swapped in (instance-wide: no tenant field). Each list is
+    /// comma-separated; apps are `tenant/app`; an empty list is left out of the line.
+    ConfigReloaded {
+        trigger: &'a str,
+        generation: u64,
+        changes: ConfigChanges<'a>,
+    },
+    /// A reload found errors and kept the running config; `reason` is the first error.
+    ConfigReloadRefused {
+        trigger: &'a str,
+        generation: u64,
+        errors: usize,
+        reason: &'a str,
+    },
+}
+
+/// What a reload changed, as the comma-separated lists an audit line carries.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ConfigChanges<'a> {
+    pub(crate) tenants_added: &'a str,
+    pub(crate) tenants_removed: &'a str,
+    pub(crate) tenants_changed: &'a str,
+    pub(crate) apps_added: &'a str,
+    pub(crate) apps_removed: &'a str,
+    pub(crate) apps_changed: &'a str,
+    /// Sections outside tenants that changed (`server`, `sessions`, `proxy`, `default_tenant`).
+    pub(crate) settings_changed: &'a str,
+    /// Start-only keys that changed and wait for a restart.
+    pub(crate) restart_needed: &'a str,
 }
 
 /// The fields an event carries, each recorded under its own name; an event leaves out what it lacks.
 /// The order here is the order in a text log line.
 #[derive(Debug, Default)]
 struct Fields<'a> {
-    tenant: &'a str,
+    tenant: Option<&'a str>,
     user: Option<&'a str>,
     method: Option<&'a str>,
     app: Option<&'a str>,
@@ -97,6 +126,10 @@ struct Fields<'a> {
     sessions: Option<usize>,
     session_tenant: Option<&'a str>,
     session: Option<&'a str>,
+    trigger: Option<&'a str>,
+    generation: Option<u64>,
+    errors: Option<usize>,
+    changes: ConfigChanges<'a>,
     reason: Option<&'a str>,
 }
 
@@ -132,6 +165,9 @@ impl AuditEvent<'_> {
             AuditEvent::BackchannelLogout { .. } | AuditEvent::BackchannelLogoutRefused { .. } => {
                 "backchannel_logout"
             }
+            AuditEvent::ConfigReloaded { .. } | AuditEvent::ConfigReloadRefused { .. } => {
+                "config_reload"
+            }
         }
     }
 
@@ -140,8 +176,10 @@ impl AuditEvent<'_> {
         match self {
             AuditEvent::SignIn { .. }
             | AuditEvent::SignOut { .. }
-            | AuditEvent::BackchannelLogout { .. } => Outcome::Success,
+            | AuditEvent::BackchannelLogout { .. }
+            | AuditEvent::ConfigReloaded { .. } => Outcome::Success,
             AuditEvent::SignInRefused { .. }
+            | AuditEvent::ConfigReloadRefused { .. }
             | AuditEvent::RefreshFailed { .. }
             | AuditEvent::BackchannelLogoutRefused { .. } => Outcome::Failure,
             AuditEvent::CrossTenantSession { .. }
@@ -169,7 +207,7 @@ impl AuditEvent<'_> {
                 method,
                 session,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 user: Some(user),
                 method: Some(method.as_str()),
                 session: Some(session),
@@ -177,7 +215,7 @@ impl AuditEvent<'_> {
             },
             AuditEvent::SignInRefused { tenant, reason }
             | AuditEvent::BackchannelLogoutRefused { tenant, reason } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 reason: Some(reason),
                 ..Fields::default()
             },
@@ -186,7 +224,7 @@ impl AuditEvent<'_> {
                 user,
                 session,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 user: Some(user),
                 session: Some(session),
                 ..Fields::default()
@@ -196,7 +234,7 @@ impl AuditEvent<'_> {
                 session_tenant,
                 session,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 session_tenant: Some(session_tenant),
                 session: Some(session),
                 ..Fields::default()
@@ -207,7 +245,7 @@ impl AuditEvent<'_> {
                 app,
                 path,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 user: Some(user),
                 app: Some(app),
                 path: Some(path),
@@ -215,7 +253,7 @@ impl AuditEvent<'_> {
             },
             AuditEvent::CsrfRejected { tenant, path }
             | AuditEvent::DuplicateSessionCookie { tenant, path } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 path: Some(path),
                 ..Fields::default()
             },
@@ -224,7 +262,7 @@ impl AuditEvent<'_> {
                 session,
                 reason,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 session: Some(session),
                 reason: Some(reason),
                 ..Fields::default()
@@ -235,12 +273,44 @@ impl AuditEvent<'_> {
                 sid,
                 sessions,
             } => Fields {
-                tenant,
+                tenant: Some(tenant),
                 user: Some(user),
                 sid: Some(sid),
                 sessions: Some(sessions),
                 ..Fields::default()
             },
+            AuditEvent::ConfigReloaded { .. } | AuditEvent::ConfigReloadRefused { .. } => {
+                self.reload_fields()
+            }
+        }
+    }
+
+    /// The fields of the two reload events (instance-wide: no tenant).
+    fn reload_fields(&self) -> Fields<'_> {
+        match *self {
+            AuditEvent::ConfigReloaded {
+                trigger,
+                generation,
+                changes,
+            } => Fields {
+                trigger: Some(trigger),
+                generation: Some(generation),
+                changes,
+                ..Fields::default()
+            },
+            AuditEvent::ConfigReloadRefused {
+                trigger,
+                generation,
+                errors,
+                reason,
+            } => Fields {
+                trigger: Some(trigger),
+                generation: Some(generation),
+                errors: Some(errors),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            _ => Fields::default(),
         }
     }
 }
@@ -258,8 +328,34 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         sessions,
         session_tenant,
         session,
+        trigger,
+        generation,
+        errors,
+        changes,
         reason,
     } = event.fields();
+    // An empty list is left out of the line, like an absent field.
+    fn list(text: &str) -> Option<&str> {
+        (!text.is_empty()).then_some(text)
+    }
+    let ConfigChanges {
+        tenants_added,
+        tenants_removed,
+        tenants_changed,
+        apps_added,
+        apps_removed,
+        apps_changed,
+        settings_changed,
+        restart_needed,
+    } = changes;
+    let (tenants_added, tenants_removed, tenants_changed) = (
+        list(tenants_added),
+        list(tenants_removed),
+        list(tenants_changed),
+    );
+    let (apps_added, apps_removed, apps_changed) =
+        (list(apps_added), list(apps_removed), list(apps_changed));
+    let (settings_changed, restart_needed) = (list(settings_changed), list(restart_needed));
     // The level of a tracing call is fixed per call site, so the one field list is written for both.
     macro_rules! audit_line {
         ($level:expr) => {
@@ -277,6 +373,17 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
                 sessions,
                 session_tenant,
                 session,
+                trigger,
+                generation,
+                errors,
+                tenants_added,
+                tenants_removed,
+                tenants_changed,
+                apps_added,
+                apps_removed,
+                apps_changed,
+                settings_changed,
+                restart_needed,
                 reason
             )
         };
@@ -406,6 +513,37 @@ mod tests {
                     path: "/p",
                 },
                 r#"WARN audit: event="duplicate_session_cookie" outcome="refused" tenant="t" path="/p""#,
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(line(event), expected);
+        }
+    }
+
+    /// Reload events name no tenant: they are about the whole instance.
+    #[test]
+    fn reload_events_list_what_changed() {
+        let cases = [
+            (
+                AuditEvent::ConfigReloaded {
+                    trigger: "signal",
+                    generation: 2,
+                    changes: ConfigChanges {
+                        apps_added: "t/a,t/b",
+                        apps_changed: "t/c",
+                        ..ConfigChanges::default()
+                    },
+                },
+                r#"INFO audit: event="config_reload" outcome="success" trigger="signal" generation=2 apps_added="t/a,t/b" apps_changed="t/c""#,
+            ),
+            (
+                AuditEvent::ConfigReloadRefused {
+                    trigger: "file",
+                    generation: 1,
+                    errors: 2,
+                    reason: "r",
+                },
+                r#"WARN audit: event="config_reload" outcome="failure" trigger="file" generation=1 errors=2 reason="r""#,
             ),
         ];
         for (event, expected) in cases {

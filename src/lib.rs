@@ -32,6 +32,8 @@ mod jar;
 mod proxy;
 /// Roles from groups and the one access decision.
 pub mod rbac;
+/// Config reload without restart: SIGHUP, file watch, `POST /reload`; last-known-good; status.
+pub mod reload;
 /// The Luigi shell page, per-user config and embedded Luigi files.
 mod shell;
 /// Shared state: one pointer to the services every request uses.

@@ -115,9 +115,11 @@ async fn serve(
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
 ) -> ExitCode {
-    let loaded = match &path {
-        Some(path) => config::load_file(path),
-        None => config::load_embedded(),
+    // Absolute, so the reload watcher recognises the file in the paths its events name.
+    let path = path.map(|path| std::path::absolute(&path).unwrap_or(path));
+    let (loaded, files) = match &path {
+        Some(path) => config::load_file_traced(path),
+        None => (config::load_embedded(), config::SourceFiles::default()),
     };
     let Loaded {
         mut config,
@@ -142,7 +144,15 @@ async fn serve(
         config.server.admin_listen = Some(admin_listen);
     }
     let app = match portico::app::App::build(config).await {
-        Ok(app) => app,
+        Ok(app) => match path {
+            Some(path) => app.reloading_from(portico::reload::ConfigOrigin {
+                path,
+                files,
+                listen,
+                admin_listen,
+            }),
+            None => app,
+        },
         Err(error) => {
             tracing::error!("{error}");
             eprintln!("error: {error}");

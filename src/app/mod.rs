@@ -17,6 +17,7 @@ use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
+use crate::reload::{ConfigOrigin, Reloader};
 use crate::state::{AppState, SharedState};
 
 mod listener;
@@ -48,6 +49,7 @@ pub struct App {
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     state: AppState,
+    reloader: Arc<Reloader>,
 }
 
 impl App {
@@ -75,11 +77,31 @@ impl App {
             source,
         })?;
         let state = shared_state(config, bound)?;
+        let reloader = Arc::new(Reloader::new(
+            state.config.clone(),
+            state.oidc.clone(),
+            bound,
+            None,
+        ));
         Ok(App {
             listener,
             admin_listener,
             state,
+            reloader,
         })
+    }
+
+    /// The config came from a file: SIGHUP, a change to the files and `POST /reload` reload it.
+    /// Without this (the embedded demo, in-process tests) a reload says there is nothing to read.
+    #[must_use]
+    pub fn reloading_from(mut self, origin: ConfigOrigin) -> App {
+        self.reloader = Arc::new(Reloader::new(
+            self.state.config.clone(),
+            self.state.oidc.clone(),
+            self.state.listen,
+            Some(origin),
+        ));
+        self
     }
 
     /// The address the tenant listener is bound to (with the real port when 0 was asked for).
@@ -97,10 +119,15 @@ impl App {
     pub async fn run(self) -> std::io::Result<()> {
         let state = self.state.clone();
         spawn_background_tasks(&state);
+        // Reload hooks: what else follows an applied reload is added here with
+        // `self.reloader.add_hook(...)` (the TLS listener's certificate reload goes here).
+        self.reloader.reload_on_hangup()?;
+        self.reloader.watch_files();
         if let Some(admin_listener) = self.admin_listener {
             let admin_router = admin::router(admin::AdminState {
                 config: state.config.clone(),
                 oidc: state.oidc.clone(),
+                reload: self.reloader.clone(),
             });
             tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
             tokio::spawn(async move {

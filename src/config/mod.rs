@@ -35,7 +35,7 @@ use std::path::Path;
 
 pub use compile::{RESERVED_SEGMENTS, parse_upstream};
 pub use model::*;
-pub use source::{MemorySource, OsSource, Source};
+pub use source::{MemorySource, OsSource, Source, SourceFile, SourceFiles};
 pub use yaml::Mark;
 
 /// The config the binary runs on when no `--config` is given: a demo tenant with dev sign-in.
@@ -140,6 +140,23 @@ pub fn load_with(source: &dyn Source, path: &Path) -> Result<Loaded, ConfigError
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     finish(compile::compile(source, &display, &text, base_dir))
+}
+
+/// Like [`load_file`], and also says which config files were read, with their hashes, and which
+/// `apps_from` patterns were searched (for `/config/status` and the reload watcher). The files are
+/// reported whether or not the config compiles: a refused reload still shows what it read.
+pub fn load_file_traced(path: &Path) -> (Result<Loaded, ConfigError>, SourceFiles) {
+    load_traced_with(&OsSource, path)
+}
+
+/// [`load_file_traced`] through `source`.
+pub fn load_traced_with(
+    source: &dyn Source,
+    path: &Path,
+) -> (Result<Loaded, ConfigError>, SourceFiles) {
+    let recording = source::RecordingSource::new(source, path);
+    let result = load_with(&recording, path);
+    (result, recording.into_files())
 }
 
 /// The embedded demo config.
@@ -540,6 +557,42 @@ mod tests {
             .remove(Path::new("/etc/portico/apps.d/cost.yaml"));
         let loaded = compile(&source, &text).unwrap();
         assert_eq!(loaded.config.tenants[0].apps[0].id, "ok");
+    }
+
+    #[test]
+    fn a_traced_load_names_the_config_files_read_with_their_hashes() {
+        let mut source = MemorySource::default();
+        let main = PathBuf::from("/etc/portico/portico.yaml");
+        let text = format!("{BASE}    apps_from: apps.d/*.yaml\n");
+        source.files.insert(main.clone(), text.clone());
+        source.files.insert(
+            PathBuf::from("/etc/portico/apps.d/ok.yaml"),
+            "id: ok\nstatic: ./dist\naccess: { roles: [developer] }\n".into(),
+        );
+        let (result, files) = load_traced_with(&source, &main);
+        result.unwrap();
+        let paths: Vec<_> = files.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [main.clone(), PathBuf::from("/etc/portico/apps.d/ok.yaml")]
+        );
+        // sha256 of "" is e3b0…; of the main text, 64 hex digits that change with it.
+        assert_eq!(files.files[0].sha256.len(), 64);
+        assert_eq!(files.patterns, ["/etc/portico/apps.d/*.yaml"]);
+        source
+            .files
+            .insert(main.clone(), format!("{text}# edited\n"));
+        let (_, edited) = load_traced_with(&source, &main);
+        assert_ne!(edited.files[0].sha256, files.files[0].sha256);
+        assert_eq!(edited.files[1], files.files[1]);
+        // A broken app file is still reported as read.
+        source.files.insert(
+            PathBuf::from("/etc/portico/apps.d/ok.yaml"),
+            "id: [ok\n".into(),
+        );
+        let (result, broken) = load_traced_with(&source, &main);
+        assert!(result.is_err());
+        assert_eq!(broken.files.len(), 2);
     }
 
     #[test]

@@ -262,7 +262,7 @@ pub enum SignIn {
 }
 
 /// One tenant's OpenID Provider and client registration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,

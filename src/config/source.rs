@@ -120,3 +120,77 @@ pub(crate) fn normalise_lexically(path: &Path) -> PathBuf {
     }
     out
 }
+
+/// The config files one load read: the main file and every `apps_from` match, each with the SHA-256
+/// of the bytes compiled, and the `apps_from` patterns as searched (absolute when the main file's
+/// path is). What a running server reports at `/config/status` and what a reload watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFiles {
+    /// In reading order; the main file first (absent when it could not be read).
+    pub files: Vec<SourceFile>,
+    /// Each `apps_from` glob as the loader searched it, so a file created later that matches is noticed.
+    pub patterns: Vec<String>,
+}
+
+/// One config file read, and the hash of what was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// A [`Source`] that passes everything to another one and writes down which config files it read.
+/// Only the main file and files an `apps_from` glob returned count: key and secret files are read
+/// through the same trait but are not config text, and their hashes are not for publishing.
+pub(crate) struct RecordingSource<'s> {
+    inner: &'s dyn Source,
+    main: PathBuf,
+    globbed: std::cell::RefCell<Vec<PathBuf>>,
+    seen: std::cell::RefCell<SourceFiles>,
+}
+
+impl<'s> RecordingSource<'s> {
+    pub(crate) fn new(inner: &'s dyn Source, main: &Path) -> Self {
+        RecordingSource {
+            inner,
+            main: main.to_path_buf(),
+            globbed: std::cell::RefCell::default(),
+            seen: std::cell::RefCell::default(),
+        }
+    }
+
+    pub(crate) fn into_files(self) -> SourceFiles {
+        self.seen.into_inner()
+    }
+}
+
+impl Source for RecordingSource<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.inner.env(name)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        let text = self.inner.read(path)?;
+        if path == self.main || self.globbed.borrow().iter().any(|p| p == path) {
+            use sha2::Digest;
+            let sha256 = crate::token::hex(&sha2::Sha256::digest(text.as_bytes()));
+            self.seen.borrow_mut().files.push(SourceFile {
+                path: path.to_path_buf(),
+                sha256,
+            });
+        }
+        Ok(text)
+    }
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let found = self.inner.glob(pattern)?;
+        self.seen.borrow_mut().patterns.push(pattern.to_owned());
+        self.globbed.borrow_mut().extend(found.iter().cloned());
+        Ok(found)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.inner.is_dir(path)
+    }
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        self.inner.canonicalize(path)
+    }
+}

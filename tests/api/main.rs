@@ -14,5 +14,6 @@ mod oidc_real;
 mod oneshot;
 mod op;
 mod proxy;
+mod reload;
 mod shell;
 mod tenancy;

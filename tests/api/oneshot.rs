@@ -484,6 +484,12 @@ async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
     let admin = portico::admin::router(portico::admin::AdminState {
         config: state.config.clone(),
         oidc: state.oidc.clone(),
+        reload: std::sync::Arc::new(portico::reload::Reloader::new(
+            state.config.clone(),
+            state.oidc.clone(),
+            listen,
+            None,
+        )),
     });
     let alive = admin
         .clone()

@@ -161,11 +161,11 @@ impl OidcRegistry {
                 AuthError::LoginFailed(Failure::caused_by("code exchange failed", error))
             })?;
         let nonce = Nonce::new(pending.nonce);
-        let verified = match verified_user(idp, &discovered, &response, Some(&nonce), None) {
+        let verified = match verified_user(&idp, &discovered, &response, Some(&nonce), None) {
             // Signed with a key we have not seen: the IdP may have rotated since discovery.
-            Err(_) if self.rediscover_if_stale(idp).await => {
+            Err(_) if self.rediscover_if_stale(&idp).await => {
                 let (_, rediscovered) = self.idp(tenant)?;
-                verified_user(idp, &rediscovered, &response, Some(&nonce), None)
+                verified_user(&idp, &rediscovered, &response, Some(&nonce), None)
             }
             other => other,
         };

@@ -177,7 +177,7 @@ impl OidcRegistry {
             Err(LogoutTokenError::UnknownKey) => {
                 // The IdP may have rotated its keys since the last discovery: look once more.
                 let (idp, _) = self.idp(tenant)?;
-                if !self.rediscover_if_stale(idp).await {
+                if !self.rediscover_if_stale(&idp).await {
                     return Err(LogoutTokenError::UnknownKey.into_auth());
                 }
                 self.check_logout_token(tenant, token)
@@ -190,7 +190,7 @@ impl OidcRegistry {
     /// Forgets a verified token whose sessions could not be ended (the store failed), so the IdP's
     /// retry of the same token is not refused as a replay.
     pub fn forget_logout_token(&self, tenant: &TenantId, subject: &LogoutSubject) {
-        if let Some(idp) = self.idps.get(tenant) {
+        if let Some(idp) = self.idps.load().get(tenant) {
             idp.seen_logout_tokens.lock().until.remove(&subject.jti);
         }
     }
@@ -206,7 +206,7 @@ impl OidcRegistry {
         let claims = verified_claims(&idp.settings, &discovered.logout_keys, token)?;
         let now = unix_now();
         let (subject, exp) = logout_subject(&claims, &discovered.issuer, now)?;
-        remember(idp, &subject, exp, now)?;
+        remember(&idp, &subject, exp, now)?;
         Ok(subject)
     }
 }

@@ -133,6 +133,25 @@ pub struct TenantIdp {
     seen_logout_tokens: Mutex<logout::SeenTokens>,
 }
 
+impl TenantIdp {
+    /// A tenant's relying party, not yet discovered; `None` for a tenant that does not use OIDC.
+    fn new(tenant: &Tenant) -> Option<TenantIdp> {
+        let (SignIn::Oidc(settings), Some(origin)) = (&tenant.sign_in, &tenant.public_origin)
+        else {
+            return None;
+        };
+        Some(TenantIdp {
+            settings: settings.clone(),
+            redirect_uri: format!("{}/auth/callback", origin.origin),
+            post_logout_uri: format!("{}/auth/signed-out", origin.origin),
+            discovered: ArcSwapOption::empty(),
+            status: ArcSwap::from_pointee(IdpStatus::Starting),
+            last_discovery: Mutex::new(None),
+            seen_logout_tokens: Mutex::default(),
+        })
+    }
+}
+
 /// The shortest time between two discoveries of one IdP prompted by tokens (not by the schedule).
 const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a healthy IdP is discovered again, and the longest wait between retries of one that is not.
@@ -147,7 +166,8 @@ pub struct ClientError(#[source] openidconnect::reqwest::Error);
 
 /// All tenants' relying parties, plus the state of logins in flight and refreshes under way.
 pub struct OidcRegistry {
-    idps: HashMap<TenantId, Arc<TenantIdp>>,
+    /// Swapped whole by [`Self::apply`] when a reload changes the tenants' sign-in.
+    idps: ArcSwap<HashMap<TenantId, Arc<TenantIdp>>>,
     http: openidconnect::reqwest::Client,
     pending: Mutex<pending::PendingLogins>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -156,25 +176,10 @@ pub struct OidcRegistry {
 impl OidcRegistry {
     /// Prepares a relying party for every OIDC tenant. Nothing is fetched yet: see [`Self::run_discovery`].
     pub fn new(tenants: &[Arc<Tenant>]) -> Result<Self, ClientError> {
-        let mut idps = HashMap::new();
-        for tenant in tenants {
-            let (SignIn::Oidc(settings), Some(origin)) = (&tenant.sign_in, &tenant.public_origin)
-            else {
-                continue;
-            };
-            idps.insert(
-                tenant.id.clone(),
-                Arc::new(TenantIdp {
-                    settings: settings.clone(),
-                    redirect_uri: format!("{}/auth/callback", origin.origin),
-                    post_logout_uri: format!("{}/auth/signed-out", origin.origin),
-                    discovered: ArcSwapOption::empty(),
-                    status: ArcSwap::from_pointee(IdpStatus::Starting),
-                    last_discovery: Mutex::new(None),
-                    seen_logout_tokens: Mutex::default(),
-                }),
-            );
-        }
+        let idps = tenants
+            .iter()
+            .filter_map(|tenant| Some((tenant.id.clone(), Arc::new(TenantIdp::new(tenant)?))))
+            .collect();
         // Redirects are never followed: a discovery document must not be able to point the server
         // somewhere else (SSRF); timeouts keep a slow IdP from holding requests.
         let http = openidconnect::reqwest::Client::builder()
@@ -184,17 +189,63 @@ impl OidcRegistry {
             .build()
             .map_err(ClientError)?;
         Ok(OidcRegistry {
-            idps,
+            idps: ArcSwap::from_pointee(idps),
             http,
             pending: Mutex::default(),
             refresh_locks: Mutex::default(),
         })
     }
 
+    /// Brings the registry in line with a reloaded config's tenants: a tenant whose sign-in is
+    /// unchanged keeps its relying party (discovered metadata, status, replay memory); a new tenant, or
+    /// one whose issuer, client, scopes, algorithms or public origin changed, gets a fresh one whose
+    /// discovery starts now; a tenant no longer there (or no longer on OIDC) is dropped, and its
+    /// discovery stops at its next turn. Returns the tenants whose relying party is new.
+    pub fn apply(self: &Arc<Self>, tenants: &[Arc<Tenant>]) -> Vec<TenantId> {
+        let current = self.idps.load_full();
+        let mut next = HashMap::new();
+        let mut fresh = Vec::new();
+        for tenant in tenants {
+            let Some(wanted) = TenantIdp::new(tenant) else {
+                continue;
+            };
+            let kept = current.get(&tenant.id).filter(|idp| {
+                idp.settings == wanted.settings
+                    && idp.redirect_uri == wanted.redirect_uri
+                    && idp.post_logout_uri == wanted.post_logout_uri
+            });
+            let idp = match kept {
+                Some(idp) => idp.clone(),
+                None => {
+                    fresh.push(tenant.id.clone());
+                    Arc::new(wanted)
+                }
+            };
+            next.insert(tenant.id.clone(), idp);
+        }
+        self.idps.store(Arc::new(next));
+        let idps = self.idps.load();
+        for tenant in &fresh {
+            if let Some(idp) = idps.get(tenant) {
+                tokio::spawn(self.clone().keep_discovered(tenant.clone(), idp.clone()));
+            }
+        }
+        fresh
+    }
+
+    /// Whether `idp` is still the registry's relying party for `tenant` (not replaced by a reload).
+    fn is_current(&self, tenant: &TenantId, idp: &Arc<TenantIdp>) -> bool {
+        self.idps
+            .load()
+            .get(tenant)
+            .is_some_and(|current| Arc::ptr_eq(current, idp))
+    }
+
     /// Each tenant's IdP status, for readiness.
     pub fn statuses(&self) -> Vec<(TenantId, IdpStatus)> {
         let mut statuses: Vec<(TenantId, IdpStatus)> = self
             .idps
+            .load()
             .iter()
             .map(|(tenant, idp)| (tenant.clone(), (**idp.status.load()).clone()))
             .collect();
@@ -207,6 +258,7 @@ impl OidcRegistry {
     pub async fn run_discovery(self: Arc<Self>) {
         let tasks: Vec<_> = self
             .idps
+            .load()
             .iter()
             .map(|(tenant, idp)| {
                 let keeper = self.clone().keep_discovered(tenant.clone(), idp.clone());
@@ -221,7 +273,8 @@ impl OidcRegistry {
     /// One IdP's discovery schedule, forever.
     async fn keep_discovered(self: Arc<Self>, tenant: TenantId, idp: Arc<TenantIdp>) {
         let mut backoff = Duration::from_secs(1);
-        loop {
+        // A reload that removed or replaced this relying party ends its schedule.
+        while self.is_current(&tenant, &idp) {
             match self.discover(&idp).await {
                 Ok(()) => {
                     tracing::info!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, "OpenID Provider discovered");
@@ -285,10 +338,12 @@ impl OidcRegistry {
         due && self.discover(idp).await.is_ok()
     }
 
-    fn idp(&self, tenant: &TenantId) -> Result<(&Arc<TenantIdp>, Arc<Discovered>), AuthError> {
+    fn idp(&self, tenant: &TenantId) -> Result<(Arc<TenantIdp>, Arc<Discovered>), AuthError> {
         let idp = self
             .idps
+            .load()
             .get(tenant)
+            .cloned()
             .ok_or_else(|| AuthError::SignInUnavailable("no IdP configured".into()))?;
         match idp.discovered.load_full() {
             Some(discovered) => Ok((idp, discovered)),

@@ -88,7 +88,7 @@ impl OidcRegistry {
         if response.id_token().is_some() {
             // Groups are read again, so a user removed from a group loses the role now.
             let (user, new_sid) = verified_user(
-                idp,
+                &idp,
                 &discovered,
                 &response,
                 None,
