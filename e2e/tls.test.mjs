@@ -134,8 +134,8 @@ test('a user typing the plain address lands on https, signs in and sees the shel
   assert.ok(first, 'a response');
   assert.equal(first.headers()['strict-transport-security'], 'max-age=31536000');
   const security = await first.securityDetails();
-  assert.equal(security?.subjectName(), HOST);
-  assert.match(security?.protocol() ?? '', /TLS 1\.[23]/);
+  assert.equal(security?.subjectName, HOST);
+  assert.match(security?.protocol ?? '', /TLS 1\.[23]/);
 
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
   await page.getByTestId('sign-in-dev').click();
