@@ -424,8 +424,10 @@ impl InFlight {
             // The connection becomes a tunnel, which no timeout of this module may cut.
             self.0.in_flight.fetch_add(1, Ordering::Relaxed);
         }
-        // HTTP/1 serves one request at a time, so the flag is this request's.
-        if !http2 && self.0.body_timed_out.swap(false, Ordering::Relaxed) {
+        // HTTP/1 serves one request at a time, so the flag is this request's. (A load first: the
+        // common case is one plain read, not a read-modify-write.)
+        if !http2 && self.0.body_timed_out.load(Ordering::Relaxed) {
+            self.0.body_timed_out.store(false, Ordering::Relaxed);
             let mut timed_out = Response::new(Body::from("request body timed out\n"));
             *timed_out.status_mut() = StatusCode::REQUEST_TIMEOUT;
             timed_out.headers_mut().insert(

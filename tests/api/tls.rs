@@ -561,6 +561,8 @@ struct Portico {
     child: tokio::process::Child,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The tasks copying stdout and stderr into `log`; done once the process has closed both.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -591,12 +593,13 @@ impl Portico {
             .unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (sender, mut serving) = tokio::sync::mpsc::unbounded_channel();
+        let mut readers = Vec::new();
         for output in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let (log, sender) = (log.clone(), sender.clone());
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(output).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some((_, addr)) = line.split_once("serving on http://") {
@@ -606,7 +609,7 @@ impl Portico {
                     log.lock().unwrap().push_str(&line);
                     log.lock().unwrap().push('\n');
                 }
-            });
+            }));
         }
         let addr = tokio::time::timeout(TIMEOUT, serving.recv())
             .await
@@ -616,6 +619,7 @@ impl Portico {
             child,
             addr,
             log,
+            readers,
             _dir: dir,
         }
     }
@@ -633,12 +637,16 @@ impl Portico {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits for the process to exit, at most `limit`.
+    /// Waits for the process to exit, at most `limit`, and then for its last log lines.
     async fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
+        let status = tokio::time::timeout(limit, self.child.wait())
             .await
             .ok()
-            .map(Result::unwrap)
+            .map(Result::unwrap)?;
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(TIMEOUT, reader).await;
+        }
+        Some(status)
     }
 
     async fn sign_in(&self) -> String {
