@@ -390,10 +390,13 @@ async fn the_redirect_listener_sends_listed_hosts_to_https() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
 
-    // A host no tenant lists is not redirected anywhere.
+    // A host no tenant lists is not redirected anywhere, nor is a request without a host.
     let response = get("evil.example", "/").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().get("location").is_none());
+    let no_host = crate::helpers::raw_exchange(redirect, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!(no_host.status, 400);
+    assert!(no_host.header("location").is_none());
 }
 
 // Client timeouts ------------------------------------------------------------------------------------
