@@ -42,6 +42,8 @@ mod state;
 pub mod telemetry;
 /// Host header → tenant, before anything else runs.
 mod tenant;
+/// The tenant listener's certificates: SNI, reload, expiry.
+mod tls;
 /// Random tokens and the one hex encoder.
 mod token;
 

@@ -715,6 +715,13 @@ fn keep_start_only(running: &Config, next: &mut Config) -> Vec<&'static str> {
         "server.max_connections_per_client",
         server.max_connections_per_client
     );
+    // The listeners read these once, when they start (app/listener.rs `Limits`, app/mod.rs); the
+    // certificate files themselves are re-read on every reload, only the list of them is fixed.
+    keep!("server.keepalive_timeout", server.keepalive_timeout);
+    keep!("server.body_read_timeout", server.body_read_timeout);
+    keep!("server.shutdown_timeout", server.shutdown_timeout);
+    keep!("server.redirect_listen", server.redirect_listen);
+    keep!("server.tls", server.tls);
     keep!("proxy.connect_timeout", proxy.connect_timeout);
     keep!("proxy.idle_timeout", proxy.idle_timeout);
     changed

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::OidcRegistry;
@@ -17,6 +19,7 @@ use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
 use crate::proxy::client::UpstreamClient;
+use crate::tls::TlsStore;
 
 /// The server's shared state, one pointer wide: axum clones the state for every request and every
 /// extractor, so a clone must be one reference-count increment, not one per field.
@@ -49,6 +52,13 @@ pub struct SharedState {
     pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.
     pub listen: SocketAddr,
+    /// Cancelled when the server starts shutting down (first SIGTERM or Ctrl-C): listeners stop
+    /// accepting, WebSocket relays send their Close frames.
+    pub shutdown: CancellationToken,
+    /// The WebSocket relays, so shutdown can wait for their Close frames.
+    pub websockets: TaskTracker,
+    /// The tenant listener's certificates, when it serves TLS.
+    pub(crate) tls: Option<Arc<TlsStore>>,
 }
 
 impl SharedState {

@@ -1,21 +1,30 @@
-//! The tenant listener's accept loop: connection caps, the header-read timeout, HTTP/1.1 and HTTP/2.
+//! The listeners' accept loop: connection caps, TLS, client timeouts, HTTP/1.1 and HTTP/2, draining.
 //!
 //! `axum::serve` keeps every accepted connection for as long as the client likes, so a few hundred
 //! half-sent requests (slowloris) stopped all service. Here every connection holds one of
 //! `server.max_connections` slots and one of its client address's `max_connections_per_client`;
 //! a connection over either cap gets a one-line 503 or 429 and is closed before any request is read.
-//! A connection must show its protocol (the HTTP/2 preface or an HTTP/1 request line) within
-//! `header_read_timeout`, and for HTTP/1 each request head (and each keep-alive pause) must arrive within
-//! it too; an HTTP/2 connection with no request in flight that sends nothing for that long is closed.
+//! With `server.tls` the TLS handshake comes next (within `header_read_timeout`), and ALPN picks HTTP/2
+//! or HTTP/1.1; without it, the first bytes do (the HTTP/2 preface, or anything else for HTTP/1).
+//!
+//! Client timeouts, after nginx: a request head must arrive within `header_read_timeout` of its first
+//! byte (of the accept, for the first request); a connection with no request in flight is closed
+//! `keepalive_timeout` after its last response; a request body that sends nothing for
+//! `body_read_timeout` while it is read fails (HTTP/1: 408 and the connection closed). Each connection
+//! has one [`Conn`] record (requests started and in flight) that the IO wrapper ([`Watched`]) reads
+//! to know which of the first two applies; the HTTP/1 hot path pays a few atomic operations for it per
+//! request, no allocation and no lock. Upgraded (WebSocket) connections are never timed out here.
+//!
+//! On shutdown the loop stops accepting, every open connection is asked to finish (HTTP/1: after the
+//! request in flight; HTTP/2: GOAWAY), and what is still open at `shutdown_timeout` is logged and cut.
 //! This module must not look at requests: routing, tenants and errors stay in the router.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
-use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,38 +32,60 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// The limits of one listener, from `server:`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
     pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub shutdown_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
+}
+
+impl Limits {
+    pub(super) fn of(server: &crate::config::ServerSettings) -> Self {
+        Limits {
+            header_read_timeout: server.header_read_timeout,
+            keepalive_timeout: server.keepalive_timeout,
+            body_read_timeout: server.body_read_timeout,
+            shutdown_timeout: server.shutdown_timeout,
+            max_connections: server.max_connections,
+            max_connections_per_client: server.max_connections_per_client,
+        }
+    }
 }
 
 /// The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open connections finish.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` is cancelled, then lets open
+/// connections finish for at most `shutdown_timeout`. `name` names the listener in the log.
 pub(super) async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     limits: Limits,
-    shutdown: impl Future<Output = ()>,
+    shutdown: CancellationToken,
+    name: &'static str,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Clients::default();
     let mut refusals = Refusals::default();
     let graceful = GracefulShutdown::new();
-    let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,7 +97,7 @@ pub(super) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
         };
         // Without TCP_NODELAY a response written in two segments waits for the client's delayed ACK
         // (about 40 ms on Linux): invisible in the median, dominant in the p99 (see bench/README.md).
@@ -81,73 +112,152 @@ pub(super) async fn serve(
             tokio::spawn(refuse(stream, "503 Service Unavailable"));
             continue;
         };
-        let router = router.clone();
-        let watcher = graceful.watcher();
+        let connection = Connection {
+            peer,
+            router: router.clone(),
+            limits,
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _held: (OwnedSemaphorePermit, ClientSlot) = (slot, client);
-            let Some((http2, io)) = sniff(stream, limits.header_read_timeout).await else {
-                return;
-            };
-            let in_flight = Arc::new(AtomicUsize::new(0));
-            // HTTP/2 has no header-read timeout of its own: an HTTP/2 connection with no request in
-            // flight that sends nothing for `header_read_timeout` is closed instead.
-            let mut io = io;
-            if http2 {
-                io.idle = Some(IdleWatch {
-                    limit: limits.header_read_timeout,
-                    in_flight: in_flight.clone(),
-                    deadline: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
-                });
-            }
-            let service =
-                hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    // Only HTTP/2 needs the count (for the idle watch); HTTP/1 keeps its hot path.
-                    let guard = http2.then(|| InFlightGuard::start(&in_flight));
-                    let response = router.clone().oneshot(request);
-                    async move {
-                        let response = response.await?;
-                        Ok::<_, Infallible>(match guard {
-                            Some(guard) => response.map(|body| {
-                                Body::new(Tracked {
-                                    inner: body,
-                                    _guard: guard,
-                                })
-                            }),
-                            None => response,
-                        })
-                    }
-                });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            // Pings find peers that are gone while a request is in flight.
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(limits.header_read_timeout)
-                .keep_alive_timeout(Duration::from_secs(20));
-            let builder = if http2 {
-                builder.http2_only()
-            } else {
-                builder.http1_only()
-            };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
+            connection.run(stream, tls).await;
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drain(graceful, &slots, limits, name).await;
     Ok(())
+}
+
+/// Waits for open connections to finish, at most `shutdown_timeout`; says what was cut.
+async fn drain(graceful: GracefulShutdown, slots: &Semaphore, limits: Limits, name: &str) {
+    let open = || {
+        limits
+            .max_connections
+            .saturating_sub(slots.available_permits())
+    };
+    let open_at_start = open();
+    if open_at_start > 0 {
+        tracing::info!(
+            listener = name,
+            connections = open_at_start,
+            "waiting up to {:?} for open connections to finish",
+            limits.shutdown_timeout
+        );
+    }
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            connections = open(),
+            "shutdown deadline ({:?}) reached: cutting the connections still open",
+            limits.shutdown_timeout
+        );
+    }
+}
+
+/// One accepted connection, before its protocol is known.
+struct Connection {
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    watcher: Watcher,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let header_read = self.limits.header_read_timeout;
+        let Some(acceptor) = tls else {
+            let head_deadline = Instant::now() + header_read;
+            let Some((http2, io)) = sniff(stream, header_read).await else {
+                return;
+            };
+            return self.serve(io, http2, head_deadline).await;
+        };
+        let stream = match tokio::time::timeout(header_read, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let io = Replay {
+            head: [0; 24],
+            at: 0,
+            len: 0,
+            stream,
+        };
+        self.serve(io, http2, Instant::now() + header_read).await;
+    }
+
+    /// Serves HTTP on `io` until the connection ends (or is upgraded).
+    async fn serve<S>(self, io: Replay<S>, http2: bool, head_deadline: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            peer,
+            router,
+            limits,
+            watcher,
+        } = self;
+        let conn = Arc::new(Conn::default());
+        let io = Watched {
+            io,
+            watch: Watch {
+                conn: conn.clone(),
+                http1: !http2,
+                phase: Phase::Head,
+                seen: 0,
+                deadline: Box::pin(tokio::time::sleep_until(head_deadline)),
+                header_read: limits.header_read_timeout,
+                keepalive: limits.keepalive_timeout,
+            },
+        };
+        let body_timeout = limits.body_read_timeout;
+        let service = hyper::service::service_fn(move |request: axum::http::Request<Incoming>| {
+            let guard = InFlight::start(&conn);
+            let mut request =
+                request.map(|body| TimedBody::new(body, body_timeout, guard.0.clone()));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await?;
+                Ok::<_, Infallible>(guard.finish(response, http2))
+            }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The head timeout is `Watch`'s (from the head's first byte, not from the end of the last
+        // response, so keep-alive can be longer than it); hyper's own would close idle connections early.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
+        // Pings find peers that are gone while a request is in flight.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.header_read_timeout)
+            .keep_alive_timeout(Duration::from_secs(20));
+        let builder = if http2 {
+            builder.http2_only()
+        } else {
+            builder.http1_only()
+        };
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    }
 }
 
 /// Reads until the protocol is known, within `timeout`: HTTP/2 (the whole preface) or HTTP/1 (the first
 /// byte that is not the preface's). `None` for a client that sends nothing useful in time.
-async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(bool, Replay)> {
+async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(bool, Replay<TcpStream>)> {
     let mut seen = [0u8; 24];
     let mut filled = 0;
     let read = async {
@@ -173,7 +283,6 @@ async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(bool, Replay
             at: 0,
             len: filled,
             stream,
-            idle: None,
         },
     ))
 }
@@ -288,43 +397,66 @@ impl Drop for ClientSlot {
     }
 }
 
-/// The connection with the bytes `sniff` read put back in front, and for HTTP/2 the idle watch.
-struct Replay {
-    head: [u8; 24],
-    at: usize,
-    len: usize,
-    stream: TcpStream,
-    idle: Option<IdleWatch>,
-}
-
-/// Ends (as if the client had closed) a connection that has had no request in flight and sent
-/// nothing for `limit`.
-struct IdleWatch {
-    limit: Duration,
-    in_flight: Arc<AtomicUsize>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+/// What the IO wrapper and the requests of one connection share.
+#[derive(Default)]
+struct Conn {
+    /// Requests started on this connection.
+    started: AtomicUsize,
+    /// Requests whose response body is not yet dropped; an upgraded connection counts one forever.
+    in_flight: AtomicUsize,
+    /// HTTP/1: the request in flight had its body time out, so it is answered 408 and closed.
+    body_timed_out: AtomicBool,
 }
 
 /// One request of a connection, from its start until its response body is dropped (sent or abandoned).
-struct InFlightGuard(Arc<AtomicUsize>);
+struct InFlight(Arc<Conn>);
 
-impl InFlightGuard {
-    fn start(in_flight: &Arc<AtomicUsize>) -> Self {
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard(in_flight.clone())
+impl InFlight {
+    fn start(conn: &Arc<Conn>) -> Self {
+        conn.started.fetch_add(1, Ordering::Relaxed);
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(conn.clone())
+    }
+
+    /// The response as the connection sends it: counted in flight until its body is dropped.
+    fn finish(self, response: Response<Body>, http2: bool) -> Response<Tracked> {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection becomes a tunnel, which no timeout of this module may cut.
+            self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        // HTTP/1 serves one request at a time, so the flag is this request's. (A load first: the
+        // common case is one plain read, not a read-modify-write.)
+        if !http2 && self.0.body_timed_out.load(Ordering::Relaxed) {
+            self.0.body_timed_out.store(false, Ordering::Relaxed);
+            let mut timed_out = Response::new(Body::from("request body timed out\n"));
+            *timed_out.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            timed_out.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return timed_out.map(|inner| Tracked {
+                inner,
+                _guard: self,
+            });
+        }
+        response.map(|inner| Tracked {
+            inner,
+            _guard: self,
+        })
     }
 }
 
-impl Drop for InFlightGuard {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A response body that keeps its request counted as in flight until it is dropped.
+/// A response body that keeps its request counted as in flight until it is dropped. The connection's
+/// response body type itself (not boxed into a `Body`), so it costs no allocation.
 struct Tracked {
     inner: Body,
-    _guard: InFlightGuard,
+    _guard: InFlight,
 }
 
 impl http_body::Body for Tracked {
@@ -347,54 +479,197 @@ impl http_body::Body for Tracked {
     }
 }
 
-impl AsyncRead for Replay {
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum RequestBodyError {
+    #[error(transparent)]
+    Read(hyper::Error),
+    #[error("the request body sent nothing for {0:?} (server.body_read_timeout)")]
+    Stalled(Duration),
+}
+
+/// A request body that fails when, while it is read, nothing arrives for `limit`. The timer exists
+/// only once the body has had to wait (a request without a body never makes one).
+struct TimedBody {
+    inner: Incoming,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+    conn: Arc<Conn>,
+}
+
+impl TimedBody {
+    fn new(inner: Incoming, limit: Duration, conn: Arc<Conn>) -> Self {
+        TimedBody {
+            inner,
+            limit,
+            timer: None,
+            waiting: false,
+            conn,
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame.map(|frame| frame.map_err(RequestBodyError::Read)));
+        }
+        let deadline = Instant::now() + this.limit;
+        let timer = match &mut this.timer {
+            Some(timer) => {
+                if !this.waiting {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => this
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        this.waiting = true;
+        if timer.as_mut().poll(cx).is_ready() {
+            this.conn.body_timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(RequestBodyError::Stalled(this.limit))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The stream with the bytes `sniff` read put back in front (none for TLS).
+struct Replay<S> {
+    head: [u8; 24],
+    at: usize,
+    len: usize,
+    stream: S,
+}
+
+/// Where a connection is, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A request head is arriving (or the first is awaited): `header_read_timeout`.
+    Head,
+    /// A request is in flight: no timeout here (its body has its own).
+    Busy,
+    /// Between requests: `keepalive_timeout`.
+    Idle,
+}
+
+/// The connection's timeouts, kept by its reads: ends the connection (as if the client had closed it)
+/// when the deadline of its phase passes.
+struct Watch {
+    conn: Arc<Conn>,
+    /// HTTP/1: bytes read between requests start a head. (HTTP/2 reads pings and settings then.)
+    http1: bool,
+    phase: Phase,
+    /// `conn.started` when last looked at.
+    seen: usize,
+    deadline: Pin<Box<Sleep>>,
+    header_read: Duration,
+    keepalive: Duration,
+}
+
+impl Watch {
+    /// Updates the phase from what the requests did since the last read, and from `read_bytes`.
+    fn observe(&mut self, read_bytes: bool) {
+        let started = self.conn.started.load(Ordering::Relaxed);
+        if self.conn.in_flight.load(Ordering::Relaxed) > 0 {
+            self.phase = Phase::Busy;
+            self.seen = started;
+            return;
+        }
+        if self.phase == Phase::Busy || started != self.seen {
+            // A request came and went since: idle from now.
+            self.seen = started;
+            self.phase = Phase::Idle;
+            self.reset(self.keepalive);
+        }
+        if read_bytes && self.http1 && self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.reset(self.header_read);
+        }
+    }
+
+    fn reset(&mut self, after: Duration) {
+        self.deadline.as_mut().reset(Instant::now() + after);
+    }
+
+    /// Whether the phase's deadline has passed; registers the wake-up otherwise.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let before = (self.phase, self.seen);
+            self.observe(false);
+            if self.phase == Phase::Busy {
+                // Busy: look again later (a request that ends without a read after it is seen then).
+                self.reset(self.keepalive);
+            } else if (self.phase, self.seen) == before {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The connection's IO: the replayed head, then the stream, with the timeouts of [`Watch`].
+struct Watched<S> {
+    io: Replay<S>,
+    watch: Watch,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.at < this.len {
-            let n = (this.len - this.at).min(buf.remaining());
-            buf.put_slice(&this.head[this.at..this.at + n]);
-            this.at += n;
+        let io = &mut this.io;
+        if io.at < io.len {
+            let n = (io.len - io.at).min(buf.remaining());
+            buf.put_slice(&io.head[io.at..io.at + n]);
+            io.at += n;
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Pending => {}
-            ready => {
-                if let Some(watch) = &mut this.idle {
-                    if buf.filled().len() > before {
-                        let next = tokio::time::Instant::now() + watch.limit;
-                        watch.deadline.as_mut().reset(next);
-                    }
+        match Pin::new(&mut io.stream).poll_read(cx, buf) {
+            Poll::Pending => {
+                this.watch.observe(false);
+                if this.watch.expired(cx) {
+                    return Poll::Ready(Ok(())); // nothing read: the connection ends
                 }
-                return ready;
+                Poll::Pending
+            }
+            ready => {
+                this.watch.observe(buf.filled().len() > before);
+                ready
             }
         }
-        let Some(watch) = &mut this.idle else {
-            return Poll::Pending;
-        };
-        while watch.deadline.as_mut().poll(cx).is_ready() {
-            if watch.in_flight.load(Ordering::Relaxed) == 0 {
-                return Poll::Ready(Ok(())); // nothing read: the connection ends
-            }
-            // Busy: look again later (polling the new deadline registers the wake-up).
-            let next = tokio::time::Instant::now() + watch.limit;
-            watch.deadline.as_mut().reset(next);
-        }
-        Poll::Pending
     }
 }
 
-impl AsyncWrite for Replay {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        Pin::new(&mut self.io.stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -402,19 +677,19 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.io.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.io.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        Pin::new(&mut self.io.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        Pin::new(&mut self.io.stream).poll_shutdown(cx)
     }
 }
 

@@ -2,14 +2,22 @@
 //!
 //! `App::build` binds the sockets (so tests can bind port 0 and ask for the port), refuses configs that
 //! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` starts the background tasks and
-//! serves until a shutdown signal. The routes and the layer order are [`router`]'s; the tenant listener's
-//! connections (caps, header-read timeout, protocols) are `listener`'s. It must not hold handlers.
+//! serves until a shutdown signal. The routes and the layer order are [`router`]'s; the listeners'
+//! connections (caps, TLS, client timeouts, protocols, draining) are `listener`'s; the https redirect and
+//! HSTS are `edge`'s. It must not hold handlers.
+//!
+//! Shutdown: the first SIGTERM or Ctrl-C cancels `AppState::shutdown`; every listener stops accepting
+//! and drains for at most `server.shutdown_timeout`, WebSocket relays send their Close frames, and
+//! `run` returns. A second signal exits the process at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
@@ -19,7 +27,9 @@ use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::reload::{ConfigOrigin, Reloader};
 use crate::state::{AppState, SharedState};
+use crate::tls::TlsStore;
 
+mod edge;
 mod listener;
 mod router;
 
@@ -42,12 +52,16 @@ pub enum StartError {
     SigningKeys(#[from] crate::assertion::KeyError),
     #[error(transparent)]
     IdpClient(#[from] crate::auth::oidc::ClientError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A bound, ready-to-run server.
 pub struct App {
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
+    redirect_listener: Option<TcpListener>,
+    tls: Option<TlsAcceptor>,
     state: AppState,
     reloader: Arc<Reloader>,
 }
@@ -64,14 +78,8 @@ impl App {
                 addr: listen,
                 source,
             })?;
-        let admin_listener = match config.server.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            ),
-            None => None,
-        };
+        let admin_listener = bind_optional(config.server.admin_listen).await?;
+        let redirect_listener = bind_optional(config.server.redirect_listen).await?;
         let bound = listener.local_addr().map_err(|source| StartError::Bind {
             addr: listen,
             source,
@@ -83,9 +91,15 @@ impl App {
             bound,
             None,
         ));
+        let tls = match &state.tls {
+            Some(store) => Some(TlsAcceptor::from(store.server_config()?)),
+            None => None,
+        };
         Ok(App {
             listener,
             admin_listener,
+            redirect_listener,
+            tls,
             state,
             reloader,
         })
@@ -115,44 +129,132 @@ impl App {
             .and_then(|l| l.local_addr().ok())
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish.
+    /// The address of the plain listener that redirects to https, if there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Cancelling it shuts the server down as the first signal would (for embedding and tests).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM (or [`App::shutdown_token`]), then lets requests in flight
+    /// finish, at most `server.shutdown_timeout`; a second signal exits at once.
     pub async fn run(self) -> std::io::Result<()> {
         let state = self.state.clone();
+        let shutdown = state.shutdown.clone();
         spawn_background_tasks(&state);
-        // Reload hooks: what else follows an applied reload is added here with
-        // `self.reloader.add_hook(...)` (the TLS listener's certificate reload goes here).
+        tokio::spawn(signals(shutdown.clone()));
+        // Reload hooks: what else follows an applied reload. Certificates are re-read from disk too
+        // (they are also polled every `server.tls.reload_interval`).
+        if let Some(store) = state.tls.clone() {
+            self.reloader.add_hook(Box::new(move |_config| {
+                store.reload();
+            }));
+        }
         self.reloader.reload_on_hangup()?;
         self.reloader.watch_files();
-        if let Some(admin_listener) = self.admin_listener {
-            let admin_router = admin::router(admin::AdminState {
-                config: state.config.clone(),
-                oidc: state.oidc.clone(),
-                reload: self.reloader.clone(),
-            });
-            tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
-            tokio::spawn(async move {
-                if let Err(error) = axum::serve(admin_listener, admin_router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-                {
-                    tracing::error!(%error, "admin listener failed");
-                }
-            });
-        }
         let snapshot = state.config.load();
+        let limits = listener::Limits::of(&snapshot.server);
+        if let Some(admin_listener) = self.admin_listener {
+            serve_admin(admin_listener, &state, &self.reloader)?;
+        }
+        let tls = self.tls;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
             addr = %state.listen,
             config = %snapshot.source,
             tenants = snapshot.tenants.len(),
-            "portico is serving on http://{}",
+            "portico is serving on {scheme}://{}",
             state.listen
         );
-        let limits = listener::Limits {
-            header_read_timeout: snapshot.server.header_read_timeout,
-            max_connections: snapshot.server.max_connections,
-            max_connections_per_client: snapshot.server.max_connections_per_client,
+        let redirect = async {
+            let Some(redirect_listener) = self.redirect_listener else {
+                return Ok(());
+            };
+            tracing::info!(addr = %redirect_listener.local_addr()?, "redirecting plain HTTP to https");
+            let router = edge::redirect_router(state.config.clone(), state.listen.port());
+            listener::serve(
+                redirect_listener,
+                None,
+                router,
+                limits,
+                shutdown.clone(),
+                "redirect",
+            )
+            .await
         };
-        listener::serve(self.listener, router(state), limits, shutdown_signal()).await
+        let tenant = listener::serve(
+            self.listener,
+            tls,
+            router(state.clone()),
+            limits,
+            shutdown.clone(),
+            "tenant",
+        );
+        let websockets = close_websockets(&state.websockets, &shutdown, limits.shutdown_timeout);
+        let (tenant, redirect, ()) = tokio::join!(tenant, redirect, websockets);
+        tracing::info!("portico stopped");
+        tenant.and(redirect)
+    }
+}
+
+async fn bind_optional(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
+    match addr {
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| StartError::Bind { addr, source }),
+        None => Ok(None),
+    }
+}
+
+/// Health and readiness on their own listener, which also stops at shutdown.
+fn serve_admin(
+    admin_listener: TcpListener,
+    state: &AppState,
+    reloader: &Arc<Reloader>,
+) -> std::io::Result<()> {
+    let admin_router = admin::router(admin::AdminState {
+        config: state.config.clone(),
+        oidc: state.oidc.clone(),
+        reload: reloader.clone(),
+    });
+    tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(admin_listener, admin_router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(%error, "admin listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// At shutdown, the WebSocket relays send their Close frames (they watch the token themselves); this
+/// waits for them, at most `deadline`, and says how many were cut.
+async fn close_websockets(
+    relays: &TaskTracker,
+    shutdown: &CancellationToken,
+    deadline: std::time::Duration,
+) {
+    shutdown.cancelled().await;
+    relays.close();
+    let open = relays.len();
+    if open == 0 {
+        return;
+    }
+    tracing::info!(websockets = open, "closing WebSockets (1001 going away)");
+    if tokio::time::timeout(deadline, relays.wait()).await.is_err() {
+        tracing::warn!(
+            websockets = relays.len(),
+            "shutdown deadline reached: cutting WebSockets that did not close"
+        );
     }
 }
 
@@ -167,6 +269,10 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     } else {
         SigningKeys::from_files(&config.server.signing_keys)?
     };
+    let tls = match &config.server.tls {
+        Some(settings) => Some(TlsStore::load(settings)?),
+        None => None,
+    };
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
@@ -176,6 +282,9 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         sessions: Sessions::in_memory(),
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,
+        shutdown: CancellationToken::new(),
+        websockets: TaskTracker::new(),
+        tls,
     }))
 }
 
@@ -213,6 +322,16 @@ fn spawn_background_tasks(state: &AppState) {
             .purge_periodically(move || config.load().sessions.clone()),
     );
     tokio::spawn(state.oidc.clone().run_discovery());
+    if let Some(store) = &state.tls {
+        let interval = state
+            .config
+            .load()
+            .server
+            .tls
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(5), |tls| tls.reload_interval);
+        tokio::spawn(store.clone().watch(interval, state.shutdown.clone()));
+    }
 }
 
 /// Each proxied connection needs a second descriptor for its upstream: with fewer files than that,
@@ -254,24 +373,40 @@ fn raise_file_limit(max_connections: usize) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The first SIGTERM or Ctrl-C starts the shutdown; a second exits at once.
+async fn signals(shutdown: CancellationToken) {
+    // One SIGTERM stream for both signals, so a second one sent at once is not missed.
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for first in [true, false] {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(unix)]
+        let term = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        if first {
+            tracing::info!(
+                "shutting down: no new connections, requests in flight may finish; a second signal exits at once"
+            );
+            shutdown.cancel();
+        }
     }
-    tracing::info!("shutting down");
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(1);
 }

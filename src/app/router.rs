@@ -34,6 +34,8 @@ use crate::{apps, assertion, auth, backstage, http, shell, telemetry, tenant};
 ///    outside tenant resolution so that an unknown Host is rendered like any other error.
 /// 3. `tenant::resolve_tenant`: Host → tenant and one config snapshot per request, before any route
 ///    runs, so no handler can run without a tenant or see two configs.
+/// 4. `app::edge::HstsLayer`: `Strict-Transport-Security` on every answer of an https tenant
+///    (`server.hsts`); error pages keep it when layer 2 renders them.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assertion::router(state.signing_keys.clone()))
         .merge(backstage::router())
         .merge(shell::router())
+        .layer(super::edge::HstsLayer)
         .layer(from_fn_with_state(
             state.config.clone(),
             tenant::resolve_tenant,

@@ -1,13 +1,16 @@
 //! Dispatch to an app's upstream: the user's claims, the identity the app asked for and its cookies go
 //! into the kit's `prepare`, the pooled client sends it, and the answer is shaped for the portal (the
 //! app's cookies kept in its jar or scoped below its prefix, `Location` kept on the portal, no
-//! origin-wide headers).
+//! origin-wide headers). A WebSocket handshake the upstream accepts is relayed by `websocket`, which
+//! closes it with a Close frame at shutdown.
 
 use std::borrow::Cow;
 
+use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use hyper::upgrade::OnUpgrade;
 
 use super::{Call, PORTAL_COOKIES};
 use crate::assertion::{Subject, UserClaims};
@@ -18,6 +21,8 @@ use crate::jar;
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
 use crate::proxy::{self, Forward, Target};
+
+mod websocket;
 
 /// Phase 4 for an upstream app: prepare, send, shape.
 pub(super) async fn forward(
@@ -46,6 +51,11 @@ pub(super) async fn forward(
     );
     // The client's URI, for its query; the client replaces it with the upstream's.
     let client_uri = std::mem::take(&mut prepared.parts.uri);
+    // A WebSocket handshake is joined here, not by the kit, so the relay can close it at shutdown.
+    let websocket = prepared.upgrade.take().map(|client| {
+        let upgrade = prepared.parts.headers.get(header::UPGRADE).cloned();
+        (client, upgrade)
+    });
     let mut response = call
         .state
         .upstreams
@@ -57,11 +67,40 @@ pub(super) async fn forward(
             },
             Request::from_parts(prepared.parts, prepared.body),
             call.context.config.proxy.response_timeout,
-            prepared.upgrade,
+            None,
         )
         .await?;
+    let accepted = websocket.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS);
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
+    if let Some((client, upgrade)) = accepted {
+        return Ok(switch_protocols(call, response, client, upgrade));
+    }
     Ok(response)
+}
+
+/// The upstream accepted a WebSocket handshake: the relay joins both connections once the browser
+/// has its `101` (with `Connection`/`Upgrade` put back, which the kit removes as hop-by-hop).
+fn switch_protocols(
+    call: &Call<'_>,
+    mut response: Response,
+    client: OnUpgrade,
+    upgrade: Option<HeaderValue>,
+) -> Response {
+    let upstream = hyper::upgrade::on(&mut response);
+    call.state.websockets.spawn(websocket::relay(
+        client,
+        upstream,
+        call.state.shutdown.clone(),
+    ));
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    parts.headers.insert(
+        header::UPGRADE,
+        upgrade.unwrap_or_else(|| HeaderValue::from_static("websocket")),
+    );
+    Response::from_parts(parts, Body::empty())
 }
 
 /// `path` below the upstream's base path; built only when the upstream has one.

@@ -37,14 +37,29 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// PEM files of the assertion signing keys: the first signs, all are published. Empty: generated.
     pub signing_keys: Vec<PathBuf>,
-    /// A connection must send a request's complete head within this long (also the keep-alive idle
-    /// limit between requests), else it is closed: half-sent requests cannot hold a slot (default 30 s).
+    /// A request's head must arrive within this long of its first byte (for the first request, of the
+    /// accept; a TLS handshake too), else the connection is closed: half-sent requests cannot hold a
+    /// slot (default 30 s).
     pub header_read_timeout: Duration,
     /// Open connections on the tenant listener; more are refused with 503 (default 4096).
     pub max_connections: usize,
     /// Open connections from one client address (an IPv6 /64 counts as one); more are refused with
     /// 429 (default 256). Raise it when clients arrive through one NAT or load-balancer address.
     pub max_connections_per_client: usize,
+    /// A connection with no request in flight closes after this long without a new one (default 75 s,
+    /// nginx's `keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+    /// A request body that sends nothing for this long while it is read is cut off (default 60 s,
+    /// nginx's `client_body_timeout`).
+    pub body_read_timeout: Duration,
+    /// How long a shutdown waits for requests in flight (default 30 s).
+    pub shutdown_timeout: Duration,
+    /// TLS on the tenant listener; `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// A plain listener that only redirects to https.
+    pub redirect_listen: Option<SocketAddr>,
+    /// The `Strict-Transport-Security` value for tenants whose public origin is https; `None`: off.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl Default for ServerSettings {
@@ -56,8 +71,32 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_connections_per_client: 256,
+            keepalive_timeout: Duration::from_secs(75),
+            body_read_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            tls: None,
+            redirect_listen: None,
+            hsts: Some(http::HeaderValue::from_static(DEFAULT_HSTS)),
         }
     }
+}
+
+/// One year, this host only: subdomains may still serve plain HTTP.
+pub const DEFAULT_HSTS: &str = "max-age=31536000";
+
+/// `server.tls`: certificate files, checked when the config was compiled; the first is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub certificates: Vec<CertificateFiles>,
+    /// How often the files are looked at for a renewal.
+    pub reload_interval: Duration,
+}
+
+/// A certificate chain (leaf first) and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]

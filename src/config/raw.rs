@@ -54,13 +54,72 @@ pub(crate) struct RawServer {
     /// PEM files of the P-256 keys that sign identity assertions: the first signs, all are published.
     /// Default: a key generated at start (assertions then do not survive a restart).
     pub signing_keys: Option<Val<Texts>>,
-    /// A connection must send a request's complete head within this long; also the keep-alive idle
-    /// limit (default `30s`).
+    /// A request's head must arrive within this long of its first byte (the first request's: of the
+    /// connection's start; a TLS handshake too) (default `30s`).
     pub header_read_timeout: Option<Val<Env>>,
     /// Open connections on the tenant listener; more are refused with 503 (default 4096).
     pub max_connections: Option<Val<Env>>,
     /// Open connections from one client address (an IPv6 /64 counts as one); more get 429 (default 256).
     pub max_connections_per_client: Option<Val<Env>>,
+    /// A connection with no request in flight that sends nothing for this long after its last response
+    /// is closed (nginx's `keepalive_timeout`; default `75s`).
+    pub keepalive_timeout: Option<Val<Env>>,
+    /// A request body that sends nothing for this long while it is being read is cut off: 408 and the
+    /// connection closed on HTTP/1, the stream reset on HTTP/2 (nginx's `client_body_timeout`; default `60s`).
+    pub body_read_timeout: Option<Val<Env>>,
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for requests in flight before it cuts them; a second
+    /// signal exits at once (default `30s`).
+    pub shutdown_timeout: Option<Val<Env>>,
+    /// Serve the tenant listener over TLS (HTTPS, HTTP/2 by ALPN). Default: plain HTTP.
+    pub tls: Option<Val<RawTls>>,
+    /// A plain HTTP listener that only redirects to `https://` (for hosts a tenant lists), e.g.
+    /// `0.0.0.0:80`. Default: off.
+    pub redirect_listen: Option<Val<Env>>,
+    /// `Strict-Transport-Security` on every response of a tenant whose `public_origin` is https.
+    pub hsts: Option<Val<RawHsts>>,
+}
+
+/// `server.tls:`: certificate chains and keys in PEM files (relative to the config file). The first
+/// certificate is the default, served to clients that send no server name (SNI) or one no certificate
+/// covers; the others are chosen by the DNS names in their subjectAltName (`*.` wildcards too).
+/// Changed files are picked up without a restart; a broken renewal is logged and the old one stays.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "tls"))]
+pub(crate) struct RawTls {
+    /// The certificate chain, leaf first (PEM). With `key`, the first (default) certificate.
+    pub cert: Option<Val<Env>>,
+    /// The private key of `cert` (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: Option<Val<Env>>,
+    /// More certificates, each `{ cert, key }`, chosen by SNI.
+    pub certificates: Option<Val<Vec<Val<RawCertificate>>>>,
+    /// How often the files are checked for a renewed certificate (default `5s`).
+    pub reload_interval: Option<Val<Env>>,
+}
+
+/// One entry of `server.tls.certificates`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "certificate"))]
+pub(crate) struct RawCertificate {
+    /// The certificate chain, leaf first (PEM). Required.
+    pub cert: Option<Val<Env>>,
+    /// Its private key (PEM). Required.
+    pub key: Option<Val<Env>>,
+}
+
+/// `server.hsts:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "hsts"))]
+pub(crate) struct RawHsts {
+    /// How long browsers keep to https for the host (default `365d`); `off` sends no header.
+    pub max_age: Option<Val<Env>>,
+    /// Also for every subdomain of the host (default `false`): only when all of them serve https.
+    pub include_subdomains: Option<Val<FlexBool>>,
 }
 
 /// `sessions:`

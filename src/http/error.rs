@@ -299,9 +299,13 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         }
         json
     };
-    // Keep what the handler set for the log line (user, app), any cookie it cleared and when to retry.
+    // Keep what the handler set for the log line (user, app), any cookie it cleared, when to retry and
+    // the tenant's HSTS.
     for (name, value) in response.headers() {
-        if name == header::SET_COOKIE || name == header::RETRY_AFTER {
+        if name == header::SET_COOKIE
+            || name == header::RETRY_AFTER
+            || name == header::STRICT_TRANSPORT_SECURITY
+        {
             rendered.headers_mut().append(name, value.clone());
         }
     }

@@ -17,3 +17,4 @@ mod proxy;
 mod reload;
 mod shell;
 mod tenancy;
+mod tls;

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
-use crate::config::model::{ProxySettings, ServerSettings, SessionSettings};
-use crate::config::raw::{Env, RawProxy, RawServer, RawSessions, Val};
+use crate::config::model::{
+    CertificateFiles, ProxySettings, ServerSettings, SessionSettings, TlsSettings,
+};
+use crate::config::raw::{Env, FlexBool, RawHsts, RawProxy, RawServer, RawSessions, RawTls, Val};
 
 pub(super) fn server(
     raw: Option<&Val<RawServer>>,
@@ -52,6 +54,7 @@ pub(super) fn server(
         values::count,
     );
     let signing_keys = signing_keys(raw, cx, base_dir);
+    let edge = edge(raw, cx, base_dir, &defaults);
     Some(ServerSettings {
         listen: listen?,
         admin_listen: admin_listen?,
@@ -59,7 +62,216 @@ pub(super) fn server(
         header_read_timeout: header_read_timeout?,
         max_connections: max_connections?,
         max_connections_per_client: max_connections_per_client?,
+        ..edge?
     })
+}
+
+/// The keys of the edge: client timeouts, shutdown, TLS, the redirect listener and HSTS. Returned as
+/// settings whose other fields are the defaults (the caller fills them in).
+fn edge(
+    raw: &RawServer,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+    defaults: &ServerSettings,
+) -> Option<ServerSettings> {
+    let timeout = |cx: &mut Cx<'_>, key: &str, field: &Option<Val<Env>>, default: Duration| {
+        values::optional(cx, key, field.as_ref(), default, values::duration)
+    };
+    let keepalive_timeout = timeout(
+        cx,
+        "keepalive_timeout",
+        &raw.keepalive_timeout,
+        defaults.keepalive_timeout,
+    );
+    let body_read_timeout = timeout(
+        cx,
+        "body_read_timeout",
+        &raw.body_read_timeout,
+        defaults.body_read_timeout,
+    );
+    let shutdown_timeout = timeout(
+        cx,
+        "shutdown_timeout",
+        &raw.shutdown_timeout,
+        defaults.shutdown_timeout,
+    );
+    let redirect_listen = match &raw.redirect_listen {
+        Some(val) => values::parsed(cx, "redirect_listen", val, values::socket_addr).map(Some),
+        None => Some(None),
+    };
+    let tls = match &raw.tls {
+        Some(val) => cx.at("tls", |cx| tls(val, cx, base_dir)).map(Some),
+        None => Some(None),
+    };
+    if let (Some(val), Some(None)) = (&raw.redirect_listen, &tls) {
+        cx.error_at(
+            val.mark,
+            "redirect_listen",
+            "redirect_listen needs `tls`: it sends clients to https on this server",
+            Some("configure `server.tls`, or leave out redirect_listen".into()),
+        );
+    }
+    let hsts = match &raw.hsts {
+        Some(val) => cx.at("hsts", |cx| hsts(val, cx)),
+        None => Some(defaults.hsts.clone()),
+    };
+    Some(ServerSettings {
+        keepalive_timeout: keepalive_timeout?,
+        body_read_timeout: body_read_timeout?,
+        shutdown_timeout: shutdown_timeout?,
+        tls: tls?,
+        redirect_listen: redirect_listen?,
+        hsts: hsts?,
+        ..ServerSettings::default()
+    })
+}
+
+/// `server.tls`: `cert`/`key` (the first certificate) and `certificates`, each pair readable and
+/// matching now, so a typo or a key of another certificate stops `portico check`, not the first client.
+fn tls(val: &Val<RawTls>, cx: &mut Cx<'_>, base_dir: &Path) -> Option<TlsSettings> {
+    let raw = val.get()?;
+    let mut certificates = Vec::new();
+    let mut broken = false;
+    match (&raw.cert, &raw.key) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => match pair(cx, "", cert, key, base_dir) {
+            Some(files) => certificates.push(files),
+            None => broken = true,
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            cx.error(
+                val.mark,
+                "`cert` and `key` go together",
+                Some("give both files, or list pairs under `certificates`".into()),
+            );
+            broken = true;
+        }
+    }
+    if let Some(list) = raw.certificates.as_ref().and_then(Val::get) {
+        for (index, item) in list.iter().enumerate() {
+            let Some(entry) = item.get() else {
+                broken = true;
+                continue;
+            };
+            let key_path = format!("certificates[{index}]");
+            match (&entry.cert, &entry.key) {
+                (Some(cert), Some(key)) => match pair(cx, &key_path, cert, key, base_dir) {
+                    Some(files) => certificates.push(files),
+                    None => broken = true,
+                },
+                _ => {
+                    cx.error_at(
+                        item.mark,
+                        &key_path,
+                        "a certificate needs `cert` and `key`",
+                        Some("e.g. `{ cert: fullchain.pem, key: privkey.pem }`".into()),
+                    );
+                    broken = true;
+                }
+            }
+        }
+    }
+    if certificates.is_empty() && !broken {
+        cx.error(
+            val.mark,
+            "`tls` names no certificate",
+            Some("give `cert` and `key` (PEM files), or list them under `certificates`".into()),
+        );
+        return None;
+    }
+    let reload_interval = values::optional(
+        cx,
+        "reload_interval",
+        raw.reload_interval.as_ref(),
+        Duration::from_secs(5),
+        values::duration,
+    );
+    if broken {
+        return None;
+    }
+    Some(TlsSettings {
+        certificates,
+        reload_interval: reload_interval?,
+    })
+}
+
+/// One certificate pair, read through the config's source and checked by `tls::parse_pair`.
+fn pair(
+    cx: &mut Cx<'_>,
+    at: &str,
+    cert: &Val<Env>,
+    key: &Val<Env>,
+    base_dir: &Path,
+) -> Option<CertificateFiles> {
+    let (Env(cert_file), Env(key_file)) = (cert.get()?, key.get()?);
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    let files = CertificateFiles {
+        cert: base_dir.join(cert_file),
+        key: base_dir.join(key_file),
+    };
+    let mut texts = Vec::with_capacity(2);
+    for (name, val, path) in [("cert", cert, &files.cert), ("key", key, &files.key)] {
+        match cx.source.read(path) {
+            Ok(text) => texts.push(text),
+            Err(error) => cx.error_at(
+                val.mark,
+                &join(name),
+                format!("cannot read `{}`: {error}", path.display()),
+                Some("a PEM file, relative to the config file; the user portico runs as must be able to read it".into()),
+            ),
+        }
+    }
+    let [cert_pem, key_pem] = <[String; 2]>::try_from(texts).ok()?;
+    match crate::tls::parse_pair(cert_pem.as_bytes(), key_pem.as_bytes()) {
+        Ok(_) => Some(files),
+        Err(error) => {
+            let (name, val, path) = if error.in_certificate() {
+                ("cert", cert, &files.cert)
+            } else {
+                ("key", key, &files.key)
+            };
+            cx.error_at(
+                val.mark,
+                &join(name),
+                format!("`{}`: {error}", path.display()),
+                Some(error.hint().into()),
+            );
+            None
+        }
+    }
+}
+
+/// `server.hsts`: the header value, or `None` for `max_age: off`.
+fn hsts(val: &Val<RawHsts>, cx: &mut Cx<'_>) -> Option<Option<http::HeaderValue>> {
+    let raw = val.get()?;
+    let max_age = values::optional(
+        cx,
+        "max_age",
+        raw.max_age.as_ref(),
+        Some(Duration::from_secs(31_536_000)),
+        |text| match text {
+            "off" => Ok(None),
+            text => values::duration(text).map(Some),
+        },
+    );
+    let subdomains = match &raw.include_subdomains {
+        Some(flag) => flag.get().map(|FlexBool(on)| *on),
+        None => Some(false),
+    };
+    let Some(max_age) = max_age? else {
+        return Some(None);
+    };
+    let mut value = format!("max-age={}", max_age.as_secs());
+    if subdomains? {
+        value.push_str("; includeSubDomains");
+    }
+    http::HeaderValue::from_str(&value).ok().map(Some)
 }
 
 /// `signing_keys`: files relative to the config file, each readable now.
@@ -239,5 +451,57 @@ mod tests {
             ("version", with("version: 2")),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    /// A certificate and its key, generated (rcgen) for `name`.
+    fn pair(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn tls_rules() {
+        let (cert, key) = pair("portal.acme.example");
+        let (_, other_key) = pair("portal.globex.example");
+        let mut source = MemorySource::default();
+        for (file, text) in [
+            ("cert.pem", cert),
+            ("key.pem", key),
+            ("other-key.pem", other_key),
+            ("empty.pem", String::new()),
+        ] {
+            source
+                .files
+                .insert(std::path::Path::new("/etc/portico").join(file), text);
+        }
+        let with = |section: &str| format!("{section}\n{BASE}");
+        let cases = [
+            (
+                "a good pair, timeouts, hsts and the redirect listener",
+                with(
+                    "server: { tls: { cert: cert.pem, key: key.pem, reload_interval: 10s }, redirect_listen: 127.0.0.1:80, keepalive_timeout: 75s, body_read_timeout: 1m, shutdown_timeout: 10s, hsts: { max_age: off } }",
+                ),
+            ),
+            (
+                "missing, empty and mismatched files",
+                with(
+                    "server: { tls: { cert: cert.pem, key: other-key.pem, certificates: [{ cert: nope.pem, key: key.pem }, { cert: empty.pem, key: key.pem }, { cert: cert.pem, key: empty.pem }, { cert: cert.pem }] } }",
+                ),
+            ),
+            (
+                "cert without key",
+                with("server: { tls: { cert: cert.pem } }"),
+            ),
+            ("no certificate", with("server: { tls: {} }")),
+            (
+                "a redirect listener without tls, bad timeouts and hsts",
+                with(
+                    "server: { redirect_listen: 127.0.0.1:80, keepalive_timeout: 0s, body_read_timeout: soon, shutdown_timeout: 0s, hsts: { max_age: forever, include_subdomains: maybe } }",
+                ),
+            ),
+        ];
+        insta::assert_snapshot!(table(&source, &cases));
     }
 }
