@@ -13,6 +13,7 @@ mod oidc_negative;
 mod oidc_real;
 mod oneshot;
 mod op;
+mod packaging;
 mod proxy;
 mod reload;
 mod shell;
