@@ -145,7 +145,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
         oidc: Arc::new(OidcRegistry::new(&config.tenants)?),
-        upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
+        upstreams: UpstreamClient::for_config(&config),
         sessions: Sessions::in_memory(),
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,

@@ -4,8 +4,11 @@
 //! upstream's response body is handed back the same way; nothing is collected in memory. A connect failure
 //! is a 502, no response headers within the response timeout is a 504: never a hang, never a panic.
 //! Responses come back without hop-by-hop headers; everything else about them is the gateway's to shape.
+//! `http://` upstreams go through one plain pool (unchanged by TLS); `https://` ones through the client
+//! of their TLS setting (`proxy::tls`), and a TLS failure is its own 502 (`upstream_tls`).
 //! This is a service: it outlives config reloads and knows neither the server state nor any feature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,12 +23,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::ProxyError;
 use super::guard::exceeded;
 use super::headers::remove_hop_by_hop;
-use crate::config::Upstream;
+use super::tls::{TlsClients, tls_failure};
+use crate::config::{Config, Upstream};
 
-/// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
+/// Keep-alive connection pools shared by all apps and tenants (one for plain http, one per TLS
+/// setting); they outlive config reloads.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, Body>,
+    tls: Arc<TlsClients>,
     idle_timeout: Duration,
 }
 
@@ -41,8 +47,23 @@ impl UpstreamClient {
             .build(connector);
         UpstreamClient {
             client,
+            tls: Arc::new(TlsClients::new(connect_timeout)),
             idle_timeout,
         }
+    }
+
+    /// A client for `config`'s timeouts, prepared for its upstreams (see [`Self::prepare`]).
+    pub fn for_config(config: &Config) -> Self {
+        let client = Self::new(config.proxy.connect_timeout, config.proxy.idle_timeout);
+        client.prepare(config);
+        client
+    }
+
+    /// Builds the TLS clients `config`'s https upstreams use (and loads the system's roots if one
+    /// needs them), and lets go of those no upstream uses any more. Call it with every config that is
+    /// put into service: at start, and after a reload compiled a new one.
+    pub fn prepare(&self, config: &Config) {
+        self.tls.prepare(config);
     }
 
     /// Sends `request` (headers already cleaned) to `upstream` at `target` below its base path.
@@ -62,12 +83,34 @@ impl UpstreamClient {
         // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
         *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
-        let outcome = tokio::time::timeout(response_timeout, self.client.request(request)).await;
+        let sent = match &upstream.tls {
+            None => self.client.request(request),
+            Some(tls) => match self.tls.get(tls) {
+                // A WebSocket handshake needs HTTP/1.1; anything else may ride on h2.
+                Ok(clients) if client_upgrade.is_some() => clients.http1.request(request),
+                Ok(clients) => clients.any.request(request),
+                Err(error) => {
+                    return Err(ProxyError::UpstreamTls {
+                        upstream: upstream.url.clone(),
+                        cause: Box::new(error),
+                    });
+                }
+            },
+        };
+        let outcome = tokio::time::timeout(response_timeout, sent).await;
         let response = match outcome {
             Err(_) => {
                 return Err(ProxyError::UpstreamTimeout {
                     upstream: upstream.url.clone(),
                     after: response_timeout,
+                });
+            }
+            Ok(Err(error)) if upstream.tls.is_some() && tls_failure(&error).is_some() => {
+                // An unknown CA, a name mismatch, a client certificate refused: not a network
+                // problem, and not one a retry fixes.
+                return Err(ProxyError::UpstreamTls {
+                    upstream: upstream.url.clone(),
+                    cause: Box::new(error),
                 });
             }
             Ok(Err(error)) if exceeded(&error).is_some() => {
@@ -154,14 +197,18 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// The absolute URI on `upstream`, written into one buffer that the URI then owns (no copy).
     fn uri(&self, upstream: &Upstream) -> Result<Uri, ProxyError> {
-        const SCHEME: &str = "http://";
-        let length = SCHEME.len()
+        let scheme = if upstream.tls.is_some() {
+            "https://"
+        } else {
+            "http://"
+        };
+        let length = scheme.len()
             + upstream.authority.len()
             + upstream.base_path.len()
             + self.path.iter().map(|piece| piece.len()).sum::<usize>()
             + self.query.map_or(0, |query| query.len() + 1);
         let mut text = String::with_capacity(length);
-        text.push_str(SCHEME);
+        text.push_str(scheme);
         text.push_str(&upstream.authority);
         text.push_str(&upstream.base_path);
         for piece in self.path {
