@@ -194,15 +194,14 @@ pub(super) fn tls_failure<'a>(
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        // `io::Error::source` skips the error it wraps; look at it directly.
-        if let Some(tls) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        next = error.source();
+        // `io::Error::source` skips the error it wraps (hyper-rustls wraps tokio-rustls's io::Error in
+        // another), so an io::Error is looked into, not past.
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
     }
     None
 }

@@ -16,3 +16,4 @@ mod op;
 mod proxy;
 mod shell;
 mod tenancy;
+mod upstream_tls;
