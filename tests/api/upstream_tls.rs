@@ -18,7 +18,7 @@ use rcgen::{
 };
 use serde_json::Value;
 
-use crate::helpers::{TIMEOUT, TestServer, acme, app, config, dev, json_error};
+use crate::helpers::{Session, TIMEOUT, TestServer, acme, app, config, dev, json_error};
 
 /// The certificates of one test, as PEM files in a temporary directory.
 struct Pki {
@@ -229,10 +229,6 @@ async fn an_untrusted_upstream_certificate_is_a_502_upstream_tls() {
 /// over plain requests and WebSockets alike, and refuses it otherwise: 502 `upstream_tls`.
 #[tokio::test]
 async fn an_mtls_upstream_gets_the_client_certificate_and_refuses_without_it() {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
     let pki = Pki::new();
     let upstream = HttpsApp::start(&pki, &["--mtls"]);
     let url = upstream.url();
@@ -262,12 +258,24 @@ async fn an_mtls_upstream_gets_the_client_certificate_and_refuses_without_it() {
     }
 
     // A WebSocket to the mTLS upstream: handshake and frames over the same TLS setting.
-    let mut request = format!("ws://{}/apps/mtls/ws", server.addr)
+    assert_eq!(
+        websocket_echo(&server, &dev, "mtls").await,
+        "echo hello (portico-client)"
+    );
+}
+
+/// Sends `hello` over a WebSocket to app `id` and returns the answer.
+async fn websocket_echo(server: &TestServer, session: &Session, id: &str) -> String {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut request = format!("ws://{}/apps/{id}/ws", server.addr)
         .into_client_request()
         .unwrap();
     let headers = request.headers_mut();
     headers.insert("origin", server.origin().parse().unwrap());
-    headers.insert("cookie", dev.cookie.parse().unwrap());
+    headers.insert("cookie", session.cookie.parse().unwrap());
     let (mut socket, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
         .await
         .expect("handshake in time")
@@ -278,11 +286,8 @@ async fn an_mtls_upstream_gets_the_client_certificate_and_refuses_without_it() {
         .expect("an echo in time")
         .unwrap()
         .unwrap();
-    assert_eq!(
-        reply.into_text().unwrap().as_str(),
-        "echo hello (portico-client)"
-    );
     socket.close(None).await.unwrap();
+    reply.into_text().unwrap().as_str().to_owned()
 }
 
 /// An upstream that offers h2 by ALPN is spoken to in h2; one that offers only http/1.1 (the tests
@@ -302,6 +307,11 @@ async fn an_upstream_offering_h2_is_spoken_to_in_h2() {
         let hello = json_ok(server.get_as("/apps/h2/hello", &dev).await).await;
         assert_eq!(hello["httpVersion"], "2.0", "{hello}");
     }
+    // A WebSocket handshake cannot ride on h2: it goes over an HTTP/1.1 connection of its own.
+    assert_eq!(
+        websocket_echo(&server, &dev, "h2").await,
+        "echo hello (no client certificate)"
+    );
 }
 
 /// A Backstage backend over mTLS: portico's own sign-in call and the proxied catalog request both

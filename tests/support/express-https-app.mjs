@@ -58,6 +58,8 @@ if (h2) {
     res.statusCode = 404;
     res.end();
   });
+  // An HTTP/1.1 connection to this server can still upgrade to a WebSocket.
+  server.on('upgrade', websocketEcho);
 } else {
   const app = express();
   app.get('/hello', hello);
