@@ -352,3 +352,79 @@ async fn a_backstage_backend_over_mtls_gets_the_client_certificate_on_both_paths
         .await;
     json_error(response, 502, "upstream_tls").await;
 }
+
+/// `portico check` (and so `serve`) refuses TLS settings that could only fail later, each with
+/// file:line, key path and hint, all at once: a `tls` on an http:// URL, an unreadable CA file, a key
+/// that is not the client certificate's; and `insecure_skip_verify` is not a key.
+#[test]
+fn portico_check_refuses_broken_upstream_tls_at_load() {
+    let pki = Pki::new();
+    std::fs::write(
+        pki.path().join("other.key"),
+        KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    let file = pki.path().join("portico.yaml");
+    std::fs::write(
+        &file,
+        "\
+version: 1
+tenants:
+  acme:
+    hosts: [portal.acme.test]
+    auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }
+    roles: { developer: { groups: [eng] } }
+    backstage: { url: \"http://127.0.0.1:7007\", tls: { ca: ca.pem } }
+    apps:
+      - id: a
+        access: { roles: [developer] }
+        upstream: { url: \"https://a.internal\", tls: { ca: missing.pem } }
+      - id: b
+        access: { roles: [developer] }
+        upstream:
+          url: https://b.internal
+          tls: { client_cert: client.pem, client_key: other.key, insecure_skip_verify: true }
+",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("check")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let name = file.display();
+    for (line, key, words) in [
+        (
+            7,
+            "tenants.acme.backstage.tls",
+            "`tls` is for https upstreams",
+        ),
+        (11, "tenants.acme.apps[a].upstream.tls.ca", "cannot read"),
+        (
+            16,
+            "tenants.acme.apps[b].upstream.tls.client_key",
+            "does not fit `client_cert`",
+        ),
+        (
+            16,
+            "tenants.acme.apps[b].upstream.tls.insecure_skip_verify",
+            "unknown key",
+        ),
+    ] {
+        let head = format!("{name}:{line}:");
+        let found = text.lines().collect::<Vec<_>>().windows(2).any(|pair| {
+            pair[0].starts_with(&head)
+                && pair[0].contains(words)
+                && pair[1].trim() == format!("key: {key}")
+        });
+        assert!(found, "{head} {key}: {words}\n{text}");
+    }
+    assert!(text.contains("hint:"), "{text}");
+}
