@@ -205,3 +205,96 @@ pub(super) fn tls_failure<'a>(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    use super::*;
+    use crate::config::{AppTarget, MemorySource, load_str};
+
+    /// Two CA certificates, `one.pem` and `two.pem`, in `/etc/portico`.
+    fn files() -> MemorySource {
+        let mut source = MemorySource::default();
+        for name in ["one.pem", "two.pem"] {
+            let mut params = CertificateParams::new(Vec::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let pem = params
+                .self_signed(&KeyPair::generate().unwrap())
+                .unwrap()
+                .pem();
+            source
+                .files
+                .insert(Path::new("/etc/portico").join(name), pem);
+        }
+        source
+    }
+
+    /// A config whose apps `a` and `b` reach https upstreams with `ca: <a_ca>` and `ca: <b_ca>`.
+    fn config(files: &MemorySource, a_ca: &str, b_ca: &str) -> Config {
+        let text = format!(
+            "tenants:\n  acme:\n    hosts: [a]\n    auth: {{ dev_sign_in: {{ users: [{{ id: ann, groups: [eng] }}] }} }}\n    roles: {{ developer: {{ groups: [eng] }} }}\n    apps:\n      - {{ id: a, access: {{ roles: [developer] }}, upstream: {{ url: \"https://a\", tls: {{ ca: {a_ca} }} }} }}\n      - {{ id: b, access: {{ roles: [developer] }}, upstream: {{ url: \"https://b\", tls: {{ ca: {b_ca} }} }} }}\n      - {{ id: c, access: {{ roles: [developer] }}, upstream: \"http://c\" }}\n"
+        );
+        load_str(files, "portico.yaml", &text, Path::new("/etc/portico"))
+            .unwrap()
+            .config
+    }
+
+    fn tls_of(config: &Config, id: &str) -> Arc<UpstreamTls> {
+        match &config.tenants[0].app(id).unwrap().target {
+            AppTarget::Upstream(upstream) => Arc::clone(upstream.tls.as_ref().unwrap()),
+            _ => unreachable!(),
+        }
+    }
+
+    /// A reloaded config with the same TLS settings keeps its clients (and their pooled connections);
+    /// settings that no upstream uses any more are let go; equal settings share one client.
+    #[test]
+    fn prepared_clients_are_reused_by_equal_settings_across_configs() {
+        let clients = TlsClients::new(Duration::from_secs(1));
+        let files = files();
+        let first = config(&files, "one.pem", "two.pem");
+        clients.prepare(&first);
+        assert_eq!(clients.clients.load().len(), 2);
+        let a = clients.get(&tls_of(&first, "a")).unwrap();
+
+        // A new compile of the same files: new `UpstreamTls` values, the same clients.
+        let second = config(&files, "one.pem", "one.pem");
+        clients.prepare(&second);
+        assert_eq!(
+            clients.clients.load().len(),
+            1,
+            "b's old setting is dropped"
+        );
+        assert!(Arc::ptr_eq(
+            &a,
+            &clients.get(&tls_of(&second, "a")).unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            &a,
+            &clients.get(&tls_of(&second, "b")).unwrap()
+        ));
+
+        // A setting never prepared (a request of an older config in flight) is built and kept.
+        let old_b = clients.get(&tls_of(&first, "b")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &old_b));
+        assert_eq!(clients.clients.load().len(), 2);
+    }
+
+    /// An upstream failure whose cause is TLS is recognised through the io::Errors that wrap it.
+    #[test]
+    fn a_tls_error_is_found_inside_nested_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
+        assert!(matches!(
+            tls_failure(&nested),
+            Some(rustls::Error::InvalidCertificate(_))
+        ));
+        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(tls_failure(&plain).is_none());
+    }
+}
