@@ -282,10 +282,41 @@ fn client_auth(
         );
         return None;
     }
+    cx.at("client_cert", |cx| {
+        warn_if_expiring(&chain[0], cert.mark, cx)
+    });
     Some(Some(ClientAuth {
         chain,
         key: private,
     }))
+}
+
+/// How early a client certificate's end is announced at load.
+const EXPIRY_NOTICE_DAYS: u64 = 14;
+
+/// A warning (the config still loads) when the client certificate has expired or ends within
+/// [`EXPIRY_NOTICE_DAYS`]: the upstream would refuse it, and the 502s would say only `upstream_tls`.
+fn warn_if_expiring(cert: &CertificateDer<'_>, mark: Mark, cx: &mut Cx<'_>) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
+        return;
+    };
+    let not_after = parsed.validity().not_after;
+    let ends = u64::try_from(not_after.timestamp()).unwrap_or(0);
+    let now = crate::clock::unix_now();
+    let hint = Some("renew it; the new files are read when the config is next loaded".to_owned());
+    if ends <= now {
+        cx.warn(
+            mark,
+            format!("the client certificate expired on {not_after}"),
+            hint,
+        );
+    } else if ends - now < EXPIRY_NOTICE_DAYS * 86_400 {
+        cx.warn(
+            mark,
+            format!("the client certificate expires on {not_after}"),
+            hint,
+        );
+    }
 }
 
 /// Every certificate in a PEM text; at least one.
@@ -369,6 +400,10 @@ mod tests {
             .unwrap()
             .signed_by(&client_key, &issuer)
             .unwrap();
+        let mut params = CertificateParams::new(vec!["portico".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let expired = params.signed_by(&client_key, &issuer).unwrap();
         let mut source = MemorySource::default();
         for (name, text) in [
             ("ca.pem", ca_pem),
@@ -376,6 +411,7 @@ mod tests {
             ("client.key", client_key.serialize_pem()),
             ("other.key", KeyPair::generate().unwrap().serialize_pem()),
             ("junk.pem", "not a certificate\n".to_owned()),
+            ("expired.pem", expired.pem()),
         ] {
             source
                 .files
@@ -422,6 +458,12 @@ mod tests {
                 "a bad server name, an unknown key",
                 app(
                     "{ url: \"https://a\", tls: { server_name: \"a b\", insecure_skip_verify: true } }",
+                ),
+            ),
+            (
+                "an expired client certificate is a warning",
+                app(
+                    "{ url: \"https://a\", tls: { client_cert: expired.pem, client_key: client.key } }",
                 ),
             ),
             (
