@@ -80,7 +80,8 @@ impl UpstreamClient {
     ) -> Result<Response<Body>, ProxyError> {
         *request.uri_mut() = target.uri(upstream)?;
         // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
-        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
+        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502). An
+        // https upstream that chose h2 by ALPN gets h2 all the same: hyper ignores the version there.
         *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
         let sent = match &upstream.tls {

@@ -3,9 +3,9 @@
 //! claimed across tenants (see `claims`). Users are signed in to Backstage only in a namespace the
 //! tenant owns, so a tenant can never name another tenant's users.
 
-use super::claims::{Claims, NamespaceClaim, Unscoped};
 use std::path::Path;
 
+use super::claims::{Claims, NamespaceClaim, Unscoped};
 use super::{upstream, values};
 use crate::config::diagnose::{Cx, join};
 use crate::config::model::{BackstageIdentity, BackstageSettings, Secret};
