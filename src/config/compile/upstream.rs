@@ -68,7 +68,7 @@ pub(super) fn app_upstream(
                 Some(upstream) => with_tls(upstream, tls, cx, files),
                 None => {
                     if let Some(tls) = tls.and_then(|val| val.get()) {
-                        settings(tls, cx, files);
+                        cx.at("tls", |cx| settings(tls, cx, files));
                     }
                     None
                 }
@@ -434,6 +434,10 @@ mod tests {
                 app("{ url: \"http://a:1\", tls: { ca: ca.pem } }"),
             ),
             ("tls without a url", app("{ tls: { ca: ca.pem } }")),
+            (
+                "a bad url does not hide a bad tls file",
+                app("{ url: \"ftp://a\", tls: { ca: missing.pem } }"),
+            ),
             (
                 "ca and extra_ca",
                 app("{ url: \"https://a\", tls: { ca: ca.pem, extra_ca: ca.pem } }"),
