@@ -150,6 +150,11 @@ impl App {
         tokio::spawn(signals(shutdown.clone()));
         // Reload hooks: what else follows an applied reload. Certificates are re-read from disk too
         // (they are also polled every `server.tls.reload_interval`).
+        let upstreams = state.upstreams.clone();
+        self.reloader.add_hook(Box::new(move |config| {
+            // TLS clients for upstreams the new config added; unused ones are let go.
+            upstreams.prepare(config);
+        }));
         if let Some(store) = state.tls.clone() {
             self.reloader.add_hook(Box::new(move |_config| {
                 store.reload();
@@ -278,7 +283,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
         oidc: Arc::new(OidcRegistry::new(&config.tenants)?),
-        upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
+        upstreams: UpstreamClient::for_config(&config),
         sessions: Sessions::in_memory(),
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,

@@ -67,7 +67,7 @@ pub(super) async fn forward(
             },
             Request::from_parts(prepared.parts, prepared.body),
             call.context.config.proxy.response_timeout,
-            None,
+            websocket.is_some(),
         )
         .await?;
     let accepted = websocket.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS);

@@ -278,7 +278,7 @@ impl Call<'_> {
                 self.target,
                 Request::from_parts(parts, body),
                 self.timeout,
-                None,
+                false,
             )
             .await?;
         // A user token Backstage no longer accepts (it restarted with new keys): sign in again, once.
@@ -298,7 +298,7 @@ impl Call<'_> {
         Ok(self
             .credentials
             .client
-            .forward(&settings.backend, self.target, again, self.timeout, None)
+            .forward(&settings.backend, self.target, again, self.timeout, false)
             .await?)
     }
 }

@@ -22,7 +22,7 @@ use serde::de::{
 
 use super::diagnose::unknown_key_hint;
 use super::env::{self, EnvRules};
-use super::wrap::{ENTITY, ENV, LIST, SHOWN, VAL};
+use super::wrap::{ENTITY, ENV, LIST, OR_TEXT, SHOWN, VAL};
 use super::yaml::{Mark, Node, Value};
 
 /// One problem found while shaping, positioned; `path` is relative to the shaped root.
@@ -304,6 +304,17 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                 };
                 result.map_err(|error: Error| error.at(self.node.mark, &self.path))
             }
+            OR_TEXT => match &self.node.value {
+                // The short form: one text, `${VAR}` substituted like any `Env`.
+                Value::Scalar { .. } => {
+                    let text = self.text(false)?;
+                    visitor
+                        .visit_string(text)
+                        .map_err(|error: Error| error.at(self.node.mark, &self.path))
+                }
+                Value::Map(_) => visitor.visit_newtype_struct(self),
+                _ => Err(self.expected("a single value or a mapping of keys")),
+            },
             _ => visitor.visit_newtype_struct(self),
         }
     }

@@ -497,6 +497,56 @@ pub struct Upstream {
     pub base_path: String,
     /// The URL as written, for logs and error pages.
     pub url: String,
+    /// How portico speaks TLS to it: `None` for an `http://` upstream, always set for `https://`.
+    pub tls: Option<Arc<UpstreamTls>>,
+}
+
+/// The TLS settings of an `https://` upstream (`tls:` beside its URL), read and checked at load: the
+/// PEM files are parsed here, so a broken file is a config error, not a failure at the first request.
+/// Upstreams with equal settings share one connection pool (see `proxy::tls`), found by `fingerprint`.
+#[derive(Debug)]
+pub struct UpstreamTls {
+    /// Who may vouch for the upstream's certificate.
+    pub roots: TrustRoots,
+    /// The certificate portico shows an upstream that asks for one (mTLS).
+    pub client_auth: Option<ClientAuth>,
+    /// The name the upstream's certificate must carry and SNI sends, when not the URL's host.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// SHA-256 over everything above: equal settings, equal fingerprint, also across reloads.
+    pub fingerprint: [u8; 32],
+}
+
+/// The certificate authorities an upstream's certificate is checked against.
+#[derive(Debug, Clone)]
+pub enum TrustRoots {
+    /// The operating system's roots (no `ca`/`extra_ca`).
+    System,
+    /// The system's roots and these (`extra_ca:`).
+    SystemAnd(Vec<rustls::pki_types::CertificateDer<'static>>),
+    /// Only these (`ca:`): no public CA can vouch for an internal upstream.
+    Only(Vec<rustls::pki_types::CertificateDer<'static>>),
+}
+
+impl TrustRoots {
+    /// Whether the system's roots are needed.
+    pub fn uses_system(&self) -> bool {
+        !matches!(self, TrustRoots::Only(_))
+    }
+}
+
+/// A client certificate chain and its private key, checked to belong together at load.
+pub struct ClientAuth {
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("chain", &self.chain.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One navigation entry of an app.

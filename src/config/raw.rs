@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-pub(crate) use super::wrap::{Entity, Env, FlexBool, List, Named, Shown, Val, field};
+pub(crate) use super::wrap::{Entity, Env, FlexBool, List, Named, OrText, Shown, Val, field};
 
 /// A list of text values; a single value counts as a list of one.
 pub(crate) type Texts = List<Val<Env>>;
@@ -333,8 +333,10 @@ pub(crate) struct RawOidc {
 #[cfg_attr(test, schemars(deny_unknown_fields))]
 #[cfg_attr(test, schemars(rename = "backstage"))]
 pub(crate) struct RawBackstage {
-    /// The backend's base URL, `http://host:port`. Required.
+    /// The backend's base URL, `http://host:port` or `https://host:port`. Required.
     pub url: Option<Val<Env>>,
+    /// How portico checks an `https` backend and proves itself to it (see `upstream.tls` of an app).
+    pub tls: Option<Val<RawUpstreamTls>>,
     /// `user` (default: users are signed in to Backstage) or `service` (a static token).
     #[serde(default)]
     #[cfg_attr(test, schemars(schema_with = "words::backstage_identities"))]
@@ -430,8 +432,9 @@ app_structs! {
     description: Option<Val<Shown>>,
     /// Who may use the app. Required: there are no public apps.
     access: Option<Val<RawAccess>>,
-    /// `http://host:port[/base]` the app is proxied to; or `static`.
-    upstream: Option<Val<Env>>,
+    /// `http://host:port[/base]` or `https://…` the app is proxied to, or in full `{ url, tls }`; or
+    /// `static`.
+    upstream: Option<Val<OrText<RawUpstream>>>,
     /// A directory of files (relative to this file), or `embedded:<bundle>`; or `upstream`.
     #[serde(rename = "static")]
     static_dir: Option<Val<Env>>,
@@ -468,7 +471,41 @@ pub(crate) struct RawOverride {
     /// Replaces the access rule.
     pub access: Option<Val<RawAccess>>,
     /// Replaces `upstream` (and a shared `static`).
-    pub upstream: Option<Val<Env>>,
+    pub upstream: Option<Val<OrText<RawUpstream>>>,
+}
+
+/// An app's `upstream:` written in full, for settings beyond the URL.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "upstream"))]
+pub(crate) struct RawUpstream {
+    /// `http://host:port[/base]` or `https://host:port[/base]`. Required.
+    pub url: Option<Val<Env>>,
+    /// How portico checks an `https` upstream and proves itself to it; only with `https://`.
+    pub tls: Option<Val<RawUpstreamTls>>,
+}
+
+/// `tls:` of an `https` upstream or Backstage backend. Without it the system's roots vouch for the
+/// upstream. There is no way to skip verification: give the CA that issued the upstream's certificate.
+/// Files are PEM, relative to the file that names them; in an app file, `client_cert` and `client_key`
+/// must lie below its directory (or an `apps_static_roots` entry).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "upstream_tls"))]
+pub(crate) struct RawUpstreamTls {
+    /// CA certificates that alone vouch for the upstream, instead of the system's roots: for an
+    /// internal CA, so that no public CA can vouch for an internal name.
+    pub ca: Option<Val<Env>>,
+    /// CA certificates trusted in addition to the system's roots (not with `ca`).
+    pub extra_ca: Option<Val<Env>>,
+    /// The certificate chain portico shows an upstream that asks for one (mTLS); with `client_key`.
+    pub client_cert: Option<Val<Env>>,
+    /// The private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<Val<Env>>,
+    /// The name the upstream's certificate must carry (and SNI), when not the URL's host.
+    pub server_name: Option<Val<Env>>,
 }
 
 /// A narrowing rule: requests matching `methods` and `path` also need `roles`.

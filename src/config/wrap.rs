@@ -1,7 +1,8 @@
 //! The wrapper types the raw structs (`config::raw`) are built from: [`Val`] (a value with its position,
 //! or `None` when its problem was reported), [`Entity`] (a `Val` named by its `id` in key paths),
-//! [`Env`] and [`Shown`] text, [`FlexBool`], [`List`] (a single value counts as a list of one) and
-//! [`Named`] (a mapping of author-chosen names). Each talks to `config::de`'s deserializer through a
+//! [`Env`] and [`Shown`] text, [`FlexBool`], [`List`] (a single value counts as a list of one),
+//! [`OrText`] (a short form in one text, or a mapping in full) and [`Named`] (a mapping of author-chosen
+//! names). Each talks to `config::de`'s deserializer through a
 //! reserved name; with another deserializer they are not meant to work.
 
 use std::fmt;
@@ -17,6 +18,7 @@ pub(super) const ENTITY: &str = "$portico::Entity";
 pub(super) const ENV: &str = "$portico::Env";
 pub(super) const SHOWN: &str = "$portico::Shown";
 pub(super) const LIST: &str = "$portico::List";
+pub(super) const OR_TEXT: &str = "$portico::OrText";
 
 /// A value with its position. `value` is `None` when the value had a problem, already reported.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +168,45 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
+/// A value written either short, as one text that may read `${VAR}` (`upstream: http://app:3000`), or
+/// in full, as the mapping `T` (`upstream: { url: https://app, tls: … }`).
+#[derive(Debug, Clone)]
+pub(crate) enum OrText<T> {
+    Text(Env),
+    Full(T),
+}
+
+struct OrTextVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for OrTextVisitor<T> {
+    type Value = OrText<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a single value or a mapping of keys")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<OrText<T>, E> {
+        Ok(OrText::Text(Env(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<OrText<T>, E> {
+        Ok(OrText::Text(Env(text)))
+    }
+
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<OrText<T>, D::Error> {
+        T::deserialize(deserializer).map(OrText::Full)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OrText<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(OR_TEXT, OrTextVisitor(PhantomData))
+    }
+}
+
 /// A mapping whose keys are names the author chooses (tenant ids, role names), in written order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Named<T>(pub Vec<(Val<String>, T)>);
@@ -201,7 +242,7 @@ mod schema_impls {
 
     use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-    use super::{Entity, Env, FlexBool, List, Named, Shown, Val};
+    use super::{Entity, Env, FlexBool, List, Named, OrText, Shown, Val};
 
     impl<T: JsonSchema> JsonSchema for Val<T> {
         fn schema_name() -> Cow<'static, str> {
@@ -283,6 +324,20 @@ mod schema_impls {
             json_schema!({
                 "anyOf": [item.clone(), { "type": "array", "items": item }]
             })
+        }
+        fn inline_schema() -> bool {
+            true
+        }
+    }
+
+    impl<T: JsonSchema> JsonSchema for OrText<T> {
+        fn schema_name() -> Cow<'static, str> {
+            format!("text_or_{}", T::schema_name()).into()
+        }
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            let text = generator.subschema_for::<Env>();
+            let full = generator.subschema_for::<T>();
+            json_schema!({ "anyOf": [text, full] })
         }
         fn inline_schema() -> bool {
             true

@@ -4,28 +4,32 @@
 //! upstream's response body is handed back the same way; nothing is collected in memory. A connect failure
 //! is a 502, no response headers within the response timeout is a 504: never a hang, never a panic.
 //! Responses come back without hop-by-hop headers; everything else about them is the gateway's to shape.
+//! `http://` upstreams go through one plain pool (unchanged by TLS); `https://` ones through the client
+//! of their TLS setting (`proxy::tls`), and a TLS failure is its own 502 (`upstream_tls`).
 //! This is a service: it outlives config reloads and knows neither the server state nor any feature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::StatusCode;
-use axum::http::header::{CONNECTION, UPGRADE};
 use axum::http::{Request, Response, Uri, Version};
-use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
 use super::guard::exceeded;
 use super::headers::remove_hop_by_hop;
-use crate::config::Upstream;
+use super::tls::{TlsClients, tls_failure};
+use crate::config::{Config, Upstream};
 
-/// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
+/// Keep-alive connection pools shared by all apps and tenants (one for plain http, one per TLS
+/// setting); they outlive config reloads.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, Body>,
+    tls: Arc<TlsClients>,
     idle_timeout: Duration,
 }
 
@@ -41,33 +45,72 @@ impl UpstreamClient {
             .build(connector);
         UpstreamClient {
             client,
+            tls: Arc::new(TlsClients::new(connect_timeout)),
             idle_timeout,
         }
     }
 
+    /// A client for `config`'s timeouts, prepared for its upstreams (see [`Self::prepare`]).
+    pub fn for_config(config: &Config) -> Self {
+        let client = Self::new(config.proxy.connect_timeout, config.proxy.idle_timeout);
+        client.prepare(config);
+        client
+    }
+
+    /// Builds the TLS clients `config`'s https upstreams use (and loads the system's roots if one
+    /// needs them), and lets go of those no upstream uses any more. Call it with every config that is
+    /// put into service: at start, and after a reload compiled a new one.
+    pub fn prepare(&self, config: &Config) {
+        self.tls.prepare(config);
+    }
+
     /// Sends `request` (headers already cleaned) to `upstream` at `target` below its base path.
     ///
-    /// With `client_upgrade` (a WebSocket handshake), a `101 Switching Protocols` from the upstream
-    /// joins the two upgraded connections and copies bytes both ways until either side closes.
+    /// A WebSocket handshake (`upgrade`) goes over HTTP/1.1 even to an upstream that offers h2; the
+    /// caller joins the upgraded connections after a `101 Switching Protocols` (apps/upstream's relay,
+    /// which also closes them at shutdown).
     pub async fn forward(
         &self,
         upstream: &Upstream,
         target: Target<'_>,
         mut request: Request<Body>,
         response_timeout: Duration,
-        client_upgrade: Option<OnUpgrade>,
+        upgrade: bool,
     ) -> Result<Response<Body>, ProxyError> {
         *request.uri_mut() = target.uri(upstream)?;
         // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
-        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502).
+        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502). An
+        // https upstream that chose h2 by ALPN gets h2 all the same: hyper ignores the version there.
         *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
-        let outcome = tokio::time::timeout(response_timeout, self.client.request(request)).await;
+        let sent = match &upstream.tls {
+            None => self.client.request(request),
+            Some(tls) => match self.tls.get(tls) {
+                // A WebSocket handshake needs HTTP/1.1; anything else may ride on h2.
+                Ok(clients) if upgrade => clients.http1.request(request),
+                Ok(clients) => clients.any.request(request),
+                Err(error) => {
+                    return Err(ProxyError::UpstreamTls {
+                        upstream: upstream.url.clone(),
+                        cause: Box::new(error),
+                    });
+                }
+            },
+        };
+        let outcome = tokio::time::timeout(response_timeout, sent).await;
         let response = match outcome {
             Err(_) => {
                 return Err(ProxyError::UpstreamTimeout {
                     upstream: upstream.url.clone(),
                     after: response_timeout,
+                });
+            }
+            Ok(Err(error)) if upstream.tls.is_some() && tls_failure(&error).is_some() => {
+                // An unknown CA, a name mismatch, a client certificate refused: not a network
+                // problem, and not one a retry fixes.
+                return Err(ProxyError::UpstreamTls {
+                    upstream: upstream.url.clone(),
+                    cause: Box::new(error),
                 });
             }
             Ok(Err(error)) if exceeded(&error).is_some() => {
@@ -93,23 +136,6 @@ impl UpstreamClient {
             }
             Ok(Ok(response)) => response,
         };
-        let mut response = response;
-        if let Some(client_upgrade) = client_upgrade {
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade));
-                let (mut parts, _) = response.into_parts();
-                // The handshake's Connection/Upgrade must reach the browser; nothing else hop-by-hop.
-                let connection = parts.headers.get(CONNECTION).cloned();
-                let upgrade = parts.headers.get(UPGRADE).cloned();
-                remove_hop_by_hop(&mut parts.headers);
-                if let (Some(connection), Some(upgrade)) = (connection, upgrade) {
-                    parts.headers.insert(CONNECTION, connection);
-                    parts.headers.insert(UPGRADE, upgrade);
-                }
-                return Ok(Response::from_parts(parts, Body::empty()));
-            }
-        }
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(
@@ -128,7 +154,7 @@ impl UpstreamClient {
     ) -> Result<(StatusCode, bytes::Bytes), ProxyError> {
         use http_body_util::BodyExt;
         let response = self
-            .forward(upstream, target, request, timeout, None)
+            .forward(upstream, target, request, timeout, false)
             .await?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
@@ -154,14 +180,18 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// The absolute URI on `upstream`, written into one buffer that the URI then owns (no copy).
     fn uri(&self, upstream: &Upstream) -> Result<Uri, ProxyError> {
-        const SCHEME: &str = "http://";
-        let length = SCHEME.len()
+        let scheme = if upstream.tls.is_some() {
+            "https://"
+        } else {
+            "http://"
+        };
+        let length = scheme.len()
             + upstream.authority.len()
             + upstream.base_path.len()
             + self.path.iter().map(|piece| piece.len()).sum::<usize>()
             + self.query.map_or(0, |query| query.len() + 1);
         let mut text = String::with_capacity(length);
-        text.push_str(SCHEME);
+        text.push_str(scheme);
         text.push_str(&upstream.authority);
         text.push_str(&upstream.base_path);
         for piece in self.path {
@@ -172,20 +202,6 @@ impl Target<'_> {
             text.push_str(query);
         }
         Uri::try_from(text).map_err(|_| ProxyError::BadPath("the path cannot be forwarded"))
-    }
-}
-
-/// Copies bytes between the browser's and the upstream's upgraded connections until one side closes.
-async fn join_upgraded(client: OnUpgrade, upstream: OnUpgrade) {
-    let (client, upstream) = tokio::join!(client, upstream);
-    let (Ok(client), Ok(upstream)) = (client, upstream) else {
-        tracing::debug!("a WebSocket upgrade did not complete on both sides");
-        return;
-    };
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(%error, "WebSocket connection ended");
     }
 }
 

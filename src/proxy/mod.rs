@@ -13,6 +13,7 @@ pub(crate) mod client;
 pub(crate) mod guard;
 pub(crate) mod headers;
 pub(crate) mod path;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -60,6 +61,14 @@ pub enum ProxyError {
         #[source]
         cause: Cause,
     },
+    /// 502: TLS with an https upstream failed (its certificate is not trusted or not for its name,
+    /// or it refused portico's client certificate).
+    #[error("the app's secure connection failed")]
+    UpstreamTls {
+        upstream: String,
+        #[source]
+        cause: Cause,
+    },
     /// 504: no response headers within the response timeout.
     #[error("the app took too long to answer")]
     UpstreamTimeout { upstream: String, after: Duration },
@@ -84,6 +93,10 @@ impl Problem for ProxyError {
             ProxyError::UpstreamFailed { upstream, cause } => {
                 Class::new(StatusCode::BAD_GATEWAY, "upstream_failed")
                     .detail(format!("{upstream}: {}", error_chain(&**cause)))
+            }
+            ProxyError::UpstreamTls { upstream, cause } => {
+                Class::new(StatusCode::BAD_GATEWAY, "upstream_tls")
+                    .detail(format!("{upstream}: TLS failed: {}", error_chain(&**cause)))
             }
             ProxyError::UpstreamTimeout { upstream, after } => {
                 Class::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")

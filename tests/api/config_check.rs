@@ -1379,7 +1379,11 @@ tenants:
       - { id: x, static: \"embedded:demo\", access: { roles: [admin] } }
 ";
     let cases = [
-        (A_YAML.to_owned(), 7, "`ftp://nope` is not an http:// URL"),
+        (
+            A_YAML.to_owned(),
+            7,
+            "`ftp://nope` is not an http:// or https:// URL",
+        ),
         (
             A_YAML.replace(
                 "    backstage: { url: \"ftp://nope\" }\n",

@@ -19,3 +19,4 @@ mod reload;
 mod shell;
 mod tenancy;
 mod tls;
+mod upstream_tls;

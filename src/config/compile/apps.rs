@@ -3,7 +3,7 @@
 //! exactly one target (in a team's file, one inside what the team may reach), and navigation nodes
 //! whose views are canonical paths.
 
-use super::{RESERVED_SEGMENTS, TenantScope, access, values};
+use super::{RESERVED_SEGMENTS, TenantScope, access, upstream, values};
 use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::{App, AppId, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
@@ -215,16 +215,8 @@ fn target(raw: &RawApp, mark: Mark, cx: &mut Cx<'_>, scope: &TenantScope<'_>) ->
             );
             None
         }
-        (Some(upstream), None) => values::parsed(cx, "upstream", upstream, |url| {
-            values::parse_upstream(url)
-                .map(AppTarget::Upstream)
-                .map_err(|message| {
-                    values::Bad::new(
-                        message,
-                        "e.g. http://127.0.0.1:3000 or http://app.internal:8080/base",
-                    )
-                })
-        }),
+        (Some(upstream), None) => upstream::app_upstream(upstream, cx, &upstream::Files::of(scope))
+            .map(AppTarget::Upstream),
         (None, Some(static_dir)) => {
             let Env(dir) = static_dir.get()?;
             cx.at("static", |cx| {
@@ -427,7 +419,7 @@ mod tests {
                 "both targets",
                 app("upstream: http://127.0.0.1:1, static: ./d"),
             ),
-            ("a bad upstream", app("upstream: https://a.example")),
+            ("a bad upstream", app("upstream: ftp://a.example")),
             ("an unknown bundle", app("static: \"embedded:nope\"")),
             (
                 "cookies, identity and path modes",

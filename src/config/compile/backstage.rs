@@ -3,8 +3,10 @@
 //! claimed across tenants (see `claims`). Users are signed in to Backstage only in a namespace the
 //! tenant owns, so a tenant can never name another tenant's users.
 
+use std::path::Path;
+
 use super::claims::{Claims, NamespaceClaim, Unscoped};
-use super::values;
+use super::{upstream, values};
 use crate::config::diagnose::{Cx, join};
 use crate::config::model::{BackstageIdentity, BackstageSettings, Secret};
 use crate::config::raw::{Env, RawBackstage, Val, field};
@@ -16,6 +18,7 @@ pub(super) fn backstage(
     cx: &mut Cx<'_>,
     tenant: &str,
     claims: &mut Claims,
+    base_dir: &Path,
 ) -> Option<BackstageSettings> {
     let raw = val.get()?;
     let url = match &raw.url {
@@ -27,8 +30,24 @@ pub(super) fn backstage(
         Some(url) => values::parsed(cx, "url", url, |text| {
             values::parse_upstream(text)
                 .map(|backend| (backend, text.trim_end_matches('/').to_ascii_lowercase()))
-                .map_err(|message| values::Bad::new(message, "e.g. http://backstage.internal:7007"))
+                .map_err(|message| {
+                    values::Bad::new(
+                        message,
+                        "e.g. http://backstage.internal:7007 or https://backstage.internal",
+                    )
+                })
         }),
+    };
+    // The backend is the platform's (the main file), so its files are not confined to a team.
+    let files = upstream::Files {
+        base_dir,
+        team: None,
+    };
+    let url = match url {
+        Some((backend, text)) => {
+            upstream::with_tls(backend, raw.tls.as_ref(), cx, &files).map(|backend| (backend, text))
+        }
+        None => None,
     };
     let identity = identity(raw, val.mark, cx);
     let plugins = plugins(raw, cx);

@@ -11,7 +11,8 @@
 //! - `tenant`: a tenant, its `branding` and `luigi`; `claims` holds what tenants may not share (hosts,
 //!   Backstage namespaces).
 //! - `sign_in`, `backstage`, `access` (roles and access rules), `apps` (one app and its nodes),
-//!   `app_sources` (a tenant's apps, `apps_from` files), `shared_apps`; `values` parses single values.
+//!   `app_sources` (a tenant's apps, `apps_from` files), `shared_apps`, `upstream` (an app's or
+//!   Backstage's URL and TLS settings, PEM files read and checked); `values` parses single values.
 
 mod access;
 mod app_sources;
@@ -22,6 +23,7 @@ mod server;
 mod shared_apps;
 mod sign_in;
 mod tenant;
+mod upstream;
 pub(crate) mod values;
 
 use std::path::{Path, PathBuf};

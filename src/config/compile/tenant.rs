@@ -97,7 +97,9 @@ fn tenant(
     let id = parts.id;
     let backstage = match &raw.backstage {
         Some(val) => cx
-            .at("backstage", |cx| backstage::backstage(val, cx, id, claims))
+            .at("backstage", |cx| {
+                backstage::backstage(val, cx, id, claims, parts.base_dir)
+            })
             .map(Some),
         None => Some(None),
     };

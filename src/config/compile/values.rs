@@ -276,14 +276,15 @@ pub(crate) fn check_view(view: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `http://host:port[/base]`. Only plain HTTP upstreams are supported for now.
+/// Parses `http://host:port[/base]` or `https://…` (the port defaults to 80 or 443). An https upstream
+/// comes back without TLS settings; `compile::upstream` adds them.
 pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err(format!("`{url}`: https upstreams are not supported yet"));
+    let (rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, 80)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, 443)
     } else {
-        return Err(format!("`{url}` is not an http:// URL"));
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
     };
     let (authority, base) = match rest.find('/') {
         Some(index) => (&rest[..index], &rest[index..]),
@@ -302,12 +303,13 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let authority = if authority.port().is_some() {
         authority.to_string()
     } else {
-        format!("{}:80", authority.host())
+        format!("{}:{default_port}", authority.host())
     };
     Ok(Upstream {
         authority,
         base_path: base.trim_end_matches('/').to_owned(),
         url: url.to_owned(),
+        tls: None,
     })
 }
 
@@ -390,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn upstreams_are_plain_http_with_an_optional_base() {
+    fn upstreams_are_http_or_https_with_an_optional_base() {
         let upstream = parse_upstream("http://app.internal/base/").unwrap();
         assert_eq!(upstream.authority, "app.internal:80");
         assert_eq!(upstream.base_path, "/base");
@@ -398,15 +400,14 @@ mod tests {
             parse_upstream("http://127.0.0.1:9000").unwrap().base_path,
             ""
         );
-        assert!(
-            parse_upstream("https://a")
-                .unwrap_err()
-                .contains("not supported yet")
+        assert_eq!(
+            parse_upstream("https://a/x").map(|u| (u.authority, u.base_path)),
+            Ok(("a:443".to_owned(), "/x".to_owned()))
         );
         assert!(
             parse_upstream("ftp://nope")
                 .unwrap_err()
-                .contains("not an http:// URL")
+                .contains("not an http:// or https:// URL")
         );
         assert!(
             parse_upstream("http://")
