@@ -161,6 +161,7 @@ impl OidcRegistry {
             Err(error) => {
                 return Err(match classify(error, "code exchange failed") {
                     TokenCallError::Refused(failure) => AuthError::LoginFailed(failure),
+                    TokenCallError::Ended => AuthError::NotSignedIn,
                     TokenCallError::Unreachable { reason, transport } => {
                         if transport {
                             idp.mark_unreachable(reason.clone());

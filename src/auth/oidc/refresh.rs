@@ -52,6 +52,8 @@ pub(super) enum TokenCallError {
     /// No usable answer. `transport` is set when no connection or no complete answer was had: the
     /// IdP is then marked unavailable at once.
     Unreachable { reason: String, transport: bool },
+    /// The session ended (sign-out, logout, eviction) while its refresh was under way.
+    Ended,
 }
 
 type TokenRequestError = RequestTokenError<
@@ -146,6 +148,7 @@ impl OidcRegistry {
             Ok(session) => return Ok(Refreshed::Current(session)),
             Err(TokenCallError::Refused(failure)) => return Err(AuthError::RefreshFailed(failure)),
             Err(TokenCallError::Unreachable { reason, .. }) => reason,
+            Err(TokenCallError::Ended) => return Err(AuthError::NotSignedIn),
         };
         let Some(tokens) = current.oidc.as_ref() else {
             return Ok(Refreshed::Current(current));
@@ -171,10 +174,13 @@ impl OidcRegistry {
         if let Some(tokens) = session.oidc.as_mut() {
             tokens.refresh_deferred_since = Some(unix_now());
         }
-        sessions
-            .insert(session.clone())
+        if !sessions
+            .update(session.clone())
             .await
-            .map_err(AuthError::StoreUnavailable)?;
+            .map_err(AuthError::StoreUnavailable)?
+        {
+            return Err(AuthError::NotSignedIn);
+        }
         Ok(Refreshed::Deferred {
             session: Arc::new(session),
             reason,
@@ -264,11 +270,12 @@ impl OidcRegistry {
         session.oidc = Some(tokens_from(&response, Some(&tokens), sid).map_err(|error| {
             TokenCallError::Refused(Failure::caused_by("token response", error))
         })?);
-        sessions
-            .insert(session.clone())
-            .await
-            .map_err(|error| unreachable(error.to_string()))?;
-        Ok(Arc::new(session))
+        // Only if it still exists: a sign-out or logout during the refresh must not be undone.
+        match sessions.update(session.clone()).await {
+            Ok(true) => Ok(Arc::new(session)),
+            Ok(false) => Err(TokenCallError::Ended),
+            Err(error) => Err(unreachable(error.to_string())),
+        }
     }
 }
 
@@ -300,4 +307,44 @@ pub(super) fn tokens_from(
         sid,
         refresh_deferred_since: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: CoreErrorResponseType) -> TokenRequestError {
+        RequestTokenError::ServerResponse(StandardErrorResponse::new(code, None, None))
+    }
+
+    fn unreachable(error: TokenRequestError) -> Option<bool> {
+        match classify(error, "refresh") {
+            TokenCallError::Unreachable { transport, .. } => Some(transport),
+            TokenCallError::Refused(_) | TokenCallError::Ended => None,
+        }
+    }
+
+    /// Only the IdP's own "no" ends a session; an IdP that is down or failing keeps it for the grace.
+    #[test]
+    fn a_refusal_is_told_from_an_idp_that_cannot_answer() {
+        assert_eq!(
+            unreachable(answer(CoreErrorResponseType::InvalidGrant)),
+            None
+        );
+        assert_eq!(
+            unreachable(answer(CoreErrorResponseType::InvalidClient)),
+            None
+        );
+        let extension = |code: &str| answer(CoreErrorResponseType::Extension(code.into()));
+        assert_eq!(unreachable(extension("server_error")), Some(false));
+        assert_eq!(
+            unreachable(extension("temporarily_unavailable")),
+            Some(false)
+        );
+        // An HTTP 5xx answer (see `TokenHttp`): not a connection failure, so the IdP is not marked down.
+        let status = RequestTokenError::Request(HttpClientError::Other("HTTP 503".into()));
+        assert_eq!(unreachable(status), Some(false));
+        // A 2xx or 4xx answer that is not OAuth is the IdP's (wrong) answer.
+        assert_eq!(unreachable(RequestTokenError::Other("odd".into())), None);
+    }
 }

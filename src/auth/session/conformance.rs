@@ -20,6 +20,7 @@ use crate::jar::SetCookie;
 pub(crate) async fn run<S: SessionStore>(make: impl Fn() -> S) {
     insert_get_and_remove(&make()).await;
     insert_replaces_a_record_with_the_same_id(&make()).await;
+    update_never_brings_an_ended_session_back(&make()).await;
     touch_records_activity(&make()).await;
     purge_drops_only_expired_sessions(&make()).await;
     logout_by_subject_and_sid_ends_only_the_named_sessions(&make()).await;
@@ -102,6 +103,22 @@ async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
     store.insert(session).await.unwrap();
     let stored = store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.user.groups, ["new"]);
+}
+
+/// A refresh that finishes after the session ended (sign-out, logout, eviction) writes nothing.
+async fn update_never_brings_an_ended_session_back(store: &impl SessionStore) {
+    let mut session = Session::new(&tenant("acme"), user("alice"));
+    let id = session.id.clone();
+    store.insert(session.clone()).await.unwrap();
+    session.user.groups = vec!["refreshed".into()];
+    assert!(store.update(session.clone()).await.unwrap());
+    assert_eq!(
+        store.get(&id).await.unwrap().unwrap().user.groups,
+        ["refreshed"]
+    );
+    store.remove(&id).await.unwrap();
+    assert!(!store.update(session).await.unwrap());
+    assert!(!present(store, &id).await, "an ended session stays ended");
 }
 
 async fn touch_records_activity(store: &impl SessionStore) {

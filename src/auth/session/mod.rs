@@ -313,7 +313,14 @@ impl Sessions {
             .await
     }
 
-    /// Stores the refreshed record of an existing session (a new sign-in goes through [`Self::start`]).
+    /// Replaces the record of a session that still exists (a refresh); false if it has ended
+    /// meanwhile, and then nothing is written.
+    pub async fn update(&self, session: Session) -> Result<bool, StoreError> {
+        self.store.update(session).await
+    }
+
+    /// Stores a record as it is, new or not (a new sign-in goes through [`Self::start`], a refresh
+    /// through [`Self::update`]).
     pub async fn insert(&self, session: Session) -> Result<(), StoreError> {
         self.store.insert(session).await
     }

@@ -35,6 +35,10 @@ pub trait SessionStore: Send + Sync + 'static {
         session: Session,
         limits: SessionLimits,
     ) -> Result<Vec<Eviction>, StoreError>;
+    /// Replaces the record of a session that still exists (a refresh); writes nothing and returns
+    /// false when it has ended meanwhile, so a refresh that finishes after a sign-out, a back-channel
+    /// logout or an eviction cannot bring the session back.
+    async fn update(&self, session: Session) -> Result<bool, StoreError>;
     /// The session, shared: a lookup on every request must not copy its user and tokens.
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
     /// Records activity; may be skipped by the caller when the last touch is recent.
@@ -149,6 +153,16 @@ impl SessionStore for MemoryStore {
             self.drop_ended_jars(&sessions);
         }
         Ok(evicted)
+    }
+
+    async fn update(&self, session: Session) -> Result<bool, StoreError> {
+        Ok(match self.sessions.write().get_mut(&session.id) {
+            Some(stored) => {
+                *stored = Arc::new(session);
+                true
+            }
+            None => false,
+        })
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
