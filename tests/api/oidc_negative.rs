@@ -1288,6 +1288,28 @@ async fn concurrent_requests_at_refresh_time_share_one_refresh() {
     }
 }
 
+/// A refresh wrote the whole record back when its token call returned, so a session ended during the
+/// call (here by a back-channel logout) came back to life.
+#[tokio::test]
+async fn a_refresh_under_way_when_the_session_ends_does_not_bring_it_back() {
+    let (idp, portal) = started().await;
+    idp.set_expires_in(1);
+    let session = portal.sign_in().await;
+    idp.set_expires_in(3600);
+    idp.set_token_delay(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let token = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    let (during, logout) = tokio::join!(portal.session_info(&session), async {
+        // The refresh is waiting for the IdP's answer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        portal.backchannel_logout(&token).await
+    });
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(idp.token_calls("refresh_token"), 1);
+    json_error(during, 401, "not_signed_in").await;
+    portal.assert_signed_out(&session).await;
+}
+
 /// With a token lifetime shorter than the refresh margin, every request was due for a refresh.
 #[tokio::test]
 async fn short_lived_tokens_are_not_refreshed_on_every_request() {
