@@ -149,6 +149,18 @@ fn oidc_login_redirect(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             return Ok(response);
         }
+        Err(AuthError::SignInUnavailable(reason)) => {
+            // The IdP is checked again within its probe interval: a good time to come back.
+            let retry_after = match &tenant.sign_in {
+                SignIn::Oidc(settings) => settings.probe_interval.as_secs().max(1),
+                SignIn::Dev { .. } => 1,
+            };
+            let mut response = AppError::from(AuthError::SignInUnavailable(reason)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
         Err(error) => return Err(error.into()),
     };
     let binding = login_binding_set_cookie(&start.browser_binding, context.is_https());

@@ -167,6 +167,7 @@ async fn an_idp_outage_degrades_its_tenant_not_the_instance_and_its_end_is_notic
         .unwrap();
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.headers().get("location").is_none());
+    assert_eq!(page.headers()["retry-after"], "1", "the probe interval");
     let text = page.text().await.unwrap();
     assert!(text.contains("sign-in is unavailable"), "{text}");
     let api = client()
