@@ -41,39 +41,55 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: a config is loaded and every tenant's identity provider has been reached. 503 otherwise, saying
-/// which tenant cannot sign users in and why.
+/// Ready: the instance can serve (the config is loaded and the listeners are up), and every IdP has been
+/// tried once since start. One tenant's IdP being down is not the instance being unready: that tenant is
+/// `degraded` in the body (with the reason, since when and the last success), and the instance stays in
+/// rotation, also when no tenant can sign in at all. An IdP outage hits every instance alike, so taking
+/// them all out of a load balancer would turn "new sign-ins fail" into "nothing works", signed-in users
+/// included. 503 only while `starting`: an IdP of the config portico started with not yet tried (at
+/// most the first probe, 5 s); one that a reload added shows `starting` without holding readiness.
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let config = state.config.load();
-    let mut ready = true;
+    let (mut starting, mut degraded) = (false, false);
     let sign_in: serde_json::Map<String, Value> = state
         .oidc
-        .statuses()
+        .health()
         .into_iter()
-        .map(|(tenant, status)| {
-            let value = match status {
-                IdpStatus::Ready => json!({ "status": "ready" }),
+        .map(|(tenant, health)| {
+            let (status, reason) = match &health.status {
+                IdpStatus::Ready => ("ready", None),
                 IdpStatus::Starting => {
-                    ready = false;
-                    json!({ "status": "starting", "reason": "the identity provider has not been reached yet" })
+                    starting |= health.holds_readiness;
+                    (
+                        "starting",
+                        Some("the identity provider has not been tried yet"),
+                    )
                 }
                 IdpStatus::Unavailable(reason) => {
-                    ready = false;
-                    json!({ "status": "unavailable", "reason": reason })
+                    degraded = true;
+                    ("degraded", Some(reason.as_str()))
                 }
             };
+            let value = json!({
+                "status": status,
+                "reason": reason,
+                "since": rfc3339(health.since),
+                "last_success": health.last_success.map(rfc3339),
+            });
             (tenant.as_str().to_owned(), value)
         })
         .collect();
-    let status = if ready {
-        StatusCode::OK
+    let (code, status) = if starting {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if degraded {
+        (StatusCode::OK, "degraded")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::OK, "ready")
     };
     (
-        status,
+        code,
         Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
+            "status": status,
             "config": config.source,
             "tenants": config.tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
             "sign_in": sign_in,
@@ -108,4 +124,8 @@ async fn reload(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
 /// reload attempt and the last refused one with its diagnostics.
 async fn config_status(State(state): State<AdminState>) -> Json<Value> {
     Json(serde_json::to_value(state.reload.status()).unwrap_or_else(|_| json!({})))
+}
+
+fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }

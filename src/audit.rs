@@ -71,6 +71,22 @@ pub(crate) enum AuditEvent<'a> {
         session: &'a str,
         reason: &'a str,
     },
+    /// A due refresh could not reach the IdP; the session goes on on its current roles until `until`
+    /// (its access token expiry plus `sessions.refresh_grace`). Written once per session and outage.
+    RefreshDeferred {
+        tenant: &'a str,
+        session: &'a str,
+        until: u64,
+        reason: &'a str,
+    },
+    /// A new sign-in ended an older session because a limit was reached (`reason` names the limit:
+    /// `max_sessions_per_user` or `max_sessions`).
+    SessionEvicted {
+        tenant: &'a str,
+        user: &'a str,
+        session: &'a str,
+        reason: &'a str,
+    },
     /// The IdP ended sessions server-to-server.
     BackchannelLogout {
         tenant: &'a str,
@@ -124,6 +140,7 @@ struct Fields<'a> {
     path: Option<&'a str>,
     sid: Option<&'a str>,
     sessions: Option<usize>,
+    until: Option<u64>,
     session_tenant: Option<&'a str>,
     session: Option<&'a str>,
     trigger: Option<&'a str>,
@@ -162,6 +179,8 @@ impl AuditEvent<'_> {
             AuditEvent::CsrfRejected { .. } => "csrf_rejected",
             AuditEvent::DuplicateSessionCookie { .. } => "duplicate_session_cookie",
             AuditEvent::RefreshFailed { .. } => "refresh",
+            AuditEvent::RefreshDeferred { .. } => "refresh_deferred",
+            AuditEvent::SessionEvicted { .. } => "session_evicted",
             AuditEvent::BackchannelLogout { .. } | AuditEvent::BackchannelLogoutRefused { .. } => {
                 "backchannel_logout"
             }
@@ -177,10 +196,12 @@ impl AuditEvent<'_> {
             AuditEvent::SignIn { .. }
             | AuditEvent::SignOut { .. }
             | AuditEvent::BackchannelLogout { .. }
-            | AuditEvent::ConfigReloaded { .. } => Outcome::Success,
+            | AuditEvent::ConfigReloaded { .. }
+            | AuditEvent::SessionEvicted { .. } => Outcome::Success,
             AuditEvent::SignInRefused { .. }
             | AuditEvent::ConfigReloadRefused { .. }
             | AuditEvent::RefreshFailed { .. }
+            | AuditEvent::RefreshDeferred { .. }
             | AuditEvent::BackchannelLogoutRefused { .. } => Outcome::Failure,
             AuditEvent::CrossTenantSession { .. }
             | AuditEvent::AccessDenied { .. }
@@ -196,6 +217,37 @@ impl AuditEvent<'_> {
             Outcome::Success => false,
             Outcome::Failure => true,
             Outcome::Refused => !matches!(self, AuditEvent::AccessDenied { .. }),
+        }
+    }
+
+    /// The fields of the events about how long a session lives (refresh grace, session limits).
+    fn session_limit_fields(&self) -> Fields<'_> {
+        match *self {
+            AuditEvent::RefreshDeferred {
+                tenant,
+                session,
+                until,
+                reason,
+            } => Fields {
+                tenant: Some(tenant),
+                until: Some(until),
+                session: Some(session),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            AuditEvent::SessionEvicted {
+                tenant,
+                user,
+                session,
+                reason,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                session: Some(session),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            _ => Fields::default(),
         }
     }
 
@@ -267,6 +319,9 @@ impl AuditEvent<'_> {
                 reason: Some(reason),
                 ..Fields::default()
             },
+            AuditEvent::RefreshDeferred { .. } | AuditEvent::SessionEvicted { .. } => {
+                self.session_limit_fields()
+            }
             AuditEvent::BackchannelLogout {
                 tenant,
                 user,
@@ -326,6 +381,7 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         path,
         sid,
         sessions,
+        until,
         session_tenant,
         session,
         trigger,
@@ -371,6 +427,7 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
                 path,
                 sid,
                 sessions,
+                until,
                 session_tenant,
                 session,
                 trigger,
@@ -544,6 +601,35 @@ mod tests {
                     reason: "r",
                 },
                 r#"WARN audit: event="config_reload" outcome="failure" trigger="file" generation=1 errors=2 reason="r""#,
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(line(event), expected);
+        }
+    }
+
+    /// The events of session lifetimes: a refresh deferred while the IdP is unreachable, and a session
+    /// ended by a limit.
+    #[test]
+    fn session_lifetime_events_write_their_lines() {
+        let cases = [
+            (
+                AuditEvent::RefreshDeferred {
+                    tenant: "t",
+                    session: "h",
+                    until: 42,
+                    reason: "r",
+                },
+                r#"WARN audit: event="refresh_deferred" outcome="failure" tenant="t" until=42 session="h" reason="r""#,
+            ),
+            (
+                AuditEvent::SessionEvicted {
+                    tenant: "t",
+                    user: "u",
+                    session: "h",
+                    reason: "max_sessions_per_user",
+                },
+                r#"INFO audit: event="session_evicted" outcome="success" tenant="t" user="u" session="h" reason="max_sessions_per_user""#,
             ),
         ];
         for (event, expected) in cases {

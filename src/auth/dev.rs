@@ -154,7 +154,14 @@ pub async fn dev_login_post(
             groups: user.groups.clone(),
         },
     );
-    let id = start_session(&state.sessions, session, SignInMethod::Dev, &labels).await?;
+    let id = start_session(
+        &state.sessions,
+        &context.config.sessions,
+        session,
+        SignInMethod::Dev,
+        &labels,
+    )
+    .await?;
     let return_to = safe_return_path(form.return_to.as_deref());
     Ok((
         StatusCode::SEE_OTHER,

@@ -39,6 +39,11 @@ impl Failure {
         }
     }
 
+    /// The error behind the failure, if it is a `T`.
+    pub(super) fn cause_as<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.cause.as_ref()?.downcast_ref::<T>()
+    }
+
     /// The reason and every cause on one line, for the log and the audit trail.
     pub fn chain(&self) -> String {
         error_chain(self)

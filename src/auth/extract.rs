@@ -14,7 +14,8 @@ use super::cookies::{CookieError, session_cookie};
 use super::error::AuthError;
 use super::session::{LookupMiss, Session, SessionId};
 use crate::audit::{self, AuditEvent};
-use crate::config::Tenant;
+use crate::auth::oidc::Refreshed;
+use crate::config::{SessionSettings, Tenant};
 use crate::http::{AppError, RequestContext};
 use crate::rbac::Roles;
 use crate::state::AppState;
@@ -58,7 +59,7 @@ impl FromRequestParts<AppState> for SignedIn {
                 return Err(AuthError::NotSignedIn.into());
             }
         };
-        let session = refreshed(state, tenant, &id, session).await?;
+        let session = refreshed(state, tenant, &context.config.sessions, &id, session).await?;
         if let Some(labels) = parts.extensions.get::<Labels>() {
             labels.user(&session.user.subject);
         }
@@ -84,15 +85,37 @@ fn presented_id(parts: &Parts, tenant: &Tenant, https: bool) -> Result<SessionId
 }
 
 /// The session after refreshing its tokens if they are near expiry, which also re-reads the groups.
-/// A refused refresh ends the session; an unreachable IdP keeps it on its current roles.
+/// A refused refresh ends the session; an unreachable IdP keeps it on its current roles until its
+/// access token expiry plus `sessions.refresh_grace`, then ends it. Both are audited.
 async fn refreshed(
     state: &AppState,
     tenant: &Tenant,
+    settings: &SessionSettings,
     id: &SessionId,
     session: Arc<Session>,
 ) -> Result<Arc<Session>, AuthError> {
-    match state.oidc.refresh_if_needed(session, &state.sessions).await {
-        Ok(session) => Ok(session),
+    match state
+        .oidc
+        .refresh_if_needed(session, &state.sessions, settings)
+        .await
+    {
+        Ok(Refreshed::Current(session)) => Ok(session),
+        Ok(Refreshed::Deferred {
+            session,
+            reason,
+            until,
+            first,
+        }) => {
+            if first {
+                audit::emit(AuditEvent::RefreshDeferred {
+                    tenant: tenant.id.as_str(),
+                    session: &id.log_hash(),
+                    until,
+                    reason: &reason,
+                });
+            }
+            Ok(session)
+        }
         Err(AuthError::RefreshFailed(failure)) => {
             let _ = state.sessions.remove(id).await;
             audit::emit(AuditEvent::RefreshFailed {
@@ -102,15 +125,6 @@ async fn refreshed(
             });
             Err(AuthError::NotSignedIn)
         }
-        // The IdP is briefly unreachable: keep the session on its current roles rather than signing
-        // everyone out; the next request tries again.
-        Err(AuthError::SignInUnavailable(_)) => state
-            .sessions
-            .current(id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or(AuthError::NotSignedIn),
         Err(error) => Err(error),
     }
 }

@@ -23,10 +23,10 @@ use super::cookies::{
 use super::error::AuthError;
 use super::extract::SignedIn;
 use super::return_path::safe_return_path;
-use super::session::{Session, SessionId, Sessions};
+use super::session::{EvictionReason, Session, SessionId, Sessions};
 use super::{dev, oidc};
 use crate::audit::{self, AuditEvent, SignInMethod};
-use crate::config::SignIn;
+use crate::config::{SessionSettings, SignIn};
 use crate::http::csrf;
 use crate::http::{AppError, Problem, RequestContext};
 use crate::state::AppState;
@@ -54,9 +54,11 @@ pub(crate) fn form_fields<T: Default>(form: Result<Form<T>, FormRejection>) -> T
     form.map(|Form(fields)| fields).unwrap_or_default()
 }
 
-/// Stores a new session (always a fresh id: no session fixation) and audits the sign-in.
+/// Stores a new session (always a fresh id: no session fixation) and audits the sign-in, and every
+/// older session it ended because a limit (`max_sessions_per_user`, `max_sessions`) was reached.
 pub(crate) async fn start_session(
     sessions: &Sessions,
+    settings: &SessionSettings,
     session: Session,
     method: SignInMethod,
     labels: &Labels,
@@ -64,8 +66,8 @@ pub(crate) async fn start_session(
     let id = session.id.clone();
     let (tenant, user) = (session.tenant.clone(), session.user.subject.clone());
     labels.user(&user);
-    sessions
-        .insert(session)
+    let evicted = sessions
+        .start(session, settings)
         .await
         .map_err(AuthError::StoreUnavailable)?;
     audit::emit(AuditEvent::SignIn {
@@ -74,6 +76,22 @@ pub(crate) async fn start_session(
         method,
         session: &id.log_hash(),
     });
+    for eviction in evicted {
+        let ended = &eviction.session;
+        if eviction.reason == EvictionReason::Total {
+            // Not one user's business: the instance is full, and whoever was idle longest lost out.
+            tracing::warn!(
+                max_sessions = settings.max_sessions,
+                "session limit reached: the least recently used session was ended; raise sessions.max_sessions"
+            );
+        }
+        audit::emit(AuditEvent::SessionEvicted {
+            tenant: ended.tenant.as_str(),
+            user: &ended.user.subject,
+            session: &ended.id.log_hash(),
+            reason: eviction.reason.as_str(),
+        });
+    }
     Ok(id)
 }
 
@@ -131,6 +149,18 @@ fn oidc_login_redirect(
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             return Ok(response);
         }
+        Err(AuthError::SignInUnavailable(reason)) => {
+            // The IdP is checked again within its probe interval: a good time to come back.
+            let retry_after = match &tenant.sign_in {
+                SignIn::Oidc(settings) => settings.probe_interval.as_secs().max(1),
+                SignIn::Dev { .. } => 1,
+            };
+            let mut response = AppError::from(AuthError::SignInUnavailable(reason)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
         Err(error) => return Err(error.into()),
     };
     let binding = login_binding_set_cookie(&start.browser_binding, context.is_https());
@@ -168,7 +198,14 @@ async fn callback_get(
             return Err(error.into());
         }
     };
-    let id = start_session(&state.sessions, done.session, SignInMethod::Oidc, &labels).await?;
+    let id = start_session(
+        &state.sessions,
+        &context.config.sessions,
+        done.session,
+        SignInMethod::Oidc,
+        &labels,
+    )
+    .await?;
     let mut response =
         (StatusCode::SEE_OTHER, [(header::LOCATION, done.return_to)]).into_response();
     let headers = response.headers_mut();

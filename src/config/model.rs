@@ -108,6 +108,14 @@ pub struct SessionSettings {
     pub pending_sign_ins_per_client: usize,
     /// The same per tenant; when full, the client holding the most gives up its oldest.
     pub pending_sign_ins_per_tenant: usize,
+    /// How long a session outlives its access token while the IdP cannot be reached to refresh it
+    /// (default 5 min; zero: it ends with the token).
+    pub refresh_grace: Duration,
+    /// Sessions kept in this instance's store; a sign-in beyond it ends the least recently used one.
+    pub max_sessions: usize,
+    /// Sessions of one user (tenant and subject); a sign-in beyond it ends that user's least recently
+    /// used one.
+    pub max_sessions_per_user: usize,
 }
 
 impl SessionSettings {
@@ -122,6 +130,9 @@ impl Default for SessionSettings {
             absolute_timeout: Duration::from_secs(24 * 3600),
             pending_sign_ins_per_client: 100,
             pending_sign_ins_per_tenant: 10_000,
+            refresh_grace: Duration::from_secs(300),
+            max_sessions: 100_000,
+            max_sessions_per_user: 20,
         }
     }
 }
@@ -312,6 +323,14 @@ pub struct OidcSettings {
     pub groups_claim: Vec<String>,
     /// Accepted ID token signing algorithms (asymmetric only), parsed once here.
     pub signing_algs: Vec<SigningAlg>,
+    /// How often the IdP is probed (discovery and keys fetched again); also the longest backoff
+    /// between retries while it is down.
+    pub probe_interval: Duration,
+}
+
+impl OidcSettings {
+    /// The default of `auth.oidc.probe_interval`.
+    pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 }
 
 /// An ID token signing algorithm portico accepts: asymmetric only, so no one holding the client

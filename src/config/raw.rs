@@ -140,6 +140,15 @@ pub(crate) struct RawSessions {
     pub pending_sign_ins_per_client: Option<Val<Env>>,
     /// The same per tenant (default 10000); when full, the client holding most gives up its oldest.
     pub pending_sign_ins_per_tenant: Option<Val<Env>>,
+    /// How long a session outlives its access token while the IdP cannot be reached to refresh it
+    /// (default `5m`; `0s`: it ends with the token). A refresh the IdP refuses ends it at once.
+    pub refresh_grace: Option<Val<Env>>,
+    /// Sessions this instance keeps; a new sign-in beyond it ends the least recently used one
+    /// (default 100000).
+    pub max_sessions: Option<Val<Env>>,
+    /// Sessions one user (tenant and subject) keeps; a new sign-in beyond it ends that user's least
+    /// recently used one (default 20).
+    pub max_sessions_per_user: Option<Val<Env>>,
 }
 
 /// `proxy:`
@@ -325,6 +334,10 @@ pub(crate) struct RawOidc {
     #[serde(default)]
     #[cfg_attr(test, schemars(schema_with = "words::signing_algs"))]
     pub signing_algs: Option<Val<Texts>>,
+    /// How often the IdP's discovery document and keys are fetched to check it is up (default `30s`;
+    /// while it is down, retries back off from 1s up to this). An outage or a recovery shows in
+    /// `/readyz` and at `/auth/login` within this plus 5s.
+    pub probe_interval: Option<Val<Env>>,
 }
 
 /// `backstage:` of a tenant.

@@ -156,7 +156,8 @@ impl Portal {
     async fn wait_until_ready(&self) {
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if self.readyz().await.0 == StatusCode::OK {
+                let (status, body) = self.readyz().await;
+                if status == StatusCode::OK && body["sign_in"]["acme"]["status"] == "ready" {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -970,20 +971,23 @@ async fn an_idp_that_is_down_at_start_makes_sign_in_unavailable_not_the_portal()
     let port = socket.local_addr().unwrap().port();
     let issuer = format!("http://127.0.0.1:{port}");
     let portal = Portal::start_for(&issuer).await;
-    // Readiness says which tenant cannot sign users in, and why.
+    // Readiness says which tenant cannot sign users in, and why, but the instance is ready: it serves
+    // (503 only while the IdP has not been tried yet).
     let reported = tokio::time::timeout(TIMEOUT, async {
         loop {
             let (status, body) = portal.readyz().await;
-            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-            if body["sign_in"]["acme"]["status"] == "unavailable" {
+            if body["sign_in"]["acme"]["status"] == "degraded" {
+                assert_eq!(status, StatusCode::OK, "{body}");
                 return body;
             }
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert_eq!(body["status"], "starting", "{body}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
     .expect("readiness reports the IdP unavailable");
-    assert_eq!(reported["status"], "not_ready");
+    assert_eq!(reported["status"], "degraded");
     assert!(
         reported["tenants"]
             .as_array()
@@ -1282,6 +1286,28 @@ async fn concurrent_requests_at_refresh_time_share_one_refresh() {
     for me in [a, b, c] {
         assert_eq!(roles(&me), ["admin"], "{me}");
     }
+}
+
+/// A refresh wrote the whole record back when its token call returned, so a session ended during the
+/// call (here by a back-channel logout) came back to life.
+#[tokio::test]
+async fn a_refresh_under_way_when_the_session_ends_does_not_bring_it_back() {
+    let (idp, portal) = started().await;
+    idp.set_expires_in(1);
+    let session = portal.sign_in().await;
+    idp.set_expires_in(3600);
+    idp.set_token_delay(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let token = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    let (during, logout) = tokio::join!(portal.session_info(&session), async {
+        // The refresh is waiting for the IdP's answer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        portal.backchannel_logout(&token).await
+    });
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert_eq!(idp.token_calls("refresh_token"), 1);
+    json_error(during, 401, "not_signed_in").await;
+    portal.assert_signed_out(&session).await;
 }
 
 /// With a token lifetime shorter than the refresh margin, every request was due for a refresh.

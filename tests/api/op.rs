@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 pub(crate) struct RealOp {
     pub issuer: String,
     child: Child,
-    _stdin: ChildStdin,
+    stdin: std::sync::Mutex<ChildStdin>,
+    /// The OP's stdout lines after the first: answers to test controls.
+    answers: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 impl RealOp {
@@ -35,9 +37,12 @@ impl RealOp {
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
         });
         let line = receiver
             .recv_timeout(Duration::from_secs(20))
@@ -47,8 +52,39 @@ impl RealOp {
         RealOp {
             issuer: started["issuer"].as_str().unwrap().to_owned(),
             child,
-            _stdin: stdin,
+            stdin: std::sync::Mutex::new(stdin),
+            answers: std::sync::Mutex::new(receiver),
         }
+    }
+
+    /// Sends a test control (see tests/support/op.mjs: `stop`, `start`, `rotate`) and waits for it to
+    /// be done.
+    fn control(&self, command: &str) {
+        use std::io::Write;
+        writeln!(self.stdin.lock().unwrap(), "{command}").unwrap();
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the test OP did not answer `{command}` within 20 s"));
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["ok"], command, "the test OP says: {answer}");
+    }
+
+    /// The IdP goes down: its port refuses connections. Its state (grants, keys) is kept.
+    pub(crate) fn stop(&self) {
+        self.control("stop");
+    }
+
+    /// The IdP comes back on the same port, with the state it had.
+    pub(crate) fn restart(&self) {
+        self.control("start");
+    }
+
+    /// The IdP rotates its signing key: new tokens name a key it did not publish before.
+    pub(crate) fn rotate_keys(&self) {
+        self.control("rotate");
     }
 
     /// Changes an account's groups at the OP, as an IdP admin would.

@@ -10,8 +10,16 @@
 //            the ChildStdin alive): a stdin of /dev/null or a closed fd ends it at
 //            once; a parent that dies closes the pipe and so always stops it.
 //            Everything else the OP or oidc-provider logs goes to stderr.
+//            Test controls, one line each on stdin, answered by one line on stdout
+//            ({"ok":"<command>"} or {"error":"..."}):
+//              stop    stop listening and drop every open connection (the IdP is down:
+//                      connections are refused); grants, sessions and keys are kept
+//              start   listen again on the same port (the IdP is back)
+//              rotate  sign with a fresh key from now on and publish only that one (a
+//                      key rotation); grants, sessions and refresh tokens are kept
 //   Module:  const op = await startOp(options) -> { issuer, port, close(), setGroups(id, groups),
-//            provider } (provider: the oidc-provider instance, for events like backchannel.error)
+//            stop(), start(), rotateKeys(), provider } (provider: the current oidc-provider
+//            instance, for events like backchannel.error; rotateKeys() replaces it)
 //   HTTP:    POST /__test/accounts/<id>/groups, body JSON ["g1","g2"] -> 204 (404 unknown id)
 //            (for the `nested` account this sets realm_access.roles, as it has no groups).
 //
@@ -76,6 +84,9 @@ import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
 import Provider from 'oidc-provider';
+// The package's own in-memory adapter (no exports map, so the module is reachable), created once per
+// OP so that a provider rebuilt around a rotated key keeps grants, sessions and refresh tokens.
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const DEFAULT_CLIENT = {
   client_id: 'portico',
@@ -118,10 +129,12 @@ export async function startOp(options = {}) {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
 
-  // Fresh signing key per run; RS256 is the default id_token_signed_response_alg.
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = {
-    ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig',
+  // Fresh signing key per run (and per rotation); RS256 is the default id_token_signed_response_alg.
+  const signingKey = () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    return {
+      ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig',
+    };
   };
 
   const clients = (options.clients ?? [DEFAULT_CLIENT]).map((c) => ({
@@ -134,10 +147,15 @@ export async function startOp(options = {}) {
     ...c,
   }));
 
-  const config = {
-    clients,
+  const cookieKeys = [randomBytes(32).toString('base64url')];
+  const adapter = createMemoryAdapter();
+  // A function, so a key rotation can build the same provider around a new key. Grants, sessions and
+  // tokens live in one in-memory adapter that every provider of this OP shares.
+  const configWith = (jwk) => ({
+    adapter,
+    clients: structuredClone(clients),
     jwks: { keys: [jwk] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    cookies: { keys: cookieKeys },
 
     async findAccount(ctx, id) {
       if (!Object.hasOwn(accounts, id)) return undefined; // unknown -> no session/tokens
@@ -213,18 +231,54 @@ export async function startOp(options = {}) {
       ctx.type = 'json';
       ctx.body = out;
     },
-  };
+  });
 
   let provider;
   try {
-    provider = new Provider(issuer, config);
+    provider = buildProvider(signingKey());
   } catch (err) {
     server.close(); // e.g. invalid client metadata: don't leave the port open
     throw err;
   }
+  handler = provider.callback();
+
+  function buildProvider(jwk) {
+    const built = new Provider(issuer, configWith(jwk));
+    built.use(testRoutes(() => provider));
+    return built;
+  }
+
+  // The OP goes away (connections refused) and comes back on the same port, state intact.
+  async function stop() {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(() => resolve()));
+  }
+  async function start() {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+  function rotateKeys() {
+    provider = buildProvider(signingKey());
+    handler = provider.callback();
+  }
+
+  async function close() {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(() => resolve()));
+  }
+
+  return {
+    issuer, port, close, setGroups, stop, start, rotateKeys, get provider() { return provider; },
+  };
 
   // Runs before the provider's own routes (Provider#use inserts ahead of them).
-  provider.use(async (ctx, next) => {
+  function testRoutes(current) {
+    return async (ctx, next) => {
     const groupsRoute = ctx.path.match(/^\/__test\/accounts\/([^/]+)\/groups$/);
     if (groupsRoute && ctx.method === 'POST') {
       const id = decodeURIComponent(groupsRoute[1]);
@@ -257,7 +311,7 @@ export async function startOp(options = {}) {
 <button type="submit">Sign-in</button></form>`;
           return;
         }
-        const returnTo = await provider.interactionResult(ctx.req, ctx.res, {
+        const returnTo = await current().interactionResult(ctx.req, ctx.res, {
           login: { accountId: login },
         }, { mergeWithLastSubmission: false });
         ctx.status = 303;
@@ -269,16 +323,8 @@ export async function startOp(options = {}) {
       ctx.req.body = raw;
     }
     await next();
-  });
-
-  handler = provider.callback();
-
-  async function close() {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(() => resolve()));
+    };
   }
-
-  return { issuer, port, close, setGroups, provider };
 }
 
 async function readBody(req) {
@@ -310,5 +356,28 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   process.on('SIGINT', stop);
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
-  process.stdin.resume(); // flowing mode, so 'end' fires when the parent closes the pipe
+  const commands = { stop: op.stop, start: op.start, rotate: op.rotateKeys };
+  let pending = '';
+  let queue = Promise.resolve();
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk) => {
+    pending += chunk;
+    let newline;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const command = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (!command) continue;
+      // One at a time, answered in order.
+      queue = queue.then(async () => {
+        const run = commands[command];
+        try {
+          if (!run) throw new Error(`unknown command ${command}`);
+          await run();
+          process.stdout.write(`${JSON.stringify({ ok: command })}\n`);
+        } catch (err) {
+          process.stdout.write(`${JSON.stringify({ error: String(err.message ?? err) })}\n`);
+        }
+      });
+    }
+  }); // flowing mode, so 'end' fires when the parent closes the pipe
 }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::pending::{ClientKey, LOGIN_TIMEOUT, PendingLimits, PendingLogin};
-use super::refresh::tokens_from;
-use super::{Algorithms, Discovered, OidcRegistry, OidcTokenResponse, TenantIdp};
+use super::refresh::{TokenCallError, classify, tokens_from};
+use super::{Algorithms, Discovered, KeyTrigger, OidcRegistry, OidcTokenResponse, TenantIdp};
 use crate::auth::error::{AuthError, Cause, Failure};
 use crate::auth::session::{Session, User};
 use crate::config::TenantId;
@@ -56,7 +56,7 @@ impl OidcRegistry {
         limits: PendingLimits,
         return_to: String,
     ) -> Result<LoginStart, AuthError> {
-        let (idp, discovered) = self.idp(tenant)?;
+        let (idp, discovered) = self.idp_for_sign_in(tenant)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = discovered.client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -148,24 +148,39 @@ impl OidcRegistry {
             .code
             .clone()
             .ok_or_else(|| failed("the callback has no code"))?;
-        let response = discovered
+        let request = discovered
             .client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|error| {
                 AuthError::LoginFailed(Failure::caused_by("the code cannot be exchanged", error))
             })?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
-            .request_async(&self.http)
-            .await
-            .map_err(|error| {
-                AuthError::LoginFailed(Failure::caused_by("code exchange failed", error))
-            })?;
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier));
+        let http = super::TokenHttp(&self.http);
+        let response = match request.request_async(&http).await {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(match classify(error, "code exchange failed") {
+                    TokenCallError::Refused(failure) => AuthError::LoginFailed(failure),
+                    TokenCallError::Ended => AuthError::NotSignedIn,
+                    TokenCallError::Unreachable { reason, transport } => {
+                        if transport {
+                            idp.mark_unreachable(reason.clone());
+                        }
+                        AuthError::SignInUnavailable(reason)
+                    }
+                });
+            }
+        };
         let nonce = Nonce::new(pending.nonce);
         let verified = match verified_user(&idp, &discovered, &response, Some(&nonce), None) {
-            // Signed with a key we have not seen: the IdP may have rotated since discovery.
-            Err(_) if self.rediscover_if_stale(&idp).await => {
-                let (_, rediscovered) = self.idp(tenant)?;
-                verified_user(&idp, &rediscovered, &response, Some(&nonce), None)
+            // Signed with a key we have not seen: the IdP rotated its keys since the last probe.
+            Err(error) if is_unknown_key(&error) => {
+                if self.refetch_keys(&idp, KeyTrigger::IdToken).await {
+                    let (_, rediscovered) = self.idp(tenant)?;
+                    verified_user(&idp, &rediscovered, &response, Some(&nonce), None)
+                } else {
+                    Err(error)
+                }
             }
             other => other,
         };
@@ -249,6 +264,22 @@ pub(super) fn verified_user(
         },
         sid,
     ))
+}
+
+/// Whether an ID token failed verification because of its key: one the IdP's published keys do not
+/// have (by `kid`), or a signature none of them verifies (a key replaced under the same `kid`). Either
+/// way the IdP may have rotated its keys since they were fetched.
+pub(super) fn is_unknown_key(error: &AuthError) -> bool {
+    use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
+    let AuthError::LoginFailed(failure) = error else {
+        return false;
+    };
+    matches!(
+        failure.cause_as::<ClaimsVerificationError>(),
+        Some(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey | SignatureVerificationError::CryptoError(_)
+        ))
+    )
 }
 
 /// Reads the groups at a claim path: an array of strings, or one string of space- or comma-separated names.

@@ -1,7 +1,9 @@
 //! OpenID Connect: portico as the relying party (backend-for-frontend) of each tenant's IdP.
 //!
-//! Per tenant: discovery and JWKS fetched at start and refreshed in the background (an IdP that is down
-//! does not stop the portal; its tenant says "sign-in unavailable"); the authorization code flow with
+//! Per tenant: discovery and JWKS fetched at start and then probed every `probe_interval` (with backoff
+//! while the IdP is down, and at once when a token call cannot connect), so an outage and its end are
+//! noticed within that interval plus [`PROBE_TIMEOUT`]; an IdP that is down does not stop the portal:
+//! its tenant says "sign-in unavailable" at once and is `degraded` in readiness; the authorization code flow with
 //! PKCE S256, state and nonce, always ([`login`], bounded by [`pending`]); the callback's checks
 //! (single-use state bound to the browser, issuer, ID token signature/issuer/audience/expiry/nonce with
 //! an allow-list of algorithms); refresh that re-reads groups ([`refresh`]); RP-initiated and
@@ -16,7 +18,7 @@ mod refresh;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use openidconnect::core::{
@@ -43,6 +45,7 @@ use crate::http::error::error_chain;
 pub use login::{CallbackParams, LoginDone, LoginStart, groups_at};
 pub use logout::LogoutSubject;
 pub use pending::{ClientKey, PendingLimits};
+pub use refresh::Refreshed;
 
 /// Every claim the standard types do not name, so any groups claim path can be read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,9 +118,36 @@ struct Discovered {
 /// The state of one tenant's IdP, for pages and readiness.
 #[derive(Debug, Clone)]
 pub enum IdpStatus {
+    /// Not tried yet (the first probe runs at start, bounded by [`PROBE_TIMEOUT`]).
     Starting,
     Ready,
+    /// The last probe, or a token call since, could not reach it; the reason is for operators.
     Unavailable(String),
+}
+
+/// [`IdpStatus`] with its history, for readiness: since when, and when the IdP last answered.
+#[derive(Debug, Clone)]
+pub struct IdpHealth {
+    pub status: IdpStatus,
+    /// When the status last changed kind (a new reason for the same outage keeps the time).
+    pub since: SystemTime,
+    /// When the IdP last answered a probe; `None` if it never has.
+    pub last_success: Option<SystemTime>,
+    /// Whether readiness waits for this IdP's first probe: yes for the IdPs of the config portico
+    /// started with; no for one a reload added, which would otherwise take every instance out of
+    /// rotation at once for its first probe.
+    pub holds_readiness: bool,
+}
+
+impl IdpHealth {
+    fn starting() -> Self {
+        IdpHealth {
+            status: IdpStatus::Starting,
+            since: SystemTime::now(),
+            last_success: None,
+            holds_readiness: true,
+        }
+    }
 }
 
 /// One tenant's relying party.
@@ -126,11 +156,29 @@ pub struct TenantIdp {
     redirect_uri: String,
     post_logout_uri: String,
     discovered: ArcSwapOption<Discovered>,
-    status: ArcSwap<IdpStatus>,
-    /// When discovery last ran, so a token naming an unknown key triggers at most one fetch every few seconds.
-    last_discovery: Mutex<Option<Instant>>,
+    health: Mutex<IdpHealth>,
+    /// Cuts the probe's wait short: a token call just failed to reach the IdP, so check now.
+    wake: tokio::sync::Notify,
+    /// When keys were last fetched because a token named one we do not know, per kind of trigger.
+    key_fetches: Mutex<KeyFetches>,
     /// The `jti`s of logout tokens already acted on, until they expire: a replayed token is refused.
     seen_logout_tokens: Mutex<logout::SeenTokens>,
+}
+
+/// What prompted fetching the IdP's keys outside the probe schedule. Each has its own rate limit, so
+/// logout tokens (which anyone can post) cannot use up the fetch a rotated ID token needs.
+#[derive(Debug, Clone, Copy)]
+enum KeyTrigger {
+    /// An ID token from the token endpoint (code exchange or refresh), which only the IdP sends.
+    IdToken,
+    /// A back-channel logout token, posted by anyone who can reach portico.
+    LogoutToken,
+}
+
+#[derive(Default)]
+struct KeyFetches {
+    id_token: Option<Instant>,
+    logout_token: Option<Instant>,
 }
 
 impl TenantIdp {
@@ -145,18 +193,79 @@ impl TenantIdp {
             redirect_uri: format!("{}/auth/callback", origin.origin),
             post_logout_uri: format!("{}/auth/signed-out", origin.origin),
             discovered: ArcSwapOption::empty(),
-            status: ArcSwap::from_pointee(IdpStatus::Starting),
-            last_discovery: Mutex::new(None),
+            health: Mutex::new(IdpHealth::starting()),
+            wake: tokio::sync::Notify::new(),
+            key_fetches: Mutex::default(),
             seen_logout_tokens: Mutex::default(),
+        })
+    }
+
+    fn status(&self) -> IdpStatus {
+        self.health.lock().status.clone()
+    }
+
+    /// Records a probe's or a token call's finding; returns whether the kind of status changed.
+    fn set_status(&self, status: IdpStatus) -> bool {
+        let now = SystemTime::now();
+        let mut health = self.health.lock();
+        let changed = std::mem::discriminant(&health.status) != std::mem::discriminant(&status);
+        if changed {
+            health.since = now;
+        }
+        if matches!(status, IdpStatus::Ready) {
+            health.last_success = Some(now);
+        }
+        health.status = status;
+        changed
+    }
+
+    /// A token call could not reach the IdP: sign-in says so at once, and the probe checks now.
+    fn mark_unreachable(&self, reason: String) {
+        if self.set_status(IdpStatus::Unavailable(reason)) {
+            tracing::warn!(issuer = %self.settings.issuer, "OpenID Provider unreachable from a token call");
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// The HTTP client of token calls (code exchange, refresh): the IdP client, except that an HTTP 5xx
+/// answer is an error here. It is an error page of the IdP or of a proxy in front of it, not the IdP's
+/// verdict on the grant, so the caller treats it as not reaching the IdP.
+struct TokenHttp<'a>(&'a openidconnect::reqwest::Client);
+
+type TokenHttpError = openidconnect::HttpClientError<openidconnect::reqwest::Error>;
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for TokenHttp<'_> {
+    type Error = TokenHttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, TokenHttpError>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = openidconnect::AsyncHttpClient::call(self.0, request).await?;
+            if response.status().is_server_error() {
+                return Err(openidconnect::HttpClientError::Other(format!(
+                    "the identity provider answered HTTP {}",
+                    response.status()
+                )));
+            }
+            Ok(response)
         })
     }
 }
 
-/// The shortest time between two discoveries of one IdP prompted by tokens (not by the schedule).
-const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
-/// How often a healthy IdP is discovered again, and the longest wait between retries of one that is not.
-const REDISCOVERY_PERIOD: Duration = Duration::from_secs(900);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest one probe (discovery document and keys) may take before the IdP counts as down.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest time between two probes, also when token calls keep waking the probe.
+const MIN_PROBE_GAP: Duration = Duration::from_secs(1);
+/// Keys are fetched at most this often per IdP and trigger because a token names an unknown key (the
+/// probe fetches them on its own schedule too).
+const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The HTTP client for IdPs could not be built; portico does not start without it (a default client
 /// would follow redirects and have no timeouts).
@@ -218,6 +327,7 @@ impl OidcRegistry {
                 Some(idp) => idp.clone(),
                 None => {
                     fresh.push(tenant.id.clone());
+                    wanted.health.lock().holds_readiness = false;
                     Arc::new(wanted)
                 }
             };
@@ -243,18 +353,27 @@ impl OidcRegistry {
 
     /// Each tenant's IdP status, for readiness.
     pub fn statuses(&self) -> Vec<(TenantId, IdpStatus)> {
-        let mut statuses: Vec<(TenantId, IdpStatus)> = self
+        self.health()
+            .into_iter()
+            .map(|(tenant, health)| (tenant, health.status))
+            .collect()
+    }
+
+    /// Each tenant's IdP status with since when and the last success, by tenant id.
+    pub fn health(&self) -> Vec<(TenantId, IdpHealth)> {
+        let mut health: Vec<(TenantId, IdpHealth)> = self
             .idps
             .load()
             .iter()
-            .map(|(tenant, idp)| (tenant.clone(), (**idp.status.load()).clone()))
+            .map(|(tenant, idp)| (tenant.clone(), idp.health.lock().clone()))
             .collect();
-        statuses.sort_by(|a, b| a.0.cmp(&b.0));
-        statuses
+        health.sort_by(|a, b| a.0.cmp(&b.0));
+        health
     }
 
-    /// Discovers every IdP once now, then keeps them fresh: every 15 minutes when healthy, with backoff
-    /// (1 s doubling to 60 s) while one is unreachable. Runs until the process ends.
+    /// Probes every IdP now, then keeps probing: every `auth.oidc.probe_interval` while it answers,
+    /// with backoff (1 s doubling up to that interval) while it does not. So an outage, and the
+    /// recovery after it, shows within `probe_interval` + [`PROBE_TIMEOUT`]. Runs until the process ends.
     pub async fn run_discovery(self: Arc<Self>) {
         let tasks: Vec<_> = self
             .idps
@@ -270,28 +389,51 @@ impl OidcRegistry {
         }
     }
 
-    /// One IdP's discovery schedule, forever.
+    /// One IdP's probe schedule, forever.
     async fn keep_discovered(self: Arc<Self>, tenant: TenantId, idp: Arc<TenantIdp>) {
-        let mut backoff = Duration::from_secs(1);
+        let interval = idp.settings.probe_interval;
+        let mut backoff = MIN_PROBE_GAP;
         // A reload that removed or replaced this relying party ends its schedule.
         while self.is_current(&tenant, &idp) {
-            match self.discover(&idp).await {
+            let attempt = Instant::now();
+            let result = match tokio::time::timeout(PROBE_TIMEOUT, self.discover(&idp)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+            };
+            let wait = match result {
                 Ok(()) => {
-                    tracing::info!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, "OpenID Provider discovered");
-                    backoff = Duration::from_secs(1);
-                    tokio::time::sleep(REDISCOVERY_PERIOD).await;
+                    if idp.set_status(IdpStatus::Ready) {
+                        tracing::info!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, "OpenID Provider available");
+                    }
+                    backoff = MIN_PROBE_GAP;
+                    interval
                 }
                 Err(reason) => {
-                    tracing::warn!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, reason, "OpenID Provider unavailable; retrying");
-                    idp.status.store(Arc::new(IdpStatus::Unavailable(reason)));
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if idp.set_status(IdpStatus::Unavailable(reason.clone())) {
+                        tracing::warn!(tenant = tenant.as_str(), issuer = %idp.settings.issuer, reason, "OpenID Provider unavailable; sign-in is unavailable until it answers");
+                    } else {
+                        tracing::debug!(
+                            tenant = tenant.as_str(),
+                            reason,
+                            "OpenID Provider still unavailable"
+                        );
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(interval.max(MIN_PROBE_GAP));
+                    wait
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = idp.wake.notified() => {
+                    // A token call failed to reach the IdP: check now, but never in a tight loop.
+                    tokio::time::sleep_until((attempt + MIN_PROBE_GAP).into()).await;
                 }
             }
         }
     }
 
-    /// Discovers one IdP now (also used when a token names a key we have not seen: the IdP rotated).
+    /// Fetches one IdP's discovery document and keys now and installs them.
     async fn discover(&self, idp: &TenantIdp) -> Result<(), String> {
         let issuer = IssuerUrl::new(idp.settings.issuer.clone()).map_err(|e| e.to_string())?;
         let metadata = Metadata::discover_async(issuer, &self.http)
@@ -318,24 +460,53 @@ impl OidcRegistry {
             end_session,
             requires_iss,
         })));
-        idp.status.store(Arc::new(IdpStatus::Ready));
-        *idp.last_discovery.lock() = Some(Instant::now());
         Ok(())
     }
 
-    /// Discovers again if the last discovery is older than `REDISCOVERY_INTERVAL`: the IdP may have rotated its keys.
-    /// Returns whether it did, so the caller retries once. Rate-limited, so tokens naming unknown keys
-    /// cannot make portico hammer the IdP.
-    async fn rediscover_if_stale(&self, idp: &TenantIdp) -> bool {
+    /// Fetches the IdP's keys again because a token named a key we do not know (the IdP rotated), at
+    /// most once per [`KEY_REFETCH_INTERVAL`] and trigger, so tokens naming unknown keys cannot make
+    /// portico hammer the IdP. Returns whether it fetched, so the caller verifies once more.
+    async fn refetch_keys(&self, idp: &TenantIdp, trigger: KeyTrigger) -> bool {
         let due = {
-            let mut last = idp.last_discovery.lock();
-            let due = last.is_none_or(|at| at.elapsed() >= REDISCOVERY_INTERVAL);
+            let mut fetches = idp.key_fetches.lock();
+            let last = match trigger {
+                KeyTrigger::IdToken => &mut fetches.id_token,
+                KeyTrigger::LogoutToken => &mut fetches.logout_token,
+            };
+            let due = last.is_none_or(|at| at.elapsed() >= KEY_REFETCH_INTERVAL);
             if due {
                 *last = Some(Instant::now());
             }
             due
         };
-        due && self.discover(idp).await.is_ok()
+        if !due {
+            tracing::debug!(issuer = %idp.settings.issuer, ?trigger, "unknown signing key; keys were fetched recently");
+            return false;
+        }
+        match tokio::time::timeout(PROBE_TIMEOUT, self.discover(idp)).await {
+            Ok(Ok(())) => {
+                tracing::info!(issuer = %idp.settings.issuer, ?trigger, "signing keys fetched again: a token named an unknown key");
+                true
+            }
+            Ok(Err(reason)) => {
+                tracing::warn!(issuer = %idp.settings.issuer, reason, "fetching the signing keys again failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The tenant's relying party for starting a sign-in: refused at once while the IdP is known to be
+    /// down, so the browser gets "sign-in unavailable" instead of a redirect to a dead page.
+    fn idp_for_sign_in(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Arc<TenantIdp>, Arc<Discovered>), AuthError> {
+        let (idp, discovered) = self.idp(tenant)?;
+        match idp.status() {
+            IdpStatus::Unavailable(reason) => Err(AuthError::SignInUnavailable(reason)),
+            IdpStatus::Starting | IdpStatus::Ready => Ok((idp, discovered)),
+        }
     }
 
     fn idp(&self, tenant: &TenantId) -> Result<(Arc<TenantIdp>, Arc<Discovered>), AuthError> {
@@ -348,8 +519,8 @@ impl OidcRegistry {
         match idp.discovered.load_full() {
             Some(discovered) => Ok((idp, discovered)),
             None => {
-                let reason = match &**idp.status.load() {
-                    IdpStatus::Unavailable(reason) => reason.clone(),
+                let reason = match idp.status() {
+                    IdpStatus::Unavailable(reason) => reason,
                     _ => "the identity provider has not been reached yet".into(),
                 };
                 Err(AuthError::SignInUnavailable(reason))

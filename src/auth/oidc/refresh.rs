@@ -1,36 +1,115 @@
 //! Refreshing a session's tokens shortly before the access token expires: one refresh per session at a
 //! time (concurrent requests wait for it and read the result), the refreshed ID token verified like the
-//! first one and required to name the same user, and the groups read again so a removed group loses its
-//! role at once. A refused refresh is `RefreshFailed`, which ends the session.
+//! first one (its keys fetched again, rate-limited, when it names one we do not know: the IdP rotated)
+//! and required to name the same user, and the groups read again so a removed group loses its role at
+//! once.
+//!
+//! Two ways a refresh fails, told apart: the IdP *refused* it (`invalid_grant` and the other OAuth
+//! errors: the grant was revoked, the user disabled) is `RefreshFailed`, which ends the session; the
+//! IdP *could not be reached* (no connection, a timeout, an HTTP 5xx answer, `server_error`,
+//! `temporarily_unavailable`, or the IdP already known to be down) keeps the session on its current
+//! roles until its access token expiry plus `sessions.refresh_grace`, then ends it. It never decides
+//! anything else and never audits: the caller does, from what this returns.
 
 use std::sync::Arc;
 
-use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
+use openidconnect::core::CoreErrorResponseType;
+use openidconnect::{
+    HttpClientError, OAuth2TokenResponse, RefreshToken, RequestTokenError, StandardErrorResponse,
+    TokenResponse,
+};
 
-use super::login::verified_user;
-use super::{OidcRegistry, OidcTokenResponse};
+use super::login::{is_unknown_key, verified_user};
+use super::{IdpStatus, KeyTrigger, OidcRegistry, OidcTokenResponse};
 use crate::auth::error::{AuthError, Failure};
 use crate::auth::session::{OidcTokens, Session, Sessions};
 use crate::clock::unix_now;
+use crate::config::SessionSettings;
+use crate::http::Problem;
 
 /// Refresh this long before the access token expires (at most a quarter of its lifetime).
 const REFRESH_MARGIN_SECS: u64 = 30;
 
+/// What a request gets from [`OidcRegistry::refresh_if_needed`].
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The session, refreshed if that was due.
+    Current(Arc<Session>),
+    /// The refresh was due but the IdP could not be reached: the session goes on, on its current roles,
+    /// until `until` (unix seconds). `first` is set the first time for this session (to audit once).
+    Deferred {
+        session: Arc<Session>,
+        reason: String,
+        until: u64,
+        first: bool,
+    },
+}
+
+/// Why a token call failed: the IdP said no, or it could not be asked.
+pub(super) enum TokenCallError {
+    /// The IdP answered with an OAuth error (other than `server_error`/`temporarily_unavailable`).
+    Refused(Failure),
+    /// No usable answer. `transport` is set when no connection or no complete answer was had: the
+    /// IdP is then marked unavailable at once.
+    Unreachable { reason: String, transport: bool },
+    /// The session ended (sign-out, logout, eviction) while its refresh was under way.
+    Ended,
+}
+
+type TokenRequestError = RequestTokenError<
+    HttpClientError<openidconnect::reqwest::Error>,
+    StandardErrorResponse<CoreErrorResponseType>,
+>;
+
+/// Tells a refused token call from one that did not reach the IdP. HTTP 5xx answers arrive here as
+/// request errors (see `TokenHttp`); a 2xx or 4xx answer that is not a valid OAuth
+/// answer is the IdP's (wrong) answer, so refused.
+pub(super) fn classify(error: TokenRequestError, what: &str) -> TokenCallError {
+    let reason = |error: &TokenRequestError| format!("{what}: {}", error_chain(error));
+    match &error {
+        RequestTokenError::ServerResponse(answer)
+            if !matches!(
+                answer.error().as_ref(),
+                "server_error" | "temporarily_unavailable"
+            ) =>
+        {
+            TokenCallError::Refused(Failure::caused_by(what.to_owned(), error))
+        }
+        RequestTokenError::ServerResponse(_) => TokenCallError::Unreachable {
+            reason: reason(&error),
+            transport: false,
+        },
+        RequestTokenError::Request(cause) => TokenCallError::Unreachable {
+            reason: reason(&error),
+            transport: matches!(cause, HttpClientError::Reqwest(_)),
+        },
+        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
+            TokenCallError::Refused(Failure::caused_by(what.to_owned(), error))
+        }
+    }
+}
+
+fn error_chain(error: &TokenRequestError) -> String {
+    crate::http::error::error_chain(error)
+}
+
 impl OidcRegistry {
     /// Refreshes the session's tokens if the access token is close to expiry. Concurrent requests of one
-    /// session share one refresh. A failed refresh is an error: the caller ends the session.
+    /// session share one refresh. A refused refresh, or an unreachable IdP past the grace, is
+    /// `RefreshFailed`: the caller ends the session.
     pub async fn refresh_if_needed(
         &self,
         session: Arc<Session>,
         sessions: &Sessions,
-    ) -> Result<Arc<Session>, AuthError> {
+        settings: &SessionSettings,
+    ) -> Result<Refreshed, AuthError> {
         let needs_refresh = |session: &Session| {
             session.oidc.as_ref().is_some_and(|tokens| {
                 tokens.refresh_token.is_some() && tokens.refresh_at <= unix_now()
             })
         };
         if !needs_refresh(&session) {
-            return Ok(session);
+            return Ok(Refreshed::Current(session));
         }
         let lock = self
             .refresh_locks
@@ -38,18 +117,17 @@ impl OidcRegistry {
             .entry(session.id.as_str().to_owned())
             .or_default()
             .clone();
-        let _guard = lock.lock().await;
+        let guard = lock.lock().await;
         // Another request may have refreshed while this one waited: read the session again.
-        let current = sessions
-            .current(&session.id)
-            .await
-            .map_err(AuthError::StoreUnavailable)?
-            .ok_or(AuthError::NotSignedIn)?;
-        let result = if needs_refresh(&current) {
-            self.refresh(current, sessions).await
-        } else {
-            Ok(current)
+        let result = match sessions.current(&session.id).await {
+            Err(error) => Err(AuthError::StoreUnavailable(error)),
+            Ok(None) => Err(AuthError::NotSignedIn),
+            Ok(Some(current)) if needs_refresh(&current) => {
+                self.refresh_or_defer(current, sessions, settings).await
+            }
+            Ok(Some(current)) => Ok(Refreshed::Current(current)),
         };
+        drop(guard);
         {
             let mut locks = self.refresh_locks.lock();
             if Arc::strong_count(&lock) <= 2 {
@@ -59,12 +137,77 @@ impl OidcRegistry {
         result
     }
 
+    /// Refreshes; when the IdP cannot be reached, keeps the session within its grace.
+    async fn refresh_or_defer(
+        &self,
+        current: Arc<Session>,
+        sessions: &Sessions,
+        settings: &SessionSettings,
+    ) -> Result<Refreshed, AuthError> {
+        let reason = match self.refresh(current.clone(), sessions).await {
+            Ok(session) => return Ok(Refreshed::Current(session)),
+            Err(TokenCallError::Refused(failure)) => return Err(AuthError::RefreshFailed(failure)),
+            Err(TokenCallError::Unreachable { reason, .. }) => reason,
+            Err(TokenCallError::Ended) => return Err(AuthError::NotSignedIn),
+        };
+        let Some(tokens) = current.oidc.as_ref() else {
+            return Ok(Refreshed::Current(current));
+        };
+        let until = tokens
+            .expires_at
+            .saturating_add(settings.refresh_grace.as_secs());
+        if unix_now() > until {
+            return Err(AuthError::RefreshFailed(Failure::new(format!(
+                "the identity provider could not be reached until the refresh grace ran out: {reason}"
+            ))));
+        }
+        if tokens.refresh_deferred_since.is_some() {
+            return Ok(Refreshed::Deferred {
+                session: current,
+                reason,
+                until,
+                first: false,
+            });
+        }
+        // Written once per outage and session, so the deferral is audited once, on any instance.
+        let mut session = Arc::unwrap_or_clone(current);
+        if let Some(tokens) = session.oidc.as_mut() {
+            tokens.refresh_deferred_since = Some(unix_now());
+        }
+        if !sessions
+            .update(session.clone())
+            .await
+            .map_err(AuthError::StoreUnavailable)?
+        {
+            return Err(AuthError::NotSignedIn);
+        }
+        Ok(Refreshed::Deferred {
+            session: Arc::new(session),
+            reason,
+            until,
+            first: true,
+        })
+    }
+
+    /// One refresh at the IdP; the new tokens and user are stored.
     async fn refresh(
         &self,
         current: Arc<Session>,
         sessions: &Sessions,
-    ) -> Result<Arc<Session>, AuthError> {
-        let (idp, discovered) = self.idp(&current.tenant)?;
+    ) -> Result<Arc<Session>, TokenCallError> {
+        let unreachable = |reason: String| TokenCallError::Unreachable {
+            reason,
+            transport: false,
+        };
+        let (idp, discovered) = self.idp(&current.tenant).map_err(|error| {
+            unreachable(error.log_detail().unwrap_or_else(|| error.to_string()))
+        })?;
+        // Known to be down: do not make the user wait for a connection that will not come.
+        if let IdpStatus::Unavailable(reason) = idp.status() {
+            return Err(unreachable(format!(
+                "the identity provider is unavailable: {reason}"
+            )));
+        }
         let mut session = Arc::unwrap_or_clone(current);
         let Some(tokens) = session.oidc.clone() else {
             return Ok(Arc::new(session));
@@ -73,40 +216,66 @@ impl OidcRegistry {
             return Ok(Arc::new(session));
         };
         let refresh_token = RefreshToken::new(refresh_token);
-        let response = discovered
+        let request = discovered
             .client
             .exchange_refresh_token(&refresh_token)
             .map_err(|error| {
-                AuthError::RefreshFailed(Failure::caused_by("the refresh cannot be sent", error))
-            })?
-            .request_async(&self.http)
-            .await
-            .map_err(|error| {
-                AuthError::RefreshFailed(Failure::caused_by("the refresh was refused", error))
+                TokenCallError::Refused(Failure::caused_by("the refresh cannot be sent", error))
             })?;
+        let http = super::TokenHttp(&self.http);
+        let response = match request.request_async(&http).await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = classify(error, "the refresh failed");
+                if let TokenCallError::Unreachable {
+                    reason,
+                    transport: true,
+                } = &error
+                {
+                    idp.mark_unreachable(reason.clone());
+                }
+                return Err(error);
+            }
+        };
         let mut sid = tokens.sid.clone();
         if response.id_token().is_some() {
             // Groups are read again, so a user removed from a group loses the role now.
-            let (user, new_sid) = verified_user(
-                &idp,
-                &discovered,
-                &response,
-                None,
-                Some(&session.user.subject),
-            )
-            .map_err(|error| match error {
-                AuthError::LoginFailed(failure) => AuthError::RefreshFailed(failure),
-                other => AuthError::RefreshFailed(Failure::caused_by("refreshed ID token", other)),
+            let subject = session.user.subject.clone();
+            let verify = |discovered: &super::Discovered| {
+                verified_user(&idp, discovered, &response, None, Some(&subject))
+            };
+            let verified = match verify(&discovered) {
+                // Signed with a key we have not seen: the IdP rotated its keys since the last probe.
+                Err(error) if is_unknown_key(&error) => {
+                    if self.refetch_keys(&idp, KeyTrigger::IdToken).await {
+                        match self.idp(&session.tenant) {
+                            Ok((_, rediscovered)) => verify(&rediscovered),
+                            Err(_) => Err(error),
+                        }
+                    } else {
+                        Err(error)
+                    }
+                }
+                other => other,
+            };
+            let (user, new_sid) = verified.map_err(|error| {
+                TokenCallError::Refused(match error {
+                    AuthError::LoginFailed(failure) => failure,
+                    other => Failure::caused_by("refreshed ID token", other),
+                })
             })?;
             session.user = user;
             sid = new_sid.or(sid);
         }
-        session.oidc = Some(tokens_from(&response, Some(&tokens), sid)?);
-        sessions
-            .insert(session.clone())
-            .await
-            .map_err(AuthError::StoreUnavailable)?;
-        Ok(Arc::new(session))
+        session.oidc = Some(tokens_from(&response, Some(&tokens), sid).map_err(|error| {
+            TokenCallError::Refused(Failure::caused_by("token response", error))
+        })?);
+        // Only if it still exists: a sign-out or logout during the refresh must not be undone.
+        match sessions.update(session.clone()).await {
+            Ok(true) => Ok(Arc::new(session)),
+            Ok(false) => Err(TokenCallError::Ended),
+            Err(error) => Err(unreachable(error.to_string())),
+        }
     }
 }
 
@@ -136,5 +305,46 @@ pub(super) fn tokens_from(
             .or_else(|| previous.and_then(|tokens| tokens.refresh_token.clone())),
         id_token,
         sid,
+        refresh_deferred_since: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: CoreErrorResponseType) -> TokenRequestError {
+        RequestTokenError::ServerResponse(StandardErrorResponse::new(code, None, None))
+    }
+
+    fn unreachable(error: TokenRequestError) -> Option<bool> {
+        match classify(error, "refresh") {
+            TokenCallError::Unreachable { transport, .. } => Some(transport),
+            TokenCallError::Refused(_) | TokenCallError::Ended => None,
+        }
+    }
+
+    /// Only the IdP's own "no" ends a session; an IdP that is down or failing keeps it for the grace.
+    #[test]
+    fn a_refusal_is_told_from_an_idp_that_cannot_answer() {
+        assert_eq!(
+            unreachable(answer(CoreErrorResponseType::InvalidGrant)),
+            None
+        );
+        assert_eq!(
+            unreachable(answer(CoreErrorResponseType::InvalidClient)),
+            None
+        );
+        let extension = |code: &str| answer(CoreErrorResponseType::Extension(code.into()));
+        assert_eq!(unreachable(extension("server_error")), Some(false));
+        assert_eq!(
+            unreachable(extension("temporarily_unavailable")),
+            Some(false)
+        );
+        // An HTTP 5xx answer (see `TokenHttp`): not a connection failure, so the IdP is not marked down.
+        let status = RequestTokenError::Request(HttpClientError::Other("HTTP 503".into()));
+        assert_eq!(unreachable(status), Some(false));
+        // A 2xx or 4xx answer that is not OAuth is the IdP's (wrong) answer.
+        assert_eq!(unreachable(RequestTokenError::Other("odd".into())), None);
+    }
 }

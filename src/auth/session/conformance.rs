@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{LookupMiss, OidcTokens, Session, SessionId, SessionStore, Sessions, User};
+use super::{
+    EvictionReason, LookupMiss, OidcTokens, Session, SessionId, SessionLimits, SessionStore,
+    Sessions, User,
+};
 use crate::clock::unix_now;
 use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::SetCookie;
@@ -17,11 +20,14 @@ use crate::jar::SetCookie;
 pub(crate) async fn run<S: SessionStore>(make: impl Fn() -> S) {
     insert_get_and_remove(&make()).await;
     insert_replaces_a_record_with_the_same_id(&make()).await;
+    update_never_brings_an_ended_session_back(&make()).await;
     touch_records_activity(&make()).await;
     purge_drops_only_expired_sessions(&make()).await;
     logout_by_subject_and_sid_ends_only_the_named_sessions(&make()).await;
     jars_end_with_their_session(&make()).await;
+    new_sign_ins_end_the_least_recently_active_beyond_the_limits(&make()).await;
     lookup_binds_sessions_to_their_tenant_and_timeouts(make()).await;
+    activity_between_writes_counts_for_the_idle_timeout(make()).await;
 }
 
 pub(crate) fn settings() -> SessionSettings {
@@ -30,6 +36,7 @@ pub(crate) fn settings() -> SessionSettings {
         absolute_timeout: Duration::from_secs(600),
         pending_sign_ins_per_client: 10,
         pending_sign_ins_per_tenant: 100,
+        ..SessionSettings::default()
     }
 }
 
@@ -60,6 +67,7 @@ fn with_sid(tenant_id: &str, subject: &str, sid: &str) -> Session {
         refresh_token: None,
         id_token: "id".into(),
         sid: Some(sid.into()),
+        refresh_deferred_since: None,
     })
 }
 
@@ -95,6 +103,22 @@ async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
     store.insert(session).await.unwrap();
     let stored = store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.user.groups, ["new"]);
+}
+
+/// A refresh that finishes after the session ended (sign-out, logout, eviction) writes nothing.
+async fn update_never_brings_an_ended_session_back(store: &impl SessionStore) {
+    let mut session = Session::new(&tenant("acme"), user("alice"));
+    let id = session.id.clone();
+    store.insert(session.clone()).await.unwrap();
+    session.user.groups = vec!["refreshed".into()];
+    assert!(store.update(session.clone()).await.unwrap());
+    assert_eq!(
+        store.get(&id).await.unwrap().unwrap().user.groups,
+        ["refreshed"]
+    );
+    store.remove(&id).await.unwrap();
+    assert!(!store.update(session).await.unwrap());
+    assert!(!present(store, &id).await, "an ended session stays ended");
 }
 
 async fn touch_records_activity(store: &impl SessionStore) {
@@ -192,6 +216,84 @@ pub(crate) async fn jars_end_with_their_session(store: &impl SessionStore) {
             .unwrap();
         assert!(store.jar(id, &app("app")).await.unwrap().is_none());
     }
+}
+
+/// A new sign-in ends the user's least recently active sessions beyond the per-user limit, then anyone's
+/// beyond the total, never itself; the ended sessions are returned (for the audit) and gone, jars too.
+async fn new_sign_ins_end_the_least_recently_active_beyond_the_limits(store: &impl SessionStore) {
+    let limits = SessionLimits {
+        total: 4,
+        per_user: 2,
+    };
+    let aged = |subject: &str, tenant_id: &str, idle: u64| {
+        let mut session = Session::new(&tenant(tenant_id), user(subject));
+        session.last_seen -= idle;
+        session
+    };
+    let alice_old = aged("alice", "acme", 30);
+    let alice_recent = aged("alice", "acme", 10);
+    let alice_elsewhere = aged("alice", "globex", 50);
+    let ids: Vec<SessionId> = [&alice_old, &alice_recent, &alice_elsewhere]
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    for session in [alice_old, alice_recent, alice_elsewhere] {
+        assert!(store.insert_new(session, limits).await.unwrap().is_empty());
+    }
+    let now = unix_now();
+    let cookie = vec![SetCookie::parse("sid=1; Path=/", "/", now).unwrap()];
+    store
+        .update_jar(&ids[0], &app("app"), cookie, now)
+        .await
+        .unwrap();
+    assert!(store.jar(&ids[0], &app("app")).await.unwrap().is_some());
+    // A third alice session of acme: her least recently active one of acme goes, not globex's.
+    let third = Session::new(&tenant("acme"), user("alice"));
+    let third_id = third.id.clone();
+    let ended = store.insert_new(third, limits).await.unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].session.id, ids[0]);
+    assert_eq!(ended[0].reason, EvictionReason::PerUser);
+    assert!(!present(store, &ids[0]).await);
+    assert!(store.jar(&ids[0], &app("app")).await.unwrap().is_none());
+    assert!(present(store, &ids[1]).await && present(store, &ids[2]).await);
+    // The store holds 3; bob's makes 4; carol's makes 5, over the total: the least recently active
+    // of all (alice at globex, idle 50 s) goes.
+    assert!(
+        store
+            .insert_new(aged("bob", "acme", 5), limits)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ended = store
+        .insert_new(Session::new(&tenant("acme"), user("carol")), limits)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].session.id, ids[2]);
+    assert_eq!(ended[0].reason, EvictionReason::Total);
+    assert!(present(store, &third_id).await && present(store, &ids[1]).await);
+}
+
+/// The idle timeout counts activity to the second although the store is written only now and then:
+/// a session used a moment ago is alive even when its stored `last_seen` is older than the timeout.
+async fn activity_between_writes_counts_for_the_idle_timeout(store: impl SessionStore) {
+    let sessions = Sessions::new(Arc::new(store));
+    // Seen 10 s ago by the store: too recent to write again (every 15 s with a 60 s idle timeout).
+    let mut session = Session::new(&tenant("acme"), user("a"));
+    session.last_seen -= 10;
+    let id = session.id.clone();
+    sessions.insert(session).await.unwrap();
+    let used = sessions
+        .lookup(&id, &tenant("acme"), &settings())
+        .await
+        .unwrap();
+    let now = unix_now();
+    assert!(used.last_active() >= now, "the lookup is the last activity");
+    // 55 s from now is 65 s after the stored activity, but only 55 s after the real one.
+    assert!(!used.expired(now + 55, &settings()));
+    assert!(used.expired(now + 62, &settings()));
 }
 
 async fn lookup_binds_sessions_to_their_tenant_and_timeouts(store: impl SessionStore) {

@@ -11,6 +11,7 @@ pub(crate) mod conformance;
 mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -81,6 +82,9 @@ pub struct OidcTokens {
     pub id_token: String,
     /// The IdP's session id, for back-channel logout by `sid`.
     pub sid: Option<String>,
+    /// Unix seconds when a due refresh first found the IdP unreachable; cleared by a refresh. The
+    /// session lives on until `expires_at` plus `sessions.refresh_grace`.
+    pub refresh_deferred_since: Option<u64>,
 }
 
 impl std::fmt::Debug for OidcTokens {
@@ -89,6 +93,7 @@ impl std::fmt::Debug for OidcTokens {
             .field("expires_at", &self.expires_at)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("sid", &self.sid)
+            .field("refresh_deferred_since", &self.refresh_deferred_since)
             .finish_non_exhaustive()
     }
 }
@@ -103,9 +108,36 @@ pub struct Session {
     /// Sent by the shell with state-changing requests; see `http::csrf`.
     pub csrf_token: String,
     pub created_at: u64,
+    /// The last activity the store has recorded (written at most every [`TOUCH_INTERVAL_SECS`], or a
+    /// quarter of the idle timeout if shorter); [`Session::last_active`] is exact.
     pub last_seen: u64,
     /// Present for OIDC sign-ins; dev sign-in has no tokens.
     pub oidc: Option<OidcTokens>,
+    /// Activity recorded in memory on every request, between writes of `last_seen`.
+    activity: Activity,
+}
+
+/// The last activity of a session in this process, in unix seconds (0: none beyond `last_seen`). Shared
+/// by every copy of the record (a clone points at the same counter), so a request that holds an older
+/// copy still records on the current one. A store that hands out fresh copies (a network store) starts
+/// each at 0 and relies on `last_seen`, which [`Sessions::lookup`] writes often enough for that.
+#[derive(Clone, Default)]
+struct Activity(Arc<AtomicU64>);
+
+impl Activity {
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, now: u64) {
+        self.0.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
 }
 
 impl Session {
@@ -119,6 +151,7 @@ impl Session {
             created_at: now,
             last_seen: now,
             oidc: None,
+            activity: Activity::default(),
         }
     }
 
@@ -147,13 +180,20 @@ impl Session {
         }
     }
 
+    /// The last activity, exact in this process: the later of the stored and the in-memory record.
+    pub fn last_active(&self) -> u64 {
+        self.last_seen.max(self.activity.get())
+    }
+
     pub(crate) fn expired(&self, now: u64, settings: &SessionSettings) -> bool {
-        now.saturating_sub(self.last_seen) > settings.idle_timeout.as_secs()
+        now.saturating_sub(self.last_active()) > settings.idle_timeout.as_secs()
             || now.saturating_sub(self.created_at) > settings.absolute_timeout.as_secs()
     }
 }
 
-/// Touch the store at most this often per session, so a busy page does not write on every request.
+/// Write activity to the store at most this often per session (or every quarter of the idle timeout, if
+/// that is shorter), so a busy page does not write on every request. Between writes the activity is
+/// kept in memory, so the idle timeout counts it exactly.
 const TOUCH_INTERVAL_SECS: u64 = 30;
 
 /// The session rules on top of a store: tenant binding and timeouts. The store is private: every read
@@ -161,6 +201,48 @@ const TOUCH_INTERVAL_SECS: u64 = 30;
 #[derive(Clone)]
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
+}
+
+/// How many sessions a store keeps (`sessions.max_sessions`, `sessions.max_sessions_per_user`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub total: usize,
+    pub per_user: usize,
+}
+
+impl SessionLimits {
+    pub fn of(settings: &SessionSettings) -> Self {
+        SessionLimits {
+            total: settings.max_sessions,
+            per_user: settings.max_sessions_per_user,
+        }
+    }
+}
+
+/// Which limit made a new sign-in end an older session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionReason {
+    /// The user had `max_sessions_per_user` already.
+    PerUser,
+    /// The store had `max_sessions` already.
+    Total,
+}
+
+impl EvictionReason {
+    /// The config key that was reached, for the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictionReason::PerUser => "max_sessions_per_user",
+            EvictionReason::Total => "max_sessions",
+        }
+    }
+}
+
+/// A session a new sign-in ended, and why.
+#[derive(Debug)]
+pub struct Eviction {
+    pub session: Arc<Session>,
+    pub reason: EvictionReason,
 }
 
 /// Why a presented session id did not yield a session.
@@ -207,7 +289,11 @@ impl Sessions {
             let _ = self.store.remove(id).await;
             return Err(LookupMiss::Expired);
         }
-        if now.saturating_sub(session.last_seen) >= TOUCH_INTERVAL_SECS {
+        session.activity.record(now);
+        let write_every = TOUCH_INTERVAL_SECS
+            .min(settings.idle_timeout.as_secs() / 4)
+            .max(1);
+        if now.saturating_sub(session.last_seen) >= write_every {
             if let Err(error) = self.store.touch(id, now).await {
                 tracing::warn!(%error, "session touch failed");
             }
@@ -215,7 +301,26 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Stores a new session, or the refreshed record of an existing one.
+    /// Stores a new sign-in's session, ending the least recently active sessions beyond the limits
+    /// (the user's own first); returns the ended ones, for the audit trail.
+    pub async fn start(
+        &self,
+        session: Session,
+        settings: &SessionSettings,
+    ) -> Result<Vec<Eviction>, StoreError> {
+        self.store
+            .insert_new(session, SessionLimits::of(settings))
+            .await
+    }
+
+    /// Replaces the record of a session that still exists (a refresh); false if it has ended
+    /// meanwhile, and then nothing is written.
+    pub async fn update(&self, session: Session) -> Result<bool, StoreError> {
+        self.store.update(session).await
+    }
+
+    /// Stores a record as it is, new or not (a new sign-in goes through [`Self::start`], a refresh
+    /// through [`Self::update`]).
     pub async fn insert(&self, session: Session) -> Result<(), StoreError> {
         self.store.insert(session).await
     }

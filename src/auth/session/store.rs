@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{Session, SessionId};
+use super::{Eviction, EvictionReason, Session, SessionId, SessionLimits};
 use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SessionJars, SetCookie};
 
@@ -26,6 +26,19 @@ pub struct StoreError(pub String);
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores the session, replacing one with the same id (a refresh writes the whole record again).
     async fn insert(&self, session: Session) -> Result<(), StoreError>;
+    /// Stores a new sign-in's session, then ends sessions beyond `limits`, least recently active first
+    /// and never `session` itself: first the user's own (same tenant and subject) beyond
+    /// `limits.per_user`, then any beyond `limits.total`. Returns what it ended (jars included), in
+    /// one step, so concurrent sign-ins cannot both slip under a limit.
+    async fn insert_new(
+        &self,
+        session: Session,
+        limits: SessionLimits,
+    ) -> Result<Vec<Eviction>, StoreError>;
+    /// Replaces the record of a session that still exists (a refresh); writes nothing and returns
+    /// false when it has ended meanwhile, so a refresh that finishes after a sign-out, a back-channel
+    /// logout or an eviction cannot bring the session back.
+    async fn update(&self, session: Session) -> Result<bool, StoreError>;
     /// The session, shared: a lookup on every request must not copy its user and tokens.
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError>;
     /// Records activity; may be skipped by the caller when the last touch is recent.
@@ -88,6 +101,68 @@ impl SessionStore for MemoryStore {
             .write()
             .insert(session.id.clone(), Arc::new(session));
         Ok(())
+    }
+
+    async fn insert_new(
+        &self,
+        session: Session,
+        limits: SessionLimits,
+    ) -> Result<Vec<Eviction>, StoreError> {
+        let mut sessions = self.sessions.write();
+        let (new_id, tenant, subject) = (
+            session.id.clone(),
+            session.tenant.clone(),
+            session.user.subject.clone(),
+        );
+        sessions.insert(new_id.clone(), Arc::new(session));
+        let mut evicted = Vec::new();
+        // One pass over every session per sign-in (a sign-in is rare next to requests); the scans for
+        // the least recently active run only when a limit is exceeded.
+        let mut own: Vec<Arc<Session>> = sessions
+            .values()
+            .filter(|s| s.id != new_id && s.tenant == tenant && s.user.subject == subject)
+            .cloned()
+            .collect();
+        if own.len() >= limits.per_user {
+            own.sort_by_key(|s| (s.last_active(), s.created_at));
+            let excess = own.len() + 1 - limits.per_user;
+            for session in own.into_iter().take(excess) {
+                sessions.remove(&session.id);
+                evicted.push(Eviction {
+                    session,
+                    reason: EvictionReason::PerUser,
+                });
+            }
+        }
+        while sessions.len() > limits.total.max(1) {
+            let Some(oldest) = sessions
+                .values()
+                .filter(|s| s.id != new_id)
+                .min_by_key(|s| (s.last_active(), s.created_at))
+                .cloned()
+            else {
+                break;
+            };
+            sessions.remove(&oldest.id);
+            evicted.push(Eviction {
+                session: oldest,
+                reason: EvictionReason::Total,
+            });
+        }
+        if !evicted.is_empty() {
+            self.drop_ended_jars(&sessions);
+        }
+        Ok(evicted)
+    }
+
+    async fn update(&self, session: Session) -> Result<bool, StoreError> {
+        Ok(match self.sessions.write().get_mut(&session.id) {
+            Some(stored) => {
+                *stored = Arc::new(session);
+                true
+            }
+            None => false,
+        })
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {

@@ -340,6 +340,31 @@ pub(super) fn sessions(raw: Option<&Val<RawSessions>>, cx: &mut Cx<'_>) -> Optio
         defaults.pending_sign_ins_per_tenant,
         values::count,
     );
+    let refresh_grace = values::optional(
+        cx,
+        "refresh_grace",
+        raw.refresh_grace.as_ref(),
+        defaults.refresh_grace,
+        |text| match text.trim() {
+            // Zero is meaningful here: no grace, a session ends with its access token.
+            "0" | "0s" => Ok(Duration::ZERO),
+            other => values::duration(other),
+        },
+    );
+    let max_sessions = values::optional(
+        cx,
+        "max_sessions",
+        raw.max_sessions.as_ref(),
+        defaults.max_sessions,
+        values::count,
+    );
+    let max_sessions_per_user = values::optional(
+        cx,
+        "max_sessions_per_user",
+        raw.max_sessions_per_user.as_ref(),
+        defaults.max_sessions_per_user,
+        values::count,
+    );
     if let (Some(idle), Some(absolute)) = (idle_timeout, absolute_timeout) {
         if idle > absolute {
             cx.error_at(
@@ -356,6 +381,9 @@ pub(super) fn sessions(raw: Option<&Val<RawSessions>>, cx: &mut Cx<'_>) -> Optio
         absolute_timeout: absolute_timeout?,
         pending_sign_ins_per_client: per_client?,
         pending_sign_ins_per_tenant: per_tenant?,
+        refresh_grace: refresh_grace?,
+        max_sessions: max_sessions?,
+        max_sessions_per_user: max_sessions_per_user?,
     })
 }
 
@@ -437,6 +465,13 @@ mod tests {
                     "sessions: { store: redis, idle_timeout: 2d, absolute_timeout: 1d, pending_sign_ins_per_tenant: 0 }",
                 ),
             ),
+            (
+                "session limits and refresh grace",
+                with(
+                    "sessions: { refresh_grace: soon, max_sessions: 0, max_sessions_per_user: many }",
+                ),
+            ),
+            ("no refresh grace", with("sessions: { refresh_grace: 0s }")),
             ("bad durations", with("sessions: { idle_timeout: soon }")),
             (
                 "proxy",

@@ -3,6 +3,7 @@
 //! asymmetric ID token algorithms.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::values;
 use crate::config::diagnose::Cx;
@@ -115,6 +116,19 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
             .to_owned()
     });
     let signing_algs = signing_algs(raw, cx);
+    let probe_interval = values::optional(
+        cx,
+        "probe_interval",
+        raw.probe_interval.as_ref(),
+        OidcSettings::DEFAULT_PROBE_INTERVAL,
+        |text| match values::duration(text)? {
+            interval if interval < Duration::from_secs(1) => Err(values::Bad::new(
+                "the IdP is probed at most once a second",
+                "e.g. 30s",
+            )),
+            interval => Ok(interval),
+        },
+    );
     let issuer = issuer.and_then(|(issuer, mark)| match values::check_issuer(&issuer) {
         Ok(()) => Some(issuer),
         Err(message) => {
@@ -130,6 +144,7 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
         scopes: scopes?,
         groups_claim: groups_claim?.split('.').map(str::to_owned).collect(),
         signing_algs,
+        probe_interval: probe_interval?,
     })
 }
 
@@ -262,6 +277,12 @@ mod tests {
                 "a good client",
                 origin(
                     "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, scopes: [groups, openid], groups_claim: realm_access.roles } }",
+                ),
+            ),
+            (
+                "a probe interval under a second",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, probe_interval: 500ms } }",
                 ),
             ),
         ];
