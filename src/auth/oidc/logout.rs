@@ -177,7 +177,10 @@ impl OidcRegistry {
             Err(LogoutTokenError::UnknownKey) => {
                 // The IdP may have rotated its keys since the last discovery: look once more.
                 let (idp, _) = self.idp(tenant)?;
-                if !self.refetch_keys(&idp, super::KeyTrigger::LogoutToken).await {
+                if !self
+                    .refetch_keys(&idp, super::KeyTrigger::LogoutToken)
+                    .await
+                {
                     return Err(LogoutTokenError::UnknownKey.into_auth());
                 }
                 self.check_logout_token(tenant, token)
