@@ -260,6 +260,14 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         session,
         reason,
     } = event.fields();
+    // Every event is counted too (`portico_audit_events_total` and the family it belongs to).
+    crate::telemetry::metrics::audit_event(&crate::telemetry::metrics::AuditRecord {
+        event: event.name(),
+        outcome: event.outcome().as_str(),
+        tenant,
+        method,
+        reason,
+    });
     // The level of a tracing call is fixed per call site, so the one field list is written for both.
     macro_rules! audit_line {
         ($level:expr) => {

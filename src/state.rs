@@ -17,6 +17,7 @@ use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
 use crate::proxy::client::UpstreamClient;
+use crate::telemetry::{Access, Metrics};
 
 /// The server's shared state, one pointer wide: axum clones the state for every request and every
 /// extractor, so a clone must be one reference-count increment, not one per field.
@@ -49,6 +50,10 @@ pub struct SharedState {
     pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.
     pub listen: SocketAddr,
+    /// The Prometheus metrics (`GET /metrics` on the admin listener).
+    pub metrics: Arc<Metrics>,
+    /// The access layer's state: the metrics and the trusted proxies (fixed at start).
+    pub access: Access,
 }
 
 impl SharedState {

@@ -32,6 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::GaugeGuard;
+
 /// The limits of one listener, from `server:`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -48,6 +51,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -83,8 +87,9 @@ pub(super) async fn serve(
         };
         let router = router.clone();
         let watcher = graceful.watcher();
+        let open = metrics.connection();
         tokio::spawn(async move {
-            let _held: (OwnedSemaphorePermit, ClientSlot) = (slot, client);
+            let _held: (OwnedSemaphorePermit, ClientSlot, GaugeGuard) = (slot, client, open);
             let Some((http2, io)) = sniff(stream, limits.header_read_timeout).await else {
                 return;
             };
@@ -136,13 +141,39 @@ pub(super) async fn serve(
             };
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, "connection ended with an error");
+                log_refused_request(peer, &*error);
             }
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// A request hyper refused before the router saw it (a bad request line, a head over the limit) was
+/// answered 400, 414 or 431 by hyper: it gets an access line too, with the client's address.
+fn log_refused_request(peer: std::net::SocketAddr, error: &(dyn std::error::Error + 'static)) {
+    let Some(hyper) = error
+        .downcast_ref::<hyper::Error>()
+        .filter(|e| e.is_parse())
+    else {
+        tracing::debug!(%error, "connection ended with an error");
+        return;
+    };
+    let status: u16 = if !hyper.is_parse_too_large() {
+        400
+    } else if hyper.to_string().contains("URI") {
+        414
+    } else {
+        431
+    };
+    tracing::info!(
+        target: "access",
+        client = %peer.ip(),
+        status,
+        refused = %hyper,
+        "malformed request refused"
+    );
 }
 
 /// Reads until the protocol is known, within `timeout`: HTTP/2 (the whole preface) or HTTP/1 (the first

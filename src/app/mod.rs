@@ -18,6 +18,7 @@ use crate::auth::session::Sessions;
 use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
+use crate::telemetry::{Access, Metrics};
 
 mod listener;
 mod router;
@@ -101,6 +102,7 @@ impl App {
             let admin_router = admin::router(admin::AdminState {
                 config: state.config.clone(),
                 oidc: state.oidc.clone(),
+                metrics: state.metrics.clone(),
             });
             tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
             tokio::spawn(async move {
@@ -125,7 +127,15 @@ impl App {
             max_connections: snapshot.server.max_connections,
             max_connections_per_client: snapshot.server.max_connections_per_client,
         };
-        listener::serve(self.listener, router(state), limits, shutdown_signal()).await
+        let metrics = state.metrics.clone();
+        listener::serve(
+            self.listener,
+            router(state),
+            limits,
+            metrics,
+            shutdown_signal(),
+        )
+        .await
     }
 }
 
@@ -140,13 +150,22 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     } else {
         SigningKeys::from_files(&config.server.signing_keys)?
     };
+    let sessions = Sessions::in_memory();
+    let metrics = Arc::new(Metrics::new({
+        let sessions = sessions.clone();
+        move || sessions.count()
+    }));
+    let access = Access::new(metrics.clone(), config.server.trusted_proxies.clone());
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
         oidc: Arc::new(OidcRegistry::new(&config.tenants)?),
-        upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout),
-        sessions: Sessions::in_memory(),
+        upstreams: UpstreamClient::new(config.proxy.connect_timeout, config.proxy.idle_timeout)
+            .with_websocket_gauge(metrics.websockets()),
+        sessions,
+        metrics,
+        access,
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,
     }))

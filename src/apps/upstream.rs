@@ -4,6 +4,7 @@
 //! origin-wide headers).
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -18,6 +19,7 @@ use crate::jar;
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
 use crate::proxy::{self, Forward, Target};
+use crate::telemetry::{Labels, RequestId, UpstreamCall};
 
 /// Phase 4 for an upstream app: prepare, send, shape.
 pub(super) async fn forward(
@@ -35,10 +37,16 @@ pub(super) async fn forward(
     let roles = call.signed_in.roles.names();
     let claims = user_claims(call, &roles);
     let identity = identity(call, &claims);
+    let labels = request.extensions().get::<Labels>().cloned();
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::header);
+    let hop = Hop::of(call.peer, call.context, call.state.listen).with_request_id(request_id);
     let mut prepared = proxy::prepare(
         request,
         Forward {
-            hop: Hop::of(call.peer, call.context, call.state.listen),
+            hop,
             identity: Some(&identity),
             cookies,
             websocket: true,
@@ -46,7 +54,8 @@ pub(super) async fn forward(
     );
     // The client's URI, for its query; the client replaces it with the upstream's.
     let client_uri = std::mem::take(&mut prepared.parts.uri);
-    let mut response = call
+    let started = Instant::now();
+    let result = call
         .state
         .upstreams
         .forward(
@@ -59,7 +68,11 @@ pub(super) async fn forward(
             call.context.config.proxy.response_timeout,
             prepared.upgrade,
         )
-        .await?;
+        .await;
+    if let Some(labels) = labels {
+        labels.upstream(UpstreamCall::of(started, proxy::outcome(&result)));
+    }
+    let mut response = result?;
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
     Ok(response)
 }

@@ -104,13 +104,16 @@ async fn refreshed(
         }
         // The IdP is briefly unreachable: keep the session on its current roles rather than signing
         // everyone out; the next request tries again.
-        Err(AuthError::SignInUnavailable(_)) => state
-            .sessions
-            .current(id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or(AuthError::NotSignedIn),
+        Err(AuthError::SignInUnavailable(_)) => {
+            crate::telemetry::metrics::refresh_event(&tenant.id, "unavailable");
+            state
+                .sessions
+                .current(id)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(AuthError::NotSignedIn)
+        }
         Err(error) => Err(error),
     }
 }

@@ -61,6 +61,10 @@ pub(crate) struct RawServer {
     pub max_connections: Option<Val<Env>>,
     /// Open connections from one client address (an IPv6 /64 counts as one); more get 429 (default 256).
     pub max_connections_per_client: Option<Val<Env>>,
+    /// Proxies (load balancers) in front of portico, as CIDRs (`10.0.0.0/8`, `2001:db8::/32`, or one
+    /// address): from them, `X-Forwarded-For` names the client on the access line and a sent
+    /// `X-Request-Id` is kept. Default: none, so no client-sent header is believed.
+    pub trusted_proxies: Option<Val<Texts>>,
 }
 
 /// `sessions:`

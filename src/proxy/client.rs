@@ -17,16 +17,21 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::ProxyError;
 use super::guard::exceeded;
 use super::headers::remove_hop_by_hop;
 use crate::config::Upstream;
+use crate::telemetry::metrics::GaugeGuard;
 
 /// A keep-alive connection pool shared by all apps and tenants; it outlives config reloads.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, Body>,
     idle_timeout: Duration,
+    /// Open WebSocket joins, for the metrics (a detached gauge when nobody reads it).
+    websockets: Gauge,
 }
 
 impl UpstreamClient {
@@ -42,7 +47,14 @@ impl UpstreamClient {
         UpstreamClient {
             client,
             idle_timeout,
+            websockets: Gauge::default(),
         }
+    }
+
+    /// Counts open WebSocket joins in `gauge`.
+    pub fn with_websocket_gauge(mut self, gauge: Gauge) -> Self {
+        self.websockets = gauge;
+        self
     }
 
     /// Sends `request` (headers already cleaned) to `upstream` at `target` below its base path.
@@ -97,7 +109,11 @@ impl UpstreamClient {
         if let Some(client_upgrade) = client_upgrade {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade));
+                let open = GaugeGuard::new(&self.websockets);
+                tokio::spawn(async move {
+                    join_upgraded(client_upgrade, upstream_upgrade).await;
+                    drop(open);
+                });
                 let (mut parts, _) = response.into_parts();
                 // The handshake's Connection/Upgrade must reach the browser; nothing else hop-by-hop.
                 let connection = parts.headers.get(CONNECTION).cloned();

@@ -484,6 +484,7 @@ async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
     let admin = portico::admin::router(portico::admin::AdminState {
         config: state.config.clone(),
         oidc: state.oidc.clone(),
+        metrics: state.metrics.clone(),
     });
     let alive = admin
         .clone()

@@ -106,6 +106,7 @@ impl OidcRegistry {
             .insert(session.clone())
             .await
             .map_err(AuthError::StoreUnavailable)?;
+        crate::telemetry::metrics::refresh_event(&session.tenant, "success");
         Ok(Arc::new(session))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
-use crate::config::model::{ProxySettings, ServerSettings, SessionSettings};
+use crate::config::model::{Cidr, ProxySettings, ServerSettings, SessionSettings};
 use crate::config::raw::{Env, RawProxy, RawServer, RawSessions, Val};
 
 pub(super) fn server(
@@ -52,6 +52,7 @@ pub(super) fn server(
         values::count,
     );
     let signing_keys = signing_keys(raw, cx, base_dir);
+    let trusted_proxies = trusted_proxies(raw, cx);
     Some(ServerSettings {
         listen: listen?,
         admin_listen: admin_listen?,
@@ -59,7 +60,33 @@ pub(super) fn server(
         header_read_timeout: header_read_timeout?,
         max_connections: max_connections?,
         max_connections_per_client: max_connections_per_client?,
+        trusted_proxies: trusted_proxies?,
     })
+}
+
+/// `trusted_proxies`: each entry a CIDR or an address; every broken entry is reported.
+fn trusted_proxies(raw: &RawServer, cx: &mut Cx<'_>) -> Option<Vec<Cidr>> {
+    let Some(list) = raw.trusted_proxies.as_ref() else {
+        return Some(Vec::new());
+    };
+    let list = list.get()?;
+    let mut networks = Vec::new();
+    let mut broken = false;
+    for (index, item) in list.0.iter().enumerate() {
+        let network = values::parsed(cx, &format!("trusted_proxies[{index}]"), item, |text| {
+            text.parse::<Cidr>().map_err(|why| {
+                Bad::new(
+                    format!("`{text}` is not a network: {why}"),
+                    "a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or one address",
+                )
+            })
+        });
+        match network {
+            Some(network) => networks.push(network),
+            None => broken = true,
+        }
+    }
+    (!broken).then_some(networks)
 }
 
 /// `signing_keys`: files relative to the config file, each readable now.
@@ -237,6 +264,12 @@ mod tests {
                 with("server: { listen: \"${PORT}\" }"),
             ),
             ("version", with("version: 2")),
+            (
+                "trusted proxies",
+                with(
+                    "server: { trusted_proxies: [10.0.0.0/8, \"::1\", 10.0.0.0/33, proxy.local] }",
+                ),
+            ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
     }
