@@ -9,6 +9,7 @@ mod cookie_jar;
 mod edge;
 mod fake_idp;
 mod helpers;
+mod metrics;
 mod oidc_negative;
 mod oidc_real;
 mod oneshot;
