@@ -406,6 +406,15 @@ impl Metrics {
             .set(not_after_unix);
     }
 
+    /// [`Metrics::set_certificate_expiry`] from a certificate in DER (the first of a chain); a
+    /// certificate that cannot be parsed is left out and reported.
+    pub fn set_certificate_expiry_der(&self, name: &str, der: &[u8]) -> Result<(), String> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(der)
+            .map_err(|error| format!("certificate `{name}` cannot be read: {error}"))?;
+        self.set_certificate_expiry(name, certificate.validity().not_after.timestamp());
+        Ok(())
+    }
+
     /// Forgets the certificates no longer served (all of them before a reload sets the new ones).
     pub fn clear_certificate_expiry(&self) {
         self.certificate_expiry.clear();
@@ -627,6 +636,30 @@ mod tests {
         ));
         assert!(text.contains("portico_sessions 3"));
         assert!(text.contains("portico_upstream_duration_seconds_bucket{le=\"0.025\",tenant=\"acme\",app=\"grafana\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn certificate_expiry_is_read_from_the_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["acme.test".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2030, 1, 2);
+        let certificate = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let metrics = Metrics::new(|| None);
+        metrics
+            .set_certificate_expiry_der("acme.test", certificate.der())
+            .unwrap();
+        assert!(metrics.set_certificate_expiry_der("junk", b"nope").is_err());
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(
+                "portico_certificate_expiry_timestamp_seconds{name=\"acme.test\"} 1893542400"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("junk"));
+        metrics.clear_certificate_expiry();
+        assert!(!metrics.encode().unwrap().contains("acme.test"));
     }
 
     #[test]
