@@ -18,7 +18,7 @@ use crate::auth::session::Sessions;
 use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::state::{AppState, SharedState};
-use crate::telemetry::{Access, Metrics};
+use crate::telemetry::{Access, Metrics, SpanSink};
 
 mod listener;
 mod router;
@@ -155,7 +155,16 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         let sessions = sessions.clone();
         move || sessions.count()
     }));
-    let access = Access::new(metrics.clone(), config.server.trusted_proxies.clone());
+    let spans = config
+        .telemetry
+        .otlp_endpoint
+        .clone()
+        .and_then(SpanSink::start);
+    let access = Access::new(
+        metrics.clone(),
+        config.server.trusted_proxies.clone(),
+        spans,
+    );
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),

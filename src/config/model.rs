@@ -22,6 +22,15 @@ pub struct Config {
     pub default_tenant: Option<TenantId>,
     /// Where this config came from (a path, or "embedded default"), for logs.
     pub source: String,
+    /// Trace export (read at start, like the listeners).
+    pub telemetry: TelemetrySettings,
+}
+
+/// `telemetry:`
+#[derive(Debug, Clone, Default)]
+pub struct TelemetrySettings {
+    /// Where request spans are posted as OTLP/HTTP JSON; `None`: no trace export.
+    pub otlp_endpoint: Option<http::Uri>,
 }
 
 impl Config {

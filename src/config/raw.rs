@@ -39,6 +39,29 @@ pub(crate) struct RawConfig {
     pub tenants: Option<Val<Named<Val<RawTenant>>>>,
     /// Apps defined once and enabled for several tenants, each checked against that tenant's roles.
     pub shared_apps: Option<Val<Vec<Val<RawSharedApp>>>>,
+    /// Trace export; off by default.
+    pub telemetry: Option<Val<RawTelemetry>>,
+}
+
+/// `telemetry:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "telemetry"))]
+pub(crate) struct RawTelemetry {
+    /// OpenTelemetry trace export over OTLP/HTTP (JSON): one server span per request, in batches.
+    pub otlp: Option<Val<RawOtlp>>,
+}
+
+/// `telemetry.otlp:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "otlp"))]
+pub(crate) struct RawOtlp {
+    /// Where spans are posted: the full `http://` URL of the traces endpoint, e.g.
+    /// `http://127.0.0.1:4318/v1/traces` (an OpenTelemetry Collector beside portico). Required.
+    pub endpoint: Option<Val<Env>>,
 }
 
 /// `server:`

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use super::metrics::{self, Metrics, RequestRecord};
+use super::otlp::{self, SpanSink};
 use super::{Labels, RequestId, Taken, X_REQUEST_ID};
 use crate::config::Cidr;
 
@@ -36,13 +37,16 @@ pub struct Access(Arc<AccessInner>);
 struct AccessInner {
     metrics: Arc<Metrics>,
     trusted: Vec<Cidr>,
+    /// Where request spans go, when trace export is on.
+    spans: Option<SpanSink>,
 }
 
 impl Access {
-    pub fn new(metrics: Arc<Metrics>, trusted_proxies: Vec<Cidr>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: Vec<Cidr>, spans: Option<SpanSink>) -> Self {
         Access(Arc::new(AccessInner {
             metrics,
             trusted: trusted_proxies,
+            spans,
         }))
     }
 
@@ -115,6 +119,18 @@ pub async fn access_log(
         .map(|ConnectInfo(peer)| *peer);
     let client = access.client(peer, request.headers());
     let request_id = RequestId(access.request_id(peer, request.headers()));
+    let trace = access.0.spans.is_some().then(|| {
+        let trusted = peer
+            .filter(|peer| access.trusts(peer.ip()))
+            .map(|_| request.headers());
+        let (trace_id, span_id, parent) = otlp::ids(trusted);
+        Box::new(TraceStart {
+            trace_id,
+            span_id,
+            parent,
+            start: SystemTime::now(),
+        })
+    });
     let labels = Labels::default();
     request.extensions_mut().insert(request_id.clone());
     request.extensions_mut().insert(labels.clone());
@@ -144,6 +160,7 @@ pub async fn access_log(
         client,
         status: response.status().as_u16(),
         labels,
+        trace,
     };
     if http_body::Body::is_end_stream(response.body()) {
         pending.finish(0, End::Complete);
@@ -178,6 +195,14 @@ impl End {
     }
 }
 
+/// A request's span, when trace export is on (boxed: the common case carries one pointer).
+struct TraceStart {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    parent: Option<[u8; 8]>,
+    start: SystemTime,
+}
+
 /// Everything the access line needs once the body ends.
 struct Pending {
     access: Access,
@@ -189,6 +214,7 @@ struct Pending {
     client: Option<IpAddr>,
     status: u16,
     labels: Labels,
+    trace: Option<Box<TraceStart>>,
 }
 
 impl Pending {
@@ -215,6 +241,10 @@ impl Pending {
             metrics.upstream_body_error(tenant.as_ref(), app.as_ref());
         }
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let trace_id = self
+            .trace
+            .as_ref()
+            .map(|trace| crate::token::hex(&trace.trace_id));
         tracing::info!(
             target: "access",
             request_id = self.request_id.as_str(),
@@ -234,7 +264,25 @@ impl Pending {
             tenant = tenant.as_ref().map_or("-", |t| t.as_str()),
             user = user.as_deref().unwrap_or("-"),
             app = app.as_ref().map_or("-", |a| a.as_str()),
+            trace_id = trace_id.as_deref(),
         );
+        if let (Some(trace), Some(sink)) = (self.trace, &self.access.0.spans) {
+            sink.send(otlp::Span {
+                trace_id: trace.trace_id,
+                span_id: trace.span_id,
+                parent_span_id: trace.parent,
+                start: trace.start,
+                duration: self.started.elapsed(),
+                method: self.method,
+                path: self.uri,
+                status: self.status,
+                tenant: tenant.map(|t| t.as_str().to_owned()),
+                app: app.map(|a| a.as_str().to_owned()),
+                request_id: self.request_id.as_str().to_owned(),
+                upstream_status: upstream.and_then(|call| call.status),
+                completed: end == End::Complete,
+            });
+        }
     }
 }
 
@@ -342,6 +390,7 @@ mod tests {
         Access::new(
             Arc::new(Metrics::new(|| None)),
             trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            None,
         )
     }
 

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod metrics;
+pub mod otlp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 pub use access::{Access, access_log};
 pub use metrics::{LabelText, Metrics};
+pub use otlp::SpanSink;
 
 use crate::config::{AppId, TenantId};
 

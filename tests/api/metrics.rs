@@ -525,3 +525,127 @@ async fn the_upstream_gets_portico_s_request_id_unless_a_trusted_proxy_sent_one(
         }
     }
 }
+
+/// With `telemetry.otlp.endpoint`, each request becomes a server span posted as OTLP/HTTP JSON: trace
+/// and span ids in hex, the method and app as its name, method, path, status, tenant, app and request
+/// id as attributes, an error status for a 5xx; the query is not in it.
+#[tokio::test]
+async fn request_spans_are_exported_as_otlp_json() {
+    let express = Framework::express();
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let collector = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let received = received.clone();
+                async move {
+                    assert_eq!(headers["content-type"], "application/json");
+                    received
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap());
+                    "{}"
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+    let portal = Portal::start(
+        &express,
+        &format!("telemetry: {{ otlp: {{ endpoint: \"http://{collector_addr}/v1/traces\" }} }}"),
+    )
+    .await;
+    let server = &portal.server;
+    let session = server.sign_in(USER).await;
+    let ok = server
+        .get("/apps/reports/overview?token=s3cret")
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    let ok_id = request_id(&ok);
+    ok.bytes().await.unwrap();
+    let down = server.get_as("/apps/down/x", &session).await;
+    let down_id = request_id(&down);
+    down.bytes().await.unwrap();
+
+    let spans = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let spans: Vec<Value> = received
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|body| {
+                    let resource = &body["resourceSpans"][0];
+                    assert_eq!(
+                        resource["resource"]["attributes"][0]["value"]["stringValue"],
+                        "portico"
+                    );
+                    resource["scopeSpans"][0]["spans"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect();
+            let ids: Vec<String> = spans
+                .iter()
+                .map(|s| attribute(s, "portico.request_id"))
+                .collect();
+            if ids.contains(&ok_id) && ids.contains(&down_id) {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the spans reach the collector");
+    let span = |id: &str| {
+        spans
+            .iter()
+            .find(|s| attribute(s, "portico.request_id") == id)
+            .unwrap()
+            .clone()
+    };
+    let ok = span(&ok_id);
+    let hex = |v: &Value, len: usize| {
+        let text = v.as_str().unwrap();
+        text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit()) && text != "0".repeat(len)
+    };
+    assert!(hex(&ok["traceId"], 32), "{ok}");
+    assert!(hex(&ok["spanId"], 16), "{ok}");
+    assert_eq!(ok["name"], "GET reports");
+    assert_eq!(ok["kind"], 2);
+    assert_eq!(attribute(&ok, "http.request.method"), "GET");
+    assert_eq!(attribute(&ok, "url.path"), "/apps/reports/overview");
+    assert_eq!(attribute(&ok, "http.response.status_code"), "200");
+    assert_eq!(attribute(&ok, "portico.tenant"), "acme");
+    assert_eq!(ok["status"]["code"], 0);
+    let start: u128 = ok["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u128 = ok["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    assert!(start > 0 && end >= start);
+    assert!(!ok.to_string().contains("s3cret"));
+    assert!(!ok.to_string().contains(USER));
+    let down = span(&down_id);
+    assert_eq!(attribute(&down, "http.response.status_code"), "502");
+    assert_eq!(down["status"]["code"], 2);
+    assert_ne!(down["traceId"], ok["traceId"]);
+}
+
+/// A span attribute's value as text (strings as they are, integers as their decimal string).
+fn attribute(span: &Value, key: &str) -> String {
+    let found = span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == key)
+        .unwrap_or_else(|| panic!("no attribute {key} in {span}"));
+    let value = &found["value"];
+    value["stringValue"]
+        .as_str()
+        .or(value["intValue"].as_str())
+        .unwrap_or_else(|| panic!("{value}"))
+        .to_owned()
+}

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
-use crate::config::model::{Cidr, ProxySettings, ServerSettings, SessionSettings};
-use crate::config::raw::{Env, RawProxy, RawServer, RawSessions, Val};
+use crate::config::model::{
+    Cidr, ProxySettings, ServerSettings, SessionSettings, TelemetrySettings,
+};
+use crate::config::raw::{Env, RawProxy, RawServer, RawSessions, RawTelemetry, Val};
 
 pub(super) fn server(
     raw: Option<&Val<RawServer>>,
@@ -228,6 +230,47 @@ pub(super) fn proxy(raw: Option<&Val<RawProxy>>, cx: &mut Cx<'_>) -> Option<Prox
     })
 }
 
+/// `telemetry:`: an `otlp` block needs an `http://` endpoint with a host.
+pub(super) fn telemetry(
+    raw: Option<&Val<RawTelemetry>>,
+    cx: &mut Cx<'_>,
+) -> Option<TelemetrySettings> {
+    let Some(raw) = raw else {
+        return Some(TelemetrySettings::default());
+    };
+    let Some(otlp) = raw.get()?.otlp.as_ref() else {
+        return Some(TelemetrySettings::default());
+    };
+    let mark = otlp.mark;
+    let otlp = otlp.get()?;
+    cx.at("otlp", |cx| {
+        let Some(endpoint) = otlp.endpoint.as_ref() else {
+            cx.error(
+                mark,
+                "`endpoint` is required",
+                Some("e.g. `otlp: { endpoint: http://127.0.0.1:4318/v1/traces }`".into()),
+            );
+            return None;
+        };
+        let endpoint = values::parsed(cx, "endpoint", endpoint, |text| {
+            let bad = || {
+                Bad::new(
+                    format!("`{text}` is not an http:// URL"),
+                    "the full traces URL, e.g. http://127.0.0.1:4318/v1/traces (plain HTTP: a collector beside portico)",
+                )
+            };
+            let uri: http::Uri = text.parse().map_err(|_| bad())?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err(bad());
+            }
+            Ok(uri)
+        })?;
+        Some(TelemetrySettings {
+            otlp_endpoint: Some(endpoint),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{BASE, table};
@@ -264,6 +307,14 @@ mod tests {
                 with("server: { listen: \"${PORT}\" }"),
             ),
             ("version", with("version: 2")),
+            (
+                "telemetry",
+                with("telemetry: { otlp: { endpoint: \"https://collector:4318/v1/traces\" } }"),
+            ),
+            (
+                "telemetry without endpoint",
+                with("telemetry: { otlp: {} }"),
+            ),
             (
                 "trusted proxies",
                 with(
