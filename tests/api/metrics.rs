@@ -29,6 +29,15 @@ impl Portal {
     /// Tenant `acme` on host `127.0.0.1` (any port; no default tenant, so other hosts get 404), the
     /// dev user [`USER`], app `reports` in front of `express` and app `down` in front of a closed port.
     async fn start(express: &Framework, server_section: &str) -> Portal {
+        Portal::start_with(express, server_section, None).await
+    }
+
+    /// [`Portal::start`], plus app `ws` in front of `ws_upstream` when given.
+    async fn start_with(
+        express: &Framework,
+        server_section: &str,
+        ws_upstream: Option<&str>,
+    ) -> Portal {
         let closed = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap()
@@ -38,6 +47,10 @@ impl Portal {
             .role("developer", &["eng"])
             .app(app("reports", &["developer"]).upstream(&express.url()))
             .app(app("down", &["developer"]).upstream(&format!("http://{closed}")));
+        let acme = match ws_upstream {
+            Some(url) => acme.app(app("ws", &["developer"]).upstream(url)),
+            None => acme,
+        };
         let yaml = config().top(server_section).tenant(acme).yaml();
         let dir = tempfile::tempdir().unwrap();
         let mut config = compile(&yaml, dir.path());
@@ -648,4 +661,57 @@ fn attribute(span: &Value, key: &str) -> String {
         .or(value["intValue"].as_str())
         .unwrap_or_else(|| panic!("{value}"))
         .to_owned()
+}
+
+/// An open WebSocket is counted while it is open, and no longer once it is closed.
+#[tokio::test]
+async fn open_websockets_are_counted() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let echo = axum::Router::new().route(
+        "/ws",
+        axum::routing::get(|upgrade: axum::extract::ws::WebSocketUpgrade| async move {
+            upgrade.on_upgrade(|mut socket| async move {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+    let express = Framework::express();
+    let portal = Portal::start_with(&express, "", Some(&format!("http://{upstream}"))).await;
+    let session = portal.server.sign_in(USER).await;
+    assert_eq!(portal.metrics().await.get("portico_open_websockets"), 0.0);
+
+    let mut request = format!("ws://{}/apps/ws/ws", portal.server.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", portal.server.origin().parse().unwrap());
+    headers.insert("cookie", session.cookie.parse().unwrap());
+    let (mut socket, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap()
+        .unwrap();
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    let echoed = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap(), Message::Text("hello".into()));
+    assert_eq!(portal.metrics().await.get("portico_open_websockets"), 1.0);
+
+    socket.close(None).await.unwrap();
+    drop(socket);
+    tokio::time::timeout(TIMEOUT, async {
+        while portal.metrics().await.get("portico_open_websockets") != 0.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a closed WebSocket is no longer counted");
 }
