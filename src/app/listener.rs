@@ -160,6 +160,8 @@ fn log_refused_request(peer: std::net::SocketAddr, error: &(dyn std::error::Erro
         tracing::debug!(%error, "connection ended with an error");
         return;
     };
+    // The status hyper answered with (its `on_parse_error`): 414 and 431 are both "too large", told
+    // apart by hyper's message only ("URI too long", "message head is too large").
     let status: u16 = if !hyper.is_parse_too_large() {
         400
     } else if hyper.to_string().contains("URI") {
