@@ -204,7 +204,7 @@ pub struct RequestRecord<'a> {
     pub elapsed: Duration,
     /// The upstream's share of `elapsed` (until its response headers), when one was called.
     pub upstream: Option<Duration>,
-    /// Why the upstream exchange failed ([`crate::proxy::ProxyError::kind`]), if it did.
+    /// Why the upstream exchange failed (`ProxyError::kind`), if it did.
     pub upstream_error: Option<&'static str>,
     /// The response body ended early (client gone, upstream reset mid-body).
     pub cut_short: bool,
