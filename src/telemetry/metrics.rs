@@ -3,7 +3,7 @@
 //! Everything is counted where it is already known: the access layer counts each request when its
 //! response body ends (tenant, app, method, status class, portico's and the upstream's time, upstream
 //! errors by kind, cut-short responses), the tenant listener and the WebSocket joiner hold gauges, the
-//! session count is read when scraped, and every audit event is counted through [`audit_event`], which
+//! session count is read when scraped, and every audit event is counted through `audit_event`, which
 //! `audit::emit` calls (sign-ins, their failures by reason, refreshes and reloads come from there).
 //!
 //! Label values are bounded by construction: a tenant or app label is a config id ([`LabelText`] is
@@ -564,7 +564,7 @@ tokio::task_local! {
     static CURRENT: Arc<Metrics>;
 }
 
-/// Runs `future` with `metrics` as the ones [`audit_event`] counts into. The access layer and the
+/// Runs `future` with `metrics` as the ones `audit_event` counts into. The access layer and the
 /// admin router wrap every request in it; a background task that emits audit events (a reload from a
 /// signal or a file watch) must be wrapped too.
 pub fn scope<F: Future>(metrics: Arc<Metrics>, future: F) -> impl Future<Output = F::Output> {

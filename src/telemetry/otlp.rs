@@ -1,9 +1,9 @@
 //! Optional trace export: one server span per request, posted in batches as OTLP/HTTP JSON to
 //! `telemetry.otlp.endpoint` (e.g. an OpenTelemetry Collector's `http://127.0.0.1:4318/v1/traces`).
 //!
-//! Off unless configured. The request path only builds a small [`Span`] and hands it to a bounded
+//! Off unless configured. The request path only builds a small `Span` and hands it to a bounded
 //! queue with `try_send`: a slow or absent collector costs dropped spans (counted in the log), never a
-//! waiting request. A background task batches (up to [`BATCH`] spans or [`FLUSH_EVERY`]) and posts
+//! waiting request. A background task batches (up to `BATCH` spans or `FLUSH_EVERY`) and posts
 //! with hyper over plain HTTP. The trace id is fresh, or a trusted proxy's (`traceparent`); the span
 //! carries no query string, cookie, token or user id (the access line already names the user; a trace
 //! backend is often more widely readable).
