@@ -1,13 +1,16 @@
-//! The admin listener: liveness and readiness for orchestrators, config reload and its status for
-//! operators, kept off tenant origins.
+//! The admin listener: liveness, readiness and metrics for orchestrators, config reload and its
+//! status for operators, kept off tenant origins.
 //!
-//! It must never expose anything about users or sessions, and never be reachable through a tenant host.
+//! It must never expose anything about users or sessions (the metrics hold counts, never a user), and
+//! never be reachable through a tenant host.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -15,6 +18,8 @@ use serde_json::{Value, json};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::config::Config;
 use crate::reload::{ReloadOutcome, Reloader, Trigger};
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics;
 
 /// What the admin listener reads: the config snapshot and the identity providers' status. Nothing that
 /// reaches a session or a user.
@@ -24,16 +29,37 @@ pub struct AdminState {
     pub oidc: Arc<OidcRegistry>,
     /// Config reload (`POST /reload`) and its status (`GET /config/status`).
     pub reload: Arc<Reloader>,
+    /// The server's metrics, for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The admin listener's routes.
 pub fn router(state: AdminState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/reload", post(reload))
         .route("/config/status", get(config_status))
+        .merge(metrics_routes())
         .with_state(state)
+        // Audit events of admin actions (a reload asked for here) count into this server's metrics.
+        .layer(axum::middleware::from_fn(move |request, next: Next| {
+            crate::telemetry::metrics::scope(metrics.clone(), next.run(request))
+        }))
+}
+
+/// `GET /metrics`, on its own so other admin routes merge beside it.
+fn metrics_routes() -> Router<AdminState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// The Prometheus metrics, in the OpenMetrics text format.
+async fn metrics(State(state): State<AdminState>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Alive: the process answers.

@@ -412,6 +412,14 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
     let (apps_added, apps_removed, apps_changed) =
         (list(apps_added), list(apps_removed), list(apps_changed));
     let (settings_changed, restart_needed) = (list(settings_changed), list(restart_needed));
+    // Every event is counted too (`portico_audit_events_total` and the family it belongs to).
+    crate::telemetry::metrics::audit_event(&crate::telemetry::metrics::AuditRecord {
+        event: event.name(),
+        outcome: event.outcome().as_str(),
+        tenant: tenant.unwrap_or("-"),
+        method,
+        reason,
+    });
     // The level of a tracing call is fixed per call site, so the one field list is written for both.
     macro_rules! audit_line {
         ($level:expr) => {

@@ -15,6 +15,7 @@
 //! calls it; `app` starts its signal and file-watch tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use serde::Serialize;
 use crate::audit::{self, AuditEvent, ConfigChanges};
 use crate::auth::oidc::OidcRegistry;
 use crate::config::{self, Config, Diagnostic, Severity, SignIn, SourceFiles, Tenant};
+use crate::telemetry::Metrics;
 
 /// Events closer together than this are one change: editors write a file in several steps (truncate,
 /// write, rename), and a deployment tool may replace several files at once.
@@ -214,6 +216,9 @@ pub struct Reloader {
     /// file or an environment variable may have).
     forced: AtomicBool,
     hooks: Mutex<Vec<ReloadHook>>,
+    /// Where the audit events of reloads started by a signal or the file watch are counted (an admin
+    /// reload runs inside the admin router's metrics scope already).
+    metrics: std::sync::OnceLock<Arc<Metrics>>,
 }
 
 /// The mutable part of [`ConfigStatus`].
@@ -267,6 +272,7 @@ impl Reloader {
             requested: AtomicU64::new(0),
             forced: AtomicBool::new(false),
             hooks: Mutex::default(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -530,6 +536,19 @@ impl Reloader {
         })
     }
 
+    /// Counts the reloads this reloader starts itself (signal, file watch) into `metrics`.
+    pub fn count_into(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Spawns one of the reloader's own tasks, inside the metrics scope when there is one.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        match self.metrics.get() {
+            Some(metrics) => tokio::spawn(crate::telemetry::metrics::scope(metrics.clone(), task)),
+            None => tokio::spawn(task),
+        };
+    }
+
     /// Reloads on every SIGHUP from now on (the signal's default would end the process). The handler
     /// is installed before this returns, so a SIGHUP right after start already reloads.
     pub fn reload_on_hangup(self: &Arc<Self>) -> std::io::Result<()> {
@@ -538,7 +557,7 @@ impl Reloader {
             use tokio::signal::unix::{SignalKind, signal};
             let mut hangups = signal(SignalKind::hangup())?;
             let reloader = self.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 while hangups.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the config");
                     reloader.reload(Trigger::Signal).await;
@@ -566,7 +585,7 @@ impl Reloader {
         };
         let main = origin.path.clone();
         let reloader = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let mut watched = BTreeMap::new();
             reloader.rewatch(&mut watcher, &mut watched, &main);
             while let Some(event) = events.recv().await {

@@ -19,6 +19,7 @@ use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
 use crate::proxy::client::UpstreamClient;
+use crate::telemetry::{Access, Metrics};
 use crate::tls::TlsStore;
 
 /// The server's shared state, one pointer wide: axum clones the state for every request and every
@@ -59,6 +60,10 @@ pub struct SharedState {
     pub websockets: TaskTracker,
     /// The tenant listener's certificates, when it serves TLS.
     pub(crate) tls: Option<Arc<TlsStore>>,
+    /// The Prometheus metrics (`GET /metrics` on the admin listener).
+    pub metrics: Arc<Metrics>,
+    /// The access layer's state: the metrics and the trusted proxies (fixed at start).
+    pub access: Access,
 }
 
 impl SharedState {

@@ -31,11 +31,18 @@ struct Redirects {
 }
 
 /// The redirect listener's whole router.
-pub(super) fn redirect_router(config: Arc<ArcSwap<Config>>, https_port: u16) -> Router {
+pub(super) fn redirect_router(
+    config: Arc<ArcSwap<Config>>,
+    https_port: u16,
+    access: crate::telemetry::Access,
+) -> Router {
     Router::new()
         .fallback(redirect)
         .with_state(Redirects { config, https_port })
-        .layer(axum::middleware::from_fn(crate::telemetry::access_log))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::telemetry::access_log,
+        ))
 }
 
 async fn redirect(State(redirects): State<Redirects>, request: Request) -> Response {

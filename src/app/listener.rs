@@ -45,6 +45,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::telemetry::Metrics;
+use crate::telemetry::metrics::GaugeGuard;
+
 /// The limits of one listener, from `server:`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -79,6 +82,7 @@ pub(super) async fn serve(
     tls: Option<TlsAcceptor>,
     router: Router,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     name: &'static str,
 ) -> io::Result<()> {
@@ -119,8 +123,9 @@ pub(super) async fn serve(
             watcher: graceful.watcher(),
         };
         let tls = tls.clone();
+        let open = metrics.connection();
         tokio::spawn(async move {
-            let _held: (OwnedSemaphorePermit, ClientSlot) = (slot, client);
+            let _held: (OwnedSemaphorePermit, ClientSlot, GaugeGuard) = (slot, client, open);
             connection.run(stream, tls).await;
         });
     }
@@ -250,9 +255,37 @@ impl Connection {
         };
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         if let Err(error) = watcher.watch(connection).await {
-            tracing::debug!(%error, "connection ended with an error");
+            log_refused_request(peer, &*error);
         }
     }
+}
+
+/// A request hyper refused before the router saw it (a bad request line, a head over the limit) was
+/// answered 400, 414 or 431 by hyper: it gets an access line too, with the client's address.
+fn log_refused_request(peer: std::net::SocketAddr, error: &(dyn std::error::Error + 'static)) {
+    let Some(hyper) = error
+        .downcast_ref::<hyper::Error>()
+        .filter(|e| e.is_parse())
+    else {
+        tracing::debug!(%error, "connection ended with an error");
+        return;
+    };
+    // The status hyper answered with (its `on_parse_error`): 414 and 431 are both "too large", told
+    // apart by hyper's message only ("URI too long", "message head is too large").
+    let status: u16 = if !hyper.is_parse_too_large() {
+        400
+    } else if hyper.to_string().contains("URI") {
+        414
+    } else {
+        431
+    };
+    tracing::info!(
+        target: "access",
+        client = %peer.ip(),
+        status,
+        refused = %hyper,
+        "malformed request refused"
+    );
 }
 
 /// Reads until the protocol is known, within `timeout`: HTTP/2 (the whole preface) or HTTP/1 (the first

@@ -21,12 +21,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
-use crate::auth::oidc::OidcRegistry;
+use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::auth::session::Sessions;
 use crate::config::{Config, SignIn, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::reload::{ConfigOrigin, Reloader};
 use crate::state::{AppState, SharedState};
+use crate::telemetry::{Access, Metrics, SpanSink};
 use crate::tls::TlsStore;
 
 mod edge;
@@ -160,6 +161,7 @@ impl App {
                 store.reload();
             }));
         }
+        self.reloader.count_into(state.metrics.clone());
         self.reloader.reload_on_hangup()?;
         self.reloader.watch_files();
         let snapshot = state.config.load();
@@ -181,12 +183,17 @@ impl App {
                 return Ok(());
             };
             tracing::info!(addr = %redirect_listener.local_addr()?, "redirecting plain HTTP to https");
-            let router = edge::redirect_router(state.config.clone(), state.listen.port());
+            let router = edge::redirect_router(
+                state.config.clone(),
+                state.listen.port(),
+                state.access.clone(),
+            );
             listener::serve(
                 redirect_listener,
                 None,
                 router,
                 limits,
+                state.metrics.clone(),
                 shutdown.clone(),
                 "redirect",
             )
@@ -197,6 +204,7 @@ impl App {
             tls,
             router(state.clone()),
             limits,
+            state.metrics.clone(),
             shutdown.clone(),
             "tenant",
         );
@@ -227,6 +235,7 @@ fn serve_admin(
         config: state.config.clone(),
         oidc: state.oidc.clone(),
         reload: reloader.clone(),
+        metrics: state.metrics.clone(),
     });
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
     let shutdown = state.shutdown.clone();
@@ -278,13 +287,50 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         Some(settings) => Some(TlsStore::load(settings)?),
         None => None,
     };
+    let sessions = Sessions::in_memory();
+    let metrics = Arc::new(Metrics::new({
+        let sessions = sessions.clone();
+        move || sessions.count()
+    }));
+    let spans = config
+        .telemetry
+        .otlp_endpoint
+        .clone()
+        .and_then(SpanSink::start);
+    let access = Access::new(
+        metrics.clone(),
+        config.server.trusted_proxies.clone(),
+        spans,
+    );
+    let oidc = Arc::new(OidcRegistry::new(&config.tenants)?);
+    {
+        let oidc = oidc.clone();
+        metrics.read_identity_providers_from(Box::new(move || {
+            oidc.statuses()
+                .into_iter()
+                .map(|(tenant, status)| (tenant.to_string(), matches!(status, IdpStatus::Ready)))
+                .collect()
+        }));
+    }
+    if let Some(store) = &tls {
+        let store = store.clone();
+        metrics.read_certificates_from(Box::new(move || {
+            store
+                .expiry()
+                .into_iter()
+                .map(|certificate| (certificate.name, certificate.not_after))
+                .collect()
+        }));
+    }
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
-        oidc: Arc::new(OidcRegistry::new(&config.tenants)?),
+        oidc,
         upstreams: UpstreamClient::for_config(&config),
-        sessions: Sessions::in_memory(),
+        sessions,
+        metrics,
+        access,
         config: Arc::new(ArcSwap::from_pointee(config)),
         listen,
         shutdown: CancellationToken::new(),

@@ -27,8 +27,9 @@ use crate::{apps, assertion, auth, backstage, http, shell, telemetry, tenant};
 ///
 /// Layers, outermost first (`.layer` wraps what is above it, so they are listed here innermost first):
 ///
-/// 1. `telemetry::access_log`: the request id, then one access line when the response is ready, so
-///    every answer below, errors and unknown hosts included, is logged with its id.
+/// 1. `telemetry::access_log`: the request id and the client address, then one access line and the
+///    request's metrics when the response body ends, so every answer below, errors and unknown hosts
+///    included, is logged and counted with its id.
 /// 2. `http::error::render_errors`: turns an error left by anything below into an HTML page for a
 ///    browser navigation, JSON for an API call, or a sign-in redirect; marks JSON `nosniff`. It sits
 ///    outside tenant resolution so that an unknown Host is rendered like any other error.
@@ -49,6 +50,9 @@ pub fn router(state: AppState) -> Router {
             tenant::resolve_tenant,
         ))
         .layer(from_fn(http::error::render_errors))
-        .layer(from_fn(telemetry::access_log))
+        .layer(from_fn_with_state(
+            state.access.clone(),
+            telemetry::access_log,
+        ))
         .with_state(state)
 }

@@ -135,7 +135,7 @@ fn resolve<'a, 'r>(
         .app(app_id)
         .ok_or_else(|| AppsError::UnknownApp(app_id.to_owned()))?;
     if let Some(labels) = request.extensions().get::<Labels>() {
-        labels.app(app.id.as_str());
+        labels.app(&app.id);
     }
     Ok((app, rest))
 }

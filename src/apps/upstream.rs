@@ -5,6 +5,7 @@
 //! closes it with a Close frame at shutdown.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -21,6 +22,7 @@ use crate::jar;
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
 use crate::proxy::{self, Forward, Target};
+use crate::telemetry::{Labels, RequestId, UpstreamCall};
 
 mod websocket;
 
@@ -40,10 +42,16 @@ pub(super) async fn forward(
     let roles = call.signed_in.roles.names();
     let claims = user_claims(call, &roles);
     let identity = identity(call, &claims);
+    let labels = request.extensions().get::<Labels>().cloned();
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::header);
+    let hop = Hop::of(call.peer, call.context, call.state.listen).with_request_id(request_id);
     let mut prepared = proxy::prepare(
         request,
         Forward {
-            hop: Hop::of(call.peer, call.context, call.state.listen),
+            hop,
             identity: Some(&identity),
             cookies,
             websocket: true,
@@ -56,7 +64,8 @@ pub(super) async fn forward(
         let upgrade = prepared.parts.headers.get(header::UPGRADE).cloned();
         (client, upgrade)
     });
-    let mut response = call
+    let started = Instant::now();
+    let result = call
         .state
         .upstreams
         .forward(
@@ -69,7 +78,11 @@ pub(super) async fn forward(
             call.context.config.proxy.response_timeout,
             websocket.is_some(),
         )
-        .await?;
+        .await;
+    if let Some(labels) = labels {
+        labels.upstream(UpstreamCall::of(started, proxy::outcome(&result)));
+    }
+    let mut response = result?;
     let accepted = websocket.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS);
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
     if let Some((client, upgrade)) = accepted {
@@ -87,11 +100,13 @@ fn switch_protocols(
     upgrade: Option<HeaderValue>,
 ) -> Response {
     let upstream = hyper::upgrade::on(&mut response);
-    call.state.websockets.spawn(websocket::relay(
-        client,
-        upstream,
-        call.state.shutdown.clone(),
-    ));
+    // `portico_open_websockets` counts the relay for as long as it runs.
+    let open = crate::telemetry::metrics::GaugeGuard::new(&call.state.metrics.websockets());
+    let relay = websocket::relay(client, upstream, call.state.shutdown.clone());
+    call.state.websockets.spawn(async move {
+        relay.await;
+        drop(open);
+    });
     let (mut parts, _) = response.into_parts();
     parts
         .headers

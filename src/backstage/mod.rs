@@ -40,7 +40,7 @@ use crate::http::{AppError, RequestContext};
 use crate::proxy::headers::{self, Hop, SendCookies};
 use crate::proxy::{self, Forward, Guard, ProxyError, Target, over_body_limit, path};
 use crate::state::AppState;
-use crate::telemetry::Labels;
+use crate::telemetry::{Labels, RequestId, UpstreamCall};
 use credential::{Credentials, bearer};
 pub use error::BackstageError;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -72,14 +72,13 @@ async fn backstage_request(
         .as_deref()
         .or(uri.query())
         .filter(|query| !query.is_empty());
-    let (parts, body) = prepare(
-        request,
-        Hop::of(peer, &context, state.listen),
-        scope.as_ref(),
-        &plan,
-        &context,
-    )
-    .await?;
+    let labels = request.extensions().get::<Labels>().cloned();
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::header);
+    let hop = Hop::of(peer, &context, state.listen).with_request_id(request_id);
+    let (parts, body) = prepare(request, hop, scope.as_ref(), &plan, &context).await?;
     let call = Call {
         credentials: Credentials {
             client: &state.upstreams,
@@ -93,6 +92,7 @@ async fn backstage_request(
             query,
         },
         timeout: context.config.proxy.response_timeout,
+        labels,
     };
     send(&call, scope.as_ref(), &plan, parts, body).await
 }
@@ -111,11 +111,12 @@ fn route<'a, 'u>(
         .ok_or(BackstageError::NotConfigured)?;
     let after = uri.path().strip_prefix("/backstage/api/").unwrap_or("");
     let (plugin, rest) = after.split_once('/').unwrap_or((after, ""));
-    if let Some(labels) = request.extensions().get::<Labels>() {
-        labels.app(&format!("backstage:{plugin}"));
-    }
     if plugin == "auth" || !settings.plugins.iter().any(|allowed| allowed == plugin) {
         return Err(BackstageError::PluginNotAllowed(plugin.to_owned()));
+    }
+    // Only an allowed plugin names the app: the name is a metric label, so it must come from config.
+    if let Some(labels) = request.extensions().get::<Labels>() {
+        labels.app_name(format!("backstage:{plugin}").into());
     }
     Ok((settings, plugin, rest))
 }
@@ -256,6 +257,8 @@ struct Call<'a> {
     credentials: Credentials<'a>,
     target: Target<'a>,
     timeout: Duration,
+    /// Where the upstream's status and time go (the access line and the metrics).
+    labels: Option<Labels>,
 }
 
 impl Call<'_> {
@@ -270,17 +273,7 @@ impl Call<'_> {
         let retry = replayable.then(|| (parts.method.clone(), parts.headers.clone()));
         let first = credential::credential(self.credentials, false).await?;
         parts.headers.insert(header::AUTHORIZATION, bearer(&first)?);
-        let response = self
-            .credentials
-            .client
-            .forward(
-                &settings.backend,
-                self.target,
-                Request::from_parts(parts, body),
-                self.timeout,
-                false,
-            )
-            .await?;
+        let response = self.forward(Request::from_parts(parts, body)).await?;
         // A user token Backstage no longer accepts (it restarted with new keys): sign in again, once.
         let user_mode = matches!(settings.identity, BackstageIdentity::User);
         let (StatusCode::UNAUTHORIZED, true, Some((method, headers))) =
@@ -295,11 +288,27 @@ impl Call<'_> {
         again
             .headers_mut()
             .insert(header::AUTHORIZATION, bearer(&renewed)?);
-        Ok(self
+        Ok(self.forward(again).await?)
+    }
+
+    /// One exchange with Backstage, its status and time recorded for the access line.
+    async fn forward(&self, request: Request) -> Result<Response, ProxyError> {
+        let started = std::time::Instant::now();
+        let result = self
             .credentials
             .client
-            .forward(&settings.backend, self.target, again, self.timeout, false)
-            .await?)
+            .forward(
+                &self.credentials.settings.backend,
+                self.target,
+                request,
+                self.timeout,
+                false,
+            )
+            .await;
+        if let Some(labels) = &self.labels {
+            labels.upstream(UpstreamCall::of(started, proxy::outcome(&result)));
+        }
+        result
     }
 }
 

@@ -22,6 +22,15 @@ pub struct Config {
     pub default_tenant: Option<TenantId>,
     /// Where this config came from (a path, or "embedded default"), for logs.
     pub source: String,
+    /// Trace export (read at start, like the listeners).
+    pub telemetry: TelemetrySettings,
+}
+
+/// `telemetry:`
+#[derive(Debug, Clone, Default)]
+pub struct TelemetrySettings {
+    /// Where request spans are posted as OTLP/HTTP JSON; `None`: no trace export.
+    pub otlp_endpoint: Option<http::Uri>,
 }
 
 impl Config {
@@ -60,6 +69,62 @@ pub struct ServerSettings {
     pub redirect_listen: Option<SocketAddr>,
     /// The `Strict-Transport-Security` value for tenants whose public origin is https; `None`: off.
     pub hsts: Option<http::HeaderValue>,
+    /// Proxies in front of portico whose `X-Forwarded-For` and `X-Request-Id` are believed (for the
+    /// access line's client address and the request id). Empty (the default): nobody's are.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An IP network, `10.0.0.0/8` or `2001:db8::/32` (a bare address is its own /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = address.trim().parse().map_err(|_| "not an IP address")?;
+        let network = network.to_canonical();
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or("the prefix length is not a number within the address's size")?,
+        };
+        Ok(Cidr { network, prefix })
+    }
 }
 
 impl Default for ServerSettings {
@@ -77,6 +142,7 @@ impl Default for ServerSettings {
             tls: None,
             redirect_listen: None,
             hsts: Some(http::HeaderValue::from_static(DEFAULT_HSTS)),
+            trusted_proxies: Vec::new(),
         }
     }
 }

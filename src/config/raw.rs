@@ -39,6 +39,29 @@ pub(crate) struct RawConfig {
     pub tenants: Option<Val<Named<Val<RawTenant>>>>,
     /// Apps defined once and enabled for several tenants, each checked against that tenant's roles.
     pub shared_apps: Option<Val<Vec<Val<RawSharedApp>>>>,
+    /// Trace export; off by default.
+    pub telemetry: Option<Val<RawTelemetry>>,
+}
+
+/// `telemetry:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "telemetry"))]
+pub(crate) struct RawTelemetry {
+    /// OpenTelemetry trace export over OTLP/HTTP (JSON): one server span per request, in batches.
+    pub otlp: Option<Val<RawOtlp>>,
+}
+
+/// `telemetry.otlp:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "otlp"))]
+pub(crate) struct RawOtlp {
+    /// Where spans are posted: the full `http://` URL of the traces endpoint, e.g.
+    /// `http://127.0.0.1:4318/v1/traces` (an OpenTelemetry Collector beside portico). Required.
+    pub endpoint: Option<Val<Env>>,
 }
 
 /// `server:`
@@ -61,6 +84,10 @@ pub(crate) struct RawServer {
     pub max_connections: Option<Val<Env>>,
     /// Open connections from one client address (an IPv6 /64 counts as one); more get 429 (default 256).
     pub max_connections_per_client: Option<Val<Env>>,
+    /// Proxies (load balancers) in front of portico, as CIDRs (`10.0.0.0/8`, `2001:db8::/32`, or one
+    /// address): from them, `X-Forwarded-For` names the client on the access line and a sent
+    /// `X-Request-Id` is kept. Default: none, so no client-sent header is believed.
+    pub trusted_proxies: Option<Val<Texts>>,
     /// A connection with no request in flight that sends nothing for this long after its last response
     /// is closed (nginx's `keepalive_timeout`; default `75s`).
     pub keepalive_timeout: Option<Val<Env>>,

@@ -248,7 +248,7 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     let request_id = request
         .extensions()
         .get::<RequestId>()
-        .map_or_else(String::new, |id| id.0.clone());
+        .map_or_else(String::new, |id| id.as_str().to_owned());
     let mut response = next.run(request).await;
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
         mark_json_nosniff(&mut response);

@@ -106,6 +106,80 @@ impl Problem for ProxyError {
     }
 }
 
+impl ProxyError {
+    /// What kind of upstream failure this is, for the `portico_upstream_errors_total{kind}` metric:
+    /// `connect`, `timeout`, `reset`, `tls` or `other`; `None` for a request refused before it was sent.
+    /// Read from the cause chain, so a new cause (a TLS handshake error) is classified here only.
+    pub(crate) fn kind(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::BadPath(_)
+            | ProxyError::UpgradeNotGet
+            | ProxyError::CsrfRejected
+            | ProxyError::BodyTooLarge { .. } => None,
+            ProxyError::UpstreamTimeout { .. } => Some("timeout"),
+            ProxyError::UpstreamTls { .. } => Some("tls"),
+            // A connect timeout is still a connect failure: the upstream was never reached.
+            ProxyError::UpstreamUnreachable { cause, .. } => Some(match cause_kind(&**cause) {
+                Some("tls") => "tls",
+                _ => "connect",
+            }),
+            ProxyError::UpstreamFailed { cause, .. } => {
+                Some(cause_kind(&**cause).unwrap_or("other"))
+            }
+        }
+    }
+}
+
+/// What an exchange's result tells the access line: the upstream's status, or why there was none.
+pub(crate) fn outcome(
+    result: &Result<axum::http::Response<Body>, ProxyError>,
+) -> (Option<u16>, Option<&'static str>) {
+    match result {
+        Ok(response) => (Some(response.status().as_u16()), None),
+        Err(error) => (None, error.kind()),
+    }
+}
+
+/// The kind of the first cause in the chain that says what it was.
+fn cause_kind(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<rustls::Error>() {
+            return Some("tls");
+        }
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            if hyper.is_timeout() {
+                return Some("timeout");
+            }
+            if hyper.is_incomplete_message() || hyper.is_canceled() {
+                return Some("reset");
+            }
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof => return Some("reset"),
+                ErrorKind::TimedOut => return Some("timeout"),
+                ErrorKind::ConnectionRefused => return Some("connect"),
+                // rustls reports handshake failures as InvalidData wrapping its own error.
+                ErrorKind::InvalidData
+                    if io
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+                {
+                    return Some("tls");
+                }
+                _ => {}
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
 impl From<path::BadPath> for ProxyError {
     fn from(bad: path::BadPath) -> Self {
         ProxyError::BadPath(bad.0)

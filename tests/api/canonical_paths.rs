@@ -21,7 +21,7 @@ use crate::helpers::{
 };
 
 /// A running framework app; stopped when dropped (stdin closes and it is killed).
-struct Framework {
+pub(crate) struct Framework {
     addr: SocketAddr,
     child: Child,
     _stdin: ChildStdin,
@@ -67,12 +67,12 @@ impl Framework {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The stock Express 4 app.
-    fn express() -> Framework {
+    pub(crate) fn express() -> Framework {
         let mut command = Command::new("node");
         command.arg("tests/support/express-app.mjs");
         Framework::spawn(command, "the Express test app (run `npm ci`)")

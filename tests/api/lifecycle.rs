@@ -128,6 +128,23 @@ impl Portal {
         }
     }
 
+    /// The sample of `portico_identity_provider_up` for `tenant` on `/metrics`.
+    async fn idp_up(&self, tenant: &str) -> String {
+        let text = client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("portico_identity_provider_up{{tenant=\"{tenant}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix}in /metrics:\n{text}"))
+            .to_owned()
+    }
+
     async fn session_status(&self, browser: &mut Browser) -> u16 {
         browser
             .fetch("GET", &format!("{}/auth/session", self.base), None)
@@ -155,6 +172,11 @@ async fn an_idp_outage_degrades_its_tenant_not_the_instance_and_its_end_is_notic
     assert!(!acme["reason"].as_str().unwrap().is_empty(), "{body}");
     assert!(acme["since"].as_str().unwrap().ends_with('Z'), "{body}");
     assert!(acme["last_success"].is_string(), "{body}");
+    assert_eq!(
+        portal.idp_up("acme").await,
+        "0",
+        "the outage shows in the metrics too"
+    );
 
     // A browser is told at once that sign-in is unavailable, rather than sent to a dead IdP; a script
     // gets JSON.
@@ -190,6 +212,7 @@ async fn an_idp_outage_degrades_its_tenant_not_the_instance_and_its_end_is_notic
             body["status"] == "ready" && body["sign_in"]["acme"]["status"] == "ready"
         })
         .await;
+    assert_eq!(portal.idp_up("acme").await, "1");
     assert_eq!(portal.session_status(&mut browser).await, 200);
     let login = Browser::default()
         .get(&format!("{}/auth/login", portal.base))

@@ -490,6 +490,7 @@ async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
             listen,
             None,
         )),
+        metrics: state.metrics.clone(),
     });
     let alive = admin
         .clone()

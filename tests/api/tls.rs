@@ -123,6 +123,7 @@ const GLOBEX: &str = "portal.globex.test";
 struct TlsServer {
     addr: SocketAddr,
     redirect: Option<SocketAddr>,
+    admin: SocketAddr,
     dir: tempfile::TempDir,
     ca: TestCa,
 }
@@ -152,6 +153,7 @@ impl TlsServer {
             .yaml();
         let mut config = compile(&yaml, dir.path());
         config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
         if config.server.redirect_listen.is_some() {
             config.server.redirect_listen = Some("127.0.0.1:0".parse().unwrap());
         }
@@ -160,12 +162,46 @@ impl TlsServer {
             .expect("portico starts");
         let addr = app.local_addr();
         let redirect = app.redirect_addr();
+        let admin = app.admin_addr().expect("an admin listener");
         tokio::spawn(app.run());
         TlsServer {
             addr,
             redirect,
+            admin,
             dir,
             ca,
+        }
+    }
+
+    /// The year in which `portico_certificate_expiry_timestamp_seconds{name}` says the certificate
+    /// named `name` expires.
+    async fn expiry_year_in_metrics(&self, name: &str) -> i32 {
+        let text = crate::helpers::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("portico_certificate_expiry_timestamp_seconds{{name=\"{name}\"}} ");
+        let seconds: i64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix}in /metrics:\n{text}"))
+            .parse()
+            .unwrap();
+        // Days since 1970 to a year, good enough between 1970 and 2100.
+        let days = seconds / 86_400;
+        let mut year = 1970;
+        let mut left = days;
+        loop {
+            let length = if year % 4 == 0 { 366 } else { 365 };
+            if left < length {
+                return year;
+            }
+            left -= length;
+            year += 1;
         }
     }
 
@@ -284,6 +320,8 @@ async fn renewed_certificates_are_picked_up_and_broken_ones_refused() {
         }
     );
     drop(first);
+    assert_eq!(server.expiry_year_in_metrics(ACME).await, 2030);
+    assert_eq!(server.expiry_year_in_metrics(GLOBEX).await, 2030);
 
     // A broken renewal: the new chain with the key of another certificate, then garbage.
     let renewed = server.ca.leaf(&[ACME], 3, 2031);
@@ -341,6 +379,11 @@ async fn renewed_certificates_are_picked_up_and_broken_ones_refused() {
         "a new connection gets the renewed certificate"
     );
     assert_eq!(now.not_after_year, 2031);
+    assert_eq!(
+        server.expiry_year_in_metrics(ACME).await,
+        2031,
+        "the metrics show the renewed certificate's expiry"
+    );
 
     // The connection opened before still works, and is still the old handshake.
     let again = kept

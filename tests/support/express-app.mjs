@@ -1,7 +1,9 @@
 // A stock Express 4 app used as an upstream by the canonical-path tests (tests/api/canonical_paths.rs).
 // Nothing is configured away from Express's defaults: routing is case-insensitive and ignores one
 // trailing slash, as in every Express app that does not opt out. Each route answers with JSON naming
-// the route it matched, so a test can tell which handler a spelling of a path reached.
+// the route it matched, so a test can tell which handler a spelling of a path reached. The metrics and
+// access-log tests (tests/api/metrics.rs) also use `/headers` (the request headers as received), `/cut`
+// (a response that stops mid-body: the connection is destroyed) and `/drip` (a slow streamed body).
 //
 // Usage: node tests/support/express-app.mjs  → prints `listening <port>` once it accepts connections
 // on 127.0.0.1 (port 0: the system picks one); exits when its stdin closes.
@@ -19,6 +21,24 @@ app.get('/overview', echo('/overview'));
 app.all('/reports', echo('/reports'));
 app.all('/reports/*', echo('/reports/*'));
 app.all('/admin/*', echo('/admin/*'));
+app.get('/headers', (req, res) => res.json({ headers: req.headers }));
+app.get('/cut', (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000000' });
+  res.write('x'.repeat(1000), () => setTimeout(() => req.socket.destroy(), 100));
+});
+app.get('/drip', (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent++ >= 100) {
+      clearInterval(timer);
+      res.end();
+      return;
+    }
+    res.write('chunk\n');
+  }, 50);
+  res.on('close', () => clearInterval(timer));
+});
 app.use((req, res) => {
   res.status(404).json({ route: null, method: req.method, path: req.path, url: req.originalUrl });
 });

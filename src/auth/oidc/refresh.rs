@@ -272,7 +272,10 @@ impl OidcRegistry {
         })?);
         // Only if it still exists: a sign-out or logout during the refresh must not be undone.
         match sessions.update(session.clone()).await {
-            Ok(true) => Ok(Arc::new(session)),
+            Ok(true) => {
+                crate::telemetry::metrics::refresh_event(&session.tenant, "success");
+                Ok(Arc::new(session))
+            }
             Ok(false) => Err(TokenCallError::Ended),
             Err(error) => Err(unreachable(error.to_string())),
         }

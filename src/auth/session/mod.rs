@@ -266,6 +266,11 @@ impl Sessions {
         Self::new(Arc::new(MemoryStore::default()))
     }
 
+    /// How many sessions there are (expired ones not yet purged included), if the store can tell.
+    pub fn count(&self) -> Option<usize> {
+        self.store.count()
+    }
+
     /// The session of `id` if it belongs to `tenant` and has not timed out; records activity.
     pub async fn lookup(
         &self,

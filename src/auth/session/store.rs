@@ -69,6 +69,12 @@ pub trait SessionStore: Send + Sync + 'static {
         cookies: Vec<SetCookie>,
         now: u64,
     ) -> Result<(), StoreError>;
+
+    /// How many sessions the store holds, if it can tell cheaply and at once (for the metrics; a
+    /// shared store may answer `None`).
+    fn count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Sessions in this process's memory. Lost on restart; not shared between instances.
@@ -167,6 +173,10 @@ impl SessionStore for MemoryStore {
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         Ok(self.sessions.read().get(id).cloned())
+    }
+
+    fn count(&self) -> Option<usize> {
+        Some(self.sessions.read().len())
     }
 
     async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {

@@ -120,6 +120,9 @@ fn config(
     });
     let sessions = cx.at("sessions", |cx| server::sessions(raw.sessions.as_ref(), cx));
     let proxy = cx.at("proxy", |cx| server::proxy(raw.proxy.as_ref(), cx));
+    let telemetry = cx.at("telemetry", |cx| {
+        server::telemetry(raw.telemetry.as_ref(), cx)
+    });
     let mut claims = claims::Claims::default();
     let tenants = tenant::tenants(raw, mark, cx, base_dir, &mut claims);
     let default_tenant = default_tenant(raw, cx);
@@ -131,6 +134,7 @@ fn config(
         tenants,
         default_tenant,
         source: source_name.to_owned(),
+        telemetry: telemetry?,
     })
 }
 

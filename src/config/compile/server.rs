@@ -7,9 +7,12 @@ use std::time::Duration;
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
 use crate::config::model::{
-    CertificateFiles, ProxySettings, ServerSettings, SessionSettings, TlsSettings,
+    CertificateFiles, Cidr, ProxySettings, ServerSettings, SessionSettings, TelemetrySettings,
+    TlsSettings,
 };
-use crate::config::raw::{Env, FlexBool, RawHsts, RawProxy, RawServer, RawSessions, RawTls, Val};
+use crate::config::raw::{
+    Env, FlexBool, RawHsts, RawProxy, RawServer, RawSessions, RawTelemetry, RawTls, Val,
+};
 
 pub(super) fn server(
     raw: Option<&Val<RawServer>>,
@@ -55,6 +58,7 @@ pub(super) fn server(
     );
     let signing_keys = signing_keys(raw, cx, base_dir);
     let edge = edge(raw, cx, base_dir, &defaults);
+    let trusted_proxies = trusted_proxies(raw, cx);
     Some(ServerSettings {
         listen: listen?,
         admin_listen: admin_listen?,
@@ -62,6 +66,7 @@ pub(super) fn server(
         header_read_timeout: header_read_timeout?,
         max_connections: max_connections?,
         max_connections_per_client: max_connections_per_client?,
+        trusted_proxies: trusted_proxies?,
         ..edge?
     })
 }
@@ -274,6 +279,31 @@ fn hsts(val: &Val<RawHsts>, cx: &mut Cx<'_>) -> Option<Option<http::HeaderValue>
     http::HeaderValue::from_str(&value).ok().map(Some)
 }
 
+/// `trusted_proxies`: each entry a CIDR or an address; every broken entry is reported.
+fn trusted_proxies(raw: &RawServer, cx: &mut Cx<'_>) -> Option<Vec<Cidr>> {
+    let Some(list) = raw.trusted_proxies.as_ref() else {
+        return Some(Vec::new());
+    };
+    let list = list.get()?;
+    let mut networks = Vec::new();
+    let mut broken = false;
+    for (index, item) in list.0.iter().enumerate() {
+        let network = values::parsed(cx, &format!("trusted_proxies[{index}]"), item, |text| {
+            text.parse::<Cidr>().map_err(|why| {
+                Bad::new(
+                    format!("`{text}` is not a network: {why}"),
+                    "a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or one address",
+                )
+            })
+        });
+        match network {
+            Some(network) => networks.push(network),
+            None => broken = true,
+        }
+    }
+    (!broken).then_some(networks)
+}
+
 /// `signing_keys`: files relative to the config file, each readable now.
 fn signing_keys(raw: &RawServer, cx: &mut Cx<'_>, base_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut keys = Vec::new();
@@ -441,6 +471,47 @@ pub(super) fn proxy(raw: Option<&Val<RawProxy>>, cx: &mut Cx<'_>) -> Option<Prox
     })
 }
 
+/// `telemetry:`: an `otlp` block needs an `http://` endpoint with a host.
+pub(super) fn telemetry(
+    raw: Option<&Val<RawTelemetry>>,
+    cx: &mut Cx<'_>,
+) -> Option<TelemetrySettings> {
+    let Some(raw) = raw else {
+        return Some(TelemetrySettings::default());
+    };
+    let Some(otlp) = raw.get()?.otlp.as_ref() else {
+        return Some(TelemetrySettings::default());
+    };
+    let mark = otlp.mark;
+    let otlp = otlp.get()?;
+    cx.at("otlp", |cx| {
+        let Some(endpoint) = otlp.endpoint.as_ref() else {
+            cx.error(
+                mark,
+                "`endpoint` is required",
+                Some("e.g. `otlp: { endpoint: http://127.0.0.1:4318/v1/traces }`".into()),
+            );
+            return None;
+        };
+        let endpoint = values::parsed(cx, "endpoint", endpoint, |text| {
+            let bad = || {
+                Bad::new(
+                    format!("`{text}` is not an http:// URL"),
+                    "the full traces URL, e.g. http://127.0.0.1:4318/v1/traces (plain HTTP: a collector beside portico)",
+                )
+            };
+            let uri: http::Uri = text.parse().map_err(|_| bad())?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err(bad());
+            }
+            Ok(uri)
+        })?;
+        Some(TelemetrySettings {
+            otlp_endpoint: Some(endpoint),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{BASE, table};
@@ -484,6 +555,20 @@ mod tests {
                 with("server: { listen: \"${PORT}\" }"),
             ),
             ("version", with("version: 2")),
+            (
+                "telemetry",
+                with("telemetry: { otlp: { endpoint: \"https://collector:4318/v1/traces\" } }"),
+            ),
+            (
+                "telemetry without endpoint",
+                with("telemetry: { otlp: {} }"),
+            ),
+            (
+                "trusted proxies",
+                with(
+                    "server: { trusted_proxies: [10.0.0.0/8, \"::1\", 10.0.0.0/33, proxy.local] }",
+                ),
+            ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
     }

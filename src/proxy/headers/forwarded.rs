@@ -13,6 +13,7 @@ use crate::http::RequestContext;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What an upstream is told the user reached (`X-Forwarded-Proto`, `-Host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,8 @@ impl<'a> ForwardedOrigin<'a> {
 pub(crate) struct Hop<'a> {
     pub client_ip: IpAddr,
     pub origin: Option<ForwardedOrigin<'a>>,
+    /// Portico's id of the request, sent as `X-Request-Id` in place of any the client sent.
+    pub request_id: Option<HeaderValue>,
 }
 
 impl<'a> Hop<'a> {
@@ -46,7 +49,14 @@ impl<'a> Hop<'a> {
         Hop {
             client_ip: peer.ip(),
             origin: forwarded_origin(context, listen),
+            request_id: None,
         }
+    }
+
+    /// The same hop, carrying the request's id upstream.
+    pub(crate) fn with_request_id(mut self, id: Option<&HeaderValue>) -> Self {
+        self.request_id = id.cloned();
+        self
     }
 }
 
@@ -82,6 +92,16 @@ pub(crate) fn forwarded_origin(
 /// Sets `X-Forwarded-For`, `-Proto` and `-Host` from `hop`.
 pub(crate) fn insert_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     headers.insert(X_FORWARDED_FOR, ip_value(hop.client_ip));
+    // The client's own id is never passed on as portico's (the access layer already chose: portico's
+    // own, or a trusted proxy's), so the upstream's logs and portico's name the same request.
+    match &hop.request_id {
+        Some(id) => {
+            headers.insert(X_REQUEST_ID, id.clone());
+        }
+        None => {
+            headers.remove(X_REQUEST_ID);
+        }
+    }
     let https = hop.origin.as_ref().is_some_and(|origin| origin.https);
     headers.insert(
         X_FORWARDED_PROTO,

@@ -42,6 +42,7 @@ fn prepare(headers: &mut HeaderMap, origin: Option<ForwardedOrigin<'static>>) {
     let hop = Hop {
         client_ip: "127.0.0.1".parse().unwrap(),
         origin,
+        request_id: Some(HeaderValue::from_static("portico-id")),
     };
     prepare_request_headers(
         headers,
@@ -289,4 +290,13 @@ fn the_login_binding_cookie_never_goes_upstream_nor_comes_back() {
     remove_portal_set_cookies(&mut response, &PORTAL);
     let left: Vec<_> = response.get_all(header::SET_COOKIE).iter().collect();
     assert_eq!(left, ["app=2"]);
+}
+
+#[test]
+fn the_client_request_id_is_replaced_by_portico_s() {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request-id", HeaderValue::from_static("client-chosen"));
+    prepare(&mut headers, None);
+    assert_eq!(headers.get_all("x-request-id").iter().count(), 1);
+    assert_eq!(headers["x-request-id"], "portico-id");
 }
