@@ -869,3 +869,40 @@ async fn the_oidc_registry_follows_reloaded_tenants() {
     assert_eq!(changes["tenants_removed"], json!(["acme"]), "{changes:#}");
     assert_eq!(probe.login().await.0, StatusCode::NOT_FOUND);
 }
+
+/// A tenant that a reload adds is reported `starting` until its IdP's first probe, without taking the
+/// instance out of rotation: every instance reloads at once, and all of them leaving the load balancer
+/// for a probe's length would be an outage of every tenant.
+#[tokio::test]
+async fn a_tenant_added_by_a_reload_does_not_take_the_instance_out_of_rotation() {
+    // An IdP that accepts connections and never answers: its first probe runs to the probe timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let config = ConfigDir::new(&main_file(""), &[]);
+    let mut portico = Portico::start(Some(&config.main()));
+    let mut seen = 1;
+    let base = format!("http://localhost:{}", portico.addr.port());
+    let readyz = |portico: &Portico| {
+        let url = portico.admin_url("/readyz");
+        let client = portico.client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(readyz(&portico).await.0, StatusCode::OK);
+
+    config.write(
+        "portico.yaml",
+        &with_acme(&base, &issuer, "portico", "Tools"),
+    );
+    let changes = portico.reload_changes(&mut seen).await;
+    assert_eq!(changes["tenants_added"], serde_json::json!(["acme"]));
+    let (status, body) = readyz(&portico).await;
+    assert_eq!(
+        body["sign_in"]["acme"]["status"], "starting",
+        "the new IdP has not answered yet: {body}"
+    );
+    assert_eq!(status, StatusCode::OK, "the instance stays ready: {body}");
+}
