@@ -22,7 +22,7 @@ use crate::jar;
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
 use crate::proxy::{self, Forward, Target};
-use crate::telemetry::{Labels, RequestId, UpstreamCall};
+use crate::telemetry::{ForwardedClient, Labels, RequestId, UpstreamCall};
 
 mod websocket;
 
@@ -47,7 +47,10 @@ pub(super) async fn forward(
         .extensions()
         .get::<RequestId>()
         .map(RequestId::header);
-    let hop = Hop::of(call.peer, call.context, call.state.listen).with_request_id(request_id);
+    let forwarded = request.extensions().get::<ForwardedClient>().map(|c| c.0);
+    let hop = Hop::of(call.peer, call.context, call.state.listen)
+        .behind_proxy(forwarded)
+        .with_request_id(request_id);
     let mut prepared = proxy::prepare(
         request,
         Forward {

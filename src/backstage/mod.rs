@@ -40,7 +40,7 @@ use crate::http::{AppError, RequestContext};
 use crate::proxy::headers::{self, Hop, SendCookies};
 use crate::proxy::{self, Forward, Guard, ProxyError, Target, over_body_limit, path};
 use crate::state::AppState;
-use crate::telemetry::{Labels, RequestId, UpstreamCall};
+use crate::telemetry::{ForwardedClient, Labels, RequestId, UpstreamCall};
 use credential::{Credentials, bearer};
 pub use error::BackstageError;
 use scope::{AnswerRule, BodyRule, Plan, Scope};
@@ -77,7 +77,10 @@ async fn backstage_request(
         .extensions()
         .get::<RequestId>()
         .map(RequestId::header);
-    let hop = Hop::of(peer, &context, state.listen).with_request_id(request_id);
+    let forwarded = request.extensions().get::<ForwardedClient>().map(|c| c.0);
+    let hop = Hop::of(peer, &context, state.listen)
+        .behind_proxy(forwarded)
+        .with_request_id(request_id);
     let (parts, body) = prepare(request, hop, scope.as_ref(), &plan, &context).await?;
     let call = Call {
         credentials: Credentials {

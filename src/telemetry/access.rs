@@ -28,7 +28,7 @@ use http_body::{Frame, SizeHint};
 
 use super::metrics::{self, Metrics, RequestRecord};
 use super::otlp::{self, SpanSink};
-use super::{Labels, RequestId, Taken, X_REQUEST_ID};
+use super::{ForwardedClient, Labels, RequestId, Taken, X_REQUEST_ID};
 use crate::config::Cidr;
 
 /// What the access layer needs: the metrics and the trusted proxies (read at start, like listeners).
@@ -135,6 +135,9 @@ pub async fn access_log(
     let labels = Labels::default();
     request.extensions_mut().insert(request_id.clone());
     request.extensions_mut().insert(labels.clone());
+    if let Some(client) = client.filter(|client| peer.is_some_and(|peer| peer.ip() != *client)) {
+        request.extensions_mut().insert(ForwardedClient(client));
+    }
     let method = request.method().clone();
     let uri = request.uri().clone();
     // A request without a body (most GETs) is not wrapped: nothing to count.

@@ -81,6 +81,12 @@ impl RequestId {
     }
 }
 
+/// The client's address as a trusted proxy named it (`server.trusted_proxies`), when that is not the
+/// connection's peer: the gateways tell upstreams this address in `X-Forwarded-For`, as the access line
+/// does. Absent for a request that came straight from its client.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardedClient(pub std::net::IpAddr);
+
 /// What the access line and the metrics say about who did what; filled in by handlers as they learn it.
 #[derive(Debug, Clone, Default)]
 pub struct Labels(Arc<LabelsInner>);

@@ -529,12 +529,17 @@ async fn the_upstream_gets_portico_s_request_id_unless_a_trusted_proxy_sent_one(
         let seen: Value = answer.json().await.unwrap();
         assert_eq!(seen["headers"]["x-request-id"], id.as_str());
         let line = logs.access(&id).await;
+        // The upstream is told the same client as the access line: behind a trusted proxy the
+        // address it named, else the connection's (a client-written X-Forwarded-For is replaced).
+        let forwarded_for = &seen["headers"]["x-forwarded-for"];
         if is_trusted {
             assert_eq!(id, "client-chosen-1");
             assert_eq!(line["client"], "203.0.113.7");
+            assert_eq!(forwarded_for, "203.0.113.7");
         } else {
             assert_ne!(id, "client-chosen-1");
             assert_eq!(line["client"], "127.0.0.1");
+            assert_eq!(forwarded_for, "127.0.0.1");
         }
     }
 }

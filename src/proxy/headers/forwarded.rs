@@ -53,6 +53,14 @@ impl<'a> Hop<'a> {
         }
     }
 
+    /// The same hop for a request a trusted proxy forwarded: `client` is the address it named.
+    pub(crate) fn behind_proxy(mut self, client: Option<IpAddr>) -> Self {
+        if let Some(client) = client {
+            self.client_ip = client;
+        }
+        self
+    }
+
     /// The same hop, carrying the request's id upstream.
     pub(crate) fn with_request_id(mut self, id: Option<&HeaderValue>) -> Self {
         self.request_id = id.cloned();
