@@ -237,7 +237,7 @@ fn serve_admin(
         reload: reloader.clone(),
         metrics: state.metrics.clone(),
     });
-    tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness)");
+    tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness, metrics, config status and reload)");
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         if let Err(error) = axum::serve(admin_listener, admin_router)

@@ -24,7 +24,7 @@ use rustls::RootCertStore;
 
 use crate::config::{Config, TrustRoots, UpstreamTls};
 
-pub(super) type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub(super) type HttpsClient = Client<HandshakeTimeout<HttpsConnector<HttpConnector>>, Body>;
 
 /// The two clients of one TLS setting.
 pub(super) struct TlsClient {
@@ -155,6 +155,10 @@ impl TlsClients {
             builder.enable_all_versions().wrap_connector(http)
         } else {
             builder.enable_http1().wrap_connector(http)
+        };
+        let connector = HandshakeTimeout {
+            inner: connector,
+            limit: self.connect_timeout,
         };
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
@@ -296,5 +300,52 @@ mod tests {
         ));
         let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(tls_failure(&plain).is_none());
+    }
+}
+
+/// A connector whose whole connect, TCP and TLS handshake, must finish within `limit`
+/// (`proxy.connect_timeout`). `HttpConnector`'s own timeout covers the TCP connect only, so an
+/// upstream that accepted and never answered the ClientHello held the request until the response
+/// timeout.
+#[derive(Clone)]
+pub(super) struct HandshakeTimeout<C> {
+    inner: C,
+    limit: Duration,
+}
+
+/// The connect did not finish within `proxy.connect_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("connecting (TCP and TLS handshake) took longer than {0:?}")]
+pub(super) struct HandshakeTimedOut(Duration);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower::Service<http::Uri> for HandshakeTimeout<C>
+where
+    C: tower::Service<http::Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let limit = self.limit;
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(Box::new(HandshakeTimedOut(limit)) as BoxError),
+            }
+        })
     }
 }

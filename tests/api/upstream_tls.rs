@@ -428,3 +428,29 @@ tenants:
     }
     assert!(text.contains("hint:"), "{text}");
 }
+
+/// An upstream that accepts the connection and never speaks TLS is given `proxy.connect_timeout` for
+/// the handshake, like a TCP connect: a 502 `upstream_unreachable` then, not a request held until the
+/// response timeout (504) with one of the connection slots.
+#[tokio::test]
+async fn a_tls_handshake_that_never_finishes_is_bounded_by_the_connect_timeout() {
+    let pki = Pki::new();
+    // Accepted by the kernel, never read: no ServerHello ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://localhost:{}", silent.local_addr().unwrap().port());
+    let yaml = config()
+        .top("proxy: { connect_timeout: 1s, response_timeout: 60s }")
+        .tenant(
+            acme()
+                .user(dev())
+                .role("developer", &["acme-eng"])
+                .app(tls_app("silent", &full(&url, "ca: ca.pem"))),
+        )
+        .yaml();
+    let server = TestServer::from_yaml(&yaml, pki.path()).await;
+    let dev = server.sign_in("dev").await;
+    let response = tokio::time::timeout(TIMEOUT, server.get_as("/apps/silent/hello", &dev))
+        .await
+        .expect("an answer well before the response timeout");
+    json_error(response, 502, "upstream_unreachable").await;
+}
