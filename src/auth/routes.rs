@@ -5,7 +5,7 @@
 //! the IdP, `cookies` for what the browser holds. Every answer here is `Cache-Control: no-store` (one
 //! layer on the router, not a header per handler): none of it may be cached by a browser or a proxy.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -30,7 +30,7 @@ use crate::config::{SessionSettings, SignIn};
 use crate::http::csrf;
 use crate::http::{AppError, Problem, RequestContext};
 use crate::state::AppState;
-use crate::telemetry::Labels;
+use crate::telemetry::{ForwardedClient, Labels};
 
 /// The `/auth/*` routes, all answered `Cache-Control: no-store` unless a handler says otherwise.
 pub fn router() -> Router<AppState> {
@@ -102,12 +102,14 @@ struct LoginQuery {
 
 /// `GET /auth/login`: dev sign-in shows its picker; OIDC sends the browser to the IdP.
 ///
-/// The client whose pending logins are counted is the connection's peer address: portico trusts no
-/// `X-Forwarded-For` anywhere (the proxy overwrites it with the same peer address).
+/// The client whose pending logins are counted is the connection's peer address, or behind a
+/// `server.trusted_proxies` entry the address that proxy named (the access layer's `ForwardedClient`):
+/// otherwise everybody behind one load balancer would share one client's share.
 async fn login_get(
     State(state): State<AppState>,
     Extension(context): Extension<RequestContext>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    forwarded: Option<Extension<ForwardedClient>>,
     Query(query): Query<LoginQuery>,
     signed_in: Option<SignedIn>,
 ) -> Result<Response, AppError> {
@@ -117,7 +119,10 @@ async fn login_get(
     }
     match &context.tenant.sign_in {
         SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to),
-        SignIn::Oidc(_) => oidc_login_redirect(&state, &context, peer, return_to),
+        SignIn::Oidc(_) => {
+            let client = forwarded.map_or(peer.ip(), |Extension(ForwardedClient(ip))| ip);
+            oidc_login_redirect(&state, &context, client, return_to)
+        }
     }
 }
 
@@ -125,7 +130,7 @@ async fn login_get(
 fn oidc_login_redirect(
     state: &AppState,
     context: &RequestContext,
-    peer: SocketAddr,
+    client: IpAddr,
     return_to: String,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
@@ -136,12 +141,12 @@ fn oidc_login_redirect(
     };
     let start = match state
         .oidc
-        .begin_login(&tenant.id, peer.ip(), limits, return_to)
+        .begin_login(&tenant.id, client, limits, return_to)
     {
         Ok(start) => start,
         Err(AuthError::TooManySignIns { retry_after }) => {
             // Debug only: a flood must not become a flood of log lines too (the access log has the 429).
-            tracing::debug!(tenant = %tenant.id, client = %peer.ip(), "too many pending sign-ins from one client");
+            tracing::debug!(tenant = %tenant.id, %client, "too many pending sign-ins from one client");
             let mut response =
                 AppError::from(AuthError::TooManySignIns { retry_after }).into_response();
             response

@@ -26,6 +26,11 @@ async fn portal(access_token_ttl: u64) -> Portal {
 
 /// The same with `extra` top-level config (e.g. a `sessions:` section).
 async fn portal_with(access_token_ttl: u64, extra: &str) -> Portal {
+    portal_with_server(access_token_ttl, "", extra).await
+}
+
+/// [`portal_with`], with `server_extra` added inside `server: { listen: …<server_extra> }`.
+async fn portal_with_server(access_token_ttl: u64, server_extra: &str, extra: &str) -> Portal {
     let addr: SocketAddr = reserve_port();
     let port = addr.port();
     let acme = format!("http://127.0.0.1:{port}");
@@ -60,7 +65,7 @@ async fn portal_with(access_token_ttl: u64, extra: &str) -> Portal {
         .role("developer", &["acme-eng"])
         .app(tools());
     let yaml = config()
-        .top(&format!("server: {{ listen: \"{addr}\" }}"))
+        .top(&format!("server: {{ listen: \"{addr}\"{server_extra} }}"))
         .top(extra)
         .tenant(acme_tenant)
         .tenant(nested_tenant);
@@ -427,6 +432,54 @@ async fn a_flood_of_sign_ins_from_one_client_gets_429_and_does_not_stop_anyone_e
     let (status, session) = session_json(&mut victim, &portal.base).await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["user"]["id"], "dev");
+}
+
+/// Starts `count` sign-ins from `client`, each with `X-Forwarded-For: forwarded_for`.
+async fn start_sign_ins_for(
+    client: &reqwest::Client,
+    base: &str,
+    forwarded_for: &str,
+    count: usize,
+) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let response = client
+            .get(format!("{base}/auth/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+/// Behind a `server.trusted_proxies` entry, every client the proxy names has its own share of pending
+/// sign-ins (not one share for everybody behind the proxy); a client that connects directly still
+/// cannot choose whose share it uses by writing `X-Forwarded-For`.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_it_names_has_its_own_share_of_sign_ins() {
+    let portal = portal_with_server(
+        3600,
+        ", trusted_proxies: [127.0.0.9]",
+        "sessions: { pending_sign_ins_per_client: 2 }",
+    )
+    .await;
+    let proxy = client_from("127.0.0.9");
+    let first = start_sign_ins_for(&proxy, &portal.base, "203.0.113.1", 3).await;
+    assert_eq!(first, [303, 303, 429], "one client's share is 2");
+    let second = start_sign_ins_for(&proxy, &portal.base, "203.0.113.2", 2).await;
+    assert_eq!(
+        second,
+        [303, 303],
+        "another client behind the same proxy has its own"
+    );
+    // Not through the proxy: the header is not believed, the connection's address is the client.
+    let direct = client_from("127.0.0.2");
+    let spoofed = start_sign_ins_for(&direct, &portal.base, "203.0.113.3", 3).await;
+    assert_eq!(spoofed, [303, 303, 429]);
+    let after = start_sign_ins_for(&proxy, &portal.base, "203.0.113.3", 1).await;
+    assert_eq!(after, [303], "the spoofed address's share was not used");
 }
 
 #[tokio::test]
