@@ -11,6 +11,7 @@ run: deps
 test: deps
 	scripts/ensure-chromium.sh
 	scripts/ensure-jetty.sh
+	scripts/ensure-redis.sh
 	scripts/install-backstage.sh
 	cargo build --bins
 	scripts/check-packaging.sh
@@ -19,6 +20,7 @@ test: deps
 
 test-rust: deps
 	scripts/ensure-jetty.sh
+	scripts/ensure-redis.sh
 	scripts/install-backstage.sh
 	cargo test --all-targets
 
