@@ -44,7 +44,7 @@ pub(crate) const MAX_SESSION_BYTES: usize = 32 * 1024;
 
 /// One `Set-Cookie` of an upstream response, parsed, with its expiry made absolute. `Debug` leaves
 /// the value out: it is often the app's session credential.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SetCookie {
     pub name: String,
     pub value: String,
@@ -121,7 +121,7 @@ impl SetCookie {
 }
 
 /// The cookies portico keeps for one app in one session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppJar {
     /// In the order they were first set (RFC 6265's creation time), oldest first.
     cookies: Vec<SetCookie>,
@@ -219,6 +219,25 @@ impl SessionJars {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.apps.is_empty()
+    }
+
+    /// Every app's jar, for a store that keeps jars outside this process (serialised).
+    pub(crate) fn to_parts(&self) -> Vec<(&str, &AppJar)> {
+        self.apps
+            .iter()
+            .map(|(app, jar)| (app.as_str(), jar.as_ref()))
+            .collect()
+    }
+
+    /// The jars [`Self::to_parts`] gave, back (app ids were established when the jar was filled).
+    pub(crate) fn from_parts(parts: Vec<(String, AppJar)>) -> Self {
+        SessionJars {
+            apps: parts
+                .into_iter()
+                .filter(|(_, jar)| !jar.is_empty())
+                .map(|(app, jar)| (AppId::new(&app), Arc::new(jar)))
+                .collect(),
+        }
     }
 }
 

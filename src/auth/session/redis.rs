@@ -1,0 +1,837 @@
+//! [`RedisStore`]: sessions in Redis, shared by every instance of portico, so instances are disposable.
+//!
+//! Each session is one hash, `<prefix>s:<id>`, with `rec` (the record, JSON sealed with AES-256-GCM,
+//! the key name as associated data so a record cannot be moved to another id), `seen` and `created`
+//! (plain unix seconds: not secret, and Lua reads them for TTLs and eviction) and `jar` (the cookie
+//! jars, sealed too). Jars are fields of the session's hash, so whatever ends a session ends its jars.
+//! Indexes: `<prefix>active` (a sorted set, last activity as score: the total limit and the purge),
+//! `<prefix>u:<hash>` (a tenant's subject's sessions: the per-user limit, logout by subject) and
+//! `<prefix>sid:<hash>` (logout by the IdP's `sid`). Index names hash the tenant, subject and sid, so
+//! key names leak no user. Index entries may outlive their session (Redis TTLs end sessions on their
+//! own); every reader checks the session still exists and drops stale entries.
+//!
+//! Redis TTLs follow the idle and absolute timeouts plus [`TTL_GRACE_SECS`]: [`super::Sessions`]
+//! enforces the exact timeouts on every lookup; the TTL is the backstop that frees what nobody looks up
+//! again. Steps that must not interleave with another instance's (update only if present, a new
+//! sign-in with its limits, a touch) are Lua scripts, which Redis runs atomically.
+//!
+//! This module must not panic when Redis is down or answers nonsense: every failure is a
+//! [`StoreError`], and the caller decides (503, sign-in unavailable). It knows nothing about
+//! timeouts' meaning or tenants beyond what the trait's operations are told.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Activity, Eviction, EvictionReason, OidcTokens, Session, SessionId, SessionLimits,
+    SessionStore, StoreError, User,
+};
+use crate::clock::unix_now;
+use crate::config::{AppId, SessionSettings, TenantId};
+use crate::jar::{AppJar, SessionJars, SetCookie};
+use crate::token::{hex, random_bytes};
+
+/// How long Redis keeps a session beyond its idle or absolute timeout. Lookups enforce the exact
+/// timeouts (and remove what has expired); the grace lets them tell "expired" from "unknown" and lets
+/// the purge count what it ends, like the memory store.
+pub const TTL_GRACE_SECS: u64 = 120;
+
+/// A 256-bit AES-GCM key sealing session records and jars at rest.
+#[derive(Clone)]
+pub struct RecordKey([u8; 32]);
+
+impl RecordKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        RecordKey(bytes)
+    }
+}
+
+impl std::fmt::Debug for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordKey(..)")
+    }
+}
+
+/// Sessions in Redis. Cloning the connection is cheap: it is one multiplexed connection that
+/// reconnects by itself (`redis::aio::ConnectionManager`).
+pub struct RedisStore {
+    conn: ConnectionManager,
+    cipher: Aes256Gcm,
+    /// Every key starts with it: one Redis can hold several deployments.
+    prefix: String,
+    idle_secs: u64,
+    absolute_secs: u64,
+    /// The number of sessions as of the last purge (-1: not counted yet), for the metrics.
+    counted: AtomicI64,
+}
+
+/// The sealed part of a session: everything but its id and the plain `seen`/`created` fields.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    tenant: String,
+    subject: String,
+    name: String,
+    email: String,
+    groups: Vec<String>,
+    csrf_token: String,
+    oidc: Option<Tokens>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tokens {
+    access_token: String,
+    expires_at: u64,
+    refresh_at: u64,
+    refresh_token: Option<String>,
+    id_token: String,
+    sid: Option<String>,
+    refresh_deferred_since: Option<u64>,
+}
+
+fn store_error(error: redis::RedisError) -> StoreError {
+    StoreError(format!("redis: {error}"))
+}
+
+/// Stores or replaces a session's fields and indexes. KEYS: session, active, user index[, sid index].
+/// ARGV: id, rec, seen, created, ttl, index ttl, only-if-present (1/0). Returns 1 if written.
+static WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'seen', ARGV[3], 'created', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+return 1
+",
+    )
+});
+
+/// A new sign-in: [`WRITE`], then ends sessions beyond the limits, least recently active first, never
+/// the new one. KEYS as [`WRITE`]; ARGV as [`WRITE`] then per-user limit, total limit, key prefix.
+/// Returns a flat list: reason (`u` or `t`), id, sealed record, for each ended session.
+static INSERT_NEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local id, prefix = ARGV[1], ARGV[10]
+redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'seen', ARGV[3], 'created', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[3], id)
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], id)
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+local ended = {}
+local function finish(victim, reason)
+  local key = prefix .. 's:' .. victim
+  local rec = redis.call('HGET', key, 'rec')
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[2], victim)
+  redis.call('SREM', KEYS[3], victim)
+  if rec then
+    table.insert(ended, reason)
+    table.insert(ended, victim)
+    table.insert(ended, rec)
+  end
+end
+local own = {}
+for _, other in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if other ~= id then
+    local fields = redis.call('HMGET', prefix .. 's:' .. other, 'seen', 'created')
+    if fields[1] then
+      table.insert(own, {other, tonumber(fields[1]), tonumber(fields[2])})
+    else
+      redis.call('SREM', KEYS[3], other)
+      redis.call('ZREM', KEYS[2], other)
+    end
+  end
+end
+local per_user = tonumber(ARGV[8])
+if #own >= per_user then
+  table.sort(own, function(a, b)
+    if a[2] == b[2] then return a[3] < b[3] end
+    return a[2] < b[2]
+  end)
+  for i = 1, math.min(#own, #own + 1 - per_user) do finish(own[i][1], 'u') end
+end
+local total = math.max(tonumber(ARGV[9]), 1)
+while redis.call('ZCARD', KEYS[2]) > total do
+  local lowest = redis.call('ZRANGE', KEYS[2], 0, 1)
+  local victim = lowest[1]
+  if victim == id then victim = lowest[2] end
+  if not victim then break end
+  if redis.call('EXISTS', prefix .. 's:' .. victim) == 1 then
+    finish(victim, 't')
+  else
+    redis.call('ZREM', KEYS[2], victim)
+  end
+end
+return ended
+",
+    )
+});
+
+/// Records activity if the session still exists, its TTL following. KEYS: session, active.
+/// ARGV: id, now, idle, absolute, grace.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local created = redis.call('HGET', KEYS[1], 'created')
+if not created then return 0 end
+local now = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'seen', now)
+local until_end = math.min(now + tonumber(ARGV[3]), tonumber(created) + tonumber(ARGV[4]))
+local ttl = math.max(until_end + tonumber(ARGV[5]) - now, 1)
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+return 1
+",
+    )
+});
+
+/// Replaces (or drops, when ARGV[1] is empty) the jar field of a session that still exists.
+static SET_JAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'jar') else redis.call('HSET', KEYS[1], 'jar', ARGV[1]) end
+return 1
+",
+    )
+});
+
+impl RedisStore {
+    /// A store on `conn` under `prefix` (one per deployment), sealing records with `key`; Redis TTLs
+    /// follow `settings`' idle and absolute timeouts.
+    pub fn new(
+        conn: ConnectionManager,
+        key: &RecordKey,
+        prefix: impl Into<String>,
+        settings: &SessionSettings,
+    ) -> Self {
+        RedisStore {
+            conn,
+            cipher: Aes256Gcm::new(&key.0.into()),
+            prefix: prefix.into(),
+            idle_secs: settings.idle_timeout.as_secs(),
+            absolute_secs: settings.absolute_timeout.as_secs(),
+            counted: AtomicI64::new(-1),
+        }
+    }
+
+    /// Connects to `url` with bounded timeouts and retries, so a request never waits long on a Redis
+    /// that is down; the connection then reconnects by itself.
+    pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(store_error)
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}s:{}", self.prefix, id)
+    }
+
+    fn active_key(&self) -> String {
+        format!("{}active", self.prefix)
+    }
+
+    /// The index of one tenant's subject (or sid): hashed, so key names name nobody.
+    fn index_key(&self, kind: &str, tenant: &str, value: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(tenant.as_bytes())
+            .chain_update([0])
+            .chain_update(value.as_bytes())
+            .finalize();
+        format!("{}{kind}:{}", self.prefix, hex(&digest[..16]))
+    }
+
+    /// The keys [`WRITE`] and [`INSERT_NEW`] take for `session`.
+    fn write_keys(&self, session: &Session) -> Vec<String> {
+        let tenant = session.tenant.as_str();
+        let mut keys = vec![
+            self.session_key(session.id.as_str()),
+            self.active_key(),
+            self.index_key("u", tenant, &session.user.subject),
+        ];
+        if let Some(sid) = session.oidc.as_ref().and_then(|t| t.sid.as_deref()) {
+            keys.push(self.index_key("sid", tenant, sid));
+        }
+        keys
+    }
+
+    /// Seconds Redis keeps a session: to the earlier of its timeouts, plus the grace.
+    fn ttl(&self, created_at: u64, last_seen: u64, now: u64) -> u64 {
+        let until = last_seen
+            .saturating_add(self.idle_secs)
+            .min(created_at.saturating_add(self.absolute_secs));
+        until
+            .saturating_add(TTL_GRACE_SECS)
+            .saturating_sub(now)
+            .max(1)
+    }
+
+    fn seal(&self, key: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let nonce = random_bytes::<12>();
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: key.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError("could not seal a session record".into()))?;
+        let mut out = Vec::with_capacity(12 + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let unreadable = || StoreError("a stored session record does not open (wrong key?)".into());
+        if sealed.len() < 12 {
+            return Err(unreadable());
+        }
+        let (nonce, body) = sealed.split_at(12);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: key.as_bytes(),
+                },
+            )
+            .map_err(|_| unreadable())
+    }
+
+    fn seal_record(&self, session: &Session) -> Result<Vec<u8>, StoreError> {
+        let record = Record {
+            tenant: session.tenant.as_str().to_owned(),
+            subject: session.user.subject.clone(),
+            name: session.user.name.clone(),
+            email: session.user.email.clone(),
+            groups: session.user.groups.clone(),
+            csrf_token: session.csrf_token.clone(),
+            oidc: session.oidc.as_ref().map(|t| Tokens {
+                access_token: t.access_token.clone(),
+                expires_at: t.expires_at,
+                refresh_at: t.refresh_at,
+                refresh_token: t.refresh_token.clone(),
+                id_token: t.id_token.clone(),
+                sid: t.sid.clone(),
+                refresh_deferred_since: t.refresh_deferred_since,
+            }),
+        };
+        let plain = serde_json::to_vec(&record)
+            .map_err(|e| StoreError(format!("could not serialise a session: {e}")))?;
+        self.seal(&self.session_key(session.id.as_str()), &plain)
+    }
+
+    fn open_record(
+        &self,
+        id: &str,
+        sealed: &[u8],
+        seen: u64,
+        created: u64,
+    ) -> Result<Session, StoreError> {
+        let plain = self.open(&self.session_key(id), sealed)?;
+        let record: Record = serde_json::from_slice(&plain)
+            .map_err(|e| StoreError(format!("a stored session record is malformed: {e}")))?;
+        Ok(Session {
+            id: SessionId(id.to_owned()),
+            tenant: TenantId::new(&record.tenant),
+            user: User {
+                subject: record.subject,
+                name: record.name,
+                email: record.email,
+                groups: record.groups,
+            },
+            csrf_token: record.csrf_token,
+            created_at: created,
+            last_seen: seen,
+            oidc: record.oidc.map(|t| OidcTokens {
+                access_token: t.access_token,
+                expires_at: t.expires_at,
+                refresh_at: t.refresh_at,
+                refresh_token: t.refresh_token,
+                id_token: t.id_token,
+                sid: t.sid,
+                refresh_deferred_since: t.refresh_deferred_since,
+            }),
+            activity: Activity::default(),
+        })
+    }
+
+    async fn write(&self, session: &Session, only_if_present: bool) -> Result<bool, StoreError> {
+        let sealed = self.seal_record(session)?;
+        let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
+        let mut invocation = WRITE.prepare_invoke();
+        for key in self.write_keys(session) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(session.id.as_str())
+            .arg(sealed)
+            .arg(session.last_seen)
+            .arg(session.created_at)
+            .arg(ttl)
+            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg(if only_if_present { "1" } else { "0" });
+        let written: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(written == 1)
+    }
+
+    /// Ends sessions by id (the hash with its jars, and the activity index); stale index entries of
+    /// the per-user and sid sets are dropped by their readers.
+    async fn remove_ids(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for id in ids {
+            pipe.del(self.session_key(id)).ignore();
+            pipe.zrem(self.active_key(), id).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(store_error)
+    }
+
+    async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
+        let key = self.session_key(id.as_str());
+        let sealed: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("jar")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let plain = self.open(&format!("{key}#jar"), &sealed)?;
+        let parts: Vec<(String, AppJar)> = serde_json::from_slice(&plain)
+            .map_err(|e| StoreError(format!("a stored cookie jar is malformed: {e}")))?;
+        Ok(Some(SessionJars::from_parts(parts)))
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn insert(&self, session: Session) -> Result<(), StoreError> {
+        self.write(&session, false).await.map(|_| ())
+    }
+
+    async fn insert_new(
+        &self,
+        session: Session,
+        limits: SessionLimits,
+    ) -> Result<Vec<Eviction>, StoreError> {
+        let sealed = self.seal_record(&session)?;
+        let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
+        let mut invocation = INSERT_NEW.prepare_invoke();
+        for key in self.write_keys(&session) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(session.id.as_str())
+            .arg(sealed)
+            .arg(session.last_seen)
+            .arg(session.created_at)
+            .arg(ttl)
+            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg("0")
+            .arg(limits.per_user)
+            .arg(limits.total)
+            .arg(&self.prefix);
+        let ended: Vec<Vec<u8>> = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let mut evictions = Vec::new();
+        for triple in ended.chunks(3) {
+            let [reason, id, sealed] = triple else {
+                return Err(StoreError("redis: a malformed eviction list".into()));
+            };
+            let id = String::from_utf8_lossy(id);
+            let reason = if reason.as_slice() == b"u" {
+                EvictionReason::PerUser
+            } else {
+                EvictionReason::Total
+            };
+            // The record is gone: its seen/created went with it; the audit needs who, not when.
+            let session = self.open_record(&id, sealed, 0, 0)?;
+            evictions.push(Eviction {
+                session: Arc::new(session),
+                reason,
+            });
+        }
+        Ok(evictions)
+    }
+
+    async fn update(&self, session: Session) -> Result<bool, StoreError> {
+        self.write(&session, true).await
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        let (sealed, seen, created): (Option<Vec<u8>>, Option<u64>, Option<u64>) =
+            redis::cmd("HMGET")
+                .arg(self.session_key(id.as_str()))
+                .arg("rec")
+                .arg("seen")
+                .arg("created")
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(store_error)?;
+        let (Some(sealed), Some(seen), Some(created)) = (sealed, seen, created) else {
+            return Ok(None);
+        };
+        self.open_record(id.as_str(), &sealed, seen, created)
+            .map(|session| Some(Arc::new(session)))
+    }
+
+    async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
+        TOUCH
+            .key(self.session_key(id.as_str()))
+            .key(self.active_key())
+            .arg(id.as_str())
+            .arg(now)
+            .arg(self.idle_secs)
+            .arg(self.absolute_secs)
+            .arg(TTL_GRACE_SECS)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.remove_ids(&[id.as_str().to_owned()]).await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: u64,
+        settings: &SessionSettings,
+    ) -> Result<usize, StoreError> {
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.active_key())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET")
+                .arg(self.session_key(id))
+                .arg("seen")
+                .arg("created");
+        }
+        let times: Vec<(Option<u64>, Option<u64>)> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let (mut expired, mut stale) = (Vec::new(), Vec::new());
+        for (id, (seen, created)) in ids.iter().zip(times) {
+            match (seen, created) {
+                (Some(seen), Some(created)) => {
+                    if now.saturating_sub(seen) > settings.idle_timeout.as_secs()
+                        || now.saturating_sub(created) > settings.absolute_timeout.as_secs()
+                    {
+                        expired.push(id.clone());
+                    }
+                }
+                // Ended by its Redis TTL: only the index entry is left.
+                _ => stale.push(id.clone()),
+            }
+        }
+        self.remove_ids(&expired).await?;
+        self.remove_ids(&stale).await?;
+        let left = ids.len() - expired.len() - stale.len();
+        self.counted
+            .store(i64::try_from(left).unwrap_or(i64::MAX), Ordering::Relaxed);
+        Ok(expired.len())
+    }
+
+    async fn remove_for_logout(
+        &self,
+        tenant: &TenantId,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let index = match (subject, sid) {
+            (_, Some(sid)) => self.index_key("sid", tenant.as_str(), sid),
+            (Some(subject), None) => self.index_key("u", tenant.as_str(), subject),
+            (None, None) => return Ok(0),
+        };
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&index)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let mut ended = Vec::new();
+        for id in ids {
+            let Some(id) = SessionId::parse(&id) else {
+                continue;
+            };
+            match self.get(&id).await? {
+                Some(session) if session.matches_logout(tenant, subject, sid) => {
+                    ended.push(id.as_str().to_owned());
+                }
+                _ => {}
+            }
+        }
+        self.remove_ids(&ended).await?;
+        Ok(ended.len())
+    }
+
+    async fn jar(&self, id: &SessionId, app: &AppId) -> Result<Option<Arc<AppJar>>, StoreError> {
+        Ok(self.jars(id).await?.and_then(|jars| jars.app(app)))
+    }
+
+    /// Read, apply, write back if the session still exists. Two responses of one session applying
+    /// cookies at once may lose one's update (last writer wins); the session itself is never revived.
+    async fn update_jar(
+        &self,
+        id: &SessionId,
+        app: &AppId,
+        cookies: Vec<SetCookie>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut jars = self.jars(id).await?.unwrap_or_default();
+        jars.apply(app, cookies, now);
+        let key = self.session_key(id.as_str());
+        let sealed = if jars.is_empty() {
+            Vec::new()
+        } else {
+            let plain = serde_json::to_vec(&jars.to_parts())
+                .map_err(|e| StoreError(format!("could not serialise a cookie jar: {e}")))?;
+            self.seal(&format!("{key}#jar"), &plain)?
+        };
+        SET_JAR
+            .key(key)
+            .arg(sealed)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    fn count(&self) -> Option<usize> {
+        usize::try_from(self.counted.load(Ordering::Relaxed)).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::auth::session::conformance;
+
+    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
+    struct Server {
+        child: Child,
+        port: u16,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free loopback port");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
+                });
+            Server { child, port }
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
+
+        /// Connects, retrying while the server starts (bounded: 10 s).
+        async fn connect(&self) -> ConnectionManager {
+            for _ in 0..100 {
+                if let Ok(conn) = RedisStore::connect(&self.url()).await {
+                    return conn;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("redis-server on port {} did not answer", self.port);
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn key() -> RecordKey {
+        RecordKey::new([7; 32])
+    }
+
+    #[tokio::test]
+    async fn the_redis_store_passes_the_conformance_suite() {
+        let server = Server::start();
+        let conn = server.connect().await;
+        let n = AtomicUsize::new(0);
+        // Each check gets its own prefix: one server, separate namespaces.
+        conformance::run(|| {
+            let prefix = format!("t{}:", n.fetch_add(1, Ordering::Relaxed));
+            RedisStore::new(conn.clone(), &key(), prefix, &conformance::settings())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn records_are_sealed_at_rest_and_bound_to_their_key() {
+        let server = Server::start();
+        let mut conn = server.connect().await;
+        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let mut session = Session::new(&TenantId::new("acme"), conformance_user());
+        session.oidc = Some(OidcTokens {
+            access_token: "secret-access".into(),
+            expires_at: 1,
+            refresh_at: 1,
+            refresh_token: Some("secret-refresh".into()),
+            id_token: "secret-id".into(),
+            sid: None,
+            refresh_deferred_since: None,
+        });
+        let id = session.id.clone();
+        store.insert(session).await.unwrap();
+        let raw: Vec<u8> = redis::cmd("HGET")
+            .arg(format!("p:s:{}", id.as_str()))
+            .arg("rec")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        for secret in ["secret-access", "secret-refresh", "secret-id", "alice"] {
+            assert!(!text.contains(secret), "{secret} in the clear");
+        }
+        // Another key cannot open it: an error, not a panic and not a session.
+        let other = RedisStore::new(
+            conn.clone(),
+            &RecordKey::new([8; 32]),
+            "p:",
+            &conformance::settings(),
+        );
+        assert!(other.get(&id).await.is_err());
+        // Moved to another id, it does not open either.
+        let moved = SessionId::generate();
+        let _: () = redis::cmd("COPY")
+            .arg(format!("p:s:{}", id.as_str()))
+            .arg(format!("p:s:{}", moved.as_str()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(store.get(&moved).await.is_err());
+        assert!(store.get(&id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn redis_ttls_follow_the_timeouts() {
+        let server = Server::start();
+        let mut conn = server.connect().await;
+        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let id = session.id.clone();
+        store.insert(session).await.unwrap();
+        let ttl = |mut conn: ConnectionManager| {
+            let key = format!("p:s:{}", id.as_str());
+            async move {
+                let ttl: i64 = redis::cmd("TTL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                ttl
+            }
+        };
+        // Idle timeout 60 s, plus the grace.
+        let fresh = ttl(conn.clone()).await;
+        assert!((170..=180).contains(&fresh), "{fresh}");
+        // Near the absolute timeout (600 s), that one bounds it.
+        let mut old = Session::new(&TenantId::new("acme"), conformance_user());
+        old.created_at -= 590;
+        let old_id = old.id.clone();
+        store.insert(old).await.unwrap();
+        let old_ttl: i64 = redis::cmd("TTL")
+            .arg(format!("p:s:{}", old_id.as_str()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((120..=130).contains(&old_ttl), "{old_ttl}");
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_is_down_is_an_error_not_a_panic() {
+        let mut server = Server::start();
+        let conn = server.connect().await;
+        let store = RedisStore::new(conn, &key(), "p:", &conformance::settings());
+        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let id = session.id.clone();
+        store.insert(session.clone()).await.unwrap();
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        assert!(store.get(&id).await.is_err());
+        assert!(store.insert(session.clone()).await.is_err());
+        assert!(
+            store
+                .insert_new(
+                    session,
+                    SessionLimits {
+                        total: 10,
+                        per_user: 10
+                    }
+                )
+                .await
+                .is_err()
+        );
+        assert!(store.touch(&id, unix_now()).await.is_err());
+    }
+
+    fn conformance_user() -> User {
+        User {
+            subject: "alice".into(),
+            name: "Alice".into(),
+            email: "alice@x".into(),
+            groups: vec![],
+        }
+    }
+}
