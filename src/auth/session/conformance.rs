@@ -1,5 +1,5 @@
 //! The `SessionStore` conformance suite: what every store must do, written once. `MemoryStore` runs it
-//! (see `store.rs`); a Redis store will run the same functions against a live server.
+//! (see `store.rs`); `RedisStore` runs the same functions against a live server (see `redis.rs`).
 //!
 //! Each check takes a fresh store from `make`, so stores that share a backend must give each call its
 //! own namespace. Tenant binding and timeouts are checked through [`Sessions`], the way the server uses

@@ -121,7 +121,7 @@ return 1
 
 /// A new sign-in: [`WRITE`], then ends sessions beyond the limits, least recently active first, never
 /// the new one. KEYS as [`WRITE`]; ARGV as [`WRITE`] then per-user limit, total limit, key prefix.
-/// Returns a flat list: reason (`u` or `t`), id, sealed record, for each ended session.
+/// Returns a flat list: reason (`u` or `t`), id, sealed record, seen, created, for each ended session.
 static INSERT_NEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -136,14 +136,16 @@ end
 local ended = {}
 local function finish(victim, reason)
   local key = prefix .. 's:' .. victim
-  local rec = redis.call('HGET', key, 'rec')
+  local fields = redis.call('HMGET', key, 'rec', 'seen', 'created')
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[2], victim)
   redis.call('SREM', KEYS[3], victim)
-  if rec then
+  if fields[1] then
     table.insert(ended, reason)
     table.insert(ended, victim)
-    table.insert(ended, rec)
+    table.insert(ended, fields[1])
+    table.insert(ended, fields[2] or '0')
+    table.insert(ended, fields[3] or '0')
   end
 end
 local own = {}
@@ -471,8 +473,14 @@ impl SessionStore for RedisStore {
             .await
             .map_err(store_error)?;
         let mut evictions = Vec::new();
-        for triple in ended.chunks(3) {
-            let [reason, id, sealed] = triple else {
+        let number = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        for entry in ended.chunks(5) {
+            let [reason, id, sealed, seen, created] = entry else {
                 return Err(StoreError("redis: a malformed eviction list".into()));
             };
             let id = String::from_utf8_lossy(id);
@@ -481,8 +489,7 @@ impl SessionStore for RedisStore {
             } else {
                 EvictionReason::Total
             };
-            // The record is gone: its seen/created went with it; the audit needs who, not when.
-            let session = self.open_record(&id, sealed, 0, 0)?;
+            let session = self.open_record(&id, sealed, number(seen), number(created))?;
             evictions.push(Eviction {
                 session: Arc::new(session),
                 reason,
@@ -824,6 +831,85 @@ mod tests {
                 .is_err()
         );
         assert!(store.touch(&id, unix_now()).await.is_err());
+    }
+
+    /// Sign-ins of one user racing on two "instances" (two stores, two connections) never leave more
+    /// sessions than the per-user limit: the limit is applied in the same atomic step as the insert.
+    #[tokio::test]
+    async fn concurrent_sign_ins_do_not_slip_under_the_limit() {
+        let server = Server::start();
+        let stores: Vec<Arc<RedisStore>> = vec![
+            Arc::new(RedisStore::new(
+                server.connect().await,
+                &key(),
+                "p:",
+                &conformance::settings(),
+            )),
+            Arc::new(RedisStore::new(
+                server.connect().await,
+                &key(),
+                "p:",
+                &conformance::settings(),
+            )),
+        ];
+        let limits = SessionLimits {
+            total: 1000,
+            per_user: 3,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = Arc::clone(&stores[i % 2]);
+            tasks.push(tokio::spawn(async move {
+                let session = Session::new(&TenantId::new("acme"), conformance_user());
+                store.insert_new(session, limits).await.unwrap().len()
+            }));
+        }
+        let mut ended = 0;
+        for task in tasks {
+            ended += task.await.unwrap();
+        }
+        assert_eq!(ended, 37, "each sign-in past the third ended one");
+        stores[0]
+            .purge_expired(unix_now(), &conformance::settings())
+            .await
+            .unwrap();
+        assert_eq!(stores[0].count(), Some(3));
+    }
+
+    /// Redis stopped and started again on the same port: the store errs meanwhile and then works
+    /// again by itself, with the same connection.
+    #[tokio::test]
+    async fn the_store_recovers_when_redis_returns() {
+        let mut server = Server::start();
+        let store = RedisStore::new(
+            server.connect().await,
+            &key(),
+            "p:",
+            &conformance::settings(),
+        );
+        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let id = session.id.clone();
+        store.insert(session.clone()).await.unwrap();
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        assert!(store.get(&id).await.is_err());
+        server.child = Command::new("redis-server")
+            .args(["--port", &server.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server restarts");
+        // Bounded: 10 s. Nothing persisted, so the session is gone, but the store answers.
+        let mut answered = false;
+        for _ in 0..100 {
+            if store.insert(session.clone()).await.is_ok() {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "the store did not reconnect");
+        assert!(store.get(&id).await.unwrap().is_some());
     }
 
     fn conformance_user() -> User {

@@ -1,5 +1,5 @@
-//! Where sessions live: the [`SessionStore`] trait a shared store (Redis) will implement for scale-out,
-//! and [`MemoryStore`], the in-process one.
+//! Where sessions live: the [`SessionStore`] trait a shared store ([`super::RedisStore`]) implements for
+//! scale-out, and [`MemoryStore`], the in-process one.
 //!
 //! A store keeps records and their cookie jars, nothing more: it knows nothing about timeouts or
 //! tenants beyond what its operations are told (`purge_expired` gets the limits, `remove_for_logout`
