@@ -599,19 +599,31 @@ impl SessionStore for RedisStore {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
-        let mut ended = Vec::new();
-        for id in ids {
-            let Some(id) = SessionId::parse(&id) else {
+        let (mut ended, mut stale) = (Vec::new(), Vec::new());
+        for raw in ids {
+            let Some(id) = SessionId::parse(&raw) else {
+                stale.push(raw);
                 continue;
             };
             match self.get(&id).await? {
                 Some(session) if session.matches_logout(tenant, subject, sid) => {
-                    ended.push(id.as_str().to_owned());
+                    ended.push(raw);
                 }
-                _ => {}
+                Some(_) => {}
+                None => stale.push(raw),
             }
         }
         self.remove_ids(&ended).await?;
+        // The index forgets what has ended, so it does not grow with past sign-ins.
+        if !ended.is_empty() || !stale.is_empty() {
+            redis::cmd("SREM")
+                .arg(&index)
+                .arg(&ended)
+                .arg(&stale)
+                .query_async::<i64>(&mut self.conn.clone())
+                .await
+                .map_err(store_error)?;
+        }
         Ok(ended.len())
     }
 
@@ -910,6 +922,65 @@ mod tests {
         }
         assert!(answered, "the store did not reconnect");
         assert!(store.get(&id).await.unwrap().is_some());
+    }
+
+    /// A back-channel logout leaves no entry behind in the index it read.
+    #[tokio::test]
+    async fn logout_indexes_forget_ended_sessions() {
+        let server = Server::start();
+        let mut conn = server.connect().await;
+        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let acme = TenantId::new("acme");
+        let mut session = Session::new(&acme, conformance_user());
+        session.oidc = Some(OidcTokens {
+            access_token: "a".into(),
+            expires_at: 1,
+            refresh_at: 1,
+            refresh_token: None,
+            id_token: "i".into(),
+            sid: Some("idp-sid".into()),
+            refresh_deferred_since: None,
+        });
+        let gone = Session::new(&acme, conformance_user());
+        let gone_id = gone.id.clone();
+        store.insert(session).await.unwrap();
+        store.insert(gone).await.unwrap();
+        // One of alice's sessions ends by itself (its Redis TTL, here a plain delete).
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("p:s:{}", gone_id.as_str()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let members = |key: String| {
+            let mut conn = conn.clone();
+            async move {
+                let members: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                members
+            }
+        };
+        let by_user = store.index_key("u", "acme", "alice");
+        let by_sid = store.index_key("sid", "acme", "idp-sid");
+        assert_eq!(members(by_user.clone()).await.len(), 2);
+        assert_eq!(
+            store
+                .remove_for_logout(&acme, None, Some("idp-sid"))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(members(by_sid).await.is_empty());
+        assert_eq!(
+            store
+                .remove_for_logout(&acme, Some("alice"), None)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(members(by_user).await.is_empty(), "stale entries dropped");
     }
 
     fn conformance_user() -> User {
