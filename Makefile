@@ -45,6 +45,7 @@ bench-instructions: deps
 lint: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 # npm ci only when the lockfile changed since the last install.
 deps: node_modules/.package-lock.json

@@ -1,7 +1,7 @@
 //! Roles and the one access decision.
 //!
-//! A tenant's role map turns IdP groups into portal roles; an app's [`AccessPolicy`] says which roles may
-//! reach which part of it. [`decide`] is the only function that answers "may this user reach this app at
+//! A tenant's role map turns IdP groups into portal roles; an app's `AccessPolicy` says which roles may
+//! reach which part of it. `decide` is the only function that answers "may this user reach this app at
 //! this path": the shell calls it to build the navigation and the proxy calls it before forwarding, so
 //! nothing hidden from the navigation is reachable through the proxy (BRIEF invariant 1).
 //!

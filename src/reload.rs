@@ -1,5 +1,5 @@
 //! Reloading the config without a restart: SIGHUP, a watch on the config files, and the admin
-//! listener's `POST /reload` all end in [`Reloader::reload`].
+//! listener's `POST /reload` all end in `Reloader::reload`.
 //!
 //! A reload compiles the main file (and every `apps_from` match) again. A config with any error is
 //! refused whole and the running one stays (last-known-good); the refusal is logged with its
@@ -8,7 +8,7 @@
 //! the upstream pool and the listeners are not part of the snapshot and stay. Settings only read at
 //! start (listeners, connection caps, signing keys, the upstream client's timeouts) keep their running
 //! values in the new snapshot, and a reload that changes them says which need a restart. The OIDC
-//! registry follows the tenants ([`OidcRegistry::apply`]). Reloads never run concurrently: one asked
+//! registry follows the tenants (`OidcRegistry::apply`). Reloads never run concurrently: one asked
 //! for while another runs waits for it and then runs once for everyone who waited.
 //!
 //! A service: it never imports handlers or `AppState`, and never sees a request. The admin listener
@@ -107,7 +107,7 @@ impl From<&Diagnostic> for DiagnosticView {
 }
 
 /// What a reload changed. Apps are named `tenant/app`; the apps of an added or removed tenant are
-/// listed as added or removed. "Changed" means the compiled value differs (see [`diff`]).
+/// listed as added or removed. "Changed" means the compiled value differs (see `diff`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Changes {
     pub tenants_added: Vec<String>,

@@ -2,7 +2,7 @@
 //!
 //! `App::build` binds the sockets (so tests can bind port 0 and ask for the port), refuses configs that
 //! are unsafe to serve (dev sign-in on a non-loopback listener), and `run` starts the background tasks and
-//! serves until a shutdown signal. The routes and the layer order are [`router`]'s; the listeners'
+//! serves until a shutdown signal. The routes and the layer order are `router`'s; the listeners'
 //! connections (caps, TLS, client timeouts, protocols, draining) are `listener`'s; the https redirect and
 //! HSTS are `edge`'s. It must not hold handlers.
 //!

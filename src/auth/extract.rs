@@ -1,4 +1,4 @@
-//! [`SignedIn`]: the extractor every protected handler uses to learn who is asking.
+//! `SignedIn`: the extractor every protected handler uses to learn who is asking.
 //!
 //! It reads the session cookie (refusing a duplicate), looks the session up through `Sessions` (tenant
 //! binding and timeouts, with cross-tenant use audited), refreshes OIDC tokens near expiry, and derives

@@ -1,4 +1,4 @@
-//! Sign-in, sessions and sign-out on a tenant origin: the `/auth/*` endpoints and the [`SignedIn`]
+//! Sign-in, sessions and sign-out on a tenant origin: the `/auth/*` endpoints and the `SignedIn`
 //! extractor every protected handler uses.
 //!
 //! The browser only ever holds an opaque, HttpOnly, SameSite session cookie (BRIEF invariant 3); who the

@@ -8,7 +8,7 @@
 //! user outside it: a user of one tenant never becomes an entity of another tenant's namespace, whatever
 //! Backstage runs. Client-sent `Authorization` and oauth2-proxy headers are always removed first, only
 //! allow-listed plugins are reachable, and the `auth` plugin never is. A tenant with catalog
-//! `namespaces` only reads those (and its shared ones) through the `catalog` plugin: [`scope`] narrows
+//! `namespaces` only reads those (and its shared ones) through the `catalog` plugin: `scope` narrows
 //! or refuses each catalog request.
 //!
 //! A request goes through named phases on top of the forwarding kit (`proxy`): `route` (plugin

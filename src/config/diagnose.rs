@@ -1,4 +1,4 @@
-//! [`Cx`]: where the meaning stage reports. It collects every [`Diagnostic`] (nothing stops at the first),
+//! [`Cx`]: where the meaning stage reports. It collects every `Diagnostic` (nothing stops at the first),
 //! knows which file is being read and keeps the key path, so a rule says only what is wrong and where
 //! in the text (`cx.error(mark, message, hint)`), not how to spell `tenants.acme.apps[x].access`.
 //!

@@ -1,7 +1,7 @@
 //! Loading and validating portico's YAML config.
 //!
-//! `load_file` and `load_embedded` return either a complete, validated [`Config`] or every problem found,
-//! each a [`Diagnostic`] with file, line, column, key path and hint. Only this module knows YAML; the rest
+//! `load_file` and `load_embedded` return either a complete, validated `Config` or every problem found,
+//! each a `Diagnostic` with file, line, column, key path and hint. Only this module knows YAML; the rest
 //! of the server reads the typed model. It must never hand out a half-valid config: a config with one
 //! error is refused whole, so a running server keeps its previous snapshot (hot reload builds on this).
 //!

@@ -3,7 +3,7 @@
 //!
 //! Every request gets an id (echoed as `x-request-id`, sent upstream, shown on error pages) and, when
 //! its response body ends, one `access` line and its metrics. Handlers fill in who and what through
-//! [`Labels`]. Nothing here may log a session id, a token or a cookie value, and no metric label may
+//! `Labels`. Nothing here may log a session id, a token or a cookie value, and no metric label may
 //! come from a request alone (see `metrics`).
 
 pub mod access;

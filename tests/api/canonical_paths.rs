@@ -35,8 +35,8 @@ impl Drop for Framework {
 }
 
 impl Framework {
-    /// Spawns `command`, which prints `listening <port>` once it accepts connections.
-    fn spawn(mut command: Command, what: &str) -> Framework {
+    /// Spawns `command`, which prints `listening <port>` once it accepts connections; stopped on drop.
+    pub(crate) fn spawn(mut command: Command, what: &str) -> Framework {
         let mut child = command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::piped())
@@ -69,6 +69,10 @@ impl Framework {
 
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The stock Express 4 app.

@@ -7,7 +7,6 @@
 //! timeout counts every request. Intervals are configured short, and every wait is bounded.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     TIMEOUT, acme, app, client, config, dev, json_error, oidc_client, tenant, user,
 };
+use crate::logs::Logs;
 use crate::op::{Browser, RealOp, reserve_port};
 
 /// The probe interval the OIDC tests configure, and the bound the README states for noticing an
@@ -393,47 +393,5 @@ async fn the_idle_timeout_counts_every_request() {
             let response = server.get_as("/auth/session", &quiet).await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         }
-    }
-}
-
-/// Everything portico logs on the test's thread (the server runs on the test's single-threaded
-/// runtime), as the JSON lines a log shipper would see.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Starts capturing; capture ends when the guard is dropped.
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let buffer = logs.0.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || LogWriter(buffer.clone()))
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    /// The fields of every audit event named `event`, oldest first.
-    fn audit(&self, event: &str) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["target"] == "audit" && line["fields"]["event"] == event)
-            .map(|line| line["fields"].clone())
-            .collect()
     }
 }

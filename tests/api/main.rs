@@ -10,6 +10,7 @@ mod edge;
 mod fake_idp;
 mod helpers;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod oidc_negative;
 mod oidc_real;

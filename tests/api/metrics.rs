@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::canonical_paths::Framework;
 use crate::helpers::{TIMEOUT, TestServer, app, client, compile, config, tenant, user};
+use crate::logs::Logs;
 
 /// A user id that must never appear in the metrics.
 const USER: &str = "zed-4711";
@@ -324,63 +325,6 @@ async fn metrics_count_what_happened_with_bounded_labels() {
     );
     for secret in [USER, "nobody", session.id.as_str(), "overview", "anything"] {
         assert!(!after.0.contains(secret), "`{secret}` is in the metrics");
-    }
-}
-
-/// Every log line portico writes on the test's thread, as the JSON a log shipper would see.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let buffer = logs.0.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || LogWriter(buffer.clone()))
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn access_lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["target"] == "access")
-            .collect()
-    }
-
-    /// The access line of the request `id`, waiting for it: it is written when the body ends.
-    async fn access(&self, id: &str) -> Value {
-        let waited = tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(line) = self
-                    .access_lines()
-                    .into_iter()
-                    .find(|line| line["request_id"] == id)
-                {
-                    return line;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("no access line for {id}"))
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,59 +15,19 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::canonical_paths::Framework;
 use crate::helpers::{Session, TIMEOUT, app_nodes, client, segments, session_from};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
 /// The stock Express app of `tests/support/express-stream.mjs`, stopped on drop.
-struct Express {
-    addr: SocketAddr,
-    child: Child,
-    _stdin: ChildStdin,
-}
+struct Express;
 
 impl Express {
-    fn start() -> Express {
-        let mut child = Command::new("node")
-            .arg("tests/support/express-stream.mjs")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs the Express test app (run `npm ci`)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = receiver
-            .recv_timeout(TIMEOUT)
-            .expect("the Express app starts");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("the Express app said {line:?}"));
-        Express {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            _stdin: stdin,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Express {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start() -> Framework {
+        let mut command = Command::new("node");
+        command.arg("tests/support/express-stream.mjs");
+        Framework::spawn(command, "the Express test app (run `npm ci`)")
     }
 }
 

@@ -15,8 +15,8 @@
 //! runs on the test's single-threaded runtime, so a thread-local subscriber sees its events.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,6 +31,7 @@ use crate::helpers::{
     TenantYaml, app, app_nodes, compile, config, json_error, oidc_client, query_of, segments,
     session_from, tenant, user, with_param,
 };
+use crate::logs::Logs;
 use crate::op::{Browser, RealOp, reserve_port};
 
 const ACME: &str = "acme.test";
@@ -338,52 +339,6 @@ impl Upstream {
     /// Requests that reached this upstream so far.
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
-    }
-}
-
-/// Everything portico logs on the test's thread (the server runs on the test's single-threaded
-/// runtime), as the JSON lines a log shipper would see.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Starts capturing; capture ends when the guard is dropped.
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let buffer = logs.0.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || LogWriter(buffer.clone()))
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// The fields of every audit event named `event`, oldest first.
-    fn audit(&self, event: &str) -> Vec<Value> {
-        self.text()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["target"] == "audit" && line["fields"]["event"] == event)
-            .map(|line| line["fields"].clone())
-            .collect()
     }
 }
 

@@ -7,10 +7,8 @@
 //! proxied request with the client certificate (a stand-in: the real Backstage of
 //! `tests/api/backstage.rs` runs over plain http).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use futures_util::StreamExt;
 use rcgen::{
@@ -18,6 +16,7 @@ use rcgen::{
 };
 use serde_json::Value;
 
+use crate::canonical_paths::Framework;
 use crate::helpers::{Session, TIMEOUT, TestServer, acme, app, config, dev, json_error};
 
 /// The certificates of one test, as PEM files in a temporary directory.
@@ -72,58 +71,29 @@ fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     (pem, Issuer::new(params, key))
 }
 
-/// The Express app over TLS; stopped when dropped.
-struct HttpsApp {
-    addr: SocketAddr,
-    child: Child,
-    _stdin: ChildStdin,
-}
-
-impl Drop for HttpsApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The Express app of `tests/support/express-https-app.mjs` over node's https, stopped on drop.
+struct HttpsApp(Framework);
 
 impl HttpsApp {
     fn start(pki: &Pki, flags: &[&str]) -> HttpsApp {
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("tests/support/express-https-app.mjs")
             .arg(pki.path())
-            .args(flags)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs the https test app (run `npm ci`)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = receiver
-            .recv_timeout(TIMEOUT)
-            .expect("the https test app starts");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("the https test app said: {line:?}"));
-        HttpsApp {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            _stdin: stdin,
-        }
+            .args(flags);
+        HttpsApp(Framework::spawn(
+            command,
+            "the https test app (run `npm ci`)",
+        ))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// The URL by the name in its certificate.
     fn url(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
+        format!("https://localhost:{}", self.port())
     }
 }
 
@@ -173,7 +143,7 @@ async fn an_https_upstream_with_its_ca_answers_and_streams() {
     assert_eq!(hello["alpn"], "http/1.1", "{hello}");
     assert_eq!(
         hello["host"],
-        format!("localhost:{}", upstream.addr.port()),
+        format!("localhost:{}", upstream.port()),
         "{hello}"
     );
 

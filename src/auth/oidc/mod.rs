@@ -4,10 +4,10 @@
 //! while the IdP is down, and at once when a token call cannot connect), so an outage and its end are
 //! noticed within that interval plus [`PROBE_TIMEOUT`]; an IdP that is down does not stop the portal:
 //! its tenant says "sign-in unavailable" at once and is `degraded` in readiness; the authorization code flow with
-//! PKCE S256, state and nonce, always ([`login`], bounded by [`pending`]); the callback's checks
+//! PKCE S256, state and nonce, always (`login`, bounded by `pending`); the callback's checks
 //! (single-use state bound to the browser, issuer, ID token signature/issuer/audience/expiry/nonce with
-//! an allow-list of algorithms); refresh that re-reads groups ([`refresh`]); RP-initiated and
-//! back-channel logout ([`logout`]). This is the only module that talks to IdPs, and it never follows a
+//! an allow-list of algorithms); refresh that re-reads groups (`refresh`); RP-initiated and
+//! back-channel logout (`logout`). This is the only module that talks to IdPs, and it never follows a
 //! redirect. Tokens never leave the server: they live in the session record, never in a cookie or a
 //! page. A service: it sees `Sessions`, never the app state or a request.
 

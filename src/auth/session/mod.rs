@@ -110,7 +110,7 @@ pub struct Session {
     /// Sent by the shell with state-changing requests; see `http::csrf`.
     pub csrf_token: String,
     pub created_at: u64,
-    /// The last activity the store has recorded (written at most every [`TOUCH_INTERVAL_SECS`], or a
+    /// The last activity the store has recorded (written at most every `TOUCH_INTERVAL_SECS`, or a
     /// quarter of the idle timeout if shorter); [`Session::last_active`] is exact.
     pub last_seen: u64,
     /// Present for OIDC sign-ins; dev sign-in has no tokens.

@@ -1,4 +1,4 @@
-//! The meaning stage: turns the shaped document (`config::raw`) into a validated [`Config`].
+//! The meaning stage: turns the shaped document (`config::raw`) into a validated `Config`.
 //!
 //! One file per section, each a set of rules that read raw values and report through [`Cx`]: what a
 //! value means (a URL, a role that exists, a duration), which keys are required, and what holds across
