@@ -1,7 +1,8 @@
 # The two commands a newcomer needs: `make run` starts the demo portal, `make test` runs every test.
 # Both install what they need first (the pinned npm packages, Express among them; Chromium for the browser
-# tests; Debian's Jetty 9 for the canonical-path tests; a real Backstage backend for the Backstage tests,
-# built once into tests/backstage/node_modules).
+# tests; Debian's Jetty 9 for the canonical-path tests; Debian's redis-server and nginx, which the Redis
+# and scale-out tests start on loopback ports of their own; a real Backstage backend for the Backstage
+# tests, built once into tests/backstage/node_modules).
 
 .PHONY: run test test-rust test-e2e test-packaging deps lint bench bench-instructions
 
@@ -11,7 +12,8 @@ run: deps
 test: deps
 	scripts/ensure-chromium.sh
 	scripts/ensure-jetty.sh
-	scripts/ensure-redis.sh
+	scripts/ensure-debian-package.sh redis-server redis-server
+	scripts/ensure-debian-package.sh nginx nginx
 	scripts/install-backstage.sh
 	cargo build --bins
 	scripts/check-packaging.sh
@@ -20,7 +22,8 @@ test: deps
 
 test-rust: deps
 	scripts/ensure-jetty.sh
-	scripts/ensure-redis.sh
+	scripts/ensure-debian-package.sh redis-server redis-server
+	scripts/ensure-debian-package.sh nginx nginx
 	scripts/install-backstage.sh
 	cargo test --all-targets
 

@@ -691,7 +691,7 @@ mod tests {
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| {
-                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
+                    panic!("redis-server did not start ({e}): run scripts/ensure-debian-package.sh redis-server redis-server")
                 });
             Server { child, port }
         }
