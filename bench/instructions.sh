@@ -10,6 +10,7 @@
 #   bench/instructions.sh                              # builds release; N=2000
 #   PORTICO_BIN=a/portico BASE_BIN=b/portico bench/instructions.sh   # compare two builds
 #   BENCH_REQUESTS=5000 bench/instructions.sh
+#   BENCH_STORE=redis bench/instructions.sh            # sessions in a redis-server of its own
 #
 # Everything listens on 127.0.0.1, lives in a mktemp -d work dir, is bounded by `timeout`, and is
 # stopped by an exit trap. Needs valgrind, nginx, curl and python3 (Debian packages; installed with
@@ -21,10 +22,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/portico-config.sh"
 N=${BENCH_REQUESTS:-2000}
 [[ $N =~ ^[0-9]+$ && $N -gt 0 && $N -le 100000 ]] || { echo "error: BENCH_REQUESTS must be 1..100000" >&2; exit 2; }
+STORE=${BENCH_STORE:-memory}
+[[ $STORE == memory || $STORE == redis ]] || { echo "error: BENCH_STORE is memory or redis" >&2; exit 2; }
 
 need() {
     local missing=()
-    for pair in "valgrind:valgrind" "nginx:nginx" "curl:curl"; do
+    local pairs=("valgrind:valgrind" "nginx:nginx" "curl:curl")
+    [[ $STORE == memory ]] || pairs+=("redis-server:redis-server")
+    for pair in "${pairs[@]}"; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || [[ -x /usr/sbin/${pair%%:*} ]] || missing+=("${pair#*:}")
     done
     ((${#missing[@]} == 0)) && return
@@ -82,7 +87,16 @@ EOF
 "$NGINX" -p "$WORK/upstream/" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
 PIDS+=($!)
 
-portico_bench_config "$P_PORT" "$U_PORT" >"$WORK/portico.yaml"
+SESSIONS=""
+if [[ $STORE == redis ]]; then
+    # The Redis store's client-side cost is what callgrind counts; redis-server's own work is not.
+    R_PORT=$(free_port)
+    redis-server --port "$R_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    head -c 32 /dev/urandom | base64 >"$WORK/session.key"
+    SESSIONS="sessions: { store: redis, redis: { url: \"redis://127.0.0.1:$R_PORT/0\", key_file: \"$WORK/session.key\" } }"
+fi
+portico_bench_config "$P_PORT" "$U_PORT" "$SESSIONS" >"$WORK/portico.yaml"
 
 cat >"$WORK/requests.py" <<'EOF'
 import http.client, sys
@@ -125,7 +139,7 @@ per_request() {
     echo $(((busy - idle) / N))
 }
 
-echo "instructions per proxied request (callgrind, $N keep-alive GETs of a 1 KiB file, start-up and sign-in subtracted)"
+echo "instructions per proxied request (callgrind, $N keep-alive GETs of a 1 KiB file, start-up and sign-in subtracted; sessions: $STORE)"
 NEW=$(per_request "$PORTICO_BIN")
 echo "  $PORTICO_BIN: $NEW"
 if [[ -n ${BASE_BIN:-} ]]; then

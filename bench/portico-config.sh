@@ -1,12 +1,14 @@
 # Sourced by bench/run.sh and bench/instructions.sh: the one config both measure, so their figures
 # speak of the same request path (dev sign-in tenant, role `developer`, one app proxied upstream).
 
-# portico_bench_config LISTEN_PORT UPSTREAM_PORT: prints the config YAML.
+# portico_bench_config LISTEN_PORT UPSTREAM_PORT [SESSIONS_YAML]: prints the config YAML; the third
+# argument is a top-level `sessions:` section (the Redis store's), else sessions are in memory.
 portico_bench_config() {
     cat <<YAML
 version: 1
 server:
   listen: 127.0.0.1:$1
+${3:-}
 default_tenant: bench
 tenants:
   bench:

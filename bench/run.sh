@@ -2,9 +2,11 @@
 # Proxy overhead benchmark: the same 1 KiB GET load (wrk) sent on loopback to
 #   1. the upstream directly (nginx serving a static 1 KiB file),
 #   2. nginx proxy_pass, 3. lighttpd mod_proxy, 4. portico (signed-in session, /apps/echo/…),
-#   5. the hyper floor (examples/bare_proxy.rs: portico's stack forwarding only),
-# each proxy alone on core 1, wrk and the upstream on core 0. Reports req/s, p99 latency and the
-# proxy's CPU time per request, and the ratios portico/nginx, lighttpd/nginx and to the floor.
+#   5. portico with its sessions in Redis (a redis-server on core 0, no persistence),
+#   6. the hyper floor (examples/bare_proxy.rs: portico's stack forwarding only),
+# each proxy alone on core 1, wrk, the upstream and Redis on core 0. Reports req/s, p99 latency and
+# the proxy's CPU time per request, and the ratios portico/nginx, lighttpd/nginx, Redis store/memory
+# store and to the floor.
 #
 # Usage: bench/run.sh            (see bench/README.md)
 # Env:   BENCH_DURATION=10s  BENCH_CONNECTIONS=32  BENCH_WARMUP=2s  BENCH_ACCESS_LOG=on|off
@@ -88,6 +90,7 @@ missing=()
 [[ -x $NGINX ]] || missing+=(nginx)
 [[ -x $LIGHTTPD ]] || missing+=(lighttpd)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
 command -v curl >/dev/null || missing+=(curl)
 command -v taskset >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
@@ -127,7 +130,8 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # Work dir, free ports, helpers.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
-mkdir -p "$WORK/www" "$WORK/upstream" "$WORK/nginx" "$WORK/lighttpd/tmp" "$WORK/lighttpd/docroot" "$WORK/portico" "$WORK/wrk"
+mkdir -p "$WORK/www" "$WORK/upstream" "$WORK/nginx" "$WORK/lighttpd/tmp" "$WORK/lighttpd/docroot" "$WORK/portico" \
+    "$WORK/portico-redis" "$WORK/redis" "$WORK/wrk"
 # Exactly 1024 bytes, printable.
 awk 'BEGIN { line = "portico bench: a 1 KiB static body for proxy overhead measurements.\n"
              while (length(body) < 1024) body = body line
@@ -193,6 +197,8 @@ free_port; N_PORT=$FREE_PORT
 free_port; L_PORT=$FREE_PORT
 free_port; P_PORT=$FREE_PORT
 free_port; F_PORT=$FREE_PORT
+free_port; PR_PORT=$FREE_PORT
+free_port; R_PORT=$FREE_PORT
 
 # ---------------------------------------------------------------------------------------------------
 # The upstream: nginx serving the static file, one process, on the load core.
@@ -303,20 +309,39 @@ wait_listening "lighttpd proxy" "$LIGHTTPD_PID" "$L_PORT" "$WORK/lighttpd/stdout
 
 # ---------------------------------------------------------------------------------------------------
 # portico: dev sign-in tenant, one app proxied to the upstream; tokio limited to one worker thread.
-portico_bench_config "$P_PORT" "$U_PORT" >"$WORK/portico/portico.yaml"
-"$PORTICO" check "$WORK/portico/portico.yaml" >"$WORK/portico/check.log" 2>&1 \
-    || { cat "$WORK/portico/check.log" >&2; die "portico check rejected the generated config"; }
 if [[ $ACCESS_LOG == on ]]; then PORTICO_RUST_LOG=info; else PORTICO_RUST_LOG=info,access=off; fi
-start "portico :$P_PORT" "$PROXY_CORE" "$WORK/portico/portico.log" \
-    env TOKIO_WORKER_THREADS=1 RUST_LOG="$PORTICO_RUST_LOG" NO_COLOR=1 "$PORTICO" serve --config "$WORK/portico/portico.yaml"
+# start_portico DIR PORT [SESSIONS_YAML]: writes the config, starts portico on the proxy core, sets
+# START_PID, and checks that TOKIO_WORKER_THREADS was honoured.
+start_portico() {
+    local dir=$1 port=$2
+    portico_bench_config "$port" "$U_PORT" "${3:-}" >"$dir/portico.yaml"
+    "$PORTICO" check "$dir/portico.yaml" >"$dir/check.log" 2>&1 \
+        || { cat "$dir/check.log" >&2; die "portico check rejected the generated config $dir/portico.yaml"; }
+    start "portico :$port" "$PROXY_CORE" "$dir/portico.log" \
+        env TOKIO_WORKER_THREADS=1 RUST_LOG="$PORTICO_RUST_LOG" NO_COLOR=1 "$PORTICO" serve --config "$dir/portico.yaml"
+    local pid=$START_PID
+    wait_listening "portico" "$pid" "$port" "$dir/portico.log"
+    # `env` execs portico, so the pid is portico's own.
+    # tokio names its workers tokio-rt-worker (tokio-runtime-worker before 1.4x; comm keeps 15 characters).
+    PORTICO_WORKERS=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -cE '^tokio-(rt-worker|runtime-w)' || true)
+    PORTICO_THREADS=$(find /proc/"$pid"/task -mindepth 1 -maxdepth 1 | wc -l)
+    log "portico :$port: $PORTICO_THREADS threads, $PORTICO_WORKERS tokio worker(s) (TOKIO_WORKER_THREADS=1)"
+    [[ $PORTICO_WORKERS -eq 1 ]] || log "WARNING: expected 1 tokio worker thread, found $PORTICO_WORKERS (taskset still confines them to core $PROXY_CORE)"
+    START_PID=$pid
+}
+start_portico "$WORK/portico" "$P_PORT"
 PORTICO_PID=$START_PID
-wait_listening "portico" "$PORTICO_PID" "$P_PORT" "$WORK/portico/portico.log"
-# `env` execs portico, so the pid is portico's own. Check that TOKIO_WORKER_THREADS was honoured.
-# tokio names its workers tokio-rt-worker (tokio-runtime-worker before 1.4x; comm keeps 15 characters).
-PORTICO_WORKERS=$(cat /proc/"$PORTICO_PID"/task/*/comm 2>/dev/null | grep -cE '^tokio-(rt-worker|runtime-w)' || true)
-PORTICO_THREADS=$(find /proc/"$PORTICO_PID"/task -mindepth 1 -maxdepth 1 | wc -l)
-log "portico: $PORTICO_THREADS threads, $PORTICO_WORKERS tokio worker(s) (TOKIO_WORKER_THREADS=1)"
-[[ $PORTICO_WORKERS -eq 1 ]] || log "WARNING: expected 1 tokio worker thread, found $PORTICO_WORKERS (taskset still confines them to core $PROXY_CORE)"
+
+# portico with the Redis session store: redis-server (no persistence) on the load core, like the
+# upstream, so the proxy core runs portico alone; Redis's own CPU per request is reported beside.
+start "redis-server :$R_PORT" "$LOAD_CORE" "$WORK/redis/redis.log" \
+    redis-server --port "$R_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis"
+REDIS_PID=$START_PID
+wait_listening "redis-server" "$REDIS_PID" "$R_PORT" "$WORK/redis/redis.log"
+head -c 32 /dev/urandom | base64 >"$WORK/portico-redis/session.key"
+start_portico "$WORK/portico-redis" "$PR_PORT" \
+    "sessions: { store: redis, redis: { url: \"redis://127.0.0.1:$R_PORT/0\", key_file: \"$WORK/portico-redis/session.key\" } }"
+PORTICO_REDIS_PID=$START_PID
 
 if [[ -n $FLOOR ]]; then
     start "hyper floor :$F_PORT" "$PROXY_CORE" "$WORK/floor.log" \
@@ -326,14 +351,20 @@ if [[ -n $FLOOR ]]; then
 fi
 
 # Sign in and take the session cookie.
-SET_COOKIE=$(curl -sS --max-time 5 -D - -o /dev/null -H "Origin: http://127.0.0.1:$P_PORT" \
-    -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' | grep -i '^set-cookie:' || true)
-COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' <<<"$SET_COOKIE" | head -n 1)
-[[ -n $COOKIE && $COOKIE != portico_session= ]] || die "dev sign-in gave no portico_session cookie (got: ${SET_COOKIE:-no Set-Cookie})"
+sign_in() { # PORT: prints the portico_session cookie pair
+    local set_cookie cookie
+    set_cookie=$(curl -sS --max-time 5 -D - -o /dev/null -H "Origin: http://127.0.0.1:$1" \
+        -d 'user=bench' "http://127.0.0.1:$1/auth/dev-login" | tr -d '\r' | grep -i '^set-cookie:' || true)
+    cookie=$(sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' <<<"$set_cookie" | head -n 1)
+    [[ -n $cookie && $cookie != portico_session= ]] || die "dev sign-in at :$1 gave no portico_session cookie (got: ${set_cookie:-no Set-Cookie})"
+    echo "$cookie"
+}
+COOKIE=$(sign_in "$P_PORT")
+COOKIE_REDIS=$(sign_in "$PR_PORT")
 
 # ---------------------------------------------------------------------------------------------------
 # Verify every path before measuring anything: 200 and exactly the 1 KiB body.
-TARGETS=(direct nginx lighttpd portico)
+TARGETS=(direct nginx lighttpd portico portico_redis)
 declare -A URL PID LABEL
 if [[ -n $FLOOR ]]; then
     TARGETS+=(floor)
@@ -345,15 +376,23 @@ URL[direct]="http://127.0.0.1:$U_PORT/file1k"
 URL[nginx]="http://127.0.0.1:$N_PORT/file1k"
 URL[lighttpd]="http://127.0.0.1:$L_PORT/file1k"
 URL[portico]="http://127.0.0.1:$P_PORT/apps/echo/file1k"
+URL[portico_redis]="http://127.0.0.1:$PR_PORT/apps/echo/file1k"
 PID[direct]=""
 PID[nginx]=$NGINX_PID
 PID[lighttpd]=$LIGHTTPD_PID
 PID[portico]=$PORTICO_PID
+PID[portico_redis]=$PORTICO_REDIS_PID
 LABEL[direct]="upstream direct (nginx static)"
 LABEL[nginx]="nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||') proxy_pass"
 LABEL[lighttpd]="lighttpd $("$LIGHTTPD" -v 2>&1 | sed -n 's|^lighttpd/\([^ ]*\).*|\1|p') mod_proxy"
 LABEL[portico]="portico (session + access check)"
-header_args() { if [[ $1 == portico ]]; then printf '%s\n' -H "Cookie: $COOKIE"; fi; }
+LABEL[portico_redis]="portico, sessions in Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
+header_args() {
+    case $1 in
+        portico) printf '%s\n' -H "Cookie: $COOKIE" ;;
+        portico_redis) printf '%s\n' -H "Cookie: $COOKIE_REDIS" ;;
+    esac
+}
 
 for t in "${TARGETS[@]}"; do
     mapfile -t hdr < <(header_args "$t")
@@ -361,8 +400,10 @@ for t in "${TARGETS[@]}"; do
     [[ $code == 200 ]] || die "$t: ${URL[$t]} answered $code, expected 200"
     cmp -s "$WORK/verify-$t.body" "$WORK/www/file1k" || die "$t: ${URL[$t]} did not return the 1 KiB body"
 done
-code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[portico]}" || echo "000")
-[[ $code == 401 ]] || die "portico without the session cookie answered $code, expected 401"
+for t in portico portico_redis; do
+    code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[$t]}" || echo "000")
+    [[ $code == 401 ]] || die "$t without the session cookie answered $code, expected 401"
+done
 log "verified: all ${#TARGETS[@]} paths answer 200 with the 1 KiB body; portico without the cookie answers 401"
 
 # ---------------------------------------------------------------------------------------------------
@@ -394,7 +435,7 @@ run_wrk() {
 
 field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" "$1" | head -n 1; }
 
-declare -A RPS P50 P99 CPU_US SYS_US BUSY OTHER UP_US UP_CONNS ERRS REQS
+declare -A RPS P50 P99 CPU_US SYS_US BUSY OTHER UP_US UP_CONNS ERRS REQS REDIS_US
 NOISY=0
 read -r LOAD1 _ </proc/loadavg
 if awk -v l="$LOAD1" 'BEGIN { exit !(l > 1.0) }'; then
@@ -409,11 +450,13 @@ for t in "${TARGETS[@]}"; do
     before="0 0" after="0 0"
     [[ -n $pid ]] && before=$(cpu_ticks "$pid")
     up_before=$(cpu_ticks "$UPSTREAM_PID")
+    redis_before=$(cpu_ticks "$REDIS_PID")
     accepts_before=$(upstream_accepts)
     core_before=$(core_jiffies "$PROXY_CORE")
     run_wrk "$t" "$DURATION_S" "$WORK/wrk/$t.txt"
     [[ -n $pid ]] && after=$(cpu_ticks "$pid")
     up_after=$(cpu_ticks "$UPSTREAM_PID")
+    redis_after=$(cpu_ticks "$REDIS_PID")
     core_after=$(core_jiffies "$PROXY_CORE")
     accepts_after=$(upstream_accepts)
     read -r b_user b_sys <<<"$before"
@@ -446,6 +489,9 @@ for t in "${TARGETS[@]}"; do
     P99[$t]=$(awk -v v="$(field "$out" p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')
     per_req() { awk -v d="$1" -v hz="$CLK_TCK" -v r="$reqs" 'BEGIN { printf "%.2f", d / hz * 1e6 / r }'; }
     UP_US[$t]=$(per_req $((ua_user + ua_sys - ub_user - ub_sys)))
+    read -r rb_user rb_sys <<<"$redis_before"
+    read -r ra_user ra_sys <<<"$redis_after"
+    REDIS_US[$t]=$(per_req $((ra_user + ra_sys - rb_user - rb_sys)))
     if [[ -n $pid ]]; then
         CPU_US[$t]=$(per_req $((a_user + a_sys - b_user - b_sys)))
         SYS_US[$t]=$(per_req $((a_sys - b_sys)))
@@ -466,6 +512,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "-" || b == "-") p
 R_RPS=$(ratio "${RPS[portico]}" "${RPS[nginx]}")
 R_P99=$(ratio "${P99[portico]}" "${P99[nginx]}")
 R_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[nginx]}")
+S_RPS=$(ratio "${RPS[portico_redis]}" "${RPS[portico]}")
+S_P99=$(ratio "${P99[portico_redis]}" "${P99[portico]}")
+S_CPU=$(ratio "${CPU_US[portico_redis]}" "${CPU_US[portico]}")
 L_RPS=$(ratio "${RPS[lighttpd]}" "${RPS[nginx]}")
 L_P99=$(ratio "${P99[lighttpd]}" "${P99[nginx]}")
 L_CPU=$(ratio "${CPU_US[lighttpd]}" "${CPU_US[nginx]}")
@@ -490,7 +539,7 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), portico $GIT_REV, $(nproc) cores ($CPU_MODEL), Linux $(uname -r)."
     echo "wrk ${WRK_VERSION:-?} \`-t$THREADS -c$CONNECTIONS -d${DURATION_S}s\` (after a ${WARMUP_S}s warm-up), GET of a 1024-byte static file on 127.0.0.1;"
-    echo "wrk and the upstream (nginx, static file) on core $LOAD_CORE, each proxy alone on core $PROXY_CORE; access logs $ACCESS_LOG;"
+    echo "wrk, the upstream (nginx, static file) and redis-server on core $LOAD_CORE, each proxy alone on core $PROXY_CORE; access logs $ACCESS_LOG;"
     echo "portico with TOKIO_WORKER_THREADS=1 ($PORTICO_WORKERS tokio worker, $PORTICO_THREADS threads)."
     echo
     echo "| target | req/s | p50 ms | p99 ms | proxy CPU µs/req | of which kernel | proxy core busy | other load on core $PROXY_CORE | upstream CPU µs/req | upstream conns opened | requests | errors |"
@@ -504,11 +553,14 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo "| ratio | req/s | p99 | CPU/request |"
     echo "| --- | ---: | ---: | ---: |"
     echo "| portico / nginx | $R_RPS | $R_P99 | $R_CPU |"
+    echo "| portico, Redis store / memory store | $S_RPS | $S_P99 | $S_CPU |"
     echo "| lighttpd / nginx | $L_RPS | $L_P99 | $L_CPU |"
     if [[ -n $FLOOR ]]; then
         echo "| hyper floor / nginx | $F_RPS | $F_P99 | $F_CPU |"
         echo "| portico / hyper floor | $O_RPS | $O_P99 | $O_CPU |"
     fi
+    echo
+    echo "Redis's own CPU per request during the Redis-store run: ${REDIS_US[portico_redis]} µs (on core $LOAD_CORE, not in the proxy's figure)."
     echo
     echo "Whole run (build included): ${ELAPSED} s."
     if ((NOISY)); then
