@@ -34,6 +34,8 @@ mod proxy;
 pub mod rbac;
 /// Config reload without restart: SIGHUP, file watch, `POST /reload`; last-known-good; status.
 pub mod reload;
+/// What instances share when sessions live in Redis: the connection, sealing, health, invalidation.
+pub mod shared;
 /// The Luigi shell page, per-user config and embedded Luigi files.
 mod shell;
 /// Shared state: one pointer to the services every request uses.

@@ -743,6 +743,8 @@ fn keep_start_only(running: &Config, next: &mut Config) -> Vec<&'static str> {
     keep!("server.tls", server.tls);
     keep!("proxy.connect_timeout", proxy.connect_timeout);
     keep!("proxy.idle_timeout", proxy.idle_timeout);
+    // The session store is opened once (app/mod.rs): sessions cannot move between stores live.
+    keep!("sessions.store", sessions.store);
     changed
 }
 

@@ -19,6 +19,7 @@ use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
 use crate::proxy::client::UpstreamClient;
+use crate::shared::Redis;
 use crate::telemetry::{Access, Metrics};
 use crate::tls::TlsStore;
 
@@ -49,6 +50,8 @@ pub struct SharedState {
     pub assertions: Arc<AssertionCache>,
     /// Backstage user tokens per session.
     pub backstage_tokens: Arc<BackstageTokens>,
+    /// The Redis every instance shares, when `sessions.store` is `redis`.
+    pub redis: Option<Arc<Redis>>,
     /// Every OIDC tenant's relying party; discovery runs in the background.
     pub oidc: Arc<OidcRegistry>,
     /// The address the tenant listener is bound to.

@@ -22,10 +22,11 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
-use crate::auth::session::Sessions;
-use crate::config::{Config, SignIn, TenantId};
+use crate::auth::session::{RedisStore, Sessions};
+use crate::config::{Config, SignIn, StoreSettings, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::reload::{ConfigOrigin, Reloader};
+use crate::shared::Redis;
 use crate::state::{AppState, SharedState};
 use crate::telemetry::{Access, Metrics, SpanSink};
 use crate::tls::TlsStore;
@@ -55,6 +56,8 @@ pub enum StartError {
     IdpClient(#[from] crate::auth::oidc::ClientError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot set up the connection to Redis: {0}")]
+    Redis(crate::shared::StoreError),
 }
 
 /// A bound, ready-to-run server.
@@ -287,7 +290,14 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         Some(settings) => Some(TlsStore::load(settings)?),
         None => None,
     };
-    let sessions = Sessions::in_memory();
+    let (sessions, redis) = match &config.sessions.store {
+        StoreSettings::Memory => (Sessions::in_memory(), None),
+        StoreSettings::Redis(settings) => {
+            let redis = Redis::open(settings).map_err(StartError::Redis)?;
+            let store = RedisStore::new(redis.clone(), &config.sessions);
+            (Sessions::new(Arc::new(store)), Some(redis))
+        }
+    };
     let metrics = Arc::new(Metrics::new({
         let sessions = sessions.clone();
         move || sessions.count()
@@ -326,6 +336,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::default(),
+        redis,
         oidc,
         upstreams: UpstreamClient::for_config(&config),
         sessions,
@@ -373,6 +384,9 @@ fn spawn_background_tasks(state: &AppState) {
             .purge_periodically(move || config.load().sessions.clone()),
     );
     tokio::spawn(state.oidc.clone().run_discovery());
+    if let Some(redis) = &state.redis {
+        tokio::spawn(redis.clone().probe(state.shutdown.clone()));
+    }
     if let Some(store) = &state.tls {
         let interval = state
             .config

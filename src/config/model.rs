@@ -167,6 +167,8 @@ pub struct CertificateFiles {
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    /// Where sessions live; fixed at start (a reload keeps the running one).
+    pub store: StoreSettings,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     /// Sign-ins started (sent to the IdP) and not yet back, at most, per client address (an IPv6 /64)
@@ -186,12 +188,54 @@ pub struct SessionSettings {
 
 impl SessionSettings {
     /// The session stores config accepts (`sessions.store`).
-    pub const STORES: [&'static str; 1] = ["memory"];
+    pub const STORES: [&'static str; 2] = ["memory", "redis"];
+}
+
+/// `sessions.store`: where sessions (and sign-ins in flight, Backstage tokens) live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSettings {
+    /// In this process: lost on restart, not shared with another instance.
+    #[default]
+    Memory,
+    /// In Redis, shared by every instance.
+    Redis(RedisSettings),
+}
+
+/// `sessions.redis`, checked when the config was compiled (the key file read, the URL parsed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://`; it may carry credentials, so `Debug` shows only its scheme.
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The AES-256-GCM key sealing what portico writes to Redis.
+    pub key: [u8; 32],
+    /// Prefix of every key portico writes.
+    pub prefix: String,
+    /// The CA of the Redis server's certificate, PEM; `None`: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// How long cached sessions keep working while Redis cannot be reached.
+    pub outage_grace: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.url.split("://").next().unwrap_or("");
+        f.debug_struct("RedisSettings")
+            .field("url", &format_args!("{scheme}://.."))
+            .field("username", &self.username)
+            .field("has_password", &self.password.is_some())
+            .field("prefix", &self.prefix)
+            .field("ca", &self.ca)
+            .field("outage_grace", &self.outage_grace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
         SessionSettings {
+            store: StoreSettings::Memory,
             idle_timeout: Duration::from_secs(8 * 3600),
             absolute_timeout: Duration::from_secs(24 * 3600),
             pending_sign_ins_per_client: 100,

@@ -155,7 +155,8 @@ pub(crate) struct RawHsts {
 #[cfg_attr(test, schemars(deny_unknown_fields))]
 #[cfg_attr(test, schemars(rename = "sessions"))]
 pub(crate) struct RawSessions {
-    /// The session store; only `memory` exists yet.
+    /// Where sessions live: `memory` (default: this process only, lost on restart) or `redis` (shared
+    /// by every instance; configure `redis:`).
     #[serde(default)]
     #[cfg_attr(test, schemars(schema_with = "words::stores"))]
     pub store: Option<Val<Env>>,
@@ -176,6 +177,37 @@ pub(crate) struct RawSessions {
     /// Sessions one user (tenant and subject) keeps; a new sign-in beyond it ends that user's least
     /// recently used one (default 20).
     pub max_sessions_per_user: Option<Val<Env>>,
+    /// The Redis that `store: redis` keeps sessions, sign-ins in flight and Backstage tokens in.
+    pub redis: Option<Val<RawRedis>>,
+}
+
+/// `sessions.redis:`
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "redis"))]
+pub(crate) struct RawRedis {
+    /// `redis://host:6379/0`, or `rediss://` for TLS. Credentials belong in `username` and
+    /// `password_file` (or `password: ${VAR}`), not here.
+    pub url: Option<Val<Env>>,
+    /// The ACL user (Redis 6+); omit for the default user.
+    pub username: Option<Val<Env>>,
+    /// The password, usually `${REDIS_PASSWORD}`.
+    pub password: Option<Val<Env>>,
+    /// A file holding the password (a mounted secret); instead of `password`.
+    pub password_file: Option<Val<Env>>,
+    /// A file holding the key that encrypts sessions at rest: 32 random bytes in base64
+    /// (`openssl rand -base64 32`). Required; every instance needs the same file.
+    pub key_file: Option<Val<Env>>,
+    /// Every key portico writes starts with it, so one Redis can serve several deployments
+    /// (default `portico:`).
+    pub prefix: Option<Val<Env>>,
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://` with a private CA;
+    /// default: the system's roots).
+    pub ca: Option<Val<Env>>,
+    /// How long a signed-in user's requests keep working from this instance's cache while Redis
+    /// cannot be reached (default `60s`; `0s`: not at all).
+    pub outage_grace: Option<Val<Env>>,
 }
 
 /// `proxy:`

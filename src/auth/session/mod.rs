@@ -22,7 +22,7 @@ use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SetCookie};
 use crate::token::{hex, random_token};
 
-pub use redis::{RecordKey, RedisStore, TTL_GRACE_SECS};
+pub use redis::{INVALIDATE_CHANNEL, RedisStore, TTL_GRACE_SECS};
 pub use store::{MemoryStore, SessionStore, StoreError};
 
 /// An opaque session id: 256 random bits, base64url. Never logged; see [`SessionId::log_hash`].

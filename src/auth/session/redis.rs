@@ -1,19 +1,24 @@
 //! [`RedisStore`]: sessions in Redis, shared by every instance of portico, so instances are disposable.
 //!
-//! Each session is one hash, `<prefix>s:<id>`, with `rec` (the record, JSON sealed with AES-256-GCM,
-//! the key name as associated data so a record cannot be moved to another id), `seen` and `created`
-//! (plain unix seconds: not secret, and Lua reads them for TTLs and eviction) and `jar` (the cookie
-//! jars, sealed too). Jars are fields of the session's hash, so whatever ends a session ends its jars.
-//! Indexes: `<prefix>active` (a sorted set, last activity as score: the total limit and the purge),
-//! `<prefix>u:<hash>` (a tenant's subject's sessions: the per-user limit, logout by subject) and
-//! `<prefix>sid:<hash>` (logout by the IdP's `sid`). Index names hash the tenant, subject and sid, so
-//! key names leak no user. Index entries may outlive their session (Redis TTLs end sessions on their
-//! own); every reader checks the session still exists and drops stale entries.
+//! Each session is one hash, `<prefix>s:<tag>`, where the tag is a one-way hash of the session id
+//! ([`Redis::hash`]): key names, index members and invalidation messages never hold the id a browser
+//! presents, so a Redis dump or `MONITOR` hands out no session. The hash has `rec` (the record, id
+//! included, JSON sealed with AES-256-GCM with the key name bound in, so a record cannot be moved to
+//! another key), `seen` and `created` (plain unix seconds: not secret, and Lua reads them for TTLs and
+//! eviction) and `jar` (the cookie jars, sealed too). Jars are fields of the session's hash, so
+//! whatever ends a session ends its jars. Indexes: `<prefix>active` (a sorted set of tags, last
+//! activity as score: the total limit and the purge), `<prefix>u:<hash>` (a tenant's subject's
+//! sessions: the per-user limit, logout by subject) and `<prefix>sid:<hash>` (logout by the IdP's
+//! `sid`). Index names hash the tenant, subject and sid, so key names leak no user. Index entries may
+//! outlive their session (Redis TTLs end sessions on their own); every reader checks the session still
+//! exists and drops stale entries.
 //!
 //! Redis TTLs follow the idle and absolute timeouts plus [`TTL_GRACE_SECS`]: [`super::Sessions`]
 //! enforces the exact timeouts on every lookup; the TTL is the backstop that frees what nobody looks up
 //! again. Steps that must not interleave with another instance's (update only if present, a new
-//! sign-in with its limits, a touch) are Lua scripts, which Redis runs atomically.
+//! sign-in with its limits, a touch) are Lua scripts, which Redis runs atomically. Every write that
+//! ends or changes a session publishes its tag on [`INVALIDATE_CHANNEL`], so the other instances'
+//! caches ([`super::cache`]) drop it.
 //!
 //! This module must not panic when Redis is down or answers nonsense: every failure is a
 //! [`StoreError`], and the caller decides (503, sign-in unavailable). It knows nothing about
@@ -21,13 +26,9 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -38,45 +39,31 @@ use super::{
 use crate::clock::unix_now;
 use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SessionJars, SetCookie};
-use crate::token::{hex, random_bytes};
+use crate::shared::Redis;
+use crate::token::hex;
 
 /// How long Redis keeps a session beyond its idle or absolute timeout. Lookups enforce the exact
 /// timeouts (and remove what has expired); the grace lets them tell "expired" from "unknown" and lets
 /// the purge count what it ends, like the memory store.
 pub const TTL_GRACE_SECS: u64 = 120;
 
-/// A 256-bit AES-GCM key sealing session records and jars at rest.
-#[derive(Clone)]
-pub struct RecordKey([u8; 32]);
+/// The channel on which a session's tag is published when it ends or changes.
+pub const INVALIDATE_CHANNEL: &str = "invalidate";
 
-impl RecordKey {
-    pub fn new(bytes: [u8; 32]) -> Self {
-        RecordKey(bytes)
-    }
-}
-
-impl std::fmt::Debug for RecordKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecordKey(..)")
-    }
-}
-
-/// Sessions in Redis. Cloning the connection is cheap: it is one multiplexed connection that
-/// reconnects by itself (`redis::aio::ConnectionManager`).
+/// Sessions in Redis, on the process's one multiplexed connection (`redis::aio::ConnectionManager`,
+/// which reconnects by itself).
 pub struct RedisStore {
-    conn: ConnectionManager,
-    cipher: Aes256Gcm,
-    /// Every key starts with it: one Redis can hold several deployments.
-    prefix: String,
+    redis: Arc<Redis>,
     idle_secs: u64,
     absolute_secs: u64,
     /// The number of sessions as of the last purge (-1: not counted yet), for the metrics.
     counted: AtomicI64,
 }
 
-/// The sealed part of a session: everything but its id and the plain `seen`/`created` fields.
+/// The sealed part of a session: everything but the plain `seen`/`created` fields.
 #[derive(Serialize, Deserialize)]
 struct Record {
+    id: String,
     tenant: String,
     subject: String,
     name: String,
@@ -95,10 +82,6 @@ struct Tokens {
     id_token: String,
     sid: Option<String>,
     refresh_deferred_since: Option<u64>,
-}
-
-fn store_error(error: redis::RedisError) -> StoreError {
-    StoreError(format!("redis: {error}"))
 }
 
 /// Stores or replaces a session's fields and indexes. KEYS: session, active, user index[, sid index].
@@ -215,44 +198,27 @@ return 1
 });
 
 impl RedisStore {
-    /// A store on `conn` under `prefix` (one per deployment), sealing records with `key`; Redis TTLs
-    /// follow `settings`' idle and absolute timeouts.
-    pub fn new(
-        conn: ConnectionManager,
-        key: &RecordKey,
-        prefix: impl Into<String>,
-        settings: &SessionSettings,
-    ) -> Self {
+    /// A store on `redis`; Redis TTLs follow `settings`' idle and absolute timeouts (fixed at start).
+    pub fn new(redis: Arc<Redis>, settings: &SessionSettings) -> Self {
         RedisStore {
-            conn,
-            cipher: Aes256Gcm::new(&key.0.into()),
-            prefix: prefix.into(),
+            redis,
             idle_secs: settings.idle_timeout.as_secs(),
             absolute_secs: settings.absolute_timeout.as_secs(),
             counted: AtomicI64::new(-1),
         }
     }
 
-    /// Connects to `url` with bounded timeouts and retries, so a request never waits long on a Redis
-    /// that is down; the connection then reconnects by itself.
-    pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
-        let client = redis::Client::open(url).map_err(store_error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(store_error)
+    /// The tag that stands for a session id in Redis.
+    pub fn tag(id: &SessionId) -> String {
+        Redis::hash(id.as_str())
     }
 
-    fn session_key(&self, id: &str) -> String {
-        format!("{}s:{}", self.prefix, id)
+    fn session_key(&self, tag: &str) -> String {
+        self.redis.key(&format!("s:{tag}"))
     }
 
     fn active_key(&self) -> String {
-        format!("{}active", self.prefix)
+        self.redis.key("active")
     }
 
     /// The index of one tenant's subject (or sid): hashed, so key names name nobody.
@@ -262,14 +228,14 @@ impl RedisStore {
             .chain_update([0])
             .chain_update(value.as_bytes())
             .finalize();
-        format!("{}{kind}:{}", self.prefix, hex(&digest[..16]))
+        self.redis.key(&format!("{kind}:{}", hex(&digest[..16])))
     }
 
     /// The keys [`WRITE`] and [`INSERT_NEW`] take for `session`.
-    fn write_keys(&self, session: &Session) -> Vec<String> {
+    fn write_keys(&self, session: &Session, tag: &str) -> Vec<String> {
         let tenant = session.tenant.as_str();
         let mut keys = vec![
-            self.session_key(session.id.as_str()),
+            self.session_key(tag),
             self.active_key(),
             self.index_key("u", tenant, &session.user.subject),
         ];
@@ -290,43 +256,9 @@ impl RedisStore {
             .max(1)
     }
 
-    fn seal(&self, key: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let nonce = random_bytes::<12>();
-        let sealed = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: key.as_bytes(),
-                },
-            )
-            .map_err(|_| StoreError("could not seal a session record".into()))?;
-        let mut out = Vec::with_capacity(12 + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
-    }
-
-    fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let unreadable = || StoreError("a stored session record does not open (wrong key?)".into());
-        if sealed.len() < 12 {
-            return Err(unreadable());
-        }
-        let (nonce, body) = sealed.split_at(12);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: key.as_bytes(),
-                },
-            )
-            .map_err(|_| unreadable())
-    }
-
-    fn seal_record(&self, session: &Session) -> Result<Vec<u8>, StoreError> {
+    fn seal_record(&self, session: &Session, tag: &str) -> Result<Vec<u8>, StoreError> {
         let record = Record {
+            id: session.id.as_str().to_owned(),
             tenant: session.tenant.as_str().to_owned(),
             subject: session.user.subject.clone(),
             name: session.user.name.clone(),
@@ -345,21 +277,25 @@ impl RedisStore {
         };
         let plain = serde_json::to_vec(&record)
             .map_err(|e| StoreError(format!("could not serialise a session: {e}")))?;
-        self.seal(&self.session_key(session.id.as_str()), &plain)
+        self.redis.seal(&self.session_key(tag), &plain)
     }
 
+    /// Opens the record stored under `tag`; a record whose id does not hash to its tag is refused.
     fn open_record(
         &self,
-        id: &str,
+        tag: &str,
         sealed: &[u8],
         seen: u64,
         created: u64,
     ) -> Result<Session, StoreError> {
-        let plain = self.open(&self.session_key(id), sealed)?;
+        let plain = self.redis.open_sealed(&self.session_key(tag), sealed)?;
         let record: Record = serde_json::from_slice(&plain)
             .map_err(|e| StoreError(format!("a stored session record is malformed: {e}")))?;
+        let id = SessionId::parse(&record.id)
+            .filter(|id| Self::tag(id) == tag)
+            .ok_or_else(|| StoreError("a stored session record names another id".into()))?;
         Ok(Session {
-            id: SessionId(id.to_owned()),
+            id,
             tenant: TenantId::new(&record.tenant),
             user: User {
                 subject: record.subject,
@@ -383,57 +319,92 @@ impl RedisStore {
         })
     }
 
+    /// Tells every instance's cache that these sessions ended or changed. A lost message is bounded by
+    /// the caches' own age limit, so a failure here is logged, not returned.
+    async fn invalidate(&self, tags: &[String]) {
+        for tag in tags {
+            if let Err(error) = self.redis.publish(INVALIDATE_CHANNEL, tag).await {
+                tracing::warn!(%error, "could not publish a session invalidation");
+            }
+        }
+    }
+
+    /// The session stored under `tag`, if any.
+    async fn get_tag(&self, tag: &str) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.redis.conn();
+        let (sealed, seen, created): (Option<Vec<u8>>, Option<u64>, Option<u64>) = self
+            .redis
+            .run(
+                redis::cmd("HMGET")
+                    .arg(self.session_key(tag))
+                    .arg("rec")
+                    .arg("seen")
+                    .arg("created")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let (Some(sealed), Some(seen), Some(created)) = (sealed, seen, created) else {
+            return Ok(None);
+        };
+        self.open_record(tag, &sealed, seen, created).map(Some)
+    }
+
     async fn write(&self, session: &Session, only_if_present: bool) -> Result<bool, StoreError> {
-        let sealed = self.seal_record(session)?;
+        let tag = Self::tag(&session.id);
+        let sealed = self.seal_record(session, &tag)?;
         let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
         let mut invocation = WRITE.prepare_invoke();
-        for key in self.write_keys(session) {
+        for key in self.write_keys(session, &tag) {
             invocation.key(key);
         }
         invocation
-            .arg(session.id.as_str())
+            .arg(&tag)
             .arg(sealed)
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
             .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
             .arg(if only_if_present { "1" } else { "0" });
-        let written: i64 = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let mut conn = self.redis.conn();
+        let written: i64 = self.redis.run(invocation.invoke_async(&mut conn)).await?;
+        self.invalidate(&[tag]).await;
         Ok(written == 1)
     }
 
-    /// Ends sessions by id (the hash with its jars, and the activity index); stale index entries of
+    /// Ends sessions by tag (the hash with its jars, and the activity index); stale index entries of
     /// the per-user and sid sets are dropped by their readers.
-    async fn remove_ids(&self, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
+    async fn remove_tags(&self, tags: &[String]) -> Result<(), StoreError> {
+        if tags.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for id in ids {
-            pipe.del(self.session_key(id)).ignore();
-            pipe.zrem(self.active_key(), id).ignore();
+        for tag in tags {
+            pipe.del(self.session_key(tag)).ignore();
+            pipe.zrem(self.active_key(), tag).ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(store_error)
+        let mut conn = self.redis.conn();
+        self.redis.run(pipe.query_async::<()>(&mut conn)).await?;
+        self.invalidate(tags).await;
+        Ok(())
     }
 
     async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
-        let key = self.session_key(id.as_str());
-        let sealed: Option<Vec<u8>> = redis::cmd("HGET")
-            .arg(&key)
-            .arg("jar")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let key = self.session_key(&Self::tag(id));
+        let mut conn = self.redis.conn();
+        let sealed: Option<Vec<u8>> = self
+            .redis
+            .run(
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("jar")
+                    .query_async(&mut conn),
+            )
+            .await?;
         let Some(sealed) = sealed else {
             return Ok(None);
         };
-        let plain = self.open(&format!("{key}#jar"), &sealed)?;
+        let plain = self.redis.open_sealed(&format!("{key}#jar"), &sealed)?;
         let parts: Vec<(String, AppJar)> = serde_json::from_slice(&plain)
             .map_err(|e| StoreError(format!("a stored cookie jar is malformed: {e}")))?;
         Ok(Some(SessionJars::from_parts(parts)))
@@ -451,14 +422,15 @@ impl SessionStore for RedisStore {
         session: Session,
         limits: SessionLimits,
     ) -> Result<Vec<Eviction>, StoreError> {
-        let sealed = self.seal_record(&session)?;
+        let tag = Self::tag(&session.id);
+        let sealed = self.seal_record(&session, &tag)?;
         let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
         let mut invocation = INSERT_NEW.prepare_invoke();
-        for key in self.write_keys(&session) {
+        for key in self.write_keys(&session, &tag) {
             invocation.key(key);
         }
         invocation
-            .arg(session.id.as_str())
+            .arg(&tag)
             .arg(sealed)
             .arg(session.last_seen)
             .arg(session.created_at)
@@ -467,12 +439,11 @@ impl SessionStore for RedisStore {
             .arg("0")
             .arg(limits.per_user)
             .arg(limits.total)
-            .arg(&self.prefix);
-        let ended: Vec<Vec<u8>> = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(self.redis.key(""));
+        let mut conn = self.redis.conn();
+        let ended: Vec<Vec<u8>> = self.redis.run(invocation.invoke_async(&mut conn)).await?;
         let mut evictions = Vec::new();
+        let mut tags = Vec::new();
         let number = |bytes: &[u8]| {
             std::str::from_utf8(bytes)
                 .ok()
@@ -480,21 +451,25 @@ impl SessionStore for RedisStore {
                 .unwrap_or(0)
         };
         for entry in ended.chunks(5) {
-            let [reason, id, sealed, seen, created] = entry else {
+            let [reason, victim, sealed, seen, created] = entry else {
                 return Err(StoreError("redis: a malformed eviction list".into()));
             };
-            let id = String::from_utf8_lossy(id);
+            let victim = String::from_utf8_lossy(victim).into_owned();
             let reason = if reason.as_slice() == b"u" {
                 EvictionReason::PerUser
             } else {
                 EvictionReason::Total
             };
-            let session = self.open_record(&id, sealed, number(seen), number(created))?;
-            evictions.push(Eviction {
-                session: Arc::new(session),
-                reason,
-            });
+            // An ended session whose record does not open is still ended; it just goes unaudited.
+            if let Ok(session) = self.open_record(&victim, sealed, number(seen), number(created)) {
+                evictions.push(Eviction {
+                    session: Arc::new(session),
+                    reason,
+                });
+            }
+            tags.push(victim);
         }
+        self.invalidate(&tags).await;
         Ok(evictions)
     }
 
@@ -503,39 +478,30 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
-        let (sealed, seen, created): (Option<Vec<u8>>, Option<u64>, Option<u64>) =
-            redis::cmd("HMGET")
-                .arg(self.session_key(id.as_str()))
-                .arg("rec")
-                .arg("seen")
-                .arg("created")
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(store_error)?;
-        let (Some(sealed), Some(seen), Some(created)) = (sealed, seen, created) else {
-            return Ok(None);
-        };
-        self.open_record(id.as_str(), &sealed, seen, created)
-            .map(|session| Some(Arc::new(session)))
+        Ok(self.get_tag(&Self::tag(id)).await?.map(Arc::new))
     }
 
     async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
-        TOUCH
-            .key(self.session_key(id.as_str()))
-            .key(self.active_key())
-            .arg(id.as_str())
-            .arg(now)
-            .arg(self.idle_secs)
-            .arg(self.absolute_secs)
-            .arg(TTL_GRACE_SECS)
-            .invoke_async::<i64>(&mut self.conn.clone())
+        let tag = Self::tag(id);
+        let mut conn = self.redis.conn();
+        self.redis
+            .run(
+                TOUCH
+                    .key(self.session_key(&tag))
+                    .key(self.active_key())
+                    .arg(&tag)
+                    .arg(now)
+                    .arg(self.idle_secs)
+                    .arg(self.absolute_secs)
+                    .arg(TTL_GRACE_SECS)
+                    .invoke_async::<i64>(&mut conn),
+            )
             .await
             .map(|_| ())
-            .map_err(store_error)
     }
 
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.remove_ids(&[id.as_str().to_owned()]).await
+        self.remove_tags(&[Self::tag(id)]).await
     }
 
     async fn purge_expired(
@@ -543,41 +509,43 @@ impl SessionStore for RedisStore {
         now: u64,
         settings: &SessionSettings,
     ) -> Result<usize, StoreError> {
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.active_key())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let mut conn = self.redis.conn();
+        let tags: Vec<String> = self
+            .redis
+            .run(
+                redis::cmd("ZRANGE")
+                    .arg(self.active_key())
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
         let mut pipe = redis::pipe();
-        for id in &ids {
+        for tag in &tags {
             pipe.cmd("HMGET")
-                .arg(self.session_key(id))
+                .arg(self.session_key(tag))
                 .arg("seen")
                 .arg("created");
         }
-        let times: Vec<(Option<u64>, Option<u64>)> = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let times: Vec<(Option<u64>, Option<u64>)> =
+            self.redis.run(pipe.query_async(&mut conn)).await?;
         let (mut expired, mut stale) = (Vec::new(), Vec::new());
-        for (id, (seen, created)) in ids.iter().zip(times) {
+        for (tag, (seen, created)) in tags.iter().zip(times) {
             match (seen, created) {
                 (Some(seen), Some(created)) => {
                     if now.saturating_sub(seen) > settings.idle_timeout.as_secs()
                         || now.saturating_sub(created) > settings.absolute_timeout.as_secs()
                     {
-                        expired.push(id.clone());
+                        expired.push(tag.clone());
                     }
                 }
                 // Ended by its Redis TTL: only the index entry is left.
-                _ => stale.push(id.clone()),
+                _ => stale.push(tag.clone()),
             }
         }
-        self.remove_ids(&expired).await?;
-        self.remove_ids(&stale).await?;
-        let left = ids.len() - expired.len() - stale.len();
+        self.remove_tags(&expired).await?;
+        self.remove_tags(&stale).await?;
+        let left = tags.len() - expired.len() - stale.len();
         self.counted
             .store(i64::try_from(left).unwrap_or(i64::MAX), Ordering::Relaxed);
         Ok(expired.len())
@@ -594,35 +562,36 @@ impl SessionStore for RedisStore {
             (Some(subject), None) => self.index_key("u", tenant.as_str(), subject),
             (None, None) => return Ok(0),
         };
-        let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&index)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let mut conn = self.redis.conn();
+        let tags: Vec<String> = self
+            .redis
+            .run(redis::cmd("SMEMBERS").arg(&index).query_async(&mut conn))
+            .await?;
         let (mut ended, mut stale) = (Vec::new(), Vec::new());
-        for raw in ids {
-            let Some(id) = SessionId::parse(&raw) else {
-                stale.push(raw);
-                continue;
-            };
-            match self.get(&id).await? {
-                Some(session) if session.matches_logout(tenant, subject, sid) => {
-                    ended.push(raw);
+        for tag in tags {
+            match self.get_tag(&tag).await {
+                Ok(Some(session)) if session.matches_logout(tenant, subject, sid) => {
+                    ended.push(tag);
                 }
-                Some(_) => {}
-                None => stale.push(raw),
+                Ok(Some(_)) => {}
+                Ok(None) => stale.push(tag),
+                // A record that does not open cannot be checked; it ends with its TTL.
+                Err(StoreError(_)) if self.redis.down_for().is_zero() => stale.push(tag),
+                Err(error) => return Err(error),
             }
         }
-        self.remove_ids(&ended).await?;
+        self.remove_tags(&ended).await?;
         // The index forgets what has ended, so it does not grow with past sign-ins.
         if !ended.is_empty() || !stale.is_empty() {
-            redis::cmd("SREM")
-                .arg(&index)
-                .arg(&ended)
-                .arg(&stale)
-                .query_async::<i64>(&mut self.conn.clone())
-                .await
-                .map_err(store_error)?;
+            self.redis
+                .run(
+                    redis::cmd("SREM")
+                        .arg(&index)
+                        .arg(&ended)
+                        .arg(&stale)
+                        .query_async::<i64>(&mut conn),
+                )
+                .await?;
         }
         Ok(ended.len())
     }
@@ -642,21 +611,19 @@ impl SessionStore for RedisStore {
     ) -> Result<(), StoreError> {
         let mut jars = self.jars(id).await?.unwrap_or_default();
         jars.apply(app, cookies, now);
-        let key = self.session_key(id.as_str());
+        let key = self.session_key(&Self::tag(id));
         let sealed = if jars.is_empty() {
             Vec::new()
         } else {
             let plain = serde_json::to_vec(&jars.to_parts())
                 .map_err(|e| StoreError(format!("could not serialise a cookie jar: {e}")))?;
-            self.seal(&format!("{key}#jar"), &plain)?
+            self.redis.seal(&format!("{key}#jar"), &plain)?
         };
-        SET_JAR
-            .key(key)
-            .arg(sealed)
-            .invoke_async::<i64>(&mut self.conn.clone())
+        let mut conn = self.redis.conn();
+        self.redis
+            .run(SET_JAR.key(key).arg(sealed).invoke_async::<i64>(&mut conn))
             .await
             .map(|_| ())
-            .map_err(store_error)
     }
 
     fn count(&self) -> Option<usize> {
@@ -670,8 +637,11 @@ mod tests {
     use std::process::{Child, Command, Stdio};
     use std::sync::atomic::AtomicUsize;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::auth::session::conformance;
+    use crate::config::RedisSettings;
 
     /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
     struct Server {
@@ -700,15 +670,31 @@ mod tests {
             format!("redis://127.0.0.1:{}/0", self.port)
         }
 
-        /// Connects, retrying while the server starts (bounded: 10 s).
-        async fn connect(&self) -> ConnectionManager {
+        /// A connection with `key` and `prefix`, once the server answers (bounded: 10 s).
+        async fn redis(&self, key: [u8; 32], prefix: &str) -> Arc<Redis> {
+            let redis = Redis::open(&RedisSettings {
+                url: self.url(),
+                username: None,
+                password: None,
+                key,
+                prefix: prefix.to_owned(),
+                ca: None,
+                outage_grace: Duration::from_secs(60),
+            })
+            .expect("settings accepted");
             for _ in 0..100 {
-                if let Ok(conn) = RedisStore::connect(&self.url()).await {
-                    return conn;
+                let mut conn = redis.conn();
+                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    return redis;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             panic!("redis-server on port {} did not answer", self.port);
+        }
+
+        async fn connect(&self) -> Arc<Redis> {
+            self.redis(KEY, "p:").await
         }
     }
 
@@ -719,28 +705,35 @@ mod tests {
         }
     }
 
-    fn key() -> RecordKey {
-        RecordKey::new([7; 32])
+    const KEY: [u8; 32] = [7; 32];
+
+    fn store(redis: &Arc<Redis>) -> RedisStore {
+        RedisStore::new(redis.clone(), &conformance::settings())
+    }
+
+    /// The key a session is stored under, as another client of Redis sees it.
+    fn stored_key(id: &SessionId) -> String {
+        format!("p:s:{}", RedisStore::tag(id))
     }
 
     #[tokio::test]
     async fn the_redis_store_passes_the_conformance_suite() {
         let server = Server::start();
-        let conn = server.connect().await;
-        let n = AtomicUsize::new(0);
         // Each check gets its own prefix: one server, separate namespaces.
-        conformance::run(|| {
-            let prefix = format!("t{}:", n.fetch_add(1, Ordering::Relaxed));
-            RedisStore::new(conn.clone(), &key(), prefix, &conformance::settings())
-        })
-        .await;
+        let mut connections = Vec::new();
+        for n in 0..40 {
+            connections.push(server.redis(KEY, &format!("t{n}:")).await);
+        }
+        let n = AtomicUsize::new(0);
+        conformance::run(|| store(&connections[n.fetch_add(1, Ordering::Relaxed)])).await;
     }
 
     #[tokio::test]
     async fn records_are_sealed_at_rest_and_bound_to_their_key() {
         let server = Server::start();
-        let mut conn = server.connect().await;
-        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let redis = server.connect().await;
+        let mut conn = redis.conn();
+        let store = store(&redis);
         let mut session = Session::new(&TenantId::new("acme"), conformance_user());
         session.oidc = Some(OidcTokens {
             access_token: "secret-access".into(),
@@ -754,28 +747,40 @@ mod tests {
         let id = session.id.clone();
         store.insert(session).await.unwrap();
         let raw: Vec<u8> = redis::cmd("HGET")
-            .arg(format!("p:s:{}", id.as_str()))
+            .arg(stored_key(&id))
             .arg("rec")
             .query_async(&mut conn)
             .await
             .unwrap();
         let text = String::from_utf8_lossy(&raw);
-        for secret in ["secret-access", "secret-refresh", "secret-id", "alice"] {
+        for secret in [
+            "secret-access",
+            "secret-refresh",
+            "secret-id",
+            "alice",
+            id.as_str(),
+        ] {
             assert!(!text.contains(secret), "{secret} in the clear");
         }
-        // Another key cannot open it: an error, not a panic and not a session.
-        let other = RedisStore::new(
-            conn.clone(),
-            &RecordKey::new([8; 32]),
-            "p:",
-            &conformance::settings(),
+        // No key name holds the session id (a dump must not hand out sessions).
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty());
+        assert!(
+            keys.iter().all(|key| !key.contains(id.as_str())),
+            "{keys:?}"
         );
+        // Another key cannot open it: an error, not a panic and not a session.
+        let other = RedisStore::new(server.redis([8; 32], "p:").await, &conformance::settings());
         assert!(other.get(&id).await.is_err());
         // Moved to another id, it does not open either.
         let moved = SessionId::generate();
         let _: () = redis::cmd("COPY")
-            .arg(format!("p:s:{}", id.as_str()))
-            .arg(format!("p:s:{}", moved.as_str()))
+            .arg(stored_key(&id))
+            .arg(stored_key(&moved))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -786,13 +791,14 @@ mod tests {
     #[tokio::test]
     async fn redis_ttls_follow_the_timeouts() {
         let server = Server::start();
-        let mut conn = server.connect().await;
-        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let redis = server.connect().await;
+        let mut conn = redis.conn();
+        let store = store(&redis);
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session).await.unwrap();
-        let ttl = |mut conn: ConnectionManager| {
-            let key = format!("p:s:{}", id.as_str());
+        let ttl = |mut conn: redis::aio::ConnectionManager| {
+            let key = stored_key(&id);
             async move {
                 let ttl: i64 = redis::cmd("TTL")
                     .arg(key)
@@ -811,7 +817,7 @@ mod tests {
         let old_id = old.id.clone();
         store.insert(old).await.unwrap();
         let old_ttl: i64 = redis::cmd("TTL")
-            .arg(format!("p:s:{}", old_id.as_str()))
+            .arg(stored_key(&old_id))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -821,8 +827,7 @@ mod tests {
     #[tokio::test]
     async fn a_redis_that_is_down_is_an_error_not_a_panic() {
         let mut server = Server::start();
-        let conn = server.connect().await;
-        let store = RedisStore::new(conn, &key(), "p:", &conformance::settings());
+        let store = store(&server.connect().await);
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
@@ -851,18 +856,8 @@ mod tests {
     async fn concurrent_sign_ins_do_not_slip_under_the_limit() {
         let server = Server::start();
         let stores: Vec<Arc<RedisStore>> = vec![
-            Arc::new(RedisStore::new(
-                server.connect().await,
-                &key(),
-                "p:",
-                &conformance::settings(),
-            )),
-            Arc::new(RedisStore::new(
-                server.connect().await,
-                &key(),
-                "p:",
-                &conformance::settings(),
-            )),
+            Arc::new(store(&server.connect().await)),
+            Arc::new(store(&server.connect().await)),
         ];
         let limits = SessionLimits {
             total: 1000,
@@ -893,12 +888,7 @@ mod tests {
     #[tokio::test]
     async fn the_store_recovers_when_redis_returns() {
         let mut server = Server::start();
-        let store = RedisStore::new(
-            server.connect().await,
-            &key(),
-            "p:",
-            &conformance::settings(),
-        );
+        let store = store(&server.connect().await);
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
@@ -928,8 +918,9 @@ mod tests {
     #[tokio::test]
     async fn logout_indexes_forget_ended_sessions() {
         let server = Server::start();
-        let mut conn = server.connect().await;
-        let store = RedisStore::new(conn.clone(), &key(), "p:", &conformance::settings());
+        let redis = server.connect().await;
+        let mut conn = redis.conn();
+        let store = store(&redis);
         let acme = TenantId::new("acme");
         let mut session = Session::new(&acme, conformance_user());
         session.oidc = Some(OidcTokens {
@@ -947,7 +938,7 @@ mod tests {
         store.insert(gone).await.unwrap();
         // One of alice's sessions ends by itself (its Redis TTL, here a plain delete).
         let _: i64 = redis::cmd("DEL")
-            .arg(format!("p:s:{}", gone_id.as_str()))
+            .arg(stored_key(&gone_id))
             .query_async(&mut conn)
             .await
             .unwrap();

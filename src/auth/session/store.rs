@@ -16,10 +16,7 @@ use super::{Eviction, EvictionReason, Session, SessionId, SessionLimits};
 use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SessionJars, SetCookie};
 
-/// A session store failed (a network store being down); callers treat the user as signed out.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("session store unavailable: {0}")]
-pub struct StoreError(pub String);
+pub use crate::shared::StoreError;
 
 /// Where sessions live. Implementations must be safe to share between instances of portico.
 #[async_trait]

@@ -32,7 +32,7 @@ use super::Diagnostic;
 use super::de;
 use super::diagnose::Cx;
 use super::env::{EnvRules, TeamEnv};
-use super::model::{Config, TenantId};
+use super::model::{Config, StoreSettings, TenantId};
 use super::raw::{Env, RawConfig, Val};
 use super::source::Source;
 use super::yaml::{self, Mark};
@@ -118,11 +118,28 @@ fn config(
     let server = cx.at("server", |cx| {
         server::server(raw.server.as_ref(), cx, base_dir)
     });
-    let sessions = cx.at("sessions", |cx| server::sessions(raw.sessions.as_ref(), cx));
+    let sessions = cx.at("sessions", |cx| {
+        server::sessions(raw.sessions.as_ref(), cx, base_dir)
+    });
     let proxy = cx.at("proxy", |cx| server::proxy(raw.proxy.as_ref(), cx));
     let telemetry = cx.at("telemetry", |cx| {
         server::telemetry(raw.telemetry.as_ref(), cx)
     });
+    if let (Some(server), Some(sessions), Some(raw_sessions)) =
+        (&server, &sessions, raw.sessions.as_ref())
+    {
+        if matches!(sessions.store, StoreSettings::Redis(_)) && server.signing_keys.is_empty() {
+            cx.at("sessions", |cx| {
+                cx.at("store", |cx| {
+                    cx.warn(
+                        raw_sessions.mark,
+                        "every instance signs identity assertions with a key of its own",
+                        Some("with several instances, give them all the same `server.signing_keys` (P-256 PEM files), or an upstream verifies only the assertions of the instance whose keys it fetched".into()),
+                    );
+                });
+            });
+        }
+    }
     let mut claims = claims::Claims::default();
     let tenants = tenant::tenants(raw, mark, cx, base_dir, &mut claims);
     let default_tenant = default_tenant(raw, cx);

@@ -7,11 +7,11 @@ use std::time::Duration;
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
 use crate::config::model::{
-    CertificateFiles, Cidr, ProxySettings, ServerSettings, SessionSettings, TelemetrySettings,
-    TlsSettings,
+    CertificateFiles, Cidr, ProxySettings, RedisSettings, ServerSettings, SessionSettings,
+    StoreSettings, TelemetrySettings, TlsSettings,
 };
 use crate::config::raw::{
-    Env, FlexBool, RawHsts, RawProxy, RawServer, RawSessions, RawTelemetry, RawTls, Val,
+    Env, FlexBool, RawHsts, RawProxy, RawRedis, RawServer, RawSessions, RawTelemetry, RawTls, Val,
 };
 
 pub(super) fn server(
@@ -329,19 +329,17 @@ fn signing_keys(raw: &RawServer, cx: &mut Cx<'_>, base_dir: &Path) -> Vec<std::p
     keys
 }
 
-pub(super) fn sessions(raw: Option<&Val<RawSessions>>, cx: &mut Cx<'_>) -> Option<SessionSettings> {
+pub(super) fn sessions(
+    raw: Option<&Val<RawSessions>>,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+) -> Option<SessionSettings> {
     let defaults = SessionSettings::default();
     let Some(val) = raw else {
         return Some(defaults);
     };
     let raw = val.get()?;
-    let store = values::optional(cx, "store", raw.store.as_ref(), (), |text| match text {
-        "memory" => Ok(()),
-        other => Err(Bad::new(
-            format!("session store `{other}` is not supported yet"),
-            "use `memory`; a Redis store for scale-out is planned",
-        )),
-    });
+    let store = session_store(raw, val, cx, base_dir);
     let idle_timeout = values::optional(
         cx,
         "idle_timeout",
@@ -405,8 +403,8 @@ pub(super) fn sessions(raw: Option<&Val<RawSessions>>, cx: &mut Cx<'_>) -> Optio
             );
         }
     }
-    store?;
     Some(SessionSettings {
+        store: store?,
         idle_timeout: idle_timeout?,
         absolute_timeout: absolute_timeout?,
         pending_sign_ins_per_client: per_client?,
@@ -415,6 +413,252 @@ pub(super) fn sessions(raw: Option<&Val<RawSessions>>, cx: &mut Cx<'_>) -> Optio
         max_sessions: max_sessions?,
         max_sessions_per_user: max_sessions_per_user?,
     })
+}
+
+/// `sessions.store` and, for Redis, `sessions.redis`.
+fn session_store(
+    raw: &RawSessions,
+    val: &Val<RawSessions>,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+) -> Option<StoreSettings> {
+    #[derive(PartialEq)]
+    enum Kind {
+        Memory,
+        Redis,
+    }
+    let kind = values::optional(
+        cx,
+        "store",
+        raw.store.as_ref(),
+        Kind::Memory,
+        |text| match text {
+            "memory" => Ok(Kind::Memory),
+            "redis" => Ok(Kind::Redis),
+            other => Err(Bad::new(
+                format!("unknown session store `{other}`"),
+                "use `memory` (one instance) or `redis` (several instances; configure `redis:`)",
+            )),
+        },
+    );
+    match (kind, &raw.redis) {
+        (None, _) => None,
+        (Some(Kind::Memory), None) => Some(StoreSettings::Memory),
+        (Some(Kind::Memory), Some(redis)) => {
+            cx.at("redis", |cx| {
+                cx.warn(
+                    redis.mark,
+                    "`redis:` is ignored: sessions are kept in memory",
+                    Some("add `store: redis` to keep them in Redis".into()),
+                );
+            });
+            Some(StoreSettings::Memory)
+        }
+        (Some(Kind::Redis), None) => {
+            cx.missing(
+                val.mark,
+                "redis",
+                "`store: redis` needs `redis: { url: redis://127.0.0.1:6379/0, key_file: session.key }`",
+            );
+            None
+        }
+        (Some(Kind::Redis), Some(redis)) => cx
+            .at("redis", |cx| redis_settings(redis, cx, base_dir))
+            .map(StoreSettings::Redis),
+    }
+}
+
+/// `sessions.redis`: the URL parsed and the key file read now, so a typo fails `portico check`, not
+/// the first sign-in.
+fn redis_settings(val: &Val<RawRedis>, cx: &mut Cx<'_>, base_dir: &Path) -> Option<RedisSettings> {
+    let raw = val.get()?;
+    let url = redis_url(raw, val, cx);
+    let username = raw
+        .username
+        .as_ref()
+        .and_then(Val::get)
+        .map(|Env(u)| u.clone());
+    let password = redis_password(raw, cx, base_dir);
+    let key = redis_key(raw, val, cx, base_dir);
+    let prefix = values::optional(
+        cx,
+        "prefix",
+        raw.prefix.as_ref(),
+        "portico:".to_owned(),
+        |text| {
+            let printable = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+            if printable {
+                Ok(text.to_owned())
+            } else {
+                Err(Bad::new(
+                    "the prefix must be printable ASCII without spaces",
+                    "e.g. `portico:` or `portico-staging:`",
+                ))
+            }
+        },
+    );
+    let ca = match &raw.ca {
+        None => Some(None),
+        Some(file) => {
+            let Env(name) = file.get()?;
+            let path = base_dir.join(name);
+            if cx.source.read(&path).is_ok() {
+                Some(Some(path))
+            } else {
+                cx.error_at(
+                    file.mark,
+                    "ca",
+                    format!("cannot read the CA file `{}`", path.display()),
+                    Some(
+                        "the PEM certificate of the CA that signed the Redis server's certificate"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let outage_grace = values::optional(
+        cx,
+        "outage_grace",
+        raw.outage_grace.as_ref(),
+        Duration::from_secs(60),
+        |text| match text.trim() {
+            "0" | "0s" => Ok(Duration::ZERO),
+            other => values::duration(other),
+        },
+    );
+    Some(RedisSettings {
+        url: url?,
+        username,
+        password: password?,
+        key: key?,
+        prefix: prefix?,
+        ca: ca?,
+        outage_grace: outage_grace?,
+    })
+}
+
+/// `sessions.redis.url`: `redis://` or `rediss://`, parsed as the client will.
+fn redis_url(raw: &RawRedis, val: &Val<RawRedis>, cx: &mut Cx<'_>) -> Option<String> {
+    match &raw.url {
+        None => {
+            cx.missing(
+                val.mark,
+                "url",
+                "e.g. `url: redis://127.0.0.1:6379/0` (`rediss://` for TLS)",
+            );
+            None
+        }
+        Some(url) => values::parsed(cx, "url", url, |text| {
+            let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
+            if !scheme_ok {
+                return Err(Bad::new(
+                    format!("`{text}` is not a Redis URL"),
+                    "e.g. redis://127.0.0.1:6379/0, or rediss:// for TLS",
+                ));
+            }
+            match redis::Client::open(text) {
+                Ok(_) => Ok(text.to_owned()),
+                Err(error) => Err(Bad::new(
+                    format!(
+                        "not a valid Redis URL: {}",
+                        error.detail().unwrap_or("unreadable")
+                    ),
+                    "e.g. redis://127.0.0.1:6379/0, or rediss:// for TLS",
+                )),
+            }
+        }),
+    }
+}
+
+/// `password` or `password_file` (or neither); `Some(None)`: none given.
+#[allow(clippy::option_option)]
+fn redis_password(raw: &RawRedis, cx: &mut Cx<'_>, base_dir: &Path) -> Option<Option<String>> {
+    match (&raw.password, &raw.password_file) {
+        (Some(password), None) => password.get().map(|Env(p)| Some(p.clone())),
+        (None, Some(file)) => {
+            let Env(name) = file.get()?;
+            let path = base_dir.join(name);
+            match cx.source.read(&path) {
+                Ok(password) => Some(Some(password.trim().to_owned())),
+                Err(error) => {
+                    let message = format!("cannot read `{}`: {error}", path.display());
+                    cx.error_at(file.mark, "password_file", message, None);
+                    None
+                }
+            }
+        }
+        (Some(_), Some(file)) => {
+            cx.error_at(
+                file.mark,
+                "password_file",
+                "give `password` or `password_file`, not both",
+                None,
+            );
+            None
+        }
+        (None, None) => Some(None),
+    }
+}
+
+/// `key_file`: required, 32 bytes in base64.
+fn redis_key(
+    raw: &RawRedis,
+    val: &Val<RawRedis>,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+) -> Option<[u8; 32]> {
+    match &raw.key_file {
+        None => {
+            cx.missing(
+                val.mark,
+                "key_file",
+                "sessions are encrypted in Redis: `key_file: /run/secrets/portico-session.key`, made with `openssl rand -base64 32`",
+            );
+            None
+        }
+        Some(file) => {
+            let Env(name) = file.get()?;
+            let path = base_dir.join(name);
+            let hint = "32 random bytes in base64: `openssl rand -base64 32 > session.key`; every instance needs the same file";
+            match cx.source.read(&path) {
+                Ok(text) => match decode_key(&text) {
+                    Some(key) => Some(key),
+                    None => {
+                        cx.error_at(
+                            file.mark,
+                            "key_file",
+                            format!("`{}` does not hold 32 bytes in base64", path.display()),
+                            Some(hint.into()),
+                        );
+                        None
+                    }
+                },
+                Err(error) => {
+                    cx.error_at(
+                        file.mark,
+                        "key_file",
+                        format!("cannot read `{}`: {error}", path.display()),
+                        Some(hint.into()),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// A session key file: base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .ok()?;
+    bytes.try_into().ok()
 }
 
 /// The longest an identity assertion may live: it is a bearer credential for the upstream.
@@ -571,6 +815,57 @@ mod tests {
             ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    #[test]
+    fn redis_store_rules() {
+        let mut source = MemorySource::default();
+        source.files.insert(
+            "/etc/portico/session.key".into(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n".into(),
+        );
+        source
+            .files
+            .insert("/etc/portico/short.key".into(), "c2hvcnQ=".into());
+        source
+            .files
+            .insert("/etc/portico/redis.pass".into(), "hunter2\n".into());
+        source.files.insert("/etc/portico/k.pem".into(), "-".into());
+        let with = |section: &str| format!("{section}\n{BASE}");
+        let cases = [
+            (
+                "redis with shared signing keys",
+                with(
+                    "server: { signing_keys: [k.pem] }\nsessions: { store: redis, redis: { url: \"rediss://cache:6380/1\", key_file: session.key, password_file: redis.pass, prefix: \"p1:\" } }",
+                ),
+            ),
+            (
+                "redis without signing keys warns",
+                with(
+                    "sessions: { store: redis, redis: { url: \"redis://127.0.0.1:6379\", key_file: session.key } }",
+                ),
+            ),
+            (
+                "redis without its settings",
+                with("sessions: { store: redis }"),
+            ),
+            (
+                "every broken redis key at once",
+                with(
+                    "sessions: { store: redis, redis: { url: \"http://cache:6379\", key_file: short.key, password: a, password_file: redis.pass, prefix: \"a b\", ca: nope.pem, outage_grace: soon } }",
+                ),
+            ),
+            (
+                "redis without url and key",
+                with("sessions: { store: redis, redis: { prefix: \"x:\" } }"),
+            ),
+            ("an unknown store", with("sessions: { store: memcached }")),
+            (
+                "redis settings under the memory store",
+                with("sessions: { redis: { url: \"redis://cache\" } }"),
+            ),
+        ];
+        insta::assert_snapshot!(table(&source, &cases));
     }
 
     /// A certificate and its key, generated (rcgen) for `name`.
