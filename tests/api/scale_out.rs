@@ -142,6 +142,7 @@ impl Drop for Instance {
 /// workers would outlive a SIGKILL), everything it writes inside `dir`; killed when dropped.
 struct Nginx {
     child: Child,
+    port: u16,
     access_log: PathBuf,
 }
 
@@ -210,6 +211,11 @@ http {{
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Request-Id $request_id;
         }}
+        # What nginx is busy with, for `settle`; not in the access log.
+        location = /__nginx {{
+            stub_status;
+            access_log off;
+        }}
     }}
 }}
 "#
@@ -245,12 +251,53 @@ http {{
         }
         Nginx {
             child,
+            port,
             access_log: dir.join("access.log"),
         }
     }
 
-    /// Every request nginx has logged so far, oldest first.
+    /// Waits (bounded) until nginx is done with every request it has received, so each is in the
+    /// access log: nginx writes a request's line after the client has its response. One process, so
+    /// when its status page says that it reads none and writes one (the status request itself), every
+    /// other request has been finished and logged.
+    fn settle(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = self.status();
+            let count = |name: &str| {
+                status
+                    .split(name)
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u32>().ok())
+            };
+            if count("Reading:") == Some(0) && count("Writing:") == Some(1) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx still busy after {TIMEOUT:?}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// nginx's status page (`stub_status`).
+    fn status(&self) -> String {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream
+            .write_all(b"GET /__nginx HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// Every request nginx has received so far, oldest first, once it has logged them all.
     fn served(&self) -> Vec<Served> {
+        self.settle();
         let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
