@@ -633,79 +633,13 @@ impl SessionStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
     use std::sync::atomic::AtomicUsize;
 
     use std::time::Duration;
 
     use super::*;
     use crate::auth::session::conformance;
-    use crate::config::RedisSettings;
-
-    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
-    struct Server {
-        child: Child,
-        port: u16,
-    }
-
-    impl Server {
-        fn start() -> Server {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free loopback port");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
-                });
-            Server { child, port }
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}/0", self.port)
-        }
-
-        /// A connection with `key` and `prefix`, once the server answers (bounded: 10 s).
-        async fn redis(&self, key: [u8; 32], prefix: &str) -> Arc<Redis> {
-            let redis = Redis::open(&RedisSettings {
-                url: self.url(),
-                username: None,
-                password: None,
-                key,
-                prefix: prefix.to_owned(),
-                ca: None,
-                outage_grace: Duration::from_secs(60),
-            })
-            .expect("settings accepted");
-            for _ in 0..100 {
-                let mut conn = redis.conn();
-                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    return redis;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("redis-server on port {} did not answer", self.port);
-        }
-
-        async fn connect(&self) -> Arc<Redis> {
-            self.redis(KEY, "p:").await
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    const KEY: [u8; 32] = [7; 32];
+    use crate::shared::testing::{KEY, Server};
 
     fn store(redis: &Arc<Redis>) -> RedisStore {
         RedisStore::new(redis.clone(), &conformance::settings())
@@ -831,8 +765,7 @@ mod tests {
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.stop();
         assert!(store.get(&id).await.is_err());
         assert!(store.insert(session.clone()).await.is_err());
         assert!(
@@ -892,15 +825,9 @@ mod tests {
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.stop();
         assert!(store.get(&id).await.is_err());
-        server.child = Command::new("redis-server")
-            .args(["--port", &server.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server restarts");
+        server.restart();
         // Bounded: 10 s. Nothing persisted, so the session is gone, but the store answers.
         let mut answered = false;
         for _ in 0..100 {
