@@ -18,6 +18,8 @@ mod oneshot;
 mod op;
 mod packaging;
 mod proxy;
+mod redis_outage;
+mod redis_server;
 mod reload;
 mod shell;
 mod tenancy;

@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 
 use super::{Eviction, RedisStore, Session, SessionId, SessionLimits, SessionStore, StoreError};
 use crate::config::{AppId, SessionSettings, TenantId};
-use crate::jar::{AppJar, SetCookie};
+use crate::jar::{AppJar, SessionJars, SetCookie};
 use crate::shared::Redis;
 
 /// The longest a copy is used without asking Redis again: the bound on staleness when an invalidation
@@ -33,18 +33,83 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Copies kept at most; beyond it, the old ones are dropped (a burst of sign-ins must not grow memory).
 const CAPACITY: usize = 50_000;
 
-struct Copy {
-    session: Arc<Session>,
-    fetched: Instant,
+/// Copies of one kind of record, by tag, each used for at most [`MAX_AGE`].
+struct Copies<T> {
+    entries: RwLock<HashMap<String, (T, Instant)>>,
+    /// Counts invalidations: a read that started before one must not keep what it read.
+    generation: AtomicU64,
 }
 
-/// A [`RedisStore`] with this instance's copies in front.
+impl<T: Clone> Copies<T> {
+    fn new() -> Self {
+        Copies {
+            entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The copy of `tag` and whether it is young enough to use without asking Redis.
+    fn get(&self, tag: &str) -> Option<(T, bool)> {
+        let entries = self.entries.read();
+        let (value, fetched) = entries.get(tag)?;
+        Some((value.clone(), fetched.elapsed() < MAX_AGE))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Keeps what a read that started at `generation` returned, unless an invalidation came since.
+    fn keep(&self, tag: String, value: T, generation: u64) {
+        let mut entries = self.entries.write();
+        if self.generation.load(Ordering::Relaxed) != generation {
+            return;
+        }
+        if entries.len() >= CAPACITY {
+            let now = Instant::now();
+            entries.retain(|_, (_, fetched)| now.duration_since(*fetched) < MAX_AGE);
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(tag, (value, Instant::now()));
+    }
+
+    /// Changes a copy in place, keeping its age (a write this instance made itself).
+    fn amend(&self, tag: &str, change: impl FnOnce(&mut T)) {
+        if let Some((value, _)) = self.entries.write().get_mut(tag) {
+            change(value);
+        }
+    }
+
+    fn drop_tag(&self, tag: &str) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.entries.write().remove(tag);
+    }
+
+    fn drop_where(&self, matches: impl Fn(&T) -> bool) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.entries.write().retain(|_, (value, _)| !matches(value));
+    }
+
+    fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.entries.write().clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().len()
+    }
+}
+
+/// A [`RedisStore`] with this instance's copies of sessions and their cookie jars in front.
 pub struct CachedStore {
     inner: RedisStore,
     redis: Arc<Redis>,
-    copies: RwLock<HashMap<String, Copy>>,
-    /// Counts invalidations: a read that started before one must not store what it read.
-    generation: AtomicU64,
+    sessions: Copies<Arc<Session>>,
+    /// Each session's jars (`None`: it has none), read on every request to a `cookies: jar` app.
+    jars: Copies<Option<Arc<SessionJars>>>,
     outage_grace: Duration,
 }
 
@@ -53,43 +118,26 @@ impl CachedStore {
         CachedStore {
             inner,
             redis,
-            copies: RwLock::new(HashMap::new()),
-            generation: AtomicU64::new(0),
+            sessions: Copies::new(),
+            jars: Copies::new(),
             outage_grace,
         }
     }
 
     fn drop_copy(&self, tag: &str) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        self.copies.write().remove(tag);
+        self.sessions.drop_tag(tag);
+        self.jars.drop_tag(tag);
     }
 
-    fn keep_copy(&self, tag: String, session: Arc<Session>, generation: u64) {
-        let mut copies = self.copies.write();
-        // An invalidation arrived while this read was under way: the copy may already be stale.
-        if self.generation.load(Ordering::Relaxed) != generation {
-            return;
-        }
-        if copies.len() >= CAPACITY {
-            let now = Instant::now();
-            copies.retain(|_, copy| now.duration_since(copy.fetched) < MAX_AGE);
-            if copies.len() >= CAPACITY {
-                copies.clear();
-            }
-        }
-        copies.insert(
-            tag,
-            Copy {
-                session,
-                fetched: Instant::now(),
-            },
-        );
+    /// Whether a copy may stand in for Redis now: Redis is down, and not for longer than the grace.
+    fn riding_out_outage(&self) -> bool {
+        self.redis.down_for() <= self.outage_grace
     }
 
-    /// How many copies this instance holds (for tests).
+    /// How many session copies this instance holds (for tests).
     #[cfg(test)]
     fn copies(&self) -> usize {
-        self.copies.read().len()
+        self.sessions.len()
     }
 }
 
@@ -123,21 +171,14 @@ impl SessionStore for CachedStore {
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let tag = RedisStore::tag(id);
-        let held = {
-            let copies = self.copies.read();
-            copies
-                .get(&tag)
-                .map(|copy| (copy.session.clone(), copy.fetched.elapsed()))
-        };
-        if let Some((session, age)) = &held {
-            if *age < MAX_AGE {
-                return Ok(Some(session.clone()));
-            }
+        let held = self.sessions.get(&tag);
+        if let Some((session, true)) = &held {
+            return Ok(Some(session.clone()));
         }
-        let generation = self.generation.load(Ordering::Relaxed);
+        let generation = self.sessions.generation();
         match self.inner.get(id).await {
             Ok(Some(session)) => {
-                self.keep_copy(tag, session.clone(), generation);
+                self.sessions.keep(tag, session.clone(), generation);
                 Ok(Some(session))
             }
             Ok(None) => {
@@ -146,7 +187,7 @@ impl SessionStore for CachedStore {
             }
             Err(error) => match held {
                 // Redis is down, not the session: its user keeps working for the grace.
-                Some((session, _)) if self.redis.down_for() <= self.outage_grace => {
+                Some((session, _)) if self.riding_out_outage() => {
                     tracing::debug!(%error, "redis unreachable: serving a cached session");
                     Ok(Some(session))
                 }
@@ -156,11 +197,11 @@ impl SessionStore for CachedStore {
     }
 
     async fn get_current(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
-        let generation = self.generation.load(Ordering::Relaxed);
+        let generation = self.sessions.generation();
         let session = self.inner.get(id).await?;
         let tag = RedisStore::tag(id);
         match &session {
-            Some(session) => self.keep_copy(tag, session.clone(), generation),
+            Some(session) => self.sessions.keep(tag, session.clone(), generation),
             None => self.drop_copy(&tag),
         }
         Ok(session)
@@ -169,13 +210,11 @@ impl SessionStore for CachedStore {
     async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
         self.inner.touch(id, now).await?;
         // The copy learns the write too, so the next request does not write again.
-        let tag = RedisStore::tag(id);
-        let mut copies = self.copies.write();
-        if let Some(copy) = copies.get_mut(&tag) {
-            let mut session = Session::clone(&copy.session);
-            session.last_seen = session.last_seen.max(now);
-            copy.session = Arc::new(session);
-        }
+        self.sessions.amend(&RedisStore::tag(id), |session| {
+            let mut touched = Session::clone(session);
+            touched.last_seen = touched.last_seen.max(now);
+            *session = Arc::new(touched);
+        });
         Ok(())
     }
 
@@ -190,8 +229,11 @@ impl SessionStore for CachedStore {
         now: u64,
         settings: &SessionSettings,
     ) -> Result<usize, StoreError> {
-        // Purged sessions are published one by one; copies of them are dropped as the messages come.
-        self.inner.purge_expired(now, settings).await
+        // Purged sessions are published one by one and copies of them dropped as the messages come;
+        // the jars go at once (this instance cannot tell whose they were).
+        let purged = self.inner.purge_expired(now, settings).await;
+        self.jars.clear();
+        purged
     }
 
     async fn remove_for_logout(
@@ -201,16 +243,33 @@ impl SessionStore for CachedStore {
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
         let ended = self.inner.remove_for_logout(tenant, subject, sid).await?;
-        // This instance's copies of them go at once, not only when the message comes back.
-        self.copies
-            .write()
-            .retain(|_, copy| !copy.session.matches_logout(tenant, subject, sid));
-        self.generation.fetch_add(1, Ordering::Relaxed);
+        // This instance's copies of them go at once, not only when the messages come back.
+        self.sessions
+            .drop_where(|session| session.matches_logout(tenant, subject, sid));
+        self.jars.clear();
         Ok(ended)
     }
 
     async fn jar(&self, id: &SessionId, app: &AppId) -> Result<Option<Arc<AppJar>>, StoreError> {
-        self.inner.jar(id, app).await
+        let tag = RedisStore::tag(id);
+        let held = self.jars.get(&tag);
+        if let Some((jars, true)) = &held {
+            return Ok(jars.as_ref().and_then(|jars| jars.app(app)));
+        }
+        let generation = self.jars.generation();
+        match self.inner.jars(id).await {
+            Ok(jars) => {
+                let jars = jars.map(Arc::new);
+                self.jars.keep(tag, jars.clone(), generation);
+                Ok(jars.and_then(|jars| jars.app(app)))
+            }
+            Err(error) => match held {
+                Some((jars, _)) if self.riding_out_outage() => {
+                    Ok(jars.and_then(|jars| jars.app(app)))
+                }
+                _ => Err(error),
+            },
+        }
     }
 
     async fn update_jar(
@@ -220,7 +279,9 @@ impl SessionStore for CachedStore {
         cookies: Vec<SetCookie>,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.inner.update_jar(id, app, cookies, now).await
+        let result = self.inner.update_jar(id, app, cookies, now).await;
+        self.jars.drop_tag(&RedisStore::tag(id));
+        result
     }
 
     fn count(&self) -> Option<usize> {
@@ -231,8 +292,8 @@ impl SessionStore for CachedStore {
         match tag {
             Some(tag) => self.drop_copy(tag),
             None => {
-                self.generation.fetch_add(1, Ordering::Relaxed);
-                self.copies.write().clear();
+                self.sessions.clear();
+                self.jars.clear();
             }
         }
     }

@@ -389,7 +389,8 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
+    /// All of a session's cookie jars (`None`: it has none).
+    pub(super) async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
         let key = self.session_key(&Self::tag(id));
         let mut conn = self.redis.conn();
         let sealed: Option<Vec<u8>> = self
@@ -622,8 +623,9 @@ impl SessionStore for RedisStore {
         let mut conn = self.redis.conn();
         self.redis
             .run(SET_JAR.key(key).arg(sealed).invoke_async::<i64>(&mut conn))
-            .await
-            .map(|_| ())
+            .await?;
+        self.invalidate(&[Self::tag(id)]).await;
+        Ok(())
     }
 
     fn count(&self) -> Option<usize> {
