@@ -14,14 +14,21 @@ use crate::helpers::TIMEOUT;
 pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// Extra arguments (TLS, a password), kept for restarts.
+    args: Vec<String>,
     /// The append-only file lives here, so a restart keeps what was written (as a production Redis
     /// with persistence would).
     dir: tempfile::TempDir,
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers (bounded by [`TIMEOUT`]).
+    /// Starts one and waits until it listens (bounded by [`TIMEOUT`]).
     pub(crate) async fn start() -> RedisServer {
+        Self::start_with(|_| Vec::new()).await
+    }
+
+    /// Starts one with extra arguments, made from its free port (for `--tls-port`).
+    pub(crate) async fn start_with(args: impl FnOnce(u16) -> Vec<String>) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
@@ -29,10 +36,15 @@ impl RedisServer {
         let mut server = RedisServer {
             child: None,
             port,
+            args: args(port),
             dir: tempfile::tempdir().unwrap(),
         };
         server.restart().await;
         server
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     pub(crate) fn url(&self) -> String {
@@ -50,8 +62,14 @@ impl RedisServer {
     /// Starts it again on the same port with the same data (its append-only file).
     pub(crate) async fn restart(&mut self) {
         self.stop();
+        let plain_port = if self.args.is_empty() {
+            self.port.to_string()
+        } else {
+            "0".to_owned() // TLS only: `--tls-port` is among the arguments
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", &plain_port, "--bind", "127.0.0.1"])
+            .args(&self.args)
             .args([
                 "--save",
                 "",
@@ -83,18 +101,23 @@ impl RedisServer {
 
     /// `sessions:` for a config, with a session key file written into `dir`.
     pub(crate) fn sessions_yaml(&self, dir: &Path) -> String {
-        let key = dir.join("session.key");
-        std::fs::write(
-            &key,
-            base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
-        )
-        .unwrap();
-        format!(
-            "sessions: {{ store: redis, redis: {{ url: \"{}\", key_file: \"{}\" }} }}\n",
-            self.url(),
-            key.display()
-        )
+        sessions_yaml(&self.url(), "", dir)
     }
+}
+
+/// `sessions:` on the Redis at `url` with further `redis:` settings (`, key: value` each), and a
+/// session key file written into `dir`.
+pub(crate) fn sessions_yaml(url: &str, more: &str, dir: &Path) -> String {
+    let key = dir.join("session.key");
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+    )
+    .unwrap();
+    format!(
+        "sessions: {{ store: redis, redis: {{ url: \"{url}\", key_file: \"{}\"{more} }} }}\n",
+        key.display()
+    )
 }
 
 impl Drop for RedisServer {
