@@ -159,6 +159,11 @@ impl App {
             // TLS clients for upstreams the new config added; unused ones are let go.
             upstreams.prepare(config);
         }));
+        let sessions = state.sessions.clone();
+        self.reloader.add_hook(Box::new(move |config| {
+            // Redis TTLs follow reloaded timeouts.
+            sessions.apply(&config.sessions);
+        }));
         if let Some(store) = state.tls.clone() {
             self.reloader.add_hook(Box::new(move |_config| {
                 store.reload();

@@ -288,6 +288,10 @@ impl SessionStore for CachedStore {
         self.inner.count()
     }
 
+    fn apply(&self, settings: &SessionSettings) {
+        self.inner.apply(settings);
+    }
+
     fn invalidated(&self, tag: Option<&str>) {
         match tag {
             Some(tag) => self.drop_copy(tag),

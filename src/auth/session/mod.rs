@@ -350,6 +350,11 @@ impl Sessions {
         self.store.get_current(id).await
     }
 
+    /// Follows a reload's session settings (Redis TTLs follow the new timeouts).
+    pub fn apply(&self, settings: &SessionSettings) {
+        self.store.apply(settings);
+    }
+
     /// Another instance changed or ended the session of `tag` (`None`: messages may have been
     /// missed); copies this instance keeps are dropped. Fed by the Redis subscription.
     pub fn invalidated(&self, tag: Option<&str>) {

@@ -24,7 +24,7 @@
 //! [`StoreError`], and the caller decides (503, sign-in unavailable). It knows nothing about
 //! timeouts' meaning or tenants beyond what the trait's operations are told.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -54,8 +54,9 @@ pub const INVALIDATE_CHANNEL: &str = "invalidate";
 /// which reconnects by itself).
 pub struct RedisStore {
     redis: Arc<Redis>,
-    idle_secs: u64,
-    absolute_secs: u64,
+    /// The timeouts the TTLs follow; a reload changes them ([`SessionStore::apply`]).
+    idle_secs: AtomicU64,
+    absolute_secs: AtomicU64,
     /// The number of sessions as of the last purge (-1: not counted yet), for the metrics.
     counted: AtomicI64,
 }
@@ -202,10 +203,18 @@ impl RedisStore {
     pub fn new(redis: Arc<Redis>, settings: &SessionSettings) -> Self {
         RedisStore {
             redis,
-            idle_secs: settings.idle_timeout.as_secs(),
-            absolute_secs: settings.absolute_timeout.as_secs(),
+            idle_secs: AtomicU64::new(settings.idle_timeout.as_secs()),
+            absolute_secs: AtomicU64::new(settings.absolute_timeout.as_secs()),
             counted: AtomicI64::new(-1),
         }
+    }
+
+    fn idle_secs(&self) -> u64 {
+        self.idle_secs.load(Ordering::Relaxed)
+    }
+
+    fn absolute_secs(&self) -> u64 {
+        self.absolute_secs.load(Ordering::Relaxed)
     }
 
     /// The tag that stands for a session id in Redis.
@@ -248,8 +257,8 @@ impl RedisStore {
     /// Seconds Redis keeps a session: to the earlier of its timeouts, plus the grace.
     fn ttl(&self, created_at: u64, last_seen: u64, now: u64) -> u64 {
         let until = last_seen
-            .saturating_add(self.idle_secs)
-            .min(created_at.saturating_add(self.absolute_secs));
+            .saturating_add(self.idle_secs())
+            .min(created_at.saturating_add(self.absolute_secs()));
         until
             .saturating_add(TTL_GRACE_SECS)
             .saturating_sub(now)
@@ -363,7 +372,7 @@ impl RedisStore {
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
-            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
             .arg(if only_if_present { "1" } else { "0" });
         let mut conn = self.redis.conn();
         let written: i64 = self.redis.run(invocation.invoke_async(&mut conn)).await?;
@@ -436,7 +445,7 @@ impl SessionStore for RedisStore {
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
-            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
             .arg("0")
             .arg(limits.per_user)
             .arg(limits.total)
@@ -492,8 +501,8 @@ impl SessionStore for RedisStore {
                     .key(self.active_key())
                     .arg(&tag)
                     .arg(now)
-                    .arg(self.idle_secs)
-                    .arg(self.absolute_secs)
+                    .arg(self.idle_secs())
+                    .arg(self.absolute_secs())
                     .arg(TTL_GRACE_SECS)
                     .invoke_async::<i64>(&mut conn),
             )
@@ -631,6 +640,13 @@ impl SessionStore for RedisStore {
     fn count(&self) -> Option<usize> {
         usize::try_from(self.counted.load(Ordering::Relaxed)).ok()
     }
+
+    fn apply(&self, settings: &SessionSettings) {
+        self.idle_secs
+            .store(settings.idle_timeout.as_secs(), Ordering::Relaxed);
+        self.absolute_secs
+            .store(settings.absolute_timeout.as_secs(), Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -758,6 +774,13 @@ mod tests {
             .await
             .unwrap();
         assert!((120..=130).contains(&old_ttl), "{old_ttl}");
+        // A reload lengthens the idle timeout to 300 s: the next write follows it.
+        let mut reloaded = conformance::settings();
+        reloaded.idle_timeout = Duration::from_secs(300);
+        store.apply(&reloaded);
+        store.touch(&id, unix_now()).await.unwrap();
+        let touched = ttl(conn.clone()).await;
+        assert!((410..=420).contains(&touched), "{touched}");
     }
 
     #[tokio::test]

@@ -80,6 +80,10 @@ pub trait SessionStore: Send + Sync + 'static {
         self.get(id).await
     }
 
+    /// A reload changed the session settings (a store that sets expiry times of its own, like Redis
+    /// TTLs, follows the new timeouts from each session's next write).
+    fn apply(&self, _settings: &SessionSettings) {}
+
     /// Another instance changed or ended the session of this tag (`None`: this instance may have
     /// missed such messages); a store that keeps copies drops them.
     fn invalidated(&self, _tag: Option<&str>) {}
