@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::config::Config;
 use crate::reload::{ReloadOutcome, Reloader, Trigger};
+use crate::shared::{Redis, RedisStatus};
 use crate::telemetry::Metrics;
 use crate::telemetry::metrics;
 
@@ -31,6 +32,8 @@ pub struct AdminState {
     pub reload: Arc<Reloader>,
     /// The server's metrics, for `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// The shared session store's connection, for its health (`None`: sessions in memory).
+    pub redis: Option<Arc<Redis>>,
 }
 
 /// The admin listener's routes.
@@ -74,9 +77,26 @@ async fn healthz() -> Json<Value> {
 /// them all out of a load balancer would turn "new sign-ins fail" into "nothing works", signed-in users
 /// included. 503 only while `starting`: an IdP of the config portico started with not yet tried (at
 /// most the first probe, 5 s); one that a reload added shows `starting` without holding readiness.
+///
+/// Redis down is `degraded` too, for the same reason (it is shared: every instance loses it at once),
+/// with `sessions` saying why and since when: signed-in users this instance has cached keep working
+/// for `sessions.redis.outage_grace`, new sign-ins answer "sign-in unavailable".
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let config = state.config.load();
     let (mut starting, mut degraded) = (false, false);
+    let sessions = match state.redis.as_ref().map(|redis| redis.status()) {
+        None => json!({ "store": "memory", "status": "ready" }),
+        Some(RedisStatus::Up) => json!({ "store": "redis", "status": "ready" }),
+        Some(RedisStatus::Down { since, reason }) => {
+            degraded = true;
+            json!({
+                "store": "redis",
+                "status": "degraded",
+                "reason": format!("redis cannot be reached: {reason}"),
+                "since": rfc3339(since),
+            })
+        }
+    };
     let sign_in: serde_json::Map<String, Value> = state
         .oidc
         .health()
@@ -119,6 +139,7 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
             "config": config.source,
             "tenants": config.tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
             "sign_in": sign_in,
+            "sessions": sessions,
             "version": env!("CARGO_PKG_VERSION"),
         })),
     )

@@ -282,3 +282,97 @@ impl Redis {
         }
     }
 }
+
+/// A real redis-server for the tests of the modules that keep state in Redis.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Redis;
+    use crate::config::RedisSettings;
+
+    /// The sealing key the tests use.
+    pub(crate) const KEY: [u8; 32] = [7; 32];
+
+    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
+    pub(crate) struct Server {
+        child: Child,
+        port: u16,
+    }
+
+    impl Server {
+        pub(crate) fn start() -> Server {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free loopback port");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
+                });
+            Server { child, port }
+        }
+
+        /// Kills the server (Redis down).
+        pub(crate) fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+
+        /// Starts it again on the same port, empty (nothing persisted).
+        pub(crate) fn restart(&mut self) {
+            self.stop();
+            self.child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server restarts");
+        }
+
+        pub(crate) fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
+
+        /// A connection with `key` and `prefix`, once the server answers (bounded: 10 s).
+        pub(crate) async fn redis(&self, key: [u8; 32], prefix: &str) -> Arc<Redis> {
+            let redis = Redis::open(&RedisSettings {
+                url: self.url(),
+                username: None,
+                password: None,
+                key,
+                prefix: prefix.to_owned(),
+                ca: None,
+                outage_grace: Duration::from_secs(60),
+            })
+            .expect("settings accepted");
+            for _ in 0..100 {
+                let mut conn = redis.conn();
+                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    return redis;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("redis-server on port {} did not answer", self.port);
+        }
+
+        pub(crate) async fn connect(&self) -> Arc<Redis> {
+            self.redis(KEY, "p:").await
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -22,11 +22,11 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
-use crate::auth::session::{RedisStore, Sessions};
+use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
 use crate::config::{Config, SignIn, StoreSettings, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::reload::{ConfigOrigin, Reloader};
-use crate::shared::Redis;
+use crate::shared::{Redis, RedisStatus};
 use crate::state::{AppState, SharedState};
 use crate::telemetry::{Access, Metrics, SpanSink};
 use crate::tls::TlsStore;
@@ -159,6 +159,11 @@ impl App {
             // TLS clients for upstreams the new config added; unused ones are let go.
             upstreams.prepare(config);
         }));
+        let sessions = state.sessions.clone();
+        self.reloader.add_hook(Box::new(move |config| {
+            // Redis TTLs follow reloaded timeouts.
+            sessions.apply(&config.sessions);
+        }));
         if let Some(store) = state.tls.clone() {
             self.reloader.add_hook(Box::new(move |_config| {
                 store.reload();
@@ -239,6 +244,7 @@ fn serve_admin(
         oidc: state.oidc.clone(),
         reload: reloader.clone(),
         metrics: state.metrics.clone(),
+        redis: state.redis.clone(),
     });
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness, metrics, config status and reload)");
     let shutdown = state.shutdown.clone();
@@ -294,7 +300,11 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         StoreSettings::Memory => (Sessions::in_memory(), None),
         StoreSettings::Redis(settings) => {
             let redis = Redis::open(settings).map_err(StartError::Redis)?;
-            let store = RedisStore::new(redis.clone(), &config.sessions);
+            let store = CachedStore::new(
+                RedisStore::new(redis.clone(), &config.sessions),
+                redis.clone(),
+                settings.outage_grace,
+            );
             (Sessions::new(Arc::new(store)), Some(redis))
         }
     };
@@ -321,6 +331,11 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
                 .map(|(tenant, status)| (tenant.to_string(), matches!(status, IdpStatus::Ready)))
                 .collect()
         }));
+    }
+    if let Some(redis) = &redis {
+        let redis = redis.clone();
+        metrics
+            .read_session_store_from(Box::new(move || matches!(redis.status(), RedisStatus::Up)));
     }
     if let Some(store) = &tls {
         let store = store.clone();
@@ -386,6 +401,12 @@ fn spawn_background_tasks(state: &AppState) {
     tokio::spawn(state.oidc.clone().run_discovery());
     if let Some(redis) = &state.redis {
         tokio::spawn(redis.clone().probe(state.shutdown.clone()));
+        let sessions = state.sessions.clone();
+        tokio::spawn(redis.clone().subscribe(
+            INVALIDATE_CHANNEL,
+            state.shutdown.clone(),
+            move |tag| sessions.invalidated(tag),
+        ));
     }
     if let Some(store) = &state.tls {
         let interval = state

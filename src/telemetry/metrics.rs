@@ -240,7 +240,13 @@ pub struct Metrics {
     /// scrape from the OIDC registry's probes.
     identity_providers: Family<IdpLabels, Gauge>,
     idp_source: std::sync::OnceLock<IdpSource>,
+    /// Whether the session store answers (always 1 in memory; Redis's health otherwise).
+    store_up: Gauge,
+    store_source: std::sync::OnceLock<StoreSource>,
 }
+
+/// What [`Metrics::read_session_store_from`] takes: whether the shared session store answers.
+pub type StoreSource = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// What [`Metrics::read_identity_providers_from`] takes: each OIDC tenant and whether its IdP answers.
 pub type IdpSource = Box<dyn Fn() -> Vec<(String, bool)> + Send + Sync>;
@@ -279,6 +285,8 @@ impl Metrics {
             certificates: std::sync::OnceLock::new(),
             identity_providers: Family::default(),
             idp_source: std::sync::OnceLock::new(),
+            store_up: Gauge::default(),
+            store_source: std::sync::OnceLock::new(),
         };
         metrics.register();
         metrics
@@ -359,6 +367,12 @@ impl Metrics {
             "identity_provider_up",
             "Whether each OIDC tenant's identity provider answers its probes (0: sign-in is degraded)",
             self.identity_providers.clone(),
+        );
+        r.register(
+            "session_store_up",
+            "Whether the session store answers (0: Redis cannot be reached; cached sessions ride out \
+             sessions.redis.outage_grace, new sign-ins fail)",
+            self.store_up.clone(),
         );
     }
 
@@ -515,8 +529,15 @@ impl Metrics {
         let _ = self.idp_source.set(source);
     }
 
+    /// Reads the session store gauge from `source` at every scrape (set once, at start, for Redis).
+    pub fn read_session_store_from(&self, source: StoreSource) {
+        let _ = self.store_source.set(source);
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let store_up = self.store_source.get().is_none_or(|source| source());
+        self.store_up.set(i64::from(store_up));
         if let Some(source) = self.idp_source.get() {
             // Tenants a reload removed disappear.
             self.identity_providers.clear();

@@ -1466,3 +1466,30 @@ tenants:
         run.all()
     );
 }
+
+/// The README's annotated config example is what operators copy: every key in it must be a key of
+/// the section it is written in (a key under the wrong section, as `signing_keys` once was under
+/// `sessions`, is an "unknown key" error). Its files do not exist here, so only those errors may show.
+#[test]
+fn the_readme_config_example_puts_every_key_in_its_section() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let reference = &readme[readme.find("## Configuration reference").unwrap()..];
+    let start = reference.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let example = &reference[start..start + reference[start..].find("```").unwrap()];
+    assert!(example.contains("signing_keys") && example.contains("key_file"));
+    let dir = tempfile::tempdir().unwrap();
+    let report = match portico::config::load_str(
+        &portico::config::OsSource,
+        "README.md",
+        example,
+        dir.path(),
+    ) {
+        Ok(_) => String::new(),
+        Err(error) => error.to_string(),
+    };
+    assert!(!report.contains("unknown key"), "{report}");
+    assert!(
+        !report.contains("expected"),
+        "a value of the wrong shape:\n{report}"
+    );
+}

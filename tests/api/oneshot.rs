@@ -491,6 +491,7 @@ async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
             None,
         )),
         metrics: state.metrics.clone(),
+        redis: None,
     });
     let alive = admin
         .clone()

@@ -1,48 +1,57 @@
-//! A real `redis-server` (Debian's package, `scripts/ensure-debian-package.sh redis-server
-//! redis-server`) of one test's own: on a free loopback port, without persistence (no RDB snapshot, no
-//! append-only file, so nothing is written outside a temporary directory), stopped and started again on
-//! the same port when a test needs Redis to go away, killed when dropped. It also writes the session
-//! sealing key file and the `sessions:` config text that point portico at it.
+//! A real `redis-server` (Debian's, installed by `scripts/ensure-redis.sh`) for the tests of the Redis
+//! session store: its own free loopback port and data directory, stopped and restarted at will, killed
+//! on drop.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use base64::Engine;
 
 use crate::helpers::TIMEOUT;
 
-/// A running redis-server; killed when dropped.
 pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
-    /// Its working directory: redis-server writes nothing with these options, but if it ever did, it
-    /// would be here and not in the test's current directory.
+    /// Extra arguments (TLS, a password), kept for restarts.
+    args: Vec<String>,
+    /// The append-only file lives here, so a restart keeps what was written (as a production Redis
+    /// with persistence would).
     dir: tempfile::TempDir,
 }
 
 impl RedisServer {
-    /// Starts one on a free loopback port and waits (bounded) until it answers `PING`.
-    pub(crate) fn start() -> RedisServer {
+    /// Starts one and waits until it listens (bounded by [`TIMEOUT`]).
+    pub(crate) async fn start() -> RedisServer {
+        Self::start_with(|_| Vec::new()).await
+    }
+
+    /// Starts one with extra arguments, made from its free port (for `--tls-port`).
+    pub(crate) async fn start_with(args: impl FnOnce(u16) -> Vec<String>) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
+            .map(|addr| addr.port())
+            .expect("a free loopback port");
         let mut server = RedisServer {
             child: None,
             port,
-            dir: tempfile::tempdir().expect("a temporary directory"),
+            args: args(port),
+            dir: tempfile::tempdir().unwrap(),
         };
-        server.start_again();
+        server.restart().await;
         server
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Kills the server: its port refuses connections and everything it held is gone (no persistence).
+    /// Kills it (Redis down, as after a crash).
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -50,84 +59,69 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server (again) on the same port, empty, and waits until it answers.
-    pub(crate) fn start_again(&mut self) {
+    /// Starts it again on the same port with the same data (its append-only file).
+    pub(crate) async fn restart(&mut self) {
         self.stop();
+        let plain_port = if self.args.is_empty() {
+            self.port.to_string()
+        } else {
+            "0".to_owned() // TLS only: `--tls-port` is among the arguments
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
+            .args(["--port", &plain_port, "--bind", "127.0.0.1"])
+            .args(&self.args)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "redis-server did not start ({error}): run \
-                     scripts/ensure-debian-package.sh redis-server redis-server"
-                )
+            .unwrap_or_else(|e| {
+                panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
             });
         self.child = Some(child);
-        let deadline = Instant::now() + TIMEOUT;
-        while self.command(&["PING"]).as_deref() != Some("+PONG") {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
             assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within {TIMEOUT:?}",
-                self.port
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not listen"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Sends one command and returns the first line of the reply (`+PONG`, `:3`, `$-1`, `-ERR …`), or
-    /// None when the server cannot be reached. For checks like `DBSIZE`, not for reading values.
-    pub(crate) fn command(&self, args: &[&str]) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        while !reply.ends_with(b"\r\n") {
-            if stream.read(&mut byte).ok()? == 0 {
-                return None;
-            }
-            reply.push(byte[0]);
-        }
-        reply.truncate(reply.len() - 2);
-        String::from_utf8(reply).ok()
+    /// `sessions:` for a config, with a session key file written into `dir`.
+    pub(crate) fn sessions_yaml(&self, dir: &Path) -> String {
+        sessions_yaml(&self.url(), "", dir)
     }
+}
 
-    /// The `sessions:` config section for a Redis store on this server, its sealing key in `key_file`
-    /// (see [`write_session_key`]).
-    pub(crate) fn sessions_yaml(&self, key_file: &Path) -> String {
-        format!(
-            "sessions: {{ store: redis, redis: {{ url: \"{}\", key_file: \"{}\" }} }}",
-            self.url(),
-            key_file.display()
-        )
-    }
+/// `sessions:` on the Redis at `url` with further `redis:` settings (`, key: value` each), and a
+/// session key file written into `dir`.
+pub(crate) fn sessions_yaml(url: &str, more: &str, dir: &Path) -> String {
+    let key = dir.join("session.key");
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+    )
+    .unwrap();
+    format!(
+        "sessions: {{ store: redis, redis: {{ url: \"{url}\", key_file: \"{}\"{more} }} }}\n",
+        key.display()
+    )
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Writes a session sealing key (32 random bytes, base64, as `openssl rand -base64 32` prints it) to
-/// `dir/name` and returns its path.
-pub(crate) fn write_session_key(dir: &Path, name: &str) -> PathBuf {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    p256::elliptic_curve::rand_core::RngCore::fill_bytes(
-        &mut p256::elliptic_curve::rand_core::OsRng,
-        &mut bytes,
-    );
-    let path = dir.join(name);
-    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-    std::fs::write(&path, format!("{text}\n")).expect("the session key file is written");
-    path
 }

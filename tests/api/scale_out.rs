@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::canonical_paths::Framework;
 use crate::helpers::{TIMEOUT, app, config, oidc_client, tenant};
 use crate::op::{Browser, RealOp, reserve_port};
-use crate::redis_server::{RedisServer, write_session_key};
+use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
@@ -370,9 +370,13 @@ impl Cluster {
             "accessTokenTtl": 3600,
         }));
         let express = Framework::express();
-        let redis = redis_store().then(RedisServer::start);
+        let redis = if redis_store() {
+            Some(RedisServer::start().await)
+        } else {
+            None
+        };
         let sessions = match &redis {
-            Some(redis) => redis.sessions_yaml(&write_session_key(dir.path(), "session.key")),
+            Some(redis) => redis.sessions_yaml(dir.path()),
             None => "sessions: { store: memory }".to_owned(),
         };
         let signing_key = write_signing_key(dir.path());

@@ -6,6 +6,7 @@
 //! holds the store, so no caller can read or write a session around those rules. It is a service: it
 //! never sees the app state or a request.
 
+mod cache;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod redis;
@@ -22,6 +23,7 @@ use crate::config::{AppId, SessionSettings, TenantId};
 use crate::jar::{AppJar, SetCookie};
 use crate::token::{hex, random_token};
 
+pub use cache::{CachedStore, MAX_AGE};
 pub use redis::{INVALIDATE_CHANNEL, RedisStore, TTL_GRACE_SECS};
 pub use store::{MemoryStore, SessionStore, StoreError};
 
@@ -292,10 +294,20 @@ impl Sessions {
             return Err(LookupMiss::OtherTenant(session.tenant.clone()));
         }
         let now = unix_now();
-        if session.expired(now, settings) {
-            let _ = self.store.remove(id).await;
-            return Err(LookupMiss::Expired);
-        }
+        let session = if session.expired(now, settings) {
+            // It may look idle here only: another instance may have recorded use since this copy.
+            match self.store.get_current(id).await {
+                Ok(Some(current)) if !current.expired(now, settings) => current,
+                Ok(None) => return Err(LookupMiss::Expired),
+                Ok(Some(_)) => {
+                    let _ = self.store.remove(id).await;
+                    return Err(LookupMiss::Expired);
+                }
+                Err(error) => return Err(LookupMiss::StoreDown(error)),
+            }
+        } else {
+            session
+        };
         session.activity.record(now);
         let write_every = TOUCH_INTERVAL_SECS
             .min(settings.idle_timeout.as_secs() / 4)
@@ -335,7 +347,18 @@ impl Sessions {
     /// The record as stored now, without the tenant and timeout checks of [`Self::lookup`]: for a caller
     /// that already passed them in this request (re-reading after waiting for a refresh).
     pub async fn current(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
-        self.store.get(id).await
+        self.store.get_current(id).await
+    }
+
+    /// Follows a reload's session settings (Redis TTLs follow the new timeouts).
+    pub fn apply(&self, settings: &SessionSettings) {
+        self.store.apply(settings);
+    }
+
+    /// Another instance changed or ended the session of `tag` (`None`: messages may have been
+    /// missed); copies this instance keeps are dropped. Fed by the Redis subscription.
+    pub fn invalidated(&self, tag: Option<&str>) {
+        self.store.invalidated(tag);
     }
 
     /// Ends one session (sign-out, a failed refresh), with its cookie jars.

@@ -24,7 +24,7 @@
 //! [`StoreError`], and the caller decides (503, sign-in unavailable). It knows nothing about
 //! timeouts' meaning or tenants beyond what the trait's operations are told.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -54,8 +54,9 @@ pub const INVALIDATE_CHANNEL: &str = "invalidate";
 /// which reconnects by itself).
 pub struct RedisStore {
     redis: Arc<Redis>,
-    idle_secs: u64,
-    absolute_secs: u64,
+    /// The timeouts the TTLs follow; a reload changes them ([`SessionStore::apply`]).
+    idle_secs: AtomicU64,
+    absolute_secs: AtomicU64,
     /// The number of sessions as of the last purge (-1: not counted yet), for the metrics.
     counted: AtomicI64,
 }
@@ -202,10 +203,18 @@ impl RedisStore {
     pub fn new(redis: Arc<Redis>, settings: &SessionSettings) -> Self {
         RedisStore {
             redis,
-            idle_secs: settings.idle_timeout.as_secs(),
-            absolute_secs: settings.absolute_timeout.as_secs(),
+            idle_secs: AtomicU64::new(settings.idle_timeout.as_secs()),
+            absolute_secs: AtomicU64::new(settings.absolute_timeout.as_secs()),
             counted: AtomicI64::new(-1),
         }
+    }
+
+    fn idle_secs(&self) -> u64 {
+        self.idle_secs.load(Ordering::Relaxed)
+    }
+
+    fn absolute_secs(&self) -> u64 {
+        self.absolute_secs.load(Ordering::Relaxed)
     }
 
     /// The tag that stands for a session id in Redis.
@@ -248,8 +257,8 @@ impl RedisStore {
     /// Seconds Redis keeps a session: to the earlier of its timeouts, plus the grace.
     fn ttl(&self, created_at: u64, last_seen: u64, now: u64) -> u64 {
         let until = last_seen
-            .saturating_add(self.idle_secs)
-            .min(created_at.saturating_add(self.absolute_secs));
+            .saturating_add(self.idle_secs())
+            .min(created_at.saturating_add(self.absolute_secs()));
         until
             .saturating_add(TTL_GRACE_SECS)
             .saturating_sub(now)
@@ -363,7 +372,7 @@ impl RedisStore {
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
-            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
             .arg(if only_if_present { "1" } else { "0" });
         let mut conn = self.redis.conn();
         let written: i64 = self.redis.run(invocation.invoke_async(&mut conn)).await?;
@@ -389,7 +398,8 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
+    /// All of a session's cookie jars (`None`: it has none).
+    pub(super) async fn jars(&self, id: &SessionId) -> Result<Option<SessionJars>, StoreError> {
         let key = self.session_key(&Self::tag(id));
         let mut conn = self.redis.conn();
         let sealed: Option<Vec<u8>> = self
@@ -435,7 +445,7 @@ impl SessionStore for RedisStore {
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
-            .arg(self.absolute_secs.saturating_add(TTL_GRACE_SECS))
+            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
             .arg("0")
             .arg(limits.per_user)
             .arg(limits.total)
@@ -491,8 +501,8 @@ impl SessionStore for RedisStore {
                     .key(self.active_key())
                     .arg(&tag)
                     .arg(now)
-                    .arg(self.idle_secs)
-                    .arg(self.absolute_secs)
+                    .arg(self.idle_secs())
+                    .arg(self.absolute_secs())
                     .arg(TTL_GRACE_SECS)
                     .invoke_async::<i64>(&mut conn),
             )
@@ -622,90 +632,32 @@ impl SessionStore for RedisStore {
         let mut conn = self.redis.conn();
         self.redis
             .run(SET_JAR.key(key).arg(sealed).invoke_async::<i64>(&mut conn))
-            .await
-            .map(|_| ())
+            .await?;
+        self.invalidate(&[Self::tag(id)]).await;
+        Ok(())
     }
 
     fn count(&self) -> Option<usize> {
         usize::try_from(self.counted.load(Ordering::Relaxed)).ok()
     }
+
+    fn apply(&self, settings: &SessionSettings) {
+        self.idle_secs
+            .store(settings.idle_timeout.as_secs(), Ordering::Relaxed);
+        self.absolute_secs
+            .store(settings.absolute_timeout.as_secs(), Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
     use std::sync::atomic::AtomicUsize;
 
     use std::time::Duration;
 
     use super::*;
     use crate::auth::session::conformance;
-    use crate::config::RedisSettings;
-
-    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
-    struct Server {
-        child: Child,
-        port: u16,
-    }
-
-    impl Server {
-        fn start() -> Server {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free loopback port");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("redis-server did not start ({e}): run scripts/ensure-debian-package.sh redis-server redis-server")
-                });
-            Server { child, port }
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}/0", self.port)
-        }
-
-        /// A connection with `key` and `prefix`, once the server answers (bounded: 10 s).
-        async fn redis(&self, key: [u8; 32], prefix: &str) -> Arc<Redis> {
-            let redis = Redis::open(&RedisSettings {
-                url: self.url(),
-                username: None,
-                password: None,
-                key,
-                prefix: prefix.to_owned(),
-                ca: None,
-                outage_grace: Duration::from_secs(60),
-            })
-            .expect("settings accepted");
-            for _ in 0..100 {
-                let mut conn = redis.conn();
-                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    return redis;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("redis-server on port {} did not answer", self.port);
-        }
-
-        async fn connect(&self) -> Arc<Redis> {
-            self.redis(KEY, "p:").await
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    const KEY: [u8; 32] = [7; 32];
+    use crate::shared::testing::{KEY, Server};
 
     fn store(redis: &Arc<Redis>) -> RedisStore {
         RedisStore::new(redis.clone(), &conformance::settings())
@@ -822,6 +774,13 @@ mod tests {
             .await
             .unwrap();
         assert!((120..=130).contains(&old_ttl), "{old_ttl}");
+        // A reload lengthens the idle timeout to 300 s: the next write follows it.
+        let mut reloaded = conformance::settings();
+        reloaded.idle_timeout = Duration::from_secs(300);
+        store.apply(&reloaded);
+        store.touch(&id, unix_now()).await.unwrap();
+        let touched = ttl(conn.clone()).await;
+        assert!((410..=420).contains(&touched), "{touched}");
     }
 
     #[tokio::test]
@@ -831,8 +790,7 @@ mod tests {
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.stop();
         assert!(store.get(&id).await.is_err());
         assert!(store.insert(session.clone()).await.is_err());
         assert!(
@@ -892,15 +850,9 @@ mod tests {
         let session = Session::new(&TenantId::new("acme"), conformance_user());
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.stop();
         assert!(store.get(&id).await.is_err());
-        server.child = Command::new("redis-server")
-            .args(["--port", &server.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server restarts");
+        server.restart();
         // Bounded: 10 s. Nothing persisted, so the session is gone, but the store answers.
         let mut answered = false;
         for _ in 0..100 {

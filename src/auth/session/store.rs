@@ -72,6 +72,21 @@ pub trait SessionStore: Send + Sync + 'static {
     fn count(&self) -> Option<usize> {
         None
     }
+
+    /// The session as the shared store holds it now, past any copy this instance keeps (after
+    /// waiting on another instance's refresh, or before ending a session that looks idle here but
+    /// may have been used on another instance).
+    async fn get_current(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        self.get(id).await
+    }
+
+    /// A reload changed the session settings (a store that sets expiry times of its own, like Redis
+    /// TTLs, follows the new timeouts from each session's next write).
+    fn apply(&self, _settings: &SessionSettings) {}
+
+    /// Another instance changed or ended the session of this tag (`None`: this instance may have
+    /// missed such messages); a store that keeps copies drops them.
+    fn invalidated(&self, _tag: Option<&str>) {}
 }
 
 /// Sessions in this process's memory. Lost on restart; not shared between instances.
