@@ -3,22 +3,24 @@
 // time; every ~15 s one line of counters, errors and both instances' RSS; a summary at the end.
 //
 // Usage: node bench/soak-load.mjs '<json>'   with
-//   { base, issuer, duration_s, rate, sign_in_workers, report_every_s, accounts: [..], load_accounts: [..],
-//     pids: { name: pid, .. }, redis_port }
+//   { base, issuer, sign_in: "oidc" | "dev", duration_s, rate, sign_in_rate, sign_in_workers, report_every_s,
+//     accounts: [..], load_accounts: [..], pids: { name: pid, .. }, redis_port }
 // Exits 0 when nothing failed, 1 otherwise. Loopback only: it refuses a base or issuer elsewhere.
 //
 // A sign-in is what a browser does: /auth/login at the portal, the OP's login form (POST), back to the
-// portal's callback; then the shell config and a proxied page with the new session, and for every other
+// portal's callback (with `sign_in: "dev"`, the dev sign-in form's POST instead); then the shell config and a proxied page with the new session, and for every other
 // one a logout (POST /auth/logout with the CSRF token). The proxied traffic is GETs of the 1 KiB file
 // (/apps/echo/file1k) and of /shell/config.json with long-lived sessions of `load_accounts`, paced at
-// `rate` requests per second (at most 64 in flight).
+// `rate` requests per second (at most 64 in flight). Visits are paced at `sign_in_rate` per second in
+// all (each of the `sign_in_workers` starts one visit after the other, never two at once).
 
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const { base, issuer } = options;
-for (const url of [base, issuer]) {
+const devSignIn = options.sign_in === 'dev';
+for (const url of devSignIn ? [base] : [base, issuer]) {
   if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url ?? '')) {
     console.error(`soak-load: ${url} is not a loopback origin (http://127.0.0.1:<port>)`);
     process.exit(2);
@@ -101,6 +103,16 @@ function expect(step, page, status) {
 async function signIn(account) {
   const browser = new Browser();
   const navigate = { accept: 'text/html', 'sec-fetch-mode': 'navigate' };
+  if (devSignIn) {
+    const form = new URLSearchParams({ user: account, return_to: '/' }).toString();
+    const picked = await browser.request('POST', `${base}/auth/dev-login`, {
+      body: form,
+      headers: { ...navigate, 'content-type': 'application/x-www-form-urlencoded', origin: base },
+    });
+    expect('portal /auth/dev-login', picked, 303);
+    if (!browser.cookie(base, 'portico_session')) throw new Error('dev sign-in set no session cookie');
+    return browser;
+  }
   const login = await browser.request('GET', `${base}/auth/login?return_to=%2F`, { headers: navigate });
   expect('portal /auth/login', login, 303);
   const authorize = await browser.request('GET', login.location, { headers: navigate });
@@ -149,7 +161,13 @@ async function visit(account, logout) {
 
 async function signInWorker(worker) {
   let n = 0;
+  const intervalMs = (1000 * options.sign_in_workers) / options.sign_in_rate;
+  let next = Date.now() + (worker * intervalMs) / options.sign_in_workers;
   while (Date.now() < deadline) {
+    const wait = next - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    next = Math.max(next + intervalMs, Date.now());
+    if (Date.now() >= deadline) break;
     const account = options.accounts[(worker + n * options.sign_in_workers) % options.accounts.length];
     try {
       await visit(account, n % 2 === 1);
@@ -182,8 +200,11 @@ async function proxiedLoad(sessions) {
     }
   };
   const tickMs = 10;
+  let last = Date.now();
   while (Date.now() < deadline) {
-    owed += (options.rate * tickMs) / 1000;
+    const now = Date.now();
+    owed += (options.rate * (now - last)) / 1000; // timers fire late on a busy machine: count real time
+    last = now;
     while (owed >= 1 && inFlight < 64) {
       owed -= 1;
       one();

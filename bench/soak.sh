@@ -6,8 +6,11 @@
 # errors (none expected) and the RSS of both instances, nginx and Redis, and Redis's memory.
 #
 # Usage: bench/soak.sh [DURATION]      DURATION: 3m (default), 90s, 10m; at most 1h
-# Env:   SOAK_RATE=200 (proxied requests/s)  SOAK_SIGN_IN_WORKERS=2 (sign-ins run back to back in each)
+# Env:   SOAK_RATE=200 (proxied requests/s)  SOAK_SIGN_IN_RATE=10 (sign-ins/s in all, each a visit:
+#        sign-in, shell config, a proxied page, every other one a logout)  SOAK_SIGN_IN_WORKERS=4
 #        SOAK_TOKEN_TTL=60 (s: the OP's access tokens expire, so sessions refresh during the run)
+#        SOAK_SIGN_IN=oidc (default: through the real OP) or dev (dev sign-in, no OP: sign-ins without
+#        an IdP round trip, and no refresh)
 #        PORTICO_BIN=path (no cargo build)  SOAK_KEEP=1 (keep the work dir: configs and logs)
 #
 # Loopback only: everything listens on 127.0.0.1. Bounded: the load stops by itself after DURATION
@@ -33,11 +36,15 @@ to_seconds() { # 90 / 90s / 3m / 1h -> seconds
 DURATION_S=$(to_seconds "${1:-3m}")
 ((DURATION_S <= 3600)) || die "a soak is bounded: at most 1h"
 RATE=${SOAK_RATE:-200}
-SIGN_IN_WORKERS=${SOAK_SIGN_IN_WORKERS:-2}
+SIGN_IN_RATE=${SOAK_SIGN_IN_RATE:-10}
+SIGN_IN_WORKERS=${SOAK_SIGN_IN_WORKERS:-4}
 TOKEN_TTL=${SOAK_TOKEN_TTL:-60}
 [[ $RATE =~ ^[0-9]+$ && $RATE -ge 1 && $RATE -le 5000 ]] || die "SOAK_RATE must be 1..5000"
 [[ $SIGN_IN_WORKERS =~ ^[0-9]+$ && $SIGN_IN_WORKERS -le 16 ]] || die "SOAK_SIGN_IN_WORKERS must be 0..16"
+[[ $SIGN_IN_RATE =~ ^[0-9]+$ && $SIGN_IN_RATE -ge 1 && $SIGN_IN_RATE -le 500 ]] || die "SOAK_SIGN_IN_RATE must be 1..500"
 [[ $TOKEN_TTL =~ ^[0-9]+$ && $TOKEN_TTL -ge 10 ]] || die "SOAK_TOKEN_TTL must be at least 10 (seconds)"
+SIGN_IN=${SOAK_SIGN_IN:-oidc}
+[[ $SIGN_IN == oidc || $SIGN_IN == dev ]] || die "SOAK_SIGN_IN is oidc or dev"
 
 # ---------------------------------------------------------------------------------------------------
 # Processes we start, and cleanup: on any exit kill exactly those.
@@ -77,6 +84,7 @@ command -v redis-server >/dev/null || die "redis-server is missing: scripts/ensu
 command -v node >/dev/null || die "node is missing"
 command -v curl >/dev/null || die "curl is missing"
 [[ -d $ROOT/node_modules/oidc-provider ]] || die "the test OpenID Provider's packages are missing: npm ci"
+command -v openssl >/dev/null || die "openssl is missing"
 
 if [[ -n ${PORTICO_BIN:-} ]]; then
     PORTICO=$PORTICO_BIN
@@ -134,39 +142,52 @@ REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 wait_port redis "$REDIS_PID" "$R_PORT" "$WORK/redis/redis.log"
 
-# The OP: 20 users signing in and out, 4 more for the long-lived sessions of the proxied load. It runs
-# while its stdin is open: a fifo held by this shell.
+# 20 users signing in and out, 4 more for the long-lived sessions of the proxied load.
 ACCOUNTS=$(for i in $(seq -w 1 20); do printf '"user%s",' "$i"; done)
 ACCOUNTS="[${ACCOUNTS%,}]"
 LOAD_ACCOUNTS='["load1","load2","load3","load4"]'
-OP_OPTIONS=$(node -e '
-const [base, port, ttl, accounts, load] = process.argv.slice(1);
-const all = {};
-for (const id of [...JSON.parse(accounts), ...JSON.parse(load)]) {
-  all[id] = { name: `Soak ${id}`, email: `${id}@acme.test`, groups: ["acme-eng"] };
-}
-console.log(JSON.stringify({
-  port: Number(port),
-  accessTokenTtl: Number(ttl),
-  accounts: all,
-  clients: [{
-    client_id: "portico", client_secret: "portico-secret",
-    redirect_uris: [`${base}/auth/callback`],
-    post_logout_redirect_uris: [`${base}/auth/signed-out`],
-    backchannel_logout_uri: `${base}/auth/backchannel-logout`,
-  }],
-}));' "$BASE" "$OP_PORT" "$TOKEN_TTL" "$ACCOUNTS" "$LOAD_ACCOUNTS")
-mkfifo "$WORK/op.stdin"
-(cd "$ROOT" && exec node tests/support/op.mjs "$OP_OPTIONS" <"$WORK/op.stdin" >"$WORK/op.out" 2>"$WORK/op.log") &
-OP_PID=$!
-PIDS+=("$OP_PID")
-exec 3>"$WORK/op.stdin"
-wait_port "the OpenID Provider" "$OP_PID" "$OP_PORT" "$WORK/op.log"
+OP_PID=""
+if [[ $SIGN_IN == oidc ]]; then
+    # The OP runs while its stdin is open: a fifo held by this shell.
+    OP_OPTIONS=$(node -e '
+    const [base, port, ttl, accounts, load] = process.argv.slice(1);
+    const all = {};
+    for (const id of [...JSON.parse(accounts), ...JSON.parse(load)]) {
+      all[id] = { name: `Soak ${id}`, email: `${id}@acme.test`, groups: ["acme-eng"] };
+    }
+    console.log(JSON.stringify({
+      port: Number(port),
+      accessTokenTtl: Number(ttl),
+      accounts: all,
+      clients: [{
+        client_id: "portico", client_secret: "portico-secret",
+        redirect_uris: [`${base}/auth/callback`],
+        post_logout_redirect_uris: [`${base}/auth/signed-out`],
+        backchannel_logout_uri: `${base}/auth/backchannel-logout`,
+      }],
+    }));' "$BASE" "$OP_PORT" "$TOKEN_TTL" "$ACCOUNTS" "$LOAD_ACCOUNTS")
+    mkfifo "$WORK/op.stdin"
+    (cd "$ROOT" && exec node tests/support/op.mjs "$OP_OPTIONS" <"$WORK/op.stdin" >"$WORK/op.out" 2>"$WORK/op.log") &
+    OP_PID=$!
+    PIDS+=("$OP_PID")
+    exec 3>"$WORK/op.stdin"
+    wait_port "the OpenID Provider" "$OP_PID" "$OP_PORT" "$WORK/op.log"
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # portico: one config for both instances, each started with its own --listen.
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/signing.pem" 2>/dev/null
 openssl rand -base64 32 >"$WORK/session.key"
+if [[ $SIGN_IN == oidc ]]; then
+    AUTH_YAML="      oidc: { issuer: \"$ISSUER\", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }"
+else
+    AUTH_YAML="      dev_sign_in:
+        users:"
+    for id in $(node -e 'console.log([...JSON.parse(process.argv[1]), ...JSON.parse(process.argv[2])].join(" "))' "$ACCOUNTS" "$LOAD_ACCOUNTS"); do
+        AUTH_YAML+="
+          - { id: $id, groups: [acme-eng] }"
+    done
+fi
 cat >"$WORK/portico.yaml" <<YAML
 version: 1
 server:
@@ -182,7 +203,7 @@ tenants:
     hosts: [127.0.0.1]
     public_origin: $BASE
     auth:
-      oidc: { issuer: "$ISSUER", client_id: portico, client_secret: portico-secret, scopes: [profile, email, groups] }
+$AUTH_YAML
     roles:
       developer: { groups: [acme-eng] }
     apps:
@@ -191,6 +212,7 @@ YAML
 "$PORTICO" check "$WORK/portico.yaml" >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; die "portico check rejected the config"; }
 
 declare -A INSTANCE_PID
+if [[ $SIGN_IN == oidc ]]; then READY_CODE=303; else READY_CODE=200; fi
 for name in a b; do
     if [[ $name == a ]]; then port=$A_PORT; else port=$B_PORT; fi
     NO_COLOR=1 RUST_LOG=info "$PORTICO" serve --config "$WORK/portico.yaml" --listen "127.0.0.1:$port" \
@@ -198,13 +220,14 @@ for name in a b; do
     INSTANCE_PID[$name]=$!
     PIDS+=("$!")
     wait_port "portico $name" "${INSTANCE_PID[$name]}" "$port" "$WORK/$name/portico.log"
-    # Discovery runs in the background: sign-in is ready when /auth/login redirects to the OP.
+    # Discovery runs in the background: sign-in is ready when /auth/login redirects to the OP (or, with
+    # dev sign-in, to the picker).
     for _ in $(seq 300); do
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/auth/login" || true)
-        [[ $code == 303 ]] && break
+        [[ $code == "$READY_CODE" ]] && break
         sleep 0.1
     done
-    [[ $code == 303 ]] || { tail -n 20 "$WORK/$name/portico.log" >&2; die "sign-in at portico $name never became ready ($code)"; }
+    [[ $code == "$READY_CODE" ]] || { tail -n 20 "$WORK/$name/portico.log" >&2; die "sign-in at portico $name never became ready ($code)"; }
 done
 
 # ---------------------------------------------------------------------------------------------------
@@ -253,13 +276,14 @@ PIDS+=("$NGINX_PID")
 wait_port nginx "$NGINX_PID" "$LB_PORT" "$WORK/nginx/error.log"
 wait_port "nginx upstream" "$NGINX_PID" "$U_PORT" "$WORK/nginx/error.log"
 
-log "portico $("$PORTICO" --version 2>/dev/null || echo '?') ×2 (:$A_PORT, :$B_PORT) behind nginx :$LB_PORT, Redis :$R_PORT, OP :$OP_PORT"
-log "soak for ${DURATION_S}s: $SIGN_IN_WORKERS sign-in workers, $RATE proxied req/s, access tokens expire every ${TOKEN_TTL}s"
+if [[ $SIGN_IN == oidc ]]; then SIGN_IN_TEXT="the real OP :$OP_PORT"; else SIGN_IN_TEXT="dev sign-in"; fi
+log "portico $("$PORTICO" --version 2>/dev/null || echo '?') ×2 (:$A_PORT, :$B_PORT) behind nginx :$LB_PORT, Redis :$R_PORT, $SIGN_IN_TEXT"
+log "soak for ${DURATION_S}s: $SIGN_IN_RATE sign-ins/s ($SIGN_IN_WORKERS workers), $RATE proxied req/s, access tokens expire every ${TOKEN_TTL}s"
 
 # ---------------------------------------------------------------------------------------------------
 # The load, bounded by its own deadline and by timeout.
 LOAD_OPTIONS=$(cat <<EOF
-{"base":"$BASE","issuer":"$ISSUER","duration_s":$DURATION_S,"rate":$RATE,"sign_in_workers":$SIGN_IN_WORKERS,
+{"base":"$BASE","issuer":"$ISSUER","sign_in":"$SIGN_IN","duration_s":$DURATION_S,"rate":$RATE,"sign_in_rate":$SIGN_IN_RATE,"sign_in_workers":$SIGN_IN_WORKERS,
  "report_every_s":15,"accounts":$ACCOUNTS,"load_accounts":$LOAD_ACCOUNTS,"redis_port":$R_PORT,
  "pids":{"portico a":${INSTANCE_PID[a]},"portico b":${INSTANCE_PID[b]},"nginx":$NGINX_PID,"redis":$REDIS_PID}}
 EOF
