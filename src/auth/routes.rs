@@ -245,6 +245,9 @@ struct BackchannelLogoutForm {
     logout_token: Option<String>,
 }
 
+/// The namespace of back-channel logout tokens' `jti`s in Redis.
+const LOGOUT_JTI: &str = "jti";
+
 /// `POST /auth/backchannel-logout`: the IdP ends sessions server-to-server (OIDC Back-Channel Logout 1.0).
 async fn backchannel_logout_post(
     State(state): State<AppState>,
@@ -266,6 +269,29 @@ async fn backchannel_logout_post(
             return Err(error.into());
         }
     };
+    // Every instance remembers the token's `jti` in memory; with Redis, so do they all together: a
+    // token replayed to another instance is refused there too.
+    let replay_key = target.replay_key(&tenant.id);
+    if let Some(redis) = &state.redis {
+        let remember_for = target.remember_for(crate::clock::unix_now());
+        match redis.first_use(LOGOUT_JTI, &replay_key, remember_for).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let error = AuthError::InvalidLogoutToken(
+                    "replayed: a logout token with this jti was already used".into(),
+                );
+                audit::emit(AuditEvent::BackchannelLogoutRefused {
+                    tenant: tenant.id.as_str(),
+                    reason: &error.log_detail().unwrap_or_default(),
+                });
+                return Err(error.into());
+            }
+            Err(error) => {
+                state.oidc.forget_logout_token(&tenant.id, &target);
+                return Err(AuthError::StoreUnavailable(error).into());
+            }
+        }
+    }
     let ended = match state
         .sessions
         .remove_for_logout(&tenant.id, target.subject.as_deref(), target.sid.as_deref())
@@ -275,6 +301,9 @@ async fn backchannel_logout_post(
         Err(error) => {
             // Nothing ended: the IdP may deliver the same token again.
             state.oidc.forget_logout_token(&tenant.id, &target);
+            if let Some(redis) = &state.redis {
+                let _ = redis.forget_use(LOGOUT_JTI, &replay_key).await;
+            }
             return Err(AuthError::StoreUnavailable(error).into());
         }
     };
