@@ -18,6 +18,7 @@ mod oneshot;
 mod op;
 mod packaging;
 mod proxy;
+mod redis_sign_in;
 mod reload;
 mod shell;
 mod tenancy;
