@@ -149,7 +149,9 @@ impl OidcRegistry {
         let guard = lock.lock().await;
         // Another request may have refreshed while this one waited: read the session again.
         let result = match sessions.current(&session.id).await {
-            Err(error) => Err(AuthError::StoreUnavailable(error)),
+            // The shared store is down, yet the caller has the session (from its cache, within the
+            // outage grace): the refresh waits, as below, rather than fail the request.
+            Err(error) => store_down(session.clone(), settings, error),
             Ok(None) => Err(AuthError::NotSignedIn),
             Ok(Some(current)) if needs_refresh(&current) => match &self.redis {
                 None => self.refresh_or_defer(current, sessions, settings).await,
@@ -450,6 +452,48 @@ mod tests {
             TokenCallError::Unreachable { transport, .. } => Some(transport),
             TokenCallError::Refused(_) | TokenCallError::Ended => None,
         }
+    }
+
+    fn due_session(expires_in: i64) -> Arc<Session> {
+        let user = crate::auth::session::User {
+            subject: "alice".into(),
+            name: "Alice".into(),
+            email: String::new(),
+            groups: vec![],
+        };
+        let expires_at = unix_now().saturating_add_signed(expires_in);
+        Arc::new(
+            Session::new(&crate::config::TenantId::new("acme"), user).with_oidc(OidcTokens {
+                access_token: "a".into(),
+                expires_at,
+                refresh_at: expires_at.saturating_sub(30),
+                refresh_token: Some("r".into()),
+                id_token: "i".into(),
+                sid: None,
+                refresh_deferred_since: None,
+            }),
+        )
+    }
+
+    /// A due refresh while Redis is down waits within `refresh_grace` (no refresh token spent whose
+    /// successor could not be stored), then is a 503, never a sign-out.
+    #[test]
+    fn a_refresh_due_while_the_store_is_down_waits_within_the_grace() {
+        let settings = SessionSettings {
+            refresh_grace: std::time::Duration::from_secs(300),
+            ..SessionSettings::default()
+        };
+        let down = || StoreError("redis: connection refused".into());
+        let within = store_down(due_session(-60), &settings, down());
+        assert!(
+            matches!(&within, Ok(Refreshed::Deferred { first: false, reason, .. }) if reason.contains("session store")),
+            "{within:?}"
+        );
+        let past = store_down(due_session(-301), &settings, down());
+        assert!(
+            matches!(past, Err(AuthError::StoreUnavailable(_))),
+            "{past:?}"
+        );
     }
 
     /// Only the IdP's own "no" ends a session; an IdP that is down or failing keeps it for the grace.
