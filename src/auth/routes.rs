@@ -121,13 +121,13 @@ async fn login_get(
         SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to),
         SignIn::Oidc(_) => {
             let client = forwarded.map_or(peer.ip(), |Extension(ForwardedClient(ip))| ip);
-            oidc_login_redirect(&state, &context, client, return_to)
+            oidc_login_redirect(&state, &context, client, return_to).await
         }
     }
 }
 
 /// Starts an OIDC login and sends the browser to the IdP with a fresh binding cookie.
-fn oidc_login_redirect(
+async fn oidc_login_redirect(
     state: &AppState,
     context: &RequestContext,
     client: IpAddr,
@@ -142,6 +142,7 @@ fn oidc_login_redirect(
     let start = match state
         .oidc
         .begin_login(&tenant.id, client, limits, return_to)
+        .await
     {
         Ok(start) => start,
         Err(AuthError::TooManySignIns { retry_after }) => {
@@ -164,6 +165,15 @@ fn oidc_login_redirect(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
+        Err(AuthError::SignInStoreUnavailable(error)) => {
+            // Redis reconnects by itself; its health probe runs every few seconds.
+            let mut response =
+                AppError::from(AuthError::SignInStoreUnavailable(error)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(5u32));
             return Ok(response);
         }
         Err(error) => return Err(error.into()),
