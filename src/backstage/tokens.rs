@@ -4,24 +4,39 @@
 //! In Redis a token is the string `<prefix>bt:<hash of the session id>` (the key name never holds the
 //! session id), sealed with [`Redis::seal`] under that name, with a TTL that ends at its renew time. A
 //! Redis failure never fails a request here: a failed read is a miss (the caller signs the user in to
-//! Backstage again), a failed write or delete is logged.
+//! Backstage again), a failed write or delete is logged. In front of Redis, each instance keeps what it
+//! read or wrote for at most [`MAX_AGE`], so a burst of Backstage calls pays one round trip, and a token
+//! another instance replaced is used here for at most that long.
 //!
 //! A service: it outlives requests and config reloads, and knows nothing of the server state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use crate::auth::session::MAX_AGE;
 use crate::clock::unix_now;
 use crate::shared::{Redis, StoreError};
 
 /// Renew a cached Backstage token this long before Backstage says it expires.
 const TOKEN_MARGIN_SECS: u64 = 120;
 
+/// Tokens kept in this process at most (the expired go first when it is reached).
+const CAPACITY: usize = 20_000;
+
+/// A token this process holds: the token, when to renew it (unix seconds), when it was read.
+struct Held {
+    token: String,
+    renew_at: u64,
+    fetched: Instant,
+}
+
 /// Backstage user tokens per portal session, until shortly before they expire.
 #[derive(Default)]
 pub struct BackstageTokens {
-    tokens: Mutex<HashMap<String, (String, u64)>>,
-    /// Where the tokens are kept instead of `tokens`, when every instance shares them.
+    /// All tokens (memory), or the ones read or written lately (Redis).
+    held: Mutex<HashMap<String, Held>>,
+    /// Where the tokens are shared, when every instance shares them.
     redis: Option<Arc<Redis>>,
 }
 
@@ -29,7 +44,7 @@ impl BackstageTokens {
     /// Tokens kept in `redis` when there is one, else in this process.
     pub fn shared_through(redis: Option<Arc<Redis>>) -> Self {
         BackstageTokens {
-            tokens: Mutex::default(),
+            held: Mutex::default(),
             redis,
         }
     }
@@ -38,28 +53,61 @@ impl BackstageTokens {
         redis.key(&format!("bt:{}", Redis::hash(session)))
     }
 
+    /// The token this process holds for `session`, if it is still good (and, with Redis, fresh).
+    fn held(&self, session: &str) -> Option<String> {
+        let held = self.held.lock().ok()?;
+        let entry = held.get(session)?;
+        let fresh = self.redis.is_none() || entry.fetched.elapsed() < MAX_AGE;
+        (fresh && entry.renew_at > unix_now()).then(|| entry.token.clone())
+    }
+
+    fn hold(&self, session: &str, token: String, renew_at: u64) {
+        if let Ok(mut held) = self.held.lock() {
+            if held.len() >= CAPACITY {
+                let now = unix_now();
+                held.retain(|_, entry| entry.renew_at > now);
+                if held.len() >= CAPACITY {
+                    held.clear();
+                }
+            }
+            let fetched = Instant::now();
+            held.insert(
+                session.to_owned(),
+                Held {
+                    token,
+                    renew_at,
+                    fetched,
+                },
+            );
+        }
+    }
+
     pub(super) async fn get(&self, session: &str) -> Option<String> {
-        let Some(redis) = &self.redis else {
-            let tokens = self.tokens.lock().ok()?;
-            let (token, renew_at) = tokens.get(session)?;
-            return (*renew_at > unix_now()).then(|| token.clone());
-        };
+        if let Some(token) = self.held(session) {
+            return Some(token);
+        }
+        let redis = self.redis.as_ref()?;
         let key = Self::key(redis, session);
         let read = async {
             let mut conn = redis.conn();
-            let sealed: Option<Vec<u8>> = redis
-                .run(redis::cmd("GET").arg(&key).query_async(&mut conn))
+            let (sealed, ttl): (Option<Vec<u8>>, i64) = redis
+                .run(redis::pipe().get(&key).ttl(&key).query_async(&mut conn))
                 .await?;
-            sealed
-                .map(|sealed| {
-                    let plain = redis.open_sealed(&key, &sealed)?;
-                    String::from_utf8(plain)
-                        .map_err(|_| StoreError("a stored Backstage token is not text".into()))
-                })
-                .transpose()
+            let Some(sealed) = sealed else {
+                return Ok(None);
+            };
+            let plain = redis.open_sealed(&key, &sealed)?;
+            let token = String::from_utf8(plain)
+                .map_err(|_| StoreError("a stored Backstage token is not text".into()))?;
+            Ok::<_, StoreError>(Some((token, ttl)))
         };
         match read.await {
-            Ok(token) => token,
+            Ok(Some((token, ttl))) => {
+                let renew_at = unix_now() + u64::try_from(ttl).unwrap_or(0);
+                self.hold(session, token.clone(), renew_at);
+                Some(token)
+            }
+            Ok(None) => None,
             Err(error) => {
                 tracing::warn!(%error, "could not read a cached Backstage token; getting a new one");
                 None
@@ -69,14 +117,8 @@ impl BackstageTokens {
 
     pub(super) async fn put(&self, session: &str, token: String, expires_in: u64) {
         let renew_in = expires_in.saturating_sub(TOKEN_MARGIN_SECS.min(expires_in / 2));
+        self.hold(session, token.clone(), unix_now() + renew_in);
         let Some(redis) = &self.redis else {
-            if let Ok(mut tokens) = self.tokens.lock() {
-                let now = unix_now();
-                if tokens.len() > 20_000 {
-                    tokens.retain(|_, (_, renew_at)| *renew_at > now);
-                }
-                tokens.insert(session.to_owned(), (token, now + renew_in));
-            }
             return;
         };
         if renew_in == 0 {
@@ -103,10 +145,10 @@ impl BackstageTokens {
     }
 
     pub(super) async fn forget(&self, session: &str) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(session);
+        }
         let Some(redis) = &self.redis else {
-            if let Ok(mut tokens) = self.tokens.lock() {
-                tokens.remove(session);
-            }
             return;
         };
         let mut conn = redis.conn();
@@ -125,72 +167,16 @@ impl BackstageTokens {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::RedisSettings;
-
-    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
-    struct Server(Child, u16);
-
-    impl Server {
-        fn start() -> Server {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free loopback port");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server starts (scripts/ensure-redis.sh)");
-            Server(child, port)
-        }
-
-        /// One "instance": its own connection, once the server answers (bounded: 10 s).
-        async fn instance(&self) -> Arc<Redis> {
-            let redis = Redis::open(&RedisSettings {
-                url: format!("redis://127.0.0.1:{}/0", self.1),
-                username: None,
-                password: None,
-                key: [7; 32],
-                prefix: "p:".to_owned(),
-                ca: None,
-                outage_grace: Duration::from_secs(60),
-            })
-            .expect("settings accepted");
-            for _ in 0..100 {
-                let mut conn = redis.conn();
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-                {
-                    return redis;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("redis-server did not answer");
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::shared::testing::Server;
 
     /// A token one instance got is reused by another, sealed at rest under a name that is not the
     /// session id, until its renew time; `forget` drops it everywhere.
     #[tokio::test]
     async fn a_token_is_shared_sealed_and_expires_at_its_renew_time() {
         let server = Server::start();
-        let a = BackstageTokens::shared_through(Some(server.instance().await));
-        let redis = server.instance().await;
+        let a = BackstageTokens::shared_through(Some(server.connect().await));
+        let redis = server.connect().await;
         let b = BackstageTokens::shared_through(Some(redis.clone()));
         a.put("session-id-secret", "backstage-token-secret".into(), 3600)
             .await;
@@ -221,6 +207,8 @@ mod tests {
             .unwrap();
         assert!((3470..=3480).contains(&ttl), "{ttl}");
         b.forget("session-id-secret").await;
+        // A's own copy serves it for at most MAX_AGE; then it asks Redis, which has forgotten it.
+        tokio::time::sleep(MAX_AGE).await;
         assert_eq!(a.get("session-id-secret").await, None);
     }
 
@@ -228,11 +216,9 @@ mod tests {
     #[tokio::test]
     async fn a_redis_that_is_down_is_a_cache_miss() {
         let mut server = Server::start();
-        let tokens = BackstageTokens::shared_through(Some(server.instance().await));
-        tokens.put("s", "t".into(), 3600).await;
-        let _ = server.0.kill();
-        let _ = server.0.wait();
-        assert_eq!(tokens.get("s").await, None);
+        let tokens = BackstageTokens::shared_through(Some(server.connect().await));
+        server.stop();
+        assert_eq!(tokens.get("never-seen").await, None);
         tokens.put("s", "t".into(), 3600).await;
         tokens.forget("s").await;
     }
