@@ -229,65 +229,8 @@ impl RedisPending {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
-
     use super::*;
-    use crate::config::RedisSettings;
-
-    /// A redis-server of this test's own on a free loopback port, without persistence; killed on drop.
-    struct Server {
-        child: Child,
-        port: u16,
-    }
-
-    impl Server {
-        fn start() -> Server {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free loopback port");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
-                });
-            Server { child, port }
-        }
-
-        /// One "instance": its own connection to the server, once it answers (bounded: 10 s).
-        async fn instance(&self) -> Arc<Redis> {
-            let redis = Redis::open(&RedisSettings {
-                url: format!("redis://127.0.0.1:{}/0", self.port),
-                username: None,
-                password: None,
-                key: [7; 32],
-                prefix: "p:".to_owned(),
-                ca: None,
-                outage_grace: Duration::from_secs(60),
-            })
-            .expect("settings accepted");
-            for _ in 0..100 {
-                let mut conn = redis.conn();
-                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    return redis;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("redis-server on port {} did not answer", self.port);
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use crate::shared::testing::Server;
 
     fn login(tenant: &str, client: &str) -> PendingLogin {
         PendingLogin {
@@ -319,8 +262,8 @@ mod tests {
     #[tokio::test]
     async fn a_state_is_taken_once_across_instances() {
         let server = Server::start();
-        let a = RedisPending::new(server.instance().await);
-        let b = RedisPending::new(server.instance().await);
+        let a = RedisPending::new(server.connect().await);
+        let b = RedisPending::new(server.connect().await);
         a.insert("state-1", login("acme", "10.0.0.1"), WIDE)
             .await
             .unwrap();
@@ -347,8 +290,8 @@ mod tests {
     #[tokio::test]
     async fn racing_callbacks_take_a_state_once() {
         let server = Server::start();
-        let a = Arc::new(RedisPending::new(server.instance().await));
-        let b = Arc::new(RedisPending::new(server.instance().await));
+        let a = Arc::new(RedisPending::new(server.connect().await));
+        let b = Arc::new(RedisPending::new(server.connect().await));
         for n in 0..20 {
             a.insert(&format!("s{n}"), login("acme", "10.0.0.1"), WIDE)
                 .await
@@ -375,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn logins_are_sealed_at_rest_and_keys_hold_no_state() {
         let server = Server::start();
-        let redis = server.instance().await;
+        let redis = server.connect().await;
         let pending = RedisPending::new(redis.clone());
         pending
             .insert("the-state-value", login("acme", "192.0.2.77"), WIDE)
@@ -434,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn every_key_expires_with_the_login_timeout() {
         let server = Server::start();
-        let redis = server.instance().await;
+        let redis = server.connect().await;
         let pending = RedisPending::new(redis.clone());
         pending
             .insert("s", login("acme", "10.0.0.1"), WIDE)
@@ -456,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn a_flood_from_one_client_neither_evicts_others_nor_grows() {
         let server = Server::start();
-        let pending = RedisPending::new(server.instance().await);
+        let pending = RedisPending::new(server.connect().await);
         let limits = PendingLimits {
             per_client: 3,
             per_tenant: 5,
@@ -504,7 +447,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_tenant_refuses_the_client_that_already_holds_the_most() {
         let server = Server::start();
-        let pending = RedisPending::new(server.instance().await);
+        let pending = RedisPending::new(server.connect().await);
         let limits = PendingLimits {
             per_client: 10,
             per_tenant: 2,
@@ -535,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn timed_out_logins_free_their_place() {
         let server = Server::start();
-        let pending = RedisPending::new(server.instance().await);
+        let pending = RedisPending::new(server.connect().await);
         let limits = PendingLimits {
             per_client: 1,
             per_tenant: 10,
@@ -556,8 +499,8 @@ mod tests {
     async fn concurrent_sign_ins_do_not_slip_past_the_bounds() {
         let server = Server::start();
         let instances = [
-            Arc::new(RedisPending::new(server.instance().await)),
-            Arc::new(RedisPending::new(server.instance().await)),
+            Arc::new(RedisPending::new(server.connect().await)),
+            Arc::new(RedisPending::new(server.connect().await)),
         ];
         let limits = PendingLimits {
             per_client: 3,
@@ -584,13 +527,12 @@ mod tests {
     #[tokio::test]
     async fn a_redis_that_is_down_is_an_error_not_a_panic() {
         let mut server = Server::start();
-        let pending = RedisPending::new(server.instance().await);
+        let pending = RedisPending::new(server.connect().await);
         pending
             .insert("s", login("acme", "10.0.0.1"), WIDE)
             .await
             .unwrap();
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.stop();
         assert!(matches!(
             pending.insert("t", login("acme", "10.0.0.1"), WIDE).await,
             Err(AuthError::SignInStoreUnavailable(_))
