@@ -40,9 +40,9 @@ use crate::token::random_token;
 const REFRESH_MARGIN_SECS: u64 = 30;
 
 /// How long the cross-instance refresh lock lives if its holder never releases it (it crashed): the
-/// IdP client's whole-request timeout (10 s), so a refresh still under way keeps its lock. The holder
-/// releases it as soon as the refresh is stored.
-const REFRESH_LOCK_MS: u64 = 10_000;
+/// IdP client's whole-request timeout (10 s) plus room for storing the result, so a refresh still under
+/// way keeps its lock. The holder releases it as soon as the refresh is stored.
+const REFRESH_LOCK_MS: u64 = 15_000;
 /// How long an instance waits for another instance's refresh before going on with the tokens it has.
 const REFRESH_WAIT: Duration = Duration::from_secs(5);
 /// How often a waiting instance reads the session again.
