@@ -215,6 +215,39 @@ impl Redis {
             .map_err(|_| unreadable())
     }
 
+    /// Records `secret` (hashed) under the namespace `kind` for `ttl_secs`; false if it was already
+    /// recorded: a one-time token seen by any instance before.
+    pub async fn first_use(
+        &self,
+        kind: &str,
+        secret: &str,
+        ttl_secs: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let key = self.key(&format!("{kind}:{}", Self::hash(secret)));
+        let set: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl_secs.max(1))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Forgets what [`Self::first_use`] recorded (the work it guarded did not happen).
+    pub async fn forget_use(&self, kind: &str, secret: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let key = self.key(&format!("{kind}:{}", Self::hash(secret)));
+        self.run(redis::cmd("DEL").arg(&key).query_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
     /// Tells every instance (this one included) about `message` on the channel `name`.
     pub async fn publish(&self, name: &str, message: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();

@@ -23,6 +23,7 @@ use crate::admin;
 use crate::assertion::{AssertionCache, SigningKeys};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
+use crate::backstage::BackstageTokens;
 use crate::config::{Config, SignIn, StoreSettings, TenantId};
 use crate::proxy::UpstreamClient;
 use crate::reload::{ConfigOrigin, Reloader};
@@ -322,7 +323,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         config.server.trusted_proxies.clone(),
         spans,
     );
-    let oidc = Arc::new(OidcRegistry::new(&config.tenants)?);
+    let oidc = Arc::new(OidcRegistry::new(&config.tenants)?.shared_through(redis.clone()));
     {
         let oidc = oidc.clone();
         metrics.read_identity_providers_from(Box::new(move || {
@@ -350,7 +351,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
-        backstage_tokens: Arc::default(),
+        backstage_tokens: Arc::new(BackstageTokens::shared_through(redis.clone())),
         redis,
         oidc,
         upstreams: UpstreamClient::for_config(&config),

@@ -91,6 +91,12 @@ pub enum AuthError {
         "sign-in is unavailable right now: the identity provider cannot be reached; try again shortly"
     )]
     SignInUnavailable(String),
+    /// 503: a sign-in cannot be started or finished because the store shared by the instances (Redis)
+    /// does not answer; nothing was written.
+    #[error(
+        "sign-in is unavailable right now: the portal cannot reach its session store; try again shortly"
+    )]
+    SignInStoreUnavailable(#[source] StoreError),
     /// 401: the IdP's answer failed a check (state, issuer, ID token); the reason is logged and audited.
     #[error("sign-in failed; please try again")]
     LoginFailed(#[source] Failure),
@@ -125,6 +131,10 @@ impl Problem for AuthError {
             AuthError::SignInUnavailable(reason) => {
                 class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
                     .detail(reason.as_str())
+            }
+            AuthError::SignInStoreUnavailable(error) => {
+                class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
+                    .detail(error.to_string())
             }
             AuthError::LoginFailed(failure) => {
                 class(StatusCode::UNAUTHORIZED, "sign_in_failed").detail(failure.chain())

@@ -121,13 +121,13 @@ async fn login_get(
         SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to),
         SignIn::Oidc(_) => {
             let client = forwarded.map_or(peer.ip(), |Extension(ForwardedClient(ip))| ip);
-            oidc_login_redirect(&state, &context, client, return_to)
+            oidc_login_redirect(&state, &context, client, return_to).await
         }
     }
 }
 
 /// Starts an OIDC login and sends the browser to the IdP with a fresh binding cookie.
-fn oidc_login_redirect(
+async fn oidc_login_redirect(
     state: &AppState,
     context: &RequestContext,
     client: IpAddr,
@@ -142,6 +142,7 @@ fn oidc_login_redirect(
     let start = match state
         .oidc
         .begin_login(&tenant.id, client, limits, return_to)
+        .await
     {
         Ok(start) => start,
         Err(AuthError::TooManySignIns { retry_after }) => {
@@ -164,6 +165,15 @@ fn oidc_login_redirect(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Ok(response);
+        }
+        Err(AuthError::SignInStoreUnavailable(error)) => {
+            // Redis reconnects by itself; its health probe runs every few seconds.
+            let mut response =
+                AppError::from(AuthError::SignInStoreUnavailable(error)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(5u32));
             return Ok(response);
         }
         Err(error) => return Err(error.into()),
@@ -245,6 +255,9 @@ struct BackchannelLogoutForm {
     logout_token: Option<String>,
 }
 
+/// The namespace of back-channel logout tokens' `jti`s in Redis.
+const LOGOUT_JTI: &str = "jti";
+
 /// `POST /auth/backchannel-logout`: the IdP ends sessions server-to-server (OIDC Back-Channel Logout 1.0).
 async fn backchannel_logout_post(
     State(state): State<AppState>,
@@ -266,6 +279,29 @@ async fn backchannel_logout_post(
             return Err(error.into());
         }
     };
+    // Every instance remembers the token's `jti` in memory; with Redis, so do they all together: a
+    // token replayed to another instance is refused there too.
+    let replay_key = target.replay_key(&tenant.id);
+    if let Some(redis) = &state.redis {
+        let remember_for = target.remember_for(crate::clock::unix_now());
+        match redis.first_use(LOGOUT_JTI, &replay_key, remember_for).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let error = AuthError::InvalidLogoutToken(
+                    "replayed: a logout token with this jti was already used".into(),
+                );
+                audit::emit(AuditEvent::BackchannelLogoutRefused {
+                    tenant: tenant.id.as_str(),
+                    reason: &error.log_detail().unwrap_or_default(),
+                });
+                return Err(error.into());
+            }
+            Err(error) => {
+                state.oidc.forget_logout_token(&tenant.id, &target);
+                return Err(AuthError::StoreUnavailable(error).into());
+            }
+        }
+    }
     let ended = match state
         .sessions
         .remove_for_logout(&tenant.id, target.subject.as_deref(), target.sid.as_deref())
@@ -275,6 +311,9 @@ async fn backchannel_logout_post(
         Err(error) => {
             // Nothing ended: the IdP may deliver the same token again.
             state.oidc.forget_logout_token(&tenant.id, &target);
+            if let Some(redis) = &state.redis {
+                let _ = redis.forget_use(LOGOUT_JTI, &replay_key).await;
+            }
             return Err(AuthError::StoreUnavailable(error).into());
         }
     };

@@ -80,8 +80,8 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
         user,
     } = credentials;
     if renew {
-        tokens.forget(session);
-    } else if let Some(token) = tokens.get(session) {
+        tokens.forget(session).await;
+    } else if let Some(token) = tokens.get(session).await {
         return Ok(token);
     }
     let (status, body) = client
@@ -110,11 +110,13 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
     // Whatever resolvers Backstage runs, portico only uses an identity inside the tenant's namespaces.
     check_identity(settings, &answer.backstage_identity.identity)?;
     let token = answer.backstage_identity.token;
-    tokens.put(
-        session,
-        token.clone(),
-        answer.backstage_identity.expires_in_seconds.unwrap_or(3600),
-    );
+    tokens
+        .put(
+            session,
+            token.clone(),
+            answer.backstage_identity.expires_in_seconds.unwrap_or(3600),
+        )
+        .await;
     Ok(token)
 }
 

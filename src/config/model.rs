@@ -179,7 +179,8 @@ pub struct SessionSettings {
     /// How long a session outlives its access token while the IdP cannot be reached to refresh it
     /// (default 5 min; zero: it ends with the token).
     pub refresh_grace: Duration,
-    /// Sessions kept in this instance's store; a sign-in beyond it ends the least recently used one.
+    /// Sessions kept in the store (with Redis: by all instances); a sign-in beyond it ends the least
+    /// recently used one.
     pub max_sessions: usize,
     /// Sessions of one user (tenant and subject); a sign-in beyond it ends that user's least recently
     /// used one.

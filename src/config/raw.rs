@@ -171,8 +171,8 @@ pub(crate) struct RawSessions {
     /// How long a session outlives its access token while the IdP cannot be reached to refresh it
     /// (default `5m`; `0s`: it ends with the token). A refresh the IdP refuses ends it at once.
     pub refresh_grace: Option<Val<Env>>,
-    /// Sessions this instance keeps; a new sign-in beyond it ends the least recently used one
-    /// (default 100000).
+    /// Sessions the store keeps (in memory: this instance; in Redis: all instances together); a new
+    /// sign-in beyond it ends the least recently used one (default 100000).
     pub max_sessions: Option<Val<Env>>,
     /// Sessions one user (tenant and subject) keeps; a new sign-in beyond it ends that user's least
     /// recently used one (default 20).

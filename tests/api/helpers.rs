@@ -65,6 +65,23 @@ impl TestServer {
         }
     }
 
+    /// Starts `config` on a loopback ephemeral port with its admin listener on another; returns both.
+    pub(crate) async fn start_with_admin(mut config: Config) -> (TestServer, SocketAddr) {
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        let app = portico::app::App::build(config)
+            .await
+            .expect("portico starts");
+        let addr = app.local_addr();
+        let admin = app.admin_addr().expect("the admin listener");
+        tokio::spawn(app.run());
+        let server = TestServer {
+            addr,
+            client: client(),
+        };
+        (server, admin)
+    }
+
     /// The embedded demo config (tenant `demo`, users alice, dave, nora).
     pub(crate) async fn embedded() -> TestServer {
         let loaded = config::load_embedded().expect("embedded config is valid");

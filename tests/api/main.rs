@@ -20,6 +20,7 @@ mod packaging;
 mod proxy;
 mod redis_outage;
 mod redis_server;
+mod redis_sign_in;
 mod redis_tls;
 mod reload;
 mod scale_out;

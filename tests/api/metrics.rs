@@ -54,22 +54,8 @@ impl Portal {
         };
         let yaml = config().top(server_section).tenant(acme).yaml();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = compile(&yaml, dir.path());
-        config.server.listen = "127.0.0.1:0".parse().unwrap();
-        config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-        let app = portico::app::App::build(config)
-            .await
-            .expect("portico starts");
-        let addr = app.local_addr();
-        let admin = app.admin_addr().expect("the admin listener");
-        tokio::spawn(app.run());
-        Portal {
-            server: TestServer {
-                addr,
-                client: client(),
-            },
-            admin,
-        }
+        let (server, admin) = TestServer::start_with_admin(compile(&yaml, dir.path())).await;
+        Portal { server, admin }
     }
 
     async fn metrics(&self) -> Metrics {

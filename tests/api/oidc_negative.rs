@@ -22,6 +22,7 @@ use crate::helpers::{
     Session, TIMEOUT, app, client, compile, config, json_error, query_of, session_from, tenant,
     user, with_param,
 };
+use crate::redis_server::RedisServer;
 
 /// Reserves a loopback port portico can then listen on (its public origin must be known up front).
 fn free_port() -> u16 {
@@ -34,7 +35,7 @@ fn free_port() -> u16 {
 
 /// Tenant `acme` signs in at `issuer`, on 127.0.0.1:`port` or (`https`) behind TLS at [`HTTPS_HOST`];
 /// tenant `globex` uses dev sign-in, with a user whose groups would be admin on acme.
-fn config_yaml(port: u16, issuer: &str, https: bool) -> String {
+fn config_yaml(port: u16, issuer: &str, https: bool, sessions: &str) -> String {
     let (host, origin) = if https {
         (HTTPS_HOST.to_owned(), format!("https://{HTTPS_HOST}"))
     } else {
@@ -67,7 +68,7 @@ fn config_yaml(port: u16, issuer: &str, https: bool) -> String {
         .app(status(&["admin"]));
     config()
         .top(&format!(
-            "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:0\" }}"
+            "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:0\" }}\n{sessions}"
         ))
         .tenant(acme)
         .tenant(globex)
@@ -114,11 +115,28 @@ impl Portal {
         portal
     }
 
+    /// Starts portico for `idp` with its sessions in `redis`, and waits until discovery reached it.
+    async fn start_on_redis(idp: &FakeIdp, redis: &RedisServer) -> Portal {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = redis.sessions_yaml(dir.path());
+        let portal = Portal::start_with_sessions(&idp.issuer, false, &sessions, dir).await;
+        portal.wait_until_ready().await;
+        portal
+    }
+
     async fn start_with(issuer: &str, https: bool) -> Portal {
+        Portal::start_with_sessions(issuer, https, "", tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_with_sessions(
+        issuer: &str,
+        https: bool,
+        sessions: &str,
+        dir: tempfile::TempDir,
+    ) -> Portal {
         for attempt in 0..5 {
             let port = free_port();
-            let dir = tempfile::tempdir().unwrap();
-            let yaml = config_yaml(port, issuer, https);
+            let yaml = config_yaml(port, issuer, https, sessions);
             let config = compile(&yaml, dir.path());
             match portico::app::App::build(config).await {
                 Ok(app) => {
@@ -1627,6 +1645,27 @@ async fn a_replayed_logout_token_is_refused_and_ends_no_later_session() {
         StatusCode::OK
     );
     portal.assert_signed_out(&after).await;
+}
+
+/// With sessions in Redis, a logout token used at one instance is refused at every other: the
+/// replay memory is shared, not only each instance's own.
+#[tokio::test]
+async fn a_logout_token_used_at_one_instance_is_refused_at_another() {
+    let idp = FakeIdp::start().await;
+    let redis = RedisServer::start().await;
+    let a = Portal::start_on_redis(&idp, &redis).await;
+    let b = Portal::start_on_redis(&idp, &redis).await;
+    idp.sign_in_next_as("alice");
+    let before = a.sign_in().await;
+    let token = sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt");
+    assert_eq!(a.backchannel_logout(&token).await.status(), StatusCode::OK);
+    a.assert_signed_out(&before).await;
+
+    idp.sign_in_next_as("alice");
+    let after = a.sign_in().await;
+    let replay = b.backchannel_logout(&token).await;
+    json_error(replay, 400, "invalid_logout_token").await;
+    assert_eq!(a.whoami(&after).await["user"]["id"], "alice");
 }
 
 #[tokio::test]

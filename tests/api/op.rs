@@ -97,6 +97,22 @@ impl RealOp {
             .unwrap();
         assert_eq!(response.status(), 204);
     }
+
+    /// How many refresh_token grants the OP answered so far: (granted, refused).
+    pub(crate) async fn refreshes(&self) -> (u64, u64) {
+        let counts: Value = client()
+            .get(format!("{}/__test/refreshes", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            counts["granted"].as_u64().unwrap(),
+            counts["refused"].as_u64().unwrap(),
+        )
+    }
 }
 
 impl Drop for RealOp {

@@ -21,22 +21,8 @@ struct Instance {
 
 impl Instance {
     async fn start(yaml: &str, dir: &std::path::Path) -> Instance {
-        let mut config = compile(yaml, dir);
-        config.server.listen = "127.0.0.1:0".parse().unwrap();
-        config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-        let app = portico::app::App::build(config)
-            .await
-            .expect("portico starts");
-        let addr = app.local_addr();
-        let admin = app.admin_addr().expect("the admin listener");
-        tokio::spawn(app.run());
-        Instance {
-            server: TestServer {
-                addr,
-                client: client(),
-            },
-            admin,
-        }
+        let (server, admin) = TestServer::start_with_admin(compile(yaml, dir)).await;
+        Instance { server, admin }
     }
 
     async fn readyz(&self) -> Value {

@@ -5,41 +5,16 @@
 
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{TIMEOUT, TestServer, client, compile, config, tenant, user};
 use crate::redis_server::{RedisServer, sessions_yaml};
-
-/// A CA's PEM and its issuer.
-fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let pem = params.self_signed(&key).unwrap().pem();
-    (pem, Issuer::new(params, key))
-}
+use crate::upstream_tls::ca;
 
 async fn portal(yaml: &str, dir: &std::path::Path) -> (TestServer, std::net::SocketAddr) {
-    let mut config = compile(yaml, dir);
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-    let app = portico::app::App::build(config)
-        .await
-        .expect("portico starts");
-    let (addr, admin) = (app.local_addr(), app.admin_addr().unwrap());
-    tokio::spawn(app.run());
-    (
-        TestServer {
-            addr,
-            client: client(),
-        },
-        admin,
-    )
+    TestServer::start_with_admin(compile(yaml, dir)).await
 }
 
 #[tokio::test]

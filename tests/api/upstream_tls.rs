@@ -62,7 +62,8 @@ impl Pki {
     }
 }
 
-fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+/// A CA's PEM and its issuer.
+pub(crate) fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -22,6 +22,7 @@
 //            instance, for events like backchannel.error; rotateKeys() replaces it)
 //   HTTP:    POST /__test/accounts/<id>/groups, body JSON ["g1","g2"] -> 204 (404 unknown id)
 //            (for the `nested` account this sets realm_access.roles, as it has no groups).
+//            GET /__test/refreshes -> {"granted":n,"refused":m}: refresh_token grants so far.
 //
 // OPTIONS (all optional): port (0 = any free port), clients [{client_id, client_secret,
 //   redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, ...any other client
@@ -29,7 +30,10 @@
 //   post-logout http://127.0.0.1:8080/auth/signed-out; grant_types authorization_code +
 //   refresh_token, client_secret_basic; a backchannel_logout_uri implies
 //   backchannel_logout_session_required, so logout tokens carry sid), accessTokenTtl /
-//   idTokenTtl / refreshTokenTtl (seconds; 3600 / 3600 / 14 days), accounts
+//   idTokenTtl / refreshTokenTtl (seconds; 3600 / 3600 / 14 days), rotateRefreshTokens (true:
+//   every refresh returns a new refresh token and the old one is spent; presenting a spent one is
+//   refused AND revokes the grant, as reuse detection does at many IdPs; default: oidc-provider's,
+//   which does not rotate for this confidential client), accounts
 //   ({ id: { name, email, email_verified? (default: true when there is an email), groups?,
 //   realm_access? } }, replaces the defaults below).
 //
@@ -148,6 +152,8 @@ export async function startOp(options = {}) {
   }));
 
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  // refresh_token grants answered at /token, kept across key rotations.
+  const refreshes = { granted: 0, refused: 0 };
   const adapter = createMemoryAdapter();
   // A function, so a key rotation can build the same provider around a new key. Grants, sessions and
   // tokens live in one in-memory adapter that every provider of this OP shares.
@@ -193,6 +199,7 @@ export async function startOp(options = {}) {
     // Default: only with the offline_access scope (which also needs prompt=consent).
     // Here: every code/refresh grant of a client allowed to use refresh_token.
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    ...(options.rotateRefreshTokens ? { rotateRefreshToken: true } : {}),
 
     // Skip the consent screen: grant every requested scope/claim on the spot.
     async loadExistingGrant(ctx) {
@@ -293,6 +300,11 @@ export async function startOp(options = {}) {
       ctx.status = 204;
       return;
     }
+    if (ctx.path === '/__test/refreshes' && ctx.method === 'GET') {
+      ctx.type = 'json';
+      ctx.body = refreshes;
+      return;
+    }
 
     // The dev login form accepts any login and would finish the interaction with an
     // account findAccount can't find (-> 500 at /auth/<uid>). Handle the login POST here
@@ -323,6 +335,10 @@ export async function startOp(options = {}) {
       ctx.req.body = raw;
     }
     await next();
+    if (ctx.path === '/token' && ctx.oidc?.params?.grant_type === 'refresh_token') {
+      if (ctx.status === 200) refreshes.granted += 1;
+      else refreshes.refused += 1;
+    }
     };
   }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
@@ -48,8 +48,9 @@ pub struct CallbackParams {
 
 impl OidcRegistry {
     /// Starts a login: PKCE S256, state and nonce, all fresh; remembers them server-side, within the
-    /// `limits` per client (`client` is the connection's peer address) and per tenant.
-    pub fn begin_login(
+    /// `limits` per client (`client` is the connection's peer address) and per tenant, in the store
+    /// every instance shares when there is one (a Redis that does not answer: sign-in unavailable).
+    pub async fn begin_login(
         &self,
         tenant: &TenantId,
         client: IpAddr,
@@ -80,11 +81,9 @@ impl OidcRegistry {
             nonce: nonce.secret().clone(),
             return_to,
             browser_binding: browser_binding.clone(),
-            started: Instant::now(),
+            started: SystemTime::now(),
         };
-        self.pending
-            .lock()
-            .insert(state.secret().clone(), login, limits)?;
+        self.pending.insert(state.secret(), login, limits).await?;
         Ok(LoginStart {
             authorize_url: url.to_string(),
             browser_binding,
@@ -103,11 +102,13 @@ impl OidcRegistry {
             .state
             .as_deref()
             .ok_or_else(|| failed("the callback has no state"))?;
-        // Taking the pending login makes the state single-use: a replayed callback finds nothing.
+        // Taking the pending login makes the state single-use: a replayed callback finds nothing, on
+        // any instance. A store that does not answer took nothing: the same callback may work later.
         let pending = self
             .pending
-            .lock()
             .take(state)
+            .await
+            .map_err(AuthError::SignInStoreUnavailable)?
             .ok_or_else(|| failed("unknown or already used state"))?;
         if pending.tenant != *tenant {
             return Err(failed("the login was started for another tenant"));
@@ -120,7 +121,7 @@ impl OidcRegistry {
         }) {
             return Err(failed("the login was started in another browser"));
         }
-        if pending.started.elapsed() > LOGIN_TIMEOUT {
+        if pending.age() > LOGIN_TIMEOUT {
             return Err(failed("the login took too long"));
         }
         if let Some(error) = &callback.error {

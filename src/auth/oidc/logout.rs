@@ -38,6 +38,20 @@ pub struct LogoutSubject {
     pub sid: Option<String>,
     /// The token's id, remembered against replay (see [`OidcRegistry::forget_logout_token`]).
     jti: String,
+    /// Unix seconds until which the token could pass the `exp` check: how long to remember `jti`.
+    remember_until: u64,
+}
+
+impl LogoutSubject {
+    /// A name for this token among all tenants' tokens, for a replay memory shared by instances.
+    pub fn replay_key(&self, tenant: &TenantId) -> String {
+        format!("{tenant}\0{}", self.jti)
+    }
+
+    /// Seconds from `now` for which the token must stay remembered (at least one).
+    pub fn remember_for(&self, now: u64) -> u64 {
+        self.remember_until.saturating_sub(now).max(1)
+    }
 }
 
 /// One IdP's published signing keys, ready for `jsonwebtoken`.
@@ -299,7 +313,15 @@ fn logout_subject(
         .get("exp")
         .and_then(Value::as_f64)
         .map_or(now, |exp| exp as u64);
-    Ok((LogoutSubject { subject, sid, jti }, exp))
+    Ok((
+        LogoutSubject {
+            subject,
+            sid,
+            jti,
+            remember_until: exp.saturating_add(CLOCK_SKEW_SECS),
+        },
+        exp,
+    ))
 }
 
 /// Remembers the token's `jti` until it could no longer pass the `exp` check; refuses a replay.

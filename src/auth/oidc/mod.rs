@@ -14,6 +14,7 @@
 mod login;
 mod logout;
 mod pending;
+mod pending_redis;
 mod refresh;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use serde_json::Value;
 use super::error::AuthError;
 use crate::config::{OidcSettings, SignIn, SigningAlg, Tenant, TenantId};
 use crate::http::error::error_chain;
+use crate::shared::Redis;
 
 pub use login::{CallbackParams, LoginDone, LoginStart, groups_at};
 pub use logout::LogoutSubject;
@@ -278,8 +280,11 @@ pub struct OidcRegistry {
     /// Swapped whole by [`Self::apply`] when a reload changes the tenants' sign-in.
     idps: ArcSwap<HashMap<TenantId, Arc<TenantIdp>>>,
     http: openidconnect::reqwest::Client,
-    pending: Mutex<pending::PendingLogins>,
+    pending: pending::PendingStore,
+    /// One refresh per session at a time in this process; across instances, see [`Self::redis`].
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set when `sessions.store` is `redis`: the refresh lock every instance takes (see `refresh`).
+    redis: Option<Arc<Redis>>,
 }
 
 impl OidcRegistry {
@@ -300,9 +305,22 @@ impl OidcRegistry {
         Ok(OidcRegistry {
             idps: ArcSwap::from_pointee(idps),
             http,
-            pending: Mutex::default(),
+            pending: pending::PendingStore::Memory(Mutex::default()),
             refresh_locks: Mutex::default(),
+            redis: None,
         })
+    }
+
+    /// Keeps logins in flight and refresh locks in `redis`, shared by every instance, instead of in
+    /// this process (`sessions.store: redis`).
+    #[must_use]
+    pub fn shared_through(mut self, redis: Option<Arc<Redis>>) -> Self {
+        if let Some(redis) = &redis {
+            self.pending =
+                pending::PendingStore::Redis(pending_redis::RedisPending::new(redis.clone()));
+        }
+        self.redis = redis;
+        self
     }
 
     /// Brings the registry in line with a reloaded config's tenants: a tenant whose sign-in is

@@ -2,15 +2,22 @@
 //! the bounds on how many there may be.
 //!
 //! Bounded per tenant and per client so that a flood of `/auth/login` from one place neither exhausts
-//! memory nor evicts other people's sign-ins. A state is single-use: taking a login removes it. Plain
-//! data and bookkeeping; no I/O.
+//! memory nor evicts other people's sign-ins. A state is single-use: taking a login removes it.
+//! [`PendingStore`] is what the sign-in code holds: this process's memory ([`PendingLogins`], plain
+//! bookkeeping, no I/O) or Redis ([`super::pending_redis`], shared by every instance, so a callback may
+//! land on another instance than the one that started the sign-in). Both keep the same rules; the
+//! caller does not know which one it has.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
 
 use super::AuthError;
+use super::pending_redis::RedisPending;
 use crate::config::TenantId;
+use crate::shared::StoreError;
 
 /// A login that went to the IdP and has not come back yet.
 pub(super) struct PendingLogin {
@@ -22,7 +29,15 @@ pub(super) struct PendingLogin {
     pub(super) return_to: String,
     /// Also in a cookie of the browser that started the login: a callback from another browser fails.
     pub(super) browser_binding: String,
-    pub(super) started: Instant,
+    /// Wall-clock time, so that another instance can tell the age of a login it did not start.
+    pub(super) started: SystemTime,
+}
+
+impl PendingLogin {
+    /// How long ago the login started (zero if the clock went back).
+    pub(super) fn age(&self) -> Duration {
+        self.started.elapsed().unwrap_or_default()
+    }
 }
 
 /// How long a user may take at the IdP's login page.
@@ -34,6 +49,11 @@ pub(super) const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct ClientKey(IpAddr);
 
 impl ClientKey {
+    /// The address (or /64 prefix) that stands for the client.
+    pub(super) fn address(self) -> IpAddr {
+        self.0
+    }
+
     pub fn of(address: IpAddr) -> ClientKey {
         match address {
             IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
@@ -54,6 +74,36 @@ pub struct PendingLimits {
     pub per_tenant: usize,
 }
 
+/// Where logins in flight are kept: one of the two stores, chosen at start by `sessions.store`.
+pub(super) enum PendingStore {
+    Memory(Mutex<PendingLogins>),
+    Redis(RedisPending),
+}
+
+impl PendingStore {
+    /// Remembers a login under its `state`, within the bounds: [`AuthError::TooManySignIns`] past them,
+    /// [`AuthError::SignInStoreUnavailable`] when the shared store does not answer.
+    pub(super) async fn insert(
+        &self,
+        state: &str,
+        login: PendingLogin,
+        limits: PendingLimits,
+    ) -> Result<(), AuthError> {
+        match self {
+            PendingStore::Memory(logins) => logins.lock().insert(state.to_owned(), login, limits),
+            PendingStore::Redis(redis) => redis.insert(state, login, limits).await,
+        }
+    }
+
+    /// Takes the login out for good (on every instance), so a state can be used only once.
+    pub(super) async fn take(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
+        match self {
+            PendingStore::Memory(logins) => Ok(logins.lock().take(state)),
+            PendingStore::Redis(redis) => redis.take(state).await,
+        }
+    }
+}
+
 /// Logins in flight, bounded per tenant and per client so that a flood of `/auth/login` from one place
 /// neither exhausts memory nor evicts other people's sign-ins: a client at its share gets 429, and a
 /// full tenant makes the client holding the most give up its oldest login, never someone with fewer.
@@ -66,7 +116,7 @@ pub(super) struct PendingLogins {
 
 #[derive(Default)]
 struct TenantLogins {
-    clients: HashMap<ClientKey, VecDeque<(Instant, String)>>,
+    clients: HashMap<ClientKey, VecDeque<(SystemTime, String)>>,
     total: usize,
 }
 
@@ -83,7 +133,7 @@ impl PendingLogins {
         if queue.len() >= limits.per_client {
             // Retry when this client's oldest login times out (at most the login timeout).
             let retry_after = queue.front().map_or(LOGIN_TIMEOUT, |(started, _)| {
-                LOGIN_TIMEOUT.saturating_sub(started.elapsed())
+                LOGIN_TIMEOUT.saturating_sub(started.elapsed().unwrap_or_default())
             });
             return Err(AuthError::TooManySignIns {
                 retry_after: retry_after.as_secs().max(1),
@@ -146,12 +196,12 @@ impl PendingLogins {
 
 /// Drops a client's timed-out logins (its queue is oldest first).
 fn expire(
-    queue: &mut VecDeque<(Instant, String)>,
+    queue: &mut VecDeque<(SystemTime, String)>,
     total: &mut usize,
     by_state: &mut HashMap<String, PendingLogin>,
 ) {
     while let Some((started, state)) = queue.front() {
-        if started.elapsed() < LOGIN_TIMEOUT {
+        if started.elapsed().unwrap_or_default() < LOGIN_TIMEOUT {
             break;
         }
         by_state.remove(state);
@@ -172,7 +222,7 @@ mod tests {
             nonce: String::new(),
             return_to: "/".into(),
             browser_binding: String::new(),
-            started: Instant::now(),
+            started: SystemTime::now(),
         }
     }
 

@@ -10,8 +10,15 @@
 //! `temporarily_unavailable`, or the IdP already known to be down) keeps the session on its current
 //! roles until its access token expiry plus `sessions.refresh_grace`, then ends it. It never decides
 //! anything else and never audits: the caller does, from what this returns.
+//!
+//! With a shared store (Redis) the one-refresh-per-session rule holds across instances too: besides the
+//! in-process mutex, the refreshing instance holds a short Redis lock (`<prefix>rl:<hash of the session
+//! id>`, `SET NX PX`), and an instance that does not get it waits for the other's result instead of
+//! spending the same refresh token (many IdPs rotate refresh tokens and treat a reused one as theft,
+//! revoking the whole grant).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{
@@ -26,9 +33,31 @@ use crate::auth::session::{OidcTokens, Session, Sessions};
 use crate::clock::unix_now;
 use crate::config::SessionSettings;
 use crate::http::Problem;
+use crate::shared::{Redis, StoreError};
+use crate::token::random_token;
 
 /// Refresh this long before the access token expires (at most a quarter of its lifetime).
 const REFRESH_MARGIN_SECS: u64 = 30;
+
+/// How long the cross-instance refresh lock lives if its holder never releases it (it crashed): the
+/// IdP client's whole-request timeout (10 s) plus room for storing the result, so a refresh still under
+/// way keeps its lock. The holder releases it as soon as the refresh is stored.
+const REFRESH_LOCK_MS: u64 = 15_000;
+/// How long an instance waits for another instance's refresh before going on with the tokens it has.
+const REFRESH_WAIT: Duration = Duration::from_secs(5);
+/// How often a waiting instance reads the session again.
+const REFRESH_POLL: Duration = Duration::from_millis(100);
+
+/// Deletes the lock only if it still holds this holder's token (compare-and-delete): a lock that
+/// expired and was taken by another instance is not released by the first.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
 
 /// What a request gets from [`OidcRegistry::refresh_if_needed`].
 #[derive(Debug)]
@@ -120,11 +149,17 @@ impl OidcRegistry {
         let guard = lock.lock().await;
         // Another request may have refreshed while this one waited: read the session again.
         let result = match sessions.current(&session.id).await {
-            Err(error) => Err(AuthError::StoreUnavailable(error)),
+            // The shared store is down, yet the caller has the session (from its cache, within the
+            // outage grace): the refresh waits, as below, rather than fail the request.
+            Err(error) => store_down(session.clone(), settings, error),
             Ok(None) => Err(AuthError::NotSignedIn),
-            Ok(Some(current)) if needs_refresh(&current) => {
-                self.refresh_or_defer(current, sessions, settings).await
-            }
+            Ok(Some(current)) if needs_refresh(&current) => match &self.redis {
+                None => self.refresh_or_defer(current, sessions, settings).await,
+                Some(redis) => {
+                    self.refresh_across_instances(redis, current, sessions, settings)
+                        .await
+                }
+            },
             Ok(Some(current)) => Ok(Refreshed::Current(current)),
         };
         drop(guard);
@@ -133,6 +168,72 @@ impl OidcRegistry {
             if Arc::strong_count(&lock) <= 2 {
                 locks.remove(session.id.as_str());
             }
+        }
+        result
+    }
+
+    /// Refreshes under the session's Redis lock. While another instance holds it, reads the session
+    /// until that instance stored its refresh, or the lock is free again (then takes it), or
+    /// [`REFRESH_WAIT`] passed: that instance died or its IdP is slow, and this request goes on with
+    /// the current tokens (still valid for the refresh margin; a later request refreshes).
+    async fn refresh_across_instances(
+        &self,
+        redis: &Redis,
+        current: Arc<Session>,
+        sessions: &Sessions,
+        settings: &SessionSettings,
+    ) -> Result<Refreshed, AuthError> {
+        let key = redis.key(&format!("rl:{}", Redis::hash(current.id.as_str())));
+        let holder = random_token::<16>();
+        let refresh_at = |session: &Session| session.oidc.as_ref().map(|t| t.refresh_at);
+        let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+        let mut conn = redis.conn();
+        loop {
+            let taken: Result<Option<String>, StoreError> = redis
+                .run(
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&holder)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(REFRESH_LOCK_MS)
+                        .query_async(&mut conn),
+                )
+                .await;
+            match taken {
+                Ok(Some(_)) => break,
+                Ok(None) if tokio::time::Instant::now() < deadline => {}
+                Ok(None) => {
+                    tracing::debug!(
+                        "another instance's refresh did not finish in time; going on with the current tokens"
+                    );
+                    return Ok(Refreshed::Current(current));
+                }
+                Err(error) => return store_down(current, settings, error),
+            }
+            tokio::time::sleep(REFRESH_POLL).await;
+            match sessions.current(&current.id).await {
+                Ok(None) => return Err(AuthError::NotSignedIn),
+                Ok(Some(latest)) if refresh_at(&latest) != refresh_at(&current) => {
+                    return Ok(Refreshed::Current(latest));
+                }
+                Ok(Some(_)) | Err(_) => {}
+            }
+        }
+        // Another instance may have stored a refresh between this one's read and its lock.
+        let result = match sessions.current(&current.id).await {
+            Err(error) => Err(AuthError::StoreUnavailable(error)),
+            Ok(None) => Err(AuthError::NotSignedIn),
+            Ok(Some(latest)) if refresh_at(&latest) != refresh_at(&current) => {
+                Ok(Refreshed::Current(latest))
+            }
+            Ok(Some(latest)) => self.refresh_or_defer(latest, sessions, settings).await,
+        };
+        let mut release = RELEASE.prepare_invoke();
+        release.key(&key).arg(&holder);
+        if let Err(error) = redis.run(release.invoke_async::<i64>(&mut conn)).await {
+            // It expires by itself within REFRESH_LOCK_MS.
+            tracing::warn!(%error, "could not release a refresh lock");
         }
         result
     }
@@ -282,6 +383,32 @@ impl OidcRegistry {
     }
 }
 
+/// A due refresh when Redis (the refresh lock, and the session store) does not answer. Refreshing now
+/// would spend the refresh token while the new one cannot be stored: at an IdP that rotates refresh
+/// tokens the session would be lost. So the refresh is deferred, as for an IdP outage and within the
+/// same grace; nothing is written (so nothing is audited). Past the grace: 503, not a sign-out.
+fn store_down(
+    current: Arc<Session>,
+    settings: &SessionSettings,
+    error: StoreError,
+) -> Result<Refreshed, AuthError> {
+    let Some(tokens) = current.oidc.as_ref() else {
+        return Ok(Refreshed::Current(current));
+    };
+    let until = tokens
+        .expires_at
+        .saturating_add(settings.refresh_grace.as_secs());
+    if unix_now() > until {
+        return Err(AuthError::StoreUnavailable(error));
+    }
+    Ok(Refreshed::Deferred {
+        session: current,
+        reason: format!("the session store is unavailable: {error}"),
+        until,
+        first: false,
+    })
+}
+
 /// The session's tokens from a token response; what the response leaves out is kept from `previous`.
 pub(super) fn tokens_from(
     response: &OidcTokenResponse,
@@ -325,6 +452,48 @@ mod tests {
             TokenCallError::Unreachable { transport, .. } => Some(transport),
             TokenCallError::Refused(_) | TokenCallError::Ended => None,
         }
+    }
+
+    fn due_session(expires_in: i64) -> Arc<Session> {
+        let user = crate::auth::session::User {
+            subject: "alice".into(),
+            name: "Alice".into(),
+            email: String::new(),
+            groups: vec![],
+        };
+        let expires_at = unix_now().saturating_add_signed(expires_in);
+        Arc::new(
+            Session::new(&crate::config::TenantId::new("acme"), user).with_oidc(OidcTokens {
+                access_token: "a".into(),
+                expires_at,
+                refresh_at: expires_at.saturating_sub(30),
+                refresh_token: Some("r".into()),
+                id_token: "i".into(),
+                sid: None,
+                refresh_deferred_since: None,
+            }),
+        )
+    }
+
+    /// A due refresh while Redis is down waits within `refresh_grace` (no refresh token spent whose
+    /// successor could not be stored), then is a 503, never a sign-out.
+    #[test]
+    fn a_refresh_due_while_the_store_is_down_waits_within_the_grace() {
+        let settings = SessionSettings {
+            refresh_grace: std::time::Duration::from_secs(300),
+            ..SessionSettings::default()
+        };
+        let down = || StoreError("redis: connection refused".into());
+        let within = store_down(due_session(-60), &settings, down());
+        assert!(
+            matches!(&within, Ok(Refreshed::Deferred { first: false, reason, .. }) if reason.contains("session store")),
+            "{within:?}"
+        );
+        let past = store_down(due_session(-301), &settings, down());
+        assert!(
+            matches!(past, Err(AuthError::StoreUnavailable(_))),
+            "{past:?}"
+        );
     }
 
     /// Only the IdP's own "no" ends a session; an IdP that is down or failing keeps it for the grace.

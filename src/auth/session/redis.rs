@@ -358,22 +358,34 @@ impl RedisStore {
         self.open_record(tag, &sealed, seen, created).map(Some)
     }
 
-    async fn write(&self, session: &Session, only_if_present: bool) -> Result<bool, StoreError> {
-        let tag = Self::tag(&session.id);
-        let sealed = self.seal_record(session, &tag)?;
+    /// `script` ([`WRITE`] or [`INSERT_NEW`]) with the keys and arguments they share: the session's
+    /// keys, then its tag, sealed record, times, TTL and index TTL.
+    fn write_invocation<'s>(
+        &self,
+        script: &'s Script,
+        session: &Session,
+        tag: &str,
+    ) -> Result<redis::ScriptInvocation<'s>, StoreError> {
+        let sealed = self.seal_record(session, tag)?;
         let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
-        let mut invocation = WRITE.prepare_invoke();
-        for key in self.write_keys(session, &tag) {
+        let mut invocation = script.prepare_invoke();
+        for key in self.write_keys(session, tag) {
             invocation.key(key);
         }
         invocation
-            .arg(&tag)
+            .arg(tag)
             .arg(sealed)
             .arg(session.last_seen)
             .arg(session.created_at)
             .arg(ttl)
-            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
-            .arg(if only_if_present { "1" } else { "0" });
+            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS));
+        Ok(invocation)
+    }
+
+    async fn write(&self, session: &Session, only_if_present: bool) -> Result<bool, StoreError> {
+        let tag = Self::tag(&session.id);
+        let mut invocation = self.write_invocation(&WRITE, session, &tag)?;
+        invocation.arg(if only_if_present { "1" } else { "0" });
         let mut conn = self.redis.conn();
         let written: i64 = self.redis.run(invocation.invoke_async(&mut conn)).await?;
         self.invalidate(&[tag]).await;
@@ -433,19 +445,8 @@ impl SessionStore for RedisStore {
         limits: SessionLimits,
     ) -> Result<Vec<Eviction>, StoreError> {
         let tag = Self::tag(&session.id);
-        let sealed = self.seal_record(&session, &tag)?;
-        let ttl = self.ttl(session.created_at, session.last_seen, unix_now());
-        let mut invocation = INSERT_NEW.prepare_invoke();
-        for key in self.write_keys(&session, &tag) {
-            invocation.key(key);
-        }
+        let mut invocation = self.write_invocation(&INSERT_NEW, &session, &tag)?;
         invocation
-            .arg(&tag)
-            .arg(sealed)
-            .arg(session.last_seen)
-            .arg(session.created_at)
-            .arg(ttl)
-            .arg(self.absolute_secs().saturating_add(TTL_GRACE_SECS))
             .arg("0")
             .arg(limits.per_user)
             .arg(limits.total)
