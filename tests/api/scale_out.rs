@@ -628,38 +628,54 @@ async fn the_portal_works_across_both_instances() {
 async fn a_restarted_instance_still_knows_the_sessions() {
     let mut cluster = Cluster::start().await;
     let mut browser = Browser::default();
-    // Restart the instance that created the session: its memory is gone, Redis is not.
     let home = cluster.sign_in(&mut browser, "dev").await;
     let session = session_of(&cluster, &browser);
-    cluster.instances[home].terminate();
+    // Round-robin: this goes to the other instance, so the next sign-in starts at `home`.
+    let (status, _) = browser
+        .fetch("GET", &cluster.url("/auth/session"), None)
+        .await;
+    assert_eq!(status, 200);
+    let mut late = Browser::default();
+    let callback = late
+        .sign_in_at_op(&cluster.base, &cluster.op.issuer, "admin", "/home/tools")
+        .await;
+    let started = cluster.instance_of(&cluster.nginx.last("GET", "/auth/login"));
+    assert_eq!(
+        started, home,
+        "round-robin started the second sign-in at `home`"
+    );
 
-    // While it is down, the balancer sends everything to the other instance: nobody notices.
+    // Restart the instance that created the session and started the sign-in still in flight: its
+    // memory is gone, Redis is not.
+    cluster.instances[home].terminate();
+    // While it is down, the balancer sends everything to the other instance: nobody notices, and the
+    // sign-in in flight completes there.
     for _ in 0..3 {
         let (status, body) = browser
             .fetch("GET", &cluster.url("/apps/tools/headers"), None)
             .await;
         assert_eq!(status, 200, "during the restart: {body}");
     }
+    assert_eq!(late.land(&cluster.base, &callback).await, "/home/tools");
+    let late_session = session_of(&cluster, &late);
 
     cluster.instances[home].start_again();
     wait_until_sign_in_is_ready(&cluster.instances[home]).await;
-    let (status, body) = cluster.direct(home, "/auth/session", &session).await;
-    assert_eq!(
-        status, 200,
-        "the restarted instance knows the session: {body}"
-    );
-    assert_eq!(body["user"]["id"], "dev");
-    let (status, body) = cluster.direct(home, "/apps/tools/headers", &session).await;
-    assert_eq!(status, 200, "and proxies for it: {body}");
+    for (session, user) in [(&session, "dev"), (&late_session, "admin")] {
+        let (status, body) = cluster.direct(home, "/auth/session", session).await;
+        assert_eq!(
+            status, 200,
+            "the restarted instance knows {user}'s session: {body}"
+        );
+        assert_eq!(body["user"]["id"], user);
+        let (status, body) = cluster.direct(home, "/apps/tools/headers", session).await;
+        assert_eq!(status, 200, "and proxies for it: {body}");
+    }
     assert_eq!(
         session_of(&cluster, &browser),
         session,
         "the same session, not a new sign-in"
     );
-
-    // A sign-in after the restart works through the balancer too.
-    let mut other = Browser::default();
-    cluster.sign_in(&mut other, "admin").await;
 }
 
 #[tokio::test]
