@@ -284,6 +284,16 @@ async function main() {
   await Promise.all(workers);
   clearInterval(timer);
   await report();
+  if (!devSignIn) {
+    // The OP counts the refresh_token grants it answered: refreshes happened, and none was refused.
+    try {
+      const refreshes = await (await fetch(`${issuer}/__test/refreshes`)).json();
+      console.log(`[soak] the OP answered ${refreshes.granted} refreshes and refused ${refreshes.refused}`);
+      if (refreshes.refused > 0) fail('proxied_failures', `the OP refused ${refreshes.refused} refreshes`);
+    } catch (error) {
+      console.log(`[soak] could not ask the OP how many refreshes it answered: ${error.message}`);
+    }
+  }
   const failed = counts.sign_in_failures + counts.proxied_failures;
   const seconds = (Date.now() - started) / 1000;
   console.log(
