@@ -92,6 +92,11 @@ fn the_kubernetes_example_config_passes_portico_check() {
         "/etc/portico/signing-keys/assertion-key.pem",
         &signing_key.serialize_pem(),
     );
+    write(
+        "/etc/portico/sessions/session.key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    );
+    write("/etc/portico/sessions/redis-password", "from-the-secret\n");
     let local = config.replace("/etc/portico/", &format!("{}/", root.display()));
     let file = root.join("portico.yaml");
     std::fs::write(&file, local).expect("write config");
