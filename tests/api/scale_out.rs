@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::canonical_paths::Framework;
 use crate::helpers::{TIMEOUT, app, config, oidc_client, tenant};
-use crate::op::{Browser, RealOp, reserve_port};
+use crate::op::{Browser, RealOp};
 use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
@@ -354,8 +354,16 @@ impl Cluster {
     /// Redis, the OP, an Express upstream, two instances with one config file and nginx in front.
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let lb_port = reserve_port().port();
-        let ports = [reserve_port().port(), reserve_port().port()];
+        // Three distinct free ports: held together, so the system cannot hand out one twice.
+        let held: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let free: Vec<u16> = held
+            .iter()
+            .map(|listener| listener.local_addr().unwrap().port())
+            .collect();
+        drop(held);
+        let (lb_port, ports) = (free[0], [free[1], free[2]]);
         let base = format!("http://127.0.0.1:{lb_port}");
         // The OP knows the portal by its public origin only: redirects and back-channel logout
         // go through the balancer, as they would to a real deployment.
