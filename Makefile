@@ -37,7 +37,8 @@ test-packaging: deps
 	cargo build --bins
 	scripts/check-packaging.sh
 
-# Proxy cost against nginx and lighttpd on loopback (installs nginx, lighttpd, wrk as root). About a minute.
+# Proxy cost against nginx and lighttpd on loopback, portico with sessions in memory and in Redis
+# (installs nginx, lighttpd, redis-server, wrk as root). About a minute.
 bench: deps
 	bench/run.sh
 
