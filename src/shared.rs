@@ -348,7 +348,7 @@ pub(crate) mod testing {
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| {
-                    panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
+                    panic!("redis-server did not start ({e}): run `scripts/ensure-debian-package.sh redis-server redis-server` (make test does)")
                 });
             Server { child, port }
         }

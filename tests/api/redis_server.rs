@@ -1,4 +1,4 @@
-//! A real `redis-server` (Debian's, installed by `scripts/ensure-redis.sh`) for the tests of the Redis
+//! A real `redis-server` (Debian's, installed by `make test` through `scripts/ensure-debian-package.sh`) for the tests of the Redis
 //! session store: its own free loopback port and data directory, stopped and restarted at will, killed
 //! on drop.
 
@@ -83,7 +83,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("redis-server did not start ({e}): run scripts/ensure-redis.sh")
+                panic!("redis-server did not start ({e}): run `scripts/ensure-debian-package.sh redis-server redis-server` (make test does)")
             });
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + TIMEOUT;

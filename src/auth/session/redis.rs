@@ -531,6 +531,11 @@ impl SessionStore for RedisStore {
                     .query_async(&mut conn),
             )
             .await?;
+        if tags.is_empty() {
+            // The client refuses an empty pipeline; nothing to purge is not a failure.
+            self.counted.store(0, Ordering::Relaxed);
+            return Ok(0);
+        }
         let mut pipe = redis::pipe();
         for tag in &tags {
             pipe.cmd("HMGET")
@@ -782,6 +787,21 @@ mod tests {
         store.touch(&id, unix_now()).await.unwrap();
         let touched = ttl(conn.clone()).await;
         assert!((410..=420).contains(&touched), "{touched}");
+    }
+
+    /// A new deployment has no sessions yet: purging it is nothing, not an error that marks Redis as
+    /// down (an empty pipeline is refused by the client).
+    #[tokio::test]
+    async fn purging_an_empty_store_is_not_an_outage() {
+        let server = Server::start();
+        let redis = server.connect().await;
+        let store = store(&redis);
+        let purged = store
+            .purge_expired(unix_now(), &conformance::settings())
+            .await;
+        assert_eq!(purged, Ok(0));
+        assert_eq!(redis.status(), crate::shared::RedisStatus::Up);
+        assert_eq!(store.count(), Some(0));
     }
 
     #[tokio::test]
