@@ -2,13 +2,13 @@
 //! that seals what is written there, its health, and the invalidation channel between instances.
 //!
 //! The services that keep state across instances (sessions, sign-ins in flight, Backstage tokens,
-//! refresh locks) each hold an `Arc<Redis>` and name their keys through [`Redis::key`], so every key
-//! starts with the deployment's prefix. Anything secret goes through [`Redis::seal`] first (AES-256-GCM,
+//! refresh locks) each hold an `Arc<Redis>` and name their keys through [`Redis::key`](crate::shared::Redis::key), so every key
+//! starts with the deployment's prefix. Anything secret goes through [`Redis::seal`](crate::shared::Redis::seal) first (AES-256-GCM,
 //! the key name bound in as associated data, so a record cannot be moved to another key): a Redis dump
-//! hands out neither tokens nor session ids (key names hold only hashes of ids, see [`Redis::hash`]).
+//! hands out neither tokens nor session ids (key names hold only hashes of ids, see [`Redis::hash`](crate::shared::Redis::hash)).
 //!
-//! This module must not panic or block when Redis is down: every failure is a [`StoreError`], the
-//! connection reconnects by itself, and [`Redis::status`] tells `/readyz` since when and why it is down.
+//! This module must not panic or block when Redis is down: every failure is a [`StoreError`](crate::shared::StoreError), the
+//! connection reconnects by itself, and [`Redis::status`](crate::shared::Redis::status) tells `/readyz` since when and why it is down.
 //! It knows nothing of sessions or tenants.
 
 use std::sync::Arc;
@@ -299,7 +299,7 @@ impl Redis {
         }
     }
 
-    /// Pings Redis every [`PROBE_INTERVAL`] until `shutdown`, so its status follows it without traffic.
+    /// Pings Redis every `PROBE_INTERVAL` (2 s) until `shutdown`, so its status follows it without traffic.
     pub async fn probe(self: Arc<Self>, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(PROBE_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
