@@ -9,6 +9,7 @@
 # Usage:
 #   bench/instructions.sh                              # builds release; N=2000
 #   PORTICO_BIN=a/portico BASE_BIN=b/portico bench/instructions.sh   # compare two builds
+#   BENCH_CALLGRIND_OUT=/tmp/cg.out bench/instructions.sh             # keep the profile of the busy run
 #   BENCH_REQUESTS=5000 bench/instructions.sh
 #   BENCH_STORE=redis bench/instructions.sh            # sessions in a redis-server of its own
 #
@@ -129,6 +130,9 @@ count_instructions() {
     ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$cookie"
     kill -INT "$pid"
     wait "$pid" || true
+    if ((count > 0)) && [[ -n ${BENCH_CALLGRIND_OUT:-} ]]; then
+        cp "$out" "$BENCH_CALLGRIND_OUT"   # for callgrind_annotate: where the instructions go
+    fi
     sed -n 's/^totals: *//p' "$out"
 }
 

@@ -26,6 +26,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use super::access_line::AccessFields;
 use super::metrics::{self, Metrics, RequestRecord};
 use super::otlp::{self, SpanSink};
 use super::{ForwardedClient, Labels, RequestId, Taken, X_REQUEST_ID};
@@ -249,28 +250,28 @@ impl Pending {
             .trace
             .as_ref()
             .map(|trace| crate::token::hex(&trace.trace_id));
-        tracing::info!(
-            target: "access",
-            request_id = self.request_id.as_str(),
-            client = self.client.map(tracing::field::display),
-            method = %self.method,
-            path = self.uri.path(),
-            query = self.uri.query().is_some(),
-            status = self.status,
-            latency_us = micros(self.headers_after),
-            duration_us = micros(self.started.elapsed()),
+        AccessFields {
+            request_id: self.request_id.as_str(),
+            client: self.client,
+            method: &self.method,
+            path: self.uri.path(),
+            query: self.uri.query().is_some(),
+            status: self.status,
+            latency_us: micros(self.headers_after),
+            duration_us: micros(self.started.elapsed()),
             bytes_in,
             bytes_out,
-            completed = end == End::Complete,
-            // Only when cut short: each field of a text line costs about 1 000 instructions.
-            end = (end != End::Complete).then(|| end.as_str()),
-            upstream_status = upstream.and_then(|call| call.status),
-            upstream_us = upstream.map(|call| micros(call.elapsed)),
-            tenant = tenant.as_ref().map_or("-", |t| t.as_str()),
-            user = user.as_deref().unwrap_or("-"),
-            app = app.as_ref().map_or("-", |a| a.as_str()),
-            trace_id = trace_id.as_deref(),
-        );
+            completed: end == End::Complete,
+            // Only when cut short.
+            end: (end != End::Complete).then(|| end.as_str()),
+            upstream_status: upstream.and_then(|call| call.status),
+            upstream_us: upstream.map(|call| micros(call.elapsed)),
+            tenant: tenant.as_ref().map_or("-", |t| t.as_str()),
+            user: user.as_deref().unwrap_or("-"),
+            app: app.as_ref().map_or("-", |a| a.as_str()),
+            trace_id: trace_id.as_deref(),
+        }
+        .emit();
         if let (Some(trace), Some(sink)) = (self.trace, &self.access.0.spans) {
             sink.send(otlp::Span {
                 trace_id: trace.trace_id,

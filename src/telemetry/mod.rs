@@ -7,6 +7,7 @@
 //! come from a request alone (see `metrics`).
 
 pub mod access;
+mod access_line;
 pub mod metrics;
 pub mod otlp;
 
@@ -40,6 +41,8 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) =
         tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Access lines are written to the same writer by hand in the text format (`access_line`).
+    let access_writer = writer.clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -49,7 +52,13 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
         // fields (bench/README.md).
         .with_ansi(false);
     let result = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => {
+            let installed = builder.try_init();
+            if installed.is_ok() {
+                access_line::use_text_format(access_writer);
+            }
+            installed
+        }
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
