@@ -51,34 +51,11 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------------
 # Processes we start, and cleanup: on any exit (success, failure, Ctrl-C, TERM) kill exactly those.
-PIDS=()
-WORK=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n $WORK && -d $WORK ]]; then
-        if [[ $rc -eq 0 && -z ${BENCH_KEEP:-} ]]; then
-            rm -rf "$WORK"
-        else
-            echo "bench: work dir kept (configs, logs, wrk output): $WORK" >&2
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
+NAME=bench
+KEEP=${BENCH_KEEP:-}
+# shellcheck source=bench/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 trap 'echo "bench: error: line $LINENO failed: $BASH_COMMAND" >&2' ERR
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'echo "bench: terminated" >&2; exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------
 # Prerequisites: Debian packages, two cores, the portico binary.

@@ -53,33 +53,10 @@ TOKEN_TTL=${SOAK_TOKEN_TTL:-30}
 
 # ---------------------------------------------------------------------------------------------------
 # Processes we start, and cleanup: on any exit kill exactly those.
-PIDS=()
-WORK=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n $WORK && -d $WORK ]]; then
-        if [[ $rc -eq 0 && -z ${SOAK_KEEP:-} ]]; then
-            rm -rf "$WORK"
-        else
-            echo "soak: work dir kept (configs, logs): $WORK" >&2
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "soak: interrupted" >&2; exit 130' INT
-trap 'echo "soak: terminated" >&2; exit 143' TERM
+NAME=soak
+KEEP=${SOAK_KEEP:-}
+# shellcheck source=bench/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 
 # ---------------------------------------------------------------------------------------------------
 # Prerequisites.
