@@ -311,17 +311,8 @@ mod tests {
 
     use super::*;
     use crate::auth::session::conformance;
-    use crate::auth::session::{INVALIDATE_CHANNEL, LookupMiss, Sessions, User};
+    use crate::auth::session::{INVALIDATE_CHANNEL, LookupMiss, Sessions};
     use crate::shared::testing::{KEY, Server};
-
-    fn user() -> User {
-        User {
-            subject: "alice".into(),
-            name: "Alice".into(),
-            email: String::new(),
-            groups: vec!["eng".into()],
-        }
-    }
 
     /// One "instance": its own connection, cache and subscription, on the shared server.
     struct Instance {
@@ -396,7 +387,7 @@ mod tests {
         let settings = conformance::settings();
 
         // Signed out on B: A's copy goes.
-        let session = Session::new(&acme, user());
+        let session = Session::new(&acme, conformance::user("alice"));
         let id = session.id.clone();
         a.sessions.start(session, &settings).await.unwrap();
         a.sessions.lookup(&id, &acme, &settings).await.unwrap();
@@ -409,7 +400,7 @@ mod tests {
         );
 
         // Roles changed by a refresh on B: A sees the new groups.
-        let session = Session::new(&acme, user());
+        let session = Session::new(&acme, conformance::user("alice"));
         let id = session.id.clone();
         a.sessions.start(session, &settings).await.unwrap();
         let seen = a.sessions.lookup(&id, &acme, &settings).await.unwrap();
@@ -440,9 +431,9 @@ mod tests {
         let strict = instance(&server, Duration::ZERO, &stop).await;
         let acme = TenantId::new("acme");
         let settings = conformance::settings();
-        let session = Session::new(&acme, user());
+        let session = Session::new(&acme, conformance::user("alice"));
         let id = session.id.clone();
-        let other = Session::new(&acme, user());
+        let other = Session::new(&acme, conformance::user("alice"));
         let other_id = other.id.clone();
         graced.sessions.insert(session).await.unwrap();
         graced.sessions.insert(other).await.unwrap();

@@ -40,7 +40,8 @@ pub(crate) fn settings() -> SessionSettings {
     }
 }
 
-fn user(subject: &str) -> User {
+/// A user with `subject` (for every store's tests).
+pub(crate) fn user(subject: &str) -> User {
     User {
         subject: subject.into(),
         name: subject.to_uppercase(),

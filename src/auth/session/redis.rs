@@ -692,7 +692,7 @@ mod tests {
         let redis = server.connect().await;
         let mut conn = redis.conn();
         let store = store(&redis);
-        let mut session = Session::new(&TenantId::new("acme"), conformance_user());
+        let mut session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
         session.oidc = Some(OidcTokens {
             access_token: "secret-access".into(),
             expires_at: 1,
@@ -752,7 +752,7 @@ mod tests {
         let redis = server.connect().await;
         let mut conn = redis.conn();
         let store = store(&redis);
-        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
         let id = session.id.clone();
         store.insert(session).await.unwrap();
         let ttl = |mut conn: redis::aio::ConnectionManager| {
@@ -770,7 +770,7 @@ mod tests {
         let fresh = ttl(conn.clone()).await;
         assert!((170..=180).contains(&fresh), "{fresh}");
         // Near the absolute timeout (600 s), that one bounds it.
-        let mut old = Session::new(&TenantId::new("acme"), conformance_user());
+        let mut old = Session::new(&TenantId::new("acme"), conformance::user("alice"));
         old.created_at -= 590;
         let old_id = old.id.clone();
         store.insert(old).await.unwrap();
@@ -808,7 +808,7 @@ mod tests {
     async fn a_redis_that_is_down_is_an_error_not_a_panic() {
         let mut server = Server::start();
         let store = store(&server.connect().await);
-        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
         server.stop();
@@ -846,7 +846,7 @@ mod tests {
         for i in 0..40 {
             let store = Arc::clone(&stores[i % 2]);
             tasks.push(tokio::spawn(async move {
-                let session = Session::new(&TenantId::new("acme"), conformance_user());
+                let session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
                 store.insert_new(session, limits).await.unwrap().len()
             }));
         }
@@ -868,7 +868,7 @@ mod tests {
     async fn the_store_recovers_when_redis_returns() {
         let mut server = Server::start();
         let store = store(&server.connect().await);
-        let session = Session::new(&TenantId::new("acme"), conformance_user());
+        let session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
         let id = session.id.clone();
         store.insert(session.clone()).await.unwrap();
         server.stop();
@@ -895,7 +895,7 @@ mod tests {
         let mut conn = redis.conn();
         let store = store(&redis);
         let acme = TenantId::new("acme");
-        let mut session = Session::new(&acme, conformance_user());
+        let mut session = Session::new(&acme, conformance::user("alice"));
         session.oidc = Some(OidcTokens {
             access_token: "a".into(),
             expires_at: 1,
@@ -905,7 +905,7 @@ mod tests {
             sid: Some("idp-sid".into()),
             refresh_deferred_since: None,
         });
-        let gone = Session::new(&acme, conformance_user());
+        let gone = Session::new(&acme, conformance::user("alice"));
         let gone_id = gone.id.clone();
         store.insert(session).await.unwrap();
         store.insert(gone).await.unwrap();
@@ -945,14 +945,5 @@ mod tests {
             0
         );
         assert!(members(by_user).await.is_empty(), "stale entries dropped");
-    }
-
-    fn conformance_user() -> User {
-        User {
-            subject: "alice".into(),
-            name: "Alice".into(),
-            email: "alice@x".into(),
-            groups: vec![],
-        }
     }
 }
