@@ -33,25 +33,55 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Copies kept at most; beyond it, the old ones are dropped (a burst of sign-ins must not grow memory).
 const CAPACITY: usize = 50_000;
 
-/// Copies of one kind of record, by tag, each used for at most [`MAX_AGE`].
+/// Copies of one kind of record, by session id, each used for at most [`MAX_AGE`]. Keyed by the id,
+/// not its tag, so a request that finds its copy computes no hash; the tags are indexed only for the
+/// invalidation messages, which name sessions by tag.
 struct Copies<T> {
-    entries: RwLock<HashMap<String, (T, Instant)>>,
+    entries: RwLock<Entries<T>>,
     /// Counts invalidations: a read that started before one must not keep what it read.
     generation: AtomicU64,
+}
+
+struct Entries<T> {
+    by_id: HashMap<SessionId, (T, Instant, String)>,
+    /// Tag → id, for [`Copies::drop_tag`].
+    ids: HashMap<String, SessionId>,
+}
+
+impl<T> Entries<T> {
+    fn remove(&mut self, id: &SessionId) {
+        if let Some((_, _, tag)) = self.by_id.remove(id) {
+            self.ids.remove(&tag);
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T, Instant) -> bool) {
+        let ids = &mut self.ids;
+        self.by_id.retain(|_, (value, fetched, tag)| {
+            let kept = keep(value, *fetched);
+            if !kept {
+                ids.remove(tag.as_str());
+            }
+            kept
+        });
+    }
 }
 
 impl<T: Clone> Copies<T> {
     fn new() -> Self {
         Copies {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries {
+                by_id: HashMap::new(),
+                ids: HashMap::new(),
+            }),
             generation: AtomicU64::new(0),
         }
     }
 
-    /// The copy of `tag` and whether it is young enough to use without asking Redis.
-    fn get(&self, tag: &str) -> Option<(T, bool)> {
+    /// The copy of `id` and whether it is young enough to use without asking Redis.
+    fn get(&self, id: &SessionId) -> Option<(T, bool)> {
         let entries = self.entries.read();
-        let (value, fetched) = entries.get(tag)?;
+        let (value, fetched, _) = entries.by_id.get(id)?;
         Some((value.clone(), fetched.elapsed() < MAX_AGE))
     }
 
@@ -60,46 +90,62 @@ impl<T: Clone> Copies<T> {
     }
 
     /// Keeps what a read that started at `generation` returned, unless an invalidation came since.
-    fn keep(&self, tag: String, value: T, generation: u64) {
+    fn keep(&self, id: &SessionId, value: T, generation: u64) {
+        let tag = RedisStore::tag(id);
         let mut entries = self.entries.write();
         if self.generation.load(Ordering::Relaxed) != generation {
             return;
         }
-        if entries.len() >= CAPACITY {
+        if entries.by_id.len() >= CAPACITY {
             let now = Instant::now();
-            entries.retain(|_, (_, fetched)| now.duration_since(*fetched) < MAX_AGE);
-            if entries.len() >= CAPACITY {
-                entries.clear();
+            entries.retain(|_, fetched| now.duration_since(fetched) < MAX_AGE);
+            if entries.by_id.len() >= CAPACITY {
+                entries.by_id.clear();
+                entries.ids.clear();
             }
         }
-        entries.insert(tag, (value, Instant::now()));
+        entries.ids.insert(tag.clone(), id.clone());
+        entries
+            .by_id
+            .insert(id.clone(), (value, Instant::now(), tag));
     }
 
     /// Changes a copy in place, keeping its age (a write this instance made itself).
-    fn amend(&self, tag: &str, change: impl FnOnce(&mut T)) {
-        if let Some((value, _)) = self.entries.write().get_mut(tag) {
+    fn amend(&self, id: &SessionId, change: impl FnOnce(&mut T)) {
+        if let Some((value, _, _)) = self.entries.write().by_id.get_mut(id) {
             change(value);
         }
     }
 
+    fn drop_id(&self, id: &SessionId) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.entries.write().remove(id);
+    }
+
+    /// Drops the copy of the session an invalidation message names.
     fn drop_tag(&self, tag: &str) {
         self.generation.fetch_add(1, Ordering::Relaxed);
-        self.entries.write().remove(tag);
+        let mut entries = self.entries.write();
+        if let Some(id) = entries.ids.get(tag).cloned() {
+            entries.remove(&id);
+        }
     }
 
     fn drop_where(&self, matches: impl Fn(&T) -> bool) {
         self.generation.fetch_add(1, Ordering::Relaxed);
-        self.entries.write().retain(|_, (value, _)| !matches(value));
+        self.entries.write().retain(|value, _| !matches(value));
     }
 
     fn clear(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);
-        self.entries.write().clear();
+        let mut entries = self.entries.write();
+        entries.by_id.clear();
+        entries.ids.clear();
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.read().len()
+        self.entries.read().by_id.len()
     }
 }
 
@@ -124,9 +170,9 @@ impl CachedStore {
         }
     }
 
-    fn drop_copy(&self, tag: &str) {
-        self.sessions.drop_tag(tag);
-        self.jars.drop_tag(tag);
+    fn drop_copy(&self, id: &SessionId) {
+        self.sessions.drop_id(id);
+        self.jars.drop_id(id);
     }
 
     /// Whether a copy may stand in for Redis now: Redis is down, and not for longer than the grace.
@@ -144,9 +190,9 @@ impl CachedStore {
 #[async_trait]
 impl SessionStore for CachedStore {
     async fn insert(&self, session: Session) -> Result<(), StoreError> {
-        let tag = RedisStore::tag(&session.id);
+        let id = session.id.clone();
         let result = self.inner.insert(session).await;
-        self.drop_copy(&tag);
+        self.drop_copy(&id);
         result
     }
 
@@ -157,32 +203,31 @@ impl SessionStore for CachedStore {
     ) -> Result<Vec<Eviction>, StoreError> {
         let evictions = self.inner.insert_new(session, limits).await?;
         for eviction in &evictions {
-            self.drop_copy(&RedisStore::tag(&eviction.session.id));
+            self.drop_copy(&eviction.session.id);
         }
         Ok(evictions)
     }
 
     async fn update(&self, session: Session) -> Result<bool, StoreError> {
-        let tag = RedisStore::tag(&session.id);
+        let id = session.id.clone();
         let result = self.inner.update(session).await;
-        self.drop_copy(&tag);
+        self.drop_copy(&id);
         result
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
-        let tag = RedisStore::tag(id);
-        let held = self.sessions.get(&tag);
+        let held = self.sessions.get(id);
         if let Some((session, true)) = &held {
             return Ok(Some(session.clone()));
         }
         let generation = self.sessions.generation();
         match self.inner.get(id).await {
             Ok(Some(session)) => {
-                self.sessions.keep(tag, session.clone(), generation);
+                self.sessions.keep(id, session.clone(), generation);
                 Ok(Some(session))
             }
             Ok(None) => {
-                self.drop_copy(&tag);
+                self.drop_copy(id);
                 Ok(None)
             }
             Err(error) => match held {
@@ -199,10 +244,9 @@ impl SessionStore for CachedStore {
     async fn get_current(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let generation = self.sessions.generation();
         let session = self.inner.get(id).await?;
-        let tag = RedisStore::tag(id);
         match &session {
-            Some(session) => self.sessions.keep(tag, session.clone(), generation),
-            None => self.drop_copy(&tag),
+            Some(session) => self.sessions.keep(id, session.clone(), generation),
+            None => self.drop_copy(id),
         }
         Ok(session)
     }
@@ -210,7 +254,7 @@ impl SessionStore for CachedStore {
     async fn touch(&self, id: &SessionId, now: u64) -> Result<(), StoreError> {
         self.inner.touch(id, now).await?;
         // The copy learns the write too, so the next request does not write again.
-        self.sessions.amend(&RedisStore::tag(id), |session| {
+        self.sessions.amend(id, |session| {
             let mut touched = Session::clone(session);
             touched.last_seen = touched.last_seen.max(now);
             *session = Arc::new(touched);
@@ -220,7 +264,7 @@ impl SessionStore for CachedStore {
 
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
         let result = self.inner.remove(id).await;
-        self.drop_copy(&RedisStore::tag(id));
+        self.drop_copy(id);
         result
     }
 
@@ -251,8 +295,7 @@ impl SessionStore for CachedStore {
     }
 
     async fn jar(&self, id: &SessionId, app: &AppId) -> Result<Option<Arc<AppJar>>, StoreError> {
-        let tag = RedisStore::tag(id);
-        let held = self.jars.get(&tag);
+        let held = self.jars.get(id);
         if let Some((jars, true)) = &held {
             return Ok(jars.as_ref().and_then(|jars| jars.app(app)));
         }
@@ -260,7 +303,7 @@ impl SessionStore for CachedStore {
         match self.inner.jars(id).await {
             Ok(jars) => {
                 let jars = jars.map(Arc::new);
-                self.jars.keep(tag, jars.clone(), generation);
+                self.jars.keep(id, jars.clone(), generation);
                 Ok(jars.and_then(|jars| jars.app(app)))
             }
             Err(error) => match held {
@@ -280,7 +323,7 @@ impl SessionStore for CachedStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let result = self.inner.update_jar(id, app, cookies, now).await;
-        self.jars.drop_tag(&RedisStore::tag(id));
+        self.jars.drop_id(id);
         result
     }
 
@@ -294,7 +337,10 @@ impl SessionStore for CachedStore {
 
     fn invalidated(&self, tag: Option<&str>) {
         match tag {
-            Some(tag) => self.drop_copy(tag),
+            Some(tag) => {
+                self.sessions.drop_tag(tag);
+                self.jars.drop_tag(tag);
+            }
             None => {
                 self.sessions.clear();
                 self.jars.clear();
