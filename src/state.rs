@@ -18,6 +18,7 @@ use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
+use crate::proxy::cache::ResponseCache;
 use crate::proxy::client::UpstreamClient;
 use crate::shared::Redis;
 use crate::telemetry::{Access, Metrics};
@@ -67,6 +68,8 @@ pub struct SharedState {
     pub metrics: Arc<Metrics>,
     /// The access layer's state: the metrics and the trusted proxies (fixed at start).
     pub access: Access,
+    /// Upstream responses kept for apps with `cache:` on (bounded by `proxy.cache`, read per store).
+    pub(crate) cache: Arc<ResponseCache>,
 }
 
 impl SharedState {

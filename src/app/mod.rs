@@ -26,6 +26,7 @@ use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions
 use crate::backstage::BackstageTokens;
 use crate::config::{Config, SignIn, StoreSettings, TenantId};
 use crate::proxy::UpstreamClient;
+use crate::proxy::cache::ResponseCache;
 use crate::reload::{ConfigOrigin, Reloader};
 use crate::shared::{Redis, RedisStatus};
 use crate::state::{AppState, SharedState};
@@ -348,6 +349,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
                 .collect()
         }));
     }
+    let metrics_for_cache = metrics.cache_store();
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
         assertions: Arc::new(AssertionCache::default()),
@@ -363,6 +365,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         shutdown: CancellationToken::new(),
         websockets: TaskTracker::new(),
         tls,
+        cache: Arc::new(ResponseCache::new(metrics_for_cache)),
     }))
 }
 

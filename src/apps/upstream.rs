@@ -1,7 +1,8 @@
 //! Dispatch to an app's upstream: the user's claims, the identity the app asked for and its cookies go
 //! into the kit's `prepare`, the pooled client sends it, and the answer is shaped for the portal (the
 //! app's cookies kept in its jar or scoped below its prefix, `Location` kept on the portal, no
-//! origin-wide headers). A WebSocket handshake the upstream accepts is relayed by `websocket`, which
+//! origin-wide headers). For an app with `cache:` on, `proxy::cache` may answer first (a fresh entry),
+//! adds its validators to the request (a stale one) and keeps the shaped answer as it streams. A WebSocket handshake the upstream accepts is relayed by `websocket`, which
 //! closes it with a Close frame at shutdown.
 
 use std::borrow::Cow;
@@ -19,6 +20,7 @@ use crate::auth::AuthError;
 use crate::config::{CookieMode, Upstream};
 use crate::http::AppError;
 use crate::jar;
+use crate::proxy::cache::{CacheStatus, Plan, Scope};
 use crate::proxy::headers::{self, Hop, Identity, SendCookies};
 use crate::proxy::path::AppPath;
 use crate::proxy::{self, Forward, Target};
@@ -33,6 +35,16 @@ pub(super) async fn forward(
     path: &AppPath,
     request: Request,
 ) -> Result<Response, AppError> {
+    // After the access decision (the caller's), so only a user who may reach the app sees an entry.
+    let cache = call
+        .app
+        .cache
+        .then(|| cache_plan(call, upstream, path, &request));
+    let cache = cache.flatten();
+    if let Some(hit) = cache.as_ref().and_then(Plan::hit) {
+        count(call, CacheStatus::Hit);
+        return Ok(hit);
+    }
     // The path as the upstream sees it, which is what its cookies' `Path` speaks about (jar only).
     let jar_path = (call.app.cookies == CookieMode::Jar).then(|| upstream_path(upstream, path));
     let cookies = match &jar_path {
@@ -60,6 +72,9 @@ pub(super) async fn forward(
             websocket: true,
         },
     );
+    if let Some(plan) = &cache {
+        plan.condition(&mut prepared.parts.headers);
+    }
     // The client's URI, for its query; the client replaces it with the upstream's.
     let client_uri = std::mem::take(&mut prepared.parts.uri);
     // A WebSocket handshake is joined here, not by the kit, so the relay can close it at shutdown.
@@ -87,11 +102,43 @@ pub(super) async fn forward(
     }
     let mut response = result?;
     let accepted = websocket.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS);
+    // Judged on the upstream's own headers: shaping may move a `Set-Cookie` into the jar.
+    let storable = cache.as_ref().and_then(|plan| plan.judge(&response));
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
     if let Some((client, upgrade)) = accepted {
         return Ok(switch_protocols(call, response, client, upgrade));
     }
+    if let Some(plan) = cache {
+        let settings = call.context.config.proxy.cache;
+        let (response, status) = plan.finish(&call.state.cache, settings, storable, response);
+        count(call, status);
+        return Ok(response);
+    }
     Ok(response)
+}
+
+/// The cache's plan for this request (`None`: not one the cache answers, e.g. a POST).
+fn cache_plan(
+    call: &Call<'_>,
+    upstream: &Upstream,
+    path: &AppPath,
+    request: &Request,
+) -> Option<Plan> {
+    let scope = Scope {
+        tenant: &call.context.tenant.id,
+        app: &call.app.id,
+        upstream: &upstream.url,
+        path: &path.raw,
+        query: request.uri().query(),
+    };
+    call.state.cache.plan(&scope, request)
+}
+
+fn count(call: &Call<'_>, status: CacheStatus) {
+    let tenant = &call.context.tenant.id;
+    call.state
+        .metrics
+        .cache_response(tenant, &call.app.id, status.as_str());
 }
 
 /// The upstream accepted a WebSocket handshake: the relay joins both connections once the browser

@@ -259,6 +259,26 @@ pub struct ProxySettings {
     pub max_request_body: u64,
     /// How long a signed identity assertion is valid (default one minute).
     pub assertion_lifetime: Duration,
+    /// Bounds of the response cache (`proxy.cache`).
+    pub cache: CacheSettings,
+}
+
+/// `proxy.cache:`: read at every store, so a reload applies to the next response stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// All entries together (bodies, headers and keys), in bytes (default 64 MiB).
+    pub max_bytes: u64,
+    /// One entry at most (default 8 MiB); a larger response is passed on, not stored.
+    pub max_entry_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for ProxySettings {
@@ -269,6 +289,7 @@ impl Default for ProxySettings {
             idle_timeout: Duration::from_secs(60),
             max_request_body: 100 * 1024 * 1024,
             assertion_lifetime: Duration::from_secs(60),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -533,6 +554,9 @@ pub struct App {
     pub identity: IdentityModes,
     /// What happens to the upstream's cookies (`cookies:`); see `jar` for why `Jar` is the default.
     pub cookies: CookieMode,
+    /// Whether the upstream's shareable answers are kept in portico's response cache (`cache:`,
+    /// upstream apps only; see `proxy::cache` for which answers).
+    pub cache: bool,
 }
 
 /// Where an app's cookies live (`cookies:` of an app).

@@ -227,6 +227,21 @@ pub(crate) struct RawProxy {
     pub max_request_body: Option<Val<Env>>,
     /// How long a signed identity assertion is valid, at most `10m` (default `1m`).
     pub assertion_lifetime: Option<Val<Env>>,
+    /// Bounds of the in-memory cache of upstream responses, for apps that turn on `cache:`.
+    pub cache: Option<Val<RawCache>>,
+}
+
+/// `proxy.cache:`: one cache shared by every tenant and app; entries are keyed by tenant and app.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "cache"))]
+pub(crate) struct RawCache {
+    /// All stored responses together, bodies and headers: `64MiB` (default); the least recently used
+    /// go first.
+    pub max_bytes: Option<Val<Env>>,
+    /// A response larger than this is passed on and not stored (default `8MiB`).
+    pub max_entry_bytes: Option<Val<Env>>,
 }
 
 /// One tenant: an isolated portal with its own hosts, sign-in, roles and apps.
@@ -530,6 +545,10 @@ app_structs! {
     #[serde(default)]
     #[cfg_attr(test, schemars(schema_with = "words::path_modes"))]
     paths: Option<Val<Env>>,
+    /// Keep the upstream's shareable `GET` answers in portico's memory (default `false`; upstream apps
+    /// only): only responses whose `Cache-Control` says `public` or `s-maxage` (see the README's
+    /// caching rule), within `proxy.cache`'s bounds.
+    cache: Option<Val<FlexBool>>,
 }
 
 /// What a tenant's copy of a shared app may change.

@@ -8,7 +8,10 @@
 //! decides nothing about access (that is `rbac::decide`, called by each gateway before the guard) and
 //! imports no feature: the gateways give it plain values (the user's claims, the portal's cookie names,
 //! the CSRF token); the CSRF proof itself is the HTTP kit's (`http::csrf`), a pure function.
+//! [`cache`] keeps the upstream answers that a shared cache may keep, for the gateway to consult after
+//! its access decision.
 
+pub(crate) mod cache;
 pub(crate) mod client;
 pub(crate) mod guard;
 pub(crate) mod headers;

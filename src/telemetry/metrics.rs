@@ -138,6 +138,24 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CacheLabels {
+    tenant: LabelText,
+    app: LabelText,
+    /// `hit`, `miss` or `revalidated` (`proxy::cache::CacheStatus`).
+    status: &'static str,
+}
+
+/// The response cache's own series, updated by the cache as it stores and evicts.
+#[derive(Clone, Debug, Default)]
+pub struct CacheStoreMetrics {
+    /// Bytes all entries take (bodies, headers, keys).
+    pub stored_bytes: Gauge,
+    pub entries: Gauge,
+    /// Entries let go to make room (least recently used first).
+    pub evictions: Counter,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct UpstreamErrorLabels {
     tenant: LabelText,
     app: LabelText,
@@ -243,6 +261,9 @@ pub struct Metrics {
     /// Whether the session store answers (always 1 in memory; Redis's health otherwise).
     store_up: Gauge,
     store_source: std::sync::OnceLock<StoreSource>,
+    /// Answers of apps with `cache:` on, by what the cache did.
+    cache_responses: Family<CacheLabels, Counter>,
+    cache_store: CacheStoreMetrics,
 }
 
 /// What [`Metrics::read_session_store_from`] takes: whether the shared session store answers.
@@ -287,6 +308,8 @@ impl Metrics {
             idp_source: std::sync::OnceLock::new(),
             store_up: Gauge::default(),
             store_source: std::sync::OnceLock::new(),
+            cache_responses: Family::default(),
+            cache_store: CacheStoreMetrics::default(),
         };
         metrics.register();
         metrics
@@ -374,6 +397,49 @@ impl Metrics {
              sessions.redis.outage_grace, new sign-ins fail)",
             self.store_up.clone(),
         );
+        self.register_cache();
+    }
+
+    /// The response cache's series (`proxy::cache`).
+    fn register_cache(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "cache_responses",
+            "GET and HEAD answers of apps with `cache:` on, by tenant, app and status (hit: from \
+             memory; miss: from the upstream; revalidated: the upstream confirmed a stale entry)",
+            self.cache_responses.clone(),
+        );
+        r.register(
+            "cache_stored_bytes",
+            "Bytes the response cache holds (bodies, headers, keys), bounded by proxy.cache.max_bytes",
+            self.cache_store.stored_bytes.clone(),
+        );
+        r.register(
+            "cache_entries",
+            "Responses the response cache holds",
+            self.cache_store.entries.clone(),
+        );
+        r.register(
+            "cache_evictions",
+            "Cached responses let go to make room, least recently used first",
+            self.cache_store.evictions.clone(),
+        );
+    }
+
+    /// Counts what the response cache did for one answer (`status`: `hit`, `miss`, `revalidated`).
+    pub fn cache_response(&self, tenant: &TenantId, app: &AppId, status: &'static str) {
+        self.cache_responses
+            .get_or_create(&CacheLabels {
+                tenant: LabelText::Tenant(tenant.clone()),
+                app: LabelText::App(app.clone()),
+                status,
+            })
+            .inc();
+    }
+
+    /// The series the response cache updates itself (`proxy::cache::ResponseCache::new`).
+    pub fn cache_store(&self) -> CacheStoreMetrics {
+        self.cache_store.clone()
     }
 
     /// Counts one finished request.

@@ -4,6 +4,10 @@
 // the route it matched, so a test can tell which handler a spelling of a path reached. The metrics and
 // access-log tests (tests/api/metrics.rs) also use `/headers` (the request headers as received), `/cut`
 // (a response that stops mid-body: the connection is destroyed) and `/drip` (a slow streamed body).
+// The response-cache tests (tests/api/cache.rs) use `/cache/*`, whose query says what to answer with
+// (`cc`: Cache-Control, `vary`, `cookie`: a Set-Cookie, `etag`: a fixed ETag, so Express answers a
+// matching If-None-Match with 304, `cut`: a body cut off mid-way), and `/cache-log`: per URL, how often it was asked and the last
+// If-None-Match it got.
 //
 // Usage: node tests/support/express-app.mjs  → prints `listening <port>` once it accepts connections
 // on 127.0.0.1 (port 0: the system picks one); exits when its stdin closes.
@@ -39,6 +43,29 @@ app.get('/drip', (req, res) => {
   }, 50);
   res.on('close', () => clearInterval(timer));
 });
+const cacheLog = new Map();
+app.get('/cache/*', (req, res) => {
+  const seen = cacheLog.get(req.originalUrl) ?? { hits: 0, ifNoneMatch: null };
+  seen.hits += 1;
+  seen.ifNoneMatch = req.get('if-none-match') ?? null;
+  cacheLog.set(req.originalUrl, seen);
+  const { cc, vary, cookie, etag, cut } = req.query;
+  if (cut) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000', 'cache-control': cc });
+    res.write('x'.repeat(1000), () => setTimeout(() => req.socket.destroy(), 100));
+    return;
+  }
+  if (cc) res.set('cache-control', cc);
+  if (vary) res.set('vary', vary);
+  if (cookie) res.cookie('flavour', cookie);
+  if (etag) {
+    res.set('etag', `"${etag}"`);
+    res.json({ path: req.path, etag });
+    return;
+  }
+  res.json({ path: req.path, hits: seen.hits, user: req.get('x-portico-user') ?? null });
+});
+app.get('/cache-log', (req, res) => res.json(Object.fromEntries(cacheLog)));
 app.use((req, res) => {
   res.status(404).json({ route: null, method: req.method, path: req.path, url: req.originalUrl });
 });

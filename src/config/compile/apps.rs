@@ -62,6 +62,7 @@ fn named_app(
     }
     let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
     let luigi_client = field(&raw.luigi_client).map(|flag| flag.is_none_or(|FlexBool(on)| *on));
+    let cache = cache(raw, cx);
     let requests = match &raw.rules {
         Some(list) => cx.at("rules", |cx| access::request_rules(list, cx, scope)),
         None => Some(Vec::new()),
@@ -109,8 +110,26 @@ fn named_app(
         luigi_client: luigi_client?,
         identity: identity?,
         cookies: cookies?,
+        cache: cache?,
     })
     .filter(|_| valid_id)
+}
+
+/// `cache:` (default off): only for an upstream, since a static bundle is already served from memory
+/// or disk without a round trip.
+fn cache(raw: &RawApp, cx: &mut Cx<'_>) -> Option<bool> {
+    let on = field(&raw.cache)?.is_some_and(|FlexBool(on)| *on);
+    if on && raw.upstream.is_none() {
+        let mark = raw.cache.as_ref().map(|val| val.mark)?;
+        cx.error_at(
+            mark,
+            "cache",
+            "`cache` keeps an upstream's responses; this app has no upstream",
+            Some("remove `cache:`: static files are served without a round trip already".into()),
+        );
+        return None;
+    }
+    Some(on)
 }
 
 /// `cookies`, `identity` and `paths` of an app.
@@ -429,6 +448,12 @@ mod tests {
                 "yes and no are booleans",
                 app(
                     "static: ./d, luigi_client: no, identity: none, cookies: scoped, paths: case_sensitive",
+                ),
+            ),
+            (
+                "cache: not a boolean; on a static app",
+                format!(
+                    "{BASE}    apps:\n      - {{ id: x, upstream: http://127.0.0.1:1, cache: always, access: {{ roles: [developer] }} }}\n      - {{ id: y, static: ./d, cache: on, access: {{ roles: [developer] }} }}\n"
                 ),
             ),
             (

@@ -7,11 +7,12 @@ use std::time::Duration;
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
 use crate::config::model::{
-    CertificateFiles, Cidr, ProxySettings, RedisSettings, ServerSettings, SessionSettings,
-    StoreSettings, TelemetrySettings, TlsSettings,
+    CacheSettings, CertificateFiles, Cidr, ProxySettings, RedisSettings, ServerSettings,
+    SessionSettings, StoreSettings, TelemetrySettings, TlsSettings,
 };
 use crate::config::raw::{
-    Env, FlexBool, RawHsts, RawProxy, RawRedis, RawServer, RawSessions, RawTelemetry, RawTls, Val,
+    Env, FlexBool, RawCache, RawHsts, RawProxy, RawRedis, RawServer, RawSessions, RawTelemetry,
+    RawTls, Val,
 };
 
 pub(super) fn server(
@@ -706,12 +707,51 @@ pub(super) fn proxy(raw: Option<&Val<RawProxy>>, cx: &mut Cx<'_>) -> Option<Prox
             lifetime => Ok(lifetime),
         },
     );
+    let cache = match &raw.cache {
+        Some(val) => cx.at("cache", |cx| cache(val, cx)),
+        None => Some(defaults.cache),
+    };
     Some(ProxySettings {
         connect_timeout: connect_timeout?,
         response_timeout: response_timeout?,
         idle_timeout: idle_timeout?,
         max_request_body: max_request_body?,
         assertion_lifetime: assertion_lifetime?,
+        cache: cache?,
+    })
+}
+
+/// `proxy.cache` (the current key): two sizes, one entry no larger than the whole cache.
+fn cache(val: &Val<RawCache>, cx: &mut Cx<'_>) -> Option<CacheSettings> {
+    let defaults = CacheSettings::default();
+    let raw = val.get()?;
+    let max_bytes = values::optional(
+        cx,
+        "max_bytes",
+        raw.max_bytes.as_ref(),
+        defaults.max_bytes,
+        values::size,
+    )?;
+    let max_entry_bytes = values::optional(
+        cx,
+        "max_entry_bytes",
+        raw.max_entry_bytes.as_ref(),
+        defaults.max_entry_bytes.min(max_bytes),
+        values::size,
+    )?;
+    if max_entry_bytes > max_bytes {
+        let mark = raw.max_entry_bytes.as_ref().map_or(val.mark, |v| v.mark);
+        cx.error_at(
+            mark,
+            "max_entry_bytes",
+            format!("one entry ({max_entry_bytes} bytes) may not be larger than the whole cache ({max_bytes} bytes)"),
+            Some("raise `max_bytes` or lower `max_entry_bytes`".into()),
+        );
+        return None;
+    }
+    Some(CacheSettings {
+        max_bytes,
+        max_entry_bytes,
     })
 }
 
@@ -793,6 +833,14 @@ mod tests {
                 with(
                     "proxy: { max_request_body: 10 parsecs, assertion_lifetime: 1h, connect_timeout: 0s }",
                 ),
+            ),
+            (
+                "cache bounds: a bad size, an unknown key",
+                with("proxy: { cache: { max_bytes: lots, max_entry_byte: 1MiB } }"),
+            ),
+            (
+                "cache bounds: an entry larger than the cache",
+                with("proxy: { cache: { max_bytes: 1MiB, max_entry_bytes: 2MiB } }"),
             ),
             (
                 "a variable that is not set",
