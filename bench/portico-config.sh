@@ -1,5 +1,7 @@
 # Sourced by bench/run.sh and bench/instructions.sh: the one config both measure, so their figures
 # speak of the same request path (dev sign-in tenant, role `developer`, one app proxied upstream).
+# App `assets` is the same upstream with `cache: on`, for run.sh's cached-asset rows (the upstream
+# marks `/cached/…` `public, max-age`).
 
 # portico_bench_config LISTEN_PORT UPSTREAM_PORT [SESSIONS_YAML]: prints the config YAML; the third
 # argument is a top-level `sessions:` section (the Redis store's), else sessions are in memory.
@@ -18,5 +20,6 @@ tenants:
       developer: { groups: [eng] }
     apps:
       - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$2 }
+      - { id: assets, access: { roles: [developer] }, upstream: http://127.0.0.1:$2, cache: on }
 YAML
 }

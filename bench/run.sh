@@ -4,6 +4,9 @@
 #   2. nginx proxy_pass, 3. lighttpd mod_proxy, 4. portico (signed-in session, /apps/echo/…),
 #   5. portico with its sessions in Redis (a redis-server on core 0, no persistence),
 #   6. the hyper floor (examples/bare_proxy.rs: portico's stack forwarding only),
+#   7. nginx proxy_cache and 8. portico's response cache (`cache: on`), on a cached asset (the same
+#      1 KiB file, marked `public, max-age=3600` by the upstream): answered from each proxy's cache,
+#      the upstream asked once,
 # each proxy alone on core 1, wrk, the upstream and Redis on core 0. Reports req/s, p99 latency and
 # the proxy's CPU time per request, and the ratios portico/nginx, lighttpd/nginx, Redis store/memory
 # store and to the floor.
@@ -202,6 +205,11 @@ http {
         listen 127.0.0.1:$U_PORT backlog=4096;
         root $WORK/www;
         location / { }
+        # The same file as a cacheable asset: what a hashed bundle of a micro-app looks like.
+        location = /cached/file1k {
+            alias $WORK/www/file1k;
+            add_header Cache-Control "public, max-age=3600";
+        }
         # Counts the connections the upstream accepted: shows whether a proxy reuses them.
         location = /__upstream_status { stub_status; }
     }
@@ -230,6 +238,8 @@ http {
     fastcgi_temp_path $WORK/nginx/fastcgi;
     uwsgi_temp_path $WORK/nginx/uwsgi;
     scgi_temp_path $WORK/nginx/scgi;
+    # The cached-asset row: nginx keeps entries in files (served from the page cache), keys in memory.
+    proxy_cache_path $WORK/nginx/cache keys_zone=bench:10m max_size=64m;
     tcp_nodelay on;
     keepalive_requests 10000000;
     keepalive_timeout 60s;
@@ -245,6 +255,14 @@ http {
             proxy_pass http://bench_upstream;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+        }
+        # Honours the upstream's Cache-Control (public, max-age=3600), as portico does.
+        location /cached/ {
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache bench;
+            add_header X-Cache \$upstream_cache_status;
         }
     }
 }
@@ -341,7 +359,7 @@ COOKIE_REDIS=$(sign_in "$PR_PORT")
 
 # ---------------------------------------------------------------------------------------------------
 # Verify every path before measuring anything: 200 and exactly the 1 KiB body.
-TARGETS=(direct nginx lighttpd portico portico_redis)
+TARGETS=(direct nginx lighttpd portico portico_redis nginx_cache portico_cache)
 declare -A URL PID LABEL
 if [[ -n $FLOOR ]]; then
     TARGETS+=(floor)
@@ -354,6 +372,12 @@ URL[nginx]="http://127.0.0.1:$N_PORT/file1k"
 URL[lighttpd]="http://127.0.0.1:$L_PORT/file1k"
 URL[portico]="http://127.0.0.1:$P_PORT/apps/echo/file1k"
 URL[portico_redis]="http://127.0.0.1:$PR_PORT/apps/echo/file1k"
+URL[nginx_cache]="http://127.0.0.1:$N_PORT/cached/file1k"
+URL[portico_cache]="http://127.0.0.1:$P_PORT/apps/assets/cached/file1k"
+PID[nginx_cache]=$NGINX_PID
+PID[portico_cache]=$PORTICO_PID
+LABEL[nginx_cache]="nginx proxy_cache, cached asset"
+LABEL[portico_cache]="portico cache: on, cached asset"
 PID[direct]=""
 PID[nginx]=$NGINX_PID
 PID[lighttpd]=$LIGHTTPD_PID
@@ -366,7 +390,7 @@ LABEL[portico]="portico (session + access check)"
 LABEL[portico_redis]="portico, sessions in Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
 header_args() {
     case $1 in
-        portico) printf '%s\n' -H "Cookie: $COOKIE" ;;
+        portico | portico_cache) printf '%s\n' -H "Cookie: $COOKIE" ;;
         portico_redis) printf '%s\n' -H "Cookie: $COOKIE_REDIS" ;;
     esac
 }
@@ -377,7 +401,13 @@ for t in "${TARGETS[@]}"; do
     [[ $code == 200 ]] || die "$t: ${URL[$t]} answered $code, expected 200"
     cmp -s "$WORK/verify-$t.body" "$WORK/www/file1k" || die "$t: ${URL[$t]} did not return the 1 KiB body"
 done
-for t in portico portico_redis; do
+# The cached rows: the second request is a hit (the first filled the cache).
+for t in nginx_cache portico_cache; do
+    mapfile -t hdr < <(header_args "$t")
+    status=$(curl -sS --max-time 5 -D - -o /dev/null "${hdr[@]}" "${URL[$t]}" | tr -d '\r' | sed -n 's/^[Xx]-[Cc]ache: *//p')
+    [[ $status == HIT ]] || die "$t: ${URL[$t]} answered X-Cache '${status:-none}' the second time, expected HIT"
+done
+for t in portico portico_redis portico_cache; do
     code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[$t]}" || echo "000")
     [[ $code == 401 ]] || die "$t without the session cookie answered $code, expected 401"
 done
@@ -495,6 +525,9 @@ S_CPU=$(ratio "${CPU_US[portico_redis]}" "${CPU_US[portico]}")
 L_RPS=$(ratio "${RPS[lighttpd]}" "${RPS[nginx]}")
 L_P99=$(ratio "${P99[lighttpd]}" "${P99[nginx]}")
 L_CPU=$(ratio "${CPU_US[lighttpd]}" "${CPU_US[nginx]}")
+C_RPS=$(ratio "${RPS[portico_cache]}" "${RPS[nginx_cache]}")
+C_P99=$(ratio "${P99[portico_cache]}" "${P99[nginx_cache]}")
+C_CPU=$(ratio "${CPU_US[portico_cache]}" "${CPU_US[nginx_cache]}")
 if [[ -n $FLOOR ]]; then
     F_RPS=$(ratio "${RPS[floor]}" "${RPS[nginx]}")
     F_P99=$(ratio "${P99[floor]}" "${P99[nginx]}")
@@ -532,6 +565,7 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo "| portico / nginx | $R_RPS | $R_P99 | $R_CPU |"
     echo "| portico, Redis store / memory store | $S_RPS | $S_P99 | $S_CPU |"
     echo "| lighttpd / nginx | $L_RPS | $L_P99 | $L_CPU |"
+    echo "| portico cache / nginx proxy_cache (cached asset) | $C_RPS | $C_P99 | $C_CPU |"
     if [[ -n $FLOOR ]]; then
         echo "| hyper floor / nginx | $F_RPS | $F_P99 | $F_CPU |"
         echo "| portico / hyper floor | $O_RPS | $O_P99 | $O_CPU |"

@@ -554,9 +554,9 @@ impl Plan {
             }
             return (answer, CacheStatus::Revalidated);
         }
-        if self.found.is_some() {
+        if self.found.is_some() && !self.conditions.head {
             // Not confirmed: a storable answer replaces the entry when it ends; until then, and for
-            // any other answer, it is gone.
+            // any other answer, it is gone. (A HEAD speaks for no body: the entry stays for a GET.)
             cache.remove(&self.key);
         }
         response
