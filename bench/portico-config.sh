@@ -1,10 +1,11 @@
 # Sourced by bench/run.sh and bench/instructions.sh: the one config both measure, so their figures
 # speak of the same request path (dev sign-in tenant, role `developer`, one app proxied upstream).
 # App `assets` is the same upstream with `cache: on`, for run.sh's cached-asset rows (the upstream
-# marks `/cached/…` `public, max-age`).
+# marks `/cached/…` `public, max-age`); only with a fourth argument `cache`, so instructions.sh can
+# still compare with builds older than the response cache.
 
-# portico_bench_config LISTEN_PORT UPSTREAM_PORT [SESSIONS_YAML]: prints the config YAML; the third
-# argument is a top-level `sessions:` section (the Redis store's), else sessions are in memory.
+# portico_bench_config LISTEN_PORT UPSTREAM_PORT [SESSIONS_YAML] [cache]: prints the config YAML; the
+# third argument is a top-level `sessions:` section (the Redis store's), else sessions are in memory.
 portico_bench_config() {
     cat <<YAML
 version: 1
@@ -20,6 +21,8 @@ tenants:
       developer: { groups: [eng] }
     apps:
       - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$2 }
-      - { id: assets, access: { roles: [developer] }, upstream: http://127.0.0.1:$2, cache: on }
 YAML
+    if [[ ${4:-} == cache ]]; then
+        echo "      - { id: assets, access: { roles: [developer] }, upstream: http://127.0.0.1:$2, cache: on }"
+    fi
 }

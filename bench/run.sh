@@ -305,11 +305,11 @@ wait_listening "lighttpd proxy" "$LIGHTTPD_PID" "$L_PORT" "$WORK/lighttpd/stdout
 # ---------------------------------------------------------------------------------------------------
 # portico: dev sign-in tenant, one app proxied to the upstream; tokio limited to one worker thread.
 if [[ $ACCESS_LOG == on ]]; then PORTICO_RUST_LOG=info; else PORTICO_RUST_LOG=info,access=off; fi
-# start_portico DIR PORT [SESSIONS_YAML]: writes the config, starts portico on the proxy core, sets
+# start_portico DIR PORT [SESSIONS_YAML] [cache]: writes the config, starts portico on the proxy core, sets
 # START_PID, and checks that TOKIO_WORKER_THREADS was honoured.
 start_portico() {
     local dir=$1 port=$2
-    portico_bench_config "$port" "$U_PORT" "${3:-}" >"$dir/portico.yaml"
+    portico_bench_config "$port" "$U_PORT" "${3:-}" "${4:-}" >"$dir/portico.yaml"
     "$PORTICO" check "$dir/portico.yaml" >"$dir/check.log" 2>&1 \
         || { cat "$dir/check.log" >&2; die "portico check rejected the generated config $dir/portico.yaml"; }
     start "portico :$port" "$PROXY_CORE" "$dir/portico.log" \
@@ -324,7 +324,7 @@ start_portico() {
     [[ $PORTICO_WORKERS -eq 1 ]] || log "WARNING: expected 1 tokio worker thread, found $PORTICO_WORKERS (taskset still confines them to core $PROXY_CORE)"
     START_PID=$pid
 }
-start_portico "$WORK/portico" "$P_PORT"
+start_portico "$WORK/portico" "$P_PORT" "" cache
 PORTICO_PID=$START_PID
 
 # portico with the Redis session store: redis-server (no persistence) on the load core, like the
