@@ -19,7 +19,9 @@
 //! `If-Modified-Since` with `304`. A stale entry with an `ETag` or `Last-Modified` is revalidated: the
 //! upstream gets `If-None-Match`/`If-Modified-Since` in place of the client's, a `304` refreshes the
 //! entry's headers and the client gets the entry (`X-Cache: REVALIDATED`); any other answer replaces
-//! or drops it (`X-Cache: MISS`). A stale entry without a validator is a miss. The request's own
+//! or drops it (`X-Cache: MISS`). A stale entry without a validator is a miss. Without an entry, a
+//! client's conditional request goes upstream as it is and a `304` is not stored (filling the entry
+//! would mean reading a body nobody asked for); concurrent misses are not collapsed. The request's own
 //! `Cache-Control` is not read (as nginx's `proxy_cache` does not): a reload in a browser does not
 //! reach the upstream while an entry is fresh.
 //!
