@@ -10,10 +10,11 @@
 //! The bounds of [`super::pending::PendingLogins`] hold here too, per tenant (tag `T`) and client (tag
 //! `C`), in three sorted sets that expire with the tenant's last login: `plt:T` (every login of the
 //! tenant, member `C:tag`, scored by start time in ms, so timed-out entries are trimmed by score),
-//! `plc:T:C` (the client's logins, member `tag`) and `pln:T` (how many logins each client holds, for
-//! the fair-share eviction: the client with the most gives up its oldest). Starting a login ([`INSERT`])
-//! and taking one ([`TAKE`]) are Lua scripts, which Redis runs atomically: two instances cannot both
-//! take one state, nor slip past a bound together.
+//! `plc:T:C` (the client's logins, member `tag`, scored by start time made strictly increasing, so
+//! "oldest" is well defined even for logins started in one millisecond) and `pln:T` (how many logins
+//! each client holds, for the fair-share eviction: the client with the most gives up its oldest).
+//! Starting a login ([`INSERT`]) and taking one ([`TAKE`]) are Lua scripts, which Redis runs
+//! atomically: two instances cannot both take one state, nor slip past a bound together.
 //!
 //! Must not panic or half-write when Redis fails: every failure is an error the caller turns into 503.
 
@@ -69,7 +70,12 @@ local member = ctag .. ':' .. stag
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 't', ttag, 'm', member)
 redis.call('PEXPIRE', KEYS[1], timeout)
 redis.call('ZADD', KEYS[2], now, member)
-redis.call('ZADD', KEYS[3], now, stag)
+-- A client's logins are ordered by start, and two started in the same millisecond must still have
+-- an order (or the fair-share eviction would pick by hash): each gets at least the previous one's + 1 ms.
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+local score = now
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+redis.call('ZADD', KEYS[3], score, stag)
 redis.call('ZINCRBY', KEYS[4], 1, ctag)
 for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], timeout) end
 return {'ok'}
