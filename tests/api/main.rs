@@ -4,6 +4,7 @@
 
 mod backstage;
 mod canonical_paths;
+mod compress;
 mod config_check;
 mod cookie_jar;
 mod edge;

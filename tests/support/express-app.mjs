@@ -4,9 +4,13 @@
 // the route it matched, so a test can tell which handler a spelling of a path reached. The metrics and
 // access-log tests (tests/api/metrics.rs) also use `/headers` (the request headers as received), `/cut`
 // (a response that stops mid-body: the connection is destroyed) and `/drip` (a slow streamed body).
+// The compression tests (tests/api/compress.rs) use `/static/…`: a script, a stylesheet and a page sent
+// uncompressed (Express's own `res.send`), a script the app gzipped itself, a slow streamed script
+// and an event stream.
 //
 // Usage: node tests/support/express-app.mjs  → prints `listening <port>` once it accepts connections
 // on 127.0.0.1 (port 0: the system picks one); exits when its stdin closes.
+import zlib from 'node:zlib';
 import express from 'express';
 
 const app = express();
@@ -38,6 +42,38 @@ app.get('/drip', (req, res) => {
     res.write('chunk\n');
   }, 50);
   res.on('close', () => clearInterval(timer));
+});
+const lines = (n, line) => Array.from({ length: n }, (_, i) => line(i)).join('');
+const script = lines(400, (i) => `export function f${i}(x) { return x * ${i} + 'portico'; }\n`);
+const style = lines(300, (i) => `.portico-${i} { margin: ${i}px; color: #${(i * 4099).toString(16).padStart(6, '0').slice(0, 6)}; }\n`);
+const page = `<!DOCTYPE html><title>page</title>${lines(200, (i) => `<p>paragraph ${i}</p>\n`)}`;
+app.get('/static/app.js', (req, res) => {
+  // A strong validator, as a build tool's content hash would be.
+  res.set('etag', '"app-js-v1"');
+  res.type('application/javascript').send(script);
+});
+app.get('/static/app.css', (req, res) => res.type('text/css').send(style));
+app.get('/static/page.html', (req, res) => res.type('text/html').send(page));
+app.get('/static/gzipped.js', (req, res) => {
+  res.set({ 'content-type': 'application/javascript', 'content-encoding': 'gzip', vary: 'accept-encoding' });
+  res.end(zlib.gzipSync(script));
+});
+// 10 lines, one every 300 ms, chunked.
+app.get('/static/slow.js', (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/javascript' });
+  let sent = 0;
+  const timer = setInterval(() => {
+    res.write(`console.log('line ${sent}: ${'x'.repeat(200)}');\n`);
+    if (++sent === 10) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, 300);
+  res.on('close', () => clearInterval(timer));
+});
+app.get('/static/events', (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.end(lines(40, (i) => `data: event ${i} ${'y'.repeat(80)}\n\n`));
 });
 app.use((req, res) => {
   res.status(404).json({ route: null, method: req.method, path: req.path, url: req.originalUrl });
