@@ -238,38 +238,3 @@ fn tokio_stream_from(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
-
-/// Not a test: the CPU/size trade-off of the on-the-fly levels on Luigi's own files.
-#[test]
-#[ignore = "prints figures; run with --release --ignored --nocapture"]
-fn levels() {
-    use std::io::Write;
-    use std::time::Instant;
-    for file in ["luigi.js", "luigi.css"] {
-        let data = crate::assets::LuigiCore::get(file).unwrap().data;
-        for quality in [1, 3, 4, 5, 6, 9, 11] {
-            let started = Instant::now();
-            let mut writer = brotli::CompressorWriter::new(Vec::new(), 4096, quality, 19);
-            writer.write_all(&data).unwrap();
-            let out = writer.into_inner();
-            println!(
-                "{file} {} B: br {quality}: {} B in {:?}",
-                data.len(),
-                out.len(),
-                started.elapsed()
-            );
-        }
-        for level in [1, 5, 6, 9] {
-            let started = Instant::now();
-            let mut writer =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-            writer.write_all(&data).unwrap();
-            let out = writer.finish().unwrap();
-            println!(
-                "{file}: gzip {level}: {} B in {:?}",
-                out.len(),
-                started.elapsed()
-            );
-        }
-    }
-}
