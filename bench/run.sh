@@ -10,6 +10,9 @@
 # each proxy alone on core 1, wrk, the upstream and Redis on core 0. Reports req/s, p99 latency and
 # the proxy's CPU time per request, and the ratios portico/nginx, lighttpd/nginx, Redis store/memory
 # store and to the floor.
+# Then what portico serves itself, each beside nginx (the proxy instance, core 1) serving a static file
+# of the same bytes: 7. the signed-in user's /shell/config.json, 8. an embedded Luigi file
+# (luigi-client.js); the issue's target is config.json at most 2x nginx's CPU per request.
 #
 # Usage: bench/run.sh            (see bench/README.md)
 # Env:   BENCH_DURATION=10s  BENCH_CONNECTIONS=32  BENCH_WARMUP=2s  BENCH_ACCESS_LOG=on|off
@@ -110,7 +113,7 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # Work dir, free ports, helpers.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
-mkdir -p "$WORK/www" "$WORK/upstream" "$WORK/nginx" "$WORK/lighttpd/tmp" "$WORK/lighttpd/docroot" "$WORK/portico" \
+mkdir -p "$WORK/www/static" "$WORK/upstream" "$WORK/nginx" "$WORK/lighttpd/tmp" "$WORK/lighttpd/docroot" "$WORK/portico" \
     "$WORK/portico-redis" "$WORK/redis" "$WORK/wrk"
 # Exactly 1024 bytes, printable.
 awk 'BEGIN { line = "portico bench: a 1 KiB static body for proxy overhead measurements.\n"
@@ -251,6 +254,12 @@ http {
     }
     server {
         listen 127.0.0.1:$N_PORT backlog=4096;
+        # The same bytes portico serves itself (rows 7 and 8), from disk; /file1k is still proxied.
+        location /static/ {
+            root $WORK/www;
+            default_type application/octet-stream;
+            sendfile on;
+        }
         location / {
             proxy_pass http://bench_upstream;
             proxy_http_version 1.1;
@@ -390,16 +399,46 @@ LABEL[portico]="portico (session + access check)"
 LABEL[portico_redis]="portico, sessions in Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
 header_args() {
     case $1 in
-        portico | portico_cache) printf '%s\n' -H "Cookie: $COOKIE" ;;
+        portico | portico_cache | portico_config) printf '%s\n' -H "Cookie: $COOKIE" ;;
         portico_redis) printf '%s\n' -H "Cookie: $COOKIE_REDIS" ;;
     esac
 }
+
+
+# What portico serves itself, beside nginx serving the same bytes from a file (issue 13): the
+# signed-in user's shell config (per user, built per request) and an embedded Luigi file.
+SHELL_CONFIG_URL="http://127.0.0.1:$P_PORT/shell/config.json"
+code=$(curl -sS --max-time 5 -o "$WORK/www/static/config.json" -w '%{http_code}' -H "Cookie: $COOKIE" "$SHELL_CONFIG_URL" || echo "000")
+[[ $code == 200 ]] || die "portico $SHELL_CONFIG_URL answered $code, expected 200"
+cp "$ROOT/node_modules/@luigi-project/client/luigi-client.js" "$WORK/www/static/luigi-client.js"
+LUIGI_VERSION=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$ROOT/node_modules/@luigi-project/client/package.json" | head -n 1)
+TARGETS+=(portico_config nginx_config portico_luigi nginx_luigi)
+URL[portico_config]=$SHELL_CONFIG_URL
+URL[nginx_config]="http://127.0.0.1:$N_PORT/static/config.json"
+URL[portico_luigi]="http://127.0.0.1:$P_PORT/shell/luigi-client/$LUIGI_VERSION/luigi-client.js"
+URL[nginx_luigi]="http://127.0.0.1:$N_PORT/static/luigi-client.js"
+PID[portico_config]=$PORTICO_PID
+PID[nginx_config]=$NGINX_PID
+PID[portico_luigi]=$PORTICO_PID
+PID[nginx_luigi]=$NGINX_PID
+CONFIG_BYTES=$(stat -c %s "$WORK/www/static/config.json")
+LUIGI_BYTES=$(stat -c %s "$WORK/www/static/luigi-client.js")
+LABEL[portico_config]="portico /shell/config.json (signed in, $CONFIG_BYTES B)"
+LABEL[nginx_config]="nginx static file, same $CONFIG_BYTES B"
+LABEL[portico_luigi]="portico embedded luigi-client.js ($LUIGI_BYTES B)"
+LABEL[nginx_luigi]="nginx static file, same $LUIGI_BYTES B"
+declare -A EXPECT
+EXPECT[portico_config]="$WORK/www/static/config.json"
+EXPECT[nginx_config]="$WORK/www/static/config.json"
+EXPECT[portico_luigi]="$WORK/www/static/luigi-client.js"
+EXPECT[nginx_luigi]="$WORK/www/static/luigi-client.js"
 
 for t in "${TARGETS[@]}"; do
     mapfile -t hdr < <(header_args "$t")
     code=$(curl -sS --max-time 5 -o "$WORK/verify-$t.body" -w '%{http_code}' "${hdr[@]}" "${URL[$t]}" || echo "000")
     [[ $code == 200 ]] || die "$t: ${URL[$t]} answered $code, expected 200"
-    cmp -s "$WORK/verify-$t.body" "$WORK/www/file1k" || die "$t: ${URL[$t]} did not return the 1 KiB body"
+    expected=${EXPECT[$t]:-$WORK/www/file1k}
+    cmp -s "$WORK/verify-$t.body" "$expected" || die "$t: ${URL[$t]} did not return the bytes of $expected"
 done
 # The cached rows: the second request is a hit (the first filled the cache).
 for t in nginx_cache portico_cache; do
@@ -411,7 +450,7 @@ for t in portico portico_redis portico_cache; do
     code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "${URL[$t]}" || echo "000")
     [[ $code == 401 ]] || die "$t without the session cookie answered $code, expected 401"
 done
-log "verified: all ${#TARGETS[@]} paths answer 200 with the 1 KiB body; portico without the cookie answers 401"
+log "verified: all ${#TARGETS[@]} paths answer 200 with their expected body; portico without the cookie answers 401"
 
 # ---------------------------------------------------------------------------------------------------
 # Measure.
@@ -537,6 +576,13 @@ if [[ -n $FLOOR ]]; then
     O_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[floor]}")
 fi
 
+C_RPS=$(ratio "${RPS[portico_config]}" "${RPS[nginx_config]}")
+C_P99=$(ratio "${P99[portico_config]}" "${P99[nginx_config]}")
+C_CPU=$(ratio "${CPU_US[portico_config]}" "${CPU_US[nginx_config]}")
+A_RPS=$(ratio "${RPS[portico_luigi]}" "${RPS[nginx_luigi]}")
+A_P99=$(ratio "${P99[portico_luigi]}" "${P99[nginx_luigi]}")
+A_CPU=$(ratio "${CPU_US[portico_luigi]}" "${CPU_US[nginx_luigi]}")
+
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then GIT_REV+=" (uncommitted changes)"; fi
@@ -548,7 +594,8 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo "# Proxy overhead benchmark: latest run"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), portico $GIT_REV, $(nproc) cores ($CPU_MODEL), Linux $(uname -r)."
-    echo "wrk ${WRK_VERSION:-?} \`-t$THREADS -c$CONNECTIONS -d${DURATION_S}s\` (after a ${WARMUP_S}s warm-up), GET of a 1024-byte static file on 127.0.0.1;"
+    echo "wrk ${WRK_VERSION:-?} \`-t$THREADS -c$CONNECTIONS -d${DURATION_S}s\` (after a ${WARMUP_S}s warm-up), GET of a 1024-byte static file on 127.0.0.1"
+    echo "(the last four rows: what portico serves itself, and nginx serving the same bytes from a file; no Accept-Encoding, so uncompressed);"
     echo "wrk, the upstream (nginx, static file) and redis-server on core $LOAD_CORE, each proxy alone on core $PROXY_CORE; access logs $ACCESS_LOG;"
     echo "portico with TOKIO_WORKER_THREADS=1 ($PORTICO_WORKERS tokio worker, $PORTICO_THREADS threads)."
     echo
@@ -570,6 +617,8 @@ ELAPSED=$(($(date +%s) - START_TIME))
         echo "| hyper floor / nginx | $F_RPS | $F_P99 | $F_CPU |"
         echo "| portico / hyper floor | $O_RPS | $O_P99 | $O_CPU |"
     fi
+    echo "| portico /shell/config.json / nginx same-size static (target: CPU <= 2) | $C_RPS | $C_P99 | $C_CPU |"
+    echo "| portico embedded Luigi file / nginx same-size static | $A_RPS | $A_P99 | $A_CPU |"
     echo
     echo "Redis's own CPU per request during the Redis-store run: ${REDIS_US[portico_redis]} µs (on core $LOAD_CORE, not in the proxy's figure)."
     echo

@@ -2,12 +2,22 @@
 //! script and home view, and the demo micro-app bundle.
 //!
 //! Serving sets content type, ETag and cache policy: versioned Luigi paths are immutable, everything else
-//! revalidates. This module must not decide access; callers do that before asking for a file.
+//! revalidates. Luigi's compressible files also exist compressed (brotli 11 and gzip 9, made once by
+//! `build.rs`, see [`Precompressed`]) and are sent that way to clients that accept it, with an ETag per
+//! coding; the other files are compressed on the fly by the routes that serve them (`http::compress`).
+//! This module must not decide access; callers do that before asking for a file.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
+
+use crate::http::compress::{self, Coding};
+
+/// The table `build.rs` writes: `(path, brotli bytes, gzip bytes)` per compressible Luigi file, by path.
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/precompressed.rs"));
+}
 
 /// The Luigi version embedded; part of every Luigi asset URL so a new version never meets a stale cache.
 pub(crate) const LUIGI_VERSION: &str = "2.31.0";
@@ -30,6 +40,39 @@ pub(crate) struct LuigiClient;
 #[derive(RustEmbed)]
 #[folder = "web/shell/"]
 pub(crate) struct ShellFiles;
+
+/// Embedded files that may have copies compressed in advance.
+pub(crate) trait Precompressed {
+    /// The brotli and gzip bytes of `path`, if `build.rs` made them.
+    fn encoded(_path: &str) -> Option<(&'static [u8], &'static [u8])> {
+        None
+    }
+}
+
+fn lookup(
+    table: &'static [(&'static str, &'static [u8], &'static [u8])],
+    path: &str,
+) -> Option<(&'static [u8], &'static [u8])> {
+    let index = table
+        .binary_search_by(|(name, _, _)| (*name).cmp(path))
+        .ok()?;
+    table.get(index).map(|(_, br, gz)| (*br, *gz))
+}
+
+impl Precompressed for LuigiCore {
+    fn encoded(path: &str) -> Option<(&'static [u8], &'static [u8])> {
+        lookup(generated::LUIGI_CORE, path)
+    }
+}
+
+impl Precompressed for LuigiClient {
+    fn encoded(path: &str) -> Option<(&'static [u8], &'static [u8])> {
+        lookup(generated::LUIGI_CLIENT, path)
+    }
+}
+
+impl Precompressed for ShellFiles {}
+impl Precompressed for DemoApps {}
 
 /// Demo micro-app bundles, one folder each, usable as `static: embedded:<folder>`.
 #[derive(RustEmbed)]
@@ -61,29 +104,37 @@ pub(crate) enum CachePolicy {
     Revalidate,
 }
 
-/// Serves one embedded file, or `None` if it does not exist.
-pub(crate) fn serve<E: RustEmbed>(
+/// Serves one embedded file, or `None` if it does not exist: compressed in advance when the client
+/// accepts a coding it exists in, else as it is.
+pub(crate) fn serve<E: RustEmbed + Precompressed>(
     path: &str,
     request_headers: &HeaderMap,
     cache: CachePolicy,
 ) -> Option<Response> {
     let file = E::get(path)?;
-    let etag = format!(
-        "\"{}\"",
-        crate::token::hex(&file.metadata.sha256_hash()[..16])
-    );
+    let tag = crate::token::hex(&file.metadata.sha256_hash()[..16]);
+    let encoded = E::encoded(path);
+    // HEAD too: it answers the headers GET would.
+    let chosen = encoded.and_then(|(br, gz)| match compress::negotiate(request_headers)? {
+        Coding::Brotli => Some((Coding::Brotli, br)),
+        Coding::Gzip => Some((Coding::Gzip, gz)),
+    });
+    // One entity tag per representation: the compressed bytes are other bytes.
+    let etag = match chosen {
+        Some((coding, _)) => format!("\"{tag}-{}\"", coding.token()),
+        None => format!("\"{tag}\""),
+    };
     let cache_control = match cache {
         CachePolicy::Immutable => "public, max-age=31536000, immutable",
         CachePolicy::Revalidate => "no-cache",
     };
-    let not_modified = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
-    let mut response = if not_modified {
+    let mut response = if none_match(request_headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Response::new(Body::from(file.data))
+        match chosen {
+            Some((_, bytes)) => Response::new(Body::from(bytes)),
+            None => Response::new(Body::from(file.data)),
+        }
     };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(file.metadata.mimetype()) {
@@ -91,6 +142,12 @@ pub(crate) fn serve<E: RustEmbed>(
     }
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
+    }
+    if let Some((coding, _)) = chosen {
+        headers.insert(header::CONTENT_ENCODING, coding.header_value());
+    }
+    if encoded.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     headers.insert(
         header::CACHE_CONTROL,
@@ -101,6 +158,18 @@ pub(crate) fn serve<E: RustEmbed>(
         HeaderValue::from_static("nosniff"),
     );
     Some(response)
+}
+
+/// `If-None-Match` lists `etag` (or is `*`), compared weakly as RFC 9110 §13.1.2 asks: a client that
+/// got the file compressed on the fly holds `W/"…"` of the same tag.
+fn none_match(request_headers: &HeaderMap, etag: &str) -> bool {
+    request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
 }
 
 #[cfg(test)]
@@ -114,6 +183,31 @@ mod tests {
         assert!(LuigiCore::iter().any(|path| path.starts_with("baseTheme/fonts/")));
         assert!(LuigiCore::get("luigi.js.map").is_none());
         assert!(LuigiClient::get("luigi-client.js").is_some());
+    }
+
+    #[test]
+    fn luigi_files_are_precompressed_and_decode_to_the_embedded_bytes() {
+        use std::io::Read;
+        for (path, br, gz) in generated::LUIGI_CORE.iter().chain(generated::LUIGI_CLIENT) {
+            let original = LuigiCore::get(path)
+                .or_else(|| LuigiClient::get(path))
+                .expect("only embedded files are precompressed")
+                .data;
+            let mut out = Vec::new();
+            brotli::Decompressor::new(*br, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, original.as_ref(), "{path} br");
+            out.clear();
+            flate2::read::GzDecoder::new(*gz)
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, original.as_ref(), "{path} gzip");
+        }
+        assert!(LuigiCore::encoded("luigi.js").is_some());
+        assert!(LuigiCore::encoded("luigi.css").is_some());
+        assert!(LuigiClient::encoded("luigi-client.js").is_some());
+        assert!(LuigiCore::encoded("nope.js").is_none());
     }
 
     #[test]

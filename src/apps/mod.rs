@@ -4,7 +4,8 @@
 //! asks `rbac::decide` — the same function that built the user's navigation — whether it may pass,
 //! `proxy::guard` refuses cross-site state changes and oversized bodies, and the app's target answers:
 //! its upstream (`upstream`: prepare, send, shape the response) or its static files (`files`).
-//! Every answer may be framed by the shell and nothing else. This module must never forward the session
+//! Every answer may be framed by the shell and nothing else, and is compressed on the fly when the
+//! app's `compress:` mode allows its type and the app did not compress it itself. This module must never forward the session
 //! cookie or a client-sent identity header (the kit's `prepare` sees to it) and decides access only
 //! through `rbac::decide`, before anything is forwarded or served.
 
@@ -22,7 +23,7 @@ use axum::routing::any;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
 use crate::config::{App, AppId, AppTarget};
-use crate::http::{AppError, Class, Problem, RequestContext};
+use crate::http::{AppError, Class, Problem, RequestContext, compress};
 use crate::proxy::headers::{self, PortalCookies};
 use crate::proxy::path::{self, AppPath};
 use crate::proxy::{self, Guard, ProxyError};
@@ -102,6 +103,7 @@ async fn app_request(
     request: Request,
 ) -> Result<Response, AppError> {
     let (app, rest) = resolve(&context, &request)?;
+    let accepts = compress::Accepts::of(request.method(), request.headers());
     let path = decide(&context, &signed_in, app, request.method(), rest)?;
     // After the access decision, so a user without access learns nothing more than 403.
     let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
@@ -119,7 +121,8 @@ async fn app_request(
     };
     // Apps may be framed by the shell on this origin and by nothing else.
     headers::frame_only_by_shell(response.headers_mut());
-    Ok(response)
+    // What the app sent uncompressed, compressed as its `compress:` mode allows (BREACH: see README).
+    Ok(compress::compress(accepts, app.compress, response))
 }
 
 /// Phase 1: the app named by `/apps/<id>/<rest>` (split from the raw, still percent-encoded path) and

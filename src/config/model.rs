@@ -557,6 +557,35 @@ pub struct App {
     /// Whether the upstream's shareable answers are kept in portico's response cache (`cache:`,
     /// upstream apps only; see `proxy::cache` for which answers).
     pub cache: bool,
+    /// Which of the app's answers portico compresses (`compress:`); see `CompressMode`.
+    pub compress: CompressMode,
+}
+
+/// Which answers of an app portico compresses on the fly (`compress:` of an app).
+///
+/// BREACH: a compressed answer's length tells an observer of the encrypted traffic how much of an
+/// attacker-chosen text (reflected from the URL, say) matches a secret in the same answer (a CSRF
+/// token, a user's data). Scripts, stylesheets and fonts are the same for every user and rarely
+/// reflect a request, so they are compressed by default; HTML and JSON are where secrets and reflected
+/// input meet, so they are the app's choice (`text`), not portico's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CompressMode {
+    /// Nothing: every answer passes as the app sent it.
+    Off,
+    /// Static-looking types only: CSS, JavaScript, SVG, WebAssembly, uncompressed fonts (default).
+    #[default]
+    Assets,
+    /// Those and every other text type: HTML, JSON, XML, plain text, …
+    Text,
+}
+
+impl CompressMode {
+    /// Each mode with its name in config.
+    pub const ALL: [(&'static str, CompressMode); 3] = [
+        ("assets", CompressMode::Assets),
+        ("text", CompressMode::Text),
+        ("off", CompressMode::Off),
+    ];
 }
 
 /// Where an app's cookies live (`cookies:` of an app).

@@ -549,6 +549,12 @@ app_structs! {
     /// only): only responses whose `Cache-Control` says `public` or `s-maxage` (see the README's
     /// caching rule), within `proxy.cache`'s bounds.
     cache: Option<Val<FlexBool>>,
+    /// Which of the app's answers portico compresses for browsers that accept gzip or br: `assets`
+    /// (default: scripts, stylesheets, SVG, fonts, WebAssembly), `text` (also HTML, JSON, XML and
+    /// other text) or `off`. Answers the app compressed itself pass untouched.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::compress_modes"))]
+    compress: Option<Val<Env>>,
 }
 
 /// What a tenant's copy of a shared app may change.
@@ -642,7 +648,7 @@ mod words {
     use schemars::{Schema, SchemaGenerator, json_schema};
 
     use crate::config::model::{
-        BackstageIdentity, CookieMode, IdentityModes, PATH_MODES, REQUEST_METHODS,
+        BackstageIdentity, CompressMode, CookieMode, IdentityModes, PATH_MODES, REQUEST_METHODS,
         ResponsiveNavigation, SessionSettings, SigningAlg,
     };
 
@@ -678,6 +684,10 @@ mod words {
 
     pub(super) fn cookie_modes(_: &mut SchemaGenerator) -> Schema {
         one_of(&CookieMode::ALL.map(|(name, _)| name))
+    }
+
+    pub(super) fn compress_modes(_: &mut SchemaGenerator) -> Schema {
+        one_of(&CompressMode::ALL.map(|(name, _)| name))
     }
 
     pub(super) fn path_modes(_: &mut SchemaGenerator) -> Schema {

@@ -5,6 +5,7 @@
 //! ([`csrf`]: pure checks over headers, used by `/auth` and by the forwarding kit alike). Features (auth, apps, backstage, shell) import this module;
 //! this module imports no feature, only `config` and `telemetry`, so it can sit low in the house.
 
+pub(crate) mod compress;
 pub(crate) mod context;
 pub(crate) mod csrf;
 pub(crate) mod error;

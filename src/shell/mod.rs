@@ -2,7 +2,8 @@
 //!
 //! Every path that no other module claims is a shell route (Luigi path routing), so a reload of any deep
 //! link returns the shell page for a signed-in user and a sign-in redirect otherwise. The page's CSP is
-//! `script-src 'self'`: no inline script, so the config arrives as JSON. This module builds navigation;
+//! `script-src 'self'`: no inline script, so the config arrives as JSON. Every answer may be compressed
+//! (`http::compress`): none reflects what a request sends. This module builds navigation;
 //! it must not decide access itself, only ask `rbac` through `luigi::visible_apps`.
 
 pub(crate) mod luigi;
@@ -53,6 +54,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/shell/{*file}", get(shell_file_get))
         .fallback(shell_page)
+        // Text answers compressed for clients that accept it (Luigi's files come compressed already).
+        .layer(axum::middleware::from_fn(
+            crate::http::compress::compress_text,
+        ))
 }
 
 #[derive(Template)]
@@ -160,7 +165,7 @@ async fn theme_get(context: RequestContext) -> Response {
 
 /// Luigi's core files (for the shell) or its client (for micro-apps), under a versioned path, cached
 /// forever: a new Luigi version is a new path.
-async fn luigi_file_get<Files: RustEmbed>(
+async fn luigi_file_get<Files: RustEmbed + assets::Precompressed>(
     Path((version, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {

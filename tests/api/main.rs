@@ -5,6 +5,7 @@
 mod backstage;
 mod cache;
 mod canonical_paths;
+mod compress;
 mod config_check;
 mod cookie_jar;
 mod edge;

@@ -8,9 +8,13 @@
 // (`cc`: Cache-Control, `vary`, `cookie`: a Set-Cookie, `etag`: a fixed ETag, so Express answers a
 // matching If-None-Match with 304, `cut`: a body cut off mid-way), and `/cache-log`: per URL, how often it was asked and the last
 // If-None-Match it got.
+// The compression tests (tests/api/compress.rs) use `/static/…`: a script, a stylesheet and a page sent
+// uncompressed (Express's own `res.send`), a script the app gzipped itself, a slow streamed script
+// and an event stream.
 //
 // Usage: node tests/support/express-app.mjs  → prints `listening <port>` once it accepts connections
 // on 127.0.0.1 (port 0: the system picks one); exits when its stdin closes.
+import zlib from 'node:zlib';
 import express from 'express';
 
 const app = express();
@@ -66,6 +70,38 @@ app.get('/cache/*', (req, res) => {
   res.json({ path: req.path, hits: seen.hits, user: req.get('x-portico-user') ?? null });
 });
 app.get('/cache-log', (req, res) => res.json(Object.fromEntries(cacheLog)));
+const lines = (n, line) => Array.from({ length: n }, (_, i) => line(i)).join('');
+const script = lines(400, (i) => `export function f${i}(x) { return x * ${i} + 'portico'; }\n`);
+const style = lines(300, (i) => `.portico-${i} { margin: ${i}px; color: #${(i * 4099).toString(16).padStart(6, '0').slice(0, 6)}; }\n`);
+const page = `<!DOCTYPE html><title>page</title>${lines(200, (i) => `<p>paragraph ${i}</p>\n`)}`;
+app.get('/static/app.js', (req, res) => {
+  // A strong validator, as a build tool's content hash would be.
+  res.set('etag', '"app-js-v1"');
+  res.type('application/javascript').send(script);
+});
+app.get('/static/app.css', (req, res) => res.type('text/css').send(style));
+app.get('/static/page.html', (req, res) => res.type('text/html').send(page));
+app.get('/static/gzipped.js', (req, res) => {
+  res.set({ 'content-type': 'application/javascript', 'content-encoding': 'gzip', vary: 'accept-encoding' });
+  res.end(zlib.gzipSync(script));
+});
+// 10 lines, one every 300 ms, chunked.
+app.get('/static/slow.js', (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/javascript' });
+  let sent = 0;
+  const timer = setInterval(() => {
+    res.write(`console.log('line ${sent}: ${'x'.repeat(200)}');\n`);
+    if (++sent === 10) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, 300);
+  res.on('close', () => clearInterval(timer));
+});
+app.get('/static/events', (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.end(lines(40, (i) => `data: event ${i} ${'y'.repeat(80)}\n\n`));
+});
 app.use((req, res) => {
   res.status(404).json({ route: null, method: req.method, path: req.path, url: req.originalUrl });
 });

@@ -6,7 +6,9 @@
 use super::{RESERVED_SEGMENTS, TenantScope, access, upstream, values};
 use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
-use crate::config::model::{App, AppId, AppTarget, CookieMode, IdentityModes, NavNode, PATH_MODES};
+use crate::config::model::{
+    App, AppId, AppTarget, CompressMode, CookieMode, IdentityModes, NavNode, PATH_MODES,
+};
 use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
 use crate::config::source::normalise_lexically;
 use crate::config::yaml::Mark;
@@ -68,6 +70,7 @@ fn named_app(
         None => Some(Vec::new()),
     };
     let (cookies, identity, case) = settings(raw, cx, scope);
+    let compress = compress_mode(raw, cx);
     let access = match &raw.access {
         Some(val) => cx.at("access", |cx| access::access_rule(val, cx, scope)),
         None => {
@@ -111,6 +114,7 @@ fn named_app(
         identity: identity?,
         cookies: cookies?,
         cache: cache?,
+        compress: compress?,
     })
     .filter(|_| valid_id)
 }
@@ -178,6 +182,31 @@ fn settings(
         },
     );
     (cookies, identity, case)
+}
+
+/// `compress: assets | text | off` of an app.
+fn compress_mode(raw: &RawApp, cx: &mut Cx<'_>) -> Option<CompressMode> {
+    values::optional(
+        cx,
+        "compress",
+        raw.compress.as_ref(),
+        CompressMode::default(),
+        |text| {
+            let found = CompressMode::ALL.iter().find(|(name, _)| *name == text);
+            found.map(|(_, mode)| *mode).ok_or_else(|| {
+                let names: Vec<&str> = CompressMode::ALL.iter().map(|(name, _)| *name).collect();
+                values::Bad {
+                    message: format!("unknown compress mode `{text}`"),
+                    hint: Some(suggest(
+                        text,
+                        &names,
+                        "`assets` (the default: scripts, stylesheets, SVG, fonts), `text` (also \
+                         HTML, JSON and other text; read the BREACH note in the README first) or `off`",
+                    )),
+                }
+            })
+        },
+    )
 }
 
 /// `identity: [assertion, headers, access_token]` or `identity: none` (the current key).
@@ -455,6 +484,10 @@ mod tests {
                 format!(
                     "{BASE}    apps:\n      - {{ id: x, upstream: http://127.0.0.1:1, cache: always, access: {{ roles: [developer] }} }}\n      - {{ id: y, static: ./d, cache: on, access: {{ roles: [developer] }} }}\n"
                 ),
+            ),
+            (
+                "an unknown compress mode",
+                app("static: ./d, compress: gzip"),
             ),
             (
                 "ids: invalid, reserved, missing, duplicate",
