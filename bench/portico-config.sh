@@ -3,14 +3,18 @@
 # App `assets` is the same upstream with `cache: on`, for run.sh's cached-asset rows (the upstream
 # marks `/cached/…` `public, max-age`); only with a fourth argument `cache`, so instructions.sh can
 # still compare with builds older than the response cache.
+# `server.workers` is PORTICO_BENCH_WORKERS (default 1: the proxy has one core to itself, like nginx's
+# `worker_processes 1`); set it empty to compare with builds older than `workers:`, which refuse it.
 
 # portico_bench_config LISTEN_PORT UPSTREAM_PORT [SESSIONS_YAML] [cache]: prints the config YAML; the
 # third argument is a top-level `sessions:` section (the Redis store's), else sessions are in memory.
 portico_bench_config() {
+    local PORTICO_BENCH_WORKERS=${PORTICO_BENCH_WORKERS-1}
     cat <<YAML
 version: 1
 server:
   listen: 127.0.0.1:$1
+${PORTICO_BENCH_WORKERS:+  workers: $PORTICO_BENCH_WORKERS}
 ${3:-}
 default_tenant: bench
 tenants:

@@ -1,5 +1,5 @@
-//! The floor under portico's proxy cost: the same runtime, server and pooled client (tokio, hyper,
-//! hyper-util's legacy client), forwarding every request to one upstream and doing nothing else — no
+//! The floor under portico's proxy cost: the same runtime layout, server and pooled client (one
+//! single-threaded tokio runtime, as portico with `server.workers: 1`; hyper; hyper-util's legacy client), forwarding every request to one upstream and doing nothing else — no
 //! routing, session, access check, header hygiene, identity or log line.
 //!
 //! `bench/run.sh` runs it as its own row ("hyper floor"), so the gap between portico and nginx can be
@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: bare_proxy <listen addr> <upstream base URL>";

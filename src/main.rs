@@ -58,7 +58,12 @@ fn main() -> ExitCode {
             log_format,
         } => {
             let _log_guard = telemetry::init(log_format);
-            let runtime = match tokio::runtime::Runtime::new() {
+            // Worker 0's runtime; `App::run` starts one more single-threaded runtime per further
+            // worker (`server.workers`), so no request hops between threads (see `app::Worker`).
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(error) => {
                     eprintln!("error: cannot start the async runtime: {error}");

@@ -730,6 +730,7 @@ fn keep_start_only(running: &Config, next: &mut Config) -> Vec<&'static str> {
     keep!("server.signing_keys", server.signing_keys);
     keep!("server.header_read_timeout", server.header_read_timeout);
     keep!("server.max_connections", server.max_connections);
+    keep!("server.workers", server.workers);
     keep!(
         "server.max_connections_per_client",
         server.max_connections_per_client

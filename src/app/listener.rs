@@ -75,19 +75,42 @@ impl Limits {
 /// The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` is cancelled, then lets open
-/// connections finish for at most `shutdown_timeout`. `name` names the listener in the log.
+/// A listener's limits and its connection caps, shared by all the workers that accept on it, so
+/// `max_connections` and `max_connections_per_client` hold for the process, not per worker.
+#[derive(Clone)]
+pub(super) struct Caps {
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    clients: Clients,
+}
+
+impl Caps {
+    pub(super) fn new(limits: Limits) -> Self {
+        Caps {
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            clients: Clients::default(),
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) within `caps` until `shutdown` is cancelled,
+/// then lets this worker's open connections finish for at most `shutdown_timeout`. `name` names the
+/// listener in the log.
 pub(super) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
-    limits: Limits,
+    caps: Caps,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     name: &'static str,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let clients = Clients::default();
+    let Caps {
+        limits,
+        slots,
+        clients,
+    } = caps;
     let mut refusals = Refusals::default();
     let graceful = GracefulShutdown::new();
     loop {
@@ -130,18 +153,13 @@ pub(super) async fn serve(
         });
     }
     drop(listener);
-    drain(graceful, &slots, limits, name).await;
+    drain(graceful, limits, name).await;
     Ok(())
 }
 
-/// Waits for open connections to finish, at most `shutdown_timeout`; says what was cut.
-async fn drain(graceful: GracefulShutdown, slots: &Semaphore, limits: Limits, name: &str) {
-    let open = || {
-        limits
-            .max_connections
-            .saturating_sub(slots.available_permits())
-    };
-    let open_at_start = open();
+/// Waits for this worker's open connections to finish, at most `shutdown_timeout`; says what was cut.
+async fn drain(graceful: GracefulShutdown, limits: Limits, name: &str) {
+    let open_at_start = graceful.count();
     if open_at_start > 0 {
         tracing::info!(
             listener = name,
@@ -156,7 +174,7 @@ async fn drain(graceful: GracefulShutdown, slots: &Semaphore, limits: Limits, na
     {
         tracing::warn!(
             listener = name,
-            connections = open(),
+            open_at_start,
             "shutdown deadline ({:?}) reached: cutting the connections still open",
             limits.shutdown_timeout
         );

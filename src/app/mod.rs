@@ -64,7 +64,10 @@ pub enum StartError {
 
 /// A bound, ready-to-run server.
 pub struct App {
+    /// The tenant listener, accepted on by the calling runtime (worker 0).
     listener: TcpListener,
+    /// Copies of the same socket for workers 1.., each registered with its own runtime's poller.
+    workers: Vec<std::net::TcpListener>,
     admin_listener: Option<TcpListener>,
     redirect_listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
@@ -83,6 +86,13 @@ impl App {
             .map_err(|source| StartError::Bind {
                 addr: listen,
                 source,
+            })?;
+        let workers =
+            worker_sockets(&listener, config.server.worker_count()).map_err(|source| {
+                StartError::Bind {
+                    addr: listen,
+                    source,
+                }
             })?;
         let admin_listener = bind_optional(config.server.admin_listen).await?;
         let redirect_listener = bind_optional(config.server.redirect_listen).await?;
@@ -103,6 +113,7 @@ impl App {
         };
         Ok(App {
             listener,
+            workers,
             admin_listener,
             redirect_listener,
             tls,
@@ -202,27 +213,139 @@ impl App {
                 redirect_listener,
                 None,
                 router,
-                limits,
+                listener::Caps::new(limits),
                 state.metrics.clone(),
                 shutdown.clone(),
                 "redirect",
             )
             .await
         };
+        let caps = listener::Caps::new(limits);
+        // Workers stop at shutdown, and also when this future is dropped without one (its runtime
+        // ended, as at the end of a test): a worker thread must not outlive the server it belongs to.
+        let stop_workers = shutdown.child_token();
+        let _stop_workers_on_drop = stop_workers.clone().drop_guard();
+        let mut workers = Vec::with_capacity(self.workers.len());
+        for (index, socket) in self.workers.into_iter().enumerate() {
+            let worker = Worker {
+                index: index + 1,
+                socket,
+                tls: tls.clone(),
+                state: state.clone(),
+                limits,
+                caps: caps.clone(),
+                stop: stop_workers.clone(),
+            };
+            workers.push(worker.start()?);
+        }
         let tenant = listener::serve(
             self.listener,
             tls,
             router(state.clone()),
-            limits,
+            caps,
             state.metrics.clone(),
             shutdown.clone(),
             "tenant",
         );
         let websockets = close_websockets(&state.websockets, &shutdown, limits.shutdown_timeout);
         let (tenant, redirect, ()) = tokio::join!(tenant, redirect, websockets);
+        let mut stopped = tenant.and(redirect);
+        for worker in workers {
+            let outcome = worker.await.unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "a worker thread ended without a word",
+                ))
+            });
+            stopped = stopped.and(outcome);
+        }
         tracing::info!("portico stopped");
-        tenant.and(redirect)
+        stopped
     }
+}
+
+/// The runtime layout, after nginx's workers: `server.workers` threads, each with its own
+/// single-threaded tokio runtime that accepts on its own registration of the tenant listener and
+/// serves the connections it accepted from start to end, with its own upstream pool. A request never
+/// hops between threads, so the hot path has no cross-thread wake-ups and no work-stealing
+/// bookkeeping. Worker 0 is the runtime that calls [`App::run`]; it also runs the background tasks, the
+/// admin and the redirect listeners.
+///
+/// The workers share one listening socket (duplicated descriptors) rather than one socket each with
+/// `SO_REUSEPORT`: with reuse-port another process of the same user could bind the port too and
+/// silently take a share of the connections, and the kernel would hash each connection to a fixed
+/// worker even when that worker is busy. A shared accept queue hands a new connection to whichever
+/// worker asks first; the price is that every idle worker wakes for each new connection (not for each
+/// request on a kept-alive one).
+struct Worker {
+    index: usize,
+    socket: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+    limits: listener::Limits,
+    caps: listener::Caps,
+    /// Cancelled at shutdown, or when worker 0's `App::run` is dropped.
+    stop: CancellationToken,
+}
+
+impl Worker {
+    /// Starts the worker's thread; the receiver says how its listener ended.
+    fn start(self) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        // The worker logs where the thread that started the server does (its scoped subscriber, if it
+        // set one, as tests do; else the global one).
+        let logs = tracing::dispatcher::get_default(Clone::clone);
+        std::thread::Builder::new()
+            .name(format!("portico-worker-{}", self.index))
+            .spawn(move || {
+                let _ = done.send(tracing::dispatcher::with_default(&logs, || self.run()));
+            })?;
+        Ok(outcome)
+    }
+
+    fn run(self) -> std::io::Result<()> {
+        UpstreamClient::enter_worker(self.index);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(self.socket)?;
+            let state = self.state;
+            let shutdown = self.stop;
+            let tenant = listener::serve(
+                listener,
+                self.tls,
+                router(state.clone()),
+                self.caps,
+                state.metrics.clone(),
+                shutdown.clone(),
+                "tenant",
+            );
+            // The relays this runtime drives must send their Close frames before it stops (worker 0
+            // reports on them).
+            let websockets = async {
+                shutdown.cancelled().await;
+                state.websockets.close();
+                let _ = tokio::time::timeout(self.limits.shutdown_timeout, state.websockets.wait())
+                    .await;
+            };
+            tokio::join!(tenant, websockets).0
+        })
+    }
+}
+
+/// Copies of the tenant listener's socket for workers 1.. (`count - 1` of them).
+fn worker_sockets(
+    listener: &TcpListener,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use std::os::fd::AsFd;
+    (1..count)
+        .map(|_| {
+            let socket = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .collect()
 }
 
 async fn bind_optional(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {

@@ -33,6 +33,16 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<http::Uri>,
 }
 
+impl ServerSettings {
+    /// How many workers serve the tenant listener: `workers`, or one per CPU core this process may use.
+    pub fn worker_count(&self) -> usize {
+        self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            std::num::NonZeroUsize::get,
+        )
+    }
+}
+
 impl Config {
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
         self.tenants.iter().find(|tenant| tenant.id == id)
@@ -52,6 +62,9 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Open connections on the tenant listener; more are refused with 503 (default 4096).
     pub max_connections: usize,
+    /// Worker threads, each with its own runtime, listening socket and upstream pool; `None`: one per
+    /// CPU core the process may use (`auto`, the default).
+    pub workers: Option<std::num::NonZeroUsize>,
     /// Open connections from one client address (an IPv6 /64 counts as one); more are refused with
     /// 429 (default 256). Raise it when clients arrive through one NAT or load-balancer address.
     pub max_connections_per_client: usize,
@@ -135,6 +148,7 @@ impl Default for ServerSettings {
             signing_keys: Vec::new(),
             header_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            workers: None,
             max_connections_per_client: 256,
             keepalive_timeout: Duration::from_secs(75),
             body_read_timeout: Duration::from_secs(60),

@@ -82,6 +82,10 @@ pub(crate) struct RawServer {
     pub header_read_timeout: Option<Val<Env>>,
     /// Open connections on the tenant listener; more are refused with 503 (default 4096).
     pub max_connections: Option<Val<Env>>,
+    /// Worker threads, each with its own event loop and upstream connection pool, accepting on the one
+    /// tenant listener, like nginx's `worker_processes`: a number, or `auto` for one per CPU core the
+    /// process may use (default `auto`).
+    pub workers: Option<Val<Env>>,
     /// Open connections from one client address (an IPv6 /64 counts as one); more get 429 (default 256).
     pub max_connections_per_client: Option<Val<Env>>,
     /// Proxies (load balancers) in front of portico, as CIDRs (`10.0.0.0/8`, `2001:db8::/32`, or one

@@ -24,37 +24,64 @@ use super::headers::remove_hop_by_hop;
 use super::tls::{TlsClients, tls_failure};
 use crate::config::{Config, Upstream};
 
-/// Keep-alive connection pools shared by all apps and tenants (one for plain http, one per TLS
-/// setting); they outlive config reloads.
+/// Keep-alive connection pools shared by all apps and tenants (plain http: one per worker; one per
+/// TLS setting); they outlive config reloads.
+///
+/// Each worker thread (`app`'s runtime layout) takes plain-http connections from a pool of its own: a
+/// pooled connection is driven by a task on the runtime that opened it, so a pool shared by workers
+/// would wake another thread on every request and response. A thread says which worker it is with
+/// [`UpstreamClient::enter_worker`]; any other thread uses the first pool.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Body>,
+    pools: Arc<[Client<HttpConnector, Body>]>,
     tls: Arc<TlsClients>,
     idle_timeout: Duration,
 }
 
+thread_local! {
+    /// The worker this thread serves, which picks its plain-http pool.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .build(connector);
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, workers: usize) -> Self {
+        let pool = || {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(connect_timeout));
+            connector.enforce_http(true);
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                .build(connector)
+        };
         UpstreamClient {
-            client,
+            pools: (0..workers.max(1)).map(|_| pool()).collect(),
             tls: Arc::new(TlsClients::new(connect_timeout)),
             idle_timeout,
         }
     }
 
-    /// A client for `config`'s timeouts, prepared for its upstreams (see [`Self::prepare`]).
+    /// A client for `config`'s timeouts and workers, prepared for its upstreams (see [`Self::prepare`]).
     pub fn for_config(config: &Config) -> Self {
-        let client = Self::new(config.proxy.connect_timeout, config.proxy.idle_timeout);
+        let client = Self::new(
+            config.proxy.connect_timeout,
+            config.proxy.idle_timeout,
+            config.server.worker_count(),
+        );
         client.prepare(config);
         client
+    }
+
+    /// Marks the calling thread as worker `index`: its requests use that worker's pool.
+    pub fn enter_worker(index: usize) {
+        WORKER.with(|worker| worker.set(index));
+    }
+
+    /// This thread's plain-http pool.
+    fn pool(&self) -> &Client<HttpConnector, Body> {
+        let index = WORKER.with(std::cell::Cell::get);
+        &self.pools[index % self.pools.len()]
     }
 
     /// Builds the TLS clients `config`'s https upstreams use (and loads the system's roots if one
@@ -84,7 +111,7 @@ impl UpstreamClient {
         *request.version_mut() = Version::HTTP_11;
         // hyper sets Host from the URI's authority when none is present.
         let sent = match &upstream.tls {
-            None => self.client.request(request),
+            None => self.pool().request(request),
             Some(tls) => match self.tls.get(tls) {
                 // A WebSocket handshake needs HTTP/1.1; anything else may ride on h2.
                 Ok(clients) if upgrade => clients.http1.request(request),

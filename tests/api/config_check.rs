@@ -218,6 +218,30 @@ fn assert_single_error(text: &str, expect: Expect<'_>) {
     assert!(run.all().contains("error(s) found"), "{}", run.all());
 }
 
+/// `server.workers` takes `auto` or a count; anything else names the key and says what fits.
+#[test]
+fn a_worker_count_that_is_not_one_is_reported() {
+    for bad in ["0", "many", "2000"] {
+        let text = format!(
+            "server: {{ workers: {bad} }}\n{}",
+            VALID.trim_start_matches("version: 1\n")
+        );
+        let text = format!("version: 1\n{text}");
+        assert_single_error(
+            &text,
+            Expect {
+                line: 2,
+                column: Some(20),
+                message: &format!(
+                    "`{bad}` is neither `auto` nor a number of workers from 1 to 1024"
+                ),
+                key: "server.workers",
+                hint: Some("`auto` (one per CPU core) or e.g. 4"),
+            },
+        );
+    }
+}
+
 #[test]
 fn a_valid_config_passes() {
     let dir = tempfile::tempdir().unwrap();

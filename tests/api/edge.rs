@@ -304,6 +304,83 @@ async fn a_full_listener_refuses_new_connections_with_503() {
     drop(slow);
 }
 
+/// With several workers accepting on one listener, `max_connections` and `max_connections_per_client`
+/// still count the process's connections: caps kept per worker would let each worker take its own
+/// share, four times the configured number here.
+#[tokio::test]
+async fn the_connection_caps_hold_for_all_workers_together() {
+    let upstream = Upstream::start().await;
+    let server = start(
+        &upstream,
+        "server: { workers: 4, max_connections: 5, max_connections_per_client: 3 }",
+    )
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(half_sent(server.addr).await);
+    }
+    // Give the workers time to accept what is queued, so each check below meets the shared count.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..4 {
+        let refused =
+            status_of_complete_request(connect_from([127, 0, 0, 1], server.addr).await).await;
+        assert!(refused.starts_with("HTTP/1.1 429"), "got {refused:?}");
+    }
+    for from in [2, 3] {
+        open.push(connect_from([127, 0, 0, from], server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for from in 4..8 {
+        let refused =
+            status_of_complete_request(connect_from([127, 0, 0, from], server.addr).await).await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "got {refused:?}");
+    }
+    drop(open);
+    let mut again = String::new();
+    for _ in 0..100 {
+        again = status_of_complete_request(connect_from([127, 0, 0, 9], server.addr).await).await;
+        if again.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.starts_with("HTTP/1.1 200"), "got {again:?}");
+}
+
+/// A server whose runtime ends without a shutdown (as an embedding program's, or a test's, may) takes
+/// its worker threads along: the port stops accepting instead of being served by threads of a server
+/// that is gone.
+#[test]
+fn a_dropped_server_leaves_no_worker_serving() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = runtime.block_on(async {
+        let upstream = Upstream::start().await;
+        let server = start(&upstream, "server: { workers: 3 }").await;
+        for from in 1..=6 {
+            let status =
+                status_of_complete_request(connect_from([127, 0, 0, from], server.addr).await)
+                    .await;
+            assert!(status.starts_with("HTTP/1.1 200"), "got {status:?}");
+        }
+        server.addr
+    });
+    drop(runtime);
+    let refused = (0..100).any(|_| {
+        let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err();
+        if !refused {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        refused
+    });
+    assert!(
+        refused,
+        "{addr} still accepts connections after its server was dropped"
+    );
+}
+
 /// GET through the proxy as `session` with extra request headers; the upstream's echo of the request.
 async fn echo_with(
     server: &TestServer,

@@ -1,7 +1,8 @@
 //! Capturing what portico logs during a test, as the JSON lines a log shipper would see.
 //!
-//! In-process servers run on the test's single-threaded runtime, so a thread-local subscriber sees
-//! every line they write (access, audit and the rest).
+//! In-process servers run on the test's single-threaded runtime and on worker threads that take the
+//! starting thread's subscriber along, so a thread-local subscriber sees every line they write
+//! (access, audit and the rest).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -618,7 +618,8 @@ impl Portico {
         let yaml =
             config()
                 .top(&format!(
-                    "server: {{ shutdown_timeout: {shutdown_timeout} }}"
+                    // Three workers: the requests and the WebSocket of a shutdown test may be on any.
+                    "server: {{ shutdown_timeout: {shutdown_timeout}, workers: 3 }}"
                 ))
                 .tenant(acme().user(dev()).role("developer", &["acme-eng"]).app(
                     app("echo", &["developer"]).upstream(&format!("http://{}", upstream.addr)),

@@ -50,6 +50,13 @@ pub(super) fn server(
         defaults.max_connections,
         values::count,
     );
+    let workers = values::optional(
+        cx,
+        "workers",
+        raw.workers.as_ref(),
+        defaults.workers,
+        values::workers,
+    );
     let max_connections_per_client = values::optional(
         cx,
         "max_connections_per_client",
@@ -66,6 +73,7 @@ pub(super) fn server(
         signing_keys,
         header_read_timeout: header_read_timeout?,
         max_connections: max_connections?,
+        workers: workers?,
         max_connections_per_client: max_connections_per_client?,
         trusted_proxies: trusted_proxies?,
         ..edge?

@@ -108,6 +108,21 @@ pub(crate) fn count(text: &str) -> Result<usize, Bad> {
     }
 }
 
+/// `auto` (`None`: one per core) or a worker count up to 1024.
+pub(crate) fn workers(text: &str) -> Result<Option<std::num::NonZeroUsize>, Bad> {
+    let text = text.trim();
+    if text == "auto" {
+        return Ok(None);
+    }
+    match text.parse::<usize>() {
+        Ok(number @ 1..=1024) => Ok(std::num::NonZeroUsize::new(number)),
+        _ => Err(Bad::new(
+            format!("`{text}` is neither `auto` nor a number of workers from 1 to 1024"),
+            "`auto` (one per CPU core) or e.g. 4",
+        )),
+    }
+}
+
 pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, Bad> {
     text.parse().map_err(|_| {
         Bad::new(
