@@ -26,6 +26,10 @@ tenants:
     apps:
       - { id: echo, access: { roles: [developer] }, upstream: http://127.0.0.1:$2 }
 YAML
+    # The WebSocket echo upstream of run.sh's WebSocket rows (examples/ws_echo.rs), when it runs one.
+    if [[ -n ${PORTICO_BENCH_WS_PORT:-} ]]; then
+        echo "      - { id: ws, access: { roles: [developer] }, upstream: http://127.0.0.1:$PORTICO_BENCH_WS_PORT }"
+    fi
     if [[ ${4:-} == cache ]]; then
         echo "      - { id: assets, access: { roles: [developer] }, upstream: http://127.0.0.1:$2, cache: on }"
     fi

@@ -95,6 +95,7 @@ if [[ -n ${PORTICO_BIN:-} ]]; then
     [[ -x $PORTICO ]] || die "PORTICO_BIN=$PORTICO is not an executable"
     log "using PORTICO_BIN=$PORTICO (no build)"
     FLOOR=$(dirname "$PORTICO")/examples/bare_proxy
+    WS_ECHO=$(dirname "$PORTICO")/examples/ws_echo
 else
     if [[ ! -f $ROOT/node_modules/@luigi-project/core/luigi.js ]] || [[ $ROOT/package-lock.json -nt $ROOT/node_modules/.package-lock.json ]]; then
         log "installing the pinned npm packages portico embeds (npm ci)"
@@ -102,13 +103,16 @@ else
     fi
     log "building portico (cargo build --release)"
     build_start=$(date +%s)
-    (cd "$ROOT" && cargo build --release --bin portico --example bare_proxy)
+    (cd "$ROOT" && cargo build --release --bin portico --example bare_proxy --example ws_echo)
     log "build took $(($(date +%s) - build_start)) s"
     PORTICO="$ROOT/target/release/portico"
     FLOOR="$ROOT/target/release/examples/bare_proxy"
+    WS_ECHO="$ROOT/target/release/examples/ws_echo"
 fi
 # The "hyper floor" row: examples/bare_proxy.rs, portico's runtime, server and client doing nothing else.
 [[ -x $FLOOR ]] || { log "no $FLOOR (cargo build --release --example bare_proxy): the hyper floor row is skipped"; FLOOR=""; }
+# The WebSocket rows: examples/ws_echo.rs is the echo upstream and the load generator.
+[[ -x $WS_ECHO ]] || { log "no $WS_ECHO (cargo build --release --example ws_echo): the WebSocket rows are skipped"; WS_ECHO=""; }
 
 # ---------------------------------------------------------------------------------------------------
 # Work dir, free ports, helpers.
@@ -120,6 +124,8 @@ awk 'BEGIN { line = "portico bench: a 1 KiB static body for proxy overhead measu
              while (length(body) < 1024) body = body line
              printf "%s", substr(body, 1, 1024) }' >"$WORK/www/file1k"
 [[ $(stat -c %s "$WORK/www/file1k") -eq 1024 ]] || die "could not write the 1 KiB body"
+# 1 MiB of random bytes for the download rows (incompressible, as a bundle or an image would be).
+head -c 1048576 /dev/urandom >"$WORK/www/file1m"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 USED_PORTS=" "
@@ -182,6 +188,7 @@ free_port; P_PORT=$FREE_PORT
 free_port; F_PORT=$FREE_PORT
 free_port; PR_PORT=$FREE_PORT
 free_port; R_PORT=$FREE_PORT
+free_port; W_PORT=$FREE_PORT
 
 # ---------------------------------------------------------------------------------------------------
 # The upstream: nginx serving the static file, one process, on the load core.
@@ -265,6 +272,14 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+        # The WebSocket echo upstream (examples/ws_echo.rs), upgraded as nginx's docs show.
+        location /ws/ {
+            proxy_pass http://127.0.0.1:$W_PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 120s;
+        }
         # Honours the upstream's Cache-Control (public, max-age=3600), as portico does.
         location /cached/ {
             proxy_pass http://bench_upstream;
@@ -334,7 +349,7 @@ start_portico() {
     [[ $PORTICO_WORKERS -le 1 ]] || log "WARNING: expected one serving thread, found $PORTICO_WORKERS worker threads (taskset still confines them to core $PROXY_CORE)"
     START_PID=$pid
 }
-start_portico "$WORK/portico" "$P_PORT" "" cache
+PORTICO_BENCH_WS_PORT=$W_PORT start_portico "$WORK/portico" "$P_PORT" "" cache
 PORTICO_PID=$START_PID
 
 # portico with the Redis session store: redis-server (no persistence) on the load core, like the
@@ -400,7 +415,7 @@ LABEL[portico]="portico (session + access check)"
 LABEL[portico_redis]="portico, sessions in Redis $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
 header_args() {
     case $1 in
-        portico | portico_cache | portico_config) printf '%s\n' -H "Cookie: $COOKIE" ;;
+        portico | portico_cache | portico_config | portico_1m) printf '%s\n' -H "Cookie: $COOKIE" ;;
         portico_redis) printf '%s\n' -H "Cookie: $COOKIE_REDIS" ;;
     esac
 }
@@ -428,7 +443,17 @@ LABEL[portico_config]="portico /shell/config.json (signed in, $CONFIG_BYTES B)"
 LABEL[nginx_config]="nginx static file, same $CONFIG_BYTES B"
 LABEL[portico_luigi]="portico embedded luigi-client.js ($LUIGI_BYTES B)"
 LABEL[nginx_luigi]="nginx static file, same $LUIGI_BYTES B"
+# A 1 MiB download through nginx and portico: what a large bundle or an artifact costs per byte.
+TARGETS+=(nginx_1m portico_1m)
+URL[nginx_1m]="http://127.0.0.1:$N_PORT/file1m"
+URL[portico_1m]="http://127.0.0.1:$P_PORT/apps/echo/file1m"
+PID[nginx_1m]=$NGINX_PID
+PID[portico_1m]=$PORTICO_PID
+LABEL[nginx_1m]="nginx proxy_pass, 1 MiB download"
+LABEL[portico_1m]="portico, 1 MiB download"
 declare -A EXPECT
+EXPECT[nginx_1m]="$WORK/www/file1m"
+EXPECT[portico_1m]="$WORK/www/file1m"
 EXPECT[portico_config]="$WORK/www/static/config.json"
 EXPECT[nginx_config]="$WORK/www/static/config.json"
 EXPECT[portico_luigi]="$WORK/www/static/luigi-client.js"
@@ -556,6 +581,37 @@ done
 # ---------------------------------------------------------------------------------------------------
 # Report.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "-" || b == "-") print "-"; else printf "%.2f", a / b }'; }
+# ---------------------------------------------------------------------------------------------------
+# WebSocket echo round trips (wrk speaks no WebSocket): ws_echo load, on the load core, through nginx
+# and portico to ws_echo serve, also on the load core. Each of WS_CONNECTIONS connections sends a
+# 64-byte message and waits for its echo, again and again; CPU per round trip as for the rows above.
+WS_CONNECTIONS=$CONNECTIONS
+declare -A WS_RTS WS_P50 WS_P99 WS_CPU WS_SYS
+if [[ -n $WS_ECHO ]]; then
+    start "ws_echo serve :$W_PORT" "$LOAD_CORE" "$WORK/ws_echo.log" "$WS_ECHO" serve "127.0.0.1:$W_PORT"
+    wait_listening "ws_echo" "$START_PID" "$W_PORT" "$WORK/ws_echo.log"
+    for t in nginx portico; do
+        case $t in
+            nginx) ws_url="ws://127.0.0.1:$N_PORT/ws/echo" ws_pid=$NGINX_PID ws_cookie=() ;;
+            portico) ws_url="ws://127.0.0.1:$P_PORT/apps/ws/echo" ws_pid=$PORTICO_PID ws_cookie=("$COOKIE") ;;
+        esac
+        log "websocket $t: warm-up ${WARMUP_S}s, then ${DURATION_S}s with $WS_CONNECTIONS connections"
+        timeout $((WARMUP_S + 30)) taskset -c "$LOAD_CORE" "$WS_ECHO" load "$ws_url" "$WS_CONNECTIONS" "$WARMUP_S" "${ws_cookie[@]}" \
+            >"$WORK/ws-$t-warmup.txt" 2>&1 || { cat "$WORK/ws-$t-warmup.txt" >&2; die "websocket $t: the warm-up failed"; }
+        read -r b_user b_sys <<<"$(cpu_ticks "$ws_pid")"
+        timeout $((DURATION_S + 30)) taskset -c "$LOAD_CORE" "$WS_ECHO" load "$ws_url" "$WS_CONNECTIONS" "$DURATION_S" "${ws_cookie[@]}" \
+            >"$WORK/ws-$t.txt" 2>&1 || { cat "$WORK/ws-$t.txt" >&2; die "websocket $t: the run failed"; }
+        read -r a_user a_sys <<<"$(cpu_ticks "$ws_pid")"
+        rts=$(sed -n 's/.*round_trips=\([0-9]*\).*/\1/p' "$WORK/ws-$t.txt")
+        ((rts > 0)) || die "websocket $t: no round trip completed"
+        WS_RTS[$t]=$(awk -v r="$rts" -v d="$DURATION_S" 'BEGIN { printf "%.0f", r / d }')
+        WS_P50[$t]=$(awk -v v="$(sed -n 's/.*p50_us=\([0-9]*\).*/\1/p' "$WORK/ws-$t.txt")" 'BEGIN { printf "%.3f", v / 1000 }')
+        WS_P99[$t]=$(awk -v v="$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' "$WORK/ws-$t.txt")" 'BEGIN { printf "%.3f", v / 1000 }')
+        WS_CPU[$t]=$(awk -v d="$((a_user + a_sys - b_user - b_sys))" -v hz="$CLK_TCK" -v r="$rts" 'BEGIN { printf "%.2f", d / hz * 1e6 / r }')
+        WS_SYS[$t]=$(awk -v d="$((a_sys - b_sys))" -v hz="$CLK_TCK" -v r="$rts" 'BEGIN { printf "%.2f", d / hz * 1e6 / r }')
+    done
+fi
+
 R_RPS=$(ratio "${RPS[portico]}" "${RPS[nginx]}")
 R_P99=$(ratio "${P99[portico]}" "${P99[nginx]}")
 R_CPU=$(ratio "${CPU_US[portico]}" "${CPU_US[nginx]}")
@@ -565,9 +621,9 @@ S_CPU=$(ratio "${CPU_US[portico_redis]}" "${CPU_US[portico]}")
 L_RPS=$(ratio "${RPS[lighttpd]}" "${RPS[nginx]}")
 L_P99=$(ratio "${P99[lighttpd]}" "${P99[nginx]}")
 L_CPU=$(ratio "${CPU_US[lighttpd]}" "${CPU_US[nginx]}")
-C_RPS=$(ratio "${RPS[portico_cache]}" "${RPS[nginx_cache]}")
-C_P99=$(ratio "${P99[portico_cache]}" "${P99[nginx_cache]}")
-C_CPU=$(ratio "${CPU_US[portico_cache]}" "${CPU_US[nginx_cache]}")
+K_RPS=$(ratio "${RPS[portico_cache]}" "${RPS[nginx_cache]}")
+K_P99=$(ratio "${P99[portico_cache]}" "${P99[nginx_cache]}")
+K_CPU=$(ratio "${CPU_US[portico_cache]}" "${CPU_US[nginx_cache]}")
 if [[ -n $FLOOR ]]; then
     F_RPS=$(ratio "${RPS[floor]}" "${RPS[nginx]}")
     F_P99=$(ratio "${P99[floor]}" "${P99[nginx]}")
@@ -583,6 +639,10 @@ C_CPU=$(ratio "${CPU_US[portico_config]}" "${CPU_US[nginx_config]}")
 A_RPS=$(ratio "${RPS[portico_luigi]}" "${RPS[nginx_luigi]}")
 A_P99=$(ratio "${P99[portico_luigi]}" "${P99[nginx_luigi]}")
 A_CPU=$(ratio "${CPU_US[portico_luigi]}" "${CPU_US[nginx_luigi]}")
+D_RPS=$(ratio "${RPS[portico_1m]}" "${RPS[nginx_1m]}")
+D_P99=$(ratio "${P99[portico_1m]}" "${P99[nginx_1m]}")
+D_CPU=$(ratio "${CPU_US[portico_1m]}" "${CPU_US[nginx_1m]}")
+mib_per_s() { awk -v r="$1" 'BEGIN { printf "%.0f", r }'; } # one request is one MiB
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -596,7 +656,7 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), portico $GIT_REV, $(nproc) cores ($CPU_MODEL), Linux $(uname -r)."
     echo "wrk ${WRK_VERSION:-?} \`-t$THREADS -c$CONNECTIONS -d${DURATION_S}s\` (after a ${WARMUP_S}s warm-up), GET of a 1024-byte static file on 127.0.0.1"
-    echo "(the last four rows: what portico serves itself, and nginx serving the same bytes from a file; no Accept-Encoding, so uncompressed);"
+    echo "(the config.json and Luigi rows: what portico serves itself, and nginx serving the same bytes from a file; no Accept-Encoding, so uncompressed; the last two: a 1 MiB file);"
     echo "wrk, the upstream (nginx, static file) and redis-server on core $LOAD_CORE, each proxy alone on core $PROXY_CORE; access logs $ACCESS_LOG;"
     echo "portico with server.workers ${PORTICO_BENCH_WORKERS-1} ($PORTICO_WORKERS worker threads besides main, $PORTICO_THREADS threads)."
     echo
@@ -613,14 +673,27 @@ ELAPSED=$(($(date +%s) - START_TIME))
     echo "| portico / nginx | $R_RPS | $R_P99 | $R_CPU |"
     echo "| portico, Redis store / memory store | $S_RPS | $S_P99 | $S_CPU |"
     echo "| lighttpd / nginx | $L_RPS | $L_P99 | $L_CPU |"
-    echo "| portico cache / nginx proxy_cache (cached asset) | $C_RPS | $C_P99 | $C_CPU |"
+    echo "| portico cache / nginx proxy_cache (cached asset) | $K_RPS | $K_P99 | $K_CPU |"
     if [[ -n $FLOOR ]]; then
         echo "| hyper floor / nginx | $F_RPS | $F_P99 | $F_CPU |"
         echo "| portico / hyper floor | $O_RPS | $O_P99 | $O_CPU |"
     fi
     echo "| portico /shell/config.json / nginx same-size static (target: CPU <= 2) | $C_RPS | $C_P99 | $C_CPU |"
     echo "| portico embedded Luigi file / nginx same-size static | $A_RPS | $A_P99 | $A_CPU |"
+    echo "| portico / nginx, 1 MiB download | $D_RPS | $D_P99 | $D_CPU |"
     echo
+    echo "1 MiB downloads: nginx $(mib_per_s "${RPS[nginx_1m]}") MiB/s, portico $(mib_per_s "${RPS[portico_1m]}") MiB/s (CPU per MiB: the CPU µs/req column)."
+    echo
+    if [[ -n $WS_ECHO ]]; then
+        echo "WebSocket echo, $WS_CONNECTIONS connections, 64-byte text messages, one in flight per connection (examples/ws_echo.rs on core $LOAD_CORE):"
+        echo
+        echo "| target | round trips/s | p50 ms | p99 ms | proxy CPU µs/round trip | of which kernel |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+        echo "| nginx | ${WS_RTS[nginx]} | ${WS_P50[nginx]} | ${WS_P99[nginx]} | ${WS_CPU[nginx]} | ${WS_SYS[nginx]} |"
+        echo "| portico | ${WS_RTS[portico]} | ${WS_P50[portico]} | ${WS_P99[portico]} | ${WS_CPU[portico]} | ${WS_SYS[portico]} |"
+        echo "| portico / nginx | $(ratio "${WS_RTS[portico]}" "${WS_RTS[nginx]}") | $(ratio "${WS_P50[portico]}" "${WS_P50[nginx]}") | $(ratio "${WS_P99[portico]}" "${WS_P99[nginx]}") | $(ratio "${WS_CPU[portico]}" "${WS_CPU[nginx]}") | |"
+        echo
+    fi
     echo "Redis's own CPU per request during the Redis-store run: ${REDIS_US[portico_redis]} µs (on core $LOAD_CORE, not in the proxy's figure)."
     echo
     echo "Whole run (build included): ${ELAPSED} s."
