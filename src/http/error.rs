@@ -18,7 +18,7 @@ use std::error::Error as StdError;
 use askama::Template;
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -185,10 +185,13 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// Does this request come from a browser navigating (wanting a page), rather than a script or API client?
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
-    if let Some(mode) = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+    // Names parsed once, not on every request that ends in an error or passes the error layer.
+    const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+    const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+    if let Some(mode) = headers.get(SEC_FETCH_MODE).and_then(|v| v.to_str().ok()) {
         return mode == "navigate";
     }
-    if headers.contains_key("x-requested-with") {
+    if headers.contains_key(X_REQUESTED_WITH) {
         return false;
     }
     headers

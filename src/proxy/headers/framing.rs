@@ -1,7 +1,7 @@
 //! Response headers that reach beyond the app's own page: who may frame it, and headers whose effect
 //! browsers apply to the whole origin that every app shares.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// An app may be framed by the shell on this origin and by nothing else, whatever the upstream said:
 /// `X-Frame-Options: SAMEORIGIN` and CSP `frame-ancestors 'self'` (replacing the upstream's directive).
@@ -44,16 +44,14 @@ pub(crate) fn frame_only_by_shell(headers: &mut HeaderMap) {
 /// `Strict-Transport-Security` and `Alt-Svc` decide how browsers reach the whole host (HSTS with
 /// `includeSubDomains` also its siblings, `preload` for good): the platform's decision, not an app's
 /// (Backstage's own helmet defaults send HSTS with `includeSubDomains`).
-const ORIGIN_WIDE: [&str; 4] = [
-    "service-worker-allowed",
-    "clear-site-data",
-    "strict-transport-security",
-    "alt-svc",
+const ORIGIN_WIDE: [HeaderName; 4] = [
+    HeaderName::from_static("service-worker-allowed"),
+    HeaderName::from_static("clear-site-data"),
+    header::STRICT_TRANSPORT_SECURITY,
+    header::ALT_SVC,
 ];
 
 /// Removes the [`ORIGIN_WIDE`] headers from an upstream's response.
 pub(crate) fn remove_origin_wide_headers(headers: &mut HeaderMap) {
-    for name in ORIGIN_WIDE {
-        headers.remove(name);
-    }
+    super::remove_where(headers, |name| ORIGIN_WIDE.contains(name));
 }

@@ -19,7 +19,7 @@ pub(crate) mod location;
 mod tests;
 pub(crate) mod untrusted;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 
 pub use cookies::scope_set_cookies;
 pub(crate) use cookies::{
@@ -48,5 +48,18 @@ pub(crate) fn prepare_request_headers(
     forwarded::insert_forwarded(headers, hop);
     if let Some(identity) = identity {
         identity::insert_identity(headers, identity);
+    }
+}
+
+/// Removes every header whose name `unwanted` picks, in one pass over the names present: cheaper
+/// than a hashed removal per candidate name, and the list is only allocated when something matches.
+fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| unwanted(name))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(name);
     }
 }

@@ -9,7 +9,7 @@
 //! URL and method overrides (`X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`…), which would
 //! let a request decided as `GET /public` run as `DELETE /admin`, and client-certificate headers.
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::HeaderMap;
 
 use super::identity::IDENTITY_PREFIX;
 
@@ -83,14 +83,5 @@ fn untrusted(name: &str) -> bool {
 
 /// Removes every untrusted header the client sent.
 pub(crate) fn remove_untrusted(headers: &mut HeaderMap) {
-    // One pass over what the client sent (usually a dozen headers) instead of a lookup per name; the
-    // list is only allocated when there is something to remove.
-    let unwanted: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| untrusted(name.as_str()))
-        .cloned()
-        .collect();
-    for name in unwanted {
-        headers.remove(name);
-    }
+    super::remove_where(headers, |name| untrusted(name.as_str()));
 }
