@@ -8,7 +8,6 @@
 //! the user is.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use cookie::Cookie;
 
 use super::session::SessionId;
 
@@ -130,19 +129,47 @@ fn own_set_cookie(
 
 /// Every value the request's `Cookie` headers give for `name`, in order.
 fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
+    // `name=value` pairs split by `;` (RFC 6265 §5.4), read in place: this runs on every request, and
+    // building a `cookie::Cookie` per pair cost more than the rest of the session lookup. A pair
+    // without `=` is no cookie; names and values are trimmed of the spaces around them.
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(move |cookie| cookie.name() == name)
-        .filter_map(|cookie| cookie.value_raw())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(move |(pair_name, _)| pair_name.trim() == name)
+        .map(|(_, value)| value.trim())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a pair named exactly `portico_session` counts: not a name that ends or starts with it, not a
+    /// pair without `=`, whatever the spacing between pairs.
+    #[test]
+    fn only_the_exact_name_is_the_session_cookie() {
+        let id = SessionId::generate();
+        let with = |line: String| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(&line).unwrap());
+            session_cookie(&headers, false)
+        };
+        let id_text = id.as_str();
+        assert_eq!(
+            with(format!("theme;;  portico_session={id_text}  ;x=1")),
+            Ok(Some(id.clone()))
+        );
+        for line in [
+            format!("xportico_session={id_text}"),
+            format!("portico_session_old={id_text}"),
+            "portico_session".to_owned(),
+            format!("portico_session=\"{id_text}\""),
+        ] {
+            assert_eq!(with(line.clone()), Ok(None), "{line}");
+        }
+    }
 
     #[test]
     fn reads_the_session_cookie_among_others() {
