@@ -10,7 +10,6 @@
 //! `typ: JWT`, `kid`; the claims below), the library upstream teams verify them with.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -232,7 +231,8 @@ struct Cached {
     /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying them.
     token: HeaderValue,
     expires_at: u64,
-    fingerprint: u64,
+    /// What the token says, to tell whether it still says what a new one would.
+    said: Said,
 }
 
 /// Assertions already signed, per session and app, reused until shortly before they expire. Keyed by
@@ -246,14 +246,14 @@ impl AssertionCache {
     /// A valid assertion for `subject`, from the cache when one has enough life left and says the same.
     pub fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> HeaderValue {
         let now = unix_now();
-        let fingerprint = fingerprint(subject, keys.signing_kid());
+        let kid = keys.signing_kid();
         if let Ok(entries) = self.entries.lock() {
             let cached = entries.get(subject.session).and_then(|apps| {
                 apps.iter()
                     .find(|cached| cached.audience == *subject.audience)
             });
             if let Some(cached) = cached {
-                if cached.fingerprint == fingerprint
+                if cached.said.is(subject, kid)
                     && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
                 {
                     return cached.token.clone();
@@ -289,28 +289,58 @@ impl AssertionCache {
                 audience: subject.audience.clone(),
                 token: token.clone(),
                 expires_at,
-                fingerprint,
+                said: Said::of(subject, kid),
             });
         }
         token
     }
 }
 
-/// Changes whenever anything the token says would change (roles after a refresh, the signing key).
-fn fingerprint(subject: &Subject<'_>, kid: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        subject.issuer,
-        subject.claims.user,
-        subject.claims.email,
-        subject.claims.name,
-        subject.claims.groups,
-        subject.claims.roles,
-        subject.claims.tenant,
-        kid,
-    )
-        .hash(&mut hasher);
-    hasher.finish()
+/// Everything a token says that can change while a session lasts (roles after a refresh, the signing
+/// key), kept with the cached token and compared field by field: exact, and cheaper on every request
+/// than hashing the claims (which this once did, with SipHash, per request).
+struct Said {
+    issuer: String,
+    user: String,
+    email: String,
+    name: String,
+    groups: Vec<String>,
+    roles: Vec<String>,
+    tenant: String,
+    kid: String,
+}
+
+impl Said {
+    fn of(subject: &Subject<'_>, kid: &str) -> Self {
+        let claims = subject.claims;
+        Said {
+            issuer: subject.issuer.to_owned(),
+            user: claims.user.to_owned(),
+            email: claims.email.to_owned(),
+            name: claims.name.to_owned(),
+            groups: claims.groups.to_vec(),
+            roles: claims.roles.iter().map(|role| (*role).to_owned()).collect(),
+            tenant: claims.tenant.to_owned(),
+            kid: kid.to_owned(),
+        }
+    }
+
+    fn is(&self, subject: &Subject<'_>, kid: &str) -> bool {
+        let claims = subject.claims;
+        self.kid == kid
+            && self.issuer == subject.issuer
+            && self.user == claims.user
+            && self.email == claims.email
+            && self.name == claims.name
+            && self.tenant == claims.tenant
+            && self.groups == claims.groups
+            && self.roles.len() == claims.roles.len()
+            && self
+                .roles
+                .iter()
+                .zip(claims.roles)
+                .all(|(said, role)| said == role)
+    }
 }
 
 #[cfg(test)]
@@ -397,9 +427,28 @@ mod tests {
         let developer = claims(&["developer"]);
         let first = cache.assertion(&keys, &subject(&developer));
         assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
+        // Each step changes one thing from the step before, whose token is the cached one.
+        let groups = ["other-team".to_owned()];
+        let moved = UserClaims {
+            groups: &groups,
+            ..claims(&["developer"])
+        };
+        let after_move = cache.assertion(&keys, &subject(&moved));
+        assert_ne!(after_move, first, "new groups, new token");
+        assert_eq!(cache.assertion(&keys, &subject(&moved)), after_move);
+        let renamed = UserClaims {
+            name: "Dev Renamed",
+            ..moved
+        };
+        let after_rename = cache.assertion(&keys, &subject(&renamed));
+        assert_ne!(after_rename, after_move, "a new name, a new token");
+        let demoted = UserClaims {
+            roles: &[],
+            ..renamed
+        };
         assert_ne!(
-            cache.assertion(&keys, &subject(&claims(&[]))),
-            first,
+            cache.assertion(&keys, &subject(&demoted)),
+            after_rename,
             "new roles, new token"
         );
     }
