@@ -9,6 +9,7 @@ pub(crate) mod compress;
 pub(crate) mod context;
 pub(crate) mod csrf;
 pub(crate) mod error;
+pub(crate) mod watched;
 
 pub(crate) use context::RequestContext;
 pub(crate) use error::{AppError, Class, Problem};

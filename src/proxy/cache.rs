@@ -27,8 +27,9 @@
 //!
 //! **Bounds:** `proxy.cache.max_bytes` for all entries together (the least recently used go first),
 //! `proxy.cache.max_entry_bytes` for one. A response is never buffered before the client gets it:
-//! [`Tee`] copies its body into the entry while it streams, stops copying when it passes the entry
-//! limit, and stores only a body that ended cleanly (an aborted upstream or client stores nothing).
+//! the body is passed on in a `WatchedBody` whose watcher, a `Sink`, copies it into the entry while it
+//! streams, stops copying when it passes the entry limit, and stores only a body that ended cleanly
+//! (an aborted upstream or client stores nothing).
 //!
 //! This module does not decide access: the gateway calls it only after `rbac::decide` let the user
 //! through, so a user without the app's role never reaches an entry. It never stores a response that
@@ -36,9 +37,7 @@
 //! portal), so an entry holds nothing of the user who filled it beyond what the upstream declared public.
 
 use std::collections::{BTreeMap, HashMap};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
@@ -46,10 +45,10 @@ use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header,
 };
 use bytes::{Bytes, BytesMut};
-use http_body::{Frame, SizeHint};
 use parking_lot::Mutex;
 
 use crate::config::{AppId, CacheSettings, TenantId};
+use crate::http::watched::{Ending, Watch, WatchedBody};
 use crate::telemetry::metrics::CacheStoreMetrics;
 
 /// The response header that says what the cache did: `HIT`, `MISS` or `REVALIDATED`.
@@ -591,12 +590,8 @@ impl Plan {
             headers_size,
         };
         let (parts, body) = response.into_parts();
-        let tee = Tee {
-            inner: body,
-            sink: Some(sink),
-        };
         (
-            Response::from_parts(parts, Body::new(tee)),
+            Response::from_parts(parts, Body::new(WatchedBody::new(body, sink))),
             CacheStatus::Miss,
         )
     }
@@ -676,58 +671,22 @@ impl Sink {
     }
 }
 
-/// A response body passed on as it arrives, with a copy going to the cache; the copy is stored only
-/// when the body ends cleanly, and dropped on an error, on trailers, past the entry limit, or when
-/// the client goes away first.
-pub(crate) struct Tee {
-    inner: Body,
-    sink: Option<Sink>,
-}
+/// The copy of a response body going to the cache as the body is passed on: stored only when the
+/// body ends cleanly; given up on an error, on trailers, past the entry limit, or when the client
+/// goes away first.
+impl Watch for Sink {
+    fn data(&mut self, chunk: &Bytes) -> bool {
+        self.take(chunk)
+    }
 
-impl http_body::Body for Tee {
-    type Data = Bytes;
-    type Error = axum::Error;
+    fn trailers(&mut self) -> bool {
+        false
+    }
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let kept = match (frame.data_ref(), this.sink.as_mut()) {
-                    (Some(chunk), Some(sink)) => sink.take(chunk),
-                    (None, Some(_)) => false,
-                    (_, None) => true,
-                };
-                if !kept {
-                    this.sink = None;
-                }
-                // hyper stops polling a body that says it has ended, so the end is seen here too.
-                if this.inner.is_end_stream()
-                    && let Some(sink) = this.sink.take()
-                {
-                    sink.store();
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.sink = None,
-            Poll::Ready(None) => {
-                if let Some(sink) = this.sink.take() {
-                    sink.store();
-                }
-            }
-            Poll::Pending => {}
+    fn end(self, ending: Ending) {
+        if ending == Ending::Complete {
+            self.store();
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -31,6 +31,7 @@ use super::metrics::{self, Metrics, RequestRecord};
 use super::otlp::{self, SpanSink};
 use super::{ForwardedClient, Labels, RequestId, Taken, X_REQUEST_ID};
 use crate::config::Cidr;
+use crate::http::watched::{Ending, Watch, WatchedBody};
 
 /// What the access layer needs: the metrics and the trusted proxies (read at start, like listeners).
 #[derive(Clone)]
@@ -168,35 +169,18 @@ pub async fn access_log(
         trace,
     };
     if http_body::Body::is_end_stream(response.body()) {
-        pending.finish(0, End::Complete);
+        pending.finish(0, Ending::Complete);
         return response;
     }
-    response.map(|body| {
-        Body::new(CountOut {
-            inner: body,
-            bytes: 0,
-            pending: Some(pending),
-        })
-    })
+    response.map(|body| Body::new(WatchedBody::new(body, CountOut { bytes: 0, pending })))
 }
 
-/// How a response body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Complete,
-    /// Dropped before its end: the client went away (or the connection was closed under it).
-    ClientGone,
-    /// The body failed (an upstream reset or stalled mid-body, a file that could not be read).
-    Error,
-}
-
-impl End {
-    fn as_str(self) -> &'static str {
-        match self {
-            End::Complete => "complete",
-            End::ClientGone => "client_gone",
-            End::Error => "error",
-        }
+/// How a response body ended, as the access line says it (`end=`).
+fn end_name(end: Ending) -> &'static str {
+    match end {
+        Ending::Complete => "complete",
+        Ending::Dropped => "client_gone",
+        Ending::Error => "error",
     }
 }
 
@@ -223,7 +207,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn finish(self, bytes_out: u64, end: End) {
+    fn finish(self, bytes_out: u64, end: Ending) {
         let Taken {
             tenant,
             user,
@@ -240,9 +224,9 @@ impl Pending {
             elapsed: self.headers_after,
             upstream: upstream.map(|call| call.elapsed),
             upstream_error: upstream.and_then(|call| call.error),
-            cut_short: end != End::Complete,
+            cut_short: end != Ending::Complete,
         });
-        if end == End::Error && upstream.is_some() {
+        if end == Ending::Error && upstream.is_some() {
             metrics.upstream_body_error(tenant.as_ref(), app.as_ref());
         }
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
@@ -261,9 +245,9 @@ impl Pending {
             duration_us: micros(self.started.elapsed()),
             bytes_in,
             bytes_out,
-            completed: end == End::Complete,
+            completed: end == Ending::Complete,
             // Only when cut short.
-            end: (end != End::Complete).then(|| end.as_str()),
+            end: (end != Ending::Complete).then(|| end_name(end)),
             upstream_status: upstream.and_then(|call| call.status),
             upstream_us: upstream.map(|call| micros(call.elapsed)),
             tenant: tenant.as_ref().map_or("-", |t| t.as_str()),
@@ -286,7 +270,7 @@ impl Pending {
                 app: app.map(|a| a.as_str().to_owned()),
                 request_id: self.request_id.as_str().to_owned(),
                 upstream_status: upstream.and_then(|call| call.status),
-                completed: end == End::Complete,
+                completed: end == Ending::Complete,
             });
         }
     }
@@ -325,64 +309,21 @@ impl http_body::Body for CountIn {
     }
 }
 
-/// The response body, counted as it goes out; its end (or its drop) writes the access line.
+/// The response body's watcher: counts the bytes that go out; the body's end (or its drop) writes
+/// the access line.
 struct CountOut {
-    inner: Body,
     bytes: u64,
-    pending: Option<Pending>,
+    pending: Pending,
 }
 
-impl CountOut {
-    fn finish(&mut self, end: End) {
-        if let Some(pending) = self.pending.take() {
-            pending.finish(self.bytes, end);
-        }
-    }
-}
-
-impl http_body::Body for CountOut {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes += data.len() as u64;
-                }
-                if this.inner.is_end_stream() {
-                    this.finish(End::Complete);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.finish(End::Error),
-            Poll::Ready(None) => this.finish(End::Complete),
-            Poll::Pending => {}
-        }
-        polled
+impl Watch for CountOut {
+    fn data(&mut self, chunk: &Bytes) -> bool {
+        self.bytes += chunk.len() as u64;
+        true
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for CountOut {
-    fn drop(&mut self) {
-        let end = if http_body::Body::is_end_stream(&self.inner) {
-            End::Complete
-        } else {
-            End::ClientGone
-        };
-        self.finish(end);
+    fn end(self, end: Ending) {
+        self.pending.finish(self.bytes, end);
     }
 }
 
