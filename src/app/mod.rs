@@ -621,5 +621,6 @@ async fn signals(shutdown: CancellationToken) {
         }
     }
     tracing::warn!("second signal: exiting now");
+    crate::telemetry::write_log_now();
     std::process::exit(1);
 }

@@ -13,19 +13,19 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use axum::http::Method;
-use tracing_appender::non_blocking::NonBlocking;
+
+use super::log_writer::LogWriter;
 
 /// The global text subscriber's writer, when `telemetry::init` installed one: access lines go there.
-static TEXT_WRITER: OnceLock<NonBlocking> = OnceLock::new();
+static TEXT_WRITER: OnceLock<LogWriter> = OnceLock::new();
 
 /// Says that the global subscriber writes text to `writer`, so access lines may be written by hand.
-pub(super) fn use_text_format(writer: NonBlocking) {
+pub(super) fn use_text_format(writer: LogWriter) {
     let _ = TEXT_WRITER.set(writer);
 }
 
@@ -77,7 +77,7 @@ impl AccessFields<'_> {
                 );
                 self.write_text(&mut line);
                 line.push('\n');
-                let _ = writer.clone().write_all(line.as_bytes());
+                writer.append(line.as_bytes());
             }
             // Only if a subscriber logged an access line from inside this one: never lose it.
             Err(_) => self.emit_structured(),

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod access_line;
+mod log_writer;
 pub mod metrics;
 pub mod otlp;
 
@@ -19,6 +20,7 @@ use axum::http::HeaderValue;
 use tracing_subscriber::EnvFilter;
 
 pub use access::{Access, access_log};
+pub use log_writer::{LogGuard, write_now as write_log_now};
 pub use metrics::{LabelText, Metrics};
 pub use otlp::SpanSink;
 
@@ -35,11 +37,10 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
 ///
-/// Lines are written by a background thread through a buffer, so a request never waits on a `write(2)`
-/// to stderr; keep the returned guard alive until exit, it flushes what is left.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) =
-        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+/// Lines are written to stderr by a background thread in batches (`log_writer`), so a request never
+/// waits on a `write(2)`; keep the returned guard alive until exit, it flushes what is left.
+pub fn init(format: LogFormat) -> LogGuard {
+    let (writer, guard) = log_writer::start(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Access lines are written to the same writer by hand in the text format (`access_line`).
     let access_writer = writer.clone();

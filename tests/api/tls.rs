@@ -870,5 +870,9 @@ async fn a_second_signal_exits_at_once() {
         .await
         .expect("the second signal ends the process (the deadline is 10 minutes)");
     assert!(!status.success());
-    assert!(portico.log().contains("second signal"), "{}", portico.log());
+    assert!(
+        portico.log().contains("second signal: exiting now"),
+        "{}",
+        portico.log()
+    );
 }
