@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, Tenant};
-use crate::http::{AppError, Class, Problem, RequestContext};
+use crate::http::{Class, Problem, RequestContext};
 use crate::telemetry::Labels;
 
 /// Why no tenant answers a request.
@@ -94,12 +92,10 @@ fn has_numeric_port_or_none(host: &str) -> bool {
         || (1..=5).contains(&port.len()) && port.bytes().all(|byte| byte.is_ascii_digit())
 }
 
-/// Middleware: loads the config snapshot once, resolves the tenant and stores both for the handlers.
-pub(crate) async fn resolve_tenant(
-    State(config): State<Arc<ArcSwap<Config>>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Loads the config snapshot once, resolves the request's tenant and stores both in its extensions
+/// (`RequestContext`) for the handlers; the tenant origin's one pass (`app::router`) calls it before
+/// any route runs.
+pub(crate) fn attach(config: &ArcSwap<Config>, request: &mut Request) -> Result<(), TenantError> {
     let config = config.load_full();
     // Every authority the request names: its Host header lines, then the request target's (the HTTP/2
     // `:authority`, or an HTTP/1.1 absolute-form target). Normally there is exactly one.
@@ -129,13 +125,12 @@ pub(crate) async fn resolve_tenant(
     for other in names {
         if !same_tenant(other) {
             let other = other.to_owned();
-            return AppError::from(TenantError::AmbiguousHost { first: host, other })
-                .into_response();
+            return Err(TenantError::AmbiguousHost { first: host, other });
         }
         host_listed &= tenant.as_ref().is_some_and(|t| lists_host(t, other));
     }
     let Some(tenant) = tenant else {
-        return AppError::from(TenantError::UnknownHost(host)).into_response();
+        return Err(TenantError::UnknownHost(host));
     };
     if let Some(labels) = request.extensions().get::<Labels>() {
         labels.tenant(&tenant.id);
@@ -152,7 +147,7 @@ pub(crate) async fn resolve_tenant(
         host_listed,
         listed_authority,
     });
-    next.run(request).await
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,14 +4,11 @@
 //! The redirect answers a host a tenant lists with 301 (GET, HEAD) or 308 (other methods, which keep
 //! their body) to the same path on https, and anything else with 404 (or 400 without a Host): it never
 //! proxies, never runs a route and never sets a cookie, so nothing of a session travels in the clear.
-//! The HSTS layer sits inside tenant resolution and adds the configured value to every answer of an
+//! HSTS: the tenant origin's one pass (`app::router`) adds the configured value to every answer of an
 //! https tenant, errors included (`http::error` keeps it when it renders one). Browsers ignore the
 //! header over plain HTTP, so it is also right behind a TLS-terminating load balancer.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -101,67 +98,22 @@ fn origin_authority(origin: &str) -> &str {
     origin.split_once("://").map_or(origin, |(_, rest)| rest)
 }
 
-/// Adds `Strict-Transport-Security` to the answers of https tenants. A hand-written layer rather than
-/// `from_fn`, so it costs no allocation per request.
-#[derive(Clone, Copy)]
-pub(super) struct HstsLayer;
-
-impl<S> tower::Layer<S> for HstsLayer {
-    type Service = Hsts<S>;
-    fn layer(&self, inner: S) -> Hsts<S> {
-        Hsts(inner)
-    }
+/// The `Strict-Transport-Security` value for the answer to `request`: the configured one when its
+/// tenant's public origin is https (read after tenant resolution), none otherwise.
+pub(super) fn hsts_for(request: &Request) -> Option<HeaderValue> {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .filter(|context| context.is_https())
+        .and_then(|context| context.config.server.hsts.clone())
 }
 
-#[derive(Clone)]
-pub(super) struct Hsts<S>(S);
-
-impl<S> tower::Service<Request> for Hsts<S>
-where
-    S: tower::Service<Request, Response = Response>,
-    S::Future: Unpin,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = HstsFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let value = request
-            .extensions()
-            .get::<RequestContext>()
-            .filter(|context| context.is_https())
-            .and_then(|context| context.config.server.hsts.clone());
-        HstsFuture {
-            inner: self.0.call(request),
-            value,
-        }
-    }
-}
-
-pub(super) struct HstsFuture<F> {
-    inner: F,
-    value: Option<HeaderValue>,
-}
-
-impl<F, E> Future for HstsFuture<F>
-where
-    F: Future<Output = Result<Response, E>> + Unpin,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut response = ready!(Pin::new(&mut this.inner).poll(cx))?;
-        if let Some(value) = this.value.take() {
-            response
-                .headers_mut()
-                .insert(header::STRICT_TRANSPORT_SECURITY, value);
-        }
-        Poll::Ready(Ok(response))
+/// Adds the tenant's `Strict-Transport-Security` (from [`hsts_for`]) to an answer, errors included.
+pub(super) fn add_hsts(value: Option<HeaderValue>, response: &mut Response) {
+    if let Some(value) = value {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, value);
     }
 }
 

@@ -6,11 +6,19 @@
 //! does not list: config refuses app ids and node paths that a portico route would shadow, and the
 //! shell answers only what no other route claims.
 
-use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use tower::{Service, ServiceExt};
+
+use crate::http::AppError;
 use crate::state::AppState;
-use crate::{apps, assertion, auth, backstage, http, shell, telemetry, tenant};
+use crate::{apps, assertion, auth, backstage, http, shell, tenant};
 
 /// The tenant-origin router with all its layers.
 ///
@@ -25,24 +33,26 @@ use crate::{apps, assertion, auth, backstage, http, shell, telemetry, tenant};
 /// | `/shell/…` | `shell` | the per-user Luigi config, theme, bootstrap and embedded Luigi files |
 /// | anything else | `shell` | the shell page (Luigi path routing; `/home/…` is its navigation root) |
 ///
-/// Layers, outermost first:
+/// Every request passes, in one pass (`Portal`, in this order):
 ///
-/// 1. `telemetry::access_log`: the request id and the client address, then one access line and the
-///    request's metrics when the response body ends, so every answer below, errors and unknown hosts
-///    included, is logged and counted with its id.
-/// 2. `http::error::render_errors`: turns an error left by anything below into an HTML page for a
-///    browser navigation, JSON for an API call, or a sign-in redirect; marks JSON `nosniff`. It sits
-///    outside tenant resolution so that an unknown Host is rendered like any other error.
-/// 3. `tenant::resolve_tenant`: Host → tenant and one config snapshot per request, before any route
-///    runs, so no handler can run without a tenant or see two configs.
-/// 4. `app::edge::HstsLayer`: `Strict-Transport-Security` on every answer of an https tenant
-///    (`server.hsts`); error pages keep it when layer 2 renders them.
+/// 1. `telemetry::Access::begin`: the request id and the client address; `Started::finish` at the
+///    end writes one access line and the request's metrics when the response body ends, so every
+///    answer below, errors and unknown hosts included, is logged and counted with its id.
+/// 2. `tenant::attach`: Host → tenant and one config snapshot per request, before any route runs, so
+///    no handler can run without a tenant or see two configs.
+/// 3. The answer: `/apps/<id>/…` straight from `apps::serve` (the hot path: no router, no extractor
+///    machinery), anything else from the routed features above.
+/// 4. `app::edge::add_hsts`: `Strict-Transport-Security` on every answer of an https tenant
+///    (`server.hsts`); error pages keep it when step 5 renders them.
+/// 5. `http::error::render`: turns an error left by anything above into an HTML page for a browser
+///    navigation, JSON for an API call, or a sign-in redirect; marks JSON `nosniff`. An unknown Host
+///    is rendered like any other error.
 ///
-/// The layers wrap the routed service once, from outside, rather than through `Router::layer`, which
-/// would wrap every route in each layer and box it: then every request cloned a chain of boxed
-/// services per layer (24 boxed clones per proxied request). Outside, each layer's clone is a cheap
-/// copy of its state and of the inner `Router` (one `Arc`); the outer router only holds that stack as
-/// its fallback, so `App` and the tests still get a `Router`.
+/// One hand-written service rather than a stack of `from_fn` layers around the router: each layer
+/// boxed its future and cloned the boxed service below it, and routing `/apps/*` through axum cost
+/// the path match, its parameters and the extractors' futures; together about a tenth of a proxied
+/// request's instructions (bench/README.md). The outer `Router` only holds the pass as its fallback,
+/// so `App` and the tests still get a `Router`.
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(auth::router())
@@ -51,17 +61,52 @@ pub fn router(state: AppState) -> Router {
         .merge(backstage::router())
         .merge(shell::router())
         .with_state(state.clone());
-    let layered = tower::ServiceBuilder::new()
-        .layer(from_fn_with_state(
-            state.access.clone(),
-            telemetry::access_log,
-        ))
-        .layer(from_fn(http::error::render_errors))
-        .layer(from_fn_with_state(
-            state.config.clone(),
-            tenant::resolve_tenant,
-        ))
-        .layer(super::edge::HstsLayer)
-        .service(routes);
-    Router::new().fallback_service(layered)
+    Router::new().fallback_service(Portal { state, routes })
+}
+
+/// The tenant origin's one pass (see [`router`]).
+#[derive(Clone)]
+struct Portal {
+    state: AppState,
+    routes: Router,
+}
+
+impl Service<Request> for Portal {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let state = self.state.clone();
+        let routes = self.routes.clone();
+        Box::pin(async move {
+            let started = state.access.begin(&mut request);
+            let target = http::error::ErrorTarget::of(&request);
+            let answer = state.access.scope(answer(&state, routes, request)).await;
+            let response = http::error::render(target, started.uri(), started.request_id(), answer);
+            Ok(started.finish(response))
+        })
+    }
+}
+
+/// Steps 2 to 4 of the pass: the tenant, the answer, HSTS.
+async fn answer(state: &AppState, routes: Router, mut request: Request) -> Response {
+    if let Err(error) = tenant::attach(&state.config, &mut request) {
+        return AppError::from(error).into_response();
+    }
+    let hsts = super::edge::hsts_for(&request);
+    let mut response = if apps::is_app_request(request.uri().path()) {
+        apps::serve(state, request).await.into_response()
+    } else {
+        match routes.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    };
+    super::edge::add_hsts(hsts, &mut response);
+    response
 }

@@ -15,7 +15,7 @@ mod upstream;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{Redirect, Response};
 use axum::routing::any;
@@ -60,12 +60,19 @@ impl Problem for AppsError {
 pub(crate) const PORTAL_COOKIES: PortalCookies =
     PortalCookies::new(&auth::PORTAL_COOKIES, "portico_");
 
-/// The `/apps/*` routes.
+/// The `/apps/<id>` route (a redirect to `/apps/<id>/`); what is below an app's prefix is not routed
+/// but passed straight to [`serve`] by the tenant origin's one pass (`app::router`), see
+/// [`is_app_request`].
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/apps/{app}", any(app_root_redirect))
-        .route("/apps/{app}/", any(app_request))
-        .route("/apps/{app}/{*rest}", any(app_request))
+    Router::new().route("/apps/{app}", any(app_root_redirect))
+}
+
+/// Whether `path` is below an app's prefix, `/apps/<id>/…` with a non-empty id: what [`serve`]
+/// answers. (`/apps/<id>` is the redirect route; `/apps/` alone is nobody's.)
+pub(crate) fn is_app_request(path: &str) -> bool {
+    path.strip_prefix("/apps/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, _)| !id.is_empty())
 }
 
 /// `/apps/<id>` → `/apps/<id>/`, so relative URLs inside the app resolve below its prefix.
@@ -95,20 +102,30 @@ struct Call<'a> {
     app: &'a App,
 }
 
-async fn app_request(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    context: RequestContext,
-    signed_in: SignedIn,
-    request: Request,
-) -> Result<Response, AppError> {
+/// One request below an app's prefix (see [`is_app_request`]), after tenant resolution: who asks, the
+/// decision, then the app's target. Called directly rather than through the router, with what axum's
+/// extractors would have given it taken from the request once.
+pub(crate) async fn serve(state: &AppState, request: Request) -> Result<Response, AppError> {
+    let (mut parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer)
+        .ok_or_else(|| AppError::internal("connection info missing"))?;
+    // Taken out rather than cloned: nothing after this point reads it from the request.
+    let context = parts
+        .extensions
+        .remove::<RequestContext>()
+        .ok_or_else(|| AppError::internal("request context missing: tenant not resolved"))?;
+    let signed_in = SignedIn::of(&parts, &context, state).await?;
+    let request = Request::from_parts(parts, body);
     let (app, rest) = resolve(&context, &request)?;
     let accepts = compress::Accepts::of(request.method(), request.headers());
     let path = decide(&context, &signed_in, app, request.method(), rest)?;
     // After the access decision, so a user without access learns nothing more than 403.
     let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
     let call = Call {
-        state: &state,
+        state,
         context: &context,
         signed_in: &signed_in,
         peer,

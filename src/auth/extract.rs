@@ -35,7 +35,22 @@ impl FromRequestParts<AppState> for SignedIn {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let context = RequestContext::from_request_parts(parts, state).await?;
+        let context = parts
+            .extensions
+            .get::<RequestContext>()
+            .ok_or_else(|| AppError::internal("request context missing: tenant not resolved"))?;
+        SignedIn::of(parts, context, state).await
+    }
+}
+
+impl SignedIn {
+    /// Who asks: the request's session of `context`'s tenant, refreshed if due, with its roles now.
+    /// The extractor's body, for callers that already hold the context (`apps::serve`).
+    pub(crate) async fn of(
+        parts: &Parts,
+        context: &RequestContext,
+        state: &AppState,
+    ) -> Result<Self, AppError> {
         let tenant = &context.tenant;
         let id = presented_id(parts, tenant, context.is_https())?;
         let session = match state

@@ -1,8 +1,8 @@
 //! The per-request context: the config snapshot and the tenant of one request.
 //!
-//! `tenant::resolve_tenant` loads the snapshot once and puts a [`RequestContext`] into the request
+//! `tenant::attach` loads the snapshot once and puts a [`RequestContext`] into the request
 //! extensions, so a reload never splits a request across configs. Handlers take it as an extractor; if
-//! the layer order were ever wrong, the request fails with a 500 instead of running without a tenant.
+//! the order were ever wrong, the request fails with a 500 instead of running without a tenant.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use crate::config::{Config, Tenant};
 use crate::http::error::AppError;
 
-/// The config snapshot and tenant of one request, put into request extensions by `tenant::resolve_tenant`.
+/// The config snapshot and tenant of one request, put into request extensions by `tenant::attach`.
 #[derive(Clone)]
 pub struct RequestContext {
     pub config: Arc<Config>,

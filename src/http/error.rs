@@ -4,7 +4,7 @@
 //! per variant, the status, a stable machine-readable code, whether a browser should be sent to sign in,
 //! and what the log should say beyond the public message. Handlers return `Result<_, AppError>`;
 //! `AppError` boxes any `Problem`, and `AppError::into_response` only records an [`ErrorReport`] in the
-//! response extensions. The [`render_errors`] middleware, which can see the request, then writes it as a
+//! response extensions. [`render`], called by the tenant origin's one pass with what it kept of the request, then writes it as a
 //! readable HTML page for a browser navigation or as JSON for an API call, with the request id that is
 //! also in the log line. A browser navigation without a session becomes a redirect to sign-in instead.
 //! Internal details go to the log only, never into a response. Every error and every JSON response
@@ -18,8 +18,7 @@ use std::error::Error as StdError;
 use askama::Template;
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::telemetry::RequestId;
@@ -236,27 +235,43 @@ fn mark_json_nosniff(response: &mut Response) {
     }
 }
 
-/// Middleware: turns an [`ErrorReport`] left by a handler into the response the client can use, and
-/// marks every JSON response `nosniff`.
-pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
-    let html = wants_html(request.headers());
-    // A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed), so an
-    // iframe gets a page with a link that signs in again in the top window.
-    let in_iframe = request
-        .headers()
-        .get("sec-fetch-dest")
-        .is_some_and(|dest| dest == "iframe");
-    // Kept as the URI (a cheap clone); the return path is only built when a sign-in redirect needs it.
-    let uri = request.uri().clone();
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(String::new, |id| id.as_str().to_owned());
-    let mut response = next.run(request).await;
+/// What rendering an error needs to know about the request, taken before the request is handed on.
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorTarget {
+    /// A browser navigation: an HTML page, or a sign-in redirect.
+    html: bool,
+    /// A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed),
+    /// so an iframe gets a page with a link that signs in again in the top window.
+    in_iframe: bool,
+}
+
+impl ErrorTarget {
+    pub(crate) fn of(request: &Request) -> Self {
+        ErrorTarget {
+            html: wants_html(request.headers()),
+            in_iframe: request
+                .headers()
+                .get("sec-fetch-dest")
+                .is_some_and(|dest| dest == "iframe"),
+        }
+    }
+}
+
+/// Turns an [`ErrorReport`] left by a handler into the response the client can use, and marks every
+/// JSON response `nosniff`. `uri` is the request's target (the return path of a sign-in redirect) and
+/// `request_id` its id, shown on the page.
+pub(crate) fn render(
+    target: ErrorTarget,
+    uri: &Uri,
+    request_id: &RequestId,
+    mut response: Response,
+) -> Response {
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
         mark_json_nosniff(&mut response);
         return response;
     };
+    let ErrorTarget { html, in_iframe } = target;
+    let request_id = request_id.as_str();
     if let Some(detail) = &report.detail {
         tracing::warn!(request_id, code = report.code, detail, "request failed");
     }
@@ -272,7 +287,7 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
             status: report.status.as_u16(),
             reason: report.status.canonical_reason().unwrap_or("Error"),
             message: &report.message,
-            request_id: &request_id,
+            request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
         };
         let mut page = match view.render() {

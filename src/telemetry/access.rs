@@ -12,6 +12,7 @@
 //! `X-Request-Id` is used only from a trusted proxy; anyone else gets a fresh id. This module never
 //! logs a query string (only whether there was one), a cookie, a token or a session id.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,71 +109,123 @@ fn is_request_id(bytes: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
 }
 
-/// Middleware (outermost): assigns the request id, counts the request body, and writes the access line
-/// and the metrics when the response body ends.
+/// Middleware form of [`Access::begin`] and [`Started::finish`], for routers other than the tenant
+/// origin's (the redirect listener); the tenant origin calls them from its one pass (`app::router`).
 pub async fn access_log(
     State(access): State<Access>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer);
-    let client = access.client(peer, request.headers());
-    let request_id = RequestId(access.request_id(peer, request.headers()));
-    let trace = access.0.spans.is_some().then(|| {
-        let trusted = peer
-            .filter(|peer| access.trusts(peer.ip()))
-            .map(|_| request.headers());
-        let (trace_id, span_id, parent) = otlp::ids(trusted);
-        Box::new(TraceStart {
-            trace_id,
-            span_id,
-            parent,
-            start: SystemTime::now(),
-        })
-    });
-    let labels = Labels::default();
-    request.extensions_mut().insert(request_id.clone());
-    request.extensions_mut().insert(labels.clone());
-    if let Some(client) = client.filter(|client| peer.is_some_and(|peer| peer.ip() != *client)) {
-        request.extensions_mut().insert(ForwardedClient(client));
-    }
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    // A request without a body (most GETs) is not wrapped: nothing to count.
-    if !http_body::Body::is_end_stream(request.body()) {
-        let counted = labels.clone();
-        request = request.map(|body| {
-            Body::new(CountIn {
-                inner: body,
-                labels: counted,
+    let started = access.begin(&mut request);
+    let response = access.scope(next.run(request)).await;
+    started.finish(response)
+}
+
+impl Access {
+    /// The start of a request: assigns its id, notes the client, and counts its body as it is read.
+    /// [`Started::finish`] takes the response.
+    pub fn begin(&self, request: &mut Request) -> Started {
+        let started = Instant::now();
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        let client = self.client(peer, request.headers());
+        let request_id = RequestId(self.request_id(peer, request.headers()));
+        let trace = self.0.spans.is_some().then(|| {
+            let trusted = peer
+                .filter(|peer| self.trusts(peer.ip()))
+                .map(|_| request.headers());
+            let (trace_id, span_id, parent) = otlp::ids(trusted);
+            Box::new(TraceStart {
+                trace_id,
+                span_id,
+                parent,
+                start: SystemTime::now(),
             })
         });
+        let labels = Labels::default();
+        let extensions = request.extensions_mut();
+        extensions.insert(request_id.clone());
+        extensions.insert(labels.clone());
+        if let Some(client) = client.filter(|client| peer.is_some_and(|peer| peer.ip() != *client))
+        {
+            extensions.insert(ForwardedClient(client));
+        }
+        // A request without a body (most GETs) is not wrapped: nothing to count.
+        if !http_body::Body::is_end_stream(request.body()) {
+            let counted = labels.clone();
+            let body = std::mem::take(request.body_mut());
+            *request.body_mut() = Body::new(CountIn {
+                inner: body,
+                labels: counted,
+            });
+        }
+        Started {
+            access: self.clone(),
+            started,
+            request_id,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            client,
+            labels,
+            trace,
+        }
     }
-    let mut response = metrics::scope(access.0.metrics.clone(), next.run(request)).await;
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID, request_id.0.clone());
-    let pending = Pending {
-        access,
-        started,
-        headers_after: started.elapsed(),
-        request_id,
-        method,
-        uri,
-        client,
-        status: response.status().as_u16(),
-        labels,
-        trace,
-    };
-    if http_body::Body::is_end_stream(response.body()) {
-        pending.finish(0, Ending::Complete);
-        return response;
+
+    /// Runs `handling` with this server's metrics in scope, so audit events inside it are counted.
+    pub fn scope<F: Future>(&self, handling: F) -> impl Future<Output = F::Output> {
+        metrics::scope(self.0.metrics.clone(), handling)
     }
-    response.map(|body| Body::new(WatchedBody::new(body, CountOut { bytes: 0, pending })))
+}
+
+/// A request the access layer has seen, waiting for its response.
+pub struct Started {
+    access: Access,
+    started: Instant,
+    request_id: RequestId,
+    method: Method,
+    uri: Uri,
+    client: Option<IpAddr>,
+    labels: Labels,
+    trace: Option<Box<TraceStart>>,
+}
+
+impl Started {
+    /// The request's id, as the response and the log line carry it.
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+
+    /// The request's target as it arrived.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Sets `X-Request-Id` on the response, and writes the access line and the metrics when its body
+    /// ends (at once when it is known to be empty).
+    pub fn finish(self, mut response: Response) -> Response {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, self.request_id.0.clone());
+        let pending = Pending {
+            access: self.access,
+            started: self.started,
+            headers_after: self.started.elapsed(),
+            request_id: self.request_id,
+            method: self.method,
+            uri: self.uri,
+            client: self.client,
+            status: response.status().as_u16(),
+            labels: self.labels,
+            trace: self.trace,
+        };
+        if http_body::Body::is_end_stream(response.body()) {
+            pending.finish(0, Ending::Complete);
+            return response;
+        }
+        response.map(|body| Body::new(WatchedBody::new(body, CountOut { bytes: 0, pending })))
+    }
 }
 
 /// How a response body ended, as the access line says it (`end=`).
