@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::http::Method;
 
@@ -70,11 +70,8 @@ impl AccessFields<'_> {
         LINE.with(|line| match line.try_borrow_mut() {
             Ok(mut line) => {
                 line.clear();
-                let _ = write!(
-                    line,
-                    "{}  INFO access: ",
-                    humantime::format_rfc3339_micros(SystemTime::now())
-                );
+                write_time(&mut line, SystemTime::now());
+                line.push_str("  INFO access: ");
                 self.write_text(&mut line);
                 line.push('\n');
                 writer.append(line.as_bytes());
@@ -113,7 +110,8 @@ impl AccessFields<'_> {
         let mut numbers = itoa::Buffer::new();
         quoted(out, "request_id", self.request_id);
         if let Some(client) = self.client {
-            let _ = write!(out, " client={client}");
+            out.push_str(" client=");
+            write_ip(out, &mut numbers, client);
         }
         out.push_str(" method=");
         out.push_str(self.method.as_str());
@@ -147,6 +145,58 @@ impl AccessFields<'_> {
         quoted(out, " app", self.app);
         if let Some(trace_id) = self.trace_id {
             quoted(out, " trace_id", trace_id);
+        }
+    }
+}
+
+/// The time as humantime's `format_rfc3339_micros` writes it (`2026-12-03T08:15:00.123456Z`), with the
+/// part up to the second formatted once per second and per thread rather than on every line.
+fn write_time(out: &mut String, now: SystemTime) {
+    thread_local! {
+        /// The last second formatted (seconds since the epoch), and its text without the `Z`.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(since_epoch) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        let _ = write!(out, "{}", humantime::format_rfc3339_micros(now));
+        return;
+    };
+    let second = since_epoch.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let text = humantime::format_rfc3339_seconds(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(second),
+            )
+            .to_string();
+            cached.1 = text.trim_end_matches('Z').to_owned();
+            cached.0 = second;
+        }
+        out.push_str(&cached.1);
+    });
+    let micros = since_epoch.subsec_micros();
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(micros);
+    out.push('.');
+    for _ in digits.len()..6 {
+        out.push('0');
+    }
+    out.push_str(digits);
+    out.push('Z');
+}
+
+/// An address as its `Display` writes it; IPv4, the usual case, without the formatting machinery.
+fn write_ip(out: &mut String, numbers: &mut itoa::Buffer, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                out.push_str(numbers.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -216,6 +266,36 @@ mod tests {
 
     /// The line written by hand is, byte for byte, what the subscriber writes from the fields: for a
     /// plain request, one cut short with every optional field, and strings that need escaping.
+    #[test]
+    fn the_time_is_written_as_humantime_writes_it() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_288_100);
+        // Leading zeros in the micros, a second's edges, the same second twice (the cached part),
+        // and a new second after it.
+        for offset_micros in [0, 7, 999_999, 1_000_000, 1_000_001, 1_000_002, 61_234_567] {
+            let at = base + Duration::from_micros(offset_micros);
+            let mut line = String::new();
+            write_time(&mut line, at);
+            assert_eq!(line, humantime::format_rfc3339_micros(at).to_string());
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.20.3.4",
+            "::1",
+            "2001:db8::42",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            write_ip(&mut out, &mut itoa::Buffer::new(), ip);
+            assert_eq!(out, ip.to_string());
+        }
+    }
+
     #[test]
     fn the_hand_written_line_is_the_subscribers_line() {
         let get = Method::GET;
