@@ -53,16 +53,23 @@ pub(crate) fn lists_host(tenant: &Tenant, host: &str) -> bool {
 
 /// Finds the tenant for a Host value (`name` or `name:port`, any case).
 pub(crate) fn resolve<'c>(config: &'c Config, host: &str) -> Option<&'c Arc<Tenant>> {
-    config
+    resolve_listed(config, host).map(|(tenant, _)| tenant)
+}
+
+/// [`resolve`], and whether the tenant lists `host` (false: it answers as the default tenant).
+fn resolve_listed<'c>(config: &'c Config, host: &str) -> Option<(&'c Arc<Tenant>, bool)> {
+    match config
         .tenants
         .iter()
         .find(|tenant| lists_host(tenant, host))
-        .or_else(|| {
-            config
-                .default_tenant
-                .as_ref()
-                .and_then(|id| config.tenant(id.as_str()))
-        })
+    {
+        Some(tenant) => Some((tenant, true)),
+        None => config
+            .default_tenant
+            .as_ref()
+            .and_then(|id| config.tenant(id.as_str()))
+            .map(|tenant| (tenant, false)),
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -111,7 +118,10 @@ pub(crate) fn attach(config: &ArcSwap<Config>, request: &mut Request) -> Result<
                 .map(|authority| authority.as_str()),
         );
     let host = names.next().unwrap_or_default().to_owned();
-    let tenant = resolve(&config, &host).cloned();
+    let (tenant, mut host_listed) = match resolve_listed(&config, &host) {
+        Some((tenant, listed)) => (Some(tenant.clone()), listed),
+        None => (None, false),
+    };
     // Names that lead to different tenants make the request ambiguous: a proxy in front may have routed
     // or filtered it by one name while we would serve another tenant by the other (several Host lines
     // are a 400 in RFC 9112 §3.2; a Host that differs from `:authority` is malformed in RFC 9113
@@ -120,8 +130,8 @@ pub(crate) fn attach(config: &ArcSwap<Config>, request: &mut Request) -> Result<
     let same_tenant = |other: &str| {
         resolve(&config, other).map(|t| t.id.as_str()) == tenant.as_ref().map(|t| t.id.as_str())
     };
-    // Whether the tenant answers because it lists every name, rather than as `default_tenant`.
-    let mut host_listed = tenant.as_ref().is_some_and(|t| lists_host(t, &host));
+    // `host_listed`: whether the tenant answers because it lists every name, rather than as
+    // `default_tenant`.
     for other in names {
         if !same_tenant(other) {
             let other = other.to_owned();
