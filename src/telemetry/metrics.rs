@@ -13,9 +13,10 @@
 //! a privacy leak. The per-request path takes no global lock (the families' read locks only) and
 //! allocates nothing once a series exists.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -81,17 +82,27 @@ impl EncodeLabelValue for LabelText {
 pub struct MethodLabel(&'static str);
 
 impl MethodLabel {
+    /// Every label, in the order of [`MethodLabel::index`].
+    const ALL: [&'static str; 8] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
+    ];
+
     pub fn of(method: &Method) -> Self {
-        MethodLabel(match *method {
-            Method::GET => "GET",
-            Method::HEAD => "HEAD",
-            Method::POST => "POST",
-            Method::PUT => "PUT",
-            Method::PATCH => "PATCH",
-            Method::DELETE => "DELETE",
-            Method::OPTIONS => "OPTIONS",
-            _ => "OTHER",
-        })
+        MethodLabel(Self::ALL[Self::index(method)])
+    }
+
+    /// The label's place in [`MethodLabel::ALL`].
+    fn index(method: &Method) -> usize {
+        match *method {
+            Method::GET => 0,
+            Method::HEAD => 1,
+            Method::POST => 2,
+            Method::PUT => 3,
+            Method::PATCH => 4,
+            Method::DELETE => 5,
+            Method::OPTIONS => 6,
+            _ => 7,
+        }
     }
 }
 
@@ -106,14 +117,22 @@ impl EncodeLabelValue for MethodLabel {
 pub struct StatusClass(&'static str);
 
 impl StatusClass {
+    /// Every class, in the order of [`StatusClass::index`].
+    const ALL: [&'static str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
     pub fn of(status: u16) -> Self {
-        StatusClass(match status / 100 {
-            1 => "1xx",
-            2 => "2xx",
-            3 => "3xx",
-            4 => "4xx",
-            _ => "5xx",
-        })
+        StatusClass(Self::ALL[Self::index(status)])
+    }
+
+    /// The class's place in [`StatusClass::ALL`].
+    fn index(status: u16) -> usize {
+        match status / 100 {
+            1 => 0,
+            2 => 1,
+            3 => 2,
+            4 => 3,
+            _ => 4,
+        }
     }
 }
 
@@ -129,6 +148,19 @@ struct RequestLabels {
     app: LabelText,
     method: MethodLabel,
     status: StatusClass,
+}
+
+/// One route's series, kept so that counting a request is one lookup of its route in a foldhash
+/// map instead of three SipHash lookups in the families (about 2,000 instructions a request). Each
+/// handle is a clone of the family's own series, made when the family would have made it (the
+/// histogram of upstream time on the first upstream call, a counter on its first request), so
+/// `/metrics` says exactly what it said without the cache. Routes come from config, never from a
+/// request alone, so the map is bounded like the families.
+struct RouteSeries {
+    processing: Histogram,
+    upstream: OnceLock<Histogram>,
+    /// By method, then by status class.
+    requests: [[OnceLock<Counter>; 5]; 8],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -241,6 +273,8 @@ pub struct Metrics {
     upstream: HistogramFamily<RouteLabels>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     cut_short: Family<RouteLabels, Counter>,
+    /// The series every request of a route counts into, found once per route (see [`RouteSeries`]).
+    routes: Mutex<HashMap<RouteLabels, Arc<RouteSeries>, foldhash::fast::RandomState>>,
     connections: Gauge,
     websockets: Gauge,
     sessions: Gauge,
@@ -293,6 +327,7 @@ impl Metrics {
             upstream: Family::new_with_constructor(upstream_histogram),
             upstream_errors: Family::default(),
             cut_short: Family::default(),
+            routes: Mutex::default(),
             connections: Gauge::default(),
             websockets: Gauge::default(),
             sessions: Gauge::default(),
@@ -449,20 +484,24 @@ impl Metrics {
             .map_or(LabelText::NONE, |t| LabelText::Tenant(t.clone()));
         let app = record.app.cloned().unwrap_or(LabelText::NONE);
         let route = RouteLabels { tenant, app };
+        let series = self.route_series(&route);
         let own = record
             .elapsed
             .saturating_sub(record.upstream.unwrap_or_default());
-        self.processing
-            .get_or_create(&route)
-            .observe(own.as_secs_f64());
+        series.processing.observe(own.as_secs_f64());
         if let Some(upstream) = record.upstream {
-            self.upstream
-                .get_or_create(&route)
+            series
+                .upstream
+                .get_or_init(|| self.upstream.get_or_create(&route).clone())
                 .observe(upstream.as_secs_f64());
         }
         if record.cut_short {
             self.cut_short.get_or_create(&route).inc();
         }
+        let (method, status) = (
+            MethodLabel::index(record.method),
+            StatusClass::index(record.status),
+        );
         let RouteLabels { tenant, app } = route;
         if let Some(kind) = record.upstream_error {
             let labels = UpstreamErrorLabels {
@@ -472,14 +511,33 @@ impl Metrics {
             };
             self.upstream_errors.get_or_create(&labels).inc();
         }
-        self.requests
-            .get_or_create(&RequestLabels {
-                tenant,
-                app,
-                method: MethodLabel::of(record.method),
-                status: StatusClass::of(record.status),
+        series.requests[method][status]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        tenant,
+                        app,
+                        method: MethodLabel(MethodLabel::ALL[method]),
+                        status: StatusClass(StatusClass::ALL[status]),
+                    })
+                    .clone()
             })
             .inc();
+    }
+
+    /// The kept series of `route`, made on its first request.
+    fn route_series(&self, route: &RouteLabels) -> Arc<RouteSeries> {
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = routes.get(route) {
+            return series.clone();
+        }
+        let series = Arc::new(RouteSeries {
+            processing: self.processing.get_or_create(route).clone(),
+            upstream: OnceLock::new(),
+            requests: Default::default(),
+        });
+        routes.insert(route.clone(), series.clone());
+        series
     }
 
     /// An upstream response body that failed after its headers (a reset mid-body).
@@ -778,6 +836,55 @@ mod tests {
         ));
         assert!(text.contains("portico_sessions 3"));
         assert!(text.contains("portico_upstream_duration_seconds_bucket{le=\"0.025\",tenant=\"acme\",app=\"grafana\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn a_routes_kept_series_count_like_the_families() {
+        let metrics = Metrics::new(|| None);
+        let tenant = TenantId::new("acme");
+        let app = LabelText::App(AppId::new("docs"));
+        let request = |method: &Method, status: u16, upstream: Option<Duration>| {
+            metrics.request(&RequestRecord {
+                tenant: Some(&tenant),
+                app: Some(&app),
+                method,
+                status,
+                elapsed: Duration::from_millis(5),
+                upstream,
+                upstream_error: None,
+                cut_short: false,
+            });
+        };
+        request(&Method::GET, 200, None);
+        request(&Method::GET, 204, None);
+        request(&Method::POST, 200, None);
+        request(&Method::GET, 404, None);
+        let text = metrics.encode().unwrap();
+        assert_eq!(
+            samples(&text, "portico_requests_total"),
+            "portico_requests_total{tenant=\"acme\",app=\"docs\",method=\"GET\",status=\"2xx\"} 2\n\
+             portico_requests_total{tenant=\"acme\",app=\"docs\",method=\"GET\",status=\"4xx\"} 1\n\
+             portico_requests_total{tenant=\"acme\",app=\"docs\",method=\"POST\",status=\"2xx\"} 1\n"
+        );
+        // No upstream was called: no upstream series, as without the kept series.
+        assert!(
+            !text.contains("portico_upstream_duration_seconds_count{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "portico_processing_duration_seconds_count{tenant=\"acme\",app=\"docs\"} 4"
+            ),
+            "{text}"
+        );
+        request(&Method::GET, 200, Some(Duration::from_millis(2)));
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(
+                "portico_upstream_duration_seconds_count{tenant=\"acme\",app=\"docs\"} 1"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
