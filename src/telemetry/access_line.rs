@@ -111,7 +111,7 @@ impl AccessFields<'_> {
         quoted(out, "request_id", self.request_id);
         if let Some(client) = self.client {
             out.push_str(" client=");
-            write_ip(out, &mut numbers, client);
+            crate::http::push_ip(out, client);
         }
         out.push_str(" method=");
         out.push_str(self.method.as_str());
@@ -182,23 +182,6 @@ fn write_time(out: &mut String, now: SystemTime) {
     }
     out.push_str(digits);
     out.push('Z');
-}
-
-/// An address as its `Display` writes it; IPv4, the usual case, without the formatting machinery.
-fn write_ip(out: &mut String, numbers: &mut itoa::Buffer, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (index, octet) in v4.octets().into_iter().enumerate() {
-                if index > 0 {
-                    out.push('.');
-                }
-                out.push_str(numbers.format(octet));
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
 }
 
 fn number(out: &mut String, buffer: &mut itoa::Buffer, name: &str, value: u64) {
@@ -276,23 +259,6 @@ mod tests {
             let mut line = String::new();
             write_time(&mut line, at);
             assert_eq!(line, humantime::format_rfc3339_micros(at).to_string());
-        }
-    }
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for ip in [
-            "127.0.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.20.3.4",
-            "::1",
-            "2001:db8::42",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            let mut out = String::new();
-            write_ip(&mut out, &mut itoa::Buffer::new(), ip);
-            assert_eq!(out, ip.to_string());
         }
     }
 

@@ -3,7 +3,6 @@
 //! the client's `Host` or its own `X-Forwarded-*` (those were removed before, see `untrusted`).
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -124,17 +123,10 @@ pub(crate) fn insert_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     }
 }
 
-/// An address as a header value, written on the stack: the header value is the only copy.
+/// An address as a header value; the text is built once and the header value takes it without a copy.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    // The longest text form, an IPv4-mapped IPv6 address, is 45 bytes.
-    let mut buffer = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let written = write!(cursor, "{ip}").is_ok();
-    let length = usize::try_from(cursor.position()).unwrap_or(0);
-    match buffer.get(..length) {
-        Some(text) if written => {
-            HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-        }
-        _ => HeaderValue::from_static(""),
-    }
+    let mut text = String::with_capacity(15);
+    crate::http::push_ip(&mut text, ip);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
