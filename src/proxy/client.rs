@@ -14,13 +14,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::{Request, Response, Uri, Version};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::ProxyError;
 use super::guard::exceeded;
 use super::headers::remove_hop_by_hop;
+use super::pool::{PlainPool, SendError};
 use super::tls::{TlsClients, tls_failure};
 use crate::config::{Config, Upstream};
 
@@ -33,7 +32,7 @@ use crate::config::{Config, Upstream};
 /// [`UpstreamClient::enter_worker`]; any other thread uses the first pool.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    pools: Arc<[Client<HttpConnector, Body>]>,
+    pools: Arc<[Arc<PlainPool>]>,
     tls: Arc<TlsClients>,
     idle_timeout: Duration,
 }
@@ -50,10 +49,7 @@ impl UpstreamClient {
             connector.set_nodelay(true);
             connector.set_connect_timeout(Some(connect_timeout));
             connector.enforce_http(true);
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(64)
-                .build(connector)
+            PlainPool::new(connector)
         };
         UpstreamClient {
             pools: (0..workers.max(1)).map(|_| pool()).collect(),
@@ -79,7 +75,7 @@ impl UpstreamClient {
     }
 
     /// This thread's plain-http pool.
-    fn pool(&self) -> &Client<HttpConnector, Body> {
+    fn pool(&self) -> &Arc<PlainPool> {
         let index = WORKER.with(std::cell::Cell::get);
         &self.pools[index % self.pools.len()]
     }
@@ -104,49 +100,48 @@ impl UpstreamClient {
         response_timeout: Duration,
         upgrade: bool,
     ) -> Result<Response<Body>, ProxyError> {
-        *request.uri_mut() = target.uri(upstream)?;
         // Upstreams are spoken to in HTTP/1.1 whatever the client used: an HTTP/2 request handed on
-        // as it came would be refused by the HTTP/1 connection pool (every h2 request was a 502). An
+        // as it came would be refused by an HTTP/1 connection (every h2 request was a 502). An
         // https upstream that chose h2 by ALPN gets h2 all the same: hyper ignores the version there.
         *request.version_mut() = Version::HTTP_11;
-        // hyper sets Host from the URI's authority when none is present.
-        let sent = match &upstream.tls {
-            None => self.pool().request(request),
-            Some(tls) => match self.tls.get(tls) {
-                // A WebSocket handshake needs HTTP/1.1; anything else may ride on h2.
-                Ok(clients) if upgrade => clients.http1.request(request),
-                Ok(clients) => clients.any.request(request),
-                Err(error) => {
-                    return Err(ProxyError::UpstreamTls {
+        let Some(tls) = &upstream.tls else {
+            // Plain http: this worker's own pool, the request in origin form (`proxy::pool`).
+            *request.uri_mut() = target.uri(upstream, false)?;
+            let sent = self.pool().send(&upstream.authority, request);
+            let response = match tokio::time::timeout(response_timeout, sent).await {
+                Err(_) => return Err(timed_out(upstream, response_timeout)),
+                Ok(Err(SendError::Connect(cause))) => {
+                    return Err(ProxyError::UpstreamUnreachable {
                         upstream: upstream.url.clone(),
-                        cause: Box::new(error),
+                        cause,
                     });
                 }
-            },
+                Ok(Err(SendError::Exchange(error))) => return Err(failed(upstream, error)),
+                Ok(Ok(response)) => response,
+            };
+            return Ok(self.shape(response));
         };
-        let outcome = tokio::time::timeout(response_timeout, sent).await;
-        let response = match outcome {
-            Err(_) => {
-                return Err(ProxyError::UpstreamTimeout {
-                    upstream: upstream.url.clone(),
-                    after: response_timeout,
-                });
-            }
-            Ok(Err(error)) if upstream.tls.is_some() && tls_failure(&error).is_some() => {
-                // An unknown CA, a name mismatch, a client certificate refused: not a network
-                // problem, and not one a retry fixes.
+        *request.uri_mut() = target.uri(upstream, true)?;
+        // hyper-util's client sets Host from the URI's authority when none is present.
+        let sent = match self.tls.get(tls) {
+            // A WebSocket handshake needs HTTP/1.1; anything else may ride on h2.
+            Ok(clients) if upgrade => clients.http1.request(request),
+            Ok(clients) => clients.any.request(request),
+            Err(error) => {
                 return Err(ProxyError::UpstreamTls {
                     upstream: upstream.url.clone(),
                     cause: Box::new(error),
                 });
             }
-            Ok(Err(error)) if exceeded(&error).is_some() => {
-                // The request body went over `proxy.max_request_body` as it streamed (a chunked body
-                // has no length to refuse up front). hyper stops writing and closes the upstream
-                // connection without the final chunk, so the upstream sees a broken message, not a
-                // shorter complete one; the client learns why.
-                return Err(ProxyError::BodyTooLarge {
-                    limit: exceeded(&error).unwrap_or_default(),
+        };
+        let response = match tokio::time::timeout(response_timeout, sent).await {
+            Err(_) => return Err(timed_out(upstream, response_timeout)),
+            Ok(Err(error)) if tls_failure(&error).is_some() => {
+                // An unknown CA, a name mismatch, a client certificate refused: not a network
+                // problem, and not one a retry fixes.
+                return Err(ProxyError::UpstreamTls {
+                    upstream: upstream.url.clone(),
+                    cause: Box::new(error),
                 });
             }
             Ok(Err(error)) if error.is_connect() => {
@@ -155,20 +150,21 @@ impl UpstreamClient {
                     cause: Box::new(error),
                 });
             }
-            Ok(Err(error)) => {
-                return Err(ProxyError::UpstreamFailed {
-                    upstream: upstream.url.clone(),
-                    cause: Box::new(error),
-                });
-            }
-            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(failed(upstream, error)),
+            Ok(Ok(response)) => response.map(Body::new),
         };
+        Ok(self.shape(response))
+    }
+
+    /// The upstream's answer as the gateway gets it: without hop-by-hop headers, its body failing
+    /// when it stalls for `proxy.idle_timeout`.
+    fn shape(&self, response: Response<Body>) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(
+        Response::from_parts(
             parts,
             Body::new(IdleTimeoutBody::new(body, self.idle_timeout)),
-        ))
+        )
     }
 
     /// A small request whose answer portico reads itself (at most 64 KiB), e.g. a token exchange.
@@ -196,6 +192,31 @@ impl UpstreamClient {
     }
 }
 
+fn timed_out(upstream: &Upstream, after: Duration) -> ProxyError {
+    ProxyError::UpstreamTimeout {
+        upstream: upstream.url.clone(),
+        after,
+    }
+}
+
+/// An exchange that failed once a connection was there.
+fn failed(
+    upstream: &Upstream,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> ProxyError {
+    match exceeded(&error) {
+        // The request body went over `proxy.max_request_body` as it streamed (a chunked body has no
+        // length to refuse up front). hyper stops writing and closes the upstream connection without
+        // the final chunk, so the upstream sees a broken message, not a shorter complete one; the
+        // client learns why.
+        Some(limit) => ProxyError::BodyTooLarge { limit },
+        None => ProxyError::UpstreamFailed {
+            upstream: upstream.url.clone(),
+            cause: Box::new(error),
+        },
+    }
+}
+
 /// Where on an upstream a request goes: `path`, the pieces of the path below the upstream's base path
 /// (already canonical, see `proxy::path`), and the query string, if any.
 #[derive(Debug, Clone, Copy)]
@@ -205,24 +226,29 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// The absolute URI on `upstream`, written into one buffer that the URI then owns (no copy).
-    fn uri(&self, upstream: &Upstream) -> Result<Uri, ProxyError> {
-        let scheme = if upstream.tls.is_some() {
-            "https://"
-        } else {
-            "http://"
+    /// The URI on `upstream`, absolute or in origin form (path and query), written into one buffer
+    /// that the URI then owns (no copy).
+    fn uri(&self, upstream: &Upstream, absolute: bool) -> Result<Uri, ProxyError> {
+        let (scheme, authority) = match (absolute, upstream.tls.is_some()) {
+            (false, _) => ("", ""),
+            (true, true) => ("https://", upstream.authority.as_str()),
+            (true, false) => ("http://", upstream.authority.as_str()),
         };
         let length = scheme.len()
-            + upstream.authority.len()
+            + authority.len()
             + upstream.base_path.len()
             + self.path.iter().map(|piece| piece.len()).sum::<usize>()
             + self.query.map_or(0, |query| query.len() + 1);
-        let mut text = String::with_capacity(length);
+        let mut text = String::with_capacity(length + 1);
         text.push_str(scheme);
-        text.push_str(&upstream.authority);
+        text.push_str(authority);
         text.push_str(&upstream.base_path);
         for piece in self.path {
             text.push_str(piece);
+        }
+        if text.len() == scheme.len() + authority.len() && !absolute {
+            // The root in origin form is `/`, never empty.
+            text.push('/');
         }
         if let Some(query) = self.query {
             text.push('?');

@@ -29,4 +29,5 @@ mod scale_out;
 mod shell;
 mod tenancy;
 mod tls;
+mod upstream_pool;
 mod upstream_tls;
