@@ -1,6 +1,7 @@
 //! A body passed on untouched while something watches it: each frame as it goes out, and how the body
-//! ended. The one wrapper behind the access log's byte count (`telemetry::access`) and the response
-//! cache's copy (`proxy::cache`), so "how did this body end" is decided in one place.
+//! ended. The one wrapper behind the access log's byte count (`telemetry::access`), the response
+//! cache's copy (`proxy::cache`) and the upstream connection lent to a response (`proxy::pool`), so
+//! "how did this body end" is decided in one place.
 //!
 //! Must not change, hold back or reorder a frame: the watcher only sees them.
 

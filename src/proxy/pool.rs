@@ -22,19 +22,18 @@
 //! after `IDLE_TIMEOUT`, and at most `MAX_IDLE_PER_AUTHORITY` are kept.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt;
+
+use crate::http::watched::{Ending, Watch, WatchedBody};
 
 /// How long an unused connection is kept (as the legacy client's `pool_idle_timeout`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -187,21 +186,18 @@ impl PlainPool {
         sender: SendRequest<Body>,
         response: Response<Incoming>,
     ) -> Response<Body> {
-        let mut lease = Some(Lease {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the upgrade.
+            return response.map(Body::new);
+        }
+        let lease = Lease {
             pool: self.clone(),
             key,
             sender,
-        });
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // The connection now belongs to the upgrade.
-            lease = None;
-        } else if http_body::Body::is_end_stream(response.body()) {
-            // An empty body (204, 304, HEAD, `Content-Length: 0`) may never be polled.
-            if let Some(lease) = lease.take() {
-                lease.release();
-            }
-        }
-        response.map(|body| Body::new(PooledBody { body, lease }))
+        };
+        // How the body ended is `WatchedBody`'s to judge (an empty one that is never polled
+        // included, at its drop).
+        response.map(|body| Body::new(WatchedBody::new(Body::new(body), lease)))
     }
 
     fn put(&self, key: Arc<str>, sender: SendRequest<Body>) {
@@ -252,55 +248,17 @@ struct Lease {
     sender: SendRequest<Body>,
 }
 
-impl Lease {
-    /// The response has ended: the connection may serve the next request, unless it closed.
-    fn release(self) {
-        if !self.sender.is_closed() {
+impl Watch for Lease {
+    fn data(&mut self, _: &Bytes) -> bool {
+        true
+    }
+
+    /// The response has ended: the connection may serve the next request, unless it closed. Cut
+    /// short or failed, its state is unknown: it is dropped with the lease.
+    fn end(self, ending: Ending) {
+        if ending == Ending::Complete && !self.sender.is_closed() {
             self.pool.put(self.key, self.sender);
         }
-    }
-}
-
-/// The upstream's response body, which gives its connection back to the pool when it ends.
-struct PooledBody {
-    body: Incoming,
-    lease: Option<Lease>,
-}
-
-impl http_body::Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(lease) = this.lease.take() {
-                    lease.release();
-                }
-            }
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => {
-                if let Some(lease) = this.lease.take() {
-                    lease.release();
-                }
-            }
-            // An error leaves the connection in an unknown state: it is dropped with the lease.
-            Poll::Ready(Some(Err(_))) => this.lease = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

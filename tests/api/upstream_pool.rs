@@ -84,6 +84,19 @@ async fn one_connection_serves_full_empty_and_head_answers_in_turn() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
+/// One request's head (these tests send no bodies), or `None` when the connection ended first.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(head)
+}
+
 /// An upstream that answers one request per connection and then closes it, without
 /// `Connection: close`: as a server does whose keep-alive timeout struck right after its answer.
 async fn closing_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
@@ -95,13 +108,8 @@ async fn closing_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
+                if read_head(&mut stream).await.is_none() {
+                    return;
                 }
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -139,14 +147,9 @@ async fn timing_out_upstream() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>
             let log = log.clone();
             tokio::spawn(async move {
                 for answered in [true, false] {
-                    let mut head = Vec::new();
-                    let mut buffer = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
-                    }
+                    let Some(head) = read_head(&mut stream).await else {
+                        return;
+                    };
                     let method = String::from_utf8_lossy(&head)
                         .split(' ')
                         .next()
