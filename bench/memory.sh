@@ -285,7 +285,8 @@ S_BEFORE=$(rss_kib "$SESSIONS_PID")
 t0=$SECONDS
 signed=$(taskset -c "$LOAD_CORE" timeout 300 "$CLIENT" sign-in "127.0.0.1:$S_PORT" "$SESSIONS" bench)
 [[ $signed == "signed_in=$SESSIONS errors=0" ]] || die "sessions: $signed"
-sleep 1
+# Long enough for mimalloc to purge what the sign-ins freed (portico's collector runs every second).
+sleep "$SETTLE"
 S_AFTER=$(rss_kib "$SESSIONS_PID")
 log "sessions: $SESSIONS sign-ins in $((SECONDS - t0)) s, RSS $S_BEFORE -> $S_AFTER KiB"
 STORE_LINES="(no $SESSION_COST: cargo build --release --example session_cost)"
