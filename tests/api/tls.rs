@@ -537,6 +537,116 @@ async fn idle_keep_alive_connections_are_closed_after_the_keepalive_timeout() {
     );
 }
 
+/// hyper's limit on a request head (its default `max_buf_size`, which portico keeps): 8 KiB + 100 ×
+/// 4 KiB. A head that has not ended within this many bytes is refused with 431.
+const MAX_HEAD: usize = 8192 + 4096 * 100;
+
+/// A keep-alive connection that rested past the listener's parking delay (1 s: hyper's connection
+/// and its buffers are dropped, the socket is only watched) serves its next request as before, and
+/// the head limits still hold there: a head just under hyper's limit is answered, one at the limit
+/// that has not ended gets 431.
+#[tokio::test]
+async fn a_rested_connection_keeps_the_head_limits() {
+    let server = config()
+        .top("server: { keepalive_timeout: 60s }")
+        .tenant(acme().user(dev()).role("developer", &["acme-eng"]))
+        .start()
+        .await;
+    let request = |extra: &str| {
+        format!(
+            "GET /.well-known/jwks.json HTTP/1.1\r\nHost: {}\r\n{extra}\r\n",
+            server.addr
+        )
+    };
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request("").as_bytes()).await.unwrap();
+    let head = read_response(&mut stream).await.expect("a first answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "got {head}");
+
+    // Rested (parked), then a head of nearly the limit, on the same connection.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let near = request(&format!("X-Padding: {}\r\n", "p".repeat(MAX_HEAD - 1000)));
+    assert!(near.len() > MAX_HEAD - 1000 && near.len() < MAX_HEAD);
+    stream.write_all(near.as_bytes()).await.unwrap();
+    let head = tokio::time::timeout(TIMEOUT, read_response(&mut stream))
+        .await
+        .expect("an answer, not a hang")
+        .expect("the rested connection answers a head near the limit");
+    assert!(head.starts_with("HTTP/1.1 200"), "got {head}");
+
+    // Rested again, then a head that reaches the limit without ending: refused as on a fresh
+    // connection, and closed. (Exactly the limit, so the server reads all of it and the 431 is not
+    // lost to a reset.)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut over = request("").into_bytes();
+    over.truncate(over.len() - 2); // no blank line: the head goes on
+    over.extend(std::iter::repeat_n(b'x', MAX_HEAD - over.len()));
+    stream.write_all(&over).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "got {answer:?}");
+
+    // The same on a fresh connection, for comparison: the limit is hyper's, parked or not.
+    let mut fresh = TcpStream::connect(server.addr).await.unwrap();
+    fresh.write_all(&over).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, fresh.read_to_end(&mut answer)).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 431"),
+        "a fresh connection got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// Many keep-alive connections that rested past the parking delay are all served again, each with
+/// its own answer (parking and waking does not mix connections up).
+#[tokio::test]
+async fn rested_connections_each_serve_their_next_request() {
+    let server = config()
+        .top("server: { keepalive_timeout: 60s }")
+        .tenant(acme().user(dev()).role("developer", &["acme-eng"]))
+        .start()
+        .await;
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let first = format!(
+            "GET /.well-known/jwks.json HTTP/1.1\r\nHost: {}\r\n\r\n",
+            server.addr
+        );
+        stream.write_all(first.as_bytes()).await.unwrap();
+        let head = read_response(&mut stream).await.expect("a first answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "got {head}");
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every other connection asks for a path that is not there: its answer must be its own.
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let path = if index % 2 == 0 {
+            "/.well-known/jwks.json"
+        } else {
+            "/.well-known/nothing-here"
+        };
+        let next = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+            server.addr
+        );
+        stream.write_all(next.as_bytes()).await.unwrap();
+    }
+    for (index, stream) in streams.iter_mut().enumerate() {
+        let head = tokio::time::timeout(TIMEOUT, read_response(stream))
+            .await
+            .expect("an answer, not a hang")
+            .expect("a rested connection answers");
+        if index % 2 == 0 {
+            assert!(head.starts_with("HTTP/1.1 200"), "#{index} got {head}");
+        } else {
+            assert!(!head.starts_with("HTTP/1.1 200"), "#{index} got {head}");
+        }
+    }
+}
+
 // Shutdown --------------------------------------------------------------------------------------------
 
 /// An upstream with a slow stream, a stream that never ends, and a WebSocket echo that records the

@@ -368,9 +368,11 @@ impl OidcRegistry {
             session.user = user;
             sid = new_sid.or(sid);
         }
-        session.oidc = Some(tokens_from(&response, Some(&tokens), sid).map_err(|error| {
-            TokenCallError::Refused(Failure::caused_by("token response", error))
-        })?);
+        session.oidc = Some(Box::new(
+            tokens_from(&response, Some(&tokens), sid).map_err(|error| {
+                TokenCallError::Refused(Failure::caused_by("token response", error))
+            })?,
+        ));
         // Only if it still exists: a sign-out or logout during the refresh must not be undone.
         match sessions.update(session.clone()).await {
             Ok(true) => {

@@ -315,14 +315,16 @@ impl RedisStore {
             csrf_token: record.csrf_token,
             created_at: created,
             last_seen: seen,
-            oidc: record.oidc.map(|t| OidcTokens {
-                access_token: t.access_token,
-                expires_at: t.expires_at,
-                refresh_at: t.refresh_at,
-                refresh_token: t.refresh_token,
-                id_token: t.id_token,
-                sid: t.sid,
-                refresh_deferred_since: t.refresh_deferred_since,
+            oidc: record.oidc.map(|t| {
+                Box::new(OidcTokens {
+                    access_token: t.access_token,
+                    expires_at: t.expires_at,
+                    refresh_at: t.refresh_at,
+                    refresh_token: t.refresh_token,
+                    id_token: t.id_token,
+                    sid: t.sid,
+                    refresh_deferred_since: t.refresh_deferred_since,
+                })
             }),
             activity: Activity::default(),
         })
@@ -693,7 +695,7 @@ mod tests {
         let mut conn = redis.conn();
         let store = store(&redis);
         let mut session = Session::new(&TenantId::new("acme"), conformance::user("alice"));
-        session.oidc = Some(OidcTokens {
+        session.oidc = Some(Box::new(OidcTokens {
             access_token: "secret-access".into(),
             expires_at: 1,
             refresh_at: 1,
@@ -701,7 +703,7 @@ mod tests {
             id_token: "secret-id".into(),
             sid: None,
             refresh_deferred_since: None,
-        });
+        }));
         let id = session.id.clone();
         store.insert(session).await.unwrap();
         let raw: Vec<u8> = redis::cmd("HGET")
@@ -896,7 +898,7 @@ mod tests {
         let store = store(&redis);
         let acme = TenantId::new("acme");
         let mut session = Session::new(&acme, conformance::user("alice"));
-        session.oidc = Some(OidcTokens {
+        session.oidc = Some(Box::new(OidcTokens {
             access_token: "a".into(),
             expires_at: 1,
             refresh_at: 1,
@@ -904,7 +906,7 @@ mod tests {
             id_token: "i".into(),
             sid: Some("idp-sid".into()),
             refresh_deferred_since: None,
-        });
+        }));
         let gone = Session::new(&acme, conformance::user("alice"));
         let gone_id = gone.id.clone();
         store.insert(session).await.unwrap();

@@ -134,14 +134,16 @@ impl SessionStore for MemoryStore {
         );
         sessions.insert(new_id.clone(), Arc::new(session));
         let mut evicted = Vec::new();
-        // One pass over every session per sign-in (a sign-in is rare next to requests); the scans for
-        // the least recently active run only when a limit is exceeded.
-        let mut own: Vec<Arc<Session>> = sessions
-            .values()
-            .filter(|s| s.id != new_id && s.tenant == tenant && s.user.subject == subject)
-            .cloned()
-            .collect();
-        if own.len() >= limits.per_user {
+        // One pass over every session per sign-in (a sign-in is rare next to requests), counting; the
+        // user's sessions are collected, and the least recently active looked for, only when a limit
+        // is exceeded (collecting them on every sign-in cloned an `Arc` per session of the user and
+        // allocated a list as long).
+        let is_own =
+            |s: &Arc<Session>| s.id != new_id && s.tenant == tenant && s.user.subject == subject;
+        let own_count = sessions.values().filter(|s| is_own(s)).count();
+        if own_count >= limits.per_user {
+            let mut own: Vec<Arc<Session>> =
+                sessions.values().filter(|s| is_own(s)).cloned().collect();
             own.sort_by_key(|s| (s.last_active(), s.created_at));
             let excess = own.len() + 1 - limits.per_user;
             for session in own.into_iter().take(excess) {
