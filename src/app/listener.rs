@@ -34,10 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Response, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -48,7 +47,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::telemetry::Metrics;
 use crate::telemetry::metrics::GaugeGuard;
@@ -99,13 +98,33 @@ impl Caps {
     }
 }
 
+/// What answers a listener's requests: an axum `Router`, or the tenant origin's one pass
+/// (`router::Portal`) without a router around it.
+pub(super) trait Handler:
+    Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<H> Handler for H where
+    H: Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` (over TLS with `tls`) within `caps` until `shutdown` is cancelled,
 /// then lets this worker's open connections finish for at most `shutdown_timeout`. `name` names the
 /// listener in the log.
-pub(super) async fn serve(
+pub(super) async fn serve<H: Handler>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    router: Router,
+    router: H,
     caps: Caps,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -188,16 +207,16 @@ async fn drain(graceful: GracefulShutdown, limits: Limits, name: &str) {
 }
 
 /// One accepted connection, before its protocol is known.
-struct Connection {
+struct Connection<H> {
     peer: SocketAddr,
-    router: Router,
+    router: H,
     limits: Limits,
     watcher: Watcher,
     /// Cancelled when the listener drains: an HTTP/1 connection then finishes its request and closes.
     shutdown: CancellationToken,
 }
 
-impl Connection {
+impl<H: Handler> Connection<H> {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
         let header_read = self.limits.header_read_timeout;
         let Some(acceptor) = tls else {
@@ -252,7 +271,7 @@ impl Connection {
         let service = hyper::service::service_fn(move |request: axum::http::Request<Incoming>| {
             let guard = InFlight::start(&conn);
             let mut request =
-                request.map(|body| TimedBody::new(body, body_timeout, guard.0.clone()));
+                request.map(|body| Body::new(TimedBody::new(body, body_timeout, guard.0.clone())));
             request.extensions_mut().insert(ConnectInfo(peer));
             let response = router.clone().oneshot(request);
             async move {

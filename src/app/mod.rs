@@ -241,7 +241,7 @@ impl App {
         let tenant = listener::serve(
             self.listener,
             tls,
-            router(state.clone()),
+            router::portal(state.clone()),
             caps,
             state.metrics.clone(),
             shutdown.clone(),
@@ -314,7 +314,7 @@ impl Worker {
             let tenant = listener::serve(
                 listener,
                 self.tls,
-                router(state.clone()),
+                router::portal(state.clone()),
                 self.caps,
                 state.metrics.clone(),
                 shutdown.clone(),

@@ -51,9 +51,15 @@ use crate::{apps, assertion, auth, backstage, http, shell, tenant};
 /// One hand-written service rather than a stack of `from_fn` layers around the router: each layer
 /// boxed its future and cloned the boxed service below it, and routing `/apps/*` through axum cost
 /// the path match, its parameters and the extractors' futures; together about a tenth of a proxied
-/// request's instructions (bench/README.md). The outer `Router` only holds the pass as its fallback,
-/// so `App` and the tests still get a `Router`.
+/// request's instructions (bench/README.md). The tenant listener serves the pass itself
+/// (`portal`); this `Router` holds it as its fallback for callers that want a `Router` (tests).
 pub fn router(state: AppState) -> Router {
+    Router::new().fallback_service(portal(state))
+}
+
+/// The one pass alone, as the tenant listener serves it (without a `Router` around it, which would
+/// cost a route lookup and a boxed clone per request).
+pub(super) fn portal(state: AppState) -> Portal {
     let routes = Router::new()
         .merge(auth::router())
         .merge(apps::router())
@@ -61,12 +67,12 @@ pub fn router(state: AppState) -> Router {
         .merge(backstage::router())
         .merge(shell::router())
         .with_state(state.clone());
-    Router::new().fallback_service(Portal { state, routes })
+    Portal { state, routes }
 }
 
 /// The tenant origin's one pass (see [`router`]).
 #[derive(Clone)]
-struct Portal {
+pub(super) struct Portal {
     state: AppState,
     routes: Router,
 }
