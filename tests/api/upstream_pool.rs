@@ -174,9 +174,11 @@ async fn a_get_that_met_a_closing_connection_is_sent_again_and_a_post_is_not() {
     let (upstream, seen) = timing_out_upstream().await;
     let server = portal(&format!("http://{upstream}")).await;
     let dev = server.sign_in("dev").await;
-    // The first GET opens a connection; the second goes out on it and meets the close: it is sent
-    // again on a fresh connection, and answered.
+    // The first GET opens a connection; the second goes out on it after a rest longer than the
+    // pool's `REPLAY_AFTER_REST` (100 ms) and meets the close: it is sent again on a fresh
+    // connection, and answered.
     for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let response = server.get_as("/apps/up/x", &dev).await;
         assert_eq!(response.status(), StatusCode::OK, "GET {round}");
         assert_eq!(response.text().await.unwrap(), "ok");
@@ -184,6 +186,7 @@ async fn a_get_that_met_a_closing_connection_is_sent_again_and_a_post_is_not() {
     assert_eq!(*seen.lock().unwrap(), ["GET", "GET", "GET"]);
     // A POST meets the close too (on the fresh connection's second request): the upstream may have
     // acted on it, so it is not sent again; the client learns the exchange failed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let post = server
         .client
         .post(server.url("/apps/up/x"))
