@@ -4,14 +4,13 @@
 //! Keys come from PEM files (so every instance signs with the same key) or are generated at start. The
 //! first key signs; every key is published, so rotation is: add the next key second, roll out, swap it
 //! first, roll out, drop the old one once its last tokens (one minute) have expired. Signing is not paid
-//! per request: a token is reused per session and app until shortly before it expires.
+//! per request: a token is reused per user (`auth::Principal`) and app until shortly before it expires.
 //!
 //! `p256` reads, generates and publishes the keys; `jsonwebtoken` writes the tokens (header `alg`,
 //! `typ: JWT`, `kid`; the claims below), the library upstream teams verify them with.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::HeaderValue;
 use base64::Engine;
@@ -29,8 +28,6 @@ use crate::config::AppId;
 /// A cached assertion is replaced when it has less than a third of its lifetime left, so upstreams
 /// never receive one about to expire.
 const REUSE_FRACTION: u64 = 3;
-/// Cache entries kept before expired ones are swept.
-const CACHE_SWEEP_AT: usize = 20_000;
 
 /// Why the signing keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +203,7 @@ async fn jwks_get(
 /// signed assertion say the same, so they read one struct, built once per request and borrowed from
 /// the session and the request's role set.
 #[derive(Debug, Clone, Copy)]
-pub struct UserClaims<'a> {
+pub(crate) struct UserClaims<'a> {
     /// The subject at the IdP (or the dev user's id).
     pub user: &'a str,
     pub email: &'a str,
@@ -217,11 +214,10 @@ pub struct UserClaims<'a> {
 }
 
 /// Who an assertion speaks for, and to whom.
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     pub claims: &'a UserClaims<'a>,
     pub issuer: &'a str,
     pub audience: &'a AppId,
-    pub session: &'a str,
     /// Seconds the assertion is valid (`proxy.assertion_lifetime`).
     pub lifetime: u64,
 }
@@ -231,33 +227,36 @@ struct Cached {
     /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying them.
     token: HeaderValue,
     expires_at: u64,
-    /// What the token says, to tell whether it still says what a new one would.
-    said: Said,
+    /// The key that signed it and the lifetime it was signed for: a token is not reused once
+    /// either changed (a key rotation, a reload with a new `assertion_lifetime`).
+    kid: String,
+    lifetime: u64,
 }
 
-/// Assertions already signed, per session and app, reused until shortly before they expire. Keyed by
-/// session, then a short list of apps, so a lookup borrows instead of allocating a key.
+/// The assertions signed for one user in one tenant config (kept by `auth::Principal`, which is
+/// derived anew whenever the session record or the tenant changes, so the claims of one principal's
+/// tokens cannot change), per app, reused until shortly before they expire.
 #[derive(Default)]
-pub struct AssertionCache {
-    entries: Mutex<HashMap<String, Vec<Cached>>>,
+pub(crate) struct Assertions {
+    per_app: Mutex<Vec<Cached>>,
 }
 
-impl AssertionCache {
-    /// A valid assertion for `subject`, from the cache when one has enough life left and says the same.
-    pub fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> HeaderValue {
+impl Assertions {
+    /// A valid assertion for `subject`, the kept one when it has enough life left. Every `subject`
+    /// given to one `Assertions` must say the same about the user (see the type's docs).
+    pub(crate) fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> HeaderValue {
         let now = unix_now();
         let kid = keys.signing_kid();
-        if let Ok(entries) = self.entries.lock() {
-            let cached = entries.get(subject.session).and_then(|apps| {
-                apps.iter()
-                    .find(|cached| cached.audience == *subject.audience)
-            });
-            if let Some(cached) = cached {
-                if cached.said.is(subject, kid)
-                    && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
-                {
-                    return cached.token.clone();
-                }
+        let mut per_app = self.per_app.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = per_app
+            .iter()
+            .find(|cached| cached.audience == *subject.audience)
+        {
+            if cached.kid == kid
+                && cached.lifetime == subject.lifetime
+                && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
+            {
+                return cached.token.clone();
             }
         }
         let expires_at = now + subject.lifetime;
@@ -276,70 +275,15 @@ impl AssertionCache {
         }));
         // A JWT is base64url and dots: always a valid header value.
         let token = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""));
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_SWEEP_AT {
-                entries.retain(|_, apps| {
-                    apps.retain(|cached| cached.expires_at > now);
-                    !apps.is_empty()
-                });
-            }
-            let apps = entries.entry(subject.session.to_owned()).or_default();
-            apps.retain(|cached| cached.audience != *subject.audience);
-            apps.push(Cached {
-                audience: subject.audience.clone(),
-                token: token.clone(),
-                expires_at,
-                said: Said::of(subject, kid),
-            });
-        }
-        token
-    }
-}
-
-/// Everything a token says that can change while a session lasts (roles after a refresh, the signing
-/// key), kept with the cached token and compared field by field: exact, and cheaper on every request
-/// than hashing the claims (which this once did, with SipHash, per request).
-struct Said {
-    issuer: String,
-    user: String,
-    email: String,
-    name: String,
-    groups: Vec<String>,
-    roles: Vec<String>,
-    tenant: String,
-    kid: String,
-}
-
-impl Said {
-    fn of(subject: &Subject<'_>, kid: &str) -> Self {
-        let claims = subject.claims;
-        Said {
-            issuer: subject.issuer.to_owned(),
-            user: claims.user.to_owned(),
-            email: claims.email.to_owned(),
-            name: claims.name.to_owned(),
-            groups: claims.groups.to_vec(),
-            roles: claims.roles.iter().map(|role| (*role).to_owned()).collect(),
-            tenant: claims.tenant.to_owned(),
+        per_app.retain(|cached| cached.audience != *subject.audience);
+        per_app.push(Cached {
+            audience: subject.audience.clone(),
+            token: token.clone(),
+            expires_at,
             kid: kid.to_owned(),
-        }
-    }
-
-    fn is(&self, subject: &Subject<'_>, kid: &str) -> bool {
-        let claims = subject.claims;
-        self.kid == kid
-            && self.issuer == subject.issuer
-            && self.user == claims.user
-            && self.email == claims.email
-            && self.name == claims.name
-            && self.tenant == claims.tenant
-            && self.groups == claims.groups
-            && self.roles.len() == claims.roles.len()
-            && self
-                .roles
-                .iter()
-                .zip(claims.roles)
-                .all(|(said, role)| said == role)
+            lifetime: subject.lifetime,
+        });
+        token
     }
 }
 
@@ -368,7 +312,6 @@ mod tests {
             claims,
             issuer: "https://portal.acme.example",
             audience: &AUDIENCE,
-            session: "s1",
             lifetime: 60,
         }
     }
@@ -376,7 +319,7 @@ mod tests {
     #[test]
     fn tokens_verify_with_the_published_key_and_say_who() {
         let keys = SigningKeys::generate();
-        let cache = AssertionCache::default();
+        let cache = Assertions::default();
         let token = cache.assertion(&keys, &subject(&claims(&["developer"])));
         let parts: Vec<&str> = token.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -421,35 +364,33 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_reused_until_what_they_say_changes() {
+    fn tokens_are_reused_per_app_until_the_key_or_the_lifetime_changes() {
         let keys = SigningKeys::generate();
-        let cache = AssertionCache::default();
+        let cache = Assertions::default();
         let developer = claims(&["developer"]);
         let first = cache.assertion(&keys, &subject(&developer));
         assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
-        // Each step changes one thing from the step before, whose token is the cached one.
-        let groups = ["other-team".to_owned()];
-        let moved = UserClaims {
-            groups: &groups,
-            ..claims(&["developer"])
+        let other_app = AppId::new("status");
+        let for_other_app = cache.assertion(
+            &keys,
+            &Subject {
+                audience: &other_app,
+                ..subject(&developer)
+            },
+        );
+        assert_ne!(for_other_app, first, "another app, another token");
+        assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
+        let longer = Subject {
+            lifetime: 120,
+            ..subject(&developer)
         };
-        let after_move = cache.assertion(&keys, &subject(&moved));
-        assert_ne!(after_move, first, "new groups, new token");
-        assert_eq!(cache.assertion(&keys, &subject(&moved)), after_move);
-        let renamed = UserClaims {
-            name: "Dev Renamed",
-            ..moved
-        };
-        let after_rename = cache.assertion(&keys, &subject(&renamed));
-        assert_ne!(after_rename, after_move, "a new name, a new token");
-        let demoted = UserClaims {
-            roles: &[],
-            ..renamed
-        };
+        let after_reload = cache.assertion(&keys, &longer);
+        assert_ne!(after_reload, first, "a new lifetime, a new token");
+        let rotated = SigningKeys::generate();
         assert_ne!(
-            cache.assertion(&keys, &subject(&demoted)),
-            after_rename,
-            "new roles, new token"
+            cache.assertion(&rotated, &longer),
+            after_reload,
+            "a new signing key, a new token"
         );
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
-use crate::assertion::{AssertionCache, SigningKeys};
+use crate::assertion::SigningKeys;
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
 use crate::backstage::BackstageTokens;
@@ -475,7 +475,6 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     let metrics_for_cache = metrics.cache_store();
     Ok(AppState::new(SharedState {
         signing_keys: Arc::new(signing_keys),
-        assertions: Arc::new(AssertionCache::default()),
         backstage_tokens: Arc::new(BackstageTokens::shared_through(redis.clone())),
         redis,
         oidc,

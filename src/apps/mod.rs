@@ -171,7 +171,7 @@ fn decide(
 ) -> Result<AppPath, AppError> {
     let app_path = path::normalise(rest).map_err(ProxyError::from)?;
     let Decision::Deny { needed } =
-        rbac::decide(&signed_in.roles, &app.policy, method, &app_path.decoded)
+        rbac::decide(signed_in.roles(), &app.policy, method, &app_path.decoded)
     else {
         return Ok(app_path);
     };

@@ -15,7 +15,7 @@ use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
 
 use super::{Call, PORTAL_COOKIES};
-use crate::assertion::{Subject, UserClaims};
+use crate::assertion::Subject;
 use crate::auth::AuthError;
 use crate::config::{CookieMode, Upstream};
 use crate::http::AppError;
@@ -51,9 +51,7 @@ pub(super) async fn forward(
         Some(jar_path) => SendCookies::Replace(jar_cookies(call, jar_path).await?),
         None => SendCookies::Browser(&PORTAL_COOKIES),
     };
-    let roles = call.signed_in.roles.names();
-    let claims = user_claims(call, &roles);
-    let identity = identity(call, &claims);
+    let identity = identity(call);
     let labels = request.extensions().get::<Labels>().cloned();
     let request_id = request
         .extensions()
@@ -177,31 +175,20 @@ fn upstream_path<'a>(upstream: &Upstream, path: &'a AppPath) -> Cow<'a, str> {
     }
 }
 
-/// Who the user is, once per request, for the identity headers and the assertion alike.
-fn user_claims<'a>(call: &'a Call<'_>, roles: &'a [&'a str]) -> UserClaims<'a> {
-    let user = &call.signed_in.session.user;
-    UserClaims {
-        user: &user.subject,
-        email: &user.email,
-        name: &user.name,
-        groups: &user.groups,
-        roles,
-        tenant: call.context.tenant.id.as_str(),
-    }
-}
-
-/// The identity the app asked for (`identity:`): the signed assertion (cached per session and app),
-/// the user's access token, the identity headers.
-fn identity<'a>(call: &'a Call<'_>, claims: &'a UserClaims<'a>) -> Identity<'a> {
-    let (app, session) = (call.app, &call.signed_in.session);
+/// The identity the app asked for (`identity:`), from what the user's principal keeps: the signed
+/// assertion (signed once per app while it has life left), the user's access token, the identity
+/// header values.
+fn identity<'a>(call: &'a Call<'_>) -> Identity<'a> {
+    let (app, session, tenant) = (call.app, &*call.signed_in.session, &*call.context.tenant);
+    let principal = &call.signed_in.principal;
     let assertion = app.identity.assertion.then(|| {
-        call.state.assertions.assertion(
+        let roles = principal.role_names();
+        principal.assertions.assertion(
             &call.state.signing_keys,
             &Subject {
-                claims,
-                issuer: &call.context.tenant.assertion_issuer,
+                claims: &principal.claims(session, tenant, &roles),
+                issuer: &tenant.assertion_issuer,
                 audience: &app.id,
-                session: session.id.as_str(),
                 lifetime: call
                     .context
                     .config
@@ -213,14 +200,15 @@ fn identity<'a>(call: &'a Call<'_>, claims: &'a UserClaims<'a>) -> Identity<'a> 
         )
     });
     Identity {
-        claims,
+        values: principal.identity_values(session, tenant),
         app: app.id.as_str(),
         modes: app.identity,
         assertion,
-        access_token: session
-            .oidc
-            .as_ref()
-            .map(|tokens| tokens.access_token.as_str()),
+        bearer: app
+            .identity
+            .access_token
+            .then(|| principal.bearer(session))
+            .flatten(),
     }
 }
 

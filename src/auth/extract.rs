@@ -1,9 +1,10 @@
 //! `SignedIn`: the extractor every protected handler uses to learn who is asking.
 //!
 //! It reads the session cookie (refusing a duplicate), looks the session up through `Sessions` (tenant
-//! binding and timeouts, with cross-tenant use audited), refreshes OIDC tokens near expiry, and derives
-//! the roles from the *current* role map on every request. It says who the user is, never what they may
-//! reach: that is `rbac`.
+//! binding and timeouts, with cross-tenant use audited), refreshes OIDC tokens near expiry, and takes the
+//! session's `Principal` in the request's tenant: the roles from the *current* role map (derived again
+//! after a reload), kept with the session between requests. It says who the user is, never what they
+//! may reach: that is `rbac`.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::http::request::Parts;
 
 use super::cookies::{CookieError, session_cookie};
 use super::error::AuthError;
+use super::principal::Principal;
 use super::session::{LookupMiss, Session, SessionId};
 use crate::audit::{self, AuditEvent};
 use crate::auth::oidc::Refreshed;
@@ -21,11 +23,12 @@ use crate::rbac::Roles;
 use crate::state::AppState;
 use crate::telemetry::Labels;
 
-/// A request made with a valid session of the current tenant, with the roles its groups grant now.
+/// A request made with a valid session of the current tenant, with who its user is in the tenant's
+/// current config (the roles its groups grant now, among others: `auth::principal`).
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub session: Arc<Session>,
-    pub roles: Roles,
+    pub(crate) principal: Arc<Principal>,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -78,9 +81,15 @@ impl SignedIn {
         if let Some(labels) = parts.extensions.get::<Labels>() {
             labels.user(&session.user.subject);
         }
-        // Roles come from the current role map on every request, so a config change applies at once.
-        let roles = tenant.roles.roles_for(&session.user.groups);
-        Ok(SignedIn { session, roles })
+        // Roles come from the current role map (derived again when a reload built a new tenant), so
+        // a config change applies at once.
+        let principal = session.principal(tenant);
+        Ok(SignedIn { session, principal })
+    }
+
+    /// The roles the user's groups grant in the tenant's current config.
+    pub fn roles(&self) -> &Roles {
+        &self.principal.roles
     }
 }
 

@@ -15,6 +15,7 @@ pub mod dev;
 mod error;
 mod extract;
 pub mod oidc;
+mod principal;
 mod return_path;
 mod routes;
 pub mod session;

@@ -408,7 +408,7 @@ async fn session_get(
             "email": session.user.email,
             "groups": session.user.groups,
         },
-        "roles": signed_in.roles.names(),
+        "roles": signed_in.roles().names(),
         "created_at": session.created_at,
     });
     Json(body).into_response()

@@ -320,7 +320,7 @@ pub(crate) fn shell_config<'a>(
 ) -> ShellConfig<'a> {
     let user = &signed_in.session.user;
     let csrf_token = signed_in.session.csrf_token.as_str();
-    let apps = visible_apps(tenant, &signed_in.roles);
+    let apps = visible_apps(tenant, signed_in.roles());
     let summaries = apps
         .iter()
         .map(|app| AppSummary {
@@ -332,7 +332,7 @@ pub(crate) fn shell_config<'a>(
         .collect();
     let app_nodes = apps
         .iter()
-        .map(|app| LuigiNode::in_app(app, None, nav_nodes(app, &app.nodes, &signed_in.roles)))
+        .map(|app| LuigiNode::in_app(app, None, nav_nodes(app, &app.nodes, signed_in.roles())))
         .collect();
     let branding = &tenant.branding;
     ShellConfig {
@@ -359,7 +359,7 @@ pub(crate) fn shell_config<'a>(
                         email: &user.email,
                         groups: &user.groups,
                     },
-                    roles: signed_in.roles.names(),
+                    roles: signed_in.roles().names(),
                     csrf_token,
                 },
                 profile: Profile {

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::principal::{Principal, PrincipalSlot};
 use crate::clock::unix_now;
-use crate::config::{AppId, SessionSettings, TenantId};
+use crate::config::{AppId, SessionSettings, Tenant, TenantId};
 use crate::jar::{AppJar, SetCookie};
 use crate::token::{hex, random_token};
 
@@ -124,6 +125,9 @@ pub struct Session {
     pub oidc: Option<Box<OidcTokens>>,
     /// Activity recorded in memory on every request, between writes of `last_seen`.
     activity: Activity,
+    /// What requests derive from this record in one tenant config (roles, identity values,
+    /// assertions), kept for the next request; see `auth::principal`.
+    principal: PrincipalSlot,
 }
 
 /// The last activity of a session in this process, in unix seconds (0: none beyond `last_seen`). Shared
@@ -161,6 +165,7 @@ impl Session {
             last_seen: now,
             oidc: None,
             activity: Activity::default(),
+            principal: PrincipalSlot::default(),
         }
     }
 
@@ -187,6 +192,12 @@ impl Session {
             }
             None => subject.is_some() && subject_ok,
         }
+    }
+
+    /// Who this record's user is in `tenant` (roles, identity values, assertions): derived on the
+    /// first request in that tenant config and kept with the record (see `auth::principal`).
+    pub(crate) fn principal(&self, tenant: &Arc<Tenant>) -> Arc<Principal> {
+        self.principal.get(tenant, self)
     }
 
     /// The last activity, exact in this process: the later of the stored and the in-memory record.

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Activity, Eviction, EvictionReason, OidcTokens, Session, SessionId, SessionLimits,
-    SessionStore, StoreError, User,
+    Activity, Eviction, EvictionReason, OidcTokens, PrincipalSlot, Session, SessionId,
+    SessionLimits, SessionStore, StoreError, User,
 };
 use crate::clock::unix_now;
 use crate::config::{AppId, SessionSettings, TenantId};
@@ -327,6 +327,7 @@ impl RedisStore {
                 })
             }),
             activity: Activity::default(),
+            principal: PrincipalSlot::default(),
         })
     }
 

@@ -25,15 +25,45 @@ const X_PORTICO_APP: HeaderName = HeaderName::from_static("x-portico-app");
 /// The header that carries the signed identity assertion.
 const X_PORTICO_ASSERTION: HeaderName = HeaderName::from_static("x-portico-assertion");
 
+/// The values of the identity headers that say who the user is, encoded once per user and tenant
+/// config (kept in `auth::Principal`): cloning a `HeaderValue` shares its bytes.
+pub(crate) struct IdentityValues {
+    user: HeaderValue,
+    email: HeaderValue,
+    name: HeaderValue,
+    groups: HeaderValue,
+    roles: HeaderValue,
+    tenant: HeaderValue,
+}
+
+impl IdentityValues {
+    pub(crate) fn of(claims: &UserClaims<'_>) -> Self {
+        IdentityValues {
+            user: header_value(claims.user),
+            email: header_value(claims.email),
+            name: header_value(claims.name),
+            groups: list_value(claims.groups),
+            roles: list_value(claims.roles),
+            tenant: header_value(claims.tenant),
+        }
+    }
+}
+
+/// `Bearer <token>` for `Authorization`, encoded as any identity value.
+pub(crate) fn bearer_value(token: &str) -> HeaderValue {
+    header_value(&format!("Bearer {token}"))
+}
+
 /// Who the user is, as portico tells one app, and in which forms (`identity:` of the app).
 pub(crate) struct Identity<'a> {
-    pub claims: &'a UserClaims<'a>,
+    pub values: &'a IdentityValues,
     pub app: &'a str,
     pub modes: IdentityModes,
     /// The signed assertion, when `modes.assertion` (a shared, ready header value).
     pub assertion: Option<HeaderValue>,
-    /// The user's OIDC access token, when `modes.access_token` and the session has one.
-    pub access_token: Option<&'a str>,
+    /// `Authorization` with the user's OIDC access token, when `modes.access_token` and the session
+    /// has one.
+    pub bearer: Option<&'a HeaderValue>,
 }
 
 /// Adds the identity headers `identity.modes` asks for. The client's own headers of these names were
@@ -46,23 +76,17 @@ pub(crate) fn insert_identity(headers: &mut HeaderMap, identity: &Identity<'_>) 
     {
         headers.insert(X_PORTICO_ASSERTION, assertion);
     }
-    if let Some(token) = identity
-        .access_token
-        .filter(|_| identity.modes.access_token)
-    {
-        headers.insert(
-            header::AUTHORIZATION,
-            header_value(&format!("Bearer {token}")),
-        );
+    if let Some(bearer) = identity.bearer.filter(|_| identity.modes.access_token) {
+        headers.insert(header::AUTHORIZATION, bearer.clone());
     }
     if identity.modes.headers {
-        let claims = identity.claims;
-        headers.insert(X_PORTICO_USER, header_value(claims.user));
-        headers.insert(X_PORTICO_EMAIL, header_value(claims.email));
-        headers.insert(X_PORTICO_NAME, header_value(claims.name));
-        headers.insert(X_PORTICO_GROUPS, list_value(claims.groups));
-        headers.insert(X_PORTICO_ROLES, list_value(claims.roles));
-        headers.insert(X_PORTICO_TENANT, header_value(claims.tenant));
+        let values = identity.values;
+        headers.insert(X_PORTICO_USER, values.user.clone());
+        headers.insert(X_PORTICO_EMAIL, values.email.clone());
+        headers.insert(X_PORTICO_NAME, values.name.clone());
+        headers.insert(X_PORTICO_GROUPS, values.groups.clone());
+        headers.insert(X_PORTICO_ROLES, values.roles.clone());
+        headers.insert(X_PORTICO_TENANT, values.tenant.clone());
         headers.insert(X_PORTICO_APP, header_value(identity.app));
     }
 }

@@ -28,13 +28,18 @@ const DAVE: UserClaims<'static> = UserClaims {
     tenant: "demo",
 };
 
+static DAVE_VALUES: std::sync::LazyLock<IdentityValues> =
+    std::sync::LazyLock::new(|| IdentityValues::of(&DAVE));
+static BEARER: std::sync::LazyLock<HeaderValue> =
+    std::sync::LazyLock::new(|| identity::bearer_value("at"));
+
 fn identity() -> Identity<'static> {
     Identity {
-        claims: &DAVE,
+        values: &DAVE_VALUES,
         app: "status",
         modes: IdentityModes::default(),
         assertion: Some(HeaderValue::from_static("signed")),
-        access_token: Some("at"),
+        bearer: Some(&BEARER),
     }
 }
 

@@ -76,7 +76,7 @@ tenants:
       - { id: tps, label: TPS Reports, access: { roles: [staff] }, static: embedded:demo }
 "#;
 
-fn signed_in(tenant: &Tenant, subject: &str, name: &str, groups: &[&str]) -> SignedIn {
+fn signed_in(tenant: &Arc<Tenant>, subject: &str, name: &str, groups: &[&str]) -> SignedIn {
     let groups: Vec<String> = groups.iter().map(|group| (*group).to_owned()).collect();
     let mut session = Session::new(
         &tenant.id,
@@ -88,10 +88,9 @@ fn signed_in(tenant: &Tenant, subject: &str, name: &str, groups: &[&str]) -> Sig
         },
     );
     session.csrf_token = "recorded-csrf-token".into();
-    SignedIn {
-        session: Arc::new(session),
-        roles: tenant.roles.roles_for(&groups),
-    }
+    let session = Arc::new(session);
+    let principal = session.principal(tenant);
+    SignedIn { session, principal }
 }
 
 fn fixture(name: &str) -> PathBuf {
