@@ -129,17 +129,43 @@ fn own_set_cookie(
 
 /// Every value the request's `Cookie` headers give for `name`, in order.
 fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
-    // `name=value` pairs split by `;` (RFC 6265 §5.4), read in place: this runs on every request, and
-    // building a `cookie::Cookie` per pair cost more than the rest of the session lookup. A pair
-    // without `=` is no cookie; names and values are trimmed of the spaces around them.
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .filter(move |(pair_name, _)| pair_name.trim() == name)
-        .map(|(_, value)| value.trim())
+    CookieValues {
+        lines: headers.get_all(header::COOKIE).iter(),
+        rest: "",
+        name,
+    }
+}
+
+/// `name=value` pairs split by `;` (RFC 6265 §5.4), read in place: this runs on every request, and
+/// building a `cookie::Cookie` per pair cost more than the rest of the session lookup (and a chain
+/// of iterator adapters over `str::split` some 1,500 instructions). A pair without `=` is no cookie;
+/// names and values are trimmed of the spaces around them. A header line with anything but visible
+/// ASCII, spaces and tabs is not read at all (`to_str`).
+struct CookieValues<'h> {
+    lines: axum::http::header::ValueIter<'h, HeaderValue>,
+    /// What is left of the current line.
+    rest: &'h str,
+    name: &'h str,
+}
+
+impl<'h> Iterator for CookieValues<'h> {
+    type Item = &'h str;
+
+    fn next(&mut self) -> Option<&'h str> {
+        loop {
+            if self.rest.is_empty() {
+                self.rest = self.lines.next()?.to_str().unwrap_or("");
+                continue;
+            }
+            let (pair, rest) = self.rest.split_once(';').unwrap_or((self.rest, ""));
+            self.rest = rest;
+            if let Some((pair_name, value)) = pair.split_once('=') {
+                if pair_name.trim_ascii() == self.name {
+                    return Some(value.trim_ascii());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
