@@ -12,6 +12,7 @@
 #   BENCH_CALLGRIND_OUT=/tmp/cg.out bench/instructions.sh             # keep the profile of the busy run
 #   BENCH_REQUESTS=5000 bench/instructions.sh
 #   BENCH_STORE=redis bench/instructions.sh            # sessions in a redis-server of its own
+#   FLOOR_BIN=target/release/examples/bare_proxy bench/instructions.sh  # and the hyper floor's figure
 #
 # Everything listens on 127.0.0.1, lives in a mktemp -d work dir, is bounded by `timeout`, and is
 # stopped by an exit trap. Needs valgrind, nginx, curl and python3 (Debian packages; installed with
@@ -101,10 +102,10 @@ portico_bench_config "$P_PORT" "$U_PORT" "$SESSIONS" >"$WORK/portico.yaml"
 
 cat >"$WORK/requests.py" <<'EOF'
 import http.client, sys
-port, n, cookie = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, n, cookie, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 for _ in range(n):
-    conn.request("GET", "/apps/echo/file1k", headers={"Cookie": cookie})
+    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
     answer = conn.getresponse()
     body = answer.read()
     if answer.status != 200 or len(body) != 1024:
@@ -127,7 +128,7 @@ count_instructions() {
         -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' |
         sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' | head -n 1)
     [[ -n $cookie ]] || { tail -5 "$WORK/portico.log" >&2; echo "error: dev sign-in failed" >&2; kill "$pid"; exit 1; }
-    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$cookie"
+    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$cookie" /apps/echo/file1k
     kill -INT "$pid"
     wait "$pid" || true
     if ((count > 0)) && [[ -n ${BENCH_CALLGRIND_OUT:-} ]]; then
@@ -136,10 +137,27 @@ count_instructions() {
     sed -n 's/^totals: *//p' "$out"
 }
 
+# The same for the hyper floor (examples/bare_proxy.rs): start-up and `count` requests of the file,
+# straight to the upstream's path (the floor has no routing, no session).
+count_floor_instructions() {
+    local bin=$1 count=$2 out="$WORK/callgrind.$RANDOM.out"
+    timeout 600 valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "127.0.0.1:$P_PORT" \
+        "http://127.0.0.1:$U_PORT" 2>"$WORK/floor.log" &
+    local pid=$!
+    for _ in $(seq 1 120); do
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$P_PORT/file1k" && break
+        sleep 0.5
+    done
+    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "" /file1k
+    kill -INT "$pid"
+    wait "$pid" || true
+    sed -n 's/^totals: *//p' "$out"
+}
+
 per_request() {
-    local bin=$1 idle busy
-    idle=$(count_instructions "$bin" 0)
-    busy=$(count_instructions "$bin" "$N")
+    local bin=$1 count=${2:-count_instructions} idle busy
+    idle=$($count "$bin" 0)
+    busy=$($count "$bin" "$N")
     echo $(((busy - idle) / N))
 }
 
@@ -150,4 +168,9 @@ if [[ -n ${BASE_BIN:-} ]]; then
     BASE=$(per_request "$BASE_BIN")
     echo "  $BASE_BIN: $BASE"
     echo "  ratio: $(python3 -c "print(f'{$NEW / $BASE:.3f}')")"
+fi
+if [[ -n ${FLOOR_BIN:-} ]]; then
+    FLOOR=$(per_request "$FLOOR_BIN" count_floor_instructions)
+    echo "  hyper floor $FLOOR_BIN: $FLOOR"
+    echo "  portico / floor: $(python3 -c "print(f'{$NEW / $FLOOR:.3f}')")"
 fi

@@ -49,6 +49,13 @@ mod tls;
 /// Random tokens and the one hex encoder.
 mod token;
 
+/// Portico's own upstream pool, for `examples/bare_proxy.rs`: the hyper floor in `bench/run.sh` must
+/// forward through the same client as portico, or it measures a different stack. Not an API.
+#[doc(hidden)]
+pub mod floor {
+    pub use crate::proxy::pool::{PlainPool, SendError};
+}
+
 /// Internals the fuzz targets in `fuzz/` call directly; not an API, may change at any time.
 #[doc(hidden)]
 pub mod fuzzing {

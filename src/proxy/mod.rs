@@ -16,7 +16,7 @@ pub(crate) mod client;
 pub(crate) mod guard;
 pub(crate) mod headers;
 pub(crate) mod path;
-mod pool;
+pub(crate) mod pool;
 pub(crate) mod tls;
 
 use std::time::Duration;

@@ -50,7 +50,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a request could not be sent.
 #[derive(Debug)]
-pub(super) enum SendError {
+pub enum SendError {
     /// No connection could be opened (refused, unresolvable, timed out).
     Connect(BoxError),
     /// The exchange on a connection failed (closed mid-request, a malformed answer, the request
@@ -59,7 +59,7 @@ pub(super) enum SendError {
 }
 
 /// The plain-http connections of one worker.
-pub(super) struct PlainPool {
+pub struct PlainPool {
     connector: HttpConnector,
     /// Idle senders per authority, the most recently used last.
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>, foldhash::fast::RandomState>>,
@@ -71,7 +71,7 @@ struct Idle {
 }
 
 impl PlainPool {
-    pub(super) fn new(connector: HttpConnector) -> Arc<Self> {
+    pub fn new(connector: HttpConnector) -> Arc<Self> {
         Arc::new(PlainPool {
             connector,
             idle: Mutex::default(),
@@ -79,7 +79,7 @@ impl PlainPool {
     }
 
     /// Sends `request` to `authority` (`host:port`), its URI in origin form (path and query).
-    pub(super) async fn send(
+    pub async fn send(
         self: &Arc<Self>,
         authority: &str,
         mut request: Request<Body>,
