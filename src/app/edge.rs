@@ -100,12 +100,11 @@ fn origin_authority(origin: &str) -> &str {
 
 /// The `Strict-Transport-Security` value for the answer to `request`: the configured one when its
 /// tenant's public origin is https (read after tenant resolution), none otherwise.
-pub(super) fn hsts_for(request: &Request) -> Option<HeaderValue> {
-    request
-        .extensions()
-        .get::<RequestContext>()
-        .filter(|context| context.is_https())
-        .and_then(|context| context.config.server.hsts.clone())
+pub(super) fn hsts_for(context: &RequestContext) -> Option<HeaderValue> {
+    context
+        .is_https()
+        .then(|| context.config.server.hsts.clone())
+        .flatten()
 }
 
 /// Adds the tenant's `Strict-Transport-Security` (from [`hsts_for`]) to an answer, errors included.

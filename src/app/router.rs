@@ -38,8 +38,9 @@ use crate::{apps, assertion, auth, backstage, http, shell, tenant};
 /// 1. `telemetry::Access::begin`: the request id and the client address; `Started::finish` at the
 ///    end writes one access line and the request's metrics when the response body ends, so every
 ///    answer below, errors and unknown hosts included, is logged and counted with its id.
-/// 2. `tenant::attach`: Host → tenant and one config snapshot per request, before any route runs, so
-///    no handler can run without a tenant or see two configs.
+/// 2. `tenant::context`: Host → tenant and one config snapshot per request, before any route runs, so
+///    no handler can run without a tenant or see two configs (given to `apps::serve` as an argument,
+///    to every other route in the request's extensions).
 /// 3. The answer: `/apps/<id>/…` straight from `apps::serve` (the hot path: no router, no extractor
 ///    machinery), anything else from the routed features above.
 /// 4. `app::edge::add_hsts`: `Strict-Transport-Security` on every answer of an https tenant
@@ -101,13 +102,15 @@ impl Service<Request> for Portal {
 
 /// Steps 2 to 4 of the pass: the tenant, the answer, HSTS.
 async fn answer(state: &AppState, routes: Router, mut request: Request) -> Response {
-    if let Err(error) = tenant::attach(&state.config, &mut request) {
-        return AppError::from(error).into_response();
-    }
-    let hsts = super::edge::hsts_for(&request);
+    let context = match tenant::context(&state.config, &request) {
+        Ok(context) => context,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let hsts = super::edge::hsts_for(&context);
     let mut response = if apps::is_app_request(request.uri().path()) {
-        apps::serve(state, request).await.into_response()
+        apps::serve(state, context, request).await.into_response()
     } else {
+        request.extensions_mut().insert(context);
         match routes.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},

@@ -105,18 +105,17 @@ struct Call<'a> {
 /// One request below an app's prefix (see [`is_app_request`]), after tenant resolution: who asks, the
 /// decision, then the app's target. Called directly rather than through the router, with what axum's
 /// extractors would have given it taken from the request once.
-pub(crate) async fn serve(state: &AppState, request: Request) -> Result<Response, AppError> {
-    let (mut parts, body) = request.into_parts();
+pub(crate) async fn serve(
+    state: &AppState,
+    context: RequestContext,
+    request: Request,
+) -> Result<Response, AppError> {
+    let (parts, body) = request.into_parts();
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| *peer)
         .ok_or_else(|| AppError::internal("connection info missing"))?;
-    // Taken out rather than cloned: nothing after this point reads it from the request.
-    let context = parts
-        .extensions
-        .remove::<RequestContext>()
-        .ok_or_else(|| AppError::internal("request context missing: tenant not resolved"))?;
     let signed_in = SignedIn::of(&parts, &context, state).await?;
     let request = Request::from_parts(parts, body);
     let (app, rest) = resolve(&context, &request)?;

@@ -157,11 +157,16 @@ impl<'h> Iterator for CookieValues<'h> {
                 self.rest = self.lines.next()?.to_str().unwrap_or("");
                 continue;
             }
-            let (pair, rest) = self.rest.split_once(';').unwrap_or((self.rest, ""));
+            // Split at ASCII bytes by position: `str::split_once` with a `char` pattern went
+            // through the general searcher, a few hundred instructions per request.
+            let (pair, rest) = match self.rest.bytes().position(|byte| byte == b';') {
+                Some(at) => (&self.rest[..at], &self.rest[at + 1..]),
+                None => (self.rest, ""),
+            };
             self.rest = rest;
-            if let Some((pair_name, value)) = pair.split_once('=') {
-                if pair_name.trim_ascii() == self.name {
-                    return Some(value.trim_ascii());
+            if let Some(at) = pair.bytes().position(|byte| byte == b'=') {
+                if pair[..at].trim_ascii() == self.name {
+                    return Some(pair[at + 1..].trim_ascii());
                 }
             }
         }

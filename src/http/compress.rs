@@ -256,12 +256,8 @@ fn eligible(mode: CompressMode, response: &Response) -> bool {
 /// fonts, archives and `application/octet-stream` are compressed already or opaque; an event
 /// stream must reach the browser event by event.
 pub(crate) fn compressible(mode: CompressMode, content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    // Compared case-insensitively in place: lower-casing a copy allocated on every response.
+    let essence = super::media_essence(content_type);
     const ASSETS: [&str; 13] = [
         "text/css",
         "text/javascript",
@@ -277,22 +273,25 @@ pub(crate) fn compressible(mode: CompressMode, content_type: &str) -> bool {
         "application/vnd.ms-fontobject",
         "application/manifest+json",
     ];
-    if ASSETS.contains(&essence.as_str()) {
+    if ASSETS
+        .iter()
+        .any(|asset| asset.eq_ignore_ascii_case(essence))
+    {
         return mode != CompressMode::Off;
     }
-    if mode != CompressMode::Text || essence == "text/event-stream" {
+    if mode != CompressMode::Text || essence.eq_ignore_ascii_case("text/event-stream") {
         return false;
     }
     let Some((kind, subtype)) = essence.split_once('/') else {
         return false;
     };
-    kind == "text"
-        || (kind == "application"
-            && (matches!(
-                subtype,
-                "json" | "xml" | "xhtml+xml" | "x-ndjson" | "graphql"
-            ) || subtype.ends_with("+json")
-                || subtype.ends_with("+xml")))
+    kind.eq_ignore_ascii_case("text")
+        || (kind.eq_ignore_ascii_case("application")
+            && (["json", "xml", "xhtml+xml", "x-ndjson", "graphql"]
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(subtype))
+                || super::ends_with_ignore_case(subtype, "+json")
+                || super::ends_with_ignore_case(subtype, "+xml")))
 }
 
 /// Whether a comma-separated header lists `token` (case-insensitively, parameters ignored).

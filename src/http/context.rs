@@ -1,7 +1,8 @@
 //! The per-request context: the config snapshot and the tenant of one request.
 //!
-//! `tenant::attach` loads the snapshot once and puts a [`RequestContext`] into the request
-//! extensions, so a reload never splits a request across configs. Handlers take it as an extractor; if
+//! `tenant::context` loads the snapshot once; the tenant origin's one pass hands the [`RequestContext`]
+//! to `apps::serve` or puts it into the request extensions, so a reload never splits a request across
+//! configs. Handlers take it as an extractor; if
 //! the order were ever wrong, the request fails with a 500 instead of running without a tenant.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::http::request::Parts;
 use crate::config::{Config, Tenant};
 use crate::http::error::AppError;
 
-/// The config snapshot and tenant of one request, put into request extensions by `tenant::attach`.
+/// The config snapshot and tenant of one request (`tenant::context`).
 #[derive(Clone)]
 pub struct RequestContext {
     pub config: Arc<Config>,

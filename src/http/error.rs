@@ -253,8 +253,9 @@ fn mark_json_nosniff(response: &mut Response) {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|content_type| {
-            let essence = content_type.split(';').next().unwrap_or("").trim();
-            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+            let essence = super::media_essence(content_type);
+            essence.eq_ignore_ascii_case("application/json")
+                || super::ends_with_ignore_case(essence, "+json")
         });
     if json {
         response

@@ -16,6 +16,23 @@ pub(crate) use error::{AppError, Class, Problem};
 
 /// Appends `ip` as its `Display` writes it; IPv4, the usual case, without the formatting machinery
 /// (about 1,000 instructions a call, on every request's access line and `X-Forwarded-For`).
+/// The essence of a media type (`type/subtype`, RFC 9110 §8.3.1): the `Content-Type` value before its
+/// parameters, without surrounding spaces, case kept (compare it case-insensitively). Split by byte
+/// position, without allocating: it is read on every response.
+pub(crate) fn media_essence(content_type: &str) -> &str {
+    let end = content_type
+        .bytes()
+        .position(|byte| byte == b';')
+        .unwrap_or(content_type.len());
+    content_type[..end].trim_ascii()
+}
+
+/// Whether `text` ends with `suffix`, ASCII case ignored.
+pub(crate) fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
+    text.len() >= suffix.len()
+        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
 pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {

@@ -71,17 +71,18 @@ pub(crate) fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, Prox
 
 /// `Connection: upgrade` with `Upgrade: websocket`: the start of a WebSocket (only valid on a GET).
 pub(crate) fn asks_for_websocket(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    // `Upgrade` first: almost no request has one, and then `Connection` need not be read.
     let websocket = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    connection_upgrade && websocket
+    websocket
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Whether a failed exchange failed because the client's body went over the limit.

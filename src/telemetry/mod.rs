@@ -200,7 +200,15 @@ impl Labels {
 
 /// A fresh id: 16 hex digits of randomness.
 fn new_request_id() -> HeaderValue {
-    let text = crate::token::hex(&crate::token::random_bytes::<8>());
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-        .unwrap_or(HeaderValue::from_static("-"))
+    // Written into a stack buffer and copied once into the value (not a `String` built per digit).
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 16];
+    for (pair, byte) in text
+        .chunks_exact_mut(2)
+        .zip(crate::token::random_bytes::<8>())
+    {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("-"))
 }

@@ -66,6 +66,10 @@ fn which_types_compress_by_mode() {
         ("font/woff2", [false, false, false]),
         ("application/octet-stream", [false, false, false]),
         ("", [false, false, false]),
+        // Media types are case-insensitive (RFC 9110 §8.3.1), and spaces around them do not count.
+        ("  Text/CSS ; charset=utf-8", [false, true, true]),
+        ("Application/Vnd.API+JSON", [false, false, true]),
+        ("TEXT/EVENT-STREAM", [false, false, false]),
     ];
     for (content_type, expected) in cases {
         let got = [Off, Assets, Text].map(|mode| compressible(mode, content_type));
