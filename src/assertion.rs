@@ -287,6 +287,63 @@ impl Assertions {
     }
 }
 
+/// How long a service token portico signs for itself is valid (`service_token: signed` of Backstage).
+pub(crate) const SERVICE_TOKEN_LIFETIME: u64 = 60;
+
+/// The subject of portico's own service tokens: Backstage names the caller `external:portico`.
+pub(crate) const SERVICE_SUBJECT: &str = "portico";
+
+struct CachedServiceToken {
+    issuer: String,
+    audience: &'static str,
+    token: String,
+    expires_at: u64,
+    kid: String,
+}
+
+/// Portico's own service tokens, per issuer (a tenant) and audience: signed with the first signing key
+/// for [`SERVICE_TOKEN_LIFETIME`] and reused until a third of that is left, so a leaked one is worth a
+/// minute and signing is not paid per request. A new signing key signs the next one at once.
+#[derive(Default)]
+pub(crate) struct ServiceTokens {
+    held: Mutex<Vec<CachedServiceToken>>,
+}
+
+impl ServiceTokens {
+    /// A service token of `issuer` for `audience` with enough life left.
+    pub(crate) fn token(&self, keys: &SigningKeys, issuer: &str, audience: &'static str) -> String {
+        let now = unix_now();
+        let kid = keys.signing_kid();
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = held.iter().find(|cached| {
+            cached.issuer == issuer
+                && cached.audience == audience
+                && cached.kid == kid
+                && cached.expires_at > now + SERVICE_TOKEN_LIFETIME / REUSE_FRACTION
+        }) {
+            return cached.token.clone();
+        }
+        let expires_at = now + SERVICE_TOKEN_LIFETIME;
+        let token = keys.sign(&json!({
+            "iss": issuer,
+            "aud": audience,
+            "sub": SERVICE_SUBJECT,
+            "iat": now,
+            "nbf": now.saturating_sub(5),
+            "exp": expires_at,
+        }));
+        held.retain(|cached| !(cached.issuer == issuer && cached.audience == audience));
+        held.push(CachedServiceToken {
+            issuer: issuer.to_owned(),
+            audience,
+            token: token.clone(),
+            expires_at,
+            kid: kid.to_owned(),
+        });
+        token
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +448,39 @@ mod tests {
             cache.assertion(&rotated, &longer),
             after_reload,
             "a new signing key, a new token"
+        );
+    }
+
+    #[test]
+    fn service_tokens_say_portico_for_a_minute_and_are_reused() {
+        let keys = SigningKeys::generate();
+        let tokens = ServiceTokens::default();
+        let token = tokens.token(&keys, "https://portal.acme.example", "backstage-service");
+        assert_eq!(
+            tokens.token(&keys, "https://portal.acme.example", "backstage-service"),
+            token
+        );
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], "https://portal.acme.example");
+        assert_eq!(claims["aud"], "backstage-service");
+        assert_eq!(claims["sub"], "portico");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            SERVICE_TOKEN_LIFETIME
+        );
+        let other_tenant =
+            tokens.token(&keys, "https://portal.globex.example", "backstage-service");
+        assert_ne!(other_tenant, token, "each tenant's issuer its own token");
+        let rotated = SigningKeys::generate();
+        assert_ne!(
+            tokens.token(&rotated, "https://portal.acme.example", "backstage-service"),
+            token,
+            "a new signing key signs at once"
         );
     }
 }

@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use serde::Deserialize;
 
 use super::{BackstageError, BackstageTokens};
+use crate::assertion::SigningKeys;
 use crate::auth::session::User;
-use crate::config::{BackstageIdentity, BackstageSettings};
+use crate::config::{BACKSTAGE_AUDIENCE, BackstageIdentity, BackstageSettings};
 use crate::http::AppError;
 use crate::proxy::{Target, UpstreamClient};
 
@@ -28,6 +29,10 @@ pub(super) struct Credentials<'a> {
     /// The portal session's id, which the user's Backstage token is cached under.
     pub session: &'a str,
     pub user: &'a User,
+    /// What signs portico's own service tokens (`service_token: signed`), and their issuer: the
+    /// tenant's assertion issuer.
+    pub keys: &'a SigningKeys,
+    pub issuer: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -59,16 +64,21 @@ pub(super) fn bearer(token: &str) -> Result<HeaderValue, AppError> {
         .map_err(|_| AppError::internal("Backstage token is not a header value"))
 }
 
-/// The credential for this request: the static service token, or the user's Backstage token (signed
-/// in again when `renew`: Backstage no longer accepted the cached one).
+/// The credential for this request: the static service token, a service token portico signs, or the
+/// user's Backstage token (signed in again when `renew`: Backstage no longer accepted the cached one).
 pub(super) async fn credential(
     credentials: Credentials<'_>,
     renew: bool,
 ) -> Result<String, AppError> {
-    let BackstageIdentity::Service(token) = &credentials.settings.identity else {
-        return user_token(credentials, renew).await;
-    };
-    Ok(token.0.clone())
+    match &credentials.settings.identity {
+        BackstageIdentity::Service(token) => Ok(token.0.clone()),
+        BackstageIdentity::SignedService => Ok(credentials.tokens.service.token(
+            credentials.keys,
+            credentials.issuer,
+            BACKSTAGE_AUDIENCE,
+        )),
+        BackstageIdentity::User => user_token(credentials, renew).await,
+    }
 }
 
 async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String, AppError> {
@@ -78,6 +88,7 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
         settings,
         session,
         user,
+        ..
     } = credentials;
     if renew {
         tokens.forget(session).await;

@@ -89,6 +89,8 @@ async fn backstage_request(
             settings,
             session: signed_in.session.id.as_str(),
             user: &signed_in.session.user,
+            keys: &state.signing_keys,
+            issuer: &context.tenant.assertion_issuer,
         },
         target: Target {
             path: &["/api/", plugin, &inside.raw],

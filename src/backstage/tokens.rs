@@ -38,6 +38,8 @@ pub struct BackstageTokens {
     held: Mutex<HashMap<String, Held>>,
     /// Where the tokens are shared, when every instance shares them.
     redis: Option<Arc<Redis>>,
+    /// Portico's own service tokens (`service_token: signed`), per tenant: each instance signs its own.
+    pub(crate) service: crate::assertion::ServiceTokens,
 }
 
 impl BackstageTokens {
@@ -46,6 +48,7 @@ impl BackstageTokens {
         BackstageTokens {
             held: Mutex::default(),
             redis,
+            service: crate::assertion::ServiceTokens::default(),
         }
     }
 

@@ -369,7 +369,15 @@ pub enum BackstageIdentity {
     User,
     /// A static external-access token.
     Service(Secret),
+    /// Portico itself (`service_token: signed`): a token portico signs with its assertion keys for a
+    /// minute, which Backstage verifies against portico's JWKS (`externalAccess` of type `jwks`, with
+    /// this tenant's assertion issuer and the audience [`BACKSTAGE_AUDIENCE`]). No shared secret.
+    SignedService,
 }
+
+/// The `aud` of the service tokens portico signs for Backstage (`service_token: signed`). Not
+/// `backstage`: Backstage takes every token with that audience for one of its own user tokens.
+pub const BACKSTAGE_AUDIENCE: &str = "backstage-service";
 
 impl BackstageIdentity {
     /// The names of the identities in config (`backstage.identity`).

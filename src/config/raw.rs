@@ -432,7 +432,8 @@ pub(crate) struct RawBackstage {
     #[serde(default)]
     #[cfg_attr(test, schemars(schema_with = "words::backstage_identities"))]
     pub identity: Option<Val<Env>>,
-    /// The static external-access token for `identity: service`, usually `${VAR}`.
+    /// For `identity: service`: `signed` (portico signs a one-minute token that Backstage verifies with
+    /// portico's JWKS, see README), or a static external-access token, usually `${VAR}`.
     pub service_token: Option<Val<Env>>,
     /// Plugins reachable under `/backstage/api/<plugin>/` (default `[catalog]`; never `auth`).
     pub plugins: Option<Val<Texts>>,

@@ -29,6 +29,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(150);
 struct Backstage {
     url: String,
     token: String,
+    /// Where Backstage fetches the JWKS of portico's signed service tokens (tests/backstage/app-config.yaml).
+    jwks_port: u16,
     /// Never dropped: when the test binary exits, the pipe closes and start.mjs stops the backend.
     _process: Child,
     _stdin: ChildStdin,
@@ -90,6 +92,10 @@ fn start_backstage() -> Result<Backstage, String> {
     Ok(Backstage {
         url: started["url"].as_str().ok_or("no url")?.to_owned(),
         token: started["token"].as_str().ok_or("no token")?.to_owned(),
+        jwks_port: started["jwks_port"]
+            .as_u64()
+            .and_then(|port| u16::try_from(port).ok())
+            .ok_or("no jwks_port")?,
         _process: process,
         _stdin: stdin,
     })
@@ -396,20 +402,7 @@ async fn backstage_user_tokens_are_cached_per_session() {
 async fn backstage_service_mode_sends_the_static_token() {
     let server = service_portal("[catalog, whoami]").await;
     let bob = server.sign_in("svc-bob").await;
-    let seen = whoami(&server, &bob, "").await;
-    assert_eq!(
-        seen["principal"],
-        json!({ "type": "service", "subject": "portico" })
-    );
-    assert_no_client_identity(&seen);
-
-    let entity = get_ok(
-        &server,
-        &bob,
-        "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
-    )
-    .await;
-    assert_eq!(entity["spec"]["owner"], "group:ops");
+    assert_service_reads_the_catalog(&server, &bob, "portico").await;
 
     // A client-sent user token does not replace the service token.
     let alice_token = token_from_backend("acme/alice", "alice@acme.example").await;
@@ -429,6 +422,65 @@ async fn backstage_service_mode_sends_the_static_token() {
         sign_ins_of("svc-bob").await.is_empty(),
         "no user sign-in in service mode"
     );
+}
+
+/// Backstage sees the service `subject` (and nothing of the client's identity), which reads the catalog.
+async fn assert_service_reads_the_catalog(server: &TestServer, session: &Session, subject: &str) {
+    let seen = whoami(server, session, "").await;
+    assert_eq!(
+        seen["principal"],
+        json!({ "type": "service", "subject": subject }),
+        "{seen}"
+    );
+    assert_no_client_identity(&seen);
+    let entity = get_ok(
+        server,
+        session,
+        "/backstage/api/catalog/entities/by-name/component/globex/inventory-api",
+    )
+    .await;
+    assert_eq!(entity["spec"]["owner"], "group:ops");
+}
+
+/// `service_token: signed`: portico signs its own one-minute token, and Backstage verifies it against
+/// portico's JWKS (`externalAccess` of type `jwks`): no secret is shared. A token signed with a key that
+/// portico does not publish where Backstage looks is refused by Backstage itself, though it says the
+/// same issuer, audience and subject.
+#[tokio::test]
+async fn backstage_accepts_the_service_tokens_portico_signs_and_no_others() {
+    let url = &backstage().url;
+    let block = format!(
+        "{{ url: \"{url}\", identity: service, service_token: signed, plugins: [catalog, whoami] }}"
+    );
+    // The portico whose JWKS Backstage trusts listens where Backstage fetches it, with a key of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::scale_out::write_signing_key(dir.path());
+    let yaml = portal_config(&block)
+        .top(&format!(
+            "server: {{ listen: \"127.0.0.1:{}\", signing_keys: [\"{}\"] }}",
+            backstage().jwks_port,
+            key.display()
+        ))
+        .yaml();
+    let mut config = crate::helpers::compile(&yaml, dir.path());
+    config.server.admin_listen = None;
+    let app = portico::app::App::build(config)
+        .await
+        .expect("portico starts on the JWKS port");
+    let server = TestServer {
+        addr: app.local_addr(),
+        client: client(),
+    };
+    tokio::spawn(app.run());
+    let bob = server.sign_in("svc-bob").await;
+    // Backstage verified portico's token: it names the caller as its `jwks` entries do.
+    assert_service_reads_the_catalog(&server, &bob, "external:portico").await;
+
+    // Another portico, with a generated key: the same claims, a signature Backstage cannot verify.
+    let impostor = portal(&block).await;
+    let bob = impostor.sign_in("svc-bob").await;
+    let refused = api_get(&impostor, &bob, "/backstage/api/whoami", &[]).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -523,7 +523,7 @@ fn direct_client() -> reqwest::Client {
 
 /// A P-256 key in PEM, as `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes it:
 /// every instance signs assertions with it.
-fn write_signing_key(dir: &Path) -> PathBuf {
+pub(crate) fn write_signing_key(dir: &Path) -> PathBuf {
     use p256::pkcs8::EncodePrivateKey;
     let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();

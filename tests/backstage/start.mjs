@@ -5,8 +5,9 @@
 //   Installs nothing: run scripts/install-backstage.sh first (it makes tests/backstage/node_modules).
 //   Waits (at most 120 s) until /.backstage/health/v1/readiness is 200 AND the catalog holds every entity of
 //   catalog.yaml, then prints ONE line to stdout:
-//     {"url":"http://127.0.0.1:<port>","token":"portico-service-token-for-tests"}
-//   (token: a full-access static token, subject `portico`) and runs until its stdin reaches EOF, or
+//     {"url":"http://127.0.0.1:<port>","token":"portico-service-token-for-tests","jwks_port":<port>}
+//   (token: a full-access static token, subject `portico`; jwks_port: where Backstage fetches the JWKS
+//   of portico's signed service tokens, for a test to run a portico on) and runs until its stdin reaches EOF, or
 //   SIGTERM/SIGINT. Spawn it with a *piped* stdin and keep the write end open (Rust: Stdio::piped() and keep
 //   the ChildStdin alive): a parent that dies closes the pipe and so always stops it. On exit it stops the
 //   backend (SIGTERM, SIGKILL after 5 s); the backend also exits by itself when this script's pipe to it
@@ -73,12 +74,15 @@ if (!existsSync(join(here, 'node_modules', '@backstage', 'backend-defaults'))) {
 const requested = Number(process.argv[2] ?? process.env.BACKSTAGE_PORT ?? 0);
 const port = requested > 0 ? requested : await freePort();
 const url = `http://127.0.0.1:${port}`;
+// Where the test of portico's signed service tokens runs the portico whose JWKS Backstage trusts.
+const jwksPort = await freePort();
 
 const backend = spawn(process.execPath, ['index.js', '--config', join(here, 'app-config.yaml')], {
   cwd: here,
   env: {
     ...process.env,
     BACKSTAGE_PORT: String(port),
+    PORTICO_JWKS_PORT: String(jwksPort),
     BACKSTAGE_CATALOG: join(here, 'catalog.yaml'),
     BACKSTAGE_EXIT_WITH_STDIN: '1',
     NODE_ENV: 'development',
@@ -150,4 +154,4 @@ if (!ready || missing.length > 0) {
   await stop(1);
 }
 log(`catalog complete after ${Date.now() - started} ms`);
-process.stdout.write(`${JSON.stringify({ url, token: TOKEN })}\n`);
+process.stdout.write(`${JSON.stringify({ url, token: TOKEN, jwks_port: jwksPort })}\n`);

@@ -86,6 +86,9 @@ fn identity(raw: &RawBackstage, mark: Mark, cx: &mut Cx<'_>) -> Option<Backstage
     let identity = field(&raw.identity)?.map_or("user", |Env(text)| text.as_str());
     match (identity, &raw.service_token) {
         ("user", _) => Some(BackstageIdentity::User),
+        ("service", Some(token)) if matches!(token.get(), Some(Env(token)) if token == "signed") => {
+            Some(BackstageIdentity::SignedService)
+        }
         ("service", Some(token)) => token
             .get()
             .map(|Env(token)| BackstageIdentity::Service(Secret(token.clone()))),
@@ -94,7 +97,7 @@ fn identity(raw: &RawBackstage, mark: Mark, cx: &mut Cx<'_>) -> Option<Backstage
                 mark,
                 "service_token",
                 "service identity needs `service_token`",
-                Some("a static token from Backstage's backend.auth.externalAccess, e.g. `service_token: ${BACKSTAGE_TOKEN}`".into()),
+                Some("`service_token: signed` (portico signs a short-lived token that Backstage verifies with portico's JWKS), or a static token from Backstage's backend.auth.externalAccess, e.g. `service_token: ${BACKSTAGE_TOKEN}`".into()),
             );
             None
         }
