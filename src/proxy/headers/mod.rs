@@ -58,15 +58,12 @@ pub(crate) fn prepare_request_headers(
     }
 }
 
-/// Removes every header whose name `unwanted` picks, in one pass over the names present: cheaper
-/// than a hashed removal per candidate name, and the list is only allocated when something matches.
+/// Removes every header whose name `unwanted` picks, by scanning the names present: cheaper than a
+/// hashed removal per candidate name. Nothing is allocated: each match is removed as it is found and
+/// the scan starts again, which is one scan when nothing matches and two when one does (a response's
+/// `Connection`), the usual cases.
 fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) {
-    let found: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| unwanted(name))
-        .cloned()
-        .collect();
-    for name in found {
+    while let Some(name) = headers.keys().find(|name| unwanted(name)).cloned() {
         headers.remove(name);
     }
 }
