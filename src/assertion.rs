@@ -218,49 +218,137 @@ pub(crate) struct Subject<'a> {
     pub claims: &'a UserClaims<'a>,
     pub issuer: &'a str,
     pub audience: &'a AppId,
-    /// Seconds the assertion is valid (`proxy.assertion_lifetime`).
-    pub lifetime: u64,
 }
 
-struct Cached {
-    audience: AppId,
+/// Tokens portico signed, kept per `K` (an app's assertions; a tenant's service tokens) and reused
+/// while more than a third of their life is left and the key that signed them and the lifetime asked
+/// for are still the current ones (a key rotation, a reload with a new lifetime sign anew). The lookup
+/// comes before anything of a new token is built: a reuse, nearly every request, costs a lock and a
+/// short scan.
+pub(crate) struct Kept<K, T> {
+    held: Mutex<Vec<KeptToken<K, T>>>,
+}
+
+struct KeptToken<K, T> {
+    key: K,
     /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying them.
-    token: HeaderValue,
+    token: T,
     expires_at: u64,
-    /// The key that signed it and the lifetime it was signed for: a token is not reused once
-    /// either changed (a key rotation, a reload with a new `assertion_lifetime`).
     kid: String,
     lifetime: u64,
 }
 
-/// The assertions signed for one user in one tenant config (kept by `auth::Principal`, which is
-/// derived anew whenever the session record or the tenant changes, so the claims of one principal's
-/// tokens cannot change), per app, reused until shortly before they expire.
-#[derive(Default)]
-pub(crate) struct Assertions {
-    per_app: Mutex<Vec<Cached>>,
+impl<K, T> Default for Kept<K, T> {
+    fn default() -> Self {
+        Kept {
+            held: Mutex::default(),
+        }
+    }
 }
 
-impl Assertions {
-    /// A valid assertion for `subject`, the kept one when it has enough life left. Every `subject`
-    /// given to one `Assertions` must say the same about the user (see the type's docs).
-    pub(crate) fn assertion(&self, keys: &SigningKeys, subject: &Subject<'_>) -> HeaderValue {
+impl<K, T: Clone> Kept<K, T> {
+    /// The kept token whose key `is` picks, if it may be reused; else `sign(now, expires_at)`, kept
+    /// under `key()` in its place.
+    fn get_or_sign(
+        &self,
+        keys: &SigningKeys,
+        lifetime: u64,
+        is: impl Fn(&K) -> bool,
+        key: impl FnOnce() -> K,
+        sign: impl FnOnce(u64, u64) -> T,
+    ) -> T {
         let now = unix_now();
         let kid = keys.signing_kid();
-        let mut per_app = self.per_app.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = per_app
-            .iter()
-            .find(|cached| cached.audience == *subject.audience)
-        {
-            if cached.kid == kid
-                && cached.lifetime == subject.lifetime
-                && cached.expires_at > now + subject.lifetime / REUSE_FRACTION
-            {
-                return cached.token.clone();
-            }
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kept) = held.iter().find(|kept| {
+            is(&kept.key)
+                && kept.kid == kid
+                && kept.lifetime == lifetime
+                && kept.expires_at > now + lifetime / REUSE_FRACTION
+        }) {
+            return kept.token.clone();
         }
-        let expires_at = now + subject.lifetime;
-        let token = keys.sign(&json!({
+        let expires_at = now + lifetime;
+        let token = sign(now, expires_at);
+        held.retain(|kept| !is(&kept.key));
+        held.push(KeptToken {
+            key: key(),
+            token: token.clone(),
+            expires_at,
+            kid: kid.to_owned(),
+            lifetime,
+        });
+        token
+    }
+}
+
+/// The assertions signed for one user in one tenant config, per app (kept by `auth::Principal`, which
+/// is derived anew whenever the session record or the tenant changes, so what one principal's tokens
+/// say cannot change).
+pub(crate) type Assertions = Kept<AppId, HeaderValue>;
+
+impl Assertions {
+    /// An assertion for `audience` valid for `lifetime` seconds: the kept one, or
+    /// `sign(now, expires_at)` (with [`SigningKeys::assertion`]), called only when none may be reused.
+    /// Every assertion kept in one `Assertions` must say the same about the user (see the type's docs).
+    pub(crate) fn assertion(
+        &self,
+        keys: &SigningKeys,
+        audience: &AppId,
+        lifetime: u64,
+        sign: impl FnOnce(u64, u64) -> HeaderValue,
+    ) -> HeaderValue {
+        self.get_or_sign(
+            keys,
+            lifetime,
+            |app| app == audience,
+            || audience.clone(),
+            sign,
+        )
+    }
+}
+
+/// How long a service token portico signs for itself is valid (`service_token: signed` of Backstage).
+pub(crate) const SERVICE_TOKEN_LIFETIME: u64 = 60;
+
+/// The subject of portico's own service tokens: Backstage names the caller `external:portico`.
+pub(crate) const SERVICE_SUBJECT: &str = "portico";
+
+/// Portico's own service tokens, per issuer (a tenant) and audience, valid for
+/// [`SERVICE_TOKEN_LIFETIME`]: a leaked one is worth a minute, and signing is not paid per request.
+pub(crate) type ServiceTokens = Kept<(String, &'static str), String>;
+
+impl ServiceTokens {
+    /// A service token of `issuer` for `audience` with enough life left.
+    pub(crate) fn token(&self, keys: &SigningKeys, issuer: &str, audience: &'static str) -> String {
+        self.get_or_sign(
+            keys,
+            SERVICE_TOKEN_LIFETIME,
+            |(kept_issuer, kept_audience)| kept_issuer == issuer && *kept_audience == audience,
+            || (issuer.to_owned(), audience),
+            |now, expires_at| {
+                keys.sign(&json!({
+                    "iss": issuer,
+                    "aud": audience,
+                    "sub": SERVICE_SUBJECT,
+                    "iat": now,
+                    "nbf": now.saturating_sub(5),
+                    "exp": expires_at,
+                }))
+            },
+        )
+    }
+}
+
+impl SigningKeys {
+    /// The assertion `subject` describes, issued at `now`, expiring at `expires_at`.
+    pub(crate) fn assertion(
+        &self,
+        subject: &Subject<'_>,
+        now: u64,
+        expires_at: u64,
+    ) -> HeaderValue {
+        let token = self.sign(&json!({
             "iss": subject.issuer,
             "aud": subject.audience,
             "sub": subject.claims.user,
@@ -274,73 +362,7 @@ impl Assertions {
             "exp": expires_at,
         }));
         // A JWT is base64url and dots: always a valid header value.
-        let token = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""));
-        per_app.retain(|cached| cached.audience != *subject.audience);
-        per_app.push(Cached {
-            audience: subject.audience.clone(),
-            token: token.clone(),
-            expires_at,
-            kid: kid.to_owned(),
-            lifetime: subject.lifetime,
-        });
-        token
-    }
-}
-
-/// How long a service token portico signs for itself is valid (`service_token: signed` of Backstage).
-pub(crate) const SERVICE_TOKEN_LIFETIME: u64 = 60;
-
-/// The subject of portico's own service tokens: Backstage names the caller `external:portico`.
-pub(crate) const SERVICE_SUBJECT: &str = "portico";
-
-struct CachedServiceToken {
-    issuer: String,
-    audience: &'static str,
-    token: String,
-    expires_at: u64,
-    kid: String,
-}
-
-/// Portico's own service tokens, per issuer (a tenant) and audience: signed with the first signing key
-/// for [`SERVICE_TOKEN_LIFETIME`] and reused until a third of that is left, so a leaked one is worth a
-/// minute and signing is not paid per request. A new signing key signs the next one at once.
-#[derive(Default)]
-pub(crate) struct ServiceTokens {
-    held: Mutex<Vec<CachedServiceToken>>,
-}
-
-impl ServiceTokens {
-    /// A service token of `issuer` for `audience` with enough life left.
-    pub(crate) fn token(&self, keys: &SigningKeys, issuer: &str, audience: &'static str) -> String {
-        let now = unix_now();
-        let kid = keys.signing_kid();
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = held.iter().find(|cached| {
-            cached.issuer == issuer
-                && cached.audience == audience
-                && cached.kid == kid
-                && cached.expires_at > now + SERVICE_TOKEN_LIFETIME / REUSE_FRACTION
-        }) {
-            return cached.token.clone();
-        }
-        let expires_at = now + SERVICE_TOKEN_LIFETIME;
-        let token = keys.sign(&json!({
-            "iss": issuer,
-            "aud": audience,
-            "sub": SERVICE_SUBJECT,
-            "iat": now,
-            "nbf": now.saturating_sub(5),
-            "exp": expires_at,
-        }));
-        held.retain(|cached| !(cached.issuer == issuer && cached.audience == audience));
-        held.push(CachedServiceToken {
-            issuer: issuer.to_owned(),
-            audience,
-            token: token.clone(),
-            expires_at,
-            kid: kid.to_owned(),
-        });
-        token
+        HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
@@ -364,20 +386,29 @@ mod tests {
     static AUDIENCE: std::sync::LazyLock<AppId> =
         std::sync::LazyLock::new(|| AppId::new("cost-insights"));
 
-    fn subject<'a>(claims: &'a UserClaims<'a>) -> Subject<'a> {
-        Subject {
-            claims,
-            issuer: "https://portal.acme.example",
-            audience: &AUDIENCE,
-            lifetime: 60,
-        }
+    /// What the proxy asks of a user's `Assertions`: the kept assertion for `audience`, or one signed
+    /// for a developer, valid `lifetime` seconds.
+    fn signed(
+        cache: &Assertions,
+        keys: &SigningKeys,
+        audience: &AppId,
+        lifetime: u64,
+    ) -> HeaderValue {
+        cache.assertion(keys, audience, lifetime, |now, expires_at| {
+            let subject = Subject {
+                claims: &claims(&["developer"]),
+                issuer: "https://portal.acme.example",
+                audience,
+            };
+            keys.assertion(&subject, now, expires_at)
+        })
     }
 
     #[test]
     fn tokens_verify_with_the_published_key_and_say_who() {
         let keys = SigningKeys::generate();
         let cache = Assertions::default();
-        let token = cache.assertion(&keys, &subject(&claims(&["developer"])));
+        let token = signed(&cache, &keys, &AUDIENCE, 60);
         let parts: Vec<&str> = token.to_str().unwrap().split('.').collect();
         assert_eq!(parts.len(), 3);
         let jwks: serde_json::Value = serde_json::from_slice(&keys.jwks()).unwrap();
@@ -424,28 +455,17 @@ mod tests {
     fn tokens_are_reused_per_app_until_the_key_or_the_lifetime_changes() {
         let keys = SigningKeys::generate();
         let cache = Assertions::default();
-        let developer = claims(&["developer"]);
-        let first = cache.assertion(&keys, &subject(&developer));
-        assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
+        let first = signed(&cache, &keys, &AUDIENCE, 60);
+        assert_eq!(signed(&cache, &keys, &AUDIENCE, 60), first);
         let other_app = AppId::new("status");
-        let for_other_app = cache.assertion(
-            &keys,
-            &Subject {
-                audience: &other_app,
-                ..subject(&developer)
-            },
-        );
+        let for_other_app = signed(&cache, &keys, &other_app, 60);
         assert_ne!(for_other_app, first, "another app, another token");
-        assert_eq!(cache.assertion(&keys, &subject(&developer)), first);
-        let longer = Subject {
-            lifetime: 120,
-            ..subject(&developer)
-        };
-        let after_reload = cache.assertion(&keys, &longer);
+        assert_eq!(signed(&cache, &keys, &AUDIENCE, 60), first);
+        let after_reload = signed(&cache, &keys, &AUDIENCE, 120);
         assert_ne!(after_reload, first, "a new lifetime, a new token");
         let rotated = SigningKeys::generate();
         assert_ne!(
-            cache.assertion(&rotated, &longer),
+            signed(&cache, &rotated, &AUDIENCE, 120),
             after_reload,
             "a new signing key, a new token"
         );

@@ -15,7 +15,6 @@ use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
 
 use super::{Call, PORTAL_COOKIES};
-use crate::assertion::Subject;
 use crate::auth::AuthError;
 use crate::config::{CookieMode, Upstream};
 use crate::http::AppError;
@@ -182,22 +181,14 @@ fn identity<'a>(call: &'a Call<'_>) -> Identity<'a> {
     let (app, session, tenant) = (call.app, &*call.signed_in.session, &*call.context.tenant);
     let principal = &call.signed_in.principal;
     let assertion = app.identity.assertion.then(|| {
-        let roles = principal.role_names();
-        principal.assertions.assertion(
-            &call.state.signing_keys,
-            &Subject {
-                claims: &principal.claims(session, tenant, &roles),
-                issuer: &tenant.assertion_issuer,
-                audience: &app.id,
-                lifetime: call
-                    .context
-                    .config
-                    .proxy
-                    .assertion_lifetime
-                    .as_secs()
-                    .max(1),
-            },
-        )
+        let lifetime = call
+            .context
+            .config
+            .proxy
+            .assertion_lifetime
+            .as_secs()
+            .max(1);
+        principal.assertion(&call.state.signing_keys, session, tenant, &app.id, lifetime)
     });
     Identity {
         values: principal.identity_values(session, tenant),

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use axum::http::HeaderValue;
 
 use super::session::Session;
-use crate::assertion::{Assertions, UserClaims};
-use crate::config::Tenant;
+use crate::assertion::{Assertions, SigningKeys, Subject, UserClaims};
+use crate::config::{AppId, Tenant};
 use crate::proxy::headers::{IdentityValues, bearer_value};
 use crate::rbac::Roles;
 
@@ -38,7 +38,7 @@ pub(crate) struct Principal {
     /// `Authorization: Bearer <access token>`, built on the first request of an app that takes it.
     bearer: OnceLock<Option<HeaderValue>>,
     /// The assertions signed for this user, per app, while they have life left.
-    pub assertions: Assertions,
+    assertions: Assertions,
 }
 
 impl std::fmt::Debug for Principal {
@@ -90,6 +90,28 @@ impl Principal {
             let roles = self.role_names();
             IdentityValues::of(&self.claims(session, tenant, &roles))
         })
+    }
+
+    /// The signed assertion for `app`, valid `lifetime` seconds: the kept one while it may be reused;
+    /// what it says (`claims`) is only built when a new one is signed.
+    pub(crate) fn assertion(
+        &self,
+        keys: &SigningKeys,
+        session: &Session,
+        tenant: &Tenant,
+        app: &AppId,
+        lifetime: u64,
+    ) -> HeaderValue {
+        self.assertions
+            .assertion(keys, app, lifetime, |now, expires_at| {
+                let roles = self.role_names();
+                let subject = Subject {
+                    claims: &self.claims(session, tenant, &roles),
+                    issuer: &tenant.assertion_issuer,
+                    audience: app,
+                };
+                keys.assertion(&subject, now, expires_at)
+            })
     }
 
     /// `Authorization: Bearer <the session's access token>`, if the session has one.
