@@ -138,7 +138,7 @@ impl SigningKeys {
 
     /// The signed token; empty only if there is no key (or signing failed, which the key was tried
     /// against when it was loaded).
-    fn sign(&self, claims: &serde_json::Value) -> String {
+    pub(crate) fn sign(&self, claims: &serde_json::Value) -> String {
         let Some(key) = self.keys.first() else {
             return String::new();
         };

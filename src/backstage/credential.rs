@@ -1,10 +1,13 @@
 //! The credential portico sends to Backstage for a user: the static service token (`identity: service`),
-//! or the user's own Backstage token, obtained by signing the user in to Backstage's `oauth2Proxy`
-//! provider (`identity: user`) and cached per session in [`BackstageTokens`].
+//! one portico signs, or the user's own Backstage token (`identity: user`), cached per session in
+//! [`BackstageTokens`]. A user is signed in through portico's own `portico` provider
+//! (integrations/backstage) with a signed assertion that Backstage verifies, carrying the grants the
+//! user's roles earn under `backstage.permissions`; or, for a backend without that provider, through
+//! `oauth2Proxy` with headers.
 //!
-//! The user is named `<user_namespace>/<subject>` with at most a verified email, and any answer naming a
-//! user or an owner outside the tenant's namespaces is refused ([`check_identity`]). This file takes the
-//! client, the cache and the user as plain values; it never sees the server state.
+//! Either way the user is named `<user_namespace>/<subject>` with at most a verified email, and any
+//! answer naming a user or an owner outside the tenant's namespaces is refused ([`check_identity`]).
+//! This file takes the client, the cache and the user as plain values; it never sees the server state.
 
 use std::time::Duration;
 
@@ -12,13 +15,24 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::{BackstageError, BackstageTokens};
 use crate::assertion::SigningKeys;
 use crate::auth::session::User;
-use crate::config::{BACKSTAGE_AUDIENCE, BackstageIdentity, BackstageSettings};
+use crate::clock::unix_now;
+use crate::config::{
+    BACKSTAGE_AUDIENCE, BACKSTAGE_SIGN_IN_AUDIENCE, BackstageIdentity, BackstageSettings,
+    BackstageSignIn,
+};
 use crate::http::AppError;
 use crate::proxy::{Target, UpstreamClient};
+use crate::rbac::Roles;
+
+/// The header the `portico` provider reads the sign-in assertion from.
+const ASSERTION_HEADER: &str = "x-portico-assertion";
+/// How long a sign-in assertion is valid: it is used once, right away.
+const SIGN_IN_LIFETIME: u64 = 60;
 
 /// Everything needed to get the credential of one user's request.
 #[derive(Clone, Copy)]
@@ -33,6 +47,9 @@ pub(super) struct Credentials<'a> {
     /// tenant's assertion issuer.
     pub keys: &'a SigningKeys,
     pub issuer: &'a str,
+    /// The tenant's id and the user's roles, for the sign-in assertion and its grants.
+    pub tenant: &'a str,
+    pub roles: &'a Roles,
 }
 
 #[derive(Deserialize)]
@@ -82,53 +99,163 @@ pub(super) async fn credential(
 }
 
 async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String, AppError> {
-    let Credentials {
-        client,
-        tokens,
-        settings,
-        session,
-        user,
-        ..
-    } = credentials;
+    let grants = grants(credentials.settings, credentials.roles);
+    // The token is kept per session and per what the sign-in said: a reload that changes the user's
+    // roles or the rules signs the user in again, so Backstage hears the new grants.
+    let kept_as = format!(
+        "{}.{:016x}",
+        credentials.session,
+        fingerprint(&grants, credentials.roles)
+    );
+    let tokens = credentials.tokens;
     if renew {
-        tokens.forget(session).await;
-    } else if let Some(token) = tokens.get(session).await {
+        tokens.forget(&kept_as).await;
+    } else if let Some(token) = tokens.get(&kept_as).await {
         return Ok(token);
     }
-    let (status, body) = client
+    let answer = sign_in(credentials, &grants).await?;
+    // Whatever resolvers Backstage runs, portico only uses an identity inside the tenant's namespaces.
+    check_identity(credentials.settings, &answer.identity)?;
+    let token = answer.token;
+    tokens
+        .put(
+            &kept_as,
+            token.clone(),
+            answer.expires_in_seconds.unwrap_or(3600),
+        )
+        .await;
+    Ok(token)
+}
+
+/// Signs the user in: through the `portico` provider, or `oauth2Proxy` (`sign_in`; `auto` takes
+/// `oauth2Proxy` only when the backend answers that it has no `portico` provider).
+async fn sign_in(
+    credentials: Credentials<'_>,
+    grants: &Value,
+) -> Result<BackstageIdentityAnswer, AppError> {
+    let settings = credentials.settings;
+    if settings.sign_in != BackstageSignIn::Oauth2Proxy {
+        let request = assertion_request(credentials, grants)?;
+        match refresh(credentials, "/api/auth/portico/refresh", request).await? {
+            Refreshed::Answer(answer) => return Ok(answer),
+            Refreshed::NoProvider(_) if settings.sign_in == BackstageSignIn::Auto => {}
+            Refreshed::NoProvider(detail) => {
+                return Err(BackstageError::SignInRefused(format!(
+                    "{detail} (the backend lacks portico's provider; see docs/backstage-identity.md)"
+                ))
+                .into());
+            }
+        }
+    }
+    let request = sign_in_request(settings, credentials.user)?;
+    match refresh(credentials, "/api/auth/oauth2Proxy/refresh", request).await? {
+        Refreshed::Answer(answer) => Ok(answer),
+        Refreshed::NoProvider(detail) => Err(BackstageError::SignInRefused(detail).into()),
+    }
+}
+
+/// What a provider's refresh endpoint answered.
+enum Refreshed {
+    Answer(BackstageIdentityAnswer),
+    /// 404: the backend has no such provider (or it is not configured).
+    NoProvider(String),
+}
+
+async fn refresh(
+    credentials: Credentials<'_>,
+    path: &'static str,
+    request: Request,
+) -> Result<Refreshed, AppError> {
+    let (status, body) = credentials
+        .client
         .fetch_small(
-            &settings.backend,
+            &credentials.settings.backend,
             Target {
-                path: &["/api/auth/oauth2Proxy/refresh"],
+                path: &[path],
                 query: None,
             },
-            sign_in_request(settings, user)?,
+            request,
             Duration::from_secs(10),
         )
         .await?;
     if !status.is_success() {
         let detail = format!(
-            "{status}: {}",
+            "{path}: {status}: {}",
             String::from_utf8_lossy(&body)
                 .chars()
                 .take(300)
                 .collect::<String>()
         );
+        if status == axum::http::StatusCode::NOT_FOUND {
+            return Ok(Refreshed::NoProvider(detail));
+        }
         return Err(BackstageError::SignInRefused(detail).into());
     }
     let answer: RefreshAnswer = serde_json::from_slice(&body)
         .map_err(|error| BackstageError::SignInRefused(format!("unexpected answer: {error}")))?;
-    // Whatever resolvers Backstage runs, portico only uses an identity inside the tenant's namespaces.
-    check_identity(settings, &answer.backstage_identity.identity)?;
-    let token = answer.backstage_identity.token;
-    tokens
-        .put(
-            session,
-            token.clone(),
-            answer.backstage_identity.expires_in_seconds.unwrap_or(3600),
-        )
-        .await;
-    Ok(token)
+    Ok(Refreshed::Answer(answer.backstage_identity))
+}
+
+/// What the user's roles earn in Backstage under `backstage.permissions`, as the assertion carries
+/// it: `[{ "allow": [...], "namespaces": [...] }]`, one entry per rule that names one of the roles.
+fn grants(settings: &BackstageSettings, roles: &Roles) -> Value {
+    let grants: Vec<Value> = settings
+        .permissions
+        .iter()
+        .filter(|rule| rule.roles.iter().any(|role| roles.0.contains(role)))
+        .map(|rule| json!({ "allow": rule.allow, "namespaces": rule.namespaces }))
+        .collect();
+    Value::Array(grants)
+}
+
+/// What a kept token was signed in with, as a number: the grants and the roles.
+fn fingerprint(grants: &Value, roles: &Roles) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    grants.to_string().hash(&mut hasher);
+    roles.names().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The sign-in request to the `portico` provider: a one-minute assertion, signed with portico's
+/// keys, for the audience [`BACKSTAGE_SIGN_IN_AUDIENCE`]. Besides who the user is it names the
+/// namespace to look the user up in and the grants; Backstage takes both only from an issuer its
+/// config gives those namespaces (integrations/backstage/src/settings.js).
+fn assertion_request(credentials: Credentials<'_>, grants: &Value) -> Result<Request, AppError> {
+    let Credentials {
+        settings,
+        user,
+        keys,
+        issuer,
+        tenant,
+        roles,
+        ..
+    } = credentials;
+    let now = unix_now();
+    let mut claims = json!({
+        "iss": issuer,
+        "aud": BACKSTAGE_SIGN_IN_AUDIENCE,
+        "sub": user.subject,
+        "name": user.name,
+        "tenant": tenant,
+        "roles": roles.names(),
+        "iat": now,
+        "nbf": now.saturating_sub(5),
+        "exp": now + SIGN_IN_LIFETIME,
+        "backstage": { "namespace": settings.user_namespace, "grants": grants },
+    });
+    // Only ever a verified address (`User::email`).
+    if !user.email.is_empty() {
+        claims["email"] = Value::from(user.email.as_str());
+    }
+    let mut request = Request::new(Body::empty());
+    request
+        .headers_mut()
+        .insert(ASSERTION_HEADER, header_text(&keys.sign(&claims))?);
+    request
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    Ok(request)
 }
 
 /// The sign-in request to Backstage's `oauth2Proxy` provider for `user`.
@@ -225,6 +352,8 @@ mod tests {
             shared_namespaces: shared.iter().map(|n| n.to_string()).collect(),
             user_namespace: user_namespace.into(),
             allow_unscoped: Vec::new(),
+            sign_in: crate::config::BackstageSignIn::Auto,
+            permissions: Vec::new(),
         }
     }
 

@@ -91,6 +91,8 @@ async fn backstage_request(
             user: &signed_in.session.user,
             keys: &state.signing_keys,
             issuer: &context.tenant.assertion_issuer,
+            tenant: context.tenant.id.as_str(),
+            roles: signed_in.roles(),
         },
         target: Target {
             path: &["/api/", plugin, &inside.raw],

@@ -353,7 +353,50 @@ pub struct BackstageSettings {
     /// Catalog endpoints that cannot be scoped to namespaces but are let through anyway (e.g.
     /// `/locations`), as path globs below `/api/catalog`; everything unscopable is refused otherwise.
     pub allow_unscoped: Vec<crate::rbac::PathGlob>,
+    /// How users are signed in to Backstage (`identity: user`).
+    pub sign_in: BackstageSignIn,
+    /// Who may do what in Backstage, by portico role (`permissions:`): sent to Backstage as grants in
+    /// the sign-in assertion, where portico's permission policy decides from them
+    /// (integrations/backstage, docs/backstage-identity.md).
+    pub permissions: Vec<BackstageGrantRule>,
 }
+
+/// How portico signs a user in to Backstage (`backstage.sign_in`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackstageSignIn {
+    /// The `portico` provider when the backend has it (integrations/backstage), else `oauth2Proxy`.
+    #[default]
+    Auto,
+    /// Only the `portico` provider: a signed assertion Backstage verifies against portico's JWKS.
+    Assertion,
+    /// Only the `oauth2Proxy` provider: headers Backstage cannot verify (docs/backstage-identity.md).
+    Oauth2Proxy,
+}
+
+impl BackstageSignIn {
+    /// Each mode with its name in config.
+    pub const ALL: [(&'static str, BackstageSignIn); 3] = [
+        ("auto", BackstageSignIn::Auto),
+        ("assertion", BackstageSignIn::Assertion),
+        ("oauth2_proxy", BackstageSignIn::Oauth2Proxy),
+    ];
+    /// The names of the modes in config.
+    pub const NAMES: [&'static str; 3] = ["auto", "assertion", "oauth2_proxy"];
+}
+
+/// One rule of `backstage.permissions`: users with any of `roles` may do `allow` (Backstage permission
+/// names, `prefix.*` patterns or `*`) on what lies in `namespaces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackstageGrantRule {
+    pub roles: Vec<crate::rbac::RoleName>,
+    pub allow: Vec<String>,
+    /// Default: every namespace of the tenant, its shared ones included (which Backstage's policy
+    /// honours for `read` permissions only).
+    pub namespaces: Vec<String>,
+}
+
+/// The `aud` of the sign-in assertions portico sends Backstage's `portico` provider.
+pub const BACKSTAGE_SIGN_IN_AUDIENCE: &str = "backstage-sign-in";
 
 impl BackstageSettings {
     /// Whether catalog reads are narrowed to namespaces at all.

@@ -445,6 +445,27 @@ pub(crate) struct RawBackstage {
     pub user_namespace: Option<Val<Env>>,
     /// Catalog endpoints (path globs below `/api/catalog`) let through although they cannot be scoped.
     pub allow_unscoped: Option<Val<Texts>>,
+    /// How users are signed in to Backstage: `auto` (default: portico's provider when the backend has
+    /// it, else oauth2Proxy), `assertion` or `oauth2_proxy`.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(schema_with = "words::backstage_sign_ins"))]
+    pub sign_in: Option<Val<Env>>,
+    /// Who may do what in Backstage, by role; enforced by portico's permission policy in Backstage.
+    pub permissions: Option<Val<Vec<Val<RawBackstageGrant>>>>,
+}
+
+/// One rule of `backstage.permissions`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "backstage_permission"))]
+pub(crate) struct RawBackstageGrant {
+    /// Roles the rule is for. Required.
+    pub roles: Option<Val<Texts>>,
+    /// Backstage permission names (`catalog.entity.delete`), `prefix.*` patterns or `*`. Required.
+    pub allow: Option<Val<Texts>>,
+    /// Where: some of the tenant's namespaces (default: all of them, shared ones for reads only).
+    pub namespaces: Option<Val<Texts>>,
 }
 
 /// One role of a tenant.
@@ -653,8 +674,8 @@ mod words {
     use schemars::{Schema, SchemaGenerator, json_schema};
 
     use crate::config::model::{
-        BackstageIdentity, CompressMode, CookieMode, IdentityModes, PATH_MODES, REQUEST_METHODS,
-        ResponsiveNavigation, SessionSettings, SigningAlg,
+        BackstageIdentity, BackstageSignIn, CompressMode, CookieMode, IdentityModes, PATH_MODES,
+        REQUEST_METHODS, ResponsiveNavigation, SessionSettings, SigningAlg,
     };
 
     fn one_of(words: &[&str]) -> Schema {
@@ -677,6 +698,10 @@ mod words {
 
     pub(super) fn backstage_identities(_: &mut SchemaGenerator) -> Schema {
         one_of(&BackstageIdentity::NAMES)
+    }
+
+    pub(super) fn backstage_sign_ins(_: &mut SchemaGenerator) -> Schema {
+        one_of(&BackstageSignIn::NAMES)
     }
 
     pub(super) fn navigation_modes(_: &mut SchemaGenerator) -> Schema {

@@ -26,11 +26,14 @@ const SERVICE_TOKEN: &str = "portico-service-token-for-tests";
 const START_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// The running test backend; its process lives as long as this test binary.
-struct Backstage {
-    url: String,
+pub(crate) struct Backstage {
+    pub(crate) url: String,
     token: String,
     /// Where Backstage fetches the JWKS of portico's signed service tokens (tests/backstage/app-config.yaml).
     jwks_port: u16,
+    /// A key the `portico` auth provider trusts (a PEM file), and the directory of every key it trusts.
+    pub(crate) sign_in_key: std::path::PathBuf,
+    pub(crate) keys_dir: std::path::PathBuf,
     /// Never dropped: when the test binary exits, the pipe closes and start.mjs stops the backend.
     _process: Child,
     _stdin: ChildStdin,
@@ -39,7 +42,7 @@ struct Backstage {
 static BACKSTAGE: OnceLock<Result<Backstage, String>> = OnceLock::new();
 
 /// The shared backend, started on first use. A failed start fails every test here with the same reason.
-fn backstage() -> &'static Backstage {
+pub(crate) fn backstage() -> &'static Backstage {
     match BACKSTAGE.get_or_init(start_backstage) {
         Ok(backstage) => backstage,
         Err(reason) => panic!("{reason}"),
@@ -96,14 +99,26 @@ fn start_backstage() -> Result<Backstage, String> {
             .as_u64()
             .and_then(|port| u16::try_from(port).ok())
             .ok_or("no jwks_port")?,
+        sign_in_key: started["sign_in_key"]
+            .as_str()
+            .ok_or("no sign_in_key")?
+            .into(),
+        keys_dir: started["keys_dir"].as_str().ok_or("no keys_dir")?.into(),
         _process: process,
         _stdin: stdin,
     })
 }
 
 /// A portal (tenant `acme` on 127.0.0.1) whose users are also Backstage catalog users, with `backstage`
-/// as the tenant's `backstage:` block (a YAML flow mapping).
+/// as the tenant's `backstage:` block (a YAML flow mapping). The tests here are about the `oauth2Proxy`
+/// sign-in (and service identities): a block that does not say `sign_in` gets `sign_in: oauth2_proxy`,
+/// since the test backend has portico's own provider too (tests/api/backstage_rbac.rs tests that one).
 fn portal_config(backstage: &str) -> ConfigYaml {
+    let backstage = match backstage.strip_suffix('}') {
+        Some(open) if !backstage.contains("sign_in") => format!("{open}, sign_in: oauth2_proxy }}"),
+        _ => backstage.to_owned(),
+    };
+    let backstage = backstage.as_str();
     let mut acme = tenant("acme", &["127.0.0.1"]);
     for (id, email) in [
         ("alice", "alice@acme.example"),
@@ -1532,7 +1547,7 @@ async fn shared_backstage_portal() -> TestServer {
     let url = &backstage().url;
     let block = |namespace: &str| {
         format!(
-            "{{ url: \"{url}\", identity: user, plugins: [catalog, whoami], namespaces: [{namespace}] }}"
+            "{{ url: \"{url}\", identity: user, sign_in: oauth2_proxy, plugins: [catalog, whoami], namespaces: [{namespace}] }}"
         )
     };
     let acme = tenant("acme", &["acme.localhost"])
@@ -1691,7 +1706,7 @@ async fn backstage_and_apps_never_get_an_email_the_idp_did_not_verify() {
         .role("developer", &["acme-eng"])
         .app(crate::helpers::app("echo", &["developer"]).upstream(&upstream))
         .backstage(&format!(
-            "{{ url: \"{backstage_url}\", identity: user, plugins: [catalog, whoami], namespaces: [acme] }}"
+            "{{ url: \"{backstage_url}\", identity: user, sign_in: oauth2_proxy, plugins: [catalog, whoami], namespaces: [acme] }}"
         ));
     let yaml = config()
         .top(&format!("server: {{ listen: \"{addr}\" }}"))
@@ -1823,7 +1838,7 @@ async fn backstage_user_owning_through_another_tenants_group_is_refused() {
         .role("developer", &["eng"])
         .app(docs())
         .backstage(&format!(
-            "{{ url: \"{url}\", identity: user, plugins: [catalog, whoami], namespaces: [initech] }}"
+            "{{ url: \"{url}\", identity: user, sign_in: oauth2_proxy, plugins: [catalog, whoami], namespaces: [initech] }}"
         ));
     let server = config().tenant(initech).start().await;
     let mole = server.sign_in("mole").await;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backstage;
+mod backstage_rbac;
 mod cache;
 mod canonical_paths;
 mod compress;

@@ -1,6 +1,8 @@
-// The test Backstage backend: catalog, auth (oauth2Proxy provider with portico's tenant-bound sign-in
-// resolver, below), proxy, and a tiny `whoami` plugin that shows who Backstage thinks the caller is. Plain CommonJS, no build step. Run it through start.mjs,
-// or by hand: `node index.js --config app-config.yaml` with BACKSTAGE_PORT and BACKSTAGE_CATALOG set.
+// The test Backstage backend: catalog, auth (portico's own `portico` provider, and oauth2Proxy with
+// portico's tenant-bound sign-in resolver, both from integrations/backstage), the permission framework
+// with portico's policy, proxy, and a tiny `whoami` plugin that shows who Backstage thinks the caller is.
+// Plain CommonJS, no build step. Run it through start.mjs (it passes the environment app-config.yaml
+// needs, and --preserve-symlinks).
 //
 // whoami (GET, any sub-path, e.g. /api/whoami or /api/whoami/x?y=1), needs Backstage credentials:
 //   200 {"principal": {"type": "user", "userEntityRef": "user:acme/alice"} | {"type": "service", "subject": "portico"},
@@ -20,15 +22,14 @@
 const { createHash } = require('node:crypto');
 const { createBackend } = require('@backstage/backend-defaults');
 const { rootHttpRouterServiceFactory } = require('@backstage/backend-defaults/rootHttpRouter');
-const { createBackendModule, createBackendPlugin, coreServices } = require('@backstage/backend-plugin-api');
-// The three below come with the auth backend; a real deployment lists them in its package.json.
+const { createBackendPlugin, coreServices } = require('@backstage/backend-plugin-api');
+// portico's own modules (integrations/backstage), linked into node_modules by package.json's `file:`
+// dependency; start.mjs runs node with --preserve-symlinks so their @backstage imports resolve here.
 const {
-  authProvidersExtensionPoint,
-  createProxyAuthProviderFactory,
-  createSignInResolverFactory,
-} = require('@backstage/plugin-auth-node');
-const { oauth2ProxyAuthenticator } = require('@backstage/plugin-auth-backend-module-oauth2-proxy-provider');
-const { NotFoundError } = require('@backstage/errors');
+  authModulePorticoOauth2ProxyProvider,
+  authModulePorticoProvider,
+  permissionModulePorticoPolicy,
+} = require('@portico/backstage-backend-modules');
 
 const revoked = new Set();
 const signIns = [];
@@ -126,66 +127,18 @@ const whoamiPlugin = createBackendPlugin({
   },
 });
 
-// The sign-in resolver a Backstage operator adds behind portico (docs/backstage-identity.md): portico
-// names the user `X-Forwarded-User: <namespace>/<name>`, the namespace being the tenant's own, and may add
-// a verified `X-Forwarded-Email`. The user is looked up ONLY in that namespace: the exact entity
-// user:<namespace>/<name>, else the one User of that namespace whose spec.profile.email is the address.
-// Never by email across namespaces, never in `default` unless portico names it, and never a user missing
-// from the catalog. Everything else is a NotFoundError (the sign-in fails).
-const ENTITY_PART = /^[a-z0-9]+(?:[-_.][a-z0-9]+)*$/i; // Backstage's rule for names and namespaces
-
-const porticoTenantUser = createSignInResolverFactory({
-  create() {
-    return async (info, ctx) => {
-      const forwarded = info.result.getHeader('x-forwarded-user') ?? '';
-      const slash = forwarded.indexOf('/');
-      const namespace = slash > 0 ? forwarded.slice(0, slash) : '';
-      const name = forwarded.slice(slash + 1);
-      if (!ENTITY_PART.test(namespace) || namespace.length > 63) {
-        throw new NotFoundError('portico names users as <namespace>/<name>');
-      }
-      if (ENTITY_PART.test(name) && name.length <= 63) {
-        try {
-          return await ctx.signInWithCatalogUser({ entityRef: { kind: 'User', namespace, name } });
-        } catch (error) {
-          if (error?.name !== 'NotFoundError') throw error;
-        }
-      }
-      const email = info.result.getHeader('x-forwarded-email');
-      if (!email) throw new NotFoundError(`no user ${name} in namespace ${namespace}`);
-      return ctx.signInWithCatalogUser({
-        filter: { kind: 'User', 'metadata.namespace': namespace, 'spec.profile.email': email },
-      });
-    };
-  },
-});
-
-// Replaces @backstage/plugin-auth-backend-module-oauth2-proxy-provider's module (same provider id, same
-// header authenticator) with one whose only sign-in resolver is the one above.
-const porticoOauth2ProxyProvider = createBackendModule({
-  pluginId: 'auth',
-  moduleId: 'portico-oauth2-proxy-provider',
-  register(reg) {
-    reg.registerInit({
-      deps: { providers: authProvidersExtensionPoint },
-      async init({ providers }) {
-        providers.registerProvider({
-          providerId: 'oauth2Proxy',
-          factory: createProxyAuthProviderFactory({
-            authenticator: oauth2ProxyAuthenticator,
-            signInResolverFactories: { porticoTenantUser },
-          }),
-        });
-      },
-    });
-  },
-});
-
+// The oauth2Proxy provider with portico's tenant-bound resolver (docs/backstage-identity.md): portico
+// names the user `X-Forwarded-User: <namespace>/<name>` (plus a verified `X-Forwarded-Email`), and the
+// user is looked up ONLY in that namespace. It replaces the stock oauth2-proxy module, whose resolvers
+// cross namespaces.
 const backend = createBackend();
 backend.add(rootHttpRouter);
 backend.add(import('@backstage/plugin-catalog-backend'));
 backend.add(import('@backstage/plugin-auth-backend'));
-backend.add(porticoOauth2ProxyProvider);
+backend.add(authModulePorticoOauth2ProxyProvider);
+backend.add(authModulePorticoProvider);
+backend.add(import('@backstage/plugin-permission-backend'));
+backend.add(permissionModulePorticoPolicy);
 backend.add(import('@backstage/plugin-proxy-backend'));
 backend.add(whoamiPlugin);
 backend.start();

@@ -5,9 +5,12 @@
 //   Installs nothing: run scripts/install-backstage.sh first (it makes tests/backstage/node_modules).
 //   Waits (at most 120 s) until /.backstage/health/v1/readiness is 200 AND the catalog holds every entity of
 //   catalog.yaml, then prints ONE line to stdout:
-//     {"url":"http://127.0.0.1:<port>","token":"portico-service-token-for-tests","jwks_port":<port>}
+//     {"url":"http://127.0.0.1:<port>","token":"portico-service-token-for-tests","jwks_port":<port>,
+//      "sign_in_key":"<path>","keys_dir":"<dir>"}
 //   (token: a full-access static token, subject `portico`; jwks_port: where Backstage fetches the JWKS
-//   of portico's signed service tokens, for a test to run a portico on) and runs until its stdin reaches EOF, or
+//   of portico's signed service tokens, for a test to run a portico on; sign_in_key: the PEM of a key the
+//   `portico` auth provider trusts, for test porticos' `server.signing_keys`; keys_dir: where that key
+//   lies, every *.pem there being trusted) and runs until its stdin reaches EOF, or
 //   SIGTERM/SIGINT. Spawn it with a *piped* stdin and keep the write end open (Rust: Stdio::piped() and keep
 //   the ChildStdin alive): a parent that dies closes the pipe and so always stops it. On exit it stops the
 //   backend (SIGTERM, SIGKILL after 5 s); the backend also exits by itself when this script's pipe to it
@@ -18,8 +21,11 @@
 // acme, globex, common, default, initech) and index.js (the `whoami` test plugin).
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,6 +40,8 @@ const EXPECTED_ENTITIES = [
   'api:acme/payments-rest', 'api:acme/billing-events', 'api:acme/ledger-grpc',
   'api:globex/inventory-rest', 'api:globex/orders-events',
   'component:common/design-system', 'api:common/audit-events', 'user:initech/mole',
+  'component:acme-labs/doomed-widget', 'component:acme-labs/sturdy-widget',
+  'user:acme-labs/dora', 'user:acme-labs/eve', 'user:acme-labs/carol', 'user:globex-rbac/hank',
 ];
 
 function log(message) {
@@ -77,12 +85,48 @@ const url = `http://127.0.0.1:${port}`;
 // Where the test of portico's signed service tokens runs the portico whose JWKS Backstage trusts.
 const jwksPort = await freePort();
 
-const backend = spawn(process.execPath, ['index.js', '--config', join(here, 'app-config.yaml')], {
+// The keys the `portico` auth provider trusts for sign-in assertions: every *.pem in `keysDir`, served
+// as a JWKS (kid: the RFC 7638 thumbprint, as portico computes it) on `signInJwksPort`. One key is made
+// here, for test porticos to sign with (`server.signing_keys`); a test may add more (a rotation).
+const keysDir = mkdtempSync(join(tmpdir(), 'portico-backstage-keys-'));
+const signInKey = join(keysDir, 'portico.pem');
+writeFileSync(
+  signInKey,
+  generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+);
+function publicJwk(pem) {
+  const { kty, crv, x, y } = createPublicKey(pem).export({ format: 'jwk' });
+  const kid = createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
+  return { kty, crv, x, y, kid, alg: 'ES256', use: 'sig' };
+}
+const jwksServer = createHttpServer((req, res) => {
+  if (req.url !== '/.well-known/jwks.json') {
+    res.writeHead(404).end();
+    return;
+  }
+  const keys = [];
+  for (const name of readdirSync(keysDir).filter((n) => n.endsWith('.pem')).sort()) {
+    try {
+      keys.push(publicJwk(readFileSync(join(keysDir, name), 'utf8')));
+    } catch {
+      // a file being written; the next fetch sees it
+    }
+  }
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+});
+await new Promise((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+const signInJwksPort = jwksServer.address().port;
+process.on('exit', () => rmSync(keysDir, { recursive: true, force: true }));
+
+// --preserve-symlinks: portico's modules are linked in from integrations/backstage, and their imports
+// of @backstage packages must resolve in this directory's node_modules, as in an installed backend.
+const backend = spawn(process.execPath, ['--preserve-symlinks', 'index.js', '--config', join(here, 'app-config.yaml')], {
   cwd: here,
   env: {
     ...process.env,
     BACKSTAGE_PORT: String(port),
     PORTICO_JWKS_PORT: String(jwksPort),
+    PORTICO_SIGN_IN_JWKS_PORT: String(signInJwksPort),
     BACKSTAGE_CATALOG: join(here, 'catalog.yaml'),
     BACKSTAGE_EXIT_WITH_STDIN: '1',
     NODE_ENV: 'development',
@@ -154,4 +198,6 @@ if (!ready || missing.length > 0) {
   await stop(1);
 }
 log(`catalog complete after ${Date.now() - started} ms`);
-process.stdout.write(`${JSON.stringify({ url, token: TOKEN, jwks_port: jwksPort })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ url, token: TOKEN, jwks_port: jwksPort, sign_in_key: signInKey, keys_dir: keysDir })}\n`,
+);

@@ -60,7 +60,7 @@ pub(super) fn access_rule(
 }
 
 /// The `roles:` of an access rule in the mapping at `mark` (the current key).
-fn rule_roles(
+pub(super) fn rule_roles(
     roles: &Option<Val<Texts>>,
     mark: Mark,
     cx: &mut Cx<'_>,

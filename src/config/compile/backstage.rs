@@ -5,10 +5,15 @@
 
 use std::path::Path;
 
+use super::TenantScope;
+use super::access;
 use super::claims::{Claims, NamespaceClaim, Unscoped};
 use super::{upstream, values};
+use crate::config::diagnose::suggest;
 use crate::config::diagnose::{Cx, join};
-use crate::config::model::{BackstageIdentity, BackstageSettings, Secret};
+use crate::config::model::{
+    BackstageGrantRule, BackstageIdentity, BackstageSettings, BackstageSignIn, Secret,
+};
 use crate::config::raw::{Env, RawBackstage, Val, field};
 use crate::config::yaml::Mark;
 use crate::rbac::PathGlob;
@@ -16,10 +21,11 @@ use crate::rbac::PathGlob;
 pub(super) fn backstage(
     val: &Val<RawBackstage>,
     cx: &mut Cx<'_>,
-    tenant: &str,
+    scope: &TenantScope<'_>,
     claims: &mut Claims,
     base_dir: &Path,
 ) -> Option<BackstageSettings> {
+    let tenant = scope.id;
     let raw = val.get()?;
     let url = match &raw.url {
         None => {
@@ -66,6 +72,15 @@ pub(super) fn backstage(
     }
     let user_namespace = user_namespace(raw, cx, &namespaces);
     let allow_unscoped = allow_unscoped(raw, cx);
+    let sign_in = sign_in(raw, val.mark, cx);
+    let readable: Vec<&str> = namespaces
+        .iter()
+        .chain(&shared_namespaces)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let permissions = cx.at("permissions", |cx| {
+        permissions(raw, cx, scope, &readable, &user_namespace)
+    });
     let (backend, _) = url?;
     Some(BackstageSettings {
         backend,
@@ -78,7 +93,158 @@ pub(super) fn backstage(
             .collect(),
         user_namespace,
         allow_unscoped,
+        sign_in: sign_in?,
+        permissions: permissions?,
     })
+}
+
+/// `sign_in: auto | assertion | oauth2_proxy`.
+fn sign_in(raw: &RawBackstage, mark: Mark, cx: &mut Cx<'_>) -> Option<BackstageSignIn> {
+    let Some(Env(text)) = field(&raw.sign_in)? else {
+        return Some(BackstageSignIn::default());
+    };
+    let found = BackstageSignIn::ALL.iter().find(|(name, _)| name == text);
+    if found.is_none() {
+        let names = BackstageSignIn::NAMES;
+        let hint = suggest(text, &names, &format!("one of: {}", names.join(", ")));
+        let mark = raw.sign_in.as_ref().map_or(mark, |val| val.mark);
+        cx.error_at(
+            mark,
+            "sign_in",
+            format!("unknown sign-in `{text}`"),
+            Some(hint),
+        );
+    }
+    found.map(|(_, mode)| *mode)
+}
+
+/// `permissions: [{ roles: [...], allow: [catalog.entity.read], namespaces: [...] }]`. `None` when
+/// any rule is broken (reported): a rule left out could hide a mistake in what Backstage allows.
+fn permissions(
+    raw: &RawBackstage,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+    readable: &[&str],
+    user_namespace: &str,
+) -> Option<Vec<BackstageGrantRule>> {
+    let Some(list) = field(&raw.permissions)? else {
+        return Some(Vec::new());
+    };
+    let mut rules = Vec::new();
+    let mut ok = true;
+    for (index, item) in list.iter().enumerate() {
+        let Some(rule) = item.get() else {
+            ok = false;
+            continue;
+        };
+        let rule = cx.at(&format!("[{index}]"), |cx| {
+            let roles = access::rule_roles(&rule.roles, item.mark, cx, scope);
+            let allow = permission_names(&rule.allow, item.mark, cx);
+            let namespaces = grant_namespaces(&rule.namespaces, cx, readable, user_namespace);
+            Some(BackstageGrantRule {
+                roles: roles?.roles,
+                allow: allow?,
+                namespaces: namespaces?,
+            })
+        });
+        match rule {
+            Some(rule) => rules.push(rule),
+            None => ok = false,
+        }
+    }
+    ok.then_some(rules)
+}
+
+/// `allow:` of a permission rule: Backstage permission names (`catalog.entity.read`), a `prefix.*`
+/// pattern, or `*`; at least one.
+fn permission_names(
+    raw: &Option<Val<crate::config::raw::Texts>>,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+) -> Option<Vec<String>> {
+    let hint = "Backstage permission names, e.g. `allow: [catalog.entity.read]`, `catalog.entity.*` or `*`";
+    let Some(val) = raw else {
+        cx.missing(mark, "allow", hint);
+        return None;
+    };
+    let list = val.get()?;
+    let mut names = Vec::new();
+    let mut ok = true;
+    for (index, item) in list.0.iter().enumerate() {
+        let Some(Env(name)) = item.get() else {
+            ok = false;
+            continue;
+        };
+        if !permission_pattern_ok(name) {
+            let message = format!("`{name}` is not a Backstage permission name or pattern");
+            cx.error_at(
+                item.mark,
+                &format!("allow[{index}]"),
+                message,
+                Some(hint.into()),
+            );
+            ok = false;
+            continue;
+        }
+        names.push(name.clone());
+    }
+    if names.is_empty() && ok {
+        cx.error_at(
+            val.mark,
+            "allow",
+            "a permission rule needs at least one permission",
+            Some(hint.into()),
+        );
+        return None;
+    }
+    ok.then_some(names)
+}
+
+/// `*`, or dot-separated parts of letters, digits, `-` and `_`, optionally ending in `.*` (what the
+/// policy in integrations/backstage accepts).
+fn permission_pattern_ok(name: &str) -> bool {
+    if name == "*" {
+        return true;
+    }
+    let name = name.strip_suffix(".*").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 200
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// `namespaces:` of a permission rule: some of the tenant's own or shared namespaces (any namespace
+/// for an unscoped tenant). Default: all of them, or the user namespace for an unscoped tenant.
+fn grant_namespaces(
+    raw: &Option<Val<crate::config::raw::Texts>>,
+    cx: &mut Cx<'_>,
+    readable: &[&str],
+    user_namespace: &str,
+) -> Option<Vec<String>> {
+    if raw.is_none() {
+        if readable.is_empty() {
+            return Some(vec![user_namespace.to_owned()]);
+        }
+        return Some(readable.iter().map(|name| (*name).to_owned()).collect());
+    }
+    let listed = namespaces(cx, "namespaces", raw);
+    let mut ok = true;
+    for (name, mark) in &listed {
+        if !readable.is_empty() && !readable.contains(&name.as_str()) {
+            cx.error_at(
+                *mark,
+                "namespaces",
+                format!("`{name}` is not one of this tenant's namespaces"),
+                Some(format!("the tenant's namespaces: {}", readable.join(", "))),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| listed.into_iter().map(|(name, _)| name).collect())
 }
 
 /// `identity: user | service`; a service needs its token.
@@ -323,7 +489,44 @@ mod tests {
                     )
                 ),
             ),
+            (
+                "sign-in and permission rules",
+                mount(
+                    "url: http://127.0.0.1:7007, namespaces: [acme], shared_namespaces: [common], sign_in: oauth2proxy, permissions: [{ roles: [develper], allow: [catalog.entity.read] }, { roles: [developer], allow: [\"catalog entity\", \"catalog.*.read\"] }, { roles: [developer] }, { roles: [developer], allow: [catalog.entity.*], namespaces: [acme, globex] }]",
+                ),
+            ),
+            (
+                "permission rules that are fine",
+                mount(
+                    "url: http://127.0.0.1:7007, namespaces: [acme], sign_in: assertion, permissions: [{ roles: [developer], allow: [catalog.entity.read, \"catalog.location.*\", \"*\"], namespaces: [acme] }]",
+                ),
+            ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    #[test]
+    fn permission_rules_default_to_the_tenants_namespaces() {
+        let text = format!(
+            "{BASE}    backstage: {{ url: http://127.0.0.1:7007, namespaces: [acme], shared_namespaces: [common], permissions: [{{ roles: [developer], allow: [catalog.entity.read] }}] }}\n"
+        );
+        let config = crate::config::load_str(
+            &MemorySource::default(),
+            "portico.yaml",
+            &text,
+            std::path::Path::new("/etc/portico"),
+        )
+        .map(|loaded| loaded.config)
+        .unwrap_or_else(|error| panic!("{error}"));
+        let settings = config.tenants[0]
+            .backstage
+            .as_ref()
+            .map(|b| (b.sign_in, b.permissions.clone()));
+        let (sign_in, rules) = settings.unwrap_or_else(|| panic!("a backstage block"));
+        assert_eq!(sign_in, crate::config::BackstageSignIn::Auto);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].allow, ["catalog.entity.read"]);
+        assert_eq!(rules[0].namespaces, ["acme", "common"]);
+        assert_eq!(rules[0].roles[0].0, "developer");
     }
 }

@@ -95,14 +95,6 @@ fn tenant(
     claims: &mut Claims,
 ) -> Option<Tenant> {
     let id = parts.id;
-    let backstage = match &raw.backstage {
-        Some(val) => cx
-            .at("backstage", |cx| {
-                backstage::backstage(val, cx, id, claims, parts.base_dir)
-            })
-            .map(Some),
-        None => Some(None),
-    };
     let public_origin = public_origin(raw, cx);
     let hosts = hosts(raw, cx, id, claims);
     let branding = cx.at("branding", |cx| branding(raw.branding.as_ref(), cx, id));
@@ -129,6 +121,14 @@ fn tenant(
         roles: &roles,
         base_dir: parts.base_dir,
         team: None,
+    };
+    let backstage = match &raw.backstage {
+        Some(val) => cx
+            .at("backstage", |cx| {
+                backstage::backstage(val, cx, &scope, claims, parts.base_dir)
+            })
+            .map(Some),
+        None => Some(None),
     };
     let apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
     if let (Some(SignIn::Oidc(_)), Some(None)) = (&sign_in, &public_origin) {
