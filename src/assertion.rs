@@ -9,7 +9,6 @@
 //! `p256` reads, generates and publishes the keys; `jsonwebtoken` writes the tokens (header `alg`,
 //! `typ: JWT`, `kid`; the claims below), the library upstream teams verify them with.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::HeaderValue;
@@ -23,7 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_now;
-use crate::config::AppId;
+use crate::config::{AppId, SigningKeyFile};
 
 /// A cached assertion is replaced when it has less than a third of its lifetime left, so upstreams
 /// never receive one about to expire.
@@ -32,11 +31,6 @@ const REUSE_FRACTION: u64 = 3;
 /// Why the signing keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read signing key {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("signing key {path} is not a P-256 private key in PEM (PKCS#8 or SEC1): {reason}")]
     Parse { path: String, reason: String },
 }
@@ -69,6 +63,8 @@ impl Key {
 pub struct SigningKeys {
     keys: Vec<Key>,
     jwks: Bytes,
+    /// Made at start (no `server.signing_keys`): a reload keeps it while the config names none.
+    generated: bool,
 }
 
 impl SigningKeys {
@@ -81,34 +77,42 @@ impl SigningKeys {
                 .map_err(|error| error.to_string())
                 .and_then(|signing| Self::from_signing_keys(vec![signing]))
             {
-                return keys;
+                return SigningKeys {
+                    generated: true,
+                    ..keys
+                };
             }
         }
     }
 
-    /// Keys from PEM files; the first signs, all are published.
-    pub fn from_files(paths: &[impl AsRef<Path>]) -> Result<Self, KeyError> {
+    /// The keys of `server.signing_keys`, as the config read them; the first signs, all are
+    /// published.
+    pub fn from_files(files: &[SigningKeyFile]) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
-        for path in paths {
-            let path = path.as_ref();
-            let display = path.display().to_string();
-            let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-                path: display.clone(),
-                source,
-            })?;
-            keys.push(parse_pem(&pem).map_err(|reason| KeyError::Parse {
-                path: display.clone(),
+        for file in files {
+            keys.push(parse_pem(&file.pem.0).map_err(|reason| KeyError::Parse {
+                path: file.path.display().to_string(),
                 reason,
             })?);
         }
         Self::from_signing_keys(keys).map_err(|reason| KeyError::Parse {
-            path: paths
+            path: files
                 .iter()
-                .map(|path| path.as_ref().display().to_string())
+                .map(|file| file.path.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
             reason,
         })
+    }
+
+    /// The keys for `files` (a reload), or `None` when they are the ones in use: the current keys
+    /// stay, and with them every token signed and kept. No files keeps a generated key.
+    pub(crate) fn reloaded(&self, files: &[SigningKeyFile]) -> Result<Option<Self>, KeyError> {
+        if files.is_empty() {
+            return Ok((!self.generated).then(Self::generate));
+        }
+        let next = Self::from_files(files)?;
+        Ok((next.jwks != self.jwks || next.signing_kid() != self.signing_kid()).then_some(next))
     }
 
     fn from_signing_keys(signing_keys: Vec<SigningKey>) -> Result<Self, String> {
@@ -120,7 +124,11 @@ impl SigningKeys {
             jwks.push(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" }));
         }
         let jwks = Bytes::from(json!({ "keys": jwks }).to_string());
-        Ok(SigningKeys { keys, jwks })
+        Ok(SigningKeys {
+            keys,
+            jwks,
+            generated: false,
+        })
     }
 
     /// The JWKS document served at `/.well-known/jwks.json`.
@@ -149,6 +157,11 @@ impl SigningKeys {
     }
 }
 
+/// Whether `pem` is a P-256 private key portico can sign with (PKCS#8 or SEC1), for the config check.
+pub(crate) fn check_pem(pem: &str) -> Result<(), String> {
+    parse_pem(pem).map(drop)
+}
+
 fn parse_pem(pem: &str) -> Result<SigningKey, String> {
     if let Ok(key) = SigningKey::from_pkcs8_pem(pem) {
         return Ok(key);
@@ -175,16 +188,19 @@ fn public_coordinates(key: &SigningKey) -> (String, String, String) {
     (x, y, kid)
 }
 
+/// The keys in use: swapped whole by a reload that rotates them (`server.signing_keys`).
+pub(crate) type CurrentKeys = Arc<arc_swap::ArcSwap<SigningKeys>>;
+
 /// `GET /.well-known/jwks.json` on every tenant origin: the public keys upstreams verify assertions with.
 /// It needs the keys only, not the server's state.
-pub(crate) fn router<S: Clone + Send + Sync + 'static>(keys: Arc<SigningKeys>) -> axum::Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(keys: CurrentKeys) -> axum::Router<S> {
     axum::Router::new()
         .route("/.well-known/jwks.json", axum::routing::get(jwks_get))
         .with_state(keys)
 }
 
 async fn jwks_get(
-    axum::extract::State(keys): axum::extract::State<Arc<SigningKeys>>,
+    axum::extract::State(keys): axum::extract::State<CurrentKeys>,
 ) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
@@ -194,7 +210,7 @@ async fn jwks_get(
             // Short enough that a newly published key is seen well before it signs.
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        keys.jwks(),
+        keys.load().jwks(),
     )
         .into_response()
 }
@@ -502,5 +518,44 @@ mod tests {
             token,
             "a new signing key signs at once"
         );
+    }
+
+    fn key_file(name: &str) -> SigningKeyFile {
+        let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
+        SigningKeyFile {
+            path: name.into(),
+            pem: crate::config::Secret(pem.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_reload_swaps_keys_only_when_they_changed() {
+        let generated = SigningKeys::generate();
+        // No files before and after: the generated key stays (assertions signed with it stay valid).
+        assert!(generated.reloaded(&[]).unwrap().is_none());
+        let (a, b) = (key_file("a.pem"), key_file("b.pem"));
+        let from_a = generated
+            .reloaded(std::slice::from_ref(&a))
+            .unwrap()
+            .unwrap();
+        assert!(
+            from_a.reloaded(std::slice::from_ref(&a)).unwrap().is_none(),
+            "same file, same keys"
+        );
+        let rotated = from_a.reloaded(&[b.clone(), a.clone()]).unwrap().unwrap();
+        assert_ne!(
+            rotated.signing_kid(),
+            from_a.signing_kid(),
+            "the new first key signs"
+        );
+        // Files gone from the config: a generated key again (never a key the config no longer names).
+        let back = rotated.reloaded(&[]).unwrap().unwrap();
+        assert!(back.generated);
+        let mut broken = a;
+        broken.pem = crate::config::Secret("not a key".into());
+        assert!(rotated.reloaded(&[broken]).is_err());
+        assert!(check_pem("not a key").is_err());
+        assert!(check_pem(&b.pem.0).is_ok());
     }
 }

@@ -727,7 +727,6 @@ fn keep_start_only(running: &Config, next: &mut Config) -> Vec<&'static str> {
     }
     keep!("server.listen", server.listen);
     keep!("server.admin_listen", server.admin_listen);
-    keep!("server.signing_keys", server.signing_keys);
     keep!("server.header_read_timeout", server.header_read_timeout);
     keep!("server.max_connections", server.max_connections);
     keep!("server.workers", server.workers);

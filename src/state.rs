@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::assertion::SigningKeys;
+use crate::assertion::CurrentKeys;
 use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
@@ -46,8 +46,9 @@ pub struct SharedState {
     pub config: Arc<ArcSwap<Config>>,
     pub sessions: Sessions,
     pub upstreams: UpstreamClient,
-    /// The keys that sign identity assertions (the assertions signed are kept per user: `auth::Principal`).
-    pub signing_keys: Arc<SigningKeys>,
+    /// The keys that sign identity assertions (the assertions signed are kept per user:
+    /// `auth::Principal`); a reload swaps them when `server.signing_keys` or the files change.
+    pub signing_keys: CurrentKeys,
     /// Backstage user tokens per session.
     pub backstage_tokens: Arc<BackstageTokens>,
     /// The Redis every instance shares, when `sessions.store` is `redis`.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
-use crate::assertion::SigningKeys;
+use crate::assertion::{CurrentKeys, SigningKeys};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
 use crate::backstage::BackstageTokens;
@@ -165,23 +165,7 @@ impl App {
         let shutdown = state.shutdown.clone();
         spawn_background_tasks(&state);
         tokio::spawn(signals(shutdown.clone()));
-        // Reload hooks: what else follows an applied reload. Certificates are re-read from disk too
-        // (they are also polled every `server.tls.reload_interval`).
-        let upstreams = state.upstreams.clone();
-        self.reloader.add_hook(Box::new(move |config| {
-            // TLS clients for upstreams the new config added; unused ones are let go.
-            upstreams.prepare(config);
-        }));
-        let sessions = state.sessions.clone();
-        self.reloader.add_hook(Box::new(move |config| {
-            // Redis TTLs follow reloaded timeouts.
-            sessions.apply(&config.sessions);
-        }));
-        if let Some(store) = state.tls.clone() {
-            self.reloader.add_hook(Box::new(move |_config| {
-                store.reload();
-            }));
-        }
+        add_reload_hooks(&self.reloader, &state);
         self.reloader.count_into(state.metrics.clone());
         self.reloader.reload_on_hangup()?;
         self.reloader.watch_files();
@@ -406,6 +390,42 @@ async fn close_websockets(
     }
 }
 
+/// What else follows an applied reload besides the config snapshot.
+fn add_reload_hooks(reloader: &Reloader, state: &AppState) {
+    // Certificates are re-read from disk too (they are also polled every `server.tls.reload_interval`).
+    let upstreams = state.upstreams.clone();
+    reloader.add_hook(Box::new(move |config| {
+        // TLS clients for upstreams the new config added; unused ones are let go.
+        upstreams.prepare(config);
+    }));
+    let sessions = state.sessions.clone();
+    reloader.add_hook(Box::new(move |config| {
+        // Redis TTLs follow reloaded timeouts.
+        sessions.apply(&config.sessions);
+    }));
+    if let Some(store) = state.tls.clone() {
+        reloader.add_hook(Box::new(move |_config| {
+            store.reload();
+        }));
+    }
+    let keys = state.signing_keys.clone();
+    reloader.add_hook(Box::new(move |config| {
+        // New signing keys (a rotation) sign from now on and are published at once; assertions
+        // kept under the old key are signed anew on their next use (`assertion::Kept`).
+        match keys.load().reloaded(&config.server.signing_keys) {
+            Ok(Some(next)) => {
+                tracing::info!(kid = next.signing_kid(), "assertion signing keys reloaded");
+                keys.store(Arc::new(next));
+            }
+            Ok(None) => {}
+            // The config check parsed them; only a file that changed since could fail here.
+            Err(error) => {
+                tracing::error!(%error, "signing keys not reloaded; the old ones stay")
+            }
+        }
+    }));
+}
+
 /// The services every request shares, for a tenant listener bound to `listen`. Binds nothing, so a test
 /// can drive [`router`] in-process with it.
 pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, StartError> {
@@ -417,6 +437,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     } else {
         SigningKeys::from_files(&config.server.signing_keys)?
     };
+    let signing_keys: CurrentKeys = Arc::new(arc_swap::ArcSwap::from_pointee(signing_keys));
     let tls = match &config.server.tls {
         Some(settings) => Some(TlsStore::load(settings)?),
         None => None,
@@ -474,7 +495,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     }
     let metrics_for_cache = metrics.cache_store();
     Ok(AppState::new(SharedState {
-        signing_keys: Arc::new(signing_keys),
+        signing_keys,
         backstage_tokens: Arc::new(BackstageTokens::shared_through(redis.clone())),
         redis,
         oidc,

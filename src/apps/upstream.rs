@@ -188,7 +188,13 @@ fn identity<'a>(call: &'a Call<'_>) -> Identity<'a> {
             .assertion_lifetime
             .as_secs()
             .max(1);
-        principal.assertion(&call.state.signing_keys, session, tenant, &app.id, lifetime)
+        principal.assertion(
+            &call.state.signing_keys.load(),
+            session,
+            tenant,
+            &app.id,
+            lifetime,
+        )
     });
     Identity {
         values: principal.identity_values(session, tenant),

@@ -82,6 +82,8 @@ async fn backstage_request(
         .behind_proxy(forwarded)
         .with_request_id(request_id);
     let (parts, body) = prepare(request, hop, scope.as_ref(), &plan, &context).await?;
+    // The keys of this moment, held for the call (a reload may rotate them meanwhile).
+    let keys = state.signing_keys.load_full();
     let call = Call {
         credentials: Credentials {
             client: &state.upstreams,
@@ -89,7 +91,7 @@ async fn backstage_request(
             settings,
             session: signed_in.session.id.as_str(),
             user: &signed_in.session.user,
-            keys: &state.signing_keys,
+            keys: &keys,
             issuer: &context.tenant.assertion_issuer,
             tenant: context.tenant.id.as_str(),
             roles: signed_in.roles(),

@@ -54,8 +54,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Health and readiness; never served on tenant origins.
     pub admin_listen: Option<SocketAddr>,
-    /// PEM files of the assertion signing keys: the first signs, all are published. Empty: generated.
-    pub signing_keys: Vec<PathBuf>,
+    /// The assertion signing keys, read from their PEM files at each load (so a reload rotates them):
+    /// the first signs, all are published. Empty: generated at start.
+    pub signing_keys: Vec<SigningKeyFile>,
     /// A request's head must arrive within this long of its first byte (for the first request, of the
     /// accept; a TLS handshake too), else the connection is closed: half-sent requests cannot hold a
     /// slot (default 30 s).
@@ -578,6 +579,14 @@ impl SigningAlg {
     pub fn from_name(name: &str) -> Option<SigningAlg> {
         SigningAlg::ALL.into_iter().find(|alg| alg.as_str() == name)
     }
+}
+
+/// One of `server.signing_keys`: the file and what it held when the config was loaded (checked to
+/// be a P-256 private key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyFile {
+    pub path: PathBuf,
+    pub pem: Secret,
 }
 
 /// A secret that never shows in `Debug` output or logs.

@@ -435,6 +435,9 @@ pub(crate) struct RawBackstage {
     /// For `identity: service`: `signed` (portico signs a one-minute token that Backstage verifies with
     /// portico's JWKS, see README), or a static external-access token, usually `${VAR}`.
     pub service_token: Option<Val<Env>>,
+    /// For `identity: service`: a file holding the static token, read again at every reload (so the
+    /// token rotates without a restart); instead of `service_token`.
+    pub service_token_file: Option<Val<Env>>,
     /// Plugins reachable under `/backstage/api/<plugin>/` (default `[catalog]`; never `auth`).
     pub plugins: Option<Val<Texts>>,
     /// Catalog namespaces this tenant owns; catalog reads are narrowed to them. Empty: unscoped.

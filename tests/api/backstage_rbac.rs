@@ -223,15 +223,9 @@ fn sign(key: &std::path::Path, kid: &str, claims: &Value) -> String {
 
 /// The `kid` portico publishes for its first signing key.
 async fn kid_of(server: &TestServer) -> String {
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
+    crate::helpers::published_kids(&server.origin())
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
+        .remove(0)
 }
 
 /// What Backstage's `portico` provider answers an assertion sent straight to it.

@@ -188,6 +188,24 @@ impl RawResponse {
 }
 
 /// Sends `GET <target>` exactly as written (no normalisation of `..`, `%2e` or `//`).
+/// The `kid`s of the JWKS portico publishes at `origin`, the signing key's first.
+pub(crate) async fn published_kids(origin: &str) -> Vec<String> {
+    let jwks: Value = client()
+        .get(format!("{origin}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub(crate) async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> RawResponse {
     let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie {

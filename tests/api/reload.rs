@@ -866,3 +866,106 @@ async fn a_tenant_added_by_a_reload_does_not_take_the_instance_out_of_rotation()
     );
     assert_eq!(status, StatusCode::OK, "the instance stays ready: {body}");
 }
+
+/// Key rotation without a restart: `server.signing_keys` and the files it names are read at every
+/// reload; the new first key signs and every key is published at once. A file that is no key is
+/// refused with its place in the config, and the running keys stay.
+#[tokio::test]
+async fn a_reload_rotates_the_signing_keys() {
+    let config = ConfigDir::new(&main_file(""), &[]);
+    let new_key = |name: &str| {
+        std::fs::create_dir_all(config.path(name)).unwrap();
+        crate::scale_out::write_signing_key(&config.path(name))
+    };
+    let (key_a, key_b) = (new_key("a"), new_key("b"));
+    let with_keys = |keys: &[&std::path::Path]| {
+        let list: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{}\"", k.display()))
+            .collect();
+        format!(
+            "server: {{ signing_keys: [{}] }}\n{}",
+            list.join(", "),
+            main_file("")
+        )
+    };
+    config.write("portico.yaml", &with_keys(&[&key_a]));
+    let portico = Portico::start(Some(&config.main()));
+    let origin = format!("http://{}", portico.addr);
+    let kids = || crate::helpers::published_kids(&origin);
+    let first = kids().await;
+    assert_eq!(first.len(), 1);
+
+    // Step 2 of the README's rotation: the new key first, the old one still published.
+    config.write("portico.yaml", &with_keys(&[&key_b, &key_a]));
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let rotated = kids().await;
+    assert_eq!(rotated.len(), 2, "{rotated:?}");
+    assert_ne!(rotated[0], first[0], "the new key signs");
+    assert_eq!(rotated[1], first[0], "the old key is still published");
+
+    // The file itself replaced (same config): read again.
+    let key_c = new_key("c");
+    std::fs::copy(&key_c, &key_b).unwrap();
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let replaced = kids().await;
+    assert_ne!(replaced[0], rotated[0], "{replaced:?}");
+    assert_eq!(replaced[1], first[0]);
+
+    // Not a key: refused at its place, the running keys stay.
+    std::fs::write(&key_b, "not a key").unwrap();
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+    let text = body.to_string();
+    assert!(
+        text.contains("server.signing_keys[0]") && text.contains("not a P-256 private key"),
+        "{text}"
+    );
+    assert_eq!(kids().await, replaced);
+}
+
+/// A static Backstage token from `service_token_file` is read again at every reload: rotating it
+/// needs no restart. Against the real Backstage, whose config knows both tokens (the second one only
+/// for the proxy plugin).
+#[tokio::test]
+async fn a_reload_reads_the_backstage_token_file_again() {
+    let backstage = &crate::backstage::backstage().url;
+    let main = |extra: &str| {
+        format!(
+            "{}    backstage: {{ url: \"{backstage}\", identity: service, service_token_file: token, plugins: [whoami] {extra}}}\n",
+            main_file("")
+        )
+    };
+    let config = ConfigDir::new(&main(""), &[]);
+    config.write("token", "portico-service-token-for-tests\n");
+    config.write("portico.yaml", &main(""));
+    let portico = Portico::start(Some(&config.main()));
+    let ann = portico.sign_in("ann").await;
+    let whoami = || async {
+        let response = portico.get_as("/backstage/api/whoami", &ann).await;
+        let status = response.status();
+        (status, response.json::<Value>().await.unwrap_or_default())
+    };
+    let (status, body) = whoami().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["principal"]["subject"], "portico", "{body}");
+
+    // The file rotated: the next request carries the new token, which Backstage restricts to `proxy`.
+    config.write("token", "portico-proxy-only-token-for-tests\n");
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let (status, body) = whoami().await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "Backstage got the rotated token: {body}"
+    );
+
+    // An empty file is refused; the token in use stays.
+    config.write("token", "\n");
+    let (status, body) = portico.post_reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+    assert!(body.to_string().contains("service_token_file"), "{body}");
+}

@@ -55,7 +55,7 @@ pub(super) fn backstage(
         }
         None => None,
     };
-    let identity = identity(raw, val.mark, cx);
+    let identity = identity(raw, val.mark, cx, base_dir);
     let plugins = plugins(raw, cx);
     let namespaces = namespaces(cx, "namespaces", &raw.namespaces);
     let shared_namespaces = namespaces_shared(cx, raw, val.mark, &namespaces);
@@ -247,27 +247,63 @@ fn grant_namespaces(
     ok.then(|| listed.into_iter().map(|(name, _)| name).collect())
 }
 
-/// `identity: user | service`; a service needs its token.
-fn identity(raw: &RawBackstage, mark: Mark, cx: &mut Cx<'_>) -> Option<BackstageIdentity> {
+/// `identity: user | service`; a service needs its token: `service_token` (`signed`, or the token)
+/// or `service_token_file`, read now (each reload reads it again).
+fn identity(
+    raw: &RawBackstage,
+    mark: Mark,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+) -> Option<BackstageIdentity> {
     let identity = field(&raw.identity)?.map_or("user", |Env(text)| text.as_str());
-    match (identity, &raw.service_token) {
-        ("user", _) => Some(BackstageIdentity::User),
-        ("service", Some(token)) if matches!(token.get(), Some(Env(token)) if token == "signed") => {
+    match (identity, &raw.service_token, &raw.service_token_file) {
+        ("user", _, _) => Some(BackstageIdentity::User),
+        ("service", Some(_), Some(file)) => {
+            cx.error_at(
+                file.mark,
+                "service_token_file",
+                "`service_token` and `service_token_file` both name the token",
+                Some("keep one: the file, to rotate the token without a restart".into()),
+            );
+            None
+        }
+        ("service", Some(token), None) if matches!(token.get(), Some(Env(token)) if token == "signed") => {
             Some(BackstageIdentity::SignedService)
         }
-        ("service", Some(token)) => token
+        ("service", Some(token), None) => token
             .get()
             .map(|Env(token)| BackstageIdentity::Service(Secret(token.clone()))),
-        ("service", None) => {
+        ("service", None, Some(file)) => {
+            let Env(name) = file.get()?;
+            let path = base_dir.join(name);
+            let token = cx
+                .source
+                .read(&path)
+                .ok()
+                .map(|text| text.trim().to_owned());
+            match token.filter(|token| !token.is_empty() && !token.contains(char::is_whitespace)) {
+                Some(token) => Some(BackstageIdentity::Service(Secret(token))),
+                None => {
+                    cx.error_at(
+                        file.mark,
+                        "service_token_file",
+                        format!("`{}` is unreadable, empty, or more than one token", path.display()),
+                        Some("one line: the token of Backstage's backend.auth.externalAccess static entry".into()),
+                    );
+                    None
+                }
+            }
+        }
+        ("service", None, None) => {
             cx.error_at(
                 mark,
                 "service_token",
                 "service identity needs `service_token`",
-                Some("`service_token: signed` (portico signs a short-lived token that Backstage verifies with portico's JWKS), or a static token from Backstage's backend.auth.externalAccess, e.g. `service_token: ${BACKSTAGE_TOKEN}`".into()),
+                Some("`service_token: signed` (portico signs a short-lived token that Backstage verifies with portico's JWKS), a static token from Backstage's backend.auth.externalAccess in `service_token_file: /run/secrets/backstage-token` (read again at each reload), or `service_token: ${BACKSTAGE_TOKEN}`".into()),
             );
             None
         }
-        (other, _) => {
+        (other, _, _) => {
             let mark = raw.identity.as_ref().map_or(mark, |val| val.mark);
             cx.error_at(
                 mark,
@@ -494,6 +530,16 @@ mod tests {
                 mount(
                     "url: http://127.0.0.1:7007, namespaces: [acme], shared_namespaces: [common], sign_in: oauth2proxy, permissions: [{ roles: [develper], allow: [catalog.entity.read] }, { roles: [developer], allow: [\"catalog entity\", \"catalog.*.read\"] }, { roles: [developer] }, { roles: [developer], allow: [catalog.entity.*], namespaces: [acme, globex] }]",
                 ),
+            ),
+            (
+                "a token twice",
+                mount(
+                    "url: http://127.0.0.1:7007, identity: service, service_token: abc, service_token_file: token",
+                ),
+            ),
+            (
+                "a token file that is not there",
+                mount("url: http://127.0.0.1:7007, identity: service, service_token_file: token"),
             ),
             (
                 "permission rules that are fine",

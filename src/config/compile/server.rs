@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::values::{self, Bad};
 use crate::config::diagnose::Cx;
 use crate::config::model::{
-    CacheSettings, CertificateFiles, Cidr, ProxySettings, RedisSettings, ServerSettings,
-    SessionSettings, StoreSettings, TelemetrySettings, TlsSettings,
+    CacheSettings, CertificateFiles, Cidr, ProxySettings, RedisSettings, Secret, ServerSettings,
+    SessionSettings, SigningKeyFile, StoreSettings, TelemetrySettings, TlsSettings,
 };
 use crate::config::raw::{
     Env, FlexBool, RawCache, RawHsts, RawProxy, RawRedis, RawServer, RawSessions, RawTelemetry,
@@ -313,27 +313,33 @@ fn trusted_proxies(raw: &RawServer, cx: &mut Cx<'_>) -> Option<Vec<Cidr>> {
     (!broken).then_some(networks)
 }
 
-/// `signing_keys`: files relative to the config file, each readable now.
-fn signing_keys(raw: &RawServer, cx: &mut Cx<'_>, base_dir: &Path) -> Vec<std::path::PathBuf> {
+/// `signing_keys`: files relative to the config file, each a P-256 private key in PEM, read now.
+fn signing_keys(raw: &RawServer, cx: &mut Cx<'_>, base_dir: &Path) -> Vec<SigningKeyFile> {
     let mut keys = Vec::new();
     let Some(list) = raw.signing_keys.as_ref().and_then(Val::get) else {
         return keys;
     };
+    let hint = "a P-256 private key in PEM, e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem`";
     for (index, item) in list.0.iter().enumerate() {
         let Some(Env(file)) = item.get() else {
             continue;
         };
         let path = base_dir.join(file);
-        if cx.source.read(&path).is_err() {
-            cx.error_at(
-                item.mark,
-                &format!("signing_keys[{index}]"),
-                format!("cannot read signing key `{}`", path.display()),
-                Some("a P-256 private key in PEM, e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem`".into()),
-            );
-            continue;
-        }
-        keys.push(path);
+        let key = format!("signing_keys[{index}]");
+        let problem = match cx.source.read(&path) {
+            Err(_) => format!("cannot read signing key `{}`", path.display()),
+            Ok(pem) => match crate::assertion::check_pem(&pem) {
+                Ok(()) => {
+                    keys.push(SigningKeyFile {
+                        path,
+                        pem: Secret(pem),
+                    });
+                    continue;
+                }
+                Err(reason) => format!("`{}` is not a P-256 private key: {reason}", path.display()),
+            },
+        };
+        cx.error_at(item.mark, &key, problem, Some(hint.into()));
     }
     keys
 }
