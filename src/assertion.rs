@@ -157,9 +157,15 @@ impl SigningKeys {
     }
 }
 
-/// Whether `pem` is a P-256 private key portico can sign with (PKCS#8 or SEC1), for the config check.
+/// Whether `pem` is a P-256 private key portico can sign with (PKCS#8 or SEC1), for the config check;
+/// the reason in words a reader of `portico check` can act on.
 pub(crate) fn check_pem(pem: &str) -> Result<(), String> {
-    parse_pem(pem).map(drop)
+    if !pem.contains("-----BEGIN ") {
+        return Err("no PEM block in the file".into());
+    }
+    parse_pem(pem)
+        .map(drop)
+        .map_err(|_| "the PEM block is not a P-256 private key (PKCS#8 or SEC1)".into())
 }
 
 fn parse_pem(pem: &str) -> Result<SigningKey, String> {
@@ -383,7 +389,7 @@ impl SigningKeys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use p256::ecdsa::signature::Verifier;
     use p256::ecdsa::{Signature, VerifyingKey};
@@ -520,12 +526,18 @@ mod tests {
         );
     }
 
-    fn key_file(name: &str) -> SigningKeyFile {
+    /// A fresh P-256 private key in PEM (PKCS#8).
+    pub(crate) fn pem() -> String {
         let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
+        key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+
+    fn key_file(name: &str) -> SigningKeyFile {
         SigningKeyFile {
             path: name.into(),
-            pem: crate::config::Secret(pem.to_string()),
+            pem: crate::config::Secret(pem()),
         }
     }
 

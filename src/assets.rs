@@ -211,8 +211,9 @@ mod tests {
     }
 
     #[test]
-    fn demo_bundle_is_listed() {
+    fn embedded_bundles_are_listed() {
         assert!(DemoApps::has_bundle("demo"));
-        assert_eq!(DemoApps::bundles(), ["demo"]);
+        assert!(DemoApps::has_bundle("catalog"));
+        assert_eq!(DemoApps::bundles(), ["catalog", "demo"]);
     }
 }

@@ -23,6 +23,7 @@ use axum::routing::any;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
 use crate::config::{App, AppId, AppTarget};
+use crate::http::error::ErrorApp;
 use crate::http::{AppError, Class, Problem, RequestContext, compress};
 use crate::proxy::headers::{self, PortalCookies};
 use crate::proxy::path::{self, AppPath};
@@ -130,10 +131,19 @@ pub(crate) async fn serve(
         peer,
         app,
     };
-    let mut response = match &app.target {
-        AppTarget::Upstream(target) => upstream::forward(&call, target, &path, request).await?,
-        AppTarget::StaticDir(dir) => files::serve_dir(dir, &path, request).await?,
-        AppTarget::Embedded(bundle) => files::serve_embedded(bundle, &path.decoded, &request)?,
+    let served = match &app.target {
+        AppTarget::Upstream(target) => upstream::forward(&call, target, &path, request).await,
+        AppTarget::StaticDir(dir) => files::serve_dir(dir, &path, request).await,
+        AppTarget::Embedded(bundle) => {
+            files::serve_embedded(bundle, &path.decoded, &request).map_err(AppError::from)
+        }
+    };
+    let mut response = match served {
+        Ok(response) => response,
+        // The user may open the app: its error page may say whose it is (never before the decision).
+        Err(error) => {
+            return Ok(ErrorApp::of(app).attach(axum::response::IntoResponse::into_response(error)));
+        }
     };
     // Apps may be framed by the shell on this origin and by nothing else.
     headers::frame_only_by_shell(response.headers_mut());

@@ -354,6 +354,7 @@ mod tests {
             allow_unscoped: Vec::new(),
             sign_in: crate::config::BackstageSignIn::Auto,
             permissions: Vec::new(),
+            catalog_app: true,
         }
     }
 

@@ -360,6 +360,8 @@ pub struct BackstageSettings {
     /// the sign-in assertion, where portico's permission policy decides from them
     /// (integrations/backstage, docs/backstage-identity.md).
     pub permissions: Vec<BackstageGrantRule>,
+    /// Whether the tenant gets the built-in Catalog app (`catalog_app`, default true).
+    pub catalog_app: bool,
 }
 
 /// How portico signs a user in to Backstage (`backstage.sign_in`).
@@ -616,6 +618,9 @@ pub struct App {
     pub category: Option<String>,
     pub icon: Option<String>,
     pub owner: Option<String>,
+    /// The app's entity in the tenant's Backstage catalog (`component:acme/cost-insights`, lower
+    /// case); the shell shows its owner and links, fetched as the user.
+    pub catalog_ref: Option<String>,
     pub access: AccessRule,
     /// The app's rule plus its nodes' narrower rules; what `rbac::decide` reads.
     pub policy: AccessPolicy,

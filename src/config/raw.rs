@@ -455,6 +455,9 @@ pub(crate) struct RawBackstage {
     pub sign_in: Option<Val<Env>>,
     /// Who may do what in Backstage, by role; enforced by portico's permission policy in Backstage.
     pub permissions: Option<Val<Vec<Val<RawBackstageGrant>>>>,
+    /// The built-in Catalog app for every role of the tenant (default `true`); an app of the tenant
+    /// with id `catalog` or `static: embedded:catalog` replaces it.
+    pub catalog_app: Option<Val<FlexBool>>,
 }
 
 /// One rule of `backstage.permissions`.
@@ -543,6 +546,9 @@ app_structs! {
     icon: Option<Val<Shown>>,
     /// The owning team, shown in the portal.
     owner: Option<Val<Shown>>,
+    /// The app's entity in the tenant's Backstage catalog, `kind:namespace/name` (e.g.
+    /// `component:acme/cost-insights`): the shell shows its owner and links.
+    catalog_ref: Option<Val<Shown>>,
     /// What the app does.
     #[allow(dead_code, reason = "checked as shown text; not used by the portal yet")]
     description: Option<Val<Shown>>,

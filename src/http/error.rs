@@ -161,6 +161,30 @@ pub(crate) struct ErrorReport {
     pub sign_in: bool,
 }
 
+/// The app a failed request was for, on the error response of a user who may open it: the error page
+/// names it and its owner, and shows its catalog entity's owner and links (fetched as the user).
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorApp {
+    label: String,
+    owner: Option<String>,
+    catalog_ref: Option<String>,
+}
+
+impl ErrorApp {
+    pub(crate) fn of(app: &crate::config::App) -> Self {
+        ErrorApp {
+            label: app.label.clone(),
+            owner: app.owner.clone(),
+            catalog_ref: app.catalog_ref.clone(),
+        }
+    }
+
+    pub(crate) fn attach(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let report = self.report();
@@ -236,13 +260,16 @@ struct ErrorView<'a> {
     request_id: &'a str,
     /// Shown inside an app's iframe when the session ended: sign in again in the top window.
     sign_in_href: Option<String>,
+    /// The app the request was for, when the user may open it.
+    app: Option<&'a ErrorApp>,
 }
 
-/// The error page's policy: its inline `<style>`, the `session-ended.js` script, nothing else. It may be
-/// framed by this origin only, because an app's error shows inside the shell's iframe for that app.
+/// The error page's policy: its inline `<style>`, the shell's `session-ended.js` and `catalog-card.js`
+/// scripts and their same-origin catalog read, nothing else. It may be framed by this origin only,
+/// because an app's error shows inside the shell's iframe for that app.
 const ERROR_PAGE_CSP: HeaderValue = HeaderValue::from_static(
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'self'",
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
 );
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 
@@ -316,6 +343,7 @@ pub(crate) fn render(
             message: &report.message,
             request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
+            app: response.extensions().get::<ErrorApp>(),
         };
         let mut page = match view.render() {
             Ok(page) => (report.status, Html(page)).into_response(),

@@ -10,8 +10,10 @@
 //! - `web/shell/bootstrap.js` passes `luigi` to `Luigi.setConfig`, adds `staticUserInfoFn` (returning
 //!   `portico.user`) to `navigation.profile` and `customLogoutFn` to `navigation.profile.logout`, and
 //!   sends `portico.csrfToken` when signing out.
-//! - `web/shell/home.js` (the home view) reads its node's `context.apps` (`label`, `category`, `path`) and
-//!   the global context's `tenant`, `user` and `roles`.
+//! - `web/shell/home.js` (the home view) reads its node's `context.apps` (`label`, `category`, `path`,
+//!   `owner`, `catalogRef`) and the global context's `tenant`, `user` and `roles`. The views below home
+//!   get the same `apps` (Luigi merges a node's context into its children's): the Catalog app
+//!   (`web/demo-apps/catalog`) lists an entity's portal apps from it.
 //! - Luigi itself reads the rest: `pathSegment`, `viewUrl` and `viewGroup` route and reuse iframes;
 //!   `testId` becomes the entry's `data-testid`, which the browser tests select by; `context` reaches the
 //!   micro-app through Luigi Client.
@@ -128,6 +130,12 @@ pub(crate) struct AppSummary<'a> {
     pub category: Option<&'a str>,
     /// The shell path the home view navigates to.
     pub path: String,
+    /// The team that owns the app, as config says.
+    pub owner: Option<&'a str>,
+    /// The app's catalog entity (`catalog_ref`): the home view and the Catalog app show its owner
+    /// and links, fetched as the user.
+    #[serde(rename = "catalogRef")]
+    pub catalog_ref: Option<&'a str>,
 }
 
 /// The app an entry belongs to, as its view sees it.
@@ -136,6 +144,8 @@ pub(crate) struct AppContext<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub owner: Option<&'a str>,
+    #[serde(rename = "catalogRef")]
+    pub catalog_ref: Option<&'a str>,
 }
 
 /// Luigi's global context: every view receives it.
@@ -293,6 +303,7 @@ impl<'a> LuigiNode<'a> {
                     id: app.id.as_str(),
                     label: &app.label,
                     owner: app.owner.as_deref(),
+                    catalog_ref: app.catalog_ref.as_deref(),
                 },
                 view: node.map(|node| node.view.as_str()),
             },
@@ -328,6 +339,8 @@ pub(crate) fn shell_config<'a>(
             label: &app.label,
             category: app.category.as_deref(),
             path: format!("/{HOME_SEGMENT}/{}", app.id),
+            owner: app.owner.as_deref(),
+            catalog_ref: app.catalog_ref.as_deref(),
         })
         .collect();
     let app_nodes = apps

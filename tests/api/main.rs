@@ -6,6 +6,7 @@ mod backstage;
 mod backstage_rbac;
 mod cache;
 mod canonical_paths;
+mod catalog;
 mod compress;
 mod config_check;
 mod cookie_jar;

@@ -107,6 +107,7 @@ fn named_app(
         category: shown(&raw.category),
         icon: shown(&raw.icon),
         owner: shown(&raw.owner),
+        catalog_ref: catalog_ref(raw, cx, scope)?,
         access,
         target: target?,
         nodes,
@@ -117,6 +118,76 @@ fn named_app(
         compress: compress?,
     })
     .filter(|_| valid_id)
+}
+
+/// `catalog_ref: kind:namespace/name`: an entity of the tenant's catalog, in one of its namespaces
+/// (or shared ones) when the catalog is scoped. `Some(None)` when absent, `None` when broken.
+fn catalog_ref(raw: &RawApp, cx: &mut Cx<'_>, scope: &TenantScope<'_>) -> Option<Option<String>> {
+    let Some(val) = &raw.catalog_ref else {
+        return Some(None);
+    };
+    let Shown(text) = val.get()?;
+    let entity_ref = text.to_ascii_lowercase();
+    let hint = "an entity ref `kind:namespace/name`, e.g. `component:acme/cost-insights`";
+    let parts = entity_ref.split_once(':').and_then(|(kind, rest)| {
+        rest.split_once('/')
+            .map(|(namespace, name)| (kind, namespace, name))
+    });
+    let Some((_, namespace, _)) = parts.filter(|(kind, namespace, name)| {
+        !kind.is_empty()
+            && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+            && values::namespace_ok(namespace)
+            && values::namespace_ok(name)
+    }) else {
+        cx.error_at(
+            val.mark,
+            "catalog_ref",
+            format!("`{text}` is not a full entity ref"),
+            Some(hint.into()),
+        );
+        return None;
+    };
+    match scope.backstage {
+        // The tenant's Backstage is broken (reported): nothing to check against.
+        None => Some(Some(entity_ref)),
+        Some(None) => {
+            cx.error_at(
+                val.mark,
+                "catalog_ref",
+                "`catalog_ref` names a catalog entity, but the tenant has no `backstage:`",
+                Some("add the tenant's `backstage: { url: ... }`, or remove `catalog_ref`".into()),
+            );
+            None
+        }
+        Some(Some(settings)) => {
+            let readable = !settings.scoped()
+                || settings
+                    .namespaces
+                    .iter()
+                    .chain(&settings.shared_namespaces)
+                    .any(|own| own == namespace);
+            if readable {
+                return Some(Some(entity_ref));
+            }
+            let listing = settings
+                .namespaces
+                .iter()
+                .chain(&settings.shared_namespaces)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            cx.error_at(
+                val.mark,
+                "catalog_ref",
+                format!(
+                    "`{namespace}` is not one of tenant `{}`'s catalog namespaces",
+                    scope.id
+                ),
+                Some(format!("the tenant's namespaces: {listing}")),
+            );
+            None
+        }
+    }
 }
 
 /// `cache:` (default off): only for an upstream, since a static bundle is already served from memory
@@ -283,6 +354,15 @@ fn static_target(
     scope: &TenantScope<'_>,
 ) -> Option<AppTarget> {
     if let Some(name) = dir.strip_prefix("embedded:") {
+        if name == super::tenant::CATALOG_APP && matches!(scope.backstage, Some(None)) {
+            let hint = "the Catalog app reads the tenant's catalog through `/backstage/api/catalog`: add the tenant's `backstage: { url: ... }`";
+            cx.error(
+                mark,
+                "the `catalog` bundle needs the tenant's Backstage",
+                Some(hint.into()),
+            );
+            return None;
+        }
         if assets::DemoApps::has_bundle(name) {
             return Some(AppTarget::Embedded(name.to_owned()));
         }

@@ -14,7 +14,7 @@ use crate::config::diagnose::{Cx, join};
 use crate::config::model::{
     BackstageGrantRule, BackstageIdentity, BackstageSettings, BackstageSignIn, Secret,
 };
-use crate::config::raw::{Env, RawBackstage, Val, field};
+use crate::config::raw::{Env, FlexBool, RawBackstage, Val, field};
 use crate::config::yaml::Mark;
 use crate::rbac::PathGlob;
 
@@ -95,6 +95,7 @@ pub(super) fn backstage(
         allow_unscoped,
         sign_in: sign_in?,
         permissions: permissions?,
+        catalog_app: field(&raw.catalog_app)?.is_none_or(|FlexBool(on)| *on),
     })
 }
 
@@ -549,6 +550,93 @@ mod tests {
             ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    #[test]
+    fn catalog_refs_and_the_catalog_bundle_need_the_tenants_backstage() {
+        let backstage = "    backstage: { url: http://127.0.0.1:7007, namespaces: [acme], shared_namespaces: [common] }\n";
+        let app = |keys: &str| {
+            format!(
+                "    apps: [{{ id: x, access: {{ roles: [developer] }}, static: \"embedded:demo\", {keys} }}]\n"
+            )
+        };
+        let cases = [
+            (
+                "refs in and out of the tenant's namespaces",
+                format!(
+                    "{BASE}{backstage}    apps: [{{ id: a, access: {{ roles: [developer] }}, static: \"embedded:demo\", catalog_ref: \"Component:ACME/cost-insights\" }}, {{ id: b, access: {{ roles: [developer] }}, static: \"embedded:demo\", catalog_ref: \"component:common/design-system\" }}]\n"
+                ),
+            ),
+            (
+                "another tenant's namespace",
+                format!(
+                    "{BASE}{backstage}{}",
+                    app("catalog_ref: \"component:globex/inventory\"")
+                ),
+            ),
+            (
+                "not a full ref",
+                format!("{BASE}{backstage}{}", app("catalog_ref: cost-insights")),
+            ),
+            (
+                "no backstage",
+                format!("{BASE}{}", app("catalog_ref: \"component:acme/x\"")),
+            ),
+            (
+                "the catalog bundle without a backstage",
+                format!(
+                    "{BASE}    apps: [{{ id: cat, access: {{ roles: [developer] }}, static: \"embedded:catalog\" }}]\n"
+                ),
+            ),
+        ];
+        insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    fn compiled(text: &str) -> crate::config::Config {
+        crate::config::load_str(
+            &MemorySource::default(),
+            "portico.yaml",
+            text,
+            std::path::Path::new("/etc/portico"),
+        )
+        .map(|loaded| loaded.config)
+        .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn a_tenant_with_a_backstage_gets_the_catalog_app_unless_it_has_its_own() {
+        let with = |extra: &str, apps: &str| {
+            compiled(&format!(
+                "{BASE}      ops: {{ groups: [ops] }}\n    backstage: {{ url: http://127.0.0.1:7007{extra} }}\n    apps: [{apps}]\n"
+            ))
+        };
+        let demo = "{ id: docs, access: { roles: [developer] }, static: \"embedded:demo\" }";
+        let config = with("", demo);
+        let catalog = config.tenants[0]
+            .app("catalog")
+            .unwrap_or_else(|| panic!("the built-in app"));
+        assert_eq!(catalog.label, "Catalog");
+        assert!(matches!(&catalog.target, crate::config::AppTarget::Embedded(b) if b == "catalog"));
+        let roles: Vec<&str> = catalog.access.roles.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(roles, ["developer", "ops"], "every role of the tenant");
+        // Turned off, or replaced by the tenant's own (its label and roles).
+        assert!(
+            with(", catalog_app: false", demo).tenants[0]
+                .app("catalog")
+                .is_none()
+        );
+        let own = format!(
+            "{demo}, {{ id: software, label: Software, access: {{ roles: [ops] }}, static: \"embedded:catalog\" }}"
+        );
+        let config = with("", &own);
+        assert!(config.tenants[0].app("catalog").is_none());
+        assert_eq!(
+            config.tenants[0].app("software").map(|a| a.label.as_str()),
+            Some("Software")
+        );
+        // No Backstage, no Catalog app.
+        let plain = compiled(&format!("{BASE}    apps: [{demo}]\n"));
+        assert!(plain.tenants[0].app("catalog").is_none());
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub(crate) struct TenantScope<'t> {
     pub base_dir: &'t Path,
     /// Set while a team's app file is read: what it may reach.
     pub team: Option<&'t TeamScope>,
+    /// The tenant's Backstage, for apps' `catalog_ref` and the catalog bundle: `Some(None)` when it
+    /// has none, `None` while it is not known or broken (reported already: nothing more to say).
+    pub backstage: Option<Option<&'t crate::config::BackstageSettings>>,
 }
 
 /// What a team's app file (`apps_from`) may reach: files below its own directory or a directory the

@@ -880,6 +880,18 @@ mod tests {
     }
 
     #[test]
+    fn a_signing_key_that_is_no_key_is_refused_with_its_place() {
+        let mut source = MemorySource::default();
+        source
+            .files
+            .insert("/etc/portico/k.pem".into(), "not a key".into());
+        let text = format!("server: {{ signing_keys: [k.pem] }}\n{BASE}");
+        let report = super::super::testing::report(&source, &text);
+        assert!(report.contains("server.signing_keys[0]"), "{report}");
+        assert!(report.contains("no PEM block in the file"), "{report}");
+    }
+
+    #[test]
     fn redis_store_rules() {
         let mut source = MemorySource::default();
         source.files.insert(
@@ -892,7 +904,9 @@ mod tests {
         source
             .files
             .insert("/etc/portico/redis.pass".into(), "hunter2\n".into());
-        source.files.insert("/etc/portico/k.pem".into(), "-".into());
+        source
+            .files
+            .insert("/etc/portico/k.pem".into(), crate::assertion::tests::pem());
         let with = |section: &str| format!("{section}\n{BASE}");
         let cases = [
             (

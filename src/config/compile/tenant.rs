@@ -12,13 +12,14 @@ use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
-    Branding, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId, Theme,
+    App, AppId, AppTarget, BackstageSettings, Branding, CompressMode, CookieMode, IdentityModes,
+    LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId, Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
 };
 use crate::config::yaml::Mark;
-use crate::rbac::RoleMap;
+use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
 
 /// `tenants:`, with the shared apps each tenant enables. `mark` is the document's, for a missing key.
 pub(super) fn tenants(
@@ -121,6 +122,7 @@ fn tenant(
         roles: &roles,
         base_dir: parts.base_dir,
         team: None,
+        backstage: None,
     };
     let backstage = match &raw.backstage {
         Some(val) => cx
@@ -130,7 +132,14 @@ fn tenant(
             .map(Some),
         None => Some(None),
     };
-    let apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
+    let scope = TenantScope {
+        backstage: backstage.as_ref().map(Option::as_ref),
+        ..scope
+    };
+    let mut apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
+    if let Some(Some(settings)) = &backstage {
+        apps.extend(builtin_catalog_app(settings, &roles, &apps));
+    }
     if let (Some(SignIn::Oidc(_)), Some(None)) = (&sign_in, &public_origin) {
         cx.error_at(
             parts.mark,
@@ -163,6 +172,52 @@ fn tenant(
         apps,
     })
 }
+
+/// The Catalog app every tenant with a Backstage gets (`backstage.catalog_app`, default on): the
+/// embedded `catalog` bundle, for every role of the tenant (what each user sees in it is Backstage's
+/// and the catalog scope's decision). An app of the tenant named `catalog`, or serving that bundle
+/// itself (with its own label and roles), takes its place.
+fn builtin_catalog_app(
+    settings: &BackstageSettings,
+    roles: &RoleMap,
+    apps: &[Arc<App>],
+) -> Option<Arc<App>> {
+    let taken = apps.iter().any(|app| {
+        app.id == CATALOG_APP
+            || matches!(&app.target, AppTarget::Embedded(bundle) if bundle == CATALOG_APP)
+    });
+    if !settings.catalog_app || taken || roles.roles.is_empty() {
+        return None;
+    }
+    let access = AccessRule {
+        roles: roles.roles.iter().map(|(role, _)| role.clone()).collect(),
+    };
+    Some(Arc::new(App {
+        id: AppId::new(CATALOG_APP),
+        label: "Catalog".to_owned(),
+        category: None,
+        icon: Some("course-book".to_owned()),
+        owner: None,
+        catalog_ref: None,
+        policy: AccessPolicy {
+            app: access.clone(),
+            paths: Vec::new(),
+            requests: Vec::new(),
+            case: PathCase::default(),
+        },
+        access,
+        target: AppTarget::Embedded(CATALOG_APP.to_owned()),
+        nodes: Vec::new(),
+        luigi_client: true,
+        identity: IdentityModes::default(),
+        cookies: CookieMode::default(),
+        cache: false,
+        compress: CompressMode::default(),
+    }))
+}
+
+/// The id and the embedded bundle of the built-in Catalog app.
+pub(crate) const CATALOG_APP: &str = "catalog";
 
 /// `public_origin`: `Some(None)` when absent, `None` when broken (reported).
 fn public_origin(raw: &RawTenant, cx: &mut Cx<'_>) -> Option<Option<PublicOrigin>> {

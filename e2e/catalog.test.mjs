@@ -1,0 +1,635 @@
+// End-to-end: the built-in Catalog micro-app (web/demo-apps/catalog, `static: embedded:catalog`) against
+// the real test Backstage backend (tests/backstage), through portico's tenant-scoped catalog proxy, in
+// Chromium at desktop and phone sizes. Two tenants share one Backstage: acme reads namespaces acme and
+// common, globex reads globex and common. Each user sees their tenant's entities and the shared ones,
+// never the other tenant's, in the list and by URL; search, filters, pages, the entity page, back, and
+// the error states work. Screenshots go to target/e2e/catalog-*.png.
+//
+// Needs tests/backstage/node_modules (scripts/install-backstage.sh). Without it the tests fail, unless
+// PORTICO_E2E_ALLOW_SKIP is set, when they are skipped with the reason.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { startPortico, startBrowser, freePort, frameWithUrl, porticoBinary } from './harness.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHOTS = path.join(root, 'target', 'e2e');
+const BACKSTAGE_DIR = path.join(root, 'tests', 'backstage');
+const missingBackstage = !existsSync(path.join(BACKSTAGE_DIR, 'node_modules', '@backstage', 'backend-defaults'));
+const skip = missingBackstage && process.env.PORTICO_E2E_ALLOW_SKIP
+  ? 'tests/backstage/node_modules is missing (run scripts/install-backstage.sh); skipped because PORTICO_E2E_ALLOW_SKIP is set'
+  : false;
+
+const ACME = { id: 'acme', title: 'Acme Developer Portal', user: 'ann' };
+const GLOBEX = { id: 'globex', title: 'Globex Engineering Hub', user: 'gus' };
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+// Each tenant's namespaces: its own, then the shared one.
+ACME.namespaces = ['acme', 'common'];
+GLOBEX.namespaces = ['globex', 'common'];
+
+let backstage;
+let catalog; // every entity of the test Backstage, read with its full-access token
+let portico;
+let browser;
+let port;
+let dir;
+
+const origin = (tenant) => `http://${tenant.id}.localhost:${port}`;
+
+/** Starts tests/backstage/start.mjs with a piped stdin kept open; resolves once it prints its JSON line. */
+async function startBackstage() {
+  const child = spawn(process.execPath, [path.join(BACKSTAGE_DIR, 'start.mjs')], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let out = '';
+  let log = '';
+  child.stderr.on('data', (chunk) => {
+    log = (log + chunk.toString()).slice(-6000);
+  });
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the test Backstage did not start within 90s:\n${log}`)), 90000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.trim().startsWith('{'));
+      if (line && out.includes('\n')) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(line));
+        } catch (error) {
+          reject(new Error(`start.mjs printed ${line}: ${error.message}`));
+        }
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the test Backstage exited with ${code} before it was ready:\n${log}`));
+    });
+  });
+  return {
+    ...ready,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin.end(); // start.mjs stops the backend when its stdin ends
+      const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}
+
+function tenantYaml(tenant, users, group) {
+  const namespace = tenant.id;
+  return `
+  ${tenant.id}:
+    hosts: [${tenant.id}.localhost:${port}]
+    branding:
+      title: ${tenant.title}
+    auth:
+      dev_sign_in:
+        users:
+${users.map((u) => `          - { id: ${u.id}, name: ${u.name}, email: ${u.id}@${tenant.id}.example, groups: [${group}] }`).join('\n')}
+    roles:
+      developer: { groups: [${group}] }
+    backstage:
+      url: ${backstage.url}
+      identity: service
+      service_token: \${PORTICO_E2E_CATALOG_BACKSTAGE_TOKEN}
+      namespaces: [${namespace}]
+      shared_namespaces: [common]
+    apps:
+      - { id: catalog, label: Catalog, category: Discover, icon: product, access: { roles: [developer] }, static: "embedded:catalog" }
+`;
+}
+
+before(async () => {
+  if (skip) return;
+  if (missingBackstage) {
+    throw new Error('tests/backstage/node_modules is missing: run scripts/install-backstage.sh (or set PORTICO_E2E_ALLOW_SKIP=1 to skip these tests)');
+  }
+  [backstage, port] = await Promise.all([startBackstage(), freePort()]);
+  // What the tenants should see, from Backstage itself (catalog.yaml may grow; other namespaces too).
+  const answer = await fetch(`${backstage.url}/api/catalog/entities?fields=kind,metadata,spec,relations`, {
+    headers: { authorization: `Bearer ${backstage.token}` },
+    signal: AbortSignal.timeout(10000),
+  });
+  assert.equal(answer.status, 200);
+  catalog = await answer.json();
+  dir = mkdtempSync(path.join(tmpdir(), 'portico-e2e-catalog-'));
+  const config = path.join(dir, 'portico.yaml');
+  writeFileSync(config, `version: 1
+tenants:${tenantYaml(ACME, [{ id: 'ann', name: 'Ann Acme' }], 'acme-eng')}${tenantYaml(GLOBEX, [{ id: 'gus', name: 'Gus Globex' }], 'globex-eng')}`);
+  process.env.PORTICO_E2E_CATALOG_BACKSTAGE_TOKEN = backstage.token;
+  // The config must pass `portico check` as written (it exits 1 with a report otherwise).
+  execFileSync(porticoBinary(), ['check', config], { env: process.env, stdio: 'pipe' });
+  portico = await startPortico(['--config', config], { listen: `127.0.0.1:${port}` });
+  browser = await startBrowser();
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await portico?.stop();
+  await backstage?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers
+
+/** A signed-in page of `tenant` at `viewport`, with the errors its frames raise collected. */
+async function signedIn(tenant, viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: viewport === PHONE, hasTouch: viewport === PHONE });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    // Failed fetches (404 of an entity outside the tenant, a mocked 503) are expected; script errors and
+    // CSP violations are not.
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
+  });
+  await page.goto(`${origin(tenant)}/`);
+  await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
+  await page.getByTestId(`sign-in-${tenant.user}`).click();
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  return { context, page, errors };
+}
+
+/** Opens the catalog in the shell (with Luigi node params, e.g. `~pageSize=2`) and waits for its list. */
+async function openCatalog(page, tenant, nodeParams = '') {
+  await page.goto(`${origin(tenant)}/home/catalog${nodeParams}`);
+  const frame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(frame);
+  // The shell's own "Loading…" fades out once the view is there (kept out of the screenshots).
+  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 });
+  return frame;
+}
+
+/** Waits (bounded) until the view shows something other than a loading state. */
+async function settled(frame) {
+  await frame.waitForFunction(() => {
+    const list = document.getElementById('list-view');
+    const entity = document.getElementById('entity-view');
+    if (list && !list.hidden) {
+      const state = document.getElementById('list-state');
+      const busy = document.getElementById('results').getAttribute('aria-busy') === 'true';
+      const rows = document.querySelectorAll('[data-testid="entity-row"]').length > 0 && !document.getElementById('entities').hidden;
+      return !busy && (rows || (!state.hidden && state.dataset.state !== 'loading'));
+    }
+    if (entity && !entity.hidden) {
+      const state = document.getElementById('entity-state');
+      return !document.getElementById('entity').hidden || (!state.hidden && state.dataset.state !== 'loading');
+    }
+    return false;
+  }, null, { timeout: 15000 });
+}
+
+async function refs(frame) {
+  return frame.$$eval('[data-testid="entity-row"]', (rows) => rows.map((row) => row.dataset.ref));
+}
+
+/** Polls (bounded) until `predicate(refs)` holds for the rows on screen; returns them. */
+async function rowsWhere(frame, predicate, what) {
+  const deadline = Date.now() + 10000;
+  let seen = [];
+  while (Date.now() < deadline) {
+    await settled(frame);
+    seen = await refs(frame);
+    if (predicate(seen)) return seen;
+    await frame.page().waitForTimeout(100);
+  }
+  throw new Error(`rows never became ${what}; last: ${JSON.stringify(seen)}`);
+}
+
+async function text(frame, testId) {
+  return (await frame.getByTestId(testId).first().textContent()).trim();
+}
+
+/** The frame's document fits its width: nothing scrolls sideways (phone layout). */
+async function noSidewaysScroll(frame) {
+  const { scroll, client } = await frame.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  assert.ok(scroll <= client + 1, `the catalog scrolls sideways: ${scroll} > ${client}`);
+}
+
+/** The JSON answer portico gives the intercepted browser request, edited by `edit`, as the browser's
+ *  answer. (Playwright's route.fetch() resolves names in Node, which knows no *.localhost: this asks
+ *  127.0.0.1 with the browser's Host and Cookie headers instead.) */
+async function editJson(route, edit) {
+  const request = route.request();
+  const url = new URL(request.url());
+  const headers = { ...(await request.allHeaders()), host: url.host, 'accept-encoding': 'identity' };
+  const answer = await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: url.pathname + url.search, headers, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(answer.status, 200, `${url.pathname}: ${answer.body}`);
+  const json = JSON.parse(answer.body);
+  edit(json);
+  await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(json) });
+}
+
+const namespaces = (list) => [...new Set(list.map((ref) => ref.split(':')[1].split('/')[0]))].sort();
+const refOf = (entity) => `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase();
+const sorted = (list) => [...list].sort();
+
+/** The entities a tenant may read, as Backstage has them. */
+function entitiesOf(tenant) {
+  return catalog.filter((entity) => tenant.namespaces.includes(entity.metadata.namespace ?? 'default'));
+}
+
+/** The refs of `tenant` that the catalog's search should find for `term` (name, title, description, type,
+ *  display name; case-insensitive), with an optional kind. */
+function expectedSearch(tenant, term, kind) {
+  const needle = term.toLowerCase();
+  return sorted(entitiesOf(tenant).filter((entity) => {
+    if (kind && entity.kind.toLowerCase() !== kind.toLowerCase()) return false;
+    const fields = [entity.metadata.name, entity.metadata.title, entity.metadata.description, entity.spec?.type, entity.spec?.profile?.displayName];
+    return fields.some((field) => typeof field === 'string' && field.toLowerCase().includes(needle));
+  }).map(refOf));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tests
+
+test('acme sees its own and the shared entities, never globex\u2019s (desktop)', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  const frame = await openCatalog(page, ACME);
+  const expected = sorted(entitiesOf(ACME).map(refOf));
+  assert.ok(expected.length > 2 && expected.length <= 20, `the default page holds acme's ${expected.length} entities`);
+  const shown = await refs(frame);
+  assert.deepEqual(sorted(shown), expected);
+  assert.deepEqual(namespaces(shown), ['acme', 'common']);
+  assert.ok(shown.includes('component:acme/payments-api') && shown.includes('component:common/design-system'));
+  assert.ok(!shown.includes('component:globex/inventory-api'));
+  assert.equal(await text(frame, 'list-status'), `${expected.length} entities in the catalog.`);
+  assert.equal(await text(frame, 'catalog-tenant'), ACME.title);
+
+  // The row shows name (and namespace), kind and type, owner, lifecycle and description.
+  const row = frame.locator('[data-testid="entity-row"][data-ref="component:acme/payments-api"]');
+  const cells = (await row.locator('th, td').allInnerTexts()).map((cell) => cell.replace(/\s+/g, ' ').trim());
+  assert.deepEqual(cells.slice(0, 5), ['payments-api acme', 'Component service', 'platform', 'production', 'Takes payments']);
+
+  // The filter options come from /entity-facets, narrowed to the tenant's namespaces: the owners of
+  // what acme may read (globex's team owns a shared API), with counts for the kinds.
+  const owners = await frame.$$eval('#f-owner option', (options) => options.map((o) => o.value).filter(Boolean));
+  const expectedOwners = new Set(entitiesOf(ACME).flatMap((e) => (e.relations ?? []).filter((r) => r.type === 'ownedBy').map((r) => r.targetRef)));
+  assert.deepEqual(sorted(owners), sorted(expectedOwners));
+  const kinds = await frame.$$eval('#f-kind option', (options) => options.map((o) => o.textContent).filter((t) => t !== 'Any kind'));
+  const counts = {};
+  entitiesOf(ACME).forEach((e) => { counts[e.kind] = (counts[e.kind] ?? 0) + 1; });
+  const label = (kind) => (kind.toLowerCase() === 'api' ? 'API' : kind.charAt(0).toUpperCase() + kind.slice(1).toLowerCase());
+  assert.deepEqual(sorted(kinds), sorted(Object.entries(counts).map(([kind, count]) => `${label(kind)} (${count})`)));
+
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-list-desktop.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('globex sees its own and the shared entities, never acme\u2019s', { skip }, async () => {
+  const { context, page, errors } = await signedIn(GLOBEX);
+  const frame = await openCatalog(page, GLOBEX);
+  const shown = await refs(frame);
+  assert.deepEqual(sorted(shown), sorted(entitiesOf(GLOBEX).map(refOf)));
+  assert.deepEqual(namespaces(shown), ['common', 'globex']);
+  assert.ok(shown.includes('component:globex/inventory-api'));
+  assert.ok(!shown.includes('component:acme/payments-api'));
+
+  // Searching for acme's entity by name finds nothing here.
+  assert.deepEqual(expectedSearch(GLOBEX, 'payments-api'), []);
+  await frame.getByTestId('catalog-search').fill('payments-api');
+  await frame.getByTestId('list-state').filter({ hasText: 'No entities match' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(await refs(frame), []);
+
+  // And by URL: acme's entity is not found, and nothing of it is shown.
+  await page.goto(`${origin(GLOBEX)}/home/catalog?~entity=component:acme/payments-api`);
+  const byUrl = await frameWithUrl(page, '/apps/catalog/');
+  await settled(byUrl);
+  assert.equal(await byUrl.getByTestId('entity-state').getAttribute('data-state'), 'not-found');
+  assert.equal(await byUrl.getByText('Takes payments').count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('search narrows the list as you type; the kind filter narrows by kind; clear filters', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  let frame = await openCatalog(page, ACME);
+  const all = entitiesOf(ACME).length;
+  const same = (expected) => (list) => JSON.stringify(sorted(list)) === JSON.stringify(expected);
+
+  // Typed, not filled: the search is debounced and runs once the typing stops.
+  const paym = expectedSearch(ACME, 'paym');
+  assert.ok(paym.includes('component:acme/payments-api') && paym.length < all);
+  await frame.getByTestId('catalog-search').pressSequentially('paym', { delay: 40 });
+  await rowsWhere(frame, same(paym), `the ${paym.length} payments entities`);
+  assert.equal(await text(frame, 'list-status'), `${paym.length} entities match.`);
+  // Descriptions are searched too (billing-ui "Shows bills").
+  const bills = expectedSearch(ACME, 'bills');
+  assert.ok(bills.includes('component:acme/billing-ui'));
+  await frame.getByTestId('catalog-search').fill('bills');
+  await rowsWhere(frame, same(bills), 'what "bills" finds');
+
+  // The kind filter, on its own and with the search.
+  await frame.getByTestId('catalog-search').fill('');
+  await frame.getByTestId('filter-kind').selectOption('API');
+  const apis = expectedSearch(ACME, '', 'API');
+  assert.ok(apis.includes('api:common/audit-events') && apis.length < all);
+  await rowsWhere(frame, same(apis), 'the APIs');
+  await frame.getByTestId('catalog-search').fill('pay');
+  const payApis = expectedSearch(ACME, 'pay', 'API');
+  assert.ok(payApis.includes('api:acme/payments-rest'));
+  await rowsWhere(frame, same(payApis), 'the payments APIs');
+
+  // The filters live in the shell's URL (Luigi node parameters), so a reload, or the link, keeps them.
+  const shellUrl = new URL(page.url());
+  assert.equal(shellUrl.searchParams.get('~kind'), 'API');
+  assert.equal(shellUrl.searchParams.get('~q'), 'pay');
+  await page.reload();
+  frame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(frame);
+  assert.deepEqual(sorted(await refs(frame)), payApis);
+  assert.equal(await frame.getByTestId('filter-kind').inputValue(), 'API');
+  assert.equal(await frame.getByTestId('catalog-search').inputValue(), 'pay');
+
+  // Nothing matches: the no-results state offers to clear the filters, which brings everything back.
+  await frame.getByTestId('catalog-search').fill('no-such-thing-anywhere');
+  await frame.getByTestId('list-state').filter({ hasText: 'No entities match' }).waitFor({ timeout: 10000 });
+  await frame.getByTestId('clear-filters-empty').click();
+  await rowsWhere(frame, (list) => list.length === all, `all ${all}`);
+  assert.equal(await frame.getByTestId('catalog-search').inputValue(), '');
+  assert.equal(await frame.getByTestId('filter-kind').inputValue(), '');
+  assert.equal(new URL(page.url()).search, '');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('pages: two entities a page (?~pageSize=2), next and previous with Backstage cursors', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  const frame = await openCatalog(page, ACME, '?~pageSize=2');
+  const all = entitiesOf(ACME).length;
+  const pages = Math.ceil(all / 2);
+  assert.ok(pages >= 3);
+  const first = await refs(frame);
+  assert.equal(first.length, 2);
+  assert.equal(await text(frame, 'page-info'), `Page 1 of ${pages}`);
+  assert.equal(await text(frame, 'list-status'), `${all} entities in the catalog, showing 1–2 of ${all}.`);
+  assert.equal(await frame.getByTestId('prev-page').isDisabled(), true);
+
+  // Walk to the end: every entity of acme and common once, never a globex one.
+  const seen = [...first];
+  for (let pageNumber = 2; pageNumber <= pages; pageNumber += 1) {
+    const before = await refs(frame);
+    await frame.getByTestId('next-page').click();
+    const rows = await rowsWhere(frame, (list) => list.length > 0 && list[0] !== before[0], `page ${pageNumber}`);
+    seen.push(...rows);
+    assert.equal(await text(frame, 'page-info'), `Page ${pageNumber} of ${pages}`);
+    assert.equal(new URL(page.url()).searchParams.get('~page'), String(pageNumber));
+  }
+  assert.equal(await frame.getByTestId('next-page').isDisabled(), true);
+  assert.deepEqual(sorted(seen), sorted(entitiesOf(ACME).map(refOf)));
+
+  // Back to the first page with "previous".
+  for (let pageNumber = pages - 1; pageNumber >= 1; pageNumber -= 1) {
+    const before = await refs(frame);
+    await frame.getByTestId('prev-page').click();
+    await rowsWhere(frame, (list) => list.length === 2 && list[0] !== before[0], `page ${pageNumber}`);
+  }
+  assert.deepEqual(await refs(frame), first);
+  assert.equal(await text(frame, 'page-info'), `Page 1 of ${pages}`);
+  assert.equal(await frame.getByTestId('prev-page').isDisabled(), true);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the entity page of component:acme/payments-api, and back to the filtered list', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  // The shell's global context lists the user's apps with their catalog refs (`apps`, compared
+  // case-insensitively), and the entity has links: both added to the real answers here.
+  // (Luigi merges a parent node's context over the global one, and the home node, the parent of every
+  // app, has an `apps` list of its own: the list is put in both, as a view under /home receives it.)
+  const portalApps = [
+    { id: 'payments-console', label: 'Payments Console', path: '/home', catalogRef: 'Component:ACME/Payments-API' },
+    { id: 'catalog', label: 'Catalog', path: '/home/catalog', catalogRef: null },
+  ];
+  await context.route((url) => url.pathname === '/shell/config.json', (route) => editJson(route, (shell) => {
+    shell.luigi.navigation.globalContext.apps = portalApps;
+    for (const node of shell.luigi.navigation.nodes) {
+      if (node.context && Array.isArray(node.context.apps)) node.context.apps = portalApps;
+    }
+  }));
+  await context.route((url) => url.pathname === '/backstage/api/catalog/entities/by-name/component/acme/payments-api', (route) => editJson(route, (entity) => {
+    entity.metadata.links = [
+      { url: 'https://runbooks.example/payments-api', title: 'Runbook' },
+      { url: 'javascript:alert(1)', title: 'Not a link' },
+    ];
+  }));
+  const frame = await openCatalog(page, ACME);
+  await frame.getByTestId('filter-kind').selectOption('Component');
+  const components = expectedSearch(ACME, '', 'Component');
+  await rowsWhere(frame, (list) => list.length === components.length && list.every((ref) => ref.startsWith('component:')), 'the components');
+  // The list marks the entity that has a portal app.
+  assert.equal(await frame.locator('[data-testid="entity-row"] .badge-app').count(), 1);
+  assert.equal(await frame.locator('[data-testid="entity-row"][data-ref="component:acme/payments-api"] .badge-app').count(), 1);
+
+  await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
+  await settled(frame);
+  assert.equal(new URL(page.url()).searchParams.get('~entity'), 'component:acme/payments-api');
+  assert.equal(await text(frame, 'entity-title'), 'payments-api');
+  assert.equal(await text(frame, 'entity-kind'), 'Component · service');
+  assert.equal(await text(frame, 'entity-description'), 'Takes payments');
+  assert.equal(await text(frame, 'entity-lifecycle'), 'production');
+  // The owner is in the catalog: a link to its page, named by its title.
+  assert.equal(await text(frame, 'entity-owner-link'), 'Acme Platform');
+  // Its href is the shell's deep link, for a new tab.
+  assert.equal(await frame.getByTestId('entity-owner-link').getAttribute('href'), '/home/catalog?~entity=group%3Aacme%2Fplatform');
+  assert.equal(await text(frame, 'entity-system-link'), 'payments');
+  // Relations, grouped by type, each a link to that entity's page.
+  const relationLinks = async (type) => frame.getByTestId(`relation-group-${type}`).getByRole('link').evaluateAll((links) => links.map((a) => [a.textContent, a.getAttribute('href')]));
+  assert.equal(await frame.getByTestId('relation-group-ownedBy').getByRole('heading').textContent(), 'Owned by');
+  assert.deepEqual(await relationLinks('ownedBy'), [['Acme Platform', '/home/catalog?~entity=group%3Aacme%2Fplatform']]);
+  assert.deepEqual(await relationLinks('partOf'), [['payments', '/home/catalog?~entity=system%3Aacme%2Fpayments']]);
+  // Links open in a new tab, without an opener; a javascript: URL is not made a link.
+  const links = await frame.getByTestId('entity-links').getByRole('link').evaluateAll((as) => as.map((a) => [a.textContent, a.href, a.target, a.rel]));
+  assert.deepEqual(links, [['Runbook (opens in a new tab) ↗', 'https://runbooks.example/payments-api', '_blank', 'noopener noreferrer']]);
+  // The portal apps that belong to it (the one whose catalogRef matches, not the others).
+  assert.deepEqual(await frame.getByTestId('entity-apps').getByRole('link').allTextContents(), ['Open Payments Console']);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-entity-desktop.png') });
+
+  // Following a relation opens that entity.
+  await frame.getByTestId('relation-group-partOf').getByRole('link', { name: 'payments' }).click();
+  await frame.waitForFunction(() => document.querySelector('[data-testid="entity-title"]')?.textContent === 'payments', null, { timeout: 10000 });
+  assert.equal(await text(frame, 'entity-description'), "Acme's payment system");
+
+  // The browser's back button: the previous entity, then the list with its filter.
+  await page.goBack();
+  await frame.getByTestId('entity-title').filter({ hasText: 'payments-api' }).waitFor({ timeout: 10000 });
+  assert.equal(await text(frame, 'entity-description'), 'Takes payments');
+  await page.goBack();
+  await settled(frame);
+  assert.equal(await frame.getByTestId('catalog-list').isVisible(), true);
+  assert.equal(await frame.getByTestId('filter-kind').inputValue(), 'Component');
+  assert.deepEqual(sorted(await refs(frame)), components);
+
+  // A portal app opens through Luigi's link manager: the shell goes to the app's path.
+  await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
+  await frame.getByTestId('entity-app-payments-console').click();
+  await page.waitForURL((url) => url.pathname === '/home', { timeout: 10000 });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('an entity of another tenant opened by URL is not found, in the shell and on its own', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  // Through the shell's node parameter.
+  await page.goto(`${origin(ACME)}/home/catalog?~entity=component:globex/inventory-api`);
+  const frame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(frame);
+  const state = frame.getByTestId('entity-state');
+  assert.equal(await state.getAttribute('data-state'), 'not-found');
+  assert.match(await state.textContent(), /Entity not found.*component:globex\/inventory-api/);
+  assert.match(await text(frame, 'request-id'), /\S{8,}/);
+  assert.equal(await frame.getByText('Counts stock').count(), 0);
+  assert.equal(await frame.getByTestId('entity-title').count(), 0);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-not-found-desktop.png') });
+
+  // The view's own URL, outside the shell.
+  await page.goto(`${origin(ACME)}/apps/catalog/?entity=component:globex/inventory-api`);
+  await settled(page.mainFrame());
+  assert.equal(await page.getByTestId('entity-state').getAttribute('data-state'), 'not-found');
+  assert.equal(await page.getByText('Counts stock').count(), 0);
+  // The shared namespace's entity is there, and its globex owner is shown as text, not as a link.
+  await page.goto(`${origin(ACME)}/apps/catalog/?entity=api:common/audit-events`);
+  await settled(page.mainFrame());
+  assert.equal(await page.getByTestId('entity-title').textContent(), 'audit-events');
+  assert.equal(await page.getByTestId('entity-owner-link').count(), 0);
+  assert.equal((await page.getByTestId('entity-owner').textContent()).trim(), 'globex/ops (not in this portal\u2019s catalog)');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('error states: a failed request shows its request id and retries; an ended session offers sign-in', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  const frame = await openCatalog(page, ACME);
+
+  // The backend fails once: the error, portico's request id, and "try again".
+  let failures = 1;
+  const byQuery = (url) => url.pathname === '/backstage/api/catalog/entities/by-query';
+  await context.route(byQuery, (route) => {
+    if (failures-- > 0) {
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        headers: { 'x-request-id': 'req-header-id' },
+        body: JSON.stringify({ error: 'upstream_unreachable', message: 'the backend is not reachable', status: 503, request_id: 'req-test-503' }),
+      });
+    }
+    return route.continue();
+  });
+  await frame.getByTestId('filter-kind').selectOption('System');
+  const state = frame.getByTestId('list-state');
+  await state.filter({ hasText: 'Could not load the catalog' }).waitFor({ timeout: 10000 });
+  assert.equal(await state.getAttribute('data-state'), 'error');
+  assert.equal(await text(frame, 'request-id'), 'req-test-503');
+  assert.match(await state.textContent(), /the backend is not reachable/);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-error-desktop.png') });
+  await frame.getByTestId('retry').click();
+  const systems = expectedSearch(ACME, '', 'System');
+  assert.deepEqual(sorted(await rowsWhere(frame, (list) => list.length === systems.length, 'the systems')), systems);
+  await context.unroute(byQuery);
+
+  // The session ends (the cookie is gone): the next request answers 401 and the view says so.
+  await context.clearCookies();
+  await frame.getByTestId('filter-kind').selectOption('');
+  await state.filter({ hasText: 'Your session has ended' }).waitFor({ timeout: 10000 });
+  assert.equal(await state.getAttribute('data-state'), 'session');
+  assert.match(await text(frame, 'request-id'), /\S{8,}/);
+  // "Sign in again" reloads the whole window, which goes to sign-in.
+  await frame.getByTestId('sign-in-again').click();
+  await page.waitForURL(/\/auth\/login\?return_to=%2Fhome%2Fcatalog/, { timeout: 10000 });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('filters fall back to the loaded entities when /entity-facets is refused; 403 is explained', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  await context.route((url) => url.pathname === '/backstage/api/catalog/entity-facets', (route) => route.fulfill({
+    status: 403, contentType: 'application/json',
+    body: JSON.stringify({ error: 'backstage_catalog_unscoped', message: 'this catalog endpoint cannot be limited to this portal\u2019s namespaces', status: 403, request_id: 'req-facets' }),
+  }));
+  const frame = await openCatalog(page, ACME);
+  const kinds = await frame.$$eval('#f-kind option', (options) => options.map((o) => o.value).filter(Boolean));
+  assert.deepEqual(kinds, sorted(new Set(entitiesOf(ACME).map((e) => e.kind))));
+
+  // A catalog with nothing in the tenant's namespaces yet.
+  const byQuery = (url) => url.pathname === '/backstage/api/catalog/entities/by-query';
+  await context.route(byQuery, (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({ items: [], totalItems: 0, pageInfo: {} }),
+  }));
+  await frame.getByTestId('filter-kind').selectOption('Group');
+  await frame.getByTestId('clear-filters').click();
+  const state = frame.getByTestId('list-state');
+  await state.filter({ hasText: 'No entities in this tenant\u2019s catalog yet' }).waitFor({ timeout: 10000 });
+  assert.equal(await state.getAttribute('data-state'), 'empty');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-empty-desktop.png') });
+  await context.unroute(byQuery);
+
+  await context.route(byQuery, (route) => route.fulfill({
+    status: 403, contentType: 'application/json',
+    body: JSON.stringify({ error: 'backstage_plugin_not_allowed', message: 'the Backstage plugin `catalog` is not available through the portal', status: 403, request_id: 'req-403' }),
+  }));
+  await frame.getByTestId('filter-kind').selectOption('User');
+  await state.filter({ hasText: 'You cannot see the catalog' }).waitFor({ timeout: 10000 });
+  assert.equal(await state.getAttribute('data-state'), 'forbidden');
+  assert.equal(await text(frame, 'request-id'), 'req-403');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('phone (390x844): the list as cards, the entity page, nothing scrolls sideways', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME, PHONE);
+  const frame = await openCatalog(page, ACME);
+  assert.equal((await refs(frame)).length, entitiesOf(ACME).length);
+  await noSidewaysScroll(frame);
+  // The filters fold away behind a button on a phone; every control has a label and can be reached.
+  assert.equal(await frame.getByTestId('filter-kind').isVisible(), false);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-list-phone.png') });
+  const toggle = frame.getByTestId('filters-toggle');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  await toggle.click();
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  for (const id of ['catalog-search', 'filter-kind', 'filter-owner', 'filter-lifecycle', 'filter-tag', 'sort']) {
+    const labelled = await frame.getByTestId(id).evaluate((el) => el.labels && el.labels.length > 0 && el.labels[0].textContent.trim() !== '');
+    assert.ok(labelled, `${id} has no label`);
+    assert.equal(await frame.getByTestId(id).isVisible(), true);
+  }
+  await frame.getByTestId('filter-lifecycle').selectOption('production');
+  await rowsWhere(frame, (list) => list.length > 0 && list.length < entitiesOf(ACME).length, 'the production entities');
+  assert.equal(await text(frame, 'filters-toggle'), 'Filters1');
+  await noSidewaysScroll(frame);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-filters-phone.png') });
+
+  await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
+  await frame.getByTestId('entity-title').waitFor({ timeout: 10000 });
+  assert.equal(await text(frame, 'entity-description'), 'Takes payments');
+  assert.equal(await text(frame, 'entity-owner-link'), 'Acme Platform');
+  // No app in the shell's context names this entity: no "Portal apps" section.
+  assert.equal(await frame.getByTestId('entity-apps').count(), 0);
+  await noSidewaysScroll(frame);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-entity-phone.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
