@@ -4,10 +4,14 @@
 # and scale-out tests start on loopback ports of their own; a real Backstage backend for the Backstage
 # tests, built once into tests/backstage/node_modules).
 
-.PHONY: run test test-rust test-e2e test-packaging deps lint bench bench-instructions
+# `make demo-backstage`: the demo portal with the test Backstage (demo/backstage/run.sh).
+.PHONY: run demo-backstage test test-rust test-e2e test-packaging deps lint bench bench-instructions
 
 run: deps
 	cargo run --release -- serve
+
+demo-backstage: deps
+	demo/backstage/run.sh
 
 test: deps
 	scripts/ensure-chromium.sh

@@ -1517,3 +1517,20 @@ fn the_readme_config_example_puts_every_key_in_its_section() {
         "a value of the wrong shape:\n{report}"
     );
 }
+
+/// The demo with a Backstage (`make demo-backstage`) is a config of its own beside the embedded one:
+/// it must stay valid, with the built-in Catalog app in both tenants.
+#[test]
+fn the_demo_with_backstage_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = crate::scale_out::write_signing_key(dir.path());
+    let output = Command::new(BIN)
+        .args(["check", "demo/backstage/portico.yaml"])
+        .env("PORTICO_DEMO_BACKSTAGE", "http://127.0.0.1:7007")
+        .env("PORTICO_DEMO_SIGNING_KEY", &key)
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.all().contains("2 tenant(s), 7 app(s)"), "{}", run.all());
+}

@@ -120,7 +120,10 @@ process.on('exit', () => rmSync(keysDir, { recursive: true, force: true }));
 
 // --preserve-symlinks: portico's modules are linked in from integrations/backstage, and their imports
 // of @backstage packages must resolve in this directory's node_modules, as in an installed backend.
-const backend = spawn(process.execPath, ['--preserve-symlinks', 'index.js', '--config', join(here, 'app-config.yaml')], {
+// BACKSTAGE_EXTRA_CONFIG: a config laid over app-config.yaml (the demo's: demo/backstage/run.sh).
+const configs = ['--config', join(here, 'app-config.yaml')];
+if (process.env.BACKSTAGE_EXTRA_CONFIG) configs.push('--config', process.env.BACKSTAGE_EXTRA_CONFIG);
+const backend = spawn(process.execPath, ['--preserve-symlinks', 'index.js', ...configs], {
   cwd: here,
   env: {
     ...process.env,
