@@ -1,9 +1,18 @@
-// End-to-end: the built-in Catalog micro-app (web/demo-apps/catalog, `static: embedded:catalog`) against
-// the real test Backstage backend (tests/backstage), through portico's tenant-scoped catalog proxy, in
-// Chromium at desktop and phone sizes. Two tenants share one Backstage: acme reads namespaces acme and
-// common, globex reads globex and common. Each user sees their tenant's entities and the shared ones,
-// never the other tenant's, in the list and by URL; search, filters, pages, the entity page, back, and
-// the error states work. Screenshots go to target/e2e/catalog-*.png.
+// End-to-end: the Catalog micro-app (web/demo-apps/catalog) against the real test Backstage backend
+// (tests/backstage), through portico's tenant-scoped catalog proxy, and an app's `catalog_ref` in the
+// shell, in Chromium at desktop and phone sizes. Two tenants share one Backstage: acme reads namespaces
+// acme and common, globex reads globex and common. Each user sees their tenant's entities and the shared
+// ones, never the other tenant's, in the list and by URL; search, filters, pages, the entity page, back,
+// and the error states work.
+//
+// acme has no Catalog app of its own: it gets the built-in one (every role). globex names its own
+// (`id: catalog`, its own label), which takes the built-in one's place. Each tenant has an app with a
+// `catalog_ref` (acme: payments -> component:acme/payments-api, globex: inventory ->
+// component:globex/inventory-api) whose upstream is a loopback port nobody listens on: the home view
+// shows the entity's owner and links from the catalog, the entity page lists the app under "Portal
+// apps", and opening the app shows portico's 502 page, which names the app, its owner and the catalog's.
+// Only states the real system cannot be made to produce are faked with Playwright's route interception
+// (each such test says why). Screenshots go to target/e2e/catalog-*.png.
 //
 // Needs tests/backstage/node_modules (scripts/install-backstage.sh). Without it the tests fail, unless
 // PORTICO_E2E_ALLOW_SKIP is set, when they are skipped with the reason.
@@ -26,20 +35,53 @@ const skip = missingBackstage && process.env.PORTICO_E2E_ALLOW_SKIP
   ? 'tests/backstage/node_modules is missing (run scripts/install-backstage.sh); skipped because PORTICO_E2E_ALLOW_SKIP is set'
   : false;
 
-const ACME = { id: 'acme', title: 'Acme Developer Portal', user: 'ann' };
-const GLOBEX = { id: 'globex', title: 'Globex Engineering Hub', user: 'gus' };
+// Each tenant: its users (with their group), roles, namespaces (its own, then the shared one), and the
+// app with a catalog entity, as config gives it and as the catalog has it (tests/backstage/catalog.yaml).
+const ACME = {
+  id: 'acme',
+  title: 'Acme Developer Portal',
+  user: 'ann',
+  users: [{ id: 'ann', name: 'Ann Acme', group: 'acme-eng' }, { id: 'olga', name: 'Olga Ops', group: 'acme-ops' }],
+  roles: { developer: 'acme-eng', ops: 'acme-ops' },
+  namespaces: ['acme', 'common'],
+  // No Catalog app of its own: the built-in one.
+  catalogLabel: 'Catalog',
+  app: {
+    id: 'payments', label: 'Payments Console', owner: 'team-payments', ref: 'component:acme/payments-api',
+    // An upstream without Luigi Client: the shell shows its frame as soon as it loads. (globex's app
+    // keeps the default, Luigi Client on: the test at the end checks the spinner ends there too.)
+    luigiClient: false,
+    icon: 'credit-card',
+    entityOwner: 'group:acme/platform', entityOwnerTitle: 'Acme Platform',
+    links: [['Runbook', 'https://runbooks.example/payments-api']],
+  },
+};
+const GLOBEX = {
+  id: 'globex',
+  title: 'Globex Engineering Hub',
+  user: 'gus',
+  users: [{ id: 'gus', name: 'Gus Globex', group: 'globex-eng' }],
+  roles: { developer: 'globex-eng' },
+  namespaces: ['globex', 'common'],
+  // Its own Catalog app (the embedded bundle under its own label) replaces the built-in one.
+  catalogLabel: 'Service Catalog',
+  app: {
+    id: 'inventory', label: 'Inventory Console', owner: 'team-warehouse', ref: 'component:globex/inventory-api',
+    luigiClient: true,
+    icon: 'shipping-status',
+    entityOwner: 'group:globex/ops', entityOwnerTitle: 'Globex Ops',
+    links: [],
+  },
+};
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-
-// Each tenant's namespaces: its own, then the shared one.
-ACME.namespaces = ['acme', 'common'];
-GLOBEX.namespaces = ['globex', 'common'];
 
 let backstage;
 let catalog; // every entity of the test Backstage, read with its full-access token
 let portico;
 let browser;
 let port;
+let downPort; // a loopback port nobody listens on: the upstream of the tenants' apps
 let dir;
 
 const origin = (tenant) => `http://${tenant.id}.localhost:${port}`;
@@ -86,8 +128,11 @@ async function startBackstage() {
   };
 }
 
-function tenantYaml(tenant, users, group) {
-  const namespace = tenant.id;
+function tenantYaml(tenant) {
+  const app = tenant.app;
+  const ownCatalog = tenant.catalogLabel === 'Catalog'
+    ? ''
+    : `      - { id: catalog, label: ${tenant.catalogLabel}, category: Discover, icon: product, access: { roles: [developer] }, static: "embedded:catalog" }\n`;
   return `
   ${tenant.id}:
     hosts: [${tenant.id}.localhost:${port}]
@@ -96,17 +141,24 @@ function tenantYaml(tenant, users, group) {
     auth:
       dev_sign_in:
         users:
-${users.map((u) => `          - { id: ${u.id}, name: ${u.name}, email: ${u.id}@${tenant.id}.example, groups: [${group}] }`).join('\n')}
+${tenant.users.map((u) => `          - { id: ${u.id}, name: ${u.name}, email: ${u.id}@${tenant.id}.example, groups: [${u.group}] }`).join('\n')}
     roles:
-      developer: { groups: [${group}] }
+${Object.entries(tenant.roles).map(([role, group]) => `      ${role}: { groups: [${group}] }`).join('\n')}
     backstage:
       url: ${backstage.url}
       identity: service
       service_token: \${PORTICO_E2E_CATALOG_BACKSTAGE_TOKEN}
-      namespaces: [${namespace}]
+      namespaces: [${tenant.id}]
       shared_namespaces: [common]
     apps:
-      - { id: catalog, label: Catalog, category: Discover, icon: product, access: { roles: [developer] }, static: "embedded:catalog" }
+${ownCatalog}      - id: ${app.id}
+        label: ${app.label}
+        category: Operations
+        icon: ${app.icon}
+        owner: ${app.owner}
+        catalog_ref: "${app.ref}"
+        access: { roles: [developer] }
+        upstream: "http://127.0.0.1:${downPort}"${app.luigiClient ? '' : '\n        luigi_client: no'}
 `;
 }
 
@@ -116,6 +168,7 @@ before(async () => {
     throw new Error('tests/backstage/node_modules is missing: run scripts/install-backstage.sh (or set PORTICO_E2E_ALLOW_SKIP=1 to skip these tests)');
   }
   [backstage, port] = await Promise.all([startBackstage(), freePort()]);
+  do downPort = await freePort(); while (downPort === port);
   // What the tenants should see, from Backstage itself (catalog.yaml may grow; other namespaces too).
   const answer = await fetch(`${backstage.url}/api/catalog/entities?fields=kind,metadata,spec,relations`, {
     headers: { authorization: `Bearer ${backstage.token}` },
@@ -126,7 +179,7 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'portico-e2e-catalog-'));
   const config = path.join(dir, 'portico.yaml');
   writeFileSync(config, `version: 1
-tenants:${tenantYaml(ACME, [{ id: 'ann', name: 'Ann Acme' }], 'acme-eng')}${tenantYaml(GLOBEX, [{ id: 'gus', name: 'Gus Globex' }], 'globex-eng')}`);
+tenants:${tenantYaml(ACME)}${tenantYaml(GLOBEX)}`);
   process.env.PORTICO_E2E_CATALOG_BACKSTAGE_TOKEN = backstage.token;
   // The config must pass `portico check` as written (it exits 1 with a report otherwise).
   execFileSync(porticoBinary(), ['check', config], { env: process.env, stdio: 'pipe' });
@@ -145,20 +198,21 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** A signed-in page of `tenant` at `viewport`, with the errors its frames raise collected. */
-async function signedIn(tenant, viewport = DESKTOP) {
+/** A signed-in page of `tenant` at `viewport` (as the tenant's first user, or `user`), with the errors
+ *  its frames raise collected. */
+async function signedIn(tenant, viewport = DESKTOP, user = tenant.user) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: viewport === PHONE, hasTouch: viewport === PHONE });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
   page.on('console', (message) => {
-    // Failed fetches (404 of an entity outside the tenant, a mocked 503) are expected; script errors and
-    // CSP violations are not.
+    // Failed fetches (404 of an entity outside the tenant, a mocked 503, an app's 502 or 403 page) are
+    // expected; script errors and CSP violations are not.
     if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
   });
   await page.goto(`${origin(tenant)}/`);
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
-  await page.getByTestId(`sign-in-${tenant.user}`).click();
+  await page.getByTestId(`sign-in-${user}`).click();
   await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
   return { context, page, errors };
 }
@@ -243,6 +297,81 @@ async function editJson(route, edit) {
   await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(json) });
 }
 
+/** The labels of the shell's side navigation. */
+async function sideNavLabels(page) {
+  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) => links.map((a) => a.textContent.trim()).filter(Boolean));
+}
+
+/** Opens the shell's home view; resolves with its frame once the list of apps is drawn. */
+async function openHome(page, tenant) {
+  await page.goto(`${origin(tenant)}/home`);
+  const home = await frameWithUrl(page, '/shell/home.html');
+  await home.getByTestId('home-apps').locator('li').first().waitFor({ timeout: 10000 });
+  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 });
+  return home;
+}
+
+/** The catalog card of `appId` in the home view, once its fetch (as the user) has filled it. */
+async function homeCard(home, appId) {
+  const card = home.getByTestId(`home-catalog-${appId}`);
+  await card.getByTestId('catalog-owner').waitFor({ timeout: 10000 });
+  return card;
+}
+
+/** The catalog links a card shows: [text, href, target, rel]. */
+async function cardLinks(card) {
+  return card.getByTestId('catalog-link').evaluateAll((as) => as.map((a) => [a.textContent, a.href, a.target, a.rel]));
+}
+
+/** The owner a catalog card shows for `tenant.app`: catalog-card.js prints the owner ref's name. */
+const cardOwner = (tenant) => `Owner in the catalog: ${tenant.app.entityOwner.replace(/^[^:]+:[^/]+\//, '')}`;
+
+/** What the user sees of the shell's frame whose URL contains `fragment`: 'shown' when it is what lies at
+ *  its centre and no loading spinner of the shell is over it, else what covers it. */
+async function frameSeen(page, fragment) {
+  return page.evaluate((fragment) => {
+    const iframe = [...document.querySelectorAll('iframe')].find((f) => f.src.includes(fragment) && f.offsetParent !== null);
+    if (!iframe) return 'no visible frame';
+    const spinner = [...document.querySelectorAll('.spinnerContainer')].find((el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden');
+    if (spinner) return `the loading spinner (${spinner.className})`;
+    const box = iframe.getBoundingClientRect();
+    const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    return hit === iframe ? 'shown' : `covered by <${hit?.tagName.toLowerCase()} class="${hit?.className}">`;
+  }, fragment);
+}
+
+/** Waits (bounded) until the user sees that frame, and still does a moment later (Luigi puts its
+ *  spinner over a view 250 ms after it starts loading, until the view's Luigi Client says hello). */
+async function frameShown(page, fragment, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  let seen;
+  let since = null;
+  while (Date.now() < deadline) {
+    seen = await frameSeen(page, fragment);
+    if (seen !== 'shown') since = null;
+    else if (since === null) since = Date.now();
+    else if (Date.now() - since >= 600) return;
+    await page.waitForTimeout(100);
+  }
+  assert.fail(`the user does not see ${fragment}: ${seen}`);
+}
+
+/** Loads `pathname` in an iframe of the shell page, as the shell loads an app (a framed navigation);
+ *  resolves with the answer's status and body, and the frame. */
+async function inFrame(page, pathname) {
+  const answer = page.waitForResponse((response) => new URL(response.url()).pathname === pathname, { timeout: 10000 });
+  await page.evaluate((src) => {
+    const frame = document.createElement('iframe');
+    frame.src = src;
+    frame.style.cssText = 'position:fixed;inset:0;width:100%;height:100%;background:#fff;z-index:99999';
+    document.body.appendChild(frame);
+  }, pathname);
+  const response = await answer;
+  const frame = await frameWithUrl(page, pathname);
+  await frame.waitForLoadState('load');
+  return { status: response.status(), body: await response.text(), frame };
+}
+
 const namespaces = (list) => [...new Set(list.map((ref) => ref.split(':')[1].split('/')[0]))].sort();
 const refOf = (entity) => `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase();
 const sorted = (list) => [...list].sort();
@@ -279,10 +408,13 @@ test('acme sees its own and the shared entities, never globex\u2019s (desktop)',
   assert.equal(await text(frame, 'list-status'), `${expected.length} entities in the catalog.`);
   assert.equal(await text(frame, 'catalog-tenant'), ACME.title);
 
-  // The row shows name (and namespace), kind and type, owner, lifecycle and description.
+  // The row shows name (and namespace, and the badge of an entity a portal app of the user names:
+  // payments), kind and type, owner, lifecycle and description.
   const row = frame.locator('[data-testid="entity-row"][data-ref="component:acme/payments-api"]');
   const cells = (await row.locator('th, td').allInnerTexts()).map((cell) => cell.replace(/\s+/g, ' ').trim());
-  assert.deepEqual(cells.slice(0, 5), ['payments-api acme', 'Component service', 'platform', 'production', 'Takes payments']);
+  assert.deepEqual(cells.slice(0, 5), ['payments-api acme Portal app', 'Component service', 'platform', 'production', 'Takes payments']);
+  const billing = frame.locator('[data-testid="entity-row"][data-ref="component:acme/billing-ui"]');
+  assert.equal((await billing.locator('th').first().innerText()).replace(/\s+/g, ' ').trim(), 'billing-ui acme');
 
   // The filter options come from /entity-facets, narrowed to the tenant's namespaces: the owners of
   // what acme may read (globex's team owns a shared API), with counts for the kinds.
@@ -417,31 +549,12 @@ test('pages: two entities a page (?~pageSize=2), next and previous with Backstag
 
 test('the entity page of component:acme/payments-api, and back to the filtered list', { skip }, async () => {
   const { context, page, errors } = await signedIn(ACME);
-  // The shell's global context lists the user's apps with their catalog refs (`apps`, compared
-  // case-insensitively), and the entity has links: both added to the real answers here.
-  // (Luigi merges a parent node's context over the global one, and the home node, the parent of every
-  // app, has an `apps` list of its own: the list is put in both, as a view under /home receives it.)
-  const portalApps = [
-    { id: 'payments-console', label: 'Payments Console', path: '/home', catalogRef: 'Component:ACME/Payments-API' },
-    { id: 'catalog', label: 'Catalog', path: '/home/catalog', catalogRef: null },
-  ];
-  await context.route((url) => url.pathname === '/shell/config.json', (route) => editJson(route, (shell) => {
-    shell.luigi.navigation.globalContext.apps = portalApps;
-    for (const node of shell.luigi.navigation.nodes) {
-      if (node.context && Array.isArray(node.context.apps)) node.context.apps = portalApps;
-    }
-  }));
-  await context.route((url) => url.pathname === '/backstage/api/catalog/entities/by-name/component/acme/payments-api', (route) => editJson(route, (entity) => {
-    entity.metadata.links = [
-      { url: 'https://runbooks.example/payments-api', title: 'Runbook' },
-      { url: 'javascript:alert(1)', title: 'Not a link' },
-    ];
-  }));
   const frame = await openCatalog(page, ACME);
   await frame.getByTestId('filter-kind').selectOption('Component');
   const components = expectedSearch(ACME, '', 'Component');
   await rowsWhere(frame, (list) => list.length === components.length && list.every((ref) => ref.startsWith('component:')), 'the components');
-  // The list marks the entity that has a portal app.
+  // The list marks the entity that has a portal app (payments, whose catalog_ref names it; the shell's
+  // context gives the Catalog app the user's apps).
   assert.equal(await frame.locator('[data-testid="entity-row"] .badge-app').count(), 1);
   assert.equal(await frame.locator('[data-testid="entity-row"][data-ref="component:acme/payments-api"] .badge-app').count(), 1);
 
@@ -462,11 +575,12 @@ test('the entity page of component:acme/payments-api, and back to the filtered l
   assert.equal(await frame.getByTestId('relation-group-ownedBy').getByRole('heading').textContent(), 'Owned by');
   assert.deepEqual(await relationLinks('ownedBy'), [['Acme Platform', '/home/catalog?~entity=group%3Aacme%2Fplatform']]);
   assert.deepEqual(await relationLinks('partOf'), [['payments', '/home/catalog?~entity=system%3Aacme%2Fpayments']]);
-  // Links open in a new tab, without an opener; a javascript: URL is not made a link.
+  // The entity's links (catalog.yaml: a runbook) open in a new tab, without an opener.
   const links = await frame.getByTestId('entity-links').getByRole('link').evaluateAll((as) => as.map((a) => [a.textContent, a.href, a.target, a.rel]));
   assert.deepEqual(links, [['Runbook (opens in a new tab) ↗', 'https://runbooks.example/payments-api', '_blank', 'noopener noreferrer']]);
-  // The portal apps that belong to it (the one whose catalogRef matches, not the others).
+  // The portal apps that belong to it: payments, whose catalog_ref names it (not the Catalog app).
   assert.deepEqual(await frame.getByTestId('entity-apps').getByRole('link').allTextContents(), ['Open Payments Console']);
+  assert.equal(await frame.getByTestId('entity-app-payments').getAttribute('href'), '/home/payments');
   await page.screenshot({ path: path.join(SHOTS, 'catalog-entity-desktop.png') });
 
   // Following a relation opens that entity.
@@ -484,10 +598,14 @@ test('the entity page of component:acme/payments-api, and back to the filtered l
   assert.equal(await frame.getByTestId('filter-kind').inputValue(), 'Component');
   assert.deepEqual(sorted(await refs(frame)), components);
 
-  // A portal app opens through Luigi's link manager: the shell goes to the app's path.
+  // A portal app opens through Luigi's link manager: the shell goes to the app's path and loads it (its
+  // upstream is down: portico's error page for it, in its frame).
   await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
-  await frame.getByTestId('entity-app-payments-console').click();
-  await page.waitForURL((url) => url.pathname === '/home', { timeout: 10000 });
+  await frame.getByTestId('entity-app-payments').click();
+  await page.waitForURL((url) => url.pathname === '/home/payments', { timeout: 10000 });
+  const app = await frameWithUrl(page, '/apps/payments/');
+  await app.getByTestId('error-app').waitFor({ timeout: 10000 });
+  assert.equal(await text(app, 'error-app'), 'App: Payments Console · owned by team-payments');
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -521,6 +639,8 @@ test('an entity of another tenant opened by URL is not found, in the shell and o
   await context.close();
 });
 
+// The 503 below is intercepted: the real test Backstage does not fail on demand, and stopping it would
+// take it from the other tests. The ended session is real (the cookie is cleared).
 test('error states: a failed request shows its request id and retries; an ended session offers sign-in', { skip }, async () => {
   const { context, page, errors } = await signedIn(ACME);
   const frame = await openCatalog(page, ACME);
@@ -564,6 +684,9 @@ test('error states: a failed request shows its request id and retries; an ended 
   await context.close();
 });
 
+// Intercepted too: portico's proxy lets /entity-facets through for a scoped tenant, and the test
+// Backstage has entities in both tenants' namespaces, so neither a refused /entity-facets, an empty
+// catalog nor a refused plugin can be made real here.
 test('filters fall back to the loaded entities when /entity-facets is refused; 403 is explained', { skip }, async () => {
   const { context, page, errors } = await signedIn(ACME);
   await context.route((url) => url.pathname === '/backstage/api/catalog/entity-facets', (route) => route.fulfill({
@@ -626,10 +749,219 @@ test('phone (390x844): the list as cards, the entity page, nothing scrolls sidew
   await frame.getByTestId('entity-title').waitFor({ timeout: 10000 });
   assert.equal(await text(frame, 'entity-description'), 'Takes payments');
   assert.equal(await text(frame, 'entity-owner-link'), 'Acme Platform');
-  // No app in the shell's context names this entity: no "Portal apps" section.
-  assert.equal(await frame.getByTestId('entity-apps').count(), 0);
+  // The payments app names this entity: its "Portal apps" section fits the phone too.
+  assert.deepEqual(await frame.getByTestId('entity-apps').getByRole('link').allTextContents(), ['Open Payments Console']);
+  assert.equal(await frame.getByTestId('entity-app-payments').isVisible(), true);
   await noSidewaysScroll(frame);
   await page.screenshot({ path: path.join(SHOTS, 'catalog-entity-phone.png') });
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+// ---------------------------------------------------------------------------------------------------
+// An app's catalog_ref in the shell: the home view, the entity page's portal apps, the app's error page
+
+for (const tenant of [ACME, GLOBEX]) {
+  const app = tenant.app;
+
+  test(`${tenant.id}: the home view shows ${app.label}'s catalog owner and links; the owner opens in the Catalog app`, { skip }, async () => {
+    const { context, page, errors } = await signedIn(tenant);
+    const home = await openHome(page, tenant);
+    // One Catalog app in the navigation: acme's built-in one, globex's own under its label.
+    const nav = await sideNavLabels(page);
+    assert.deepEqual(nav.filter((label) => /catalog/i.test(label)), [tenant.catalogLabel]);
+    assert.ok(nav.includes(app.label), JSON.stringify(nav));
+    assert.equal((await page.getByTestId('nav-catalog').textContent()).trim(), tenant.catalogLabel);
+
+    // The app's line: label, category and the owner config gives; below it, what the catalog says.
+    const card = await homeCard(home, app.id);
+    const item = home.getByTestId('home-apps').locator('li').filter({ has: card });
+    assert.match((await item.innerText()).replace(/\s+/g, ' '), new RegExp(`^${app.label} · Operations · owned by ${app.owner}`));
+    assert.equal(await card.isVisible(), true);
+    // The owner of the entity, from the catalog: a link to its page in the Catalog app.
+    assert.equal(await text(card, 'catalog-owner'), cardOwner(tenant));
+    const owner = card.getByTestId('catalog-owner').getByRole('link');
+    assert.equal(await owner.getAttribute('href'), `/home/catalog?~entity=${encodeURIComponent(app.entityOwner)}`);
+    // The entity's links (acme's runbook; inventory-api has none), in a new tab without an opener.
+    assert.deepEqual(await cardLinks(card), app.links.map(([title, url]) => [title, url, '_blank', 'noopener noreferrer']));
+    // The Catalog app itself has no catalog_ref: no card.
+    assert.equal(await home.getByTestId('home-catalog-catalog').count(), 0);
+    if (tenant === ACME) {
+      await page.screenshot({ path: path.join(SHOTS, 'catalog-home-desktop.png') });
+    }
+
+    // Clicking the owner opens the Catalog app on that group's page, through Luigi (no reload).
+    await page.evaluate(() => { window.__samePage = true; });
+    await owner.click();
+    await page.waitForURL((url) => url.pathname === '/home/catalog' && url.searchParams.get('~entity') === app.entityOwner, { timeout: 10000 });
+    const frame = await frameWithUrl(page, '/apps/catalog/');
+    await frame.getByTestId('entity-title').filter({ hasText: app.entityOwnerTitle }).waitFor({ timeout: 10000 });
+    assert.equal(await text(frame, 'entity-kind'), 'Group · team');
+    assert.equal(await page.evaluate(() => window.__samePage), true, 'the owner link reloaded the shell');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test(`${tenant.id}: the entity page lists ${app.label} under "Portal apps"; opening it shows portico's error page with the catalog's owner`, { skip }, async () => {
+    const { context, page, errors } = await signedIn(tenant);
+    await page.goto(`${origin(tenant)}/home/catalog?~entity=${app.ref}`);
+    const frame = await frameWithUrl(page, '/apps/catalog/');
+    await settled(frame);
+    assert.equal(await text(frame, 'entity-title'), app.ref.split('/')[1]);
+    assert.deepEqual(await frame.getByTestId('entity-apps').getByRole('link').allTextContents(), [`Open ${app.label}`]);
+
+    // The app opens in the shell; its upstream is down, so its frame shows portico's 502 page, which
+    // names the app and its owner, then the catalog entity's owner and links, read as the user.
+    const answer = page.waitForResponse((response) => new URL(response.url()).pathname === `/apps/${app.id}/`, { timeout: 10000 });
+    await frame.getByTestId(`entity-app-${app.id}`).click();
+    await page.waitForURL((url) => url.pathname === `/home/${app.id}`, { timeout: 10000 });
+    assert.equal((await answer).status(), 502);
+    const appFrame = await frameWithUrl(page, `/apps/${app.id}/`);
+    await appFrame.getByTestId('error-page').waitFor({ timeout: 10000 });
+    assert.match(await text(appFrame, 'error-page'), /^Error 502 · Bad Gateway/);
+    assert.equal(await text(appFrame, 'error-app'), `App: ${app.label} · owned by ${app.owner}`);
+    const catalogCard = appFrame.getByTestId('error-catalog');
+    await catalogCard.getByTestId('catalog-owner').waitFor({ timeout: 10000 });
+    assert.equal(await catalogCard.isVisible(), true);
+    assert.equal(await catalogCard.getAttribute('data-catalog-ref'), app.ref);
+    // On the error page the owner is text (the page cannot open the Catalog app for the user).
+    assert.equal(await text(catalogCard, 'catalog-owner'), cardOwner(tenant));
+    assert.equal(await catalogCard.getByTestId('catalog-owner').getByRole('link').count(), 0);
+    assert.deepEqual(await cardLinks(catalogCard), app.links.map(([title, url]) => [title, url, '_blank', 'noopener noreferrer']));
+    assert.match(await text(appFrame, 'request-id'), /\S{8,}/);
+    if (!app.luigiClient) {
+      // What the user sees: the error page, not the shell's loading spinner over it.
+      await frameShown(page, `/apps/${app.id}/`);
+    }
+    if (tenant === ACME) {
+      await page.screenshot({ path: path.join(SHOTS, 'catalog-app-error-desktop.png') });
+    }
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}
+
+// The other tenant's app: neither in the navigation nor on the home view, and its URL is not found and
+// says nothing of it.
+for (const [tenant, other] of [[GLOBEX, ACME], [ACME, GLOBEX]]) {
+  const app = other.app;
+  test(`${tenant.id}: no ${app.label}, no catalog card for it, and /apps/${app.id}/ is not found without its names`, { skip }, async () => {
+    const { context, page, errors } = await signedIn(tenant);
+    const home = await openHome(page, tenant);
+    await homeCard(home, tenant.app.id);
+    assert.equal(await page.getByTestId(`nav-${app.id}`).count(), 0);
+    assert.ok(!(await sideNavLabels(page)).includes(app.label));
+    assert.equal(await home.getByTestId(`home-catalog-${app.id}`).count(), 0);
+    const homeText = await home.locator('body').innerText();
+    for (const name of [app.label, app.owner, app.ref]) assert.ok(!homeText.includes(name), `the home view shows ${name}`);
+
+    const { status, body, frame } = await inFrame(page, `/apps/${app.id}/`);
+    assert.equal(status, 404);
+    for (const name of [app.label, app.owner, app.ref, app.ref.split('/')[1]]) assert.ok(!body.includes(name), `the 404 page shows ${name}`);
+    assert.equal(await frame.getByTestId('error-app').count(), 0);
+    assert.equal(await frame.getByTestId('error-catalog').count(), 0);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}
+
+test('acme: a user who may not open the payments app sees no card, a 403 without its names, and no portal app in the catalog', { skip }, async () => {
+  const app = ACME.app;
+  const { context, page, errors } = await signedIn(ACME, DESKTOP, 'olga');
+  const home = await openHome(page, ACME);
+  // The built-in Catalog app is for every role of the tenant; payments is for developers only.
+  assert.deepEqual(await sideNavLabels(page), ['Catalog']);
+  assert.equal(await home.getByTestId(`home-catalog-${app.id}`).count(), 0);
+  assert.ok(!(await home.locator('body').innerText()).includes(app.label));
+
+  const { status, body, frame } = await inFrame(page, `/apps/${app.id}/`);
+  assert.equal(status, 403);
+  for (const name of [app.label, app.owner, app.ref, 'payments-api']) assert.ok(!body.includes(name), `the 403 page shows ${name}`);
+  assert.equal(await frame.getByTestId('error-app').count(), 0);
+  assert.equal(await frame.getByTestId('error-catalog').count(), 0);
+
+  // She may read the catalog, but no app of hers names payments-api: no "Portal apps", no badge.
+  await page.goto(`${origin(ACME)}/home/catalog?~entity=${app.ref}`);
+  const catalogFrame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(catalogFrame);
+  assert.equal(await text(catalogFrame, 'entity-title'), 'payments-api');
+  assert.equal(await catalogFrame.getByTestId('entity-apps').count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('phone (390x844): the home view\u2019s catalog card and the app\u2019s error page fit', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME, PHONE);
+  const home = await openHome(page, ACME);
+  const card = await homeCard(home, 'payments');
+  assert.equal(await text(card, 'catalog-owner'), cardOwner(ACME));
+  assert.equal(await card.getByTestId('catalog-link').isVisible(), true);
+  await noSidewaysScroll(home);
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-home-phone.png') });
+
+  await page.goto(`${origin(ACME)}/home/payments`);
+  const appFrame = await frameWithUrl(page, '/apps/payments/');
+  await appFrame.getByTestId('error-catalog').getByTestId('catalog-owner').waitFor({ timeout: 10000 });
+  assert.equal(await text(appFrame, 'error-app'), 'App: Payments Console · owned by team-payments');
+  assert.equal(await appFrame.getByTestId('error-catalog').getByTestId('catalog-link').isVisible(), true);
+  await noSidewaysScroll(appFrame);
+  await frameShown(page, '/apps/payments/');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-app-error-phone.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+// Interception, for states the real test Backstage cannot be made to produce here: its catalog
+// (tests/backstage/catalog.yaml, shared with other tests) has no unsafe link, and it does not fail on
+// demand. The home card and the entity page drop a javascript: link; a catalog that fails leaves the
+// card hidden while the app stays listed.
+test('catalog cards: an unsafe link is not made a link; a failing catalog hides the card', { skip }, async () => {
+  const { context, page, errors } = await signedIn(ACME);
+  const byName = (url) => url.pathname === '/backstage/api/catalog/entities/by-name/component/acme/payments-api';
+  await context.route(byName, (route) => editJson(route, (entity) => {
+    entity.metadata.links = [...(entity.metadata.links ?? []), { url: 'javascript:alert(1)', title: 'Not a link' }];
+  }));
+  const home = await openHome(page, ACME);
+  const card = await homeCard(home, 'payments');
+  assert.deepEqual(await cardLinks(card), [['Runbook', 'https://runbooks.example/payments-api', '_blank', 'noopener noreferrer']]);
+  assert.ok(!(await card.innerText()).includes('Not a link'));
+  await page.goto(`${origin(ACME)}/home/catalog?~entity=${ACME.app.ref}`);
+  const frame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(frame);
+  assert.deepEqual(await frame.getByTestId('entity-links').getByRole('link').allTextContents(), ['Runbook (opens in a new tab) ↗']);
+  await context.unroute(byName);
+
+  await context.route(byName, (route) => route.fulfill({
+    status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: 'upstream_unreachable', message: 'the backend is not reachable', status: 503, request_id: 'req-card-503' }),
+  }));
+  const failed = page.waitForResponse((response) => byName(new URL(response.url())), { timeout: 10000 });
+  const again = await openHome(page, ACME);
+  assert.equal((await failed).status(), 503);
+  // The card's script has had the answer; let its promise chain run out.
+  await again.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+  assert.match(await again.getByTestId('home-apps').innerText(), /Payments Console · Operations · owned by team-payments/);
+  const hidden = again.getByTestId('home-catalog-payments');
+  assert.equal(await hidden.isHidden(), true);
+  assert.equal(await hidden.getByTestId('catalog-owner').count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+// An app with Luigi Client on (the default) whose upstream is down gets portico's error page in its
+// frame. The shell shows its loading spinner until the view's Luigi Client asks for its context, so the
+// error page loads Luigi Client when it is framed; without it the spinner stayed over the page for good
+// and the user never saw the app's name, owner or catalog card.
+test('globex: the error page of an app with Luigi Client on is not hidden under the shell\u2019s loading spinner', {
+  skip,
+}, async () => {
+  const { context, page } = await signedIn(GLOBEX);
+  await page.goto(`${origin(GLOBEX)}/home/${GLOBEX.app.id}`);
+  const appFrame = await frameWithUrl(page, `/apps/${GLOBEX.app.id}/`);
+  await appFrame.getByTestId('error-catalog').getByTestId('catalog-owner').waitFor({ timeout: 10000 });
+  try {
+    await frameShown(page, `/apps/${GLOBEX.app.id}/`, 2000);
+  } finally {
+    await context.close();
+  }
 });

@@ -262,6 +262,9 @@ struct ErrorView<'a> {
     sign_in_href: Option<String>,
     /// The app the request was for, when the user may open it.
     app: Option<&'a ErrorApp>,
+    /// Inside a frame (the shell's, for an app): the page loads Luigi Client, whose handshake ends
+    /// the shell's loading indicator, which would otherwise cover this page for good.
+    luigi_client: Option<&'static str>,
 }
 
 /// The error page's policy: its inline `<style>`, the shell's `session-ended.js` and `catalog-card.js`
@@ -344,6 +347,7 @@ pub(crate) fn render(
             request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
             app: response.extensions().get::<ErrorApp>(),
+            luigi_client: in_iframe.then_some(crate::assets::LUIGI_VERSION),
         };
         let mut page = match view.render() {
             Ok(page) => (report.status, Html(page)).into_response(),

@@ -59,7 +59,7 @@
         var owner = entity.spec && entity.spec.owner;
         if (owner) {
           var line = element('span', { 'data-testid': 'catalog-owner' });
-          line.appendChild(document.createTextNode('Owner: '));
+          line.appendChild(document.createTextNode('Owner in the catalog: '));
           var full = ownerRef(owner, entity.metadata.namespace);
           var href = catalogLink ? catalogLink(full) : null;
           var name = full.replace(/^[^:]+:[^/]+\//, '');
