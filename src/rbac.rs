@@ -85,6 +85,18 @@ pub struct AccessPolicy {
     pub case: PathCase,
 }
 
+impl AccessPolicy {
+    /// The policy of an app with one rule and nothing narrower (portico's built-in apps).
+    pub fn only(app: AccessRule) -> Self {
+        AccessPolicy {
+            app,
+            paths: Vec::new(),
+            requests: Vec::new(),
+            case: PathCase::default(),
+        }
+    }
+}
+
 /// How an app's paths compare letter case (`paths:` of an app in config).
 ///
 /// Case-insensitive is the default because Express, ASP.NET and IIS route that way out of the box (and

@@ -22,7 +22,7 @@ use axum::routing::any;
 
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
-use crate::config::{App, AppId, AppTarget};
+use crate::config::{App, AppId, AppMount, AppTarget};
 use crate::http::error::ErrorApp;
 use crate::http::{AppError, Class, Problem, RequestContext, compress};
 use crate::proxy::headers::{self, PortalCookies};
@@ -65,12 +65,21 @@ pub(crate) const PORTAL_COOKIES: PortalCookies =
 /// but passed straight to [`serve`] by the tenant origin's one pass (`app::router`), see
 /// [`is_app_request`].
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/apps/{app}", any(app_root_redirect))
+    Router::new()
+        .route("/apps/{app}", any(app_root_redirect))
+        .route(
+            "/backstage",
+            any(|| async { Redirect::permanent("/backstage/") }),
+        )
 }
 
-/// Whether `path` is below an app's prefix, `/apps/<id>/…` with a non-empty id: what [`serve`]
-/// answers. (`/apps/<id>` is the redirect route; `/apps/` alone is nobody's.)
+/// Whether `path` is below an app's prefix, `/apps/<id>/…` with a non-empty id, or below `/backstage/`
+/// but not `/backstage/api/` (Backstage's web UI, `backstage.ui`): what [`serve`] answers.
+/// (`/apps/<id>` is the redirect route; `/apps/` alone is nobody's.)
 pub(crate) fn is_app_request(path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix("/backstage/") {
+        return !rest.starts_with("api/") && rest != "api";
+    }
     path.strip_prefix("/apps/")
         .and_then(|rest| rest.split_once('/'))
         .is_some_and(|(id, _)| !id.is_empty())
@@ -122,6 +131,11 @@ pub(crate) async fn serve(
     let (app, rest) = resolve(&context, &request)?;
     let accepts = compress::Accepts::of(request.method(), request.headers());
     let path = decide(&context, &signed_in, app, request.method(), rest)?;
+    // Below the UI, `api` in any spelling (`%61pi`, `API`, `./api`) is Backstage's API, which only
+    // portico's `/backstage/api/` mount reaches, with the catalog scope and the user's credential.
+    if app.mount == AppMount::BackstageUi && is_backstage_api(&path.decoded) {
+        return Err(AppsError::UnknownApp("backstage".to_owned()).into());
+    }
     // After the access decision, so a user without access learns nothing more than 403.
     let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
     let call = Call {
@@ -145,10 +159,45 @@ pub(crate) async fn serve(
             return Ok(ErrorApp::of(app).attach(axum::response::IntoResponse::into_response(error)));
         }
     };
+    // Backstage's UI names its built files by their content hash: they never change under one name.
+    if app.mount == AppMount::BackstageUi
+        && response.status() == StatusCode::OK
+        && is_hashed_asset(&path.decoded)
+    {
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
     // Apps may be framed by the shell on this origin and by nothing else.
     headers::frame_only_by_shell(response.headers_mut());
     // What the app sent uncompressed, compressed as its `compress:` mode allows (BREACH: see README).
     Ok(compress::compress(accepts, app.compress, response))
+}
+
+/// Whether a decoded path below Backstage's UI is one of its built files, named by content hash:
+/// `/static/<name>.<8 or more hex digits>.<ext>` (what Backstage's build writes, e.g.
+/// `/static/main.3f2a9c1b.js`).
+fn is_hashed_asset(decoded: &str) -> bool {
+    let Some(file) = decoded.strip_prefix("/static/") else {
+        return false;
+    };
+    let parts: Vec<&str> = file.split('.').collect();
+    parts.len() >= 3
+        && !file.contains('/')
+        && parts[1..parts.len() - 1]
+            .iter()
+            .any(|part| part.len() >= 8 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether a decoded path below Backstage's UI names its API (`/api`, `/api/…`, any case).
+fn is_backstage_api(decoded: &str) -> bool {
+    let first = decoded
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    first.eq_ignore_ascii_case("api")
 }
 
 /// Phase 1: the app named by `/apps/<id>/<rest>` (split from the raw, still percent-encoded path) and
@@ -157,12 +206,26 @@ fn resolve<'a, 'r>(
     context: &'a RequestContext,
     request: &'r Request,
 ) -> Result<(&'a App, &'r str), AppsError> {
-    let after_prefix = request.uri().path().strip_prefix("/apps/").unwrap_or("");
-    let (app_id, rest) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
-    let app = context
-        .tenant
-        .app(app_id)
-        .ok_or_else(|| AppsError::UnknownApp(app_id.to_owned()))?;
+    let path = request.uri().path();
+    let (app, rest) = match path.strip_prefix("/backstage/") {
+        // Backstage's web UI (`is_app_request` sent no `/backstage/api/` here).
+        Some(rest) => {
+            let app = context
+                .tenant
+                .backstage_ui()
+                .ok_or_else(|| AppsError::UnknownApp("backstage".to_owned()))?;
+            (app, rest)
+        }
+        None => {
+            let after_prefix = path.strip_prefix("/apps/").unwrap_or("");
+            let (app_id, rest) = after_prefix.split_once('/').unwrap_or((after_prefix, ""));
+            let app = context
+                .tenant
+                .app(app_id)
+                .ok_or_else(|| AppsError::UnknownApp(app_id.to_owned()))?;
+            (app, rest)
+        }
+    };
     if let Some(labels) = request.extensions().get::<Labels>() {
         labels.app(&app.id);
     }
@@ -200,4 +263,28 @@ fn decide(
         needed,
     }
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_backstage_api, is_hashed_asset};
+
+    #[test]
+    fn backstages_hashed_files_and_its_api_are_told_apart() {
+        assert!(is_hashed_asset("/static/main.3f2a9c1b.js"));
+        assert!(is_hashed_asset(
+            "/static/module-catalog.0123abcdef.chunk.js"
+        ));
+        assert!(!is_hashed_asset("/static/main.js"));
+        assert!(!is_hashed_asset("/static/logo.png"));
+        assert!(!is_hashed_asset("/index.html"));
+        assert!(!is_hashed_asset("/static/sub/main.3f2a9c1b.js"));
+        assert!(!is_hashed_asset("/other/main.3f2a9c1b.js"));
+        for api in ["/api", "/api/", "/API/catalog", "/Api/auth/x"] {
+            assert!(is_backstage_api(api), "{api}");
+        }
+        for ui in ["/", "/catalog", "/apis", "/static/api.3f2a9c1b.js"] {
+            assert!(!is_backstage_api(ui), "{ui}");
+        }
+    }
 }

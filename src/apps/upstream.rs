@@ -218,7 +218,7 @@ async fn shape_response(
 ) {
     headers::remove_portal_set_cookies(headers, &PORTAL_COOKIES);
     // The app's prefix is only spelled out when a header needs it (not on every response).
-    let prefix = || format!("/apps/{}/", call.app.id);
+    let prefix = || format!("{}/", call.app.base());
     match (call.app.cookies, jar_path) {
         (CookieMode::Jar, Some(jar_path)) => keep_in_jar(call, jar_path, headers).await,
         (mode, _) if headers.contains_key(header::SET_COOKIE) => {

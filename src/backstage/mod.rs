@@ -21,6 +21,7 @@ mod credential;
 mod error;
 pub mod scope;
 pub(crate) mod tokens;
+mod ui;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,6 +62,16 @@ async fn backstage_request(
 ) -> Result<Response, AppError> {
     // Kept apart from the request (a cheap clone of shared bytes), which the guard takes over.
     let uri = request.uri().clone();
+    if let Some(ui) = ui_sign_in(&context, &uri) {
+        let keys = state.signing_keys.load_full();
+        let settings = context
+            .tenant
+            .backstage
+            .as_ref()
+            .ok_or(BackstageError::NotConfigured)?;
+        let credentials = credentials(&state, &context, &signed_in, settings, &keys);
+        return ui::sign_in(credentials, ui, request.method()).await;
+    }
     let (settings, plugin, rest) = route(&context, &uri, &request)?;
     let inside = path::normalise(rest).map_err(ProxyError::from)?;
     let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
@@ -85,17 +96,7 @@ async fn backstage_request(
     // The keys of this moment, held for the call (a reload may rotate them meanwhile).
     let keys = state.signing_keys.load_full();
     let call = Call {
-        credentials: Credentials {
-            client: &state.upstreams,
-            tokens: &state.backstage_tokens,
-            settings,
-            session: signed_in.session.id.as_str(),
-            user: &signed_in.session.user,
-            keys: &keys,
-            issuer: &context.tenant.assertion_issuer,
-            tenant: context.tenant.id.as_str(),
-            roles: signed_in.roles(),
-        },
+        credentials: credentials(&state, &context, &signed_in, settings, &keys),
         target: Target {
             path: &["/api/", plugin, &inside.raw],
             query,
@@ -104,6 +105,36 @@ async fn backstage_request(
         labels,
     };
     send(&call, scope.as_ref(), &plan, parts, body).await
+}
+
+/// The UI's sign-in call (`ui::SIGN_IN`), when the tenant mounts Backstage's web UI: the UI app.
+fn ui_sign_in<'a>(context: &'a RequestContext, uri: &Uri) -> Option<&'a crate::config::App> {
+    let rest = uri.path().strip_prefix("/backstage/api/")?;
+    (rest == ui::SIGN_IN)
+        .then(|| context.tenant.backstage_ui())?
+        .map(|app| &**app)
+}
+
+/// What getting the user's credential needs, from the request's parts; `keys` are the signing keys of
+/// this moment, held for the call (a reload may rotate them meanwhile).
+fn credentials<'a>(
+    state: &'a AppState,
+    context: &'a RequestContext,
+    signed_in: &'a SignedIn,
+    settings: &'a BackstageSettings,
+    keys: &'a crate::assertion::SigningKeys,
+) -> Credentials<'a> {
+    Credentials {
+        client: &state.upstreams,
+        tokens: &state.backstage_tokens,
+        settings,
+        session: signed_in.session.id.as_str(),
+        user: &signed_in.session.user,
+        keys,
+        issuer: &context.tenant.assertion_issuer,
+        tenant: context.tenant.id.as_str(),
+        roles: signed_in.roles(),
+    }
 }
 
 /// Phase 1: the tenant's Backstage settings, the plugin named by `/backstage/api/<plugin>/<rest>` if

@@ -431,8 +431,18 @@ impl BackstageIdentity {
 }
 
 impl Tenant {
+    /// The app at `/apps/<id>/`.
     pub fn app(&self, id: &str) -> Option<&Arc<App>> {
-        self.apps.iter().find(|app| app.id == id)
+        self.apps
+            .iter()
+            .find(|app| app.id == id && app.mount == AppMount::Apps)
+    }
+
+    /// Backstage's web UI at `/backstage/`, when the tenant mounts it (`backstage.ui`).
+    pub fn backstage_ui(&self) -> Option<&Arc<App>> {
+        self.apps
+            .iter()
+            .find(|app| app.mount == AppMount::BackstageUi)
     }
 }
 
@@ -633,11 +643,35 @@ pub struct App {
     pub identity: IdentityModes,
     /// What happens to the upstream's cookies (`cookies:`); see `jar` for why `Jar` is the default.
     pub cookies: CookieMode,
+    /// Where the app lives on the origin: `/apps/<id>/`, or `/backstage/` for Backstage's web UI.
+    pub mount: AppMount,
     /// Whether the upstream's shareable answers are kept in portico's response cache (`cache:`,
     /// upstream apps only; see `proxy::cache` for which answers).
     pub cache: bool,
     /// Which of the app's answers portico compresses (`compress:`); see `CompressMode`.
     pub compress: CompressMode,
+}
+
+/// Where an app lives on the tenant's origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppMount {
+    /// `/apps/<id>/`: every app registered in config.
+    #[default]
+    Apps,
+    /// `/backstage/` (but never `/backstage/api/`): Backstage's own web UI (`backstage.ui`), built with
+    /// `app.baseUrl` ending in `/backstage` and `backend.baseUrl` at the portal, so its API calls take
+    /// portico's `/backstage/api/` mount.
+    BackstageUi,
+}
+
+impl App {
+    /// The app's path on the origin, without the trailing slash: `/apps/<id>` or `/backstage`.
+    pub fn base(&self) -> std::borrow::Cow<'_, str> {
+        match self.mount {
+            AppMount::Apps => format!("/apps/{}", self.id).into(),
+            AppMount::BackstageUi => "/backstage".into(),
+        }
+    }
 }
 
 /// Which answers of an app portico compresses on the fly (`compress:` of an app).

@@ -458,6 +458,25 @@ pub(crate) struct RawBackstage {
     /// The built-in Catalog app for every role of the tenant (default `true`); an app of the tenant
     /// with id `catalog` or `static: embedded:catalog` replaces it.
     pub catalog_app: Option<Val<FlexBool>>,
+    /// Backstage's own web UI at `/backstage/`, as an app of the tenant.
+    pub ui: Option<Val<RawBackstageUi>>,
+}
+
+/// `backstage.ui`: Backstage's web UI, built with `app.baseUrl: <portal>/backstage` and
+/// `backend.baseUrl: <portal>/backstage`, mounted at `/backstage/`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "backstage_ui"))]
+pub(crate) struct RawBackstageUi {
+    /// Where the UI's files are served (default: the backend's `url`, whose app-backend serves them).
+    pub url: Option<Val<Env>>,
+    /// Who may open it. Required.
+    pub access: Option<Val<RawAccess>>,
+    /// Navigation label (default `Backstage`).
+    pub label: Option<Val<Shown>>,
+    /// Navigation category.
+    pub category: Option<Val<Shown>>,
 }
 
 /// One rule of `backstage.permissions`.

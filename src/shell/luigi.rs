@@ -291,7 +291,7 @@ impl<'a> LuigiNode<'a> {
             label,
             category: app.category.as_deref().filter(|_| is_app),
             icon: icon.as_deref(),
-            view_url: format!("/apps/{}{view}", app.id),
+            view_url: format!("{}{view}", app.base()),
             // One iframe group per app: same-origin frames of different apps must never be reused.
             view_group: app.id.as_str(),
             loading_indicator: Some(LoadingIndicator {

@@ -409,3 +409,179 @@ async fn backstage_trusts_a_new_portico_key_without_a_restart() {
     }
     std::fs::remove_file(&published).unwrap();
 }
+
+/// A stand-in for Backstage's frontend build as its app-backend serves it (a real frontend build is
+/// too heavy for CI): `index.html` for every route (the UI routes in the browser), its hashed bundle
+/// under `/static/`. Every path it was asked for is recorded.
+async fn backstage_frontend() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{Uri, header};
+    use axum::response::IntoResponse;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push(uri.path().to_owned());
+            if uri.path() == "/static/main.0123abcd.js" {
+                return (
+                    [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=1209600")],
+                    "document.title = 'Backstage';",
+                )
+                    .into_response();
+            }
+            (
+                [(header::CONTENT_TYPE, "text/html"), (header::CACHE_CONTROL, "no-store")],
+                "<!doctype html><title>Backstage</title><script src=\"/backstage/static/main.0123abcd.js\"></script>",
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// `GET <path>` as the holder of `session`, ready to send.
+fn get_as(server: &TestServer, path: &str, session: &Session) -> reqwest::RequestBuilder {
+    server.get(path).header("cookie", session.cookie.clone())
+}
+
+/// The acme portal with Backstage's UI mounted for developers, its files from [`backstage_frontend`]
+/// (whose record of the paths it was asked for comes along).
+async fn ui_portal() -> (TestServer, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let (frontend, seen) = backstage_frontend().await;
+    let server = acme_portal(
+        &backstage().sign_in_key,
+        &format!(
+            "permissions: {PERMISSIONS}, ui: {{ url: \"{frontend}\", access: {{ roles: [developer] }} }}"
+        ),
+    )
+    .await;
+    (server, seen)
+}
+
+#[tokio::test]
+async fn backstages_web_ui_is_an_app_at_backstage_with_the_same_decision() {
+    let (server, seen) = ui_portal().await;
+    let (eve, carol) = (server.sign_in("eve").await, server.sign_in("carol").await);
+    let get = |path: &str, session: &Session| get_as(&server, path, session).send();
+
+    // In the navigation of those who may open it, at /backstage/.
+    let nav = |shell: &Value| {
+        crate::helpers::app_nodes(shell)
+            .iter()
+            .map(|node| (node["pathSegment"].clone(), node["viewUrl"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let eve_nav = nav(&server.shell_config(&eve).await);
+    assert!(
+        eve_nav.contains(&(json!("backstage"), json!("/backstage/"))),
+        "{eve_nav:?}"
+    );
+    assert!(
+        !nav(&server.shell_config(&carol).await)
+            .iter()
+            .any(|(id, _)| id == "backstage")
+    );
+
+    // The UI's files, its routes (index.html), its hashed bundle kept for a year.
+    let root = get("/backstage", &eve).await.unwrap();
+    assert_eq!(root.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(root.headers()["location"], "/backstage/");
+    for path in ["/backstage/", "/backstage/catalog/default/component/x"] {
+        let page = get(path, &eve).await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert!(
+            page.headers().contains_key("content-security-policy")
+                || page.headers().contains_key("x-frame-options"),
+            "framed by the shell only"
+        );
+        assert!(page.text().await.unwrap().contains("main.0123abcd.js"));
+    }
+    let bundle = get("/backstage/static/main.0123abcd.js", &eve)
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert_eq!(
+        bundle.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+
+    // Backstage's API is never reached through the UI's mount, however it is spelled.
+    for path in [
+        "/backstage/%61pi/catalog/entities",
+        "/backstage/API/catalog/entities",
+    ] {
+        let refused = get(path, &eve).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let asked = seen.lock().unwrap().clone();
+    assert!(
+        !asked.iter().any(|p| p.to_ascii_lowercase().contains("api")),
+        "{asked:?}"
+    );
+    assert_eq!(
+        get("/backstage/", &carol).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn backstages_web_ui_signs_in_from_the_session_with_a_token_that_is_no_credential() {
+    let fixture = backstage();
+    let (server, _) = ui_portal().await;
+    let (eve, carol) = (server.sign_in("eve").await, server.sign_in("carol").await);
+    let get = |path: &str, session: &Session| get_as(&server, path, session).send();
+    // The UI's sign-in is answered from the session: who eve is in Backstage, and a token that is
+    // no credential (Backstage refuses it; portico sends the session's own on every API call).
+    let (status, answer) = json_of(
+        get("/backstage/api/auth/portico/refresh", &eve)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let identity = &answer["backstageIdentity"]["identity"];
+    assert_eq!(identity["userEntityRef"], "user:acme-labs/eve", "{answer}");
+    let placeholder = answer["backstageIdentity"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let straight = reqwest::Client::new()
+        .get(format!("{}/api/catalog/entities?limit=1", fixture.url))
+        .bearer_auth(&placeholder)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        straight.status(),
+        StatusCode::UNAUTHORIZED,
+        "Backstage refuses the placeholder"
+    );
+    let through = server
+        .get("/backstage/api/catalog/entities?filter=kind=component")
+        .header("cookie", &eve.cookie)
+        .bearer_auth(&placeholder)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        through.status(),
+        StatusCode::OK,
+        "the UI's calls work through portico"
+    );
+
+    // carol may not open the UI: neither its files nor its sign-in.
+    assert_eq!(
+        get("/backstage/", &carol).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = json_of(
+        get("/backstage/api/auth/portico/refresh", &carol)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -7,7 +7,7 @@ use super::{RESERVED_SEGMENTS, TenantScope, access, upstream, values};
 use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::{
-    App, AppId, AppTarget, CompressMode, CookieMode, IdentityModes, NavNode, PATH_MODES,
+    App, AppId, AppMount, AppTarget, CompressMode, CookieMode, IdentityModes, NavNode, PATH_MODES,
 };
 use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
 use crate::config::source::normalise_lexically;
@@ -114,6 +114,7 @@ fn named_app(
         luigi_client: luigi_client?,
         identity: identity?,
         cookies: cookies?,
+        mount: AppMount::Apps,
         cache: cache?,
         compress: compress?,
     })

@@ -12,10 +12,13 @@ use super::{upstream, values};
 use crate::config::diagnose::suggest;
 use crate::config::diagnose::{Cx, join};
 use crate::config::model::{
-    BackstageGrantRule, BackstageIdentity, BackstageSettings, BackstageSignIn, Secret,
+    App, AppId, AppMount, AppTarget, BackstageGrantRule, BackstageIdentity, BackstageSettings,
+    BackstageSignIn, CompressMode, CookieMode, IdentityModes, Secret,
 };
 use crate::config::raw::{Env, FlexBool, RawBackstage, Val, field};
+use crate::config::raw::{RawBackstageUi, Shown};
 use crate::config::yaml::Mark;
+use crate::rbac::AccessPolicy;
 use crate::rbac::PathGlob;
 
 pub(super) fn backstage(
@@ -96,6 +99,61 @@ pub(super) fn backstage(
         sign_in: sign_in?,
         permissions: permissions?,
         catalog_app: field(&raw.catalog_app)?.is_none_or(|FlexBool(on)| *on),
+    })
+}
+
+/// `ui: { access, url?, label?, category? }`: Backstage's web UI as an app of the tenant at
+/// `/backstage/`. It gets no identity headers or assertion and keeps no cookies (the UI's files are
+/// the same for everyone; its API calls go through `/backstage/api/` with the user's credential), and
+/// its shareable answers (the hashed static files) are kept in portico's response cache.
+pub(super) fn ui_app(
+    val: &Val<RawBackstageUi>,
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+    settings: &BackstageSettings,
+) -> Option<App> {
+    let raw = val.get()?;
+    let access = match &raw.access {
+        Some(access) => cx.at("access", |cx| access::access_rule(access, cx, scope)),
+        None => {
+            let hint = "who may open Backstage's UI, e.g. `access: { roles: [developer] }`";
+            cx.missing(val.mark, "access", hint);
+            None
+        }
+    };
+    let upstream = match &raw.url {
+        None => Some(settings.backend.clone()),
+        Some(url) => {
+            values::parsed(cx, "url", url, |text| {
+                values::parse_upstream(text).map_err(|message| {
+                values::Bad::new(message, "where Backstage's UI files are served, e.g. http://backstage.internal:7007")
+            })
+            })
+        }
+    };
+    let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
+    let access = access?;
+    Some(App {
+        id: AppId::new("backstage"),
+        label: shown(&raw.label).unwrap_or_else(|| "Backstage".to_owned()),
+        category: shown(&raw.category),
+        icon: Some("it-system".to_owned()),
+        owner: None,
+        catalog_ref: None,
+        policy: AccessPolicy::only(access.clone()),
+        access,
+        target: AppTarget::Upstream(upstream?),
+        nodes: Vec::new(),
+        luigi_client: false,
+        identity: IdentityModes {
+            assertion: false,
+            headers: false,
+            access_token: false,
+        },
+        cookies: CookieMode::Drop,
+        mount: AppMount::BackstageUi,
+        cache: true,
+        compress: CompressMode::Assets,
     })
 }
 
@@ -541,6 +599,14 @@ mod tests {
             (
                 "a token file that is not there",
                 mount("url: http://127.0.0.1:7007, identity: service, service_token_file: token"),
+            ),
+            (
+                "a UI without an access rule, at a bad URL",
+                mount("url: http://127.0.0.1:7007, ui: { url: \"ftp://x\" }"),
+            ),
+            (
+                "a UI for an unknown role",
+                mount("url: http://127.0.0.1:7007, ui: { access: { roles: [develper] } }"),
             ),
             (
                 "permission rules that are fine",

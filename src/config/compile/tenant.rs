@@ -12,14 +12,15 @@ use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
-    App, AppId, AppTarget, BackstageSettings, Branding, CompressMode, CookieMode, IdentityModes,
-    LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId, Theme,
+    App, AppId, AppMount, AppTarget, BackstageSettings, Branding, CompressMode, CookieMode,
+    IdentityModes, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId,
+    Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
 };
 use crate::config::yaml::Mark;
-use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
+use crate::rbac::{AccessPolicy, AccessRule, RoleMap};
 
 /// `tenants:`, with the shared apps each tenant enables. `mark` is the document's, for a missing key.
 pub(super) fn tenants(
@@ -139,6 +140,17 @@ fn tenant(
     let mut apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
     if let Some(Some(settings)) = &backstage {
         apps.extend(builtin_catalog_app(settings, &roles, &apps));
+        let ui = raw
+            .backstage
+            .as_ref()
+            .and_then(Val::get)
+            .and_then(|raw| raw.ui.as_ref());
+        if let Some(ui) = ui {
+            let app = cx.at("backstage", |cx| {
+                cx.at("ui", |cx| backstage::ui_app(ui, cx, &scope, settings))
+            });
+            apps.extend(app.map(Arc::new));
+        }
     }
     if let (Some(SignIn::Oidc(_)), Some(None)) = (&sign_in, &public_origin) {
         cx.error_at(
@@ -199,18 +211,14 @@ fn builtin_catalog_app(
         icon: Some("course-book".to_owned()),
         owner: None,
         catalog_ref: None,
-        policy: AccessPolicy {
-            app: access.clone(),
-            paths: Vec::new(),
-            requests: Vec::new(),
-            case: PathCase::default(),
-        },
+        policy: AccessPolicy::only(access.clone()),
         access,
         target: AppTarget::Embedded(CATALOG_APP.to_owned()),
         nodes: Vec::new(),
         luigi_client: true,
         identity: IdentityModes::default(),
         cookies: CookieMode::default(),
+        mount: AppMount::Apps,
         cache: false,
         compress: CompressMode::default(),
     }))
