@@ -43,7 +43,12 @@ pub(super) async fn sign_in(
     let claims = payload(&token)
         .ok_or_else(|| BackstageError::SignInRefused("Backstage's token has no claims".into()))?;
     let user = claims["sub"].as_str().unwrap_or_default().to_owned();
-    let owners = claims["ent"].clone();
+    // Backstage leaves `ent` out of its tokens by default (`auth.omitIdentityTokenOwnershipClaim`);
+    // it keeps it with the sign-in, where its userinfo endpoint reads it. The UI needs a list.
+    let owners = match claims["ent"].as_array() {
+        Some(owners) => Value::Array(owners.clone()),
+        None => ownership(&credentials, &token, &user).await,
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -65,6 +70,38 @@ pub(super) async fn sign_in(
         },
     }))
     .into_response())
+}
+
+/// The user's ownership refs as Backstage recorded them at sign-in (`/api/auth/v1/userinfo`, asked
+/// with the user's own token); just the user when that cannot be read.
+async fn ownership(credentials: &Credentials<'_>, token: &str, user: &str) -> Value {
+    let fallback = || json!([user]);
+    let Ok(authorization) = super::credential::bearer(token) else {
+        return fallback();
+    };
+    let mut request = axum::extract::Request::new(axum::body::Body::empty());
+    request
+        .headers_mut()
+        .insert(axum::http::header::AUTHORIZATION, authorization);
+    let answer = credentials
+        .client
+        .fetch_small(
+            &credentials.settings.backend,
+            crate::proxy::Target {
+                path: &["/api/auth/v1/userinfo"],
+                query: None,
+            },
+            request,
+            Duration::from_secs(10),
+        )
+        .await;
+    match answer {
+        Ok((status, body)) if status.is_success() => serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|info| info["claims"]["ent"].as_array().cloned())
+            .map_or_else(fallback, Value::Array),
+        _ => fallback(),
+    }
 }
 
 /// The claims of a JWT portico got from Backstage itself (over its own connection): read, not

@@ -544,6 +544,13 @@ async fn backstages_web_ui_signs_in_from_the_session_with_a_token_that_is_no_cre
     assert_eq!(status, StatusCode::OK, "{answer}");
     let identity = &answer["backstageIdentity"]["identity"];
     assert_eq!(identity["userEntityRef"], "user:acme-labs/eve", "{answer}");
+    // Backstage leaves ownership out of its tokens by default; the UI's sign-in page requires the list
+    // (a real frontend refused `null`: scripts/check-backstage-ui.sh).
+    assert_eq!(
+        identity["ownershipEntityRefs"],
+        json!(["user:acme-labs/eve"]),
+        "{answer}"
+    );
     let placeholder = answer["backstageIdentity"]["token"]
         .as_str()
         .unwrap()
