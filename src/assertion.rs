@@ -112,7 +112,8 @@ impl SigningKeys {
             return Ok((!self.generated).then(Self::generate));
         }
         let next = Self::from_files(files)?;
-        Ok((next.jwks != self.jwks || next.signing_kid() != self.signing_kid()).then_some(next))
+        // The JWKS lists every key in order, the signing one first: equal documents, equal keys.
+        Ok((next.jwks != self.jwks).then_some(next))
     }
 
     fn from_signing_keys(signing_keys: Vec<SigningKey>) -> Result<Self, String> {

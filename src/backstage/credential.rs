@@ -22,8 +22,8 @@ use crate::assertion::SigningKeys;
 use crate::auth::session::User;
 use crate::clock::unix_now;
 use crate::config::{
-    BACKSTAGE_AUDIENCE, BACKSTAGE_SIGN_IN_AUDIENCE, BackstageIdentity, BackstageSettings,
-    BackstageSignIn,
+    BACKSTAGE_AUDIENCE, BACKSTAGE_SIGN_IN_AUDIENCE, BackstageGrantRule, BackstageIdentity,
+    BackstageSettings, BackstageSignIn,
 };
 use crate::http::AppError;
 use crate::proxy::{Target, UpstreamClient};
@@ -99,13 +99,13 @@ pub(super) async fn credential(
 }
 
 async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String, AppError> {
-    let grants = grants(credentials.settings, credentials.roles);
     // The token is kept per session and per what the sign-in said: a reload that changes the user's
-    // roles or the rules signs the user in again, so Backstage hears the new grants.
+    // roles or the rules signs the user in again, so Backstage hears the new grants. Hashed from the
+    // rules themselves: the grants' JSON is built only for a sign-in, not for every request.
     let kept_as = format!(
         "{}.{:016x}",
         credentials.session,
-        fingerprint(&grants, credentials.roles)
+        fingerprint(credentials.settings, credentials.roles)
     );
     let tokens = credentials.tokens;
     if renew {
@@ -113,7 +113,7 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
     } else if let Some(token) = tokens.get(&kept_as).await {
         return Ok(token);
     }
-    let answer = sign_in(credentials, &grants).await?;
+    let answer = sign_in(credentials).await?;
     // Whatever resolvers Backstage runs, portico only uses an identity inside the tenant's namespaces.
     check_identity(credentials.settings, &answer.identity)?;
     let token = answer.token;
@@ -129,13 +129,10 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
 
 /// Signs the user in: through the `portico` provider, or `oauth2Proxy` (`sign_in`; `auto` takes
 /// `oauth2Proxy` only when the backend answers that it has no `portico` provider).
-async fn sign_in(
-    credentials: Credentials<'_>,
-    grants: &Value,
-) -> Result<BackstageIdentityAnswer, AppError> {
+async fn sign_in(credentials: Credentials<'_>) -> Result<BackstageIdentityAnswer, AppError> {
     let settings = credentials.settings;
     if settings.sign_in != BackstageSignIn::Oauth2Proxy {
-        let request = assertion_request(credentials, grants)?;
+        let request = assertion_request(credentials)?;
         match refresh(credentials, "/api/auth/portico/refresh", request).await? {
             Refreshed::Answer(answer) => return Ok(answer),
             Refreshed::NoProvider(_) if settings.sign_in == BackstageSignIn::Auto => {}
@@ -196,24 +193,36 @@ async fn refresh(
     Ok(Refreshed::Answer(answer.backstage_identity))
 }
 
-/// What the user's roles earn in Backstage under `backstage.permissions`, as the assertion carries
-/// it: `[{ "allow": [...], "namespaces": [...] }]`, one entry per rule that names one of the roles.
-fn grants(settings: &BackstageSettings, roles: &Roles) -> Value {
-    let grants: Vec<Value> = settings
+/// The rules of `backstage.permissions` that name one of `roles`.
+fn granting<'s>(
+    settings: &'s BackstageSettings,
+    roles: &'s Roles,
+) -> impl Iterator<Item = &'s BackstageGrantRule> {
+    settings
         .permissions
         .iter()
         .filter(|rule| rule.roles.iter().any(|role| roles.0.contains(role)))
-        .map(|rule| json!({ "allow": rule.allow, "namespaces": rule.namespaces }))
-        .collect();
-    Value::Array(grants)
 }
 
-/// What a kept token was signed in with, as a number: the grants and the roles.
-fn fingerprint(grants: &Value, roles: &Roles) -> u64 {
+/// What the user's roles earn in Backstage under `backstage.permissions`, as the assertion carries
+/// it: `[{ "allow": [...], "namespaces": [...] }]`, one entry per rule that names one of the roles.
+fn grants(settings: &BackstageSettings, roles: &Roles) -> Value {
+    granting(settings, roles)
+        .map(|rule| json!({ "allow": rule.allow, "namespaces": rule.namespaces }))
+        .collect()
+}
+
+/// What a kept token was signed in with, as a number: the granting rules and the roles.
+fn fingerprint(settings: &BackstageSettings, roles: &Roles) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    grants.to_string().hash(&mut hasher);
-    roles.names().hash(&mut hasher);
+    for rule in granting(settings, roles) {
+        rule.allow.hash(&mut hasher);
+        rule.namespaces.hash(&mut hasher);
+    }
+    for role in &roles.0 {
+        role.0.hash(&mut hasher);
+    }
     hasher.finish()
 }
 
@@ -221,7 +230,7 @@ fn fingerprint(grants: &Value, roles: &Roles) -> u64 {
 /// keys, for the audience [`BACKSTAGE_SIGN_IN_AUDIENCE`]. Besides who the user is it names the
 /// namespace to look the user up in and the grants; Backstage takes both only from an issuer its
 /// config gives those namespaces (integrations/backstage/src/settings.js).
-fn assertion_request(credentials: Credentials<'_>, grants: &Value) -> Result<Request, AppError> {
+fn assertion_request(credentials: Credentials<'_>) -> Result<Request, AppError> {
     let Credentials {
         settings,
         user,
@@ -242,7 +251,7 @@ fn assertion_request(credentials: Credentials<'_>, grants: &Value) -> Result<Req
         "iat": now,
         "nbf": now.saturating_sub(5),
         "exp": now + SIGN_IN_LIFETIME,
-        "backstage": { "namespace": settings.user_namespace, "grants": grants },
+        "backstage": { "namespace": settings.user_namespace, "grants": grants(settings, roles) },
     });
     // Only ever a verified address (`User::email`).
     if !user.email.is_empty() {
@@ -308,9 +317,7 @@ fn check_identity(
     }
     let readable = |namespace: &str| {
         settings
-            .namespaces
-            .iter()
-            .chain(&settings.shared_namespaces)
+            .readable_namespaces()
             .any(|owned| owned == namespace)
     };
     for owner in &identity.ownership_entity_refs {
@@ -410,5 +417,36 @@ mod tests {
                 "{user} {owns:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_kept_token_follows_the_granting_rules_and_the_roles() {
+        let role = |name: &str| crate::rbac::RoleName(name.into());
+        let roles = |names: &[&str]| Roles(names.iter().map(|n| role(n)).collect());
+        let rule = |roles: &[&str], allow: &str| BackstageGrantRule {
+            roles: roles.iter().map(|r| role(r)).collect(),
+            allow: vec![allow.into()],
+            namespaces: vec!["acme".into()],
+        };
+        let mut acme = settings(&["acme"], &[], "acme");
+        acme.permissions = vec![
+            rule(&["developer"], "catalog.entity.read"),
+            rule(&["admin"], "*"),
+        ];
+        let developer = roles(&["developer"]);
+        let before = fingerprint(&acme, &developer);
+        assert_eq!(fingerprint(&acme, &developer), before, "stable");
+        assert_eq!(
+            grants(&acme, &developer),
+            serde_json::json!([{ "allow": ["catalog.entity.read"], "namespaces": ["acme"] }])
+        );
+        // Another role, or a changed rule that grants it, signs in again; a rule for others does not.
+        assert_ne!(fingerprint(&acme, &roles(&["developer", "admin"])), before);
+        let mut changed = acme.clone();
+        changed.permissions[0].allow = vec!["catalog.*".into()];
+        assert_ne!(fingerprint(&changed, &developer), before);
+        changed = acme.clone();
+        changed.permissions[1].allow = vec!["catalog.entity.delete".into()];
+        assert_eq!(fingerprint(&changed, &developer), before);
     }
 }

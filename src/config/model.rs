@@ -406,6 +406,14 @@ impl BackstageSettings {
     pub fn scoped(&self) -> bool {
         !self.namespaces.is_empty()
     }
+
+    /// The namespaces the tenant reads: its own, then the shared ones.
+    pub fn readable_namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces
+            .iter()
+            .chain(&self.shared_namespaces)
+            .map(String::as_str)
+    }
 }
 
 /// Who portico is when it calls Backstage.

@@ -69,13 +69,7 @@ impl Scope {
         if !settings.scoped() {
             return None;
         }
-        Some(Scope::new(
-            settings
-                .namespaces
-                .iter()
-                .chain(&settings.shared_namespaces)
-                .map(String::as_str),
-        ))
+        Some(Scope::new(settings.readable_namespaces()))
     }
 
     pub fn new<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Scope {

@@ -161,20 +161,13 @@ fn catalog_ref(raw: &RawApp, cx: &mut Cx<'_>, scope: &TenantScope<'_>) -> Option
             None
         }
         Some(Some(settings)) => {
-            let readable = !settings.scoped()
-                || settings
-                    .namespaces
-                    .iter()
-                    .chain(&settings.shared_namespaces)
-                    .any(|own| own == namespace);
+            let readable =
+                !settings.scoped() || settings.readable_namespaces().any(|own| own == namespace);
             if readable {
                 return Some(Some(entity_ref));
             }
             let listing = settings
-                .namespaces
-                .iter()
-                .chain(&settings.shared_namespaces)
-                .map(String::as_str)
+                .readable_namespaces()
                 .collect::<Vec<_>>()
                 .join(", ");
             cx.error_at(
