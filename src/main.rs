@@ -63,6 +63,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "text", env = "PORTICO_LOG_FORMAT")]
         log_format: LogFormat,
     },
+    /// Print a config: `--embedded` prints the demo config `serve` runs without --config, a start
+    /// for your own.
+    Config {
+        /// The embedded demo config.
+        #[arg(long, required = true)]
+        embedded: bool,
+    },
     /// Validate config files and report every problem with file:line:column; exits 1 on any error.
     Check {
         /// Config files to check.
@@ -75,6 +82,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Config { embedded: _ } => {
+            print!("{}", config::EMBEDDED_DEFAULT);
+            ExitCode::SUCCESS
+        }
         Command::Serve {
             config,
             listen,
@@ -149,7 +160,11 @@ async fn serve(
     let path = path.map(|path| std::path::absolute(&path).unwrap_or(path));
     let (loaded, files) = match &path {
         Some(path) => config::load_file_traced(path),
-        None => (config::load_embedded(), config::SourceFiles::default()),
+        None => (
+            // Port 0 is the system's choice, known only after binding: links keep 8080 then.
+            config::load_embedded_on(listen.map(|listen| listen.port()).filter(|port| *port != 0)),
+            config::SourceFiles::default(),
+        ),
     };
     let Loaded {
         mut config,

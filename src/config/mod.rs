@@ -161,10 +161,22 @@ pub fn load_traced_with(
 
 /// The embedded demo config.
 pub fn load_embedded() -> Result<Loaded, ConfigError> {
+    load_embedded_on(None)
+}
+
+/// The embedded demo as it runs on `port` (`serve --listen`): its hosts, origins and links name that
+/// port instead of 8080, so the second tenant and the product switcher keep working.
+pub fn load_embedded_on(port: Option<u16>) -> Result<Loaded, ConfigError> {
+    let text = match port {
+        Some(port) => {
+            std::borrow::Cow::Owned(EMBEDDED_DEFAULT.replace(":8080", &format!(":{port}")))
+        }
+        None => std::borrow::Cow::Borrowed(EMBEDDED_DEFAULT),
+    };
     finish(compile::compile(
         &OsSource,
         "<embedded default>",
-        EMBEDDED_DEFAULT,
+        &text,
         Path::new("."),
     ))
 }

@@ -807,6 +807,24 @@ async fn dev_sign_in_on_a_non_loopback_address_is_refused_by_app_build() {
     }
 }
 
+/// `portico config --embedded` prints the demo config `serve` runs, and that text checks clean: a
+/// start for one's own config.
+#[test]
+fn the_embedded_demo_config_can_be_printed_and_checked() {
+    let printed = portico(&["config", "--embedded"]);
+    assert_eq!(printed.code, Some(0), "{}", printed.all());
+    assert!(printed.stdout.contains("tenants:"), "{}", printed.stdout);
+    assert!(printed.stdout.contains("globex"), "{}", printed.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "portico.yaml", &printed.stdout);
+    let checked = portico(&["check", path_arg(&file)]);
+    assert_eq!(checked.code, Some(0), "{}", checked.all());
+    assert!(checked.stdout.contains("2 tenant(s)"), "{}", checked.stdout);
+    let bare = portico(&["config"]);
+    assert_eq!(bare.code, Some(2), "{}", bare.all());
+    assert!(bare.stderr.contains("--embedded"), "{}", bare.stderr);
+}
+
 #[test]
 fn version_and_help_work() {
     let version = portico(&["--version"]);
