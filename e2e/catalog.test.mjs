@@ -831,7 +831,7 @@ for (const tenant of [ACME, GLOBEX]) {
     assert.match(await text(appFrame, 'request-id'), /\S{8,}/);
     if (!app.luigiClient) {
       // What the user sees: the error page, not the shell's loading spinner over it.
-      await frameShown(page, `/apps/${app.id}/`);
+      await frameShown(page, `/apps/${app.id}`);
     }
     if (tenant === ACME) {
       await page.screenshot({ path: path.join(SHOTS, 'catalog-app-error-desktop.png') });
@@ -905,7 +905,7 @@ test('phone (390x844): the home view\u2019s catalog card and the app\u2019s erro
   assert.equal(await text(appFrame, 'error-app'), 'App: Payments Console · owned by team-payments');
   assert.equal(await appFrame.getByTestId('error-catalog').getByTestId('catalog-link').isVisible(), true);
   await noSidewaysScroll(appFrame);
-  await frameShown(page, '/apps/payments/');
+  await frameShown(page, '/apps/payments');
   await page.screenshot({ path: path.join(SHOTS, 'catalog-app-error-phone.png') });
   assert.deepEqual(errors, []);
   await context.close();
@@ -960,7 +960,7 @@ test('globex: the error page of an app with Luigi Client on is not hidden under 
   const appFrame = await frameWithUrl(page, `/apps/${GLOBEX.app.id}/`);
   await appFrame.getByTestId('error-catalog').getByTestId('catalog-owner').waitFor({ timeout: 10000 });
   try {
-    await frameShown(page, `/apps/${GLOBEX.app.id}/`, 2000);
+    await frameShown(page, `/apps/${GLOBEX.app.id}`, 2000);
   } finally {
     await context.close();
   }

@@ -77,6 +77,19 @@ pub(super) fn serve_embedded(
         CachePolicy::Revalidate,
     )
     .or_else(|| {
+        // portico's bundles are flat: the page a deep route gets (`/people/42`, an app's virtual
+        // tree) asks for its files relative to that route (`/people/app.js`); they are found by name.
+        (last.contains('.') && file.contains('/'))
+            .then(|| {
+                assets::serve::<DemoApps>(
+                    &format!("{bundle}/{last}"),
+                    headers,
+                    CachePolicy::Revalidate,
+                )
+            })
+            .flatten()
+    })
+    .or_else(|| {
         (!last.contains('.'))
             .then(|| {
                 assets::serve::<DemoApps>(

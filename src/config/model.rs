@@ -464,12 +464,20 @@ pub struct Branding {
 }
 
 /// Luigi settings per tenant. Only JSON values: function-valued settings stay in the shell's script.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LuigiSettings {
     /// `settings.responsiveNavigation`.
     pub responsive_navigation: ResponsiveNavigation,
     /// `settings.sideNavFooterText`; default `portico <version>`.
     pub side_nav_footer: Option<String>,
+    /// How long the shell waits for an app's Luigi Client handshake before it shows a panel saying
+    /// what is wrong (`web/shell/bootstrap.js`): a frame never spins forever.
+    pub frame_timeout: std::time::Duration,
+}
+
+impl LuigiSettings {
+    /// `frame_timeout` when config does not say.
+    pub const DEFAULT_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 /// Luigi's `settings.responsiveNavigation` modes.
@@ -636,6 +644,8 @@ pub struct App {
     pub category: Option<String>,
     pub icon: Option<String>,
     pub owner: Option<String>,
+    /// What the app does, in a sentence: the launchpad's tile shows it.
+    pub description: Option<String>,
     /// The app's entity in the tenant's Backstage catalog (`component:acme/cost-insights`, lower
     /// case); the shell shows its owner and links, fetched as the user.
     pub catalog_ref: Option<String>,

@@ -349,6 +349,9 @@ pub(crate) struct RawLuigi {
     pub responsive_navigation: Option<Val<Shown>>,
     /// Text at the foot of the side navigation (default `portico <version>`).
     pub side_nav_footer: Option<Val<Shown>>,
+    /// How long the shell waits for an app that loads Luigi Client to start before it says what is
+    /// wrong instead of a spinner (default `10s`).
+    pub frame_timeout: Option<Val<Shown>>,
 }
 
 /// `auth:` of a tenant: exactly one of `dev_sign_in` and `oidc`.
@@ -568,8 +571,7 @@ app_structs! {
     /// The app's entity in the tenant's Backstage catalog, `kind:namespace/name` (e.g.
     /// `component:acme/cost-insights`): the shell shows its owner and links.
     catalog_ref: Option<Val<Shown>>,
-    /// What the app does.
-    #[allow(dead_code, reason = "checked as shown text; not used by the portal yet")]
+    /// What the app does, in a sentence (the launchpad shows it).
     description: Option<Val<Shown>>,
     /// Who may use the app. Required: there are no public apps.
     access: Option<Val<RawAccess>>,
@@ -581,7 +583,7 @@ app_structs! {
     static_dir: Option<Val<Env>>,
     /// Navigation entries below the app's own.
     nodes: Option<Val<Vec<Val<RawNode>>>>,
-    /// Whether the app loads Luigi Client (default true): `true`/`false`, also `yes`/`no`, `on`/`off`.
+    /// Whether the app loads Luigi Client (default false, true for `static: embedded:…`): `true`/`false`, also `yes`/`no`, `on`/`off`.
     luigi_client: Option<Val<FlexBool>>,
     /// What goes upstream about the user: any of `assertion`, `headers`, `access_token`; or `none`
     /// (default `[assertion, headers]`; app files may not ask for `access_token`).

@@ -9,9 +9,12 @@
 //!
 //! - `web/shell/bootstrap.js` passes `luigi` to `Luigi.setConfig`, adds `staticUserInfoFn` (returning
 //!   `portico.user`) to `navigation.profile` and `customLogoutFn` to `navigation.profile.logout`, and
-//!   sends `portico.csrfToken` when signing out.
-//! - `web/shell/home.js` (the home view) reads its node's `context.apps` (`label`, `category`, `path`,
-//!   `owner`, `catalogRef`) and the global context's `tenant`, `user` and `roles`. The views below home
+//!   sends `portico.csrfToken` when signing out. It reads `portico.frameTimeoutMs` (the frame
+//!   watchdog), `globalContext.tenant` (`id`, `title`) and `globalContext.user.id` (document title,
+//!   recently used apps), and each node's `context.app` (`label`, `owner`) for frame titles and the
+//!   watchdog's panel.
+//! - `web/shell/home.js` (the home view, a launchpad) reads its node's `context.apps` (`id`, `label`,
+//!   `category`, `icon`, `description`, `path`, `owner`, `catalogRef`) and the global context's `tenant`, `user` and `roles`. The views below home
 //!   get the same `apps` (Luigi merges a node's context into its children's): the Catalog app
 //!   (`web/demo-apps/catalog`) lists an entity's portal apps from it.
 //! - Luigi itself reads the rest: `pathSegment`, `viewUrl` and `viewGroup` route and reuse iframes;
@@ -33,6 +36,14 @@ use crate::rbac::{self, Roles};
 /// Config reserves it (`config::RESERVED_SEGMENTS`) so that no app id shadows it.
 pub(crate) const HOME_SEGMENT: &str = "home";
 
+/// The hidden home entry that explains an unknown or forbidden route (`web/shell/not-found.html`,
+/// asking `/shell/route.json`); the shell's `pageNotFoundHandler` shows it and keeps the URL. App ids
+/// start with a letter, so no app can take this segment.
+pub(crate) const NOT_FOUND_SEGMENT: &str = "_not-found";
+
+/// The side-navigation icon of an app whose config names none (an SAP icon, like config's names).
+const DEFAULT_APP_ICON: &str = "product";
+
 /// The document `/shell/config.json` returns: Luigi's config plus what the bootstrap needs.
 #[derive(Debug, Serialize)]
 pub(crate) struct ShellConfig<'a> {
@@ -47,6 +58,9 @@ pub(crate) struct Portico<'a> {
     /// Sent as `X-Portico-CSRF` when signing out.
     pub csrf_token: &'a str,
     pub luigi_version: &'a str,
+    /// How long the shell waits for a frame's Luigi Client handshake before it says what is wrong
+    /// (`luigi.frame_timeout`).
+    pub frame_timeout_ms: u64,
     /// What Luigi's profile menu shows (the bootstrap returns it from `staticUserInfoFn`).
     pub user: ProfileUser<'a>,
 }
@@ -88,14 +102,27 @@ pub(crate) struct LuigiNode<'a> {
     pub category: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icon: Option<&'a str>,
-    pub view_url: String,
+    /// A shortcut entry: navigates to this path instead of having a view (an app's pages, listed
+    /// beside the app, see [`home_entries`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_url: Option<String>,
     /// Entries of one group share an iframe; see [`LuigiNode::in_app`] for why the group is the app.
-    pub view_group: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_group: Option<&'a str>,
+    /// Routable but never listed (the page that explains an unknown route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hide_from_nav: Option<bool>,
+    /// Every path below the entry opens its view at that path: routes inside an app are links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_tree: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loading_indicator: Option<LoadingIndicator>,
     /// The entry's `data-testid` in the page.
     pub test_id: String,
-    pub context: NodeContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<NodeContext<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_selected_for_children: Option<bool>,
     /// The home node always lists its children (maybe none); other entries only when they have some.
@@ -128,6 +155,9 @@ pub(crate) struct AppSummary<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub category: Option<&'a str>,
+    /// Luigi's (SAP) icon name, as the navigation shows it.
+    pub icon: Option<&'a str>,
+    pub description: Option<&'a str>,
     /// The shell path the home view navigates to.
     pub path: String,
     /// The team that owns the app, as config says.
@@ -257,13 +287,60 @@ impl<'a> LuigiNode<'a> {
             label: "Home",
             category: None,
             icon: Some("home"),
-            view_url: "/shell/home.html".into(),
-            view_group: "portico-home",
+            link: None,
+            view_url: Some("/shell/home.html".into()),
+            view_group: Some("portico-home"),
+            hide_from_nav: None,
+            virtual_tree: None,
             loading_indicator: None,
             test_id: "nav-home".into(),
-            context: NodeContext::Home { apps },
+            context: Some(NodeContext::Home { apps }),
             keep_selected_for_children: None,
             children: Some(children),
+        }
+    }
+
+    /// The hidden entry that explains a route the shell cannot map (see [`NOT_FOUND_SEGMENT`]).
+    fn not_found() -> Self {
+        LuigiNode {
+            path_segment: NOT_FOUND_SEGMENT,
+            label: "Page not found",
+            category: None,
+            icon: None,
+            link: None,
+            view_url: Some("/shell/not-found.html".into()),
+            // Its own frame: inheriting home's group, Luigi would reuse the home frame without
+            // loading this view.
+            view_group: Some("portico-not-found"),
+            hide_from_nav: Some(true),
+            virtual_tree: None,
+            // The view loads Luigi Client, so the shell's indicator ends.
+            loading_indicator: Some(LoadingIndicator { enabled: true }),
+            test_id: "nav-not-found".into(),
+            context: None,
+            keep_selected_for_children: None,
+            children: None,
+        }
+    }
+
+    /// A side-navigation shortcut to `node`, one of `app`'s pages at `path` below the home entry,
+    /// listed right after the app in its category. It has no icon, so Luigi indents it under the app's.
+    fn page_link(app: &'a App, node: &'a NavNode, path: String) -> Self {
+        LuigiNode {
+            path_segment: node.path.as_str(),
+            label: &node.label,
+            category: app.category.as_deref(),
+            icon: None,
+            test_id: format!("nav-{}-{}", app.id, path.replace('/', "-")),
+            link: Some(format!("/{HOME_SEGMENT}/{}/{path}", app.id)),
+            view_url: None,
+            view_group: None,
+            hide_from_nav: None,
+            virtual_tree: None,
+            loading_indicator: None,
+            context: None,
+            keep_selected_for_children: None,
+            children: None,
         }
     }
 
@@ -273,32 +350,46 @@ impl<'a> LuigiNode<'a> {
             None => (
                 app.id.as_str(),
                 &app.label,
-                &app.icon,
+                // Every app has an icon: the collapsed side navigation shows nothing else of it.
+                Some(app.icon.as_deref().unwrap_or(DEFAULT_APP_ICON)),
                 "/",
                 format!("nav-{}", app.id),
             ),
             Some(node) => (
                 node.path.as_str(),
                 &node.label,
-                &node.icon,
+                node.icon.as_deref(),
                 node.view.as_str(),
                 format!("nav-{}-{}", app.id, node.path),
             ),
         };
         let is_app = node.is_none();
+        // An app without pages opens any path below it in its view (`/home/team-directory/people/42`):
+        // the proxy decides each of those paths again, so this opens nothing the user may not. Not
+        // for pages: Luigi keeps the side navigation at the deepest virtual tree, which would replace
+        // the other apps with the app's pages.
+        let is_virtual_tree = is_app && children.is_empty() && app.nodes.is_empty();
         LuigiNode {
             path_segment,
             label,
             category: app.category.as_deref().filter(|_| is_app),
-            icon: icon.as_deref(),
-            view_url: format!("{}{view}", app.base()),
+            icon,
+            link: None,
+            view_url: Some(if is_virtual_tree {
+                // Luigi appends `/<rest of the path>` to it.
+                app.base().into_owned()
+            } else {
+                format!("{}{view}", app.base())
+            }),
             // One iframe group per app: same-origin frames of different apps must never be reused.
-            view_group: app.id.as_str(),
+            view_group: Some(app.id.as_str()),
+            hide_from_nav: None,
+            virtual_tree: is_virtual_tree.then_some(true),
             loading_indicator: Some(LoadingIndicator {
                 enabled: app.luigi_client,
             }),
             test_id,
-            context: NodeContext::App {
+            context: Some(NodeContext::App {
                 app: AppContext {
                     id: app.id.as_str(),
                     label: &app.label,
@@ -306,8 +397,9 @@ impl<'a> LuigiNode<'a> {
                     catalog_ref: app.catalog_ref.as_deref(),
                 },
                 view: node.map(|node| node.view.as_str()),
-            },
-            keep_selected_for_children: is_app.then_some(false),
+            }),
+            // The side navigation stays on the apps, with this app's pages listed beside it.
+            keep_selected_for_children: is_app.then_some(true),
             children: (!children.is_empty()).then_some(children),
         }
     }
@@ -338,20 +430,22 @@ pub(crate) fn shell_config<'a>(
             id: app.id.as_str(),
             label: &app.label,
             category: app.category.as_deref(),
+            icon: app.icon.as_deref(),
+            description: app.description.as_deref(),
             path: format!("/{HOME_SEGMENT}/{}", app.id),
             owner: app.owner.as_deref(),
             catalog_ref: app.catalog_ref.as_deref(),
         })
         .collect();
-    let app_nodes = apps
-        .iter()
-        .map(|app| LuigiNode::in_app(app, None, nav_nodes(app, &app.nodes, signed_in.roles())))
-        .collect();
+    let mut home_children = home_entries(&apps, signed_in.roles());
+    home_children.push(LuigiNode::not_found());
     let branding = &tenant.branding;
     ShellConfig {
         portico: Portico {
             csrf_token,
             luigi_version: LUIGI_VERSION,
+            frame_timeout_ms: u64::try_from(tenant.luigi.frame_timeout.as_millis())
+                .unwrap_or(u64::MAX),
             user: ProfileUser {
                 name: &user.name,
                 email: &user.email,
@@ -360,7 +454,7 @@ pub(crate) fn shell_config<'a>(
         },
         luigi: LuigiConfig {
             navigation: Navigation {
-                nodes: [LuigiNode::home(summaries, app_nodes)],
+                nodes: [LuigiNode::home(summaries, home_children)],
                 global_context: GlobalContext {
                     tenant: TenantContext {
                         id: tenant.id.as_str(),
@@ -403,6 +497,40 @@ pub(crate) fn shell_config<'a>(
                 },
             },
         },
+    }
+}
+
+/// The home entry's children: each app with the pages the user may reach below it, and beside an app
+/// that has pages, a shortcut to each of them in the app's own side-navigation group. Luigi lists one
+/// level of the tree; without the shortcuts, opening an app's page would replace every other app in
+/// the side navigation with that app's pages.
+fn home_entries<'a>(apps: &[&'a App], roles: &Roles) -> Vec<LuigiNode<'a>> {
+    let mut entries = Vec::new();
+    for app in apps {
+        let pages = nav_nodes(app, &app.nodes, roles);
+        let mut links = Vec::new();
+        page_links(app, &app.nodes, roles, "", &mut links);
+        entries.push(LuigiNode::in_app(app, None, pages));
+        entries.extend(links);
+    }
+    entries
+}
+
+/// Shortcuts to the pages among `nodes` the user may reach (depth first), `prefix` their parent's path.
+fn page_links<'a>(
+    app: &'a App,
+    nodes: &'a [NavNode],
+    roles: &Roles,
+    prefix: &str,
+    links: &mut Vec<LuigiNode<'a>>,
+) {
+    for node in nodes {
+        if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
+            continue;
+        }
+        let path = format!("{prefix}{}", node.path);
+        links.push(LuigiNode::page_link(app, node, path.clone()));
+        page_links(app, &node.children, roles, &format!("{path}/"), links);
     }
 }
 

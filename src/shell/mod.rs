@@ -7,12 +7,14 @@
 //! it must not decide access itself, only ask `rbac` through `luigi::visible_apps`.
 
 pub(crate) mod luigi;
+mod route;
 
 use askama::Template;
 use axum::Json;
 use axum::Router;
-use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
@@ -21,7 +23,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
 use crate::config::RESERVED_SEGMENTS;
-use crate::http::{AppError, RequestContext};
+use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::state::AppState;
 
 /// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part).
@@ -39,6 +41,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/shell/config.json",
             get(config_get).layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
+        )
+        .route(
+            "/shell/route.json",
+            get(route_get).layer(SetResponseHeaderLayer::overriding(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-store"),
             )),
@@ -123,6 +132,38 @@ async fn config_get(context: RequestContext, signed_in: SignedIn) -> Response {
         &signed_in,
     ))
     .into_response()
+}
+
+/// What the shell's own endpoints refuse.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShellError {
+    /// 400: `/shell/route.json` without its `path`.
+    #[error("say which route to explain: `/shell/route.json?path=/home/<app>/…`")]
+    RouteWithoutPath,
+}
+
+impl Problem for ShellError {
+    fn classify(&self) -> Class {
+        match self {
+            ShellError::RouteWithoutPath => Class::new(StatusCode::BAD_REQUEST, "bad_request"),
+        }
+    }
+}
+
+/// The query of `/shell/route.json`.
+#[derive(serde::Deserialize)]
+struct RouteQuery {
+    path: String,
+}
+
+/// `GET /shell/route.json?path=…`: why the signed-in user's shell cannot open `path` (see `route`).
+async fn route_get(
+    context: RequestContext,
+    signed_in: SignedIn,
+    query: Result<Query<RouteQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(RouteQuery { path }) = query.map_err(|_| ShellError::RouteWithoutPath)?;
+    Ok(Json(route::explain(&context.tenant, signed_in.roles(), &path)).into_response())
 }
 
 /// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.

@@ -476,7 +476,7 @@ async fn backstages_web_ui_is_an_app_at_backstage_with_the_same_decision() {
     };
     let eve_nav = nav(&server.shell_config(&eve).await);
     assert!(
-        eve_nav.contains(&(json!("backstage"), json!("/backstage/"))),
+        eve_nav.contains(&(json!("backstage"), json!("/backstage"))),
         "{eve_nav:?}"
     );
     assert!(

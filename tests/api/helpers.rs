@@ -274,10 +274,14 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 pub(crate) fn app_nodes(shell_config: &Value) -> Vec<Value> {
     let home = &shell_config["luigi"]["navigation"]["nodes"][0];
     assert_eq!(home["pathSegment"], "home", "first node is home");
+    // Not the shortcuts to an app's pages (`link`), nor the hidden page that explains unknown routes.
     home["children"]
         .as_array()
         .expect("home has a children array")
-        .clone()
+        .iter()
+        .filter(|node| node.get("link").is_none() && node.get("hideFromNav").is_none())
+        .cloned()
+        .collect()
 }
 
 /// The `pathSegment`s of a list of Luigi nodes, in order.

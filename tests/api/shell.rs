@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{
     ConfigYaml, Session, TestServer, app, app_nodes, children_of, config, json_error,
@@ -821,4 +821,69 @@ async fn the_dev_sign_in_page_and_form_are_never_cached() {
         .await
         .unwrap();
     json_error(unreadable, 400, "unknown_user").await;
+}
+
+/// A link to a page the navigation leaves out gets an answer that says why: the app and page, the
+/// role that would open it and the groups that grant that role; an unknown path says only that.
+/// Nothing of it is cached, and it needs a session like every other shell answer.
+#[tokio::test]
+async fn a_route_the_shell_cannot_open_is_explained_to_the_user_who_holds_it() {
+    let server = TestServer::embedded().await;
+    let dave = server.sign_in("dave").await;
+    let explain = |path: &str| {
+        let url = format!("/shell/route.json?path={}", urlencode(path));
+        let server = &server;
+        let dave = &dave;
+        async move {
+            let response = server.get_as(&url, dave).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let app = explain("/home/admin-console").await;
+    assert_eq!(app["kind"], "forbidden", "{app}");
+    assert_eq!(app["app"]["label"], "Admin Console");
+    assert_eq!(app["app"]["owner"], "team-platform");
+    assert_eq!(app["needs"][0]["role"], "platform-admin");
+    assert_eq!(app["needs"][0]["groups"], json!(["demo-platform-admins"]));
+    assert_eq!(app["roles"], json!(["developer"]));
+
+    let page = explain("/home/service-status/incidents").await;
+    assert_eq!(page["kind"], "forbidden", "{page}");
+    assert_eq!(page["page"], "Incident Review");
+
+    let missing_page = explain("/home/service-status/nothing-here").await;
+    assert_eq!(missing_page["kind"], "no-page", "{missing_page}");
+    // Another tenant's app is no more than an unknown path here.
+    for path in ["/home/no-such-app", "/home/ledger"] {
+        assert_eq!(
+            explain(path).await,
+            json!({ "kind": "unknown", "path": path })
+        );
+    }
+
+    let anonymous = server
+        .get("/shell/route.json?path=/home/admin-console")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let no_path = server.get_as("/shell/route.json", &dave).await;
+    assert_eq!(no_path.status(), StatusCode::BAD_REQUEST);
+    let body: Value = no_path.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request", "{body}");
+    assert!(body["message"].to_string().contains("path="), "{body}");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

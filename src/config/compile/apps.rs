@@ -63,7 +63,7 @@ fn named_app(
         );
     }
     let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
-    let luigi_client = field(&raw.luigi_client).map(|flag| flag.is_none_or(|FlexBool(on)| *on));
+    let luigi_client = field(&raw.luigi_client).map(|flag| flag.map(|FlexBool(on)| *on));
     let cache = cache(raw, cx);
     let requests = match &raw.rules {
         Some(list) => cx.at("rules", |cx| access::request_rules(list, cx, scope)),
@@ -93,6 +93,9 @@ fn named_app(
         None => Vec::new(),
     };
     let access = access?;
+    // Unsaid, an app is taken not to load Luigi Client: Luigi then shows no spinner that waits for a
+    // handshake that may never come. portico's own bundles load it.
+    let luigi_client = luigi_client?.unwrap_or(matches!(&target, Some(AppTarget::Embedded(_))));
     let mut paths = Vec::new();
     collect_path_rules(&nodes, &mut paths);
     Some(App {
@@ -107,11 +110,12 @@ fn named_app(
         category: shown(&raw.category),
         icon: shown(&raw.icon),
         owner: shown(&raw.owner),
+        description: shown(&raw.description),
         catalog_ref: catalog_ref(raw, cx, scope)?,
         access,
         target: target?,
         nodes,
-        luigi_client: luigi_client?,
+        luigi_client,
         identity: identity?,
         cookies: cookies?,
         mount: AppMount::Apps,

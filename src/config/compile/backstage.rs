@@ -139,6 +139,9 @@ pub(super) fn ui_app(
         category: shown(&raw.category),
         icon: Some("it-system".to_owned()),
         owner: None,
+        description: Some(
+            "Backstage's own pages: the software catalog, docs and plugins.".to_owned(),
+        ),
         catalog_ref: None,
         policy: AccessPolicy::only(access.clone()),
         access,

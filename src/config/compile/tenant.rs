@@ -210,6 +210,10 @@ fn builtin_catalog_app(
         category: None,
         icon: Some("course-book".to_owned()),
         owner: None,
+        description: Some(
+            "The tenant's software catalog: components, APIs, systems and who owns them."
+                .to_owned(),
+        ),
         catalog_ref: None,
         policy: AccessPolicy::only(access.clone()),
         access,
@@ -370,12 +374,36 @@ fn colour(raw: &Written<Shown>, cx: &mut Cx<'_>, key: &str) -> Option<Option<Str
     }
 }
 
-/// `luigi: { responsive_navigation, side_nav_footer }`.
+/// `luigi: { responsive_navigation, side_nav_footer, frame_timeout }`.
 fn luigi(raw: Option<&Val<RawLuigi>>, cx: &mut Cx<'_>) -> Option<LuigiSettings> {
     let Some(val) = raw else {
-        return Some(LuigiSettings::default());
+        return Some(LuigiSettings {
+            responsive_navigation: ResponsiveNavigation::default(),
+            side_nav_footer: None,
+            frame_timeout: LuigiSettings::DEFAULT_FRAME_TIMEOUT,
+        });
     };
     let raw = val.get()?;
+    // Literal like every value the browser receives; only the parsed duration reaches it.
+    let frame_timeout = match (field(&raw.frame_timeout)?, &raw.frame_timeout) {
+        (Some(Shown(text)), Some(written)) => match values::duration(text) {
+            Ok(timeout) if !timeout.is_zero() => Some(timeout),
+            Ok(_) => {
+                cx.error_at(
+                    written.mark,
+                    "frame_timeout",
+                    "`frame_timeout` must be more than zero".to_owned(),
+                    Some("how long an app may take to start, e.g. `10s`".into()),
+                );
+                None
+            }
+            Err(bad) => {
+                cx.error_at(written.mark, "frame_timeout", bad.message, bad.hint);
+                None
+            }
+        },
+        _ => Some(LuigiSettings::DEFAULT_FRAME_TIMEOUT),
+    };
     let navigation = match field(&raw.responsive_navigation)? {
         None => Some(ResponsiveNavigation::default()),
         Some(Shown(text)) => {
@@ -405,6 +433,7 @@ fn luigi(raw: Option<&Val<RawLuigi>>, cx: &mut Cx<'_>) -> Option<LuigiSettings> 
     Some(LuigiSettings {
         responsive_navigation: navigation?,
         side_nav_footer: shown_or(&raw.side_nav_footer, None)?,
+        frame_timeout: frame_timeout?,
     })
 }
 

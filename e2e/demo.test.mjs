@@ -1,0 +1,102 @@
+// End-to-end: the embedded demo as a newcomer runs it on a port of their choosing (`portico serve
+// --listen`), and the shell's navigation as they move through it: both demo tenants on that port, the
+// product switcher pointing there, an app's pages listed beside the other apps, and routes inside an
+// app that are links (Luigi's virtual tree).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { startPortico, startBrowser, frameWithUrl, freePort } from './harness.mjs';
+
+const SHOTS = path.resolve('target/e2e');
+let portico;
+let browser;
+let port;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  port = await freePort();
+  portico = await startPortico([], { listen: `127.0.0.1:${port}` });
+  browser = await startBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await portico?.stop();
+});
+
+async function signIn(page, origin, user, deepLink = '/') {
+  await page.goto(origin + deepLink);
+  await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
+  await page.getByTestId(`sign-in-${user}`).click();
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+}
+
+async function sideNavLabels(page) {
+  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) =>
+    links.map((a) => a.textContent.trim()).filter(Boolean),
+  );
+}
+
+test('on another port the second demo tenant still answers and the switcher links to it there', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, `http://localhost:${port}`, 'alice');
+  await page.getByTestId('portico-portals').click();
+  const globex = page.locator('#productSwitcherPopover').getByTestId('portal-globex');
+  await globex.waitFor({ state: 'visible', timeout: 5000 });
+  await globex.click();
+  // The link names the port portico listens on, and globex answers there as itself.
+  await page.waitForURL(new RegExp(`^http://globex\\.localhost:${port}/auth/login`), { timeout: 10000 });
+  await page.getByTestId('sign-in-gina').waitFor({ timeout: 10000 });
+  await page.getByTestId('sign-in-alice').click();
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  assert.equal((await page.getByTestId('luigi-topnav-title').textContent()).trim(), 'Globex Portal');
+  await context.close();
+});
+
+test('inside an app with pages, the other apps stay in the side navigation with the pages listed under the app', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, portico.baseUrl, 'alice', '/home/service-status/overview');
+  await frameWithUrl(page, '/apps/service-status/overview');
+  await page.getByTestId('nav-team-directory').waitFor({ timeout: 10000 });
+  const labels = await sideNavLabels(page);
+  for (const label of ['Service Status', 'Overview', 'Incident Review', 'Admin Console', 'Team Directory']) {
+    assert.ok(labels.includes(label), `${label} in ${labels}`);
+  }
+  // The app's pages come right after the app, in its own group.
+  assert.ok(labels.indexOf('Overview') === labels.indexOf('Service Status') + 1, `${labels}`);
+  await page.getByTestId('nav-service-status-incidents').click();
+  await page.waitForURL(/\/home\/service-status\/incidents$/, { timeout: 10000 });
+  await frameWithUrl(page, '/apps/service-status/incidents');
+  await page.getByTestId('nav-admin-console').click();
+  await page.waitForURL(/\/home\/admin-console$/, { timeout: 10000 });
+  await context.close();
+});
+
+test('a route inside an app is a link: it opens the app there, and the address follows the app', async () => {
+  for (const [name, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    await signIn(page, portico.baseUrl, 'dave', '/home/team-directory/people/42');
+    assert.equal(new URL(page.url()).pathname, '/home/team-directory/people/42');
+    const app = await frameWithUrl(page, '/apps/team-directory/people/42');
+    await app.getByTestId('person').getByText('Ada Lovelace').waitFor({ timeout: 10000 });
+    assert.equal(await app.getByTestId('ctx-location').textContent(), '/apps/team-directory/people/42');
+
+    // A link inside the app moves the shell's address along, without reloading the frame.
+    await app.getByTestId('person-link-7').click();
+    await page.waitForURL(/\/home\/team-directory\/people\/7$/, { timeout: 10000 });
+    await app.getByTestId('person').getByText('Grace Hopper').waitFor({ timeout: 5000 });
+    assert.equal(await app.getByTestId('person-link-7').getAttribute('href'), '/home/team-directory/people/7');
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(SHOTS, `demo-deep-link-${name}.png`) });
+
+    // Reloading the shared address opens the same person.
+    await page.reload();
+    const again = await frameWithUrl(page, '/apps/team-directory/people/7');
+    await again.getByTestId('person').getByText('Grace Hopper').waitFor({ timeout: 10000 });
+    await context.close();
+  }
+});
