@@ -3,7 +3,8 @@
 // the returned `stop` functions, and every wait is bounded.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -91,4 +92,22 @@ export async function frameWithUrl(page, fragment, timeoutMs = 10000) {
     await page.waitForTimeout(100);
   }
   throw new Error(`no frame with ${fragment}; frames: ${page.frames().map((f) => f.url()).join(', ')}`);
+}
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Runs axe-core (WCAG 2.x A and AA rules) on `frameOrPage` and fails on any serious or critical
+ * violation, naming the rule and the elements. `what` names the page in the message. Returns the
+ * violations of lower impact, for a test that wants to say more.
+ */
+export async function assertAccessible(frameOrPage, what) {
+  await frameOrPage.evaluate(AXE_SOURCE);
+  const result = await frameOrPage.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+  );
+  const blocking = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const described = blocking.map((v) => `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join('\n    ')}`);
+  if (blocking.length) throw new Error(`${what}: ${blocking.length} serious or critical accessibility violation(s):\n  ${described.join('\n  ')}`);
+  return result.violations;
 }
