@@ -1,0 +1,409 @@
+// End-to-end: the shell's home view as a launchpad (web/shell/home.html, home.js, launchpad.css), in
+// Chromium against the embedded demo portal. A person sees a tile per app they may open, grouped by
+// category; opens apps with a click (inside the shell) or into a new tab (real links); keeps favourites
+// and sees recently used apps first (this browser's localStorage, per tenant and user); filters as they
+// type; and is told why when they have no app. Desktop and phone screenshots go to
+// target/e2e/launchpad-*.png; axe-core checks each state a person can reach.
+//
+// Demo users (src/config/default.yaml): alice (Service Status, Admin Console in "Operate", Team
+// Directory in "Discover"), dave (Service Status, Team Directory), nora (no groups, no apps).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { startPortico, startBrowser, frameWithUrl, assertAccessible } from './harness.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHOTS = path.join(root, 'target', 'e2e');
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const WAIT = { timeout: 10000 };
+
+// What config says about alice's apps, in config order.
+const ALICE_APPS = [
+  { id: 'service-status', label: 'Service Status', category: 'Operate', owner: 'team-sre', description: 'How the services you run are doing, and what went wrong lately.', glyph: '\ue1a9' },
+  { id: 'admin-console', label: 'Admin Console', category: 'Operate', owner: 'team-platform', description: 'Tenants, roles and apps of this portal, for the platform team.', glyph: '\ue0a6' },
+  { id: 'team-directory', label: 'Team Directory', category: 'Discover', owner: 'team-portal', description: 'Find people, their teams and how to reach them.', glyph: '\ue05d' },
+];
+const favouritesKey = (user) => `portico.favourites.demo.${user}`;
+const recentKey = (user) => `portico.recent.demo.${user}`;
+
+let portico;
+let browser;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  portico = await startPortico();
+  browser = await startBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await portico?.stop();
+});
+
+/** A fresh browser context (its own cookies and localStorage) with page errors collected. */
+async function newPage(viewport = DESKTOP) {
+  const phone = viewport === PHONE;
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+  });
+  return { context, page, errors };
+}
+
+/** Signs in on the dev sign-in page the portal sends an anonymous browser to. */
+async function signIn(page, user) {
+  await page.goto(portico.baseUrl + '/');
+  await page.getByTestId(`sign-in-${user}`).click();
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+}
+
+/** The home view's frame once it has drawn the user's context (a tile, or the no-apps notice). */
+async function homeFrame(page) {
+  const home = await frameWithUrl(page, '/shell/home.html');
+  await home.getByTestId('home-greeting').filter({ hasText: /^Welcome, / }).waitFor(WAIT);
+  await home.locator('[data-testid="home-apps"] li, [data-testid="home-no-apps"]:not([hidden])').first().waitFor(WAIT);
+  return home;
+}
+
+/** Goes to the shell's home path and waits for the launchpad (the shell's spinner gone). */
+async function openHome(page) {
+  await page.goto(portico.baseUrl + '/home');
+  const home = await homeFrame(page);
+  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 });
+  return home;
+}
+
+/** The ids of the tiles a person can see in `section` (a locator), in screen order. */
+async function shownTiles(section) {
+  if (!(await section.isVisible())) return [];
+  return section.locator('li[data-app-id]:visible').evaluateAll((items) => items.map((li) => li.dataset.appId));
+}
+
+/** The visible section headings of the launchpad, in order (Favourites, Recently used, categories). */
+async function sectionHeadings(home) {
+  return home.locator('main section:visible > h2').allTextContents();
+}
+
+/** A tile's text as a person reads it, whitespace folded. */
+async function tileText(tile) {
+  return (await tile.innerText()).replace(/\s+/g, ' ').trim();
+}
+
+async function storedIds(page, key) {
+  return page.evaluate((k) => JSON.parse(localStorage.getItem(k) ?? 'null'), key);
+}
+
+async function signOut(page) {
+  await page.getByTestId('luigi-topnav-profile-btn').click();
+  await page.getByTestId('logout-btn').click();
+  await page.waitForURL(/\/auth\/login/, WAIT);
+}
+
+test('alice: tiles by category with description, owner and icon; a click opens the app in the shell; then it is recently used', async () => {
+  const { context, page, errors } = await newPage();
+  await signIn(page, 'alice');
+  const home = await openHome(page);
+  assert.equal(await home.getByTestId('home-greeting').textContent(), 'Welcome, Alice Admin');
+  assert.equal(await home.getByTestId('home-tenant').textContent(), 'Portico Demo Portal (tenant demo)');
+  assert.equal(await home.getByTestId('home-roles').textContent(), 'developer, platform-admin');
+
+  // Nothing used or starred yet in this browser: only the category groups, in config order.
+  assert.deepEqual(await sectionHeadings(home), ['Operate', 'Discover', 'Your access']);
+  assert.deepEqual(await shownTiles(home.getByTestId('home-group-operate')), ['service-status', 'admin-console']);
+  assert.deepEqual(await shownTiles(home.getByTestId('home-group-discover')), ['team-directory']);
+
+  for (const app of ALICE_APPS) {
+    const tile = home.getByTestId('home-apps').getByTestId(`home-tile-${app.id}`);
+    // Label, category and owner read as one line, then the description.
+    assert.equal(await tileText(tile), `${app.label} · ${app.category} · owned by ${app.owner} ${app.description} Open ${app.label} in a new tab`);
+    // The main link is a real link to the app's shell path, in the whole window.
+    const link = tile.getByRole('link', { name: app.label, exact: true });
+    assert.equal(await link.getAttribute('href'), `/home/${app.id}`);
+    assert.equal(await link.getAttribute('target'), '_top');
+    // The app's SAP icon, from Luigi's icon font (the initials until the font is there).
+    const badge = tile.locator('.lp-icon');
+    await tile.locator('.lp-icon.has-glyph').waitFor(WAIT);
+    assert.equal(await badge.getAttribute('data-glyph'), app.glyph);
+    assert.equal((await badge.evaluate((el) => getComputedStyle(el, '::before').fontFamily)).replace(/"/g, ''), 'portico-sap-icons');
+    assert.equal(await home.evaluate((glyph) => document.fonts.check('1em "portico-sap-icons"', glyph), app.glyph), true, 'the icon font is loaded');
+    // The star is a toggle button, off.
+    const star = tile.getByRole('button', { name: `Favourite ${app.label}` });
+    assert.equal(await star.getAttribute('aria-pressed'), 'false');
+  }
+
+  // A plain click opens the app inside this shell: the address becomes its path, its frame shows it,
+  // and the shell page is not reloaded.
+  await page.evaluate(() => { window.__samePage = true; });
+  await home.getByTestId('home-link-team-directory').click();
+  await page.waitForURL((url) => url.pathname === '/home/team-directory', WAIT);
+  const app = await frameWithUrl(page, '/apps/team-directory/');
+  await app.getByTestId('app-title').filter({ hasText: 'Team Directory' }).waitFor(WAIT);
+  assert.equal(await page.evaluate(() => window.__samePage), true, 'the tile reloaded the shell');
+  assert.deepEqual((await storedIds(page, recentKey('alice')))[0], 'team-directory');
+
+  // Back home: Team Directory is the recently used app, above the groups (and still in its group).
+  await page.getByTestId('nav-home').click();
+  await page.waitForURL((url) => url.pathname === '/home', WAIT);
+  let again = await homeFrame(page);
+  await again.getByTestId('home-recent').getByTestId('home-tile-team-directory').waitFor(WAIT);
+  assert.deepEqual(await sectionHeadings(again), ['Recently used', 'Operate', 'Discover', 'Your access']);
+  assert.deepEqual(await shownTiles(again.getByTestId('home-recent')), ['team-directory']);
+  assert.deepEqual(await shownTiles(again.getByTestId('home-group-discover')), ['team-directory']);
+
+  // An app opened elsewhere in the shell (the side navigation) is recorded by the shell; the home view
+  // reads it fresh when shown again: most recent first.
+  await page.getByTestId('nav-service-status').click();
+  await frameWithUrl(page, '/apps/service-status/');
+  await page.getByTestId('nav-home').click();
+  again = await homeFrame(page);
+  await again.getByTestId('home-recent').getByTestId('home-tile-service-status').waitFor(WAIT);
+  assert.deepEqual(await shownTiles(again.getByTestId('home-recent')), ['service-status', 'team-directory']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('favourites: a star puts the app first, survives a reload, unstarring removes it; they are per user', async () => {
+  const { context, page, errors } = await newPage();
+  await signIn(page, 'alice');
+  let home = await openHome(page);
+  assert.equal(await home.getByTestId('home-favourites').isVisible(), false);
+
+  const star = home.getByTestId('home-apps').getByRole('button', { name: 'Favourite Admin Console' });
+  await star.click();
+  assert.equal(await star.getAttribute('aria-pressed'), 'true');
+  await home.getByTestId('home-favourites').getByTestId('home-tile-admin-console').waitFor(WAIT);
+  assert.deepEqual(await storedIds(page, favouritesKey('alice')), ['admin-console']);
+
+  // After a reload: Favourites is the first section, its star pressed in both places.
+  await page.reload();
+  home = await homeFrame(page);
+  await home.getByTestId('home-favourites').getByTestId('home-tile-admin-console').waitFor(WAIT);
+  assert.deepEqual((await sectionHeadings(home))[0], 'Favourites');
+  assert.deepEqual(await shownTiles(home.getByTestId('home-favourites')), ['admin-console']);
+  assert.deepEqual(await home.getByRole('button', { name: 'Favourite Admin Console' }).evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-pressed'))), ['true', 'true']);
+
+  // Unstarred from the Favourites section: the section goes, the focus stays on the app's star below.
+  await home.getByTestId('home-favourites').getByRole('button', { name: 'Favourite Admin Console' }).click();
+  await home.getByTestId('home-favourites').waitFor({ state: 'hidden', ...WAIT });
+  assert.deepEqual(await storedIds(page, favouritesKey('alice')), []);
+  assert.equal(await home.evaluate(() => document.activeElement.closest('[data-testid="home-apps"]') !== null && document.activeElement.dataset.testid), 'home-star-admin-console');
+  assert.equal(await home.getByTestId('home-star-admin-console').getAttribute('aria-pressed'), 'false');
+
+  // alice keeps one favourite; dave signs in with the same browser profile and does not see it.
+  await home.getByTestId('home-star-team-directory').click();
+  await home.getByTestId('home-favourites').getByTestId('home-tile-team-directory').waitFor(WAIT);
+  await signOut(page);
+  await signIn(page, 'dave');
+  home = await openHome(page);
+  assert.equal(await home.getByTestId('home-greeting').textContent(), 'Welcome, Dave Developer');
+  assert.equal(await home.getByTestId('home-favourites').isVisible(), false);
+  assert.equal(await home.getByTestId('home-star-team-directory').getAttribute('aria-pressed'), 'false');
+  assert.deepEqual(await storedIds(page, favouritesKey('alice')), ['team-directory']);
+  assert.equal(await storedIds(page, favouritesKey('dave')), null);
+
+  // Preferences never grant anything, and broken ones do no harm: an app dave may not open, a number
+  // and unparsable JSON are ignored.
+  await page.evaluate(([fav, recent]) => {
+    localStorage.setItem(fav, '{not json');
+    localStorage.setItem(recent, JSON.stringify(['admin-console', 42, 'team-directory']));
+  }, [favouritesKey('dave'), recentKey('dave')]);
+  await page.reload();
+  home = await homeFrame(page);
+  await home.getByTestId('home-recent').getByTestId('home-tile-team-directory').waitFor(WAIT);
+  assert.deepEqual(await shownTiles(home.getByTestId('home-recent')), ['team-directory']);
+  assert.equal(await home.getByTestId('home-favourites').isVisible(), false);
+  assert.equal(await home.locator('[data-app-id="admin-console"]').count(), 0);
+  assert.ok(!(await home.locator('body').innerText()).includes('Admin Console'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the filter narrows the tiles as you type, says when nothing matches, and Escape clears it', async () => {
+  const { context, page, errors } = await newPage();
+  await signIn(page, 'alice');
+  const home = await openHome(page);
+  const filter = home.getByRole('searchbox', { name: 'Find an app' });
+  const all = () => shownTiles(home.getByTestId('home-apps'));
+  assert.deepEqual(await all(), ['service-status', 'admin-console', 'team-directory']);
+
+  // By owner, category, description and label, case-insensitively; each word typed narrows further.
+  for (const [typed, expected] of [
+    ['TEAM-P', ['admin-console', 'team-directory']],
+    ['TEAM-PO', ['team-directory']],
+  ]) {
+    await filter.fill('');
+    await filter.pressSequentially(typed);
+    assert.deepEqual(await all(), expected, typed);
+  }
+  for (const [typed, expected] of [['discover', ['team-directory']], ['went wrong', ['service-status']], ['console', ['admin-console']], ['operate platform', ['admin-console']]]) {
+    await filter.fill(typed);
+    assert.deepEqual(await all(), expected, typed);
+  }
+  assert.equal(await home.getByTestId('home-filter-status').textContent(), '1 of 3 apps match.');
+  // Groups without a match are hidden, with their headings.
+  assert.deepEqual(await sectionHeadings(home), ['Operate', 'Your access']);
+
+  await filter.fill('');
+  await filter.pressSequentially('payroll');
+  await home.getByTestId('home-no-match').waitFor({ state: 'visible', ...WAIT });
+  assert.equal(await home.getByTestId('home-no-match-text').textContent(), 'No app matches \u201cpayroll\u201d.');
+  assert.deepEqual(await all(), []);
+  await assertAccessible(home, 'launchpad, no match');
+
+  await filter.press('Escape');
+  assert.equal(await filter.inputValue(), '');
+  assert.equal(await home.getByTestId('home-no-match').isVisible(), false);
+  assert.deepEqual(await all(), ['service-status', 'admin-console', 'team-directory']);
+  assert.equal(await home.getByTestId('home-filter-status').textContent(), '');
+  // The notice's button clears it too.
+  await filter.fill('zzz');
+  await home.getByTestId('home-clear-filter').click();
+  assert.deepEqual(await all(), ['service-status', 'admin-console', 'team-directory']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('tiles are real links: ctrl-click and the new-tab link open the app in a new tab of the shell', async () => {
+  const { context, page, errors } = await newPage();
+  await signIn(page, 'alice');
+  const home = await openHome(page);
+  const link = home.getByTestId('home-link-team-directory');
+  assert.equal(await link.getAttribute('href'), '/home/team-directory');
+  assert.equal(await link.getAttribute('target'), '_top');
+  // (Scoped to the groups: once the app is opened, it is in Recently used as well.)
+  const newTab = home.getByTestId('home-apps').getByRole('link', { name: 'Open Team Directory in a new tab' });
+  assert.equal(await newTab.getAttribute('href'), '/home/team-directory');
+  assert.equal(await newTab.getAttribute('target'), '_blank');
+  assert.equal(await newTab.getAttribute('rel'), 'noopener');
+
+  /** The new tab `action` opens lands in the shell on the app (the session cookie is shared). */
+  async function opensInNewTab(action) {
+    const [tab] = await Promise.all([context.waitForEvent('page', WAIT), action()]);
+    await tab.waitForURL((url) => url.pathname === '/home/team-directory', WAIT);
+    const app = await frameWithUrl(tab, '/apps/team-directory/');
+    await app.getByTestId('app-title').filter({ hasText: 'Team Directory' }).waitFor(WAIT);
+    await tab.close();
+  }
+  // Ctrl-click (or cmd-click): the browser's own new tab, from the link's href; this shell stays home.
+  await opensInNewTab(() => link.click({ modifiers: ['ControlOrMeta'] }));
+  assert.equal(new URL(page.url()).pathname, '/home');
+  // The shell of that tab recorded the app as used, and this home view, still open, shows it already.
+  await home.getByTestId('home-recent').getByTestId('home-tile-team-directory').waitFor(WAIT);
+  await opensInNewTab(() => newTab.click());
+  assert.equal(new URL(page.url()).pathname, '/home');
+  // What "open link in new tab" does: the href in a new page of the same browser.
+  await opensInNewTab(async () => {
+    const tab = await context.newPage();
+    await tab.goto(portico.baseUrl + '/home/team-directory');
+  });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('nora has no apps and is told why and whom to ask', async () => {
+  const { context, page, errors } = await newPage();
+  await signIn(page, 'nora');
+  const home = await openHome(page);
+  const notice = home.getByTestId('home-no-apps');
+  await notice.waitFor({ state: 'visible', ...WAIT });
+  const said = (await notice.innerText()).replace(/\s+/g, ' ');
+  assert.match(said, /You have no apps yet/);
+  assert.match(said, /you are in no group, so you have no role in Portico Demo Portal/);
+  assert.match(said, /Ask your team lead or the platform team/);
+  assert.equal(await home.getByTestId('home-roles').textContent(), 'none');
+  assert.equal(await home.getByTestId('home-groups').textContent(), 'none');
+  assert.equal(await home.getByTestId('home-filter').isVisible(), false);
+  assert.equal(await home.getByTestId('home-apps').locator('li').count(), 0);
+  await assertAccessible(home, 'launchpad without apps');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+// The demo config gives every app a category and a known icon; what config may also say is edited into
+// dave's answer of /shell/config.json (the server's own, fetched through): no category, an icon name
+// the font does not know, no description or owner.
+test('apps without a category come last under "Other apps"; without a known icon they show initials', async () => {
+  const { context, page, errors } = await newPage();
+  await context.route((url) => url.pathname === '/shell/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    const home = config.luigi.navigation.nodes.find((node) => node.pathSegment === 'home');
+    for (const app of home.context.apps) {
+      if (app.id === 'team-directory') Object.assign(app, { category: null, icon: 'no-such-icon' });
+      if (app.id === 'service-status') Object.assign(app, { description: null, owner: null });
+    }
+    await route.fulfill({ response, json: config });
+  });
+  await signIn(page, 'dave');
+  const home = await openHome(page);
+  assert.deepEqual(await sectionHeadings(home), ['Operate', 'Other apps', 'Your access']);
+  assert.deepEqual(await shownTiles(home.getByTestId('home-group-other')), ['team-directory']);
+  const directory = home.getByTestId('home-tile-team-directory');
+  assert.equal(await tileText(directory), 'Team Directory · owned by team-portal Find people, their teams and how to reach them. Open Team Directory in a new tab');
+  const status = home.getByTestId('home-tile-service-status');
+  assert.equal(await tileText(status), 'Service Status · Operate Open Service Status in a new tab');
+  // Once the icons are drawn (Service Status has its own), the unknown one keeps its initials.
+  await status.locator('.lp-icon.has-glyph').waitFor(WAIT);
+  const badge = directory.locator('.lp-icon');
+  assert.equal(await badge.getAttribute('data-initials'), 'TD');
+  assert.equal(await badge.evaluate((el) => getComputedStyle(el, '::before').content), '"TD"');
+  assert.equal(await badge.evaluate((el) => el.classList.contains('has-glyph')), false);
+  await assertAccessible(home, 'launchpad with other apps');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+  test(`${name} (${viewport.width}x${viewport.height}): fits without sideways scroll, passes axe, works by keyboard`, async () => {
+    const { context, page, errors } = await newPage(viewport);
+    await signIn(page, 'alice');
+    // One favourite and two recently used apps, as after some use.
+    await page.evaluate(([fav, recent]) => {
+      localStorage.setItem(fav, JSON.stringify(['team-directory']));
+      localStorage.setItem(recent, JSON.stringify(['service-status', 'admin-console']));
+    }, [favouritesKey('alice'), recentKey('alice')]);
+    const home = await openHome(page);
+    await home.getByTestId('home-favourites').getByTestId('home-tile-team-directory').waitFor(WAIT);
+    assert.deepEqual(await sectionHeadings(home), ['Favourites', 'Recently used', 'Operate', 'Discover', 'Your access']);
+    assert.equal(await home.locator('.lp-icon[data-icon]:not(.has-glyph)').count(), 0, 'all icons are drawn');
+    await home.locator('.lp-icon.has-glyph').first().waitFor(WAIT);
+    await home.evaluate(() => document.fonts.ready);
+
+    const { scroll, client } = await home.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    assert.ok(scroll <= client, `the launchpad scrolls sideways: ${scroll} > ${client}`);
+    // A phone gets one column of full-width tiles, a desktop several side by side.
+    const boxes = await home.getByTestId('home-group-operate').locator('li').evaluateAll((items) => items.map((li) => li.getBoundingClientRect()).map((r) => ({ x: Math.round(r.x), right: Math.round(r.right) })));
+    if (viewport === PHONE) {
+      assert.equal(boxes[0].x, boxes[1].x);
+      assert.ok(boxes[0].right <= client, JSON.stringify({ boxes, client }));
+    } else {
+      assert.ok(boxes[1].x > boxes[0].right, JSON.stringify(boxes));
+    }
+    await page.screenshot({ path: path.join(SHOTS, `launchpad-${name}.png`) });
+    await assertAccessible(home, `launchpad (${name})`);
+
+    // Keyboard: from the top of the view, Tab reaches the filter, then each tile's link, its new-tab
+    // link and its star; the tile shows where the focus is.
+    await home.getByTestId('home-greeting').click();
+    const order = [];
+    for (let i = 0; i < 5; i += 1) {
+      await page.keyboard.press('Tab');
+      order.push(await home.evaluate(() => document.activeElement.dataset.testid));
+    }
+    assert.deepEqual(order, ['home-filter', 'home-link-team-directory', 'home-newtab-team-directory', 'home-star-team-directory', 'home-link-service-status']);
+    const outline = await home.evaluate(() => getComputedStyle(document.activeElement.closest('li')).outlineStyle);
+    assert.equal(outline, 'solid', 'the focused tile has a visible outline');
+    // Enter on a tile's link opens the app in the shell.
+    await page.keyboard.press('Enter');
+    await page.waitForURL((url) => url.pathname === '/home/service-status', WAIT);
+    await frameWithUrl(page, '/apps/service-status/');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}
