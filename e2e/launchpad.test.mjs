@@ -102,7 +102,7 @@ async function storedIds(page, key) {
 async function signOut(page) {
   await page.getByTestId('luigi-topnav-profile-btn').click();
   await page.getByTestId('logout-btn').click();
-  await page.waitForURL(/\/auth\/login/, WAIT);
+  await page.waitForURL(/\/auth\/signed-out$/, WAIT);
 }
 
 test('alice: tiles by category with description, owner and icon; a click opens the app in the shell; then it is recently used', async () => {

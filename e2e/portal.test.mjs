@@ -2,7 +2,7 @@
 // roles allow, opens apps inside the Luigi shell, and signs out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortico, startBrowser, frameWithUrl } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, assertAccessible } from './harness.mjs';
 
 let portico;
 let browser;
@@ -113,8 +113,11 @@ test('signing out ends the session and the back button does not bring the portal
 
   await page.getByTestId('luigi-topnav-profile-btn').click();
   await page.getByTestId('logout-btn').click();
-  await page.waitForURL(/\/auth\/login/);
-  await page.getByTestId('dev-sign-in-warning').waitFor();
+  // A page that says so, in the tenant's branding, with the way back in.
+  await page.waitForURL(/\/auth\/signed-out$/);
+  assert.equal(await page.getByTestId('signed-out').textContent(), 'You are signed out of Portico Demo Portal');
+  await assertAccessible(page, 'signed-out page');
+  await page.screenshot({ path: 'target/e2e/signed-out-desktop.png' });
 
   // The cookie is gone and the server-side session with it.
   const cookies = await context.cookies();
@@ -127,6 +130,7 @@ test('signing out ends the session and the back button does not bring the portal
   // The shell page is never cached (no-store), so going back asks the server, which asks to sign in.
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
   assert.match(page.url(), /\/auth\/login/);
+  await assertAccessible(page, 'dev sign-in page');
   await context.close();
 });
 

@@ -24,6 +24,10 @@ before(async () => {
   port = await freePort();
   dir = mkdtempSync(path.join(tmpdir(), 'portico-e2e-tenancy-'));
   const config = path.join(dir, 'portico.yaml');
+  // Each tenant's logo is a file next to the config (branding.logo), served by portico on its own origin.
+  for (const [tenant, letter] of [[ACME, 'A'], [GLOBEX, 'G']]) {
+    writeFileSync(path.join(dir, `${tenant.id}-logo.svg`), `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#fff"/><text x="16" y="23" font-size="20" text-anchor="middle" font-family="sans-serif" fill="${tenant.shell}">${letter}</text></svg>`);
+  }
   // No default_tenant: a host no tenant lists gets a 404, never some tenant's shell.
   // bo is in both tenants (with a role in each), ann only in acme, gus only in globex.
   writeFileSync(config, `
@@ -33,6 +37,7 @@ tenants:
     hosts: [acme.localhost:${port}]
     branding:
       title: ${ACME.title}
+      logo: acme-logo.svg
       theme: { shell_color: "${ACME.shell}", accent_color: "#d4400f" }
     auth:
       dev_sign_in:
@@ -47,6 +52,7 @@ tenants:
     hosts: [globex.localhost:${port}]
     branding:
       title: ${GLOBEX.title}
+      logo: globex-logo.svg
       theme: { shell_color: "${GLOBEX.shell}", accent_color: "#2b7d2b" }
     auth:
       dev_sign_in:
@@ -82,6 +88,9 @@ async function pickUser(page, tenant, user) {
   assert.equal(new URL(page.url()).host, `${tenant.id}.localhost:${port}`);
   assert.match(page.url(), /\/auth\/login\?return_to=/);
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
+  // The sign-in page wears the tenant's branding: its title and its logo (loaded).
+  assert.equal((await page.getByTestId('brand').textContent()).trim(), tenant.title);
+  assert.ok(await page.getByTestId('brand-logo').evaluate((img) => img.complete && img.naturalWidth > 0), 'logo loaded');
   await page.getByTestId(`sign-in-${user}`).click();
   await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
   assert.equal(new URL(page.url()).host, `${tenant.id}.localhost:${port}`);
@@ -145,6 +154,10 @@ test('acme.localhost shows acme: its title, theme colour, apps and the shared ap
 
   await page.waitForFunction((t) => document.title === t, `Home · ${ACME.title}`, { timeout: 5000 });
   assert.equal((await page.getByTestId('luigi-topnav-title').textContent()).trim(), ACME.title);
+  // The tenant's logo file, in the shell bar, drawn at the bar's height.
+  const logo = await page.getByTestId('luigi-topnav-logo').evaluate((img) => [new URL(img.src).pathname, img.getBoundingClientRect().width]);
+  assert.equal(logo[0], '/shell/brand/logo');
+  assert.ok(logo[1] >= 20, `logo width ${logo[1]}`);
 
   const colours = await shellColours(page);
   assert.equal(colours.variable, ACME.shell);
@@ -274,6 +287,12 @@ test('the product switcher links a user in both tenants to the other portal, and
   const globexItem = popover.getByTestId('portal-globex');
   await globexItem.waitFor({ state: 'visible', timeout: 5000 });
   assert.match(await globexItem.innerText(), new RegExp(GLOBEX.title));
+  // Each portal shows its own logo, the other one's loaded from its own origin (the shell's CSP allows
+  // that origin's images for this user).
+  const logos = await popover.locator('[data-testid^="portal-"] img').evaluateAll((imgs) =>
+    imgs.map((img) => [new URL(img.src).origin + new URL(img.src).pathname, img.complete && img.naturalWidth > 0]));
+  assert.deepEqual(logos, [[origin(ACME) + '/shell/brand/logo', true], [origin(GLOBEX) + '/shell/brand/logo', true]]);
+  await page.screenshot({ path: 'target/e2e/tenancy-switcher-logos.png' });
   assert.match(await popover.getByTestId('portal-acme').innerText(), new RegExp(ACME.title));
   assert.deepEqual(
     await popover.locator('[data-testid^="portal-"]').evaluateAll((items) => items.map((li) => li.dataset.testid)),

@@ -40,6 +40,8 @@ impl Roles {
 pub struct RoleMap {
     /// Each role with the groups that grant it. Every role has at least one group (config checks it).
     pub roles: Vec<(RoleName, Vec<String>)>,
+    /// What each role is for, where config says (`description:`): shown to users on "My access".
+    pub descriptions: std::collections::BTreeMap<RoleName, String>,
 }
 
 impl RoleMap {
@@ -413,6 +415,7 @@ mod tests {
                     vec!["eng".into(), "admins".into()],
                 ),
             ],
+            descriptions: std::collections::BTreeMap::new(),
         };
         assert_eq!(
             map.roles_for(&["admins".into()]).names(),

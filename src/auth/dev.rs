@@ -39,6 +39,8 @@ struct DevUserRow<'a> {
 #[template(path = "dev_login.html")]
 struct DevLoginView<'a> {
     title: &'a str,
+    logo: String,
+    favicon: Option<String>,
     tenant: &'a str,
     listen: String,
     users: Vec<DevUserRow<'a>>,
@@ -65,6 +67,13 @@ pub fn login_page(
     }
     let view = DevLoginView {
         title: &tenant.branding.title,
+        logo: tenant.branding.logo_href(),
+        favicon: Some(
+            tenant
+                .branding
+                .favicon_href()
+                .unwrap_or_else(|| "/shell/logo.svg".to_owned()),
+        ),
         tenant: tenant.id.as_str(),
         listen: state.listen.to_string(),
         users: users
@@ -88,7 +97,7 @@ pub fn login_page(
     Ok((
         [(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
         )],
         Html(page),
     )

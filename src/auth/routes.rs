@@ -229,25 +229,39 @@ async fn callback_get(
     Ok(response)
 }
 
-/// `GET /auth/signed-out`: where the IdP returns the browser after ending its session.
-async fn signed_out_get(Extension(context): Extension<RequestContext>) -> Response {
-    let title = askama::filters::escape(&context.tenant.branding.title, askama::filters::Html)
-        .map(|escaped| escaped.to_string())
-        .unwrap_or_default();
-    let page = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out · {title}</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;margin:12vh auto;max-width:32rem\">\
-         <h1 data-testid=\"signed-out\">You are signed out of {title}</h1>\
-         <p><a href=\"/auth/login\">Sign in again</a></p></body></html>"
-    );
-    (
+#[derive(askama::Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutView<'a> {
+    title: &'a str,
+    logo: String,
+    favicon: Option<String>,
+}
+
+/// `GET /auth/signed-out`: the page after signing out, in the tenant's branding; where the IdP
+/// returns the browser after ending its session, and where dev sign-in goes straight away.
+async fn signed_out_get(
+    Extension(context): Extension<RequestContext>,
+) -> Result<Response, AppError> {
+    let tenant = &context.tenant;
+    let view = SignedOutView {
+        title: &tenant.branding.title,
+        logo: tenant.branding.logo_href(),
+        favicon: Some(
+            tenant
+                .branding
+                .favicon_href()
+                .unwrap_or_else(|| "/shell/logo.svg".to_owned()),
+        ),
+    };
+    let page = askama::Template::render(&view)?;
+    Ok((
         [(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
         )],
         Html(page),
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(Default, Deserialize)]
@@ -377,7 +391,7 @@ async fn logout_post(
     let end_session = state.oidc.end_session_url(session);
     Ok(logged_out_response(
         &headers,
-        end_session.as_deref().unwrap_or("/auth/login"),
+        end_session.as_deref().unwrap_or("/auth/signed-out"),
         context.is_https(),
     ))
 }

@@ -457,10 +457,51 @@ impl Tenant {
 #[derive(Debug, Clone)]
 pub struct Branding {
     pub title: String,
-    pub logo: Option<String>,
-    pub favicon: Option<String>,
+    pub logo: Option<BrandImage>,
+    pub favicon: Option<BrandImage>,
     /// Colours of the shell, served as CSS custom properties at `/shell/theme.css`.
     pub theme: Theme,
+}
+
+/// A logo or favicon: a URL the browser loads, or a file next to the config that portico serves at
+/// `/shell/brand/<logo|favicon>` (read at every config load, so a reload picks up a new one).
+#[derive(Debug, Clone)]
+pub enum BrandImage {
+    Url(String),
+    File(std::sync::Arc<BrandFile>),
+}
+
+/// A branding image read from a file.
+#[derive(Debug)]
+pub struct BrandFile {
+    pub bytes: bytes::Bytes,
+    pub content_type: &'static str,
+    /// A hash of the bytes: the query that makes each version's URL its own, so it is cached for good.
+    pub version: String,
+}
+
+impl Branding {
+    /// The logo's URL on this tenant's pages (portico's own when config names none).
+    pub fn logo_href(&self) -> String {
+        self.logo
+            .as_ref()
+            .map_or_else(|| "/shell/logo.svg".to_owned(), |logo| logo.href("logo"))
+    }
+
+    /// The favicon's URL, if config names one.
+    pub fn favicon_href(&self) -> Option<String> {
+        self.favicon.as_ref().map(|favicon| favicon.href("favicon"))
+    }
+}
+
+impl BrandImage {
+    /// Where this tenant's pages load it: `which` is `logo` or `favicon`.
+    pub fn href(&self, which: &str) -> String {
+        match self {
+            BrandImage::Url(url) => url.clone(),
+            BrandImage::File(file) => format!("/shell/brand/{which}?v={}", file.version),
+        }
+    }
 }
 
 /// Luigi settings per tenant. Only JSON values: function-valued settings stay in the shell's script.

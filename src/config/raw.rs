@@ -288,9 +288,10 @@ pub(crate) struct RawTenant {
 pub(crate) struct RawBranding {
     /// The portal's title (default `<tenant> portal`).
     pub title: Option<Val<Shown>>,
-    /// URL of the logo in the shell bar.
+    /// The logo in the shell bar and on the sign-in page: an image file next to this config
+    /// (`acme-logo.svg`; svg, png, webp, jpg, gif, ico), served by portico, or a URL (`/…`, `https://…`).
     pub logo: Option<Val<Shown>>,
-    /// URL of the favicon.
+    /// The favicon, the same way.
     pub favicon: Option<Val<Shown>>,
     /// The shell's colours.
     pub theme: Option<Val<RawTheme>>,
@@ -504,11 +505,7 @@ pub(crate) struct RawBackstageGrant {
 pub(crate) struct RawRole {
     /// The IdP groups that grant the role; at least one.
     pub groups: Option<Val<Texts>>,
-    /// What the role is for (shown in browsers: literal).
-    #[allow(
-        dead_code,
-        reason = "checked as shown text; not used by the portal yet"
-    )]
+    /// What the role is for (shown in browsers, on "My access": literal).
     pub description: Option<Val<Shown>>,
 }
 

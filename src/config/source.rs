@@ -13,6 +13,10 @@ use super::yaml;
 pub trait Source {
     fn env(&self, name: &str) -> Option<String>;
     fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// A file's bytes, as they are (branding images); at most [`MAX_FILE_BYTES`].
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.read(path).map(String::into_bytes)
+    }
     /// Files matching a glob pattern, sorted.
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String>;
     fn is_dir(&self, path: &Path) -> bool;
@@ -70,6 +74,10 @@ impl Source for OsSource {
         std::env::var(name).ok()
     }
     fn read(&self, path: &Path) -> std::io::Result<String> {
+        String::from_utf8(self.read_bytes(path)?)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    }
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         use std::io::Read;
         // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
         // without being loaded.
@@ -86,8 +94,7 @@ impl Source for OsSource {
                 ),
             ));
         }
-        String::from_utf8(bytes)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        Ok(bytes)
     }
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
         let paths = glob::glob(pattern).map_err(|error| error.to_string())?;
@@ -180,6 +187,9 @@ impl Source for RecordingSource<'_> {
             });
         }
         Ok(text)
+    }
+    fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read_bytes(path)
     }
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
         let found = self.inner.glob(pattern)?;

@@ -4,6 +4,7 @@
 
 mod backstage;
 mod backstage_rbac;
+mod branding;
 mod cache;
 mod canonical_paths;
 mod catalog;

@@ -8,7 +8,7 @@ use super::TenantScope;
 use super::values;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::REQUEST_METHODS;
-use crate::config::raw::{Env, Named, RawAccess, RawRole, RawRule, Texts, Val, field};
+use crate::config::raw::{Env, Named, RawAccess, RawRole, RawRule, Shown, Texts, Val, field};
 use crate::config::yaml::Mark;
 use crate::rbac::{AccessRule, PathGlob, RequestRule, RoleMap, RoleName};
 
@@ -43,6 +43,10 @@ pub(super) fn roles(val: &Val<Named<Val<RawRole>>>, cx: &mut Cx<'_>) -> RoleMap 
                     Some("list the IdP groups that grant it, e.g. `groups: [eng]`; a role no group maps to can never be held".into()),
                 );
                 return;
+            }
+            if let Some(Shown(description)) = field(&role.description).flatten() {
+                map.descriptions
+                    .insert(RoleName(name_text.clone()), description.clone());
             }
             map.roles.push((RoleName(name_text.clone()), groups));
         });

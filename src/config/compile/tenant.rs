@@ -12,9 +12,9 @@ use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
-    App, AppId, AppMount, AppTarget, BackstageSettings, Branding, CompressMode, CookieMode,
-    IdentityModes, LuigiSettings, PublicOrigin, ResponsiveNavigation, SignIn, Tenant, TenantId,
-    Theme,
+    App, AppId, AppMount, AppTarget, BackstageSettings, BrandFile, BrandImage, Branding,
+    CompressMode, CookieMode, IdentityModes, LuigiSettings, PublicOrigin, ResponsiveNavigation,
+    SignIn, Tenant, TenantId, Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
@@ -99,7 +99,9 @@ fn tenant(
     let id = parts.id;
     let public_origin = public_origin(raw, cx);
     let hosts = hosts(raw, cx, id, claims);
-    let branding = cx.at("branding", |cx| branding(raw.branding.as_ref(), cx, id));
+    let branding = cx.at("branding", |cx| {
+        branding(raw.branding.as_ref(), cx, id, parts.base_dir)
+    });
     let luigi = cx.at("luigi", |cx| luigi(raw.luigi.as_ref(), cx));
     let sign_in = match &raw.auth {
         Some(val) => cx.at("auth", |cx| sign_in::sign_in(val, cx)),
@@ -315,7 +317,12 @@ fn shown_or(field_value: &Option<Val<Shown>>, default: Option<String>) -> Option
     field(field_value).map(|text| text.map(|Shown(text)| text.clone()).or(default))
 }
 
-fn branding(raw: Option<&Val<RawBranding>>, cx: &mut Cx<'_>, tenant: &str) -> Option<Branding> {
+fn branding(
+    raw: Option<&Val<RawBranding>>,
+    cx: &mut Cx<'_>,
+    tenant: &str,
+    base_dir: &Path,
+) -> Option<Branding> {
     let title = format!("{tenant} portal");
     let Some(val) = raw else {
         return Some(Branding {
@@ -332,10 +339,82 @@ fn branding(raw: Option<&Val<RawBranding>>, cx: &mut Cx<'_>, tenant: &str) -> Op
     };
     Some(Branding {
         title: shown_or(&raw.title, Some(title))?.unwrap_or_default(),
-        logo: shown_or(&raw.logo, None)?,
-        favicon: shown_or(&raw.favicon, None)?,
+        logo: brand_image(&raw.logo, "logo", cx, base_dir)?,
+        favicon: brand_image(&raw.favicon, "favicon", cx, base_dir)?,
         theme: theme??,
     })
+}
+
+/// The most a branding image may weigh: a logo, not a photo.
+const MAX_BRAND_IMAGE_BYTES: usize = 256 * 1024;
+
+/// `logo:` or `favicon:`: a URL as written, or a file relative to the config, read now.
+fn brand_image(
+    value: &Option<Val<Shown>>,
+    key: &str,
+    cx: &mut Cx<'_>,
+    base_dir: &Path,
+) -> Option<Option<BrandImage>> {
+    let (Some(Shown(text)), Some(written)) = (field(value)?, value) else {
+        return Some(None);
+    };
+    if text.starts_with('/') || text.contains("://") || text.starts_with("data:") {
+        return Some(Some(BrandImage::Url(text.clone())));
+    }
+    let extension = Path::new(text)
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .map(str::to_ascii_lowercase);
+    let content_type = match extension.as_deref() {
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("ico") => "image/x-icon",
+        _ => {
+            cx.error_at(
+                written.mark,
+                key,
+                format!("`{text}` is neither a URL nor an image file portico serves"),
+                Some("a file next to this config ending in .svg, .png, .webp, .jpg, .gif or .ico, or a URL starting with / or https://".into()),
+            );
+            return None;
+        }
+    };
+    let path = base_dir.join(text);
+    match cx.source.read_bytes(&path) {
+        Ok(bytes) if bytes.len() > MAX_BRAND_IMAGE_BYTES => {
+            cx.error_at(
+                written.mark,
+                key,
+                format!("`{}` is larger than 256 KiB", path.display()),
+                Some(
+                    "a logo or favicon; shrink it (an SVG, or a PNG at the size it is shown)"
+                        .into(),
+                ),
+            );
+            None
+        }
+        Ok(bytes) => {
+            use sha2::Digest;
+            let version = crate::token::hex(&sha2::Sha256::digest(&bytes)[..8]);
+            Some(Some(BrandImage::File(std::sync::Arc::new(BrandFile {
+                bytes: bytes::Bytes::from(bytes),
+                content_type,
+                version,
+            }))))
+        }
+        Err(error) => {
+            cx.error_at(
+                written.mark,
+                key,
+                format!("cannot read `{}`: {error}", path.display()),
+                Some("a path relative to this config file".into()),
+            );
+            None
+        }
+    }
 }
 
 /// `theme:`; `None` when a colour is broken (reported).
