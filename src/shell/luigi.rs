@@ -41,6 +41,10 @@ pub(crate) const HOME_SEGMENT: &str = "home";
 /// start with a letter, so no app can take this segment.
 pub(crate) const NOT_FOUND_SEGMENT: &str = "_not-found";
 
+/// The hidden home entry of "My access" (`web/shell/access.html` over `/shell/access.json`), linked
+/// from the profile menu.
+pub(crate) const MY_ACCESS_SEGMENT: &str = "_my-access";
+
 /// The side-navigation icon of an app whose config names none (an SAP icon, like config's names).
 const DEFAULT_APP_ICON: &str = "product";
 
@@ -83,6 +87,9 @@ pub(crate) struct LuigiConfig<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Navigation<'a> {
+    /// Real `href`s on every navigation link: keyboard users reach the profile menu's entries, and
+    /// any entry opens in a new tab with a middle click.
+    pub add_nav_hrefs: bool,
     /// One root: the home node, with the user's apps as its children.
     pub nodes: [LuigiNode<'a>; 1],
     pub global_context: GlobalContext<'a>,
@@ -206,7 +213,18 @@ pub(crate) struct UserContext<'a> {
 /// The profile menu; the bootstrap adds the user info and the sign-out function.
 #[derive(Debug, Serialize)]
 pub(crate) struct Profile {
+    pub items: Vec<ProfileItem>,
     pub logout: Logout,
+}
+
+/// An entry of the profile menu: a link inside the shell.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProfileItem {
+    pub label: &'static str,
+    pub icon: &'static str,
+    pub link: String,
+    pub test_id: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -232,7 +250,8 @@ pub(crate) struct ProductSwitcher<'a> {
 pub(crate) struct PortalLink<'a> {
     pub label: &'a str,
     pub sub_title: String,
-    pub icon: &'static str,
+    /// The portal's logo when its branding has one (see [`portal_icon`]), else an SAP icon name.
+    pub icon: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected: Option<bool>,
     pub test_id: String,
@@ -268,9 +287,9 @@ pub(crate) struct Settings<'a> {
 #[derive(Debug, Serialize)]
 pub(crate) struct Header<'a> {
     pub title: &'a str,
-    pub logo: &'a str,
+    pub logo: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub favicon: Option<&'a str>,
+    pub favicon: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -300,23 +319,23 @@ impl<'a> LuigiNode<'a> {
         }
     }
 
-    /// The hidden entry that explains a route the shell cannot map (see [`NOT_FOUND_SEGMENT`]).
-    fn not_found() -> Self {
+    /// A hidden entry for one of the shell's own views: `segment` below home, showing `view`.
+    fn shell_view(segment: &'a str, label: &'a str, view: &str, group: &'a str) -> Self {
         LuigiNode {
-            path_segment: NOT_FOUND_SEGMENT,
-            label: "Page not found",
+            path_segment: segment,
+            label,
             category: None,
             icon: None,
             link: None,
-            view_url: Some("/shell/not-found.html".into()),
+            view_url: Some(view.into()),
             // Its own frame: inheriting home's group, Luigi would reuse the home frame without
             // loading this view.
-            view_group: Some("portico-not-found"),
+            view_group: Some(group),
             hide_from_nav: Some(true),
             virtual_tree: None,
             // The view loads Luigi Client, so the shell's indicator ends.
             loading_indicator: Some(LoadingIndicator { enabled: true }),
-            test_id: "nav-not-found".into(),
+            test_id: format!("nav{}", segment.replace('_', "-")),
             context: None,
             keep_selected_for_children: None,
             children: None,
@@ -438,7 +457,18 @@ pub(crate) fn shell_config<'a>(
         })
         .collect();
     let mut home_children = home_entries(&apps, signed_in.roles());
-    home_children.push(LuigiNode::not_found());
+    home_children.push(LuigiNode::shell_view(
+        NOT_FOUND_SEGMENT,
+        "Page not found",
+        "/shell/not-found.html",
+        "portico-not-found",
+    ));
+    home_children.push(LuigiNode::shell_view(
+        MY_ACCESS_SEGMENT,
+        "My access",
+        "/shell/access.html",
+        "portico-access",
+    ));
     let branding = &tenant.branding;
     ShellConfig {
         portico: Portico {
@@ -454,6 +484,7 @@ pub(crate) fn shell_config<'a>(
         },
         luigi: LuigiConfig {
             navigation: Navigation {
+                add_nav_hrefs: true,
                 nodes: [LuigiNode::home(summaries, home_children)],
                 global_context: GlobalContext {
                     tenant: TenantContext {
@@ -470,6 +501,12 @@ pub(crate) fn shell_config<'a>(
                     csrf_token,
                 },
                 profile: Profile {
+                    items: vec![ProfileItem {
+                        label: "My access",
+                        icon: "employee-approvals",
+                        link: format!("/{HOME_SEGMENT}/{MY_ACCESS_SEGMENT}"),
+                        test_id: "profile-my-access",
+                    }],
                     logout: Logout {
                         label: "Sign out",
                         icon: "log",
@@ -483,8 +520,8 @@ pub(crate) fn shell_config<'a>(
             settings: Settings {
                 header: Header {
                     title: &branding.title,
-                    logo: branding.logo.as_deref().unwrap_or("/shell/logo.svg"),
-                    favicon: branding.favicon.as_deref(),
+                    logo: branding.logo_href(),
+                    favicon: branding.favicon_href(),
                 },
                 responsive_navigation: tenant.luigi.responsive_navigation.as_str(),
                 side_nav_footer_text: tenant
@@ -559,7 +596,7 @@ fn product_switcher<'a>(
     let this_portal = PortalLink {
         label: &tenant.branding.title,
         sub_title: "This portal".into(),
-        icon: "home",
+        icon: portal_icon(tenant, None).unwrap_or_else(|| "home".to_owned()),
         selected: Some(true),
         test_id: format!("portal-{}", tenant.id),
         link: Some("/home"),
@@ -599,7 +636,8 @@ fn other_portals<'a>(
             Some(PortalLink {
                 label: &other.branding.title,
                 sub_title: url.clone(),
-                icon: "chain-link",
+                icon: portal_icon(other, other.origin.as_deref())
+                    .unwrap_or_else(|| "chain-link".to_owned()),
                 selected: None,
                 test_id: format!("portal-{}", other.id),
                 link: None,
@@ -608,6 +646,33 @@ fn other_portals<'a>(
                     same_window: true,
                 }),
             })
+        })
+        .collect()
+}
+
+/// A portal's logo for the product switcher: on `origin` when it is another tenant's (its logo is
+/// served there, never through this tenant). `None` without a logo.
+fn portal_icon(tenant: &Tenant, origin: Option<&str>) -> Option<String> {
+    let href = tenant.branding.logo.as_ref()?.href("logo");
+    Some(match origin {
+        Some(origin) if href.starts_with('/') => format!("{origin}{href}"),
+        _ => href,
+    })
+}
+
+/// The origins of the images the user's product switcher shows from other portals, which the shell
+/// page's CSP must allow (`img-src`); only those of the portals listed for this user.
+pub(crate) fn switcher_image_origins(
+    config: &Config,
+    tenant: &Tenant,
+    signed_in: &SignedIn,
+) -> Vec<String> {
+    other_portals(config, tenant, signed_in)
+        .into_iter()
+        .filter_map(|portal| {
+            let rest = portal.icon.split_once("://")?;
+            let host = rest.1.split('/').next()?;
+            Some(format!("{}://{host}", rest.0))
         })
         .collect()
 }

@@ -6,6 +6,7 @@
 //! (`http::compress`): none reflects what a request sends. This module builds navigation;
 //! it must not decide access itself, only ask `rbac` through `luigi::visible_apps`.
 
+mod access;
 pub(crate) mod luigi;
 mod route;
 
@@ -22,14 +23,27 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::assets::{self, CachePolicy, LUIGI_VERSION, LuigiClient, LuigiCore, ShellFiles};
 use crate::auth::SignedIn;
+use crate::config::BrandImage;
 use crate::config::RESERVED_SEGMENTS;
 use crate::http::{AppError, Class, Problem, RequestContext};
 use crate::state::AppState;
 
-/// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part).
+/// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part),
+/// but `img-src`, which also lists the origins of the user's other portals' logos (`shell_csp`).
 const SHELL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data:; font-src 'self' data:; frame-src 'self'; connect-src 'self'; \
+font-src 'self' data:; frame-src 'self'; connect-src 'self'; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// [`SHELL_CSP`] with `img-src` for this origin, data URLs and `image_origins`.
+fn shell_csp(image_origins: &[String]) -> String {
+    let mut csp = format!("{SHELL_CSP}; img-src 'self' data:");
+    for origin in image_origins {
+        // Origins come from config (checked scheme, host and port), never from the request.
+        csp.push(' ');
+        csp.push_str(origin);
+    }
+    csp
+}
 
 /// The policy of the shell's own views (the home view): framed by the shell on this origin only.
 const SHELL_VIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'";
@@ -52,7 +66,15 @@ pub(crate) fn router() -> Router<AppState> {
                 HeaderValue::from_static("no-store"),
             )),
         )
+        .route(
+            "/shell/access.json",
+            get(access_get).layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )),
+        )
         .route("/shell/theme.css", get(theme_get))
+        .route("/shell/brand/{which}", get(brand_get))
         .route(
             "/shell/luigi/{version}/{*file}",
             get(luigi_file_get::<LuigiCore>),
@@ -73,7 +95,7 @@ pub(crate) fn router() -> Router<AppState> {
 #[template(path = "shell.html")]
 struct ShellView<'a> {
     title: &'a str,
-    favicon: Option<&'a str>,
+    favicon: Option<String>,
     luigi_version: &'a str,
 }
 
@@ -91,17 +113,22 @@ async fn shell_page(
     if under_other_route(uri.path()) {
         return Err(AppError::not_found());
     }
-    signed_in?;
+    let signed_in = signed_in?;
     let tenant = &context.tenant;
+    let csp = shell_csp(&luigi::switcher_image_origins(
+        &context.config,
+        tenant,
+        &signed_in,
+    ));
     let view = ShellView {
         title: &tenant.branding.title,
-        favicon: tenant.branding.favicon.as_deref(),
+        favicon: tenant.branding.favicon_href(),
         luigi_version: LUIGI_VERSION,
     };
     let page = view.render()?;
     Ok((
         [
-            (header::CONTENT_SECURITY_POLICY, SHELL_CSP),
+            (header::CONTENT_SECURITY_POLICY, csp.as_str()),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CACHE_CONTROL, "no-store"),
             (header::REFERRER_POLICY, "same-origin"),
@@ -164,6 +191,61 @@ async fn route_get(
 ) -> Result<Response, AppError> {
     let Query(RouteQuery { path }) = query.map_err(|_| ShellError::RouteWithoutPath)?;
     Ok(Json(route::explain(&context.tenant, signed_in.roles(), &path)).into_response())
+}
+
+/// `GET /shell/access.json`: the signed-in user's roles, the groups that grant them and what each
+/// opens (see `access`).
+async fn access_get(context: RequestContext, signed_in: SignedIn) -> Response {
+    Json(access::of(&context.tenant, &signed_in)).into_response()
+}
+
+/// `GET /shell/brand/logo` and `/shell/brand/favicon`: the tenant's branding image when config names
+/// a file (`branding.logo: acme-logo.svg`). Public like the rest of the branding: the sign-in page
+/// shows it. Its URL carries the content's hash (`?v=`), so that URL is cached for good.
+async fn brand_get(
+    context: RequestContext,
+    Path(which): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let branding = &context.tenant.branding;
+    let image = match which.as_str() {
+        "logo" => branding.logo.as_ref(),
+        "favicon" => branding.favicon.as_ref(),
+        _ => None,
+    };
+    let Some(BrandImage::File(file)) = image else {
+        return Err(AppError::not_found());
+    };
+    let etag = format!("\"{}\"", file.version);
+    let current = uri.query() == Some(&format!("v={}", file.version));
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let common = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, cache.to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        // An SVG opened on its own runs no script and loads nothing.
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; sandbox".to_owned(),
+        ),
+    ];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|value| value.as_bytes() == etag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    Ok((
+        common,
+        [(header::CONTENT_TYPE, file.content_type)],
+        file.bytes.clone(),
+    )
+        .into_response())
 }
 
 /// `GET /shell/theme.css`: the tenant's colours as CSS custom properties over Luigi's stylesheet.

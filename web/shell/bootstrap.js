@@ -10,6 +10,8 @@
 //   `portico.frameTimeoutMs` gets a panel saying what is probably wrong instead of an endless spinner;
 // - `routing.pageNotFoundHandler`: an unknown or forbidden path shows the hidden `/home/_not-found`
 //   view (web/shell/not-found.js) and keeps the address the user asked for.
+// - `globalSearch`: the shell bar's search over the user's apps, their pages and (with a Backstage
+//   catalog) the tenant's catalog entities; see "Global search" below.
 (function () {
   'use strict';
 
@@ -168,6 +170,9 @@
       pendingAddress = null;
     }
 
+    // Global search (see "Global search" below): at the root of Luigi's config, beside `navigation`.
+    config.globalSearch = globalSearch(config);
+
     repairLuigiMarkup();
     Luigi.setConfig(config);
   }
@@ -183,6 +188,18 @@
         wrapper.removeAttribute('role');
         wrapper.removeAttribute('aria-expanded');
         wrapper.removeAttribute('aria-haspopup');
+      });
+      // With real hrefs (navigation.addNavHrefs) the branding block is a "button" holding two hidden
+      // links (axe: nested-interactive): keep the title as the one real link home.
+      document.querySelectorAll('.fd-shellbar__branding[role="button"]').forEach(function (branding) {
+        branding.removeAttribute('role');
+        branding.removeAttribute('tabindex');
+        branding.removeAttribute('aria-label');
+        var title = branding.querySelector('a.fd-shellbar__title');
+        if (title) {
+          title.removeAttribute('aria-hidden');
+          title.removeAttribute('tabindex');
+        }
       });
       document.querySelectorAll('button[aria-controls="overflowPopover"]:not([aria-label])').forEach(function (button) {
         button.setAttribute('aria-label', 'More');
@@ -393,6 +410,526 @@
 
     return { watch: watch, navigated: navigated };
   }
+
+  // ==== Global search ============================================================================
+  //
+  // Luigi's global search (`globalSearch` at the root of Luigi's config, beside `navigation`; Luigi
+  // 2.31: navigation/GlobalSearch.svelte, utilities/helpers/global-search-helpers.js) over what this
+  // user may open, and nothing else:
+  // - apps: the app entries of the navigation the server sent (`context.app`), with the home node's
+  //   `context.apps` for their description, category and owner;
+  // - pages: the `link` shortcuts to an app's pages (`/home/<app>/<page>`); the hidden entries
+  //   (`hideFromNav`, the not-found view) are never results;
+  // - catalog entities, when the user has the Catalog app (`catalog`, there exactly when the tenant has a
+  //   Backstage catalog for them): the same scoped GET the Catalog app makes (`/backstage/api/catalog/
+  //   entities/by-query`, the session cookie, no token), debounced, the stale request aborted; a result
+  //   opens the Catalog app on the entity (`/home/catalog?~entity=<ref>`, a Luigi node parameter).
+  // The server leaves out of the navigation what the user may not open, so the search cannot name it.
+  //
+  // The results are our own popover (`customSearchResultRenderer`): an ARIA combobox. Focus stays in
+  // the field; the arrow keys move the active option of a grouped listbox (Apps, Pages, Catalog),
+  // Enter opens it (or the first result), Escape clears the field (and a second Escape closes it).
+  // Luigi's own popover moves the focus into `li`s with `aria-selected` on a `role="button"` and cannot
+  // group, say "nothing matches" (`showSearchResult([])` is refused) or update as results come.
+  // Repairs of Luigi's markup: the field gets a name and the combobox role; its wrapper loses
+  // `role="button"` (an input inside a button); the search button's `aria-expanded` says the opposite
+  // of the truth in 2.31 (`!isSearchFieldVisible`) and is set right; the phone's "Search" entry of the
+  // overflow menu (an `a` without href) becomes reachable by keyboard.
+
+  var SEARCH_GROUP_MAX = 8;
+  var SEARCH_DEBOUNCE_MS = 250;
+  var SEARCH_CATALOG_MIN = 2;
+  var CATALOG_APP_ID = 'catalog';
+  var CATALOG_API = '/backstage/api/catalog/entities/by-query';
+  // What the Catalog app searches and shows (web/demo-apps/catalog/catalog.js, SEARCH_FIELDS).
+  var CATALOG_SEARCH_FIELDS = 'metadata.name,metadata.title,metadata.description,spec.type,spec.profile.displayName';
+  var CATALOG_RESULT_FIELDS = 'kind,metadata.name,metadata.namespace,metadata.title,metadata.description,spec.type,spec.profile.displayName';
+  var SEARCH_KIND_LABELS = { api: 'API' };
+
+  /** Lower case, without accents: what matching compares. */
+  function folded(text) {
+    return String(text || '').toLowerCase().normalize('NFD').replace(/[\u0300-\u036f]/g, '');
+  }
+
+  /** The apps and pages of the navigation the server sent: all this user may open. */
+  function searchIndex(config) {
+    var home = config.navigation.nodes[0] || {};
+    var base = '/' + (home.pathSegment || HOME_SEGMENT) + '/';
+    var summaries = {};
+    ((home.context && home.context.apps) || []).forEach(function (app) { if (app && app.id) summaries[app.id] = app; });
+    var apps = [];
+    var appsById = {};
+    var pages = [];
+    (home.children || []).forEach(function (node) {
+      if (!node || node.hideFromNav || node.pathSegment === NOT_FOUND_SEGMENT) return;
+      var app = appOf(node);
+      if (app && app.id && !node.link) {
+        var summary = summaries[app.id] || {};
+        var entry = {
+          id: app.id,
+          label: node.label || app.label || app.id,
+          description: summary.description || '',
+          category: summary.category || node.category || '',
+          owner: summary.owner || app.owner || '',
+          path: summary.path || base + node.pathSegment
+        };
+        appsById[app.id] = entry;
+        apps.push(entry);
+      } else if (typeof node.link === 'string' && node.link.indexOf(base) === 0) {
+        pages.push({ label: node.label || node.pathSegment, link: node.link, appId: node.link.slice(base.length).split('/')[0] });
+      }
+    });
+    // A page of an app the user does not have (not sent; never expected) is left out with it.
+    pages = pages.filter(function (page) { return appsById[page.appId]; }).map(function (page) {
+      page.app = appsById[page.appId];
+      return page;
+    });
+    return { apps: apps, pages: pages, catalog: appsById[CATALOG_APP_ID] || null };
+  }
+
+  /** How well `fields` ([text, weight]) match every word of `words`: 0 when a word matches none. A word
+   *  at the start of a word of a field counts more than inside one; a word of one or two letters
+   *  matches only there ("s" is in nearly every description). */
+  function matchScore(fields, words) {
+    var total = 0;
+    for (var i = 0; i < words.length; i++) {
+      var word = words[i];
+      var best = 0;
+      for (var j = 0; j < fields.length; j++) {
+        var text = folded(fields[j][0]);
+        for (var at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
+          var wordStart = at === 0 || /[^a-z0-9]/.test(text.charAt(at - 1));
+          if (wordStart || word.length > 2) best = Math.max(best, fields[j][1] * (wordStart ? 2 : 1));
+          if (wordStart) break;
+        }
+      }
+      if (!best) return 0;
+      total += best;
+    }
+    return total;
+  }
+
+  function bestMatches(entries, fieldsOf, words) {
+    return entries
+      .map(function (entry, index) { return { entry: entry, index: index, score: matchScore(fieldsOf(entry), words) }; })
+      .filter(function (scored) { return scored.score > 0; })
+      .sort(function (a, b) { return b.score - a.score || a.index - b.index; })
+      .slice(0, SEARCH_GROUP_MAX)
+      .map(function (scored) { return scored.entry; });
+  }
+
+  function searchLocal(index, term) {
+    var words = folded(term).split(/\s+/).filter(Boolean);
+    if (!words.length) return [];
+    var apps = bestMatches(index.apps, function (app) {
+      return [[app.label, 4], [app.category, 1], [app.owner, 1], [app.description, 1]];
+    }, words).map(function (app) {
+      // The description, unless the app matched by its category or owner: then those, to say why.
+      var byText = app.description && matchScore([[app.label, 1], [app.description, 1]], words) > 0;
+      var facts = [app.category, app.owner ? 'owned by ' + app.owner : ''].filter(Boolean).join(' \u00b7 ');
+      return {
+        group: 'apps', key: 'app:' + app.id, label: app.label,
+        description: byText ? app.description : facts || app.description,
+        pathObject: { link: app.path }
+      };
+    });
+    var pages = bestMatches(index.pages, function (page) {
+      return [[page.label, 4], [page.app.label, 1]];
+    }, words).map(function (page) {
+      return { group: 'pages', key: 'page:' + page.link, label: page.label, description: 'Page of ' + page.app.label, pathObject: { link: page.link } };
+    });
+    return apps.concat(pages);
+  }
+
+  /** A catalog entity as a result: it opens the Catalog app on the entity. */
+  function entityResult(entity, catalogPath) {
+    var metadata = entity.metadata || {};
+    var spec = entity.spec || {};
+    var kind = String(entity.kind || '');
+    var namespace = String(metadata.namespace || 'default');
+    var name = String(metadata.name || '');
+    var ref = kind.toLowerCase() + ':' + namespace.toLowerCase() + '/' + name;
+    var label = String(metadata.title || (spec.profile && spec.profile.displayName) || name);
+    var kindLabel = SEARCH_KIND_LABELS[kind.toLowerCase()] || kind;
+    if (typeof spec.type === 'string' && spec.type) kindLabel += ' (' + spec.type + ')';
+    var where = label === name ? namespace : namespace + '/' + name;
+    var description = [kindLabel, where, typeof metadata.description === 'string' ? metadata.description : '']
+      .filter(Boolean).join(' · ');
+    return { group: 'catalog', key: 'entity:' + ref, label: label, description: description, pathObject: { link: catalogPath, params: { entity: ref } } };
+  }
+
+  /** `globalSearch` of Luigi's config. */
+  function globalSearch(config) {
+    var index = searchIndex(config);
+    var catalog = index.catalog;
+    var fieldName = catalog ? 'Search apps, pages and the catalog' : 'Search apps and pages';
+    var GROUPS = [['apps', 'Apps'], ['pages', 'Pages'], ['catalog', catalog ? catalog.label : 'Catalog']];
+    // term: what the results are for; catalog: { state: off|idle|loading|done|error, items, total }.
+    var state = { term: '', local: [], catalog: { state: catalog ? 'idle' : 'off', items: [], total: 0 }, active: null, enter: false };
+    var timer = null;
+    var request = null;
+    var seq = 0;
+    var input = null;
+    var popover = null;
+    var announcer = null;
+    var announceTimer = null;
+
+    function searchApi() { return Luigi.globalSearch(); }
+
+    function fieldValue() { return input ? input.value.trim() : ''; }
+
+    /** The term in the field changed (typed, pasted, cleared): search again. */
+    function update() {
+      var term = fieldValue();
+      if (term === state.term) return;
+      state.term = term;
+      state.active = null;
+      state.enter = false;
+      clearTimeout(timer);
+      if (request) request.abort();
+      request = null;
+      if (!term) {
+        state.local = [];
+        if (catalog) state.catalog = { state: 'idle', items: [], total: 0 };
+        close();
+        return;
+      }
+      state.local = searchLocal(index, term);
+      if (catalog) {
+        if (term.length < SEARCH_CATALOG_MIN) {
+          state.catalog = { state: 'idle', items: [], total: 0 };
+        } else {
+          state.catalog = { state: 'loading', items: [], total: 0 };
+          timer = setTimeout(function () { searchCatalog(term); }, SEARCH_DEBOUNCE_MS);
+        }
+      }
+      render();
+    }
+
+    function searchCatalog(term) {
+      clearTimeout(timer);
+      timer = null;
+      var mine = ++seq;
+      var controller = new AbortController();
+      request = controller;
+      var query = new URLSearchParams([
+        ['fullTextFilterTerm', term], ['fullTextFilterFields', CATALOG_SEARCH_FIELDS],
+        ['orderField', 'metadata.name,asc'], ['limit', String(SEARCH_GROUP_MAX)], ['fields', CATALOG_RESULT_FIELDS]
+      ]);
+      fetch(CATALOG_API + '?' + query.toString(), {
+        credentials: 'same-origin', headers: { 'Accept': 'application/json' }, signal: controller.signal
+      })
+        .then(function (response) {
+          if (!response.ok) throw new Error('HTTP ' + response.status);
+          return response.json();
+        })
+        .then(function (body) {
+          if (mine !== seq || term !== state.term) return;
+          var items = (body && Array.isArray(body.items) ? body.items : []).filter(function (entity) {
+            return entity && entity.kind && entity.metadata && entity.metadata.name;
+          });
+          state.catalog = {
+            state: 'done',
+            items: items.slice(0, SEARCH_GROUP_MAX).map(function (entity) { return entityResult(entity, catalog.path); }),
+            total: typeof body.totalItems === 'number' ? body.totalItems : items.length
+          };
+          finished();
+        })
+        .catch(function (error) {
+          if ((error && error.name === 'AbortError') || mine !== seq || term !== state.term) return;
+          state.catalog = { state: 'error', items: [], total: 0 };
+          finished();
+        });
+      function finished() {
+        if (request === controller) request = null;
+        if (fieldValue() !== term) return;
+        render();
+        if (state.enter) openFirst();
+      }
+    }
+
+    /** Every result in the order shown, with the "all matches" entry of the catalog when it has more. */
+    function results() {
+      var list = state.local.slice();
+      if (state.catalog.state === 'done') {
+        list = list.concat(state.catalog.items);
+        if (state.catalog.total > state.catalog.items.length) {
+          list.push({
+            group: 'catalog', key: 'catalog-all', more: true,
+            label: 'All ' + state.catalog.total + ' catalog matches',
+            description: 'Open ' + catalog.label + ' with this search',
+            pathObject: { link: catalog.path, params: { q: state.term } }
+          });
+        }
+      }
+      return list;
+    }
+
+    function render() {
+      if (!state.term || fieldValue() !== state.term) return;
+      var list = results();
+      if (state.active && !list.some(function (item) { return item.key === state.active; })) state.active = null;
+      // Luigi calls the renderer only for a list that is not empty; the marker stands for "none".
+      searchApi().showSearchResult(list.length ? list : [{ key: 'none', label: '', pathObject: { link: '' } }]);
+      announce(list);
+    }
+
+    function emptyMessage() {
+      var what = catalog && state.catalog.state !== 'error' ? 'No app, page or catalog entity' : 'No app or page';
+      return what + ' matches \u201c' + state.term + '\u201d.';
+    }
+
+    /** Luigi's `customSearchResultRenderer`: the popover, in Luigi's slot (emptied by Luigi on close). */
+    function renderPopover(items, slot) {
+      items = items.filter(function (item) { return item.key !== 'none'; });
+      if (!popover) {
+        popover = element('div', { 'class': 'portico-search', 'data-testid': 'portico-search' });
+        // A click in the popover must not take the focus out of the field.
+        popover.addEventListener('mousedown', function (event) { event.preventDefault(); });
+        popover.addEventListener('click', function (event) {
+          var option = event.target.closest('[role="option"]');
+          if (!option) return;
+          var item = results().filter(function (candidate) { return candidate.key === option.dataset.key; })[0];
+          if (item) select(item);
+        });
+      }
+      popover.textContent = '';
+      var listbox = element('div', { role: 'listbox', id: 'portico-search-listbox', 'aria-label': 'Search results', 'data-testid': 'portico-search-listbox' });
+      var any = false;
+      GROUPS.forEach(function (pair) {
+        var group = items.filter(function (item) { return item.group === pair[0]; });
+        if (!group.length) return;
+        any = true;
+        var labelId = 'portico-search-group-' + pair[0];
+        var box = element('div', { role: 'group', 'aria-labelledby': labelId, 'class': 'portico-search-group', 'data-testid': 'portico-search-group-' + pair[0] });
+        box.appendChild(element('div', { id: labelId, role: 'presentation', 'class': 'portico-search-group-label' }, pair[1]));
+        group.forEach(function (item) {
+          var option = element('div', {
+            role: 'option', id: 'portico-search-option-' + optionId(item.key), 'class': 'portico-search-option' + (item.more ? ' portico-search-more' : ''),
+            'aria-selected': String(item.key === state.active), 'data-key': item.key, 'data-testid': 'portico-search-option'
+          });
+          option.appendChild(element('span', { 'class': 'portico-search-option-label' }, item.label));
+          if (item.description) option.appendChild(element('span', { 'class': 'portico-search-option-description' }, item.description));
+          box.appendChild(option);
+        });
+        listbox.appendChild(box);
+      });
+      if (any) popover.appendChild(listbox);
+      var status = element('div', { 'class': 'portico-search-status', 'data-testid': 'portico-search-status' });
+      if (catalog && state.catalog.state === 'loading') status.appendChild(element('p', {}, 'Searching ' + catalog.label + '\u2026'));
+      if (!any && state.catalog.state !== 'loading') status.appendChild(element('p', { 'class': 'portico-search-empty', 'data-testid': 'portico-search-empty' }, emptyMessage()));
+      if (catalog && state.catalog.state === 'error') {
+        status.appendChild(element('p', { 'class': 'portico-search-unavailable', 'data-testid': 'portico-search-unavailable' }, 'Catalog search unavailable right now.'));
+      }
+      if (status.childNodes.length) popover.appendChild(status);
+      slot.textContent = '';
+      slot.appendChild(popover);
+      // Expanded: the listbox is there (a message alone is not a popup of options; the announcer says it).
+      setExpanded(any);
+      showActive();
+    }
+
+    /** Option ids: the key, reduced to what an id may hold. */
+    function optionId(key) {
+      return key.replace(/[^A-Za-z0-9_-]/g, function (c) { return '_' + c.charCodeAt(0).toString(16); });
+    }
+
+    function isOpen() { return !!(popover && popover.isConnected); }
+
+    function close() {
+      try { searchApi().closeSearchResult(); } catch (e) { /* Luigi not ready */ }
+      setExpanded(false);
+    }
+
+    function setExpanded(open) {
+      if (!input) return;
+      input.setAttribute('aria-expanded', String(open));
+      if (open) input.setAttribute('aria-controls', 'portico-search-listbox');
+      else {
+        input.removeAttribute('aria-controls');
+        input.removeAttribute('aria-activedescendant');
+      }
+    }
+
+    /** The active option: marked, scrolled to, and the field's aria-activedescendant. */
+    function showActive() {
+      if (!popover) return;
+      var current = null;
+      popover.querySelectorAll('[role="option"]').forEach(function (option) {
+        var on = option.dataset.key === state.active;
+        option.setAttribute('aria-selected', String(on));
+        if (on) current = option;
+      });
+      if (current && input) {
+        input.setAttribute('aria-activedescendant', current.id);
+        current.scrollIntoView({ block: 'nearest' });
+      } else if (input) {
+        input.removeAttribute('aria-activedescendant');
+      }
+    }
+
+    function move(step) {
+      var list = results();
+      if (!list.length) return;
+      if (!isOpen()) render();
+      var at = -1;
+      list.forEach(function (item, i) { if (item.key === state.active) at = i; });
+      at = at < 0 ? (step > 0 ? 0 : list.length - 1) : (at + step + list.length) % list.length;
+      state.active = list[at].key;
+      showActive();
+    }
+
+    function openFirst() {
+      state.enter = false;
+      var list = results();
+      var chosen = list.filter(function (item) { return item.key === state.active; })[0] || list[0];
+      if (chosen) select(chosen);
+    }
+
+    /** Luigi's `onSearchResultItemSelected`, and ours: open the result, leave the search. */
+    function select(item) {
+      if (!item || !item.pathObject || !item.pathObject.link) return;
+      var path = item.pathObject;
+      clearTimeout(timer);
+      if (request) request.abort();
+      request = null;
+      searchApi().clearSearchField();
+      state.term = '';
+      state.local = [];
+      state.active = null;
+      setExpanded(false);
+      if (window.matchMedia('(max-width: 1024px)').matches) searchApi().closeSearchField();
+      var navigation = Luigi.navigation();
+      if (path.params) navigation = navigation.withParams(path.params);
+      navigation.navigate(path.link);
+    }
+
+    /** A polite summary for screen readers, once the results settle. */
+    function announce(list) {
+      if (!announcer) {
+        announcer = element('div', { 'class': 'portico-sr-only', role: 'status', 'data-testid': 'portico-search-announcer' });
+        document.body.appendChild(announcer);
+      }
+      clearTimeout(announceTimer);
+      announceTimer = setTimeout(function () {
+        if (!state.term) { announcer.textContent = ''; return; }
+        var text = list.length ? list.length + (list.length === 1 ? ' result' : ' results') : (state.catalog.state === 'loading' ? '' : emptyMessage());
+        if (state.catalog.state === 'loading') text += (text ? '; ' : '') + 'searching the catalog';
+        if (state.catalog.state === 'error') text += '; catalog search unavailable';
+        announcer.textContent = text;
+      }, 400);
+    }
+
+    /** Our part of the field, once Luigi has drawn it (and again if it draws it anew). */
+    function adopt(field) {
+      if (field === input) return;
+      input = field;
+      input.setAttribute('aria-label', fieldName);
+      input.setAttribute('role', 'combobox');
+      input.setAttribute('aria-autocomplete', 'list');
+      input.setAttribute('aria-expanded', 'false');
+      input.setAttribute('autocomplete', 'off');
+      input.setAttribute('spellcheck', 'false');
+      input.setAttribute('enterkeyhint', 'go');
+      // Luigi calls onInput on keyup only; typing is not the only way to change the field.
+      input.addEventListener('input', update);
+      // The focus leaving the field (Tab, another control) closes the results; they come back with it.
+      // A click in the results keeps the focus in the field (mousedown is prevented there).
+      input.addEventListener('blur', function () {
+        setTimeout(function () { if (document.activeElement !== input && isOpen()) close(); }, 0);
+      });
+      input.addEventListener('focus', function () {
+        if (fieldValue() !== state.term) update();
+        else if (state.term && !isOpen()) render();
+      });
+      input.addEventListener('keydown', function (event) {
+        if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+          event.preventDefault();
+          if (fieldValue() !== state.term) update();
+          move(event.key === 'ArrowDown' ? 1 : -1);
+        }
+      });
+    }
+
+    // Luigi 2.31 handles the field's keyup: Enter, Escape and ArrowDown (which looks for its own
+    // popover's first item, absent with a custom renderer) and onInput for any other key. Arrows are ours.
+    document.addEventListener('keyup', function (event) {
+      if (input && event.target === input && (event.key === 'ArrowDown' || event.key === 'ArrowUp')) event.stopPropagation();
+    }, true);
+
+    function repair() {
+      var field = document.querySelector('input[data-testid="luigi-search-input"]');
+      if (field) adopt(field);
+      document.querySelectorAll('.fd-popover__control.luigi-search[role="button"]').forEach(function (wrapper) {
+        wrapper.removeAttribute('role');
+        wrapper.removeAttribute('aria-haspopup');
+      });
+      var wrapper = document.querySelector('.fd-popover__control.luigi-search');
+      var shown = !!wrapper && wrapper.getAttribute('aria-hidden') === 'false';
+      var button = document.querySelector('[data-testid="luigi-search-btn-desktop"]');
+      if (button) {
+        if (button.getAttribute('aria-expanded') !== String(shown)) button.setAttribute('aria-expanded', String(shown));
+        if (button.hasAttribute('aria-haspopup')) button.removeAttribute('aria-haspopup');
+        if (button.getAttribute('aria-label') !== fieldName) button.setAttribute('aria-label', fieldName);
+      }
+      var mobile = document.querySelector('a[data-testid="luigi-search-btn-mobile"]:not([tabindex])');
+      if (mobile) {
+        mobile.setAttribute('tabindex', '0');
+        mobile.setAttribute('role', 'button');
+        mobile.addEventListener('keydown', function (event) {
+          if (event.key === 'Enter' || event.key === ' ') {
+            event.preventDefault();
+            mobile.click();
+          }
+        });
+      }
+    }
+    var scheduled = false;
+    new MutationObserver(function () {
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(function () { scheduled = false; repair(); });
+    }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['aria-hidden', 'aria-expanded'] });
+
+    return {
+      searchFieldCentered: false,
+      searchProvider: {
+        inputPlaceholder: catalog ? 'Apps, pages, catalog\u2026' : 'Apps and pages\u2026',
+        onInput: update,
+        onEnter: function () {
+          if (fieldValue() !== state.term) update();
+          if (!state.term) return;
+          if (results().length || state.catalog.state !== 'loading') {
+            openFirst();
+          } else {
+            // Nothing yet but the catalog is on its way: ask now, open its first result when it comes.
+            state.enter = true;
+            if (timer) searchCatalog(state.term);
+          }
+        },
+        onEscape: function () {
+          if (fieldValue() || isOpen()) {
+            clearTimeout(timer);
+            if (request) request.abort();
+            request = null;
+            searchApi().clearSearchField();
+            update();
+            setExpanded(false);
+          } else {
+            // Escape in an empty field: put the field away, back to the button that opened it.
+            searchApi().closeSearchField();
+            var back = document.querySelector('[data-testid="luigi-search-btn-desktop"]');
+            if (!back || !back.offsetParent) back = document.querySelector('button[data-testid="mobile-menu"]');
+            if (back) back.focus();
+          }
+        },
+        customSearchResultRenderer: renderPopover,
+        onSearchResultItemSelected: select
+      }
+    };
+  }
+
+  // ==== End of global search ====================================================================
 
   fetch('/shell/config.json', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
     .then(function (response) {
