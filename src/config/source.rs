@@ -13,7 +13,7 @@ use super::yaml;
 pub trait Source {
     fn env(&self, name: &str) -> Option<String>;
     fn read(&self, path: &Path) -> std::io::Result<String>;
-    /// A file's bytes, as they are (branding images); at most [`MAX_FILE_BYTES`].
+    /// A file's bytes, as they are (branding images); at most `MAX_FILE_BYTES`.
     fn read_bytes(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         self.read(path).map(String::into_bytes)
     }
