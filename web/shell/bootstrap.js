@@ -201,6 +201,11 @@
           title.removeAttribute('tabindex');
         }
       });
+      // Luigi's loading indicator names itself with aria-label on a role-less div (axe:
+      // aria-prohibited-attr, seen while a view loads): it is a status.
+      document.querySelectorAll('.fd-busy-indicator[aria-label]:not([role])').forEach(function (busy) {
+        busy.setAttribute('role', 'status');
+      });
       document.querySelectorAll('button[aria-controls="overflowPopover"]:not([aria-label])').forEach(function (button) {
         button.setAttribute('aria-label', 'More');
       });
