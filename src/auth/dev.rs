@@ -40,7 +40,7 @@ struct DevUserRow<'a> {
 struct DevLoginView<'a> {
     title: &'a str,
     logo: String,
-    favicon: Option<String>,
+    favicon: String,
     tenant: &'a str,
     listen: String,
     users: Vec<DevUserRow<'a>>,
@@ -68,12 +68,7 @@ pub fn login_page(
     let view = DevLoginView {
         title: &tenant.branding.title,
         logo: tenant.branding.logo_href(),
-        favicon: Some(
-            tenant
-                .branding
-                .favicon_href()
-                .unwrap_or_else(|| "/shell/logo.svg".to_owned()),
-        ),
+        favicon: tenant.branding.page_favicon(),
         tenant: tenant.id.as_str(),
         listen: state.listen.to_string(),
         users: users

@@ -234,7 +234,7 @@ async fn callback_get(
 struct SignedOutView<'a> {
     title: &'a str,
     logo: String,
-    favicon: Option<String>,
+    favicon: String,
 }
 
 /// `GET /auth/signed-out`: the page after signing out, in the tenant's branding; where the IdP
@@ -246,12 +246,7 @@ async fn signed_out_get(
     let view = SignedOutView {
         title: &tenant.branding.title,
         logo: tenant.branding.logo_href(),
-        favicon: Some(
-            tenant
-                .branding
-                .favicon_href()
-                .unwrap_or_else(|| "/shell/logo.svg".to_owned()),
-        ),
+        favicon: tenant.branding.page_favicon(),
     };
     let page = askama::Template::render(&view)?;
     Ok((

@@ -492,6 +492,13 @@ impl Branding {
     pub fn favicon_href(&self) -> Option<String> {
         self.favicon.as_ref().map(|favicon| favicon.href("favicon"))
     }
+
+    /// The favicon a page of portico's own names: the tenant's, else portico's logo (a page that
+    /// names none makes the browser ask for `/favicon.ico`, which is no public path here).
+    pub fn page_favicon(&self) -> String {
+        self.favicon_href()
+            .unwrap_or_else(|| "/shell/logo.svg".to_owned())
+    }
 }
 
 impl BrandImage {

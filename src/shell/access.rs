@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::luigi::{HOME_SEGMENT, visible_apps};
+use super::luigi::{HOME_SEGMENT, reachable_pages, visible_apps};
 use crate::auth::SignedIn;
-use crate::config::{App, NavNode, Tenant};
-use crate::rbac::{self, Roles};
+use crate::config::{App, Tenant};
+use crate::rbac::Roles;
 
 /// The document `/shell/access.json` returns.
 #[derive(Debug, Serialize)]
@@ -117,34 +117,17 @@ pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn) -> Access<'a> 
 
 fn opened<'a>(app: &'a App, roles: &Roles) -> Opened<'a> {
     let path = format!("/{HOME_SEGMENT}/{}", app.id);
-    let mut pages = Vec::new();
-    collect_pages(app, &app.nodes, roles, &path, &mut pages);
+    let pages = reachable_pages(app, roles)
+        .into_iter()
+        .map(|(node, below)| Page {
+            label: &node.label,
+            path: format!("{path}/{below}"),
+        })
+        .collect();
     Opened {
         id: app.id.as_str(),
         label: &app.label,
         path,
         pages,
-    }
-}
-
-/// The pages among `nodes` that `roles` open, depth first; a page they do not open takes its
-/// children with it, as in the navigation.
-fn collect_pages<'a>(
-    app: &'a App,
-    nodes: &'a [NavNode],
-    roles: &Roles,
-    parent: &str,
-    pages: &mut Vec<Page<'a>>,
-) {
-    for node in nodes {
-        if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
-            continue;
-        }
-        let path = format!("{parent}/{}", node.path);
-        pages.push(Page {
-            label: &node.label,
-            path: path.clone(),
-        });
-        collect_pages(app, &node.children, roles, &path, pages);
     }
 }

@@ -544,31 +544,42 @@ pub(crate) fn shell_config<'a>(
 fn home_entries<'a>(apps: &[&'a App], roles: &Roles) -> Vec<LuigiNode<'a>> {
     let mut entries = Vec::new();
     for app in apps {
-        let pages = nav_nodes(app, &app.nodes, roles);
-        let mut links = Vec::new();
-        page_links(app, &app.nodes, roles, "", &mut links);
-        entries.push(LuigiNode::in_app(app, None, pages));
-        entries.extend(links);
+        entries.push(LuigiNode::in_app(
+            app,
+            None,
+            nav_nodes(app, &app.nodes, roles),
+        ));
+        entries.extend(
+            reachable_pages(app, roles)
+                .into_iter()
+                .map(|(node, path)| LuigiNode::page_link(app, node, path)),
+        );
     }
     entries
 }
 
-/// Shortcuts to the pages among `nodes` the user may reach (depth first), `prefix` their parent's path.
-fn page_links<'a>(
-    app: &'a App,
-    nodes: &'a [NavNode],
-    roles: &Roles,
-    prefix: &str,
-    links: &mut Vec<LuigiNode<'a>>,
-) {
-    for node in nodes {
-        if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
-            continue;
+/// The pages of `app` that `roles` may reach, depth first, each with its path below the app
+/// (`builds/logs`); a page they may not reach takes its children with it, as in the navigation.
+pub(crate) fn reachable_pages<'a>(app: &'a App, roles: &Roles) -> Vec<(&'a NavNode, String)> {
+    fn walk<'a>(
+        app: &'a App,
+        nodes: &'a [NavNode],
+        roles: &Roles,
+        prefix: &str,
+        found: &mut Vec<(&'a NavNode, String)>,
+    ) {
+        for node in nodes {
+            if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
+                continue;
+            }
+            let path = format!("{prefix}{}", node.path);
+            found.push((node, path.clone()));
+            walk(app, &node.children, roles, &format!("{path}/"), found);
         }
-        let path = format!("{prefix}{}", node.path);
-        links.push(LuigiNode::page_link(app, node, path.clone()));
-        page_links(app, &node.children, roles, &format!("{path}/"), links);
     }
+    let mut found = Vec::new();
+    walk(app, &app.nodes, roles, "", &mut found);
+    found
 }
 
 /// The entries among `nodes` the user may reach, each with its reachable children; an entry the user
