@@ -2,7 +2,8 @@
 // the shell view that says why a person sees what they see and how to get more. Reached from the
 // profile menu of the shell bar, or by its address /home/_my-access. In Chromium against the embedded
 // demo portal: alice (platform-admin and developer; groups demo-platform-admins, demo-eng), dave
-// (developer; demo-eng), nora (no group, no role). Screenshots: target/e2e/access-{desktop,phone}.png.
+// (developer; demo-eng), nora (no group, no role). Screenshots: target/e2e/access-{desktop,phone}.png,
+// and in German (a browser asking for de-DE) target/e2e/access-de-{desktop,phone}.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -30,10 +31,13 @@ after(async () => {
   await portico?.stop();
 });
 
-/** A fresh browser context, signed in as `user` at `deepLink`, with page errors collected. */
-async function signedIn(user, { viewport = DESKTOP, deepLink = '/', route } = {}) {
+/**
+ * A fresh browser context, signed in as `user` at `deepLink`, with page errors collected. `locale`
+ * (e.g. 'de-DE') is the browser's language, which it asks for with Accept-Language too.
+ */
+async function signedIn(user, { viewport = DESKTOP, deepLink = '/', route, locale } = {}) {
   const phone = viewport === PHONE;
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone });
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone, ...(locale ? { locale } : {}) });
   if (route) await route(context);
   const page = await context.newPage();
   const errors = [];
@@ -242,5 +246,93 @@ test('groups that grant nothing here are listed; a failed answer says so and can
   await view.getByTestId('access-retry').click();
   await view.getByTestId('access-role-developer').waitFor({ state: 'visible', ...WAIT });
   assert.equal(await error.isVisible(), false);
+  await context.close();
+});
+
+/** The words of the English view, none of which a German view may show. */
+const ENGLISH = /\b(Your access|Why you see|Loading|Your groups|Granted|What it opens|opens nothing|no role|Groups that|How to get|Ask your|sign in again|Try again|could not be loaded)\b/;
+
+test('German: a German browser gets My access in German, lists joined the German way (desktop and phone, axe)', async () => {
+  // Desktop: alice, two roles.
+  let { context, page, errors } = await signedIn('alice', { deepLink: '/home/_my-access', locale: 'de-DE' });
+  let view = await accessView(page);
+  assert.equal(await view.evaluate(() => document.documentElement.lang), 'de');
+  assert.equal(await view.evaluate(() => document.title), 'Mein Zugriff');
+  assert.equal(await view.locator('h1').textContent(), 'Ihr Zugriff');
+  assert.equal(await said(view.getByTestId('access-intro')), `Warum Sie in ${TENANT} sehen, was Sie sehen, und wie Sie mehr Zugriff bekommen.`);
+  assert.match(await said(view.getByTestId('access-user')),
+    /^Alice Admin alice@demo\.example Portal Portico Demo Portal \(demo\) Ihre Gruppen demo-platform-admins und demo-eng$/);
+  assert.match(await said(view.getByTestId('access-granted-platform-admin')), /^Diese Rolle erhalten Sie über Ihre Gruppe demo-platform-admins\.$/);
+  assert.match(await said(view.getByTestId('access-granted-developer')), /^Diese Rolle erhalten Sie über Ihre Gruppe demo-eng\.$/);
+  // (Shown in capitals by CSS; the text itself is as written.)
+  assert.deepEqual(await view.locator('.ax-opens-title').allTextContents(), ['Was diese Rolle öffnet', 'Was diese Rolle öffnet']);
+  assert.ok(await view.getByRole('list', { name: /^Seiten von / }).count() >= 1, 'the pages of an app are a list named in German');
+  const more = await said(view.getByTestId('access-more'));
+  assert.match(more, /^So erhalten Sie mehr Zugriff Apps und Seiten werden Rollen zugeordnet/);
+  assert.match(more, /sobald Sie sich erneut angemeldet haben\.$/);
+  assert.doesNotMatch(await view.locator('body').innerText(), ENGLISH);
+  await noSidewaysScroll(view);
+  await page.screenshot({ path: path.join(SHOTS, 'access-de-desktop.png') });
+  await assertAccessible(view, 'My access in German (desktop)');
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // Phone: the longer German words wrap; nothing leaves the screen or is cut off.
+  ({ context, page, errors } = await signedIn('alice', { viewport: PHONE, deepLink: '/home/_my-access', locale: 'de-DE' }));
+  view = await accessView(page);
+  await view.getByTestId('access-role-platform-admin').waitFor(WAIT);
+  assert.equal(await view.evaluate(() => document.documentElement.lang), 'de');
+  await noSidewaysScroll(view);
+  const overflowing = await view.evaluate(() => [...document.querySelectorAll('main *')]
+    .filter((el) => el.getClientRects().length && (el.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 || el.scrollWidth > el.clientWidth + 1))
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.slice(0, 40)}`));
+  assert.deepEqual(overflowing, [], 'elements overflow or are cut off on a phone');
+  await page.screenshot({ path: path.join(SHOTS, 'access-de-phone.png') });
+  await assertAccessible(view, 'My access in German (phone)');
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // Several groups, no role, a failure and "try again": plurals and German lists.
+  let mode = 'unmapped';
+  ({ context, page, errors } = await signedIn('dave', {
+    deepLink: '/home/_my-access',
+    locale: 'de-DE',
+    route: (ctx) => ctx.route((url) => url.pathname === '/shell/access.json', async (route) => {
+      if (mode === 'fail') return route.fulfill({ status: 500, contentType: 'text/plain', body: 'boom' });
+      const response = await route.fetch();
+      const answer = await response.json();
+      answer.user.groups = [...answer.user.groups, 'dev-oncall', 'payroll-readers'];
+      answer.unmappedGroups = ['dev-oncall', 'payroll-readers'];
+      if (mode === 'none') answer.roles = [];
+      return route.fulfill({ response, json: answer });
+    }),
+  }));
+  view = await accessView(page);
+  const unmapped = view.getByTestId('access-unmapped');
+  await unmapped.waitFor({ state: 'visible', ...WAIT });
+  assert.equal(await said(unmapped), `Gruppen, die Ihnen hier keine Rolle geben Ihre Gruppen dev-oncall und payroll-readers vergeben in ${TENANT} keine Rolle. Möglicherweise geben sie Ihnen Zugriff auf andere Portale oder Werkzeuge.`);
+  assert.match(await said(view.getByTestId('access-user')), /Ihre Gruppen demo-eng, dev-oncall und payroll-readers$/);
+
+  mode = 'none';
+  await page.reload();
+  view = await accessView(page);
+  const none = view.getByTestId('access-no-roles');
+  await none.waitFor({ state: 'visible', ...WAIT });
+  assert.equal(await said(none), `Sie haben hier keine Rolle Ihre Gruppen (demo-eng, dev-oncall und payroll-readers) geben Ihnen in ${TENANT} keine Rolle. Bitten Sie Ihre Teamleitung oder das Plattform-Team, Sie einer Gruppe hinzuzufügen.`);
+  await assertAccessible(view, 'My access in German, without roles');
+
+  mode = 'fail';
+  await page.reload();
+  view = await accessView(page);
+  const error = view.getByTestId('access-error');
+  await error.waitFor({ state: 'visible', ...WAIT });
+  assert.match(await said(error), /^Ihr Zugriff konnte nicht geladen werden: Das Portal antwortete mit 500\b.*Versuchen Sie es gleich noch einmal\. Erneut versuchen$/);
+  await assertAccessible(view, 'My access in German, failed');
+  mode = 'unmapped';
+  await view.getByRole('button', { name: 'Erneut versuchen' }).click();
+  await view.getByTestId('access-role-developer').waitFor({ state: 'visible', ...WAIT });
+  assert.match(await said(view.getByTestId('access-granted-developer')), /^Diese Rolle erhalten Sie über Ihre Gruppe demo-eng\.$/);
+  assert.doesNotMatch(await view.locator('body').innerText(), ENGLISH);
+  assert.deepEqual(errors, []);
   await context.close();
 });

@@ -100,3 +100,28 @@ test('a route inside an app is a link: it opens the app there, and the address f
     await context.close();
   }
 });
+
+test('a route with a path parameter opens its page with the value, under the page\'s rule', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  // alice may open Incident Review; its `:incident` route takes the incident from the address.
+  await signIn(page, portico.baseUrl, 'alice', '/home/service-status/incidents/INC-7');
+  assert.equal(new URL(page.url()).pathname, '/home/service-status/incidents/INC-7');
+  const app = await frameWithUrl(page, '/apps/service-status/incidents/INC-7');
+  assert.equal(await app.getByTestId('ctx-location').textContent(), '/apps/service-status/incidents/INC-7');
+  // The route is no entry of its own: the side navigation lists the app and its pages, not ":incident".
+  const labels = await sideNavLabels(page);
+  assert.ok(labels.includes('Incident Review'), labels.join(', '));
+  assert.ok(!labels.some((label) => label.includes(':') || label === 'Incident'), labels.join(', '));
+  await context.close();
+
+  // dave may not open Incident Review: the same link explains why instead of opening anything.
+  const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const davePage = await other.newPage();
+  await signIn(davePage, portico.baseUrl, 'dave', '/home/service-status/incidents/INC-7');
+  const view = await frameWithUrl(davePage, '/shell/not-found.html');
+  await view.getByTestId('not-found-needs').waitFor({ state: 'visible', timeout: 10000 });
+  assert.match(await view.getByTestId('not-found-reason').innerText(), /Incident Review/);
+  assert.equal(new URL(davePage.url()).pathname, '/home/service-status/incidents/INC-7');
+  await other.close();
+});

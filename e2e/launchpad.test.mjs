@@ -2,8 +2,9 @@
 // Chromium against the embedded demo portal. A person sees a tile per app they may open, grouped by
 // category; opens apps with a click (inside the shell) or into a new tab (real links); keeps favourites
 // and sees recently used apps first (this browser's localStorage, per tenant and user); filters as they
-// type; and is told why when they have no app. Desktop and phone screenshots go to
-// target/e2e/launchpad-*.png; axe-core checks each state a person can reach.
+// type; and is told why when they have no app. A browser that prefers German gets all of it in German.
+// Desktop and phone screenshots go to target/e2e/launchpad-*.png; axe-core checks each state a person
+// can reach.
 //
 // Demo users (src/config/default.yaml): alice (Service Status, Admin Console in "Operate", Team
 // Directory in "Discover"), dave (Service Status, Team Directory), nora (no groups, no apps).
@@ -43,10 +44,13 @@ after(async () => {
   await portico?.stop();
 });
 
-/** A fresh browser context (its own cookies and localStorage) with page errors collected. */
-async function newPage(viewport = DESKTOP) {
+/**
+ * A fresh browser context (its own cookies and localStorage) with page errors collected. `locale` is
+ * the browser's language (Accept-Language and navigator.language); Playwright's default is en-US.
+ */
+async function newPage(viewport = DESKTOP, { locale } = {}) {
   const phone = viewport === PHONE;
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone });
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone, locale });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
@@ -407,3 +411,160 @@ for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await context.close();
   });
 }
+
+// ---------------------------------------------------------------------------------------------------
+// In German. The shell hands the language portico chose from the browser (Accept-Language: de-DE) to
+// the view through Luigi Client; every text of the launchpad is then German. What config says (app
+// labels, categories, descriptions, the tenant's title) is the server's to translate: it is read from
+// the page here, not spelled out.
+
+/** The home view's frame once it has drawn the user's context in German. */
+async function homeFrameGerman(page) {
+  const home = await frameWithUrl(page, '/shell/home.html');
+  await home.getByTestId('home-greeting').filter({ hasText: /^Willkommen, / }).waitFor(WAIT);
+  await home.locator('[data-testid="home-apps"] li, [data-testid="home-no-apps"]:not([hidden])').first().waitFor(WAIT);
+  return home;
+}
+
+/**
+ * Notes, in every frame of `context`, whether the home view ever showed English (its texts are loaded
+ * before it is shown, so a German browser never sees them flip).
+ */
+async function watchForEnglish(context) {
+  await context.addInitScript(() => {
+    if (location.pathname !== '/shell/home.html') return;
+    window.__englishSeen = [];
+    const check = () => {
+      const main = document.getElementById('launchpad');
+      if (!main || main.hidden) return;
+      const said = main.innerText.match(/Welcome|Find an app|Favourites|Recently used|Your access|owned by|in a new tab/);
+      if (said) window.__englishSeen.push(said[0]);
+    };
+    document.addEventListener('DOMContentLoaded', () => {
+      check();
+      new MutationObserver(check).observe(document.documentElement, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+  });
+}
+
+/** Signs alice in with a German browser, with one favourite and one recently used app. */
+async function germanAlice(viewport) {
+  const opened = await newPage(viewport, { locale: 'de-DE' });
+  await watchForEnglish(opened.context);
+  await signIn(opened.page, 'alice'); // the dev sign-in page: clicked by test id, whatever its language
+  await opened.page.evaluate(([fav, recent]) => {
+    localStorage.setItem(fav, JSON.stringify(['team-directory']));
+    localStorage.setItem(recent, JSON.stringify(['service-status']));
+  }, [favouritesKey('alice'), recentKey('alice')]);
+  await opened.page.goto(portico.baseUrl + '/home');
+  const home = await homeFrameGerman(opened.page);
+  await opened.page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 });
+  await home.getByTestId('home-favourites').getByTestId('home-tile-team-directory').waitFor(WAIT);
+  return { ...opened, home };
+}
+
+test('a German browser gets the launchpad in German: headings, tiles, favourites, the filter and its messages', async () => {
+  const { context, page, errors, home } = await germanAlice(DESKTOP);
+  assert.equal(await home.evaluate(() => document.documentElement.lang), 'de');
+  assert.equal(await home.evaluate(() => document.title), 'Startseite');
+  assert.equal(await home.getByTestId('home-greeting').textContent(), 'Willkommen, Alice Admin');
+  assert.match(await home.getByTestId('home-tenant').textContent(), / \(Mandant demo\)$/);
+
+  // Favourites, Recently used, one section per category (titles from config), then the user's access.
+  const headings = await sectionHeadings(home);
+  assert.equal(headings.length, 5, JSON.stringify(headings));
+  assert.deepEqual([headings[0], headings[1], headings[4]], ['Favoriten', 'Zuletzt verwendet', 'Ihr Zugriff']);
+  const groups = home.getByTestId('home-apps').locator('section');
+  assert.equal(await groups.count(), 2);
+  for (const heading of await groups.locator('h2').allTextContents()) assert.ok(heading.trim(), 'a category heading has a title');
+  assert.deepEqual(await shownTiles(home.getByTestId('home-apps')), ['service-status', 'admin-console', 'team-directory']);
+
+  // A tile: "betreut von", a new-tab link named with the app, a star that says what it does.
+  const directory = home.getByTestId('home-apps').getByTestId('home-tile-team-directory');
+  const label = await directory.getByTestId('home-link-team-directory').textContent();
+  assert.match(await tileText(directory), / · betreut von team-portal /);
+  // (On screen the link's text starts with a capital: "In neuem Tab öffnen"; the name is matched as a
+  // screen reader says it, whatever the case.)
+  const newTab = directory.getByRole('link', { name: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in neuem Tab öffnen$`, 'i') });
+  assert.equal(await newTab.getAttribute('target'), '_blank');
+  assert.equal((await newTab.evaluate((a) => Array.from(a.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent).join(''))), 'In neuem Tab öffnen');
+  const star = directory.getByRole('button', { name: `${label} als Favorit`, exact: true });
+  assert.equal(await star.getAttribute('aria-pressed'), 'true');
+  assert.equal(await star.getAttribute('title'), 'Aus Favoriten entfernen');
+  const statusLabel = await home.getByTestId('home-link-service-status').first().textContent();
+  const statusStar = home.getByTestId('home-apps').getByRole('button', { name: `${statusLabel} als Favorit`, exact: true });
+  assert.equal(await statusStar.getAttribute('title'), 'Zu Favoriten hinzufügen');
+  await statusStar.click();
+  await home.getByTestId('home-favourites').getByTestId('home-tile-service-status').waitFor(WAIT);
+  assert.equal(await statusStar.getAttribute('title'), 'Aus Favoriten entfernen');
+  assert.equal(await home.locator('.lp-access p').first().innerText(), 'Rollen: developer, platform-admin');
+  assert.match(await home.locator('.lp-access p').nth(1).innerText(), /^Gruppen aus Ihrem Identity Provider: /);
+  await page.screenshot({ path: path.join(SHOTS, 'launchpad-de-desktop.png') });
+  await assertAccessible(home, 'launchpad in German');
+
+  // The filter: its label and placeholder, the count with the right plural, no match in German quotes.
+  const filter = home.getByRole('searchbox', { name: 'App suchen' });
+  assert.equal(await filter.getAttribute('placeholder'), 'Name, Kategorie oder Betreuer');
+  await filter.fill('team-po');
+  assert.deepEqual(await shownTiles(home.getByTestId('home-apps')), ['team-directory']);
+  assert.equal(await home.getByTestId('home-filter-status').textContent(), '1 von 3 Apps gefunden.');
+  await filter.fill('');
+  await filter.pressSequentially('Gehaltsabrechnung');
+  await home.getByTestId('home-no-match').waitFor({ state: 'visible', ...WAIT });
+  assert.equal(await home.getByTestId('home-no-match-text').textContent(), 'Keine App passt zu \u201eGehaltsabrechnung\u201c.');
+  assert.equal(await home.getByTestId('home-filter-status').textContent(), 'Keine App gefunden.');
+  assert.equal(await home.getByTestId('home-clear-filter').textContent(), 'Filter zurücksetzen');
+  assert.match((await home.getByTestId('home-no-match').innerText()).replace(/\s+/g, ' '), /Der Filter durchsucht Name, Beschreibung, Kategorie und Betreuer jeder App\./);
+  await assertAccessible(home, 'launchpad in German, no match');
+  await home.getByTestId('home-clear-filter').click();
+  assert.deepEqual(await shownTiles(home.getByTestId('home-apps')), ['service-status', 'admin-console', 'team-directory']);
+
+  assert.deepEqual(await home.evaluate(() => window.__englishSeen), [], 'the view showed English');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('German on a phone (390x844): the longer texts wrap inside the view, nothing is cut off or scrolls sideways', async () => {
+  const { context, page, errors, home } = await germanAlice(PHONE);
+  await home.locator('.lp-icon.has-glyph').first().waitFor(WAIT);
+  await home.evaluate(() => document.fonts.ready);
+  const { scroll, client } = await home.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  assert.ok(scroll <= client, `the launchpad scrolls sideways: ${scroll} > ${client}`);
+  // Every visible element of the view lies within its width, and no text box is wider than its element.
+  const outside = () => home.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    return Array.from(document.querySelectorAll('main *'))
+      .filter((el) => el.getClientRects().length && !el.closest('.visually-hidden'))
+      .filter((el) => {
+        const box = el.getBoundingClientRect();
+        return box.left < -0.5 || box.right > width + 0.5 || el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible';
+      })
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${JSON.stringify(el.textContent.slice(0, 40))}`);
+  });
+  assert.deepEqual(await outside(), []);
+  await page.screenshot({ path: path.join(SHOTS, 'launchpad-de-phone.png') });
+  await assertAccessible(home, 'launchpad in German (phone)');
+  // The no-match notice: its longer German hint and button wrap too.
+  await home.getByTestId('home-filter').fill('Gehaltsabrechnung');
+  await home.getByTestId('home-no-match').waitFor({ state: 'visible', ...WAIT });
+  assert.deepEqual(await outside(), []);
+  assert.deepEqual(await home.evaluate(() => window.__englishSeen), [], 'the view showed English');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('nora, with a German browser, is told in German that she has no apps and whom to ask', async () => {
+  const { context, page, errors } = await newPage(DESKTOP, { locale: 'de-DE' });
+  await signIn(page, 'nora');
+  await page.goto(portico.baseUrl + '/home');
+  const home = await homeFrameGerman(page);
+  const said = (await home.getByTestId('home-no-apps').innerText()).replace(/\s+/g, ' ');
+  assert.match(said, /Sie haben noch keine Apps/);
+  assert.match(said, /Sie sind in keiner Gruppe und haben daher keine Rolle in /);
+  assert.match(said, /Bitten Sie Ihre Teamleitung oder das Plattform-Team/);
+  assert.equal(await home.getByTestId('home-roles').textContent(), 'keine');
+  assert.equal(await home.getByTestId('home-groups').textContent(), 'keine');
+  await assertAccessible(home, 'launchpad without apps, in German');
+  assert.deepEqual(errors, []);
+  await context.close();
+});

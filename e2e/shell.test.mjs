@@ -2,7 +2,8 @@
 // "could not map" message. Titles of the page and of each iframe, breadcrumbs, the recently used apps,
 // the not-found view (unknown, forbidden, no such page) and the frame watchdog (an app that never
 // starts Luigi Client, an app that does not answer, an app that is down). web/shell/bootstrap.js,
-// not-found.js. Screenshots go to target/e2e/shell-<name>-{desktop,phone}.png.
+// not-found.js. Screenshots go to target/e2e/shell-<name>-{desktop,phone}.png; the not-found view in
+// German (a browser asking for de-DE) to target/e2e/not-found-de{,-phone}.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -74,9 +75,12 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A signed-in page: opens `deepLink`, picks `user` on the dev sign-in page, waits for the shell. */
-async function signedIn(portico, user, deepLink, viewport = DESKTOP) {
-  const context = await browser.newContext({ viewport });
+/**
+ * A signed-in page: opens `deepLink`, picks `user` on the dev sign-in page, waits for the shell.
+ * `locale` (e.g. 'de-DE') is the browser's language, which it asks for with Accept-Language too.
+ */
+async function signedIn(portico, user, deepLink, viewport = DESKTOP, locale = undefined) {
+  const context = await browser.newContext({ viewport, ...(locale ? { locale } : {}) });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error.message));
@@ -274,6 +278,74 @@ test('an unknown or forbidden address is explained, never "Could not map"', asyn
     assert.deepEqual(errors, []);
     await context.close();
   }
+});
+
+test('German: a German browser gets the forbidden, no-such-page and unknown explanations in German', async () => {
+  const { context, page, errors } = await signedIn(demo, 'dave', '/home/admin-console', DESKTOP, 'de-DE');
+  const view = await frameWithUrl(page, '/shell/not-found.html');
+  assert.equal(new URL(page.url()).pathname, '/home/admin-console');
+  // App and page labels are the server's (in German where config has them); the sentences are the view's.
+  const explained = (route) => page.evaluate((p) => fetch(`/shell/route.json?path=${encodeURIComponent(p)}`).then((r) => r.json()), route);
+  const admin = (await explained('/home/admin-console')).app.label;
+  const title = view.getByTestId('not-found-title');
+  await title.filter({ hasText: `Sie können die App „${admin}“ nicht öffnen` }).waitFor({ timeout: 5000 });
+  assert.equal(await view.evaluate(() => document.documentElement.lang), 'de');
+  assert.equal(await view.evaluate(() => document.title), `Sie können die App „${admin}“ nicht öffnen`);
+  assert.equal(await view.getByTestId('not-found-reason').textContent(), `Die App „${admin}“ gibt es, aber Sie haben keinen Zugriff darauf.`);
+  const needs = (await view.getByTestId('not-found-needs').innerText()).replace(/\s+/g, ' ');
+  assert.match(needs, /Dafür brauchen Sie die Rolle platform-admin( \([^)]+\))?, die Mitglieder der Gruppe demo-platform-admins haben\./);
+  assert.match(needs, /Ihre Rollen: developer\./);
+  assert.match(needs, /Bitten Sie team-platform oder Ihre Teamleitung, Sie dieser Gruppe hinzuzufügen\./);
+  assert.equal(await view.getByTestId('not-found-home-link').textContent(), 'Zur Startseite');
+  const english = /\b(exists|cannot|needs the role|members of|Your roles|Ask|Go to Home|Page not found)\b/;
+  assert.doesNotMatch(await view.locator('body').innerText(), english);
+  await noSpinner(page);
+  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'hidden', timeout: 2000 }).catch(() => {});
+  await page.screenshot({ path: path.join(SHOTS, 'not-found-de.png') });
+  await assertAccessible(view, 'the not-found view in German (forbidden)');
+
+  // On a phone the longer German sentences wrap; nothing leaves the screen.
+  await page.setViewportSize(PHONE);
+  // Luigi collapses its side navigation for the narrow screen; the view's frame then fills the rest.
+  await page.waitForFunction((width) => {
+    const frame = [...document.querySelectorAll('iframe')].find((f) => f.src.includes('/shell/not-found.html'));
+    const box = frame && frame.getBoundingClientRect();
+    return box && box.left < 60 && box.right <= width;
+  }, PHONE.width, { timeout: 5000 });
+  await page.waitForTimeout(300); // the end of the side navigation's transition
+  const { scroll, client } = await view.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  assert.ok(scroll <= client, `the view scrolls sideways on a phone: ${scroll} > ${client}`);
+  await page.screenshot({ path: path.join(SHOTS, 'not-found-de-phone.png') });
+  await page.setViewportSize(DESKTOP);
+
+  // A page the app does not have.
+  const status = (await explained('/home/service-status/nope')).app;
+  await page.goto(demo.baseUrl + '/home/service-status/nope');
+  const noPage = await frameWithUrl(page, '/shell/not-found.html');
+  await noPage.getByTestId('not-found-reason')
+    .filter({ hasText: `Die App „${status.label}“ hat unter /home/service-status/nope keine Seite, aber die App selbst können Sie öffnen. Die App wird von ${status.owner} betreut.` })
+    .waitFor({ timeout: 5000 });
+  assert.equal(await noPage.getByTestId('not-found-title').textContent(), `Die App „${status.label}“ hat diese Seite nicht`);
+  assert.equal(await noPage.getByTestId('not-found-app-link').textContent(), `${status.label} öffnen`);
+
+  // Nothing at all there.
+  await page.goto(demo.baseUrl + '/home/no-such-app');
+  const unknown = await frameWithUrl(page, '/shell/not-found.html');
+  await unknown.getByTestId('not-found-reason').filter({ hasText: 'Unter /home/no-such-app gibt es in diesem Portal keine Seite.' }).waitFor({ timeout: 5000 });
+  assert.equal(await unknown.getByTestId('not-found-title').textContent(), 'Seite nicht gefunden');
+  assert.equal(await unknown.evaluate(() => document.documentElement.lang), 'de');
+  await assertAccessible(unknown, 'the not-found view in German (unknown)');
+
+  // A page of an app that dave's roles do not reach.
+  const incident = await explained('/home/service-status/incidents');
+  await page.evaluate(() => Luigi.navigation().navigate('/home/service-status/incidents'));
+  await page.waitForURL(/\/home\/service-status\/incidents$/);
+  const incidents = await frameWithUrl(page, '/shell/not-found.html');
+  await incidents.getByTestId('not-found-reason')
+    .filter({ hasText: `Die Seite „${incident.page}“ der App „${incident.app.label}“ gibt es, aber Sie haben keinen Zugriff darauf.` }).waitFor({ timeout: 5000 });
+  assert.doesNotMatch(await page.locator('body').innerText(), /Could not map|could not find the requested route/i);
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 test('an app that never starts, an app that does not answer and an app that is down never leave a spinner', async () => {

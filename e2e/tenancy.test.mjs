@@ -89,7 +89,7 @@ async function pickUser(page, tenant, user) {
   assert.match(page.url(), /\/auth\/login\?return_to=/);
   await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
   // The sign-in page wears the tenant's branding: its title and its logo (loaded).
-  assert.equal((await page.getByTestId('brand').textContent()).trim(), tenant.title);
+  assert.equal((await page.getByTestId('brand-title').textContent()).trim(), tenant.title);
   assert.ok(await page.getByTestId('brand-logo').evaluate((img) => img.complete && img.naturalWidth > 0), 'logo loaded');
   await page.getByTestId(`sign-in-${user}`).click();
   await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });

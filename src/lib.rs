@@ -26,6 +26,8 @@ mod clock;
 pub mod config;
 /// The HTTP kit: errors → responses (HTML for browsers, JSON for API calls) and the request context.
 mod http;
+/// The languages portico speaks: which one a request gets, and portico's own texts in it.
+mod i18n;
 /// Server-side cookie jars per session and app: app cookies that never reach the browser.
 mod jar;
 /// The forwarding kit both gateways use: path canonicalisation, guard, header hygiene, pooled client.

@@ -41,7 +41,7 @@ pub struct RoleMap {
     /// Each role with the groups that grant it. Every role has at least one group (config checks it).
     pub roles: Vec<(RoleName, Vec<String>)>,
     /// What each role is for, where config says (`description:`): shown to users on "My access".
-    pub descriptions: std::collections::BTreeMap<RoleName, String>,
+    pub descriptions: std::collections::BTreeMap<RoleName, crate::config::Text>,
 }
 
 impl RoleMap {

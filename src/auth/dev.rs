@@ -27,6 +27,7 @@ use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::{DevUser, SignIn, Tenant};
 use crate::http::csrf;
 use crate::http::{AppError, RequestContext};
+use crate::i18n::{LanguageLink, Locale, Texts};
 use crate::state::AppState;
 use crate::telemetry::Labels;
 
@@ -38,6 +39,8 @@ struct DevUserRow<'a> {
 #[derive(Template)]
 #[template(path = "dev_login.html")]
 struct DevLoginView<'a> {
+    t: Texts,
+    languages: Vec<LanguageLink>,
     title: &'a str,
     logo: String,
     favicon: String,
@@ -48,11 +51,12 @@ struct DevLoginView<'a> {
 }
 
 /// The dev sign-in page (what `GET /auth/login` shows for a dev tenant): the user picker.
-pub fn login_page(
+pub(crate) fn login_page(
     state: &AppState,
     context: &RequestContext,
     users: &[DevUser],
     return_to: &str,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     let tenant: &Tenant = &context.tenant;
     if !state.dev_sign_in_allowed() {
@@ -65,7 +69,19 @@ pub fn login_page(
         });
         return Err(AuthError::DevSignInUnlistedHost.into());
     }
+    let texts = locale.texts();
     let view = DevLoginView {
+        t: texts,
+        languages: LanguageLink::all(
+            locale,
+            &format!(
+                "/auth/login?return_to={}",
+                percent_encoding::utf8_percent_encode(
+                    return_to,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+        ),
         title: &tenant.branding.title,
         logo: tenant.branding.logo_href(),
         favicon: tenant.branding.page_favicon(),
@@ -78,7 +94,7 @@ pub fn login_page(
                 roles: {
                     let roles = tenant.roles.roles_for(&user.groups);
                     if roles.0.is_empty() {
-                        "none".into()
+                        texts.get("page.signIn.none").into()
                     } else {
                         roles.names().join(", ")
                     }

@@ -29,6 +29,7 @@ use crate::audit::{self, AuditEvent, SignInMethod};
 use crate::config::{SessionSettings, SignIn};
 use crate::http::csrf;
 use crate::http::{AppError, Problem, RequestContext};
+use crate::i18n::{LanguageLink, Locale, Texts};
 use crate::state::AppState;
 use crate::telemetry::{ForwardedClient, Labels};
 
@@ -112,13 +113,14 @@ async fn login_get(
     forwarded: Option<Extension<ForwardedClient>>,
     Query(query): Query<LoginQuery>,
     signed_in: Option<SignedIn>,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     let return_to = safe_return_path(query.return_to.as_deref());
     if signed_in.is_some() {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response());
     }
     match &context.tenant.sign_in {
-        SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to),
+        SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to, locale),
         SignIn::Oidc(_) => {
             let client = forwarded.map_or(peer.ip(), |Extension(ForwardedClient(ip))| ip);
             oidc_login_redirect(&state, &context, client, return_to).await
@@ -232,6 +234,8 @@ async fn callback_get(
 #[derive(askama::Template)]
 #[template(path = "signed_out.html")]
 struct SignedOutView<'a> {
+    t: Texts,
+    languages: Vec<LanguageLink>,
     title: &'a str,
     logo: String,
     favicon: String,
@@ -241,9 +245,12 @@ struct SignedOutView<'a> {
 /// returns the browser after ending its session, and where dev sign-in goes straight away.
 async fn signed_out_get(
     Extension(context): Extension<RequestContext>,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
     let view = SignedOutView {
+        t: locale.texts(),
+        languages: LanguageLink::all(locale, "/auth/signed-out"),
         title: &tenant.branding.title,
         logo: tenant.branding.logo_href(),
         favicon: tenant.branding.page_favicon(),

@@ -22,7 +22,7 @@ use serde::de::{
 
 use super::diagnose::unknown_key_hint;
 use super::env::{self, EnvRules};
-use super::wrap::{ENTITY, ENV, LIST, OR_TEXT, SHOWN, VAL};
+use super::wrap::{ENTITY, ENV, LIST, OR_TEXT, SHOWN, TRANSLATED, VAL};
 use super::yaml::{Mark, Node, Value};
 
 /// One problem found while shaping, positioned; `path` is relative to the shaped root.
@@ -314,6 +314,18 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                 }
                 Value::Map(_) => visitor.visit_newtype_struct(self),
                 _ => Err(self.expected("a single value or a mapping of keys")),
+            },
+            TRANSLATED => match &self.node.value {
+                // Once: one text, under `Shown`'s rules.
+                Value::Scalar { .. } => {
+                    let text = self.text(true)?;
+                    visitor
+                        .visit_string(text)
+                        .map_err(|error: Error| error.at(self.node.mark, &self.path))
+                }
+                // Per language: each text checked as `Shown` by the mapping's own values.
+                Value::Map(_) => visitor.visit_newtype_struct(self),
+                _ => Err(self.expected("a text, or a mapping of languages to texts")),
             },
             _ => visitor.visit_newtype_struct(self),
         }

@@ -9,7 +9,75 @@ use std::time::Duration;
 use http::Method;
 
 pub use super::ids::{AppId, TenantId};
+use crate::i18n::Locale;
 use crate::rbac::{AccessPolicy, AccessRule, PathCase, RoleMap};
+
+/// Text shown to people that config may give per language (`label: { en: Costs, de: Kosten }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    /// What a language without its own text sees: the English text, else the first one written.
+    fallback: String,
+    per_language: Vec<(Locale, String)>,
+}
+
+impl Text {
+    /// The same text in every language.
+    pub fn new(text: impl Into<String>) -> Self {
+        Text {
+            fallback: text.into(),
+            per_language: Vec::new(),
+        }
+    }
+
+    /// Texts per language, in written order; `None` when there is none.
+    pub(crate) fn per_language(texts: Vec<(Locale, String)>) -> Option<Self> {
+        let fallback = texts
+            .iter()
+            .find(|(locale, _)| *locale == Locale::En)
+            .or_else(|| texts.first())?
+            .1
+            .clone();
+        Some(Text {
+            fallback,
+            per_language: texts,
+        })
+    }
+
+    /// One of portico's own texts (`builtin.catalog.label` in `web/shell/i18n/*.json`), in every
+    /// language portico speaks: the labels of the apps portico brings itself.
+    pub(crate) fn builtin(key: &str) -> Self {
+        let texts = Locale::ALL
+            .into_iter()
+            .map(|locale| (locale, locale.texts().get(key).to_owned()))
+            .collect();
+        Text::per_language(texts).unwrap_or_else(|| Text::new(key))
+    }
+
+    /// The text in `locale`, else the fallback.
+    pub(crate) fn get(&self, locale: Locale) -> &str {
+        self.per_language
+            .iter()
+            .find(|(written, _)| *written == locale)
+            .map_or(&self.fallback, |(_, text)| text)
+    }
+
+    /// The English (or first written) text: logs, the command line, matching.
+    pub fn fallback(&self) -> &str {
+        &self.fallback
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.fallback == *other
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.fallback)
+    }
+}
 
 /// A whole validated configuration: one snapshot that a request reads from start to end.
 #[derive(Debug)]
@@ -688,12 +756,12 @@ pub struct DevUser {
 #[derive(Debug)]
 pub struct App {
     pub id: AppId,
-    pub label: String,
-    pub category: Option<String>,
+    pub label: Text,
+    pub category: Option<Text>,
     pub icon: Option<String>,
     pub owner: Option<String>,
     /// What the app does, in a sentence: the launchpad's tile shows it.
-    pub description: Option<String>,
+    pub description: Option<Text>,
     /// The app's entity in the tenant's Backstage catalog (`component:acme/cost-insights`, lower
     /// case); the shell shows its owner and links, fetched as the user.
     pub catalog_ref: Option<String>,
@@ -916,11 +984,20 @@ impl std::fmt::Debug for ClientAuth {
 pub struct NavNode {
     /// One path segment; the entry lives at `/<app-id>/<path>` in the shell.
     pub path: String,
-    pub label: String,
+    pub label: Text,
     /// Path inside the app that the entry shows, starting with `/`.
     pub view: String,
     pub icon: Option<String>,
     /// `None` inherits the app's rule.
     pub access: Option<AccessRule>,
     pub children: Vec<NavNode>,
+}
+
+impl NavNode {
+    /// A path parameter (`path: ":incident"`): the node matches any one segment, and Luigi puts the
+    /// segment into its view (`/incidents/:incident`). Such a node is a route, not an entry: it never
+    /// shows in the navigation.
+    pub fn is_parameter(&self) -> bool {
+        self.path.starts_with(':')
+    }
 }

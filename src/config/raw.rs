@@ -12,7 +12,9 @@
 
 use serde::Deserialize;
 
-pub(crate) use super::wrap::{Entity, Env, FlexBool, List, Named, OrText, Shown, Val, field};
+pub(crate) use super::wrap::{
+    Entity, Env, FlexBool, List, Named, OrText, Shown, Translated, Val, field,
+};
 
 /// A list of text values; a single value counts as a list of one.
 pub(crate) type Texts = List<Val<Env>>;
@@ -478,9 +480,9 @@ pub(crate) struct RawBackstageUi {
     /// Who may open it. Required.
     pub access: Option<Val<RawAccess>>,
     /// Navigation label (default `Backstage`).
-    pub label: Option<Val<Shown>>,
+    pub label: Option<Val<Translated>>,
     /// Navigation category.
-    pub category: Option<Val<Shown>>,
+    pub category: Option<Val<Translated>>,
 }
 
 /// One rule of `backstage.permissions`.
@@ -505,8 +507,8 @@ pub(crate) struct RawBackstageGrant {
 pub(crate) struct RawRole {
     /// The IdP groups that grant the role; at least one.
     pub groups: Option<Val<Texts>>,
-    /// What the role is for (shown in browsers, on "My access": literal).
-    pub description: Option<Val<Shown>>,
+    /// What the role is for (shown in browsers, on "My access"), once or per language.
+    pub description: Option<Val<Translated>>,
 }
 
 /// Who may use an app, a node or a request rule: default deny.
@@ -558,9 +560,9 @@ app_structs! {
     /// Unique within the tenant; the app lives at `/apps/<id>/`. Required.
     id: Option<Val<Shown>>,
     /// Navigation label (default: the id).
-    label: Option<Val<Shown>>,
+    label: Option<Val<Translated>>,
     /// Navigation category.
-    category: Option<Val<Shown>>,
+    category: Option<Val<Translated>>,
     /// Icon name (SAP icons, as Luigi shows them).
     icon: Option<Val<Shown>>,
     /// The owning team, shown in the portal.
@@ -569,7 +571,7 @@ app_structs! {
     /// `component:acme/cost-insights`): the shell shows its owner and links.
     catalog_ref: Option<Val<Shown>>,
     /// What the app does, in a sentence (the launchpad shows it).
-    description: Option<Val<Shown>>,
+    description: Option<Val<Translated>>,
     /// Who may use the app. Required: there are no public apps.
     access: Option<Val<RawAccess>>,
     /// `http://host:port[/base]` or `https://…` the app is proxied to, or in full `{ url, tls }`; or
@@ -617,7 +619,7 @@ app_structs! {
 #[cfg_attr(test, schemars(rename = "override"))]
 pub(crate) struct RawOverride {
     /// Replaces the label.
-    pub label: Option<Val<Shown>>,
+    pub label: Option<Val<Translated>>,
     /// Replaces the access rule.
     pub access: Option<Val<RawAccess>>,
     /// Replaces `upstream` (and a shared `static`).
@@ -683,7 +685,7 @@ pub(crate) struct RawNode {
     /// One path segment; the entry lives at `/<app-id>/<path>` in the shell. Required.
     pub path: Option<Val<Shown>>,
     /// The text in the navigation. Required.
-    pub label: Option<Val<Shown>>,
+    pub label: Option<Val<Translated>>,
     /// The path inside the app the entry shows, starting with `/`. Required.
     pub view: Option<Val<Shown>>,
     /// Icon name.

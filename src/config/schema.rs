@@ -23,7 +23,9 @@ fn markdown(schema: &Value) -> String {
          to rewrite); do not edit by hand. Editors can validate against `portico.schema.json`.\n\n\
          Every key is optional unless its description says *Required*. *text* may read `${VAR}` from \
          the environment (`$${` is a literal `${`); *literal text* is shown in browsers and never \
-         reads it. A list of one may be written as a single value.\n",
+         reads it; where it may be *one per language*, write `{ en: Costs, de: Kosten }` (the languages \
+         portico speaks: `en`, `de`) and each browser gets its own, or the English one. A list of one \
+         may be written as a single value.\n",
     );
     section(&mut out, "portico config", schema);
     if let Some(Value::Object(definitions)) = schema.get("$defs") {
@@ -67,6 +69,7 @@ fn kind(property: &Value) -> String {
         return match name {
             "text" => "text".to_owned(),
             "literal_text" => "literal text".to_owned(),
+            "translated_text" => "literal text, or one per language".to_owned(),
             _ => format!("[{name}](#{name})"),
         };
     }

@@ -1,7 +1,8 @@
 //! The wrapper types the raw structs (`config::raw`) are built from: [`Val`] (a value with its position,
 //! or `None` when its problem was reported), [`Entity`] (a `Val` named by its `id` in key paths),
 //! [`Env`] and [`Shown`] text, [`FlexBool`], [`List`] (a single value counts as a list of one),
-//! [`OrText`] (a short form in one text, or a mapping in full) and [`Named`] (a mapping of author-chosen
+//! [`OrText`] (a short form in one text, or a mapping in full), [`Translated`] (a text once or per
+//! language) and [`Named`] (a mapping of author-chosen
 //! names). Each talks to `config::de`'s deserializer through a
 //! reserved name; with another deserializer they are not meant to work.
 
@@ -19,6 +20,7 @@ pub(super) const ENV: &str = "$portico::Env";
 pub(super) const SHOWN: &str = "$portico::Shown";
 pub(super) const LIST: &str = "$portico::List";
 pub(super) const OR_TEXT: &str = "$portico::OrText";
+pub(super) const TRANSLATED: &str = "$portico::Translated";
 
 /// A value with its position. `value` is `None` when the value had a problem, already reported.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +124,46 @@ impl<'de> Deserialize<'de> for Shown {
         deserializer
             .deserialize_newtype_struct(SHOWN, TextVisitor)
             .map(Shown)
+    }
+}
+
+/// Text shown in browsers, written once (`label: Cost insights`) or per language (`label: { en: Cost
+/// insights, de: Kostenübersicht }`); each text follows [`Shown`]'s rules. The rules of
+/// `compile::values::translated` check the languages.
+#[derive(Debug, Clone)]
+pub(crate) enum Translated {
+    One(Shown),
+    PerLanguage(Named<Val<Shown>>),
+}
+
+struct TranslatedVisitor;
+
+impl<'de> Visitor<'de> for TranslatedVisitor {
+    type Value = Translated;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a text, or a mapping of languages to texts")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Translated, E> {
+        Ok(Translated::One(Shown(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Translated, E> {
+        Ok(Translated::One(Shown(text)))
+    }
+
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Translated, D::Error> {
+        Named::deserialize(deserializer).map(Translated::PerLanguage)
+    }
+}
+
+impl<'de> Deserialize<'de> for Translated {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(TRANSLATED, TranslatedVisitor)
     }
 }
 
@@ -242,7 +284,7 @@ mod schema_impls {
 
     use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-    use super::{Entity, Env, FlexBool, List, Named, OrText, Shown, Val};
+    use super::{Entity, Env, FlexBool, List, Named, OrText, Shown, Translated, Val};
 
     impl<T: JsonSchema> JsonSchema for Val<T> {
         fn schema_name() -> Cow<'static, str> {
@@ -294,6 +336,31 @@ mod schema_impls {
             json_schema!({
                 "type": ["string", "number", "boolean"],
                 "description": "Text shown in browsers: written literally, never `${VAR}`."
+            })
+        }
+    }
+
+    impl JsonSchema for Translated {
+        fn schema_name() -> Cow<'static, str> {
+            "translated_text".into()
+        }
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            let text = generator.subschema_for::<Shown>();
+            let languages: Vec<&str> = crate::i18n::Locale::ALL
+                .iter()
+                .map(|locale| locale.tag())
+                .collect();
+            json_schema!({
+                "description": "Text shown in browsers, once or per language (`en: …`, `de: …`).",
+                "anyOf": [
+                    text.clone(),
+                    {
+                        "type": "object",
+                        "propertyNames": { "enum": languages },
+                        "additionalProperties": text,
+                        "minProperties": 1
+                    }
+                ]
             })
         }
     }

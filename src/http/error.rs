@@ -21,6 +21,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use crate::i18n::{Locale, Texts};
 use crate::telemetry::RequestId;
 
 /// An error that can end a request: how it is shown and logged. Implemented once per module error.
@@ -165,7 +166,7 @@ pub(crate) struct ErrorReport {
 /// names it and its owner, and shows its catalog entity's owner and links (fetched as the user).
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorApp {
-    label: String,
+    label: crate::config::Text,
     owner: Option<String>,
     catalog_ref: Option<String>,
 }
@@ -254,14 +255,15 @@ impl<'a> Hints<'a> {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorView<'a> {
+    t: Texts,
     status: u16,
     reason: &'a str,
     message: &'a str,
     request_id: &'a str,
     /// Shown inside an app's iframe when the session ended: sign in again in the top window.
     sign_in_href: Option<String>,
-    /// The app the request was for, when the user may open it.
-    app: Option<&'a ErrorApp>,
+    /// The app the request was for, when the user may open it (its label in the page's language).
+    app: Option<(&'a str, &'a ErrorApp)>,
     /// Inside a frame (the shell's, for an app): the page loads Luigi Client, whose handshake ends
     /// the shell's loading indicator, which would otherwise cover this page for good.
     luigi_client: Option<&'static str>,
@@ -302,6 +304,8 @@ pub(crate) struct ErrorTarget {
     /// A sign-in redirect inside an app's iframe would be refused (the sign-in page cannot be framed),
     /// so an iframe gets a page with a link that signs in again in the top window.
     in_iframe: bool,
+    /// The language of the page.
+    locale: Locale,
 }
 
 impl ErrorTarget {
@@ -310,8 +314,21 @@ impl ErrorTarget {
         ErrorTarget {
             html: hints.wants_html(),
             in_iframe: hints.fetch_dest.is_some_and(|dest| dest == "iframe"),
+            locale: Locale::of(request.headers()),
         }
     }
+}
+
+/// What the page says went wrong: the error's own message in English (it may name what was asked
+/// for); in another language, the translation of its code (`page.errors.<code>`) when there is one.
+fn public_message(report: &ErrorReport, locale: Locale) -> &str {
+    if locale == Locale::En {
+        return &report.message;
+    }
+    locale
+        .texts()
+        .find(&format!("page.errors.{}", report.code))
+        .unwrap_or(&report.message)
 }
 
 /// Turns an [`ErrorReport`] left by a handler into the response the client can use, and marks every
@@ -327,7 +344,11 @@ pub(crate) fn render(
         mark_json_nosniff(&mut response);
         return response;
     };
-    let ErrorTarget { html, in_iframe } = target;
+    let ErrorTarget {
+        html,
+        in_iframe,
+        locale,
+    } = target;
     let request_id = request_id.as_str();
     if let Some(detail) = &report.detail {
         tracing::warn!(request_id, code = report.code, detail, "request failed");
@@ -340,13 +361,21 @@ pub(crate) fn render(
     let mut rendered = if report.sign_in && html && !in_iframe {
         Redirect::to(&sign_in_href).into_response()
     } else if html {
+        let texts = locale.texts();
         let view = ErrorView {
+            t: texts,
             status: report.status.as_u16(),
-            reason: report.status.canonical_reason().unwrap_or("Error"),
-            message: &report.message,
+            reason: texts
+                .find(&format!("page.status.{}", report.status.as_u16()))
+                .or(report.status.canonical_reason())
+                .unwrap_or("Error"),
+            message: public_message(&report, locale),
             request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
-            app: response.extensions().get::<ErrorApp>(),
+            app: response
+                .extensions()
+                .get::<ErrorApp>()
+                .map(|app| (app.label.get(locale), app)),
             luigi_client: in_iframe.then_some(crate::assets::LUIGI_VERSION),
         };
         let mut page = match view.render() {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::luigi::{HOME_SEGMENT, reachable_pages, visible_apps};
 use crate::auth::SignedIn;
 use crate::config::{App, Tenant};
+use crate::i18n::Locale;
 use crate::rbac::Roles;
 
 /// The document `/shell/access.json` returns.
@@ -64,7 +65,7 @@ pub(crate) struct Page<'a> {
 }
 
 /// `signed_in`'s access on `tenant`.
-pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn) -> Access<'a> {
+pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn, locale: Locale) -> Access<'a> {
     let user = &signed_in.session.user;
     let roles = tenant
         .roles
@@ -75,7 +76,11 @@ pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn) -> Access<'a> 
             let alone = Roles(BTreeSet::from([role.clone()]));
             RoleAccess {
                 role: role.0.as_str(),
-                description: tenant.roles.descriptions.get(role).map(String::as_str),
+                description: tenant
+                    .roles
+                    .descriptions
+                    .get(role)
+                    .map(|description| description.get(locale)),
                 granted_by: groups
                     .iter()
                     .filter(|group| user.groups.contains(group))
@@ -83,7 +88,7 @@ pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn) -> Access<'a> 
                     .collect(),
                 opens: visible_apps(tenant, &alone)
                     .into_iter()
-                    .map(|app| opened(app, &alone))
+                    .map(|app| opened(app, &alone, locale))
                     .collect(),
             }
         })
@@ -115,18 +120,18 @@ pub(crate) fn of<'a>(tenant: &'a Tenant, signed_in: &'a SignedIn) -> Access<'a> 
     }
 }
 
-fn opened<'a>(app: &'a App, roles: &Roles) -> Opened<'a> {
+fn opened<'a>(app: &'a App, roles: &Roles, locale: Locale) -> Opened<'a> {
     let path = format!("/{HOME_SEGMENT}/{}", app.id);
     let pages = reachable_pages(app, roles)
         .into_iter()
         .map(|(node, below)| Page {
-            label: &node.label,
+            label: node.label.get(locale),
             path: format!("{path}/{below}"),
         })
         .collect();
     Opened {
         id: app.id.as_str(),
-        label: &app.label,
+        label: app.label.get(locale),
         path,
         pages,
     }

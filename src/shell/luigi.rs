@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::assets::LUIGI_VERSION;
 use crate::auth::SignedIn;
 use crate::config::{App, Config, NavNode, SignIn, Tenant};
+use crate::i18n::Locale;
 use crate::rbac::{self, Roles};
 
 /// The path segment of the home node, the root of the shell's navigation: apps live at `/home/<app-id>`.
@@ -67,6 +68,8 @@ pub(crate) struct Portico<'a> {
     pub frame_timeout_ms: u64,
     /// What Luigi's profile menu shows (the bootstrap returns it from `staticUserInfoFn`).
     pub user: ProfileUser<'a>,
+    /// The language of this document's texts (`de`): the bootstrap hands it to Luigi's i18n.
+    pub locale: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,8 +226,13 @@ pub(crate) struct Profile {
 pub(crate) struct ProfileItem {
     pub label: &'static str,
     pub icon: &'static str,
-    pub link: String,
-    pub test_id: &'static str,
+    /// A shell path, or…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// …a page outside the shell (the language switch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_link: Option<ExternalLink>,
+    pub test_id: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -300,10 +308,10 @@ pub(crate) struct AppLoadingIndicator {
 
 impl<'a> LuigiNode<'a> {
     /// The root entry: the home view, listing `apps`, with their entries below it.
-    fn home(apps: Vec<AppSummary<'a>>, children: Vec<LuigiNode<'a>>) -> Self {
+    fn home(apps: Vec<AppSummary<'a>>, children: Vec<LuigiNode<'a>>, locale: Locale) -> Self {
         LuigiNode {
             path_segment: HOME_SEGMENT,
-            label: "Home",
+            label: locale.texts().get("nav.home"),
             category: None,
             icon: Some("home"),
             link: None,
@@ -344,11 +352,11 @@ impl<'a> LuigiNode<'a> {
 
     /// A side-navigation shortcut to `node`, one of `app`'s pages at `path` below the home entry,
     /// listed right after the app in its category. It has no icon, so Luigi indents it under the app's.
-    fn page_link(app: &'a App, node: &'a NavNode, path: String) -> Self {
+    fn page_link(app: &'a App, node: &'a NavNode, path: String, locale: Locale) -> Self {
         LuigiNode {
             path_segment: node.path.as_str(),
-            label: &node.label,
-            category: app.category.as_deref(),
+            label: node.label.get(locale),
+            category: app.category.as_ref().map(|category| category.get(locale)),
             icon: None,
             test_id: format!("nav-{}-{}", app.id, path.replace('/', "-")),
             link: Some(format!("/{HOME_SEGMENT}/{}/{path}", app.id)),
@@ -364,11 +372,16 @@ impl<'a> LuigiNode<'a> {
     }
 
     /// An entry of `app`: the app's own (`node` is `None`, showing the app's root) or one of its nodes.
-    fn in_app(app: &'a App, node: Option<&'a NavNode>, children: Vec<LuigiNode<'a>>) -> Self {
+    fn in_app(
+        app: &'a App,
+        node: Option<&'a NavNode>,
+        children: Vec<LuigiNode<'a>>,
+        locale: Locale,
+    ) -> Self {
         let (path_segment, label, icon, view, test_id) = match node {
             None => (
                 app.id.as_str(),
-                &app.label,
+                app.label.get(locale),
                 // Every app has an icon: the collapsed side navigation shows nothing else of it.
                 Some(app.icon.as_deref().unwrap_or(DEFAULT_APP_ICON)),
                 "/",
@@ -376,13 +389,14 @@ impl<'a> LuigiNode<'a> {
             ),
             Some(node) => (
                 node.path.as_str(),
-                &node.label,
+                node.label.get(locale),
                 node.icon.as_deref(),
                 node.view.as_str(),
                 format!("nav-{}-{}", app.id, node.path),
             ),
         };
         let is_app = node.is_none();
+        let is_parameter = node.is_some_and(NavNode::is_parameter);
         // An app without pages opens any path below it in its view (`/home/team-directory/people/42`):
         // the proxy decides each of those paths again, so this opens nothing the user may not. Not
         // for pages: Luigi keeps the side navigation at the deepest virtual tree, which would replace
@@ -391,7 +405,11 @@ impl<'a> LuigiNode<'a> {
         LuigiNode {
             path_segment,
             label,
-            category: app.category.as_deref().filter(|_| is_app),
+            category: app
+                .category
+                .as_ref()
+                .filter(|_| is_app)
+                .map(|category| category.get(locale)),
             icon,
             link: None,
             view_url: Some(if is_virtual_tree {
@@ -402,7 +420,8 @@ impl<'a> LuigiNode<'a> {
             }),
             // One iframe group per app: same-origin frames of different apps must never be reused.
             view_group: Some(app.id.as_str()),
-            hide_from_nav: None,
+            // A route with a parameter (`/incidents/INC-7`) is reached by links, not listed.
+            hide_from_nav: is_parameter.then_some(true),
             virtual_tree: is_virtual_tree.then_some(true),
             loading_indicator: Some(LoadingIndicator {
                 enabled: app.luigi_client,
@@ -411,7 +430,7 @@ impl<'a> LuigiNode<'a> {
             context: Some(NodeContext::App {
                 app: AppContext {
                     id: app.id.as_str(),
-                    label: &app.label,
+                    label: app.label.get(locale),
                     owner: app.owner.as_deref(),
                     catalog_ref: app.catalog_ref.as_deref(),
                 },
@@ -439,7 +458,9 @@ pub(crate) fn shell_config<'a>(
     config: &'a Config,
     tenant: &'a Tenant,
     signed_in: &'a SignedIn,
+    locale: Locale,
 ) -> ShellConfig<'a> {
+    let texts = locale.texts();
     let user = &signed_in.session.user;
     let csrf_token = signed_in.session.csrf_token.as_str();
     let apps = visible_apps(tenant, signed_in.roles());
@@ -447,25 +468,28 @@ pub(crate) fn shell_config<'a>(
         .iter()
         .map(|app| AppSummary {
             id: app.id.as_str(),
-            label: &app.label,
-            category: app.category.as_deref(),
+            label: app.label.get(locale),
+            category: app.category.as_ref().map(|category| category.get(locale)),
             icon: app.icon.as_deref(),
-            description: app.description.as_deref(),
+            description: app
+                .description
+                .as_ref()
+                .map(|description| description.get(locale)),
             path: format!("/{HOME_SEGMENT}/{}", app.id),
             owner: app.owner.as_deref(),
             catalog_ref: app.catalog_ref.as_deref(),
         })
         .collect();
-    let mut home_children = home_entries(&apps, signed_in.roles());
+    let mut home_children = home_entries(&apps, signed_in.roles(), locale);
     home_children.push(LuigiNode::shell_view(
         NOT_FOUND_SEGMENT,
-        "Page not found",
+        texts.get("nav.notFound"),
         "/shell/not-found.html",
         "portico-not-found",
     ));
     home_children.push(LuigiNode::shell_view(
         MY_ACCESS_SEGMENT,
-        "My access",
+        texts.get("nav.myAccess"),
         "/shell/access.html",
         "portico-access",
     ));
@@ -473,6 +497,7 @@ pub(crate) fn shell_config<'a>(
     ShellConfig {
         portico: Portico {
             csrf_token,
+            locale: locale.tag(),
             luigi_version: LUIGI_VERSION,
             frame_timeout_ms: u64::try_from(tenant.luigi.frame_timeout.as_millis())
                 .unwrap_or(u64::MAX),
@@ -485,7 +510,7 @@ pub(crate) fn shell_config<'a>(
         luigi: LuigiConfig {
             navigation: Navigation {
                 add_nav_hrefs: true,
-                nodes: [LuigiNode::home(summaries, home_children)],
+                nodes: [LuigiNode::home(summaries, home_children, locale)],
                 global_context: GlobalContext {
                     tenant: TenantContext {
                         id: tenant.id.as_str(),
@@ -501,18 +526,13 @@ pub(crate) fn shell_config<'a>(
                     csrf_token,
                 },
                 profile: Profile {
-                    items: vec![ProfileItem {
-                        label: "My access",
-                        icon: "employee-approvals",
-                        link: format!("/{HOME_SEGMENT}/{MY_ACCESS_SEGMENT}"),
-                        test_id: "profile-my-access",
-                    }],
+                    items: profile_items(locale),
                     logout: Logout {
-                        label: "Sign out",
+                        label: texts.get("nav.signOut"),
                         icon: "log",
                     },
                 },
-                product_switcher: product_switcher(config, tenant, signed_in),
+                product_switcher: product_switcher(config, tenant, signed_in, locale),
             },
             routing: Routing {
                 use_hash_routing: false,
@@ -537,22 +557,50 @@ pub(crate) fn shell_config<'a>(
     }
 }
 
+/// The profile menu's entries: "My access", then a switch to each other language (by its own name,
+/// in its own language: someone who cannot read this one still finds theirs). The switch comes back
+/// to the page the user was on (`/shell/language` reads it from the `Referer`).
+fn profile_items(locale: Locale) -> Vec<ProfileItem> {
+    let my_access = ProfileItem {
+        label: locale.texts().get("nav.myAccess"),
+        icon: "employee-approvals",
+        link: Some(format!("/{HOME_SEGMENT}/{MY_ACCESS_SEGMENT}")),
+        external_link: None,
+        test_id: "profile-my-access".to_owned(),
+    };
+    let languages = Locale::ALL
+        .into_iter()
+        .filter(|other| *other != locale)
+        .map(|other| ProfileItem {
+            label: other.name(),
+            icon: "world",
+            link: None,
+            external_link: Some(ExternalLink {
+                url: format!("/shell/language?set={}", other.tag()),
+                same_window: true,
+            }),
+            test_id: format!("profile-language-{}", other.tag()),
+        });
+    std::iter::once(my_access).chain(languages).collect()
+}
+
 /// The home entry's children: each app with the pages the user may reach below it, and beside an app
 /// that has pages, a shortcut to each of them in the app's own side-navigation group. Luigi lists one
 /// level of the tree; without the shortcuts, opening an app's page would replace every other app in
 /// the side navigation with that app's pages.
-fn home_entries<'a>(apps: &[&'a App], roles: &Roles) -> Vec<LuigiNode<'a>> {
+fn home_entries<'a>(apps: &[&'a App], roles: &Roles, locale: Locale) -> Vec<LuigiNode<'a>> {
     let mut entries = Vec::new();
     for app in apps {
         entries.push(LuigiNode::in_app(
             app,
             None,
-            nav_nodes(app, &app.nodes, roles),
+            nav_nodes(app, &app.nodes, roles, locale),
+            locale,
         ));
         entries.extend(
             reachable_pages(app, roles)
                 .into_iter()
-                .map(|(node, path)| LuigiNode::page_link(app, node, path)),
+                .map(|(node, path)| LuigiNode::page_link(app, node, path, locale)),
         );
     }
     entries
@@ -569,7 +617,10 @@ pub(crate) fn reachable_pages<'a>(app: &'a App, roles: &Roles) -> Vec<(&'a NavNo
         found: &mut Vec<(&'a NavNode, String)>,
     ) {
         for node in nodes {
-            if !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed() {
+            // A parameter's route is no page one can list: it needs a value.
+            if node.is_parameter()
+                || !rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed()
+            {
                 continue;
             }
             let path = format!("{prefix}{}", node.path);
@@ -584,13 +635,21 @@ pub(crate) fn reachable_pages<'a>(app: &'a App, roles: &Roles) -> Vec<(&'a NavNo
 
 /// The entries among `nodes` the user may reach, each with its reachable children; an entry the user
 /// may not reach takes its children with it.
-fn nav_nodes<'a>(app: &'a App, nodes: &'a [NavNode], roles: &Roles) -> Vec<LuigiNode<'a>> {
+fn nav_nodes<'a>(
+    app: &'a App,
+    nodes: &'a [NavNode],
+    roles: &Roles,
+    locale: Locale,
+) -> Vec<LuigiNode<'a>> {
     nodes
         .iter()
         .filter(|node| {
             rbac::decide(roles, &app.policy, &http::Method::GET, &node.view).is_allowed()
         })
-        .map(|node| LuigiNode::in_app(app, Some(node), nav_nodes(app, &node.children, roles)))
+        .map(|node| {
+            let children = nav_nodes(app, &node.children, roles, locale);
+            LuigiNode::in_app(app, Some(node), children, locale)
+        })
         .collect()
 }
 
@@ -599,6 +658,7 @@ fn product_switcher<'a>(
     config: &'a Config,
     tenant: &'a Tenant,
     signed_in: &SignedIn,
+    locale: Locale,
 ) -> Option<ProductSwitcher<'a>> {
     let others = other_portals(config, tenant, signed_in);
     if others.is_empty() {
@@ -606,7 +666,7 @@ fn product_switcher<'a>(
     }
     let this_portal = PortalLink {
         label: &tenant.branding.title,
-        sub_title: "This portal".into(),
+        sub_title: locale.texts().get("nav.thisPortal").into(),
         icon: portal_icon(tenant, None).unwrap_or_else(|| "home".to_owned()),
         selected: Some(true),
         test_id: format!("portal-{}", tenant.id),
@@ -614,7 +674,7 @@ fn product_switcher<'a>(
         external_link: None,
     };
     Some(ProductSwitcher {
-        label: "Your portals",
+        label: locale.texts().get("nav.yourPortals"),
         icon: "grid",
         columns: "auto",
         test_id: "portico-portals",

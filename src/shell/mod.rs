@@ -26,6 +26,7 @@ use crate::auth::SignedIn;
 use crate::config::BrandImage;
 use crate::config::RESERVED_SEGMENTS;
 use crate::http::{AppError, Class, Problem, RequestContext};
+use crate::i18n::{Locale, Texts};
 use crate::state::AppState;
 
 /// The shell page's content security policy (see reference/luigi-contract.md §1.2 for why each part),
@@ -74,6 +75,7 @@ pub(crate) fn router() -> Router<AppState> {
             )),
         )
         .route("/shell/theme.css", get(theme_get))
+        .route("/shell/language", get(language_get))
         .route("/shell/brand/{which}", get(brand_get))
         .route(
             "/shell/luigi/{version}/{*file}",
@@ -94,6 +96,7 @@ pub(crate) fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "shell.html")]
 struct ShellView<'a> {
+    t: Texts,
     title: &'a str,
     favicon: Option<String>,
     luigi_version: &'a str,
@@ -105,6 +108,7 @@ async fn shell_page(
     method: Method,
     uri: Uri,
     signed_in: Result<SignedIn, AppError>,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(AppError::not_found());
@@ -121,6 +125,7 @@ async fn shell_page(
         &signed_in,
     ));
     let view = ShellView {
+        t: locale.texts(),
         title: &tenant.branding.title,
         favicon: tenant.branding.favicon_href(),
         luigi_version: LUIGI_VERSION,
@@ -152,11 +157,12 @@ fn under_other_route(path: &str) -> bool {
 }
 
 /// `GET /shell/config.json`: the signed-in user's Luigi config (`no-store` comes from its route's layer).
-async fn config_get(context: RequestContext, signed_in: SignedIn) -> Response {
+async fn config_get(context: RequestContext, signed_in: SignedIn, locale: Locale) -> Response {
     Json(luigi::shell_config(
         &context.config,
         &context.tenant,
         &signed_in,
+        locale,
     ))
     .into_response()
 }
@@ -167,12 +173,17 @@ pub(crate) enum ShellError {
     /// 400: `/shell/route.json` without its `path`.
     #[error("say which route to explain: `/shell/route.json?path=/home/<app>/…`")]
     RouteWithoutPath,
+    /// 400: `/shell/language` without a language portico speaks.
+    #[error("portico speaks these languages: `/shell/language?set=en` or `?set=de`")]
+    UnknownLanguage,
 }
 
 impl Problem for ShellError {
     fn classify(&self) -> Class {
         match self {
-            ShellError::RouteWithoutPath => Class::new(StatusCode::BAD_REQUEST, "bad_request"),
+            ShellError::RouteWithoutPath | ShellError::UnknownLanguage => {
+                Class::new(StatusCode::BAD_REQUEST, "bad_request")
+            }
         }
     }
 }
@@ -188,15 +199,90 @@ async fn route_get(
     context: RequestContext,
     signed_in: SignedIn,
     query: Result<Query<RouteQuery>, QueryRejection>,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     let Query(RouteQuery { path }) = query.map_err(|_| ShellError::RouteWithoutPath)?;
-    Ok(Json(route::explain(&context.tenant, signed_in.roles(), &path)).into_response())
+    let answer = route::explain(&context.tenant, signed_in.roles(), &path, locale);
+    Ok(Json(answer).into_response())
 }
 
 /// `GET /shell/access.json`: the signed-in user's roles, the groups that grant them and what each
 /// opens (see `access`).
-async fn access_get(context: RequestContext, signed_in: SignedIn) -> Response {
-    Json(access::of(&context.tenant, &signed_in)).into_response()
+async fn access_get(context: RequestContext, signed_in: SignedIn, locale: Locale) -> Response {
+    Json(access::of(&context.tenant, &signed_in, locale)).into_response()
+}
+
+/// The query of `/shell/language`.
+#[derive(serde::Deserialize)]
+struct LanguageQuery {
+    set: Option<String>,
+    return_to: Option<String>,
+}
+
+/// `GET /shell/language?set=de&return_to=/home`: the user's pick of language, kept in a cookie for a
+/// year (it beats the browser's `Accept-Language`), then back to where they were (`return_to`, else
+/// the same-host `Referer`, else home). Open without a
+/// session: the sign-in page offers it too. A plain link, so a cross-site page could switch someone's
+/// language, and nothing more: the cookie decides texts only.
+async fn language_get(
+    context: RequestContext,
+    headers: HeaderMap,
+    uri: Uri,
+    query: Result<Query<LanguageQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let query = query.map_err(|_| ShellError::UnknownLanguage)?.0;
+    let locale = query
+        .set
+        .as_deref()
+        .and_then(Locale::from_tag)
+        .ok_or(ShellError::UnknownLanguage)?;
+    let asked = query
+        .return_to
+        .as_deref()
+        .or_else(|| same_origin_referer(&headers, &uri));
+    let back = match asked {
+        // The pages shown before and after a session offer the switch too; `safe_return_path` refuses
+        // every `/auth` path (no sign-in loop), so these two come back by name.
+        Some(page) if is_sign_in_page(page) => page.to_owned(),
+        other => crate::auth::safe_return_path(other),
+    };
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        crate::i18n::language_cookie(locale, context.is_https()),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The sign-in picker (with its own `return_to`) and the signed-out page: pages of this origin that
+/// `/shell/language` may return to although they live under `/auth`.
+fn is_sign_in_page(path: &str) -> bool {
+    path == "/auth/signed-out"
+        || path == "/auth/login"
+        || path.strip_prefix("/auth/login?").is_some_and(|query| {
+            query
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && byte != b'#')
+        })
+}
+
+/// The path and query of the `Referer` when it is a page of this very host (the shell page the user
+/// switched language on); anything else is ignored.
+fn same_origin_referer<'h>(headers: &'h HeaderMap, uri: &'h Uri) -> Option<&'h str> {
+    // HTTP/2 names the host in the request's authority rather than in `Host`.
+    let host = match headers.get(header::HOST) {
+        Some(host) => host.to_str().ok()?,
+        None => uri.authority()?.as_str(),
+    };
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("https://")
+        .or_else(|| referer.strip_prefix("http://"))?;
+    let path = rest.strip_prefix(host)?;
+    path.starts_with('/').then_some(path)
 }
 
 /// `GET /shell/brand/logo` and `/shell/brand/favicon`: the tenant's branding image when config names

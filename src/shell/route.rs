@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::luigi::HOME_SEGMENT;
 use crate::config::{App, NavNode, Tenant};
+use crate::i18n::Locale;
 use crate::rbac::{self, Decision, RoleName, Roles};
 
 /// What the view says about a route.
@@ -48,7 +49,12 @@ pub(crate) struct Need<'a> {
 }
 
 /// Why `path` (a shell path, `/home/<app>/…`) does not open for a user with `roles` on `tenant`.
-pub(crate) fn explain<'a>(tenant: &'a Tenant, roles: &'a Roles, path: &'a str) -> RouteAnswer<'a> {
+pub(crate) fn explain<'a>(
+    tenant: &'a Tenant,
+    roles: &'a Roles,
+    path: &'a str,
+    locale: Locale,
+) -> RouteAnswer<'a> {
     let mut segments = path
         .strip_prefix('/')
         .and_then(|rest| rest.strip_prefix(HOME_SEGMENT))
@@ -64,7 +70,7 @@ pub(crate) fn explain<'a>(tenant: &'a Tenant, roles: &'a Roles, path: &'a str) -
     };
     let app_ref = AppRef {
         id: app.id.as_str(),
-        label: &app.label,
+        label: app.label.get(locale),
         owner: app.owner.as_deref(),
     };
     let forbidden = |page: Option<&'a str>, needed: Vec<RoleName>| RouteAnswer::Forbidden {
@@ -79,7 +85,7 @@ pub(crate) fn explain<'a>(tenant: &'a Tenant, roles: &'a Roles, path: &'a str) -
     }
     match page_at(app, segments) {
         Some(node) => match rbac::decide(roles, &app.policy, &http::Method::GET, &node.view) {
-            Decision::Deny { needed } => forbidden(Some(&node.label), needed),
+            Decision::Deny { needed } => forbidden(Some(node.label.get(locale)), needed),
             Decision::Allow => RouteAnswer::NoPage { path, app: app_ref },
         },
         None => RouteAnswer::NoPage { path, app: app_ref },
@@ -92,10 +98,17 @@ fn page_at<'a, 's>(app: &'a App, segments: impl Iterator<Item = &'s str>) -> Opt
     let mut level = app.nodes.as_slice();
     let mut found = None;
     for segment in segments {
-        let Some(node) = level.iter().find(|node| node.path == segment) else {
+        let Some(node) = level
+            .iter()
+            .find(|node| node.path == segment)
+            .or_else(|| level.iter().find(|node| node.is_parameter()))
+        else {
             break;
         };
-        found = Some(node);
+        // A parameter's route is named by the page it belongs to ("Incident Review", not "Incident").
+        if !node.is_parameter() {
+            found = Some(node);
+        }
         level = &node.children;
     }
     found
@@ -135,7 +148,7 @@ mod tests {
     fn a_forbidden_app_names_the_roles_and_the_groups_that_grant_them() {
         let tenant = demo();
         let roles = tenant.roles.roles_for(&["demo-eng".to_owned()]);
-        let answer = explain(&tenant, &roles, "/home/admin-console/anything");
+        let answer = explain(&tenant, &roles, "/home/admin-console/anything", Locale::En);
         let RouteAnswer::Forbidden {
             app,
             page,
@@ -159,11 +172,30 @@ mod tests {
     fn a_forbidden_page_of_an_open_app_names_the_page() {
         let tenant = demo();
         let roles = tenant.roles.roles_for(&["demo-eng".to_owned()]);
-        let answer = explain(&tenant, &roles, "/home/service-status/incidents");
-        assert!(
-            matches!(&answer, RouteAnswer::Forbidden { page: Some("Incident Review"), needs, .. } if needs[0].role == "platform-admin"),
-            "{answer:?}"
-        );
+        // The page itself, a route below it with a path parameter, and in German.
+        for (path, locale, page) in [
+            (
+                "/home/service-status/incidents",
+                Locale::En,
+                "Incident Review",
+            ),
+            (
+                "/home/service-status/incidents/INC-7",
+                Locale::En,
+                "Incident Review",
+            ),
+            (
+                "/home/service-status/incidents/INC-7",
+                Locale::De,
+                "Störungsanalyse",
+            ),
+        ] {
+            let answer = explain(&tenant, &roles, path, locale);
+            assert!(
+                matches!(&answer, RouteAnswer::Forbidden { page: Some(shown), needs, .. } if *shown == page && needs[0].role == "platform-admin"),
+                "{path}: {answer:?}"
+            );
+        }
     }
 
     #[test]
@@ -177,13 +209,13 @@ mod tests {
             "/",
         ] {
             assert_eq!(
-                explain(&tenant, &roles, path),
+                explain(&tenant, &roles, path, Locale::En),
                 RouteAnswer::Unknown { path },
                 "{path}"
             );
         }
         assert!(matches!(
-            explain(&tenant, &roles, "/home/service-status/nope"),
+            explain(&tenant, &roles, "/home/service-status/nope", Locale::En),
             RouteAnswer::NoPage {
                 app: AppRef {
                     id: "service-status",
@@ -200,7 +232,7 @@ mod tests {
         let demo = &loaded.config.tenants[0];
         let roles = demo.roles.roles_for(&["demo-eng".to_owned()]);
         assert!(matches!(
-            explain(demo, &roles, "/home/ledger"),
+            explain(demo, &roles, "/home/ledger", Locale::En),
             RouteAnswer::Unknown { .. }
         ));
     }

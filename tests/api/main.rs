@@ -14,6 +14,7 @@ mod cookie_jar;
 mod edge;
 mod fake_idp;
 mod helpers;
+mod i18n;
 mod lifecycle;
 mod logs;
 mod metrics;

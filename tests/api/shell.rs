@@ -887,3 +887,63 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A route with a path parameter (`/home/service-status/incidents/:incident`) is in the config of a
+/// user who may open its parent, hidden from the navigation, and keeps the parent's rule: the proxy
+/// refuses every value of it to everybody else.
+#[tokio::test]
+async fn a_route_with_a_path_parameter_keeps_its_parents_rule() {
+    let server = TestServer::embedded().await;
+    let alice = server.sign_in("alice").await;
+    let dave = server.sign_in("dave").await;
+
+    let config = server.shell_config(&alice).await;
+    let status = app_nodes(&config)
+        .into_iter()
+        .find(|node| node["pathSegment"] == "service-status")
+        .unwrap();
+    let incidents = children_of(&[status], "service-status")
+        .into_iter()
+        .find(|node| node["pathSegment"] == "incidents")
+        .unwrap();
+    let route = &incidents["children"][0];
+    assert_eq!(route["pathSegment"], ":incident");
+    assert_eq!(route["hideFromNav"], true);
+    assert_eq!(route["viewUrl"], "/apps/service-status/incidents/:incident");
+    // No shortcut lists it: a parameter needs a value.
+    let home = &config["luigi"]["navigation"]["nodes"][0]["children"];
+    let links: Vec<&str> = home
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|node| node["link"].as_str())
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "/home/service-status/overview",
+            "/home/service-status/incidents"
+        ]
+    );
+
+    assert_eq!(
+        server
+            .get_as("/apps/service-status/incidents/INC-7", &alice)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for path in [
+        "/apps/service-status/incidents/INC-7",
+        "/apps/service-status/Incidents/INC-7",
+        "/apps/service-status/incidents/INC-7/",
+    ] {
+        assert_eq!(
+            server.get_as(path, &dave).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let dave_config = server.shell_config(&dave).await;
+    assert!(!dave_config.to_string().contains(":incident"));
+}

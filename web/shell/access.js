@@ -3,10 +3,18 @@
 // and shows who the user is in this portal, each role they hold with the groups that grant it and what
 // that role opens (apps and their pages, as links into the shell), the groups that grant no role here,
 // and, with no role at all, why and whom to ask. It shows only what the server says the user holds.
+//
+// Its texts are the `access` block of /shell/i18n/<locale>.json (web/shell/i18n.js), in the language
+// the shell hands over through Luigi Client; labels and descriptions in the answer come translated by
+// the server.
 (function () {
   'use strict';
 
   var ACCESS_URL = '/shell/access.json';
+  var LANGUAGE_COOKIE = 'portico_lang';
+
+  /** The translator (web/shell/i18n.js) once the view knows its language; nothing is drawn before. */
+  var i18n = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -19,24 +27,36 @@
     return el;
   }
 
-  /** Fills `parent` with text and `code` parts: strings are text, [text] is code. */
-  function fill(parent, parts) {
+  /**
+   * Fills `parent` with the text of `key`, each `{placeholder}` replaced by its value in `vars`: a
+   * string as text, a node (a `code` name, a list of them) as itself.
+   */
+  function compose(parent, key, vars) {
     parent.textContent = '';
-    parts.forEach(function (part) {
-      parent.appendChild(Array.isArray(part) ? element('code', {}, part[0]) : document.createTextNode(part));
+    i18n.t(key).split(/(\{[A-Za-z0-9_]+\})/).forEach(function (piece) {
+      var name = /^\{([A-Za-z0-9_]+)\}$/.exec(piece);
+      var value = name && vars && Object.prototype.hasOwnProperty.call(vars, name[1]) ? vars[name[1]] : undefined;
+      if (value === undefined) {
+        if (piece) parent.appendChild(document.createTextNode(piece));
+      } else {
+        parent.appendChild(value instanceof Node ? value : document.createTextNode(String(value)));
+      }
     });
     return parent;
   }
 
-  /** "a", "a and b", "a, b and c", each name as code. */
-  function listParts(names) {
-    var parts = [];
-    names.forEach(function (name, index) {
-      if (index > 0) parts.push(index === names.length - 1 ? ' and ' : ', ');
-      parts.push([name]);
+  function code(name) { return element('code', {}, name); }
+
+  /** Names as `code`, joined the way the language joins a list: "a, b and c", "a, b und c". */
+  function codeList(names) {
+    var list = document.createDocumentFragment();
+    i18n.listParts(names, 'conjunction').forEach(function (part) {
+      list.appendChild(part.type === 'element' ? code(part.value) : document.createTextNode(part.value));
     });
-    return parts;
+    return list;
   }
+
+  function plural(key, count) { return i18n.plural(key, count); }
 
   function strings(value) {
     return Array.isArray(value) ? value.filter(function (v) { return typeof v === 'string' && v; }) : [];
@@ -69,19 +89,20 @@
   // Drawing
 
   function drawUser(user, tenant, groups) {
-    $('user-name').textContent = user.name || user.email || 'You';
+    $('user-name').textContent = user.name || user.email || i18n.t('access.you');
     $('user-email').textContent = user.name && user.email ? user.email : '';
     $('user-email').hidden = !(user.name && user.email);
     $('tenant').textContent = (tenant.title || tenant.id || '') + (tenant.title && tenant.id ? ' (' + tenant.id + ')' : '');
-    if (groups.length) fill($('groups'), listParts(groups));
-    else $('groups').textContent = 'none';
+    $('groups').textContent = '';
+    if (groups.length) $('groups').appendChild(codeList(groups));
+    else $('groups').textContent = i18n.t('access.noGroups');
   }
 
-  function drawOpens(role, opens, tenantTitle) {
+  function drawOpens(role, opens, portal) {
     var apps = (Array.isArray(opens) ? opens : []).filter(function (app) { return app && shellPath(app.path); });
     if (!apps.length) {
       return element('p', { 'class': 'meta', 'data-testid': 'access-opens-' + testIdPart(role) },
-        'This role opens nothing in ' + tenantTitle + ' on its own.');
+        i18n.t('access.role.opensNothing', { portal: portal }));
     }
     var list = element('ul', { 'class': 'ax-apps', 'data-testid': 'access-opens-' + testIdPart(role) });
     apps.forEach(function (app) {
@@ -91,7 +112,7 @@
       }));
       var pages = (Array.isArray(app.pages) ? app.pages : []).filter(function (page) { return page && shellPath(page.path); });
       if (pages.length) {
-        var sub = element('ul', { 'class': 'ax-pages', 'aria-label': 'Pages of ' + (app.label || app.id) });
+        var sub = element('ul', { 'class': 'ax-pages', 'aria-label': i18n.t('access.role.pagesOf', { app: app.label || app.id || app.path }) });
         pages.forEach(function (page) {
           var pageItem = element('li');
           pageItem.appendChild(shellLink(page.label || page.path, page.path, { 'class': 'ax-page-link' }));
@@ -104,7 +125,7 @@
     return list;
   }
 
-  function drawRole(entry, index, tenantTitle) {
+  function drawRole(entry, index, portal) {
     var role = entry.role;
     var headingId = 'role-' + index;
     var section = element('section', {
@@ -119,47 +140,46 @@
     section.appendChild(heading);
 
     var grantedBy = strings(entry.grantedBy);
-    section.appendChild(fill(element('p', { 'class': 'ax-granted', 'data-testid': 'access-granted-' + testIdPart(role) }), grantedBy.length
-      ? ['Granted by your ' + (grantedBy.length === 1 ? 'group ' : 'groups ')].concat(listParts(grantedBy), ['.'])
-      : ['Granted to you in ' + tenantTitle + '.']));
+    var granted = element('p', { 'class': 'ax-granted', 'data-testid': 'access-granted-' + testIdPart(role) });
+    if (grantedBy.length) compose(granted, plural('access.role.grantedBy', grantedBy.length), { group: code(grantedBy[0]), groups: codeList(grantedBy) });
+    else compose(granted, 'access.role.grantedDirectly', { portal: portal });
+    section.appendChild(granted);
 
-    section.appendChild(element('h3', { 'class': 'ax-opens-title' }, 'What it opens'));
-    section.appendChild(drawOpens(role, entry.opens, tenantTitle));
+    section.appendChild(element('h3', { 'class': 'ax-opens-title' }, i18n.t('access.role.opensTitle')));
+    section.appendChild(drawOpens(role, entry.opens, portal));
     return section;
   }
 
   function render(answer) {
     var user = answer.user || {};
     var tenant = answer.tenant || {};
-    var tenantTitle = tenant.title || tenant.id || 'this portal';
+    var portal = tenant.title || tenant.id || i18n.t('access.thisPortal');
     var groups = strings(user.groups);
     var roles = (Array.isArray(answer.roles) ? answer.roles : []).filter(function (r) { return r && typeof r.role === 'string'; });
     var unmapped = strings(answer.unmappedGroups);
 
-    document.title = 'My access';
-    $('intro').textContent = 'Why you see what you see in ' + tenantTitle + ', and how to get more.';
+    document.title = i18n.t('access.documentTitle');
+    $('intro').textContent = i18n.t('access.introIn', { portal: portal });
     drawUser(user, tenant, groups);
 
     var list = $('roles');
     list.textContent = '';
-    roles.forEach(function (entry, index) { list.appendChild(drawRole(entry, index, tenantTitle)); });
+    roles.forEach(function (entry, index) { list.appendChild(drawRole(entry, index, portal)); });
 
     var none = roles.length === 0;
     $('no-roles').hidden = !none;
     if (none) {
-      fill($('no-roles-why'), (groups.length
-        ? ['Your ' + (groups.length === 1 ? 'group' : 'groups') + ' ('].concat(listParts(groups), [') give' + (groups.length === 1 ? 's' : '') + ' you no role in ' + tenantTitle + '.'])
-        : ['You are in no group, so you have no role in ' + tenantTitle + '.'])
-        .concat([' Ask your team lead or the platform team to add you to a group.']));
+      var why = $('no-roles-why');
+      if (groups.length) compose(why, plural('access.noRoles.group', groups.length), { group: code(groups[0]), groups: codeList(groups), portal: portal });
+      else compose(why, 'access.noRoles.noGroup', { portal: portal });
+      why.appendChild(document.createTextNode(' ' + i18n.t('access.noRoles.ask')));
     }
 
     // With no role, the notice above already says which groups grant nothing.
     var showUnmapped = unmapped.length > 0 && !none;
     $('unmapped').hidden = !showUnmapped;
     if (showUnmapped) {
-      fill($('unmapped-text'), [(unmapped.length === 1 ? 'Your group ' : 'Your groups ')].concat(listParts(unmapped), [
-        (unmapped.length === 1 ? ' grants' : ' grant') + ' no role in ' + tenantTitle +
-        '. ' + (unmapped.length === 1 ? 'It may' : 'They may') + ' give access in other portals or tools.']));
+      compose($('unmapped-text'), plural('access.unmapped.group', unmapped.length), { group: code(unmapped[0]), groups: codeList(unmapped), portal: portal });
     }
 
     $('loading').hidden = true;
@@ -167,24 +187,64 @@
     $('content').hidden = false;
   }
 
-  function fail(message) {
+  /** Shows a failure: `problem` is `{ key, vars }` of its text. */
+  function fail(problem) {
     $('loading').hidden = true;
     $('content').hidden = true;
-    $('error-text').textContent = message;
+    $('error-text').textContent = i18n.t(problem.key, problem.vars);
     $('error').hidden = false;
+  }
+
+  /** An error whose text is the key `key` (under `access.error`), filled from `vars` once drawn. */
+  function problem(key, vars) {
+    var error = new Error(key);
+    error.problem = { key: 'access.error.' + key, vars: vars };
+    return error;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Language. The shell's: Luigi Client's current locale, once the shell has started this view; outside
+  // the shell, the language picked in the profile menu, else the browser's (as the server chooses).
+
+  function shellLocale() {
+    var locale = '';
+    if (window.parent !== window && typeof LuigiClient !== 'undefined') {
+      try { locale = LuigiClient.uxManager().getCurrentLocale(); } catch (e) { /* not started */ }
+    }
+    if (locale) return locale;
+    var picked = new RegExp('(?:^|;\\s*)' + LANGUAGE_COOKIE + '=([^;]*)').exec(document.cookie);
+    return (picked && decodeURIComponent(picked[1])) || navigator.language || 'en';
+  }
+
+  /** Loads the texts of `locale` (if they are not the ones shown) and shows the page in them. */
+  function translate(locale) {
+    if (i18n && i18n.locale === window.porticoI18n.supported(locale)) return Promise.resolve(false);
+    return window.porticoI18n.load(locale).then(function (loaded) {
+      i18n = loaded.apply(document);
+      $('main').hidden = false;
+      return true;
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
   // Loading. The answer does not depend on the shell's context, so it is asked for at once; it is shown
-  // once the shell on this origin has started this view (or at once outside the shell).
+  // once the shell on this origin has started this view (or at once outside the shell) and the view
+  // has its texts.
 
-  var started = window.parent === window;
-  var outcome = null; // function that draws the last answer or failure, once started
+  var ready = false;
+  var outcome = null; // function that draws the last answer or failure, once ready
   var loading = false;
 
   function settle(draw) {
     outcome = draw;
-    if (started) draw();
+    if (ready) draw();
+  }
+
+  function start() {
+    translate(shellLocale()).then(function () {
+      ready = true;
+      if (outcome) outcome();
+    });
   }
 
   function load() {
@@ -196,33 +256,30 @@
         if (response.status === 401) {
           // The session ended: the shell signs in again (see session-ended.js).
           if (window.parent !== window) window.parent.postMessage({ portico: 'session-ended' }, location.origin);
-          throw new Error('Your session has ended. Sign in again to see your access.');
+          throw problem('sessionEnded');
         }
         if (!response.ok) {
-          throw new Error('Your access could not be loaded: the portal answered ' + response.status +
-            (response.statusText ? ' ' + response.statusText : '') + '. Try again in a moment.');
+          throw problem('status', { status: response.status + (response.statusText ? ' ' + response.statusText : '') });
         }
         return response.json().catch(function () {
-          throw new Error(UNREADABLE);
+          throw problem('unreadable');
         });
       }, function () {
-        throw new Error('Your access could not be loaded: the portal could not be reached. Check your connection and try again.');
+        throw problem('unreachable');
       })
       .then(function (answer) {
-        if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw new Error(UNREADABLE);
+        if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw problem('unreadable');
         settle(function () { render(answer); });
       })
       .catch(function (error) {
-        var message = error && error.message ? error.message : 'Your access could not be loaded. Try again in a moment.';
-        settle(function () { fail(message); });
+        var what = error && error.problem ? error.problem : { key: 'access.error.other' };
+        settle(function () { fail(what); });
       })
       .then(function () {
         loading = false;
         $('retry').disabled = false;
       });
   }
-
-  var UNREADABLE = 'Your access could not be loaded: the portal sent an answer this page cannot read. Try again in a moment.';
 
   $('retry').addEventListener('click', function () {
     $('error').hidden = true;
@@ -231,14 +288,19 @@
   });
 
   load();
+  if (window.parent === window) start();
   LuigiClient.addInitListener(function (context, origin) {
     // Only the shell on this origin may start this view (Luigi's micro-frontend security guidance).
     if (origin !== location.origin) return;
-    started = true;
-    if (outcome) outcome();
+    start();
   });
-  // Shown again (Luigi keeps this frame for its view group): asked again, so a changed role map shows.
+  // Shown again (Luigi keeps this frame for its view group): asked again, so a changed role map shows;
+  // and in the shell's language, should it have changed (Luigi Client tells of that the same way).
   LuigiClient.addContextUpdateListener(function () {
-    if (started) load();
+    if (!ready) return;
+    translate(shellLocale()).then(function (changed) {
+      if (changed && outcome) outcome();
+    });
+    load();
   });
 })();

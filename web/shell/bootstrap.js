@@ -11,7 +11,10 @@
 // - `routing.pageNotFoundHandler`: an unknown or forbidden path shows the hidden `/home/_not-found`
 //   view (web/shell/not-found.js) and keeps the address the user asked for.
 // - `globalSearch`: the shell bar's search over the user's apps, their pages and (with a Backstage
-//   catalog) the tenant's catalog entities; see "Global search" below.
+//   catalog) the tenant's catalog entities, opened by its button or the keys "/" and Ctrl+K (⌘K);
+//   see "Global search" below.
+// Every text the shell writes itself comes from the `shell` texts of web/shell/i18n/<locale>.json in
+// the language the server chose (`<html lang>`); the navigation's labels come translated from the server.
 (function () {
   'use strict';
 
@@ -24,10 +27,48 @@
   var CLIENT_HELLO = 'luigi.get-context';
   var DEFAULT_FRAME_TIMEOUT_MS = 10000;
   var RECENT_MAX = 8;
+  /** The shell's texts in the user's language (web/shell/i18n.js), set before `start` runs. */
+  var i18n = null;
+  /** The global search's keyboard shortcut (a keydown listener), for portico's own views' documents too. */
+  var searchShortcut = null;
 
   function signIn() {
     var here = location.pathname + location.search + location.hash;
     location.assign('/auth/login?return_to=' + encodeURIComponent(here));
+  }
+
+  /** A number as the user's language writes it (`1.234,5` in German). */
+  function number(value, options) {
+    return Number(value).toLocaleString(i18n ? i18n.locale : 'en', options);
+  }
+
+  /** The plural form of `key` (`key.one`, `key.other`, … as the language's rules pick) for `count`,
+   *  with `{count}` written as the language writes numbers. */
+  function plural(key, count, vars) {
+    var category = 'other';
+    try { category = new Intl.PluralRules(i18n.locale).select(count); } catch (e) { /* no Intl: other */ }
+    var chosen = i18n.has(key + '.' + category) ? key + '.' + category : key + '.other';
+    return i18n.t(chosen, Object.assign({ count: number(count) }, vars));
+  }
+
+  /** `text` with its `{name}` placeholder replaced by the element `node` (e.g. a `<code>`), as nodes. */
+  function withElement(text, name, node) {
+    var parts = String(text).split('{' + name + '}');
+    var fragment = document.createDocumentFragment();
+    parts.forEach(function (part, i) {
+      if (i > 0) fragment.appendChild(node.cloneNode(true));
+      if (part) fragment.appendChild(document.createTextNode(part));
+    });
+    return fragment;
+  }
+
+  /** The shell's own texts before Luigi starts: the user's language when its texts loaded, else
+   *  English (`english`), so that an error is never shown as a key. */
+  function earlyText(translator, key, vars, english) {
+    if (translator && translator.has(key)) return translator.t(key, vars);
+    return english.replace(/\{([A-Za-z0-9_]+)\}/g, function (whole, name) {
+      return vars && Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : whole;
+    });
   }
 
   function showError(message) {
@@ -83,7 +124,8 @@
   /** Page and app labels, the page left out when it is the app itself. */
   function labelsOf(node) {
     if (!node) return [];
-    if (isHome(node)) return ['Home'];
+    // The server sends the home entry's label in the user's language; the shell's own word otherwise.
+    if (isHome(node)) return [node.label || i18n.t('shell.home')];
     var app = appOf(node);
     // A path inside an app's virtual tree (`:virtualSegment_N`): the app's own business, named by the app.
     if (node._virtualTree || String(node.label || '').charAt(0) === ':') return app ? [app.label] : [];
@@ -115,6 +157,7 @@
     config.settings.iframeCreationInterceptor = function (iframe, viewGroup, navigationNode, microFrontendType) {
       iframe.title = frameTitle(navigationNode);
       if (microFrontendType === 'main') watchdog.watch(iframe, navigationNode);
+      iframe.addEventListener('load', function () { listenForShortcut(iframe); });
     };
 
     config.navigation.nodeChangeHook = function (previous, next) {
@@ -173,8 +216,15 @@
     // Global search (see "Global search" below): at the root of Luigi's config, beside `navigation`.
     config.globalSearch = globalSearch(config);
 
+    // Luigi's i18n: its own texts (`luigi.*`) from portico's files, and the language for every view
+    // and micro-app (Luigi Client's getCurrentLocale). Labels from config come translated already.
+    config.settings.customTranslationImplementation = function () {
+      return { getTranslation: function (key, interpolations) { return i18n.has(key) ? i18n.t(key, interpolations) : key; } };
+    };
+
     repairLuigiMarkup();
     Luigi.setConfig(config);
+    Luigi.i18n().setCurrentLocale(i18n.locale);
   }
 
   /**
@@ -207,7 +257,7 @@
         busy.setAttribute('role', 'status');
       });
       document.querySelectorAll('button[aria-controls="overflowPopover"]:not([aria-label])').forEach(function (button) {
-        button.setAttribute('aria-label', 'More');
+        button.setAttribute('aria-label', i18n.t('shell.more'));
       });
     }
     var scheduled = false;
@@ -233,10 +283,22 @@
     document.title = title;
   }
 
+  /**
+   * The search shortcut works in portico's own views too (home, my access, not found: same origin,
+   * under /shell/), where the focus is after a click in them; an app's frame keeps its keys.
+   */
+  function listenForShortcut(iframe) {
+    try {
+      var view = iframe.contentWindow;
+      if (!searchShortcut || !view || view.location.origin !== location.origin || view.location.pathname.indexOf('/shell/') !== 0) return;
+      view.document.addEventListener('keydown', searchShortcut);
+    } catch (e) { /* another origin: the app's own keys */ }
+  }
+
   /** `<page> – <app>`, as a screen reader announces the frame. */
   function frameTitle(node) {
     var labels = labelsOf(node);
-    return labels.length ? labels.join(' – ') : 'App';
+    return labels.length ? labels.join(' – ') : i18n.t('shell.app');
   }
 
   /** The visible main iframe (Luigi hides, not removes, frames it keeps). */
@@ -271,7 +333,7 @@
 
   function renderBreadcrumbs(container, items) {
     container.classList.add('portico-breadcrumbs-host');
-    var nav = element('nav', { 'aria-label': 'Breadcrumb', 'class': 'portico-breadcrumbs', 'data-testid': 'portico-breadcrumbs' });
+    var nav = element('nav', { 'aria-label': i18n.t('shell.breadcrumbs'), 'class': 'portico-breadcrumbs', 'data-testid': 'portico-breadcrumbs' });
     var list = element('ol');
     items.forEach(function (item, index) {
       var entry = element('li');
@@ -355,22 +417,24 @@
     function showPanel(watched) {
       var node = watched.node;
       var app = appOf(node);
-      var name = app ? app.label : (node.label || 'This page');
+      var name = app ? app.label : (node.label || i18n.t('shell.watchdog.thisPage'));
       var container = watched.iframe.parentNode;
       if (!container) return;
 
       var panel = element('div', { 'class': 'portico-frame-panel', 'role': 'alert', 'data-testid': 'portico-frame-panel' });
       var box = element('div', { 'class': 'portico-frame-panel-box' });
-      box.appendChild(element('h2', {}, name + ' did not start'));
+      box.appendChild(element('h2', {}, i18n.t('shell.watchdog.title', { name: name })));
       watched.reason = element('p', { 'data-testid': 'portico-frame-reason' });
       describe(watched);
       box.appendChild(watched.reason);
       if (app && app.owner) {
-        box.appendChild(element('p', { 'data-testid': 'portico-frame-owner' }, 'Owner: ' + app.owner + '. If this keeps happening, tell them.'));
+        box.appendChild(element('p', { 'data-testid': 'portico-frame-owner' }, i18n.t('shell.watchdog.owner', { owner: app.owner })));
       }
-      box.appendChild(element('p', { 'class': 'portico-frame-panel-meta' },
-        'Waited ' + Math.round(timeoutMs / 100) / 10 + ' s for ' + (nodePath(node) || location.pathname) + '.'));
-      var retry = element('button', { type: 'button', 'data-testid': 'portico-frame-retry' }, 'Try again');
+      box.appendChild(element('p', { 'class': 'portico-frame-panel-meta' }, i18n.t('shell.watchdog.waited', {
+        seconds: number(timeoutMs / 1000, { maximumFractionDigits: 1 }),
+        path: nodePath(node) || location.pathname
+      })));
+      var retry = element('button', { type: 'button', 'data-testid': 'portico-frame-retry' }, i18n.t('shell.watchdog.retry'));
       retry.addEventListener('click', function () {
         removePanel(watched);
         // Luigi handles the current route again; a frame that never finished its handshake is
@@ -392,11 +456,9 @@
       var reason = watched.reason;
       reason.textContent = '';
       if (watched.loaded) {
-        reason.appendChild(document.createTextNode('The page loaded but did not start Luigi Client: the app may not include Luigi Client (its owner can add it, or set '));
-        reason.appendChild(element('code', {}, 'luigi_client: false'));
-        reason.appendChild(document.createTextNode(' for the app).'));
+        reason.appendChild(withElement(i18n.t('shell.watchdog.noClient'), 'setting', element('code', {}, 'luigi_client: false')));
       } else {
-        reason.textContent = 'The app is not answering: it may be down or slow.';
+        reason.textContent = i18n.t('shell.watchdog.notAnswering');
       }
     }
 
@@ -531,7 +593,7 @@
     }, words).map(function (app) {
       // The description, unless the app matched by its category or owner: then those, to say why.
       var byText = app.description && matchScore([[app.label, 1], [app.description, 1]], words) > 0;
-      var facts = [app.category, app.owner ? 'owned by ' + app.owner : ''].filter(Boolean).join(' \u00b7 ');
+      var facts = [app.category, app.owner ? i18n.t('shell.search.ownedBy', { owner: app.owner }) : ''].filter(Boolean).join(' \u00b7 ');
       return {
         group: 'apps', key: 'app:' + app.id, label: app.label,
         description: byText ? app.description : facts || app.description,
@@ -541,7 +603,7 @@
     var pages = bestMatches(index.pages, function (page) {
       return [[page.label, 4], [page.app.label, 1]];
     }, words).map(function (page) {
-      return { group: 'pages', key: 'page:' + page.link, label: page.label, description: 'Page of ' + page.app.label, pathObject: { link: page.link } };
+      return { group: 'pages', key: 'page:' + page.link, label: page.label, description: i18n.t('shell.search.pageOf', { app: page.app.label }), pathObject: { link: page.link } };
     });
     return apps.concat(pages);
   }
@@ -567,8 +629,15 @@
   function globalSearch(config) {
     var index = searchIndex(config);
     var catalog = index.catalog;
-    var fieldName = catalog ? 'Search apps, pages and the catalog' : 'Search apps and pages';
-    var GROUPS = [['apps', 'Apps'], ['pages', 'Pages'], ['catalog', catalog ? catalog.label : 'Catalog']];
+    var fieldName = i18n.t(catalog ? 'shell.search.labelCatalog' : 'shell.search.label');
+    var menuEntry = i18n.t('shell.search.menuEntry');
+    var mac = /Mac|iPhone|iPad|iPod/.test(navigator.platform || navigator.userAgent || '');
+    var SHORTCUT = {
+      mac: mac,
+      keys: mac ? '/ Meta+K' : '/ Control+K',
+      hint: i18n.t('shell.search.shortcutHint', { label: fieldName, combo: i18n.t(mac ? 'shell.search.cmdK' : 'shell.search.ctrlK') })
+    };
+    var GROUPS = [['apps', i18n.t('shell.search.apps')], ['pages', i18n.t('shell.search.pages')], ['catalog', catalog ? catalog.label : i18n.t('shell.search.catalog')]];
     // term: what the results are for; catalog: { state: off|idle|loading|done|error, items, total }.
     var state = { term: '', local: [], catalog: { state: catalog ? 'idle' : 'off', items: [], total: 0 }, active: null, enter: false };
     var timer = null;
@@ -661,8 +730,8 @@
         if (state.catalog.total > state.catalog.items.length) {
           list.push({
             group: 'catalog', key: 'catalog-all', more: true,
-            label: 'All ' + state.catalog.total + ' catalog matches',
-            description: 'Open ' + catalog.label + ' with this search',
+            label: i18n.t('shell.search.allMatches', { count: number(state.catalog.total) }),
+            description: i18n.t('shell.search.openWithSearch', { catalog: catalog.label }),
             pathObject: { link: catalog.path, params: { q: state.term } }
           });
         }
@@ -680,8 +749,8 @@
     }
 
     function emptyMessage() {
-      var what = catalog && state.catalog.state !== 'error' ? 'No app, page or catalog entity' : 'No app or page';
-      return what + ' matches \u201c' + state.term + '\u201d.';
+      var key = catalog && state.catalog.state !== 'error' ? 'shell.search.noMatchCatalog' : 'shell.search.noMatch';
+      return i18n.t(key, { term: state.term });
     }
 
     /** Luigi's `customSearchResultRenderer`: the popover, in Luigi's slot (emptied by Luigi on close). */
@@ -699,7 +768,7 @@
         });
       }
       popover.textContent = '';
-      var listbox = element('div', { role: 'listbox', id: 'portico-search-listbox', 'aria-label': 'Search results', 'data-testid': 'portico-search-listbox' });
+      var listbox = element('div', { role: 'listbox', id: 'portico-search-listbox', 'aria-label': i18n.t('shell.search.resultsLabel'), 'data-testid': 'portico-search-listbox' });
       var any = false;
       GROUPS.forEach(function (pair) {
         var group = items.filter(function (item) { return item.group === pair[0]; });
@@ -721,10 +790,12 @@
       });
       if (any) popover.appendChild(listbox);
       var status = element('div', { 'class': 'portico-search-status', 'data-testid': 'portico-search-status' });
-      if (catalog && state.catalog.state === 'loading') status.appendChild(element('p', {}, 'Searching ' + catalog.label + '\u2026'));
+      if (catalog && state.catalog.state === 'loading') {
+        status.appendChild(element('p', { 'class': 'portico-search-loading', 'data-testid': 'portico-search-loading' }, i18n.t('shell.search.searching', { catalog: catalog.label })));
+      }
       if (!any && state.catalog.state !== 'loading') status.appendChild(element('p', { 'class': 'portico-search-empty', 'data-testid': 'portico-search-empty' }, emptyMessage()));
       if (catalog && state.catalog.state === 'error') {
-        status.appendChild(element('p', { 'class': 'portico-search-unavailable', 'data-testid': 'portico-search-unavailable' }, 'Catalog search unavailable right now.'));
+        status.appendChild(element('p', { 'class': 'portico-search-unavailable', 'data-testid': 'portico-search-unavailable' }, i18n.t('shell.search.unavailable')));
       }
       if (status.childNodes.length) popover.appendChild(status);
       slot.textContent = '';
@@ -818,9 +889,9 @@
       clearTimeout(announceTimer);
       announceTimer = setTimeout(function () {
         if (!state.term) { announcer.textContent = ''; return; }
-        var text = list.length ? list.length + (list.length === 1 ? ' result' : ' results') : (state.catalog.state === 'loading' ? '' : emptyMessage());
-        if (state.catalog.state === 'loading') text += (text ? '; ' : '') + 'searching the catalog';
-        if (state.catalog.state === 'error') text += '; catalog search unavailable';
+        var text = list.length ? plural('shell.search.results', list.length) : (state.catalog.state === 'loading' ? '' : emptyMessage());
+        if (state.catalog.state === 'loading') text += (text ? '; ' : '') + i18n.t('shell.search.announceSearching');
+        if (state.catalog.state === 'error') text += '; ' + i18n.t('shell.search.announceUnavailable');
         announcer.textContent = text;
       }, 400);
     }
@@ -836,6 +907,8 @@
       input.setAttribute('autocomplete', 'off');
       input.setAttribute('spellcheck', 'false');
       input.setAttribute('enterkeyhint', 'go');
+      input.setAttribute('aria-keyshortcuts', SHORTCUT.keys);
+      input.setAttribute('title', SHORTCUT.hint);
       // Luigi calls onInput on keyup only; typing is not the only way to change the field.
       input.addEventListener('input', update);
       // The focus leaving the field (Tab, another control) closes the results; they come back with it.
@@ -876,7 +949,13 @@
         if (button.getAttribute('aria-expanded') !== String(shown)) button.setAttribute('aria-expanded', String(shown));
         if (button.hasAttribute('aria-haspopup')) button.removeAttribute('aria-haspopup');
         if (button.getAttribute('aria-label') !== fieldName) button.setAttribute('aria-label', fieldName);
+        if (button.getAttribute('aria-keyshortcuts') !== SHORTCUT.keys) button.setAttribute('aria-keyshortcuts', SHORTCUT.keys);
+        if (button.getAttribute('title') !== SHORTCUT.hint) button.setAttribute('title', SHORTCUT.hint);
       }
+      // The phone's overflow menu names the entry in English whatever the language (Luigi 2.31).
+      document.querySelectorAll('[data-testid="luigi-search-btn-mobile"] .fd-menu__title').forEach(function (title) {
+        if (title.textContent !== menuEntry) title.textContent = menuEntry;
+      });
       var mobile = document.querySelector('a[data-testid="luigi-search-btn-mobile"]:not([tabindex])');
       if (mobile) {
         mobile.setAttribute('tabindex', '0');
@@ -896,10 +975,50 @@
       requestAnimationFrame(function () { scheduled = false; repair(); });
     }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['aria-hidden', 'aria-expanded'] });
 
+    // The keyboard shortcut: "/" (not while typing in a field) and Ctrl+K (⌘K on a Mac) open the search
+    // and put the focus in its field, the way the search button (desktop) or the overflow menu's entry
+    // (phone) does: both show the same field (Luigi's `isSearchFieldVisible`).
+    function typingIn(target) {
+      if (!target || target.nodeType !== 1) return false;
+      return !!target.isContentEditable || !!target.closest('input, textarea, select, [contenteditable]:not([contenteditable="false"])');
+    }
+    function onShortcutKey(event) {
+      if (event.defaultPrevented || event.isComposing) return;
+      var key = event.key;
+      var typing = typingIn(event.target);
+      // Ctrl+K in a Mac's text field deletes to the end of the line: there only ⌘K is ours.
+      var command = SHORTCUT.mac ? event.metaKey || (event.ctrlKey && !typing) : event.ctrlKey || event.metaKey;
+      var combo = command && !event.altKey && !event.shiftKey && (key === 'k' || key === 'K');
+      // "/" is Shift+7 on a German keyboard: Shift is part of typing it, the other modifiers are not.
+      var slash = key === '/' && !event.ctrlKey && !event.metaKey && !event.altKey && !typing;
+      if (!combo && !slash) return;
+      event.preventDefault();
+      openField();
+    }
+    function openField() {
+      var field = input || document.querySelector('input[data-testid="luigi-search-input"]');
+      if (!field) return;
+      var wrapper = field.closest('.luigi-search');
+      if (wrapper && wrapper.getAttribute('aria-hidden') === 'true') {
+        // Luigi shows the field at its next update; a hidden field cannot take the focus before.
+        searchApi().openSearchField();
+        requestAnimationFrame(function () { focusField(field); });
+      } else {
+        focusField(field);
+      }
+    }
+    function focusField(field) {
+      field.focus();
+      if (field.value) field.select();
+    }
+    document.addEventListener('keydown', onShortcutKey);
+    searchShortcut = onShortcutKey;
+
     return {
       searchFieldCentered: false,
       searchProvider: {
-        inputPlaceholder: catalog ? 'Apps, pages, catalog\u2026' : 'Apps and pages\u2026',
+        // A function: Luigi would look a string up as a translation key first.
+        inputPlaceholder: function () { return i18n.t(catalog ? 'shell.search.placeholderCatalog' : 'shell.search.placeholder'); },
         onInput: update,
         onEnter: function () {
           if (fieldValue() !== state.term) update();
@@ -936,17 +1055,36 @@
 
   // ==== End of global search ====================================================================
 
-  fetch('/shell/config.json', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+  // The page says which language portico chose (`<html lang>`, from the browser or the user's pick):
+  // its texts load while the config does. A failure says so in the user's language, or in English
+  // when the texts did not load either.
+  var texts = window.porticoI18n
+    ? window.porticoI18n.load(document.documentElement.lang || 'en')
+    : Promise.reject(new Error('The portal could not start: its texts did not load. Reload the page.'));
+  var configLoaded = fetch('/shell/config.json', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
     .then(function (response) {
       if (response.status === 401) {
         signIn();
         return null;
       }
-      if (!response.ok) throw new Error('the portal configuration could not be loaded (HTTP ' + response.status + ')');
+      if (!response.ok) {
+        return texts.then(function (translator) {
+          throw new Error(earlyText(translator, 'shell.configFailed', { status: response.status },
+            'The portal configuration could not be loaded (HTTP {status}).'));
+        });
+      }
       return response.json();
-    })
-    .then(function (shell) {
-      if (shell) start(shell);
+    }, function () {
+      // No answer at all (offline, the server down).
+      return texts.then(function (translator) {
+        throw new Error(earlyText(translator, 'shell.configUnreachable', null,
+          'The portal could not be reached. Check your connection and reload the page.'));
+      });
+    });
+  Promise.all([configLoaded, texts])
+    .then(function (loaded) {
+      i18n = loaded[1];
+      if (loaded[0]) start(loaded[0]);
     })
     .catch(function (error) { showError(String(error.message || error)); });
 })();

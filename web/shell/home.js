@@ -10,6 +10,12 @@
 // (another browser or device starts empty) and go with the browser's site data. The shell also pushes
 // to the recent key when the user opens an app anywhere in the shell, so they are read fresh whenever
 // the view is shown, and broken JSON or an unavailable localStorage just means "none".
+//
+// Texts: every text of the view is a `launchpad.*` key of /shell/i18n/<locale>.json (web/shell/i18n.js),
+// in the language the shell chose (`LuigiClient.uxManager().getCurrentLocale()`); home.html's static texts carry
+// `data-i18n` keys, the rest is filled here. The view stays hidden until its texts and the context are
+// there, and is redrawn when the shell changes the language. What the context says (app labels,
+// categories, descriptions, the tenant's title) comes translated from the server and is shown as is.
 (function () {
   'use strict';
 
@@ -27,11 +33,29 @@
 
   var view = {
     context: null,
+    next: null,      // the context to draw once the texts are loaded
+    started: false,  // the shell's init has come
+    request: 0,      // the latest texts asked for; an older answer is dropped
     apps: [],        // context.apps, in config order
     byId: Object.create(null), // id -> app
     signature: '',   // what the drawn tiles were made from
     catalogApp: null,
   };
+
+  var i18n = null; // the translator of the view's language (web/shell/i18n.js)
+
+  /** The text of `key` in the view's language, `{name}` placeholders filled from `vars`. */
+  function t(key, vars) { return i18n.t(key, vars); }
+
+  /** `n` written as the language writes numbers. */
+  function number(n) { return new Intl.NumberFormat(i18n.locale).format(n); }
+
+  /** The text of `key + 'One'` or `key + 'Other'`, by the language's plural rule for `count`. */
+  function plural(key, count, vars) {
+    return t(key + (new Intl.PluralRules(i18n.locale).select(count) === 'one' ? 'One' : 'Other'), vars);
+  }
+
+  function lower(value) { return String(value).toLocaleLowerCase(i18n.locale); }
 
   function byId(id) { return document.getElementById(id); }
   function text(id, value) { byId(id).textContent = value; }
@@ -202,8 +226,8 @@
   // shortcut copies above do not (one fetch, one card per app).
   function tile(app, withCatalog) {
     var item = element('li', { 'class': 'lp-tile', 'data-testid': 'home-tile-' + app.id, 'data-app-id': app.id });
-    item.setAttribute('data-search', [app.label, app.description, app.category, app.owner]
-      .filter(Boolean).join('\n').toLocaleLowerCase());
+    item.setAttribute('data-search', lower([app.label, app.description, app.category, app.owner]
+      .filter(Boolean).join('\n')));
 
     var badge = element('span', { 'class': 'lp-icon', 'aria-hidden': 'true', 'data-initials': initials(app.label), 'data-icon': app.icon });
     badge.style.backgroundColor = badgeColour(app.id);
@@ -226,7 +250,7 @@
       // and the first separator takes no room. The owner wraps as a whole when it can.
       title.appendChild(element('span', { 'class': 'lp-sep' }, ' · '));
       var facts = element('span', { 'class': 'lp-facts' }, app.category && app.owner ? app.category + ' · ' : app.category || undefined);
-      if (app.owner) facts.appendChild(element('span', { 'class': 'lp-owner' }, 'owned by ' + app.owner));
+      if (app.owner) facts.appendChild(element('span', { 'class': 'lp-owner' }, t('launchpad.tile.ownedBy', { owner: app.owner })));
       title.appendChild(facts);
     }
     body.appendChild(title);
@@ -251,16 +275,14 @@
     var newTab = element('a', {
       'class': 'lp-newtab', href: app.path, target: '_blank', rel: 'noopener', 'data-focus': 'newtab', 'data-testid': 'home-newtab-' + app.id,
     });
-    newTab.appendChild(document.createTextNode('Open'));
-    newTab.appendChild(element('span', { 'class': 'visually-hidden' }, ' ' + app.label));
-    newTab.appendChild(document.createTextNode(' in a new tab'));
+    newTabText(newTab, app.label);
     newTab.appendChild(svg('0 0 24 24', NEW_TAB, 'lp-newtab-icon'));
     body.appendChild(newTab);
     item.appendChild(body);
 
     var star = element('button', {
       type: 'button', 'class': 'lp-star', 'data-focus': 'star', 'data-testid': 'home-star-' + app.id,
-      'aria-label': 'Favourite ' + app.label, 'aria-pressed': 'false', title: 'Add to favourites',
+      'aria-label': t('launchpad.tile.favourite', { app: app.label }), 'aria-pressed': 'false', title: t('launchpad.tile.addFavourite'),
     });
     star.appendChild(svg('0 0 24 24', STAR, 'lp-star-icon'));
     star.addEventListener('click', function () {
@@ -280,13 +302,38 @@
     return item;
   }
 
+  // "Open {app} in a new tab": on screen without the app's name (the tile says it), for screen readers
+  // with it, so each tile's link has its own name. When the language puts the name first ("{app} in
+  // neuem Tab öffnen"), what is on screen starts with a capital letter.
+  function newTabText(link, label) {
+    var template = t('launchpad.tile.openInNewTab'); // no vars: `{app}` stays in
+    var at = template.indexOf('{app}');
+    if (at < 0) {
+      link.appendChild(document.createTextNode(template));
+      return;
+    }
+    var before = template.slice(0, at).replace(/\s+$/, '');
+    var after = template.slice(at + '{app}'.length);
+    if (before) {
+      link.appendChild(document.createTextNode(before));
+      link.appendChild(element('span', { 'class': 'visually-hidden' }, ' ' + label));
+    } else {
+      after = after.replace(/^\s+/, '');
+      after = after.charAt(0).toLocaleUpperCase(i18n.locale) + after.slice(1);
+      link.appendChild(element('span', { 'class': 'visually-hidden' }, label + ' '));
+    }
+    if (after) link.appendChild(document.createTextNode(after));
+  }
+
   // The selector of one focusable part ('link', 'star', 'newtab') of an app's tile.
   function focusTarget(id, part) {
     return '[data-app-id="' + CSS.escape(id) + '"] [data-focus="' + part + '"]';
   }
 
+  // A category's test id: lower case ASCII, accents dropped (`Überblick` -> `uberblick`).
   function slug(value) {
-    return String(value).toLocaleLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'group';
+    return String(value).normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/ß/g, 'ss')
+      .replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'group';
   }
 
   // One section per category, in the order categories first appear; apps without one last.
@@ -298,7 +345,7 @@
     view.apps.forEach(function (app) {
       var key = app.category ? 'c:' + app.category : 'other';
       if (!groups[key]) {
-        groups[key] = { title: app.category || 'Other apps', apps: [] };
+        groups[key] = { title: app.category || t('launchpad.otherApps'), apps: [] };
         if (key !== 'other') order.push(key);
       }
       groups[key].apps.push(app);
@@ -332,7 +379,7 @@
       var id = star.closest('[data-app-id]').getAttribute('data-app-id');
       var on = favs.indexOf(id) >= 0;
       star.setAttribute('aria-pressed', on ? 'true' : 'false');
-      star.title = on ? 'Remove from favourites' : 'Add to favourites';
+      star.title = t(on ? 'launchpad.tile.removeFavourite' : 'launchpad.tile.addFavourite');
     });
     applyFilter();
     showIcons();
@@ -361,7 +408,7 @@
 
   function applyFilter() {
     var query = byId('filter').value.trim();
-    var words = query.toLocaleLowerCase().split(/\s+/).filter(Boolean);
+    var words = lower(query).split(/\s+/).filter(Boolean);
     document.querySelectorAll('.lp-tile').forEach(function (item) {
       var haystack = item.getAttribute('data-search') || '';
       item.hidden = !words.every(function (word) { return haystack.indexOf(word) >= 0; });
@@ -373,12 +420,12 @@
     var total = view.apps.length;
     var noMatch = words.length > 0 && shown === 0;
     byId('no-match').hidden = !noMatch;
-    text('no-match-text', noMatch ? 'No app matches \u201c' + query + '\u201d.' : '');
+    text('no-match-text', noMatch ? t('launchpad.filter.noMatchQuery', { query: query }) : '');
     // The status line is the announcement for screen readers; with no match the notice says it on screen.
     byId('filter-status').classList.toggle('visually-hidden', noMatch);
     text('filter-status', !words.length ? ''
-      : noMatch ? 'No app matches.'
-        : shown + ' of ' + total + (total === 1 ? ' app matches.' : ' apps match.'));
+      : noMatch ? t('launchpad.filter.noMatch')
+        : plural('launchpad.filter.match', total, { shown: number(shown), total: number(total) }));
   }
 
   function clearFilter() {
@@ -415,10 +462,10 @@
     var user = context.user || { name: '', groups: [] };
     var groups = user.groups || [];
     var roles = context.roles || [];
-    text('home-greeting', 'Welcome, ' + user.name);
-    text('tenant', context.tenant.title + ' (tenant ' + context.tenant.id + ')');
-    text('roles', roles.length ? roles.join(', ') : 'none');
-    text('groups', groups.length ? groups.join(', ') : 'none');
+    text('home-greeting', t('launchpad.greeting', { name: user.name }));
+    text('tenant', t('launchpad.tenant', { tenant: context.tenant.title, id: context.tenant.id }));
+    text('roles', roles.length ? roles.join(', ') : t('launchpad.access.none'));
+    text('groups', groups.length ? groups.join(', ') : t('launchpad.access.none'));
 
     var signature = JSON.stringify(view.apps);
     if (signature !== view.signature) {
@@ -432,15 +479,36 @@
     byId('filter-bar').hidden = none;
     byId('no-apps').hidden = !none;
     if (none) {
-      text('no-apps-why', roles.length
-        ? 'Your roles in ' + context.tenant.title + ' (' + roles.join(', ') + ') do not give access to any app here yet.'
-        : groups.length
-          ? 'Apps are given to roles, and your groups from your identity provider (' + groups.join(', ') +
-            ') map to no role in ' + context.tenant.title + '.'
-          : 'Apps are given to roles, which come from your groups in your identity provider, and you are in no group, so you have no role in ' +
-            context.tenant.title + '.');
+      var facts = { tenant: context.tenant.title, roles: roles.join(', '), groups: groups.join(', ') };
+      text('no-apps-why', t(roles.length ? 'launchpad.noApps.rolesGiveNoApp'
+        : groups.length ? 'launchpad.noApps.groupsMapToNoRole' : 'launchpad.noApps.noGroups', facts));
     }
     refreshShortcuts();
+  }
+
+  // Draws `context` (or, given none, what is drawn already) in the language the shell says, once its
+  // texts are loaded. A change of language redraws everything; a later call wins over an earlier one.
+  function show(context) {
+    view.started = true;
+    if (context) view.next = context;
+    // (Luigi Client 2.x has it on uxManager, not at its top level.)
+    var locale = porticoI18n.supported(LuigiClient.uxManager().getCurrentLocale() || 'en');
+    var request = ++view.request;
+    var texts = i18n && i18n.locale === locale ? Promise.resolve(i18n) : porticoI18n.load(locale);
+    texts.then(function (translator) {
+      if (request !== view.request) return;
+      if (translator !== i18n) {
+        i18n = translator;
+        i18n.apply(document); // home.html's own texts, <title> and <html lang>
+        view.signature = ''; // the tiles say things too
+        if (!view.next) view.next = view.context;
+      }
+      var next = view.next;
+      view.next = null;
+      if (next) draw(next);
+      else refreshShortcuts();
+      byId('launchpad').hidden = !view.context;
+    });
   }
 
   wireFilter();
@@ -448,14 +516,14 @@
   LuigiClient.addInitListener(function (context, origin) {
     // Only the shell on this origin may talk to this view (Luigi's micro-frontend security guidance).
     if (origin !== location.origin) return;
-    draw(context);
+    show(context);
   }, true);
 
   // Shown again (Luigi reuses this frame when the user comes back home): new context, fresh preferences.
+  // The shell's change of language comes this way too.
   LuigiClient.addContextUpdateListener(function (context) {
-    if (!view.context) return;
-    if (context && context.tenant && context.user && Array.isArray(context.apps)) draw(context);
-    else refreshShortcuts();
+    if (!view.started) return;
+    show(context && context.tenant && context.user && Array.isArray(context.apps) ? context : null);
   });
   // The shell, or another tab, changed a preference.
   window.addEventListener('storage', function (event) {

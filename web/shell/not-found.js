@@ -3,11 +3,18 @@
 // address bar; this view asks the server what the path is (`GET /shell/route.json?path=…`) and says
 // why the user cannot open it: nothing there, an app or page their roles do not reach (and who can
 // change that), or an app without that page.
+//
+// Its texts are the `notFound` block of /shell/i18n/<locale>.json (web/shell/i18n.js), in the language
+// the shell hands over through Luigi Client; app and page labels come translated by the server.
 (function () {
   'use strict';
 
   var NOT_FOUND_PATH = '/home/_not-found';
   var NOT_FOUND_KEY = 'portico.notFoundPath';
+  var LANGUAGE_COOKIE = 'portico_lang';
+
+  /** The translator (web/shell/i18n.js) once the view knows its language; nothing is drawn before. */
+  var i18n = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -18,14 +25,39 @@
     return el;
   }
 
-  /** Fills `parent` with text and `code` parts: strings are text, [text] is code. */
-  function fill(parent, parts) {
+  /**
+   * Fills `parent` with the text of `key`, each `{placeholder}` replaced by its value in `vars`: a
+   * string as text, a node (a `code` name, a list of them) as itself.
+   */
+  function compose(parent, key, vars) {
     parent.textContent = '';
-    parts.forEach(function (part) {
-      parent.appendChild(Array.isArray(part) ? element('code', {}, part[0]) : document.createTextNode(part));
+    i18n.t(key).split(/(\{[A-Za-z0-9_]+\})/).forEach(function (piece) {
+      var name = /^\{([A-Za-z0-9_]+)\}$/.exec(piece);
+      var value = name && vars && Object.prototype.hasOwnProperty.call(vars, name[1]) ? vars[name[1]] : undefined;
+      if (value === undefined) {
+        if (piece) parent.appendChild(document.createTextNode(piece));
+      } else {
+        parent.appendChild(value instanceof Node ? value : document.createTextNode(String(value)));
+      }
     });
     return parent;
   }
+
+  function code(name) { return element('code', {}, name); }
+
+  /**
+   * Names as `code`, joined the way the language joins a list: `type` 'conjunction' ("a, b and c") or
+   * 'disjunction' ("a, b or c").
+   */
+  function codeList(names, type) {
+    var list = document.createDocumentFragment();
+    i18n.listParts(names, type).forEach(function (part) {
+      list.appendChild(part.type === 'element' ? code(part.value) : document.createTextNode(part.value));
+    });
+    return list;
+  }
+
+  function plural(key, count) { return i18n.plural(key, count); }
 
   /** The shell path the user asked for: the shell's address (kept by the not-found handler), or the
    * one the handler stashed when a navigation from an app could not keep it. */
@@ -54,21 +86,17 @@
     return link;
   }
 
-  function roleParts(need) {
-    var parts = [[need.role]];
-    if (need.description) parts.push(' (' + need.description + ')');
-    var groups = need.groups || [];
-    if (groups.length) {
-      parts.push(', which members of ');
-      groups.forEach(function (group, index) {
-        if (index > 0) parts.push(index === groups.length - 1 ? ' or ' : ', ');
-        parts.push([group]);
-      });
-      parts.push(' have');
-    } else {
-      parts.push(', which no group grants in this portal');
-    }
-    return parts;
+  /**
+   * A role that opens the app, and who has it: `needs.sentence*` for the only one ("It needs the role
+   * …, which members of … have."), `needs.item*` for one of a list.
+   */
+  function needParts(parent, need, form) {
+    var groups = (need.groups || []).filter(function (g) { return typeof g === 'string' && g; });
+    var role = need.description
+      ? compose(document.createDocumentFragment(), 'notFound.needs.roleDescribed', { role: code(need.role), description: need.description })
+      : code(need.role);
+    var key = 'notFound.needs.' + form + (groups.length ? plural('Group', groups.length) : 'NoGroup');
+    return compose(parent, key, { role: role, group: groups.length ? code(groups[0]) : '', groups: codeList(groups, 'disjunction') });
   }
 
   function render(path, answer) {
@@ -79,59 +107,89 @@
     needs.hidden = true;
     needs.textContent = '';
     Array.prototype.slice.call(actions.querySelectorAll('[data-extra]')).forEach(function (el) { el.remove(); });
-    var shown = path || 'this address';
+    // The address as code; without one, "this address" as words.
+    var shown = path ? code(path) : i18n.t('notFound.thisAddress');
     var app = answer && answer.app;
 
     if (answer && answer.kind === 'forbidden' && app) {
-      document.title = title.textContent = 'You cannot open ' + app.label;
-      var what = app.label + (answer.page ? ' (page ' + answer.page + ')' : '');
-      reason.textContent = what + ' exists, but you cannot open it.';
+      document.title = title.textContent = i18n.t('notFound.forbidden.title', { app: app.label });
+      reason.textContent = answer.page
+        ? i18n.t('notFound.forbidden.reasonPage', { app: app.label, page: answer.page })
+        : i18n.t('notFound.forbidden.reason', { app: app.label });
       var list = answer.needs || [];
       if (list.length === 1) {
-        needs.appendChild(fill(element('p'), ['It needs the role '].concat(roleParts(list[0]), ['.'])));
+        needs.appendChild(needParts(element('p'), list[0], 'sentence'));
       } else if (list.length > 1) {
-        needs.appendChild(element('p', {}, 'It needs one of these roles:'));
+        needs.appendChild(element('p', {}, i18n.t('notFound.needs.oneOf')));
         var ul = element('ul');
-        list.forEach(function (need) { ul.appendChild(fill(element('li'), roleParts(need))); });
+        list.forEach(function (need) { ul.appendChild(needParts(element('li'), need, 'item')); });
         needs.appendChild(ul);
       }
-      var roles = answer.roles || [];
+      var roles = (answer.roles || []).filter(function (r) { return typeof r === 'string' && r; });
       needs.appendChild(roles.length
-        ? fill(element('p', { 'data-testid': 'not-found-roles' }), ['Your roles: '].concat(
-          roles.reduce(function (parts, role, index) { return parts.concat(index ? [', ', [role]] : [[role]]); }, []), ['.']))
-        : element('p', { 'data-testid': 'not-found-roles' }, 'You have no roles in this portal.'));
+        ? compose(element('p', { 'data-testid': 'not-found-roles' }), 'notFound.forbidden.yourRoles', { roles: codeList(roles, 'conjunction') })
+        : element('p', { 'data-testid': 'not-found-roles' }, i18n.t('notFound.forbidden.noRoles')));
       var groups = [];
       list.forEach(function (need) { (need.groups || []).forEach(function (g) { if (groups.indexOf(g) < 0) groups.push(g); }); });
-      var who = app.owner ? 'Ask ' + app.owner + ' or your team lead' : 'Ask your team lead or the platform team';
-      needs.appendChild(element('p', {}, groups.length
-        ? who + ' to add you to ' + (groups.length === 1 ? 'this group' : 'one of these groups') + '.'
-        : who + ' how to get access.'));
+      var ask = 'notFound.ask.' + (app.owner ? 'owner' : 'team') + (groups.length ? plural('Group', groups.length) : 'NoGroup');
+      needs.appendChild(element('p', {}, i18n.t(ask, { owner: app.owner || '' })));
       needs.hidden = false;
     } else if (answer && answer.kind === 'no-page' && app) {
-      document.title = title.textContent = 'No such page in ' + app.label;
-      fill(reason, [app.label + ' has no page at ', [shown], ', but you can open the app itself.'
-        + (app.owner ? ' It is owned by ' + app.owner + '.' : '')]);
-      var appLink = shellLink(element('a', { 'data-extra': '', 'data-testid': 'not-found-app-link' }, 'Open ' + app.label),
+      document.title = title.textContent = i18n.t('notFound.noPage.title', { app: app.label });
+      compose(reason, 'notFound.noPage.reason', { app: app.label, path: shown });
+      if (app.owner) reason.appendChild(document.createTextNode(' ' + i18n.t('notFound.noPage.owner', { owner: app.owner })));
+      var appLink = shellLink(element('a', { 'data-extra': '', 'data-testid': 'not-found-app-link' }, i18n.t('notFound.noPage.openApp', { app: app.label })),
         '/home/' + encodeURIComponent(app.id));
       actions.insertBefore(appLink, actions.firstChild);
     } else if (answer && answer.kind === 'unknown') {
-      document.title = title.textContent = 'Page not found';
-      fill(reason, ['There is no page at ', [shown], ' in this portal.']);
+      document.title = title.textContent = i18n.t('notFound.documentTitle');
+      compose(reason, 'notFound.unknown', { path: shown });
     } else {
       // The server could not say (an older portico, or an error): what the shell knows.
-      document.title = title.textContent = 'Page not found';
-      fill(reason, ['There is no page at ', [shown], ' that you can open.']);
+      document.title = title.textContent = i18n.t('notFound.documentTitle');
+      compose(reason, 'notFound.cannotOpen', { path: shown });
     }
   }
 
-  var asked = null;
+  // ---------------------------------------------------------------------------------------------
+  // Language. The shell's: Luigi Client's current locale, once the shell has started this view; outside
+  // the shell, the language picked in the profile menu, else the browser's (as the server chooses).
+
+  function shellLocale() {
+    var locale = '';
+    if (window.parent !== window && typeof LuigiClient !== 'undefined') {
+      try { locale = LuigiClient.uxManager().getCurrentLocale(); } catch (e) { /* not started */ }
+    }
+    if (locale) return locale;
+    var picked = new RegExp('(?:^|;\\s*)' + LANGUAGE_COOKIE + '=([^;]*)').exec(document.cookie);
+    return (picked && decodeURIComponent(picked[1])) || navigator.language || 'en';
+  }
+
+  var shownLast = null; // the last answer drawn, [path, answer], to draw again in another language
+
+  /** Loads the texts of `locale` (if they are not the ones shown), shows the page in them. */
+  function translate(locale) {
+    if (i18n && i18n.locale === window.porticoI18n.supported(locale)) return Promise.resolve();
+    return window.porticoI18n.load(locale).then(function (loaded) {
+      i18n = loaded.apply(document);
+      if (shownLast) render(shownLast[0], shownLast[1]);
+      $('main').hidden = false;
+    });
+  }
+
+  function show(path, answer) {
+    shownLast = [path, answer];
+    if (i18n) render(path, answer);
+  }
+
+  var asked;
 
   function update() {
     var path = requestedPath();
     if (path === asked) return;
     asked = path;
     if (!path) {
-      render(null, null);
+      show(null, null);
       return;
     }
     fetch('/shell/route.json?path=' + encodeURIComponent(path), {
@@ -147,13 +205,21 @@
       })
       .catch(function () { return null; })
       .then(function (answer) {
-        if (asked === path) render(path, answer);
+        if (asked === path) show(path, answer);
       });
   }
 
   shellLink($('home-link'), '/home');
   update();
-  // Luigi reuses this view's frame from one unknown path to the next and only updates its context.
-  LuigiClient.addContextUpdateListener(function () { update(); });
-  LuigiClient.addInitListener(function () { update(); });
+  if (window.parent === window) translate(shellLocale());
+  // Luigi reuses this view's frame from one unknown path to the next and only updates its context;
+  // the shell's language, should it change, comes the same way.
+  LuigiClient.addContextUpdateListener(function () {
+    update();
+    if (i18n) translate(shellLocale());
+  });
+  LuigiClient.addInitListener(function () {
+    translate(shellLocale());
+    update();
+  });
 })();

@@ -8,7 +8,7 @@ use super::TenantScope;
 use super::values;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::REQUEST_METHODS;
-use crate::config::raw::{Env, Named, RawAccess, RawRole, RawRule, Shown, Texts, Val, field};
+use crate::config::raw::{Env, Named, RawAccess, RawRole, RawRule, Texts, Val, field};
 use crate::config::yaml::Mark;
 use crate::rbac::{AccessRule, PathGlob, RequestRule, RoleMap, RoleName};
 
@@ -44,9 +44,13 @@ pub(super) fn roles(val: &Val<Named<Val<RawRole>>>, cx: &mut Cx<'_>) -> RoleMap 
                 );
                 return;
             }
-            if let Some(Shown(description)) = field(&role.description).flatten() {
+            if let Some(description) = role
+                .description
+                .as_ref()
+                .and_then(|val| values::translated(cx, "description", val))
+            {
                 map.descriptions
-                    .insert(RoleName(name_text.clone()), description.clone());
+                    .insert(RoleName(name_text.clone()), description);
             }
             map.roles.push((RoleName(name_text.clone()), groups));
         });

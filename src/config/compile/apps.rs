@@ -8,6 +8,7 @@ use crate::assets;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::{
     App, AppId, AppMount, AppTarget, CompressMode, CookieMode, IdentityModes, NavNode, PATH_MODES,
+    Text,
 };
 use crate::config::raw::{Env, FlexBool, RawApp, RawNode, Shown, Val, field};
 use crate::config::source::normalise_lexically;
@@ -63,6 +64,9 @@ fn named_app(
         );
     }
     let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
+    let label = values::text_field(cx, "label", &raw.label);
+    let category = values::text_field(cx, "category", &raw.category);
+    let description = values::text_field(cx, "description", &raw.description);
     let luigi_client = field(&raw.luigi_client).map(|flag| flag.map(|FlexBool(on)| *on));
     let cache = cache(raw, cx);
     let requests = match &raw.rules {
@@ -88,7 +92,7 @@ fn named_app(
     let target = target(raw, mark, cx, scope);
     let nodes = match &raw.nodes {
         Some(list) => cx
-            .at("nodes", |cx| nav_nodes(list, cx, scope))
+            .at("nodes", |cx| nav_nodes(list, cx, scope, &[]))
             .unwrap_or_default(),
         None => Vec::new(),
     };
@@ -106,11 +110,11 @@ fn named_app(
             case: case?,
         },
         id: AppId::new(id),
-        label: field(&raw.label)?.map_or_else(|| id.to_owned(), |Shown(label)| label.clone()),
-        category: shown(&raw.category),
+        label: label?.unwrap_or_else(|| Text::new(id)),
+        category: category?,
         icon: shown(&raw.icon),
         owner: shown(&raw.owner),
-        description: shown(&raw.description),
+        description: description?,
         catalog_ref: catalog_ref(raw, cx, scope)?,
         access,
         target: target?,
@@ -416,16 +420,18 @@ fn static_target(
 }
 
 /// `nodes:` (the current key): navigation entries, each checked; broken ones are left out.
+/// `params`: the path parameters of the nodes above (`:incident`), which a view may use.
 fn nav_nodes(
     list: &Val<Vec<Val<RawNode>>>,
     cx: &mut Cx<'_>,
     scope: &TenantScope<'_>,
+    params: &[String],
 ) -> Option<Vec<NavNode>> {
     let mut nodes: Vec<NavNode> = Vec::new();
     for (index, item) in list.get()?.iter().enumerate() {
         let Some(raw) = item.get() else { continue };
         let node = cx.at(&format!("[{index}]"), |cx| {
-            nav_node(raw, item.mark, cx, scope, &nodes)
+            nav_node(raw, item.mark, cx, scope, (&nodes, params))
         });
         nodes.extend(node);
     }
@@ -437,7 +443,7 @@ fn nav_node(
     mark: Mark,
     cx: &mut Cx<'_>,
     scope: &TenantScope<'_>,
-    siblings: &[NavNode],
+    (siblings, params): (&[NavNode], &[String]),
 ) -> Option<NavNode> {
     let required = |cx: &mut Cx<'_>, value: &Option<Val<Shown>>, key: &str, hint: &str| match value
     {
@@ -453,7 +459,13 @@ fn nav_node(
         "path",
         "the node's path segment, e.g. `path: reports`",
     );
-    let label = required(cx, &raw.label, "label", "the text shown in the navigation");
+    let label = match &raw.label {
+        None => {
+            cx.missing(mark, "label", "the text shown in the navigation");
+            None
+        }
+        Some(val) => values::translated(cx, "label", val),
+    };
     let view = required(
         cx,
         &raw.view,
@@ -467,11 +479,19 @@ fn nav_node(
             .map(Some),
         None => Some(None),
     };
+    // A path parameter (`path: ":incident"`) is one more name the views below may use.
+    let mut params_below = params.to_vec();
+    if let Some(param) = segment
+        .as_ref()
+        .and_then(|(text, _)| text.strip_prefix(':'))
+    {
+        params_below.push(param.to_owned());
+    }
     let children = match &raw.nodes {
-        Some(list) => cx.at("nodes", |cx| nav_nodes(list, cx, scope)),
+        Some(list) => cx.at("nodes", |cx| nav_nodes(list, cx, scope, &params_below)),
         None => Some(Vec::new()),
     };
-    let ((segment, segment_mark), (label, _), (view, view_mark)) = (segment?, label?, view?);
+    let ((segment, segment_mark), label, (view, view_mark)) = (segment?, label?, view?);
     let (access, children) = (access?, children?);
     cx.at("path", |cx| {
         check_segment(&segment, segment_mark, cx, siblings)
@@ -481,6 +501,7 @@ fn nav_node(
         cx.error_at(view_mark, "view", message, Some(hint.into()));
         return None;
     }
+    check_view_params(&view, view_mark, &params_below, access.is_some(), cx)?;
     Some(NavNode {
         path: segment,
         label,
@@ -491,8 +512,79 @@ fn nav_node(
     })
 }
 
-/// A node's path segment (the current key): an identifier, unreserved, unique among its siblings.
+/// A view's path parameters (`/incidents/:incident`): each names a parameter of this node or one above
+/// it, and such a node carries no `access` of its own. Its rule would be a prefix with `:incident` in
+/// it, which no request path ever matches, so it would silently protect nothing; the rule belongs on
+/// the nearest node above whose view has no parameter, and covers every value below it.
+fn check_view_params(
+    view: &str,
+    mark: Mark,
+    params: &[String],
+    has_access: bool,
+    cx: &mut Cx<'_>,
+) -> Option<()> {
+    let used: Vec<&str> = view
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix(':'))
+        .collect();
+    if let Some(unknown) = used.iter().find(|name| !params.iter().any(|p| p == *name)) {
+        let hint = if params.is_empty() {
+            "only a node whose path (or a parent's) is a parameter, `path: \":incident\"`, may use one".to_owned()
+        } else {
+            format!(
+                "the parameters here: {}",
+                params
+                    .iter()
+                    .map(|p| format!("`:{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        cx.error_at(
+            mark,
+            "view",
+            format!("view `{view}` uses `:{unknown}`, which no node above names"),
+            Some(hint),
+        );
+        return None;
+    }
+    if has_access && !used.is_empty() {
+        cx.error_at(
+            mark,
+            "access",
+            format!(
+                "a node whose view has a path parameter (`{view}`) cannot have its own `access`"
+            ),
+            Some(
+                "put the rule on the node above it: a node's rule covers every path below its view"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// A node's path segment (the current key): an identifier, or a path parameter (`:incident`, at most
+/// one among siblings), unreserved, unique among its siblings.
 fn check_segment(segment: &str, mark: Mark, cx: &mut Cx<'_>, siblings: &[NavNode]) -> Option<()> {
+    if let Some(param) = segment.strip_prefix(':') {
+        if !values::identifier(cx, param, mark, "path parameter") {
+            return None;
+        }
+        if siblings
+            .iter()
+            .any(|existing| existing.path.starts_with(':'))
+        {
+            cx.error(
+                mark,
+                format!("a second path parameter `{segment}` among the same nodes"),
+                Some("one parameter per level: Luigi matches the first one for any segment".into()),
+            );
+            return None;
+        }
+        return Some(());
+    }
     if !values::identifier(cx, segment, mark, "node path") {
         return None;
     }
@@ -541,6 +633,18 @@ mod tests {
                 app("static: \"embedded:demo\", colour: red, luigi_client: maybe"),
             ),
             ("no target", app("label: X")),
+            (
+                "path parameters: two at one level, own access, a bad name, a view naming an unknown one",
+                app(
+                    "static: ./d, nodes: [{ path: a, label: A, view: /a, nodes: [{ path: \":id\", label: I, view: \"/a/:id\" }, { path: \":x\", label: X, view: /a/x }] }, { path: \":id\", label: B, view: \"/b/:id\", access: { roles: [developer] } }, { path: \":1d\", label: C, view: /c }, { path: p, label: P, view: \"/p/:nope\" }]",
+                ),
+            ),
+            (
+                "labels per language: an unknown language, a variable, an empty mapping, a list",
+                format!(
+                    "{BASE}    apps:\n      - {{ id: x, static: ./d, access: {{ roles: [developer] }}, label: {{ en: Costs, fr: Coûts }}, description: {{ de: \"${{HOME}}\" }}, category: {{}}, nodes: [{{ path: a, label: [A], view: /a }}] }}\n"
+                ),
+            ),
             (
                 "both targets",
                 app("upstream: http://127.0.0.1:1, static: ./d"),

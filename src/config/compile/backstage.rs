@@ -13,10 +13,10 @@ use crate::config::diagnose::suggest;
 use crate::config::diagnose::{Cx, join};
 use crate::config::model::{
     App, AppId, AppMount, AppTarget, BackstageGrantRule, BackstageIdentity, BackstageSettings,
-    BackstageSignIn, CompressMode, CookieMode, IdentityModes, Secret,
+    BackstageSignIn, CompressMode, CookieMode, IdentityModes, Secret, Text,
 };
+use crate::config::raw::RawBackstageUi;
 use crate::config::raw::{Env, FlexBool, RawBackstage, Val, field};
-use crate::config::raw::{RawBackstageUi, Shown};
 use crate::config::yaml::Mark;
 use crate::rbac::AccessPolicy;
 use crate::rbac::PathGlob;
@@ -131,17 +131,16 @@ pub(super) fn ui_app(
             })
         }
     };
-    let shown = |value: &Option<Val<Shown>>| field(value).flatten().map(|Shown(text)| text.clone());
+    let label = values::text_field(cx, "label", &raw.label);
+    let category = values::text_field(cx, "category", &raw.category);
     let access = access?;
     Some(App {
         id: AppId::new("backstage"),
-        label: shown(&raw.label).unwrap_or_else(|| "Backstage".to_owned()),
-        category: shown(&raw.category),
+        label: label?.unwrap_or_else(|| Text::new("Backstage")),
+        category: category?,
         icon: Some("it-system".to_owned()),
         owner: None,
-        description: Some(
-            "Backstage's own pages: the software catalog, docs and plugins.".to_owned(),
-        ),
+        description: Some(Text::builtin("builtin.backstage.description")),
         catalog_ref: None,
         policy: AccessPolicy::only(access.clone()),
         access,
@@ -700,7 +699,9 @@ mod tests {
         let config = with("", &own);
         assert!(config.tenants[0].app("catalog").is_none());
         assert_eq!(
-            config.tenants[0].app("software").map(|a| a.label.as_str()),
+            config.tenants[0]
+                .app("software")
+                .map(|a| a.label.fallback()),
             Some("Software")
         );
         // No Backstage, no Catalog app.

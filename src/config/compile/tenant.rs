@@ -14,7 +14,7 @@ use crate::config::env::TeamEnv;
 use crate::config::model::{
     App, AppId, AppMount, AppTarget, BackstageSettings, BrandFile, BrandImage, Branding,
     CompressMode, CookieMode, IdentityModes, LuigiSettings, PublicOrigin, ResponsiveNavigation,
-    SignIn, Tenant, TenantId, Theme,
+    SignIn, Tenant, TenantId, Text, Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
@@ -208,14 +208,11 @@ fn builtin_catalog_app(
     };
     Some(Arc::new(App {
         id: AppId::new(CATALOG_APP),
-        label: "Catalog".to_owned(),
+        label: Text::builtin("builtin.catalog.label"),
         category: None,
         icon: Some("course-book".to_owned()),
         owner: None,
-        description: Some(
-            "The tenant's software catalog: components, APIs, systems and who owns them."
-                .to_owned(),
-        ),
+        description: Some(Text::builtin("builtin.catalog.description")),
         catalog_ref: None,
         policy: AccessPolicy::only(access.clone()),
         access,

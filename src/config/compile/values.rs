@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::diagnose::Cx;
-use crate::config::model::{PublicOrigin, Upstream};
-use crate::config::raw::{Env, Val};
+use crate::config::model::{PublicOrigin, Text, Upstream};
+use crate::config::raw::{Env, Named, Shown, Translated, Val};
+use crate::i18n::Locale;
 
 /// What is wrong with a value, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,70 @@ pub(crate) fn optional<T>(
     match field {
         None => Some(default),
         Some(val) => parsed(cx, key, val, parse),
+    }
+}
+
+/// A text shown to people, written once or per language (`key: { en: …, de: … }`); `None` when it is
+/// broken (reported at `key`). The languages are those portico speaks: a text in another would never
+/// be shown, so it is an error rather than a silent no-op.
+pub(crate) fn translated(cx: &mut Cx<'_>, key: &str, val: &Val<Translated>) -> Option<Text> {
+    match val.get()? {
+        Translated::One(Shown(text)) => Some(Text::new(text.clone())),
+        Translated::PerLanguage(Named(entries)) => {
+            let spoken: Vec<&str> = Locale::ALL.iter().map(|locale| locale.tag()).collect();
+            let mut texts = Vec::new();
+            let mut ok = true;
+            for (language, text) in entries {
+                let Some(tag) = language.get() else {
+                    ok = false;
+                    continue;
+                };
+                let locale = Locale::ALL.into_iter().find(|locale| locale.tag() == tag);
+                match (locale, text.get()) {
+                    (Some(locale), Some(Shown(text))) => texts.push((locale, text.clone())),
+                    (Some(_), None) => ok = false,
+                    (None, _) => {
+                        ok = false;
+                        cx.error_at(
+                            language.mark,
+                            &format!("{key}.{tag}"),
+                            format!("portico has no texts in the language `{tag}`"),
+                            Some(format!(
+                                "write the text per language portico speaks ({}), e.g. `{key}: {{ en: Costs, de: Kosten }}`",
+                                spoken.join(", ")
+                            )),
+                        );
+                    }
+                }
+            }
+            if !ok {
+                return None;
+            }
+            let text = Text::per_language(texts);
+            if text.is_none() {
+                cx.error_at(
+                    val.mark,
+                    key,
+                    "a text per language needs at least one language",
+                    Some(format!(
+                        "e.g. `{key}: {{ en: Costs, de: Kosten }}`, or one text: `{key}: Costs`"
+                    )),
+                );
+            }
+            text
+        }
+    }
+}
+
+/// An optional [`translated`] text: `Some(None)` when absent, `None` when broken (reported).
+pub(crate) fn text_field(
+    cx: &mut Cx<'_>,
+    key: &str,
+    value: &Option<Val<Translated>>,
+) -> Option<Option<Text>> {
+    match value {
+        None => Some(None),
+        Some(val) => translated(cx, key, val).map(Some),
     }
 }
 

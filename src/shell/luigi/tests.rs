@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::*;
 use crate::auth::session::{Session, User};
 use crate::config::{self, MemorySource};
+use crate::i18n::Locale;
 
 /// Three tenants on one OIDC issuer or another: branding with logo and favicon, Luigi settings,
 /// nested nodes with icons and narrower access, an app without category, icon, owner or Luigi client.
@@ -101,9 +102,20 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Compares the document with its recording (or records it with `PORTICO_BLESS=1`).
 fn assert_recorded(name: &str, config: &Config, tenant: &str, user: (&str, &str, &[&str])) {
+    assert_recorded_in(Locale::En, name, config, tenant, user);
+}
+
+/// [`assert_recorded`] for a browser that asks for `locale`.
+fn assert_recorded_in(
+    locale: Locale,
+    name: &str,
+    config: &Config,
+    tenant: &str,
+    user: (&str, &str, &[&str]),
+) {
     let tenant = config.tenant(tenant).expect("tenant");
     let signed_in = signed_in(tenant, user.0, user.1, user.2);
-    let document = serde_json::to_value(shell_config(config, tenant, &signed_in)).unwrap();
+    let document = serde_json::to_value(shell_config(config, tenant, &signed_in, locale)).unwrap();
     let path = fixture(name);
     if std::env::var_os("PORTICO_BLESS").is_some() {
         let text = serde_json::to_string_pretty(&document).unwrap();
@@ -136,6 +148,15 @@ fn the_demo_configs_documents_are_unchanged() {
         ("dave", "Dave Developer", &["demo-eng"]),
     );
     assert_recorded("demo-nora", &config, "demo", ("nora", "Nora Nogroups", &[]));
+    // A German browser: the demo's labels, categories and descriptions in German, and the shell's own
+    // entries (Home, My access, Sign out, the portals, the language switch) too.
+    assert_recorded_in(
+        Locale::De,
+        "demo-alice-de",
+        &config,
+        "demo",
+        ("alice", "Alice Admin", alice),
+    );
     assert_recorded(
         "globex-alice",
         &config,
