@@ -125,3 +125,34 @@ test('a route with a path parameter opens its page with the value, under the pag
   assert.equal(new URL(davePage.url()).pathname, '/home/service-status/incidents/INC-7');
   await other.close();
 });
+
+test('on a phone, the overflow menu\'s entries open by keyboard: the search and the portals', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await signIn(page, portico.baseUrl, 'alice');
+  const menu = page.getByTestId('mobile-menu');
+  await menu.waitFor({ state: 'visible', timeout: 10000 });
+
+  // Tab reaches each entry of the open menu; Enter opens it, as a click would.
+  const reach = async (testid) => {
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    const entry = page.locator(`a[data-testid="${testid}"]`);
+    await entry.waitFor({ state: 'visible', timeout: 5000 });
+    for (let i = 0; i < 10 && !(await entry.evaluate((el) => el === document.activeElement)); i++) {
+      await page.keyboard.press('Tab');
+    }
+    assert.ok(await entry.evaluate((el) => el === document.activeElement), `${testid} takes the focus`);
+    assert.equal(await entry.getAttribute('role'), 'button');
+    await page.keyboard.press('Enter');
+  };
+  await reach('mobile-product-switcher');
+  const portal = page.locator('[data-testid="portal-globex"]').filter({ visible: true });
+  await portal.first().waitFor({ state: 'visible', timeout: 5000 });
+  await page.keyboard.press('Escape');
+  await page.reload();
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  await reach('luigi-search-btn-mobile');
+  await page.getByTestId('luigi-search-input').waitFor({ state: 'visible', timeout: 5000 });
+  await context.close();
+});

@@ -228,6 +228,22 @@
   }
 
   /**
+   * An entry of Luigi's phone overflow menu that is an `a` without href (Luigi 2.31 opens it on click
+   * only): focusable, a button to assistive technology, and Enter or Space clicks it. Once per element.
+   */
+  function keyboardReachable(anchor) {
+    if (!anchor || anchor.hasAttribute('tabindex')) return;
+    anchor.setAttribute('tabindex', '0');
+    anchor.setAttribute('role', 'button');
+    anchor.addEventListener('keydown', function (event) {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        anchor.click();
+      }
+    });
+  }
+
+  /**
    * Small accessibility repairs of Luigi's own markup (2.31), applied whenever Luigi renders it: the
    * shellbar's overflow menu (on narrow screens) is a nameless icon button inside a `div` that also
    * says it is a button (axe: button-name, aria-command-name, nested-interactive).
@@ -256,6 +272,8 @@
       document.querySelectorAll('.fd-busy-indicator[aria-label]:not([role])').forEach(function (busy) {
         busy.setAttribute('role', 'status');
       });
+      // The overflow menu's other entry that is an `a` without href: the product switcher (phone).
+      keyboardReachable(document.querySelector('a[data-testid="mobile-product-switcher"]'));
       document.querySelectorAll('button[aria-controls="overflowPopover"]:not([aria-label])').forEach(function (button) {
         button.setAttribute('aria-label', i18n.t('shell.more'));
       });
@@ -956,17 +974,7 @@
       document.querySelectorAll('[data-testid="luigi-search-btn-mobile"] .fd-menu__title').forEach(function (title) {
         if (title.textContent !== menuEntry) title.textContent = menuEntry;
       });
-      var mobile = document.querySelector('a[data-testid="luigi-search-btn-mobile"]:not([tabindex])');
-      if (mobile) {
-        mobile.setAttribute('tabindex', '0');
-        mobile.setAttribute('role', 'button');
-        mobile.addEventListener('keydown', function (event) {
-          if (event.key === 'Enter' || event.key === ' ') {
-            event.preventDefault();
-            mobile.click();
-          }
-        });
-      }
+      keyboardReachable(document.querySelector('a[data-testid="luigi-search-btn-mobile"]'));
     }
     var scheduled = false;
     new MutationObserver(function () {
