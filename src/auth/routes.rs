@@ -123,7 +123,7 @@ async fn login_get(
         SignIn::Dev { users } => dev::login_page(&state, &context, users, &return_to, locale),
         SignIn::Oidc(_) => {
             let client = forwarded.map_or(peer.ip(), |Extension(ForwardedClient(ip))| ip);
-            oidc_login_redirect(&state, &context, client, return_to).await
+            oidc_login_redirect(&state, &context, client, return_to, locale).await
         }
     }
 }
@@ -134,6 +134,7 @@ async fn oidc_login_redirect(
     context: &RequestContext,
     client: IpAddr,
     return_to: String,
+    locale: Locale,
 ) -> Result<Response, AppError> {
     let tenant = &context.tenant;
     let sessions = &context.config.sessions;
@@ -143,7 +144,7 @@ async fn oidc_login_redirect(
     };
     let start = match state
         .oidc
-        .begin_login(&tenant.id, client, limits, return_to)
+        .begin_login(&tenant.id, client, limits, return_to, locale.tag())
         .await
     {
         Ok(start) => start,

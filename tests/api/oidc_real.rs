@@ -213,9 +213,21 @@ async fn api_calls_without_a_session_get_401_json_never_an_idp_redirect() {
         "state=",
         "nonce=",
         "response_type=code",
+        // The portal's language for this browser (English here), a hint for the IdP's own pages.
+        "ui_locales=en",
     ] {
         assert!(authorize.contains(parameter), "{parameter} in {authorize}");
     }
+    // A German browser's sign-in asks the IdP for German.
+    let german = crate::helpers::client()
+        .get(format!("{}/auth/login?return_to=%2Fhome", portal.base))
+        .header("accept-language", "de-DE,de;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(german.status(), 303);
+    let authorize = german.headers()["location"].to_str().unwrap();
+    assert!(authorize.contains("ui_locales=de"), "{authorize}");
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, CsrfToken, LanguageTag, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,6 +56,7 @@ impl OidcRegistry {
         client: IpAddr,
         limits: PendingLimits,
         return_to: String,
+        ui_locale: &str,
     ) -> Result<LoginStart, AuthError> {
         let (idp, discovered) = self.idp_for_sign_in(tenant)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -72,6 +73,9 @@ impl OidcRegistry {
         {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        // The language the portal speaks to this browser, so the IdP's page can match it (OIDC Core
+        // §3.1.2.1 `ui_locales`: a preference the IdP may ignore).
+        request = request.add_ui_locale(LanguageTag::new(ui_locale.to_owned()));
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let browser_binding = random_token::<32>();
         let login = PendingLogin {
