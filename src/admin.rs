@@ -1,5 +1,6 @@
 //! The admin listener: liveness, readiness and metrics for orchestrators, config reload and its
-//! status for operators, kept off tenant origins.
+//! status for operators, and `/explain` (what a user with given groups sees, from config), kept off
+//! tenant origins.
 //!
 //! It must never expose anything about users or sessions (the metrics hold counts, never a user), and
 //! never be reachable through a tenant host.
@@ -44,6 +45,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/reload", post(reload))
         .route("/config/status", get(config_status))
+        .route("/explain", get(explain))
         .merge(metrics_routes())
         .with_state(state)
         // Audit events of admin actions (a reload asked for here) count into this server's metrics.
@@ -171,6 +173,68 @@ async fn reload(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
 /// reload attempt and the last refused one with its diagnostics.
 async fn config_status(State(state): State<AdminState>) -> Json<Value> {
     Json(serde_json::to_value(state.reload.status()).unwrap_or_else(|_| json!({})))
+}
+
+/// The query of `GET /explain`: what `portico explain` takes.
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    tenant: String,
+    /// Comma-separated IdP groups.
+    #[serde(default)]
+    groups: String,
+    user: Option<String>,
+    path: Option<String>,
+    method: Option<String>,
+}
+
+/// `GET /explain?tenant=acme&groups=acme-eng,acme-finops[&path=/apps/x/…&method=POST]`: what a user
+/// with those groups sees on the tenant and why, as `portico explain --format json` prints it, from
+/// the config this instance serves. It describes config, not anybody's session.
+async fn explain(
+    State(state): State<AdminState>,
+    query: Result<axum::extract::Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "bad_request", "message": message })),
+        )
+            .into_response()
+    };
+    let Ok(axum::extract::Query(query)) = query else {
+        return bad(
+            "say which tenant and groups: /explain?tenant=<id>&groups=<a,b>[&path=/apps/<id>/…]"
+                .into(),
+        );
+    };
+    let config = state.config.load();
+    let Some(tenant) = config.tenant(&query.tenant) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "unknown_tenant", "message": format!("there is no tenant `{}`", query.tenant) })),
+        )
+            .into_response();
+    };
+    let groups: Vec<String> = query
+        .groups
+        .split(',')
+        .map(str::trim)
+        .filter(|group| !group.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let method = match query
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .to_ascii_uppercase()
+        .parse::<http::Method>()
+    {
+        Ok(method) => method,
+        Err(_) => return bad("`method` is not an HTTP method".into()),
+    };
+    let path = query.path.as_deref().map(|path| (&method, path));
+    let explanation = crate::explain::explain(tenant, query.user.as_deref(), &groups, path);
+    Json(serde_json::to_value(&explanation).unwrap_or_else(|_| json!({}))).into_response()
 }
 
 fn rfc3339(time: std::time::SystemTime) -> String {

@@ -24,6 +24,8 @@ pub mod backstage;
 mod clock;
 /// Config loading and validation with positioned diagnostics; the only module that knows YAML.
 pub mod config;
+/// Why a user sees what they see: every app and page, and the rule that decides a path.
+pub mod explain;
 /// The HTTP kit: errors → responses (HTML for browsers, JSON for API calls) and the request context.
 mod http;
 /// The languages portico speaks: which one a request gets, and portico's own texts in it.

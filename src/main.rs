@@ -70,6 +70,32 @@ enum Command {
         #[arg(long, required = true)]
         embedded: bool,
     },
+    /// Why a user sees what they see: every app and page of a tenant, visible or not, with the roles
+    /// it needs and the groups that grant them; with --path, the rule that decides that path.
+    Explain {
+        /// The YAML config file (default: the embedded demo).
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// Who it is for (shown in the report); with dev sign-in, a demo user's id also gives their
+        /// groups.
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Option<Vec<String>>,
+        /// A path to decide: `/apps/<id>/…` as the proxy sees it, or `/home/<id>/…` as the shell does.
+        #[arg(long)]
+        path: Option<String>,
+        /// The method for --path.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// `text` for people, `json` for programs.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExplainFormat,
+    },
     /// Validate config files and report every problem with file:line:column; exits 1 on any error.
     Check {
         /// Config files to check.
@@ -78,10 +104,32 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Explain {
+            config,
+            tenant,
+            user,
+            groups,
+            path,
+            method,
+            format,
+        } => explain(
+            config.as_deref(),
+            &tenant,
+            user.as_deref(),
+            groups,
+            path.as_deref().map(|path| (method.as_str(), path)),
+            format,
+        ),
         Command::Config { embedded: _ } => {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
@@ -137,6 +185,77 @@ fn check(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `portico explain`: loads the config (refused whole if it has an error, like `serve`), finds the
+/// tenant and the user's groups, and prints `portico::explain`'s report.
+fn explain(
+    file: Option<&std::path::Path>,
+    tenant_id: &str,
+    user: Option<&str>,
+    groups: Option<Vec<String>>,
+    path: Option<(&str, &str)>,
+    format: ExplainFormat,
+) -> ExitCode {
+    let loaded = match file {
+        Some(file) => config::load_file(file),
+        None => config::load_embedded(),
+    };
+    let config = match loaded {
+        Ok(Loaded { config, .. }) => config,
+        Err(error) => {
+            print_config_error(&error);
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(tenant) = config.tenant(tenant_id) else {
+        let ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
+        eprintln!(
+            "error: there is no tenant `{tenant_id}`\n    hint: the tenants: {}",
+            ids.join(", ")
+        );
+        return ExitCode::FAILURE;
+    };
+    let groups = match (groups, user, &tenant.sign_in) {
+        (Some(groups), _, _) => groups,
+        (None, Some(user), config::SignIn::Dev { users }) if users.iter().any(|u| u.id == user) => {
+            users
+                .iter()
+                .find(|u| u.id == user)
+                .map(|u| u.groups.clone())
+                .unwrap_or_default()
+        }
+        (None, _, _) => {
+            eprintln!(
+                "error: say which groups the user has\n    hint: --groups acme-eng,acme-finops (as the IdP's groups claim lists them); with dev sign-in, --user <demo user id> reads them from config"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let method = match path.map(|(method, _)| method.to_ascii_uppercase().parse::<http::Method>()) {
+        Some(Err(_)) => {
+            eprintln!(
+                "error: `{}` is not an HTTP method",
+                path.map_or("", |(m, _)| m)
+            );
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(method)) => Some(method),
+        None => None,
+    };
+    let path = method.as_ref().zip(path.map(|(_, path)| path));
+    let explanation = portico::explain::explain(tenant, user, &groups, path);
+    match format {
+        ExplainFormat::Text => print!("{}", explanation.to_text()),
+        ExplainFormat::Json => match serde_json::to_string_pretty(&explanation) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_config_error(error: &ConfigError) {

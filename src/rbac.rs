@@ -321,21 +321,41 @@ impl Decision {
 /// case-sensitive, a trailing slash ignored, and a segment `x.anything` taken for a rule segment `x`
 /// that has no dot (suffix matching). Each of these only makes a narrowing rule cover more.
 pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &Method, path: &str) -> Decision {
+    decide_by(roles, policy, method, path).0
+}
+
+/// The rule that decided: the app's own when nothing narrower covers the path, else the first
+/// narrower rule that refused (for `portico explain`).
+#[derive(Debug, Clone, Copy)]
+pub enum DecidedBy<'p> {
+    /// The app's `access`.
+    App,
+    /// A node's `access`, covering every path under its view (the prefix).
+    Node(&'p str),
+    /// One of the app's `rules`.
+    Request(&'p RequestRule),
+}
+
+/// [`decide`], with the rule that decided. The one decision: `decide` is this without the reason.
+pub fn decide_by<'p>(
+    roles: &Roles,
+    policy: &'p AccessPolicy,
+    method: &Method,
+    path: &str,
+) -> (Decision, DecidedBy<'p>) {
     if !policy.app.allows(roles) {
-        return Decision::Deny {
-            needed: policy.app.roles.clone(),
-        };
+        let needed = policy.app.roles.clone();
+        return (Decision::Deny { needed }, DecidedBy::App);
     }
     if policy.paths.is_empty() && policy.requests.is_empty() {
-        return Decision::Allow;
+        return (Decision::Allow, DecidedBy::App);
     }
     let folded = policy.case.fold(path);
     let segments: Vec<&str> = folded.split('/').filter(|s| !s.is_empty()).collect();
     for (prefix, rule) in &policy.paths {
         if is_under(&segments, &policy.case.fold(prefix)) && !rule.allows(roles) {
-            return Decision::Deny {
-                needed: rule.roles.clone(),
-            };
+            let needed = rule.roles.clone();
+            return (Decision::Deny { needed }, DecidedBy::Node(prefix));
         }
     }
     for request in &policy.requests {
@@ -351,12 +371,11 @@ pub fn decide(roles: &Roles, policy: &AccessPolicy, method: &Method, path: &str)
             && request.path.covers(&segments, policy.case)
             && !request.rule.allows(roles)
         {
-            return Decision::Deny {
-                needed: request.rule.roles.clone(),
-            };
+            let needed = request.rule.roles.clone();
+            return (Decision::Deny { needed }, DecidedBy::Request(request));
         }
     }
-    Decision::Allow
+    (Decision::Allow, DecidedBy::App)
 }
 
 /// The path (its segments, folded) is `prefix` (folded the same way) or below it, on a segment boundary:

@@ -12,6 +12,7 @@ mod compress;
 mod config_check;
 mod cookie_jar;
 mod edge;
+mod explain;
 mod fake_idp;
 mod helpers;
 mod i18n;
