@@ -590,7 +590,11 @@ mod tests {
         );
         // sha256 of "" is e3b0…; of the main text, 64 hex digits that change with it.
         assert_eq!(files.files[0].sha256.len(), 64);
-        assert_eq!(files.patterns, ["/etc/portico/apps.d/*.yaml"]);
+        // The pattern, and `*.yml` beside it: a file appearing there gets its warning at reload.
+        assert_eq!(
+            files.patterns,
+            ["/etc/portico/apps.d/*.yaml", "/etc/portico/apps.d/*.yml"]
+        );
         source
             .files
             .insert(main.clone(), format!("{text}# edited\n"));

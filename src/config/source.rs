@@ -51,11 +51,16 @@ impl Source for MemorySource {
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
-        let prefix = pattern.trim_end_matches("*.yaml");
+        // As the file system's glob matches: `*` stays within one path segment.
+        let pattern = glob::Pattern::new(pattern).map_err(|error| error.to_string())?;
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
         let mut found: Vec<PathBuf> = self
             .files
             .keys()
-            .filter(|p| p.to_string_lossy().starts_with(prefix))
+            .filter(|p| pattern.matches_path_with(p, options))
             .cloned()
             .collect();
         found.sort();
@@ -193,7 +198,12 @@ impl Source for RecordingSource<'_> {
     }
     fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
         let found = self.inner.glob(pattern)?;
-        self.seen.borrow_mut().patterns.push(pattern.to_owned());
+        // The directory check for unread app files searches `*.yaml` again: each pattern once.
+        let mut seen = self.seen.borrow_mut();
+        if !seen.patterns.iter().any(|known| known == pattern) {
+            seen.patterns.push(pattern.to_owned());
+        }
+        drop(seen);
         self.globbed.borrow_mut().extend(found.iter().cloned());
         Ok(found)
     }

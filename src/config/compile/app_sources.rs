@@ -24,7 +24,7 @@ pub(super) fn tenant_apps(
     team: &TeamScope,
     shared: &[SharedApp],
 ) -> Vec<Arc<App>> {
-    let mut apps: Vec<Arc<App>> = Vec::new();
+    let mut apps = Collected::default();
     let inline = field(&raw.apps)
         .flatten()
         .map(Vec::as_slice)
@@ -47,6 +47,7 @@ pub(super) fn tenant_apps(
         for pattern in patterns.unwrap_or_default() {
             apps_from(pattern, cx, scope, team, &mut apps);
         }
+        unread_app_files(patterns.unwrap_or_default(), cx, scope, &apps.files);
     });
     for shared in shared.iter().filter(|shared| shared.enabled_by(scope.id)) {
         cx.at_path(&format!("shared_apps[{}]", shared.index), |cx| {
@@ -54,22 +55,79 @@ pub(super) fn tenant_apps(
             add(cx, &mut apps, app, shared.mark);
         });
     }
-    apps
+    apps.apps
 }
 
-/// Adds a compiled app unless its id is taken (reported at the app, the current key).
-fn add(cx: &mut Cx<'_>, apps: &mut Vec<Arc<App>>, app: Option<App>, mark: Mark) {
+/// A tenant's apps so far, each with where it was written (file and position), so that a duplicate
+/// id names the first definition, in whichever file it is.
+#[derive(Default)]
+struct Collected {
+    apps: Vec<Arc<App>>,
+    written_at: Vec<(Arc<str>, Mark)>,
+    /// Every file an `apps_from` pattern matched, read or not.
+    files: Vec<std::path::PathBuf>,
+}
+
+/// App files (`.yaml` or `.yml`) in a directory an `apps_from` pattern reads that no pattern matches:
+/// a team's `cost.yml` beside a `*.yaml` pattern would otherwise be left out without a word. Only
+/// directories of their own (not the main file's), where every YAML file is meant to be an app.
+fn unread_app_files(
+    patterns: &[Val<Env>],
+    cx: &mut Cx<'_>,
+    scope: &TenantScope<'_>,
+    matched: &[std::path::PathBuf],
+) {
+    let mut dirs: Vec<(std::path::PathBuf, Mark)> = Vec::new();
+    for pattern in patterns {
+        let Some(Env(text)) = pattern.get() else {
+            continue;
+        };
+        let full = scope.base_dir.join(text);
+        let Some(dir) = full.parent() else { continue };
+        let plain = !dir.to_string_lossy().contains(['*', '?', '[']);
+        if plain && dir != scope.base_dir && !dirs.iter().any(|(seen, _)| seen == dir) {
+            dirs.push((dir.to_path_buf(), pattern.mark));
+        }
+    }
+    for (dir, mark) in dirs {
+        for extension in ["yaml", "yml"] {
+            let pattern = dir.join(format!("*.{extension}"));
+            let Ok(files) = cx.source.glob(&pattern.to_string_lossy()) else {
+                continue;
+            };
+            for file in files.iter().filter(|file| !matched.contains(file)) {
+                cx.warn(
+                    mark,
+                    format!(
+                        "{} looks like an app file, but no `apps_from` pattern matches it: it is not read",
+                        file.display()
+                    ),
+                    Some("match it too (`apps_from: [apps.d/*.yaml, apps.d/*.yml]`), or move it out of the directory".into()),
+                );
+            }
+        }
+    }
+}
+
+/// Adds a compiled app unless its id is taken (reported at the app, the current key, naming the
+/// first definition).
+fn add(cx: &mut Cx<'_>, apps: &mut Collected, app: Option<App>, mark: Mark) {
     let Some(app) = app else { return };
-    if apps.iter().any(|existing| existing.id == app.id) {
+    if let Some(index) = apps.apps.iter().position(|existing| existing.id == app.id) {
+        let (file, first) = &apps.written_at[index];
         cx.error_at(
             mark,
             "id",
             format!("duplicate app id `{}`", app.id),
-            Some("app ids must be unique within a tenant".into()),
+            Some(format!(
+                "app ids must be unique within a tenant; `{}` is first defined at {file}:{}:{}",
+                app.id, first.line, first.column
+            )),
         );
         return;
     }
-    apps.push(Arc::new(app));
+    apps.written_at.push((cx.file().clone(), mark));
+    apps.apps.push(Arc::new(app));
 }
 
 /// One `apps_from` pattern (the current key): every file it matches is a team's app.
@@ -78,7 +136,7 @@ fn apps_from(
     cx: &mut Cx<'_>,
     scope: &TenantScope<'_>,
     team: &TeamScope,
-    apps: &mut Vec<Arc<App>>,
+    apps: &mut Collected,
 ) {
     let Some(Env(text)) = pattern.get() else {
         return;
@@ -103,6 +161,7 @@ fn apps_from(
             Some(hint),
         );
     }
+    apps.files.extend(files.iter().cloned());
     for file in files {
         let display = file.display().to_string();
         let dir = file.parent().unwrap_or(scope.base_dir);
@@ -193,15 +252,38 @@ mod tests {
                 "a variable the tenant does not allow",
                 "id: cost\naccess: { roles: [developer] }\nupstream: \"http://${HOME}:1\"\n",
             ),
+            // The main file defines `cost` as well (below): the file's copy names the first one.
+            (
+                "an id the main file took",
+                "id: billing\naccess: { roles: [developer] }\nupstream: http://billing:3000\n",
+            ),
             ("a syntax error", "id: [cost\n"),
             ("not a mapping", "- id: cost\n"),
         ] {
             source.files.insert(file.clone(), text.to_owned());
-            report.push((name, main.clone()));
+            let main = if name == "an id the main file took" {
+                format!(
+                    "{main}    apps:\n      - {{ id: billing, access: {{ roles: [developer] }}, static: ./d }}\n"
+                )
+            } else {
+                main.clone()
+            };
+            report.push((name, main));
             let rendered = table(&source, &report[report.len() - 1..]);
             report.pop();
             insta::assert_snapshot!(name.replace(' ', "_"), rendered);
         }
+        // A team's `.yml` beside the `*.yaml` the tenant reads: said, not silently skipped.
+        source.files.insert(
+            file.clone(),
+            "id: cost\naccess: { roles: [developer] }\nstatic: ./d\n".into(),
+        );
+        source.files.insert(
+            PathBuf::from("/etc/portico/apps.d/ledger.yml"),
+            "id: ledger\n".into(),
+        );
+        let unread = table(&source, &[("a .yml file no pattern reads", main.clone())]);
+        insta::assert_snapshot!("a_yml_file_no_pattern_reads", unread);
         source.files.clear();
         let none = table(&source, &[("a pattern that matches nothing", main)]);
         insta::assert_snapshot!("matches_nothing", none);
