@@ -12,7 +12,8 @@
 // shows the entity's owner and links from the catalog, the entity page lists the app under "Portal
 // apps", and opening the app shows portico's 502 page, which names the app, its owner and the catalog's.
 // Only states the real system cannot be made to produce are faked with Playwright's route interception
-// (each such test says why). Screenshots go to target/e2e/catalog-*.png.
+// (each such test says why). A German browser gets the Catalog app in German (the `catalog` texts of
+// web/shell/i18n/de.json), on a desktop and a phone. Screenshots go to target/e2e/catalog-*.png.
 //
 // Needs tests/backstage/node_modules (scripts/install-backstage.sh). Without it the tests fail, unless
 // PORTICO_E2E_ALLOW_SKIP is set, when they are skipped with the reason.
@@ -25,7 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { startPortico, startBrowser, freePort, frameWithUrl, porticoBinary } from './harness.mjs';
+import { startPortico, startBrowser, freePort, frameWithUrl, porticoBinary, assertAccessible } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHOTS = path.join(root, 'target', 'e2e');
@@ -198,10 +199,13 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** A signed-in page of `tenant` at `viewport` (as the tenant's first user, or `user`), with the errors
- *  its frames raise collected. */
-async function signedIn(tenant, viewport = DESKTOP, user = tenant.user) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: viewport === PHONE, hasTouch: viewport === PHONE });
+/** A signed-in page of `tenant` at `viewport` (as the tenant's first user, or `user`), in a browser
+ *  speaking `locale` (Playwright's default, English, unless given), with the errors its frames raise
+ *  collected. */
+async function signedIn(tenant, viewport = DESKTOP, user = tenant.user, locale = undefined) {
+  const context = await browser.newContext({
+    viewport, deviceScaleFactor: 1, isMobile: viewport === PHONE, hasTouch: viewport === PHONE, ...(locale ? { locale } : {}),
+  });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
@@ -754,6 +758,216 @@ test('phone (390x844): the list as cards, the entity page, nothing scrolls sidew
   assert.equal(await frame.getByTestId('entity-app-payments').isVisible(), true);
   await noSidewaysScroll(frame);
   await page.screenshot({ path: path.join(SHOTS, 'catalog-entity-phone.png') });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+// ---------------------------------------------------------------------------------------------------
+// German: a German browser (Accept-Language and Luigi's locale from Playwright's `locale`) gets the
+// Catalog app in German. The catalog's own data (names, kinds, types, lifecycles, descriptions) stays as
+// Backstage has it; every text the app writes itself is German.
+
+/** An element's text as the user reads it, white space collapsed. */
+const said = async (locator) => (await locator.innerText()).replace(/\s+/g, ' ').trim();
+
+/** Words of the English app, none of which the German app may show. */
+const ENGLISH = /\b(Software catalog|Search entities|Any (kind|owner|lifecycle|tag)|Filters|Sort by|Clear filters|in the catalog|entities match|Previous|Next|Per page|All entities|About|Owner|Lifecycle|Relations|Portal apps?|Open Payments|opens in a new tab|Owned by|Part of|No entities|Nothing in|Try other words|Request id)\b/;
+
+/** What in the frame's <main> leaves the screen or its own box, leaving out what is only for screen
+ *  readers; and any select or empty field that cannot show the whole of its option or placeholder. */
+async function cutOff(frame) {
+  return frame.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    // Not what is for screen readers only: .visually-hidden, or a 1 px box (the phone's search label).
+    const seen = (el) => {
+      const box = el.getBoundingClientRect();
+      return el.getClientRects().length > 0 && !el.closest('.visually-hidden, [hidden]') && !(box.width <= 1 && box.height <= 1);
+    };
+    const name = (el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}.${el.className}: ${el.textContent.trim().slice(0, 40)}`;
+    const out = [...document.querySelectorAll('main *')]
+      .filter((el) => seen(el) && (el.getBoundingClientRect().right > width + 0.5 || el.scrollWidth > el.clientWidth + 1))
+      .map(name);
+    const probe = document.createElement('span');
+    probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap';
+    document.body.appendChild(probe);
+    for (const field of document.querySelectorAll('main select, main input')) {
+      if (!seen(field) || (field.tagName === 'INPUT' && field.value)) continue;
+      const style = getComputedStyle(field);
+      probe.style.font = style.font;
+      probe.textContent = field.tagName === 'SELECT' ? field.selectedOptions[0]?.textContent ?? '' : field.placeholder;
+      // Room for the text: the field's inside, less its padding and a select's arrow (or the search
+      // field's clear button).
+      const room = field.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 16;
+      if (probe.getBoundingClientRect().width > room) out.push(`${field.tagName.toLowerCase()}#${field.id} cuts off "${probe.textContent}"`);
+    }
+    probe.remove();
+    return out;
+  });
+}
+
+test('German: the catalog in German, its counts, filters, no results and entity page (desktop and phone, axe)', { skip }, async () => {
+  let { context, page, errors } = await signedIn(ACME, DESKTOP, ACME.user, 'de-DE');
+  let frame = await openCatalog(page, ACME);
+  const all = entitiesOf(ACME).length;
+  assert.equal(await frame.evaluate(() => document.documentElement.lang), 'de');
+  assert.equal(await frame.evaluate(() => document.title), 'Software-Katalog');
+  assert.equal(await text(frame, 'catalog-title'), 'Software-Katalog');
+  assert.equal(await said(frame.locator('#list-subtitle')), `Komponenten, APIs, Systeme, Teams und Personen in ${ACME.title}, aus Backstage.`);
+  assert.equal(await text(frame, 'catalog-tenant'), ACME.title);
+  assert.equal(await text(frame, 'list-status'), `${all} Entitäten im Katalog.`);
+
+  // Search and filters: labels, placeholder, the "any" options, sorting, the kinds (as Backstage names
+  // them) with their counts.
+  assert.equal(await frame.getByRole('search').getAttribute('aria-label'), 'Katalog durchsuchen und filtern');
+  assert.deepEqual(await frame.locator('#filters label').allTextContents(), ['Suche', 'Art', 'Betreuer', 'Lebenszyklus', 'Tag', 'Sortieren nach']);
+  assert.equal(await frame.getByTestId('catalog-search').getAttribute('placeholder'), 'Entität suchen');
+  // (Short, to fit a phone's two columns under the field's label; the test catalog has no tags: that
+  // filter says so.)
+  const firstOptions = await frame.$$eval('#filters select', (selects) => selects.map((s) => s.options[0].textContent));
+  assert.deepEqual(firstOptions, ['Alle', 'Alle', 'Alle', 'Keine Tags', 'Name, A bis Z']);
+  assert.deepEqual(await frame.locator('#f-sort option').allTextContents(), ['Name, A bis Z', 'Name, Z bis A']);
+  const kinds = await frame.$$eval('#f-kind option', (options) => options.slice(1).map((o) => o.textContent));
+  const counts = {};
+  entitiesOf(ACME).forEach((e) => { counts[e.kind] = (counts[e.kind] ?? 0) + 1; });
+  const label = (kind) => (kind.toLowerCase() === 'api' ? 'API' : kind.charAt(0).toUpperCase() + kind.slice(1).toLowerCase());
+  assert.deepEqual(sorted(kinds), sorted(Object.entries(counts).map(([kind, count]) => `${label(kind)} (${count})`)));
+  // The filter bar's button is short; the no-results state's says "Filter zurücksetzen" (below).
+  assert.equal(await text(frame, 'clear-filters'), 'Zurücksetzen');
+
+  // The table: German headings; the data as it is; the badge of the entity with a portal app.
+  assert.deepEqual(await frame.locator('#entities thead th').allTextContents(), ['Name', 'Art', 'Betreuer', 'Lebenszyklus', 'Beschreibung', 'Tags']);
+  const row = frame.locator('[data-testid="entity-row"][data-ref="component:acme/payments-api"]');
+  const cells = (await row.locator('th, td').allInnerTexts()).map((cell) => cell.replace(/\s+/g, ' ').trim());
+  assert.deepEqual(cells.slice(0, 5), ['payments-api acme Portal-App', 'Component service', 'platform', 'production', 'Takes payments']);
+  assert.equal(await frame.locator('#entities-caption').textContent(), `Katalog-Entitäten, 1–${all} von ${all}`);
+  assert.doesNotMatch(await frame.locator('body').innerText(), ENGLISH);
+  await noSidewaysScroll(frame);
+  assert.deepEqual(await cutOff(frame), [], 'the list is cut off on a desktop');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-de-desktop.png') });
+  await assertAccessible(frame, 'the catalog in German (desktop)');
+
+  // A filter: the count of matches, one or many; the filter button says how many filters are on.
+  const apis = expectedSearch(ACME, '', 'API');
+  await frame.getByTestId('filter-kind').selectOption('API');
+  await rowsWhere(frame, (list) => JSON.stringify(sorted(list)) === JSON.stringify(apis), 'the APIs');
+  assert.equal(await text(frame, 'list-status'), apis.length === 1 ? '1 Entität passt.' : `${apis.length} Entitäten passen.`);
+  assert.equal(await frame.getByTestId('filters-toggle').getAttribute('aria-describedby'), 'filters-active');
+  assert.equal(await frame.locator('#filters-active').textContent(), '1 Filter aktiv');
+  const one = expectedSearch(ACME, 'payments-rest', 'API');
+  assert.deepEqual(one, ['api:acme/payments-rest']);
+  await frame.getByTestId('catalog-search').fill('payments-rest');
+  await rowsWhere(frame, (list) => list.length === 1, 'payments-rest');
+  assert.equal(await text(frame, 'list-status'), '1 Entität passt.');
+
+  // Nothing matches: the no-results state, in German, quoting the search the German way and joining
+  // what was asked for as German joins a list.
+  await frame.getByTestId('catalog-search').fill('gibt-es-nicht');
+  const state = frame.getByTestId('list-state');
+  await state.filter({ hasText: 'Keine passenden Entitäten' }).waitFor({ timeout: 10000 });
+  assert.equal(await state.getAttribute('data-state'), 'no-results');
+  assert.equal(await said(state),
+    'Keine passenden Entitäten Nichts im Katalog dieses Portals passt zu \u201egibt-es-nicht\u201c und Art API. ' +
+    'Versuchen Sie es mit anderen Wörtern oder weniger Filtern. Filter zurücksetzen');
+  assert.equal(await text(frame, 'list-status'), 'Keine Entität passt.');
+  await assertAccessible(frame, 'the catalog in German, no results');
+  await frame.getByTestId('clear-filters-empty').click();
+  await rowsWhere(frame, (list) => list.length === all, `all ${all}`);
+
+  // The entity page: German section titles and labels, Backstage's data as it is.
+  await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
+  await frame.getByTestId('entity-title').filter({ hasText: 'payments-api' }).waitFor({ timeout: 10000 });
+  assert.equal(await frame.evaluate(() => document.title), 'payments-api · Software-Katalog');
+  assert.equal(await text(frame, 'back-to-list'), '← Alle Entitäten');
+  assert.equal(await text(frame, 'entity-kind'), 'Component · service');
+  assert.equal(await text(frame, 'entity-description'), 'Takes payments');
+  assert.deepEqual(await frame.locator('#entity h2').allTextContents(), ['Überblick', 'Portal-Apps', 'Links', 'Beziehungen']);
+  assert.deepEqual(await frame.locator('#entity .facts dt').allTextContents(), ['Betreuer', 'Lebenszyklus', 'System', 'Namespace', 'Tags']);
+  assert.equal(await text(frame, 'entity-owner-link'), 'Acme Platform');
+  assert.equal(await frame.getByTestId('relation-group-ownedBy').getByRole('heading').textContent(), 'Betreut von');
+  assert.equal(await frame.getByTestId('relation-group-partOf').getByRole('heading').textContent(), 'Teil von');
+  assert.deepEqual(await frame.getByTestId('entity-apps').getByRole('link').allTextContents(), ['Payments Console öffnen']);
+  assert.deepEqual(await frame.getByTestId('entity-links').getByRole('link').allTextContents(), ['Runbook (öffnet in neuem Tab) ↗']);
+  assert.doesNotMatch(await frame.locator('body').innerText(), ENGLISH);
+  assert.deepEqual(await cutOff(frame), [], 'the entity page is cut off on a desktop');
+  await assertAccessible(frame, 'an entity page in German (desktop)');
+
+  // An entity of another tenant: not found, in German.
+  await page.goto(`${origin(ACME)}/home/catalog?~entity=component:globex/inventory-api`);
+  frame = await frameWithUrl(page, '/apps/catalog/');
+  await settled(frame);
+  const missing = frame.getByTestId('entity-state');
+  assert.equal(await missing.getAttribute('data-state'), 'not-found');
+  assert.match(await said(missing), /^Entität nicht gefunden Im Katalog dieses Portals gibt es component:globex\/inventory-api nicht\. .* Anfrage-ID: \S{8,} Zurück zu allen Entitäten$/);
+  assert.equal(await frame.evaluate(() => document.title), 'Nicht gefunden · Software-Katalog');
+
+  // Pages: "Seite 1 von n", and the range in the count.
+  frame = await openCatalog(page, ACME, '?~pageSize=2');
+  const pages = Math.ceil(all / 2);
+  assert.equal(await text(frame, 'page-info'), `Seite 1 von ${pages}`);
+  assert.equal(await text(frame, 'list-status'), `${all} Entitäten im Katalog, 1–2 von ${all} werden angezeigt.`);
+  assert.equal(await text(frame, 'prev-page'), '‹ Zurück');
+  assert.equal(await text(frame, 'next-page'), 'Weiter ›');
+  assert.equal(await frame.locator('label[for="page-size"]').textContent(), 'Pro Seite');
+  assert.equal(await frame.getByTestId('pager').getAttribute('aria-label'), 'Ergebnisseiten');
+
+  // A failure (intercepted, as in the error test above): German around the server's own words, which
+  // are marked as English; "try again" brings the list.
+  let failures = 1;
+  const byQuery = (url) => url.pathname === '/backstage/api/catalog/entities/by-query';
+  await context.route(byQuery, (route) => (failures-- > 0
+    ? route.fulfill({
+      status: 503, contentType: 'application/json',
+      body: JSON.stringify({ error: 'upstream_unreachable', message: 'the backend is not reachable', status: 503, request_id: 'req-de-503' }),
+    })
+    : route.continue()));
+  await frame.getByTestId('filter-kind').selectOption('System');
+  const failed = frame.getByTestId('list-state');
+  await failed.filter({ hasText: 'Der Katalog konnte nicht geladen werden' }).waitFor({ timeout: 10000 });
+  assert.equal(await said(failed), 'Der Katalog konnte nicht geladen werden Das Katalog-Backend hat nicht richtig geantwortet ' +
+    '(503: the backend is not reachable). Versuchen Sie es gleich noch einmal. Anfrage-ID: req-de-503 Erneut versuchen');
+  assert.equal(await failed.locator('[lang="en"]').textContent(), 'the backend is not reachable');
+  await assertAccessible(frame, 'the catalog in German, failed');
+  await frame.getByTestId('retry').click();
+  const systems = expectedSearch(ACME, '', 'System');
+  await rowsWhere(frame, (list) => list.length === Math.min(2, systems.length), 'the systems');
+  await context.unroute(byQuery);
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // Phone: the longer German words wrap; nothing leaves the screen or is cut off, filters open or not.
+  ({ context, page, errors } = await signedIn(ACME, PHONE, ACME.user, 'de-DE'));
+  frame = await openCatalog(page, ACME);
+  assert.equal(await frame.evaluate(() => document.documentElement.lang), 'de');
+  assert.equal(await text(frame, 'list-status'), `${all} Entitäten im Katalog.`);
+  await noSidewaysScroll(frame);
+  assert.deepEqual(await cutOff(frame), [], 'the list is cut off on a phone');
+  const toggle = frame.getByTestId('filters-toggle');
+  assert.equal(await text(frame, 'filters-toggle'), 'Filter');
+  await toggle.click();
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  await frame.getByTestId('filter-lifecycle').selectOption('production');
+  await rowsWhere(frame, (list) => list.length > 0 && list.length < all, 'the production entities');
+  assert.equal(await text(frame, 'filters-toggle'), 'Filter1');
+  await noSidewaysScroll(frame);
+  assert.deepEqual(await cutOff(frame), [], 'the filters are cut off on a phone');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-de-phone.png') });
+  await assertAccessible(frame, 'the catalog in German (phone)');
+
+  await frame.getByTestId('catalog-search').fill('gibt-es-nicht');
+  await frame.getByTestId('list-state').filter({ hasText: 'Keine passenden Entitäten' }).waitFor({ timeout: 10000 });
+  await noSidewaysScroll(frame);
+  assert.deepEqual(await cutOff(frame), [], 'the no-results state is cut off on a phone');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-de-no-results-phone.png') });
+
+  await frame.getByTestId('clear-filters-empty').click();
+  await rowsWhere(frame, (list) => list.length === all, `all ${all}`);
+  await frame.locator('[data-testid="entity-link"][data-ref="component:acme/payments-api"]').click();
+  await frame.getByTestId('entity-title').filter({ hasText: 'payments-api' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(await frame.locator('#entity h2').allTextContents(), ['Überblick', 'Portal-Apps', 'Links', 'Beziehungen']);
+  await noSidewaysScroll(frame);
+  assert.deepEqual(await cutOff(frame), [], 'the entity page is cut off on a phone');
+  await page.screenshot({ path: path.join(SHOTS, 'catalog-de-entity-phone.png') });
+  await assertAccessible(frame, 'an entity page in German (phone)');
   assert.deepEqual(errors, []);
   await context.close();
 });

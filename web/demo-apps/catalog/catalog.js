@@ -15,6 +15,13 @@
 //
 // Everything from the catalog is untrusted text: it is only ever set with textContent, and only http(s)
 // and mailto links are made clickable.
+//
+// Texts: every text the app writes itself is a `catalog.*` key of /shell/i18n/<locale>.json
+// (web/shell/i18n.js), in the shell's language (`LuigiClient.uxManager().getCurrentLocale()`; opened on
+// its own, the browser's). index.html's static texts carry `data-i18n` keys; nothing is shown before the
+// texts are in. What the catalog says (names, kinds, types, lifecycles, descriptions) stays as Backstage
+// has it; the portal apps' labels in the shell's context come translated by the server. Messages in an
+// error answer are shown as the server wrote them (in English, marked so), inside a translated sentence.
 (function () {
   'use strict';
 
@@ -34,25 +41,20 @@
     'metadata.name', 'metadata.title', 'metadata.description', 'spec.type', 'spec.profile.displayName'
   ].join(',');
   var SORTS = { 'name-asc': 'metadata.name,asc', 'name-desc': 'metadata.name,desc' };
+  // `any`: the key of the text of the filter's "any" option.
   var FILTERS = [
-    { key: 'kind', field: 'kind', select: 'f-kind', any: 'Any kind' },
-    { key: 'owner', field: 'relations.ownedBy', select: 'f-owner', any: 'Any owner' },
-    { key: 'lifecycle', field: 'spec.lifecycle', select: 'f-lifecycle', any: 'Any lifecycle' },
-    { key: 'tag', field: 'metadata.tags', select: 'f-tag', any: 'Any tag' }
+    { key: 'kind', field: 'kind', select: 'f-kind', any: 'catalog.filters.anyKind' },
+    { key: 'owner', field: 'relations.ownedBy', select: 'f-owner', any: 'catalog.filters.anyOwner' },
+    { key: 'lifecycle', field: 'spec.lifecycle', select: 'f-lifecycle', any: 'catalog.filters.anyLifecycle' },
+    { key: 'tag', field: 'metadata.tags', select: 'f-tag', any: 'catalog.filters.anyTag' }
   ];
   var LIST_KEYS = ['q', 'kind', 'owner', 'lifecycle', 'tag', 'sort', 'pageSize', 'page'];
-  // How relation types read on an entity page, in the order they are shown.
+  // The relation types an entity page names (`catalog.relations.<type>`), in the order they are shown;
+  // any other type reads as Backstage names it.
   var RELATIONS = [
-    ['ownedBy', 'Owned by'], ['ownerOf', 'Owns'],
-    ['partOf', 'Part of'], ['hasPart', 'Has parts'],
-    ['providesApi', 'Provides APIs'], ['apiProvidedBy', 'API provided by'],
-    ['consumesApi', 'Consumes APIs'], ['apiConsumedBy', 'API consumed by'],
-    ['dependsOn', 'Depends on'], ['dependencyOf', 'Dependency of'],
-    ['memberOf', 'Member of'], ['hasMember', 'Members'],
-    ['parentOf', 'Parent of'], ['childOf', 'Child of']
+    'ownedBy', 'ownerOf', 'partOf', 'hasPart', 'providesApi', 'apiProvidedBy', 'consumesApi', 'apiConsumedBy',
+    'dependsOn', 'dependencyOf', 'memberOf', 'hasMember', 'parentOf', 'childOf'
   ];
-  var RELATION_LABELS = {};
-  RELATIONS.forEach(function (pair) { RELATION_LABELS[pair[0]] = pair[1]; });
   var KIND_LABELS = { api: 'API' };
 
   // ---------------------------------------------------------------------------------------------
@@ -80,7 +82,82 @@
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
-  function plural(count, one, many) { return count + ' ' + (count === 1 ? one : many); }
+  // ---------------------------------------------------------------------------------------------
+  // Texts (web/shell/i18n.js)
+
+  var i18n = null; // the translator of the view's language, once loaded; nothing is drawn before
+  var texts = Promise.resolve(false); // the language changes, one after the other
+
+  /** The text of `key`, `{name}` placeholders filled from `vars`. */
+  function t(key, vars) { return i18n ? i18n.t(key, vars) : key; }
+
+  /** A number as the language writes it. */
+  function num(value) { return Number(value).toLocaleString(i18n ? i18n.locale : 'en'); }
+
+  /** The text of `key` + One/Other for `count` things, with `{count}` (and `vars`) filled in. */
+  function counted(key, count, vars) {
+    return t(i18n.plural(key, count), Object.assign({ count: num(count) }, vars || {}));
+  }
+
+  /**
+   * The text of `key` as nodes, each `{placeholder}` replaced by its value in `vars`: a string as text,
+   * a node as itself.
+   */
+  function compose(key, vars) {
+    var out = document.createDocumentFragment();
+    t(key).split(/(\{[A-Za-z0-9_]+\})/).forEach(function (piece) {
+      var name = /^\{([A-Za-z0-9_]+)\}$/.exec(piece);
+      var value = name && vars && Object.prototype.hasOwnProperty.call(vars, name[1]) ? vars[name[1]] : undefined;
+      if (value === undefined) {
+        if (piece) out.appendChild(document.createTextNode(piece));
+      } else {
+        out.appendChild(value instanceof Node ? value : document.createTextNode(String(value)));
+      }
+    });
+    return out;
+  }
+
+  /** A message the server wrote (in English), as a sentence of its own or a part of one. */
+  function serverText(message, sentence) {
+    var text = sentence ? capitalise(message) : String(message);
+    if (!i18n || i18n.locale === 'en') return text;
+    return h('span', { lang: 'en', text: text });
+  }
+
+  /** The first language the browser asks for that portico speaks (as the server reads Accept-Language). */
+  function browserLocale() {
+    var asked = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en']);
+    for (var i = 0; i < asked.length; i++) {
+      var primary = String(asked[i] || '').toLowerCase().split(/[-_]/)[0];
+      if (primary && window.porticoI18n.supported(primary) === primary) return primary;
+    }
+    return 'en';
+  }
+
+  /** The shell's language (Luigi Client's current locale), else the browser's. */
+  function shellLocale() {
+    var locale = '';
+    try { locale = LuigiClient.uxManager().getCurrentLocale(); } catch (error) { /* not started */ }
+    return locale || browserLocale();
+  }
+
+  /**
+   * Shows the view in `locale`'s texts, after any change asked for before; resolves true when the
+   * language changed (what is drawn is then to be drawn again).
+   */
+  function translate(locale) {
+    texts = texts.then(function () {
+      var chosen = window.porticoI18n.supported(locale);
+      if (i18n && i18n.locale === chosen) return false;
+      return window.porticoI18n.load(chosen).then(function (loaded) {
+        i18n = loaded.apply(document); // index.html's texts, <title> and <html lang>
+        subtitle();
+        $('main').hidden = false;
+        return true;
+      });
+    });
+    return texts;
+  }
 
   function kindLabel(kind) {
     var lower = String(kind || '').toLowerCase();
@@ -179,12 +256,14 @@
   // ---------------------------------------------------------------------------------------------
   // Talking to the catalog through portico
 
-  /** An error answer: `status` 0 is a network failure. */
-  function ApiError(status, code, message, requestId) {
+  /** An error answer: `status` 0 is a network failure. `message` is the server's (English); `textKey`,
+   *  when set, the key of this app's own text for it. */
+  function ApiError(status, code, message, requestId, textKey) {
     this.status = status;
     this.code = code;
     this.message = message;
     this.requestId = requestId;
+    this.textKey = textKey || '';
   }
 
   function query(pairs) {
@@ -216,12 +295,12 @@
           code = body.error.name || '';
           message = body.error.message || '';
         }
-        if (response.ok) message = 'The catalog sent an answer that is not JSON.';
-        throw new ApiError(response.ok ? 502 : response.status, code, message || response.statusText, requestId);
+        if (response.ok) throw new ApiError(502, code, '', requestId, 'catalog.error.notJson');
+        throw new ApiError(response.status, code, message || response.statusText, requestId);
       });
     }, function (error) {
       if (error && error.name === 'AbortError') throw error;
-      throw new ApiError(0, 'network', 'The portal could not be reached. Check your connection.', '');
+      throw new ApiError(0, 'network', '', '', 'catalog.error.unreachable');
     });
   }
 
@@ -411,7 +490,7 @@
       $('entity-view').hidden = true;
       $('list-view').hidden = false;
       if (entityRequest) entityRequest.abort();
-      document.title = 'Software catalog';
+      document.title = t('catalog.title');
       syncControls(route.list);
       if (previous && previous.view === 'entity' && previous.refKey) focusRefAfterList = previous.refKey;
       loadList(route.list, options);
@@ -485,10 +564,11 @@
       container.appendChild(h('div', { className: 'spinner', 'aria-hidden': 'true' }));
     }
     container.appendChild(h(spec.kind === 'loading' ? 'p' : 'h2', { className: 'state-title', text: spec.title }));
-    if (spec.text) container.appendChild(h('p', { className: 'state-text', text: spec.text }));
+    // `text`: a string, or nodes (a sentence with the server's words in it).
+    if (spec.text) container.appendChild(h('p', { className: 'state-text' }, [].concat(spec.text)));
     if (spec.requestId) {
       container.appendChild(h('p', { className: 'state-request-id' }, [
-        'Request id: ', h('code', { 'data-testid': 'request-id', text: spec.requestId })
+        t('catalog.state.requestId') + ' ', h('code', { 'data-testid': 'request-id', text: spec.requestId })
       ]));
     }
     var actions = (spec.actions || []).filter(Boolean);
@@ -506,7 +586,7 @@
 
   function signInAgainLink() {
     return h('a', {
-      href: '/', target: '_top', className: 'button', 'data-testid': 'sign-in-again', text: 'Sign in again',
+      href: '/', target: '_top', className: 'button', 'data-testid': 'sign-in-again', text: t('catalog.error.signInAgain'),
       onclick: function (event) {
         event.preventDefault();
         try {
@@ -518,35 +598,48 @@
     });
   }
 
-  /** The state for a failed request; `retry` is offered where trying again can help. */
-  function errorState(error, retry, what) {
+  /** The state for a failed request of the list (`ref` null) or of the entity `ref` (its string);
+   *  `retry` is offered where trying again can help. */
+  function errorState(error, retry, ref) {
     if (error.status === 401) {
       return {
-        kind: 'session', title: 'Your session has ended',
-        text: 'Sign in again to keep using the catalog. Your place in the portal is kept.',
+        kind: 'session', title: t('catalog.error.sessionTitle'),
+        text: t('catalog.error.sessionText'),
         requestId: error.requestId, actions: [signInAgainLink()]
       };
     }
+    // What went wrong in words: this app's own text, else the server's message (null: none).
+    var message = error.textKey ? t(error.textKey) : (error.message ? error.message : null);
+    var own = !!error.textKey;
     if (error.status === 403) {
       return {
-        kind: 'forbidden', title: 'You cannot see ' + what,
-        text: (error.message ? capitalise(error.message) + '. ' : '') +
-          'Ask your platform team for access, and give them the request id below.',
+        kind: 'forbidden',
+        title: ref ? t('catalog.error.forbiddenEntity', { ref: ref }) : t('catalog.error.forbidden'),
+        text: message
+          ? nodes(compose('catalog.error.forbiddenWithMessage', { message: own ? message : serverText(message, true) }))
+          : t('catalog.error.forbiddenText'),
         requestId: error.requestId
       };
     }
     var text;
-    if (error.status === 0) text = error.message;
+    if (error.status === 0) text = message;
     else if (error.status === 502 || error.status === 503 || error.status === 504) {
-      text = 'The catalog backend did not answer properly (' + error.status + (error.message ? ': ' + error.message : '') + '). Try again in a moment.';
+      text = message
+        ? nodes(compose('catalog.error.backendWithMessage', { status: error.status, message: own ? message : serverText(message, false) }))
+        : t('catalog.error.backend', { status: error.status });
     } else {
-      text = (error.message ? capitalise(error.message) : 'The request failed') + ' (HTTP ' + error.status + ').';
+      text = message
+        ? nodes(compose('catalog.error.httpWithMessage', { status: error.status, message: own ? message : serverText(message, true) }))
+        : t('catalog.error.http', { status: error.status });
     }
     return {
-      kind: 'error', title: 'Could not load ' + what, text: text, requestId: error.requestId,
-      actions: [retry && h('button', { type: 'button', className: 'button', 'data-testid': 'retry', text: 'Try again', onclick: retry })]
+      kind: 'error', title: ref ? t('catalog.error.loadEntity', { ref: ref }) : t('catalog.error.load'), text: text, requestId: error.requestId,
+      actions: [retry && h('button', { type: 'button', className: 'button', 'data-testid': 'retry', text: t('catalog.error.retry'), onclick: retry })]
     };
   }
+
+  /** The nodes of a fragment, as a list. */
+  function nodes(fragment) { return Array.prototype.slice.call(fragment.childNodes); }
 
   function capitalise(text) {
     text = String(text || '');
@@ -608,7 +701,7 @@
       results.classList.add('is-loading');
     } else {
       $('pager').hidden = true;
-      stateBox($('list-state'), { kind: 'loading', title: 'Loading the catalog…' });
+      stateBox($('list-state'), { kind: 'loading', title: t('catalog.status.loading') });
     }
     api('/entities/by-query', listPairs(list), controller.signal).then(function (result) {
       if (seq !== listSeq) return;
@@ -626,7 +719,7 @@
       $('entities').hidden = true;
       $('pager').hidden = true;
       $('list-status').textContent = '';
-      stateBox($('list-state'), errorState(error, function () { loadFacets(); loadList(list); }, 'the catalog'));
+      stateBox($('list-state'), errorState(error, function () { loadFacets(); loadList(list); }, null));
       rendered();
     });
   }
@@ -654,25 +747,24 @@
       $('pager').hidden = !(pageInfo.prevCursor);
       if (hasQuery(list)) {
         stateBox($('list-state'), {
-          kind: 'no-results', title: 'No entities match',
-          text: describeQuery(list) + ' Try other words, or fewer filters.',
-          actions: [h('button', { type: 'button', className: 'button', 'data-testid': 'clear-filters-empty', text: 'Clear filters', onclick: clearFilters })]
+          kind: 'no-results', title: t('catalog.noMatch.title'),
+          text: describeQuery(list) + ' ' + t('catalog.noMatch.hint'),
+          actions: [h('button', { type: 'button', className: 'button', 'data-testid': 'clear-filters-empty', text: t('catalog.filters.clear'), onclick: clearFilters })]
         });
-        $('list-status').textContent = 'No entities match.';
+        $('list-status').textContent = t('catalog.status.noMatch');
       } else if (list.cursor) {
         stateBox($('list-state'), {
-          kind: 'no-results', title: 'This page is empty',
-          text: 'The catalog changed since the previous page.',
-          actions: [h('button', { type: 'button', className: 'button', text: 'Back to the first page', onclick: function () { updateList({ page: 1 }); } })]
+          kind: 'no-results', title: t('catalog.emptyPage.title'),
+          text: t('catalog.emptyPage.text'),
+          actions: [h('button', { type: 'button', className: 'button', text: t('catalog.emptyPage.firstPage'), onclick: function () { updateList({ page: 1 }); } })]
         });
         $('list-status').textContent = '';
       } else {
         stateBox($('list-state'), {
-          kind: 'empty', title: 'No entities in this tenant\u2019s catalog yet',
-          text: 'Entities appear here once Backstage has read their catalog-info.yaml files into one of this portal\u2019s namespaces. ' +
-            'Register a component in Backstage, or ask your platform team which locations the catalog reads.'
+          kind: 'empty', title: t('catalog.empty.title'),
+          text: t('catalog.empty.text')
         });
-        $('list-status').textContent = 'The catalog is empty.';
+        $('list-status').textContent = t('catalog.status.empty');
       }
     } else {
       hideState($('list-state'));
@@ -680,14 +772,20 @@
       var first = (list.page - 1) * list.pageSize + 1;
       var last = first + items.length - 1;
       var range = total !== null
-        ? first + '\u2013' + last + ' of ' + total
-        : first + '\u2013' + last;
-      $('list-status').textContent = total !== null
-        ? (hasQuery(list) ? plural(total, 'entity matches', 'entities match') : plural(total, 'entity', 'entities') + ' in the catalog') + (total > items.length ? ', showing ' + range : '') + '.'
-        : 'Showing ' + range + '.';
-      $('entities-caption').textContent = 'Catalog entities, ' + range;
+        ? t('catalog.status.range', { first: num(first), last: num(last), total: num(total) })
+        : t('catalog.status.rangeOpen', { first: num(first), last: num(last) });
+      var status;
+      if (total === null) status = t('catalog.status.showing', { range: range });
+      else {
+        var says = (hasQuery(list) ? 'catalog.status.match' : 'catalog.status.all') + (total > items.length ? 'Showing' : '');
+        status = counted(says, total, { range: range });
+      }
+      $('list-status').textContent = status;
+      $('entities-caption').textContent = t('catalog.table.captionRange', { range: range });
       var pages = total !== null ? Math.max(1, Math.ceil(total / list.pageSize)) : null;
-      $('page-info').textContent = 'Page ' + list.page + (pages ? ' of ' + pages : '');
+      $('page-info').textContent = pages
+        ? t('catalog.pager.pageOf', { page: num(list.page), pages: num(pages) })
+        : t('catalog.pager.page', { page: num(list.page) });
       $('prev-page').disabled = !pageInfo.prevCursor;
       $('next-page').disabled = !pageInfo.nextCursor;
       $('pager').hidden = !pageInfo.prevCursor && !pageInfo.nextCursor && list.pageSize === DEFAULT_PAGE_SIZE && (total === null || total <= PAGE_SIZES[0]);
@@ -707,12 +805,14 @@
 
   function describeQuery(list) {
     var parts = [];
-    if (list.q.trim()) parts.push('\u201c' + list.q.trim() + '\u201d');
-    if (list.kind) parts.push('kind ' + kindLabel(list.kind));
-    if (list.owner) parts.push('owner ' + shortRef(parseRef(list.owner) || { kind: '', namespace: '', name: list.owner }, { kind: 'group' }));
-    if (list.lifecycle) parts.push('lifecycle ' + list.lifecycle);
-    if (list.tag) parts.push('tag ' + list.tag);
-    return 'Nothing in this portal\u2019s catalog matches ' + parts.join(', ') + '.';
+    if (list.q.trim()) parts.push(t('catalog.noMatch.term', { term: list.q.trim() }));
+    if (list.kind) parts.push(t('catalog.noMatch.kind', { kind: kindLabel(list.kind) }));
+    if (list.owner) parts.push(t('catalog.noMatch.owner', { owner: shortRef(parseRef(list.owner) || { kind: '', namespace: '', name: list.owner }, { kind: 'group' }) }));
+    if (list.lifecycle) parts.push(t('catalog.noMatch.lifecycle', { lifecycle: list.lifecycle }));
+    if (list.tag) parts.push(t('catalog.noMatch.tag', { tag: list.tag }));
+    // "a, b and c" the way the language joins a list.
+    var joined = i18n.listParts(parts, 'conjunction').map(function (part) { return part.value; }).join('');
+    return t('catalog.noMatch.text', { query: joined });
   }
 
   function entityRow(entity) {
@@ -728,13 +828,13 @@
         openEntity(ref);
       }
     }, [title]);
-    var nameCell = h('th', { scope: 'row', className: 'col-name', 'data-label': 'Name' }, [
+    var nameCell = h('th', { scope: 'row', className: 'col-name', 'data-label': t('catalog.table.name') }, [
       link,
       h('span', { className: 'entity-sub' }, [
         title !== metadata.name ? metadata.name + ' · ' : '',
-        h('span', { className: 'namespace', title: 'Namespace', text: ref.namespace })
+        h('span', { className: 'namespace', title: t('catalog.table.namespace'), text: ref.namespace })
       ]),
-      appsFor(ref).length ? h('span', { className: 'badge badge-app', text: 'Portal app' }) : null
+      appsFor(ref).length ? h('span', { className: 'badge badge-app', text: t('catalog.table.portalApp') }) : null
     ]);
     var owner = ownerOf(entity);
     var cell = function (className, label, content) {
@@ -743,13 +843,13 @@
     };
     var row = h('tr', { 'data-testid': 'entity-row', 'data-ref': refKey(ref) }, [
       nameCell,
-      cell('col-kind', 'Kind', [
+      cell('col-kind', t('catalog.table.kind'), [
         kindLabel(entity.kind), spec.type ? h('span', { className: 'entity-sub', text: String(spec.type) }) : null
       ]),
-      cell('col-owner', 'Owner', [owner ? shortRef(owner, { kind: 'group', namespace: ref.namespace }) : '\u2014']),
-      cell('col-lifecycle', 'Lifecycle', [spec.lifecycle ? lifecycleBadge(spec.lifecycle) : '\u2014']),
-      cell('col-description', 'Description', [metadata.description ? String(metadata.description) : '\u2014']),
-      cell('col-tags', 'Tags', [tagList(metadata.tags)])
+      cell('col-owner', t('catalog.table.owner'), [owner ? shortRef(owner, { kind: 'group', namespace: ref.namespace }) : '\u2014']),
+      cell('col-lifecycle', t('catalog.table.lifecycle'), [spec.lifecycle ? lifecycleBadge(spec.lifecycle) : '\u2014']),
+      cell('col-description', t('catalog.table.description'), [metadata.description ? String(metadata.description) : '\u2014']),
+      cell('col-tags', t('catalog.table.tags'), [tagList(metadata.tags)])
     ]);
     return row;
   }
@@ -762,7 +862,7 @@
 
   function tagList(tags) {
     if (!Array.isArray(tags) || tags.length === 0) return document.createTextNode('\u2014');
-    return h('ul', { className: 'tags', 'aria-label': 'Tags' }, tags.map(function (tag) {
+    return h('ul', { className: 'tags', 'aria-label': t('catalog.table.tags') }, tags.map(function (tag) {
       return h('li', { className: 'tag', text: String(tag) });
     }));
   }
@@ -779,8 +879,8 @@
     $('f-sort').value = list.sort;
     $('clear-filters').disabled = !hasQuery(list);
     var active = FILTERS.filter(function (filter) { return list[filter.key]; }).length;
-    $('filters-count').textContent = active ? String(active) : '';
-    $('filters-toggle').setAttribute('aria-label', active ? 'Filters, ' + plural(active, 'active', 'active') : 'Filters');
+    $('filters-count').textContent = active ? num(active) : '';
+    $('filters-active').textContent = active ? counted('catalog.filters.active', active) : '';
     fillPageSizes(list.pageSize);
   }
 
@@ -808,14 +908,15 @@
     if (selected && !options.some(function (option) { return option.value.toLowerCase() === selected.toLowerCase(); })) {
       options.push({ value: selected, count: null });
     }
-    // Rebuilt only when the options change, so a select being used keeps its state.
-    var signature = JSON.stringify(options);
+    // Rebuilt only when the options (or the language) change, so a select being used keeps its state.
+    var signature = JSON.stringify([i18n.locale, options]);
     if (select.dataset.options !== signature) {
       select.dataset.options = signature;
       clear(select);
-      select.appendChild(h('option', { value: '', text: filter.any }));
+      select.appendChild(h('option', { value: '', text: t(filter.any) }));
       options.forEach(function (option) {
-        var label = optionLabel(filter, option.value) + (option.count !== null ? ' (' + option.count + ')' : '');
+        var label = optionLabel(filter, option.value);
+        if (option.count !== null) label = t('catalog.filters.optionCount', { label: label, count: num(option.count) });
         select.appendChild(h('option', { value: option.value, text: label }));
       });
     }
@@ -826,7 +927,7 @@
     // A filter with nothing to choose says so rather than offering an empty list.
     var empty = options.length === 0;
     select.disabled = empty && !selected;
-    select.firstChild.textContent = empty && !selected && filter.key === 'tag' ? 'No tags yet' : filter.any;
+    select.firstChild.textContent = empty && !selected && filter.key === 'tag' ? t('catalog.filters.noTags') : t(filter.any);
   }
 
   function fillFilterOptions() { FILTERS.forEach(fillSelect); }
@@ -903,7 +1004,7 @@
     if (select.dataset.sizes !== sizes.join(',')) {
       select.dataset.sizes = sizes.join(',');
       clear(select);
-      sizes.forEach(function (value) { select.appendChild(h('option', { value: String(value), text: String(value) })); });
+      sizes.forEach(function (value) { select.appendChild(h('option', { value: String(value), text: num(value) })); });
     }
     select.value = String(size);
   }
@@ -940,11 +1041,11 @@
     if (!ref) {
       current.refKey = null;
       stateBox(box, {
-        kind: 'not-found', title: 'Not a catalog entity',
-        text: '\u201c' + text + '\u201d is not an entity reference. References look like component:namespace/name.',
+        kind: 'not-found', title: t('catalog.entity.notRef.title'),
+        text: t('catalog.entity.notRef.text', { text: text }),
         actions: [backButton()]
       });
-      document.title = 'Not found \u00b7 Software catalog';
+      document.title = t('catalog.notFoundTitle');
       focusHeading(box);
       rendered();
       return;
@@ -952,7 +1053,7 @@
     current.refKey = refKey(ref);
     var controller = new AbortController();
     entityRequest = controller;
-    stateBox(box, { kind: 'loading', title: 'Loading ' + refString(ref) + '…' });
+    stateBox(box, { kind: 'loading', title: t('catalog.entity.loading', { ref: refString(ref) }) });
     var path = '/entities/by-name/' + [ref.kind, ref.namespace, ref.name].map(encodeURIComponent).join('/');
     api(path, [], controller.signal).then(function (entity) {
       if (seq !== entitySeq) return null;
@@ -967,13 +1068,13 @@
       if (isAbort(error) || seq !== entitySeq) return;
       if (error.status === 404) {
         stateBox(box, {
-          kind: 'not-found', title: 'Entity not found',
-          text: 'There is no ' + refString(ref) + ' in this portal\u2019s catalog. It may have been renamed or removed, or it belongs to another portal.',
+          kind: 'not-found', title: t('catalog.entity.notFound.title'),
+          text: t('catalog.entity.notFound.text', { ref: refString(ref) }),
           requestId: error.requestId,
           actions: [backButton()]
         });
         box.setAttribute('data-testid', 'entity-state');
-        document.title = 'Not found \u00b7 Software catalog';
+        document.title = t('catalog.notFoundTitle');
       } else {
         stateBox(box, errorState(error, function () { loadEntity(text, options); }, refString(ref)));
         box.querySelector('.state-actions') || box.appendChild(h('p', { className: 'state-actions' }, [backButton()]));
@@ -984,7 +1085,7 @@
   }
 
   function backButton() {
-    return h('button', { type: 'button', className: 'button-secondary', text: 'Back to all entities', onclick: backToList });
+    return h('button', { type: 'button', className: 'button-secondary', text: t('catalog.entity.backToAll'), onclick: backToList });
   }
 
   function focusHeading(container) {
@@ -1026,8 +1127,8 @@
     var entity = found ? found[key] : undefined;
     var label = entity ? displayName(entity) : shortRef(ref, context);
     if (found && !entity) {
-      return h('span', { className: 'ref-missing', 'data-testid': testId ? testId + '-text' : null, title: 'Not in this portal\u2019s catalog' }, [
-        shortRef(ref, context), h('span', { className: 'visually-hidden', text: ' (not in this portal\u2019s catalog)' })
+      return h('span', { className: 'ref-missing', 'data-testid': testId ? testId + '-text' : null, title: t('catalog.entity.notInCatalog') }, [
+        shortRef(ref, context), h('span', { className: 'visually-hidden', text: ' ' + t('catalog.entity.notInCatalogHint') })
       ]);
     }
     return h('a', {
@@ -1048,7 +1149,7 @@
     var spec = entity.spec || {};
     var title = displayName(entity);
     var context = { kind: 'group', namespace: ref.namespace };
-    document.title = title + ' \u00b7 Software catalog';
+    document.title = t('catalog.documentTitle', { title: title });
 
     var owner = ownerOf(entity);
     var system = typeof spec.system === 'string' ? parseRef(spec.system, { kind: 'system', namespace: ref.namespace }) : null;
@@ -1059,28 +1160,28 @@
         h('dd', { 'data-testid': testId }, [value])
       ]));
     }
-    fact('Owner', owner ? refLink(owner, found, context, 'entity-owner-link') : '\u2014', 'entity-owner');
-    fact('Lifecycle', spec.lifecycle ? lifecycleBadge(spec.lifecycle) : '\u2014', 'entity-lifecycle');
-    fact('System', system ? refLink(system, found, { kind: 'system', namespace: ref.namespace }, 'entity-system-link') : '\u2014', 'entity-system');
-    fact('Namespace', ref.namespace, 'entity-namespace');
+    fact(t('catalog.entity.owner'), owner ? refLink(owner, found, context, 'entity-owner-link') : '\u2014', 'entity-owner');
+    fact(t('catalog.entity.lifecycle'), spec.lifecycle ? lifecycleBadge(spec.lifecycle) : '\u2014', 'entity-lifecycle');
+    fact(t('catalog.entity.system'), system ? refLink(system, found, { kind: 'system', namespace: ref.namespace }, 'entity-system-link') : '\u2014', 'entity-system');
+    fact(t('catalog.entity.namespace'), ref.namespace, 'entity-namespace');
     if (spec.profile && spec.profile.email) {
       var mail = safeUrl('mailto:' + spec.profile.email);
-      fact('Email', mail ? h('a', { href: mail, text: String(spec.profile.email) }) : String(spec.profile.email), 'entity-email');
+      fact(t('catalog.entity.email'), mail ? h('a', { href: mail, text: String(spec.profile.email) }) : String(spec.profile.email), 'entity-email');
     }
-    fact('Tags', tagList(metadata.tags), 'entity-tags');
+    fact(t('catalog.entity.tags'), tagList(metadata.tags), 'entity-tags');
 
     var kindLine = kindLabel(entity.kind) + (spec.type ? ' \u00b7 ' + spec.type : '');
     article.appendChild(h('header', { className: 'entity-head' }, [
       h('p', { className: 'entity-kind', 'data-testid': 'entity-kind', text: kindLine }),
       h('h1', { id: 'entity-title', 'data-testid': 'entity-title', text: title }),
       h('p', { className: 'entity-ref' }, [h('code', { 'data-testid': 'entity-ref', text: refString(ref) })]),
-      h('p', { className: 'entity-description', 'data-testid': 'entity-description', text: metadata.description || 'No description.' })
+      h('p', { className: 'entity-description', 'data-testid': 'entity-description', text: metadata.description || t('catalog.entity.noDescription') })
     ]));
     var body = h('div', { className: 'entity-body' });
     article.appendChild(body);
 
     body.appendChild(h('section', { className: 'card card-main', 'aria-labelledby': 'about-title' }, [
-      h('h2', { id: 'about-title', text: 'About' }),
+      h('h2', { id: 'about-title', text: t('catalog.entity.about') }),
       h('dl', { className: 'facts' }, facts)
     ]));
 
@@ -1089,7 +1190,7 @@
     var portalApps = apps() ? appsFor(ref) : [];
     if (portalApps.length) {
       side.appendChild(h('section', { className: 'card', 'aria-labelledby': 'apps-title', 'data-testid': 'entity-apps' }, [
-        h('h2', { id: 'apps-title', text: 'Portal apps' }),
+        h('h2', { id: 'apps-title', text: t('catalog.entity.portalApps') }),
         h('ul', { className: 'app-list' }, portalApps.map(function (app) {
           return h('li', {}, [h('a', {
             href: app.path, target: '_top', className: 'button', 'data-testid': 'entity-app-' + app.id,
@@ -1098,7 +1199,7 @@
               event.preventDefault();
               LuigiClient.linkManager().navigate(app.path);
             }
-          }, ['Open ' + (app.label || app.id)])]);
+          }, [t('catalog.entity.openApp', { app: app.label || app.id })])]);
         }))
       ]));
     }
@@ -1107,13 +1208,13 @@
       var url = link && safeUrl(link.url);
       if (!url) return null;
       return h('li', {}, [h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, [
-        String(link.title || link.url), h('span', { className: 'visually-hidden', text: ' (opens in a new tab)' }),
+        String(link.title || link.url), h('span', { className: 'visually-hidden', text: ' ' + t('catalog.entity.newTab') }),
         h('span', { className: 'external', 'aria-hidden': 'true', text: ' \u2197' })
       ])]);
     }).filter(Boolean);
     if (links.length) {
       side.appendChild(h('section', { className: 'card', 'aria-labelledby': 'links-title', 'data-testid': 'entity-links' }, [
-        h('h2', { id: 'links-title', text: 'Links' }),
+        h('h2', { id: 'links-title', text: t('catalog.entity.links') }),
         h('ul', { className: 'link-list' }, links)
       ]));
     }
@@ -1129,19 +1230,19 @@
       (groups[relation.type] = groups[relation.type] || []).push(target);
     });
     var types = Object.keys(groups).sort(function (a, b) {
-      var ia = RELATIONS.findIndex(function (pair) { return pair[0] === a; });
-      var ib = RELATIONS.findIndex(function (pair) { return pair[0] === b; });
+      var ia = RELATIONS.indexOf(a);
+      var ib = RELATIONS.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
     });
     var relationSection = h('section', { className: 'card card-wide', 'aria-labelledby': 'relations-title', 'data-testid': 'entity-relations' }, [
-      h('h2', { id: 'relations-title', text: 'Relations' })
+      h('h2', { id: 'relations-title', text: t('catalog.entity.relations') })
     ]);
-    if (types.length === 0) relationSection.appendChild(h('p', { className: 'meta', text: 'No relations.' }));
+    if (types.length === 0) relationSection.appendChild(h('p', { className: 'meta', text: t('catalog.entity.noRelations') }));
     else {
       relationSection.appendChild(h('div', { className: 'relation-groups' }, types.map(function (type) {
         var id = 'relation-' + type;
         return h('div', { className: 'relation-group', 'data-testid': 'relation-group-' + type }, [
-          h('h3', { id: id, text: RELATION_LABELS[type] || humanize(type) }),
+          h('h3', { id: id, text: RELATIONS.indexOf(type) >= 0 ? t('catalog.relations.' + type) : humanize(type) }),
           h('ul', { 'aria-labelledby': id }, groups[type].map(function (target) {
             return h('li', {}, [
               refLink(target, found, { namespace: ref.namespace }, 'relation-link'),
@@ -1158,10 +1259,29 @@
   // ---------------------------------------------------------------------------------------------
   // Luigi, and the start
 
+  var tenantName = $('tenant-name'); // kept: subtitle() moves it into each language's sentence
+  var tenantTitle = '';
+
+  /** The line under the heading, with the tenant's name (or "this portal") in its place. */
+  function subtitle() {
+    tenantName.textContent = tenantTitle || t('catalog.thisPortal');
+    var line = $('list-subtitle');
+    clear(line);
+    line.appendChild(compose('catalog.subtitle', { tenant: tenantName }));
+  }
+
+  /** Draws what is shown again, in a language just loaded. */
+  function redraw() {
+    if (current) show(current, { restoring: true });
+  }
+
   function onContext(context) {
     luigiContext = context || null;
     var tenant = luigiContext && luigiContext.tenant;
-    if (tenant && tenant.title) $('tenant-name').textContent = tenant.title;
+    if (tenant && tenant.title) {
+      tenantTitle = String(tenant.title);
+      tenantName.textContent = tenantTitle;
+    }
     // The apps may have arrived or changed: redraw what shows them.
     var appsNow = JSON.stringify(apps());
     if (appsNow === appsShown) return;
@@ -1202,21 +1322,39 @@
     }
   }
 
+  // Nothing is drawn before the texts are in: in the shell, in the shell's language (which comes with
+  // Luigi's init); alone, or when the shell does not answer in time, in the browser's.
+  var initSeen = false;
   if (window.LuigiClient) {
     LuigiClient.addInitListener(function (context, origin) {
       // Only the shell on this origin may talk to this view (Luigi's micro-frontend security guideline).
       if (origin !== location.origin) return;
-      if (!inLuigi) enterLuigi(context);
-      else onContext(context);
-      readyForLuigi();
+      initSeen = true;
+      translate(shellLocale()).then(function (changed) {
+        // The context as it is now (an update may have come while the texts loaded).
+        var latest = context;
+        try { latest = LuigiClient.getContext() || context; } catch (error) { /* the init's */ }
+        if (!inLuigi) enterLuigi(latest);
+        else {
+          onContext(latest);
+          if (changed) redraw();
+        }
+        readyForLuigi();
+      });
     }, true);
     LuigiClient.addContextUpdateListener(function (context) {
       if (!inLuigi) return;
       onContext(context);
       nodeParamsChanged();
+      // The shell's language may have changed.
+      translate(shellLocale()).then(function (changed) { if (changed) redraw(); });
     });
   }
+  function startAlone() {
+    // (Should the shell's init come while these texts load, it starts the view itself.)
+    translate(browserLocale()).then(function () { if (!initSeen) start(); });
+  }
   // In the shell, wait (briefly) for Luigi's context: its URL may name the entity to show. Alone, start now.
-  if (window.parent !== window && window.LuigiClient) setTimeout(function () { start(); }, LUIGI_INIT_WAIT_MS);
-  else start();
+  if (window.parent !== window && window.LuigiClient) setTimeout(function () { if (!initSeen) startAlone(); }, LUIGI_INIT_WAIT_MS);
+  else startAlone();
 })();
