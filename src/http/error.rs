@@ -311,10 +311,17 @@ pub(crate) struct ErrorTarget {
 impl ErrorTarget {
     pub(crate) fn of(request: &Request) -> Self {
         let hints = Hints::of(request.headers());
+        let html = hints.wants_html();
         ErrorTarget {
-            html: hints.wants_html(),
+            html,
             in_iframe: hints.fetch_dest.is_some_and(|dest| dest == "iframe"),
-            locale: Locale::of(request.headers()),
+            // Only a page has a language (JSON errors stay English): API calls and assets, most of
+            // what passes here, skip reading `Accept-Language` and the cookies.
+            locale: if html {
+                Locale::of(request.headers())
+            } else {
+                Locale::En
+            },
         }
     }
 }
