@@ -96,6 +96,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ExplainFormat,
     },
+    /// Print the JSON Schema of the config file (or with --app, of one team's app file), for editors
+    /// (yaml-language-server) and CI.
+    Schema {
+        /// The schema of an app file (`apps_from`) instead of the main config.
+        #[arg(long)]
+        app: bool,
+    },
     /// Validate config files and report every problem with file:line:column; exits 1 on any error.
     Check {
         /// Config files to check.
@@ -114,6 +121,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Schema { app } => write_out(if app {
+            config::APP_SCHEMA
+        } else {
+            config::SCHEMA
+        }),
         Command::Explain {
             config,
             tenant,
@@ -130,10 +142,7 @@ fn main() -> ExitCode {
             path.as_deref().map(|path| (method.as_str(), path)),
             format,
         ),
-        Command::Config { embedded: _ } => {
-            print!("{}", config::EMBEDDED_DEFAULT);
-            ExitCode::SUCCESS
-        }
+        Command::Config { embedded: _ } => write_out(config::EMBEDDED_DEFAULT),
         Command::Serve {
             config,
             listen,
@@ -246,16 +255,30 @@ fn explain(
     let path = method.as_ref().zip(path.map(|(_, path)| path));
     let explanation = portico::explain::explain(tenant, user, &groups, path);
     match format {
-        ExplainFormat::Text => print!("{}", explanation.to_text()),
+        ExplainFormat::Text => write_out(&explanation.to_text()),
         ExplainFormat::Json => match serde_json::to_string_pretty(&explanation) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => write_out(&format!("{json}\n")),
             Err(error) => {
                 eprintln!("error: {error}");
-                return ExitCode::FAILURE;
+                ExitCode::FAILURE
             }
         },
     }
-    ExitCode::SUCCESS
+}
+
+/// Writes a command's output; a reader that went away (`portico schema | head`) ends it quietly
+/// instead of the panic `print!` would give.
+fn write_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write the output: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn print_config_error(error: &ConfigError) {

@@ -41,6 +41,13 @@ pub use yaml::Mark;
 /// The config the binary runs on when no `--config` is given: a demo tenant with dev sign-in.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
 
+/// The JSON Schema of the main config file, as `docs/portico.schema.json` holds it (generated from
+/// `raw.rs` by the `config::schema` test, which fails when the file is stale).
+pub const SCHEMA: &str = include_str!("../../docs/portico.schema.json");
+
+/// The JSON Schema of one team's app file (`apps_from`), as `docs/portico-app.schema.json` holds it.
+pub const APP_SCHEMA: &str = include_str!("../../docs/portico-app.schema.json");
+
 /// How bad a finding is. Warnings are printed by `portico check` but do not stop a start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {

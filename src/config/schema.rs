@@ -1,6 +1,7 @@
 //! The config schema for people and editors, generated from the raw structs (`config::raw`) and
-//! committed: `docs/portico.schema.json` (JSON Schema, for YAML language servers) and
-//! `docs/config-reference.md`. The test below regenerates both and fails when the committed files are
+//! committed: `docs/portico.schema.json` (JSON Schema, for YAML language servers), the same for one
+//! team's app file, `docs/portico-app.schema.json`, and `docs/config-reference.md`. `portico schema`
+//! prints the two schemas (compiled in, `config::SCHEMA` and `config::APP_SCHEMA`). The test below regenerates both and fails when the committed files are
 //! stale; `PORTICO_BLESS=1 cargo test --lib config::schema` rewrites them.
 
 use std::fmt::Write;
@@ -12,6 +13,12 @@ use super::raw::RawConfig;
 
 fn json_schema() -> Value {
     let schema = schemars::schema_for!(RawConfig);
+    schema.as_value().clone()
+}
+
+/// The schema of one team's app file (`apps_from`): one app at the root.
+fn app_json_schema() -> Value {
+    let schema = schemars::schema_for!(super::raw::RawApp);
     schema.as_value().clone()
 }
 
@@ -121,9 +128,14 @@ fn schema_files_are_up_to_date() {
         serde_json::to_string_pretty(&schema).expect("a schema is JSON")
     );
     let reference = markdown(&schema);
+    let app = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&app_json_schema()).expect("a schema is JSON")
+    );
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let files = [
         (docs.join("portico.schema.json"), json),
+        (docs.join("portico-app.schema.json"), app),
         (docs.join("config-reference.md"), reference),
     ];
     let bless = std::env::var_os("PORTICO_BLESS").is_some();

@@ -1552,3 +1552,37 @@ fn the_demo_with_backstage_checks() {
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert!(run.all().contains("2 tenant(s), 7 app(s)"), "{}", run.all());
 }
+
+/// `portico schema` prints the committed JSON Schemas (the main file's, and with --app an app
+/// file's), for editors and CI; a reader that stops early (`| head`) ends it without a panic.
+#[test]
+fn the_schemas_are_printed_and_a_closed_pipe_is_no_panic() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    for (args, file) in [
+        (&["schema"][..], "portico.schema.json"),
+        (&["schema", "--app"][..], "portico-app.schema.json"),
+    ] {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(output.status.success());
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let committed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(docs.join(file)).unwrap()).unwrap();
+        assert_eq!(printed, committed, "{args:?}");
+    }
+    let app: serde_json::Value = serde_json::from_str(portico::config::APP_SCHEMA).unwrap();
+    assert!(
+        app["properties"]["access"].is_object(),
+        "an app file's keys at its root"
+    );
+
+    let mut child = Command::new(BIN)
+        .args(["schema"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
