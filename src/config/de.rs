@@ -20,7 +20,7 @@ use serde::de::{
     self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 
-use super::diagnose::unknown_key_hint;
+use super::diagnose::{closest, unknown_key_hint};
 use super::env::{self, EnvRules};
 use super::wrap::{ENTITY, ENV, LIST, OR_TEXT, SHOWN, TRANSLATED, VAL};
 use super::yaml::{Mark, Node, Value};
@@ -32,6 +32,9 @@ pub(crate) struct Issue {
     pub path: String,
     pub message: String,
     pub hint: Option<String>,
+    /// An unknown key that is a typo of an allowed one: the mapping it is in, and the key it stands
+    /// for. The rules then leave out "`access` is missing" for that mapping: one mistake, one error.
+    pub stands_for: Option<(Mark, &'static str)>,
 }
 
 /// Shapes `root` into `T` under `rules`. Returns `None` only if the root itself is unusable; every
@@ -72,6 +75,7 @@ impl Shaper<'_> {
             path,
             message,
             hint,
+            stands_for: None,
         });
     }
 
@@ -455,12 +459,13 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
             };
             if let Some(fields) = self.fields {
                 if !fields.contains(&text.as_str()) {
-                    self.de.shaper.issue(
-                        key.mark,
-                        join(own, text),
-                        format!("unknown key `{text}`"),
-                        Some(unknown_key_hint(text, fields)),
-                    );
+                    self.de.shaper.issues.borrow_mut().push(Issue {
+                        mark: key.mark,
+                        path: join(own, text),
+                        message: format!("unknown key `{text}`"),
+                        hint: Some(unknown_key_hint(text, fields)),
+                        stands_for: closest(text, fields).map(|field| (self.de.node.mark, field)),
+                    });
                     continue;
                 }
             }

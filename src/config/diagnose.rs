@@ -17,6 +17,8 @@ pub(crate) struct Cx<'s> {
     file: Arc<str>,
     path: String,
     diagnostics: Vec<Diagnostic>,
+    /// Unknown keys that are typos of allowed ones, reported already: (file, mapping, the key).
+    typos: Vec<(Arc<str>, Mark, &'static str)>,
 }
 
 impl<'s> Cx<'s> {
@@ -26,6 +28,7 @@ impl<'s> Cx<'s> {
             file: Arc::from(file),
             path: String::new(),
             diagnostics: Vec::new(),
+            typos: Vec::new(),
         }
     }
 
@@ -157,13 +160,28 @@ impl<'s> Cx<'s> {
     /// Shape-stage problems, whose paths are relative to the current key.
     pub(crate) fn issues(&mut self, issues: Vec<Issue>) {
         for issue in issues {
+            if let Some((mapping, key)) = issue.stands_for {
+                self.typos.push((self.file.clone(), mapping, key));
+            }
             let path = join(&self.path, &issue.path);
             self.push(Severity::Error, issue.mark, path, issue.message, issue.hint);
         }
     }
 
-    /// Reports a required key that is missing from the mapping at `mark`.
+    /// Whether the mapping at `mark` has a typo of `key` that was reported already (`acess` for
+    /// `access`): then `key` missing from it is the same mistake, not a second one.
+    pub(crate) fn misspelt(&self, mark: Mark, key: &str) -> bool {
+        self.typos
+            .iter()
+            .any(|(file, mapping, typo)| *file == self.file && *mapping == mark && *typo == key)
+    }
+
+    /// Reports a required key that is missing from the mapping at `mark` (unless it is there,
+    /// misspelt, and reported as such).
     pub(crate) fn missing(&mut self, mark: Mark, key: &str, hint: &str) {
+        if self.misspelt(mark, key) {
+            return;
+        }
         self.error_at(
             mark,
             key,

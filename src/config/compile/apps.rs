@@ -77,6 +77,7 @@ fn named_app(
     let compress = compress_mode(raw, cx);
     let access = match &raw.access {
         Some(val) => cx.at("access", |cx| access::access_rule(val, cx, scope)),
+        None if cx.misspelt(mark, "access") => None,
         None => {
             cx.error_at(
                 mark,
@@ -633,6 +634,12 @@ mod tests {
                 app("static: \"embedded:demo\", colour: red, luigi_client: maybe"),
             ),
             ("no target", app("label: X")),
+            (
+                "a misspelt key is one error, not two; a key simply missing is still said",
+                format!(
+                    "{BASE}    apps:\n      - {{ id: x, acess: {{ roles: [developer] }}, static: ./d }}\n      - {{ idd: y, access: {{ roles: [developer] }}, static: ./d }}\n      - {{ id: z, static: ./d }}\n"
+                ),
+            ),
             (
                 "path parameters: two at one level, own access, a bad name, a view naming an unknown one",
                 app(
