@@ -129,6 +129,23 @@ impl<'s> Cx<'s> {
         );
     }
 
+    /// A warning at `key` below the current key.
+    pub(crate) fn warn_at(
+        &mut self,
+        mark: Mark,
+        key: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push(
+            Severity::Warning,
+            mark,
+            join(&self.path, key),
+            message.into(),
+            hint,
+        );
+    }
+
     /// A warning at an absolute key path.
     pub(crate) fn warn_path(
         &mut self,

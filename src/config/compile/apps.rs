@@ -93,7 +93,9 @@ fn named_app(
     let target = target(raw, mark, cx, scope);
     let nodes = match &raw.nodes {
         Some(list) => cx
-            .at("nodes", |cx| nav_nodes(list, cx, scope, &[]))
+            .at("nodes", |cx| {
+                nav_nodes(list, cx, scope, (&[], access.as_ref()))
+            })
             .unwrap_or_default(),
         None => Vec::new(),
     };
@@ -421,18 +423,19 @@ fn static_target(
 }
 
 /// `nodes:` (the current key): navigation entries, each checked; broken ones are left out.
-/// `params`: the path parameters of the nodes above (`:incident`), which a view may use.
+/// `above`: the path parameters of the nodes above (`:incident`), which a view may use, and the
+/// nearest access rule above (a node's, else the app's).
 fn nav_nodes(
     list: &Val<Vec<Val<RawNode>>>,
     cx: &mut Cx<'_>,
     scope: &TenantScope<'_>,
-    params: &[String],
+    above: (&[String], Option<&AccessRule>),
 ) -> Option<Vec<NavNode>> {
     let mut nodes: Vec<NavNode> = Vec::new();
     for (index, item) in list.get()?.iter().enumerate() {
         let Some(raw) = item.get() else { continue };
         let node = cx.at(&format!("[{index}]"), |cx| {
-            nav_node(raw, item.mark, cx, scope, (&nodes, params))
+            nav_node(raw, item.mark, cx, scope, (&nodes, above))
         });
         nodes.extend(node);
     }
@@ -444,7 +447,7 @@ fn nav_node(
     mark: Mark,
     cx: &mut Cx<'_>,
     scope: &TenantScope<'_>,
-    (siblings, params): (&[NavNode], &[String]),
+    (siblings, (params, rule_above)): (&[NavNode], (&[String], Option<&AccessRule>)),
 ) -> Option<NavNode> {
     let required = |cx: &mut Cx<'_>, value: &Option<Val<Shown>>, key: &str, hint: &str| match value
     {
@@ -488,8 +491,14 @@ fn nav_node(
     {
         params_below.push(param.to_owned());
     }
+    if let (Some(Some(rule)), Some(above), Some(val)) = (&access, rule_above, &raw.access) {
+        narrowing_roles(rule, above, val.mark, cx);
+    }
+    let nearest_rule = access.as_ref().and_then(Option::as_ref).or(rule_above);
     let children = match &raw.nodes {
-        Some(list) => cx.at("nodes", |cx| nav_nodes(list, cx, scope, &params_below)),
+        Some(list) => cx.at("nodes", |cx| {
+            nav_nodes(list, cx, scope, (&params_below, nearest_rule))
+        }),
         None => Some(Vec::new()),
     };
     let ((segment, segment_mark), label, (view, view_mark)) = (segment?, label?, view?);
@@ -511,6 +520,31 @@ fn nav_node(
         access,
         children,
     })
+}
+
+/// A node's rule narrows the rule above it: a user needs a role of each. A role the node lets in that
+/// the rule above does not is not a way in on its own, which surprises people; said as a warning.
+fn narrowing_roles(rule: &AccessRule, above: &AccessRule, mark: Mark, cx: &mut Cx<'_>) {
+    let outside: Vec<&str> = rule
+        .roles
+        .iter()
+        .filter(|role| !above.roles.contains(role))
+        .map(|role| role.0.as_str())
+        .collect();
+    if outside.is_empty() {
+        return;
+    }
+    let above_roles: Vec<&str> = above.roles.iter().map(|role| role.0.as_str()).collect();
+    cx.warn_at(
+        mark,
+        "access",
+        format!(
+            "the node lets in {}, which the rule above it ({}) does not: only users with both reach it",
+            outside.iter().map(|role| format!("`{role}`")).collect::<Vec<_>>().join(", "),
+            above_roles.join(", ")
+        ),
+        Some("a node's rule narrows its app's (or parent's), it never widens it: to let those users in, add the role to the rule above too".into()),
+    );
 }
 
 /// A view's path parameters (`/incidents/:incident`): each names a parameter of this node or one above
@@ -634,6 +668,12 @@ mod tests {
                 app("static: \"embedded:demo\", colour: red, luigi_client: maybe"),
             ),
             ("no target", app("label: X")),
+            (
+                "a node role the rule above does not let in is a warning: both are needed",
+                format!(
+                    "{BASE}      admin: {{ groups: [admins] }}\n    apps:\n      - {{ id: x, access: {{ roles: [developer] }}, static: ./d, nodes: [{{ path: a, label: A, view: /a, access: {{ roles: [admin] }}, nodes: [{{ path: b, label: B, view: /a/b, access: {{ roles: [admin] }} }}] }}, {{ path: c, label: C, view: /c, access: {{ roles: [developer] }} }}] }}\n"
+                ),
+            ),
             (
                 "a misspelt key is one error, not two; a key simply missing is still said",
                 format!(
