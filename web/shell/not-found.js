@@ -11,8 +11,6 @@
 
   var NOT_FOUND_PATH = '/home/_not-found';
   var NOT_FOUND_KEY = 'portico.notFoundPath';
-  var LANGUAGE_COOKIE = 'portico_lang';
-
   /** The translator (web/shell/i18n.js) once the view knows its language; nothing is drawn before. */
   var i18n = null;
 
@@ -153,16 +151,15 @@
 
   // ---------------------------------------------------------------------------------------------
   // Language. The shell's: Luigi Client's current locale, once the shell has started this view; outside
-  // the shell, the language picked in the profile menu, else the browser's (as the server chooses).
+  // the shell, the browser's.
 
   function shellLocale() {
     var locale = '';
     if (window.parent !== window && typeof LuigiClient !== 'undefined') {
       try { locale = LuigiClient.uxManager().getCurrentLocale(); } catch (e) { /* not started */ }
     }
-    if (locale) return locale;
-    var picked = new RegExp('(?:^|;\\s*)' + LANGUAGE_COOKIE + '=([^;]*)').exec(document.cookie);
-    return (picked && decodeURIComponent(picked[1])) || navigator.language || 'en';
+    // Outside the shell: the browser's language (the pick's cookie is HttpOnly, for the server only).
+    return locale || navigator.language || 'en';
   }
 
   var shownLast = null; // the last answer drawn, [path, answer], to draw again in another language
