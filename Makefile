@@ -53,9 +53,14 @@ bench: deps
 bench-instructions: deps
 	bench/instructions.sh
 
+# Between clippy and rustdoc, cargo's cache of its rustc probes (target/.rustc_info.json) is dropped:
+# on this 2-core machine a full first clippy build twice left a failed probe there (its input was
+# another rustc's error text), which `cargo doc` then reused and failed on without running rustc at
+# all. cargo writes the file anew in a fraction of a second.
 lint: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	rm -f target/.rustc_info.json
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 # npm ci only when the lockfile changed since the last install.
