@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::config::{App, NavNode, Tenant};
-use crate::rbac::{self, DecidedBy, Decision, Roles};
+use crate::rbac::{self, DecidedBy, Decision, Need, Roles};
 
 /// What a user with `groups` meets on a tenant.
 #[derive(Debug, Serialize)]
@@ -32,13 +32,6 @@ pub struct Explanation<'a> {
 pub struct Granted<'a> {
     pub role: &'a str,
     pub by: Vec<&'a str>,
-}
-
-/// A role the user lacks, and the groups that would give it.
-#[derive(Debug, Serialize)]
-pub struct Need<'a> {
-    pub role: &'a str,
-    pub groups: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -121,23 +114,10 @@ pub fn explain<'a>(
 }
 
 fn needs<'a>(tenant: &'a Tenant, decision: &Decision) -> Vec<Need<'a>> {
-    let Decision::Deny { needed } = decision else {
-        return Vec::new();
-    };
-    needed
-        .iter()
-        .filter_map(|role| {
-            tenant
-                .roles
-                .roles
-                .iter()
-                .find(|(name, _)| name == role)
-                .map(|(name, groups)| Need {
-                    role: name.0.as_str(),
-                    groups,
-                })
-        })
-        .collect()
+    match decision {
+        Decision::Deny { needed } => tenant.roles.needs(needed),
+        _ => Vec::new(),
+    }
 }
 
 fn app_verdict<'a>(tenant: &'a Tenant, app: &'a App, roles: &Roles) -> AppVerdict<'a> {

@@ -60,6 +60,30 @@ impl RoleMap {
     pub fn defines(&self, role: &str) -> bool {
         self.roles.iter().any(|(name, _)| name.0 == role)
     }
+
+    /// Each of these roles with the groups that grant it: what a refused user would have to ask for
+    /// (the forbidden explanation in the shell and `portico explain` both say it so).
+    pub fn needs(&self, needed: &[RoleName]) -> Vec<Need<'_>> {
+        needed
+            .iter()
+            .filter_map(|role| {
+                self.roles
+                    .iter()
+                    .find(|(name, _)| name == role)
+                    .map(|(name, groups)| Need {
+                        role: name.0.as_str(),
+                        groups,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A role a user lacks, and the groups that would give it.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub struct Need<'a> {
+    pub role: &'a str,
+    pub groups: &'a [String],
 }
 
 /// The roles that may pass one rule. Never empty: an empty rule would deny everyone, which config reports.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::luigi::HOME_SEGMENT;
 use crate::config::{App, NavNode, Tenant};
 use crate::i18n::Locale;
-use crate::rbac::{self, Decision, RoleName, Roles};
+use crate::rbac::{self, Decision, Need, RoleName, Roles};
 
 /// What the view says about a route.
 #[derive(Debug, Serialize, PartialEq)]
@@ -40,12 +40,6 @@ pub(crate) struct AppRef<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub owner: Option<&'a str>,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub(crate) struct Need<'a> {
-    pub role: &'a str,
-    pub groups: &'a [String],
 }
 
 /// Why `path` (a shell path, `/home/<app>/…`) does not open for a user with `roles` on `tenant`.
@@ -77,7 +71,7 @@ pub(crate) fn explain<'a>(
         path,
         app: AppRef { ..app_ref },
         page,
-        needs: needs(tenant, &needed),
+        needs: tenant.roles.needs(&needed),
         roles: roles.names(),
     };
     if let Decision::Deny { needed } = rbac::decide(roles, &app.policy, &http::Method::GET, "/") {
@@ -115,23 +109,6 @@ fn page_at<'a, 's>(app: &'a App, segments: impl Iterator<Item = &'s str>) -> Opt
 }
 
 /// Each of `needed` with the groups that grant it on `tenant`.
-fn needs<'a>(tenant: &'a Tenant, needed: &[RoleName]) -> Vec<Need<'a>> {
-    needed
-        .iter()
-        .filter_map(|role| {
-            tenant
-                .roles
-                .roles
-                .iter()
-                .find(|(name, _)| name == role)
-                .map(|(name, groups)| Need {
-                    role: name.0.as_str(),
-                    groups,
-                })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
