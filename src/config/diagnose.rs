@@ -90,18 +90,42 @@ impl<'s> Cx<'s> {
         });
     }
 
-    /// An error at the current key.
-    pub(crate) fn error(&mut self, mark: Mark, message: impl Into<String>, hint: Option<String>) {
-        self.push(
-            Severity::Error,
-            mark,
-            self.path.clone(),
-            message.into(),
-            hint,
-        );
+    /// A diagnostic at the current key.
+    pub(crate) fn report(
+        &mut self,
+        severity: Severity,
+        mark: Mark,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let path = self.path.clone();
+        self.push(severity, mark, path, message.into(), hint);
     }
 
-    /// An error at `key` below the current key.
+    /// An error at the current key.
+    pub(crate) fn error(&mut self, mark: Mark, message: impl Into<String>, hint: Option<String>) {
+        self.report(Severity::Error, mark, message, hint);
+    }
+
+    /// A warning at the current key.
+    pub(crate) fn warn(&mut self, mark: Mark, message: impl Into<String>, hint: Option<String>) {
+        self.report(Severity::Warning, mark, message, hint);
+    }
+
+    /// A diagnostic at `key` below the current key.
+    pub(crate) fn report_at(
+        &mut self,
+        severity: Severity,
+        mark: Mark,
+        key: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let path = join(&self.path, key);
+        self.push(severity, mark, path, message.into(), hint);
+    }
+
+    /// An error at `key` below the current key (the common case: a rule names the key it checks).
     pub(crate) fn error_at(
         &mut self,
         mark: Mark,
@@ -109,69 +133,19 @@ impl<'s> Cx<'s> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        self.push(
-            Severity::Error,
-            mark,
-            join(&self.path, key),
-            message.into(),
-            hint,
-        );
+        self.report_at(Severity::Error, mark, key, message, hint);
     }
 
-    /// A warning at the current key.
-    pub(crate) fn warn(&mut self, mark: Mark, message: impl Into<String>, hint: Option<String>) {
-        self.push(
-            Severity::Warning,
-            mark,
-            self.path.clone(),
-            message.into(),
-            hint,
-        );
-    }
-
-    /// A warning at `key` below the current key.
-    pub(crate) fn warn_at(
+    /// A diagnostic at an absolute key path (cross-tenant findings, made after the tenants are read).
+    pub(crate) fn report_path(
         &mut self,
-        mark: Mark,
-        key: &str,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) {
-        self.push(
-            Severity::Warning,
-            mark,
-            join(&self.path, key),
-            message.into(),
-            hint,
-        );
-    }
-
-    /// A warning at an absolute key path.
-    pub(crate) fn warn_path(
-        &mut self,
+        severity: Severity,
         mark: Mark,
         path: &str,
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        self.push(
-            Severity::Warning,
-            mark,
-            path.to_owned(),
-            message.into(),
-            hint,
-        );
-    }
-
-    /// An error at an absolute key path (cross-tenant findings, made after the tenants are read).
-    pub(crate) fn error_path(
-        &mut self,
-        mark: Mark,
-        path: &str,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) {
-        self.push(Severity::Error, mark, path.to_owned(), message.into(), hint);
+        self.push(severity, mark, path.to_owned(), message.into(), hint);
     }
 
     /// Shape-stage problems, whose paths are relative to the current key.

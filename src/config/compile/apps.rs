@@ -5,6 +5,7 @@
 
 use super::{RESERVED_SEGMENTS, TenantScope, access, upstream, values};
 use crate::assets;
+use crate::config::Severity;
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::model::{
     App, AppId, AppMount, AppTarget, CompressMode, CookieMode, IdentityModes, NavNode, PATH_MODES,
@@ -535,7 +536,8 @@ fn narrowing_roles(rule: &AccessRule, above: &AccessRule, mark: Mark, cx: &mut C
         return;
     }
     let above_roles: Vec<&str> = above.roles.iter().map(|role| role.0.as_str()).collect();
-    cx.warn_at(
+    cx.report_at(
+        Severity::Warning,
         mark,
         "access",
         format!(

@@ -4,6 +4,7 @@
 //! as they are read; namespace conflicts are reported once all tenants are in.
 
 use super::values::host_name;
+use crate::config::Severity;
 use crate::config::diagnose::{Cx, join};
 use crate::config::yaml::Mark;
 
@@ -76,7 +77,8 @@ impl Claims {
             .find(|(owner, claimed, _)| owner != tenant && host_name(claimed) == name);
         if let Some((owner, claimed, first)) = sibling {
             let path = join(cx.path(), key);
-            cx.warn_path(
+            cx.report_path(
+                Severity::Warning,
                 mark,
                 &path,
                 format!(
@@ -112,7 +114,8 @@ impl Claims {
             if claim.shared && other.shared {
                 continue;
             }
-            cx.error_path(
+            cx.report_path(
+                Severity::Error,
                 claim.mark,
                 &claim.path,
                 format!(
@@ -124,7 +127,8 @@ impl Claims {
         }
         for unscoped in &self.unscoped {
             if claims.iter().any(|claim| claim.backend == unscoped.backend) {
-                cx.warn_path(
+                cx.report_path(
+                Severity::Warning,
                     unscoped.mark,
                     &unscoped.path,
                     format!("tenant `{}` lists no namespaces, so it reads every namespace of a Backstage that other tenants scope", unscoped.tenant),
