@@ -19,19 +19,19 @@
 // PORTICO_E2E_ALLOW_SKIP is set, when they are skipped with the reason.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { startPortico, startBrowser, freePort, frameWithUrl, porticoBinary, assertAccessible } from './harness.mjs';
+import {
+  startPortico, startBrowser, freePort, frameWithUrl, porticoBinary, assertAccessible, collectErrors, signInAt,
+  sideNavLabels, startBackstage, missingBackstage,
+} from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHOTS = path.join(root, 'target', 'e2e');
-const BACKSTAGE_DIR = path.join(root, 'tests', 'backstage');
-const missingBackstage = !existsSync(path.join(BACKSTAGE_DIR, 'node_modules', '@backstage', 'backend-defaults'));
 const skip = missingBackstage && process.env.PORTICO_E2E_ALLOW_SKIP
   ? 'tests/backstage/node_modules is missing (run scripts/install-backstage.sh); skipped because PORTICO_E2E_ALLOW_SKIP is set'
   : false;
@@ -86,48 +86,6 @@ let downPort; // a loopback port nobody listens on: the upstream of the tenants'
 let dir;
 
 const origin = (tenant) => `http://${tenant.id}.localhost:${port}`;
-
-/** Starts tests/backstage/start.mjs with a piped stdin kept open; resolves once it prints its JSON line. */
-async function startBackstage() {
-  const child = spawn(process.execPath, [path.join(BACKSTAGE_DIR, 'start.mjs')], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  let out = '';
-  let log = '';
-  child.stderr.on('data', (chunk) => {
-    log = (log + chunk.toString()).slice(-6000);
-  });
-  const ready = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the test Backstage did not start within 90s:\n${log}`)), 90000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.trim().startsWith('{'));
-      if (line && out.includes('\n')) {
-        clearTimeout(timer);
-        try {
-          resolve(JSON.parse(line));
-        } catch (error) {
-          reject(new Error(`start.mjs printed ${line}: ${error.message}`));
-        }
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the test Backstage exited with ${code} before it was ready:\n${log}`));
-    });
-  });
-  return {
-    ...ready,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.stdin.end(); // start.mjs stops the backend when its stdin ends
-      const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
-      if (!exited) child.kill('SIGKILL');
-    },
-  };
-}
 
 function tenantYaml(tenant) {
   const app = tenant.app;
@@ -207,17 +165,10 @@ async function signedIn(tenant, viewport = DESKTOP, user = tenant.user, locale =
     viewport, deviceScaleFactor: 1, isMobile: viewport === PHONE, hasTouch: viewport === PHONE, ...(locale ? { locale } : {}),
   });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
-  page.on('console', (message) => {
-    // Failed fetches (404 of an entity outside the tenant, a mocked 503, an app's 502 or 403 page) are
-    // expected; script errors and CSP violations are not.
-    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
-  });
-  await page.goto(`${origin(tenant)}/`);
-  await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
-  await page.getByTestId(`sign-in-${user}`).click();
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  // Failed fetches (404 of an entity outside the tenant, a mocked 503, an app's 502 or 403 page) are
+  // expected; script errors and CSP violations are not.
+  const errors = collectErrors(page);
+  await signInAt(page, `${origin(tenant)}/`, user);
   return { context, page, errors };
 }
 
@@ -302,10 +253,6 @@ async function editJson(route, edit) {
 }
 
 /** The labels of the shell's side navigation. */
-async function sideNavLabels(page) {
-  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) => links.map((a) => a.textContent.trim()).filter(Boolean));
-}
-
 /** Opens the shell's home view; resolves with its frame once the list of apps is drawn. */
 async function openHome(page, tenant) {
   await page.goto(`${origin(tenant)}/home`);

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { startPortico, startBrowser, frameWithUrl, freePort } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, freePort, signInAt, sideNavLabels } from './harness.mjs';
 
 const SHOTS = path.resolve('target/e2e');
 let portico;
@@ -26,16 +26,7 @@ after(async () => {
 });
 
 async function signIn(page, origin, user, deepLink = '/') {
-  await page.goto(origin + deepLink);
-  await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
-  await page.getByTestId(`sign-in-${user}`).click();
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
-}
-
-async function sideNavLabels(page) {
-  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) =>
-    links.map((a) => a.textContent.trim()).filter(Boolean),
-  );
+  await signInAt(page, origin + deepLink, user, { expectSignIn: true });
 }
 
 test('on another port the second demo tenant still answers and the switcher links to it there', async () => {

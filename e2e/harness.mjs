@@ -111,3 +111,87 @@ export async function assertAccessible(frameOrPage, what) {
   if (blocking.length) throw new Error(`${what}: ${blocking.length} serious or critical accessibility violation(s):\n  ${described.join('\n  ')}`);
   return result.violations;
 }
+
+/**
+ * Collects what went wrong in `page`'s scripts: uncaught errors, and console errors other than failed
+ * loads (tests provoke those: a 403 page, a refused fetch, a mocked 503). A test asserts the list is
+ * empty, so a script error or a CSP violation fails it.
+ */
+export function collectErrors(page) {
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
+  });
+  return errors;
+}
+
+/**
+ * Opens `url` signed out, picks `user` on the dev sign-in page and waits for the shell (its profile
+ * button) and for the first view's loading indicator to go. With `expectSignIn`, first asserts that
+ * the browser was sent to the sign-in page with its way back (`return_to`), and that the page says
+ * loudly that it is the dev sign-in.
+ */
+export async function signInAt(page, url, user, { expectSignIn = false } = {}) {
+  await page.goto(url);
+  if (expectSignIn && !/\/auth\/login\?return_to=/.test(page.url())) {
+    throw new Error(`${url} did not send a signed-out browser to sign in; it is at ${page.url()}`);
+  }
+  if (expectSignIn) await page.getByTestId('dev-sign-in-warning').waitFor({ timeout: 10000 });
+  await page.getByTestId(`sign-in-${user}`).click({ timeout: 10000 });
+  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
+}
+
+/** The labels of the shell's left navigation, as shown. */
+export async function sideNavLabels(page) {
+  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) =>
+    links.map((a) => a.textContent.trim()).filter(Boolean));
+}
+
+/** The test Backstage (tests/backstage), and whether `make test` installed it. */
+export const BACKSTAGE_DIR = path.join(root, 'tests', 'backstage');
+export const missingBackstage = !existsSync(path.join(BACKSTAGE_DIR, 'node_modules', '@backstage', 'backend-defaults'));
+
+/**
+ * Starts tests/backstage/start.mjs with a piped stdin kept open; resolves once it prints its JSON line
+ * (ports, tokens), with a `stop()` that ends it (start.mjs stops the backend when its stdin ends).
+ * Bounded: 120 s to start, 10 s to stop before it is killed.
+ */
+export async function startBackstage() {
+  const child = spawn(process.execPath, [path.join(BACKSTAGE_DIR, 'start.mjs')], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let out = '';
+  let log = '';
+  child.stderr.on('data', (chunk) => { log = (log + chunk.toString()).slice(-6000); });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.stdin.end();
+    const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
+    if (!exited) child.kill('SIGKILL');
+  };
+  try {
+    const ready = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the test Backstage did not start within 120s:\n${log}`)), 120000);
+      child.stdout.on('data', (chunk) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.trim().startsWith('{'));
+        if (line && out.includes('\n')) {
+          clearTimeout(timer);
+          try { resolve(JSON.parse(line)); } catch (error) { reject(new Error(`start.mjs printed ${line}: ${error.message}`)); }
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the test Backstage exited with ${code} before it was ready:\n${log}`));
+      });
+    });
+    return { ...ready, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPortico, startBrowser, frameWithUrl, assertAccessible } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, assertAccessible, collectErrors, signInAt } from './harness.mjs';
 
 const SHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'target', 'e2e');
 const DESKTOP = { width: 1280, height: 800 };
@@ -71,15 +71,8 @@ async function signedIn(locale, url, user, viewport = DESKTOP) {
   const phone = viewport === PHONE;
   const context = await browser.newContext({ locale, viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
-  });
-  await page.goto(url);
-  await page.getByTestId(`sign-in-${user}`).click({ timeout: 10000 });
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
-  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
+  const errors = collectErrors(page);
+  await signInAt(page, url, user);
   return { context, page, errors };
 }
 

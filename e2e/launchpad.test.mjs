@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { startPortico, startBrowser, frameWithUrl, assertAccessible } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, assertAccessible, signInAt } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHOTS = path.join(root, 'target', 'e2e');
@@ -62,9 +62,7 @@ async function newPage(viewport = DESKTOP, { locale } = {}) {
 
 /** Signs in on the dev sign-in page the portal sends an anonymous browser to. */
 async function signIn(page, user) {
-  await page.goto(portico.baseUrl + '/');
-  await page.getByTestId(`sign-in-${user}`).click();
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  await signInAt(page, portico.baseUrl + '/', user);
 }
 
 /** The home view's frame once it has drawn the user's context (a tile, or the no-apps notice). */

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startOp } from '../tests/support/op.mjs';
-import { startPortico, startBrowser, frameWithUrl, freePort } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, freePort, sideNavLabels } from './harness.mjs';
 
 let op;
 let portico;
@@ -52,11 +52,6 @@ after(async () => {
   await portico?.stop();
   await op?.close();
 });
-
-async function sideNavLabels(page) {
-  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) =>
-    links.map((a) => a.textContent.trim()).filter(Boolean));
-}
 
 async function waitForSignInAvailable() {
   // Discovery runs in the background after start; bounded wait until sign-in redirects to the IdP.

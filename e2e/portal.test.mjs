@@ -2,7 +2,7 @@
 // roles allow, opens apps inside the Luigi shell, and signs out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortico, startBrowser, frameWithUrl, assertAccessible } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, assertAccessible, signInAt, sideNavLabels } from './harness.mjs';
 
 let portico;
 let browser;
@@ -18,16 +18,8 @@ after(async () => {
 });
 
 async function signIn(page, user, deepLink = '/') {
-  await page.goto(portico.baseUrl + deepLink);
   // Not signed in: the browser lands on the dev sign-in page, which says loudly what it is.
-  assert.match(page.url(), /\/auth\/login\?return_to=/);
-  await page.getByTestId('dev-sign-in-warning').waitFor();
-  await page.getByTestId(`sign-in-${user}`).click();
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
-}
-
-async function sideNavLabels(page) {
-  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) => links.map((a) => a.textContent.trim()).filter(Boolean));
+  await signInAt(page, portico.baseUrl + deepLink, user, { expectSignIn: true });
 }
 
 test('a developer lands on the deep link they asked for and sees only their apps', async () => {

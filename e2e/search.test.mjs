@@ -17,20 +17,19 @@
 // PORTICO_E2E_ALLOW_SKIP is set, when it is skipped with the reason.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPortico, startBrowser, frameWithUrl, freePort, assertAccessible } from './harness.mjs';
+import {
+  startPortico, startBrowser, frameWithUrl, freePort, assertAccessible, collectErrors, signInAt, startBackstage,
+  missingBackstage,
+} from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHOTS = path.join(root, 'target', 'e2e');
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-const BACKSTAGE_DIR = path.join(root, 'tests', 'backstage');
-const missingBackstage = !existsSync(path.join(BACKSTAGE_DIR, 'node_modules', '@backstage', 'backend-defaults'));
 const skipCatalog = missingBackstage && process.env.PORTICO_E2E_ALLOW_SKIP
   ? 'tests/backstage/node_modules is missing (run scripts/install-backstage.sh); skipped because PORTICO_E2E_ALLOW_SKIP is set'
   : false;
@@ -56,16 +55,9 @@ async function signedIn(url, user, viewport = DESKTOP) {
   const phone = viewport === PHONE;
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1, isMobile: phone, hasTouch: phone });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
-  page.on('console', (message) => {
-    // A refused or faked fetch is expected (the failing catalog); script errors and CSP violations are not.
-    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) errors.push(`console: ${message.text()}`);
-  });
-  await page.goto(url);
-  await page.getByTestId(`sign-in-${user}`).click({ timeout: 10000 });
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
-  await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
+  // A refused or faked fetch is expected (the failing catalog); script errors and CSP violations are not.
+  const errors = collectErrors(page);
+  await signInAt(page, url, user);
   return { context, page, errors };
 }
 
@@ -312,46 +304,6 @@ test('phone: the overflow menu opens the field, results fit the screen, a tap op
 
 const ACME = { id: 'acme', user: 'ann', group: 'acme-eng', namespaces: ['acme', 'common'], app: { id: 'payments', label: 'Payments Console', owner: 'team-payments' } };
 const GLOBEX = { id: 'globex', user: 'gus', group: 'globex-eng', namespaces: ['globex', 'common'], app: { id: 'inventory', label: 'Inventory Console', owner: 'team-warehouse' } };
-
-/** Starts tests/backstage/start.mjs with a piped stdin kept open; resolves once it prints its JSON line
- *  (the same contract e2e/catalog.test.mjs uses). */
-async function startBackstage() {
-  const child = spawn(process.execPath, [path.join(BACKSTAGE_DIR, 'start.mjs')], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  let out = '';
-  let log = '';
-  child.stderr.on('data', (chunk) => { log = (log + chunk.toString()).slice(-6000); });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.stdin.end(); // start.mjs stops the backend when its stdin ends
-    const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise((r) => setTimeout(() => r(false), 10000))]);
-    if (!exited) child.kill('SIGKILL');
-  };
-  try {
-    const ready = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the test Backstage did not start within 120s:\n${log}`)), 120000);
-      child.stdout.on('data', (chunk) => {
-        out += chunk.toString();
-        const line = out.split('\n').find((l) => l.trim().startsWith('{'));
-        if (line && out.includes('\n')) {
-          clearTimeout(timer);
-          try { resolve(JSON.parse(line)); } catch (error) { reject(new Error(`start.mjs printed ${line}: ${error.message}`)); }
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the test Backstage exited with ${code} before it was ready:\n${log}`));
-      });
-    });
-    return { ...ready, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-}
 
 describe('catalog entities', { skip: skipCatalog }, () => {
   let backstage;

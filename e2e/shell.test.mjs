@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPortico, startBrowser, frameWithUrl, freePort, assertAccessible } from './harness.mjs';
+import { startPortico, startBrowser, frameWithUrl, freePort, assertAccessible, signInAt } from './harness.mjs';
 
 const SHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'target', 'e2e');
 const DESKTOP = { width: 1280, height: 800 };
@@ -84,10 +84,7 @@ async function signedIn(portico, user, deepLink, viewport = DESKTOP, locale = un
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(portico.baseUrl + deepLink);
-  assert.match(page.url(), /\/auth\/login\?return_to=/);
-  await page.getByTestId(`sign-in-${user}`).click();
-  await page.getByTestId('luigi-topnav-profile-btn').waitFor({ timeout: 15000 });
+  await signInAt(page, portico.baseUrl + deepLink, user, { expectSignIn: true });
   return { context, page, errors };
 }
 

@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startPortico, startBrowser, freePort, frameWithUrl } from './harness.mjs';
+import { startPortico, startBrowser, freePort, frameWithUrl, sideNavLabels } from './harness.mjs';
 
 const ACME = { id: 'acme', title: 'Acme Developer Portal', shell: '#8b1a1a', shellRgb: 'rgb(139, 26, 26)' };
 const GLOBEX = { id: 'globex', title: 'Globex Engineering Hub', shell: '#1a4d2e', shellRgb: 'rgb(26, 77, 46)' };
@@ -99,10 +99,6 @@ async function pickUser(page, tenant, user) {
 async function signIn(page, tenant, user, deepLink = '/') {
   await page.goto(origin(tenant) + deepLink);
   await pickUser(page, tenant, user);
-}
-
-async function sideNavLabels(page) {
-  return page.$$eval('[data-testid="semiCollapsibleLeftNav"] a[data-testid^="nav-"]', (links) => links.map((a) => a.textContent.trim()).filter(Boolean));
 }
 
 /** The shell colour as the page has it: the CSS variable, the shell bar's background, theme.css's text. */
