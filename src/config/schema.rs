@@ -152,3 +152,160 @@ fn schema_files_are_up_to_date() {
         );
     }
 }
+
+/// The README's YAML examples, as an editor with `yaml-language-server` would check them against the
+/// committed schemas: each block must validate, and so must each broken example below be refused, or
+/// the schema would not help anyone. A block with a top-level `id` is an app file; one that is only an
+/// app's `upstream` is checked inside a minimal app file; every other block is a main config.
+#[test]
+fn readme_examples_validate_and_broken_ones_do_not() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let main = validator(&root.join("docs/portico.schema.json"));
+    let app = validator(&root.join("docs/portico-app.schema.json"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md is readable");
+    let blocks = yaml_blocks(&readme);
+    assert!(
+        blocks.len() >= 4,
+        "the README's YAML examples were not found"
+    );
+    for (line, text) in &blocks {
+        let document = yaml_to_json(text);
+        let (schema, kind, instance) = if document.get("id").is_some() {
+            (&app, "an app file", document)
+        } else if document
+            .as_object()
+            .is_some_and(|map| map.len() == 1 && map.contains_key("upstream"))
+        {
+            let mut minimal =
+                serde_json::json!({ "id": "example", "access": { "roles": ["developer"] } });
+            minimal["upstream"] = document["upstream"].clone();
+            (&app, "an app file's upstream", minimal)
+        } else {
+            (&main, "a main config", document)
+        };
+        let problems: Vec<String> = schema
+            .iter_errors(&instance)
+            .map(|error| {
+                let at = error.instance_path().to_string();
+                let at = if at.is_empty() {
+                    "the top level".to_owned()
+                } else {
+                    at
+                };
+                format!("{error}, at {at}")
+            })
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "README.md line {line}: the example ({kind}) does not validate against its schema:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+
+    let broken_apps = [
+        ("a misspelt key", "id: x\nacess: { roles: [developer] }\n"),
+        ("a list where one text is wanted", "id: x\nowner: [a, b]\n"),
+        (
+            "an unknown language",
+            "id: x\nlabel: { en: Costs, fr: Coûts }\n",
+        ),
+        (
+            "a rule that is not a list",
+            "id: x\nrules: { path: /admin/** }\n",
+        ),
+        ("a node without its mapping", "id: x\nnodes: [reports]\n"),
+        (
+            "cookies mode that does not exist",
+            "id: x\ncookies: share\n",
+        ),
+    ];
+    for (what, text) in broken_apps {
+        assert!(
+            !app.is_valid(&yaml_to_json(text)),
+            "the app schema accepts {what}:\n{text}"
+        );
+    }
+    let broken_configs = [
+        (
+            "a misspelt top-level key",
+            "tenant:\n  acme: { hosts: [a.example] }\n",
+        ),
+        (
+            "hosts as a mapping",
+            "tenants:\n  acme: { hosts: { a: b } }\n",
+        ),
+        (
+            "a session store that does not exist",
+            "sessions: { store: postgres }\n",
+        ),
+        (
+            "a key that is not a tenant's",
+            "tenants:\n  acme: { hosts: [a.example], upstream: http://x }\n",
+        ),
+    ];
+    for (what, text) in broken_configs {
+        assert!(
+            !main.is_valid(&yaml_to_json(text)),
+            "the config schema accepts {what}:\n{text}"
+        );
+    }
+}
+
+fn validator(path: &Path) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(path).expect("the committed schema is readable");
+    let schema: Value = serde_json::from_str(&text).expect("the committed schema is JSON");
+    jsonschema::validator_for(&schema).expect("the committed schema is a valid JSON Schema")
+}
+
+/// Each fenced ```yaml block of a Markdown text, with the line its text starts on.
+fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (index, line) in markdown.lines().enumerate() {
+        match &mut open {
+            None if line.trim_start().starts_with("```yaml") => {
+                open = Some((index + 2, String::new()))
+            }
+            Some(_) if line.trim_start().starts_with("```") => blocks.extend(open.take()),
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// A YAML document as JSON with YAML's own scalar types (what a YAML language server validates),
+/// unlike `config::yaml`, which keeps scalars as text for the loader to read.
+fn yaml_to_json(text: &str) -> Value {
+    fn convert(yaml: &yaml_rust2::Yaml) -> Value {
+        use yaml_rust2::Yaml;
+        match yaml {
+            Yaml::Real(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number),
+            Yaml::Integer(number) => Value::from(*number),
+            Yaml::String(text) => Value::String(text.clone()),
+            Yaml::Boolean(flag) => Value::Bool(*flag),
+            Yaml::Array(items) => Value::Array(items.iter().map(convert).collect()),
+            Yaml::Hash(map) => Value::Object(
+                map.iter()
+                    .map(|(key, value)| {
+                        let key = match key {
+                            Yaml::String(text) => text.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        (key, convert(value))
+                    })
+                    .collect(),
+            ),
+            _ => Value::Null,
+        }
+    }
+    let documents = yaml_rust2::YamlLoader::load_from_str(text).expect("the example is YAML");
+    documents.first().map_or(Value::Null, convert)
+}
