@@ -336,3 +336,56 @@ test('German: a German browser gets My access in German, lists joined the German
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+// A link to an app dave may not open: the shell's not-found view and the proxy's 403 page name the
+// owner and the group that would let him in, with the tenant's "Request access" link (the demo's
+// request_access ticket template) filled in. Screenshots: target/e2e/request-access-{view,page}-{desktop,phone}.png.
+const TICKET = 'https://tickets.demo.example/new?summary=Access+to+Admin%20Console&group=demo-platform-admins&requester=dave%40demo.example';
+
+/** Nothing in `main` reaches past the right edge or is cut off inside its box. */
+async function nothingOverflows(frameOrPage) {
+  const overflowing = await frameOrPage.evaluate(() => [...document.querySelectorAll('main *')]
+    .filter((el) => el.getClientRects().length && (el.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 || el.scrollWidth > el.clientWidth + 1))
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.slice(0, 40)}`));
+  assert.deepEqual(overflowing, [], 'elements overflow or are cut off');
+}
+
+for (const [kind, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+  test(`a link to an app dave may not open names its owner and offers "Request access" (${kind}, axe)`, async () => {
+    const { context, page, errors } = await signedIn('dave', { viewport, deepLink: '/home/admin-console' });
+    // In the shell: the not-found view explains, with the link as its first action.
+    const view = await frameWithUrl(page, '/shell/not-found.html');
+    await view.getByTestId('not-found-title').filter({ hasText: 'Admin Console' }).waitFor(WAIT);
+    assert.match(await said(view.getByTestId('not-found-needs')), /members of demo-platform-admins have\./);
+    assert.equal(await said(view.getByTestId('not-found-ask')), 'Ask team-platform or your team lead to add you to this group.');
+    const link = view.getByTestId('not-found-request-access');
+    assert.equal(await link.count(), 1);
+    assert.equal(await said(link), 'Request access to demo-platform-admins');
+    assert.equal(await link.getAttribute('href'), `${TICKET}&path=%2Fhome%2Fadmin-console`);
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
+    assert.deepEqual(await view.locator('#actions a').evaluateAll((links) => links.map((a) => a.dataset.testid)),
+      ['not-found-request-access', 'not-found-home-link']);
+    await page.locator('[luigi-app-loading-indicator]').waitFor({ state: 'detached', timeout: 5000 }).catch(() => {});
+    await noSidewaysScroll(view);
+    await nothingOverflows(view);
+    await page.screenshot({ path: path.join(SHOTS, `request-access-view-${kind}.png`) });
+    await assertAccessible(view, `the not-found view with a request link (${kind})`);
+
+    // The app's own address, as a bookmark would open it: the 403 page says the same.
+    const response = await page.goto(portico.baseUrl + '/apps/admin-console/');
+    assert.equal(response.status(), 403);
+    assert.equal(await said(page.getByTestId('error-app')), 'App: Admin Console · owned by team-platform');
+    assert.equal(await said(page.getByTestId('error-needs')), 'platform-admin — granted to members of demo-platform-admins');
+    assert.match(await said(page.getByTestId('error-ask')), /^Request access below, or ask the app’s owner, team-platform, or your team lead/);
+    const request = page.getByTestId('request-access');
+    assert.equal(await said(request), 'Request access to demo-platform-admins');
+    assert.equal(await request.getAttribute('href'), `${TICKET}&path=%2Fapps%2Fadmin-console%2F`);
+    await noSidewaysScroll(page);
+    await nothingOverflows(page);
+    await page.screenshot({ path: path.join(SHOTS, `request-access-page-${kind}.png`), fullPage: true });
+    await assertAccessible(page, `the 403 page with a request link (${kind})`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+}

@@ -23,9 +23,12 @@ export function porticoBinary() {
   return binary;
 }
 
-/** Starts `portico serve` with extra args; resolves with its base URL once it says it is serving. */
-export async function startPortico(args = [], { listen = '127.0.0.1:0' } = {}) {
-  const child = spawn(porticoBinary(), ['serve', '--listen', listen, '--admin-listen', '127.0.0.1:0', ...args], {
+/**
+ * Starts `portico serve` with extra args (or, with `argv`, portico with exactly those arguments, e.g.
+ * `preview --serve …`); resolves with its base URL once it says it is serving.
+ */
+export async function startPortico(args = [], { listen = '127.0.0.1:0', argv } = {}) {
+  const child = spawn(porticoBinary(), argv ?? ['serve', '--listen', listen, '--admin-listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
   });

@@ -24,6 +24,10 @@ pub mod backstage;
 mod clock;
 /// Config loading and validation with positioned diagnostics; the only module that knows YAML.
 pub mod config;
+/// `portico check --diff-against`: who gains and who loses which app, page or rule in a config change.
+pub mod config_diff;
+/// `portico doctor`: every app view a user can open, probed through the real proxy, with findings.
+pub mod doctor;
 /// Why a user sees what they see: every app and page, and the rule that decides a path.
 pub mod explain;
 /// The HTTP kit: errors → responses (HTML for browsers, JSON for API calls) and the request context.
@@ -32,6 +36,8 @@ mod http;
 mod i18n;
 /// Server-side cookie jars per session and app: app cookies that never reach the browser.
 mod jar;
+/// `portico preview`: what a user with given groups sees, printed or served on loopback with a banner.
+pub mod preview;
 /// The forwarding kit both gateways use: path canonicalisation, guard, header hygiene, pooled client.
 mod proxy;
 /// Roles from groups and the one access decision.

@@ -96,6 +96,55 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ExplainFormat,
     },
+    /// Probe every app and page view a user can open, through the real proxy path, and report what
+    /// is wrong with each: its status, Luigi Client, root-absolute URLs, framing headers, cookies on
+    /// `Path=/`; with the app's owner and the fix. Exits 1 when any finding is an error.
+    Doctor {
+        /// The YAML config file (default: the embedded demo).
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// Who to probe as; with dev sign-in, a demo user's id also gives their groups.
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Option<Vec<String>>,
+        /// Only this app (repeatable); default: every app the user sees.
+        #[arg(long = "app")]
+        apps: Vec<String>,
+        /// `text` for people (one line per finding), `json` for programs.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExplainFormat,
+    },
+    /// What a user with these groups would see: their Luigi navigation as text or as the JSON the
+    /// shell gets; with --serve, the real portal of that tenant on a loopback address, signed in as
+    /// such a user, with a "preview" banner.
+    Preview {
+        /// The YAML config file (default: the embedded demo).
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// Who it is for (shown); with dev sign-in, a demo user's id also gives their groups.
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Option<Vec<String>>,
+        /// The language of the labels (`en`, `de`); a served preview follows the browser's.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// `text`: the navigation as a reviewer reads it; `json`: what `/shell/config.json` returns.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExplainFormat,
+        /// Serve the real shell on this loopback address instead (e.g. 127.0.0.1:8090).
+        #[arg(long)]
+        serve: Option<SocketAddr>,
+    },
     /// Print the JSON Schema of the config file (or with --app, of one team's app file), for editors
     /// (yaml-language-server) and CI.
     Schema {
@@ -104,11 +153,29 @@ enum Command {
         app: bool,
     },
     /// Validate config files and report every problem with file:line:column; exits 1 on any error.
+    /// A team's app file is checked as an app of its tenant. Needs none of the platform's secrets:
+    /// an unset ${VAR} is a warning (--strict fails on it).
     Check {
-        /// Config files to check.
+        /// Config files to check: main configs, or teams' app files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        app_check: CheckArgs,
+        /// Compare with this old config and report who gains and who loses which app, page or rule:
+        /// its file, or a checkout of the old revision (a directory holding the same relative path).
+        #[arg(long, value_name = "OLD")]
+        diff_against: Option<PathBuf>,
+        /// Output of --diff-against: `text`, `github` (annotations and $GITHUB_STEP_SUMMARY), `json`.
+        #[arg(long, value_enum, default_value = "text", requires = "diff_against")]
+        format: DiffFormat,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DiffFormat {
+    Text,
+    Github,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -120,7 +187,15 @@ enum ExplainFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { files } => check(&files),
+        Command::Check {
+            files,
+            diff_against: Some(old),
+            format,
+            ..
+        } => check_diff(&files, &old, format),
+        Command::Check {
+            files, app_check, ..
+        } => check(&files, &app_check),
         Command::Schema { app } => write_out(if app {
             config::APP_SCHEMA
         } else {
@@ -142,6 +217,34 @@ fn main() -> ExitCode {
             path.as_deref().map(|path| (method.as_str(), path)),
             format,
         ),
+        Command::Doctor {
+            config,
+            tenant,
+            user,
+            groups,
+            apps,
+            format,
+        } => doctor(config.as_deref(), tenant, user, groups, apps, format),
+        Command::Preview {
+            config,
+            tenant,
+            user,
+            groups,
+            lang,
+            format,
+            serve,
+        } => {
+            let (config, groups) =
+                match config_for_user(config.as_deref(), &tenant, user.as_deref(), groups) {
+                    Ok(resolved) => resolved,
+                    Err(code) => return code,
+                };
+            let viewer = portico::preview::Viewer { user, groups };
+            match serve {
+                Some(listen) => serve_preview(config, &tenant, &viewer, listen),
+                None => print_preview(&config, &tenant, &viewer, &lang, format),
+            }
+        }
         Command::Config { embedded: _ } => write_out(config::EMBEDDED_DEFAULT),
         Command::Serve {
             config,
@@ -153,39 +256,101 @@ fn main() -> ExitCode {
             collect_freed_memory_periodically();
             // Worker 0's runtime; `App::run` starts one more single-threaded runtime per further
             // worker (`server.workers`), so no request hops between threads (see `app::Worker`).
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("error: cannot start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime() else {
+                return ExitCode::FAILURE;
             };
             runtime.block_on(serve(config, listen, admin_listen))
         }
     }
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+/// `portico check`'s options for app files, standard input and warnings.
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The main config an app file is checked against [default: the nearest portico.yaml in this
+    /// directory or above].
+    #[arg(long, short, env = "PORTICO_CONFIG")]
+    config: Option<PathBuf>,
+    /// The tenant an app file is checked as [default: the one whose `apps_from` matches its path].
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Fail on warnings too (an unset ${VAR} is one).
+    #[arg(long)]
+    strict: bool,
+    /// The path `-` (standard input) stands for: named in diagnostics, matched with `apps_from`,
+    /// and its directory anchors relative paths.
+    #[arg(long, value_name = "PATH")]
+    stdin_name: Option<PathBuf>,
+}
+
+/// `portico check`: each file on its own, a main config or a team's app file (checked as its
+/// tenant's, `config::check`), without the platform's secrets; exits 1 when any has an error, or
+/// with --strict a warning.
+fn check(files: &[PathBuf], args: &CheckArgs) -> ExitCode {
+    let working_dir = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("error: cannot tell the working directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdin = std::path::Path::new("-");
+    if args.stdin_name.is_some() && !files.iter().any(|file| file == stdin) {
+        eprintln!("error: --stdin-name names standard input, and no file is `-`");
+        return ExitCode::FAILURE;
+    }
+    if files.iter().filter(|file| *file == stdin).count() > 1 {
+        eprintln!("error: standard input (`-`) can be checked once");
+        return ExitCode::FAILURE;
+    }
+    let options = config::CheckOptions {
+        config: args.config.as_deref(),
+        tenant: args.tenant.as_deref(),
+        working_dir: &working_dir,
+    };
     let mut failed = false;
     for file in files {
-        match config::load_file(file) {
-            Ok(Loaded { warnings, config }) => {
-                for warning in &warnings {
-                    println!("{warning}");
+        let input = if file == stdin {
+            match read_stdin() {
+                Ok(text) => config::CheckInput {
+                    name: args
+                        .stdin_name
+                        .as_ref()
+                        .map_or_else(|| "<stdin>".to_owned(), |name| name.display().to_string()),
+                    path: args.stdin_name.clone(),
+                    text: Some(text),
+                },
+                Err(error) => {
+                    eprintln!("error: cannot read standard input: {error}");
+                    failed = true;
+                    continue;
                 }
-                let apps: usize = config.tenants.iter().map(|t| t.apps.len()).sum();
-                println!(
-                    "{}: ok ({} tenant(s), {apps} app(s))",
-                    file.display(),
-                    config.tenants.len()
-                );
+            }
+        } else {
+            config::CheckInput {
+                name: file.display().to_string(),
+                path: Some(file.clone()),
+                text: None,
+            }
+        };
+        match config::check(&config::OsSource, &input, &options) {
+            Ok(report) => {
+                let passed = report.passed(args.strict);
+                let mut lines: Vec<String> =
+                    report.diagnostics.iter().map(ToString::to_string).collect();
+                lines.extend(report.note());
+                lines.push(report.summary(args.strict));
+                // As before: a passing file's report on stdout, a failing one's on stderr.
+                if passed {
+                    println!("{}", lines.join("\n"));
+                } else {
+                    eprintln!("{}", lines.join("\n"));
+                    failed = true;
+                }
             }
             Err(error) => {
+                eprintln!("error: {error}");
                 failed = true;
-                print_config_error(&error);
             }
         }
     }
@@ -193,6 +358,72 @@ fn check(files: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Standard input as text, at most one byte more than the 1 MiB a config file may have (the
+/// loader refuses more, and an endless pipe is not read to its end).
+fn read_stdin() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take((1 << 20) + 1)
+        .read_to_end(&mut bytes)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// `portico check NEW --diff-against OLD`: both configs load as `check` loads them (an error in
+/// either exits 1 with its report); then `portico::config_diff`'s report. A diff is information, so
+/// it exits 0.
+fn check_diff(files: &[PathBuf], old: &std::path::Path, format: DiffFormat) -> ExitCode {
+    use portico::config_diff;
+    let [new] = files else {
+        eprintln!("error: --diff-against compares one config file; give one");
+        return ExitCode::FAILURE;
+    };
+    let old = match config_diff::old_config_path(new, old) {
+        Ok(old) => old,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (new_side, old_side) = (config_diff::load(new), config_diff::load(&old));
+    for (side, which) in [(&new_side, "new"), (&old_side, "old (--diff-against)")] {
+        if let Err(error) = side {
+            print_config_error(error);
+            eprintln!("the {which} config does not load; nothing compared");
+        }
+    }
+    let (Ok(new_side), Ok(old_side)) = (new_side, old_side) else {
+        return ExitCode::FAILURE;
+    };
+    for warning in new_side.warnings() {
+        eprintln!("{warning}");
+    }
+    let review = config_diff::diff(&old_side, &new_side);
+    let written = match format {
+        DiffFormat::Text => Ok(review.to_text()),
+        DiffFormat::Json => review.to_json(),
+        DiffFormat::Github => match std::env::var_os("GITHUB_STEP_SUMMARY") {
+            Some(path) if !path.is_empty() => review
+                .append_summary(std::path::Path::new(&path))
+                .map(|()| review.to_github_annotations()),
+            _ => Ok(format!(
+                "{}\n{}",
+                review.to_github_annotations(),
+                review.to_markdown()
+            )),
+        },
+    };
+    match written {
+        Ok(text) => write_out(&text),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -206,40 +437,12 @@ fn explain(
     path: Option<(&str, &str)>,
     format: ExplainFormat,
 ) -> ExitCode {
-    let loaded = match file {
-        Some(file) => config::load_file(file),
-        None => config::load_embedded(),
-    };
-    let config = match loaded {
-        Ok(Loaded { config, .. }) => config,
-        Err(error) => {
-            print_config_error(&error);
-            return ExitCode::FAILURE;
-        }
+    let (config, groups) = match config_for_user(file, tenant_id, user, groups) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
     };
     let Some(tenant) = config.tenant(tenant_id) else {
-        let ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
-        eprintln!(
-            "error: there is no tenant `{tenant_id}`\n    hint: the tenants: {}",
-            ids.join(", ")
-        );
         return ExitCode::FAILURE;
-    };
-    let groups = match (groups, user, &tenant.sign_in) {
-        (Some(groups), _, _) => groups,
-        (None, Some(user), config::SignIn::Dev { users }) if users.iter().any(|u| u.id == user) => {
-            users
-                .iter()
-                .find(|u| u.id == user)
-                .map(|u| u.groups.clone())
-                .unwrap_or_default()
-        }
-        (None, _, _) => {
-            eprintln!(
-                "error: say which groups the user has\n    hint: --groups acme-eng,acme-finops (as the IdP's groups claim lists them); with dev sign-in, --user <demo user id> reads them from config"
-            );
-            return ExitCode::FAILURE;
-        }
     };
     let method = match path.map(|(method, _)| method.to_ascii_uppercase().parse::<http::Method>()) {
         Some(Err(_)) => {
@@ -254,15 +457,186 @@ fn explain(
     };
     let path = method.as_ref().zip(path.map(|(_, path)| path));
     let explanation = portico::explain::explain(tenant, user, &groups, path);
+    write_report(format, || explanation.to_text(), &explanation)
+}
+
+/// The config (refused whole if it has an error, like `serve`) and the groups of `user` on
+/// `tenant_id`, for `explain` and `doctor`: `--groups` as given, else a dev sign-in user's groups.
+/// Problems are printed; the `Err` is the exit code.
+fn config_for_user(
+    file: Option<&std::path::Path>,
+    tenant_id: &str,
+    user: Option<&str>,
+    groups: Option<Vec<String>>,
+) -> Result<(config::Config, Vec<String>), ExitCode> {
+    let loaded = match file {
+        Some(file) => config::load_file(file),
+        None => config::load_embedded(),
+    };
+    let config = match loaded {
+        Ok(Loaded { config, .. }) => config,
+        Err(error) => {
+            print_config_error(&error);
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let Some(tenant) = config.tenant(tenant_id) else {
+        let ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
+        eprintln!(
+            "error: there is no tenant `{tenant_id}`\n    hint: the tenants: {}",
+            ids.join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let groups = match (groups, user, &tenant.sign_in) {
+        (Some(groups), _, _) => groups,
+        (None, Some(user), config::SignIn::Dev { users }) if users.iter().any(|u| u.id == user) => {
+            users
+                .iter()
+                .find(|u| u.id == user)
+                .map(|u| u.groups.clone())
+                .unwrap_or_default()
+        }
+        (None, _, _) => {
+            eprintln!(
+                "error: say which groups the user has\n    hint: --groups acme-eng,acme-finops (as the IdP's groups claim lists them); with dev sign-in, --user <demo user id> reads them from config"
+            );
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    Ok((config, groups))
+}
+
+/// `portico doctor`: probes as `user` through an in-process portal (`portico::doctor`) and prints
+/// its findings; exits 1 when one is an error.
+fn doctor(
+    file: Option<&std::path::Path>,
+    tenant: String,
+    user: Option<String>,
+    groups: Option<Vec<String>>,
+    apps: Vec<String>,
+    format: ExplainFormat,
+) -> ExitCode {
+    let (config, groups) = match config_for_user(file, &tenant, user.as_deref(), groups) {
+        Ok(resolved) => resolved,
+        Err(code) => return code,
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let subject = portico::doctor::Subject {
+        tenant,
+        user,
+        groups,
+        apps,
+    };
+    let report = match runtime.block_on(portico::doctor::run(config, &subject)) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = write_report(format, || report.to_text(), &report);
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        written
+    }
+}
+
+/// `portico preview` without `--serve`: the navigation or the shell's config document.
+fn print_preview(
+    config: &config::Config,
+    tenant: &str,
+    viewer: &portico::preview::Viewer,
+    lang: &str,
+    format: ExplainFormat,
+) -> ExitCode {
+    let document = match portico::preview::shell_config(config, tenant, viewer, lang) {
+        Ok(document) => document,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    write_report(
+        format,
+        || portico::preview::outline(tenant, viewer, &document),
+        &document,
+    )
+}
+
+/// `portico preview --serve`: the tenant's real portal on a loopback address, for one stand-in user.
+fn serve_preview(
+    config: config::Config,
+    tenant: &str,
+    viewer: &portico::preview::Viewer,
+    listen: SocketAddr,
+) -> ExitCode {
+    let config = match portico::preview::serving_config(config, tenant, viewer, listen) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = telemetry::init(LogFormat::Text);
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async {
+        let app = match portico::app::App::build(config).await {
+            Ok(app) => app,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "preview of tenant {tenant} for {} on http://{}/ (sign in as the one user offered); Ctrl-C ends it",
+            viewer.groups.join(", "),
+            app.local_addr()
+        );
+        match app.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// A command's report: its text for people, or its JSON for programs.
+fn write_report<T: serde::Serialize>(
+    format: ExplainFormat,
+    text: impl FnOnce() -> String,
+    json: &T,
+) -> ExitCode {
     match format {
-        ExplainFormat::Text => write_out(&explanation.to_text()),
-        ExplainFormat::Json => match serde_json::to_string_pretty(&explanation) {
+        ExplainFormat::Text => write_out(&text()),
+        ExplainFormat::Json => match serde_json::to_string_pretty(json) {
             Ok(json) => write_out(&format!("{json}\n")),
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// A single-threaded async runtime for a command, or `None` after saying why there is none.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            None
+        }
     }
 }
 

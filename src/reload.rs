@@ -851,6 +851,8 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             roles,
             apps: _,
             backstage,
+            request_access,
+            health,
         } = tenant;
         let mut secrets = Vec::new();
         if let SignIn::Oidc(settings) = sign_in {
@@ -864,7 +866,7 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             secrets.push(secret);
         }
         let text = format!(
-            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}"
+            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}{request_access:?}{health:?}"
         );
         (text, secrets)
     }

@@ -18,6 +18,7 @@ use crate::auth::oidc::OidcRegistry;
 use crate::auth::session::Sessions;
 use crate::backstage::tokens::BackstageTokens;
 use crate::config::Config;
+use crate::doctor::health::HealthBoard;
 use crate::proxy::cache::ResponseCache;
 use crate::proxy::client::UpstreamClient;
 use crate::shared::Redis;
@@ -70,6 +71,9 @@ pub struct SharedState {
     pub access: Access,
     /// Upstream responses kept for apps with `cache:` on (bounded by `proxy.cache`, read per store).
     pub(crate) cache: Arc<ResponseCache>,
+    /// What the health watch found about each watched tenant's apps (`doctor::watch`); the shell
+    /// reads it with one lock-free load per `/shell/config.json`.
+    pub health: Arc<HealthBoard>,
 }
 
 impl SharedState {

@@ -25,6 +25,8 @@ use crate::auth::oidc::{IdpStatus, OidcRegistry};
 use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
 use crate::backstage::BackstageTokens;
 use crate::config::{Config, SignIn, StoreSettings, TenantId};
+use crate::doctor::health::HealthBoard;
+use crate::doctor::watch::HealthWatch;
 use crate::proxy::UpstreamClient;
 use crate::proxy::cache::ResponseCache;
 use crate::reload::{ConfigOrigin, Reloader};
@@ -164,8 +166,9 @@ impl App {
         let state = self.state.clone();
         let shutdown = state.shutdown.clone();
         spawn_background_tasks(&state);
+        let health = HealthWatch::start(&state);
         tokio::spawn(signals(shutdown.clone()));
-        add_reload_hooks(&self.reloader, &state);
+        add_reload_hooks(&self.reloader, &state, health);
         self.reloader.count_into(state.metrics.clone());
         self.reloader.reload_on_hangup()?;
         self.reloader.watch_files();
@@ -391,7 +394,10 @@ async fn close_websockets(
 }
 
 /// What else follows an applied reload besides the config snapshot.
-fn add_reload_hooks(reloader: &Reloader, state: &AppState) {
+fn add_reload_hooks(reloader: &Reloader, state: &AppState, health: HealthWatch) {
+    // Each tenant's health watch follows its `health:` settings (its apps and roles are read from
+    // the config at every round anyway).
+    reloader.add_hook(Box::new(move |_config| health.config_changed()));
     // Certificates are re-read from disk too (they are also polled every `server.tls.reload_interval`).
     let upstreams = state.upstreams.clone();
     reloader.add_hook(Box::new(move |config| {
@@ -493,6 +499,11 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
                 .collect()
         }));
     }
+    let health = Arc::new(HealthBoard::default());
+    {
+        let health = health.clone();
+        metrics.read_app_health_from(Box::new(move || health.app_up()));
+    }
     let metrics_for_cache = metrics.cache_store();
     Ok(AppState::new(SharedState {
         signing_keys,
@@ -509,6 +520,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
         websockets: TaskTracker::new(),
         tls,
         cache: Arc::new(ResponseCache::new(metrics_for_cache)),
+        health,
     }))
 }
 

@@ -8,27 +8,33 @@
 //! app's `compress:` mode allows its type and the app did not compress it itself. This module must never forward the session
 //! cookie or a client-sent identity header (the kit's `prepare` sees to it) and decides access only
 //! through `rbac::decide`, before anything is forwarded or served.
+//!
+//! A refusal (403) says what the shell's not-found view says for the same app (`shell::route`): the
+//! app's label and owner, the page whose rule refused, each role that would open this path with the
+//! groups that grant it, and the tenant's `request_access` links for those groups (`ErrorAccess`).
+//! Nothing beyond: the user named the app by its address, and learns no other app, role or group.
 
 mod files;
 mod upstream;
+pub(crate) use upstream::{ShowUpstreamHeaders, UpstreamHeaders};
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, StatusCode, Uri};
-use axum::response::{Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
 
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
-use crate::config::{App, AppId, AppMount, AppTarget};
-use crate::http::error::ErrorApp;
+use crate::config::{AccessAsk, App, AppId, AppMount, AppTarget, NavNode};
+use crate::http::error::{ErrorAccess, ErrorApp, Refusal};
 use crate::http::{AppError, Class, Problem, RequestContext, compress};
 use crate::proxy::headers::{self, PortalCookies};
 use crate::proxy::path::{self, AppPath};
 use crate::proxy::{self, Guard, ProxyError};
-use crate::rbac::{self, Decision};
+use crate::rbac::{self, DecidedBy, Decision};
 use crate::state::AppState;
 use crate::telemetry::Labels;
 
@@ -130,7 +136,10 @@ pub(crate) async fn serve(
     let request = Request::from_parts(parts, body);
     let (app, rest) = resolve(&context, &request)?;
     let accepts = compress::Accepts::of(request.method(), request.headers());
-    let path = decide(&context, &signed_in, app, request.method(), rest)?;
+    let path = match decide(&context, &signed_in, app, request.method(), rest) {
+        Ok(path) => path,
+        Err(refused) => return Ok(*refused),
+    };
     // Below the UI, `api` in any spelling (`%61pi`, `API`, `./api`) is Backstage's API, which only
     // portico's `/backstage/api/` mount reaches, with the catalog scope and the user's credential.
     if app.mount == AppMount::BackstageUi && is_backstage_api(&path.decoded) {
@@ -156,7 +165,7 @@ pub(crate) async fn serve(
         Ok(response) => response,
         // The user may open the app: its error page may say whose it is (never before the decision).
         Err(error) => {
-            return Ok(ErrorApp::of(app).attach(axum::response::IntoResponse::into_response(error)));
+            return Ok(ErrorApp::of(app).attach(error.into_response()));
         }
     };
     // Backstage's UI names its built files by their content hash: they never change under one name.
@@ -233,17 +242,20 @@ fn resolve<'a, 'r>(
 }
 
 /// Phase 2: the path inside the app in its canonical forms, if `rbac::decide` lets the user's roles
-/// reach it with this method; a refusal is audited.
+/// reach it with this method; else the error response. A refusal is audited, and its page says what
+/// would open the path and whom to ask (`ErrorAccess`).
 fn decide(
     context: &RequestContext,
     signed_in: &SignedIn,
     app: &App,
     method: &Method,
     rest: &str,
-) -> Result<AppPath, AppError> {
-    let app_path = path::normalise(rest).map_err(ProxyError::from)?;
-    let Decision::Deny { needed } =
-        rbac::decide(signed_in.roles(), &app.policy, method, &app_path.decoded)
+) -> Result<AppPath, Box<Response>> {
+    let app_path = path::normalise(rest)
+        .map_err(|error| Box::new(AppError::from(ProxyError::from(error)).into_response()))?;
+    // `decide_by` is `rbac::decide` with the rule that decided, which names the refused page.
+    let (Decision::Deny { needed }, decided_by) =
+        rbac::decide_by(signed_in.roles(), &app.policy, method, &app_path.decoded)
     else {
         return Ok(app_path);
     };
@@ -253,16 +265,54 @@ fn decide(
         app: app.id.as_str(),
         path: &app_path.decoded,
     });
+    let user = &signed_in.session.user;
+    // The address the user asked for, in its canonical form.
+    let asked = match app.mount {
+        AppMount::Apps => format!("/apps/{}{}", app.id, app_path.decoded),
+        AppMount::BackstageUi => format!("/backstage{}", app_path.decoded),
+    };
+    let access = ErrorAccess::new(Refusal {
+        tenant: &context.tenant,
+        app,
+        page: match decided_by {
+            DecidedBy::Node(view) => page_with_view(&app.nodes, view),
+            DecidedBy::App | DecidedBy::Request(_) => None,
+        },
+        needs: context
+            .tenant
+            .roles
+            .needs(&needed)
+            .iter()
+            .map(|need| (need.role, need.groups))
+            .collect(),
+        user: AccessAsk::requester(&user.email, &user.subject),
+        path: &asked,
+    });
     let needed = needed
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    Err(AppsError::Forbidden {
+    let error = AppError::from(AppsError::Forbidden {
         app: app.id.clone(),
         needed,
-    }
-    .into())
+    });
+    Err(Box::new(access.attach(error.into_response())))
+}
+
+/// The page whose rule covers `view` (a node rule's prefix is its node's view); a path parameter's
+/// route is named by the page it belongs to, as the shell names it.
+fn page_with_view<'a>(nodes: &'a [NavNode], view: &str) -> Option<&'a NavNode> {
+    nodes.iter().find_map(|node| {
+        if node.view == view {
+            return Some(node);
+        }
+        page_with_view(&node.children, view).map(
+            |found| {
+                if found.is_parameter() { node } else { found }
+            },
+        )
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,19 @@ use crate::telemetry::{ForwardedClient, Labels, RequestId, UpstreamCall};
 
 mod websocket;
 
+/// Put on a request by an in-process caller (`portico doctor`, never a client: request extensions do
+/// not come over the wire) that wants to see what the upstream itself answered, before portico's
+/// shaping overrides framing and moves or narrows its cookies: the answer then carries
+/// [`UpstreamHeaders`]. Asked for on one request, so the proxy path of every other request pays one
+/// extension lookup and no copy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShowUpstreamHeaders;
+
+/// The upstream's own response headers, on the answer to a request that carried
+/// [`ShowUpstreamHeaders`].
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamHeaders(pub HeaderMap);
+
 /// Phase 4 for an upstream app: prepare, send, shape.
 pub(super) async fn forward(
     call: &Call<'_>,
@@ -57,6 +70,7 @@ pub(super) async fn forward(
         .get::<RequestId>()
         .map(RequestId::header);
     let forwarded = request.extensions().get::<ForwardedClient>().map(|c| c.0);
+    let show_upstream_headers = request.extensions().get::<ShowUpstreamHeaders>().is_some();
     let hop = Hop::of(call.peer, call.context, call.state.listen)
         .behind_proxy(forwarded)
         .with_request_id(request_id);
@@ -101,6 +115,10 @@ pub(super) async fn forward(
     let accepted = websocket.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS);
     // Judged on the upstream's own headers: shaping may move a `Set-Cookie` into the jar.
     let storable = cache.as_ref().and_then(|plan| plan.judge(&response));
+    if show_upstream_headers {
+        let seen = UpstreamHeaders(response.headers().clone());
+        response.extensions_mut().insert(seen);
+    }
     shape_response(call, upstream, jar_path.as_deref(), response.headers_mut()).await;
     if let Some((client, upgrade)) = accepted {
         return Ok(switch_protocols(call, response, client, upgrade));

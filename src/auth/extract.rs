@@ -87,6 +87,14 @@ impl SignedIn {
         Ok(SignedIn { session, principal })
     }
 
+    /// A user no request presented: what a command (`portico preview`) shows on the user's behalf,
+    /// with the roles `tenant`'s current role map gives their groups, as for a request.
+    pub(crate) fn unpresented(tenant: &Arc<Tenant>, session: Session) -> SignedIn {
+        let session = Arc::new(session);
+        let principal = session.principal(tenant);
+        SignedIn { session, principal }
+    }
+
     /// The roles the user's groups grant in the tenant's current config.
     pub fn roles(&self) -> &Roles {
         &self.principal.roles

@@ -20,6 +20,7 @@ use serde::de::{
     self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 
+use super::Severity;
 use super::diagnose::{closest, unknown_key_hint};
 use super::env::{self, EnvRules};
 use super::wrap::{ENTITY, ENV, LIST, OR_TEXT, SHOWN, TRANSLATED, VAL};
@@ -28,6 +29,8 @@ use super::yaml::{Mark, Node, Value};
 /// One problem found while shaping, positioned; `path` is relative to the shaped root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Issue {
+    /// An error, or a warning (only an unset `${VAR}` read as a placeholder by `portico check`).
+    pub severity: Severity,
     pub mark: Mark,
     pub path: String,
     pub message: String,
@@ -71,6 +74,7 @@ struct Shaper<'r> {
 impl Shaper<'_> {
     fn issue(&self, mark: Mark, path: String, message: String, hint: Option<String>) {
         self.issues.borrow_mut().push(Issue {
+            severity: Severity::Error,
             mark,
             path,
             message,
@@ -212,8 +216,20 @@ impl<'a> De<'a> {
             return Err(self.expected("a single value"));
         };
         let key = self.path.rsplit('.').next().unwrap_or(&self.path);
-        env::substitute(text, self.shaper.rules, shown.then_some(key))
-            .map_err(|problem| self.fail(problem.message, problem.hint))
+        let substituted = env::substitute(text, self.shaper.rules, shown.then_some(key))
+            .map_err(|problem| self.fail(problem.message, problem.hint))?;
+        // Only under `portico check` without the platform's secrets: said here, where the value is.
+        for name in &substituted.unset {
+            self.shaper.issues.borrow_mut().push(Issue {
+                severity: Severity::Warning,
+                mark: self.node.mark,
+                path: self.path.clone(),
+                message: env::unset_message(name, substituted.unknown),
+                hint: Some(env::UNSET_HINT.to_owned()),
+                stands_for: None,
+            });
+        }
+        Ok(substituted.text)
     }
 }
 
@@ -460,6 +476,7 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
             if let Some(fields) = self.fields {
                 if !fields.contains(&text.as_str()) {
                     self.de.shaper.issues.borrow_mut().push(Issue {
+                        severity: Severity::Error,
                         mark: key.mark,
                         path: join(own, text),
                         message: format!("unknown key `{text}`"),

@@ -19,6 +19,9 @@ pub(crate) struct Cx<'s> {
     diagnostics: Vec<Diagnostic>,
     /// Unknown keys that are typos of allowed ones, reported already: (file, mapping, the key).
     typos: Vec<(Arc<str>, Mark, &'static str)>,
+    /// Set only by `portico check` (`compile::check`), whose config is never served: the app file
+    /// under check, and unset `${VAR}`s read as placeholders.
+    pub checking: Option<&'s super::compile::Checking>,
 }
 
 impl<'s> Cx<'s> {
@@ -29,6 +32,7 @@ impl<'s> Cx<'s> {
             path: String::new(),
             diagnostics: Vec::new(),
             typos: Vec::new(),
+            checking: None,
         }
     }
 
@@ -155,7 +159,7 @@ impl<'s> Cx<'s> {
                 self.typos.push((self.file.clone(), mapping, key));
             }
             let path = join(&self.path, &issue.path);
-            self.push(Severity::Error, issue.mark, path, issue.message, issue.hint);
+            self.push(issue.severity, issue.mark, path, issue.message, issue.hint);
         }
     }
 

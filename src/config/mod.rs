@@ -16,7 +16,10 @@
 //! Three stages, each reporting everything it finds: syntax (`yaml`, a positioned tree), shape (`raw`,
 //! the document as serde structs, read by `de` value by value; `${VAR}` via `env`), meaning
 //! (`compile`, one rule file per section, reporting through `diagnose::Cx`). `source` is the only IO.
+//! `check` is `portico check FILE`: a main config or one team's app file, without the platform's
+//! secrets, through the same rules.
 
+mod check;
 mod compile;
 mod de;
 mod diagnose;
@@ -33,6 +36,10 @@ mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use check::{
+    CONFIG_FILE_NAME, CheckError, CheckInput, CheckOptions, CheckReport, CheckSubject, OtherFile,
+    check,
+};
 pub use compile::{RESERVED_SEGMENTS, parse_upstream};
 pub use model::*;
 pub use source::{MemorySource, OsSource, Source, SourceFile, SourceFiles};
@@ -201,9 +208,22 @@ pub fn load_str(
 fn finish(
     (config, mut diagnostics): (Option<Config>, Vec<Diagnostic>),
 ) -> Result<Loaded, ConfigError> {
+    in_reading_order(&mut diagnostics);
+    let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    match config {
+        Some(config) if !has_errors => Ok(Loaded {
+            config,
+            warnings: diagnostics,
+        }),
+        _ => Err(ConfigError { diagnostics }),
+    }
+}
+
+/// Sorts diagnostics as they are reported and drops repeats.
+fn in_reading_order(diagnostics: &mut Vec<Diagnostic>) {
     // Report in reading order: files as first met, then by position within each file.
     let mut file_order: Vec<String> = Vec::new();
-    for diagnostic in &diagnostics {
+    for diagnostic in diagnostics.iter() {
         if !file_order.contains(&diagnostic.file) {
             file_order.push(diagnostic.file.clone());
         }
@@ -218,14 +238,6 @@ fn finish(
     // A rule that runs once per tenant (a shared app's) may find the same thing twice: say it once.
     let mut seen = std::collections::HashSet::new();
     diagnostics.retain(|d| seen.insert(d.to_string()));
-    let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
-    match config {
-        Some(config) if !has_errors => Ok(Loaded {
-            config,
-            warnings: diagnostics,
-        }),
-        _ => Err(ConfigError { diagnostics }),
-    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,9 @@ pub struct ServerSettings {
     /// Proxies in front of portico whose `X-Forwarded-For` and `X-Request-Id` are believed (for the
     /// access line's client address and the request id). Empty (the default): nobody's are.
     pub trusted_proxies: Vec<Cidr>,
+    /// Set by `portico preview --serve` only, never from YAML: the banner every shell page shows
+    /// (whose navigation this is), so a preview is never mistaken for the portal.
+    pub preview_banner: Option<String>,
 }
 
 /// An IP network, `10.0.0.0/8` or `2001:db8::/32` (a bare address is its own /32 or /128).
@@ -226,6 +229,7 @@ impl Default for ServerSettings {
             redirect_listen: None,
             hsts: Some(http::HeaderValue::from_static(DEFAULT_HSTS)),
             trusted_proxies: Vec::new(),
+            preview_banner: None,
         }
     }
 }
@@ -400,6 +404,28 @@ pub struct Tenant {
     pub apps: Vec<Arc<App>>,
     /// The Backstage backend mounted at `/backstage/api/`, if any.
     pub backstage: Option<BackstageSettings>,
+    /// Where a refused user asks for access (`request_access:`): a link template filled per role and
+    /// group on the 403 page and in the shell's not-found view.
+    pub request_access: Option<RequestAccess>,
+    /// The in-server probe of the tenant's apps (`health:`); `None`: off (absent or `interval: off`).
+    pub health: Option<HealthSettings>,
+}
+
+/// `health:` of a tenant: how often its apps' entry views are probed, how long a probe may take, and
+/// the groups of the synthetic user it runs as (`doctor::watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    /// Grant at least one role of the tenant (config checks it).
+    pub groups: Vec<String>,
+}
+
+impl HealthSettings {
+    /// `timeout` when config does not say.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    /// The shortest `interval` config accepts: a probe is a request to every app.
+    pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 }
 
 /// A tenant's Backstage backend.
@@ -519,6 +545,308 @@ impl Tenant {
         self.apps
             .iter()
             .find(|app| app.mount == AppMount::BackstageUi)
+    }
+}
+
+/// A tenant's `request_access` link template, e.g.
+/// `https://tickets.acme.example/new?summary=Access+to+{app}&group={group}`: what a refused user is
+/// offered on the 403 page and in the shell's not-found view, one link per group that would let them in.
+///
+/// Its scheme and host are fixed when config is read (`https://`, `http://` on a loopback host, or
+/// `mailto:` with a literal address), and placeholders may stand only after them, so a filled link
+/// always goes where the tenant admin wrote, and is never a `javascript:` URL. Every filled value is
+/// percent-encoded as a URL component (all but letters, digits and `-._~`), so nothing a user or a
+/// config value holds (`&`, `#`, `"`, `<`, spaces) can end a parameter, start another one or markup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestAccess {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Template text, already a valid part of a URL.
+    Literal(String),
+    Value(Placeholder),
+}
+
+/// What a `request_access` template may name, in `{braces}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    /// The app's id (`cost-insights`).
+    App,
+    /// The app's label in the user's language.
+    AppLabel,
+    /// The refused page's label; empty when the refusal is for the whole app.
+    Page,
+    /// A role that would open it.
+    Role,
+    /// A group that grants that role.
+    Group,
+    /// The user: their verified email address, else their subject at the IdP.
+    User,
+    /// The tenant's id.
+    Tenant,
+    /// The path the user asked for (`/apps/<id>/…` at the proxy, `/home/<id>/…` in the shell).
+    Path,
+}
+
+impl Placeholder {
+    /// Every placeholder by its name in a template.
+    pub const ALL: [(&'static str, Placeholder); 8] = [
+        ("app", Placeholder::App),
+        ("app_label", Placeholder::AppLabel),
+        ("page", Placeholder::Page),
+        ("role", Placeholder::Role),
+        ("group", Placeholder::Group),
+        ("user", Placeholder::User),
+        ("tenant", Placeholder::Tenant),
+        ("path", Placeholder::Path),
+    ];
+}
+
+/// Why a `request_access` template was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestAccessError {
+    #[error("`{0}` is not an https://, http:// (loopback only) or mailto: link")]
+    Scheme(String),
+    #[error("plain http is only accepted on a loopback host, not on `{0}`")]
+    PlainHttp(String),
+    #[error("the link has no host")]
+    NoHost,
+    #[error("`{0}` is not a valid host and port")]
+    BadHost(String),
+    #[error("the link may not carry a user name or password")]
+    Credentials,
+    #[error("the mailto: link has no address")]
+    NoAddress,
+    #[error("`{{{0}}}` stands before the path: the scheme, host and address must be written out")]
+    PlaceholderInAddress(String),
+    #[error("unknown placeholder `{{{0}}}`")]
+    UnknownPlaceholder(String),
+    #[error("a `{{` is not closed by `}}`")]
+    Unclosed,
+    #[error("a `}}` closes no placeholder")]
+    StrayClose,
+    #[error("the link may not contain {0}")]
+    BadCharacter(String),
+}
+
+/// The values one refusal fills a template with. `role` and `group` come per link.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessAsk<'a> {
+    pub app: &'a str,
+    pub app_label: &'a str,
+    pub page: Option<&'a str>,
+    pub user: &'a str,
+    pub tenant: &'a str,
+    pub path: &'a str,
+}
+
+impl<'a> AccessAsk<'a> {
+    /// Who asks, as `{user}` says it: the verified email address (what a ticket system knows people
+    /// by), else the subject the IdP names them with.
+    pub fn requester(email: &'a str, subject: &'a str) -> &'a str {
+        if email.is_empty() { subject } else { email }
+    }
+}
+
+/// One filled `request_access` link. `role` and `group` are set when the template names them (the
+/// link is for that role or group); a template that names neither gives one link for the refusal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccessLink {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub url: String,
+}
+
+/// Bytes a filled value keeps as they are: RFC 3986's unreserved characters. Everything else is
+/// percent-encoded, which is safe in a path, a query and a fragment alike.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl RequestAccess {
+    /// Reads a template; every problem is reported, not only the first.
+    pub fn parse(template: &str) -> Result<Self, Vec<RequestAccessError>> {
+        let mut errors = Vec::new();
+        let lower = template.get(..8).unwrap_or(template).to_ascii_lowercase();
+        // Where placeholders may start: after the authority, or after a mailto: address.
+        let fixed_end = if lower.starts_with("https://") || lower.starts_with("http://") {
+            let start = template.find("//").map_or(0, |at| at + 2);
+            let end = template[start..]
+                .find(['/', '?', '#'])
+                .map_or(template.len(), |at| start + at);
+            check_authority(
+                &template[start..end],
+                lower.starts_with("http://"),
+                &mut errors,
+            );
+            end
+        } else if lower.starts_with("mailto:") {
+            let end = template.find(['?', '#']).unwrap_or(template.len());
+            let address = &template["mailto:".len()..end];
+            if address.is_empty() {
+                errors.push(RequestAccessError::NoAddress);
+            }
+            end
+        } else {
+            let scheme = template.split(':').next().unwrap_or(template);
+            return Err(vec![RequestAccessError::Scheme(scheme.to_owned())]);
+        };
+        let mut pieces = Vec::new();
+        let mut rest = template;
+        let mut at = 0;
+        while !rest.is_empty() {
+            let literal_end = rest.find(['{', '}']).unwrap_or(rest.len());
+            if literal_end > 0 {
+                let literal = &rest[..literal_end];
+                check_literal(literal, &mut errors);
+                // Non-ASCII letters (`für`) are allowed and written as the URL needs them.
+                let encoded =
+                    percent_encoding::utf8_percent_encode(literal, percent_encoding::CONTROLS);
+                pieces.push(Piece::Literal(encoded.to_string()));
+            }
+            rest = &rest[literal_end..];
+            at += literal_end;
+            if rest.starts_with('}') {
+                errors.push(RequestAccessError::StrayClose);
+                rest = &rest[1..];
+                at += 1;
+            } else if rest.starts_with('{') {
+                let Some(close) = rest.find('}') else {
+                    errors.push(RequestAccessError::Unclosed);
+                    break;
+                };
+                let name = &rest[1..close];
+                match Placeholder::ALL.iter().find(|(known, _)| *known == name) {
+                    Some(_) if at < fixed_end => {
+                        errors.push(RequestAccessError::PlaceholderInAddress(name.to_owned()))
+                    }
+                    Some((_, placeholder)) => pieces.push(Piece::Value(*placeholder)),
+                    None => errors.push(RequestAccessError::UnknownPlaceholder(name.to_owned())),
+                }
+                rest = &rest[close + 1..];
+                at += close + 1;
+            }
+        }
+        if errors.is_empty() {
+            Ok(RequestAccess { pieces })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether the template names `placeholder`.
+    pub fn uses(&self, placeholder: Placeholder) -> bool {
+        self.pieces.contains(&Piece::Value(placeholder))
+    }
+
+    /// The template with `ask`, `role` and `group` filled in, each value percent-encoded.
+    pub fn fill(&self, ask: &AccessAsk<'_>, role: &str, group: &str) -> String {
+        let mut url = String::new();
+        for piece in &self.pieces {
+            let value = match piece {
+                Piece::Literal(text) => {
+                    url.push_str(text);
+                    continue;
+                }
+                Piece::Value(Placeholder::App) => ask.app,
+                Piece::Value(Placeholder::AppLabel) => ask.app_label,
+                Piece::Value(Placeholder::Page) => ask.page.unwrap_or(""),
+                Piece::Value(Placeholder::Role) => role,
+                Piece::Value(Placeholder::Group) => group,
+                Piece::Value(Placeholder::User) => ask.user,
+                Piece::Value(Placeholder::Tenant) => ask.tenant,
+                Piece::Value(Placeholder::Path) => ask.path,
+            };
+            url.extend(percent_encoding::utf8_percent_encode(value, COMPONENT));
+        }
+        url
+    }
+
+    /// The links for one refusal: one per group of each needed role (`needs`: each role with the
+    /// groups that grant it), or per role, or one in all, when the template names no group, or no role
+    /// either; in the order of `needs`, each once.
+    pub fn links<'n>(
+        &self,
+        ask: &AccessAsk<'_>,
+        needs: impl IntoIterator<Item = (&'n str, &'n [String])>,
+    ) -> Vec<AccessLink> {
+        let per_group = self.uses(Placeholder::Group);
+        let per_role = per_group || self.uses(Placeholder::Role);
+        let mut links: Vec<AccessLink> = Vec::new();
+        for (role, groups) in needs {
+            for group in groups {
+                let url = self.fill(ask, role, group);
+                if links.iter().any(|link| link.url == url) {
+                    continue;
+                }
+                links.push(AccessLink {
+                    role: per_role.then(|| role.to_owned()),
+                    group: per_group.then(|| group.clone()),
+                    url,
+                });
+            }
+        }
+        links
+    }
+}
+
+/// The host (and port) of an http(s) template: written out, no credentials, loopback for plain http.
+fn check_authority(authority: &str, plain_http: bool, errors: &mut Vec<RequestAccessError>) {
+    if authority.contains(['{', '}']) {
+        // Reported as a placeholder before the path.
+        return;
+    }
+    if authority.is_empty() {
+        errors.push(RequestAccessError::NoHost);
+        return;
+    }
+    if authority.contains('@') {
+        errors.push(RequestAccessError::Credentials);
+        return;
+    }
+    let Ok(parsed) = authority.parse::<http::uri::Authority>() else {
+        errors.push(RequestAccessError::BadHost(authority.to_owned()));
+        return;
+    };
+    let after_host = &authority[parsed.host().len()..];
+    if let Some(port) = after_host.strip_prefix(':')
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        errors.push(RequestAccessError::BadHost(authority.to_owned()));
+        return;
+    }
+    let host = parsed.host().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if plain_http && !loopback {
+        errors.push(RequestAccessError::PlainHttp(parsed.host().to_owned()));
+    }
+}
+
+/// Template text outside placeholders: nothing a URL cannot hold as written, nor quotes and angle
+/// brackets (percent-encode them: `%22`, `%3C`).
+fn check_literal(text: &str, errors: &mut Vec<RequestAccessError>) {
+    let bad = text.chars().find(|c| {
+        c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '|')
+    });
+    if let Some(bad) = bad {
+        let shown = if bad == ' ' {
+            "a space".to_owned()
+        } else {
+            format!("`{}`", bad.escape_default())
+        };
+        let error = RequestAccessError::BadCharacter(shown);
+        if !errors.contains(&error) {
+            errors.push(error);
+        }
     }
 }
 
@@ -999,5 +1327,169 @@ impl NavNode {
     /// shows in the navigation.
     pub fn is_parameter(&self) -> bool {
         self.path.starts_with(':')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const ASK: AccessAsk<'static> = AccessAsk {
+        app: "cost-insights",
+        app_label: "Kosten & \"Nutzen\" <b>",
+        page: Some("Berichte für 2024"),
+        user: "ann+x@acme.example",
+        tenant: "acme",
+        path: "/apps/cost-insights/a b?c=d#e",
+    };
+
+    #[test]
+    fn filled_values_are_percent_encoded_and_never_break_out_of_their_parameter() {
+        let template = RequestAccess::parse(
+            "https://tickets.acme.example/new?summary=Access+to+{app_label}&app={app}&page={page}&user={user}&t={tenant}&p={path}&r={role}&g={group}",
+        )
+        .unwrap();
+        let url = template.fill(&ASK, "fin-ops", "acme finance & co");
+        assert_eq!(
+            url,
+            "https://tickets.acme.example/new?summary=Access+to+Kosten%20%26%20%22Nutzen%22%20%3Cb%3E\
+             &app=cost-insights&page=Berichte%20f%C3%BCr%202024&user=ann%2Bx%40acme.example&t=acme\
+             &p=%2Fapps%2Fcost-insights%2Fa%20b%3Fc%3Dd%23e&r=fin-ops&g=acme%20finance%20%26%20co"
+        );
+        for bad in ['"', '<', '>', ' ', '#', '\''] {
+            assert!(!url.contains(bad), "{bad:?} in {url}");
+        }
+        // One `&` per parameter of the template, none from the values.
+        assert_eq!(url.matches('&').count(), 7);
+    }
+
+    #[test]
+    fn literal_text_outside_placeholders_keeps_its_letters_as_a_url_needs_them() {
+        let template =
+            RequestAccess::parse("mailto:access@acme.example?subject=Zugang%20f\u{fc}r%20{app}")
+                .unwrap();
+        assert_eq!(
+            template.fill(&ASK, "r", "g"),
+            "mailto:access@acme.example?subject=Zugang%20f%C3%BCr%20cost-insights"
+        );
+    }
+
+    #[test]
+    fn links_come_per_group_per_role_or_once_as_the_template_names_them() {
+        let finance = ["acme-finance".to_owned(), "acme-controlling".to_owned()];
+        let admins = ["acme-admins".to_owned()];
+        let needs = [("finance", &finance[..]), ("admin", &admins[..])];
+        let per_group = RequestAccess::parse("https://t.example/?g={group}").unwrap();
+        let links = per_group.links(&ASK, needs);
+        let groups: Vec<_> = links.iter().map(|l| l.group.as_deref().unwrap()).collect();
+        assert_eq!(groups, ["acme-finance", "acme-controlling", "acme-admins"]);
+        assert_eq!(links[2].role.as_deref(), Some("admin"));
+        assert_eq!(links[2].url, "https://t.example/?g=acme-admins");
+
+        let per_role = RequestAccess::parse("https://t.example/?r={role}").unwrap();
+        let links = per_role.links(&ASK, needs);
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            (links[0].role.as_deref(), links[0].group.as_deref()),
+            (Some("finance"), None)
+        );
+
+        let once = RequestAccess::parse("https://t.example/new?app={app}").unwrap();
+        assert_eq!(
+            once.links(&ASK, needs),
+            [AccessLink {
+                role: None,
+                group: None,
+                url: "https://t.example/new?app=cost-insights".to_owned()
+            }]
+        );
+        assert_eq!(once.links(&ASK, []), []);
+    }
+
+    #[test]
+    fn only_https_loopback_http_and_mailto_links_with_a_written_address_are_templates() {
+        for good in [
+            "https://tickets.acme.example/new?app={app}&group={group}",
+            "HTTPS://tickets.acme.example:8443/{app}/{group}#{page}",
+            "http://localhost:3000/?g={group}",
+            "http://127.0.0.1/?g={group}",
+            "http://[::1]:8080/?g={group}",
+            "mailto:access@acme.example?subject={app}&body={user}",
+            "https://tickets.acme.example",
+        ] {
+            assert!(RequestAccess::parse(good).is_ok(), "{good}");
+        }
+        for (bad, error) in [
+            (
+                "javascript:alert({app})",
+                RequestAccessError::Scheme("javascript".into()),
+            ),
+            (
+                "JavaScript://x.example/%0aalert(1)",
+                RequestAccessError::Scheme("JavaScript".into()),
+            ),
+            (
+                "data:text/html,{app}",
+                RequestAccessError::Scheme("data".into()),
+            ),
+            (
+                "/tickets?app={app}",
+                RequestAccessError::Scheme("/tickets?app={app}".into()),
+            ),
+            (
+                "http://tickets.acme.example/?g={group}",
+                RequestAccessError::PlainHttp("tickets.acme.example".into()),
+            ),
+            ("https:///new?g={group}", RequestAccessError::NoHost),
+            (
+                "https://{tenant}.tickets.example/",
+                RequestAccessError::PlaceholderInAddress("tenant".into()),
+            ),
+            (
+                "https://tickets.example{path}",
+                RequestAccessError::PlaceholderInAddress("path".into()),
+            ),
+            (
+                "mailto:{user}?subject={app}",
+                RequestAccessError::PlaceholderInAddress("user".into()),
+            ),
+            ("mailto:?subject={app}", RequestAccessError::NoAddress),
+            (
+                "https://me:secret@tickets.example/",
+                RequestAccessError::Credentials,
+            ),
+            (
+                "https://tickets.example:99999/",
+                RequestAccessError::BadHost("tickets.example:99999".into()),
+            ),
+            (
+                "https://t.example/?g={grup}",
+                RequestAccessError::UnknownPlaceholder("grup".into()),
+            ),
+            ("https://t.example/?g={group", RequestAccessError::Unclosed),
+            ("https://t.example/?g=}", RequestAccessError::StrayClose),
+            (
+                "https://t.example/?s=Access to {app}",
+                RequestAccessError::BadCharacter("a space".into()),
+            ),
+            (
+                "https://t.example/?s=\"><script>{app}",
+                RequestAccessError::BadCharacter("`\\\"`".into()),
+            ),
+        ] {
+            let errors = RequestAccess::parse(bad).expect_err(bad);
+            assert_eq!(errors[0], error, "{bad}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn the_user_is_named_by_email_else_by_subject() {
+        assert_eq!(
+            AccessAsk::requester("ann@acme.example", "u-1"),
+            "ann@acme.example"
+        );
+        assert_eq!(AccessAsk::requester("", "u-1"), "u-1");
     }
 }

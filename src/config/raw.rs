@@ -280,6 +280,46 @@ pub(crate) struct RawTenant {
     pub backstage: Option<Val<RawBackstage>>,
     /// Luigi shell settings.
     pub luigi: Option<Val<RawLuigi>>,
+    /// Where a refused user asks for access: a link template that the 403 page and the shell's
+    /// not-found view fill per group that would let them in, e.g.
+    /// `https://tickets.acme.example/new?summary=Access+to+{app}&group={group}`. An `https://` URL,
+    /// `http://` on a loopback host, or `mailto:` with a written address. Placeholders, after the
+    /// host (or address) only: `{app}` (id), `{app_label}`, `{page}` (empty for a whole app),
+    /// `{role}`, `{group}`, `{user}` (verified email, else IdP subject), `{tenant}`, `{path}`; each
+    /// value is percent-encoded. Without it, users are told to ask the app's owner.
+    pub request_access: Option<Val<Shown>>,
+    /// Health-aware navigation: portico probes each app's entry view on an interval, as a user
+    /// holding `as.groups`, and marks an app that stops answering as degraded in the navigation and
+    /// the launchpad (and in `portico_app_up`). Off unless `interval` says how often.
+    pub health: Option<Val<RawHealth>>,
+}
+
+/// `health:` of a tenant: the in-server probe of its apps (README, "Health-aware navigation").
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "health"))]
+pub(crate) struct RawHealth {
+    /// How often every app's entry view is probed: `30s`, at least `100ms`; `off` probes nothing.
+    /// Required.
+    pub interval: Option<Val<Env>>,
+    /// How long one probe may take before it counts as failed (default `5s`).
+    pub timeout: Option<Val<Env>>,
+    /// Who the probe is: a synthetic user holding these groups, who sees (and so probes) what such
+    /// a user sees. Required unless `interval: off`.
+    #[serde(rename = "as")]
+    #[cfg_attr(test, schemars(rename = "as"))]
+    pub as_user: Option<Val<RawHealthUser>>,
+}
+
+/// `health.as:` the synthetic user the probe runs as.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "health_user"))]
+pub(crate) struct RawHealthUser {
+    /// IdP groups the probe holds; together they must grant at least one role. Required.
+    pub groups: Option<Val<Texts>>,
 }
 
 /// `branding:` of a tenant. Every value is shown in browsers: written literally, never `${VAR}`.

@@ -26,6 +26,13 @@ pub trait Source {
     fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
         Ok(normalise_lexically(path))
     }
+    /// `path` made absolute (against the working directory), `.` and `..` removed, symlinks not
+    /// followed: how `portico check` compares an app file's path with `apps_from` patterns, also for
+    /// a path that does not exist (`--stdin-name`). The default is for sources whose paths are
+    /// absolute already (memory, fuzzing).
+    fn absolute(&self, path: &Path) -> PathBuf {
+        normalise_lexically(path)
+    }
 }
 
 /// The largest config file portico reads (main file and every `apps_from` file). Also checked by
@@ -112,6 +119,9 @@ impl Source for OsSource {
     }
     fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
         std::fs::canonicalize(path)
+    }
+    fn absolute(&self, path: &Path) -> PathBuf {
+        normalise_lexically(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
     }
 }
 
@@ -212,5 +222,8 @@ impl Source for RecordingSource<'_> {
     }
     fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
         self.inner.canonicalize(path)
+    }
+    fn absolute(&self, path: &Path) -> PathBuf {
+        self.inner.absolute(path)
     }
 }

@@ -7,6 +7,8 @@
 //! response extensions. [`render`], called by the tenant origin's one pass with what it kept of the request, then writes it as a
 //! readable HTML page for a browser navigation or as JSON for an API call, with the request id that is
 //! also in the log line. A browser navigation without a session becomes a redirect to sign-in instead.
+//! A refusal may carry an [`ErrorAccess`] (attached explicitly by the code that refused): the page and
+//! the JSON then say what would open that very path and whom to ask, and nothing beyond it.
 //! Internal details go to the log only, never into a response. Every error and every JSON response
 //! carries `X-Content-Type-Options: nosniff`; error pages carry their own CSP and may be framed by this
 //! origin only (they show inside the shell's app iframes).
@@ -186,6 +188,150 @@ impl ErrorApp {
     }
 }
 
+/// A refusal (403) of an app the user asked for by its address: what the page and the JSON say about
+/// getting in. The app's label and owner, the page when a page's rule refused, each role that would
+/// open this very path with the groups that grant it, and the tenant's `request_access` links filled
+/// for those groups. Never more: nothing of another app, role, group or tenant, so a refused user
+/// learns what they need to ask for and nothing they could not already name.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorAccess {
+    app: String,
+    label: crate::config::Text,
+    owner: Option<String>,
+    page: Option<crate::config::Text>,
+    /// Each role that would open the path, with the groups that grant it.
+    needs: Vec<(String, Vec<String>)>,
+    request_access: Option<crate::config::RequestAccess>,
+    /// `{user}`, `{tenant}` and `{path}` of the links.
+    user: String,
+    tenant: String,
+    path: String,
+}
+
+/// Who was refused what, for [`ErrorAccess::new`].
+pub(crate) struct Refusal<'a> {
+    pub tenant: &'a crate::config::Tenant,
+    pub app: &'a crate::config::App,
+    pub page: Option<&'a crate::config::NavNode>,
+    /// Each role that would open the path, with the groups that grant it.
+    pub needs: Vec<(&'a str, &'a [String])>,
+    /// As `{user}` names them (`AccessAsk::requester`).
+    pub user: &'a str,
+    pub path: &'a str,
+}
+
+impl ErrorAccess {
+    pub(crate) fn new(refusal: Refusal<'_>) -> Self {
+        ErrorAccess {
+            app: refusal.app.id.to_string(),
+            label: refusal.app.label.clone(),
+            owner: refusal.app.owner.clone(),
+            page: refusal.page.map(|page| page.label.clone()),
+            needs: refusal
+                .needs
+                .iter()
+                .map(|(role, groups)| ((*role).to_owned(), groups.to_vec()))
+                .collect(),
+            request_access: refusal.tenant.request_access.clone(),
+            user: refusal.user.to_owned(),
+            tenant: refusal.tenant.id.to_string(),
+            path: refusal.path.to_owned(),
+        }
+    }
+
+    pub(crate) fn attach(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    /// The tenant's `request_access` links, with labels in `locale`; empty without a template.
+    fn links(&self, locale: Locale) -> Vec<crate::config::AccessLink> {
+        let Some(template) = &self.request_access else {
+            return Vec::new();
+        };
+        let ask = crate::config::AccessAsk {
+            app: &self.app,
+            app_label: self.label.get(locale),
+            page: self.page.as_ref().map(|page| page.get(locale)),
+            user: &self.user,
+            tenant: &self.tenant,
+            path: &self.path,
+        };
+        let needs = self
+            .needs
+            .iter()
+            .map(|(role, groups)| (role.as_str(), groups.as_slice()));
+        template.links(&ask, needs)
+    }
+
+    /// What the JSON of an API call adds to the error.
+    fn json(&self) -> serde_json::Value {
+        let locale = Locale::En;
+        serde_json::json!({
+            "app": { "id": self.app, "label": self.label.get(locale), "owner": self.owner },
+            "page": self.page.as_ref().map(|page| page.get(locale)),
+            "needs": self.needs.iter().map(|(role, groups)| serde_json::json!({ "role": role, "groups": groups })).collect::<Vec<_>>(),
+            "request_access": self.links(locale),
+        })
+    }
+
+    /// What the page shows, in `texts`' language.
+    fn view(&self, texts: Texts) -> AccessView<'_> {
+        let locale = texts.locale();
+        let links: Vec<LinkView> = self
+            .links(locale)
+            .into_iter()
+            .map(|link| {
+                let text = match (&link.group, &link.role) {
+                    (Some(group), _) => {
+                        texts.fill("page.error.access.requestGroup", &[("group", group)])
+                    }
+                    (None, Some(role)) => {
+                        texts.fill("page.error.access.requestRole", &[("role", role)])
+                    }
+                    (None, None) => texts.get("page.error.access.request").to_owned(),
+                };
+                LinkView {
+                    text,
+                    url: link.url,
+                }
+            })
+            .collect();
+        let ask = match (&self.owner, links.is_empty()) {
+            (Some(owner), true) => texts.fill("page.error.access.askOwner", &[("owner", owner)]),
+            (Some(owner), false) => {
+                texts.fill("page.error.access.askOwnerOrRequest", &[("owner", owner)])
+            }
+            (None, true) => texts.get("page.error.access.askTeam").to_owned(),
+            (None, false) => texts.get("page.error.access.askTeamOrRequest").to_owned(),
+        };
+        AccessView {
+            label: self.label.get(locale),
+            owner: self.owner.as_deref(),
+            page: self.page.as_ref().map(|page| page.get(locale)),
+            needs: &self.needs,
+            ask,
+            links,
+        }
+    }
+}
+
+/// [`ErrorAccess`] as the page shows it.
+struct AccessView<'a> {
+    label: &'a str,
+    owner: Option<&'a str>,
+    page: Option<&'a str>,
+    needs: &'a [(String, Vec<String>)],
+    /// Whom to ask, and whether a link below does it.
+    ask: String,
+    links: Vec<LinkView>,
+}
+
+struct LinkView {
+    text: String,
+    url: String,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let report = self.report();
@@ -264,6 +410,8 @@ struct ErrorView<'a> {
     sign_in_href: Option<String>,
     /// The app the request was for, when the user may open it (its label in the page's language).
     app: Option<(&'a str, &'a ErrorApp)>,
+    /// A refusal: the app, the roles and groups that would open it, whom to ask.
+    access: Option<AccessView<'a>>,
     /// Inside a frame (the shell's, for an app): the page loads Luigi Client, whose handshake ends
     /// the shell's loading indicator, which would otherwise cover this page for good.
     luigi_client: Option<&'static str>,
@@ -383,6 +531,10 @@ pub(crate) fn render(
                 .extensions()
                 .get::<ErrorApp>()
                 .map(|app| (app.label.get(locale), app)),
+            access: response
+                .extensions()
+                .get::<ErrorAccess>()
+                .map(|access| access.view(texts)),
             luigi_client: in_iframe.then_some(crate::assets::LUIGI_VERSION),
         };
         let mut page = match view.render() {
@@ -397,12 +549,19 @@ pub(crate) fn render(
         );
         page
     } else {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": report.code,
             "message": report.message,
             "status": report.status.as_u16(),
             "request_id": request_id,
         });
+        if let (Some(access), Some(fields)) = (
+            response.extensions().get::<ErrorAccess>(),
+            body.as_object_mut(),
+        ) && let serde_json::Value::Object(more) = access.json()
+        {
+            fields.extend(more);
+        }
         let mut json = (report.status, Json(body)).into_response();
         if report.status == StatusCode::UNAUTHORIZED {
             json.headers_mut().insert(

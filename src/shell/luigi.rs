@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::assets::LUIGI_VERSION;
 use crate::auth::SignedIn;
 use crate::config::{App, Config, NavNode, SignIn, Tenant};
+use crate::doctor::health::TenantHealth;
 use crate::i18n::Locale;
 use crate::rbac::{self, Roles};
 
@@ -138,6 +139,37 @@ pub(crate) struct LuigiNode<'a> {
     /// The home node always lists its children (maybe none); other entries only when they have some.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children: Option<Vec<LuigiNode<'a>>>,
+    /// Text beside the entry's label (Luigi 2.31's `statusBadge`): "Degraded" on the entry of an
+    /// app the health watch finds not answering ([`mark_health`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_badge: Option<StatusBadge<'a>>,
+}
+
+/// Luigi's `statusBadge` of a node: visible text in the side navigation, not colour alone.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusBadge<'a> {
+    pub label: &'a str,
+    /// `negative`, `positive`, `critical` or `informative`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub align: &'static str,
+}
+
+/// What the health watch says about a degraded app the user can see (`context.app.degraded` of its
+/// entries, `degraded` of its launchpad summary).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DegradedMark {
+    /// When the probes started failing, RFC 3339 (UTC).
+    #[serde(serialize_with = "shared_text")]
+    pub since: std::sync::Arc<str>,
+    /// A fixed word (`refused`, `unreachable`, `tls`, `timeout`, `broken`, `status`, `redirect`)
+    /// the shell translates (`health.reason.<code>`).
+    pub code: &'static str,
+    /// The status the app answered with, for `status` and `redirect`.
+    pub status: Option<u16>,
+    /// The reason in English, for a reader without the shell's texts: never the upstream's
+    /// address or body.
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +208,9 @@ pub(crate) struct AppSummary<'a> {
     /// and links, fetched as the user.
     #[serde(rename = "catalogRef")]
     pub catalog_ref: Option<&'a str>,
+    /// Only while the health watch finds the app degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<DegradedMark>,
 }
 
 /// The app an entry belongs to, as its view sees it.
@@ -186,6 +221,10 @@ pub(crate) struct AppContext<'a> {
     pub owner: Option<&'a str>,
     #[serde(rename = "catalogRef")]
     pub catalog_ref: Option<&'a str>,
+    /// Only while the health watch finds the app degraded: the shell shows a panel instead of
+    /// waiting for its frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<DegradedMark>,
 }
 
 /// Luigi's global context: every view receives it.
@@ -324,6 +363,7 @@ impl<'a> LuigiNode<'a> {
             context: Some(NodeContext::Home { apps }),
             keep_selected_for_children: None,
             children: Some(children),
+            status_badge: None,
         }
     }
 
@@ -347,6 +387,7 @@ impl<'a> LuigiNode<'a> {
             context: None,
             keep_selected_for_children: None,
             children: None,
+            status_badge: None,
         }
     }
 
@@ -368,6 +409,7 @@ impl<'a> LuigiNode<'a> {
             context: None,
             keep_selected_for_children: None,
             children: None,
+            status_badge: None,
         }
     }
 
@@ -433,12 +475,14 @@ impl<'a> LuigiNode<'a> {
                     label: app.label.get(locale),
                     owner: app.owner.as_deref(),
                     catalog_ref: app.catalog_ref.as_deref(),
+                    degraded: None,
                 },
                 view: node.map(|node| node.view.as_str()),
             }),
             // The side navigation stays on the apps, with this app's pages listed beside it.
             keep_selected_for_children: is_app.then_some(true),
             children: (!children.is_empty()).then_some(children),
+            status_badge: None,
         }
     }
 }
@@ -478,6 +522,7 @@ pub(crate) fn shell_config<'a>(
             path: format!("/{HOME_SEGMENT}/{}", app.id),
             owner: app.owner.as_deref(),
             catalog_ref: app.catalog_ref.as_deref(),
+            degraded: None,
         })
         .collect();
     let mut home_children = home_entries(&apps, signed_in.roles(), locale);
@@ -554,6 +599,66 @@ pub(crate) fn shell_config<'a>(
                 },
             },
         },
+    }
+}
+
+/// Shared text as a JSON string (serde's `Arc` support is a feature portico does not turn on).
+fn shared_text<S: serde::Serializer>(text: &std::sync::Arc<str>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(text)
+}
+
+/// Marks the apps of `document` that `health` (the tenant's health watch) finds degraded: their
+/// launchpad summary, the context of each of their entries, and a "Degraded" badge on the app's own
+/// entry. Only apps already in the document are looked at, so the mark never names an app the user
+/// cannot see; what it says is a fixed reason and a time, never the upstream's address or answer.
+/// A pass over the finished document, so every caller of [`shell_config`] keeps its signature.
+pub(crate) fn mark_health(document: &mut ShellConfig<'_>, health: &TenantHealth, locale: Locale) {
+    let mark = |id: &str| {
+        health
+            .iter()
+            .find(|(app, _)| app.as_str() == id)
+            .and_then(|(_, state)| state.degraded())
+            .map(|degraded| DegradedMark {
+                since: degraded.since_text.clone(),
+                code: degraded.reason.kind.code(),
+                status: degraded.reason.status,
+                reason: degraded.reason.text(),
+            })
+    };
+    if !health.values().any(|state| state.degraded().is_some()) {
+        return;
+    }
+    let badge = locale.texts().get("nav.degraded");
+    let [home] = &mut document.luigi.navigation.nodes;
+    if let Some(NodeContext::Home { apps }) = &mut home.context {
+        for summary in apps.iter_mut() {
+            summary.degraded = mark(summary.id);
+        }
+    }
+    fn walk<'a>(
+        nodes: &mut [LuigiNode<'a>],
+        mark: &dyn Fn(&str) -> Option<DegradedMark>,
+        badge: &'a str,
+    ) {
+        for node in nodes {
+            if let Some(NodeContext::App { app, view }) = &mut node.context {
+                app.degraded = mark(app.id);
+                // The app's own entry (not one of its pages) carries the badge.
+                if app.degraded.is_some() && view.is_none() {
+                    node.status_badge = Some(StatusBadge {
+                        label: badge,
+                        kind: "negative",
+                        align: "right",
+                    });
+                }
+            }
+            if let Some(children) = &mut node.children {
+                walk(children, mark, badge);
+            }
+        }
+    }
+    if let Some(children) = &mut home.children {
+        walk(children, &mark, badge);
     }
 }
 

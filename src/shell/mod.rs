@@ -14,7 +14,7 @@ use askama::Template;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -100,6 +100,8 @@ struct ShellView<'a> {
     title: &'a str,
     favicon: Option<String>,
     luigi_version: &'a str,
+    /// Whose navigation a `portico preview --serve` shows; `None` in a real portal.
+    preview: Option<&'a str>,
 }
 
 /// Any other path: the shell page for a signed-in user (Luigi routes on the client).
@@ -129,6 +131,7 @@ async fn shell_page(
         title: &tenant.branding.title,
         favicon: tenant.branding.favicon_href(),
         luigi_version: LUIGI_VERSION,
+        preview: context.config.server.preview_banner.as_deref(),
     };
     let page = view.render()?;
     Ok((
@@ -157,14 +160,18 @@ fn under_other_route(path: &str) -> bool {
 }
 
 /// `GET /shell/config.json`: the signed-in user's Luigi config (`no-store` comes from its route's layer).
-async fn config_get(context: RequestContext, signed_in: SignedIn, locale: Locale) -> Response {
-    Json(luigi::shell_config(
-        &context.config,
-        &context.tenant,
-        &signed_in,
-        locale,
-    ))
-    .into_response()
+async fn config_get(
+    State(state): State<AppState>,
+    context: RequestContext,
+    signed_in: SignedIn,
+    locale: Locale,
+) -> Response {
+    let mut document = luigi::shell_config(&context.config, &context.tenant, &signed_in, locale);
+    // One lock-free load; nothing when the tenant's apps are not watched.
+    if let Some(health) = state.health.tenant(&context.tenant.id) {
+        luigi::mark_health(&mut document, &health, locale);
+    }
+    Json(document).into_response()
 }
 
 /// What the shell's own endpoints refuse.
@@ -202,7 +209,9 @@ async fn route_get(
     locale: Locale,
 ) -> Result<Response, AppError> {
     let Query(RouteQuery { path }) = query.map_err(|_| ShellError::RouteWithoutPath)?;
-    let answer = route::explain(&context.tenant, signed_in.roles(), &path, locale);
+    let user = &signed_in.session.user;
+    let requester = crate::config::AccessAsk::requester(&user.email, &user.subject);
+    let answer = route::explain(&context.tenant, signed_in.roles(), requester, &path, locale);
     Ok(Json(answer).into_response())
 }
 

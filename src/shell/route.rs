@@ -3,14 +3,17 @@
 //! The shell's navigation leaves out what a user may not open, so a shared link to such a page falls
 //! through Luigi's routing; its `pageNotFoundHandler` then shows `web/shell/not-found.html`, which asks
 //! this module why. The answer names the app, the page, the roles that would open it and the IdP
-//! groups that grant those roles: what the user needs to ask for access. It is told only for the
-//! exact path the user already holds, never as a list, and never anything of another tenant; the
-//! decision itself stays with `rbac::decide`, the call the proxy makes.
+//! groups that grant those roles: what the user needs to ask for access, and whom: the app's owner,
+//! and the tenant's `request_access` links filled for each of those groups (the same links as the
+//! proxy's 403 page). It is told only for the exact path the user already holds, never as a list:
+//! no app beyond the one that path names, no role or group beyond those that would open that very
+//! path, and never anything of another tenant. The decision itself stays with `rbac::decide`, the
+//! call the proxy makes.
 
 use serde::Serialize;
 
 use super::luigi::HOME_SEGMENT;
-use crate::config::{App, NavNode, Tenant};
+use crate::config::{AccessAsk, AccessLink, App, NavNode, Tenant};
 use crate::i18n::Locale;
 use crate::rbac::{self, Decision, Need, RoleName, Roles};
 
@@ -30,6 +33,8 @@ pub(crate) enum RouteAnswer<'a> {
         needs: Vec<Need<'a>>,
         /// The user's roles here.
         roles: Vec<&'a str>,
+        /// The tenant's `request_access` links for these roles' groups; empty without a template.
+        request_access: Vec<AccessLink>,
     },
     /// The user may open the app, which has no page at this path.
     NoPage { path: &'a str, app: AppRef<'a> },
@@ -42,10 +47,12 @@ pub(crate) struct AppRef<'a> {
     pub owner: Option<&'a str>,
 }
 
-/// Why `path` (a shell path, `/home/<app>/…`) does not open for a user with `roles` on `tenant`.
+/// Why `path` (a shell path, `/home/<app>/…`) does not open for `user` (as `{user}` names them in a
+/// `request_access` link) with `roles` on `tenant`.
 pub(crate) fn explain<'a>(
     tenant: &'a Tenant,
     roles: &'a Roles,
+    user: &str,
     path: &'a str,
     locale: Locale,
 ) -> RouteAnswer<'a> {
@@ -67,12 +74,29 @@ pub(crate) fn explain<'a>(
         label: app.label.get(locale),
         owner: app.owner.as_deref(),
     };
-    let forbidden = |page: Option<&'a str>, needed: Vec<RoleName>| RouteAnswer::Forbidden {
-        path,
-        app: AppRef { ..app_ref },
-        page,
-        needs: tenant.roles.needs(&needed),
-        roles: roles.names(),
+    let forbidden = |page: Option<&'a str>, needed: Vec<RoleName>| {
+        let needs = tenant.roles.needs(&needed);
+        let ask = AccessAsk {
+            app: app_ref.id,
+            app_label: app_ref.label,
+            page,
+            user,
+            tenant: tenant.id.as_str(),
+            path,
+        };
+        let request_access = tenant
+            .request_access
+            .as_ref()
+            .map(|template| template.links(&ask, needs.iter().map(|need| (need.role, need.groups))))
+            .unwrap_or_default();
+        RouteAnswer::Forbidden {
+            path,
+            app: AppRef { ..app_ref },
+            page,
+            needs,
+            roles: roles.names(),
+            request_access,
+        }
     };
     if let Decision::Deny { needed } = rbac::decide(roles, &app.policy, &http::Method::GET, "/") {
         return forbidden(None, needed);
@@ -125,17 +149,36 @@ mod tests {
     fn a_forbidden_app_names_the_roles_and_the_groups_that_grant_them() {
         let tenant = demo();
         let roles = tenant.roles.roles_for(&["demo-eng".to_owned()]);
-        let answer = explain(&tenant, &roles, "/home/admin-console/anything", Locale::En);
+        let answer = explain(
+            &tenant,
+            &roles,
+            "dave@demo.example",
+            "/home/admin-console/anything",
+            Locale::En,
+        );
         let RouteAnswer::Forbidden {
             app,
             page,
             needs,
             roles,
+            request_access,
             ..
         } = answer
         else {
             panic!("{answer:?}");
         };
+        // The demo tenant's ticket link, once per group that grants a needed role, and no other.
+        assert_eq!(
+            request_access,
+            [AccessLink {
+                role: Some("platform-admin".to_owned()),
+                group: Some("demo-platform-admins".to_owned()),
+                url: "https://tickets.demo.example/new?summary=Access+to+Admin%20Console\
+                      &group=demo-platform-admins&requester=dave%40demo.example\
+                      &path=%2Fhome%2Fadmin-console%2Fanything"
+                    .to_owned(),
+            }]
+        );
         assert_eq!(app.label, "Admin Console");
         assert_eq!(app.owner, Some("team-platform"));
         assert_eq!(page, None);
@@ -167,7 +210,7 @@ mod tests {
                 "Störungsanalyse",
             ),
         ] {
-            let answer = explain(&tenant, &roles, path, locale);
+            let answer = explain(&tenant, &roles, "dave@demo.example", path, locale);
             assert!(
                 matches!(&answer, RouteAnswer::Forbidden { page: Some(shown), needs, .. } if *shown == page && needs[0].role == "platform-admin"),
                 "{path}: {answer:?}"
@@ -186,13 +229,19 @@ mod tests {
             "/",
         ] {
             assert_eq!(
-                explain(&tenant, &roles, path, Locale::En),
+                explain(&tenant, &roles, "dave@demo.example", path, Locale::En),
                 RouteAnswer::Unknown { path },
                 "{path}"
             );
         }
         assert!(matches!(
-            explain(&tenant, &roles, "/home/service-status/nope", Locale::En),
+            explain(
+                &tenant,
+                &roles,
+                "dave@demo.example",
+                "/home/service-status/nope",
+                Locale::En
+            ),
             RouteAnswer::NoPage {
                 app: AppRef {
                     id: "service-status",
@@ -204,12 +253,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_without_a_request_access_template_offers_no_link() {
+        let loaded = config::load_embedded().unwrap();
+        let globex = &loaded.config.tenants[1];
+        assert!(globex.request_access.is_none());
+        let roles = globex.roles.roles_for(&["globex-staff".to_owned()]);
+        let answer = explain(globex, &roles, "gina", "/home/ledger", Locale::En);
+        assert!(
+            matches!(&answer, RouteAnswer::Forbidden { request_access, needs, .. } if request_access.is_empty() && needs[0].role == "finance"),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
     fn another_tenants_apps_are_unknown_here() {
         let loaded = config::load_embedded().unwrap();
         let demo = &loaded.config.tenants[0];
         let roles = demo.roles.roles_for(&["demo-eng".to_owned()]);
         assert!(matches!(
-            explain(demo, &roles, "/home/ledger", Locale::En),
+            explain(
+                demo,
+                &roles,
+                "dave@demo.example",
+                "/home/ledger",
+                Locale::En
+            ),
             RouteAnswer::Unknown { .. }
         ));
     }

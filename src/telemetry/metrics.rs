@@ -233,6 +233,14 @@ struct IdpLabels {
     tenant: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AppProbeLabels {
+    tenant: LabelText,
+    app: LabelText,
+    /// `up` or `failed`.
+    outcome: &'static str,
+}
+
 fn processing_histogram() -> Histogram {
     // 100 µs to about 6.5 s: portico's own work is usually well under a millisecond.
     Histogram::new([
@@ -298,7 +306,16 @@ pub struct Metrics {
     /// Answers of apps with `cache:` on, by what the cache did.
     cache_responses: Family<CacheLabels, Counter>,
     cache_store: CacheStoreMetrics,
+    /// Whether each app the health watch probes is up (1) or degraded (0), read at every scrape
+    /// from the watch's board: only configured apps of watched tenants, so bounded by config.
+    app_up: Family<RouteLabels, Gauge>,
+    app_health_source: std::sync::OnceLock<AppHealthSource>,
+    /// The health watch's probes, by tenant, app and outcome.
+    app_probes: Family<AppProbeLabels, Counter>,
 }
+
+/// What [`Metrics::read_app_health_from`] takes: each probed app (tenant, app) and whether it is up.
+pub type AppHealthSource = Box<dyn Fn() -> Vec<(TenantId, AppId, bool)> + Send + Sync>;
 
 /// What [`Metrics::read_session_store_from`] takes: whether the shared session store answers.
 pub type StoreSource = Box<dyn Fn() -> bool + Send + Sync>;
@@ -345,6 +362,9 @@ impl Metrics {
             store_source: std::sync::OnceLock::new(),
             cache_responses: Family::default(),
             cache_store: CacheStoreMetrics::default(),
+            app_up: Family::default(),
+            app_health_source: std::sync::OnceLock::new(),
+            app_probes: Family::default(),
         };
         metrics.register();
         metrics
@@ -433,6 +453,39 @@ impl Metrics {
             self.store_up.clone(),
         );
         self.register_cache();
+        self.register_health();
+    }
+
+    /// The health watch's series (`doctor::watch`).
+    fn register_health(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "app_up",
+            "Whether each app the tenant's health watch probes answers its entry view (0: degraded, \
+             shown so in the navigation), by tenant and app",
+            self.app_up.clone(),
+        );
+        r.register(
+            "app_probes",
+            "Health-watch probes of apps' entry views, by tenant, app and outcome (up, failed)",
+            self.app_probes.clone(),
+        );
+    }
+
+    /// Counts one health-watch probe of `app`.
+    pub fn app_probe(&self, tenant: &TenantId, app: &AppId, up: bool) {
+        self.app_probes
+            .get_or_create(&AppProbeLabels {
+                tenant: LabelText::Tenant(tenant.clone()),
+                app: LabelText::App(app.clone()),
+                outcome: if up { "up" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Reads the `app_up` gauge from `source` at every scrape (set once, at start).
+    pub fn read_app_health_from(&self, source: AppHealthSource) {
+        let _ = self.app_health_source.set(source);
     }
 
     /// The response cache's series (`proxy::cache`).
@@ -668,6 +721,18 @@ impl Metrics {
             for (tenant, up) in source() {
                 self.identity_providers
                     .get_or_create(&IdpLabels { tenant })
+                    .set(i64::from(up));
+            }
+        }
+        if let Some(source) = self.app_health_source.get() {
+            // Apps and tenants no longer watched disappear.
+            self.app_up.clear();
+            for (tenant, app, up) in source() {
+                self.app_up
+                    .get_or_create(&RouteLabels {
+                        tenant: LabelText::Tenant(tenant),
+                        app: LabelText::App(app),
+                    })
                     .set(i64::from(up));
             }
         }

@@ -8,6 +8,10 @@
 // - breadcrumbs (`navigation.breadcrumbs`), rendered as an accessible `<nav><ol>`;
 // - a frame watchdog: an app that loads Luigi Client but has not started it within
 //   `portico.frameTimeoutMs` gets a panel saying what is probably wrong instead of an endless spinner;
+// - health-aware navigation: an app the server's health watch finds not answering
+//   (`context.app.degraded`) opens to a panel saying so, since when, and whose it is, with "Try anyway"
+//   instead of a spinner waiting for a frame that will not come (the side navigation's "Degraded"
+//   badge is the server's `statusBadge`);
 // - `routing.pageNotFoundHandler`: an unknown or forbidden path shows the hidden `/home/_not-found`
 //   view (web/shell/not-found.js) and keeps the address the user asked for.
 // - `globalSearch`: the shell bar's search over the user's apps, their pages and (with a Backstage
@@ -153,10 +157,12 @@
     window.portico = { csrfToken: shell.portico.csrfToken, signOut: function () { return signOut(shell.portico.csrfToken); } };
 
     var watchdog = frameWatchdog(frameTimeoutMs);
+    var degraded = degradedPanel(watchdog);
 
     config.settings.iframeCreationInterceptor = function (iframe, viewGroup, navigationNode, microFrontendType) {
       iframe.title = frameTitle(navigationNode);
-      if (microFrontendType === 'main') watchdog.watch(iframe, navigationNode);
+      // A degraded app gets its panel at once; the watchdog watches it only once the user tries it.
+      if (microFrontendType === 'main' && !degraded.show(iframe, navigationNode)) watchdog.watch(iframe, navigationNode);
       iframe.addEventListener('load', function () { listenForShortcut(iframe); });
     };
 
@@ -168,6 +174,7 @@
       var active = activeFrame();
       if (active) active.title = frameTitle(next);
       watchdog.navigated();
+      degraded.navigated(next);
       rememberApp(appOf(next), tenant.id, global.user && global.user.id);
     };
 
@@ -494,6 +501,83 @@
     }
 
     return { watch: watch, navigated: navigated };
+  }
+
+  // ---- Degraded apps ----
+
+  /** Why a degraded app is degraded, in the user's language (the server's English when the code is
+   *  one this shell does not know). */
+  function reasonText(mark) {
+    var key = 'health.reason.' + mark.code;
+    return i18n.has(key) ? i18n.t(key, { status: mark.status }) : String(mark.reason || '');
+  }
+
+  /**
+   * The panel over the frame of an app the health watch finds not answering (`context.app.degraded`,
+   * sent only for apps the user can see): its name, since when, why in a few words, its owner, and
+   * "Try anyway", which loads the frame and hands it to the watchdog. Tried apps are not stopped again
+   * on this page; a reload of the shell asks the server afresh.
+   */
+  function degradedPanel(watchdog) {
+    var tried = Object.create(null);
+    var current = null; // { app, panel }
+
+    function remove() {
+      if (current) current.panel.remove();
+      current = null;
+    }
+
+    /** Shows the panel for `node`'s app in `iframe`'s place; whether it did. */
+    function show(iframe, node) {
+      remove();
+      var app = appOf(node);
+      var mark = app && app.degraded;
+      if (!mark || tried[app.id]) return false;
+
+      var panel = element('div', { 'class': 'portico-frame-panel', 'role': 'alert', 'data-testid': 'portico-degraded-panel' });
+      var box = element('div', { 'class': 'portico-frame-panel-box' });
+      box.appendChild(element('h2', {}, i18n.t('shell.degraded.title', { name: app.label })));
+      box.appendChild(element('p', { 'data-testid': 'portico-degraded-reason' },
+        i18n.t('shell.degraded.since', { time: i18n.when(mark.since), reason: reasonText(mark) })));
+      box.appendChild(element('p', { 'data-testid': 'portico-degraded-owner' },
+        app.owner ? i18n.t('shell.degraded.owner', { owner: app.owner }) : i18n.t('shell.degraded.noOwner')));
+      box.appendChild(element('p', { 'class': 'portico-frame-panel-meta' }, i18n.t('shell.degraded.hint')));
+      var retry = element('button', { type: 'button', 'data-testid': 'portico-degraded-try' }, i18n.t('shell.degraded.try'));
+      retry.addEventListener('click', function () {
+        tried[app.id] = true;
+        remove();
+        watchdog.watch(iframe, node);
+        // Loads the view again (setting `src`, even to the same value, navigates the frame).
+        var src = iframe.getAttribute('src');
+        if (src) iframe.setAttribute('src', src);
+      });
+      box.appendChild(retry);
+      panel.appendChild(box);
+      var shown = { app: app.id, panel: panel };
+      current = shown;
+      // Luigi calls the interceptor before it puts the frame in its container: the panel joins it
+      // there (over the app area, where Luigi only ever moves frames) once it is in place.
+      var frames = 0;
+      (function attach() {
+        if (current !== shown) return;
+        if (iframe.parentNode) {
+          iframe.parentNode.appendChild(panel);
+          // Luigi's spinner would wait for a handshake that will not come.
+          window.postMessage({ msg: 'luigi.hide-loading-indicator', location: 'main' }, location.origin);
+        } else if (frames++ < 300) {
+          requestAnimationFrame(attach);
+        }
+      })();
+      return true;
+    }
+
+    /** After each navigation: the panel stays while the user is in its app (its pages share the frame). */
+    function navigated(next) {
+      var app = appOf(next);
+      if (current && (!app || app.id !== current.app)) remove();
+    }
+
+    return { show: show, navigated: navigated };
   }
 
   // ==== Global search ============================================================================

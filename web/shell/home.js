@@ -254,6 +254,12 @@
       title.appendChild(facts);
     }
     body.appendChild(title);
+    if (app.degraded) {
+      // The health watch finds it not answering: said in words, with the owner to ask.
+      var since = i18n.when(app.degraded.since);
+      body.appendChild(element('p', { 'class': 'lp-degraded', 'data-testid': 'home-degraded-' + app.id },
+        app.owner ? t('launchpad.tile.degradedOwned', { time: since, owner: app.owner }) : t('launchpad.tile.degraded', { time: since })));
+    }
     if (app.description) body.appendChild(element('p', { 'class': 'lp-desc' }, app.description));
 
     if (withCatalog && app.catalogRef && window.PorticoCatalog) {

@@ -92,6 +92,19 @@
           return parts;
         }
       },
+      /** When `iso` (RFC 3339) was, as this language writes it: the time of day if today, else the date
+       *  with it; the text as given if it is no time. */
+      when: function (iso) {
+        var at = new Date(iso);
+        if (isNaN(at.getTime())) return String(iso || '');
+        var today = at.toDateString() === new Date().toDateString();
+        try {
+          return today ? at.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' })
+            : at.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short' });
+        } catch (e) {
+          return at.toISOString();
+        }
+      },
       /** Translates `[data-i18n]` and `[data-i18n-attr]` elements under `root`, and sets `<html lang>`. */
       apply: function (root) {
         var scope = root || document;

@@ -2,7 +2,8 @@
 // pageNotFoundHandler (bootstrap.js) shows it for a path Luigi cannot map and keeps that path in the
 // address bar; this view asks the server what the path is (`GET /shell/route.json?path=…`) and says
 // why the user cannot open it: nothing there, an app or page their roles do not reach (and who can
-// change that), or an app without that page.
+// change that: the app's owner, and the tenant's "Request access" links, one per group that would let
+// them in), or an app without that page. The server tells no more than this one path needs.
 //
 // Its texts are the `notFound` block of /shell/i18n/<locale>.json (web/shell/i18n.js), in the language
 // the shell hands over through Luigi Client; app and page labels come translated by the server.
@@ -97,6 +98,24 @@
     return compose(parent, key, { role: role, group: groups.length ? code(groups[0]) : '', groups: codeList(groups, 'disjunction') });
   }
 
+  /**
+   * A "Request access" link from the server's answer, or null when its URL is not one the server would
+   * send (it only fills templates of https:, loopback http: and mailto: links; never a script URL).
+   */
+  function requestLink(link) {
+    var url;
+    try { url = new URL(link.url); } catch (e) { return null; }
+    if (['https:', 'http:', 'mailto:'].indexOf(url.protocol) < 0) return null;
+    var text = typeof link.group === 'string' && link.group
+      ? i18n.t('notFound.requestAccess.group', { group: link.group })
+      : typeof link.role === 'string' && link.role
+        ? i18n.t('notFound.requestAccess.role', { role: link.role })
+        : i18n.t('notFound.requestAccess.any');
+    // A new tab: the ticket system does not belong in the shell's frame (and may refuse it). No
+    // Referer, so the portal's address stays here.
+    return element('a', { 'data-extra': '', 'data-testid': 'not-found-request-access', href: url.href, target: '_blank', rel: 'noopener noreferrer' }, text);
+  }
+
   function render(path, answer) {
     var title = $('title');
     var reason = $('reason');
@@ -130,8 +149,14 @@
       var groups = [];
       list.forEach(function (need) { (need.groups || []).forEach(function (g) { if (groups.indexOf(g) < 0) groups.push(g); }); });
       var ask = 'notFound.ask.' + (app.owner ? 'owner' : 'team') + (groups.length ? plural('Group', groups.length) : 'NoGroup');
-      needs.appendChild(element('p', {}, i18n.t(ask, { owner: app.owner || '' })));
+      needs.appendChild(element('p', { 'data-testid': 'not-found-ask' }, i18n.t(ask, { owner: app.owner || '' })));
       needs.hidden = false;
+      // The tenant's "Request access" links go first among the actions: they are what to do next.
+      var home = $('home-link');
+      (Array.isArray(answer.request_access) ? answer.request_access : []).forEach(function (link) {
+        var a = link && typeof link.url === 'string' ? requestLink(link) : null;
+        if (a) actions.insertBefore(a, home);
+      });
     } else if (answer && answer.kind === 'no-page' && app) {
       document.title = title.textContent = i18n.t('notFound.noPage.title', { app: app.label });
       compose(reason, 'notFound.noPage.reason', { app: app.label, path: shown });

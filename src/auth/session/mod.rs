@@ -78,6 +78,27 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+impl User {
+    /// The user a command acts as when no one signed in (`portico doctor`, `portico preview`): `id`
+    /// with exactly `groups`, and a demo user's name and email when the tenant's dev sign-in has one by
+    /// that id; `tool` (the command's name) stands in for a missing id.
+    pub fn stand_in(tenant: &Tenant, id: Option<&str>, groups: Vec<String>, tool: &str) -> User {
+        let demo = match &tenant.sign_in {
+            crate::config::SignIn::Dev { users } => {
+                id.and_then(|id| users.iter().find(|user| user.id == id))
+            }
+            crate::config::SignIn::Oidc(_) => None,
+        };
+        let subject = id.unwrap_or(tool).to_owned();
+        User {
+            name: demo.map_or_else(|| subject.clone(), |user| user.name.clone()),
+            email: demo.map(|user| user.email.clone()).unwrap_or_default(),
+            subject,
+            groups,
+        }
+    }
+}
+
 /// The IdP's tokens for one session. They stay on the server; `Debug` never prints them.
 #[derive(Clone)]
 pub struct OidcTokens {

@@ -2,11 +2,15 @@
 //! then the shared apps it enables. A team's file is read under the team's confinement (its own
 //! directory, the variables its tenant allows) and its diagnostics name that file, so the team that
 //! owns it sees its own line. App ids are unique within the tenant.
+//!
+//! Under `portico check FILE` (`compile::Checking`), the app file under check is compiled here too,
+//! by the same code as any `apps_from` file: as the tenant's whose patterns match it (or the one
+//! named), last, so an id it shares with another app is reported on it.
 
 use std::sync::Arc;
 
 use super::shared_apps::SharedApp;
-use super::{TeamScope, TenantScope, apps::app};
+use super::{Checking, TeamScope, TenantScope, apps::app};
 use crate::config::de;
 use crate::config::diagnose::Cx;
 use crate::config::env::EnvRules;
@@ -55,6 +59,7 @@ pub(super) fn tenant_apps(
             add(cx, &mut apps, app, shared.mark);
         });
     }
+    checked_app(cx, scope, team, &mut apps);
     apps.apps
 }
 
@@ -153,7 +158,8 @@ fn apps_from(
             return;
         }
     };
-    if files.is_empty() {
+    let matches_checked = note_pattern(cx, scope.id, &full);
+    if files.is_empty() && !matches_checked {
         let hint = format!("paths are relative to {}", scope.base_dir.display());
         cx.warn(
             pattern.mark,
@@ -163,31 +169,17 @@ fn apps_from(
     }
     apps.files.extend(files.iter().cloned());
     for file in files {
-        let display = file.display().to_string();
-        let dir = file.parent().unwrap_or(scope.base_dir);
-        // The directory as the file system opens it: what the team's file is confined to.
-        let real_dir = cx
-            .source
-            .canonicalize(dir)
-            .unwrap_or_else(|_| normalise_lexically(dir));
-        // A team's file that is a link out of its directory would have portico read (and quote in
-        // diagnostics) a file of the host.
-        if let Ok(real) = cx.source.canonicalize(&file) {
-            if !real.starts_with(&real_dir) {
-                cx.error(
-                    pattern.mark,
-                    format!(
-                        "{display} is a link to `{}`, outside its directory; not read",
-                        real.display()
-                    ),
-                    Some(
-                        "app files must be regular files (or links within their own directory)"
-                            .into(),
-                    ),
-                );
-                continue;
-            }
+        // The file under `portico check` is compiled last (`checked_app`), from the text checked.
+        if cx
+            .checking
+            .is_some_and(|checking| is_checked(cx, checking, &file))
+        {
+            continue;
         }
+        let display = file.display().to_string();
+        let Some(real_dir) = confined_dir(cx, &file, &display, pattern.mark) else {
+            continue;
+        };
         let text = match cx.source.read(&file) {
             Ok(text) => text,
             Err(error) => {
@@ -199,29 +191,188 @@ fn apps_from(
                 continue;
             }
         };
-        let team = TeamScope {
-            dir: real_dir,
-            ..team.clone()
+        let read = TeamFile {
+            path: &file,
+            display: &display,
+            text: &text,
+            real_dir,
         };
-        let file_scope = TenantScope {
-            base_dir: dir,
-            team: Some(&team),
-            ..*scope
+        app_file(cx, read, scope, team, apps);
+    }
+}
+
+/// The directory a team's file is confined to (as the file system opens it), or `None` when the
+/// file is a link out of it (reported at `mark`): portico would read, and quote in diagnostics, a
+/// file of the host.
+fn confined_dir(
+    cx: &mut Cx<'_>,
+    file: &std::path::Path,
+    display: &str,
+    mark: Mark,
+) -> Option<std::path::PathBuf> {
+    let dir = dir_of(file);
+    let real_dir = cx
+        .source
+        .canonicalize(dir)
+        .unwrap_or_else(|_| normalise_lexically(dir));
+    if let Ok(real) = cx.source.canonicalize(file) {
+        if !real.starts_with(&real_dir) {
+            cx.error(
+                mark,
+                format!(
+                    "{display} is a link to `{}`, outside its directory; not read",
+                    real.display()
+                ),
+                Some(
+                    "app files must be regular files (or links within their own directory)".into(),
+                ),
+            );
+            return None;
+        }
+    }
+    Some(real_dir)
+}
+
+/// A team file's directory: `.` for a bare name (`cost.yaml`, as a glob of `*.yaml` beside a main
+/// config named `portico.yaml` returns it). Never the empty path, which every path starts with:
+/// confined to it, a file would reach anything.
+fn dir_of(file: &std::path::Path) -> &std::path::Path {
+    file.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
+/// One team's app file, read.
+struct TeamFile<'f> {
+    path: &'f std::path::Path,
+    /// How its diagnostics name it.
+    display: &'f str,
+    text: &'f str,
+    /// What it is confined to ([`confined_dir`]).
+    real_dir: std::path::PathBuf,
+}
+
+/// Compiles one team's app file under the team's confinement and adds the app to the tenant's.
+fn app_file(
+    cx: &mut Cx<'_>,
+    file: TeamFile<'_>,
+    scope: &TenantScope<'_>,
+    team: &TeamScope,
+    apps: &mut Collected,
+) {
+    let dir = dir_of(file.path);
+    let team = TeamScope {
+        dir: file.real_dir,
+        ..team.clone()
+    };
+    let file_scope = TenantScope {
+        base_dir: dir,
+        team: Some(&team),
+        ..*scope
+    };
+    // Diagnostics inside an app file name that file, so the team that owns it sees its own line.
+    cx.in_file(file.display, |cx| {
+        let Some(root) = super::parse(cx, file.text) else {
+            return;
         };
-        // Diagnostics inside an app file name that file, so the team that owns it sees its own line.
-        cx.in_file(&display, |cx| {
-            let Some(root) = super::parse(cx, &text) else {
-                return;
-            };
-            let rules = EnvRules {
-                source: cx.source,
-                team: Some(&team.env),
-            };
-            let (raw, issues) = de::shape::<RawApp>(&root, &rules);
-            cx.issues(issues);
-            let app = raw.and_then(|raw| app(&raw, root.mark, cx, &file_scope));
-            add(cx, apps, app, root.mark);
-        });
+        let rules = EnvRules {
+            source: cx.source,
+            team: Some(&team.env),
+            unset: Checking::unset(cx.checking),
+        };
+        let (raw, issues) = de::shape::<RawApp>(&root, &rules);
+        cx.issues(issues);
+        let app = raw.and_then(|raw| app(&raw, root.mark, cx, &file_scope));
+        add(cx, apps, app, root.mark);
+    });
+}
+
+/// Whether `file` (as a glob returned it) is the app file under check.
+fn is_checked(cx: &Cx<'_>, checking: &Checking, file: &std::path::Path) -> bool {
+    checking
+        .app
+        .as_ref()
+        .is_some_and(|checked| cx.source.absolute(file) == checked.absolute)
+}
+
+/// Under `portico check`: notes the tenant's pattern (`full`, as searched) and whether it matches
+/// the app file under check, by the pattern, so a file that is not on disk (`check -` with
+/// `--stdin-name`) matches as it would once written. Says whether it does.
+fn note_pattern(cx: &Cx<'_>, tenant: &str, full: &std::path::Path) -> bool {
+    let Some(checking) = cx.checking else {
+        return false;
+    };
+    let searched = full.display().to_string();
+    let mut tenants = checking.tenants.borrow_mut();
+    match tenants.iter_mut().find(|(id, _)| id == tenant) {
+        Some((_, patterns)) => patterns.push(searched),
+        None => tenants.push((tenant.to_owned(), vec![searched])),
+    }
+    drop(tenants);
+    let pattern = cx.source.absolute(full);
+    let Some(checked) = &checking.app else {
+        return false;
+    };
+    // As the file system's glob matches: `*` stays within one path segment.
+    let options = glob::MatchOptions {
+        require_literal_separator: true,
+        ..glob::MatchOptions::new()
+    };
+    let matches = glob::Pattern::new(&pattern.to_string_lossy())
+        .is_ok_and(|pattern| pattern.matches_path_with(&checked.absolute, options));
+    let mut matched_by = checking.matched_by.borrow_mut();
+    if matches && !matched_by.iter().any(|id| id == tenant) {
+        matched_by.push(tenant.to_owned());
+    }
+    matches
+}
+
+/// Under `portico check FILE`: the app file, compiled as this tenant's if its patterns match it
+/// (or it is the tenant named with `--tenant`). Last, after the shared apps: an id it shares with
+/// any other app of the tenant is reported on it, naming where the other is written.
+fn checked_app(cx: &mut Cx<'_>, scope: &TenantScope<'_>, team: &TeamScope, apps: &mut Collected) {
+    let Some(checking) = cx.checking else { return };
+    let Some(checked) = &checking.app else { return };
+    {
+        let mut tenants = checking.tenants.borrow_mut();
+        if !tenants.iter().any(|(id, _)| id == scope.id) {
+            tenants.push((scope.id.to_owned(), Vec::new()));
+        }
+    }
+    let matched = checking.matched_by.borrow().iter().any(|id| id == scope.id);
+    let wanted = match &checked.tenant {
+        Some(tenant) => tenant == scope.id,
+        None => matched,
+    };
+    if !wanted {
+        return;
+    }
+    checking.compiled_by.borrow_mut().push(scope.id.to_owned());
+    let start = Mark { line: 1, column: 1 };
+    let real_dir = cx.in_file(&checked.name, |cx| {
+        if !matched && checked.located {
+            cx.warn(
+                start,
+                format!(
+                    "no `apps_from` pattern of tenant `{}` matches {}: `portico serve` does not read it",
+                    scope.id, checked.name
+                ),
+                Some(format!(
+                    "move it where the tenant's patterns look, or ask the platform to add one in {}",
+                    team.env.main_file
+                )),
+            );
+        }
+        confined_dir(cx, &checked.file, &checked.name, start)
+    });
+    if let Some(real_dir) = real_dir {
+        let file = TeamFile {
+            path: &checked.file,
+            display: &checked.name,
+            text: &checked.text,
+            real_dir,
+        };
+        app_file(cx, file, scope, team, apps);
     }
 }
 

@@ -13,12 +13,18 @@
 //! - `sign_in`, `backstage`, `access` (roles and access rules), `apps` (one app and its nodes),
 //!   `app_sources` (a tenant's apps, `apps_from` files), `shared_apps`, `upstream` (an app's or
 //!   Backstage's URL and TLS settings, PEM files read and checked); `values` parses single values.
+//!
+//! [`compile`] is what `serve` and a reload run. [`check`] is `portico check`'s: the same rules, but
+//! an unset `${VAR}` reads as a placeholder (a warning), and an app file under check is compiled as
+//! its tenant's (`app_sources`). It returns what it found and never the `Config`, so a placeholder
+//! can never be served.
 
 mod access;
 mod app_sources;
 mod apps;
 mod backstage;
 mod claims;
+mod health;
 mod server;
 mod shared_apps;
 mod sign_in;
@@ -26,12 +32,13 @@ mod tenant;
 mod upstream;
 pub(crate) mod values;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use super::Diagnostic;
 use super::de;
 use super::diagnose::Cx;
-use super::env::{EnvRules, TeamEnv};
+use super::env::{EnvRules, TeamEnv, Unset};
 use super::model::{Config, StoreSettings, TenantId};
 use super::raw::{Env, RawConfig, Val};
 use super::source::Source;
@@ -70,6 +77,58 @@ pub(crate) struct TeamScope {
     pub static_roots: Vec<PathBuf>,
 }
 
+/// What `portico check` asks of a compile ([`check`]); only `config::check` makes one.
+#[derive(Debug, Default)]
+pub(crate) struct Checking {
+    /// The app file under check; `None` when a main config is checked.
+    pub app: Option<CheckedApp>,
+    /// Each tenant that reached its apps, with its `apps_from` patterns as searched (for the
+    /// error that names the candidates).
+    pub tenants: RefCell<Vec<(String, Vec<String>)>>,
+    /// Tenants with an `apps_from` pattern that matches the app file.
+    pub matched_by: RefCell<Vec<String>>,
+    /// Tenants that compiled the app file: those it matched, or the one named.
+    pub compiled_by: RefCell<Vec<String>>,
+}
+
+/// One team's app file under `portico check`, compiled last among its tenant's apps (so a clash is
+/// reported on it, naming the other definition) with the confinement of an `apps_from` file.
+#[derive(Debug)]
+pub(crate) struct CheckedApp {
+    /// Where it is, as given (`<stdin>` for standard input without a name): its directory anchors
+    /// its relative paths and is what it is confined to, as for a file a pattern found.
+    pub file: PathBuf,
+    /// `file` made absolute ([`Source::absolute`]), compared with `apps_from` patterns and what
+    /// they found. It need not exist (`check -` with `--stdin-name`).
+    pub absolute: PathBuf,
+    /// How diagnostics name it: the path as given, or `<stdin>`.
+    pub name: String,
+    pub text: String,
+    /// `--tenant`: compiled as this tenant's whether or not its patterns match.
+    pub tenant: Option<String>,
+    /// Whether `path` is where the file lives (not so for `check -` without `--stdin-name`): only
+    /// then can a tenant whose patterns miss it be said not to read it.
+    pub located: bool,
+}
+
+impl Checking {
+    /// What each rule reads as an unset `${VAR}` in this compile.
+    pub(crate) fn unset(checking: Option<&Checking>) -> Unset {
+        match checking {
+            Some(_) => Unset::Placeholder,
+            None => Unset::Refuse,
+        }
+    }
+}
+
+/// What a [`check`] compile found besides its diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// Tenants and apps of the config, when it compiled.
+    pub tenants: usize,
+    pub apps: usize,
+}
+
 /// Compiles the main config document. `file` names it in diagnostics; `base_dir` anchors relative paths.
 pub(crate) fn compile(
     source: &dyn Source,
@@ -77,11 +136,43 @@ pub(crate) fn compile(
     text: &str,
     base_dir: &Path,
 ) -> (Option<Config>, Vec<Diagnostic>) {
+    compile_with(source, file, text, base_dir, None)
+}
+
+/// Compiles the main config document for `portico check`, under `checking`. The `Config` stays in
+/// here: it may hold placeholders for unset variables, and nothing may serve it.
+pub(crate) fn check(
+    source: &dyn Source,
+    file: &str,
+    text: &str,
+    base_dir: &Path,
+    checking: &Checking,
+) -> (Option<Checked>, Vec<Diagnostic>) {
+    let (config, diagnostics) = compile_with(source, file, text, base_dir, Some(checking));
+    let checked = config.map(|config| Checked {
+        tenants: config.tenants.len(),
+        apps: config.tenants.iter().map(|tenant| tenant.apps.len()).sum(),
+    });
+    (checked, diagnostics)
+}
+
+fn compile_with(
+    source: &dyn Source,
+    file: &str,
+    text: &str,
+    base_dir: &Path,
+    checking: Option<&Checking>,
+) -> (Option<Config>, Vec<Diagnostic>) {
     let mut cx = Cx::new(source, file);
+    cx.checking = checking;
     let Some(root) = parse(&mut cx, text) else {
         return (None, cx.into_diagnostics());
     };
-    let rules = EnvRules { source, team: None };
+    let rules = EnvRules {
+        source,
+        team: None,
+        unset: Checking::unset(checking),
+    };
     let (raw, issues) = de::shape::<RawConfig>(&root, &rules);
     cx.issues(issues);
     let config = raw.and_then(|raw| config(&raw, root.mark, &mut cx, base_dir, file));

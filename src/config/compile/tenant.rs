@@ -8,13 +8,13 @@ use std::sync::Arc;
 use super::claims::Claims;
 use super::shared_apps::{self, SharedApp};
 use super::values::{self, Bad};
-use super::{TeamScope, TenantScope, access, app_sources, backstage, sign_in};
+use super::{TeamScope, TenantScope, access, app_sources, backstage, health, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
     App, AppId, AppMount, AppTarget, BackstageSettings, BrandFile, BrandImage, Branding,
-    CompressMode, CookieMode, IdentityModes, LuigiSettings, PublicOrigin, ResponsiveNavigation,
-    SignIn, Tenant, TenantId, Text, Theme,
+    CompressMode, CookieMode, IdentityModes, LuigiSettings, Placeholder, PublicOrigin,
+    RequestAccess, RequestAccessError, ResponsiveNavigation, SignIn, Tenant, TenantId, Text, Theme,
 };
 use crate::config::raw::{
     Env, RawBranding, RawConfig, RawLuigi, RawTenant, RawTheme, Shown, Val, Written, field,
@@ -103,6 +103,7 @@ fn tenant(
         branding(raw.branding.as_ref(), cx, id, parts.base_dir)
     });
     let luigi = cx.at("luigi", |cx| luigi(raw.luigi.as_ref(), cx));
+    let request_access = request_access(raw, cx);
     let sign_in = match &raw.auth {
         Some(val) => cx.at("auth", |cx| sign_in::sign_in(val, cx)),
         None => {
@@ -119,6 +120,12 @@ fn tenant(
             RoleMap::default()
         }
     };
+    let health = cx.at("health", |cx| {
+        let has_host = field(&raw.hosts)
+            .flatten()
+            .is_some_and(|hosts| !hosts.0.is_empty());
+        health::health(raw.health.as_ref(), cx, &roles, has_host)
+    });
     let team = team_scope(raw, cx, id, parts.base_dir);
     let scope = TenantScope {
         id,
@@ -184,6 +191,8 @@ fn tenant(
         sign_in: sign_in?,
         roles,
         apps,
+        request_access: request_access?,
+        health: health?,
     })
 }
 
@@ -242,6 +251,55 @@ fn public_origin(raw: &RawTenant, cx: &mut Cx<'_>) -> Option<Option<PublicOrigin
         })
     })
     .map(Some)
+}
+
+/// `request_access`: `Some(None)` when absent, `None` when broken (every problem reported).
+fn request_access(raw: &RawTenant, cx: &mut Cx<'_>) -> Option<Option<RequestAccess>> {
+    let (Some(Shown(text)), Some(written)) = (field(&raw.request_access)?, &raw.request_access)
+    else {
+        return Some(None);
+    };
+    let errors = match RequestAccess::parse(text) {
+        Ok(template) => return Some(Some(template)),
+        Err(errors) => errors,
+    };
+    let names: Vec<&str> = Placeholder::ALL.iter().map(|(name, _)| *name).collect();
+    let listing = format!(
+        "placeholders: {}",
+        names
+            .iter()
+            .map(|name| format!("{{{name}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let example = "e.g. `https://tickets.acme.example/new?summary=Access+to+{app}&group={group}`";
+    for error in errors {
+        let hint = match &error {
+            RequestAccessError::UnknownPlaceholder(name) => {
+                Some(suggest(name, &names, &listing))
+            }
+            RequestAccessError::Scheme(_) | RequestAccessError::PlainHttp(_) => Some(format!(
+                "an https:// link (plain http:// only to localhost), or mailto:, {example}"
+            )),
+            RequestAccessError::PlaceholderInAddress(_) => Some(
+                "placeholders may fill the path, the query and the fragment (the body of a mailto:), so the link always goes where it is written"
+                    .to_owned(),
+            ),
+            RequestAccessError::BadCharacter(_) => Some(
+                "percent-encode it: a space `%20` (or `+` in a query), `\"` `%22`, `<` `%3C`, `>` `%3E`"
+                    .to_owned(),
+            ),
+            RequestAccessError::Unclosed | RequestAccessError::StrayClose => Some(format!(
+                "braces are for placeholders; write a literal one as `%7B` or `%7D`; {listing}"
+            )),
+            RequestAccessError::NoHost
+            | RequestAccessError::BadHost(_)
+            | RequestAccessError::Credentials
+            | RequestAccessError::NoAddress => Some(example.to_owned()),
+        };
+        cx.error_at(written.mark, "request_access", error.to_string(), hint);
+    }
+    None
 }
 
 /// `hosts`, lower-cased and claimed for this tenant.
@@ -545,6 +603,31 @@ mod tests {
             (
                 "a host listed twice and a port sibling",
                 format!("{BASE}  globex:\n    hosts: [\"portal.acme.example:8080\", PORTAL.acme.example]\n    auth: {{ dev_sign_in: {{ users: [{{ id: g }}] }} }}\n    roles: {{}}\n"),
+            ),
+            (
+                "a request_access link template",
+                tenant("    request_access: \"https://tickets.acme.example/new?summary=Access+to+{app_label}&group={group}&by={user}\"\n"),
+            ),
+            (
+                "a request_access mailto template",
+                tenant("    request_access: \"mailto:access@acme.example?subject={app}%20{role}\"\n"),
+            ),
+            (
+                "a request_access template that could run script",
+                tenant("    request_access: \"javascript:alert({app})\"\n"),
+            ),
+            (
+                "a request_access template over plain http, with a misspelt and an unknown placeholder",
+                tenant("    request_access: \"http://tickets.acme.example/new?g={gruop}&x={ticket}\"\n"),
+            ),
+            (
+                "a request_access template filling its host, with a space and an unclosed brace",
+                tenant("    request_access: \"https://{tenant}.tickets.example/new?s=Access to {app\"\n"),
+            ),
+            ("request_access as a list", tenant("    request_access: [https://t.example/]\n")),
+            (
+                "request_access reading the environment",
+                tenant("    request_access: \"https://t.example/?k=${TOKEN}\"\n"),
             ),
             ("an unknown default tenant", format!("default_tenant: acm\n{BASE}")),
             (
