@@ -475,9 +475,12 @@ impl ErrorTarget {
 }
 
 /// What the page says went wrong: the error's own message in English (it may name what was asked
-/// for); in another language, the translation of its code (`page.errors.<code>`) when there is one.
-fn public_message(report: &ErrorReport, locale: Locale) -> &str {
-    if locale == Locale::En {
+/// for); in another language, or when the page explains a refusal below it, the text of its code
+/// (`page.errors.<code>`) when there is one.
+fn public_message(report: &ErrorReport, locale: Locale, explained: bool) -> &str {
+    // English shows the error's own message, which may be more specific; unless the page explains
+    // the refusal below it (`ErrorAccess`), where the message would only repeat the roles.
+    if locale == Locale::En && !explained {
         return &report.message;
     }
     locale
@@ -524,7 +527,11 @@ pub(crate) fn render(
                 .find(&format!("page.status.{}", report.status.as_u16()))
                 .or(report.status.canonical_reason())
                 .unwrap_or("Error"),
-            message: public_message(&report, locale),
+            message: public_message(
+                &report,
+                locale,
+                response.extensions().get::<ErrorAccess>().is_some(),
+            ),
             request_id,
             sign_in_href: report.sign_in.then(|| "/auth/login".to_owned()),
             app: response

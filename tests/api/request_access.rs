@@ -244,6 +244,12 @@ async fn filled_values_cannot_break_the_link_or_the_page_and_a_tenant_without_a_
     );
     assert!(!page.contains("request-access"), "{page}");
     assert!(!page.contains("mailto:"), "nothing of acme's: {page}");
+    // The heading does not repeat the roles the explanation below lists.
+    assert!(
+        page.contains("<h1>You do not have access to this.</h1>"),
+        "{page}"
+    );
+    assert!(!page.contains("it needs one of the roles"), "{page}");
 }
 
 /// Dev sign-in on the tenant at `host`.
