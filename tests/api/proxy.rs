@@ -448,7 +448,7 @@ async fn users_without_the_role_are_refused_before_the_upstream() {
     );
     let page = browser.text().await.unwrap();
     assert!(page.contains("Error 403"), "{page}");
-    assert!(page.contains("you do not have access"), "{page}");
+    assert!(page.contains("You do not have access to this."), "{page}");
 
     // Writes are refused just the same.
     let post = server
