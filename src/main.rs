@@ -73,19 +73,8 @@ enum Command {
     /// Why a user sees what they see: every app and page of a tenant, visible or not, with the roles
     /// it needs and the groups that grant them; with --path, the rule that decides that path.
     Explain {
-        /// The YAML config file (default: the embedded demo).
-        #[arg(long, short, env = "PORTICO_CONFIG")]
-        config: Option<PathBuf>,
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: String,
-        /// Who it is for (shown in the report); with dev sign-in, a demo user's id also gives their
-        /// groups.
-        #[arg(long)]
-        user: Option<String>,
-        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
-        #[arg(long, value_delimiter = ',')]
-        groups: Option<Vec<String>>,
+        #[command(flatten)]
+        who: Who,
         /// A path to decide: `/apps/<id>/…` as the proxy sees it, or `/home/<id>/…` as the shell does.
         #[arg(long)]
         path: Option<String>,
@@ -100,18 +89,8 @@ enum Command {
     /// is wrong with each: its status, Luigi Client, root-absolute URLs, framing headers, cookies on
     /// `Path=/`; with the app's owner and the fix. Exits 1 when any finding is an error.
     Doctor {
-        /// The YAML config file (default: the embedded demo).
-        #[arg(long, short, env = "PORTICO_CONFIG")]
-        config: Option<PathBuf>,
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: String,
-        /// Who to probe as; with dev sign-in, a demo user's id also gives their groups.
-        #[arg(long)]
-        user: Option<String>,
-        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
-        #[arg(long, value_delimiter = ',')]
-        groups: Option<Vec<String>>,
+        #[command(flatten)]
+        who: Who,
         /// Only this app (repeatable); default: every app the user sees.
         #[arg(long = "app")]
         apps: Vec<String>,
@@ -123,18 +102,8 @@ enum Command {
     /// shell gets; with --serve, the real portal of that tenant on a loopback address, signed in as
     /// such a user, with a "preview" banner.
     Preview {
-        /// The YAML config file (default: the embedded demo).
-        #[arg(long, short, env = "PORTICO_CONFIG")]
-        config: Option<PathBuf>,
-        /// The tenant's id.
-        #[arg(long)]
-        tenant: String,
-        /// Who it is for (shown); with dev sign-in, a demo user's id also gives their groups.
-        #[arg(long)]
-        user: Option<String>,
-        /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
-        #[arg(long, value_delimiter = ',')]
-        groups: Option<Vec<String>>,
+        #[command(flatten)]
+        who: Who,
         /// The language of the labels (`en`, `de`); a served preview follows the browser's.
         #[arg(long, default_value = "en")]
         lang: String,
@@ -178,6 +147,24 @@ enum DiffFormat {
     Json,
 }
 
+/// Whom `explain`, `doctor` and `preview` speak of: a tenant of a config, and a user's groups.
+#[derive(clap::Args)]
+struct Who {
+    /// The YAML config file (default: the embedded demo).
+    #[arg(long, short, env = "PORTICO_CONFIG")]
+    config: Option<PathBuf>,
+    /// The tenant's id.
+    #[arg(long)]
+    tenant: String,
+    /// Who it is for (shown in the report); with dev sign-in, a demo user's id also gives their
+    /// groups.
+    #[arg(long)]
+    user: Option<String>,
+    /// The user's IdP groups, comma-separated (`--groups acme-eng,acme-finops`).
+    #[arg(long, value_delimiter = ',')]
+    groups: Option<Vec<String>>,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ExplainFormat {
     Text,
@@ -202,10 +189,13 @@ fn main() -> ExitCode {
             config::SCHEMA
         }),
         Command::Explain {
-            config,
-            tenant,
-            user,
-            groups,
+            who:
+                Who {
+                    config,
+                    tenant,
+                    user,
+                    groups,
+                },
             path,
             method,
             format,
@@ -218,18 +208,24 @@ fn main() -> ExitCode {
             format,
         ),
         Command::Doctor {
-            config,
-            tenant,
-            user,
-            groups,
+            who:
+                Who {
+                    config,
+                    tenant,
+                    user,
+                    groups,
+                },
             apps,
             format,
         } => doctor(config.as_deref(), tenant, user, groups, apps, format),
         Command::Preview {
-            config,
-            tenant,
-            user,
-            groups,
+            who:
+                Who {
+                    config,
+                    tenant,
+                    user,
+                    groups,
+                },
             lang,
             format,
             serve,
