@@ -31,6 +31,7 @@ impl std::io::Write for LogWriter {
 impl Logs {
     /// Starts capturing; capture ends when the guard is dropped.
     pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        keep_a_second_dispatcher();
         let logs = Logs::default();
         let buffer = logs.0.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -85,4 +86,15 @@ impl Logs {
         .await;
         waited.unwrap_or_else(|_| panic!("no access line for {id}"))
     }
+}
+
+/// Registers, once per process, a dispatcher that is never dropped. tracing-core decides a callsite's
+/// interest by asking only the hitting thread's dispatcher while at most one dispatcher is registered
+/// (`has_just_one`): with one capturing test alive, a log line first written by a test that captures
+/// nothing was cached as "never", and the capturing test lost every later line of that callsite (seen:
+/// a test's whole server log empty when run beside another). With two registered, every callsite asks
+/// every dispatcher, and each event goes to the one of the thread that writes it.
+fn keep_a_second_dispatcher() {
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
 }
