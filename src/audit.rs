@@ -98,6 +98,32 @@ pub(crate) enum AuditEvent<'a> {
         tenant: &'a str,
         reason: &'a str,
     },
+    /// A user sent an app's requests to a preview upstream for their session (`apps::preview`).
+    PreviewStarted {
+        tenant: &'a str,
+        user: &'a str,
+        app: &'a str,
+        upstream: &'a str,
+        session: &'a str,
+        until: u64,
+    },
+    /// A user ended a preview override; the app's own upstream answers again.
+    PreviewEnded {
+        tenant: &'a str,
+        user: &'a str,
+        app: &'a str,
+        upstream: &'a str,
+        session: &'a str,
+    },
+    /// A preview was asked for (its page or its start) and refused, e.g. an address the tenant does
+    /// not allow: possibly a link meant to route someone's traffic elsewhere.
+    PreviewRefused {
+        tenant: &'a str,
+        user: &'a str,
+        app: &'a str,
+        upstream: &'a str,
+        reason: &'a str,
+    },
     /// A new config was compiled and swapped in (instance-wide: no tenant field). Each list is
     /// comma-separated; apps are `tenant/app`; an empty list is left out of the line.
     ConfigReloaded {
@@ -137,6 +163,7 @@ struct Fields<'a> {
     user: Option<&'a str>,
     method: Option<&'a str>,
     app: Option<&'a str>,
+    upstream: Option<&'a str>,
     path: Option<&'a str>,
     sid: Option<&'a str>,
     sessions: Option<usize>,
@@ -187,6 +214,10 @@ impl AuditEvent<'_> {
             AuditEvent::ConfigReloaded { .. } | AuditEvent::ConfigReloadRefused { .. } => {
                 "config_reload"
             }
+            AuditEvent::PreviewStarted { .. } | AuditEvent::PreviewRefused { .. } => {
+                "preview_start"
+            }
+            AuditEvent::PreviewEnded { .. } => "preview_end",
         }
     }
 
@@ -197,7 +228,9 @@ impl AuditEvent<'_> {
             | AuditEvent::SignOut { .. }
             | AuditEvent::BackchannelLogout { .. }
             | AuditEvent::ConfigReloaded { .. }
-            | AuditEvent::SessionEvicted { .. } => Outcome::Success,
+            | AuditEvent::SessionEvicted { .. }
+            | AuditEvent::PreviewStarted { .. }
+            | AuditEvent::PreviewEnded { .. } => Outcome::Success,
             AuditEvent::SignInRefused { .. }
             | AuditEvent::ConfigReloadRefused { .. }
             | AuditEvent::RefreshFailed { .. }
@@ -206,7 +239,8 @@ impl AuditEvent<'_> {
             AuditEvent::CrossTenantSession { .. }
             | AuditEvent::AccessDenied { .. }
             | AuditEvent::CsrfRejected { .. }
-            | AuditEvent::DuplicateSessionCookie { .. } => Outcome::Refused,
+            | AuditEvent::DuplicateSessionCookie { .. }
+            | AuditEvent::PreviewRefused { .. } => Outcome::Refused,
         }
     }
 
@@ -337,6 +371,60 @@ impl AuditEvent<'_> {
             AuditEvent::ConfigReloaded { .. } | AuditEvent::ConfigReloadRefused { .. } => {
                 self.reload_fields()
             }
+            AuditEvent::PreviewStarted { .. }
+            | AuditEvent::PreviewEnded { .. }
+            | AuditEvent::PreviewRefused { .. } => self.preview_fields(),
+        }
+    }
+
+    /// The fields of the preview override events.
+    fn preview_fields(&self) -> Fields<'_> {
+        match *self {
+            AuditEvent::PreviewStarted {
+                tenant,
+                user,
+                app,
+                upstream,
+                session,
+                until,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                app: Some(app),
+                upstream: Some(upstream),
+                session: Some(session),
+                until: Some(until),
+                ..Fields::default()
+            },
+            AuditEvent::PreviewEnded {
+                tenant,
+                user,
+                app,
+                upstream,
+                session,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                app: Some(app),
+                upstream: Some(upstream),
+                session: Some(session),
+                ..Fields::default()
+            },
+            AuditEvent::PreviewRefused {
+                tenant,
+                user,
+                app,
+                upstream,
+                reason,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                app: Some(app),
+                upstream: Some(upstream),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            _ => Fields::default(),
         }
     }
 
@@ -378,6 +466,7 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         user,
         method,
         app,
+        upstream,
         path,
         sid,
         sessions,
@@ -432,6 +521,7 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
                 user,
                 method,
                 app,
+                upstream,
                 path,
                 sid,
                 sessions,

@@ -93,7 +93,8 @@ pub struct AccessRule {
 }
 
 impl AccessRule {
-    fn allows(&self, roles: &Roles) -> bool {
+    /// Whether one of `roles` is among the rule's.
+    pub fn allows(&self, roles: &Roles) -> bool {
         self.roles.iter().any(|role| roles.0.contains(role))
     }
 }

@@ -853,6 +853,7 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             backstage,
             request_access,
             health,
+            previews,
         } = tenant;
         let mut secrets = Vec::new();
         if let SignIn::Oidc(settings) = sign_in {
@@ -866,7 +867,7 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             secrets.push(secret);
         }
         let text = format!(
-            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}{request_access:?}{health:?}"
+            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}{request_access:?}{health:?}{previews:?}"
         );
         (text, secrets)
     }

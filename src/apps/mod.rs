@@ -15,7 +15,9 @@
 //! Nothing beyond: the user named the app by its address, and learns no other app, role or group.
 
 mod files;
+mod preview;
 mod upstream;
+pub(crate) use preview::{InUse as PreviewInUse, in_use as previews_in_use};
 pub(crate) use upstream::{ShowUpstreamHeaders, UpstreamHeaders};
 
 use std::net::SocketAddr;
@@ -28,7 +30,7 @@ use axum::routing::any;
 
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, SignedIn};
-use crate::config::{AccessAsk, App, AppId, AppMount, AppTarget, NavNode};
+use crate::config::{AccessAsk, App, AppId, AppMount, AppTarget, NavNode, Upstream};
 use crate::http::error::{ErrorAccess, ErrorApp, Refusal};
 use crate::http::{AppError, Class, Problem, RequestContext, compress};
 use crate::proxy::headers::{self, PortalCookies};
@@ -72,6 +74,7 @@ pub(crate) const PORTAL_COOKIES: PortalCookies =
 /// [`is_app_request`].
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .merge(preview::router())
         .route("/apps/{app}", any(app_root_redirect))
         .route(
             "/backstage",
@@ -116,6 +119,9 @@ struct Call<'a> {
     signed_in: &'a SignedIn,
     peer: SocketAddr,
     app: &'a App,
+    /// The preview upstream this session sent the app to (`preview::active`), which then stands in
+    /// for the app's own and is never cached.
+    preview: Option<&'a Upstream>,
 }
 
 /// One request below an app's prefix (see [`is_app_request`]), after tenant resolution: who asks, the
@@ -147,15 +153,23 @@ pub(crate) async fn serve(
     }
     // After the access decision, so a user without access learns nothing more than 403.
     let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
+    let preview = match &app.target {
+        AppTarget::Upstream(_) => preview::active(&context.tenant, &signed_in, app),
+        _ => None,
+    };
     let call = Call {
         state,
         context: &context,
         signed_in: &signed_in,
         peer,
         app,
+        preview: preview.as_ref(),
     };
     let served = match &app.target {
-        AppTarget::Upstream(target) => upstream::forward(&call, target, &path, request).await,
+        AppTarget::Upstream(target) => {
+            let upstream = call.preview.unwrap_or(target);
+            upstream::forward(&call, upstream, &path, request).await
+        }
         AppTarget::StaticDir(dir) => files::serve_dir(dir, &path, request).await,
         AppTarget::Embedded(bundle) => {
             files::serve_embedded(bundle, &path.decoded, &request).map_err(AppError::from)
@@ -180,6 +194,15 @@ pub(crate) async fn serve(
     }
     // Apps may be framed by the shell on this origin and by nothing else.
     headers::frame_only_by_shell(response.headers_mut());
+    // Said on every answer a preview gave, so neither the user nor a support case mistakes it for
+    // the app's own (the shell shows a banner too).
+    if let Some(preview) = &preview {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&preview.url) {
+            response
+                .headers_mut()
+                .insert(preview::PREVIEW_HEADER, value);
+        }
+    }
     // What the app sent uncompressed, compressed as its `compress:` mode allows (BREACH: see README).
     Ok(compress::compress(accepts, app.compress, response))
 }

@@ -48,9 +48,8 @@ pub(super) async fn forward(
     request: Request,
 ) -> Result<Response, AppError> {
     // After the access decision (the caller's), so only a user who may reach the app sees an entry.
-    let cache = call
-        .app
-        .cache
+    // A preview's answers are its user's alone: never kept, never served from the cache.
+    let cache = (call.app.cache && call.preview.is_none())
         .then(|| cache_plan(call, upstream, path, &request));
     let cache = cache.flatten();
     if let Some(hit) = cache.as_ref().and_then(Plan::hit) {

@@ -24,4 +24,5 @@ pub use cookies::{PORTAL_COOKIES, session_cookie};
 pub use error::AuthError;
 pub use extract::SignedIn;
 pub use return_path::safe_return_path;
+pub(crate) use routes::form_fields;
 pub use routes::router;

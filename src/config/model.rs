@@ -409,6 +409,83 @@ pub struct Tenant {
     pub request_access: Option<RequestAccess>,
     /// The in-server probe of the tenant's apps (`health:`); `None`: off (absent or `interval: off`).
     pub health: Option<HealthSettings>,
+    /// Where a developer may point an app for their own session (`previews:`); `None`: nowhere.
+    pub previews: Option<PreviewSettings>,
+}
+
+/// `previews:` of a tenant: the preview upstreams a signed-in developer may send one app's requests
+/// to, for their own session only (README, "Preview an app's pull request"). `apps::preview` uses it.
+#[derive(Debug, Clone)]
+pub struct PreviewSettings {
+    /// A preview URL must match one of these (scheme, host, port); its path is free.
+    pub upstreams: Vec<PreviewPattern>,
+    /// How long one override lasts at most; it ends sooner with its session.
+    pub lifetime: Duration,
+    /// Who may start one, on top of being allowed to open the app; `None`: every such user.
+    pub roles: Option<AccessRule>,
+    /// How portico speaks TLS to an `https://` preview: the system's roots, like an upstream that
+    /// names no `tls:`. Built once here, so previews share one connection pool.
+    pub tls: Arc<UpstreamTls>,
+}
+
+impl PreviewSettings {
+    /// `lifetime` when config does not say.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+    /// Whether `upstream` (a parsed preview URL) matches one of the allowed patterns.
+    pub fn allows(&self, upstream: &Upstream) -> bool {
+        self.upstreams
+            .iter()
+            .any(|pattern| pattern.matches(upstream))
+    }
+}
+
+/// One allowed preview origin: `http://*.preview.internal`, `https://pr-1.acme.example:8443`,
+/// `http://127.0.0.1:*`. `*` stands for one or more whole DNS labels in front of a fixed suffix, or for
+/// any port; nothing else is a wildcard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewPattern {
+    pub https: bool,
+    pub host: PreviewHost,
+    /// `None`: any port (`:*`).
+    pub port: Option<u16>,
+    /// The pattern as written, for messages.
+    pub written: String,
+}
+
+/// The host part of a [`PreviewPattern`], lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewHost {
+    /// Exactly this host name or IP address.
+    Exact(String),
+    /// Any name that ends in `.<suffix>` with at least one label before it (`*.<suffix>`).
+    Below(String),
+}
+
+impl PreviewPattern {
+    /// Whether `upstream` has this pattern's scheme, a host it covers and a port it allows.
+    pub fn matches(&self, upstream: &Upstream) -> bool {
+        if upstream.url.starts_with("https://") != self.https {
+            return false;
+        }
+        let Ok(authority) = upstream.authority.parse::<http::uri::Authority>() else {
+            return false;
+        };
+        let host = authority.host().to_ascii_lowercase();
+        let port_ok = self
+            .port
+            .is_none_or(|port| authority.port_u16() == Some(port));
+        let host_ok = match &self.host {
+            PreviewHost::Exact(exact) => host == *exact,
+            PreviewHost::Below(suffix) => host
+                .strip_suffix(suffix.as_str())
+                .and_then(|front| front.strip_suffix('.'))
+                .is_some_and(|front| {
+                    !front.is_empty() && front.split('.').all(|label| !label.is_empty())
+                }),
+        };
+        port_ok && host_ok
+    }
 }
 
 /// `health:` of a tenant: how often its apps' entry views are probed, how long a probe may take, and

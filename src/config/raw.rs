@@ -292,6 +292,26 @@ pub(crate) struct RawTenant {
     /// holding `as.groups`, and marks an app that stops answering as degraded in the navigation and
     /// the launchpad (and in `portico_app_up`). Off unless `interval` says how often.
     pub health: Option<Val<RawHealth>>,
+    /// Preview overrides: a signed-in developer may send one app's requests to a preview upstream
+    /// that matches `upstreams`, for their own session only, after confirming it on a page portico
+    /// shows (a pull request links to `/shell/preview/<app>?upstream=<url>`). Off unless given.
+    pub previews: Option<Val<RawPreviews>>,
+}
+
+/// `previews:` of a tenant (README, "Preview an app's pull request").
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "previews"))]
+pub(crate) struct RawPreviews {
+    /// The origins a preview may live at: `http://*.preview.internal`, `https://pr-7.acme.example`,
+    /// `http://127.0.0.1:*`. `*.` stands for one or more labels in front of a suffix of at least two
+    /// labels; `:*` for any port. No path, query or credentials. Required, at least one.
+    pub upstreams: Option<Val<Texts>>,
+    /// How long one override lasts at most (default `8h`); it ends sooner with the session.
+    pub lifetime: Option<Val<Env>>,
+    /// Who may start a preview, on top of being allowed to open the app (default: everyone who may).
+    pub roles: Option<Val<Texts>>,
 }
 
 /// `health:` of a tenant: the in-server probe of its apps (README, "Health-aware navigation").

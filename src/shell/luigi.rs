@@ -662,6 +662,35 @@ pub(crate) fn mark_health(document: &mut ShellConfig<'_>, health: &TenantHealth,
     }
 }
 
+/// Marks the entries of the apps this session sent to a preview upstream (`previews:`) with a
+/// "Preview" badge, in place of any other: what the user sees there is not the app's own build.
+pub(crate) fn mark_previews(document: &mut ShellConfig<'_>, previewed: &[&str], locale: Locale) {
+    if previewed.is_empty() {
+        return;
+    }
+    let badge = locale.texts().get("nav.preview");
+    fn walk<'a>(nodes: &mut [LuigiNode<'a>], previewed: &[&str], badge: &'a str) {
+        for node in nodes {
+            if let Some(NodeContext::App { app, view: None }) = &node.context {
+                if previewed.contains(&app.id) {
+                    node.status_badge = Some(StatusBadge {
+                        label: badge,
+                        kind: "informative",
+                        align: "right",
+                    });
+                }
+            }
+            if let Some(children) = &mut node.children {
+                walk(children, previewed, badge);
+            }
+        }
+    }
+    let [home] = &mut document.luigi.navigation.nodes;
+    if let Some(children) = &mut home.children {
+        walk(children, previewed, badge);
+    }
+}
+
 /// The profile menu's entries: "My access", then a switch to each other language (by its own name,
 /// in its own language: someone who cannot read this one still finds theirs). The switch comes back
 /// to the page the user was on (`/shell/language` reads it from the `Referer`).

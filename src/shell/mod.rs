@@ -102,6 +102,9 @@ struct ShellView<'a> {
     luigi_version: &'a str,
     /// Whose navigation a `portico preview --serve` shows; `None` in a real portal.
     preview: Option<&'a str>,
+    /// The apps this session sent to a preview upstream, each with a button that ends it.
+    overrides: Vec<crate::apps::PreviewInUse>,
+    csrf_token: &'a str,
 }
 
 /// Any other path: the shell page for a signed-in user (Luigi routes on the client).
@@ -132,6 +135,8 @@ async fn shell_page(
         favicon: tenant.branding.favicon_href(),
         luigi_version: LUIGI_VERSION,
         preview: context.config.server.preview_banner.as_deref(),
+        overrides: crate::apps::previews_in_use(tenant, &signed_in, locale),
+        csrf_token: &signed_in.session.csrf_token,
     };
     let page = view.render()?;
     Ok((
@@ -171,6 +176,12 @@ async fn config_get(
     if let Some(health) = state.health.tenant(&context.tenant.id) {
         luigi::mark_health(&mut document, &health, locale);
     }
+    let previews = crate::apps::previews_in_use(&context.tenant, &signed_in, locale);
+    let previewed: Vec<&str> = previews
+        .iter()
+        .map(|preview| preview.app.as_str())
+        .collect();
+    luigi::mark_previews(&mut document, &previewed, locale);
     Json(document).into_response()
 }
 

@@ -470,7 +470,8 @@ impl TenantYaml {
         self.key("backstage", block)
     }
 
-    fn key(mut self, key: &str, value: &str) -> Self {
+    /// Any other tenant key, its value as YAML text (`previews`, `{ upstreams: [...] }`).
+    pub(crate) fn key(mut self, key: &str, value: &str) -> Self {
         self.keys.push(format!("{key}: {value}"));
         self
     }

@@ -28,6 +28,7 @@ mod oidc_real;
 mod oneshot;
 mod op;
 mod packaging;
+mod preview_override;
 mod proxy;
 mod redis_outage;
 mod redis_server;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    EvictionReason, LookupMiss, OidcTokens, Session, SessionId, SessionLimits, SessionStore,
-    Sessions, User,
+    EvictionReason, LookupMiss, OidcTokens, PreviewOverride, Session, SessionId, SessionLimits,
+    SessionStore, Sessions, User,
 };
 use crate::clock::unix_now;
 use crate::config::{AppId, SessionSettings, TenantId};
@@ -21,6 +21,7 @@ pub(crate) async fn run<S: SessionStore>(make: impl Fn() -> S) {
     insert_get_and_remove(&make()).await;
     insert_replaces_a_record_with_the_same_id(&make()).await;
     update_never_brings_an_ended_session_back(&make()).await;
+    previews_are_kept_with_the_record(&make()).await;
     touch_records_activity(&make()).await;
     purge_drops_only_expired_sessions(&make()).await;
     logout_by_subject_and_sid_ends_only_the_named_sessions(&make()).await;
@@ -104,6 +105,30 @@ async fn insert_replaces_a_record_with_the_same_id(store: &impl SessionStore) {
     store.insert(session).await.unwrap();
     let stored = store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.user.groups, ["new"]);
+}
+
+/// A session's preview overrides come back as they were written, and an update can end one.
+async fn previews_are_kept_with_the_record(store: &impl SessionStore) {
+    let mut session = Session::new(&tenant("acme"), user("alice"));
+    let id = session.id.clone();
+    let now = unix_now();
+    let preview = PreviewOverride {
+        app: app("wiki"),
+        upstream: "http://pr-7.preview.internal/base".into(),
+        since: now,
+        until: now + 3600,
+    };
+    session.previews = session.previews.with(preview.clone(), now);
+    store.insert(session.clone()).await.unwrap();
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.previews.all(), std::slice::from_ref(&preview));
+    assert_eq!(stored.previews.active(&app("wiki"), now), Some(&preview));
+    assert_eq!(stored.previews.active(&app("wiki"), now + 3600), None);
+    assert_eq!(stored.previews.active(&app("other"), now), None);
+    session.previews = stored.previews.without(&app("wiki"), now);
+    assert!(store.update(session).await.unwrap());
+    let stored = store.get_current(&id).await.unwrap().unwrap();
+    assert!(stored.previews.all().is_empty());
 }
 
 /// A refresh that finishes after the session ended (sign-out, logout, eviction) writes nothing.

@@ -128,6 +128,70 @@ impl std::fmt::Debug for OidcTokens {
     }
 }
 
+/// One app sent to a preview upstream for one session: the user confirmed it on portico's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewOverride {
+    pub app: AppId,
+    /// The preview's URL, as the user confirmed it (it matched the tenant's `previews.upstreams` then,
+    /// and must still match when a request uses it).
+    pub upstream: String,
+    /// Unix seconds when it was started and when it ends (its `previews.lifetime`).
+    pub since: u64,
+    pub until: u64,
+}
+
+/// A session's preview overrides, at most one per app. Empty for nearly every session, so it costs a
+/// record one pointer's width (a thin box: a boxed slice would be two, and the record would leave its
+/// mimalloc size class, see `a_session_record_stays_small`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(clippy::box_collection)]
+pub struct Previews(Option<Box<Vec<PreviewOverride>>>);
+
+impl Previews {
+    /// Every override, ended or not.
+    pub fn all(&self) -> &[PreviewOverride] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The override of `app` that has not ended at `now`.
+    pub fn active(&self, app: &AppId, now: u64) -> Option<&PreviewOverride> {
+        self.all()
+            .iter()
+            .find(|preview| preview.app == *app && preview.until > now)
+    }
+
+    /// These overrides with `preview` in place of any other for its app, and without ended ones.
+    #[must_use]
+    pub fn with(&self, preview: PreviewOverride, now: u64) -> Previews {
+        let mut kept: Vec<PreviewOverride> = self
+            .all()
+            .iter()
+            .filter(|other| other.app != preview.app && other.until > now)
+            .cloned()
+            .collect();
+        kept.push(preview);
+        Previews(Some(Box::new(kept)))
+    }
+
+    /// These overrides without the one of `app` (and without ended ones).
+    #[must_use]
+    pub fn without(&self, app: &AppId, now: u64) -> Previews {
+        let kept: Vec<PreviewOverride> = self
+            .all()
+            .iter()
+            .filter(|other| other.app != *app && other.until > now)
+            .cloned()
+            .collect();
+        Previews::from(kept)
+    }
+}
+
+impl From<Vec<PreviewOverride>> for Previews {
+    fn from(list: Vec<PreviewOverride>) -> Self {
+        Previews((!list.is_empty()).then(|| Box::new(list)))
+    }
+}
+
 /// One server-side session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -144,6 +208,9 @@ pub struct Session {
     /// Present for OIDC sign-ins; dev sign-in has no tokens. Boxed: the tokens' record is 128 bytes,
     /// which every session paid inline before, with or without tokens (bench/README.md, "Memory").
     pub oidc: Option<Box<OidcTokens>>,
+    /// Apps this user sent to a preview upstream for this session only (`apps::preview`); they end
+    /// with it.
+    pub previews: Previews,
     /// Activity recorded in memory on every request, between writes of `last_seen`.
     activity: Activity,
     /// What requests derive from this record in one tenant config (roles, identity values,
@@ -185,6 +252,7 @@ impl Session {
             created_at: now,
             last_seen: now,
             oidc: None,
+            previews: Previews::default(),
             activity: Activity::default(),
             principal: PrincipalSlot::default(),
         }

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Activity, Eviction, EvictionReason, OidcTokens, PrincipalSlot, Session, SessionId,
-    SessionLimits, SessionStore, StoreError, User,
+    Activity, Eviction, EvictionReason, OidcTokens, PreviewOverride, Previews, PrincipalSlot,
+    Session, SessionId, SessionLimits, SessionStore, StoreError, User,
 };
 use crate::clock::unix_now;
 use crate::config::{AppId, SessionSettings, TenantId};
@@ -72,6 +72,17 @@ struct Record {
     groups: Vec<String>,
     csrf_token: String,
     oidc: Option<Tokens>,
+    /// Absent in records written before previews existed, and when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    previews: Vec<StoredPreview>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPreview {
+    app: String,
+    upstream: String,
+    since: u64,
+    until: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -283,6 +294,17 @@ impl RedisStore {
                 sid: t.sid.clone(),
                 refresh_deferred_since: t.refresh_deferred_since,
             }),
+            previews: session
+                .previews
+                .all()
+                .iter()
+                .map(|preview| StoredPreview {
+                    app: preview.app.as_str().to_owned(),
+                    upstream: preview.upstream.clone(),
+                    since: preview.since,
+                    until: preview.until,
+                })
+                .collect(),
         };
         let plain = serde_json::to_vec(&record)
             .map_err(|e| StoreError(format!("could not serialise a session: {e}")))?;
@@ -326,6 +348,18 @@ impl RedisStore {
                     refresh_deferred_since: t.refresh_deferred_since,
                 })
             }),
+            previews: Previews::from(
+                record
+                    .previews
+                    .into_iter()
+                    .map(|preview| PreviewOverride {
+                        app: AppId::new(&preview.app),
+                        upstream: preview.upstream,
+                        since: preview.since,
+                        until: preview.until,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             activity: Activity::default(),
             principal: PrincipalSlot::default(),
         })

@@ -25,6 +25,7 @@ mod apps;
 mod backstage;
 mod claims;
 mod health;
+mod previews;
 mod server;
 mod shared_apps;
 mod sign_in;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::claims::Claims;
 use super::shared_apps::{self, SharedApp};
 use super::values::{self, Bad};
-use super::{TeamScope, TenantScope, access, app_sources, backstage, health, sign_in};
+use super::{TeamScope, TenantScope, access, app_sources, backstage, health, previews, sign_in};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
@@ -120,12 +120,7 @@ fn tenant(
             RoleMap::default()
         }
     };
-    let health = cx.at("health", |cx| {
-        let has_host = field(&raw.hosts)
-            .flatten()
-            .is_some_and(|hosts| !hosts.0.is_empty());
-        health::health(raw.health.as_ref(), cx, &roles, has_host)
-    });
+    let health = tenant_health(raw, cx, &roles);
     let team = team_scope(raw, cx, id, parts.base_dir);
     let scope = TenantScope {
         id,
@@ -146,6 +141,9 @@ fn tenant(
         backstage: backstage.as_ref().map(Option::as_ref),
         ..scope
     };
+    let previews = cx.at("previews", |cx| {
+        previews::previews(raw.previews.as_ref(), cx, &scope)
+    });
     let mut apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
     if let Some(Some(settings)) = &backstage {
         apps.extend(builtin_catalog_app(settings, &roles, &apps));
@@ -193,6 +191,21 @@ fn tenant(
         apps,
         request_access: request_access?,
         health: health?,
+        previews: previews?,
+    })
+}
+
+/// `health:`, which needs to know whether the tenant lists a host.
+fn tenant_health(
+    raw: &RawTenant,
+    cx: &mut Cx<'_>,
+    roles: &RoleMap,
+) -> Option<Option<crate::config::HealthSettings>> {
+    cx.at("health", |cx| {
+        let has_host = field(&raw.hosts)
+            .flatten()
+            .is_some_and(|hosts| !hosts.0.is_empty());
+        health::health(raw.health.as_ref(), cx, roles, has_host)
     })
 }
 

@@ -109,7 +109,7 @@ pub(super) fn with_tls(
             None
         }
         (true, None) => {
-            upstream.tls = Some(Arc::new(finish(TrustRoots::System, None, None)));
+            upstream.tls = Some(Arc::new(system_tls()));
             Some(upstream)
         }
         (true, Some(val)) => {
@@ -118,6 +118,11 @@ pub(super) fn with_tls(
             Some(upstream)
         }
     }
+}
+
+/// The TLS settings of an `https://` upstream that names no `tls:`: the system's roots.
+pub(super) fn system_tls() -> UpstreamTls {
+    finish(TrustRoots::System, None, None)
 }
 
 /// The `tls:` mapping (the current key).
