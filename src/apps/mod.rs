@@ -157,6 +157,9 @@ pub(crate) async fn serve(
         AppTarget::Upstream(_) => preview::active(&context.tenant, &signed_in, app),
         _ => None,
     };
+    if preview.is_some() {
+        preview::refuse_lasting_effects(&request)?;
+    }
     let call = Call {
         state,
         context: &context,
@@ -197,11 +200,7 @@ pub(crate) async fn serve(
     // Said on every answer a preview gave, so neither the user nor a support case mistakes it for
     // the app's own (the shell shows a banner too).
     if let Some(preview) = &preview {
-        if let Ok(value) = axum::http::HeaderValue::from_str(&preview.url) {
-            response
-                .headers_mut()
-                .insert(preview::PREVIEW_HEADER, value);
-        }
+        preview::mark_answer(preview, response.headers_mut());
     }
     // What the app sent uncompressed, compressed as its `compress:` mode allows (BREACH: see README).
     Ok(compress::compress(accepts, app.compress, response))

@@ -16,7 +16,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
@@ -60,6 +60,11 @@ pub(crate) enum PreviewError {
     /// 403: the user may open the app, but previews are for other roles.
     #[error("previews in this portal are for the roles: {0}")]
     NotPermitted(String),
+    /// 403: a preview may not install a service worker, which would outlive it.
+    #[error(
+        "a preview may not install a service worker: it would keep answering after the preview ends"
+    )]
+    ServiceWorker,
 }
 
 impl Problem for PreviewError {
@@ -74,6 +79,7 @@ impl Problem for PreviewError {
                 Class::new(StatusCode::BAD_REQUEST, "preview_refused")
             }
             PreviewError::NotPermitted(_) => Class::new(StatusCode::FORBIDDEN, "forbidden"),
+            PreviewError::ServiceWorker => Class::new(StatusCode::FORBIDDEN, "preview_refused"),
         }
     }
 }
@@ -100,6 +106,27 @@ pub(crate) fn active(tenant: &Tenant, signed_in: &SignedIn, app: &App) -> Option
     }
     let preview = session.previews.active(&app.id, unix_now())?;
     checked(tenant, signed_in, app, &preview.upstream).ok()
+}
+
+/// What a preview must not leave behind in the browser once it ends: a service worker (the browser
+/// fetches its script with `Service-Worker: script`) would keep answering the app's requests from the
+/// preview's code. Refused before anything is sent to the preview.
+pub(super) fn refuse_lasting_effects(request: &axum::extract::Request) -> Result<(), AppError> {
+    if request.headers().contains_key("service-worker") {
+        return Err(PreviewError::ServiceWorker.into());
+    }
+    Ok(())
+}
+
+/// An answer a preview gave: it says so (`x-portico-preview`), and the browser keeps none of it, so the
+/// app's own build never runs the preview's cached scripts once the preview ends.
+pub(super) fn mark_answer(preview: &Upstream, headers: &mut HeaderMap) {
+    if let Ok(value) = HeaderValue::from_str(&preview.url) {
+        headers.insert(PREVIEW_HEADER, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.remove(header::ETAG);
+    headers.remove(header::LAST_MODIFIED);
 }
 
 /// One preview in use, as the shell's banner names it.
@@ -433,13 +460,20 @@ async fn change_previews(
     Ok(())
 }
 
-/// A browser goes back to the app in the shell; a script gets `body`.
+/// A browser goes back to the app in the shell; a script gets `body`. Either way the browser drops its
+/// HTTP cache for the origin: what it cached of the app's own build must not answer inside the preview,
+/// nor the preview's files after it (`mark_answer` keeps new ones from being cached).
 fn done(headers: &HeaderMap, target: &str, body: serde_json::Value) -> Response {
-    if crate::http::error::wants_html(headers) {
+    let mut response = if crate::http::error::wants_html(headers) {
         (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
     } else {
         Json(body).into_response()
-    }
+    };
+    response.headers_mut().insert(
+        HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static("\"cache\""),
+    );
+    response
 }
 
 /// A preview that was asked for and refused: a link to a preview the tenant does not allow may be

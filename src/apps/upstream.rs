@@ -16,7 +16,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::{Call, PORTAL_COOKIES};
 use crate::auth::AuthError;
-use crate::config::{CookieMode, Upstream};
+use crate::config::{AppId, CookieMode, Upstream};
 use crate::http::AppError;
 use crate::jar;
 use crate::proxy::cache::{CacheStatus, Plan, Scope};
@@ -60,6 +60,8 @@ pub(super) async fn forward(
     let jar_path = (call.app.cookies == CookieMode::Jar).then(|| upstream_path(upstream, path));
     let cookies = match &jar_path {
         Some(jar_path) => SendCookies::Replace(jar_cookies(call, jar_path).await?),
+        // The browser's cookies below the app's prefix are the app's own build's: a preview gets none.
+        None if call.preview.is_some() => SendCookies::Replace(None),
         None => SendCookies::Browser(&PORTAL_COOKIES),
     };
     let identity = identity(call);
@@ -238,6 +240,10 @@ async fn shape_response(
     let prefix = || format!("{}/", call.app.base());
     match (call.app.cookies, jar_path) {
         (CookieMode::Jar, Some(jar_path)) => keep_in_jar(call, jar_path, headers).await,
+        // Nor may a preview write the browser's cookies of the app's own build.
+        (_, None) if call.preview.is_some() => {
+            headers.remove(header::SET_COOKIE);
+        }
         (mode, _) if headers.contains_key(header::SET_COOKIE) => {
             let drop = mode != CookieMode::Scoped;
             headers::scope_set_cookies(headers, &prefix(), &upstream.base_path, drop);
@@ -250,13 +256,23 @@ async fn shape_response(
     headers::remove_origin_wide_headers(headers);
 }
 
+/// Whose jar the request uses: the app's, or for a preview one of its own per preview address, so that
+/// a preview never sees the cookies the app's own build keeps (its sessions with its backend) and never
+/// overwrites them.
+fn jar_id<'a>(call: &'a Call<'_>) -> Cow<'a, AppId> {
+    match call.preview {
+        None => Cow::Borrowed(&call.app.id),
+        Some(preview) => Cow::Owned(AppId::new(&format!("{}@{}", call.app.id, preview.url))),
+    }
+}
+
 /// `cookies: jar`: the upstream gets the session's jar for this app and nothing the browser sent as
 /// cookies (any app's script can write those, so none of them can be trusted as this app's).
 async fn jar_cookies(call: &Call<'_>, jar_path: &str) -> Result<Option<HeaderValue>, AppError> {
     let jar = call
         .state
         .sessions
-        .jar(&call.signed_in.session.id, &call.app.id)
+        .jar(&call.signed_in.session.id, &jar_id(call))
         .await
         .map_err(AuthError::StoreUnavailable)?;
     let now = crate::clock::unix_now();
@@ -274,7 +290,7 @@ async fn keep_in_jar(call: &Call<'_>, jar_path: &str, headers: &mut HeaderMap) {
     if let Err(error) = call
         .state
         .sessions
-        .update_jar(&call.signed_in.session.id, &call.app.id, cookies, now)
+        .update_jar(&call.signed_in.session.id, &jar_id(call), cookies, now)
         .await
     {
         tracing::warn!(app = %call.app.id, %error, "cookie jar: the app's cookies could not be kept");

@@ -57,7 +57,12 @@ fn portal(upstreams: &Upstreams, previews: Option<&str>) -> ConfigYaml {
                 .upstream(&own)
                 .key("identity", "[assertion, access_token]"),
         )
-        .app(app("docs", &["developer"]).files("embedded:demo"));
+        .app(app("docs", &["developer"]).files("embedded:demo"))
+        .app(
+            app("legacy", &["developer"])
+                .upstream(&own)
+                .key("cookies", "scoped"),
+        );
     if let Some(previews) = previews {
         acme = acme.key("previews", previews);
     }
@@ -160,6 +165,137 @@ async fn start_preview(server: &TestServer, session: &Session, upstream: &str) {
     .await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     assert_eq!(started.headers()[LOCATION], "/home/costs");
+}
+
+/// Starts a preview of `app` at `upstream` by posting its form with the session's token.
+async fn start_preview_of(
+    server: &TestServer,
+    session: &Session,
+    app: &str,
+    upstream: &str,
+) -> reqwest::Response {
+    let config = server.shell_config(session).await;
+    let token = config["portico"]["csrfToken"].as_str().unwrap();
+    post_form(
+        server,
+        session,
+        &format!("/shell/preview/{app}"),
+        &format!("upstream={}&csrf_token={token}", encoded(upstream)),
+    )
+    .await
+}
+
+/// `GET path` as `session`, with more headers; the upstream's JSON answer and portico's headers.
+async fn get_json(
+    server: &TestServer,
+    session: &Session,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = server.get(path).header("cookie", &session.cookie);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The cookies an upstream says it received, from its `/headers` answer.
+fn cookies_seen(body: &Value) -> String {
+    body["headers"]["cookie"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_preview_gets_none_of_the_apps_cookies_and_leaves_nothing_in_the_browser() {
+    let upstreams = Upstreams::start();
+    let server = portal(&upstreams, Some(PREVIEWS)).start().await;
+    let dev = server.sign_in("dev").await;
+    // The app's own build keeps a cookie in the session's jar.
+    let (status, _, _) =
+        get_json(&server, &dev, "/apps/costs/cache/own?cookie=own-build", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, seen) = get_json(&server, &dev, "/apps/costs/headers", &[]).await;
+    assert!(cookies_seen(&seen).contains("flavour=own-build"), "{seen}");
+
+    let started = start_preview_of(&server, &dev, "costs", &upstreams.preview.url()).await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert_eq!(started.headers()["clear-site-data"], "\"cache\"");
+    // The preview gets a jar of its own: none of the app's cookies, and its own stay apart.
+    let (_, _, seen) = get_json(&server, &dev, "/apps/costs/headers", &[]).await;
+    assert!(!cookies_seen(&seen).contains("own-build"), "{seen}");
+    let cached = "/apps/costs/cache/preview?cookie=preview-build&cc=public%2C%20max-age%3D600";
+    let (status, answer, _) = get_json(&server, &dev, cached, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // Nothing of the preview stays in the browser's cache, and no cookie reaches the browser.
+    assert_eq!(answer["cache-control"], "no-store");
+    assert!(answer.get("set-cookie").is_none());
+    let (_, _, seen) = get_json(&server, &dev, "/apps/costs/headers", &[]).await;
+    assert!(
+        cookies_seen(&seen).contains("flavour=preview-build"),
+        "{seen}"
+    );
+    // A service worker would outlive the preview: its script is refused before the preview sees it.
+    let (status, _, body) = get_json(
+        &server,
+        &dev,
+        "/apps/costs/cache/sw.js",
+        &[("service-worker", "script")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "preview_refused");
+
+    // An app whose cookies live in the browser: the preview gets none and sets none.
+    let legacy = start_preview_of(&server, &dev, "legacy", &upstreams.preview.url()).await;
+    assert_eq!(legacy.status(), StatusCode::SEE_OTHER);
+    let with_cookie = format!("{}; flavour=own-build", dev.cookie);
+    let response = server
+        .get("/apps/legacy/cache/x?cookie=preview-build")
+        .header("cookie", &with_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
+    let seen: Value = server
+        .get("/apps/legacy/headers")
+        .header("cookie", &with_cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!cookies_seen(&seen).contains("flavour"), "{seen}");
+
+    // Ended: the app's own build has its cookie, and never the preview's.
+    let ended = post_form(
+        &server,
+        &dev,
+        "/shell/preview/costs/end",
+        &format!(
+            "csrf_token={}",
+            server.shell_config(&dev).await["portico"]["csrfToken"]
+                .as_str()
+                .unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(ended.headers()["clear-site-data"], "\"cache\"");
+    let (_, answer, seen) = get_json(&server, &dev, "/apps/costs/headers", &[]).await;
+    assert!(answer.get("x-portico-preview").is_none());
+    let cookies = cookies_seen(&seen);
+    assert!(
+        cookies.contains("flavour=own-build") && !cookies.contains("preview-build"),
+        "{cookies}"
+    );
 }
 
 /// The claims of the signed assertion the upstream got.
