@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import http from 'node:http';
 import { startPortico, startBrowser, signInAt, collectErrors, assertAccessible, frameWithUrl, freePort } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,11 +21,29 @@ const PHONE = { width: 390, height: 844 };
 let portico;
 let browser;
 let dir;
+/** The `flaky` app's upstream, which a test stops and starts again on the same port. */
+let flaky;
+let flakyPort;
+
+/** Starts the flaky app's upstream on `port` (0: any); resolves with the server once it listens. */
+function startFlaky(port) {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', connection: 'close' });
+    res.end('<!doctype html><title>Flaky</title><p>flaky app</p>');
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+function stopFlaky() {
+  return new Promise((resolve) => { flaky.closeAllConnections(); flaky.close(() => resolve()); });
+}
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   dir = mkdtempSync(path.join(tmpdir(), 'portico-e2e-health-'));
   const closedPort = await freePort();
+  flaky = await startFlaky(0);
+  flakyPort = flaky.address().port;
   const file = path.join(dir, 'portico.yaml');
   writeFileSync(file, `
 default_tenant: hq
@@ -55,6 +74,13 @@ tenants:
         owner: team-fine
         access: { roles: [developer] }
         static: "embedded:demo"
+      - id: flaky
+        label: Flaky App
+        category: Insights
+        owner: team-flaky
+        access: { roles: [developer] }
+        luigi_client: false
+        upstream: "http://127.0.0.1:${flakyPort}"
 `);
   [portico, browser] = await Promise.all([startPortico(['--config', file]), startBrowser()]);
 });
@@ -62,6 +88,7 @@ tenants:
 after(async () => {
   await browser?.close();
   await portico?.stop();
+  if (flaky?.listening) await stopFlaky();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -143,3 +170,30 @@ for (const [kind, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await context.close();
   });
 }
+
+test('a shell that stays open follows the watch: the badge comes when an app stops answering and goes when it is back', async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  await signInAt(page, portico.baseUrl + '/home', 'dev');
+  const entry = page.locator('[data-testid="nav-flaky"]').first();
+  await entry.waitFor({ state: 'attached', timeout: 10000 });
+  assert.doesNotMatch(await entry.textContent(), /Degraded/);
+
+  // The upstream stops; nobody reloads the page.
+  await stopFlaky();
+  await page.waitForFunction(
+    () => /Degraded/.test(document.querySelector('[data-testid="nav-flaky"]')?.textContent || ''),
+    null, { timeout: 10000 });
+  // Opening it now shows the panel the watch's mark calls for.
+  await entry.click();
+  await page.getByTestId('portico-degraded-panel').waitFor({ state: 'visible', timeout: 10000 });
+
+  // It answers again on the same port: the badge goes, still without a reload.
+  flaky = await startFlaky(flakyPort);
+  await page.waitForFunction(
+    () => !/Degraded/.test(document.querySelector('[data-testid="nav-flaky"]')?.textContent || ''),
+    null, { timeout: 10000 });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

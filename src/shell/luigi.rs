@@ -71,6 +71,10 @@ pub(crate) struct Portico<'a> {
     pub user: ProfileUser<'a>,
     /// The language of this document's texts (`de`): the bootstrap hands it to Luigi's i18n.
     pub locale: &'static str,
+    /// While the tenant's apps are watched (`health:`), how often the open shell reads its config
+    /// again to follow the marks: the watch's interval, within 1 s and 60 s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_refresh_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -546,6 +550,7 @@ pub(crate) fn shell_config<'a>(
             luigi_version: LUIGI_VERSION,
             frame_timeout_ms: u64::try_from(tenant.luigi.frame_timeout.as_millis())
                 .unwrap_or(u64::MAX),
+            health_refresh_ms: health_refresh_ms(tenant),
             user: ProfileUser {
                 name: &user.name,
                 email: &user.email,
@@ -689,6 +694,18 @@ pub(crate) fn mark_previews(document: &mut ShellConfig<'_>, previewed: &[&str], 
     if let Some(children) = &mut home.children {
         walk(children, previewed, badge);
     }
+}
+
+/// How often an open shell reads its config again to follow the health marks: the watch's interval,
+/// within 1 s (a page must not poll faster) and 60 s (a mark must not lag much behind); `None` while
+/// the tenant's apps are not watched.
+fn health_refresh_ms(tenant: &Tenant) -> Option<u64> {
+    let health = tenant.health.as_ref()?;
+    let every = health.interval.clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    Some(u64::try_from(every.as_millis()).unwrap_or(60_000))
 }
 
 /// The profile menu's entries: "My access", then a switch to each other language (by its own name,

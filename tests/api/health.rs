@@ -152,6 +152,8 @@ async fn an_app_that_stops_answering_is_marked_degraded_then_up_again() {
     })
     .await;
     assert!(!degraded(&healthy));
+    // An open shell reads its config again at the watch's pace (200ms, raised to the 1s floor).
+    assert_eq!(healthy["portico"]["healthRefreshMs"], 1000);
     assert!(summary(&healthy, "cost-insights").get("degraded").is_none());
     assert!(
         app_entry(&healthy, "cost-insights")

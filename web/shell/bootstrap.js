@@ -11,7 +11,8 @@
 // - health-aware navigation: an app the server's health watch finds not answering
 //   (`context.app.degraded`) opens to a panel saying so, since when, and whose it is, with "Try anyway"
 //   instead of a spinner waiting for a frame that will not come (the side navigation's "Degraded"
-//   badge is the server's `statusBadge`);
+//   badge is the server's `statusBadge`); the marks follow the watch while the shell is open
+//   (`followMarks`);
 // - `routing.pageNotFoundHandler`: an unknown or forbidden path shows the hidden `/home/_not-found`
 //   view (web/shell/not-found.js) and keeps the address the user asked for.
 // - `globalSearch`: the shell bar's search over the user's apps, their pages and (with a Backstage
@@ -232,6 +233,57 @@
     repairLuigiMarkup();
     Luigi.setConfig(config);
     Luigi.i18n().setCurrentLocale(i18n.locale);
+    var refreshMs = Number(shell.portico.healthRefreshMs);
+    if (refreshMs > 0) followMarks(config, refreshMs);
+  }
+
+  /**
+   * Health-aware navigation, live: while the tenant's apps are watched (`portico.healthRefreshMs`,
+   * the watch's interval), the shell asks for its config again at that pace and moves each app's
+   * marks (`statusBadge`; `context.app.degraded`, which the panel reads when the app is opened; the
+   * launchpad's summary, read when home is opened) onto the running navigation, re-rendering it only
+   * when a mark changed. Not while the tab is hidden; a failed read is skipped, not shown.
+   */
+  function followMarks(config, refreshMs) {
+    var home = config.navigation.nodes[0];
+    function marksOf(node) {
+      var app = node.context && node.context.app;
+      return JSON.stringify([node.statusBadge || null, (app && app.degraded) || null]);
+    }
+    function apply(fresh) {
+      var freshHome = fresh && fresh.luigi && fresh.luigi.navigation.nodes[0];
+      if (!freshHome) return;
+      var byId = {};
+      (freshHome.children || []).forEach(function (node) {
+        var app = node.context && node.context.app;
+        if (app && !node.context.view) byId[app.id] = node;
+      });
+      var changed = false;
+      (home.children || []).forEach(function (node) {
+        var app = node.context && node.context.app;
+        if (!app || node.context.view) return;
+        var next = byId[app.id];
+        if (!next || marksOf(node) === marksOf(next)) return;
+        changed = true;
+        if (next.statusBadge) node.statusBadge = next.statusBadge; else delete node.statusBadge;
+        app.degraded = next.context.app.degraded;
+      });
+      var summaries = home.context && home.context.apps;
+      var freshSummaries = freshHome.context && freshHome.context.apps;
+      if (summaries && freshSummaries) {
+        summaries.forEach(function (summary) {
+          var next = freshSummaries.filter(function (other) { return other.id === summary.id; })[0];
+          if (next) summary.degraded = next.degraded;
+        });
+      }
+      if (changed) Luigi.configChanged('navigation');
+    }
+    setInterval(function () {
+      if (document.hidden) return;
+      fetch('/shell/config.json', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(apply, function () { /* offline or restarting: the next round tries again */ });
+    }, refreshMs);
   }
 
   /**
