@@ -1122,15 +1122,23 @@ impl Sides<'_> {
         let gain = finding.gain;
         let (kind, level) = kind_and_level(gain);
         let side = if gain { self.new } else { self.old };
-        let pages = self.visible_pages(voice.groups, app, side);
+        let (pages, closed) = self.pages_of(voice.groups, app, side);
         let mut what = format!("{} app \"{}\" ({})", voice.says(gain), app.label, app.id);
-        if gain && !pages.is_empty() {
+        let listed = |pages: &[PageRef]| {
             let labels: Vec<String> = pages
                 .iter()
                 .map(|page| format!("\"{}\"", page.label))
                 .collect();
             let word = if pages.len() == 1 { "page" } else { "pages" };
-            let _ = write!(what, ", {word} {}", labels.join(", "));
+            format!("{word} {}", labels.join(", "))
+        };
+        if gain && !pages.is_empty() {
+            let _ = write!(what, ", {}", listed(&pages));
+        }
+        // What the app keeps from them, so that a reviewer does not read "gains the app" as "all of it".
+        if gain && !closed.is_empty() {
+            let stays = if closed.len() == 1 { "stays" } else { "stay" };
+            let _ = write!(what, "; {} {stays} closed", listed(&closed));
         }
         if !gain {
             what.push_str(&reason(&finding.needs, app.new.is_none(), "app"));
@@ -1272,14 +1280,15 @@ impl Sides<'_> {
     }
 
     /// The pages of `app` that `groups` see on one side, as the navigation lists them.
-    fn visible_pages(
+    /// The app's pages these groups see, and those that stay closed to them, by `explain`'s verdicts.
+    fn pages_of(
         &self,
         groups: &[String],
         app: &AppInfo,
         tenant: Option<&Tenant>,
-    ) -> Vec<PageRef> {
+    ) -> (Vec<PageRef>, Vec<PageRef>) {
         let Some(tenant) = tenant else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let explanation = crate::explain::explain(tenant, None, groups, None);
         explanation
@@ -1287,12 +1296,25 @@ impl Sides<'_> {
             .iter()
             .filter(|verdict| verdict.id == app.id)
             .flat_map(|verdict| &verdict.pages)
-            .filter(|page| page.visible && app.pages.iter().any(|known| known.path == page.path))
-            .map(|page| PageRef {
-                path: page.path.clone(),
-                label: page.label.to_owned(),
+            .filter(|page| app.pages.iter().any(|known| known.path == page.path))
+            .map(|page| {
+                let seen = PageRef {
+                    path: page.path.clone(),
+                    label: page.label.to_owned(),
+                };
+                (page.visible, seen)
             })
-            .collect()
+            .fold(
+                (Vec::new(), Vec::new()),
+                |(mut open, mut closed), (visible, page)| {
+                    if visible {
+                        open.push(page)
+                    } else {
+                        closed.push(page)
+                    }
+                    (open, closed)
+                },
+            )
     }
 
     fn page_exists(&self, app: Option<&App>, path: &str) -> bool {
@@ -1830,7 +1852,7 @@ tenants:
         assert_eq!(
             lines(&review),
             [
-                "acme: group acme-platform gains app \"Cost Insights\" (cost-insights), page \"Overview\""
+                "acme: group acme-platform gains app \"Cost Insights\" (cost-insights), page \"Overview\"; page \"Reports\" stays closed"
             ],
             "{review:#?}"
         );
