@@ -241,6 +241,9 @@ pub(crate) struct Subject<'a> {
     pub claims: &'a UserClaims<'a>,
     pub issuer: &'a str,
     pub audience: &'a AppId,
+    /// How a request that did not use the session cookie authenticated: `(kind, token id)`, e.g.
+    /// `("idp_token", jti)`, written as `via` and `token_id`; absent for a session.
+    pub via: Option<(&'a str, &'a str)>,
 }
 
 /// Tokens portico signed, kept per `K` (an app's assertions; a tenant's service tokens) and reused
@@ -371,7 +374,7 @@ impl SigningKeys {
         now: u64,
         expires_at: u64,
     ) -> HeaderValue {
-        let token = self.sign(&json!({
+        let mut claims = json!({
             "iss": subject.issuer,
             "aud": subject.audience,
             "sub": subject.claims.user,
@@ -383,7 +386,12 @@ impl SigningKeys {
             "iat": now,
             "nbf": now.saturating_sub(5),
             "exp": expires_at,
-        }));
+        });
+        if let (Some((via, token_id)), Some(fields)) = (subject.via, claims.as_object_mut()) {
+            fields.insert("via".into(), via.into());
+            fields.insert("token_id".into(), token_id.into());
+        }
+        let token = self.sign(&claims);
         // A JWT is base64url and dots: always a valid header value.
         HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
@@ -419,6 +427,7 @@ pub(crate) mod tests {
     ) -> HeaderValue {
         cache.assertion(keys, audience, lifetime, |now, expires_at| {
             let subject = Subject {
+                via: None,
                 claims: &claims(&["developer"]),
                 issuer: "https://portal.acme.example",
                 audience,

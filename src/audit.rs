@@ -124,6 +124,20 @@ pub(crate) enum AuditEvent<'a> {
         upstream: &'a str,
         reason: &'a str,
     },
+    /// A request authenticated with a bearer token (`token` is its id, never the token).
+    BearerUsed {
+        tenant: &'a str,
+        user: &'a str,
+        method: &'a str,
+        path: &'a str,
+        token: &'a str,
+    },
+    /// A bearer token failed verification; `reason` says which check.
+    BearerRefused {
+        tenant: &'a str,
+        path: &'a str,
+        reason: &'a str,
+    },
     /// A new config was compiled and swapped in (instance-wide: no tenant field). Each list is
     /// comma-separated; apps are `tenant/app`; an empty list is left out of the line.
     ConfigReloaded {
@@ -164,6 +178,8 @@ struct Fields<'a> {
     method: Option<&'a str>,
     app: Option<&'a str>,
     upstream: Option<&'a str>,
+    token: Option<&'a str>,
+    http_method: Option<&'a str>,
     path: Option<&'a str>,
     sid: Option<&'a str>,
     sessions: Option<usize>,
@@ -218,6 +234,7 @@ impl AuditEvent<'_> {
                 "preview_start"
             }
             AuditEvent::PreviewEnded { .. } => "preview_end",
+            AuditEvent::BearerUsed { .. } | AuditEvent::BearerRefused { .. } => "bearer",
         }
     }
 
@@ -230,7 +247,8 @@ impl AuditEvent<'_> {
             | AuditEvent::ConfigReloaded { .. }
             | AuditEvent::SessionEvicted { .. }
             | AuditEvent::PreviewStarted { .. }
-            | AuditEvent::PreviewEnded { .. } => Outcome::Success,
+            | AuditEvent::PreviewEnded { .. }
+            | AuditEvent::BearerUsed { .. } => Outcome::Success,
             AuditEvent::SignInRefused { .. }
             | AuditEvent::ConfigReloadRefused { .. }
             | AuditEvent::RefreshFailed { .. }
@@ -240,7 +258,8 @@ impl AuditEvent<'_> {
             | AuditEvent::AccessDenied { .. }
             | AuditEvent::CsrfRejected { .. }
             | AuditEvent::DuplicateSessionCookie { .. }
-            | AuditEvent::PreviewRefused { .. } => Outcome::Refused,
+            | AuditEvent::PreviewRefused { .. }
+            | AuditEvent::BearerRefused { .. } => Outcome::Refused,
         }
     }
 
@@ -374,6 +393,40 @@ impl AuditEvent<'_> {
             AuditEvent::PreviewStarted { .. }
             | AuditEvent::PreviewEnded { .. }
             | AuditEvent::PreviewRefused { .. } => self.preview_fields(),
+            AuditEvent::BearerUsed { .. } | AuditEvent::BearerRefused { .. } => {
+                self.bearer_fields()
+            }
+        }
+    }
+
+    /// The fields of the bearer token events.
+    fn bearer_fields(&self) -> Fields<'_> {
+        match *self {
+            AuditEvent::BearerUsed {
+                tenant,
+                user,
+                method,
+                path,
+                token,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                http_method: Some(method),
+                path: Some(path),
+                token: Some(token),
+                ..Fields::default()
+            },
+            AuditEvent::BearerRefused {
+                tenant,
+                path,
+                reason,
+            } => Fields {
+                tenant: Some(tenant),
+                path: Some(path),
+                reason: Some(reason),
+                ..Fields::default()
+            },
+            _ => Fields::default(),
         }
     }
 
@@ -467,6 +520,8 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         method,
         app,
         upstream,
+        token,
+        http_method,
         path,
         sid,
         sessions,
@@ -522,6 +577,8 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
                 method,
                 app,
                 upstream,
+                token,
+                http_method,
                 path,
                 sid,
                 sessions,

@@ -144,7 +144,18 @@ pub(crate) async fn serve(
     let accepts = compress::Accepts::of(request.method(), request.headers());
     let path = match decide(&context, &signed_in, app, request.method(), rest) {
         Ok(path) => path,
-        Err(refused) => return Ok(*refused),
+        Err(mut refused) => {
+            // A script's token that does not reach this: RFC 6750's answer for too little scope.
+            if signed_in.bearer.is_some() && refused.status() == StatusCode::FORBIDDEN {
+                refused.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static(
+                        "Bearer realm=\"portico\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            return Ok(*refused);
+        }
     };
     // Below the UI, `api` in any spelling (`%61pi`, `API`, `./api`) is Backstage's API, which only
     // portico's `/backstage/api/` mount reaches, with the catalog scope and the user's credential.
@@ -152,7 +163,7 @@ pub(crate) async fn serve(
         return Err(AppsError::UnknownApp("backstage".to_owned()).into());
     }
     // After the access decision, so a user without access learns nothing more than 403.
-    let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
+    let request = proxy::guard(request, &Guard::of(&context, signed_in.csrf_token()))?;
     let preview = match &app.target {
         AppTarget::Upstream(_) => preview::active(&context.tenant, &signed_in, app),
         _ => None,

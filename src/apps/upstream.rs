@@ -207,12 +207,18 @@ fn identity<'a>(call: &'a Call<'_>) -> Identity<'a> {
             .assertion_lifetime
             .as_secs()
             .max(1);
+        let via = call
+            .signed_in
+            .bearer
+            .as_deref()
+            .map(|bearer| (bearer.kind, bearer.token_id.as_str()));
         principal.assertion(
             &call.state.signing_keys.load(),
             session,
             tenant,
             &app.id,
             lifetime,
+            via,
         )
     });
     Identity {

@@ -106,6 +106,13 @@ pub enum AuthError {
     /// 400: a back-channel logout token failed validation.
     #[error("invalid logout token")]
     InvalidLogoutToken(String),
+    /// 401: a bearer token failed verification (RFC 6750 `invalid_token`); the reason is logged and
+    /// audited, never shown.
+    #[error("the bearer token is not valid here")]
+    InvalidToken(String),
+    /// 400: a request carried both the session cookie and a bearer token (RFC 6750 `invalid_request`).
+    #[error("send either the session cookie or a bearer token, not both")]
+    BearerWithSession,
 }
 
 impl Problem for AuthError {
@@ -145,6 +152,11 @@ impl Problem for AuthError {
             AuthError::InvalidLogoutToken(reason) => {
                 class(StatusCode::BAD_REQUEST, "invalid_logout_token").detail(reason.as_str())
             }
+            AuthError::InvalidToken(reason) => class(StatusCode::UNAUTHORIZED, "invalid_token")
+                .detail(reason.as_str())
+                .challenge("Bearer realm=\"portico\", error=\"invalid_token\""),
+            AuthError::BearerWithSession => class(StatusCode::BAD_REQUEST, "invalid_request")
+                .challenge("Bearer realm=\"portico\", error=\"invalid_request\""),
         }
     }
 }

@@ -29,6 +29,18 @@ use crate::telemetry::Labels;
 pub struct SignedIn {
     pub session: Arc<Session>,
     pub(crate) principal: Arc<Principal>,
+    /// Set when the request authenticated with a bearer token instead of the session cookie: then
+    /// `session` is a record made for this request alone (never stored) from the token's claims.
+    pub(crate) bearer: Option<Arc<Bearer>>,
+}
+
+/// How a bearer request authenticated, for the guard (no CSRF proof), the assertion and the audit.
+#[derive(Debug)]
+pub(crate) struct Bearer {
+    /// What the assertion's `via` says: `idp_token`, an access token of the tenant's IdP.
+    pub kind: &'static str,
+    /// The token's `jti` (or a hash of it), never the token.
+    pub token_id: String,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -55,6 +67,9 @@ impl SignedIn {
         state: &AppState,
     ) -> Result<Self, AppError> {
         let tenant = &context.tenant;
+        if let Some(token) = bearer_token(parts, tenant)? {
+            return bearer(parts, context, state, token).await;
+        }
         let id = presented_id(parts, tenant, context.is_https())?;
         let session = match state
             .sessions
@@ -84,7 +99,11 @@ impl SignedIn {
         // Roles come from the current role map (derived again when a reload built a new tenant), so
         // a config change applies at once.
         let principal = session.principal(tenant);
-        Ok(SignedIn { session, principal })
+        Ok(SignedIn {
+            session,
+            principal,
+            bearer: None,
+        })
     }
 
     /// A user no request presented: what a command (`portico preview`) shows on the user's behalf,
@@ -92,13 +111,109 @@ impl SignedIn {
     pub(crate) fn unpresented(tenant: &Arc<Tenant>, session: Session) -> SignedIn {
         let session = Arc::new(session);
         let principal = session.principal(tenant);
-        SignedIn { session, principal }
+        SignedIn {
+            session,
+            principal,
+            bearer: None,
+        }
     }
 
     /// The roles the user's groups grant in the tenant's current config.
     pub fn roles(&self) -> &Roles {
         &self.principal.roles
     }
+
+    /// The CSRF token a state change must prove; `None` for a bearer request (see `proxy::Guard`).
+    pub(crate) fn csrf_token(&self) -> Option<&str> {
+        match self.bearer {
+            Some(_) => None,
+            None => Some(&self.session.csrf_token),
+        }
+    }
+}
+
+/// Where a bearer token may stand in for the session: the apps a script calls, never the shell's or
+/// `/auth/*` pages. Not yet `/backstage/api/`: its user mode signs in at Backstage and keeps the
+/// token per session id, and a record made per request would sign in on every call and fill that
+/// cache (issue 17 goes on there).
+fn bearer_path(path: &str) -> bool {
+    path.starts_with("/apps/") && crate::apps::is_app_request(path)
+}
+
+/// The bearer token of a request, when the tenant accepts them (`auth.oidc.bearer`) and the path is
+/// one they are for. A request that also carries the session cookie is refused: which of the two
+/// speaks for it would be a guess.
+fn bearer_token<'p>(parts: &'p Parts, tenant: &Tenant) -> Result<Option<&'p str>, AuthError> {
+    let accepts = matches!(&tenant.sign_in, crate::config::SignIn::Oidc(settings) if settings.bearer_audience.is_some());
+    if !accepts || !bearer_path(parts.uri.path()) {
+        return Ok(None);
+    }
+    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    // Either spelling of the cookie (`__Host-` on HTTPS), also a duplicated one.
+    let with_session = [true, false]
+        .into_iter()
+        .any(|https| !matches!(session_cookie(&parts.headers, https), Ok(None)));
+    if with_session {
+        return Err(AuthError::BearerWithSession);
+    }
+    Ok(Some(token))
+}
+
+/// A bearer request: the token's user, in a record made for this request, with roles from the
+/// tenant's current role map like a session's. Every use is audited.
+async fn bearer(
+    parts: &Parts,
+    context: &RequestContext,
+    state: &AppState,
+    token: &str,
+) -> Result<SignedIn, AppError> {
+    let tenant = &context.tenant;
+    let verified = match state.oidc.verify_access_token(&tenant.id, token).await {
+        Ok(verified) => verified,
+        Err(error) => {
+            if let AuthError::InvalidToken(reason) = &error {
+                audit::emit(AuditEvent::BearerRefused {
+                    tenant: tenant.id.as_str(),
+                    path: parts.uri.path(),
+                    reason,
+                });
+            }
+            return Err(error.into());
+        }
+    };
+    if let Some(labels) = parts.extensions.get::<Labels>() {
+        labels.user(&verified.user.subject);
+    }
+    audit::emit(AuditEvent::BearerUsed {
+        tenant: tenant.id.as_str(),
+        user: &verified.user.subject,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        token: &verified.token_id,
+    });
+    let session = Session::new(&tenant.id, verified.user);
+    let session = Arc::new(session);
+    let principal = session.principal(tenant);
+    Ok(SignedIn {
+        session,
+        principal,
+        bearer: Some(Arc::new(Bearer {
+            kind: "idp_token",
+            token_id: verified.token_id,
+        })),
+    })
 }
 
 /// The session id the request presents; a duplicate session cookie is refused and audited.

@@ -101,11 +101,13 @@ impl Principal {
         tenant: &Tenant,
         app: &AppId,
         lifetime: u64,
+        via: Option<(&str, &str)>,
     ) -> HeaderValue {
         self.assertions
             .assertion(keys, app, lifetime, |now, expires_at| {
                 let roles = self.role_names();
                 let subject = Subject {
+                    via,
                     claims: &self.claims(session, tenant, &roles),
                     issuer: &tenant.assertion_issuer,
                     audience: app,

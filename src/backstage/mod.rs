@@ -74,7 +74,7 @@ async fn backstage_request(
     }
     let (settings, plugin, rest) = route(&context, &uri, &request)?;
     let inside = path::normalise(rest).map_err(ProxyError::from)?;
-    let request = proxy::guard(request, &Guard::of(&context, &signed_in.session.csrf_token))?;
+    let request = proxy::guard(request, &Guard::of(&context, signed_in.csrf_token()))?;
     // Only the catalog holds namespaced data; other plugins are governed by the allow-list alone.
     let scope = (plugin == "catalog").then(|| Scope::of(settings)).flatten();
     let plan = plan(scope.as_ref(), settings, &request, &inside.decoded)?;

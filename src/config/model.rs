@@ -1073,6 +1073,9 @@ pub struct OidcSettings {
     /// How often the IdP is probed (discovery and keys fetched again); also the longest backoff
     /// between retries while it is down.
     pub probe_interval: Duration,
+    /// The `aud` of the IdP's JWT access tokens that portico accepts as `Authorization: Bearer`
+    /// (`bearer.audience`); `None`: no bearer tokens from this IdP.
+    pub bearer_audience: Option<String>,
 }
 
 impl OidcSettings {

@@ -482,6 +482,22 @@ pub(crate) struct RawOidc {
     /// while it is down, retries back off from 1s up to this). An outage or a recovery shows in
     /// `/readyz` and at `/auth/login` within this plus 5s.
     pub probe_interval: Option<Val<Env>>,
+    /// Scripts, CI jobs and agents: `Authorization: Bearer <access token>` from this IdP is accepted
+    /// on `/apps/<id>/…` when the token is a JWT for this audience (README, "Scripts, CI jobs and
+    /// agents: bearer tokens"). Off unless given.
+    pub bearer: Option<Val<RawBearer>>,
+}
+
+/// `auth.oidc.bearer:` which of the IdP's access tokens portico accepts.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "bearer"))]
+pub(crate) struct RawBearer {
+    /// The `aud` an access token must carry to be accepted here: the resource the IdP issues tokens
+    /// for, e.g. `https://portal.acme.example` or `portico-acme`. Required. Give each tenant its own,
+    /// so that a token for one tenant is worthless on another that shares the IdP.
+    pub audience: Option<Val<Env>>,
 }
 
 /// `backstage:` of a tenant.

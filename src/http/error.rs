@@ -44,6 +44,7 @@ pub struct Class {
     code: &'static str,
     sign_in: bool,
     detail: Option<String>,
+    challenge: Option<&'static str>,
 }
 
 impl Class {
@@ -54,7 +55,16 @@ impl Class {
             code,
             sign_in: false,
             detail: None,
+            challenge: None,
         }
+    }
+
+    /// The `WWW-Authenticate` challenge of the answer (RFC 6750 for bearer tokens), instead of the
+    /// cookie challenge every other 401 carries.
+    #[must_use]
+    pub fn challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     /// What the log should say beyond the public message.
@@ -128,6 +138,7 @@ impl AppError {
             message: self.0.to_string(),
             detail: class.detail,
             sign_in: class.sign_in,
+            challenge: class.challenge,
         }
     }
 }
@@ -162,6 +173,8 @@ pub(crate) struct ErrorReport {
     pub detail: Option<String>,
     /// A browser navigation should be sent to sign in rather than shown an error.
     pub sign_in: bool,
+    /// `WWW-Authenticate`, when not the cookie challenge of a 401.
+    pub challenge: Option<&'static str>,
 }
 
 /// The app a failed request was for, on the error response of a user who may open it: the error page
@@ -570,7 +583,12 @@ pub(crate) fn render(
             fields.extend(more);
         }
         let mut json = (report.status, Json(body)).into_response();
-        if report.status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = report.challenge {
+            json.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        } else if report.status == StatusCode::UNAUTHORIZED {
             json.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Cookie realm=\"portico\""),
@@ -583,6 +601,7 @@ pub(crate) fn render(
     for (name, value) in response.headers() {
         if name == header::SET_COOKIE
             || name == header::RETRY_AFTER
+            || name == header::WWW_AUTHENTICATE
             || name == header::STRICT_TRANSPORT_SECURITY
         {
             rendered.headers_mut().append(name, value.clone());

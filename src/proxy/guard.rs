@@ -22,8 +22,10 @@ use crate::http::csrf;
 pub(crate) struct Guard<'a> {
     /// The tenant, for the audit log.
     pub tenant: &'a str,
-    /// The session's CSRF token, which a state change or WebSocket handshake must carry.
-    pub csrf_token: &'a str,
+    /// The session's CSRF token, which a state change or WebSocket handshake must carry; `None` for a
+    /// bearer token's request, which no browser sends on its own (no cookie rides along: one with a
+    /// cookie is refused before, see `auth::extract`), so there is no forgery to prove against.
+    pub csrf_token: Option<&'a str>,
     /// Whether the tenant's origin is HTTPS (which `Origin` counts as this origin).
     pub https: bool,
     /// `proxy.max_request_body`.
@@ -33,7 +35,7 @@ pub(crate) struct Guard<'a> {
 impl<'a> Guard<'a> {
     /// The guard of a signed-in request to this tenant: its session's CSRF token, the tenant's
     /// scheme and body limit.
-    pub(crate) fn of(context: &'a RequestContext, csrf_token: &'a str) -> Self {
+    pub(crate) fn of(context: &'a RequestContext, csrf_token: Option<&'a str>) -> Self {
         Guard {
             tenant: context.tenant.id.as_str(),
             csrf_token,
@@ -50,7 +52,10 @@ pub(crate) fn guard(request: Request, guard: &Guard<'_>) -> Result<Request, Prox
         return Err(ProxyError::UpgradeNotGet);
     }
     let needs_proof = !request.method().is_safe() || websocket;
-    if needs_proof && !csrf::proves_same_origin(request.headers(), guard.csrf_token, guard.https) {
+    let forged = guard.csrf_token.is_some_and(|token| {
+        needs_proof && !csrf::proves_same_origin(request.headers(), token, guard.https)
+    });
+    if forged {
         audit::emit(AuditEvent::CsrfRejected {
             tenant: guard.tenant,
             path: request.uri().path(),

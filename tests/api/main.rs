@@ -4,6 +4,7 @@
 
 mod backstage;
 mod backstage_rbac;
+mod bearer;
 mod branding;
 mod cache;
 mod canonical_paths;

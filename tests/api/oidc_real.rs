@@ -88,7 +88,7 @@ async fn portal_with_server(access_token_ttl: u64, server_extra: &str, extra: &s
 }
 
 /// Discovery runs in the background; wait (bounded) until sign-in redirects to the IdP.
-async fn wait_until_ready(base: &str) {
+pub(crate) async fn wait_until_ready(base: &str) {
     // Generous: under a loaded CI machine several OPs and portals start at once.
     for _ in 0..300 {
         let page = Browser::default().get(&format!("{base}/auth/login")).await;

@@ -87,7 +87,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 // The package's own in-memory adapter (no exports map, so the module is reachable), created once per
 // OP so that a provider rebuilt around a rotated key keeps grants, sessions and refresh tokens.
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
@@ -209,6 +209,10 @@ export async function startOp(options = {}) {
         || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
       grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
       if (oidc.requestParamClaims.size) grant.addOIDCClaims([...oidc.requestParamClaims]);
+      // The resource server's scopes too (`accessTokenAudience`), so no consent screen asks for them.
+      if (options.accessTokenAudience) {
+        grant.addResourceScope(options.accessTokenAudience, [...oidc.requestParamScopes].join(' '));
+      }
       await grant.save();
       return grant;
     },
@@ -217,7 +221,39 @@ export async function startOp(options = {}) {
       devInteractions: { enabled: true }, // built-in login form (login + password)
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
+      // `accessTokenAudience`: access tokens for that resource are JWTs (RFC 9068) with the
+      // account's groups, as an IdP issues them for a resource server (a portal's bearer API). A
+      // grant names it with `resource=`, or gets it by default. Without the option: oidc-provider's
+      // defaults (opaque tokens for userinfo).
+      ...(options.accessTokenAudience ? {
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => options.accessTokenAudience,
+          useGrantedResource: () => true,
+          getResourceServerInfo: (ctx, resource) => {
+            if (resource !== options.accessTokenAudience) throw new errors.InvalidTarget();
+            return {
+              scope: 'openid profile email groups',
+              audience: resource,
+              accessTokenFormat: 'jwt',
+              accessTokenTTL: options.accessTokenTtl ?? 3600,
+              jwt: { sign: { alg: 'RS256' } },
+            };
+          },
+        },
+      } : {}),
     },
+    ...(options.accessTokenAudience ? {
+      // The account's groups (and verified email) in its JWT access tokens.
+      async extraTokenClaims(ctx, token) {
+        const account = accounts[token.accountId];
+        if (!account) return undefined;
+        return {
+          ...(account.groups ? { groups: [...account.groups] } : {}),
+          ...(account.email ? { email: account.email, email_verified: account.email_verified ?? true } : {}),
+        };
+      },
+    } : {}),
 
     // oidc-provider refuses outgoing requests to special-use IPs (SSRF guard), which
     // includes 127.0.0.0/8, so backchannel logout to a loopback RP would fail. Drop the

@@ -180,7 +180,7 @@ impl OidcRegistry {
         let verified = match verified_user(&idp, &discovered, &response, Some(&nonce), None) {
             // Signed with a key we have not seen: the IdP rotated its keys since the last probe.
             Err(error) if is_unknown_key(&error) => {
-                if self.refetch_keys(&idp, KeyTrigger::IdToken).await {
+                if self.refetch_keys(&idp, KeyTrigger::SignIn).await {
                     let (_, rediscovered) = self.idp(tenant)?;
                     verified_user(&idp, &rediscovered, &response, Some(&nonce), None)
                 } else {

@@ -143,7 +143,7 @@ impl SeenTokens {
     }
 }
 
-enum LogoutTokenError {
+pub(super) enum LogoutTokenError {
     UnknownKey,
     Invalid(String),
 }
@@ -191,10 +191,7 @@ impl OidcRegistry {
             Err(LogoutTokenError::UnknownKey) => {
                 // The IdP may have rotated its keys since the last discovery: look once more.
                 let (idp, _) = self.idp(tenant)?;
-                if !self
-                    .refetch_keys(&idp, super::KeyTrigger::LogoutToken)
-                    .await
-                {
+                if !self.refetch_keys(&idp, super::KeyTrigger::Logout).await {
                     return Err(LogoutTokenError::UnknownKey.into_auth());
                 }
                 self.check_logout_token(tenant, token)
@@ -220,7 +217,12 @@ impl OidcRegistry {
         let (idp, discovered) = self
             .idp(tenant)
             .map_err(|_| invalid("sign-in is not available"))?;
-        let claims = verified_claims(&idp.settings, &discovered.logout_keys, token)?;
+        let claims = verified_claims(
+            &idp.settings,
+            &discovered.logout_keys,
+            token,
+            &idp.settings.client_id,
+        )?;
         let now = unix_now();
         let (subject, exp) = logout_subject(&claims, &discovered.issuer, now)?;
         remember(&idp, &subject, exp, now)?;
@@ -228,11 +230,13 @@ impl OidcRegistry {
     }
 }
 
-/// The token's claims, once its signature, algorithm, `aud` and `exp` check out.
-fn verified_claims(
+/// The token's claims, once its signature, algorithm (the IdP's allow-list), `aud` (`audience`) and
+/// `exp` check out: for logout tokens (the client id) and access tokens (`bearer.audience`).
+pub(super) fn verified_claims(
     settings: &OidcSettings,
     keys: &LogoutKeys,
     token: &str,
+    audience: &str,
 ) -> Result<Value, LogoutTokenError> {
     // `alg: none` and algorithms `jsonwebtoken` does not know fail here already.
     let header = jsonwebtoken::decode_header(token)
@@ -247,7 +251,7 @@ fn verified_claims(
     let mut validation = Validation::new(header.alg);
     validation.leeway = CLOCK_SKEW_SECS;
     validation.set_required_spec_claims(&["exp", "aud"]);
-    validation.set_audience(&[settings.client_id.as_str()]);
+    validation.set_audience(&[audience]);
     for key in named.into_iter().filter(|key| key.may_verify(header.alg)) {
         let error = match jsonwebtoken::decode::<Value>(token, &key.key, &validation) {
             Ok(data) => return Ok(data.claims),

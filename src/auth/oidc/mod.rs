@@ -11,6 +11,7 @@
 //! redirect. Tokens never leave the server: they live in the session record, never in a cookie or a
 //! page. A service: it sees `Sessions`, never the app state or a request.
 
+mod bearer;
 mod login;
 mod logout;
 mod pending;
@@ -44,6 +45,7 @@ use crate::config::{OidcSettings, SignIn, SigningAlg, Tenant, TenantId};
 use crate::http::error::error_chain;
 use crate::shared::Redis;
 
+pub use bearer::BearerUser;
 pub use login::{CallbackParams, LoginDone, LoginStart, groups_at};
 pub use logout::LogoutSubject;
 pub use pending::{ClientKey, PendingLimits};
@@ -172,15 +174,18 @@ pub struct TenantIdp {
 #[derive(Debug, Clone, Copy)]
 enum KeyTrigger {
     /// An ID token from the token endpoint (code exchange or refresh), which only the IdP sends.
-    IdToken,
+    SignIn,
     /// A back-channel logout token, posted by anyone who can reach portico.
-    LogoutToken,
+    Logout,
+    /// A bearer access token, presented by anyone who can reach portico.
+    Bearer,
 }
 
 #[derive(Default)]
 struct KeyFetches {
     id_token: Option<Instant>,
     logout_token: Option<Instant>,
+    access_token: Option<Instant>,
 }
 
 impl TenantIdp {
@@ -488,8 +493,9 @@ impl OidcRegistry {
         let due = {
             let mut fetches = idp.key_fetches.lock();
             let last = match trigger {
-                KeyTrigger::IdToken => &mut fetches.id_token,
-                KeyTrigger::LogoutToken => &mut fetches.logout_token,
+                KeyTrigger::SignIn => &mut fetches.id_token,
+                KeyTrigger::Logout => &mut fetches.logout_token,
+                KeyTrigger::Bearer => &mut fetches.access_token,
             };
             let due = last.is_none_or(|at| at.elapsed() >= KEY_REFETCH_INTERVAL);
             if due {

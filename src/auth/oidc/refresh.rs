@@ -348,7 +348,7 @@ impl OidcRegistry {
             let verified = match verify(&discovered) {
                 // Signed with a key we have not seen: the IdP rotated its keys since the last probe.
                 Err(error) if is_unknown_key(&error) => {
-                    if self.refetch_keys(&idp, KeyTrigger::IdToken).await {
+                    if self.refetch_keys(&idp, KeyTrigger::SignIn).await {
                         match self.idp(&session.tenant) {
                             Ok((_, rediscovered)) => verify(&rediscovered),
                             Err(_) => Err(error),

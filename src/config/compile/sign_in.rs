@@ -129,6 +129,7 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
             interval => Ok(interval),
         },
     );
+    let bearer_audience = bearer_audience(raw, cx);
     let issuer = issuer.and_then(|(issuer, mark)| match values::check_issuer(&issuer) {
         Ok(()) => Some(issuer),
         Err(message) => {
@@ -145,6 +146,38 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
         groups_claim: groups_claim?.split('.').map(str::to_owned).collect(),
         signing_algs,
         probe_interval: probe_interval?,
+        bearer_audience: bearer_audience?,
+    })
+}
+
+/// `bearer.audience`: `Some(None)` without `bearer:`, `None` when broken (reported).
+fn bearer_audience(raw: &RawOidc, cx: &mut Cx<'_>) -> Option<Option<String>> {
+    let Some(val) = &raw.bearer else {
+        return Some(None);
+    };
+    let bearer = val.get()?;
+    cx.at("bearer", |cx| match &bearer.audience {
+        None => {
+            cx.missing(
+                val.mark,
+                "audience",
+                "the `aud` the IdP puts in access tokens for this portal, e.g. `audience: portico-acme`",
+            );
+            None
+        }
+        Some(audience) => {
+            let Env(text) = audience.get()?;
+            if text.trim().is_empty() {
+                cx.error_at(
+                    audience.mark,
+                    "audience",
+                    "an empty audience would match no token",
+                    Some("the `aud` the IdP puts in access tokens for this portal".into()),
+                );
+                return None;
+            }
+            Some(Some(text.clone()))
+        }
     })
 }
 
@@ -283,6 +316,24 @@ mod tests {
                 "a probe interval under a second",
                 origin(
                     "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, probe_interval: 500ms } }",
+                ),
+            ),
+            (
+                "bearer tokens for an audience",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { audience: \"urn:portico:acme\" } } }",
+                ),
+            ),
+            (
+                "bearer without an audience",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: {} } }",
+                ),
+            ),
+            (
+                "bearer with an empty audience",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { audience: \"\" } } }",
                 ),
             ),
         ];

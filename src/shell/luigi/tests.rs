@@ -91,7 +91,11 @@ fn signed_in(tenant: &Arc<Tenant>, subject: &str, name: &str, groups: &[&str]) -
     session.csrf_token = "recorded-csrf-token".into();
     let session = Arc::new(session);
     let principal = session.principal(tenant);
-    SignedIn { session, principal }
+    SignedIn {
+        session,
+        principal,
+        bearer: None,
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {
