@@ -640,30 +640,34 @@ pub(crate) fn mark_health(document: &mut ShellConfig<'_>, health: &TenantHealth,
             summary.degraded = mark(summary.id);
         }
     }
-    fn walk<'a>(
-        nodes: &mut [LuigiNode<'a>],
-        mark: &dyn Fn(&str) -> Option<DegradedMark>,
-        badge: &'a str,
-    ) {
-        for node in nodes {
-            if let Some(NodeContext::App { app, view }) = &mut node.context {
-                app.degraded = mark(app.id);
-                // The app's own entry (not one of its pages) carries the badge.
-                if app.degraded.is_some() && view.is_none() {
-                    node.status_badge = Some(StatusBadge {
-                        label: badge,
-                        kind: "negative",
-                        align: "right",
-                    });
-                }
-            }
-            if let Some(children) = &mut node.children {
-                walk(children, mark, badge);
-            }
-        }
-    }
     if let Some(children) = &mut home.children {
-        walk(children, &mark, badge);
+        each_app_node(children, &mut |node| {
+            let Some(NodeContext::App { app, view }) = &mut node.context else {
+                return;
+            };
+            app.degraded = mark(app.id);
+            // The app's own entry (not one of its pages) carries the badge.
+            if app.degraded.is_some() && view.is_none() {
+                node.status_badge = Some(StatusBadge {
+                    label: badge,
+                    kind: "negative",
+                    align: "right",
+                });
+            }
+        });
+    }
+}
+
+/// Calls `visit` with every node of an app below `nodes` (its entry and its pages), depth first: the
+/// one walk the passes over a finished document ([`mark_health`], [`mark_previews`]) share.
+fn each_app_node<'a>(nodes: &mut [LuigiNode<'a>], visit: &mut dyn FnMut(&mut LuigiNode<'a>)) {
+    for node in nodes {
+        if matches!(node.context, Some(NodeContext::App { .. })) {
+            visit(node);
+        }
+        if let Some(children) = &mut node.children {
+            each_app_node(children, visit);
+        }
     }
 }
 
@@ -674,25 +678,21 @@ pub(crate) fn mark_previews(document: &mut ShellConfig<'_>, previewed: &[&str], 
         return;
     }
     let badge = locale.texts().get("nav.preview");
-    fn walk<'a>(nodes: &mut [LuigiNode<'a>], previewed: &[&str], badge: &'a str) {
-        for node in nodes {
-            if let Some(NodeContext::App { app, view: None }) = &node.context {
-                if previewed.contains(&app.id) {
-                    node.status_badge = Some(StatusBadge {
-                        label: badge,
-                        kind: "informative",
-                        align: "right",
-                    });
-                }
-            }
-            if let Some(children) = &mut node.children {
-                walk(children, previewed, badge);
-            }
-        }
-    }
     let [home] = &mut document.luigi.navigation.nodes;
     if let Some(children) = &mut home.children {
-        walk(children, previewed, badge);
+        each_app_node(children, &mut |node| {
+            let entry_of_previewed = matches!(
+                &node.context,
+                Some(NodeContext::App { app, view: None }) if previewed.contains(&app.id)
+            );
+            if entry_of_previewed {
+                node.status_badge = Some(StatusBadge {
+                    label: badge,
+                    kind: "informative",
+                    align: "right",
+                });
+            }
+        });
     }
 }
 
