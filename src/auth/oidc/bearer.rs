@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::logout::{LogoutTokenError, verified_claims};
+use super::logout::{JwtError, verified_claims};
 use super::{KeyTrigger, OidcRegistry};
 use crate::auth::error::AuthError;
 use crate::auth::session::User;
@@ -40,7 +40,7 @@ impl OidcRegistry {
         token: &str,
     ) -> Result<BearerUser, AuthError> {
         match self.check_access_token(tenant, token) {
-            Err(LogoutTokenError::UnknownKey) => {
+            Err(JwtError::UnknownKey) => {
                 let (idp, _) = self.idp(tenant)?;
                 if !self.refetch_keys(&idp, KeyTrigger::Bearer).await {
                     return Err(AuthError::InvalidToken("signed with an unknown key".into()));
@@ -52,33 +52,28 @@ impl OidcRegistry {
         }
     }
 
-    fn check_access_token(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-    ) -> Result<BearerUser, LogoutTokenError> {
-        let unavailable =
-            || LogoutTokenError::Invalid("bearer tokens are not accepted here".into());
+    fn check_access_token(&self, tenant: &TenantId, token: &str) -> Result<BearerUser, JwtError> {
+        let unavailable = || JwtError::Invalid("bearer tokens are not accepted here".into());
         let (idp, discovered) = self.idp(tenant).map_err(|_| unavailable())?;
         let audience = idp
             .settings
             .bearer_audience
             .as_deref()
             .ok_or_else(unavailable)?;
-        let claims = verified_claims(&idp.settings, &discovered.logout_keys, token, audience)?;
+        let claims = verified_claims(&idp.settings, &discovered.idp_keys, token, audience)?;
         let claims: HashMap<String, Value> = serde_json::from_value(claims)
-            .map_err(|_| LogoutTokenError::Invalid("unreadable claims".into()))?;
+            .map_err(|_| JwtError::Invalid("unreadable claims".into()))?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         let issuer = text("iss").unwrap_or_default();
         if issuer.trim_end_matches('/') != discovered.issuer.trim_end_matches('/') {
-            return Err(LogoutTokenError::Invalid("wrong issuer".into()));
+            return Err(JwtError::Invalid("wrong issuer".into()));
         }
         let subject = text("sub")
             .filter(|sub| !sub.is_empty())
-            .ok_or_else(|| LogoutTokenError::Invalid("no sub".into()))?;
+            .ok_or_else(|| JwtError::Invalid("no sub".into()))?;
         let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         if expires_at <= unix_now() {
-            return Err(LogoutTokenError::Invalid("expired".into()));
+            return Err(JwtError::Invalid("expired".into()));
         }
         let verified_email = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
         let token_id = text("jti").map_or_else(
@@ -102,11 +97,9 @@ impl OidcRegistry {
     }
 }
 
-fn into_invalid_token(error: LogoutTokenError) -> AuthError {
+fn into_invalid_token(error: JwtError) -> AuthError {
     match error {
-        LogoutTokenError::UnknownKey => {
-            AuthError::InvalidToken("signed with an unknown key".into())
-        }
-        LogoutTokenError::Invalid(reason) => AuthError::InvalidToken(reason),
+        JwtError::UnknownKey => AuthError::InvalidToken("signed with an unknown key".into()),
+        JwtError::Invalid(reason) => AuthError::InvalidToken(reason),
     }
 }

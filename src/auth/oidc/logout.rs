@@ -55,16 +55,16 @@ impl LogoutSubject {
 }
 
 /// One IdP's published signing keys, ready for `jsonwebtoken`.
-pub(super) struct LogoutKeys(Vec<LogoutKey>);
+pub(super) struct IdpKeys(Vec<IdpKey>);
 
-struct LogoutKey {
+struct IdpKey {
     kid: Option<String>,
     /// The `alg` the JWK is restricted to, if it names one.
     alg: Option<Value>,
     key: DecodingKey,
 }
 
-impl LogoutKeys {
+impl IdpKeys {
     /// The keys of a discovered JWKS that can verify signatures; encryption keys and key types
     /// `jsonwebtoken` cannot use are left out (a token naming one is then signed by an unknown key).
     pub(super) fn from_jwks(jwks: &CoreJsonWebKeySet) -> Self {
@@ -78,7 +78,7 @@ impl LogoutKeys {
                     .public_key_use
                     .as_ref()
                     .is_none_or(|usage| *usage == PublicKeyUse::Signature);
-                Some(LogoutKey {
+                Some(IdpKey {
                     kid: jwk.common.key_id.clone(),
                     alg: jwk
                         .common
@@ -88,11 +88,11 @@ impl LogoutKeys {
                 })
             })
             .collect();
-        LogoutKeys(keys)
+        IdpKeys(keys)
     }
 
     /// The keys a token's header names by `kid` (every key when it names none).
-    fn named(&self, kid: Option<&str>) -> Vec<&LogoutKey> {
+    fn named(&self, kid: Option<&str>) -> Vec<&IdpKey> {
         self.0
             .iter()
             .filter(|key| kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
@@ -100,7 +100,7 @@ impl LogoutKeys {
     }
 }
 
-impl LogoutKey {
+impl IdpKey {
     /// A key restricted to one algorithm verifies only that one.
     fn may_verify(&self, alg: Algorithm) -> bool {
         self.alg
@@ -143,22 +143,24 @@ impl SeenTokens {
     }
 }
 
-pub(super) enum LogoutTokenError {
+/// Why a JWT of the IdP (a logout or an access token) failed [`verified_claims`]: a key it does not
+/// publish (fetch its keys again, once), or anything else.
+pub(super) enum JwtError {
     UnknownKey,
     Invalid(String),
 }
 
-fn invalid(reason: &str) -> LogoutTokenError {
-    LogoutTokenError::Invalid(reason.to_owned())
+fn invalid(reason: &str) -> JwtError {
+    JwtError::Invalid(reason.to_owned())
 }
 
-impl LogoutTokenError {
+impl JwtError {
     fn into_auth(self) -> AuthError {
         match self {
-            LogoutTokenError::UnknownKey => {
+            JwtError::UnknownKey => {
                 AuthError::InvalidLogoutToken("signed with an unknown key".into())
             }
-            LogoutTokenError::Invalid(reason) => AuthError::InvalidLogoutToken(reason),
+            JwtError::Invalid(reason) => AuthError::InvalidLogoutToken(reason),
         }
     }
 }
@@ -188,16 +190,16 @@ impl OidcRegistry {
         token: &str,
     ) -> Result<LogoutSubject, AuthError> {
         match self.check_logout_token(tenant, token) {
-            Err(LogoutTokenError::UnknownKey) => {
+            Err(JwtError::UnknownKey) => {
                 // The IdP may have rotated its keys since the last discovery: look once more.
                 let (idp, _) = self.idp(tenant)?;
                 if !self.refetch_keys(&idp, super::KeyTrigger::Logout).await {
-                    return Err(LogoutTokenError::UnknownKey.into_auth());
+                    return Err(JwtError::UnknownKey.into_auth());
                 }
                 self.check_logout_token(tenant, token)
-                    .map_err(LogoutTokenError::into_auth)
+                    .map_err(JwtError::into_auth)
             }
-            other => other.map_err(LogoutTokenError::into_auth),
+            other => other.map_err(JwtError::into_auth),
         }
     }
 
@@ -213,13 +215,13 @@ impl OidcRegistry {
         &self,
         tenant: &TenantId,
         token: &str,
-    ) -> Result<LogoutSubject, LogoutTokenError> {
+    ) -> Result<LogoutSubject, JwtError> {
         let (idp, discovered) = self
             .idp(tenant)
             .map_err(|_| invalid("sign-in is not available"))?;
         let claims = verified_claims(
             &idp.settings,
-            &discovered.logout_keys,
+            &discovered.idp_keys,
             token,
             &idp.settings.client_id,
         )?;
@@ -234,10 +236,10 @@ impl OidcRegistry {
 /// `exp` check out: for logout tokens (the client id) and access tokens (`bearer.audience`).
 pub(super) fn verified_claims(
     settings: &OidcSettings,
-    keys: &LogoutKeys,
+    keys: &IdpKeys,
     token: &str,
     audience: &str,
-) -> Result<Value, LogoutTokenError> {
+) -> Result<Value, JwtError> {
     // `alg: none` and algorithms `jsonwebtoken` does not know fail here already.
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| invalid("not a signed JWT with a known algorithm"))?;
@@ -246,7 +248,7 @@ pub(super) fn verified_claims(
     }
     let named = keys.named(header.kid.as_deref());
     if named.is_empty() {
-        return Err(LogoutTokenError::UnknownKey);
+        return Err(JwtError::UnknownKey);
     }
     let mut validation = Validation::new(header.alg);
     validation.leeway = CLOCK_SKEW_SECS;
@@ -266,9 +268,7 @@ pub(super) fn verified_claims(
             | ErrorKind::InvalidEcdsaKey
             | ErrorKind::InvalidKeyFormat => continue,
             ErrorKind::ExpiredSignature => invalid("expired"),
-            ErrorKind::MissingRequiredClaim(claim) => {
-                LogoutTokenError::Invalid(format!("no {claim}"))
-            }
+            ErrorKind::MissingRequiredClaim(claim) => JwtError::Invalid(format!("no {claim}")),
             ErrorKind::InvalidAudience => invalid("wrong audience"),
             _ => invalid("unreadable claims"),
         });
@@ -282,7 +282,7 @@ fn logout_subject(
     claims: &Value,
     issuer: &str,
     now: u64,
-) -> Result<(LogoutSubject, u64), LogoutTokenError> {
+) -> Result<(LogoutSubject, u64), JwtError> {
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
     if iss.trim_end_matches('/') != issuer.trim_end_matches('/') {
         return Err(invalid("wrong issuer"));
@@ -329,12 +329,7 @@ fn logout_subject(
 }
 
 /// Remembers the token's `jti` until it could no longer pass the `exp` check; refuses a replay.
-fn remember(
-    idp: &TenantIdp,
-    subject: &LogoutSubject,
-    exp: u64,
-    now: u64,
-) -> Result<(), LogoutTokenError> {
+fn remember(idp: &TenantIdp, subject: &LogoutSubject, exp: u64, now: u64) -> Result<(), JwtError> {
     let until = exp.saturating_add(CLOCK_SKEW_SECS);
     if idp
         .seen_logout_tokens

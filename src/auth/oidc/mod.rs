@@ -112,8 +112,9 @@ type OidcClient = Client<
 struct Discovered {
     client: OidcClient,
     issuer: String,
-    /// The IdP's signing keys in the form logout-token verification uses (see [`logout`]).
-    logout_keys: logout::LogoutKeys,
+    /// The IdP's signing keys in the form `jsonwebtoken` verifies with: logout tokens and bearer access
+    /// tokens (see [`logout`], [`bearer`]).
+    idp_keys: logout::IdpKeys,
     end_session: Option<EndSessionUrl>,
     /// The discovery document says `authorization_response_iss_parameter_supported: true` (RFC 9207).
     requires_iss: bool,
@@ -468,7 +469,7 @@ impl OidcRegistry {
             .additional_metadata
             .authorization_response_iss_parameter_supported
             == Some(true);
-        let logout_keys = logout::LogoutKeys::from_jwks(metadata.jwks());
+        let idp_keys = logout::IdpKeys::from_jwks(metadata.jwks());
         let redirect = RedirectUrl::new(idp.redirect_uri.clone()).map_err(|e| e.to_string())?;
         let client = OidcClient::from_provider_metadata(
             metadata,
@@ -479,7 +480,7 @@ impl OidcRegistry {
         idp.discovered.store(Some(Arc::new(Discovered {
             client,
             issuer: idp.settings.issuer.clone(),
-            logout_keys,
+            idp_keys,
             end_session,
             requires_iss,
         })));
