@@ -105,7 +105,9 @@ pub(crate) fn active(tenant: &Tenant, signed_in: &SignedIn, app: &App) -> Option
         return None;
     }
     let preview = session.previews.active(&app.id, unix_now())?;
-    checked(tenant, signed_in, app, &preview.upstream).ok()
+    checked(tenant, signed_in, app, &preview.upstream)
+        .ok()
+        .map(|(upstream, _)| upstream)
 }
 
 /// What a preview must not leave behind in the browser once it ends: a service worker (the browser
@@ -138,13 +140,11 @@ pub(crate) struct InUse {
 
 /// The previews this session uses now (those [`active`] would route), for the shell's banner.
 pub(crate) fn in_use(tenant: &Tenant, signed_in: &SignedIn, locale: Locale) -> Vec<InUse> {
-    let now = unix_now();
     signed_in
         .session
         .previews
         .all()
         .iter()
-        .filter(|preview| preview.until > now)
         .filter_map(|preview| {
             let app = tenant.app(preview.app.as_str())?;
             let upstream = active(tenant, signed_in, app)?;
@@ -159,13 +159,13 @@ pub(crate) fn in_use(tenant: &Tenant, signed_in: &SignedIn, locale: Locale) -> V
 
 /// Everything a preview of `app` at `url` must pass, now: previews on, the user may open the app and
 /// holds a preview role, the app has an upstream and no access token, the URL is allowed. The
-/// preview's upstream, with TLS settings for `https://`.
-fn checked(
-    tenant: &Tenant,
+/// preview's upstream, with TLS settings for `https://`, and the tenant's preview settings.
+fn checked<'t>(
+    tenant: &'t Tenant,
     signed_in: &SignedIn,
     app: &App,
     url: &str,
-) -> Result<Upstream, AppError> {
+) -> Result<(Upstream, &'t PreviewSettings), AppError> {
     let settings = tenant.previews.as_ref().ok_or(PreviewError::Off)?;
     may_preview(settings, signed_in, app)?;
     let mut upstream = parse_upstream(url).map_err(PreviewError::BadUpstream)?;
@@ -179,7 +179,7 @@ fn checked(
     if upstream.url.starts_with("https://") {
         upstream.tls = Some(settings.tls.clone());
     }
-    Ok(upstream)
+    Ok((upstream, settings))
 }
 
 /// The user may open `app` (the same decision as the navigation's), holds a preview role if the
@@ -278,9 +278,8 @@ async fn confirm_get(
         .ok()
         .and_then(|Query(query)| query.upstream)
         .ok_or(PreviewError::NoUpstream)?;
-    let upstream = checked(tenant, &signed_in, app, &url)
+    let (upstream, settings) = checked(tenant, &signed_in, app, &url)
         .inspect_err(|error| audit_refused(tenant, &signed_in.session, app, &url, error))?;
-    let settings = tenant.previews.as_ref().ok_or(PreviewError::Off)?;
     let session = &signed_in.session;
     let replaces = session
         .previews
@@ -334,9 +333,8 @@ async fn start_post(
     let tenant = &context.tenant;
     let (app, form) = from_own_page(&context, &signed_in, &headers, form, &app_id)?;
     let url = form.upstream.ok_or(PreviewError::NoUpstream)?;
-    let upstream = checked(tenant, &signed_in, app, &url)
+    let (upstream, settings) = checked(tenant, &signed_in, app, &url)
         .inspect_err(|error| audit_refused(tenant, &signed_in.session, app, &url, error))?;
-    let settings = tenant.previews.as_ref().ok_or(PreviewError::Off)?;
     let now = unix_now();
     let preview = PreviewOverride {
         app: app.id.clone(),
