@@ -41,6 +41,10 @@ pub(crate) struct Bearer {
     pub kind: &'static str,
     /// The token's `jti` (or a hash of it), never the token.
     pub token_id: String,
+    /// What per-user state (the Backstage token of `identity: user`) is kept under for this token, in
+    /// place of a session id: `<kind>:<tenant>:<token id>`, which no session id can equal (they hold no
+    /// `:`), so state of one token is never another's or a session's.
+    pub holder: String,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -123,6 +127,15 @@ impl SignedIn {
         &self.principal.roles
     }
 
+    /// What per-user state is kept under: the session id, or for a bearer request its token (a record
+    /// made per request has an id nobody sees again, and state kept under it would only pile up).
+    pub(crate) fn holder(&self) -> &str {
+        match &self.bearer {
+            Some(bearer) => &bearer.holder,
+            None => self.session.id.as_str(),
+        }
+    }
+
     /// The CSRF token a state change must prove; `None` for a bearer request (see `proxy::Guard`).
     pub(crate) fn csrf_token(&self) -> Option<&str> {
         match self.bearer {
@@ -132,11 +145,13 @@ impl SignedIn {
     }
 }
 
-/// Where a bearer token may stand in for the session: the apps a script calls, never the shell's or
-/// `/auth/*` pages. Not yet `/backstage/api/`: its user mode signs in at Backstage and keeps the
-/// token per session id, and a record made per request would sign in on every call and fill that
-/// cache (issue 17 goes on there).
+/// Where a bearer token may stand in for the session: the apps and the Backstage API a script calls,
+/// never the shell's or `/auth/*` pages, nor the Backstage UI's sign-in (`/backstage/api/auth/…`),
+/// which would hand the script a Backstage token to use around portico.
 fn bearer_path(path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix("/backstage/api/") {
+        return !rest.starts_with("auth/") && rest != "auth";
+    }
     path.starts_with("/apps/") && crate::apps::is_app_request(path)
 }
 
@@ -211,6 +226,7 @@ async fn bearer(
         principal,
         bearer: Some(Arc::new(Bearer {
             kind: "idp_token",
+            holder: format!("idp_token:{}:{}", tenant.id, verified.token_id),
             token_id: verified.token_id,
         })),
     })

@@ -40,8 +40,9 @@ pub(super) struct Credentials<'a> {
     pub client: &'a UpstreamClient,
     pub tokens: &'a BackstageTokens,
     pub settings: &'a BackstageSettings,
-    /// The portal session's id, which the user's Backstage token is cached under.
-    pub session: &'a str,
+    /// What the user's Backstage token is cached under: the portal session's id, or a bearer
+    /// request's token (`SignedIn::holder`).
+    pub holder: &'a str,
     pub user: &'a User,
     /// What signs portico's own service tokens (`service_token: signed`), and their issuer: the
     /// tenant's assertion issuer.
@@ -104,7 +105,7 @@ async fn user_token(credentials: Credentials<'_>, renew: bool) -> Result<String,
     // rules themselves: the grants' JSON is built only for a sign-in, not for every request.
     let kept_as = format!(
         "{}.{:016x}",
-        credentials.session,
+        credentials.holder,
         fingerprint(credentials.settings, credentials.roles)
     );
     let tokens = credentials.tokens;

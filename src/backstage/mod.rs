@@ -128,7 +128,7 @@ fn credentials<'a>(
         client: &state.upstreams,
         tokens: &state.backstage_tokens,
         settings,
-        session: signed_in.session.id.as_str(),
+        holder: signed_in.holder(),
         user: &signed_in.session.user,
         keys,
         issuer: &context.tenant.assertion_issuer,

@@ -1,4 +1,4 @@
-//! Backstage user tokens per portal session, reused until shortly before they expire: in this process,
+//! Backstage user tokens per portal session (or per bearer token, `SignedIn::holder`), reused until shortly before they expire: in this process,
 //! or in Redis when `sessions.store` is `redis`, so every instance reuses the token one of them got.
 //!
 //! In Redis a token is the string `<prefix>bt:<hash of the session id>` (the key name never holds the

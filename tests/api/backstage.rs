@@ -263,7 +263,7 @@ fn assert_no_client_identity(seen: &Value) {
 
 /// The calls of Backstage's oauth2Proxy sign-in endpoint made for portal user `id` (recorded by the
 /// fixture before Backstage handled them), oldest first.
-async fn sign_ins_of(id: &str) -> Vec<Value> {
+pub(crate) async fn sign_ins_of(id: &str) -> Vec<Value> {
     let response = client()
         .get(format!("{}/api/whoami/sign-ins", backstage().url))
         .bearer_auth(SERVICE_TOKEN)

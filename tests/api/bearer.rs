@@ -368,3 +368,100 @@ async fn expired_tokens_and_tokens_of_another_issuer_are_refused() {
     let (status, _, body) = call("GET", &costs, &token, &[]).await;
     assert_eq!(status, 401, "expired: {body}");
 }
+
+/// A script lists the Backstage catalog as its user with the IdP's access token, as the README shows:
+/// Backstage sees the user (signed in once per token, not once per call), never the token, and the
+/// Backstage UI's sign-in stays closed to tokens.
+#[tokio::test]
+async fn a_script_reads_the_backstage_catalog_as_the_user() {
+    let backstage = crate::backstage::backstage();
+    let addr: SocketAddr = reserve_port();
+    let origin = format!("http://127.0.0.1:{}", addr.port());
+    // Backstage's catalog knows alice by her email; `script-alice` is this test's own portal user,
+    // so the sign-ins counted are this test's alone (the backend is shared).
+    let op = RealOp::start(json!({
+        "clients": [
+            { "client_id": "portico", "client_secret": "portico-secret",
+              "redirect_uris": [format!("{origin}/auth/callback")] },
+            { "client_id": "cli", "client_secret": "cli-secret", "redirect_uris": [CLI_REDIRECT] },
+        ],
+        "accounts": {
+            "script-alice": { "name": "Alice", "email": "alice@acme.example", "groups": ["acme-eng"] },
+        },
+        "accessTokenAudience": "urn:portico:acme",
+    }));
+    let yaml = config()
+        .top(&format!("server: {{ listen: \"{addr}\" }}"))
+        .tenant(
+            tenant("acme", &[&format!("127.0.0.1:{}", addr.port())])
+                .public_origin(&origin)
+                .oidc(&format!(
+                    "{}, bearer: {{ audience: urn:portico:acme }}",
+                    oidc_client(&op.issuer, "portico", "portico-secret")
+                ))
+                .role("developer", &["acme-eng"])
+                .app(app("docs", &["developer"]).files("embedded:demo"))
+                .backstage(&format!(
+                    "{{ url: \"{}\", identity: user, plugins: [catalog, whoami], \
+                     user_namespace: acme, sign_in: oauth2_proxy }}",
+                    backstage.url
+                )),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = yaml.compile(dir.path());
+    config.server.admin_listen = None;
+    let app = portico::app::App::build(config)
+        .await
+        .expect("portico starts");
+    tokio::spawn(app.run());
+    wait_until_ready(&origin).await;
+
+    let token = access_token(&op, "script-alice").await;
+    let (status, _, entity) = call(
+        "GET",
+        &format!("{origin}/backstage/api/catalog/entities/by-name/user/acme/alice"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{entity}");
+    assert_eq!(entity["spec"]["profile"]["email"], "alice@acme.example");
+    let (status, _, list) = call(
+        "GET",
+        &format!("{origin}/backstage/api/catalog/entities?filter=kind=user"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list.as_array().is_some_and(|users| !users.is_empty()));
+
+    let (status, _, seen) = call(
+        "GET",
+        &format!("{origin}/backstage/api/whoami"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["principal"]["userEntityRef"], "user:acme/alice");
+    assert!(
+        !seen["headers"]["authorization"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&token),
+        "the IdP's token stays at portico: {seen}"
+    );
+    let calls = crate::backstage::sign_ins_of("script-alice").await;
+    assert_eq!(calls.len(), 1, "one sign-in for three calls: {calls:?}");
+
+    // The Backstage UI's sign-in would hand the script a Backstage token to use around portico.
+    let (status, _, body) = call(
+        "POST",
+        &format!("{origin}/backstage/api/auth/portico/refresh"),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+}
