@@ -854,6 +854,7 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             request_access,
             health,
             previews,
+            tokens,
         } = tenant;
         let mut secrets = Vec::new();
         if let SignIn::Oidc(settings) = sign_in {
@@ -867,7 +868,7 @@ fn same_tenant_settings(a: &Tenant, b: &Tenant) -> bool {
             secrets.push(secret);
         }
         let text = format!(
-            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}{request_access:?}{health:?}{previews:?}"
+            "{id:?}{hosts:?}{public_origin:?}{origin:?}{assertion_issuer:?}{branding:?}{luigi:?}{sign_in:?}{roles:?}{backstage:?}{request_access:?}{health:?}{previews:?}{tokens:?}"
         );
         (text, secrets)
     }

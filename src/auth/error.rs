@@ -113,6 +113,23 @@ pub enum AuthError {
     /// 400: a request carried both the session cookie and a bearer token (RFC 6750 `invalid_request`).
     #[error("send either the session cookie or a bearer token, not both")]
     BearerWithSession,
+    /// 403: the bearer token is narrowed (a personal token's apps or read-only) away from this
+    /// request, whatever its user may do (RFC 6750 `insufficient_scope`).
+    #[error("this token does not reach that: it is narrowed to other apps or to reading")]
+    OutsideTokenScope,
+    /// 429: the bearer token made more requests than `tokens.rate_limit` allows.
+    #[error("this token made too many requests; try again in {retry_after} s")]
+    TokenRateLimited { retry_after: u64 },
+    /// 503: too many opaque tokens are being introspected at once; the caller should come back.
+    #[error(
+        "tokens cannot be checked right now: too many are being checked at once; try again shortly"
+    )]
+    TokenCheckBusy,
+    /// 503: the store of personal tokens did not answer, so the token could not be checked.
+    #[error(
+        "tokens cannot be checked right now: the portal cannot reach its store; try again shortly"
+    )]
+    TokenStoreUnavailable(#[source] StoreError),
 }
 
 impl Problem for AuthError {
@@ -157,6 +174,19 @@ impl Problem for AuthError {
                 .challenge("Bearer realm=\"portico\", error=\"invalid_token\""),
             AuthError::BearerWithSession => class(StatusCode::BAD_REQUEST, "invalid_request")
                 .challenge("Bearer realm=\"portico\", error=\"invalid_request\""),
+            AuthError::OutsideTokenScope => class(StatusCode::FORBIDDEN, "insufficient_scope")
+                .challenge("Bearer realm=\"portico\", error=\"insufficient_scope\""),
+            AuthError::TokenRateLimited { retry_after } => {
+                class(StatusCode::TOO_MANY_REQUESTS, "rate_limited").retry_after(*retry_after)
+            }
+            AuthError::TokenCheckBusy => {
+                class(StatusCode::SERVICE_UNAVAILABLE, "token_check_busy").retry_after(1)
+            }
+            AuthError::TokenStoreUnavailable(error) => {
+                class(StatusCode::SERVICE_UNAVAILABLE, "token_store_unavailable")
+                    .detail(error.to_string())
+                    .retry_after(5)
+            }
         }
     }
 }

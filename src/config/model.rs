@@ -411,6 +411,44 @@ pub struct Tenant {
     pub health: Option<HealthSettings>,
     /// Where a developer may point an app for their own session (`previews:`); `None`: nowhere.
     pub previews: Option<PreviewSettings>,
+    /// Bearer tokens (`tokens:`): personal access tokens and the per-token rate limit.
+    pub tokens: TokenSettings,
+}
+
+/// `tokens:` of a tenant: whether users mint personal access tokens, and how often one bearer token
+/// may be used (`auth::personal`, `auth::extract`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// The longest a personal access token may live; `None`: users mint none.
+    pub personal: Option<Duration>,
+    /// Requests one bearer token may make per instance; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl TokenSettings {
+    /// The longest `personal` may be: a year and a day, so a yearly token can be renewed in time.
+    pub const MAX_PERSONAL_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+    /// `rate_limit` when config does not say.
+    pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+        requests: 600,
+        per: Duration::from_secs(60),
+    };
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            personal: None,
+            rate_limit: Some(Self::DEFAULT_RATE_LIMIT),
+        }
+    }
+}
+
+/// `<requests>/<per>`: at most `requests` in any window of `per`, refilled evenly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
 }
 
 /// `previews:` of a tenant: the preview upstreams a signed-in developer may send one app's requests
@@ -1076,6 +1114,9 @@ pub struct OidcSettings {
     /// The `aud` of the IdP's JWT access tokens that portico accepts as `Authorization: Bearer`
     /// (`bearer.audience`); `None`: no bearer tokens from this IdP.
     pub bearer_audience: Option<String>,
+    /// Opaque (non-JWT) bearer tokens are asked about at the IdP's introspection endpoint
+    /// (`bearer.introspect`, RFC 7662); only ever set together with `bearer_audience`.
+    pub bearer_introspect: bool,
 }
 
 impl OidcSettings {

@@ -296,6 +296,24 @@ pub(crate) struct RawTenant {
     /// that matches `upstreams`, for their own session only, after confirming it on a page portico
     /// shows (a pull request links to `/shell/preview/<app>?upstream=<url>`). Off unless given.
     pub previews: Option<Val<RawPreviews>>,
+    /// Bearer tokens of scripts, CI jobs and agents: personal access tokens users mint in the shell,
+    /// and the per-token rate limit (README, "Personal access tokens"). Without it: no personal
+    /// tokens, and IdP access tokens (`auth.oidc.bearer`) limited to `600/min` each.
+    pub tokens: Option<Val<RawTokens>>,
+}
+
+/// `tokens:` of a tenant.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
+#[cfg_attr(test, schemars(rename = "tokens"))]
+pub(crate) struct RawTokens {
+    /// Personal access tokens: users may mint tokens that live at most this long (`30d`, at most
+    /// `366d`), or `off` (default).
+    pub personal: Option<Val<Env>>,
+    /// Requests one bearer token (the IdP's or a personal one) may make, per instance:
+    /// `<count>/<s|min|h>`, e.g. `600/min` (default), or `off`. Beyond it: 429 with `Retry-After`.
+    pub rate_limit: Option<Val<Env>>,
 }
 
 /// `previews:` of a tenant (README, "Preview an app's pull request").
@@ -498,6 +516,13 @@ pub(crate) struct RawBearer {
     /// for, e.g. `https://portal.acme.example` or `portico-acme`. Required. Give each tenant its own,
     /// so that a token for one tenant is worthless on another that shares the IdP.
     pub audience: Option<Val<Env>>,
+    /// Opaque (non-JWT) access tokens too (default `false`: only JWTs): portico asks the IdP's token
+    /// introspection endpoint (RFC 7662, `introspection_endpoint` in its discovery document) about
+    /// each, as this client (`client_id`/`client_secret`, HTTP Basic), and takes the same checks from
+    /// the answer (`active`, `iss`, `aud` containing `audience`, `exp`, `sub`, the groups). An active
+    /// answer is kept for at most 30s (never past the token's `exp`): a token revoked at the IdP may
+    /// still pass for that long.
+    pub introspect: Option<Val<FlexBool>>,
 }
 
 /// `backstage:` of a tenant.

@@ -45,6 +45,7 @@ pub struct Class {
     sign_in: bool,
     detail: Option<String>,
     challenge: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl Class {
@@ -56,7 +57,15 @@ impl Class {
             sign_in: false,
             detail: None,
             challenge: None,
+            retry_after: None,
         }
+    }
+
+    /// `Retry-After` (seconds) of the answer: when asking again can succeed (a 429, a 503).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The `WWW-Authenticate` challenge of the answer (RFC 6750 for bearer tokens), instead of the
@@ -139,6 +148,7 @@ impl AppError {
             detail: class.detail,
             sign_in: class.sign_in,
             challenge: class.challenge,
+            retry_after: class.retry_after,
         }
     }
 }
@@ -175,6 +185,8 @@ pub(crate) struct ErrorReport {
     pub sign_in: bool,
     /// `WWW-Authenticate`, when not the cookie challenge of a 401.
     pub challenge: Option<&'static str>,
+    /// `Retry-After`, set on the response from the start (the renderer keeps it).
+    pub retry_after: Option<u64>,
 }
 
 /// The app a failed request was for, on the error response of a user who may open it: the error page
@@ -349,6 +361,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let report = self.report();
         let mut response = report.status.into_response();
+        if let Some(seconds) = report.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(report);
         response
     }

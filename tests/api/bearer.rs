@@ -35,6 +35,49 @@ async fn portal() -> Portal {
 
 /// [`portal`] with the OP's access tokens valid for `access_token_ttl` seconds.
 async fn portal_with_ttl(access_token_ttl: u64) -> Portal {
+    portal_with(Setup {
+        access_token_ttl,
+        ..Setup::default()
+    })
+    .await
+}
+
+/// How [`portal_with`] sets up the OP and the tenants.
+struct Setup {
+    /// How long the OP's access tokens are valid, in seconds.
+    access_token_ttl: u64,
+    /// The OP issues opaque access tokens (`accessTokenFormat: 'opaque'`) instead of JWTs.
+    opaque: bool,
+    /// The OP publishes an introspection endpoint.
+    op_introspects: bool,
+    /// `bearer.introspect` of tenant acme, and of tenant globex.
+    acme_introspects: bool,
+    globex_introspects: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            access_token_ttl: 3600,
+            opaque: false,
+            op_introspects: true,
+            acme_introspects: false,
+            globex_introspects: false,
+        }
+    }
+}
+
+/// The OP issues opaque access tokens, and acme (only) introspects them.
+fn opaque_setup() -> Setup {
+    Setup {
+        opaque: true,
+        acme_introspects: true,
+        ..Setup::default()
+    }
+}
+
+async fn portal_with(setup: Setup) -> Portal {
+    let access_token_ttl = setup.access_token_ttl;
     let addr: SocketAddr = reserve_port();
     let port = addr.port();
     let acme = format!("http://127.0.0.1:{port}");
@@ -54,24 +97,36 @@ async fn portal_with_ttl(access_token_ttl: u64) -> Portal {
         ],
         "accessTokenAudience": "urn:portico:acme",
         "accessTokenTtl": access_token_ttl,
+        "accessTokenFormat": if setup.opaque { "opaque" } else { "jwt" },
+        "introspection": setup.op_introspects,
     }));
     let upstream = Framework::express();
-    let bearer = |client: &str, audience: &str| {
+    let bearer = |client: &str, audience: &str, introspect: bool| {
+        // Only written when on, so the JWT tests read the config as it was before introspection.
+        let introspect = if introspect { ", introspect: true" } else { "" };
         format!(
-            "{}, bearer: {{ audience: {audience} }}",
+            "{}, bearer: {{ audience: {audience}{introspect} }}",
             oidc_client(&op.issuer, client, &format!("{client}-secret"))
         )
     };
     let acme_tenant = tenant("acme", &[&format!("127.0.0.1:{port}")])
         .public_origin(&acme)
-        .oidc(&bearer("portico", "urn:portico:acme"))
+        .oidc(&bearer(
+            "portico",
+            "urn:portico:acme",
+            setup.acme_introspects,
+        ))
         .role("platform-admin", &["acme-platform-admins"])
         .role("developer", &["acme-eng"])
         .app(app("costs", &["developer"]).upstream(&upstream.url()))
         .app(app("admin", &["platform-admin"]).upstream(&upstream.url()));
     let globex_tenant = tenant("globex", &[&format!("localhost:{port}")])
         .public_origin(&globex)
-        .oidc(&bearer("globex", "urn:portico:globex"))
+        .oidc(&bearer(
+            "globex",
+            "urn:portico:globex",
+            setup.globex_introspects,
+        ))
         .role("developer", &["acme-eng"])
         .app(app("costs", &["developer"]).upstream(&upstream.url()));
     let yaml = config()
@@ -96,9 +151,27 @@ async fn portal_with_ttl(access_token_ttl: u64) -> Portal {
     portal
 }
 
+/// A JWT access token for `account`, as a CLI gets one (see [`any_access_token`]).
+async fn access_token(op: &RealOp, account: &str) -> String {
+    let token = any_access_token(op, account).await;
+    assert_eq!(token.split('.').count(), 3, "a JWT access token: {token}");
+    token
+}
+
+/// An opaque access token for `account` (an OP with `accessTokenFormat: 'opaque'`).
+async fn opaque_access_token(op: &RealOp, account: &str) -> String {
+    let token = any_access_token(op, account).await;
+    assert_ne!(
+        token.split('.').count(),
+        3,
+        "an opaque access token: {token}"
+    );
+    token
+}
+
 /// An access token for `account`, as a CLI gets one: the code flow of client `cli` at the OP (the
 /// user signs in at the OP's form), then the code exchanged at the token endpoint.
-async fn access_token(op: &RealOp, account: &str) -> String {
+async fn any_access_token(op: &RealOp, account: &str) -> String {
     let mut browser = Browser::default();
     let verifier = "a-code-verifier-of-enough-length-for-pkce-0123456789";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -150,12 +223,10 @@ async fn access_token(op: &RealOp, account: &str) -> String {
         .json()
         .await
         .unwrap();
-    let token = tokens["access_token"]
+    tokens["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access token: {tokens}"))
-        .to_owned();
-    assert_eq!(token.split('.').count(), 3, "a JWT access token: {token}");
-    token
+        .to_owned()
 }
 
 /// The claims of a JWT, unverified (what a test reads).
@@ -464,4 +535,242 @@ async fn a_script_reads_the_backstage_catalog_as_the_user() {
     )
     .await;
     assert_eq!(status, 401, "{body}");
+}
+
+/// The token id an opaque token without a `jti` is named by: a hash prefix, never the token.
+fn hashed_id(token: &str) -> String {
+    <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The CLI revokes its token at the OP (RFC 7009), which ends the token's grant.
+async fn revoke(op: &RealOp, token: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token/revocation", op.issuer))
+        .basic_auth("cli", Some("cli-secret"))
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "revoked at the OP");
+}
+
+/// The `reason` of the refused `bearer` audit lines.
+fn refusals(logs: &Logs) -> Vec<String> {
+    logs.audit("bearer")
+        .iter()
+        .filter(|line| line["outcome"] == "refused")
+        .map(|line| line["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Issue 17, introspection: an IdP that hands out opaque access tokens. With `bearer.introspect`,
+/// portico asks the IdP's introspection endpoint who the token is for; the user, the groups and so
+/// the decision are as for a JWT, and the token stays at portico and out of the logs.
+#[tokio::test]
+async fn a_script_calls_an_app_with_an_opaque_token_the_idp_introspects() {
+    let (logs, _guard) = Logs::capture();
+    let portal = portal_with(opaque_setup()).await;
+    let token = opaque_access_token(&portal.op, "dev").await;
+
+    let (status, headers, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.acme),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.get("set-cookie").is_none());
+    let seen = &body["headers"];
+    assert!(seen.get("authorization").is_none(), "{seen}");
+    assert_eq!(seen["x-portico-user"], "dev");
+    assert_eq!(seen["x-portico-email"], "dev@acme.test", "{seen}");
+    let assertion = claims_of(seen["x-portico-assertion"].as_str().unwrap());
+    assert_eq!(assertion["sub"], "dev");
+    assert_eq!(assertion["via"], "idp_token");
+    assert_eq!(
+        assertion["token_id"],
+        hashed_id(&token),
+        "the OP gives no jti for an opaque token: a hash prefix names it"
+    );
+
+    // The groups the IdP told decide: dev is no platform admin, admin is.
+    let (status, headers, body) = call(
+        "GET",
+        &format!("{}/apps/admin/headers", portal.acme),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"portico\", error=\"insufficient_scope\""
+    );
+    let admin = opaque_access_token(&portal.op, "admin").await;
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/admin/headers", portal.acme),
+        &admin,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-portico-user"], "admin");
+
+    let used = logs.audit("bearer");
+    assert!(
+        used.iter().any(|line| line["outcome"] == "success"
+            && line["user"] == "dev"
+            && line["token"] == hashed_id(&token)
+            && line["path"] == "/apps/costs/headers"),
+        "{used:?}"
+    );
+    let text = logs.text();
+    assert!(
+        !text.contains(&token) && !text.contains(&admin),
+        "a token in the logs"
+    );
+}
+
+/// Without `bearer.introspect` an opaque token is refused, though the same token opens the app on a
+/// tenant that introspects: the IdP is asked only where config says so.
+#[tokio::test]
+async fn an_opaque_token_is_refused_where_introspection_is_off() {
+    let (logs, _guard) = Logs::capture();
+    let portal = portal_with(opaque_setup()).await;
+    wait_until_ready(&portal.globex).await;
+    let token = opaque_access_token(&portal.op, "dev").await;
+
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.acme),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "acme introspects: {body}");
+    let (status, headers, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.globex),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"portico\", error=\"invalid_token\""
+    );
+    let reasons = refusals(&logs);
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("bearer.introspect")),
+        "{reasons:?}"
+    );
+}
+
+/// A token the IdP introspects as active, but for another audience (acme's, presented on globex,
+/// which introspects too, through its own client), is refused like a JWT for another audience.
+#[tokio::test]
+async fn an_opaque_token_introspected_for_another_audience_is_refused() {
+    let (logs, _guard) = Logs::capture();
+    let portal = portal_with(Setup {
+        globex_introspects: true,
+        ..opaque_setup()
+    })
+    .await;
+    wait_until_ready(&portal.globex).await;
+    let token = opaque_access_token(&portal.op, "dev").await;
+
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.acme),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "its own tenant: {body}");
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.globex),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let reasons = refusals(&logs);
+    assert!(
+        reasons.iter().any(|reason| reason == "wrong audience"),
+        "{reasons:?}"
+    );
+}
+
+/// A token the IdP revoked is refused: at once when portico has not seen it yet; one it saw passes
+/// from the cache of active answers until that runs out (at most 30 s: README), a window this test
+/// shows but does not wait out.
+#[tokio::test]
+async fn an_opaque_token_the_idp_revoked_is_refused() {
+    let (logs, _guard) = Logs::capture();
+    let portal = portal_with(opaque_setup()).await;
+    let costs = format!("{}/apps/costs/headers", portal.acme);
+
+    let revoked = opaque_access_token(&portal.op, "dev").await;
+    revoke(&portal.op, &revoked).await;
+    let (status, _, body) = call("GET", &costs, &revoked, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let reasons = refusals(&logs);
+    assert!(
+        reasons.iter().any(|reason| reason.contains("not active")),
+        "{reasons:?}"
+    );
+
+    let used = opaque_access_token(&portal.op, "dev").await;
+    let (status, _, _) = call("GET", &costs, &used, &[]).await;
+    assert_eq!(status, 200);
+    revoke(&portal.op, &used).await;
+    let (status, _, _) = call("GET", &costs, &used, &[]).await;
+    assert_eq!(status, 200, "the answer portico keeps for up to 30 s");
+}
+
+/// `bearer.introspect` with an IdP whose discovery document names no introspection endpoint: said
+/// at discovery, and every opaque token is refused with a reason that names it.
+#[tokio::test]
+async fn an_idp_without_an_introspection_endpoint_refuses_opaque_tokens_and_says_so() {
+    let (logs, _guard) = Logs::capture();
+    let portal = portal_with(Setup {
+        op_introspects: false,
+        ..opaque_setup()
+    })
+    .await;
+    let token = opaque_access_token(&portal.op, "dev").await;
+
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.acme),
+        &token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let reasons = refusals(&logs);
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("no usable introspection_endpoint")),
+        "{reasons:?}"
+    );
+    assert!(
+        logs.text()
+            .contains("the identity provider publishes no usable introspection endpoint"),
+        "said at discovery"
+    );
 }

@@ -71,8 +71,8 @@ class Jar {
   }
 }
 
-async function http(jar, url, { method = 'GET', form, headers = {} } = {}) {
-  const res = await fetch(new URL(url, op.issuer), {
+async function http(jar, url, { method = 'GET', form, headers = {}, base = op.issuer } = {}) {
+  const res = await fetch(new URL(url, base), {
     method,
     redirect: 'manual',
     signal: AbortSignal.timeout(2000),
@@ -119,43 +119,50 @@ function authorizeUrl({ state, nonce, verifier, scope = 'openid profile email gr
 }
 
 // Steps 1-4 of the documented login; returns the code from the redirect to redirect_uri.
-async function login(jar, account) {
+async function login(jar, account, base = op.issuer) {
   const state = b64url(randomBytes(12));
   const nonce = b64url(randomBytes(12));
   const verifier = b64url(randomBytes(32));
 
-  const r1 = await http(jar, authorizeUrl({ state, nonce, verifier }));
+  const r1 = await http(jar, authorizeUrl({ state, nonce, verifier }), { base });
   assert.equal(r1.status, 303, r1.text);
   const m = r1.location.match(/^\/interaction\/([^/?]+)$/);
   assert.ok(m, `redirect to interaction, got ${r1.location}`);
   const uid = m[1];
   assert.ok(jar.cookies.has('_interaction') && jar.cookies.has('_interaction_resume'));
 
-  const r2 = await http(jar, r1.location);
+  const r2 = await http(jar, r1.location, { base });
   assert.equal(r2.status, 200);
   assert.match(r2.text, /name="login"/);
   assert.match(r2.text, /name="password"/);
 
   const r3 = await http(jar, `/interaction/${uid}`, {
-    method: 'POST', form: { prompt: 'login', login: account, password: 'anything' },
+    method: 'POST', form: { prompt: 'login', login: account, password: 'anything' }, base,
   });
   assert.equal(r3.status, 303, r3.text);
-  assert.equal(r3.location, `${op.issuer}/auth/${uid}`);
+  assert.equal(r3.location, `${base}/auth/${uid}`);
 
-  const r4 = await http(jar, r3.location);
+  const r4 = await http(jar, r3.location, { base });
   assert.equal(r4.status, 303, r4.text);
   const cb = new URL(r4.location);
   assert.equal(`${cb.origin}${cb.pathname}`, `${rpBase}/auth/callback`);
   assert.equal(cb.searchParams.get('state'), state);
-  assert.equal(cb.searchParams.get('iss'), op.issuer);
+  assert.equal(cb.searchParams.get('iss'), base);
   assert.ok(jar.cookies.has('_session'), 'OP session cookie set');
   return { code: cb.searchParams.get('code'), nonce, verifier };
 }
 
-async function token(form) {
+// A call to one of the OP's endpoints as the client (client_secret_basic).
+async function asClient(path, form, base = op.issuer) {
   const basic = Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64');
-  const r = await http(null, '/token', { method: 'POST', form, headers: { authorization: `Basic ${basic}` } });
-  return { status: r.status, body: JSON.parse(r.text) };
+  const r = await http(null, path, {
+    method: 'POST', form, headers: { authorization: `Basic ${basic}` }, base,
+  });
+  return { status: r.status, body: r.text ? JSON.parse(r.text) : undefined };
+}
+
+async function token(form, base = op.issuer) {
+  return asClient('/token', form, base);
 }
 
 // --- tests (run in order, sharing state) ---------------------------------------
@@ -308,4 +315,50 @@ test('RP-initiated logout with backchannel logout', T, async () => {
   const r = await token({ grant_type: 'refresh_token', refresh_token: devTokens.refresh_token });
   assert.equal(r.status, 400);
   assert.equal(r.body.error, 'invalid_grant');
+});
+
+test('opaque access tokens for a resource: introspection tells their claims, revocation ends them', T, async () => {
+  const client = {
+    client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${rpBase}/auth/callback`],
+  };
+  const rs = await startOp({
+    clients: [client], accessTokenAudience: 'urn:test:rs', accessTokenFormat: 'opaque',
+  });
+  const without = await startOp({ clients: [client], introspection: false });
+  try {
+    const d = JSON.parse((await http(null, '/.well-known/openid-configuration', { base: rs.issuer })).text);
+    assert.equal(d.introspection_endpoint, `${rs.issuer}/token/introspection`);
+    assert.equal(d.revocation_endpoint, `${rs.issuer}/token/revocation`);
+    const none = JSON.parse((await http(null, '/.well-known/openid-configuration', { base: without.issuer })).text);
+    assert.equal('introspection_endpoint' in none, false, 'introspection: false publishes none');
+
+    const { code, verifier } = await login(new Jar(), 'dev', rs.issuer);
+    const r = await token({
+      grant_type: 'authorization_code', code, redirect_uri: `${rpBase}/auth/callback`, code_verifier: verifier,
+    }, rs.issuer);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const accessToken = r.body.access_token;
+    assert.notEqual(accessToken.split('.').length, 3, `opaque, not a JWT: ${accessToken}`);
+
+    const hint = { token: accessToken, token_type_hint: 'access_token' };
+    const seen = await asClient('/token/introspection', hint, rs.issuer);
+    assert.equal(seen.status, 200, JSON.stringify(seen.body));
+    assert.equal(seen.body.active, true);
+    assert.equal(seen.body.iss, rs.issuer);
+    assert.equal(seen.body.aud, 'urn:test:rs');
+    assert.equal(seen.body.sub, 'dev');
+    assert.equal(seen.body.token_type, 'Bearer');
+    assert.deepEqual(seen.body.groups, ['acme-eng']);
+    assert.equal(seen.body.email, 'dev@acme.test');
+    assert.equal(seen.body.email_verified, true);
+    assert.ok(seen.body.exp > Date.now() / 1000);
+
+    const revoked = await asClient('/token/revocation', hint, rs.issuer);
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    const after = await asClient('/token/introspection', hint, rs.issuer);
+    assert.deepEqual(after.body, { active: false });
+  } finally {
+    await rs.close();
+    await without.close();
+  }
 });

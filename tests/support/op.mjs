@@ -35,7 +35,16 @@
 //   refused AND revokes the grant, as reuse detection does at many IdPs; default: oidc-provider's,
 //   which does not rotate for this confidential client), accounts
 //   ({ id: { name, email, email_verified? (default: true when there is an email), groups?,
-//   realm_access? } }, replaces the defaults below).
+//   realm_access? } }, replaces the defaults below), accessTokenAudience (a resource server's
+//   audience, e.g. "urn:portico:acme": every grant's access token is for it, with the account's
+//   groups and verified email as claims; without it, oidc-provider's default opaque tokens for
+//   userinfo), accessTokenFormat ("jwt", the default: those tokens are RFC 9068 JWTs; "opaque": a
+//   random string, whose claims only the introspection endpoint tells), introspection (default
+//   true: /token/introspection, RFC 7662, published in discovery as introspection_endpoint; any
+//   confidential client may introspect any token, as a resource server does, and the answer has
+//   the token's extra claims: groups, email, email_verified; false: no such endpoint).
+//   /token/revocation (RFC 7009) is always on: a client revokes its own tokens (revoking an access
+//   token revokes its whole grant), and an introspection after that says active: false.
 //
 // ACCOUNTS: admin (acme-platform-admins, acme-eng), dev (acme-eng), nogroups (groups []),
 //   nested (no `groups` claim; realm_access: { roles: ["acme-eng"] }). Any password works;
@@ -109,6 +118,9 @@ const DEFAULT_ACCOUNTS = {
 const DAY = 24 * 60 * 60;
 
 export async function startOp(options = {}) {
+  if (![undefined, 'jwt', 'opaque'].includes(options.accessTokenFormat)) {
+    throw new TypeError(`accessTokenFormat must be "jwt" or "opaque", not ${options.accessTokenFormat}`);
+  }
   // Own copy, so setGroups never mutates the caller's objects.
   const accounts = structuredClone(options.accounts ?? DEFAULT_ACCOUNTS);
 
@@ -221,10 +233,25 @@ export async function startOp(options = {}) {
       devInteractions: { enabled: true }, // built-in login form (login + password)
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
-      // `accessTokenAudience`: access tokens for that resource are JWTs (RFC 9068) with the
-      // account's groups, as an IdP issues them for a resource server (a portal's bearer API). A
-      // grant names it with `resource=`, or gets it by default. Without the option: oidc-provider's
-      // defaults (opaque tokens for userinfo).
+      // A resource server (portico with `bearer.introspect`) asks about opaque tokens issued to
+      // other clients (a CLI), so a confidential client may introspect any token; a public one
+      // only its own (oidc-provider's default rule, written out so it does not warn).
+      introspection: {
+        enabled: options.introspection ?? true,
+        allowedPolicy: async (ctx, client, token) => (
+          client.clientAuthMethod !== 'none' || token.clientId === client.clientId
+        ),
+      },
+      // A client revokes only its own tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+      },
+      // `accessTokenAudience`: access tokens for that resource carry the account's groups, as an
+      // IdP issues them for a resource server (a portal's bearer API): JWTs (RFC 9068), or opaque
+      // with `accessTokenFormat: 'opaque'` (the claims then show at introspection). A grant names it
+      // with `resource=`, or gets it by default. Without the option: oidc-provider's defaults
+      // (opaque tokens for userinfo).
       ...(options.accessTokenAudience ? {
         resourceIndicators: {
           enabled: true,
@@ -235,16 +262,18 @@ export async function startOp(options = {}) {
             return {
               scope: 'openid profile email groups',
               audience: resource,
-              accessTokenFormat: 'jwt',
               accessTokenTTL: options.accessTokenTtl ?? 3600,
-              jwt: { sign: { alg: 'RS256' } },
+              ...(options.accessTokenFormat === 'opaque'
+                ? { accessTokenFormat: 'opaque' }
+                : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
             };
           },
         },
       } : {}),
     },
     ...(options.accessTokenAudience ? {
-      // The account's groups (and verified email) in its JWT access tokens.
+      // The account's groups (and verified email) in its access tokens: in a JWT's claims, or in
+      // the introspection answer about an opaque one.
       async extraTokenClaims(ctx, token) {
         const account = accounts[token.accountId];
         if (!account) return undefined;

@@ -7,9 +7,10 @@
 //! PKCE S256, state and nonce, always (`login`, bounded by `pending`); the callback's checks
 //! (single-use state bound to the browser, issuer, ID token signature/issuer/audience/expiry/nonce with
 //! an allow-list of algorithms); refresh that re-reads groups (`refresh`); RP-initiated and
-//! back-channel logout (`logout`). This is the only module that talks to IdPs, and it never follows a
-//! redirect. Tokens never leave the server: they live in the session record, never in a cookie or a
-//! page. A service: it sees `Sessions`, never the app state or a request.
+//! back-channel logout (`logout`); bearer access tokens, JWTs checked here and opaque ones asked
+//! about at the IdP's introspection endpoint (`bearer`). This is the only module that talks to IdPs,
+//! and it never follows a redirect. Tokens never leave the server: they live in the session record,
+//! never in a cookie or a page. A service: it sees `Sessions`, never the app state or a request.
 
 mod bearer;
 mod login;
@@ -28,13 +29,13 @@ use openidconnect::core::{
     CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
     CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
     CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
-    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreSubjectIdentifierType, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AdditionalProviderMetadata, Client, ClientId, ClientSecret,
     EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenFields, IssuerUrl, LogoutProviderMetadata, ProviderMetadata, RedirectUrl,
-    StandardErrorResponse, StandardTokenResponse,
+    IdTokenFields, IntrospectionUrl, IssuerUrl, LogoutProviderMetadata, ProviderMetadata,
+    RedirectUrl, StandardErrorResponse, StandardTokenResponse,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,10 @@ struct ExtraProviderMetadata {
     /// RFC 9207: the IdP puts `iss` on every authorization response, so one without it is forged.
     #[serde(default)]
     authorization_response_iss_parameter_supported: Option<bool>,
+    /// RFC 8414/7662: where opaque access tokens are introspected (`auth.oidc.bearer.introspect`).
+    /// Text, not a URL type: a malformed one must not fail the whole discovery (sign-in needs none).
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
 }
 impl AdditionalProviderMetadata for ExtraProviderMetadata {}
 
@@ -88,7 +93,8 @@ type IdFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type OidcTokenResponse = StandardTokenResponse<IdFields, CoreTokenType>;
-type OidcClient = Client<
+/// The IdP client, with or without its introspection endpoint set (`openidconnect` types that apart).
+type IdpClient<HasIntrospectionUrl> = Client<
     ExtraClaims,
     CoreAuthDisplay,
     CoreGenderClaim,
@@ -97,16 +103,20 @@ type OidcClient = Client<
     CoreAuthPrompt,
     StandardErrorResponse<CoreErrorResponseType>,
     OidcTokenResponse,
-    CoreTokenIntrospectionResponse,
+    bearer::Introspected,
     CoreRevocableToken,
     CoreRevocationErrorResponse,
     EndpointSet,
     EndpointNotSet,
-    EndpointNotSet,
+    HasIntrospectionUrl,
     EndpointNotSet,
     EndpointMaybeSet,
     EndpointMaybeSet,
 >;
+/// The client of sign-in and refresh.
+type OidcClient = IdpClient<EndpointNotSet>;
+/// The client that asks the introspection endpoint about opaque bearer tokens.
+type IntrospectionClient = IdpClient<EndpointSet>;
 
 /// What the background discovery knows about one tenant's IdP.
 struct Discovered {
@@ -118,6 +128,8 @@ struct Discovered {
     end_session: Option<EndSessionUrl>,
     /// The discovery document says `authorization_response_iss_parameter_supported: true` (RFC 9207).
     requires_iss: bool,
+    /// Set when the tenant introspects opaque bearer tokens and the IdP publishes where (see [`bearer`]).
+    introspection: Option<IntrospectionClient>,
 }
 
 /// The state of one tenant's IdP, for pages and readiness.
@@ -168,6 +180,11 @@ pub struct TenantIdp {
     key_fetches: Mutex<KeyFetches>,
     /// The `jti`s of logout tokens already acted on, until they expire: a replayed token is refused.
     seen_logout_tokens: Mutex<logout::SeenTokens>,
+    /// The IdP's recent active answers about opaque bearer tokens (see [`bearer`]).
+    /// Introspection calls in flight may not exceed [`bearer::INTROSPECTIONS_IN_FLIGHT`]: refusals are
+    /// not cached, so a flood of made-up opaque tokens must not become a flood of calls to the IdP.
+    introspecting: tokio::sync::Semaphore,
+    introspected: Mutex<bearer::IntrospectionCache>,
 }
 
 /// What prompted fetching the IdP's keys outside the probe schedule. Each has its own rate limit, so
@@ -205,6 +222,8 @@ impl TenantIdp {
             wake: tokio::sync::Notify::new(),
             key_fetches: Mutex::default(),
             seen_logout_tokens: Mutex::default(),
+            introspected: Mutex::default(),
+            introspecting: tokio::sync::Semaphore::new(bearer::INTROSPECTIONS_IN_FLIGHT),
         })
     }
 
@@ -470,6 +489,7 @@ impl OidcRegistry {
             .authorization_response_iss_parameter_supported
             == Some(true);
         let idp_keys = logout::IdpKeys::from_jwks(metadata.jwks());
+        let introspection = Self::introspection_client(idp, &metadata);
         let redirect = RedirectUrl::new(idp.redirect_uri.clone()).map_err(|e| e.to_string())?;
         let client = OidcClient::from_provider_metadata(
             metadata,
@@ -483,8 +503,47 @@ impl OidcRegistry {
             idp_keys,
             end_session,
             requires_iss,
+            introspection,
         })));
         Ok(())
+    }
+
+    /// The client for the IdP's introspection endpoint, when the tenant introspects opaque tokens
+    /// (`bearer.introspect`). An IdP that publishes no usable endpoint is logged (once, not at every
+    /// probe); opaque tokens are then refused with a reason that names it.
+    fn introspection_client(idp: &TenantIdp, metadata: &Metadata) -> Option<IntrospectionClient> {
+        if !(idp.settings.bearer_introspect && idp.settings.bearer_audience.is_some()) {
+            return None;
+        }
+        let published = metadata
+            .additional_metadata()
+            .additional_metadata
+            .introspection_endpoint
+            .clone();
+        let url = match published.map(IntrospectionUrl::new) {
+            Some(Ok(url)) => url,
+            missing_or_broken => {
+                let known_missing = idp
+                    .discovered
+                    .load()
+                    .as_ref()
+                    .is_some_and(|discovered| discovered.introspection.is_none());
+                if !known_missing {
+                    let problem = match missing_or_broken {
+                        Some(Err(error)) => format!("an unusable introspection_endpoint ({error})"),
+                        _ => "no introspection_endpoint".to_owned(),
+                    };
+                    tracing::warn!(issuer = %idp.settings.issuer, problem, "auth.oidc.bearer.introspect is on, but the identity provider publishes no usable introspection endpoint: opaque bearer tokens are refused");
+                }
+                return None;
+            }
+        };
+        let client = OidcClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(idp.settings.client_id.clone()),
+            Some(ClientSecret::new(idp.settings.client_secret.0.clone())),
+        );
+        Some(client.set_introspection_url(url))
     }
 
     /// Fetches the IdP's keys again because a token named a key we do not know (the IdP rotated), at

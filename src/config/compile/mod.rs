@@ -30,6 +30,7 @@ mod server;
 mod shared_apps;
 mod sign_in;
 mod tenant;
+mod tokens;
 mod upstream;
 pub(crate) mod values;
 

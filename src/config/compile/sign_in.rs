@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::values;
 use crate::config::diagnose::Cx;
 use crate::config::model::{DevUser, OidcSettings, Secret, SignIn, SigningAlg};
-use crate::config::raw::{Env, RawAuth, RawDevSignIn, RawOidc, Shown, Val, field};
+use crate::config::raw::{Env, FlexBool, RawAuth, RawDevSignIn, RawOidc, Shown, Val, field};
 
 pub(super) fn sign_in(val: &Val<RawAuth>, cx: &mut Cx<'_>) -> Option<SignIn> {
     let raw = val.get()?;
@@ -129,7 +129,7 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
             interval => Ok(interval),
         },
     );
-    let bearer_audience = bearer_audience(raw, cx);
+    let bearer = bearer(raw, cx);
     let issuer = issuer.and_then(|(issuer, mark)| match values::check_issuer(&issuer) {
         Ok(()) => Some(issuer),
         Err(message) => {
@@ -138,6 +138,8 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
             None
         }
     });
+    let (bearer_audience, bearer_introspect) =
+        bearer?.map_or((None, false), |(audience, on)| (Some(audience), on));
     Some(OidcSettings {
         issuer: issuer?,
         client_id: client_id?.0,
@@ -146,38 +148,45 @@ fn oidc(val: &Val<RawOidc>, cx: &mut Cx<'_>) -> Option<OidcSettings> {
         groups_claim: groups_claim?.split('.').map(str::to_owned).collect(),
         signing_algs,
         probe_interval: probe_interval?,
-        bearer_audience: bearer_audience?,
+        bearer_audience,
+        bearer_introspect,
     })
 }
 
-/// `bearer.audience`: `Some(None)` without `bearer:`, `None` when broken (reported).
-fn bearer_audience(raw: &RawOidc, cx: &mut Cx<'_>) -> Option<Option<String>> {
+/// `bearer:`: its audience and whether opaque tokens are introspected; `Some(None)` without
+/// `bearer:`, `None` when broken (reported).
+fn bearer(raw: &RawOidc, cx: &mut Cx<'_>) -> Option<Option<(String, bool)>> {
     let Some(val) = &raw.bearer else {
         return Some(None);
     };
     let bearer = val.get()?;
-    cx.at("bearer", |cx| match &bearer.audience {
-        None => {
-            cx.missing(
-                val.mark,
-                "audience",
-                "the `aud` the IdP puts in access tokens for this portal, e.g. `audience: portico-acme`",
-            );
-            None
-        }
-        Some(audience) => {
-            let Env(text) = audience.get()?;
-            if text.trim().is_empty() {
-                cx.error_at(
-                    audience.mark,
+    cx.at("bearer", |cx| {
+        // A value that is not a boolean was reported where it was read; the audience is still checked.
+        let introspect = field(&bearer.introspect).map(|flag| flag.is_some_and(|FlexBool(on)| *on));
+        let audience = match &bearer.audience {
+            None => {
+                cx.missing(
+                    val.mark,
                     "audience",
-                    "an empty audience would match no token",
-                    Some("the `aud` the IdP puts in access tokens for this portal".into()),
+                    "the `aud` the IdP puts in access tokens for this portal, e.g. `audience: portico-acme`",
                 );
-                return None;
+                None
             }
-            Some(Some(text.clone()))
-        }
+            Some(audience) => {
+                let Env(text) = audience.get()?;
+                if text.trim().is_empty() {
+                    cx.error_at(
+                        audience.mark,
+                        "audience",
+                        "an empty audience would match no token",
+                        Some("the `aud` the IdP puts in access tokens for this portal".into()),
+                    );
+                    return None;
+                }
+                Some(text.clone())
+            }
+        };
+        Some(Some((audience?, introspect?)))
     })
 }
 
@@ -265,8 +274,11 @@ fn signing_algs(raw: &RawOidc, cx: &mut Cx<'_>) -> Vec<SigningAlg> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::super::testing::{BASE, table};
-    use crate::config::MemorySource;
+    use crate::config::model::SignIn;
+    use crate::config::{MemorySource, load_str};
 
     const DEV: &str = "auth: { dev_sign_in: { users: [{ id: ann, groups: [eng] }] } }";
 
@@ -336,7 +348,59 @@ mod tests {
                     "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { audience: \"\" } } }",
                 ),
             ),
+            (
+                "opaque bearer tokens introspected",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { audience: \"urn:portico:acme\", introspect: true } } }",
+                ),
+            ),
+            (
+                "introspect is not a boolean",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { audience: \"urn:portico:acme\", introspect: sometimes } } }",
+                ),
+            ),
+            (
+                "introspect without an audience",
+                origin(
+                    "auth: { oidc: { issuer: https://idp.example, client_id: c, client_secret: s, bearer: { introspect: [true] } } }",
+                ),
+            ),
         ];
         insta::assert_snapshot!(table(&MemorySource::default(), &cases));
+    }
+
+    #[test]
+    fn introspection_is_off_unless_asked_for() {
+        let introspects = |bearer: &str| {
+            let text = BASE.replace(DEV, &format!("auth: {{ oidc: {{ issuer: https://idp.example, client_id: c, client_secret: s, bearer: {bearer} }} }}"))
+                .replace("    roles:", "    public_origin: https://portal.acme.example\n    roles:");
+            let loaded = load_str(
+                &MemorySource::default(),
+                "portico.yaml",
+                &text,
+                Path::new("/etc"),
+            )
+            .unwrap_or_else(|error| panic!("{error}"));
+            match &loaded.config.tenants[0].sign_in {
+                SignIn::Oidc(settings) => {
+                    (settings.bearer_audience.clone(), settings.bearer_introspect)
+                }
+                SignIn::Dev { .. } => unreachable!("an OIDC tenant"),
+            }
+        };
+        let audience = Some("urn:portico:acme".to_owned());
+        assert_eq!(
+            introspects("{ audience: urn:portico:acme }"),
+            (audience.clone(), false)
+        );
+        assert_eq!(
+            introspects("{ audience: urn:portico:acme, introspect: yes }"),
+            (audience.clone(), true)
+        );
+        assert_eq!(
+            introspects("{ audience: urn:portico:acme, introspect: false }"),
+            (audience, false)
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::claims::Claims;
 use super::shared_apps::{self, SharedApp};
 use super::values::{self, Bad};
-use super::{TeamScope, TenantScope, access, app_sources, backstage, health, previews, sign_in};
+use super::{
+    TeamScope, TenantScope, access, app_sources, backstage, health, previews, sign_in, tokens,
+};
 use crate::config::diagnose::{Cx, suggest};
 use crate::config::env::TeamEnv;
 use crate::config::model::{
@@ -144,6 +146,7 @@ fn tenant(
     let previews = cx.at("previews", |cx| {
         previews::previews(raw.previews.as_ref(), cx, &scope)
     });
+    let tokens = cx.at("tokens", |cx| tokens::tokens(raw.tokens.as_ref(), cx));
     let mut apps = app_sources::tenant_apps(raw, cx, &scope, &team, parts.shared);
     if let Some(Some(settings)) = &backstage {
         apps.extend(builtin_catalog_app(settings, &roles, &apps));
@@ -192,6 +195,7 @@ fn tenant(
         request_access: request_access?,
         health: health?,
         previews: previews?,
+        tokens: tokens?,
     })
 }
 
