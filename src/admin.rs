@@ -16,7 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::audit::{self, AuditEvent};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
+use crate::auth::personal::PersonalTokens;
 use crate::config::Config;
 use crate::reload::{ReloadOutcome, Reloader, Trigger};
 use crate::shared::{Redis, RedisStatus};
@@ -35,6 +37,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// The shared session store's connection, for its health (`None`: sessions in memory).
     pub redis: Option<Arc<Redis>>,
+    /// Personal access tokens, for `POST /tokens/revoke` (it answers a count, never a user).
+    pub personal_tokens: PersonalTokens,
 }
 
 /// The admin listener's routes.
@@ -46,6 +50,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/reload", post(reload))
         .route("/config/status", get(config_status))
         .route("/explain", get(explain))
+        .route("/tokens/revoke", post(revoke_tokens))
         .merge(metrics_routes())
         .with_state(state)
         // Audit events of admin actions (a reload asked for here) count into this server's metrics.
@@ -167,6 +172,95 @@ async fn reload(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     };
     let body = serde_json::to_value(&*outcome).unwrap_or_else(|_| json!({}));
     (status, Json(body))
+}
+
+/// What `POST /tokens/revoke` revokes: one token by its id, or every token of one user.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeTokens {
+    tenant: String,
+    token: Option<String>,
+    user: Option<String>,
+}
+
+/// `POST /tokens/revoke` `{"tenant", "token": <id>}` or `{"tenant", "user": <subject>}`: an operator
+/// revokes a leaked token, or every token of someone who left (`portico revoke-token`). Answers how
+/// many went, and nothing about whose they were.
+async fn revoke_tokens(
+    State(state): State<AdminState>,
+    body: Result<Json<RevokeTokens>, axum::extract::rejection::JsonRejection>,
+) -> (StatusCode, Json<Value>) {
+    let refused = |status: StatusCode, error: &str, message: String| {
+        (status, Json(json!({ "error": error, "message": message })))
+    };
+    let Ok(Json(request)) = body else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "send {\"tenant\": \"acme\", \"token\": \"<id>\"} or {\"tenant\": \"acme\", \"user\": \"<subject>\"}".into(),
+        );
+    };
+    let config = state.config.load();
+    let Some(tenant) = config
+        .tenants
+        .iter()
+        .find(|tenant| tenant.id.as_str() == request.tenant)
+    else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            format!("there is no tenant `{}`", request.tenant),
+        );
+    };
+    let revoked = match (&request.token, &request.user) {
+        (Some(id), None) => match state.personal_tokens.revoke(&tenant.id, id).await {
+            Ok(Some(token)) => {
+                audit::emit(AuditEvent::TokenRevoked {
+                    tenant: tenant.id.as_str(),
+                    user: &token.subject,
+                    token: &token.id,
+                    trigger: "admin",
+                });
+                Ok(1)
+            }
+            Ok(None) => Ok(0),
+            Err(error) => Err(error),
+        },
+        (None, Some(user)) => {
+            let revoked = state.personal_tokens.revoke_subject(&tenant.id, user).await;
+            if let Ok(count) = revoked
+                && count > 0
+            {
+                audit::emit(AuditEvent::TokenRevoked {
+                    tenant: tenant.id.as_str(),
+                    user,
+                    token: "*",
+                    trigger: "admin",
+                });
+            }
+            revoked
+        }
+        _ => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "name either `token` (its id) or `user` (a subject), not both".into(),
+            );
+        }
+    };
+    match revoked {
+        Ok(0) => refused(
+            StatusCode::NOT_FOUND,
+            "token_not_found",
+            "no such token in this tenant (it may have expired or been revoked)".into(),
+        ),
+        Ok(count) => (StatusCode::OK, Json(json!({ "revoked": count }))),
+        Err(error) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "token_store_unavailable",
+            error.to_string(),
+        ),
+    }
 }
 
 /// The running config: generation, when and why it was loaded, its files with SHA-256, the last

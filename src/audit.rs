@@ -124,19 +124,38 @@ pub(crate) enum AuditEvent<'a> {
         upstream: &'a str,
         reason: &'a str,
     },
-    /// A request authenticated with a bearer token (`token` is its id, never the token).
+    /// A request authenticated with a bearer token (`token` is its id, never the token; `via` its
+    /// kind: `idp_token` or `personal_token`; `app` the app id or `backstage`).
     BearerUsed {
         tenant: &'a str,
         user: &'a str,
+        via: &'a str,
+        app: &'a str,
         method: &'a str,
         path: &'a str,
         token: &'a str,
     },
-    /// A bearer token failed verification; `reason` says which check.
+    /// A bearer token failed verification, or was over its rate limit; `reason` says which.
     BearerRefused {
         tenant: &'a str,
+        via: &'a str,
         path: &'a str,
         reason: &'a str,
+    },
+    /// A user minted a personal access token (`token` is its id) that lives `until`.
+    TokenCreated {
+        tenant: &'a str,
+        user: &'a str,
+        token: &'a str,
+        until: u64,
+    },
+    /// A personal access token was revoked; `trigger` says by whom: `user`, `admin` or
+    /// `backchannel_logout` (then `token` is `*`, every token of the user).
+    TokenRevoked {
+        tenant: &'a str,
+        user: &'a str,
+        token: &'a str,
+        trigger: &'a str,
     },
     /// A new config was compiled and swapped in (instance-wide: no tenant field). Each list is
     /// comma-separated; apps are `tenant/app`; an empty list is left out of the line.
@@ -235,6 +254,8 @@ impl AuditEvent<'_> {
             }
             AuditEvent::PreviewEnded { .. } => "preview_end",
             AuditEvent::BearerUsed { .. } | AuditEvent::BearerRefused { .. } => "bearer",
+            AuditEvent::TokenCreated { .. } => "token_created",
+            AuditEvent::TokenRevoked { .. } => "token_revoked",
         }
     }
 
@@ -248,7 +269,9 @@ impl AuditEvent<'_> {
             | AuditEvent::SessionEvicted { .. }
             | AuditEvent::PreviewStarted { .. }
             | AuditEvent::PreviewEnded { .. }
-            | AuditEvent::BearerUsed { .. } => Outcome::Success,
+            | AuditEvent::BearerUsed { .. }
+            | AuditEvent::TokenCreated { .. }
+            | AuditEvent::TokenRevoked { .. } => Outcome::Success,
             AuditEvent::SignInRefused { .. }
             | AuditEvent::ConfigReloadRefused { .. }
             | AuditEvent::RefreshFailed { .. }
@@ -393,9 +416,10 @@ impl AuditEvent<'_> {
             AuditEvent::PreviewStarted { .. }
             | AuditEvent::PreviewEnded { .. }
             | AuditEvent::PreviewRefused { .. } => self.preview_fields(),
-            AuditEvent::BearerUsed { .. } | AuditEvent::BearerRefused { .. } => {
-                self.bearer_fields()
-            }
+            AuditEvent::BearerUsed { .. }
+            | AuditEvent::BearerRefused { .. }
+            | AuditEvent::TokenCreated { .. }
+            | AuditEvent::TokenRevoked { .. } => self.bearer_fields(),
         }
     }
 
@@ -405,12 +429,16 @@ impl AuditEvent<'_> {
             AuditEvent::BearerUsed {
                 tenant,
                 user,
+                via,
+                app,
                 method,
                 path,
                 token,
             } => Fields {
                 tenant: Some(tenant),
                 user: Some(user),
+                method: Some(via),
+                app: Some(app),
                 http_method: Some(method),
                 path: Some(path),
                 token: Some(token),
@@ -418,12 +446,38 @@ impl AuditEvent<'_> {
             },
             AuditEvent::BearerRefused {
                 tenant,
+                via,
                 path,
                 reason,
             } => Fields {
                 tenant: Some(tenant),
+                method: Some(via),
                 path: Some(path),
                 reason: Some(reason),
+                ..Fields::default()
+            },
+            AuditEvent::TokenCreated {
+                tenant,
+                user,
+                token,
+                until,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                token: Some(token),
+                until: Some(until),
+                ..Fields::default()
+            },
+            AuditEvent::TokenRevoked {
+                tenant,
+                user,
+                token,
+                trigger,
+            } => Fields {
+                tenant: Some(tenant),
+                user: Some(user),
+                token: Some(token),
+                trigger: Some(trigger),
                 ..Fields::default()
             },
             _ => Fields::default(),

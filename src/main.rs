@@ -114,6 +114,22 @@ enum Command {
         #[arg(long)]
         serve: Option<SocketAddr>,
     },
+    /// Revoke personal access tokens on a running portal, through its admin listener: one token (by
+    /// its id, or the whole token text where it leaked), or every token of a user who left.
+    RevokeToken {
+        /// The portal's admin listener (`server.admin_listen`).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// The tenant the token belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// The token's id as its user's list shows it, or the token itself (`portico_pat_…`).
+        #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+        token: Option<String>,
+        /// Every token of this user (their subject at the IdP, or dev sign-in id).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Print the JSON Schema of the config file (or with --app, of one team's app file), for editors
     /// (yaml-language-server) and CI.
     Schema {
@@ -183,6 +199,12 @@ fn main() -> ExitCode {
         Command::Check {
             files, app_check, ..
         } => check(&files, &app_check),
+        Command::RevokeToken {
+            admin,
+            tenant,
+            token,
+            user,
+        } => revoke_token(admin, &tenant, token.as_deref(), user.as_deref()),
         Command::Schema { app } => write_out(if app {
             config::APP_SCHEMA
         } else {
@@ -623,6 +645,75 @@ fn write_report<T: serde::Serialize>(
 }
 
 /// A single-threaded async runtime for a command, or `None` after saying why there is none.
+/// `portico revoke-token`: `POST /tokens/revoke` on the admin listener, and what it answered.
+fn revoke_token(
+    admin: SocketAddr,
+    tenant: &str,
+    token: Option<&str>,
+    user: Option<&str>,
+) -> ExitCode {
+    // A whole token (found in a log, a paste) names its id after the prefix; only the id is sent.
+    let token = token.map(|token| {
+        token
+            .strip_prefix(portico::auth::personal::PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .map_or(token, |(id, _)| id)
+    });
+    let body = match (token, user) {
+        (Some(token), _) => serde_json::json!({ "tenant": tenant, "token": token }),
+        (None, Some(user)) => serde_json::json!({ "tenant": tenant, "user": user }),
+        (None, None) => unreachable!("clap requires --token or --user"),
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let url = format!("http://{admin}/tokens/revoke");
+    let answer = runtime.block_on(async {
+        use http_body_util::{BodyExt, Full};
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<bytes::Bytes>>();
+        let request = axum::http::Request::post(&url)
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .map_err(|error| error.to_string())?;
+        let call = async {
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|error| error.to_string())?
+                .to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            Ok::<_, String>((status, body))
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), call)
+            .await
+            .map_err(|_| "no answer within 10 s".to_owned())?
+    });
+    match answer {
+        Ok((status, body)) if status.is_success() => {
+            let count = body["revoked"].as_u64().unwrap_or(0);
+            let noun = if count == 1 { "token" } else { "tokens" };
+            println!("revoked {count} {noun} of tenant {tenant}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            let message = body["message"].as_str().unwrap_or("no explanation");
+            eprintln!("error: the portal refused ({status}): {message}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!(
+                "error: cannot reach the admin listener at {url}: {error} (is `server.admin_listen` {admin}?)"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()

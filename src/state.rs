@@ -52,6 +52,10 @@ pub struct SharedState {
     pub signing_keys: CurrentKeys,
     /// Backstage user tokens per session.
     pub backstage_tokens: Arc<BackstageTokens>,
+    /// Personal access tokens, kept where the sessions are (this process, or Redis).
+    pub personal_tokens: crate::auth::personal::PersonalTokens,
+    /// The rate limit of bearer tokens, in this instance.
+    pub token_buckets: Arc<crate::auth::TokenBuckets>,
     /// The Redis every instance shares, when `sessions.store` is `redis`.
     pub redis: Option<Arc<Redis>>,
     /// Every OIDC tenant's relying party; discovery runs in the background.

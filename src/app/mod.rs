@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::assertion::{CurrentKeys, SigningKeys};
 use crate::auth::oidc::{IdpStatus, OidcRegistry};
+use crate::auth::personal::{PersonalTokens, RedisTokens};
 use crate::auth::session::{CachedStore, INVALIDATE_CHANNEL, RedisStore, Sessions};
 use crate::backstage::BackstageTokens;
 use crate::config::{Config, SignIn, StoreSettings, TenantId};
@@ -357,6 +358,7 @@ fn serve_admin(
         reload: reloader.clone(),
         metrics: state.metrics.clone(),
         redis: state.redis.clone(),
+        personal_tokens: state.personal_tokens.clone(),
     });
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listener (health, readiness, metrics, config status and reload)");
     let shutdown = state.shutdown.clone();
@@ -508,6 +510,11 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
     Ok(AppState::new(SharedState {
         signing_keys,
         backstage_tokens: Arc::new(BackstageTokens::shared_through(redis.clone())),
+        personal_tokens: match &redis {
+            Some(redis) => PersonalTokens::new(Arc::new(RedisTokens::new(redis.clone()))),
+            None => PersonalTokens::in_memory(),
+        },
+        token_buckets: Arc::default(),
         redis,
         oidc,
         upstreams: UpstreamClient::for_config(&config),

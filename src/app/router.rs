@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
 pub(super) fn portal(state: AppState) -> Portal {
     let routes = Router::new()
         .merge(auth::router())
+        .merge(auth::personal::router())
         .merge(apps::router())
         .merge(assertion::router(state.signing_keys.clone()))
         .merge(backstage::router())

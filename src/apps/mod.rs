@@ -157,6 +157,9 @@ pub(crate) async fn serve(
             return Ok(*refused);
         }
     };
+    // A personal token narrowed to other apps or to reading stops here, after the decision: a user
+    // without access learns nothing more than 403.
+    signed_in.check_token_scope(Some(app.id.as_str()), request.method())?;
     // Below the UI, `api` in any spelling (`%61pi`, `API`, `./api`) is Backstage's API, which only
     // portico's `/backstage/api/` mount reaches, with the catalog scope and the user's credential.
     if app.mount == AppMount::BackstageUi && is_backstage_api(&path.decoded) {

@@ -7,12 +7,15 @@
 //! may reach: that is `rbac`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::Method;
 use axum::http::request::Parts;
 
 use super::cookies::{CookieError, session_cookie};
 use super::error::AuthError;
+use super::personal::{self, TokenScope};
 use super::principal::Principal;
 use super::session::{LookupMiss, Session, SessionId};
 use crate::audit::{self, AuditEvent};
@@ -37,14 +40,17 @@ pub struct SignedIn {
 /// How a bearer request authenticated, for the guard (no CSRF proof), the assertion and the audit.
 #[derive(Debug)]
 pub(crate) struct Bearer {
-    /// What the assertion's `via` says: `idp_token`, an access token of the tenant's IdP.
+    /// What the assertion's `via` says: `idp_token` (an access token of the tenant's IdP) or
+    /// `personal_token` (one portico minted, `auth::personal`).
     pub kind: &'static str,
     /// The token's `jti` (or a hash of it), never the token.
     pub token_id: String,
-    /// What per-user state (the Backstage token of `identity: user`) is kept under for this token, in
-    /// place of a session id: `<kind>:<tenant>:<token id>`, which no session id can equal (they hold no
-    /// `:`), so state of one token is never another's or a session's.
+    /// What per-token state (the Backstage token of `identity: user`, the rate limit's bucket) is kept
+    /// under, in place of a session id: `<kind>:<tenant>:<token id>`, which no session id can equal
+    /// (they hold no `:`), so state of one token is never another's or a session's.
     pub holder: String,
+    /// A personal token's narrowing; `None`: the token reaches what its user may.
+    pub scope: Option<TokenScope>,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -136,6 +142,23 @@ impl SignedIn {
         }
     }
 
+    /// Refuses a bearer request its token is narrowed away from (`app`: the app's id, `None` for the
+    /// Backstage API), on top of the access decision. A session is never narrowed.
+    pub(crate) fn check_token_scope(
+        &self,
+        app: Option<&str>,
+        method: &Method,
+    ) -> Result<(), AuthError> {
+        match self
+            .bearer
+            .as_ref()
+            .and_then(|bearer| bearer.scope.as_ref())
+        {
+            Some(scope) if !scope.allows(app, method) => Err(AuthError::OutsideTokenScope),
+            _ => Ok(()),
+        }
+    }
+
     /// The CSRF token a state change must prove; `None` for a bearer request (see `proxy::Guard`).
     pub(crate) fn csrf_token(&self) -> Option<&str> {
         match self.bearer {
@@ -155,12 +178,12 @@ fn bearer_path(path: &str) -> bool {
     path.starts_with("/apps/") && crate::apps::is_app_request(path)
 }
 
-/// The bearer token of a request, when the tenant accepts them (`auth.oidc.bearer`) and the path is
-/// one they are for. A request that also carries the session cookie is refused: which of the two
-/// speaks for it would be a guess.
+/// The bearer token of a request on a path they are for: a personal token (`portico_pat_…`, always
+/// portico's to check), or any other when the tenant accepts its IdP's (`auth.oidc.bearer`; without
+/// it, such a header is the app's business). A request that also carries the session cookie is
+/// refused: which of the two speaks for it would be a guess.
 fn bearer_token<'p>(parts: &'p Parts, tenant: &Tenant) -> Result<Option<&'p str>, AuthError> {
-    let accepts = matches!(&tenant.sign_in, crate::config::SignIn::Oidc(settings) if settings.bearer_audience.is_some());
-    if !accepts || !bearer_path(parts.uri.path()) {
+    if !bearer_path(parts.uri.path()) {
         return Ok(None);
     }
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
@@ -176,6 +199,10 @@ fn bearer_token<'p>(parts: &'p Parts, tenant: &Tenant) -> Result<Option<&'p str>
     let Some(token) = token else {
         return Ok(None);
     };
+    let accepts_idp = matches!(&tenant.sign_in, crate::config::SignIn::Oidc(settings) if settings.bearer_audience.is_some());
+    if !accepts_idp && !token.starts_with(personal::PREFIX) {
+        return Ok(None);
+    }
     // Either spelling of the cookie (`__Host-` on HTTPS), also a duplicated one.
     let with_session = [true, false]
         .into_iter()
@@ -187,7 +214,7 @@ fn bearer_token<'p>(parts: &'p Parts, tenant: &Tenant) -> Result<Option<&'p str>
 }
 
 /// A bearer request: the token's user, in a record made for this request, with roles from the
-/// tenant's current role map like a session's. Every use is audited.
+/// tenant's current role map like a session's, within the token's rate limit. Every use is audited.
 async fn bearer(
     parts: &Parts,
     context: &RequestContext,
@@ -195,41 +222,87 @@ async fn bearer(
     token: &str,
 ) -> Result<SignedIn, AppError> {
     let tenant = &context.tenant;
-    let verified = match state.oidc.verify_access_token(&tenant.id, token).await {
-        Ok(verified) => verified,
-        Err(error) => {
-            if let AuthError::InvalidToken(reason) = &error {
-                audit::emit(AuditEvent::BearerRefused {
-                    tenant: tenant.id.as_str(),
-                    path: parts.uri.path(),
-                    reason,
-                });
+    let path = parts.uri.path();
+    let personal = token.starts_with(personal::PREFIX);
+    let via = if personal {
+        "personal_token"
+    } else {
+        "idp_token"
+    };
+    let refused = |reason: &str| {
+        audit::emit(AuditEvent::BearerRefused {
+            tenant: tenant.id.as_str(),
+            via,
+            path,
+            reason,
+        });
+    };
+    let (user, token_id, scope) = if personal {
+        if tenant.tokens.personal.is_none() {
+            refused("personal tokens are off here");
+            return Err(AuthError::InvalidToken("personal tokens are off here".into()).into());
+        }
+        match state.personal_tokens.verify(&tenant.id, token).await {
+            Ok(token) => (token.user(), token.id, Some(token.scope)),
+            Err(personal::Refused::Invalid(reason)) => {
+                refused(reason);
+                return Err(AuthError::InvalidToken(reason.into()).into());
             }
-            return Err(error.into());
+            Err(personal::Refused::Store(error)) => {
+                return Err(AuthError::TokenStoreUnavailable(error).into());
+            }
+        }
+    } else {
+        match state.oidc.verify_access_token(&tenant.id, token).await {
+            Ok(verified) => (verified.user, verified.token_id, None),
+            Err(error) => {
+                if let AuthError::InvalidToken(reason) = &error {
+                    refused(reason);
+                }
+                return Err(error.into());
+            }
         }
     };
+    let holder = format!("{via}:{}:{token_id}", tenant.id);
+    if let Some(limit) = tenant.tokens.rate_limit
+        && let Err(wait) = state.token_buckets.take(&holder, limit, Instant::now())
+    {
+        refused("rate_limited");
+        let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        return Err(AuthError::TokenRateLimited { retry_after }.into());
+    }
     if let Some(labels) = parts.extensions.get::<Labels>() {
-        labels.user(&verified.user.subject);
+        labels.user(&user.subject);
     }
     audit::emit(AuditEvent::BearerUsed {
         tenant: tenant.id.as_str(),
-        user: &verified.user.subject,
+        user: &user.subject,
+        via,
+        app: app_of(path),
         method: parts.method.as_str(),
-        path: parts.uri.path(),
-        token: &verified.token_id,
+        path,
+        token: &token_id,
     });
-    let session = Session::new(&tenant.id, verified.user);
-    let session = Arc::new(session);
+    let session = Arc::new(Session::new(&tenant.id, user));
     let principal = session.principal(tenant);
     Ok(SignedIn {
         session,
         principal,
         bearer: Some(Arc::new(Bearer {
-            kind: "idp_token",
-            holder: format!("idp_token:{}:{}", tenant.id, verified.token_id),
-            token_id: verified.token_id,
+            kind: via,
+            holder,
+            token_id,
+            scope,
         })),
     })
+}
+
+/// What a bearer path is for, in the audit line: the app's id, or `backstage`.
+fn app_of(path: &str) -> &str {
+    match path.strip_prefix("/apps/") {
+        Some(rest) => rest.split('/').next().unwrap_or(rest),
+        None => "backstage",
+    }
 }
 
 /// The session id the request presents; a duplicate session cookie is refused and audited.

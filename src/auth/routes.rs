@@ -340,6 +340,32 @@ async fn backchannel_logout_post(
         sid: target.sid.as_deref().unwrap_or("-"),
         sessions: ended,
     });
+    // A logout of the subject itself (no `sid`: what an IdP sends when a user is disabled or removed,
+    // not when one of their sessions ends) also ends their personal tokens: a token must not outlive
+    // the person it speaks for.
+    if let (Some(subject), None) = (&target.subject, &target.sid) {
+        match state
+            .personal_tokens
+            .revoke_subject(&tenant.id, subject)
+            .await
+        {
+            Ok(0) => {}
+            Ok(_) => audit::emit(AuditEvent::TokenRevoked {
+                tenant: tenant.id.as_str(),
+                user: subject,
+                token: "*",
+                trigger: "backchannel_logout",
+            }),
+            Err(error) => {
+                // The sessions are gone; the IdP delivers the token again on an error.
+                state.oidc.forget_logout_token(&tenant.id, &target);
+                if let Some(redis) = &state.redis {
+                    let _ = redis.forget_use(LOGOUT_JTI, &replay_key).await;
+                }
+                return Err(AuthError::StoreUnavailable(error).into());
+            }
+        }
+    }
     Ok(StatusCode::OK.into_response())
 }
 

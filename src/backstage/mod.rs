@@ -73,6 +73,7 @@ async fn backstage_request(
         return ui::sign_in(credentials, ui, request.method()).await;
     }
     let (settings, plugin, rest) = route(&context, &uri, &request)?;
+    signed_in.check_token_scope(None, request.method())?;
     let inside = path::normalise(rest).map_err(ProxyError::from)?;
     let request = proxy::guard(request, &Guard::of(&context, signed_in.csrf_token()))?;
     // Only the catalog holds namespaced data; other plugins are governed by the allow-list alone.

@@ -134,6 +134,8 @@ fn twin(state: &AppState) -> AppState {
         upstreams: state.upstreams.clone(),
         signing_keys: state.signing_keys.clone(),
         backstage_tokens: Arc::new(BackstageTokens::shared_through(None)),
+        personal_tokens: crate::auth::personal::PersonalTokens::in_memory(),
+        token_buckets: Arc::default(),
         redis: None,
         oidc: state.oidc.clone(),
         listen: state.listen,

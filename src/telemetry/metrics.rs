@@ -213,6 +213,13 @@ struct SignInLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BearerLabels {
+    tenant: LabelText,
+    via: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FailureLabels {
     tenant: LabelText,
     reason: &'static str,
@@ -290,6 +297,7 @@ pub struct Metrics {
     audit: Family<AuditLabels, Counter>,
     sign_ins: Family<SignInLabels, Counter>,
     sign_in_failures: Family<FailureLabels, Counter>,
+    bearer: Family<BearerLabels, Counter>,
     refreshes: Family<TenantOutcome, Counter>,
     reloads: Family<OutcomeLabels, Counter>,
     certificate_expiry: Family<CertificateLabels, Gauge>,
@@ -352,6 +360,7 @@ impl Metrics {
             audit: Family::default(),
             sign_ins: Family::default(),
             sign_in_failures: Family::default(),
+            bearer: Family::default(),
             refreshes: Family::default(),
             reloads: Family::default(),
             certificate_expiry: Family::default(),
@@ -424,6 +433,12 @@ impl Metrics {
             "sign_in_failures",
             "Failed or refused sign-ins, by tenant and reason",
             self.sign_in_failures.clone(),
+        );
+        r.register(
+            "bearer_requests",
+            "Requests with a bearer token, by tenant, kind (idp_token, personal_token) and outcome \
+             (success, refused: the token failed a check, limited: over its rate limit)",
+            self.bearer.clone(),
         );
         r.register(
             "session_refreshes",
@@ -667,6 +682,24 @@ impl Metrics {
                     .get_or_create(&FailureLabels {
                         tenant: tenant(),
                         reason,
+                    })
+                    .inc();
+            }
+            ("bearer", outcome) => {
+                let via = match event.method {
+                    Some("idp_token") => "idp_token",
+                    Some("personal_token") => "personal_token",
+                    _ => "other",
+                };
+                let outcome = match (outcome, event.reason) {
+                    ("refused", Some("rate_limited")) => "limited",
+                    (outcome, _) => fixed_outcome(outcome),
+                };
+                self.bearer
+                    .get_or_create(&BearerLabels {
+                        tenant: tenant(),
+                        via,
+                        outcome,
                     })
                     .inc();
             }

@@ -29,6 +29,7 @@ mod oidc_real;
 mod oneshot;
 mod op;
 mod packaging;
+mod personal_tokens;
 mod preview_override;
 mod proxy;
 mod redis_outage;

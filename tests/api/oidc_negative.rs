@@ -22,6 +22,7 @@ use crate::helpers::{
     Session, TIMEOUT, app, client, compile, config, json_error, query_of, session_from, tenant,
     user, with_param,
 };
+use crate::logs::Logs;
 use crate::redis_server::RedisServer;
 
 /// Reserves a loopback port portico can then listen on (its public origin must be known up front).
@@ -57,7 +58,8 @@ fn config_yaml(port: u16, issuer: &str, https: bool, sessions: &str) -> String {
         ))
         .role("admin", &["acme-admins"])
         .role("developer", &["acme-eng"])
-        .app(status(&["developer", "admin"]));
+        .app(status(&["developer", "admin"]))
+        .key("tokens", "{ personal: 30d }");
     let globex = tenant("globex", &["globex.test"])
         .user(
             user("alice", &["acme-admins", "acme-eng"])
@@ -1089,6 +1091,72 @@ async fn backchannel_logout_ends_only_the_named_users_sessions() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     portal.assert_signed_out(&bob).await;
+}
+
+/// A personal token dies with its user when the IdP logs the subject out as a whole (a logout token
+/// without `sid`, what an IdP sends when it disables or removes a user), not when one session ends.
+/// The fake IdP signs both kinds: the real one cannot be made to send a subject-only logout token.
+#[tokio::test]
+async fn a_subject_logout_ends_the_users_personal_tokens_and_a_session_logout_does_not() {
+    let (logs, _guard) = Logs::capture();
+    let (idp, portal) = started().await;
+    idp.sign_in_next_as("alice");
+    let alice = portal.sign_in().await;
+    let config: Value = portal
+        .get("/shell/config.json")
+        .header("cookie", &alice.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let response = portal
+        .post("/auth/tokens")
+        .header("cookie", &alice.cookie)
+        .header("origin", portal.origin())
+        .header(
+            "x-portico-csrf",
+            config["portico"]["csrfToken"].as_str().unwrap(),
+        )
+        .json(&json!({ "name": "nightly" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let token = response.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status_of = |token: String| {
+        let request = portal.get("/apps/status/").bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status_of(token.clone()).await, StatusCode::OK);
+
+    // One of alice's IdP sessions ends: her token lives on.
+    let mut by_sid = idp.logout_claims("alice");
+    by_sid["sid"] = json!("sid-alice");
+    let response = portal
+        .backchannel_logout(&sign_rs256_typ(&by_sid, "logout+jwt"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(status_of(token.clone()).await, StatusCode::OK);
+
+    // The IdP ends alice herself.
+    let response = portal
+        .backchannel_logout(&sign_rs256_typ(&idp.logout_claims("alice"), "logout+jwt"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    portal.assert_signed_out(&alice).await;
+    assert_eq!(status_of(token).await, StatusCode::UNAUTHORIZED);
+    let revoked = logs.audit("token_revoked");
+    assert!(
+        revoked
+            .iter()
+            .any(|line| line["user"] == "alice" && line["trigger"] == "backchannel_logout"),
+        "{revoked:?}"
+    );
 }
 
 #[tokio::test]

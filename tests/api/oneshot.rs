@@ -492,6 +492,7 @@ async fn the_admin_listener_says_alive_and_ready_without_naming_users() {
         )),
         metrics: state.metrics.clone(),
         redis: None,
+        personal_tokens: state.personal_tokens.clone(),
     });
     let alive = admin
         .clone()

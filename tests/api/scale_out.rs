@@ -403,7 +403,8 @@ impl Cluster {
                         oidc_client(&op.issuer, "portico", "portico-secret")
                     ))
                     .role("developer", &["acme-eng"])
-                    .app(app("tools", &["developer"]).upstream(&express.url())),
+                    .app(app("tools", &["developer"]).upstream(&express.url()))
+                    .key("tokens", "{ personal: 30d }"),
             )
             .yaml();
         let config_path = dir.path().join("portico.yaml");
@@ -773,5 +774,63 @@ async fn a_back_channel_logout_reaches_both_instances() {
             let (status, _) = cluster.direct(index, "/auth/session", session).await;
             assert_eq!(status, 200, "{whose} session on instance {index}");
         }
+    }
+}
+
+/// A personal token minted on one instance works on the other, and revoking it on the other ends it
+/// on the first at once: tokens live in the shared store, only as a hash, never in one instance alone.
+#[tokio::test]
+async fn a_personal_token_minted_on_one_instance_works_and_dies_on_both() {
+    let cluster = Cluster::start().await;
+    let mut browser = Browser::default();
+    cluster.sign_in(&mut browser, "dev").await;
+    let session = session_of(&cluster, &browser);
+    let (status, shell) = cluster.direct(0, "/shell/config.json", &session).await;
+    assert_eq!(status, 200, "{shell}");
+    let csrf = shell["portico"]["csrfToken"].as_str().unwrap().to_owned();
+    let change = |index: usize, method: &str, path: &str| {
+        direct_client()
+            .request(method.parse().unwrap(), cluster.instances[index].url(path))
+            .header("cookie", format!("portico_session={session}"))
+            .header("sec-fetch-site", "same-origin")
+            .header("x-portico-csrf", &csrf)
+    };
+    let response = change(0, "POST", "/auth/tokens")
+        .json(&json!({ "name": "deploy job" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let made: Value = response.json().await.unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let use_on = |index: usize| {
+        direct_client()
+            .get(cluster.instances[index].url("/apps/tools/headers"))
+            .bearer_auth(&token)
+            .send()
+    };
+    for index in [1, 0] {
+        let response = use_on(index).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "instance {index}");
+        let echoed: Value = response.json().await.unwrap();
+        assert_eq!(echoed["headers"]["x-portico-user"], "dev");
+    }
+    let (status, listed) = cluster.direct(1, "/auth/tokens", &session).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["tokens"][0]["id"], id.as_str(), "{listed}");
+
+    let response = change(1, "DELETE", &format!("/auth/tokens/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for index in [0, 1] {
+        let response = use_on(index).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "instance {index}"
+        );
     }
 }
