@@ -263,7 +263,7 @@ pub(crate) struct Profile {
     pub logout: Logout,
 }
 
-/// An entry of the profile menu: a link inside the shell.
+/// An entry of the profile menu: a link inside the shell, or a page of portico's own outside it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProfileItem {
@@ -272,7 +272,7 @@ pub(crate) struct ProfileItem {
     /// A shell path, or…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
-    /// …a page outside the shell (the language switch).
+    /// …a page outside the shell (the language switch, the access tokens page).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_link: Option<ExternalLink>,
     pub test_id: String,
@@ -576,7 +576,7 @@ pub(crate) fn shell_config<'a>(
                     csrf_token,
                 },
                 profile: Profile {
-                    items: profile_items(locale),
+                    items: profile_items(tenant, locale),
                     logout: Logout {
                         label: texts.get("nav.signOut"),
                         icon: "log",
@@ -708,10 +708,11 @@ fn health_refresh_ms(tenant: &Tenant) -> Option<u64> {
     Some(u64::try_from(every.as_millis()).unwrap_or(60_000))
 }
 
-/// The profile menu's entries: "My access", then a switch to each other language (by its own name,
-/// in its own language: someone who cannot read this one still finds theirs). The switch comes back
-/// to the page the user was on (`/shell/language` reads it from the `Referer`).
-fn profile_items(locale: Locale) -> Vec<ProfileItem> {
+/// The profile menu's entries: "My access", "Access tokens" when the tenant issues personal tokens,
+/// then a switch to each other language (by its own name, in its own language: someone who cannot
+/// read this one still finds theirs). The switch comes back to the page the user was on
+/// (`/shell/language` reads it from the `Referer`).
+fn profile_items(tenant: &Tenant, locale: Locale) -> Vec<ProfileItem> {
     let my_access = ProfileItem {
         label: locale.texts().get("nav.myAccess"),
         icon: "employee-approvals",
@@ -719,6 +720,18 @@ fn profile_items(locale: Locale) -> Vec<ProfileItem> {
         external_link: None,
         test_id: "profile-my-access".to_owned(),
     };
+    // A page of its own in the whole window, not a view in the shell's frame: it shows a new token's
+    // secret once, and nothing of it should stay behind in the shell (`shell::tokens`).
+    let access_tokens = tenant.tokens.personal.is_some().then(|| ProfileItem {
+        label: locale.texts().get("nav.accessTokens"),
+        icon: "key",
+        link: None,
+        external_link: Some(ExternalLink {
+            url: super::tokens::PATH.to_owned(),
+            same_window: true,
+        }),
+        test_id: "profile-access-tokens".to_owned(),
+    });
     let languages = Locale::ALL
         .into_iter()
         .filter(|other| *other != locale)
@@ -732,7 +745,10 @@ fn profile_items(locale: Locale) -> Vec<ProfileItem> {
             }),
             test_id: format!("profile-language-{}", other.tag()),
         });
-    std::iter::once(my_access).chain(languages).collect()
+    std::iter::once(my_access)
+        .chain(access_tokens)
+        .chain(languages)
+        .collect()
 }
 
 /// The home entry's children: each app with the pages the user may reach below it, and beside an app

@@ -1,4 +1,5 @@
-//! The Luigi shell: the page, its per-user config, the bootstrap script and the embedded Luigi files.
+//! The Luigi shell: the page, its per-user config, the bootstrap script and the embedded Luigi files,
+//! and the pages of portico's own that its profile menu opens outside Luigi (`tokens`).
 //!
 //! Every path that no other module claims is a shell route (Luigi path routing), so a reload of any deep
 //! link returns the shell page for a signed-in user and a sign-in redirect otherwise. The page's CSP is
@@ -9,6 +10,7 @@
 mod access;
 pub(crate) mod luigi;
 mod route;
+mod tokens;
 
 use askama::Template;
 use axum::Json;
@@ -74,6 +76,8 @@ pub(crate) fn router() -> Router<AppState> {
                 HeaderValue::from_static("no-store"),
             )),
         )
+        // Carries the CSRF token; the handler sets `no-store` and its own policy.
+        .route(tokens::PATH, get(tokens::page_get))
         .route("/shell/theme.css", get(theme_get))
         .route("/shell/language", get(language_get))
         .route("/shell/brand/{which}", get(brand_get))

@@ -48,10 +48,11 @@ async fn a_german_browser_gets_the_navigation_in_german_and_others_get_english()
     let profile = &german["luigi"]["navigation"]["profile"];
     assert_eq!(profile["logout"]["label"], "Abmelden");
     assert_eq!(profile["items"][0]["label"], "Mein Zugriff");
+    assert_eq!(profile["items"][1]["label"], "Zugriffstoken");
     // The switch to the other language, named in that language.
-    assert_eq!(profile["items"][1]["label"], "English");
+    assert_eq!(profile["items"][2]["label"], "English");
     assert_eq!(
-        profile["items"][1]["externalLink"]["url"],
+        profile["items"][2]["externalLink"]["url"],
         "/shell/language?set=en"
     );
     let launchpad = &home["context"]["apps"][0];
