@@ -645,33 +645,38 @@ async fn an_opaque_token_is_refused_where_introspection_is_off() {
     wait_until_ready(&portal.globex).await;
     let token = opaque_access_token(&portal.op, "dev").await;
 
-    let (status, _, body) = call(
-        "GET",
-        &format!("{}/apps/costs/headers", portal.acme),
-        &token,
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200, "acme introspects: {body}");
-    let (status, headers, body) = call(
-        "GET",
-        &format!("{}/apps/costs/headers", portal.globex),
-        &token,
-        &[],
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"], "invalid_token");
-    assert_eq!(
-        headers["www-authenticate"],
-        "Bearer realm=\"portico\", error=\"invalid_token\""
-    );
+    opens_acme_not_globex(&portal, &token).await;
     let reasons = refusals(&logs);
     assert!(
         reasons
             .iter()
             .any(|reason| reason.contains("bearer.introspect")),
         "{reasons:?}"
+    );
+}
+
+/// `token` opens acme's app and gets globex's RFC 6750 `invalid_token`.
+async fn opens_acme_not_globex(portal: &Portal, token: &str) {
+    let (status, _, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.acme),
+        token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "acme: {body}");
+    let (status, headers, body) = call(
+        "GET",
+        &format!("{}/apps/costs/headers", portal.globex),
+        token,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401, "globex: {body}");
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"portico\", error=\"invalid_token\""
     );
 }
 
@@ -688,23 +693,7 @@ async fn an_opaque_token_introspected_for_another_audience_is_refused() {
     wait_until_ready(&portal.globex).await;
     let token = opaque_access_token(&portal.op, "dev").await;
 
-    let (status, _, body) = call(
-        "GET",
-        &format!("{}/apps/costs/headers", portal.acme),
-        &token,
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200, "its own tenant: {body}");
-    let (status, _, body) = call(
-        "GET",
-        &format!("{}/apps/costs/headers", portal.globex),
-        &token,
-        &[],
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"], "invalid_token");
+    opens_acme_not_globex(&portal, &token).await;
     let reasons = refusals(&logs);
     assert!(
         reasons.iter().any(|reason| reason == "wrong audience"),
