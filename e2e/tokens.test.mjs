@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startPortico, startBrowser, assertAccessible, collectErrors } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,6 +19,7 @@ const SHOTS = path.join(root, 'target', 'e2e');
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const WAIT = { timeout: 10000 };
+const run = promisify(execFile);
 const TOKEN = /^portico_pat_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$/;
 
 let portico;
@@ -176,6 +179,10 @@ test('dave: from the profile menu, mints a read-only token for Service Status; a
   assert.match(await said(page.getByTestId('token-new-warning')), /will not be shown again/);
   assert.equal(await page.getByTestId('token-curl').textContent(),
     `curl -H "Authorization: Bearer ${token}" ${portico.baseUrl}/apps/service-status/`);
+  // The line, pasted into a terminal as it stands, works: curl as the script, no cookies.
+  const curlLine = await page.getByTestId('token-curl').textContent();
+  const { stdout: curled } = await run('sh', ['-c', `${curlLine} -s -o /dev/null -w '%{http_code}'`]);
+  assert.equal(curled, '200', 'the shown curl line opens the app');
   await page.getByTestId('token-copy').click();
   await page.getByText('Copied.').waitFor(WAIT);
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token, 'Copy puts the token on the clipboard');
