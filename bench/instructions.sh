@@ -13,6 +13,7 @@
 #   BENCH_REQUESTS=5000 bench/instructions.sh
 #   BENCH_STORE=redis bench/instructions.sh            # sessions in a redis-server of its own
 #   FLOOR_BIN=target/release/examples/bare_proxy bench/instructions.sh  # and the hyper floor's figure
+#   BENCH_AUTH=token bench/instructions.sh             # a script's personal access token, not the cookie
 #
 # Everything listens on 127.0.0.1, lives in a mktemp -d work dir, is bounded by `timeout`, and is
 # stopped by an exit trap. Needs valgrind, nginx, curl and python3 (Debian packages; installed with
@@ -26,6 +27,11 @@ N=${BENCH_REQUESTS:-2000}
 [[ $N =~ ^[0-9]+$ && $N -gt 0 && $N -le 100000 ]] || { echo "error: BENCH_REQUESTS must be 1..100000" >&2; exit 2; }
 STORE=${BENCH_STORE:-memory}
 [[ $STORE == memory || $STORE == redis ]] || { echo "error: BENCH_STORE is memory or redis" >&2; exit 2; }
+# `cookie`: the signed-in browser's session; `token`: a personal access token minted for the same user
+# (`Authorization: Bearer`: token check, rate limit, an audit line per request; needs a build with
+# personal tokens, so BASE_BIN must have them too).
+AUTH=${BENCH_AUTH:-cookie}
+[[ $AUTH == cookie || $AUTH == token ]] || { echo "error: BENCH_AUTH is cookie or token" >&2; exit 2; }
 
 need() {
     local missing=()
@@ -99,18 +105,35 @@ if [[ $STORE == redis ]]; then
     SESSIONS="sessions: { store: redis, redis: { url: \"redis://127.0.0.1:$R_PORT/0\", key_file: \"$WORK/session.key\" } }"
 fi
 portico_bench_config "$P_PORT" "$U_PORT" "$SESSIONS" >"$WORK/portico.yaml"
+if [[ $AUTH == token ]]; then
+    # No rate limit: the bench's N requests in a row would run into the default 600/min.
+    echo "    tokens: { personal: 30d, rate_limit: \"off\" }" >>"$WORK/portico.yaml"
+fi
 
 cat >"$WORK/requests.py" <<'EOF'
 import http.client, sys
-port, n, cookie, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+# credential: `Cookie: …` or `Authorization: …` (a whole header), or empty.
+port, n, credential, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+headers = dict([credential.split(": ", 1)]) if credential else {}
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 for _ in range(n):
-    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    conn.request("GET", path, headers=headers)
     answer = conn.getresponse()
     body = answer.read()
     if answer.status != 200 or len(body) != 1024:
         sys.exit(f"unexpected answer: {answer.status}, {len(body)} bytes")
 EOF
+
+# A personal access token for the holder of session cookie `$1`, through the JSON API as the page does.
+mint_token() {
+    local csrf
+    csrf=$(curl -sS --max-time 30 -H "Cookie: $1" "http://127.0.0.1:$P_PORT/shell/config.json" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["portico"]["csrfToken"])')
+    curl -sS --max-time 30 -H "Cookie: $1" -H "Origin: http://127.0.0.1:$P_PORT" \
+        -H "X-Portico-CSRF: $csrf" -H 'Content-Type: application/json' -d '{"name": "bench"}' \
+        "http://127.0.0.1:$P_PORT/auth/tokens" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
+}
 
 # Instructions portico executes for start-up, one sign-in and `count` requests.
 count_instructions() {
@@ -128,7 +151,12 @@ count_instructions() {
         -d 'user=bench' "http://127.0.0.1:$P_PORT/auth/dev-login" | tr -d '\r' |
         sed -n 's/^[Ss]et-[Cc]ookie: *\(portico_session=[^;]*\).*/\1/p' | head -n 1)
     [[ -n $cookie ]] || { tail -5 "$WORK/portico.log" >&2; echo "error: dev sign-in failed" >&2; kill "$pid"; exit 1; }
-    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$cookie" /apps/echo/file1k
+    local credential="Cookie: $cookie"
+    if [[ $AUTH == token ]]; then
+        # Minted in both runs (idle and busy), so the difference is the requests alone.
+        credential="Authorization: Bearer $(mint_token "$cookie")"
+    fi
+    ((count == 0)) || timeout 600 python3 "$WORK/requests.py" "$P_PORT" "$count" "$credential" /apps/echo/file1k
     kill -INT "$pid"
     wait "$pid" || true
     if ((count > 0)) && [[ -n ${BENCH_CALLGRIND_OUT:-} ]]; then
@@ -161,7 +189,7 @@ per_request() {
     echo $(((busy - idle) / N))
 }
 
-echo "instructions per proxied request (callgrind, $N keep-alive GETs of a 1 KiB file, start-up and sign-in subtracted; sessions: $STORE)"
+echo "instructions per proxied request (callgrind, $N keep-alive GETs of a 1 KiB file, start-up and sign-in subtracted; sessions: $STORE; credential: $AUTH)"
 NEW=$(per_request "$PORTICO_BIN")
 echo "  $PORTICO_BIN: $NEW"
 if [[ -n ${BASE_BIN:-} ]]; then

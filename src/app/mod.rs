@@ -515,6 +515,7 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
             None => PersonalTokens::in_memory(),
         },
         token_buckets: Arc::default(),
+        bearer_records: Arc::default(),
         redis,
         oidc,
         upstreams: UpstreamClient::for_config(&config),

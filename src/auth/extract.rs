@@ -283,7 +283,9 @@ async fn bearer(
         path,
         token: &token_id,
     });
-    let session = Arc::new(Session::new(&tenant.id, user));
+    let session = state
+        .bearer_records
+        .record(&holder, &tenant.id, user, Instant::now());
     let principal = session.principal(tenant);
     Ok(SignedIn {
         session,

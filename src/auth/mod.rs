@@ -10,6 +10,7 @@
 //! (`session::Sessions`, `oidc::OidcRegistry`) never see the app state; handlers (`routes`, `dev`) and
 //! the extractor (`extract`) sit on top of them.
 
+mod bearer_records;
 pub mod cookies;
 pub mod dev;
 mod error;
@@ -22,6 +23,7 @@ mod return_path;
 mod routes;
 pub mod session;
 
+pub use bearer_records::BearerRecords;
 pub use cookies::{PORTAL_COOKIES, session_cookie};
 pub use error::AuthError;
 pub use extract::SignedIn;
