@@ -246,8 +246,10 @@ async fn shape_response(
     let prefix = || format!("{}/", call.app.base());
     match (call.app.cookies, jar_path) {
         (CookieMode::Jar, Some(jar_path)) => keep_in_jar(call, jar_path, headers).await,
-        // Nor may a preview write the browser's cookies of the app's own build.
-        (_, None) if call.preview.is_some() => {
+        // Nor may a preview write the browser's cookies of the app's own build; and a script with a
+        // bearer token gets no cookie at all: it speaks with its token alone, and an app's session
+        // cookie in its hands would be a second credential that no revocation ends.
+        (_, None) if call.preview.is_some() || call.signed_in.bearer.is_some() => {
             headers.remove(header::SET_COOKIE);
         }
         (mode, _) if headers.contains_key(header::SET_COOKIE) => {

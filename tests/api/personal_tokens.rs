@@ -38,7 +38,12 @@ async fn portal(rate_limit: &str) -> Portal {
         .user(user("boss", &["acme-admins", "acme-eng"]))
         .role("developer", &["acme-eng"])
         .role("platform-admin", &["acme-admins"])
-        .app(app("costs", &["developer"]).upstream(&upstream.url()))
+        // Its cookies reach the browser, scoped to the app.
+        .app(
+            app("costs", &["developer"])
+                .upstream(&upstream.url())
+                .key("cookies", "scoped"),
+        )
         .app(app("admin", &["platform-admin"]).upstream(&upstream.url()))
         .key(
             "tokens",
@@ -172,6 +177,24 @@ async fn a_script_acts_for_the_user_with_a_personal_token() {
     assert_eq!(assertion["sub"], "dev");
     assert_eq!(assertion["via"], "personal_token");
     assert_eq!(assertion["token_id"], id.as_str());
+    // An app's cookie is not handed to a script (the browser gets it, scoped to the app).
+    let (status, headers, _) = call(
+        "GET",
+        &server.url("/apps/costs/cache/flavoured?cookie=vanilla"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("set-cookie").is_none(), "{headers:?}");
+    let browser = server
+        .get_as("/apps/costs/cache/flavoured?cookie=vanilla", &dev)
+        .await;
+    assert!(
+        browser.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("flavour=vanilla")
+    );
     // No CSRF proof for a script; the user's roles decide as in the browser.
     let (status, _, _) = call("POST", &server.url("/apps/costs/reports"), &token).await;
     assert_eq!(status, StatusCode::OK);
