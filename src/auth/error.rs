@@ -145,8 +145,8 @@ impl Problem for AuthError {
             AuthError::DuplicateSessionCookie => {
                 class(StatusCode::BAD_REQUEST, "duplicate_session_cookie")
             }
-            AuthError::TooManySignIns { .. } => {
-                class(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins")
+            AuthError::TooManySignIns { retry_after } => {
+                class(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins").retry_after(*retry_after)
             }
             AuthError::StoreUnavailable(error) => {
                 class(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable")
@@ -156,9 +156,11 @@ impl Problem for AuthError {
                 class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
                     .detail(reason.as_str())
             }
+            // Redis reconnects by itself; its health probe runs every few seconds.
             AuthError::SignInStoreUnavailable(error) => {
                 class(StatusCode::SERVICE_UNAVAILABLE, "sign_in_unavailable")
                     .detail(error.to_string())
+                    .retry_after(5)
             }
             AuthError::LoginFailed(failure) => {
                 class(StatusCode::UNAUTHORIZED, "sign_in_failed").detail(failure.chain())

@@ -148,15 +148,10 @@ async fn oidc_login_redirect(
         .await
     {
         Ok(start) => start,
-        Err(AuthError::TooManySignIns { retry_after }) => {
+        Err(error @ AuthError::TooManySignIns { .. }) => {
             // Debug only: a flood must not become a flood of log lines too (the access log has the 429).
             tracing::debug!(tenant = %tenant.id, %client, "too many pending sign-ins from one client");
-            let mut response =
-                AppError::from(AuthError::TooManySignIns { retry_after }).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return Ok(response);
+            return Err(error.into());
         }
         Err(AuthError::SignInUnavailable(reason)) => {
             // The IdP is checked again within its probe interval: a good time to come back.
@@ -168,15 +163,6 @@ async fn oidc_login_redirect(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return Ok(response);
-        }
-        Err(AuthError::SignInStoreUnavailable(error)) => {
-            // Redis reconnects by itself; its health probe runs every few seconds.
-            let mut response =
-                AppError::from(AuthError::SignInStoreUnavailable(error)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(5u32));
             return Ok(response);
         }
         Err(error) => return Err(error.into()),
