@@ -54,10 +54,9 @@ pub struct SharedState {
     pub backstage_tokens: Arc<BackstageTokens>,
     /// Personal access tokens, kept where the sessions are (this process, or Redis).
     pub personal_tokens: crate::auth::personal::PersonalTokens,
-    /// The records bearer requests act through, per token (`auth::BearerRecords`).
+    /// What this instance keeps per bearer token: the record its requests act through and its
+    /// rate-limit bucket (`auth::BearerRecords`).
     pub bearer_records: Arc<crate::auth::BearerRecords>,
-    /// The rate limit of bearer tokens, in this instance.
-    pub token_buckets: Arc<crate::auth::TokenBuckets>,
     /// The Redis every instance shares, when `sessions.store` is `redis`.
     pub redis: Option<Arc<Redis>>,
     /// Every OIDC tenant's relying party; discovery runs in the background.

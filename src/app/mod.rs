@@ -514,7 +514,6 @@ pub fn shared_state(config: Config, listen: SocketAddr) -> Result<AppState, Star
             Some(redis) => PersonalTokens::new(Arc::new(RedisTokens::new(redis.clone()))),
             None => PersonalTokens::in_memory(),
         },
-        token_buckets: Arc::default(),
         bearer_records: Arc::default(),
         redis,
         oidc,

@@ -264,28 +264,33 @@ async fn bearer(
         }
     };
     let holder = format!("{via}:{}:{token_id}", tenant.id);
-    if let Some(limit) = tenant.tokens.rate_limit
-        && let Err(wait) = state.token_buckets.take(&holder, limit, Instant::now())
-    {
-        refused("rate_limited");
-        let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-        return Err(AuthError::TokenRateLimited { retry_after }.into());
-    }
+    let subject = user.subject.clone();
+    let session = match state.bearer_records.admit(
+        &holder,
+        &tenant.id,
+        user,
+        tenant.tokens.rate_limit,
+        Instant::now(),
+    ) {
+        Ok(session) => session,
+        Err(wait) => {
+            refused("rate_limited");
+            let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            return Err(AuthError::TokenRateLimited { retry_after }.into());
+        }
+    };
     if let Some(labels) = parts.extensions.get::<Labels>() {
-        labels.user(&user.subject);
+        labels.user(&subject);
     }
     audit::emit(AuditEvent::BearerUsed {
         tenant: tenant.id.as_str(),
-        user: &user.subject,
+        user: &subject,
         via,
         app: app_of(path),
         method: parts.method.as_str(),
         path,
         token: &token_id,
     });
-    let session = state
-        .bearer_records
-        .record(&holder, &tenant.id, user, Instant::now());
     let principal = session.principal(tenant);
     Ok(SignedIn {
         session,

@@ -27,7 +27,6 @@ pub use bearer_records::BearerRecords;
 pub use cookies::{PORTAL_COOKIES, session_cookie};
 pub use error::AuthError;
 pub use extract::SignedIn;
-pub use rate_limit::TokenBuckets;
 pub use return_path::safe_return_path;
 pub(crate) use routes::form_fields;
 pub use routes::router;

@@ -135,7 +135,6 @@ fn twin(state: &AppState) -> AppState {
         signing_keys: state.signing_keys.clone(),
         backstage_tokens: Arc::new(BackstageTokens::shared_through(None)),
         personal_tokens: crate::auth::personal::PersonalTokens::in_memory(),
-        token_buckets: Arc::default(),
         bearer_records: Arc::default(),
         redis: None,
         oidc: state.oidc.clone(),
